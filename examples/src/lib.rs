@@ -1,0 +1,1 @@
+//! Runnable example programs live beside this crate as `[[example]]` targets.

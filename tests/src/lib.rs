@@ -1,0 +1,1 @@
+//! Cross-crate integration and interoperability suites (see `tests/tests/`).

@@ -1,0 +1,2 @@
+//! (being built)
+#![deny(missing_docs)]
