@@ -1,0 +1,1 @@
+//! Apache-format txn log and snapshots (being built).

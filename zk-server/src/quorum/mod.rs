@@ -1,0 +1,1 @@
+//! Ensemble: sans-IO leader election and atomic broadcast (being built).
