@@ -194,7 +194,7 @@ impl Request {
 /// A reply body, typed by the opcode of the request it answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response {
-    /// No body: errors, and delete, check, ping, auth, setWatches, removeWatches, addWatch,
+    /// No body: errors, and delete, check, ping, auth, setWatches, removeWatches,
     /// closeSession.
     Empty,
     /// create.
@@ -223,6 +223,8 @@ pub enum Response {
     GetAllChildrenNumber(GetAllChildrenNumberResponse),
     /// whoAmI.
     WhoAmI(WhoAmIResponse),
+    /// addWatch: Apache answers with an `ErrorResponse` body carrying 0.
+    AddWatch(ErrorResponse),
 }
 
 impl Response {
@@ -251,6 +253,7 @@ impl Response {
             OpCode::GetEphemerals => Response::GetEphemerals(Record::read(r)?),
             OpCode::GetAllChildrenNumber => Response::GetAllChildrenNumber(Record::read(r)?),
             OpCode::WhoAmI => Response::WhoAmI(Record::read(r)?),
+            OpCode::AddWatch if !r.is_empty() => Response::AddWatch(Record::read(r)?),
             _ => Response::Empty,
         };
         r.finish()?;
@@ -274,6 +277,7 @@ impl Response {
             Response::GetEphemerals(x) => x.write(w),
             Response::GetAllChildrenNumber(x) => x.write(w),
             Response::WhoAmI(x) => x.write(w),
+            Response::AddWatch(x) => x.write(w),
         }
     }
 }
