@@ -2,7 +2,7 @@
 // every client opcode (success and error forms) shows up in a wire capture.
 //
 // Usage: java -cp <zookeeper jars>:. Recorder <scenario> <host:port of proxy> <proxy control port>
-// Scenarios: crud, multi, watches, auth, misc, reconnect
+// Scenarios: crud, multi, watches, auth, misc, reconnect, sasl
 //
 // Each step is announced to the proxy ("comment step: ...") before its
 // requests are sent, so the fixture files are self-describing.
@@ -33,6 +33,7 @@ import org.apache.zookeeper.ZooDefs;
 import org.apache.zookeeper.ZooDefs.Ids;
 import org.apache.zookeeper.ZooKeeper;
 import org.apache.zookeeper.admin.ZooKeeperAdmin;
+import org.apache.zookeeper.client.ZKClientConfig;
 import org.apache.zookeeper.data.ACL;
 import org.apache.zookeeper.data.ClientInfo;
 import org.apache.zookeeper.data.Id;
@@ -688,9 +689,42 @@ public class Recorder {
         zk.close();
     }
 
+    // Needs -Djava.security.auth.login.config=<file with sections Client (bob/bobpw) and
+    // ClientBad (bob/wrong)> and -Dzookeeper.sasl.client=true; the server needs a JAAS
+    // Server section (DigestLoginModule, user_bob="bobpw") and
+    // -Dzookeeper.authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider.
+    static void sasl(String hp) throws Exception {
+        step("connect with SASL DIGEST-MD5 as bob (JAAS section Client): sasl requests (opcode 102) right after the ConnectResponse");
+        lastState = null;
+        ZKClientConfig good = new ZKClientConfig();
+        good.setProperty(ZKClientConfig.LOGIN_CONTEXT_NAME_KEY, "Client");
+        ZooKeeper zk = new ZooKeeper(hp, SESSION_TIMEOUT_MS, defaultWatcher, good);
+        waitState(KeeperState.SaslAuthenticated);
+        Stat st = new Stat();
+        step("whoAmI (107): ip + sasl identities");
+        print("whoAmI", zk.whoAmI());
+        step("create /sasl-bob with ACL sasl:bob (1), getData (4), getACL (6)");
+        zk.create("/sasl-bob", bytes("b"), Collections.singletonList(new ACL(ZooDefs.Perms.ALL, new Id("sasl", "bob"))),
+                CreateMode.PERSISTENT);
+        print("getData", new String(zk.getData("/sasl-bob", false, st), StandardCharsets.UTF_8));
+        print("getACL", zk.getACL("/sasl-bob", st));
+        step("close session (-11)");
+        zk.close();
+
+        step("second session: SASL DIGEST-MD5 with a wrong password (JAAS section ClientBad) -> sasl error reply, AuthFailed");
+        lastState = null;
+        ZKClientConfig bad = new ZKClientConfig();
+        bad.setProperty(ZKClientConfig.LOGIN_CONTEXT_NAME_KEY, "ClientBad");
+        ZooKeeper zk2 = new ZooKeeper(hp, SESSION_TIMEOUT_MS, defaultWatcher, bad);
+        waitState(KeeperState.AuthFailed);
+        print("state", zk2.getState());
+        Thread.sleep(500);
+        zk2.close();
+    }
+
     public static void main(String[] args) throws Exception {
         if (args.length != 3) {
-            System.err.println("usage: Recorder <crud|multi|watches|auth|misc|reconnect> <host:port> <controlPort>");
+            System.err.println("usage: Recorder <crud|multi|watches|auth|misc|reconnect|sasl> <host:port> <controlPort>");
             System.exit(2);
         }
         String scenario = args[0];
@@ -705,6 +739,7 @@ public class Recorder {
             case "auth": auth(hp); break;
             case "misc": misc(hp); break;
             case "reconnect": reconnect(hp); break;
+            case "sasl": sasl(hp); break;
             default:
                 System.err.println("unknown scenario " + scenario);
                 System.exit(2);

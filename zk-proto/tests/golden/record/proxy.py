@@ -94,17 +94,24 @@ class Conn:
                 if is_four_letter_word(self.bufs["C"]):
                     self.mode = "passthrough"
                     self.bufs["C"].clear()
+                    self.bufs["S"].clear()
                 else:
                     self.mode = "record"
                     self.proxy.start_recording(self)
-                    pending = bytes(self.bufs["C"])
+                    pending_c = bytes(self.bufs["C"])
+                    pending_s = bytes(self.bufs["S"])
                     self.bufs["C"].clear()
+                    self.bufs["S"].clear()
                     self.upstream.sendall(data)
-                    self.feed("C", pending)
+                    self.feed("C", pending_c)
+                    self.feed("S", pending_s)
                     return
             else:
-                # server spoke first: should not happen in ZooKeeper
-                self.mode = "passthrough"
+                # server bytes before the client sent 4 bytes: never happens with
+                # ZooKeeper; forward them and decide later
+                self.client.sendall(data)
+                self.bufs["S"] += data
+                return
         self.peer(sock).sendall(data)
         if self.mode == "record":
             self.feed(direction, data)
