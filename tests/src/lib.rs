@@ -1,1 +1,8 @@
-//! Cross-crate integration and interoperability suites (see `tests/tests/`).
+//! Cross-crate integration and interoperability suites (see `tests/tests/`), and the shared
+//! test kit:
+//! - [`apache`]: start Apache ZooKeeper 3.8 (standalone or a 3-node ensemble);
+//! - [`proxy`]: a fault-injecting TCP proxy (drop, delay, blackhole connections).
+#![deny(missing_docs)]
+
+pub mod apache;
+pub mod proxy;

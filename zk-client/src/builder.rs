@@ -1,0 +1,222 @@
+//! [`ClientBuilder`]: every connection setting, then `connect` / `build`.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backoff::backoff::Backoff;
+use backoff::ExponentialBackoff;
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
+
+use crate::client::{Client, Inner};
+use crate::driver::{self, SessionInfo, Shared};
+use crate::error::{Error, Result};
+use crate::hosts::ConnectString;
+use crate::path::Chroot;
+use crate::session::{Session, SessionConfig};
+use crate::state::SessionState;
+
+/// Default requested session timeout.
+pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings of a client.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use zk_client::Client;
+/// # async fn f() -> zk_client::Result<()> {
+/// let client = Client::builder("zk1:2181,zk2:2181,zk3:2181")
+///     .session_timeout(Duration::from_secs(6))
+///     .chroot("/app")
+///     .auth("digest", "alice:secret")
+///     .read_only(true)
+///     .connect()
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub struct ClientBuilder {
+    hosts: String,
+    session_timeout: Duration,
+    connect_timeout: Option<Duration>,
+    request_timeout: Option<Duration>,
+    chroot: Option<String>,
+    auth: Vec<(String, Bytes)>,
+    read_only: bool,
+    backoff: Option<Box<dyn Backoff + Send>>,
+    resume: Option<(i64, Bytes)>,
+    seed: Option<u64>,
+    max_frame: usize,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("hosts", &self.hosts)
+            .field("session_timeout", &self.session_timeout)
+            .field("chroot", &self.chroot)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// Starts from a connect string `"host:port[,host:port...][/chroot]"`.
+    pub fn new(hosts: &str) -> Self {
+        ClientBuilder {
+            hosts: hosts.to_owned(),
+            session_timeout: DEFAULT_SESSION_TIMEOUT,
+            connect_timeout: None,
+            request_timeout: None,
+            chroot: None,
+            auth: Vec::new(),
+            read_only: false,
+            backoff: None,
+            resume: None,
+            seed: None,
+            max_frame: zk_proto::frame::DEFAULT_JUTE_MAX_BUFFER,
+        }
+    }
+
+    /// Requested session timeout (the server clamps it to [2, 20] ticks by default).
+    pub fn session_timeout(mut self, t: Duration) -> Self {
+        self.session_timeout = t;
+        self
+    }
+
+    /// Timeout of one TCP connect + handshake (default: session timeout / host count).
+    pub fn connection_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = Some(t);
+        self
+    }
+
+    /// How long a request issued while disconnected waits for a connection before failing
+    /// with `Timeout` (default: the session timeout).
+    pub fn request_timeout(mut self, t: Duration) -> Self {
+        self.request_timeout = Some(t);
+        self
+    }
+
+    /// Chroot (overrides a `/chroot` suffix of the connect string).
+    pub fn chroot(mut self, root: &str) -> Self {
+        self.chroot = Some(root.to_owned());
+        self
+    }
+
+    /// Credentials added at every handshake, e.g. `("digest", "user:password")`.
+    pub fn auth(mut self, scheme: &str, auth: impl AsRef<[u8]>) -> Self {
+        self.auth
+            .push((scheme.to_owned(), Bytes::copy_from_slice(auth.as_ref())));
+        self
+    }
+
+    /// Accept read-only servers (keeps looking for a read-write one in the background).
+    pub fn read_only(mut self, allowed: bool) -> Self {
+        self.read_only = allowed;
+        self
+    }
+
+    /// Delay policy between connection attempts (default: exponential 10 ms .. 1 s with
+    /// jitter, never giving up).
+    pub fn backoff(mut self, policy: impl Backoff + Send + 'static) -> Self {
+        self.backoff = Some(Box::new(policy));
+        self
+    }
+
+    /// Resume an existing session (from [`Client::session_id`] and
+    /// [`Client::session_password`]).
+    pub fn session(mut self, id: i64, password: impl Into<Bytes>) -> Self {
+        self.resume = Some((id, password.into()));
+        self
+    }
+
+    /// Seed of the host-list shuffle (default: random).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Largest request frame the server accepts (its `jute.maxbuffer`, default 1 MiB - 1).
+    pub fn max_frame(mut self, bytes: usize) -> Self {
+        self.max_frame = bytes;
+        self
+    }
+
+    /// Starts the client without waiting for a connection; requests wait for it (up to the
+    /// request timeout). Must run inside a tokio runtime.
+    pub fn build(self) -> Result<Client> {
+        let cs = ConnectString::parse(&self.hosts)?;
+        let chroot = match &self.chroot {
+            Some(c) => Chroot::new(c)?,
+            None => cs.chroot,
+        };
+        if self.session_timeout.is_zero() {
+            return Err(Error::BadArgument("session timeout must be positive"));
+        }
+        let backoff = self.backoff.unwrap_or_else(|| {
+            Box::new(ExponentialBackoff {
+                initial_interval: Duration::from_millis(10),
+                max_interval: Duration::from_secs(1),
+                max_elapsed_time: None,
+                ..ExponentialBackoff::default()
+            })
+        });
+        let cfg = SessionConfig {
+            hosts: cs.hosts,
+            chroot: chroot.clone(),
+            session_timeout: self.session_timeout,
+            connect_timeout: self.connect_timeout,
+            request_timeout: self.request_timeout.unwrap_or(self.session_timeout),
+            read_only: self.read_only,
+            rw_probe_interval: Duration::from_secs(1),
+            resume: self.resume,
+            auth: self.auth,
+            backoff,
+            seed: self.seed.unwrap_or_else(rand::random),
+        };
+        let session = Session::new(cfg, std::time::Instant::now());
+        let (state_tx, state_rx) = watch::channel(SessionState::Disconnected);
+        let shared = Arc::new(Shared {
+            state: state_tx,
+            info: Mutex::new(SessionInfo::default()),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(driver::run(
+            session,
+            rx,
+            shared.clone(),
+            self.max_frame + 1024,
+        ));
+        Ok(Client {
+            inner: Arc::new(Inner {
+                tx,
+                chroot,
+                next_watcher: AtomicU64::new(1),
+                shared,
+                state_rx,
+                max_frame: self.max_frame,
+            }),
+        })
+    }
+
+    /// Starts the client and waits for the first connection (up to the session timeout).
+    pub async fn connect(self) -> Result<Client> {
+        let timeout = self.session_timeout.max(Duration::from_secs(1));
+        let has_auth = !self.auth.is_empty();
+        let client = self.build()?;
+        client
+            .wait_for_state(timeout, SessionState::is_connected)
+            .await?;
+        if has_auth {
+            // Credentials go out right after the handshake and a rejected one ends the
+            // session: one round trip behind them tells whether they were accepted.
+            if let Err(e) = client.exists("/", false).await {
+                return Err(match client.state() {
+                    SessionState::AuthFailed => Error::AuthFailed,
+                    _ => e,
+                });
+            }
+        }
+        Ok(client)
+    }
+}

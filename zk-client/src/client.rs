@@ -1,0 +1,713 @@
+//! [`Client`]: the typed API over the driver. Every call validates its arguments, encodes
+//! the request body, hands it to the driver and decodes the reply.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::sync::{mpsc, oneshot, watch};
+use zk_proto::ops::{
+    Create2Response, CreateResponse, GetAclResponse, GetAllChildrenNumberResponse,
+    GetChildren2Response, GetChildrenResponse, GetDataResponse, GetEphemeralsResponse,
+    StatResponse, WhoAmIResponse,
+};
+use zk_proto::{
+    Acl, AddWatchMode, ClientInfo, CreateMode, ErrorCode, JuteReader, JuteWrite, OpCode, Record,
+    Stat, WatcherType,
+};
+
+use crate::builder::ClientBuilder;
+use crate::driver::{Command, Shared, Sink};
+use crate::error::{Error, Result};
+use crate::multi::{MultiRead, Transaction};
+use crate::path::{validate_path, Chroot};
+use crate::session::{PostAction, Reply, Submit};
+use crate::state::SessionState;
+use crate::watch::registry::{WatchKind, WatcherId, DEFAULT_WATCHER};
+use crate::watch::{EventStream, PersistentWatch, WatchFuture};
+
+/// The znode holding the ensemble configuration (never under the chroot).
+pub const CONFIG_NODE: &str = "/zookeeper/config";
+
+pub(crate) struct Inner {
+    pub tx: mpsc::UnboundedSender<Command>,
+    pub chroot: Chroot,
+    pub next_watcher: AtomicU64,
+    pub shared: Arc<Shared>,
+    pub state_rx: watch::Receiver<SessionState>,
+    pub max_frame: usize,
+}
+
+/// A ZooKeeper session. Cheap to clone (all clones share the session); the session is
+/// closed when the last clone is dropped or [`Client::close`] is called.
+///
+/// ```no_run
+/// use zk_client::{Client, CreateMode, Acl};
+/// # async fn f() -> zk_client::Result<()> {
+/// let client = Client::connect("127.0.0.1:2181/app").await?;
+/// client.create("/x", b"v1", &Acl::open_unsafe(), CreateMode::Persistent).await?;
+/// let (data, stat) = client.get_data("/x", true).await?;
+/// assert_eq!(&data[..], b"v1");
+/// client.set_data("/x", b"v2", Some(stat.version)).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("session_id", &format_args!("{:#x}", self.session_id()))
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+fn version(v: Option<i32>) -> i32 {
+    v.unwrap_or(-1)
+}
+
+fn ok_body(reply: Reply) -> Result<JuteReader> {
+    if reply.err == ErrorCode::Ok {
+        Ok(JuteReader::new(reply.body))
+    } else {
+        Err(Error::from_code(reply.err))
+    }
+}
+
+fn decode<T: Record>(reply: Reply) -> Result<T> {
+    let mut r = ok_body(reply)?;
+    let v = T::read(&mut r)?;
+    Ok(v)
+}
+
+impl Client {
+    /// Connects with default settings and waits for the session.
+    ///
+    /// `hosts` is `"host:port[,host:port...][/chroot]"`.
+    pub async fn connect(hosts: &str) -> Result<Client> {
+        ClientBuilder::new(hosts).connect().await
+    }
+
+    /// A builder for the other settings (timeouts, auth, read-only, backoff, resume...).
+    pub fn builder(hosts: &str) -> ClientBuilder {
+        ClientBuilder::new(hosts)
+    }
+
+    // ---- session ----
+
+    /// Current state.
+    pub fn state(&self) -> SessionState {
+        *self.inner.state_rx.borrow()
+    }
+
+    /// A watch channel of the state (latest value; for every transition use [`Self::events`]).
+    pub fn state_watch(&self) -> watch::Receiver<SessionState> {
+        self.inner.state_rx.clone()
+    }
+
+    /// Session id (0 before the first handshake).
+    pub fn session_id(&self) -> i64 {
+        self.inner
+            .shared
+            .info
+            .lock()
+            .map(|i| i.session_id)
+            .unwrap_or(0)
+    }
+
+    /// Session password, to resume the session from another client
+    /// ([`ClientBuilder::session`]).
+    pub fn session_password(&self) -> Bytes {
+        self.inner
+            .shared
+            .info
+            .lock()
+            .map(|i| i.password.clone())
+            .unwrap_or_default()
+    }
+
+    /// The session timeout negotiated with the server.
+    pub fn negotiated_timeout(&self) -> Duration {
+        self.inner
+            .shared
+            .info
+            .lock()
+            .map(|i| i.timeout)
+            .unwrap_or_default()
+    }
+
+    /// The chroot of this client (`""` if none).
+    pub fn chroot(&self) -> &str {
+        self.inner.chroot.as_str()
+    }
+
+    /// A new subscription to the session's events: state changes and the events of
+    /// `watch: true` calls made after subscribing. Unbounded: never drops an event.
+    pub fn events(&self) -> EventStream {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = self.inner.tx.send(Command::Subscribe(tx));
+        EventStream::new(rx)
+    }
+
+    /// Waits until the state satisfies `pred` (e.g. `SessionState::is_connected`), failing
+    /// after `timeout`.
+    pub async fn wait_for_state(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(SessionState) -> bool,
+    ) -> Result<SessionState> {
+        let mut rx = self.inner.state_rx.clone();
+        let fut = async {
+            loop {
+                let s = *rx.borrow_and_update();
+                if pred(s) {
+                    return Ok(s);
+                }
+                if s.is_terminal() {
+                    return Err(terminal(s));
+                }
+                if rx.changed().await.is_err() {
+                    let s = *rx.borrow();
+                    return if pred(s) { Ok(s) } else { Err(terminal(s)) };
+                }
+            }
+        };
+        tokio::time::timeout(timeout, fut)
+            .await
+            .map_err(|_| Error::Timeout)?
+    }
+
+    /// Closes the session on the server (its ephemerals go away) and stops the client.
+    pub async fn close(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.tx.send(Command::Close(tx)).is_err() {
+            return Ok(());
+        }
+        match rx.await {
+            Ok(Ok(_)) | Ok(Err(Error::Closed)) | Err(_) => Ok(()),
+            Ok(Err(e)) => Err(e),
+        }
+    }
+
+    // ---- plumbing ----
+
+    fn terminal_error(&self) -> Error {
+        terminal(self.state())
+    }
+
+    pub(crate) fn server_path(&self, path: &str) -> String {
+        self.inner.chroot.to_server(path)
+    }
+
+    pub(crate) fn client_path(&self, path: &str) -> String {
+        self.inner.chroot.to_client(path)
+    }
+
+    fn body(&self, path: &str, extra: usize) -> BytesMut {
+        let mut b =
+            BytesMut::with_capacity(4 + self.inner.chroot.as_str().len() + path.len() + extra);
+        let (a, p) = self.inner.chroot.parts(path);
+        b.put_i32((a.len() + p.len()) as i32);
+        b.put_slice(a.as_bytes());
+        b.put_slice(p.as_bytes());
+        b
+    }
+
+    fn new_watcher(&self) -> WatcherId {
+        self.inner.next_watcher.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) async fn call(
+        &self,
+        op: OpCode,
+        body: BytesMut,
+        post: PostAction,
+        sink: Option<(WatcherId, Sink)>,
+    ) -> Result<Reply> {
+        let len = body.len() + 8;
+        if len > self.inner.max_frame {
+            return Err(Error::DataTooLarge {
+                len,
+                max: self.inner.max_frame,
+            });
+        }
+        let (tx, rx) = oneshot::channel();
+        let req = Submit {
+            op,
+            body: body.freeze(),
+            post,
+            reply: tx,
+        };
+        self.inner
+            .tx
+            .send(Command::Request(req, sink))
+            .map_err(|_| self.terminal_error())?;
+        rx.await.map_err(|_| self.terminal_error())?
+    }
+
+    async fn path_watch_call(
+        &self,
+        op: OpCode,
+        path: &str,
+        kind: WatchKind,
+        watcher: Option<(WatcherId, Option<Sink>)>,
+    ) -> Result<Reply> {
+        validate_path(path, false)?;
+        let mut b = self.body(path, 1);
+        b.put_u8(watcher.is_some() as u8);
+        let (post, sink) = match watcher {
+            None => (PostAction::None, None),
+            Some((id, sink)) => (
+                PostAction::Watch {
+                    kind,
+                    path: self.server_path(path),
+                    watcher: id,
+                },
+                sink.map(|s| (id, s)),
+            ),
+        };
+        self.call(op, b, post, sink).await
+    }
+
+    fn once(&self) -> (WatcherId, Sink, WatchFuture) {
+        let (tx, rx) = oneshot::channel();
+        (self.new_watcher(), Sink::Once(tx), WatchFuture::new(rx))
+    }
+
+    // ---- create / delete ----
+
+    /// Creates a node and returns its actual path (sequential modes append a suffix).
+    /// `Container` works here; TTL modes need [`Client::create_ttl`].
+    ///
+    /// Fails with `NodeExists`, `NoNode` (no parent), `NoChildrenForEphemerals`, `NoAuth`.
+    pub async fn create(
+        &self,
+        path: &str,
+        data: &[u8],
+        acl: &[Acl],
+        mode: CreateMode,
+    ) -> Result<String> {
+        if mode == CreateMode::Container {
+            return Ok(self.create_with_stat(path, data, acl, mode).await?.0);
+        }
+        let reply = self
+            .create_call(OpCode::Create, path, data, acl, mode, None)
+            .await?;
+        let r: CreateResponse = decode(reply)?;
+        Ok(self.client_path(&r.path))
+    }
+
+    /// Creates a node and returns its path and Stat (create2).
+    pub async fn create_with_stat(
+        &self,
+        path: &str,
+        data: &[u8],
+        acl: &[Acl],
+        mode: CreateMode,
+    ) -> Result<(String, Stat)> {
+        let op = if mode == CreateMode::Container {
+            OpCode::CreateContainer
+        } else {
+            OpCode::Create2
+        };
+        let reply = self.create_call(op, path, data, acl, mode, None).await?;
+        let r: Create2Response = decode(reply)?;
+        Ok((self.client_path(&r.path), r.stat))
+    }
+
+    /// Creates a node with a time-to-live (`PersistentWithTtl` or
+    /// `PersistentSequentialWithTtl`); the server must enable extended types.
+    pub async fn create_ttl(
+        &self,
+        path: &str,
+        data: &[u8],
+        acl: &[Acl],
+        mode: CreateMode,
+        ttl: Duration,
+    ) -> Result<(String, Stat)> {
+        if !mode.is_ttl() {
+            return Err(Error::BadArgument("create_ttl needs a TTL create mode"));
+        }
+        let ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        if zk_proto::create_mode::ttl_to_ephemeral_owner(ms).is_none() {
+            return Err(Error::BadArgument("TTL out of range"));
+        }
+        let reply = self
+            .create_call(OpCode::CreateTtl, path, data, acl, mode, Some(ms))
+            .await?;
+        let r: Create2Response = decode(reply)?;
+        Ok((self.client_path(&r.path), r.stat))
+    }
+
+    async fn create_call(
+        &self,
+        op: OpCode,
+        path: &str,
+        data: &[u8],
+        acl: &[Acl],
+        mode: CreateMode,
+        ttl: Option<i64>,
+    ) -> Result<Reply> {
+        validate_path(path, mode.is_sequential())?;
+        if mode.is_ttl() && ttl.is_none() {
+            return Err(Error::BadArgument("TTL modes need create_ttl"));
+        }
+        if acl.is_empty() {
+            return Err(Error::InvalidAcl);
+        }
+        let mut b = self.body(path, data.len() + 64);
+        b.write_buffer(data);
+        b.write_vec(acl);
+        b.put_i32(mode.to_flags());
+        if let Some(t) = ttl {
+            b.put_i64(t);
+        }
+        self.call(op, b, PostAction::None, None).await
+    }
+
+    /// Deletes a node; `version: None` matches any version.
+    ///
+    /// Fails with `NoNode`, `BadVersion`, `NotEmpty`, `NoAuth`.
+    pub async fn delete(&self, path: &str, version: Option<i32>) -> Result<()> {
+        validate_path(path, false)?;
+        let mut b = self.body(path, 4);
+        b.put_i32(self::version(version));
+        ok_body(self.call(OpCode::Delete, b, PostAction::None, None).await?)?;
+        Ok(())
+    }
+
+    // ---- reads ----
+
+    /// The node's Stat, or `None` if it does not exist. With `watch`, a one-shot watch
+    /// (creation, data change or deletion) is delivered on [`Self::events`].
+    pub async fn exists(&self, path: &str, watch: bool) -> Result<Option<Stat>> {
+        let w = watch.then_some((DEFAULT_WATCHER, None));
+        let reply = self
+            .path_watch_call(OpCode::Exists, path, WatchKind::Exists, w)
+            .await?;
+        exists_reply(reply)
+    }
+
+    /// Like [`Self::exists`] with a per-call watch future.
+    pub async fn exists_watched(&self, path: &str) -> Result<(Option<Stat>, WatchFuture)> {
+        let (id, sink, fut) = self.once();
+        let reply = self
+            .path_watch_call(
+                OpCode::Exists,
+                path,
+                WatchKind::Exists,
+                Some((id, Some(sink))),
+            )
+            .await?;
+        Ok((exists_reply(reply)?, fut))
+    }
+
+    /// The node's data and Stat. With `watch`, a one-shot watch (data change or deletion)
+    /// is delivered on [`Self::events`].
+    ///
+    /// ```no_run
+    /// # async fn f(client: zk_client::Client) -> zk_client::Result<()> {
+    /// let watch = true;
+    /// let (data, stat) = client.get_data("/path", watch).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_data(&self, path: &str, watch: bool) -> Result<(Bytes, Stat)> {
+        let w = watch.then_some((DEFAULT_WATCHER, None));
+        let reply = self
+            .path_watch_call(OpCode::GetData, path, WatchKind::Data, w)
+            .await?;
+        let r: GetDataResponse = decode(reply)?;
+        Ok((r.data.unwrap_or_default(), r.stat))
+    }
+
+    /// Like [`Self::get_data`] with a per-call watch future.
+    pub async fn get_data_watched(&self, path: &str) -> Result<(Bytes, Stat, WatchFuture)> {
+        let (id, sink, fut) = self.once();
+        let reply = self
+            .path_watch_call(
+                OpCode::GetData,
+                path,
+                WatchKind::Data,
+                Some((id, Some(sink))),
+            )
+            .await?;
+        let r: GetDataResponse = decode(reply)?;
+        Ok((r.data.unwrap_or_default(), r.stat, fut))
+    }
+
+    /// Replaces the data; `version: None` matches any. Returns the new Stat.
+    pub async fn set_data(&self, path: &str, data: &[u8], version: Option<i32>) -> Result<Stat> {
+        validate_path(path, false)?;
+        let mut b = self.body(path, data.len() + 8);
+        b.write_buffer(data);
+        b.put_i32(self::version(version));
+        let r: StatResponse = decode(
+            self.call(OpCode::SetData, b, PostAction::None, None)
+                .await?,
+        )?;
+        Ok(r.stat)
+    }
+
+    /// The node's ACL and Stat.
+    pub async fn get_acl(&self, path: &str) -> Result<(Vec<Acl>, Stat)> {
+        validate_path(path, false)?;
+        let b = self.body(path, 0);
+        let r: GetAclResponse =
+            decode(self.call(OpCode::GetAcl, b, PostAction::None, None).await?)?;
+        Ok((r.acl, r.stat))
+    }
+
+    /// Replaces the ACL; `version` is the expected ACL version (`aversion`).
+    pub async fn set_acl(&self, path: &str, acl: &[Acl], version: Option<i32>) -> Result<Stat> {
+        validate_path(path, false)?;
+        if acl.is_empty() {
+            return Err(Error::InvalidAcl);
+        }
+        let mut b = self.body(path, 64);
+        b.write_vec(acl);
+        b.put_i32(self::version(version));
+        let r: StatResponse = decode(self.call(OpCode::SetAcl, b, PostAction::None, None).await?)?;
+        Ok(r.stat)
+    }
+
+    /// Child names. With `watch`, a one-shot child watch (children change or deletion) is
+    /// delivered on [`Self::events`].
+    pub async fn get_children(&self, path: &str, watch: bool) -> Result<Vec<String>> {
+        let w = watch.then_some((DEFAULT_WATCHER, None));
+        let reply = self
+            .path_watch_call(OpCode::GetChildren, path, WatchKind::Children, w)
+            .await?;
+        let r: GetChildrenResponse = decode(reply)?;
+        Ok(r.children)
+    }
+
+    /// Child names and the parent's Stat (getChildren2).
+    pub async fn get_children_with_stat(
+        &self,
+        path: &str,
+        watch: bool,
+    ) -> Result<(Vec<String>, Stat)> {
+        let w = watch.then_some((DEFAULT_WATCHER, None));
+        let reply = self
+            .path_watch_call(OpCode::GetChildren2, path, WatchKind::Children, w)
+            .await?;
+        let r: GetChildren2Response = decode(reply)?;
+        Ok((r.children, r.stat))
+    }
+
+    /// Like [`Self::get_children_with_stat`] with a per-call watch future.
+    pub async fn get_children_watched(
+        &self,
+        path: &str,
+    ) -> Result<(Vec<String>, Stat, WatchFuture)> {
+        let (id, sink, fut) = self.once();
+        let reply = self
+            .path_watch_call(
+                OpCode::GetChildren2,
+                path,
+                WatchKind::Children,
+                Some((id, Some(sink))),
+            )
+            .await?;
+        let r: GetChildren2Response = decode(reply)?;
+        Ok((r.children, r.stat, fut))
+    }
+
+    /// Number of descendants of the node (not counting itself).
+    pub async fn get_all_children_number(&self, path: &str) -> Result<i32> {
+        validate_path(path, false)?;
+        let b = self.body(path, 0);
+        let r: GetAllChildrenNumberResponse = decode(
+            self.call(OpCode::GetAllChildrenNumber, b, PostAction::None, None)
+                .await?,
+        )?;
+        Ok(r.total_number)
+    }
+
+    /// Paths of this session's ephemeral nodes whose path starts with `prefix` (`"/"` for
+    /// all).
+    pub async fn get_ephemerals(&self, prefix: &str) -> Result<Vec<String>> {
+        if !prefix.starts_with('/') {
+            return Err(Error::InvalidPath {
+                path: prefix.to_owned(),
+                reason: "path must start with /",
+            });
+        }
+        let b = self.body(prefix, 0);
+        let r: GetEphemeralsResponse = decode(
+            self.call(OpCode::GetEphemerals, b, PostAction::None, None)
+                .await?,
+        )?;
+        Ok(r.ephemerals.iter().map(|p| self.client_path(p)).collect())
+    }
+
+    /// Waits until the server this client talks to has caught up with the leader for `path`.
+    pub async fn sync(&self, path: &str) -> Result<()> {
+        validate_path(path, false)?;
+        let b = self.body(path, 0);
+        ok_body(self.call(OpCode::Sync, b, PostAction::None, None).await?)?;
+        Ok(())
+    }
+
+    // ---- multi ----
+
+    /// Starts an atomic transaction (see [`Transaction`]).
+    pub fn multi(&self) -> Transaction {
+        Transaction::new(self.clone())
+    }
+
+    /// Starts a batch of reads answered together (see [`MultiRead`]).
+    pub fn multi_read(&self) -> MultiRead {
+        MultiRead::new(self.clone())
+    }
+
+    // ---- auth ----
+
+    /// Adds credentials (e.g. `("digest", b"user:password")`) to the session; they are
+    /// replayed after every reconnect. A rejected credential is terminal
+    /// (`AuthFailed`).
+    pub async fn add_auth(&self, scheme: &str, auth: &[u8]) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Command::Auth {
+                scheme: scheme.to_owned(),
+                auth: Bytes::copy_from_slice(auth),
+                reply: tx,
+            })
+            .map_err(|_| self.terminal_error())?;
+        rx.await.map_err(|_| self.terminal_error())??;
+        Ok(())
+    }
+
+    /// The identities the server attributes to this session.
+    pub async fn who_am_i(&self) -> Result<Vec<ClientInfo>> {
+        let r: WhoAmIResponse = decode(
+            self.call(OpCode::WhoAmI, BytesMut::new(), PostAction::None, None)
+                .await?,
+        )?;
+        Ok(r.client_info)
+    }
+
+    // ---- config ----
+
+    /// The ensemble configuration (`/zookeeper/config`, never chrooted). With `watch`, a
+    /// one-shot data watch is delivered on [`Self::events`] (path `/zookeeper/config`
+    /// relative to the chroot rules).
+    pub async fn get_config(&self, watch: bool) -> Result<(Bytes, Stat)> {
+        let mut b = BytesMut::with_capacity(CONFIG_NODE.len() + 5);
+        b.write_string(CONFIG_NODE);
+        b.put_u8(watch as u8);
+        let post = if watch {
+            PostAction::Watch {
+                kind: WatchKind::Data,
+                path: CONFIG_NODE.to_owned(),
+                watcher: DEFAULT_WATCHER,
+            }
+        } else {
+            PostAction::None
+        };
+        let r: GetDataResponse = decode(self.call(OpCode::GetData, b, post, None).await?)?;
+        Ok((r.data.unwrap_or_default(), r.stat))
+    }
+
+    /// Dynamic reconfiguration: incremental (`joining` / `leaving`, comma separated) or
+    /// whole (`new_members`); `from_config` is the expected config version. Returns the
+    /// new configuration.
+    pub async fn reconfig(
+        &self,
+        joining: Option<&str>,
+        leaving: Option<&str>,
+        new_members: Option<&str>,
+        from_config: Option<i64>,
+    ) -> Result<(Bytes, Stat)> {
+        let req = zk_proto::ops::ReconfigRequest {
+            joining_servers: joining.map(str::to_owned),
+            leaving_servers: leaving.map(str::to_owned),
+            new_members: new_members.map(str::to_owned),
+            cur_config_id: from_config.unwrap_or(-1),
+        };
+        let mut b = BytesMut::new();
+        req.write(&mut b);
+        let r: GetDataResponse = decode(
+            self.call(OpCode::Reconfig, b, PostAction::None, None)
+                .await?,
+        )?;
+        Ok((r.data.unwrap_or_default(), r.stat))
+    }
+
+    // ---- watches ----
+
+    /// Adds a persistent (or persistent-recursive) watch and returns its event stream.
+    /// It survives reconnects and fires until [`Self::remove_watches`] removes it.
+    pub async fn add_watch(&self, path: &str, mode: AddWatchMode) -> Result<PersistentWatch> {
+        validate_path(path, false)?;
+        let kind = match mode {
+            AddWatchMode::Persistent => WatchKind::Persistent,
+            AddWatchMode::PersistentRecursive => WatchKind::PersistentRecursive,
+            AddWatchMode::Unknown(_) => return Err(Error::BadArgument("unknown watch mode")),
+        };
+        let mut b = self.body(path, 4);
+        b.put_i32(mode.to_i32());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let id = self.new_watcher();
+        let post = PostAction::Watch {
+            kind,
+            path: self.server_path(path),
+            watcher: id,
+        };
+        ok_body(
+            self.call(OpCode::AddWatch, b, post, Some((id, Sink::Stream(tx))))
+                .await?,
+        )?;
+        Ok(PersistentWatch::new(path.to_owned(), rx))
+    }
+
+    /// Removes this client's watches of `wtype` on `path` on the server and locally; each
+    /// removed watcher gets a `*WatchRemoved` event (persistent streams then end).
+    /// Fails with `NoWatcher` when the server has no such watch.
+    pub async fn remove_watches(&self, path: &str, wtype: WatcherType) -> Result<()> {
+        validate_path(path, false)?;
+        let mut b = self.body(path, 4);
+        b.put_i32(wtype.to_i32());
+        let post = PostAction::RemoveWatches {
+            path: self.server_path(path),
+            wtype,
+        };
+        ok_body(self.call(OpCode::RemoveWatches, b, post, None).await?)?;
+        Ok(())
+    }
+
+    /// Asks the server whether this client has a watch of `wtype` on `path`
+    /// (`Err(NoWatcher)` if not).
+    pub async fn check_watches(&self, path: &str, wtype: WatcherType) -> Result<()> {
+        validate_path(path, false)?;
+        let mut b = self.body(path, 4);
+        b.put_i32(wtype.to_i32());
+        ok_body(
+            self.call(OpCode::CheckWatches, b, PostAction::None, None)
+                .await?,
+        )?;
+        Ok(())
+    }
+}
+
+fn exists_reply(reply: Reply) -> Result<Option<Stat>> {
+    if reply.err == ErrorCode::NoNode {
+        return Ok(None);
+    }
+    let r: StatResponse = decode(reply)?;
+    Ok(Some(r.stat))
+}
+
+pub(crate) fn terminal(s: SessionState) -> Error {
+    match s {
+        SessionState::AuthFailed => Error::AuthFailed,
+        SessionState::Expired => Error::SessionExpired,
+        _ => Error::Closed,
+    }
+}

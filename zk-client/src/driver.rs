@@ -1,0 +1,380 @@
+//! The tokio driver: one task per client that owns the socket and runs the [`Session`]
+//! state machine. It never blocks on a consumer: every delivery is an unbounded channel.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant as TokioInstant;
+use tokio_util::codec::Decoder;
+use zk_proto::FrameCodec;
+
+use crate::error::{Error, Result};
+use crate::hosts::HostPort;
+use crate::session::{Action, Reply, Session, Submit};
+use crate::state::SessionState;
+use crate::watch::registry::{WatcherId, DEFAULT_WATCHER};
+use crate::watch::WatchedEvent;
+
+/// Reply handle of the tokio driver.
+pub(crate) type ReplyTx = oneshot::Sender<Result<Reply>>;
+
+/// Where a per-call watcher's events go.
+#[derive(Debug)]
+pub(crate) enum Sink {
+    /// One-shot watch.
+    Once(oneshot::Sender<Result<WatchedEvent>>),
+    /// Persistent watch.
+    Stream(mpsc::UnboundedSender<WatchedEvent>),
+}
+
+/// Messages from [`crate::Client`] handles to the driver.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Request(Submit<ReplyTx>, Option<(WatcherId, Sink)>),
+    Auth {
+        scheme: String,
+        auth: Bytes,
+        reply: ReplyTx,
+    },
+    Subscribe(mpsc::UnboundedSender<WatchedEvent>),
+    Close(ReplyTx),
+}
+
+/// Session facts published for the client handles.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SessionInfo {
+    pub session_id: i64,
+    pub password: Bytes,
+    pub timeout: Duration,
+}
+
+/// State shared between the driver and the handles.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub state: watch::Sender<SessionState>,
+    pub info: Mutex<SessionInfo>,
+}
+
+type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+async fn read_some(r: &mut Option<OwnedReadHalf>, buf: &mut BytesMut) -> io::Result<usize> {
+    match r {
+        Some(r) => {
+            if buf.capacity() - buf.len() < 4096 {
+                buf.reserve(64 * 1024);
+            }
+            r.read_buf(buf).await
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn write_some(w: &mut Option<OwnedWriteHalf>, buf: &mut BytesMut) -> io::Result<usize> {
+    match w {
+        Some(w) if !buf.is_empty() => w.write_buf(buf).await,
+        _ => std::future::pending().await,
+    }
+}
+
+async fn poll_opt<T>(f: &mut Option<BoxFut<T>>) -> T {
+    match f {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_opt(at: Option<std::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(TokioInstant::from_std(t)).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn connect(host: HostPort, timeout: Duration) -> BoxFut<io::Result<TcpStream>> {
+    Box::pin(async move {
+        let s = tokio::time::timeout(timeout, TcpStream::connect((host.host.as_str(), host.port)))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timeout"))??;
+        s.set_nodelay(true)?;
+        Ok(s)
+    })
+}
+
+/// Asks a server whether it serves writes (four-letter word `isro`: "rw" or "ro").
+fn probe(host: HostPort, timeout: Duration) -> BoxFut<(HostPort, bool)> {
+    Box::pin(async move {
+        let res = tokio::time::timeout(timeout, async {
+            let mut s = TcpStream::connect((host.host.as_str(), host.port)).await?;
+            s.write_all(b"isro").await?;
+            let mut out = Vec::new();
+            s.take(16).read_to_end(&mut out).await?;
+            io::Result::Ok(out == b"rw")
+        })
+        .await;
+        let rw = matches!(res, Ok(Ok(true)));
+        (host, rw)
+    })
+}
+
+/// The driver task state.
+struct Driver {
+    session: Session<ReplyTx>,
+    shared: Arc<Shared>,
+    reader: Option<OwnedReadHalf>,
+    writer: Option<OwnedWriteHalf>,
+    connecting: Option<BoxFut<io::Result<TcpStream>>>,
+    probing: Option<BoxFut<(HostPort, bool)>>,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    codec: FrameCodec,
+    sinks: HashMap<WatcherId, Sink>,
+    subscribers: Vec<mpsc::UnboundedSender<WatchedEvent>>,
+    finished: bool,
+}
+
+/// Runs a session until it ends (terminal state) or every handle is dropped and the close
+/// completes.
+pub(crate) async fn run(
+    session: Session<ReplyTx>,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    shared: Arc<Shared>,
+    max_frame: usize,
+) {
+    let mut d = Driver {
+        session,
+        shared,
+        reader: None,
+        writer: None,
+        connecting: None,
+        probing: None,
+        rbuf: BytesMut::with_capacity(64 * 1024),
+        wbuf: BytesMut::with_capacity(64 * 1024),
+        codec: FrameCodec::new(max_frame),
+        sinks: HashMap::new(),
+        subscribers: Vec::new(),
+        finished: false,
+    };
+    let mut cmds_open = true;
+    d.session.tick(std::time::Instant::now());
+    loop {
+        d.drain_actions();
+        if d.finished {
+            break;
+        }
+        d.take_outbound();
+        let deadline = d.session.next_deadline();
+        tokio::select! {
+            cmd = rx.recv(), if cmds_open => match cmd {
+                Some(c) => {
+                    let now = std::time::Instant::now();
+                    d.command(c, now);
+                    // Coalesce a burst of requests into one write.
+                    for _ in 0..256 {
+                        match rx.try_recv() {
+                            Ok(c) => d.command(c, now),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                None => {
+                    cmds_open = false;
+                    let (tx, _rx) = oneshot::channel();
+                    d.session.close(tx, std::time::Instant::now());
+                }
+            },
+            n = read_some(&mut d.reader, &mut d.rbuf) => {
+                let now = std::time::Instant::now();
+                match n {
+                    Ok(0) | Err(_) => d.lost(now),
+                    Ok(_) => d.frames(now),
+                }
+            }
+            w = write_some(&mut d.writer, &mut d.wbuf) => {
+                if w.is_err() {
+                    d.lost(std::time::Instant::now());
+                }
+            }
+            c = poll_opt(&mut d.connecting) => {
+                d.connecting = None;
+                let now = std::time::Instant::now();
+                match c {
+                    Ok(s) => {
+                        let (r, w) = s.into_split();
+                        d.reader = Some(r);
+                        d.writer = Some(w);
+                        d.rbuf.clear();
+                        d.wbuf.clear();
+                        d.session.on_connected(now);
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "connect failed");
+                        d.session.on_disconnected(now);
+                    }
+                }
+            }
+            (host, rw) = poll_opt(&mut d.probing) => {
+                d.probing = None;
+                d.session.on_probe_result(host, rw, std::time::Instant::now());
+            }
+            _ = sleep_opt(deadline) => d.session.tick(std::time::Instant::now()),
+        }
+    }
+    // Flush a final closeSession if one is still buffered (best effort).
+    if let Some(w) = d.writer.as_mut() {
+        let _ = w.write_all(&d.wbuf).await;
+    }
+}
+
+impl Driver {
+    fn lost(&mut self, now: std::time::Instant) {
+        self.reader = None;
+        self.writer = None;
+        self.session.on_disconnected(now);
+    }
+
+    fn frames(&mut self, now: std::time::Instant) {
+        loop {
+            match self.codec.decode(&mut self.rbuf) {
+                Ok(Some(frame)) => self.session.on_frame(frame, now),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "bad frame from server");
+                    self.lost(now);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn take_outbound(&mut self) {
+        let out = self.session.outbound();
+        if out.is_empty() {
+            return;
+        }
+        if self.writer.is_none() {
+            out.clear();
+        } else if self.wbuf.is_empty() {
+            std::mem::swap(&mut self.wbuf, out);
+        } else {
+            self.wbuf.extend_from_slice(out);
+            out.clear();
+        }
+    }
+
+    fn command(&mut self, c: Command, now: std::time::Instant) {
+        match c {
+            Command::Request(req, sink) => {
+                if let Some((id, s)) = sink {
+                    self.sinks.insert(id, s);
+                }
+                self.session.submit(req, now);
+            }
+            Command::Auth {
+                scheme,
+                auth,
+                reply,
+            } => self.session.add_auth(scheme, auth, reply, now),
+            Command::Subscribe(tx) => {
+                self.subscribers.push(tx);
+            }
+            Command::Close(reply) => self.session.close(reply, now),
+        }
+    }
+
+    fn broadcast(&mut self, ev: &WatchedEvent) {
+        self.subscribers.retain(|s| s.send(ev.clone()).is_ok());
+    }
+
+    fn drain_actions(&mut self) {
+        while let Some(a) = self.session.poll_action() {
+            match a {
+                Action::Connect { host, timeout } => {
+                    self.reader = None;
+                    self.writer = None;
+                    self.connecting = Some(connect(host, timeout));
+                }
+                Action::Disconnect => {
+                    self.reader = None;
+                    self.writer = None;
+                    self.connecting = None;
+                    self.wbuf.clear();
+                    self.rbuf.clear();
+                }
+                Action::Reply(tx, res) => {
+                    let _ = tx.send(res);
+                }
+                Action::Event { event, watchers } => {
+                    for id in watchers {
+                        if id == DEFAULT_WATCHER {
+                            self.broadcast(&event);
+                            continue;
+                        }
+                        match self.sinks.remove(&id) {
+                            Some(Sink::Once(tx)) => {
+                                let _ = tx.send(Ok(event.clone()));
+                            }
+                            Some(Sink::Stream(tx)) if tx.send(event.clone()).is_ok() => {
+                                self.sinks.insert(id, Sink::Stream(tx));
+                            }
+                            Some(Sink::Stream(_)) => {}
+                            None => {}
+                        }
+                    }
+                }
+                Action::DropWatcher(id) => {
+                    self.sinks.remove(&id);
+                }
+                Action::State(s) => {
+                    self.shared.state.send_replace(s);
+                    self.broadcast(&WatchedEvent::state_change(s));
+                }
+                Action::Established {
+                    session_id,
+                    password,
+                    timeout,
+                } => {
+                    if let Ok(mut i) = self.shared.info.lock() {
+                        *i = SessionInfo {
+                            session_id,
+                            password,
+                            timeout,
+                        };
+                    }
+                }
+                Action::ProbeReadWrite { host, timeout } => {
+                    if self.probing.is_none() {
+                        self.probing = Some(probe(host, timeout));
+                    }
+                }
+                Action::Finished => {
+                    let state = self.session.state();
+                    let err = match state {
+                        SessionState::AuthFailed => Error::AuthFailed,
+                        SessionState::Closed => Error::Closed,
+                        _ => Error::SessionExpired,
+                    };
+                    for (_, s) in self.sinks.drain() {
+                        match s {
+                            Sink::Once(tx) => {
+                                let _ = tx.send(Err(err.clone()));
+                            }
+                            Sink::Stream(tx) => {
+                                let _ = tx.send(WatchedEvent::state_change(state));
+                            }
+                        }
+                    }
+                    self.finished = true;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The one error type of the client: server codes, connection trouble and misuse.
+
+use zk_proto::{ErrorCode, ProtoError};
+
+use crate::multi::OpResult;
+
+/// Everything a client call can fail with.
+///
+/// Server answers map to their own variants ([`Error::NoNode`], [`Error::BadVersion`], ...;
+/// rarer codes land in [`Error::Server`]); connection trouble is [`Error::ConnectionLoss`],
+/// [`Error::SessionExpired`], [`Error::Timeout`]; misuse ([`Error::InvalidPath`],
+/// [`Error::DataTooLarge`], [`Error::BadArgument`]) is rejected before anything is sent.
+///
+/// ```
+/// use zk_client::Error;
+/// use zk_proto::ErrorCode;
+/// assert_eq!(Error::from_code(ErrorCode::NoNode), Error::NoNode);
+/// assert_eq!(Error::NoNode.code(), Some(ErrorCode::NoNode));
+/// assert!(Error::ConnectionLoss.is_retryable());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The node does not exist.
+    #[error("no node")]
+    NoNode,
+    /// The node already exists.
+    #[error("node exists")]
+    NodeExists,
+    /// The expected version did not match.
+    #[error("bad version")]
+    BadVersion,
+    /// The node has children.
+    #[error("node not empty")]
+    NotEmpty,
+    /// The ACL forbids the operation.
+    #[error("not authorized")]
+    NoAuth,
+    /// Ephemeral nodes cannot have children.
+    #[error("ephemeral nodes cannot have children")]
+    NoChildrenForEphemerals,
+    /// The ACL is invalid (e.g. `auth` scheme without any credentials).
+    #[error("invalid ACL")]
+    InvalidAcl,
+    /// The server does not implement the operation (e.g. TTL nodes disabled).
+    #[error("operation not implemented by the server")]
+    Unimplemented,
+    /// The server rejected an argument.
+    #[error("server rejected the arguments")]
+    BadArguments,
+    /// No such watch on the server (remove_watches / check_watches).
+    #[error("no such watch")]
+    NoWatcher,
+    /// A write reached a read-only server.
+    #[error("server is read-only")]
+    NotReadOnly,
+    /// Another server code.
+    #[error("server error {0}")]
+    Server(ErrorCode),
+    /// The connection dropped while the request was in flight; it may or may not have been
+    /// applied. Nothing is replayed.
+    #[error("connection lost")]
+    ConnectionLoss,
+    /// The session expired (reported by the server or by the client after being disconnected
+    /// for longer than the session timeout). Terminal: create a new client.
+    #[error("session expired")]
+    SessionExpired,
+    /// Authentication failed; the session is unusable. Terminal.
+    #[error("authentication failed")]
+    AuthFailed,
+    /// The request waited for a connection longer than its deadline.
+    #[error("timed out waiting for a connection")]
+    Timeout,
+    /// The client was closed.
+    #[error("client closed")]
+    Closed,
+    /// A path failed validation (nothing was sent).
+    #[error("invalid path {path:?}: {reason}")]
+    InvalidPath {
+        /// The offending path.
+        path: String,
+        /// Why it is invalid.
+        reason: &'static str,
+    },
+    /// The request would exceed the server's frame limit (nothing was sent).
+    #[error("request of {len} bytes exceeds the limit of {max}")]
+    DataTooLarge {
+        /// Encoded request length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Another misuse caught before sending (e.g. a TTL mode without a TTL).
+    #[error("bad argument: {0}")]
+    BadArgument(&'static str),
+    /// The server sent something that could not be decoded.
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ProtoError),
+    /// A multi was aborted: `index` is the failing op, `results` the per-op results.
+    #[error("multi aborted at op {index}: {source}")]
+    Multi {
+        /// Index of the op that failed.
+        index: usize,
+        /// Its error.
+        source: Box<Error>,
+        /// Every op's result (failing op: its code, others Ok / RuntimeInconsistency).
+        results: Vec<OpResult>,
+    },
+}
+
+impl Error {
+    /// Maps a non-zero server code.
+    pub fn from_code(code: ErrorCode) -> Error {
+        match code {
+            ErrorCode::NoNode => Error::NoNode,
+            ErrorCode::NodeExists => Error::NodeExists,
+            ErrorCode::BadVersion => Error::BadVersion,
+            ErrorCode::NotEmpty => Error::NotEmpty,
+            ErrorCode::NoAuth => Error::NoAuth,
+            ErrorCode::NoChildrenForEphemerals => Error::NoChildrenForEphemerals,
+            ErrorCode::InvalidAcl => Error::InvalidAcl,
+            ErrorCode::Unimplemented => Error::Unimplemented,
+            ErrorCode::BadArguments => Error::BadArguments,
+            ErrorCode::NoWatcher => Error::NoWatcher,
+            ErrorCode::NotReadOnly => Error::NotReadOnly,
+            ErrorCode::ConnectionLoss => Error::ConnectionLoss,
+            ErrorCode::SessionExpired => Error::SessionExpired,
+            ErrorCode::AuthFailed => Error::AuthFailed,
+            other => Error::Server(other),
+        }
+    }
+
+    /// The ZooKeeper code this error corresponds to, if any.
+    pub fn code(&self) -> Option<ErrorCode> {
+        Some(match self {
+            Error::NoNode => ErrorCode::NoNode,
+            Error::NodeExists => ErrorCode::NodeExists,
+            Error::BadVersion => ErrorCode::BadVersion,
+            Error::NotEmpty => ErrorCode::NotEmpty,
+            Error::NoAuth => ErrorCode::NoAuth,
+            Error::NoChildrenForEphemerals => ErrorCode::NoChildrenForEphemerals,
+            Error::InvalidAcl => ErrorCode::InvalidAcl,
+            Error::Unimplemented => ErrorCode::Unimplemented,
+            Error::BadArguments | Error::InvalidPath { .. } | Error::BadArgument(_) => {
+                ErrorCode::BadArguments
+            }
+            Error::NoWatcher => ErrorCode::NoWatcher,
+            Error::NotReadOnly => ErrorCode::NotReadOnly,
+            Error::Server(c) => *c,
+            Error::ConnectionLoss => ErrorCode::ConnectionLoss,
+            Error::SessionExpired => ErrorCode::SessionExpired,
+            Error::AuthFailed => ErrorCode::AuthFailed,
+            Error::Timeout => ErrorCode::OperationTimeout,
+            Error::Protocol(_) => ErrorCode::MarshallingError,
+            Error::Multi { source, .. } => return source.code(),
+            Error::Closed | Error::DataTooLarge { .. } => return None,
+        })
+    }
+
+    /// True for transient connection trouble after which the same call may succeed
+    /// (check whether a non-idempotent write was applied first).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::ConnectionLoss | Error::Timeout)
+    }
+
+    /// True when the session is gone for good and a new client is needed.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Error::SessionExpired | Error::AuthFailed | Error::Closed
+        )
+    }
+}
+
+/// Result alias of the client.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

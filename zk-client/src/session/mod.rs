@@ -1,0 +1,898 @@
+//! The sans-IO session state machine.
+//!
+//! [`Session`] owns everything about one ZooKeeper session except sockets and clocks: the
+//! host walk, the handshake, xids and FIFO reply matching, pings and the read timeout, auth
+//! replay, watch bookkeeping and SetWatches re-registration, requests parked while
+//! disconnected, and self-reported expiry. A driver feeds it socket events, received frames,
+//! user requests and the current time, then drains [`Session::outbound`] to the socket and
+//! [`Session::poll_action`] for connects, replies, events and state changes.
+//!
+//! `R` is the driver's reply handle (a oneshot sender in the tokio driver); the core never
+//! looks inside it.
+
+pub mod set_watches;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use backoff::backoff::Backoff;
+use bytes::{BufMut, Bytes, BytesMut};
+use zk_proto::{
+    header::xid, write_frame, AuthPacket, ConnectRequest, ConnectResponse, ErrorCode, EventType,
+    JuteReader, OpCode, Record, ReplyHeader, RequestHeader, WatcherEvent, WatcherType,
+    PASSWORD_LEN,
+};
+
+use crate::error::{Error, Result};
+use crate::hosts::{HostList, HostPort};
+use crate::path::Chroot;
+use crate::state::SessionState;
+use crate::watch::registry::{WatchKind, WatchRegistry, WatcherId};
+use crate::watch::WatchedEvent;
+
+/// Fixed parameters of a session.
+pub struct SessionConfig {
+    /// Servers (shuffled once with `seed`).
+    pub hosts: Vec<HostPort>,
+    /// Chroot stripped from event paths.
+    pub chroot: Chroot,
+    /// Requested session timeout.
+    pub session_timeout: Duration,
+    /// TCP connect + handshake timeout; `None` = session timeout / number of hosts.
+    pub connect_timeout: Option<Duration>,
+    /// How long a request issued while disconnected waits for a connection.
+    pub request_timeout: Duration,
+    /// Accept read-only servers.
+    pub read_only: bool,
+    /// How often to look for a read-write server while connected read-only.
+    pub rw_probe_interval: Duration,
+    /// Session to resume: id and password.
+    pub resume: Option<(i64, Bytes)>,
+    /// Credentials sent after every handshake: (scheme, auth).
+    pub auth: Vec<(String, Bytes)>,
+    /// Delay policy between connection attempts; reset after each successful handshake.
+    pub backoff: Box<dyn Backoff + Send>,
+    /// Seed of the host shuffle.
+    pub seed: u64,
+}
+
+/// A reply frame for a user request; the body is decoded by the caller, which knows the type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// zxid of the reply header.
+    pub zxid: i64,
+    /// Server code (`Ok` or not; a failed multi still has a body).
+    pub err: ErrorCode,
+    /// The reply body.
+    pub body: Bytes,
+}
+
+/// What a request does to the watch registry once its reply arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PostAction {
+    /// Nothing.
+    None,
+    /// Register a watch on success (and on NoNode for exists).
+    Watch {
+        /// Kind.
+        kind: WatchKind,
+        /// Server path.
+        path: String,
+        /// Who is notified.
+        watcher: WatcherId,
+    },
+    /// On success, drop local watches and tell their watchers.
+    RemoveWatches {
+        /// Server path.
+        path: String,
+        /// Which watches.
+        wtype: WatcherType,
+    },
+}
+
+/// A user request: an encoded body plus what to do with the reply.
+#[derive(Debug)]
+pub struct Submit<R> {
+    /// Opcode.
+    pub op: OpCode,
+    /// Encoded body (no header).
+    pub body: Bytes,
+    /// Watch bookkeeping.
+    pub post: PostAction,
+    /// Reply handle.
+    pub reply: R,
+}
+
+/// Output of the state machine, drained with [`Session::poll_action`].
+#[derive(Debug)]
+pub enum Action<R> {
+    /// Open a TCP connection (resolve the name afresh) and call `on_connected` or
+    /// `on_disconnected`; give up after `timeout`.
+    Connect {
+        /// Target.
+        host: HostPort,
+        /// Connect timeout.
+        timeout: Duration,
+    },
+    /// Drop the current connection (or abandon the connection attempt).
+    Disconnect,
+    /// Complete a user request.
+    Reply(R, Result<Reply>),
+    /// Deliver an event to watchers (one-shot watchers have already been removed).
+    Event {
+        /// The event, path relative to the chroot.
+        event: WatchedEvent,
+        /// Recipients.
+        watchers: Vec<WatcherId>,
+    },
+    /// A per-call watcher will never fire (its request failed) or was removed.
+    DropWatcher(WatcherId),
+    /// The state changed.
+    State(SessionState),
+    /// A handshake succeeded: session id, password and negotiated timeout.
+    Established {
+        /// Session id.
+        session_id: i64,
+        /// Session password.
+        password: Bytes,
+        /// Negotiated session timeout.
+        timeout: Duration,
+    },
+    /// Ask `host` whether it is read-write (`isro`) and report with `on_probe_result`.
+    ProbeReadWrite {
+        /// Server to ask.
+        host: HostPort,
+        /// Give up after this long.
+        timeout: Duration,
+    },
+    /// The session ended (terminal state reached); the driver may stop after draining.
+    Finished,
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Waiting to try the next host.
+    Idle { retry_at: Instant },
+    /// TCP connect in progress.
+    Connecting { deadline: Instant },
+    /// ConnectRequest sent, waiting for ConnectResponse.
+    Handshake { deadline: Instant },
+    /// Session established on this connection.
+    Connected { read_only: bool },
+    /// Terminal.
+    Done,
+}
+
+#[derive(Debug)]
+struct InFlight<R> {
+    xid: i32,
+    op: OpCode,
+    post: PostAction,
+    reply: Option<R>,
+}
+
+#[derive(Debug)]
+struct Parked<R> {
+    deadline: Instant,
+    req: Submit<R>,
+}
+
+/// The session state machine (see the module docs).
+pub struct Session<R> {
+    hosts: HostList,
+    chroot: Chroot,
+    requested_timeout: Duration,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    read_only_allowed: bool,
+    rw_probe_interval: Duration,
+    backoff: Box<dyn Backoff + Send>,
+
+    phase: Phase,
+    state: SessionState,
+    current: Option<HostPort>,
+    session_id: i64,
+    password: Bytes,
+    negotiated: Duration,
+    read_timeout: Duration,
+    last_zxid: i64,
+    seen_rw: bool,
+    next_xid: i32,
+    last_send: Instant,
+    last_recv: Instant,
+    /// Last time the server was heard from while the session was connected; set on
+    /// disconnect and cleared on reconnect, it drives self-reported expiry.
+    disconnected_since: Option<Instant>,
+    next_probe: Option<Instant>,
+
+    in_flight: VecDeque<InFlight<R>>,
+    parked: VecDeque<Parked<R>>,
+    auth_pending: VecDeque<Option<R>>,
+    /// Waiters of credentials added while disconnected (the last entries of `auths`).
+    parked_auth: VecDeque<R>,
+    auths: Vec<AuthPacket>,
+    watches: WatchRegistry,
+    out: BytesMut,
+    actions: VecDeque<Action<R>>,
+}
+
+impl<R> Session<R> {
+    /// A new session; the first connection attempt is made at the first `tick`.
+    pub fn new(cfg: SessionConfig, now: Instant) -> Self {
+        let hosts = HostList::new(cfg.hosts, cfg.seed);
+        let n = hosts.len().max(1) as u32;
+        let connect_timeout = cfg
+            .connect_timeout
+            .unwrap_or(cfg.session_timeout / n)
+            .max(Duration::from_millis(1));
+        let (session_id, password, seen_rw) = match cfg.resume {
+            Some((id, pw)) => (id, pw, true),
+            None => (0, Bytes::from_static(&[0u8; PASSWORD_LEN]), false),
+        };
+        Session {
+            hosts,
+            chroot: cfg.chroot,
+            requested_timeout: cfg.session_timeout,
+            connect_timeout,
+            request_timeout: cfg.request_timeout,
+            read_only_allowed: cfg.read_only,
+            rw_probe_interval: cfg.rw_probe_interval,
+            backoff: cfg.backoff,
+            phase: Phase::Idle { retry_at: now },
+            state: SessionState::Disconnected,
+            current: None,
+            session_id,
+            password,
+            negotiated: cfg.session_timeout,
+            read_timeout: cfg.session_timeout * 2 / 3,
+            last_zxid: 0,
+            seen_rw,
+            next_xid: 1,
+            last_send: now,
+            last_recv: now,
+            disconnected_since: None,
+            next_probe: None,
+            in_flight: VecDeque::new(),
+            parked: VecDeque::new(),
+            auth_pending: VecDeque::new(),
+            parked_auth: VecDeque::new(),
+            auths: cfg
+                .auth
+                .into_iter()
+                .map(|(scheme, auth)| AuthPacket {
+                    auth_type: 0,
+                    scheme,
+                    auth,
+                })
+                .collect(),
+            watches: WatchRegistry::default(),
+            out: BytesMut::with_capacity(8 * 1024),
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// The user-visible state.
+    pub fn state(&self) -> SessionState {
+        self.state
+    }
+
+    /// Session id (0 before the first handshake).
+    pub fn session_id(&self) -> i64 {
+        self.session_id
+    }
+
+    /// Highest zxid seen in a reply.
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    /// Negotiated (or, before the first handshake, requested) session timeout.
+    pub fn negotiated_timeout(&self) -> Duration {
+        self.negotiated
+    }
+
+    /// The read timeout in force (2/3 of the session timeout).
+    pub fn read_timeout(&self) -> Duration {
+        self.read_timeout
+    }
+
+    /// The server of the current connection or attempt.
+    pub fn current_host(&self) -> Option<&HostPort> {
+        self.current.as_ref()
+    }
+
+    /// Requests sent and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Bytes to write to the socket; the driver consumes them (e.g. `split()` or `clear()`).
+    pub fn outbound(&mut self) -> &mut BytesMut {
+        &mut self.out
+    }
+
+    /// Next output, if any.
+    pub fn poll_action(&mut self) -> Option<Action<R>> {
+        self.actions.pop_front()
+    }
+
+    /// When `tick` must be called next.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let mut d: Option<Instant> = None;
+        let mut min = |t: Instant| d = Some(d.map_or(t, |x| x.min(t)));
+        match self.phase {
+            Phase::Idle { retry_at } => min(retry_at),
+            Phase::Connecting { deadline } | Phase::Handshake { deadline } => min(deadline),
+            Phase::Connected { .. } => {
+                min(self.last_recv + self.read_timeout);
+                min(self.last_send + self.read_timeout / 2);
+                if let Some(p) = self.next_probe {
+                    min(p);
+                }
+            }
+            Phase::Done => return None,
+        }
+        if let Some(p) = self.parked.front() {
+            min(p.deadline);
+        }
+        if let Some(since) = self.disconnected_since {
+            min(since + self.negotiated);
+        }
+        d
+    }
+
+    /// Submits a user request: sent now when connected, else parked until a connection
+    /// (or `request_timeout`).
+    pub fn submit(&mut self, req: Submit<R>, now: Instant) {
+        match self.phase {
+            Phase::Done => {
+                let err = self.terminal_error();
+                self.fail_request(req, err);
+            }
+            Phase::Connected { .. } => self.send(req, now),
+            _ => self.parked.push_back(Parked {
+                deadline: now + self.request_timeout,
+                req,
+            }),
+        }
+    }
+
+    /// Adds credentials: remembered for every later handshake, sent now when connected.
+    /// `reply` completes when the server accepts them.
+    pub fn add_auth(&mut self, scheme: String, auth: Bytes, reply: R, now: Instant) {
+        if let Phase::Done = self.phase {
+            let err = self.terminal_error();
+            self.actions.push_back(Action::Reply(reply, Err(err)));
+            return;
+        }
+        let pkt = AuthPacket {
+            auth_type: 0,
+            scheme,
+            auth,
+        };
+        if let Phase::Connected { .. } = self.phase {
+            self.write_special(xid::AUTH, OpCode::Auth, |w| pkt.write(w), now);
+            self.auth_pending.push_back(Some(reply));
+        } else {
+            // Sent with the others after the next handshake; completes then.
+            self.parked_auth.push_back(reply);
+        }
+        self.auths.push(pkt);
+    }
+
+    /// Closes the session: a closeSession request now when connected, after the next
+    /// handshake when disconnected, at once when no session was ever established.
+    pub fn close(&mut self, reply: R, now: Instant) {
+        match self.phase {
+            Phase::Connected { .. } => {
+                self.send(
+                    Submit {
+                        op: OpCode::CloseSession,
+                        body: Bytes::new(),
+                        post: PostAction::None,
+                        reply,
+                    },
+                    now,
+                );
+            }
+            Phase::Done => {
+                let err = self.terminal_error();
+                self.actions.push_back(Action::Reply(reply, Err(err)));
+            }
+            _ if self.session_id != 0 => {
+                // The session lives on the servers: close it there once reconnected (or
+                // fail with Timeout after the request timeout, leaving it to expire).
+                self.parked.push_back(Parked {
+                    deadline: now + self.request_timeout,
+                    req: Submit {
+                        op: OpCode::CloseSession,
+                        body: Bytes::new(),
+                        post: PostAction::None,
+                        reply,
+                    },
+                });
+            }
+            _ => {
+                self.actions.push_back(Action::Reply(
+                    reply,
+                    Ok(Reply {
+                        zxid: self.last_zxid,
+                        err: ErrorCode::Ok,
+                        body: Bytes::new(),
+                    }),
+                ));
+                self.finish(SessionState::Closed);
+            }
+        }
+    }
+
+    /// The driver established the TCP connection it was asked for.
+    pub fn on_connected(&mut self, now: Instant) {
+        if !matches!(self.phase, Phase::Connecting { .. }) {
+            return;
+        }
+        let session_id = if self.seen_rw || !self.read_only_allowed {
+            self.session_id
+        } else {
+            // A session created by a read-only server cannot move to a read-write one.
+            0
+        };
+        let req = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: self.last_zxid,
+            timeout: i32::try_from(self.requested_timeout.as_millis()).unwrap_or(i32::MAX),
+            session_id,
+            passwd: self.password.clone(),
+            read_only: Some(self.read_only_allowed),
+        };
+        write_frame(&mut self.out, |w| req.write(w));
+        self.last_send = now;
+        self.last_recv = now;
+        self.phase = Phase::Handshake {
+            deadline: now + self.connect_timeout,
+        };
+    }
+
+    /// The connection (or the attempt) failed or was closed by the peer.
+    pub fn on_disconnected(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Done | Phase::Idle { .. } => {}
+            _ => self.lose_connection(now, false),
+        }
+    }
+
+    /// Result of a read-write probe requested with [`Action::ProbeReadWrite`].
+    pub fn on_probe_result(&mut self, host: HostPort, read_write: bool, now: Instant) {
+        if !matches!(self.phase, Phase::Connected { read_only: true }) {
+            return;
+        }
+        if read_write {
+            tracing::info!(%host, "found a read-write server, switching");
+            self.hosts.prefer(&host);
+            self.lose_connection(now, true);
+        }
+    }
+
+    /// Advances timers: connection attempts, read timeout, pings, parked request deadlines,
+    /// read-write probes and self-reported expiry.
+    pub fn tick(&mut self, now: Instant) {
+        if let Phase::Done = self.phase {
+            return;
+        }
+        if let Some(since) = self.disconnected_since {
+            if now >= since + self.negotiated {
+                tracing::warn!(
+                    session = format_args!("{:#x}", self.session_id),
+                    "disconnected longer than the session timeout: expired"
+                );
+                self.finish(SessionState::Expired);
+                return;
+            }
+        }
+        while self.parked.front().is_some_and(|p| p.deadline <= now) {
+            if let Some(p) = self.parked.pop_front() {
+                self.fail_request(p.req, Error::Timeout);
+            }
+        }
+        match self.phase {
+            Phase::Idle { retry_at } if now >= retry_at => self.start_connect(now),
+            Phase::Connecting { deadline } | Phase::Handshake { deadline } if now >= deadline => {
+                tracing::debug!(host = ?self.current, "connect timeout");
+                self.lose_connection(now, false);
+            }
+            Phase::Connected { read_only } => {
+                if now >= self.last_recv + self.read_timeout {
+                    tracing::warn!(host = ?self.current, "read timeout: server silent");
+                    self.lose_connection(now, false);
+                    return;
+                }
+                if now >= self.last_send + self.read_timeout / 2 {
+                    self.write_special(xid::PING, OpCode::Ping, |_| {}, now);
+                }
+                if read_only && self.next_probe.is_some_and(|t| now >= t) {
+                    self.next_probe = Some(now + self.rw_probe_interval);
+                    if let Some(host) = self.probe_target() {
+                        self.actions.push_back(Action::ProbeReadWrite {
+                            host,
+                            timeout: self.connect_timeout,
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A complete frame (length prefix removed) arrived.
+    pub fn on_frame(&mut self, frame: Bytes, now: Instant) {
+        match self.phase {
+            Phase::Handshake { .. } => self.on_handshake(frame, now),
+            Phase::Connected { .. } => {
+                self.last_recv = now;
+                if let Err(e) = self.on_reply(frame) {
+                    tracing::warn!(error = %e, "bad frame from server, reconnecting");
+                    self.lose_connection(now, false);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // ---- internals ----
+
+    fn terminal_error(&self) -> Error {
+        match self.state {
+            SessionState::AuthFailed => Error::AuthFailed,
+            SessionState::Closed => Error::Closed,
+            _ => Error::SessionExpired,
+        }
+    }
+
+    fn probe_target(&mut self) -> Option<HostPort> {
+        for _ in 0..self.hosts.len() {
+            let (h, _) = self.hosts.next_host()?;
+            if Some(&h) != self.current.as_ref() {
+                return Some(h);
+            }
+        }
+        None
+    }
+
+    fn start_connect(&mut self, now: Instant) {
+        let Some((host, _)) = self.hosts.next_host() else {
+            self.finish(SessionState::Closed);
+            return;
+        };
+        tracing::debug!(%host, "connecting");
+        self.current = Some(host.clone());
+        self.phase = Phase::Connecting {
+            deadline: now + self.connect_timeout,
+        };
+        self.actions.push_back(Action::Connect {
+            host,
+            timeout: self.connect_timeout,
+        });
+    }
+
+    fn on_handshake(&mut self, frame: Bytes, now: Instant) {
+        let resp = match ConnectResponse::decode(frame.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "bad ConnectResponse");
+                self.lose_connection(now, false);
+                return;
+            }
+        };
+        if resp.timeout <= 0 {
+            self.finish(SessionState::Expired);
+            return;
+        }
+        let read_only = resp.read_only.unwrap_or(false);
+        if !read_only {
+            self.seen_rw = true;
+        }
+        self.session_id = resp.session_id;
+        self.password = resp.passwd;
+        self.negotiated = Duration::from_millis(resp.timeout as u64);
+        self.read_timeout = self.negotiated * 2 / 3;
+        self.last_recv = now;
+        self.disconnected_since = None;
+        self.backoff.reset();
+        self.phase = Phase::Connected { read_only };
+        self.next_probe = read_only.then(|| now + self.rw_probe_interval);
+        self.actions.push_back(Action::Established {
+            session_id: self.session_id,
+            password: self.password.clone(),
+            timeout: self.negotiated,
+        });
+        self.set_state(if read_only {
+            SessionState::ConnectedReadOnly
+        } else {
+            SessionState::Connected
+        });
+        // Replay credentials, then watches, then what waited for the connection.
+        let (n, k) = (self.auths.len(), self.parked_auth.len());
+        for (i, pkt) in self.auths.clone().into_iter().enumerate() {
+            self.write_special(xid::AUTH, OpCode::Auth, |w| pkt.write(w), now);
+            let waiter = if i + k >= n {
+                self.parked_auth.pop_front()
+            } else {
+                None
+            };
+            self.auth_pending.push_back(waiter);
+        }
+        if !self.watches.is_empty() {
+            for req in set_watches::batches(&self.watches.lists(), self.last_zxid) {
+                self.write_special(xid::SET_WATCHES, req.opcode(), |w| req.write(w), now);
+            }
+        }
+        while let Some(p) = self.parked.pop_front() {
+            self.send(p.req, now);
+        }
+    }
+
+    fn on_reply(&mut self, frame: Bytes) -> Result<()> {
+        let mut r = JuteReader::new(frame);
+        let hdr = ReplyHeader::read(&mut r)?;
+        match hdr.xid {
+            xid::PING => return Ok(()),
+            xid::AUTH => {
+                let waiter = self.auth_pending.pop_front().flatten();
+                if hdr.err == ErrorCode::AuthFailed {
+                    if let Some(w) = waiter {
+                        self.actions
+                            .push_back(Action::Reply(w, Err(Error::AuthFailed)));
+                    }
+                    self.finish(SessionState::AuthFailed);
+                } else if let Some(w) = waiter {
+                    let res = if hdr.err == ErrorCode::Ok {
+                        Ok(Reply {
+                            zxid: hdr.zxid,
+                            err: hdr.err,
+                            body: Bytes::new(),
+                        })
+                    } else {
+                        Err(Error::from_code(hdr.err))
+                    };
+                    self.actions.push_back(Action::Reply(w, res));
+                }
+                return Ok(());
+            }
+            xid::NOTIFICATION => {
+                let ev = WatcherEvent::read(&mut r)?;
+                self.on_notification(ev);
+                return Ok(());
+            }
+            xid::SET_WATCHES => {
+                if hdr.err != ErrorCode::Ok {
+                    tracing::warn!(err = %hdr.err, "SetWatches failed");
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        let Some(req) = self.in_flight.pop_front() else {
+            return Err(Error::Protocol(zk_proto::ProtoError::InvalidValue {
+                what: "unexpected reply xid",
+                value: hdr.xid as i64,
+            }));
+        };
+        if req.xid != hdr.xid {
+            let expected = req.xid;
+            self.in_flight.push_front(req);
+            tracing::warn!(expected, got = hdr.xid, "xid out of order");
+            return Err(Error::Protocol(zk_proto::ProtoError::InvalidValue {
+                what: "reply xid out of order",
+                value: hdr.xid as i64,
+            }));
+        }
+        if hdr.zxid > 0 {
+            self.last_zxid = hdr.zxid;
+        }
+        self.apply_post(req.post, req.op, hdr.err);
+        if req.op == OpCode::CloseSession {
+            // State first, so the closer sees `Closed` once its call returns.
+            self.finish(SessionState::Closed);
+        }
+        if let Some(reply) = req.reply {
+            self.actions.push_back(Action::Reply(
+                reply,
+                Ok(Reply {
+                    zxid: hdr.zxid,
+                    err: hdr.err,
+                    body: r.take_rest(),
+                }),
+            ));
+        }
+        Ok(())
+    }
+
+    fn apply_post(&mut self, post: PostAction, op: OpCode, err: ErrorCode) {
+        match post {
+            PostAction::None => {}
+            PostAction::Watch {
+                kind,
+                path,
+                watcher,
+            } => {
+                let ok = err == ErrorCode::Ok;
+                if ok || (kind == WatchKind::Exists && err == ErrorCode::NoNode) {
+                    self.watches.register(kind, &path, watcher, ok);
+                } else {
+                    self.drop_watcher(watcher);
+                }
+            }
+            PostAction::RemoveWatches { path, wtype } => {
+                if err == ErrorCode::Ok && op == OpCode::RemoveWatches {
+                    let client_path = self.chroot.to_client(&path);
+                    for (w, ty) in self.watches.remove(&path, wtype) {
+                        self.actions.push_back(Action::Event {
+                            event: WatchedEvent {
+                                event_type: ty,
+                                state: self.state,
+                                path: client_path.clone(),
+                            },
+                            watchers: vec![w],
+                        });
+                        if ty == EventType::PersistentWatchRemoved {
+                            self.drop_watcher(w);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_notification(&mut self, ev: WatcherEvent) {
+        let watchers = self.watches.fire(ev.event_type, &ev.path);
+        if watchers.is_empty() {
+            tracing::debug!(path = %ev.path, ty = ?ev.event_type, "event without watchers");
+            return;
+        }
+        self.actions.push_back(Action::Event {
+            event: WatchedEvent {
+                event_type: ev.event_type,
+                state: self.state,
+                path: self.chroot.to_client(&ev.path),
+            },
+            watchers,
+        });
+    }
+
+    fn drop_watcher(&mut self, w: WatcherId) {
+        if w != crate::watch::registry::DEFAULT_WATCHER {
+            self.actions.push_back(Action::DropWatcher(w));
+        }
+    }
+
+    fn next_xid(&mut self) -> i32 {
+        let x = self.next_xid;
+        self.next_xid = if x >= i32::MAX - 1 { 1 } else { x + 1 };
+        x
+    }
+
+    fn send(&mut self, req: Submit<R>, now: Instant) {
+        let xid = self.next_xid();
+        let body = &req.body;
+        write_frame(&mut self.out, |w| {
+            RequestHeader {
+                xid,
+                opcode: req.op,
+            }
+            .write(w);
+            w.put_slice(body);
+        });
+        self.last_send = now;
+        self.in_flight.push_back(InFlight {
+            xid,
+            op: req.op,
+            post: req.post,
+            reply: Some(req.reply),
+        });
+    }
+
+    fn write_special(
+        &mut self,
+        xid: i32,
+        op: OpCode,
+        body: impl FnOnce(&mut BytesMut),
+        now: Instant,
+    ) {
+        write_frame(&mut self.out, |w| {
+            RequestHeader { xid, opcode: op }.write(w);
+            body(w);
+        });
+        self.last_send = now;
+    }
+
+    fn fail_request(&mut self, req: Submit<R>, err: Error) {
+        if let PostAction::Watch { watcher, .. } = req.post {
+            self.drop_watcher(watcher);
+        }
+        self.actions.push_back(Action::Reply(req.reply, Err(err)));
+    }
+
+    /// Fails what was in flight with ConnectionLoss and schedules the next attempt.
+    fn lose_connection(&mut self, now: Instant, immediate: bool) {
+        self.out.clear();
+        self.actions.push_back(Action::Disconnect);
+        while let Some(f) = self.in_flight.pop_front() {
+            if let PostAction::Watch { watcher, .. } = f.post {
+                self.drop_watcher(watcher);
+            }
+            if let Some(r) = f.reply {
+                self.actions
+                    .push_back(Action::Reply(r, Err(Error::ConnectionLoss)));
+            }
+        }
+        while let Some(w) = self.auth_pending.pop_front() {
+            if let Some(w) = w {
+                self.actions
+                    .push_back(Action::Reply(w, Err(Error::ConnectionLoss)));
+            }
+        }
+        if let Phase::Connected { .. } = self.phase {
+            if self.disconnected_since.is_none() {
+                self.disconnected_since = Some(self.last_recv);
+            }
+            self.set_state(SessionState::Disconnected);
+        }
+        let delay = if immediate {
+            Duration::ZERO
+        } else {
+            self.backoff.next_backoff().unwrap_or(self.connect_timeout)
+        };
+        self.next_probe = None;
+        self.phase = Phase::Idle {
+            retry_at: now + delay,
+        };
+    }
+
+    /// Enters a terminal state: everything pending fails, every watcher is told.
+    fn finish(&mut self, state: SessionState) {
+        if let Phase::Done = self.phase {
+            return;
+        }
+        let was_connected = !matches!(self.phase, Phase::Idle { .. });
+        self.phase = Phase::Done;
+        self.state = state;
+        let err = self.terminal_error();
+        self.out.clear();
+        if was_connected {
+            self.actions.push_back(Action::Disconnect);
+        }
+        while let Some(f) = self.in_flight.pop_front() {
+            if let Some(r) = f.reply {
+                let e = if f.op == OpCode::CloseSession {
+                    Error::Closed
+                } else {
+                    err.clone()
+                };
+                self.actions.push_back(Action::Reply(r, Err(e)));
+            }
+        }
+        while let Some(p) = self.parked.pop_front() {
+            self.actions
+                .push_back(Action::Reply(p.req.reply, Err(err.clone())));
+        }
+        for w in self.auth_pending.drain(..).flatten() {
+            self.actions.push_back(Action::Reply(w, Err(err.clone())));
+        }
+        for w in self.parked_auth.drain(..) {
+            self.actions.push_back(Action::Reply(w, Err(err.clone())));
+        }
+        self.disconnected_since = None;
+        self.watches.drain_all();
+        self.actions.push_back(Action::State(state));
+        self.actions.push_back(Action::Finished);
+    }
+
+    fn set_state(&mut self, s: SessionState) {
+        if self.state != s {
+            self.state = s;
+            self.actions.push_back(Action::State(s));
+        }
+    }
+}
