@@ -20,6 +20,7 @@ use zk_proto::{
 use crate::builder::ClientBuilder;
 use crate::driver::{Command, Shared, Sink};
 use crate::error::{Error, Result};
+use crate::hosts::HostPort;
 use crate::multi::{MultiRead, Transaction};
 use crate::path::{validate_path, Chroot};
 use crate::session::{PostAction, Reply, Submit};
@@ -138,6 +139,16 @@ impl Client {
             .lock()
             .map(|i| i.timeout)
             .unwrap_or_default()
+    }
+
+    /// The server of the most recent successful handshake (`host:port`).
+    pub fn connected_host(&self) -> Option<HostPort> {
+        self.inner
+            .shared
+            .info
+            .lock()
+            .ok()
+            .and_then(|i| i.host.clone())
     }
 
     /// The chroot of this client (`""` if none).

@@ -55,6 +55,7 @@ pub(crate) struct SessionInfo {
     pub session_id: i64,
     pub password: Bytes,
     pub timeout: Duration,
+    pub host: Option<HostPort>,
 }
 
 /// State shared between the driver and the handles.
@@ -338,6 +339,7 @@ impl Driver {
                     self.broadcast(&WatchedEvent::state_change(s));
                 }
                 Action::Established {
+                    host,
                     session_id,
                     password,
                     timeout,
@@ -347,6 +349,7 @@ impl Driver {
                             session_id,
                             password,
                             timeout,
+                            host: Some(host),
                         };
                     }
                 }

@@ -133,6 +133,8 @@ pub enum Action<R> {
     State(SessionState),
     /// A handshake succeeded: session id, password and negotiated timeout.
     Established {
+        /// The server of this connection.
+        host: HostPort,
         /// Session id.
         session_id: i64,
         /// Session password.
@@ -603,6 +605,10 @@ impl<R> Session<R> {
         self.phase = Phase::Connected { read_only };
         self.next_probe = read_only.then(|| now + self.rw_probe_interval);
         self.actions.push_back(Action::Established {
+            host: self.current.clone().unwrap_or(HostPort {
+                host: String::new(),
+                port: 0,
+            }),
             session_id: self.session_id,
             password: self.password.clone(),
             timeout: self.negotiated,
