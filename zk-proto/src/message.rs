@@ -230,11 +230,15 @@ pub enum Response {
 impl Response {
     /// Decodes a reply body for a request of type `opcode` whose reply header said `err`.
     ///
-    /// Error replies carry no body, except that a multi may carry its per-op results.
+    /// Error replies carry no body, except where Apache attaches one (multi, sasl, addWatch).
     pub fn read(opcode: OpCode, err: ErrorCode, r: &mut JuteReader) -> Result<Self> {
-        let multi = matches!(opcode, OpCode::Multi | OpCode::MultiRead);
-        let has_multi_body = multi && !r.is_empty();
-        if err != ErrorCode::Ok && !has_multi_body {
+        // Apache attaches a body to some error replies: a failed multi's per-op results,
+        // a failed sasl's (empty) token, addWatch's ErrorResponse.
+        let body_on_error = matches!(
+            opcode,
+            OpCode::Multi | OpCode::MultiRead | OpCode::Sasl | OpCode::AddWatch
+        );
+        if err != ErrorCode::Ok && (r.is_empty() || !body_on_error) {
             return Ok(Response::Empty);
         }
         let resp = match opcode {

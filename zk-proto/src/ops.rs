@@ -231,8 +231,8 @@ jute_record! {
 jute_record! {
     /// sasl (102) request and reply.
     pub struct SaslToken {
-        /// Opaque SASL token.
-        pub token: Bytes,
+        /// Opaque SASL token (Apache sends null on failure).
+        pub token: Option<Bytes>,
     }
 }
 

@@ -15,7 +15,8 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-GOLDEN="$(dirname "$HERE")"
+GOLDEN="${GOLDEN_OUT:-$(dirname "$HERE")}"  # GOLDEN_OUT: write the fixtures elsewhere (CI re-check)
+mkdir -p "$GOLDEN"
 JAVA="${JAVA:-java}"
 JAVAC="${JAVAC:-javac}"
 PYTHON="${PYTHON:-python3}"
