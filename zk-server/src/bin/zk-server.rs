@@ -1,1 +1,72 @@
-fn main() {}
+//! `zk-server [-Dname=value ...] <zoo.cfg>`: a standalone ZooKeeper server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use zk_server::config::{split_properties, ServerConfig};
+use zk_server::Server;
+
+fn usage() -> ExitCode {
+    eprintln!("usage: zk-server [-Dname=value ...] <zoo.cfg>");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (props, rest) = split_properties(&args);
+    let [cfg_path] = rest.as_slice() else {
+        return usage();
+    };
+    let config = match ServerConfig::from_file(&PathBuf::from(cfg_path), &props) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("zk-server: {cfg_path}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("zk-server: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let handle = match Server::start(config).await {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("zk-server: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("zk-server: cannot install SIGTERM handler: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: shutting down"),
+        }
+        match handle.stop().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("zk-server: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

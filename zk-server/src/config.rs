@@ -1,0 +1,431 @@
+//! Server settings: Apache's zoo.cfg keys, `-Dname=value` system properties and `myid`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Result, ServerError};
+
+/// Every four-letter word the server knows.
+pub const ALL_FOUR_LETTER_WORDS: &[&str] = &[
+    "ruok", "srvr", "stat", "mntr", "conf", "cons", "envi", "dirs", "wchs", "wchc", "wchp", "dump",
+    "isro", "crst", "srst",
+];
+
+/// The server's configuration, with Apache's defaults.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `tickTime` in ms.
+    pub tick_time: u32,
+    /// `dataDir` (snapshots, myid).
+    pub data_dir: PathBuf,
+    /// `dataLogDir` (txn logs); defaults to `dataDir`.
+    pub data_log_dir: PathBuf,
+    /// `clientPort`; 0 picks a free port.
+    pub client_port: u16,
+    /// `clientPortAddress`; all interfaces when absent.
+    pub client_port_address: Option<IpAddr>,
+    /// `maxClientCnxns` per client IP; 0 is unlimited.
+    pub max_client_cnxns: usize,
+    /// `minSessionTimeout` (ms); -1 means 2 ticks.
+    pub min_session_timeout: i32,
+    /// `maxSessionTimeout` (ms); -1 means 20 ticks.
+    pub max_session_timeout: i32,
+    /// `initLimit` (ensemble).
+    pub init_limit: u32,
+    /// `syncLimit` (ensemble).
+    pub sync_limit: u32,
+    /// `server.N` lines, raw.
+    pub servers: BTreeMap<u64, String>,
+    /// `snapCount`: txns between snapshots.
+    pub snap_count: u64,
+    /// `autopurge.snapRetainCount`.
+    pub snap_retain_count: usize,
+    /// `autopurge.purgeInterval` in hours; 0 disables.
+    pub purge_interval_hours: u32,
+    /// `preAllocSize`, in bytes (zoo.cfg gives KiB).
+    pub prealloc_size: u64,
+    /// `4lw.commands.whitelist`.
+    pub four_letter_whitelist: BTreeSet<String>,
+    /// `jute.maxbuffer`: largest packet and node data.
+    pub jute_max_buffer: usize,
+    /// `zookeeper.extendedTypesEnabled` (TTL nodes).
+    pub extended_types: bool,
+    /// `znode.container.checkIntervalMs`.
+    pub container_check_interval_ms: u64,
+    /// `globalOutstandingLimit`: requests in flight before reads from sockets pause.
+    pub global_outstanding_limit: usize,
+    /// `zookeeper.DigestAuthenticationProvider.superDigest` (`user:hash`).
+    pub super_digest: Option<String>,
+    /// `readonlymode.enabled`.
+    pub read_only_mode: bool,
+    /// `reconfigEnabled`.
+    pub reconfig_enabled: bool,
+    /// `myid` from the data dir (0 in standalone without one).
+    pub my_id: u64,
+    /// Warnings for accepted-but-ignored keys and properties.
+    pub warnings: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            tick_time: 2000,
+            data_dir: PathBuf::from("/tmp/zookeeper"),
+            data_log_dir: PathBuf::from("/tmp/zookeeper"),
+            client_port: 2181,
+            client_port_address: None,
+            max_client_cnxns: 60,
+            min_session_timeout: -1,
+            max_session_timeout: -1,
+            init_limit: 10,
+            sync_limit: 5,
+            servers: BTreeMap::new(),
+            snap_count: 100_000,
+            snap_retain_count: 3,
+            purge_interval_hours: 0,
+            prealloc_size: 64 * 1024 * 1024,
+            four_letter_whitelist: ["srvr".to_string()].into_iter().collect(),
+            jute_max_buffer: zk_proto::frame::DEFAULT_JUTE_MAX_BUFFER,
+            extended_types: false,
+            container_check_interval_ms: 60_000,
+            global_outstanding_limit: 1000,
+            super_digest: None,
+            read_only_mode: false,
+            reconfig_enabled: false,
+            my_id: 0,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// Keys that only mean something to the Java server: accepted with a warning.
+const JAVA_ONLY_PREFIXES: &[&str] = &[
+    "serverCnxnFactory",
+    "authProvider.",
+    "ssl.",
+    "secureClientPort",
+    "secureClientPortAddress",
+    "admin.",
+    "metricsProvider.",
+    "clientCnxnSocket",
+    "sslQuorum",
+    "portUnification",
+    "quorum.",
+    "quorumListenOnAllIPs",
+    "standaloneEnabled",
+    "localSessionsEnabled",
+    "localSessionsUpgradingEnabled",
+    "dynamicConfigFile",
+    "electionAlg",
+    "peerType",
+    "maxClientCnxns.",
+    "clientPortListenBacklog",
+    "syncEnabled",
+    "audit.",
+    "jvm.",
+    "leaderServes",
+    "cnxTimeout",
+    "connectToLearnerMasterLimit",
+    "multiAddress.",
+];
+
+fn parse_num<T: std::str::FromStr>(key: &str, v: &str, line: Option<usize>) -> Result<T> {
+    v.trim().parse().map_err(|_| ServerError::Config {
+        line,
+        message: format!("{key}: '{v}' is not a valid number"),
+    })
+}
+
+fn parse_bool(v: &str) -> bool {
+    v.trim().eq_ignore_ascii_case("true")
+}
+
+impl ServerConfig {
+    /// A config for an in-process test server: loopback, port 0, the given data dir,
+    /// every four-letter word allowed.
+    pub fn for_tests(data_dir: &Path) -> Self {
+        ServerConfig {
+            data_dir: data_dir.to_path_buf(),
+            data_log_dir: data_dir.to_path_buf(),
+            client_port: 0,
+            client_port_address: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            tick_time: 200,
+            four_letter_whitelist: ALL_FOUR_LETTER_WORDS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Effective minimum session timeout.
+    pub fn min_timeout(&self) -> i32 {
+        if self.min_session_timeout < 0 {
+            2 * self.tick_time as i32
+        } else {
+            self.min_session_timeout
+        }
+    }
+
+    /// Effective maximum session timeout.
+    pub fn max_timeout(&self) -> i32 {
+        if self.max_session_timeout < 0 {
+            20 * self.tick_time as i32
+        } else {
+            self.max_session_timeout
+        }
+    }
+
+    /// The address to listen on.
+    pub fn client_addr(&self) -> SocketAddr {
+        SocketAddr::new(
+            self.client_port_address
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            self.client_port,
+        )
+    }
+
+    /// Reads a zoo.cfg file, then `myid` from its data dir; `props` are `-D` properties,
+    /// which win over the file as Java system properties do.
+    pub fn from_file(path: &Path, props: &[(String, String)]) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ServerError::io(format!("reading {}", path.display()), e))?;
+        let mut cfg = Self::parse(&text, props)?;
+        let myid = cfg.data_dir.join("myid");
+        if let Ok(s) = std::fs::read_to_string(&myid) {
+            cfg.my_id = s.trim().parse().map_err(|_| ServerError::Config {
+                line: None,
+                message: format!("{}: '{}' is not a server id", myid.display(), s.trim()),
+            })?;
+        }
+        Ok(cfg)
+    }
+
+    /// Parses zoo.cfg text (Java properties: `key=value`, `#`/`!` comments).
+    pub fn parse(text: &str, props: &[(String, String)]) -> Result<Self> {
+        let mut cfg = ServerConfig::default();
+        let mut data_log_dir = None;
+        for (i, raw) in text.lines().enumerate() {
+            let lineno = Some(i + 1);
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let Some(sep) = line.find(['=', ':']) else {
+                return Err(ServerError::Config {
+                    line: lineno,
+                    message: format!("malformed line '{line}': expected key=value"),
+                });
+            };
+            let key = line[..sep].trim();
+            let value = line[sep + 1..].trim();
+            if key.is_empty() {
+                return Err(ServerError::Config {
+                    line: lineno,
+                    message: format!("malformed line '{line}': empty key"),
+                });
+            }
+            match key {
+                "tickTime" => cfg.tick_time = parse_num(key, value, lineno)?,
+                "dataDir" => cfg.data_dir = PathBuf::from(value),
+                "dataLogDir" => data_log_dir = Some(PathBuf::from(value)),
+                "clientPort" => cfg.client_port = parse_num(key, value, lineno)?,
+                "clientPortAddress" => {
+                    cfg.client_port_address = Some(match value {
+                        "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                        v => v.parse().map_err(|_| ServerError::Config {
+                            line: lineno,
+                            message: format!("clientPortAddress: '{v}' is not an IP address"),
+                        })?,
+                    })
+                }
+                "maxClientCnxns" => cfg.max_client_cnxns = parse_num(key, value, lineno)?,
+                "minSessionTimeout" => cfg.min_session_timeout = parse_num(key, value, lineno)?,
+                "maxSessionTimeout" => cfg.max_session_timeout = parse_num(key, value, lineno)?,
+                "initLimit" => cfg.init_limit = parse_num(key, value, lineno)?,
+                "syncLimit" => cfg.sync_limit = parse_num(key, value, lineno)?,
+                "autopurge.snapRetainCount" => {
+                    cfg.snap_retain_count = parse_num::<usize>(key, value, lineno)?.max(3)
+                }
+                "autopurge.purgeInterval" => {
+                    cfg.purge_interval_hours = parse_num(key, value, lineno)?
+                }
+                k if k.starts_with("server.") => {
+                    let id = parse_num(key, &k["server.".len()..], lineno)?;
+                    cfg.servers.insert(id, value.to_string());
+                }
+                k if k.starts_with("group.") || k.starts_with("weight.") => {
+                    cfg.warnings
+                        .push(format!("line {}: {k} is not supported, ignored", i + 1));
+                }
+                k if JAVA_ONLY_PREFIXES.iter().any(|p| k.starts_with(p)) => {
+                    cfg.warnings.push(format!(
+                        "line {}: {k} only applies to the Java server, ignored",
+                        i + 1
+                    ));
+                }
+                k => {
+                    // Apache maps an unknown key K to the system property zookeeper.K.
+                    if !cfg.apply_property(&format!("zookeeper.{k}"), value, lineno)?
+                        && !cfg.apply_property(k, value, lineno)?
+                    {
+                        cfg.warnings
+                            .push(format!("line {}: unknown key {k}, ignored", i + 1));
+                    }
+                }
+            }
+        }
+        for (k, v) in props {
+            if !cfg.apply_property(k, v, None)? {
+                cfg.warnings
+                    .push(format!("unknown property -D{k}, ignored"));
+            }
+        }
+        cfg.data_log_dir = data_log_dir.unwrap_or_else(|| cfg.data_dir.clone());
+        if cfg.tick_time == 0 {
+            return Err(ServerError::Config {
+                line: None,
+                message: "tickTime must be positive".into(),
+            });
+        }
+        Ok(cfg)
+    }
+
+    /// Applies a Java system property; false if it is not one we know.
+    pub fn apply_property(&mut self, name: &str, value: &str, line: Option<usize>) -> Result<bool> {
+        let short = name.strip_prefix("zookeeper.").unwrap_or(name);
+        match short {
+            "extendedTypesEnabled" | "emulate353TTLNodes" => {
+                self.extended_types |= parse_bool(value)
+            }
+            "DigestAuthenticationProvider.superDigest" => {
+                self.super_digest = Some(value.to_string())
+            }
+            "jute.maxbuffer" => self.jute_max_buffer = parse_num(name, value, line)?,
+            "snapCount" => self.snap_count = parse_num(name, value, line)?,
+            "preAllocSize" => {
+                self.prealloc_size = parse_num::<u64>(name, value, line)?.saturating_mul(1024)
+            }
+            "globalOutstandingLimit" => {
+                self.global_outstanding_limit = parse_num(name, value, line)?
+            }
+            "4lw.commands.whitelist" => {
+                self.four_letter_whitelist = value
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .flat_map(|s| {
+                        if s == "*" {
+                            ALL_FOUR_LETTER_WORDS
+                                .iter()
+                                .map(|w| w.to_string())
+                                .collect()
+                        } else {
+                            vec![s]
+                        }
+                    })
+                    .collect();
+            }
+            "readonlymode.enabled" => self.read_only_mode = parse_bool(value),
+            "reconfigEnabled" => self.reconfig_enabled = parse_bool(value),
+            "znode.container.checkIntervalMs" | "container.checkIntervalMs" => {
+                self.container_check_interval_ms = parse_num(name, value, line)?
+            }
+            "znode.container.maxPerMinute"
+            | "maxCnxns"
+            | "snapSizeLimitInKb"
+            | "skipACL"
+            | "digest.enabled"
+            | "closeSessionTxn.enabled"
+            | "fsync.warningthresholdms"
+            | "forceSync"
+            | "commitLogCount"
+            | "txnLogSizeLimitInKb"
+            | "admin.enableServer" => {
+                self.warnings
+                    .push(format!("property {name} accepted, not used"));
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// Splits `-Dname=value` arguments from the rest of a command line.
+pub fn split_properties(args: &[String]) -> (Vec<(String, String)>, Vec<String>) {
+    let mut props = Vec::new();
+    let mut rest = Vec::new();
+    for a in args {
+        if let Some(p) = a.strip_prefix("-D") {
+            let (k, v) = p.split_once('=').unwrap_or((p, "true"));
+            props.push((k.to_string(), v.to_string()));
+        } else {
+            rest.push(a.clone());
+        }
+    }
+    (props, rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_apache_sample() {
+        let text = "# comment\ntickTime=3000\ninitLimit=10\nsyncLimit=5\ndataDir=/var/zk\nclientPort=2182\nclientPortAddress=127.0.0.1\nmaxClientCnxns=7\nautopurge.snapRetainCount=5\nautopurge.purgeInterval=1\nserver.1=a:2888:3888\n4lw.commands.whitelist=ruok, stat\nextendedTypesEnabled=true\nadmin.enableServer=false\nserverCnxnFactory=org.x.Y\npreAllocSize=1024\nsnapCount=50\n";
+        let c = ServerConfig::parse(text, &[]).unwrap();
+        assert_eq!(c.tick_time, 3000);
+        assert_eq!(c.client_port, 2182);
+        assert_eq!(c.data_log_dir, PathBuf::from("/var/zk"));
+        assert_eq!(c.min_timeout(), 6000);
+        assert_eq!(c.max_timeout(), 60000);
+        assert_eq!(c.max_client_cnxns, 7);
+        assert_eq!(c.snap_retain_count, 5);
+        assert_eq!(c.servers.get(&1).map(String::as_str), Some("a:2888:3888"));
+        assert!(
+            c.four_letter_whitelist.contains("ruok") && c.four_letter_whitelist.contains("stat")
+        );
+        assert!(c.extended_types);
+        assert_eq!(c.prealloc_size, 1024 * 1024);
+        assert_eq!(c.snap_count, 50);
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn malformed_lines_name_the_line() {
+        let e = ServerConfig::parse("tickTime=2000\njunk\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+        let e = ServerConfig::parse("clientPort=abc\n", &[]).unwrap_err();
+        assert!(
+            e.to_string().contains("line 1") && e.to_string().contains("clientPort"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn system_properties() {
+        let args: Vec<String> = [
+            "-Dzookeeper.extendedTypesEnabled=true",
+            "-Djute.maxbuffer=2000",
+            "-Dfoo.bar=1",
+            "zoo.cfg",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (props, rest) = split_properties(&args);
+        assert_eq!(rest, vec!["zoo.cfg".to_string()]);
+        let c = ServerConfig::parse(
+            "dataDir=/x\nDigestAuthenticationProvider.superDigest=super:abc\n",
+            &props,
+        )
+        .unwrap();
+        assert!(c.extended_types);
+        assert_eq!(c.jute_max_buffer, 2000);
+        assert_eq!(c.super_digest.as_deref(), Some("super:abc"));
+        assert!(c.warnings.iter().any(|w| w.contains("foo.bar")));
+        let c = ServerConfig::parse("4lw.commands.whitelist=*\n", &[]).unwrap();
+        assert_eq!(c.four_letter_whitelist.len(), ALL_FOUR_LETTER_WORDS.len());
+    }
+}

@@ -1,0 +1,200 @@
+//! One client connection: the handshake (or a four-letter word), then a reader turning
+//! frames into requests for the core and a writer sending what the core produces.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio::sync::{oneshot, Notify};
+use tokio_util::codec::FramedRead;
+use zk_proto::{ConnectRequest, FrameCodec, JuteReader, OpCode, Record, Request, RequestHeader};
+
+use super::ConnCmd;
+use crate::server::CoreMsg;
+
+/// Settings every connection needs.
+#[derive(Debug, Clone)]
+pub struct ConnSettings {
+    /// Largest frame (`jute.maxbuffer`).
+    pub max_frame: usize,
+    /// `maxClientCnxns`.
+    pub max_client_cnxns: usize,
+    /// Whitelisted four-letter words.
+    pub four_letter_whitelist: BTreeSet<String>,
+    /// `globalOutstandingLimit`.
+    pub global_outstanding_limit: usize,
+}
+
+/// Requests in flight across all connections; readers pause above the limit
+/// (`globalOutstandingLimit`), as Apache stops reading sockets.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    outstanding: AtomicUsize,
+    notify: Notify,
+}
+
+impl Throttle {
+    /// Counts a request in.
+    pub fn add(&self) {
+        self.outstanding.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Counts `n` requests out.
+    pub fn done(&self, n: usize) {
+        if n > 0 {
+            self.outstanding.fetch_sub(n, Ordering::AcqRel);
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// Requests in flight.
+    pub fn current(&self) -> usize {
+        self.outstanding.load(Ordering::Acquire)
+    }
+
+    async fn wait_below(&self, limit: usize) {
+        while limit > 0 && self.current() >= limit {
+            let n = self.notify.notified();
+            if self.current() < limit {
+                break;
+            }
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(50), n).await;
+        }
+    }
+}
+
+fn four_letter(b: &[u8; 4]) -> Option<&'static str> {
+    crate::config::ALL_FOUR_LETTER_WORDS
+        .iter()
+        .find(|w| w.as_bytes() == b)
+        .copied()
+}
+
+/// Serves one connection until either side closes it.
+pub async fn run(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    conn: u64,
+    core: UnboundedSender<CoreMsg>,
+    settings: Arc<ConnSettings>,
+    throttle: Arc<Throttle>,
+) {
+    let mut first = [0u8; 4];
+    if stream.read_exact(&mut first).await.is_err() {
+        return;
+    }
+    if let Some(cmd) = four_letter(&first) {
+        let text = if settings.four_letter_whitelist.contains(cmd) {
+            let (tx, rx) = oneshot::channel();
+            if core
+                .send(CoreMsg::FourLetter {
+                    cmd: cmd.to_string(),
+                    reply: tx,
+                })
+                .is_err()
+            {
+                return;
+            }
+            rx.await.unwrap_or_default()
+        } else {
+            format!("{cmd} is not executed because it is not in the whitelist.\n")
+        };
+        let _ = stream.write_all(text.as_bytes()).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
+    let (rd, wr) = stream.into_split();
+    let mut frames = FramedRead::new(rd, FrameCodec::new(settings.max_frame));
+    frames.read_buffer_mut().extend_from_slice(&first);
+    let connect = match frames.next().await {
+        Some(Ok(f)) => match ConnectRequest::decode(f) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::info!("bad connect request from {peer}: {e}");
+                return;
+            }
+        },
+        Some(Err(e)) => {
+            tracing::info!("closing {peer}: {e}");
+            return;
+        }
+        None => return,
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel::<ConnCmd>();
+    if core.send(CoreMsg::Accepted { conn, peer, tx }).is_err()
+        || core.send(CoreMsg::Connect { conn, req: connect }).is_err()
+    {
+        return;
+    }
+    let writer = tokio::spawn(async move {
+        let mut w = BufWriter::with_capacity(64 * 1024, wr);
+        'outer: while let Some(cmd) = rx.recv().await {
+            let mut next = Some(cmd);
+            while let Some(cmd) = next {
+                match cmd {
+                    ConnCmd::Frame(b) => {
+                        if w.write_all(&b).await.is_err() {
+                            break 'outer;
+                        }
+                    }
+                    ConnCmd::Close => {
+                        let _ = w.flush().await;
+                        let _ = w.shutdown().await;
+                        break 'outer;
+                    }
+                }
+                next = rx.try_recv().ok();
+            }
+            if w.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    let reader = async {
+        loop {
+            throttle.wait_below(settings.global_outstanding_limit).await;
+            let frame = match frames.next().await {
+                Some(Ok(f)) => f,
+                Some(Err(e)) => {
+                    tracing::info!("closing {peer}: {e}");
+                    break;
+                }
+                None => break,
+            };
+            let mut r = JuteReader::new(frame);
+            let Ok(h) = RequestHeader::read(&mut r) else {
+                tracing::info!("closing {peer}: truncated request header");
+                break;
+            };
+            let msg = match Request::read(h.opcode, &mut r) {
+                Ok(req) => CoreMsg::Request {
+                    conn,
+                    xid: h.xid,
+                    req,
+                },
+                Err(e) if !h.opcode.is_known() || h.opcode == OpCode::Notification => {
+                    tracing::info!("unknown opcode {} from {peer}: {e}", h.opcode.to_i32());
+                    CoreMsg::Unknown { conn, xid: h.xid }
+                }
+                Err(e) => {
+                    tracing::info!("closing {peer}: malformed {:?} request: {e}", h.opcode);
+                    break;
+                }
+            };
+            throttle.add();
+            if core.send(msg).is_err() {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        _ = reader => {}
+        _ = async { let _ = writer.await; } => {}
+    }
+    let _ = core.send(CoreMsg::Disconnected { conn });
+}

@@ -1,0 +1,231 @@
+//! Four-letter words, with Apache's output shapes.
+
+use std::fmt::Write;
+
+use crate::config::ServerConfig;
+use crate::pipeline::Processor;
+use crate::stats::{ConnStats, ServerStats};
+
+/// Version string reported where Apache reports its own.
+pub const VERSION: &str = "3.8.0-zk-rs, built on 1970-01-01 00:00 UTC";
+
+/// Everything a four-letter word may report.
+pub struct View<'a> {
+    /// The core.
+    pub core: &'a Processor,
+    /// Configuration.
+    pub config: &'a ServerConfig,
+    /// Server counters.
+    pub stats: &'a ServerStats,
+    /// Connections.
+    pub conns: Vec<&'a ConnStats>,
+    /// Requests in flight.
+    pub outstanding: usize,
+    /// Uptime, ms.
+    pub uptime_ms: i64,
+    /// Snapshot and log bytes.
+    pub dir_sizes: (u64, u64),
+}
+
+fn latency_line(s: &ServerStats) -> String {
+    format!(
+        "Latency min/avg/max: {}/{:.4}/{}\n",
+        s.min_latency,
+        s.avg_latency(),
+        s.max_latency
+    )
+}
+
+fn conn_line(c: &ConnStats, full: bool) -> String {
+    let mut s = format!(
+        " /{}[1](queued={},recved={},sent={}",
+        c.peer, c.queued, c.received, c.sent
+    );
+    if full {
+        if let Some(sid) = c.session {
+            let _ = write!(
+                s,
+                ",sid=0x{sid:x},lop={},est={},to={},lzxid=0x{:x},lresp={},llat={},minlat={},avglat={:.4},maxlat={}",
+                c.last_op,
+                c.established,
+                c.timeout,
+                c.last_zxid,
+                c.established,
+                c.last_latency,
+                c.latency.min_latency,
+                c.latency.avg_latency(),
+                c.latency.max_latency
+            );
+        }
+    }
+    s.push_str(")\n");
+    s
+}
+
+fn server_summary(v: &View) -> String {
+    format!(
+        "{}Received: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
+        latency_line(v.stats),
+        v.stats.packets_received,
+        v.stats.packets_sent,
+        v.conns.len(),
+        v.outstanding,
+        v.core.db.last_zxid(),
+        v.core.db.tree.node_count()
+    )
+}
+
+/// Runs a (whitelisted) command; `crst` and `srst` are applied by the caller.
+pub fn render(cmd: &str, v: &View) -> String {
+    match cmd {
+        "ruok" => "imok".to_string(),
+        "isro" => "rw".to_string(),
+        "srvr" => format!("Zookeeper version: {VERSION}\n{}", server_summary(v)),
+        "stat" => {
+            let mut s = format!("Zookeeper version: {VERSION}\nClients:\n");
+            for c in &v.conns {
+                s.push_str(&conn_line(c, false));
+            }
+            s.push('\n');
+            s.push_str(&server_summary(v));
+            s
+        }
+        "cons" => {
+            let mut s = String::new();
+            for c in &v.conns {
+                s.push_str(&conn_line(c, true));
+            }
+            s.push('\n');
+            s
+        }
+        "crst" => "Connection stats reset.\n".to_string(),
+        "srst" => "Server stats reset.\n".to_string(),
+        "conf" => {
+            let c = v.config;
+            format!(
+                "clientPort={}\nsecureClientPort=-1\ndataDir={}/version-2\ndataDirSize={}\ndataLogDir={}/version-2\ndataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId={}\n",
+                c.client_port,
+                c.data_dir.display(),
+                v.dir_sizes.0,
+                c.data_log_dir.display(),
+                v.dir_sizes.1,
+                c.tick_time,
+                c.max_client_cnxns,
+                c.min_timeout(),
+                c.max_timeout(),
+                c.my_id
+            )
+        }
+        "envi" => {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+            format!(
+                "Environment:\nzookeeper.version={VERSION}\nhost.name={host}\nos.name={}\nos.arch={}\nuser.dir={}\nzk-rs.pid={}\n",
+                std::env::consts::OS,
+                std::env::consts::ARCH,
+                std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
+                std::process::id()
+            )
+        }
+        "dirs" => format!(
+            "datadir_size: {}\nlogdir_size: {}\n",
+            v.dir_sizes.0, v.dir_sizes.1
+        ),
+        "wchs" => format!(
+            "{} connections watching {} paths\nTotal watches:{}\n",
+            v.core.watches.watcher_count(),
+            v.core.watches.path_count(),
+            v.core.watches.count()
+        ),
+        "wchc" => {
+            let mut s = String::new();
+            for (sid, paths) in v.core.watches.by_session() {
+                let _ = writeln!(s, "0x{sid:x}");
+                for p in paths {
+                    let _ = writeln!(s, "\t{p}");
+                }
+            }
+            s
+        }
+        "wchp" => {
+            let mut s = String::new();
+            for (p, sids) in v.core.watches.by_path() {
+                let _ = writeln!(s, "{p}");
+                for sid in sids {
+                    let _ = writeln!(s, "\t0x{sid:x}");
+                }
+            }
+            s
+        }
+        "dump" => {
+            let buckets = v.core.sessions.buckets();
+            let total: usize = buckets.iter().map(|(_, s)| s.len()).sum();
+            let mut s = format!(
+                "SessionTracker dump:\nSession Sets ({})/({}):\n",
+                buckets.len(),
+                total
+            );
+            for (t, ids) in &buckets {
+                let _ = writeln!(s, "{} expire at {}:", ids.len(), t);
+                for id in ids {
+                    let _ = writeln!(s, "\t0x{id:x}");
+                }
+            }
+            let eph = v.core.db.tree.ephemerals_by_session();
+            let _ = writeln!(
+                s,
+                "ephemeral nodes dump:\nSessions with Ephemerals ({}):",
+                eph.len()
+            );
+            let mut sids: Vec<_> = eph.keys().collect();
+            sids.sort();
+            for sid in sids {
+                let _ = writeln!(s, "0x{sid:x}:");
+                for p in &eph[sid] {
+                    let _ = writeln!(s, "\t{p}");
+                }
+            }
+            s.push_str("Connections dump:\nConnections Sets (0)/(0):\n");
+            s
+        }
+        "mntr" => {
+            let db = &v.core.db;
+            let eph: usize = db
+                .tree
+                .ephemerals_by_session()
+                .values()
+                .map(|s| s.len())
+                .sum();
+            let lines: Vec<(&str, String)> = vec![
+                ("zk_version", VERSION.to_string()),
+                ("zk_server_state", "standalone".into()),
+                ("zk_ephemerals_count", eph.to_string()),
+                ("zk_num_alive_connections", v.conns.len().to_string()),
+                ("zk_avg_latency", format!("{:.4}", v.stats.avg_latency())),
+                ("zk_outstanding_requests", v.outstanding.to_string()),
+                ("zk_znode_count", db.tree.node_count().to_string()),
+                ("zk_global_sessions", db.sessions().len().to_string()),
+                ("zk_packets_sent", v.stats.packets_sent.to_string()),
+                ("zk_packets_received", v.stats.packets_received.to_string()),
+                ("zk_watch_count", v.core.watches.count().to_string()),
+                ("zk_min_latency", v.stats.min_latency.to_string()),
+                ("zk_max_latency", v.stats.max_latency.to_string()),
+                (
+                    "zk_approximate_data_size",
+                    db.tree.approximate_data_size().to_string(),
+                ),
+                ("zk_local_sessions", "0".into()),
+                ("zk_uptime", v.uptime_ms.to_string()),
+                (
+                    "zk_outstanding_changes",
+                    v.core.prep.pending.len().to_string(),
+                ),
+            ];
+            let mut s = String::new();
+            for (k, val) in lines {
+                let _ = writeln!(s, "{k}\t{val}");
+            }
+            s
+        }
+        other => format!("Unknown command {other}\n"),
+    }
+}

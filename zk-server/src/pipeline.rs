@@ -1,0 +1,738 @@
+//! The request pipeline as a sans-IO state machine:
+//! prepare -> (commit path) -> apply -> reply, with per-session FIFO replies.
+//!
+//! [`Processor`] never touches sockets, disks or clocks. Its driver feeds it connections,
+//! requests, ticks and commits, and carries out the [`Output`]s: replies and events go to
+//! connections, [`Output::Propose`]d txns go to the commit path. Standalone, the commit path
+//! logs a batch with one fsync and hands it back through [`Processor::committed`]; in an
+//! ensemble the leader would broadcast it instead, and followers call
+//! [`Processor::committed`] with the leader's txns.
+
+use std::collections::{HashMap, VecDeque};
+
+use zk_proto::txn::TxnEntry;
+use zk_proto::{
+    ConnectRequest, ConnectResponse, ErrorCode, Id, MultiResponse, OpCode, OpResult, ReplyHeader,
+    Request, Response, WatcherEvent,
+};
+
+use crate::acl;
+use crate::apply::{ApplyResult, Outcome};
+use crate::database::ZkDatabase;
+use crate::prep::{Prep, PrepContext, PrepSettings};
+use crate::read::{self, Caller};
+use crate::session::{session_password, SessionTracker};
+use crate::tree::node::NodeKind;
+use crate::watch::WatchManager;
+
+/// A connection handle chosen by the driver.
+pub type ConnId = u64;
+
+/// Something the driver must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send a reply frame.
+    Reply {
+        /// Connection.
+        conn: ConnId,
+        /// Header.
+        header: ReplyHeader,
+        /// Body (sent only when the header says Ok, or for multi).
+        body: Response,
+    },
+    /// Send the handshake reply.
+    Connected {
+        /// Connection.
+        conn: ConnId,
+        /// The reply (`timeout` 0 means expired; the driver then closes).
+        resp: ConnectResponse,
+    },
+    /// Send a watch notification.
+    Event {
+        /// Connection.
+        conn: ConnId,
+        /// The event.
+        event: WatcherEvent,
+    },
+    /// Close the connection once what was queued for it is sent.
+    Close {
+        /// Connection.
+        conn: ConnId,
+    },
+    /// Commit this txn (persist, or propose to the leader) and report it back through
+    /// [`Processor::committed`], in zxid order.
+    Propose(TxnEntry),
+}
+
+/// Settings of the core.
+#[derive(Debug, Clone)]
+pub struct CoreSettings {
+    /// Server id (top byte of session ids).
+    pub server_id: i64,
+    /// Tick in ms (session expiry buckets).
+    pub tick_ms: i64,
+    /// Smallest session timeout.
+    pub min_timeout: i32,
+    /// Largest session timeout.
+    pub max_timeout: i32,
+    /// `user:hash` of the super user.
+    pub super_digest: Option<String>,
+    /// Container / TTL reaping interval.
+    pub container_check_ms: i64,
+    /// Prep settings.
+    pub prep: PrepSettings,
+}
+
+impl Default for CoreSettings {
+    fn default() -> Self {
+        CoreSettings {
+            server_id: 0,
+            tick_ms: 2000,
+            min_timeout: 4000,
+            max_timeout: 40000,
+            super_digest: None,
+            container_check_ms: 60_000,
+            prep: PrepSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Conn {
+    session: Option<i64>,
+    auth: Vec<Id>,
+    ip: String,
+}
+
+#[derive(Debug)]
+enum Queued {
+    Write {
+        zxid: i64,
+    },
+    Read {
+        conn: ConnId,
+        xid: i32,
+        req: Request,
+    },
+}
+
+#[derive(Debug)]
+enum Waiter {
+    Request {
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        opcode: OpCode,
+        sub_ops: Vec<OpCode>,
+    },
+    Connect {
+        conn: ConnId,
+        session: i64,
+        timeout: i32,
+    },
+}
+
+/// The server core: database, prep stage, sessions, watches and per-session queues.
+#[derive(Debug)]
+pub struct Processor {
+    /// Applied state.
+    pub db: ZkDatabase,
+    /// Prepare stage (outstanding changes).
+    pub prep: Prep,
+    /// Watches.
+    pub watches: WatchManager,
+    /// Session liveness.
+    pub sessions: SessionTracker,
+    settings: CoreSettings,
+    conns: HashMap<ConnId, Conn>,
+    session_conn: HashMap<i64, ConnId>,
+    queues: HashMap<i64, VecDeque<Queued>>,
+    waiting: HashMap<i64, Waiter>,
+    next_zxid: i64,
+    last_container_check: i64,
+}
+
+fn ok_header(xid: i32, zxid: i64) -> ReplyHeader {
+    ReplyHeader {
+        xid,
+        zxid,
+        err: ErrorCode::Ok,
+    }
+}
+
+impl Processor {
+    /// A core over `db` (fresh or restored), with sessions from `db` tracked from `now`.
+    pub fn new(db: ZkDatabase, settings: CoreSettings, now: i64) -> Self {
+        let mut sessions = SessionTracker::new(settings.server_id, settings.tick_ms, now);
+        for (id, t) in db.sessions() {
+            sessions.add(*id, *t, now);
+        }
+        let next_zxid = db.last_zxid() + 1;
+        Processor {
+            prep: Prep::new(settings.prep.clone()),
+            db,
+            watches: WatchManager::new(),
+            sessions,
+            settings,
+            conns: HashMap::new(),
+            session_conn: HashMap::new(),
+            queues: HashMap::new(),
+            waiting: HashMap::new(),
+            next_zxid,
+            last_container_check: now,
+        }
+    }
+
+    /// Sets the next zxid to hand out (an ensemble leader starts each epoch anew).
+    pub fn set_next_zxid(&mut self, zxid: i64) {
+        self.next_zxid = zxid;
+    }
+
+    /// Txns proposed but not yet committed.
+    pub fn outstanding(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Number of open connections.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// The session bound to a connection.
+    pub fn session_of(&self, conn: ConnId) -> Option<i64> {
+        self.conns.get(&conn).and_then(|c| c.session)
+    }
+
+    fn take_zxid(&mut self) -> i64 {
+        let z = self.next_zxid;
+        self.next_zxid += 1;
+        z
+    }
+
+    fn propose(&mut self, e: TxnEntry, waiter: Option<Waiter>, out: &mut Vec<Output>) {
+        if let Some(w) = waiter {
+            self.waiting.insert(e.header.zxid, w);
+        }
+        out.push(Output::Propose(e));
+    }
+
+    /// A connection's first frame. `ip` is the peer address (the `ip` auth identity).
+    pub fn connect(
+        &mut self,
+        conn: ConnId,
+        ip: &str,
+        req: &ConnectRequest,
+        now: i64,
+    ) -> Vec<Output> {
+        let mut out = Vec::new();
+        if req.last_zxid_seen > self.db.last_zxid() {
+            // The client has seen a newer state than ours: Apache refuses it so it tries
+            // another server.
+            out.push(Output::Close { conn });
+            return out;
+        }
+        let timeout = req.timeout.clamp(
+            self.settings.min_timeout,
+            self.settings.max_timeout.max(self.settings.min_timeout),
+        );
+        self.conns.insert(
+            conn,
+            Conn {
+                session: None,
+                auth: vec![Id::new("ip", ip)],
+                ip: ip.to_string(),
+            },
+        );
+        if req.session_id == 0 {
+            let session = self.sessions.next_session_id();
+            self.sessions.add(session, timeout, now);
+            self.bind(conn, session, &mut out);
+            let zxid = self.take_zxid();
+            let e = self.prep.create_session(session, timeout, zxid, now);
+            self.propose(
+                e,
+                Some(Waiter::Connect {
+                    conn,
+                    session,
+                    timeout,
+                }),
+                &mut out,
+            );
+            return out;
+        }
+        let session = req.session_id;
+        let valid = self.db.sessions().contains_key(&session)
+            && !self.sessions.is_closing(session)
+            && req.passwd.as_ref() == session_password(session).as_slice();
+        if !valid {
+            out.push(Output::Connected {
+                conn,
+                resp: ConnectResponse {
+                    protocol_version: 0,
+                    timeout: 0,
+                    session_id: 0,
+                    passwd: vec![0u8; zk_proto::PASSWORD_LEN].into(),
+                    read_only: Some(false),
+                },
+            });
+            out.push(Output::Close { conn });
+            return out;
+        }
+        self.sessions.touch(session, now);
+        self.bind(conn, session, &mut out);
+        out.push(Output::Connected {
+            conn,
+            resp: ConnectResponse {
+                protocol_version: 0,
+                timeout,
+                session_id: session,
+                passwd: session_password(session).to_vec().into(),
+                read_only: Some(false),
+            },
+        });
+        out
+    }
+
+    fn bind(&mut self, conn: ConnId, session: i64, out: &mut Vec<Output>) {
+        if let Some(old) = self.session_conn.insert(session, conn) {
+            if old != conn {
+                // The session moved: the old connection is stale.
+                self.watches.remove_watcher(session);
+                if let Some(c) = self.conns.get_mut(&old) {
+                    c.session = None;
+                }
+                out.push(Output::Close { conn: old });
+            }
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session = Some(session);
+        }
+    }
+
+    /// The connection went away; its session lives on until it expires.
+    pub fn disconnected(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            if let Some(s) = c.session {
+                if self.session_conn.get(&s) == Some(&conn) {
+                    self.session_conn.remove(&s);
+                    self.watches.remove_watcher(s);
+                }
+            }
+        }
+    }
+
+    /// A request after the handshake.
+    pub fn request(&mut self, conn: ConnId, xid: i32, req: Request, now: i64) -> Vec<Output> {
+        let mut out = Vec::new();
+        let Some(session) = self.conns.get(&conn).and_then(|c| c.session) else {
+            out.push(Output::Close { conn });
+            return out;
+        };
+        if !self.sessions.touch(session, now) {
+            out.push(Output::Reply {
+                conn,
+                header: ReplyHeader {
+                    xid,
+                    zxid: self.db.last_zxid(),
+                    err: ErrorCode::SessionExpired,
+                },
+                body: Response::Empty,
+            });
+            out.push(Output::Close { conn });
+            return out;
+        }
+        match req {
+            Request::Auth(a) => {
+                let ip = self
+                    .conns
+                    .get(&conn)
+                    .map(|c| c.ip.clone())
+                    .unwrap_or_default();
+                match acl::authenticate(
+                    &a.scheme,
+                    &a.auth,
+                    &ip,
+                    self.settings.super_digest.as_deref(),
+                ) {
+                    Ok(ids) => {
+                        if let Some(c) = self.conns.get_mut(&conn) {
+                            for id in ids {
+                                if !c.auth.contains(&id) {
+                                    c.auth.push(id);
+                                }
+                            }
+                        }
+                        out.push(Output::Reply {
+                            conn,
+                            header: ok_header(xid, 0),
+                            body: Response::Empty,
+                        });
+                    }
+                    Err(e) => {
+                        out.push(Output::Reply {
+                            conn,
+                            header: ReplyHeader {
+                                xid,
+                                zxid: 0,
+                                err: e,
+                            },
+                            body: Response::Empty,
+                        });
+                        out.push(Output::Close { conn });
+                    }
+                }
+            }
+            Request::Sasl(_) => {
+                out.push(Output::Reply {
+                    conn,
+                    header: ReplyHeader {
+                        xid,
+                        zxid: self.db.last_zxid(),
+                        err: ErrorCode::AuthFailed,
+                    },
+                    body: Response::Empty,
+                });
+            }
+            req if is_write(&req) => {
+                let opcode = req.opcode();
+                let sub_ops = match &req {
+                    Request::Multi(m) => m.ops.iter().map(|o| o.opcode()).collect(),
+                    _ => Vec::new(),
+                };
+                if matches!(req, Request::CloseSession) {
+                    self.sessions.set_closing(session);
+                }
+                let zxid = self.take_zxid();
+                let auth = self
+                    .conns
+                    .get(&conn)
+                    .map(|c| c.auth.clone())
+                    .unwrap_or_default();
+                let ctx = PrepContext {
+                    session,
+                    auth: &auth,
+                    cxid: xid,
+                    zxid,
+                    time: now,
+                };
+                let e = self.prep.prepare(&self.db, &ctx, &req);
+                self.queues
+                    .entry(session)
+                    .or_default()
+                    .push_back(Queued::Write { zxid });
+                self.propose(
+                    e,
+                    Some(Waiter::Request {
+                        conn,
+                        session,
+                        xid,
+                        opcode,
+                        sub_ops,
+                    }),
+                    &mut out,
+                );
+            }
+            req => {
+                let q = self.queues.entry(session).or_default();
+                if q.is_empty() {
+                    self.run_read(conn, session, xid, &req, &mut out);
+                } else {
+                    q.push_back(Queued::Read { conn, xid, req });
+                }
+            }
+        }
+        out
+    }
+
+    fn run_read(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        req: &Request,
+        out: &mut Vec<Output>,
+    ) {
+        if self.session_conn.get(&session) != Some(&conn) {
+            return;
+        }
+        let auth = self
+            .conns
+            .get(&conn)
+            .map(|c| c.auth.clone())
+            .unwrap_or_default();
+        match req {
+            Request::SetWatches(s) => {
+                let evs = read::set_watches(
+                    &self.db,
+                    &mut self.watches,
+                    session,
+                    s.relative_zxid,
+                    &s.data_watches,
+                    &s.exist_watches,
+                    &s.child_watches,
+                    &[],
+                    &[],
+                );
+                out.extend(evs.into_iter().map(|event| Output::Event { conn, event }));
+                out.push(Output::Reply {
+                    conn,
+                    header: ok_header(xid, self.db.last_zxid()),
+                    body: Response::Empty,
+                });
+            }
+            Request::SetWatches2(s) => {
+                let evs = read::set_watches(
+                    &self.db,
+                    &mut self.watches,
+                    session,
+                    s.relative_zxid,
+                    &s.data_watches,
+                    &s.exist_watches,
+                    &s.child_watches,
+                    &s.persistent_watches,
+                    &s.persistent_recursive_watches,
+                );
+                out.extend(evs.into_iter().map(|event| Output::Event { conn, event }));
+                out.push(Output::Reply {
+                    conn,
+                    header: ok_header(xid, self.db.last_zxid()),
+                    body: Response::Empty,
+                });
+            }
+            _ => {
+                let caller = Caller {
+                    session,
+                    auth: &auth,
+                };
+                let (err, body) = read::execute(&self.db, &mut self.watches, &caller, req);
+                out.push(Output::Reply {
+                    conn,
+                    header: ReplyHeader {
+                        xid,
+                        zxid: self.db.last_zxid(),
+                        err,
+                    },
+                    body,
+                });
+            }
+        }
+    }
+
+    /// Applies committed txns in zxid order; releases their replies, the reads queued
+    /// behind them, and watch events.
+    pub fn committed(&mut self, entries: &[TxnEntry], now: i64) -> Vec<Output> {
+        let mut out = Vec::new();
+        for e in entries {
+            let res = self.db.apply(e);
+            self.prep.applied(res.zxid);
+            self.after_apply(res, now, &mut out);
+        }
+        out
+    }
+
+    fn after_apply(&mut self, res: ApplyResult, now: i64, out: &mut Vec<Output>) {
+        for t in &res.triggers {
+            for (session, event) in self.watches.trigger(t) {
+                if let Some(conn) = self.session_conn.get(&session) {
+                    out.push(Output::Event { conn: *conn, event });
+                }
+            }
+        }
+        match &res.outcome {
+            Outcome::SessionCreated if !self.sessions.contains(res.client_id) => {
+                let t = self
+                    .db
+                    .sessions()
+                    .get(&res.client_id)
+                    .copied()
+                    .unwrap_or(self.settings.max_timeout);
+                self.sessions.add(res.client_id, t, now);
+            }
+            Outcome::SessionClosed => {
+                self.sessions.remove(res.client_id);
+                self.watches.remove_watcher(res.client_id);
+            }
+            _ => {}
+        }
+        let waiter = self.waiting.remove(&res.zxid);
+        match waiter {
+            Some(Waiter::Connect {
+                conn,
+                session,
+                timeout,
+            }) => {
+                out.push(Output::Connected {
+                    conn,
+                    resp: ConnectResponse {
+                        protocol_version: 0,
+                        timeout,
+                        session_id: session,
+                        passwd: session_password(session).to_vec().into(),
+                        read_only: Some(false),
+                    },
+                });
+            }
+            Some(Waiter::Request {
+                conn,
+                session,
+                xid,
+                opcode,
+                sub_ops,
+            }) => {
+                let (err, body) = reply_for(opcode, &sub_ops, &res.outcome);
+                if let Some(q) = self.queues.get_mut(&session) {
+                    if matches!(q.front(), Some(Queued::Write { zxid }) if *zxid == res.zxid) {
+                        q.pop_front();
+                    }
+                }
+                if self.session_conn.get(&session) == Some(&conn) || opcode == OpCode::CloseSession
+                {
+                    out.push(Output::Reply {
+                        conn,
+                        header: ReplyHeader {
+                            xid,
+                            zxid: res.zxid,
+                            err,
+                        },
+                        body,
+                    });
+                }
+                self.drain_reads(session, out);
+            }
+            None => {}
+        }
+        if res.outcome == Outcome::SessionClosed {
+            self.queues.remove(&res.client_id);
+            if let Some(conn) = self.session_conn.remove(&res.client_id) {
+                self.conns.remove(&conn);
+                out.push(Output::Close { conn });
+            }
+        }
+    }
+
+    fn drain_reads(&mut self, session: i64, out: &mut Vec<Output>) {
+        loop {
+            let Some(q) = self.queues.get_mut(&session) else {
+                return;
+            };
+            match q.front() {
+                Some(Queued::Read { .. }) => {
+                    if let Some(Queued::Read { conn, xid, req }) = q.pop_front() {
+                        self.run_read(conn, session, xid, &req, out);
+                    }
+                }
+                Some(Queued::Write { .. }) => return,
+                None => {
+                    self.queues.remove(&session);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Time passes: expires sessions, reaps empty containers and expired TTL nodes.
+    pub fn tick(&mut self, now: i64) -> Vec<Output> {
+        let mut out = Vec::new();
+        for session in self.sessions.expire(now) {
+            let zxid = self.take_zxid();
+            let e = self.prep.close_session(&self.db, session, zxid, now);
+            self.propose(e, None, &mut out);
+        }
+        if now - self.last_container_check >= self.settings.container_check_ms {
+            self.last_container_check = now;
+            let mut candidates = Vec::new();
+            for p in self.db.tree.containers() {
+                if let Some(n) = self.db.tree.get(p) {
+                    if n.stat.cversion > 0 && n.children.is_empty() {
+                        candidates.push(p.clone());
+                    }
+                }
+            }
+            for p in self.db.tree.ttls() {
+                if let Some(n) = self.db.tree.get(p) {
+                    if let NodeKind::Ttl(ttl) = n.kind() {
+                        if n.children.is_empty() && now - n.stat.mtime > ttl {
+                            candidates.push(p.clone());
+                        }
+                    }
+                }
+            }
+            for p in candidates {
+                let zxid = self.next_zxid;
+                if let Some(e) = self.prep.delete_container(&self.db, &p, zxid, now) {
+                    self.next_zxid += 1;
+                    self.propose(e, None, &mut out);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Whether a request becomes a txn.
+pub fn is_write(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::Create(_)
+            | Request::Create2(_)
+            | Request::CreateContainer(_)
+            | Request::CreateTtl(_)
+            | Request::Delete(_)
+            | Request::DeleteContainer(_)
+            | Request::SetData(_)
+            | Request::SetAcl(_)
+            | Request::Check(_)
+            | Request::Multi(_)
+            | Request::Reconfig(_)
+            | Request::CloseSession
+    )
+}
+
+fn op_result(op: OpCode, o: &Outcome) -> OpResult {
+    match o {
+        Outcome::Created { path, stat } => {
+            if op == OpCode::Create {
+                OpResult::Create(path.clone())
+            } else {
+                OpResult::Create2(path.clone(), stat.clone())
+            }
+        }
+        Outcome::Deleted => OpResult::Delete,
+        Outcome::SetData(s) => OpResult::SetData(s.clone()),
+        Outcome::Check => OpResult::Check,
+        Outcome::Error(e) => OpResult::Error(*e),
+        _ => OpResult::Error(ErrorCode::SystemError),
+    }
+}
+
+/// The reply code and body for a write, from what its txn did.
+pub fn reply_for(opcode: OpCode, sub_ops: &[OpCode], o: &Outcome) -> (ErrorCode, Response) {
+    use zk_proto::ops::{Create2Response, CreateResponse, StatResponse};
+    match (opcode, o) {
+        (_, Outcome::Error(e)) => (*e, Response::Empty),
+        (OpCode::Multi, Outcome::Multi(v)) => {
+            let results = v
+                .iter()
+                .enumerate()
+                .map(|(i, r)| op_result(sub_ops.get(i).copied().unwrap_or(OpCode::Create2), r))
+                .collect();
+            (o.err(), Response::Multi(MultiResponse { results }))
+        }
+        (OpCode::Create, Outcome::Created { path, .. }) => (
+            ErrorCode::Ok,
+            Response::Create(CreateResponse { path: path.clone() }),
+        ),
+        (_, Outcome::Created { path, stat }) => (
+            ErrorCode::Ok,
+            Response::Create2(Create2Response {
+                path: path.clone(),
+                stat: stat.clone(),
+            }),
+        ),
+        (_, Outcome::SetData(s)) | (_, Outcome::SetAcl(s)) => (
+            ErrorCode::Ok,
+            Response::Stat(StatResponse { stat: s.clone() }),
+        ),
+        _ => (ErrorCode::Ok, Response::Empty),
+    }
+}

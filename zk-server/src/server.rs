@@ -1,0 +1,575 @@
+//! The embeddable server: [`Server::start`] gives a [`ServerHandle`] with the bound address
+//! and [`ServerHandle::stop`].
+//!
+//! Tasks: the listener and one task per connection (see [`crate::net`]); one core task
+//! owning the [`Processor`]; one store thread that appends each batch of proposed txns with
+//! a single fsync (group commit: whatever is proposed while a batch is being written forms
+//! the next batch) and writes snapshots.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use zk_proto::txn::TxnEntry;
+use zk_proto::{
+    write_frame, ConnectRequest, ErrorCode, OpCode, Record, ReplyHeader, Request, Response,
+};
+
+use crate::config::ServerConfig;
+use crate::database::{DatabaseImage, ZkDatabase};
+use crate::error::{Result, ServerError};
+use crate::net::connection::{ConnSettings, Throttle};
+use crate::net::{four_letter, listener, ConnCmd};
+use crate::pipeline::{ConnId, CoreSettings, Output, Processor};
+use crate::prep::PrepSettings;
+use crate::stats::{ConnStats, ServerStats};
+use crate::store::{MemoryStore, Recovered, TxnStore};
+
+/// Messages to the core task.
+#[derive(Debug)]
+pub enum CoreMsg {
+    /// A connection finished reading its handshake frame.
+    Accepted {
+        /// Connection id.
+        conn: ConnId,
+        /// Peer.
+        peer: SocketAddr,
+        /// Where its output goes.
+        tx: UnboundedSender<ConnCmd>,
+    },
+    /// The handshake.
+    Connect {
+        /// Connection.
+        conn: ConnId,
+        /// Request.
+        req: ConnectRequest,
+    },
+    /// A request.
+    Request {
+        /// Connection.
+        conn: ConnId,
+        /// Xid.
+        xid: i32,
+        /// Body.
+        req: Request,
+    },
+    /// A request with an opcode we do not know.
+    Unknown {
+        /// Connection.
+        conn: ConnId,
+        /// Xid.
+        xid: i32,
+    },
+    /// The connection closed.
+    Disconnected {
+        /// Connection.
+        conn: ConnId,
+    },
+    /// A four-letter word.
+    FourLetter {
+        /// Command.
+        cmd: String,
+        /// Where the text goes.
+        reply: oneshot::Sender<String>,
+    },
+    /// The store made a batch durable (or failed).
+    Committed(Result<Vec<TxnEntry>>),
+    /// Stop.
+    Shutdown(oneshot::Sender<()>),
+}
+
+enum StoreJob {
+    Append(Vec<TxnEntry>),
+    Snapshot(Box<DatabaseImage>),
+    Purge,
+}
+
+/// Current wall clock in ms.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Opens the store a config asks for and recovers the database from it.
+pub type StoreOpener =
+    Box<dyn FnOnce(&ServerConfig) -> Result<(Box<dyn TxnStore>, Recovered)> + Send>;
+
+/// Builds and starts servers.
+pub struct Server;
+
+/// A running server.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    core_tx: UnboundedSender<CoreMsg>,
+    core: Option<JoinHandle<()>>,
+    listener: JoinHandle<()>,
+    config: ServerConfig,
+}
+
+impl Server {
+    /// Starts a server persisting to `config.data_dir` / `config.data_log_dir`.
+    pub async fn start(config: ServerConfig) -> Result<ServerHandle> {
+        Self::start_with_store(config, Box::new(crate::store::open_disk_store)).await
+    }
+
+    /// Starts a server over an in-memory store (durable only within this process: pass the
+    /// same [`MemoryStore`] again to "restart").
+    pub async fn start_in_memory(config: ServerConfig, store: MemoryStore) -> Result<ServerHandle> {
+        Self::start_with_store(
+            config,
+            Box::new(move |_| {
+                let rec = store.recover();
+                Ok((Box::new(store) as Box<dyn TxnStore>, rec))
+            }),
+        )
+        .await
+    }
+
+    /// Starts a server over the store `open` returns.
+    pub async fn start_with_store(config: ServerConfig, open: StoreOpener) -> Result<ServerHandle> {
+        let (store, recovered) = open(&config)?;
+        let db = recovered.into_database();
+        let listener = TcpListener::bind(config.client_addr())
+            .await
+            .map_err(|e| ServerError::io(format!("binding {}", config.client_addr()), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| ServerError::io("reading the bound address", e))?;
+        let mut config = config;
+        config.client_port = addr.port();
+        let (core_tx, core_rx) = mpsc::unbounded_channel();
+        let throttle = Arc::new(Throttle::default());
+        let conn_settings = Arc::new(ConnSettings {
+            max_frame: config.jute_max_buffer,
+            max_client_cnxns: config.max_client_cnxns,
+            four_letter_whitelist: config.four_letter_whitelist.clone(),
+            global_outstanding_limit: config.global_outstanding_limit,
+        });
+        let listener = tokio::spawn(listener::run(
+            listener,
+            core_tx.clone(),
+            conn_settings,
+            throttle.clone(),
+        ));
+        let store_tx = spawn_store(store, core_tx.clone());
+        let now = now_ms();
+        let settings = CoreSettings {
+            server_id: config.my_id as i64,
+            tick_ms: i64::from(config.tick_time),
+            min_timeout: config.min_timeout(),
+            max_timeout: config.max_timeout(),
+            super_digest: config.super_digest.clone(),
+            container_check_ms: config.container_check_interval_ms as i64,
+            prep: PrepSettings {
+                extended_types: config.extended_types,
+                max_data: config.jute_max_buffer,
+                reconfig_enabled: false,
+            },
+        };
+        let core = Core {
+            processor: Processor::new(db, settings, now),
+            conns: HashMap::new(),
+            batch: Vec::new(),
+            store_busy: false,
+            store_tx,
+            stats: ServerStats::default(),
+            since_snapshot: 0,
+            config: config.clone(),
+            throttle,
+            started: now,
+            in_flight: HashMap::new(),
+            last_purge: now,
+        };
+        let core = tokio::spawn(core.run(core_rx));
+        tracing::info!("zk-server listening on {addr}");
+        Ok(ServerHandle {
+            addr,
+            core_tx,
+            core: Some(core),
+            listener,
+            config,
+        })
+    }
+}
+
+impl ServerHandle {
+    /// The address clients connect to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `host:port` connect string.
+    pub fn connect_string(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The effective configuration (with the real port).
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Stops accepting, closes every connection, waits for in-flight txns to be durable.
+    pub async fn stop(mut self) -> Result<()> {
+        self.listener.abort();
+        let (tx, rx) = oneshot::channel();
+        if self.core_tx.send(CoreMsg::Shutdown(tx)).is_ok() {
+            let _ = rx.await;
+        }
+        if let Some(c) = self.core.take() {
+            let _ = c.await;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.listener.abort();
+        if let Some(c) = self.core.take() {
+            let (tx, _rx) = oneshot::channel();
+            let _ = self.core_tx.send(CoreMsg::Shutdown(tx));
+            drop(c);
+        }
+    }
+}
+
+fn spawn_store(
+    mut store: Box<dyn TxnStore>,
+    core: UnboundedSender<CoreMsg>,
+) -> std::sync::mpsc::Sender<StoreJob> {
+    let (tx, rx) = std::sync::mpsc::channel::<StoreJob>();
+    std::thread::Builder::new()
+        .name("zk-store".into())
+        .spawn(move || {
+            while let Ok(job) = rx.recv() {
+                match job {
+                    StoreJob::Append(entries) => {
+                        let r = store.append(&entries).map(|_| entries);
+                        if core.send(CoreMsg::Committed(r)).is_err() {
+                            break;
+                        }
+                    }
+                    StoreJob::Snapshot(img) => {
+                        if let Err(e) = store.save_snapshot(&img) {
+                            tracing::error!("snapshot failed: {e}");
+                        }
+                    }
+                    StoreJob::Purge => {
+                        if let Err(e) = store.purge() {
+                            tracing::warn!("purge failed: {e}");
+                        }
+                    }
+                }
+            }
+        })
+        .ok();
+    tx
+}
+
+struct ConnEntry {
+    tx: UnboundedSender<ConnCmd>,
+    stats: ConnStats,
+}
+
+struct Core {
+    processor: Processor,
+    conns: HashMap<ConnId, ConnEntry>,
+    batch: Vec<TxnEntry>,
+    store_busy: bool,
+    store_tx: std::sync::mpsc::Sender<StoreJob>,
+    stats: ServerStats,
+    since_snapshot: u64,
+    config: ServerConfig,
+    throttle: Arc<Throttle>,
+    started: i64,
+    in_flight: HashMap<(ConnId, i32), (Instant, OpCode)>,
+    last_purge: i64,
+}
+
+fn op_name(op: OpCode) -> &'static str {
+    match op {
+        OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => "CREA",
+        OpCode::Delete => "DELE",
+        OpCode::Exists => "EXIS",
+        OpCode::GetData => "GETD",
+        OpCode::SetData => "SETD",
+        OpCode::GetChildren | OpCode::GetChildren2 => "GETC",
+        OpCode::Ping => "PING",
+        OpCode::Multi => "MULT",
+        OpCode::Sync => "SYNC",
+        _ => "OTHR",
+    }
+}
+
+impl Core {
+    async fn run(mut self, mut rx: UnboundedReceiver<CoreMsg>) {
+        let tick = Duration::from_millis(u64::from(self.config.tick_time / 4).clamp(5, 500));
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                msg = rx.recv() => {
+                    let Some(msg) = msg else { break };
+                    if let CoreMsg::Shutdown(done) = msg {
+                        self.shutdown(&mut rx).await;
+                        let _ = done.send(());
+                        break;
+                    }
+                    self.handle(msg);
+                    // Take everything already queued before flushing, so txns that arrived
+                    // together share one fsync.
+                    while let Ok(msg) = rx.try_recv() {
+                        if let CoreMsg::Shutdown(done) = msg {
+                            self.shutdown(&mut rx).await;
+                            let _ = done.send(());
+                            return;
+                        }
+                        self.handle(msg);
+                    }
+                    self.flush_batch();
+                }
+                _ = ticker.tick() => {
+                    let now = now_ms();
+                    let out = self.processor.tick(now);
+                    self.outputs(out);
+                    if self.config.purge_interval_hours > 0
+                        && now - self.last_purge > i64::from(self.config.purge_interval_hours) * 3_600_000
+                    {
+                        self.last_purge = now;
+                        let _ = self.store_tx.send(StoreJob::Purge);
+                    }
+                    self.flush_batch();
+                }
+            }
+        }
+    }
+
+    async fn shutdown(&mut self, rx: &mut UnboundedReceiver<CoreMsg>) {
+        for c in self.conns.values() {
+            let _ = c.tx.send(ConnCmd::Close);
+        }
+        // Let the batch being written finish so acknowledged writes stay durable.
+        while self.store_busy {
+            match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+                Ok(Some(CoreMsg::Committed(r))) => {
+                    self.store_busy = false;
+                    if let Ok(entries) = r {
+                        self.processor.committed(&entries, now_ms());
+                    }
+                }
+                Ok(Some(_)) => {}
+                _ => break,
+            }
+        }
+        self.conns.clear();
+    }
+
+    fn flush_batch(&mut self) {
+        if !self.store_busy && !self.batch.is_empty() {
+            let batch = std::mem::take(&mut self.batch);
+            self.store_busy = true;
+            if self.store_tx.send(StoreJob::Append(batch)).is_err() {
+                tracing::error!("store thread is gone");
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: CoreMsg) {
+        let now = now_ms();
+        match msg {
+            CoreMsg::Accepted { conn, peer, tx } => {
+                self.conns.insert(
+                    conn,
+                    ConnEntry {
+                        tx,
+                        stats: ConnStats::new(peer, now),
+                    },
+                );
+            }
+            CoreMsg::Connect { conn, req } => {
+                self.stats.packets_received += 1;
+                let ip = self
+                    .conns
+                    .get(&conn)
+                    .map(|c| c.stats.peer.ip().to_string())
+                    .unwrap_or_default();
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.stats.received += 1;
+                }
+                let out = self.processor.connect(conn, &ip, &req, now);
+                self.outputs(out);
+            }
+            CoreMsg::Request { conn, xid, req } => {
+                self.stats.packets_received += 1;
+                let op = req.opcode();
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.stats.received += 1;
+                    c.stats.queued += 1;
+                }
+                self.in_flight.insert((conn, xid), (Instant::now(), op));
+                let out = self.processor.request(conn, xid, req, now);
+                self.outputs(out);
+            }
+            CoreMsg::Unknown { conn, xid } => {
+                self.stats.packets_received += 1;
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.stats.queued += 1;
+                }
+                let header = ReplyHeader {
+                    xid,
+                    zxid: self.processor.db.last_zxid(),
+                    err: ErrorCode::Unimplemented,
+                };
+                self.outputs(vec![Output::Reply {
+                    conn,
+                    header,
+                    body: Response::Empty,
+                }]);
+            }
+            CoreMsg::Disconnected { conn } => {
+                if let Some(c) = self.conns.remove(&conn) {
+                    self.throttle.done(c.stats.queued as usize);
+                }
+                self.in_flight.retain(|(c, _), _| *c != conn);
+                self.processor.disconnected(conn);
+            }
+            CoreMsg::FourLetter { cmd, reply } => {
+                let text = self.four_letter(&cmd);
+                let _ = reply.send(text);
+            }
+            CoreMsg::Committed(r) => {
+                self.store_busy = false;
+                match r {
+                    Ok(entries) => {
+                        self.since_snapshot += entries.len() as u64;
+                        let out = self.processor.committed(&entries, now);
+                        self.outputs(out);
+                        if self.since_snapshot >= self.config.snap_count.max(1) {
+                            self.since_snapshot = 0;
+                            let img = self.processor.db.image();
+                            let _ = self.store_tx.send(StoreJob::Snapshot(Box::new(img)));
+                            if self.config.purge_interval_hours > 0 {
+                                let _ = self.store_tx.send(StoreJob::Purge);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        // Apache halts when it cannot log: never acknowledge an unlogged write.
+                        tracing::error!("txn log write failed, closing all connections: {e}");
+                        for c in self.conns.values() {
+                            let _ = c.tx.send(ConnCmd::Close);
+                        }
+                    }
+                }
+            }
+            CoreMsg::Shutdown(_) => {}
+        }
+    }
+
+    fn four_letter(&mut self, cmd: &str) -> String {
+        match cmd {
+            "srst" => self.stats.reset(),
+            "crst" => {
+                for c in self.conns.values_mut() {
+                    c.stats.reset();
+                }
+            }
+            _ => {}
+        }
+        let mut conns: Vec<&ConnStats> = self.conns.values().map(|c| &c.stats).collect();
+        conns.sort_by_key(|c| c.established);
+        let view = four_letter::View {
+            core: &self.processor,
+            config: &self.config,
+            stats: &self.stats,
+            conns,
+            outstanding: self.throttle.current(),
+            uptime_ms: now_ms() - self.started,
+            dir_sizes: (
+                crate::store::dir_size(&self.config.data_dir),
+                crate::store::dir_size(&self.config.data_log_dir),
+            ),
+        };
+        four_letter::render(cmd, &view)
+    }
+
+    fn send(&mut self, conn: ConnId, frame: Bytes) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.stats.sent += 1;
+            self.stats.packets_sent += 1;
+            let _ = c.tx.send(ConnCmd::Frame(frame));
+        }
+    }
+
+    fn outputs(&mut self, out: Vec<Output>) {
+        for o in out {
+            match o {
+                Output::Propose(e) => self.batch.push(e),
+                Output::Reply { conn, header, body } => {
+                    if let Some((t, op)) = self.in_flight.remove(&(conn, header.xid)) {
+                        let ms = t.elapsed().as_millis() as u64;
+                        self.stats.record_latency(ms);
+                        if let Some(c) = self.conns.get_mut(&conn) {
+                            c.stats.latency.record_latency(ms);
+                            c.stats.last_latency = ms;
+                            c.stats.last_op = op_name(op);
+                            c.stats.last_zxid = header.zxid;
+                            if c.stats.queued > 0 {
+                                c.stats.queued -= 1;
+                                self.throttle.done(1);
+                            }
+                        }
+                    }
+                    let mut b = BytesMut::new();
+                    write_frame(&mut b, |w| {
+                        header.write(w);
+                        if header.err == ErrorCode::Ok || matches!(body, Response::Multi(_)) {
+                            body.write(w);
+                        }
+                    });
+                    self.send(conn, b.freeze());
+                }
+                Output::Connected { conn, resp } => {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.stats.session = Some(resp.session_id).filter(|s| *s != 0);
+                        c.stats.timeout = resp.timeout;
+                    }
+                    let mut b = BytesMut::new();
+                    write_frame(&mut b, |w| resp.write(w));
+                    self.send(conn, b.freeze());
+                }
+                Output::Event { conn, event } => {
+                    let mut b = BytesMut::new();
+                    write_frame(&mut b, |w| {
+                        ReplyHeader {
+                            xid: zk_proto::xid::NOTIFICATION,
+                            zxid: -1,
+                            err: ErrorCode::Ok,
+                        }
+                        .write(w);
+                        event.write(w);
+                    });
+                    self.send(conn, b.freeze());
+                }
+                Output::Close { conn } => {
+                    if let Some(c) = self.conns.get(&conn) {
+                        let _ = c.tx.send(ConnCmd::Close);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Opens a fresh in-memory database (used when nothing was persisted).
+pub fn empty_database() -> ZkDatabase {
+    ZkDatabase::new()
+}

@@ -1,0 +1,8 @@
+//! The data tree: znodes, their stats and path rules.
+
+pub mod data_tree;
+pub mod node;
+pub mod path;
+
+pub use data_tree::{DataTree, Trigger};
+pub use node::{DataNode, NodeKind};
