@@ -40,6 +40,17 @@ pub enum ServerError {
         /// What failed.
         reason: String,
     },
+    /// The txn log no longer holds every txn after `after` (older logs were purged), so a
+    /// learner must be synced with a snapshot instead of a diff.
+    #[error("txn log does not reach back to zxid {after:#x}")]
+    TxnsUnavailable {
+        /// The zxid the caller asked to continue from.
+        after: i64,
+    },
+    /// Storage refused an operation: misuse (zxids not increasing) or an earlier failed fsync,
+    /// after which the log's on-disk state is unknown and the server must restart.
+    #[error("storage: {0}")]
+    Storage(String),
     /// The ensemble layer failed (election, sync with the leader...).
     #[error("quorum: {0}")]
     Quorum(String),

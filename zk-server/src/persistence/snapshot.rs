@@ -1,0 +1,315 @@
+//! Snapshots in Apache's `FileSnap` format (uncompressed `SnapStream` mode):
+//!
+//! ```text
+//! FileHeader{"ZKSN", 2, 0}
+//! int sessionCount; { long id; int timeout }*
+//! int aclCount; { long index; vector<ACL> }*          (ReferenceCountedACLCache)
+//! { ustring path; DataNode{buffer data; long acl; StatPersisted stat} }*   pre-order, root ""
+//! ustring "/"                                           end of nodes
+//! long adler32(all bytes so far); ustring "/"           seal
+//! long zxid; int digestVersion; long digest             ZxidDigest (3.6+, digest enabled)
+//! long adler32(all bytes so far); ustring "/"           second seal
+//! ```
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use zk_proto::persistence::{DataNodeRecord, FileHeader, FILE_VERSION, SNAP_MAGIC};
+use zk_proto::{Acl, JuteReader, JuteWrite, Perms, ProtoError, Record, StatPersisted};
+
+use super::adler32::Adler32;
+use super::file_names::snapshot_name;
+use super::fs_util::{remove_file, rename_durably};
+use crate::error::{Result, ServerError};
+
+/// Path that ends the node list and the seals.
+const END_PATH: &str = "/";
+/// Version of Apache's tree digest (`DigestCalculator.DIGEST_VERSION`).
+pub const DIGEST_VERSION: i32 = 2;
+/// ACL index meaning `world:anyone` with every permission, never stored in the cache.
+pub const OPEN_ACL_INDEX: i64 = -1;
+
+/// Everything a snapshot holds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SnapshotData {
+    /// Zxid of the last txn applied to the tree; names the file.
+    pub last_zxid: i64,
+    /// Live sessions: (session id, timeout ms).
+    pub sessions: Vec<(i64, i32)>,
+    /// The ACL cache: index -> ACL list. Index -1 (open ACL) is implicit and never listed.
+    pub acls: Vec<(i64, Vec<Acl>)>,
+    /// Nodes in pre-order (each parent before its children), with paths as Apache writes
+    /// them: the root is `""`, then `/zookeeper`, `/zookeeper/quota`, `/a`, `/a/b`...
+    pub nodes: Vec<(String, DataNodeRecord)>,
+}
+
+impl SnapshotData {
+    /// The tree Apache 3.8 starts from and snapshots as `snapshot.0` on a fresh data dir:
+    /// the root, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config` (read-only for
+    /// everyone, aversion -1, as `DataTree.addConfigNode` leaves it).
+    pub fn initial() -> Self {
+        let empty = |acl: i64, aversion: i32| DataNodeRecord {
+            data: Some(Bytes::new()),
+            acl,
+            stat: StatPersisted {
+                aversion,
+                ..StatPersisted::default()
+            },
+        };
+        SnapshotData {
+            last_zxid: 0,
+            sessions: Vec::new(),
+            acls: vec![(1, vec![Acl::new(Perms::READ, "world", "anyone")])],
+            nodes: vec![
+                (String::new(), empty(OPEN_ACL_INDEX, 0)),
+                ("/zookeeper".into(), empty(OPEN_ACL_INDEX, 0)),
+                ("/zookeeper/quota".into(), empty(OPEN_ACL_INDEX, 0)),
+                ("/zookeeper/config".into(), empty(1, -1)),
+            ],
+        }
+    }
+
+    /// Serializes the snapshot, sealed, into `w`.
+    pub fn write_to(&self, w: impl Write) -> std::io::Result<()> {
+        check_order(&self.nodes)
+            .map_err(|reason| std::io::Error::new(std::io::ErrorKind::InvalidInput, reason))?;
+        let mut out = SealedWriter::new(w);
+        let mut b = BytesMut::new();
+        FileHeader {
+            magic: SNAP_MAGIC,
+            version: FILE_VERSION,
+            dbid: 0,
+        }
+        .write(&mut b);
+        b.write_i32(jute_count(self.sessions.len())?);
+        for &(id, timeout) in &self.sessions {
+            b.write_i64(id);
+            b.write_i32(timeout);
+        }
+        b.write_i32(jute_count(self.acls.len())?);
+        for (index, list) in &self.acls {
+            b.write_i64(*index);
+            b.write_vec(list);
+        }
+        out.put(&mut b)?;
+        for (path, node) in &self.nodes {
+            b.write_string(path);
+            node.write(&mut b);
+            if b.len() >= 1 << 16 {
+                out.put(&mut b)?;
+            }
+        }
+        b.write_string(END_PATH);
+        out.put(&mut b)?;
+        out.seal()?;
+        // An empty ZxidDigest, exactly what Apache writes when it has no digest yet: Apache
+        // then skips the comparison instead of checking a tree digest we do not compute.
+        b.write_i64(0);
+        b.write_i32(DIGEST_VERSION);
+        b.write_i64(0);
+        out.put(&mut b)?;
+        out.seal()?;
+        out.inner.flush()
+    }
+
+    /// Decodes a whole snapshot file, checking its header, structure and seals.
+    pub fn decode(file_zxid: i64, buf: Bytes) -> std::result::Result<Self, String> {
+        let total = buf.len();
+        let mut r = JuteReader::new(buf.clone());
+        let e = |err: ProtoError| err.to_string();
+        let hdr = FileHeader::read(&mut r).map_err(e)?;
+        if hdr.magic != SNAP_MAGIC {
+            return Err(format!("bad magic {:#x}", hdr.magic));
+        }
+        let n = bounded_count(&mut r, 12)?;
+        let mut sessions = Vec::with_capacity(n);
+        for _ in 0..n {
+            sessions.push((r.read_i64().map_err(e)?, r.read_i32().map_err(e)?));
+        }
+        let n = bounded_count(&mut r, 12)?;
+        let mut acls = Vec::with_capacity(n);
+        for _ in 0..n {
+            let index = r.read_i64().map_err(e)?;
+            let list: Vec<Acl> = r.read_vec().map_err(e)?;
+            acls.push((index, list));
+        }
+        let mut nodes = Vec::new();
+        loop {
+            let path = r.read_string().map_err(e)?;
+            if path == END_PATH {
+                break;
+            }
+            let mut node = DataNodeRecord::read(&mut r).map_err(e)?;
+            // Detach node data from the file buffer so it can be freed.
+            node.data = node.data.map(|d| Bytes::copy_from_slice(&d));
+            nodes.push((path, node));
+        }
+        check_order(&nodes)?;
+        let mut sum = Adler32::new();
+        let sealed = total - r.remaining();
+        sum.update(&buf[..sealed]);
+        check_seal(&mut r, sum.value())?;
+        if !r.is_empty() {
+            // Digest section (Apache 3.6+): an older snapshot simply ends after the seal.
+            r.read_i64().map_err(e)?; // zxid
+            let version = r.read_i32().map_err(e)?;
+            if version < 2 {
+                r.read_opt_string().map_err(e)?;
+            } else {
+                r.read_i64().map_err(e)?;
+            }
+            let end = total - r.remaining();
+            sum.update(&buf[sealed..end]);
+            check_seal(&mut r, sum.value())?;
+        }
+        if !r.is_empty() {
+            return Err(format!("{} trailing bytes", r.remaining()));
+        }
+        Ok(SnapshotData {
+            last_zxid: file_zxid,
+            sessions,
+            acls,
+            nodes,
+        })
+    }
+}
+
+/// A count checked against the bytes left, `min` bytes per element.
+fn bounded_count(r: &mut JuteReader, min: usize) -> std::result::Result<usize, String> {
+    let n = r.read_i32().map_err(|e| e.to_string())?;
+    let n = usize::try_from(n).map_err(|_| format!("negative count {n}"))?;
+    if n.saturating_mul(min) > r.remaining() {
+        return Err(format!("count {n} exceeds the bytes left"));
+    }
+    Ok(n)
+}
+
+fn jute_count(n: usize) -> std::io::Result<i32> {
+    i32::try_from(n)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "too many entries"))
+}
+
+/// Reads a seal (`long checksum; ustring "/"`) and compares it with `expected`.
+fn check_seal(r: &mut JuteReader, expected: u32) -> std::result::Result<(), String> {
+    let val = r.read_i64().map_err(|e| e.to_string())?;
+    let path = r.read_string().map_err(|e| e.to_string())?;
+    if path != END_PATH {
+        return Err(format!("seal ends with {path:?} instead of \"/\""));
+    }
+    if val != i64::from(expected) {
+        return Err(format!(
+            "checksum mismatch: stored {val:#x}, computed {expected:#x}"
+        ));
+    }
+    Ok(())
+}
+
+/// Apache refuses a tree whose nodes do not come root first and parents before children.
+fn check_order(nodes: &[(String, DataNodeRecord)]) -> std::result::Result<(), String> {
+    let mut seen: HashSet<&str> = HashSet::with_capacity(nodes.len());
+    for (i, (path, _)) in nodes.iter().enumerate() {
+        let ok = match path.rfind('/') {
+            None => i == 0 && path.is_empty(),
+            Some(slash) => !path.ends_with('/') && seen.contains(&path[..slash]),
+        };
+        if !ok {
+            return Err(format!(
+                "node {path:?} at position {i} is not in pre-order (root \"\" first, parents before children)"
+            ));
+        }
+        seen.insert(path);
+    }
+    Ok(())
+}
+
+/// Writes through a buffer while keeping the running Adler-32 for the seals.
+struct SealedWriter<W: Write> {
+    inner: BufWriter<W>,
+    sum: Adler32,
+}
+
+impl<W: Write> SealedWriter<W> {
+    fn new(w: W) -> Self {
+        SealedWriter {
+            inner: BufWriter::with_capacity(1 << 16, w),
+            sum: Adler32::new(),
+        }
+    }
+
+    fn put(&mut self, b: &mut BytesMut) -> std::io::Result<()> {
+        self.sum.update(b);
+        self.inner.write_all(b)?;
+        b.clear();
+        Ok(())
+    }
+
+    fn seal(&mut self) -> std::io::Result<()> {
+        let mut b = BytesMut::new();
+        b.write_i64(i64::from(self.sum.value()));
+        b.write_string(END_PATH);
+        self.put(&mut b)
+    }
+}
+
+/// Writes snapshot files into a `version-2` directory. Cheap to clone and usable from any
+/// thread: it only creates new files (under a unique temporary name, then renamed), so it
+/// can run on a blocking thread while [`super::Storage`] keeps appending to the log.
+#[derive(Debug, Clone)]
+pub struct SnapshotWriter {
+    dir: PathBuf,
+    counter: Arc<AtomicU64>,
+}
+
+impl SnapshotWriter {
+    pub(crate) fn new(dir: PathBuf) -> Self {
+        SnapshotWriter {
+            dir,
+            counter: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Writes `snapshot.<last_zxid hex>` atomically (temporary file, fsync, rename, fsync of
+    /// the directory) and returns its path. A crash leaves either no file or a complete one.
+    pub fn write(&self, snap: &SnapshotData) -> Result<PathBuf> {
+        let path = self.dir.join(snapshot_name(snap.last_zxid));
+        let tmp = self.dir.join(format!(
+            ".{}.{}.{}{TMP_SUFFIX}",
+            snapshot_name(snap.last_zxid),
+            std::process::id(),
+            self.counter.fetch_add(1, Ordering::Relaxed)
+        ));
+        let res = (|| {
+            let f = File::create(&tmp)?;
+            snap.write_to(&f)?;
+            f.sync_all()
+        })();
+        if let Err(e) = res {
+            let _ = remove_file(&tmp);
+            return Err(ServerError::io(
+                format!("write snapshot {}", tmp.display()),
+                e,
+            ));
+        }
+        rename_durably(&tmp, &path)?;
+        tracing::info!(zxid = format_args!("{:#x}", snap.last_zxid), file = %path.display(), "snapshot written");
+        Ok(path)
+    }
+}
+
+/// Ending of snapshots being written; such files start with '.' so Apache ignores them.
+pub const TMP_SUFFIX: &str = ".tmp";
+
+/// Reads and fully validates the snapshot at `path`.
+pub fn read_snapshot(path: &Path, file_zxid: i64) -> Result<SnapshotData> {
+    let buf = std::fs::read(path)
+        .map_err(|e| ServerError::io(format!("read snapshot {}", path.display()), e))?;
+    SnapshotData::decode(file_zxid, Bytes::from(buf)).map_err(|reason| ServerError::Corrupt {
+        file: path.to_owned(),
+        reason,
+    })
+}

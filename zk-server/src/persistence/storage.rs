@@ -1,0 +1,448 @@
+//! [`Storage`]: the data directories of one server, read and written like Apache's
+//! `FileTxnSnapLog` (snapshots in `<dataDir>/version-2`, txn logs in
+//! `<dataLogDir>/version-2`).
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use zk_proto::txn::TxnEntry;
+
+use super::file_names::{list, version_dir, DataFile, CORRUPT_PREFIX, LOG_PREFIX, SNAPSHOT_PREFIX};
+use super::fs_util::{create_dir, remove_file, rename_durably, sync_dir};
+use super::snapshot::{read_snapshot, SnapshotData, SnapshotWriter, TMP_SUFFIX};
+use super::txn_log::{self, LogWriter, SyncStats};
+use crate::error::{Result, ServerError};
+
+/// Tuning knobs, with Apache's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageOptions {
+    /// Log files grow in chunks of this many bytes (`zookeeper.preAllocSize`, 64 MiB);
+    /// 0 disables preallocation.
+    pub prealloc_size: u64,
+    /// Snapshots kept by [`Storage::purge`] (`autopurge.snapRetainCount`, 3; at least 1).
+    pub snap_retain_count: usize,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            prealloc_size: 64 * 1024 * 1024,
+            snap_retain_count: 3,
+        }
+    }
+}
+
+/// What [`Storage::open`] found on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    /// The newest valid snapshot. On a fresh data dir this is [`SnapshotData::initial`],
+    /// which `open` has just written as `snapshot.0` (as Apache does), so `None` only comes
+    /// from [`Storage::load`] racing an external deletion.
+    pub snapshot: Option<SnapshotData>,
+    /// Txns logged after the snapshot, in zxid order, to replay on top of it.
+    pub txns: Vec<TxnEntry>,
+}
+
+/// The txn log and snapshots of one server.
+///
+/// Appending needs `&mut self`; snapshots can be written concurrently from another thread
+/// through a [`SnapshotWriter`] (see [`Storage::snapshot_writer`]).
+#[derive(Debug)]
+pub struct Storage {
+    snap_dir: PathBuf,
+    log_dir: PathBuf,
+    opts: StorageOptions,
+    log: LogWriter,
+    snapshots: SnapshotWriter,
+    last_zxid: i64,
+}
+
+impl Storage {
+    /// Opens (creating if needed) `<data_dir>/version-2` and `<data_log_dir>/version-2`,
+    /// repairs torn log tails, and returns the newest valid snapshot plus the txns logged
+    /// after it.
+    ///
+    /// Like Apache: a corrupt newest snapshot falls back to an older one; a fresh directory
+    /// gets `snapshot.0` of the initial tree; logs without any snapshot, or snapshots of
+    /// which none is valid, are refused. Unlike Apache, a damaged log entry (torn write,
+    /// checksum mismatch, missing 'B') is never an error: the file is cut back to the last
+    /// valid entry, the cut bytes are saved as `corrupt.log.<zxid>.<offset>`, and later log
+    /// files are only replayed when they continue without a gap.
+    pub fn open(
+        data_dir: &Path,
+        data_log_dir: &Path,
+        opts: StorageOptions,
+    ) -> Result<(Storage, Restored)> {
+        let snap_dir = version_dir(data_dir);
+        let log_dir = version_dir(data_log_dir);
+        create_dir(&snap_dir)?;
+        create_dir(&log_dir)?;
+        remove_stale_tmp_snapshots(&snap_dir)?;
+        let mut loaded = restore(&snap_dir, &log_dir, true)?;
+        if loaded.restored.snapshot.is_none() {
+            let initial = SnapshotData::initial();
+            SnapshotWriter::new(snap_dir.clone()).write(&initial)?;
+            loaded.restored.snapshot = Some(initial);
+        }
+        let storage = Storage {
+            log: LogWriter::new(log_dir.clone(), opts.prealloc_size),
+            snapshots: SnapshotWriter::new(snap_dir.clone()),
+            snap_dir,
+            log_dir,
+            opts,
+            last_zxid: loaded.last_zxid,
+        };
+        Ok((storage, loaded.restored))
+    }
+
+    /// Reads the snapshot and the txns after it again (e.g. after [`Storage::truncate_after`]),
+    /// without repairing anything.
+    pub fn load(&self) -> Result<Restored> {
+        Ok(restore(&self.snap_dir, &self.log_dir, false)?.restored)
+    }
+
+    /// Appends txns with one write and one fdatasync (group commit); they are durable when
+    /// this returns. Zxids must increase strictly. After a failed write or sync every later
+    /// call fails: the server must restart and recover from disk.
+    pub fn append(&mut self, entries: &[TxnEntry]) -> Result<()> {
+        let mut last = self.last_zxid;
+        for e in entries {
+            if e.header.zxid <= last {
+                return Err(ServerError::Storage(format!(
+                    "zxid {:#x} does not follow {last:#x}",
+                    e.header.zxid
+                )));
+            }
+            last = e.header.zxid;
+        }
+        self.log.append(entries)?;
+        self.last_zxid = last;
+        Ok(())
+    }
+
+    /// Zxid of the newest txn on disk (logged, or covered by a snapshot); -1 when empty...
+    /// which `open` never leaves: a fresh store starts at 0 with `snapshot.0`.
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    /// Counts of the syncs issued so far.
+    pub fn sync_stats(&self) -> SyncStats {
+        self.log.stats()
+    }
+
+    /// `<dataDir>/version-2`.
+    pub fn snap_dir(&self) -> &Path {
+        &self.snap_dir
+    }
+
+    /// `<dataLogDir>/version-2`.
+    pub fn log_dir(&self) -> &Path {
+        &self.log_dir
+    }
+
+    /// Closes the current log file; the next append starts `log.<its zxid>`. Call this when
+    /// taking a snapshot so purging can later drop the older logs.
+    pub fn roll_log(&mut self) {
+        self.log.roll();
+    }
+
+    /// A handle writing snapshots from any thread, e.g.
+    /// `storage.roll_log(); let w = storage.snapshot_writer();
+    /// spawn_blocking(move || w.write(&snap))` while appends continue.
+    pub fn snapshot_writer(&self) -> SnapshotWriter {
+        self.snapshots.clone()
+    }
+
+    /// Rolls the log and writes `snapshot.<snap.last_zxid hex>` atomically, on this thread.
+    pub fn save_snapshot(&mut self, snap: &SnapshotData) -> Result<PathBuf> {
+        self.roll_log();
+        self.snapshots.write(snap)
+    }
+
+    /// Autopurge (Apache's `PurgeTxnLog`): keeps the `snap_retain_count` newest complete
+    /// snapshots and the logs needed to replay from the oldest of them (the newest log
+    /// starting at or before it, and every later one); deletes older snapshots and logs.
+    /// Returns the removed files.
+    pub fn purge(&mut self) -> Result<Vec<PathBuf>> {
+        let keep = self.opts.snap_retain_count.max(1);
+        let snaps = list(&self.snap_dir, SNAPSHOT_PREFIX)?;
+        let mut kept = Vec::new();
+        for s in snaps.iter().rev() {
+            if !s.has_extension && looks_complete(&s.path) {
+                kept.push(s.zxid);
+                if kept.len() == keep {
+                    break;
+                }
+            }
+        }
+        let Some(&least) = kept.last() else {
+            return Ok(Vec::new());
+        };
+        let logs = list(&self.log_dir, LOG_PREFIX)?;
+        let retained_log = logs.iter().rev().find(|l| l.zxid <= least).map(|l| l.zxid);
+        let mut removed = Vec::new();
+        for s in snaps.iter().filter(|s| s.zxid < least) {
+            remove_file(&s.path)?;
+            removed.push(s.path.clone());
+        }
+        for l in logs
+            .iter()
+            .filter(|l| l.zxid < least && Some(l.zxid) != retained_log)
+        {
+            remove_file(&l.path)?;
+            removed.push(l.path.clone());
+        }
+        for p in &removed {
+            tracing::info!(file = %p.display(), "purged");
+        }
+        Ok(removed)
+    }
+
+    /// True when the logs hold every txn after `zxid`, so [`Storage::txns_after`] can serve
+    /// a DIFF; false when older logs were purged (sync with a snapshot instead).
+    pub fn covers(&self, zxid: i64) -> Result<bool> {
+        if zxid >= self.last_zxid {
+            return Ok(true);
+        }
+        let logs = list(&self.log_dir, LOG_PREFIX)?;
+        Ok(logs.iter().any(|l| l.zxid <= zxid.saturating_add(1)))
+    }
+
+    /// Every logged txn with a zxid above `zxid`, in order, read from disk. Fails with
+    /// [`ServerError::TxnsUnavailable`] when the logs no longer reach back that far.
+    pub fn txns_after(&self, zxid: i64) -> Result<Vec<TxnEntry>> {
+        if zxid >= self.last_zxid {
+            return Ok(Vec::new());
+        }
+        let logs = list(&self.log_dir, LOG_PREFIX)?;
+        let Some(first) = logs.iter().rposition(|l| l.zxid <= zxid.saturating_add(1)) else {
+            return Err(ServerError::TxnsUnavailable { after: zxid });
+        };
+        let mut out = Vec::new();
+        for l in &logs[first..] {
+            let scan = txn_log::scan(&l.path, false)?;
+            out.extend(
+                scan.entries
+                    .into_iter()
+                    .map(|t| t.entry)
+                    .filter(|e| e.header.zxid > zxid),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Removes every txn above `zxid` (the ensemble's TRUNC): later log files are deleted,
+    /// the file holding `zxid` is cut right after it, and snapshots above `zxid` are deleted
+    /// (they contain the removed txns). Call [`Storage::load`] to rebuild the tree.
+    pub fn truncate_after(&mut self, zxid: i64) -> Result<()> {
+        self.log.roll();
+        let logs = list(&self.log_dir, LOG_PREFIX)?;
+        for l in logs.iter().rev() {
+            if l.zxid > zxid {
+                remove_file(&l.path)?;
+                continue;
+            }
+            let scan = txn_log::scan(&l.path, false)?;
+            if scan.entries.iter().any(|t| t.entry.header.zxid > zxid) {
+                let end = scan
+                    .entries
+                    .iter()
+                    .take_while(|t| t.entry.header.zxid <= zxid)
+                    .last()
+                    .map_or(0, |t| t.end);
+                txn_log::cut(&l.path, end)?;
+            }
+            break;
+        }
+        for s in list(&self.snap_dir, SNAPSHOT_PREFIX)? {
+            if s.zxid > zxid {
+                remove_file(&s.path)?;
+            }
+        }
+        sync_dir(&self.log_dir)?;
+        sync_dir(&self.snap_dir)?;
+        self.last_zxid = newest_zxid(&self.snap_dir, &self.log_dir)?;
+        tracing::info!(
+            zxid = format_args!("{zxid:#x}"),
+            last = format_args!("{:#x}", self.last_zxid),
+            "txn log truncated"
+        );
+        Ok(())
+    }
+}
+
+/// Apache's quick validity test (`SnapStream.isValidCheckedStream`): at least 10 bytes,
+/// ending with the seal's `"/"` (int 1, byte '/').
+fn looks_complete(path: &Path) -> bool {
+    let check = || -> std::io::Result<bool> {
+        let mut f = std::fs::File::open(path)?;
+        let len = f.metadata()?.len();
+        if len < 10 {
+            return Ok(false);
+        }
+        f.seek(SeekFrom::Start(len - 5))?;
+        let mut tail = [0u8; 5];
+        f.read_exact(&mut tail)?;
+        Ok(tail == [0, 0, 0, 1, b'/'])
+    };
+    check().unwrap_or(false)
+}
+
+/// Temporary snapshot files left by a crash (no writer can be running before `open`).
+fn remove_stale_tmp_snapshots(snap_dir: &Path) -> Result<()> {
+    let Ok(rd) = std::fs::read_dir(snap_dir) else {
+        return Ok(());
+    };
+    for ent in rd.flatten() {
+        let name = ent.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(&format!(".{SNAPSHOT_PREFIX}.")) && name.ends_with(TMP_SUFFIX) {
+            remove_file(&ent.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Highest zxid on disk: the newest log entry or snapshot.
+fn newest_zxid(snap_dir: &Path, log_dir: &Path) -> Result<i64> {
+    let mut newest = list(snap_dir, SNAPSHOT_PREFIX)?
+        .last()
+        .map_or(-1, |s| s.zxid);
+    for l in list(log_dir, LOG_PREFIX)?.iter().rev() {
+        let scan = txn_log::scan(&l.path, false)?;
+        if let Some(t) = scan.entries.last() {
+            newest = newest.max(t.entry.header.zxid);
+            break;
+        }
+    }
+    Ok(newest)
+}
+
+struct Loaded {
+    restored: Restored,
+    last_zxid: i64,
+}
+
+fn epoch(zxid: i64) -> i64 {
+    zxid >> 32
+}
+
+/// Finds the newest valid snapshot (falling back to older ones) and the txns after it.
+/// With `repair`, damaged log tails are cut off and unreplayable files set aside.
+fn restore(snap_dir: &Path, log_dir: &Path, repair: bool) -> Result<Loaded> {
+    let snaps = list(snap_dir, SNAPSHOT_PREFIX)?;
+    let mut snapshot = None;
+    let mut problems = Vec::new();
+    for s in snaps.iter().rev() {
+        if s.has_extension {
+            problems.push(format!(
+                "{}: compressed snapshots are not supported",
+                s.path.display()
+            ));
+            tracing::warn!(file = %s.path.display(), "skipping compressed snapshot (unsupported)");
+            continue;
+        }
+        match read_snapshot(&s.path, s.zxid) {
+            Ok(snap) => {
+                tracing::info!(file = %s.path.display(), nodes = snap.nodes.len(), "loaded snapshot");
+                snapshot = Some(snap);
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(file = %s.path.display(), error = %e, "invalid snapshot, trying an older one");
+                problems.push(e.to_string());
+            }
+        }
+    }
+    let snap_zxid = snapshot.as_ref().map_or(-1, |s: &SnapshotData| s.last_zxid);
+
+    let logs = list(log_dir, LOG_PREFIX)?;
+    let mut txns = Vec::new();
+    let mut last_logged = -1i64;
+    let mut prev_damaged = false;
+    for (i, f) in logs.iter().enumerate() {
+        let scan = txn_log::scan(&f.path, repair)?;
+        if let (Some(first), true) = (scan.entries.first(), prev_damaged) {
+            let z = first.entry.header.zxid;
+            if last_logged >= 0 && z > last_logged + 1 && epoch(z) == epoch(last_logged) {
+                tracing::error!(
+                    file = %f.path.display(),
+                    missing_from = format_args!("{:#x}", last_logged + 1),
+                    "txns missing after a damaged log: later logs cannot be replayed"
+                );
+                if repair {
+                    set_aside(&logs[i..])?;
+                }
+                break;
+            }
+        }
+        if repair {
+            if scan.damage.is_some() {
+                txn_log::repair(&f.path, &scan)?;
+            } else if scan.entries.is_empty() {
+                // A header-only file holds nothing; removing it keeps log names unique.
+                remove_file(&f.path)?;
+            }
+        }
+        prev_damaged = scan.damage.is_some();
+        for t in scan.entries {
+            let z = t.entry.header.zxid;
+            if z <= last_logged {
+                tracing::warn!(
+                    file = %f.path.display(),
+                    zxid = format_args!("{z:#x}"),
+                    "skipping txn that does not follow {last_logged:#x}"
+                );
+                continue;
+            }
+            last_logged = z;
+            if z > snap_zxid {
+                txns.push(t.entry);
+            }
+        }
+    }
+
+    if snapshot.is_none() {
+        if !problems.is_empty() {
+            return Err(ServerError::Corrupt {
+                file: snap_dir.to_owned(),
+                reason: format!("no valid snapshot: {}", problems.join("; ")),
+            });
+        }
+        if last_logged >= 0 {
+            return Err(ServerError::Corrupt {
+                file: log_dir.to_owned(),
+                reason: "no snapshot found, but there are log entries".into(),
+            });
+        }
+    }
+    if let (Some(first), true) = (txns.first(), snapshot.is_some()) {
+        let z = first.header.zxid;
+        if z > snap_zxid + 1 && epoch(z) == epoch(snap_zxid) {
+            tracing::error!(
+                snapshot = format_args!("{snap_zxid:#x}"),
+                first_txn = format_args!("{z:#x}"),
+                "the logs do not continue the snapshot: txns are missing"
+            );
+        }
+    }
+    Ok(Loaded {
+        last_zxid: snap_zxid.max(last_logged),
+        restored: Restored { snapshot, txns },
+    })
+}
+
+/// Renames log files that cannot be replayed to `corrupt.<name>` so neither we nor Apache
+/// load them, while keeping their bytes.
+fn set_aside(files: &[DataFile]) -> Result<()> {
+    for f in files {
+        let Some(name) = f.path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let to = f.path.with_file_name(format!("{CORRUPT_PREFIX}.{name}"));
+        tracing::error!(file = %f.path.display(), to = %to.display(), "setting unreplayable log aside");
+        rename_durably(&f.path, &to)?;
+    }
+    Ok(())
+}
