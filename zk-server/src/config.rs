@@ -151,6 +151,8 @@ impl ServerConfig {
             client_port: 0,
             client_port_address: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             tick_time: 200,
+            // Small log chunks: recovery scans preallocated space.
+            prealloc_size: 1024 * 1024,
             four_letter_whitelist: ALL_FOUR_LETTER_WORDS
                 .iter()
                 .map(|s| s.to_string())
