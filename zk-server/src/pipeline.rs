@@ -382,6 +382,11 @@ impl Processor {
                     }
                 }
             }
+            // Apache 3.8 accepts check only inside a multi and drops a connection sending
+            // it alone.
+            Request::Check(_) => {
+                out.push(Output::Close { conn });
+            }
             Request::Sasl(_) => {
                 out.push(Output::Reply {
                     conn,
@@ -691,7 +696,8 @@ pub fn is_write(req: &Request) -> bool {
 fn op_result(op: OpCode, o: &Outcome) -> OpResult {
     match o {
         Outcome::Created { path, stat } => {
-            if op == OpCode::Create {
+            // Apache answers create and create2 ops of a multi with the path only.
+            if op == OpCode::Create || op == OpCode::Create2 {
                 OpResult::Create(path.clone())
             } else {
                 OpResult::Create2(path.clone(), stat.clone())
@@ -716,7 +722,9 @@ pub fn reply_for(opcode: OpCode, sub_ops: &[OpCode], o: &Outcome) -> (ErrorCode,
                 .enumerate()
                 .map(|(i, r)| op_result(sub_ops.get(i).copied().unwrap_or(OpCode::Create2), r))
                 .collect();
-            (o.err(), Response::Multi(MultiResponse { results }))
+            // Apache's reply header says Ok even for an aborted multi; the per-op results
+            // carry the failure.
+            (ErrorCode::Ok, Response::Multi(MultiResponse { results }))
         }
         (OpCode::Create, Outcome::Created { path, .. }) => (
             ErrorCode::Ok,

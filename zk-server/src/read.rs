@@ -8,11 +8,12 @@ use zk_proto::ops::{
 };
 use zk_proto::{
     AddWatchMode, ErrorCode, Id, MultiOp, MultiResponse, OpResult, Perms, Request, Response,
+    WatcherType,
 };
 
 use crate::acl;
 use crate::database::ZkDatabase;
-use crate::watch::{WatchKind, WatchManager};
+use crate::watch::WatchManager;
 
 /// What a read needs to know about its caller.
 #[derive(Debug, Clone, Copy)]
@@ -44,7 +45,7 @@ fn get_data(
 ) -> Result<GetDataResponse, ErrorCode> {
     let n = node_for_read(db, &r.path, who, Perms::READ)?;
     if r.watch {
-        w.add(WatchKind::Data, &r.path, who.session);
+        w.add_data(&r.path, who.session);
     }
     Ok(GetDataResponse {
         data: n.data.clone(),
@@ -60,9 +61,18 @@ fn get_children(
 ) -> Result<(Vec<String>, zk_proto::Stat), ErrorCode> {
     let n = node_for_read(db, &r.path, who, Perms::READ)?;
     if r.watch {
-        w.add(WatchKind::Child, &r.path, who.session);
+        w.add_child(&r.path, who.session);
     }
     Ok((n.children.iter().cloned().collect(), n.client_stat()))
+}
+
+/// Apache 3.8 decodes only Children, Data and Any in check/removeWatches; other types fail
+/// to deserialize (MarshallingError). Persistent watches are removed with Data/Any.
+fn only_classic_watcher_type(t: WatcherType) -> Result<(), ErrorCode> {
+    match t {
+        WatcherType::Children | WatcherType::Data | WatcherType::Any => Ok(()),
+        _ => Err(ErrorCode::MarshallingError),
+    }
 }
 
 /// Executes a read; returns the reply code and body.
@@ -77,7 +87,7 @@ pub fn execute(
             // Apache registers the watch before looking: an exists watch on a missing
             // node waits for its creation.
             if r.watch {
-                w.add(WatchKind::Data, &r.path, who.session);
+                w.add_data(&r.path, who.session);
             }
             let n = db.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
             Ok(Response::Stat(StatResponse {
@@ -155,6 +165,7 @@ pub fn execute(
             Ok(Response::Multi(MultiResponse { results }))
         }
         Request::CheckWatches(r) => {
+            only_classic_watcher_type(r.watcher_type)?;
             if w.contains(&r.path, r.watcher_type, who.session) {
                 Ok(Response::Empty)
             } else {
@@ -162,6 +173,7 @@ pub fn execute(
             }
         }
         Request::RemoveWatches(r) => {
+            only_classic_watcher_type(r.watcher_type)?;
             if w.remove(&r.path, r.watcher_type, who.session) {
                 Ok(Response::Empty)
             } else {
@@ -169,12 +181,12 @@ pub fn execute(
             }
         }
         Request::AddWatch(r) => {
-            let kind = match r.mode {
-                AddWatchMode::Persistent => WatchKind::Persistent,
-                AddWatchMode::PersistentRecursive => WatchKind::PersistentRecursive,
+            let recursive = match r.mode {
+                AddWatchMode::Persistent => false,
+                AddWatchMode::PersistentRecursive => true,
                 AddWatchMode::Unknown(_) => return Err(ErrorCode::BadArguments),
             };
-            w.add(kind, &r.path, who.session);
+            w.add_persistent(&r.path, who.session, recursive);
             Ok(Response::AddWatch(zk_proto::ops::ErrorResponse {
                 err: ErrorCode::Ok,
             }))
@@ -216,14 +228,14 @@ pub fn set_watches(
         match db.tree.get(p) {
             None => out.push(ev(EventType::NodeDeleted, p)),
             Some(n) if n.stat.mzxid > relative_zxid => out.push(ev(EventType::NodeDataChanged, p)),
-            Some(_) => w.add(WatchKind::Data, p, session),
+            Some(_) => w.add_data(p, session),
         }
     }
     for p in exist {
         if db.tree.get(p).is_some() {
             out.push(ev(EventType::NodeCreated, p));
         } else {
-            w.add(WatchKind::Data, p, session);
+            w.add_data(p, session);
         }
     }
     for p in child {
@@ -232,14 +244,14 @@ pub fn set_watches(
             Some(n) if n.stat.pzxid > relative_zxid => {
                 out.push(ev(EventType::NodeChildrenChanged, p))
             }
-            Some(_) => w.add(WatchKind::Child, p, session),
+            Some(_) => w.add_child(p, session),
         }
     }
     for p in persistent {
-        w.add(WatchKind::Persistent, p, session);
+        w.add_persistent(p, session, false);
     }
     for p in recursive {
-        w.add(WatchKind::PersistentRecursive, p, session);
+        w.add_persistent(p, session, true);
     }
     out
 }

@@ -108,23 +108,25 @@ pub async fn run(
         let _ = stream.shutdown().await;
         return;
     }
-    let (rd, wr) = stream.into_split();
-    let mut frames = FramedRead::new(rd, FrameCodec::new(settings.max_frame));
-    frames.read_buffer_mut().extend_from_slice(&first);
-    let connect = match frames.next().await {
-        Some(Ok(f)) => match ConnectRequest::decode(f) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::info!("bad connect request from {peer}: {e}");
-                return;
-            }
-        },
-        Some(Err(e)) => {
-            tracing::info!("closing {peer}: {e}");
+    // The handshake frame is read by hand: its length prefix is already consumed.
+    let len = i32::from_be_bytes(first);
+    if len < 0 || len as usize > settings.max_frame {
+        tracing::info!("closing {peer}: handshake frame length {len}");
+        return;
+    }
+    let mut body = vec![0u8; len as usize];
+    if stream.read_exact(&mut body).await.is_err() {
+        return;
+    }
+    let connect = match ConnectRequest::decode(body.into()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::info!("bad connect request from {peer}: {e}");
             return;
         }
-        None => return,
     };
+    let (rd, wr) = stream.into_split();
+    let mut frames = FramedRead::new(rd, FrameCodec::new(settings.max_frame));
     let (tx, mut rx) = mpsc::unbounded_channel::<ConnCmd>();
     if core.send(CoreMsg::Accepted { conn, peer, tx }).is_err()
         || core.send(CoreMsg::Connect { conn, req: connect }).is_err()

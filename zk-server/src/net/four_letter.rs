@@ -215,10 +215,6 @@ pub fn render(cmd: &str, v: &View) -> String {
                 ),
                 ("zk_local_sessions", "0".into()),
                 ("zk_uptime", v.uptime_ms.to_string()),
-                (
-                    "zk_outstanding_changes",
-                    v.core.prep.pending.len().to_string(),
-                ),
             ];
             let mut s = String::new();
             for (k, val) in lines {

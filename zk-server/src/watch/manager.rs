@@ -1,4 +1,8 @@
-//! Registered watches and which sessions a tree change notifies.
+//! Registered watches and which sessions a tree change notifies, modelled on Apache 3.8's
+//! two `WatchManager`s (data and child tables).
+//!
+//! Each table keeps one mode per (path, watcher): registering again replaces the mode, as
+//! Apache's `WatcherModeManager` does. Persistent and recursive watches live in both tables.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -7,24 +11,125 @@ use zk_proto::{EventType, KeeperState, WatcherEvent, WatcherType};
 use crate::tree::path;
 use crate::tree::Trigger;
 
-/// The kind of a registration.
+/// The mode of one registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum WatchKind {
-    /// One-shot data or exist watch.
-    Data,
-    /// One-shot child watch.
-    Child,
-    /// Persistent watch on one node.
+pub enum WatchMode {
+    /// One-shot.
+    Standard,
+    /// Fires on the node, repeatedly.
     Persistent,
-    /// Persistent watch on a node and its subtree.
+    /// Fires on the node and its subtree, repeatedly; never for child-list changes.
     PersistentRecursive,
 }
 
-/// All watches, by kind and path, with a reverse index by watcher (session).
+/// Compatibility name for the kind of a registration.
+pub type WatchKind = WatchMode;
+
+#[derive(Debug, Clone, Default)]
+struct Table {
+    by_path: HashMap<String, BTreeMap<i64, WatchMode>>,
+    recursive: usize,
+}
+
+impl Table {
+    fn add(&mut self, p: &str, w: i64, mode: WatchMode) {
+        let old = self
+            .by_path
+            .entry(p.to_string())
+            .or_default()
+            .insert(w, mode);
+        if old == Some(WatchMode::PersistentRecursive) {
+            self.recursive -= 1;
+        }
+        if mode == WatchMode::PersistentRecursive {
+            self.recursive += 1;
+        }
+    }
+
+    fn mode(&self, p: &str, w: i64) -> Option<WatchMode> {
+        self.by_path.get(p).and_then(|m| m.get(&w)).copied()
+    }
+
+    fn remove(&mut self, p: &str, w: i64, only: Option<WatchMode>) -> bool {
+        let Some(m) = self.by_path.get_mut(p) else {
+            return false;
+        };
+        let removed = match (m.get(&w), only) {
+            (Some(cur), Some(want)) if *cur != want => None,
+            (Some(_), _) => m.remove(&w),
+            (None, _) => None,
+        };
+        if m.is_empty() {
+            self.by_path.remove(p);
+        }
+        if removed == Some(WatchMode::PersistentRecursive) {
+            self.recursive -= 1;
+        }
+        removed.is_some()
+    }
+
+    fn remove_watcher(&mut self, w: i64) {
+        let mut gone = 0;
+        self.by_path.retain(|_, m| {
+            if m.remove(&w) == Some(WatchMode::PersistentRecursive) {
+                gone += 1;
+            }
+            !m.is_empty()
+        });
+        self.recursive -= gone;
+    }
+
+    /// Apache's `WatchManager.triggerWatch`.
+    fn fire(&mut self, p: &str, event: EventType) -> BTreeSet<i64> {
+        let mut out = BTreeSet::new();
+        let mut cur = p;
+        let mut at_parent = false;
+        loop {
+            if let Some(m) = self.by_path.get_mut(cur) {
+                let mut consumed = Vec::new();
+                for (w, mode) in m.iter() {
+                    match mode {
+                        WatchMode::PersistentRecursive
+                            if event != EventType::NodeChildrenChanged =>
+                        {
+                            out.insert(*w);
+                        }
+                        WatchMode::Standard | WatchMode::Persistent if !at_parent => {
+                            out.insert(*w);
+                            if *mode == WatchMode::Standard {
+                                consumed.push(*w);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                for w in consumed {
+                    m.remove(&w);
+                }
+                if m.is_empty() {
+                    self.by_path.remove(cur);
+                }
+            }
+            // Only recursive watches make ancestors relevant.
+            if self.recursive == 0 || cur == "/" {
+                break;
+            }
+            cur = path::parent(cur);
+            at_parent = true;
+        }
+        out
+    }
+
+    fn len(&self) -> usize {
+        self.by_path.values().map(|m| m.len()).sum()
+    }
+}
+
+/// All watches: the data table (data and exist watches) and the child table.
 #[derive(Debug, Clone, Default)]
 pub struct WatchManager {
-    tables: HashMap<WatchKind, HashMap<String, BTreeSet<i64>>>,
-    by_watcher: HashMap<i64, BTreeSet<(WatchKind, String)>>,
+    data: Table,
+    child: Table,
 }
 
 impl WatchManager {
@@ -33,144 +138,89 @@ impl WatchManager {
         Self::default()
     }
 
-    /// Registers a watch.
-    pub fn add(&mut self, kind: WatchKind, p: &str, watcher: i64) {
-        self.tables
-            .entry(kind)
-            .or_default()
-            .entry(p.to_string())
-            .or_default()
-            .insert(watcher);
-        self.by_watcher
-            .entry(watcher)
-            .or_default()
-            .insert((kind, p.to_string()));
+    /// A one-shot data or exist watch.
+    pub fn add_data(&mut self, p: &str, w: i64) {
+        self.data.add(p, w, WatchMode::Standard);
     }
 
-    fn contains_kind(&self, kind: WatchKind, p: &str, watcher: i64) -> bool {
-        self.tables
-            .get(&kind)
-            .and_then(|t| t.get(p))
-            .is_some_and(|s| s.contains(&watcher))
+    /// A one-shot child watch.
+    pub fn add_child(&mut self, p: &str, w: i64) {
+        self.child.add(p, w, WatchMode::Standard);
     }
 
-    fn remove_kind(&mut self, kind: WatchKind, p: &str, watcher: i64) -> bool {
-        let Some(table) = self.tables.get_mut(&kind) else {
-            return false;
+    /// addWatch: a persistent or persistent-recursive watch (in both tables).
+    pub fn add_persistent(&mut self, p: &str, w: i64, recursive: bool) {
+        let mode = if recursive {
+            WatchMode::PersistentRecursive
+        } else {
+            WatchMode::Persistent
         };
-        let Some(set) = table.get_mut(p) else {
-            return false;
-        };
-        let removed = set.remove(&watcher);
-        if set.is_empty() {
-            table.remove(p);
-        }
-        if let Some(idx) = self.by_watcher.get_mut(&watcher) {
-            idx.remove(&(kind, p.to_string()));
-            if idx.is_empty() {
-                self.by_watcher.remove(&watcher);
-            }
-        }
-        removed
+        self.data.add(p, w, mode);
+        self.child.add(p, w, mode);
     }
 
-    fn kinds_for(t: WatcherType) -> &'static [WatchKind] {
+    /// checkWatches.
+    pub fn contains(&self, p: &str, t: WatcherType, w: i64) -> bool {
         match t {
-            WatcherType::Children => &[WatchKind::Child],
-            WatcherType::Data => &[WatchKind::Data],
-            WatcherType::Any => &[WatchKind::Child, WatchKind::Data],
-            WatcherType::Persistent => &[WatchKind::Persistent],
-            WatcherType::PersistentRecursive => &[WatchKind::PersistentRecursive],
-            WatcherType::Unknown(_) => &[],
+            WatcherType::Children => self.child.mode(p, w).is_some(),
+            WatcherType::Data => self.data.mode(p, w).is_some(),
+            WatcherType::Any => self.child.mode(p, w).is_some() || self.data.mode(p, w).is_some(),
+            WatcherType::Persistent => {
+                self.data.mode(p, w) == Some(WatchMode::Persistent)
+                    || self.child.mode(p, w) == Some(WatchMode::Persistent)
+            }
+            WatcherType::PersistentRecursive => {
+                self.data.mode(p, w) == Some(WatchMode::PersistentRecursive)
+                    || self.child.mode(p, w) == Some(WatchMode::PersistentRecursive)
+            }
+            WatcherType::Unknown(_) => false,
         }
     }
 
-    /// checkWatches: whether `watcher` has a watch of type `t` on `p`.
-    pub fn contains(&self, p: &str, t: WatcherType, watcher: i64) -> bool {
-        Self::kinds_for(t)
-            .iter()
-            .any(|k| self.contains_kind(*k, p, watcher))
-    }
-
-    /// removeWatches: removes them; false if there was none.
-    pub fn remove(&mut self, p: &str, t: WatcherType, watcher: i64) -> bool {
-        let mut any = false;
-        for k in Self::kinds_for(t) {
-            any |= self.remove_kind(*k, p, watcher);
+    /// removeWatches; false if there was nothing to remove.
+    pub fn remove(&mut self, p: &str, t: WatcherType, w: i64) -> bool {
+        match t {
+            WatcherType::Children => self.child.remove(p, w, None),
+            WatcherType::Data => self.data.remove(p, w, None),
+            WatcherType::Any => {
+                let a = self.child.remove(p, w, None);
+                let b = self.data.remove(p, w, None);
+                a || b
+            }
+            WatcherType::Persistent => {
+                let a = self.child.remove(p, w, Some(WatchMode::Persistent));
+                let b = self.data.remove(p, w, Some(WatchMode::Persistent));
+                a || b
+            }
+            WatcherType::PersistentRecursive => {
+                let a = self
+                    .child
+                    .remove(p, w, Some(WatchMode::PersistentRecursive));
+                let b = self.data.remove(p, w, Some(WatchMode::PersistentRecursive));
+                a || b
+            }
+            WatcherType::Unknown(_) => false,
         }
-        any
     }
 
     /// Drops every watch of a watcher (its connection went away).
-    pub fn remove_watcher(&mut self, watcher: i64) {
-        if let Some(idx) = self.by_watcher.remove(&watcher) {
-            for (kind, p) in idx {
-                if let Some(table) = self.tables.get_mut(&kind) {
-                    if let Some(set) = table.get_mut(&p) {
-                        set.remove(&watcher);
-                        if set.is_empty() {
-                            table.remove(&p);
-                        }
-                    }
-                }
-            }
-        }
+    pub fn remove_watcher(&mut self, w: i64) {
+        self.data.remove_watcher(w);
+        self.child.remove_watcher(w);
     }
 
-    fn take_one_shot(&mut self, kind: WatchKind, p: &str, out: &mut BTreeSet<i64>) {
-        if let Some(set) = self.tables.get_mut(&kind).and_then(|t| t.remove(p)) {
-            for w in set {
-                if let Some(idx) = self.by_watcher.get_mut(&w) {
-                    idx.remove(&(kind, p.to_string()));
-                    if idx.is_empty() {
-                        self.by_watcher.remove(&w);
-                    }
-                }
-                out.insert(w);
-            }
-        }
-    }
-
-    fn persistent_at(&self, kind: WatchKind, p: &str, out: &mut BTreeSet<i64>) {
-        if let Some(set) = self.tables.get(&kind).and_then(|t| t.get(p)) {
-            out.extend(set.iter().copied());
-        }
-    }
-
-    /// The sessions to notify of one tree change; one-shot watches are consumed. Each
-    /// session gets at most one event per change, as Apache suppresses duplicates.
+    /// The sessions to notify of one tree change (Apache's DataTree trigger calls).
     pub fn trigger(&mut self, t: &Trigger) -> Vec<(i64, WatcherEvent)> {
-        let mut who = BTreeSet::new();
-        match t.event {
-            EventType::NodeCreated | EventType::NodeDataChanged => {
-                self.take_one_shot(WatchKind::Data, &t.path, &mut who);
-            }
+        let who = match t.event {
+            EventType::NodeCreated | EventType::NodeDataChanged => self.data.fire(&t.path, t.event),
+            EventType::NodeChildrenChanged => self.child.fire(&t.path, t.event),
             EventType::NodeDeleted => {
-                self.take_one_shot(WatchKind::Data, &t.path, &mut who);
-                self.take_one_shot(WatchKind::Child, &t.path, &mut who);
+                let mut a = self.data.fire(&t.path, t.event);
+                a.extend(self.child.fire(&t.path, t.event));
+                a
             }
-            EventType::NodeChildrenChanged => {
-                self.take_one_shot(WatchKind::Child, &t.path, &mut who);
-            }
-            _ => {}
-        }
-        self.persistent_at(WatchKind::Persistent, &t.path, &mut who);
-        // Recursive watches never see child-list changes.
-        if t.event != EventType::NodeChildrenChanged
-            && self
-                .tables
-                .get(&WatchKind::PersistentRecursive)
-                .is_some_and(|m| !m.is_empty())
-        {
-            let mut cur = t.path.as_str();
-            loop {
-                self.persistent_at(WatchKind::PersistentRecursive, cur, &mut who);
-                if cur == "/" {
-                    break;
-                }
-                cur = path::parent(cur);
-            }
-        }
+            _ => BTreeSet::new(),
+        };
         who.into_iter()
             .map(|w| {
                 (
@@ -185,39 +235,42 @@ impl WatchManager {
             .collect()
     }
 
-    /// Total number of registrations.
+    /// Total registrations in both tables (`wchs` "Total watches").
     pub fn count(&self) -> usize {
-        self.by_watcher.values().map(|s| s.len()).sum()
+        self.data.len() + self.child.len()
     }
 
-    /// Number of distinct watched paths.
+    /// Distinct watched paths.
     pub fn path_count(&self) -> usize {
-        let mut paths = BTreeSet::new();
-        for table in self.tables.values() {
-            paths.extend(table.keys());
-        }
+        let mut paths: BTreeSet<&String> = self.data.by_path.keys().collect();
+        paths.extend(self.child.by_path.keys());
         paths.len()
     }
 
-    /// Number of watchers with at least one watch.
+    /// Watchers with at least one watch.
     pub fn watcher_count(&self) -> usize {
-        self.by_watcher.len()
+        self.by_session().len()
     }
 
     /// Paths watched by each session (`wchc`).
     pub fn by_session(&self) -> BTreeMap<i64, BTreeSet<String>> {
-        self.by_watcher
-            .iter()
-            .map(|(w, s)| (*w, s.iter().map(|(_, p)| p.clone()).collect()))
-            .collect()
+        let mut out: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+        for t in [&self.data, &self.child] {
+            for (p, m) in &t.by_path {
+                for w in m.keys() {
+                    out.entry(*w).or_default().insert(p.clone());
+                }
+            }
+        }
+        out
     }
 
     /// Sessions watching each path (`wchp`).
     pub fn by_path(&self) -> BTreeMap<String, BTreeSet<i64>> {
         let mut out: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
-        for table in self.tables.values() {
-            for (p, s) in table {
-                out.entry(p.clone()).or_default().extend(s.iter().copied());
+        for t in [&self.data, &self.child] {
+            for (p, m) in &t.by_path {
+                out.entry(p.clone()).or_default().extend(m.keys().copied());
             }
         }
         out
@@ -242,7 +295,7 @@ mod tests {
     #[test]
     fn one_shot_fires_once() {
         let mut m = WatchManager::new();
-        m.add(WatchKind::Data, "/a", 1);
+        m.add_data("/a", 1);
         assert_eq!(
             sessions(m.trigger(&trig("/a", EventType::NodeDataChanged))),
             vec![1]
@@ -256,9 +309,9 @@ mod tests {
     #[test]
     fn delete_fires_data_and_child_once() {
         let mut m = WatchManager::new();
-        m.add(WatchKind::Data, "/a", 1);
-        m.add(WatchKind::Child, "/a", 1);
-        m.add(WatchKind::Child, "/a", 2);
+        m.add_data("/a", 1);
+        m.add_child("/a", 1);
+        m.add_child("/a", 2);
         assert_eq!(
             sessions(m.trigger(&trig("/a", EventType::NodeDeleted))),
             vec![1, 2]
@@ -269,8 +322,8 @@ mod tests {
     #[test]
     fn persistent_and_recursive() {
         let mut m = WatchManager::new();
-        m.add(WatchKind::Persistent, "/a", 1);
-        m.add(WatchKind::PersistentRecursive, "/a", 2);
+        m.add_persistent("/a", 1, false);
+        m.add_persistent("/a", 2, true);
         assert_eq!(
             sessions(m.trigger(&trig("/a", EventType::NodeChildrenChanged))),
             vec![1]
@@ -283,12 +336,31 @@ mod tests {
             sessions(m.trigger(&trig("/a", EventType::NodeDataChanged))),
             vec![1, 2]
         );
-        assert_eq!(m.count(), 2);
+        assert_eq!(m.count(), 4);
         assert!(m.contains("/a", WatcherType::PersistentRecursive, 2));
-        assert!(!m.contains("/a", WatcherType::Data, 2));
         assert!(m.remove("/a", WatcherType::Persistent, 1));
         assert!(!m.remove("/a", WatcherType::Persistent, 1));
         m.remove_watcher(2);
         assert_eq!(m.count(), 0);
+    }
+
+    #[test]
+    fn later_registration_replaces_the_mode() {
+        // As in Apache: a standard watch on a path with a recursive one turns it one-shot.
+        let mut m = WatchManager::new();
+        m.add_persistent("/a", 1, true);
+        m.add_data("/a", 1);
+        assert_eq!(
+            sessions(m.trigger(&trig("/a", EventType::NodeDataChanged))),
+            vec![1]
+        );
+        assert!(m
+            .trigger(&trig("/a", EventType::NodeDataChanged))
+            .is_empty());
+        // The child table still holds the recursive registration.
+        assert_eq!(
+            sessions(m.trigger(&trig("/a", EventType::NodeDeleted))),
+            vec![1]
+        );
     }
 }

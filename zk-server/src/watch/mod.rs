@@ -2,4 +2,4 @@
 
 pub mod manager;
 
-pub use manager::{WatchKind, WatchManager};
+pub use manager::{WatchKind, WatchManager, WatchMode};
