@@ -1,0 +1,205 @@
+//! Pipelined throughput of zk-client vs the `zookeeper-client` crate against the same server
+//! in the same run: get and set, 1 and 8 connections, plus zk-client heap allocations per
+//! request (counting allocator).
+//!
+//! `cargo bench -p tests --bench client_throughput [-- --hosts H:P] [--ops N]`
+//! Without `--hosts` an Apache ZooKeeper 3.8 standalone server is started.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        System.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        System.dealloc(p, l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        System.realloc(p, l, n)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const DEPTH: usize = 128;
+const PATH: &str = "/bench";
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Op {
+    Get,
+    Set,
+}
+
+async fn run_ours(clients: &[zk_client::Client], op: Op, ops: usize) -> (f64, f64) {
+    let per = ops / clients.len();
+    let payload = vec![7u8; 100];
+    let a0 = ALLOCS.load(Ordering::Relaxed);
+    let t = Instant::now();
+    let tasks = clients.iter().map(|c| {
+        let c = c.clone();
+        let payload = payload.clone();
+        async move {
+            stream::iter(0..per)
+                .map(|_| {
+                    let c = &c;
+                    let payload = &payload;
+                    async move {
+                        match op {
+                            Op::Get => c.get_data(PATH, false).await.map(|_| ()),
+                            Op::Set => c.set_data(PATH, payload, None).await.map(|_| ()),
+                        }
+                    }
+                })
+                .buffer_unordered(DEPTH)
+                .for_each(|r| {
+                    r.expect("request");
+                    async {}
+                })
+                .await
+        }
+    });
+    futures::future::join_all(tasks).await;
+    let secs = t.elapsed().as_secs_f64();
+    let allocs = (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / (per * clients.len()) as f64;
+    ((per * clients.len()) as f64 / secs, allocs)
+}
+
+async fn run_theirs(clients: &[zookeeper_client::Client], op: Op, ops: usize) -> (f64, f64) {
+    let per = ops / clients.len();
+    let payload = vec![7u8; 100];
+    let a0 = ALLOCS.load(Ordering::Relaxed);
+    let t = Instant::now();
+    let tasks = clients.iter().map(|c| {
+        let c = c.clone();
+        let payload = payload.clone();
+        async move {
+            stream::iter(0..per)
+                .map(|_| {
+                    let c = &c;
+                    let payload = &payload;
+                    async move {
+                        match op {
+                            Op::Get => c.get_data(PATH).await.map(|_| ()),
+                            Op::Set => c.set_data(PATH, payload, None).await.map(|_| ()),
+                        }
+                    }
+                })
+                .buffer_unordered(DEPTH)
+                .for_each(|r| {
+                    r.expect("request");
+                    async {}
+                })
+                .await
+        }
+    });
+    futures::future::join_all(tasks).await;
+    let secs = t.elapsed().as_secs_f64();
+    let allocs = (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / (per * clients.len()) as f64;
+    ((per * clients.len()) as f64 / secs, allocs)
+}
+
+/// Allocations per op of the harness alone (FuturesUnordered task per future), to subtract.
+async fn harness_allocs(ops: usize) -> f64 {
+    let a0 = ALLOCS.load(Ordering::Relaxed);
+    stream::iter(0..ops)
+        .map(|_| async { Ok::<(), ()>(()) })
+        .buffer_unordered(DEPTH)
+        .for_each(|r| {
+            r.expect("noop");
+            async {}
+        })
+        .await;
+    (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / ops as f64
+}
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn main() {
+    let ops: usize = arg("--ops").and_then(|s| s.parse().ok()).unwrap_or(40_000);
+    let (_server, hosts) = match arg("--hosts") {
+        Some(h) => (None, h),
+        None => {
+            let s = tests::apache::ApacheServer::start().expect("start apache");
+            let h = s.connect_string();
+            (Some(s), h)
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let setup = zk_client::Client::connect(&hosts).await.expect("connect");
+        match setup
+            .create(PATH, &[1u8; 100], &zk_client::Acl::open_unsafe(), zk_client::CreateMode::Persistent)
+            .await
+        {
+            Ok(_) | Err(zk_client::Error::NodeExists) => {}
+            Err(e) => panic!("create: {e}"),
+        }
+        println!("server {hosts}, {ops} ops per run, pipeline depth {DEPTH} per connection");
+        println!(
+            "harness overhead: {:.2} allocations per op (included in the allocs/op columns)",
+            harness_allocs(ops).await
+        );
+        println!("| op | conns | zk-client ops/s | zookeeper-client ops/s | ratio | zk-client allocs/op | zookeeper-client allocs/op |");
+        println!("|---|---|---|---|---|---|---|");
+        for conns in [1usize, 8] {
+            let mut ours = Vec::new();
+            let mut theirs = Vec::new();
+            for _ in 0..conns {
+                ours.push(zk_client::Client::connect(&hosts).await.expect("connect"));
+                theirs.push(
+                    zookeeper_client::Client::connect(&hosts)
+                        .await
+                        .expect("connect theirs"),
+                );
+            }
+            for op in [Op::Get, Op::Set] {
+                // Warm up both, then alternate measured runs and keep the best of three.
+                run_ours(&ours, op, ops / 10).await;
+                run_theirs(&theirs, op, ops / 10).await;
+                let mut best_o = (0.0f64, 0.0f64);
+                let mut best_t = (0.0f64, 0.0f64);
+                for _ in 0..3 {
+                    let o = run_ours(&ours, op, ops).await;
+                    let t = run_theirs(&theirs, op, ops).await;
+                    if o.0 > best_o.0 {
+                        best_o = o;
+                    }
+                    if t.0 > best_t.0 {
+                        best_t = t;
+                    }
+                }
+                println!(
+                    "| {:?} | {} | {:.0} | {:.0} | {:.2}x | {:.1} | {:.1} |",
+                    op,
+                    conns,
+                    best_o.0,
+                    best_t.0,
+                    best_o.0 / best_t.0,
+                    best_o.1,
+                    best_t.1
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    });
+}

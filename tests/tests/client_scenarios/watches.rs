@@ -1,0 +1,305 @@
+//! Watch scenarios: every kind of watch, failover through the fault proxy (missed events
+//! fire once, auth replayed, ephemerals kept), blackhole detection by the read timeout,
+//! self-reported expiry.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use tests::proxy::Proxy;
+use zk_client::{
+    Acl, AddWatchMode, Client, CreateMode, Error, EventStream, EventType, SessionState,
+    WatchedEvent,
+};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn open() -> Vec<Acl> {
+    Acl::open_unsafe()
+}
+
+async fn next_node_event(events: &mut EventStream) -> WatchedEvent {
+    loop {
+        let ev = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .expect("event in time")
+            .expect("stream open");
+        if ev.event_type != EventType::None {
+            return ev;
+        }
+    }
+}
+
+async fn no_more_node_events(events: &mut EventStream) {
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(300), events.recv()).await {
+        assert_eq!(
+            ev.event_type,
+            EventType::None,
+            "unexpected extra event {ev:?}"
+        );
+    }
+}
+
+async fn client(hosts: &str, timeout_ms: u64) -> Client {
+    Client::builder(hosts)
+        .session_timeout(Duration::from_millis(timeout_ms))
+        .connect()
+        .await
+        .expect("connect")
+}
+
+/// All watch scenarios against the server at `hosts` (a single `ip:port`, proxied).
+pub async fn watch_suite(hosts: &str) {
+    let writer = client(hosts, 4000).await;
+    every_kind(&writer, hosts).await;
+    failover_keeps_session_ephemerals_and_watches(&writer, hosts).await;
+    blackhole_is_detected_by_read_timeout(&writer, hosts).await;
+    cut_off_past_session_timeout_reports_expired(hosts).await;
+}
+
+pub async fn every_kind(w: &Client, hosts: &str) {
+    let c = client(hosts, 4000).await;
+    let mut events = c.events();
+    w.create("/k", b"0", &open(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    // Default watcher (Java style), one-shot: data change.
+    c.get_data("/k", true).await.unwrap();
+    // Per-call watchers.
+    let (_, _, data_w) = c.get_data_watched("/k").await.unwrap();
+    let (none, exists_w) = c.exists_watched("/k/new").await.unwrap();
+    assert!(none.is_none());
+    let (_, _, child_w) = c.get_children_watched("/k").await.unwrap();
+    // Persistent and recursive.
+    let mut pers = c.add_watch("/k", AddWatchMode::Persistent).await.unwrap();
+    // Apache keeps one watch mode per (connection, path), so the recursive watch goes on a
+    // path of its own.
+    w.create("/r", b"", &open(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    let mut rec = c
+        .add_watch("/r", AddWatchMode::PersistentRecursive)
+        .await
+        .unwrap();
+
+    w.set_data("/k", b"1", None).await.unwrap();
+    let ev = next_node_event(&mut events).await;
+    assert_eq!(
+        (ev.event_type, ev.path.as_str()),
+        (EventType::NodeDataChanged, "/k")
+    );
+    let ev = tokio::time::timeout(WAIT, data_w).await.unwrap().unwrap();
+    assert_eq!(ev.event_type, EventType::NodeDataChanged);
+    w.create("/k/new", b"", &open(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    let ev = tokio::time::timeout(WAIT, exists_w).await.unwrap().unwrap();
+    assert_eq!(
+        (ev.event_type, ev.path.as_str()),
+        (EventType::NodeCreated, "/k/new")
+    );
+    let ev = tokio::time::timeout(WAIT, child_w).await.unwrap().unwrap();
+    assert_eq!(ev.event_type, EventType::NodeChildrenChanged);
+    w.create("/k/new/deep", b"", &open(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    w.set_data("/k", b"2", None).await.unwrap();
+    w.create("/r/a", b"", &open(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    w.create("/r/a/b", b"", &open(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    w.set_data("/r", b"x", None).await.unwrap();
+    w.delete("/r/a/b", None).await.unwrap();
+    // The one-shot default watch already fired: a second change brings nothing.
+    no_more_node_events(&mut events).await;
+    // Persistent on /k: data change, children change, data change.
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let ev = tokio::time::timeout(WAIT, pers.next())
+            .await
+            .unwrap()
+            .unwrap();
+        got.push((ev.event_type, ev.path));
+    }
+    assert_eq!(
+        got,
+        vec![
+            (EventType::NodeDataChanged, "/k".to_owned()),
+            (EventType::NodeChildrenChanged, "/k".to_owned()),
+            (EventType::NodeDataChanged, "/k".to_owned()),
+        ]
+    );
+    // Recursive: the whole subtree, no child events.
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let ev = tokio::time::timeout(WAIT, rec.next())
+            .await
+            .unwrap()
+            .unwrap();
+        got.push((ev.event_type, ev.path));
+    }
+    assert_eq!(
+        got,
+        vec![
+            (EventType::NodeCreated, "/r/a".to_owned()),
+            (EventType::NodeCreated, "/r/a/b".to_owned()),
+            (EventType::NodeDataChanged, "/r".to_owned()),
+            (EventType::NodeDeleted, "/r/a/b".to_owned()),
+        ]
+    );
+    // Deletion reaches data and child watches.
+    c.get_children("/k/new/deep", true).await.unwrap();
+    w.delete("/k/new/deep", None).await.unwrap();
+    let ev = next_node_event(&mut events).await;
+    assert_eq!(
+        (ev.event_type, ev.path.as_str()),
+        (EventType::NodeDeleted, "/k/new/deep")
+    );
+    // Session end ends the streams and fails pending watch futures.
+    let (_, _, pending) = c.get_data_watched("/k").await.unwrap();
+    c.close().await.unwrap();
+    assert_eq!(pending.await, Err(Error::Closed));
+    let mut saw_end = false;
+    while let Ok(Some(ev)) = tokio::time::timeout(WAIT, rec.next()).await {
+        if ev.event_type == EventType::None && ev.state == SessionState::Closed {
+            saw_end = true;
+        }
+    }
+    assert!(saw_end);
+    let states: Vec<SessionState> = {
+        let mut v = Vec::new();
+        while let Ok(Some(ev)) =
+            tokio::time::timeout(Duration::from_millis(500), events.recv()).await
+        {
+            v.push(ev.state);
+        }
+        v
+    };
+    assert_eq!(states.last(), Some(&SessionState::Closed));
+}
+
+pub async fn failover_keeps_session_ephemerals_and_watches(w: &Client, hosts: &str) {
+    let proxy = Proxy::start(hosts.parse().unwrap()).await.unwrap();
+    let c = client(&proxy.addr().to_string(), 4000).await;
+    let sid = c.session_id();
+    let mut events = c.events();
+    c.add_auth("digest", b"bob:pw").await.unwrap();
+    c.create("/f", b"0", &Acl::creator_all(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    c.create("/f/eph", b"", &open(), CreateMode::Ephemeral)
+        .await
+        .unwrap();
+    c.create("/fp", b"", &open(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    c.get_data("/f", true).await.unwrap(); // data watch
+    c.exists("/f-new", true).await.unwrap(); // exist watch
+    c.get_children("/fp", true).await.unwrap(); // child watch
+    let mut rec = c
+        .add_watch("/fp", AddWatchMode::PersistentRecursive)
+        .await
+        .unwrap();
+
+    // Cut the client off; while it is away, change everything it watches.
+    proxy.set_refuse(true);
+    proxy.drop_connections();
+    c.wait_for_state(WAIT, |s| s == SessionState::Disconnected)
+        .await
+        .unwrap();
+    w.add_auth("digest", b"bob:pw").await.unwrap();
+    w.set_data("/f", b"1", None).await.unwrap();
+    w.create("/f-new", b"", &open(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    w.create("/fp/c", b"", &open(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    proxy.set_refuse(false);
+    c.wait_for_state(WAIT, SessionState::is_connected)
+        .await
+        .unwrap();
+    assert_eq!(c.session_id(), sid, "same session after reconnect");
+    // Every one-shot watch fires exactly once for the missed changes.
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let ev = next_node_event(&mut events).await;
+        got.push((ev.event_type, ev.path));
+    }
+    got.sort_by_key(|(t, p)| (t.to_i32(), p.clone()));
+    assert_eq!(
+        got,
+        vec![
+            (EventType::NodeCreated, "/f-new".to_owned()),
+            (EventType::NodeDataChanged, "/f".to_owned()),
+            (EventType::NodeChildrenChanged, "/fp".to_owned()),
+        ]
+    );
+    no_more_node_events(&mut events).await;
+    // The persistent watch was re-registered: later changes reach it.
+    w.set_data("/fp/c", b"x", None).await.unwrap();
+    let ev = tokio::time::timeout(WAIT, rec.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (ev.event_type, ev.path.as_str()),
+        (EventType::NodeDataChanged, "/fp/c")
+    );
+    // The ephemeral survived and auth was replayed (the node needs bob's credentials).
+    let st = w.exists("/f/eph", false).await.unwrap().unwrap();
+    assert_eq!(st.ephemeral_owner, sid);
+    assert_eq!(&c.get_data("/f", false).await.unwrap().0[..], b"1");
+    c.close().await.unwrap();
+    assert_eq!(w.exists("/f/eph", false).await.unwrap(), None);
+}
+
+pub async fn blackhole_is_detected_by_read_timeout(w: &Client, hosts: &str) {
+    let proxy = Proxy::start(hosts.parse().unwrap()).await.unwrap();
+    let c = client(&proxy.addr().to_string(), 1500).await;
+    let sid = c.session_id();
+    let read_timeout = c.negotiated_timeout() * 2 / 3;
+    c.create("/bh", b"", &open(), CreateMode::Ephemeral)
+        .await
+        .unwrap();
+    proxy.set_blackhole(true);
+    let started = std::time::Instant::now();
+    // In flight on the dead connection: fails with ConnectionLoss, not replayed.
+    let r = c.set_data("/bh", b"lost", None).await;
+    assert_eq!(r, Err(Error::ConnectionLoss));
+    let waited = started.elapsed();
+    assert!(
+        waited <= read_timeout + Duration::from_millis(700),
+        "detected after {waited:?} (read timeout {read_timeout:?})"
+    );
+    proxy.set_blackhole(false);
+    c.wait_for_state(WAIT, SessionState::is_connected)
+        .await
+        .unwrap();
+    assert_eq!(c.session_id(), sid);
+    assert_eq!(w.get_data("/bh", false).await.unwrap().0.len(), 0);
+    c.close().await.unwrap();
+}
+
+pub async fn cut_off_past_session_timeout_reports_expired(hosts: &str) {
+    let proxy = Proxy::start(hosts.parse().unwrap()).await.unwrap();
+    let c = client(&proxy.addr().to_string(), 1000).await;
+    let mut events = c.events();
+    let (_, _, watch) = c.get_data_watched("/").await.unwrap();
+    proxy.set_refuse(true);
+    proxy.drop_connections();
+    let s = c.wait_for_state(WAIT, |s| s == SessionState::Expired).await;
+    assert_eq!(s, Ok(SessionState::Expired));
+    assert_eq!(c.state(), SessionState::Expired);
+    assert_eq!(watch.await, Err(Error::SessionExpired));
+    assert_eq!(c.exists("/", false).await, Err(Error::SessionExpired));
+    let mut states = Vec::new();
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(1), events.recv()).await {
+        states.push(ev.state);
+    }
+    assert_eq!(
+        states,
+        vec![SessionState::Disconnected, SessionState::Expired]
+    );
+}
