@@ -52,12 +52,12 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
             "world" if a.id.id == "anyone" => out.push(a.clone()),
             "auth" => {
                 let mut any = false;
-                for id in ids.iter().filter(|i| is_authenticated(&i.scheme)) {
+                for id in java_set_order(ids)
+                    .into_iter()
+                    .filter(|i| is_authenticated(&i.scheme))
+                {
                     any = true;
-                    out.push(Acl {
-                        perms: a.perms,
-                        id: id.clone(),
-                    });
+                    out.push(Acl { perms: a.perms, id });
                 }
                 if !any {
                     return Err(ErrorCode::InvalidAcl);
@@ -95,9 +95,45 @@ pub fn authenticate(
     }
 }
 
+/// Java's `String.hashCode` over UTF-16 code units.
+fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// The jute-generated `Id.hashCode`.
+fn java_id_hash(id: &Id) -> i32 {
+    let r = 17i32
+        .wrapping_mul(37)
+        .wrapping_add(java_string_hash(&id.scheme));
+    r.wrapping_mul(37).wrapping_add(java_string_hash(&id.id))
+}
+
+/// Orders a connection's identities as Apache iterates them: its `authInfo` is a set
+/// backed by a `ConcurrentHashMap`, so whoAmI and the `auth` ACL expansion list ids by
+/// hash bucket, then insertion order.
+pub fn java_set_order(ids: &[Id]) -> Vec<Id> {
+    let mut cap = 16usize;
+    while ids.len() >= cap * 3 / 4 {
+        cap *= 2;
+    }
+    let mut keyed: Vec<(usize, usize, &Id)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let h = java_id_hash(id);
+            let spread = (h ^ ((h as u32) >> 16) as i32) & 0x7fff_ffff;
+            (spread as usize & (cap - 1), i, id)
+        })
+        .collect();
+    keyed.sort_by_key(|(bucket, i, _)| (*bucket, *i));
+    keyed.into_iter().map(|(_, _, id)| id.clone()).collect()
+}
+
 /// The whoAmI view of a connection's identities.
 pub fn client_info(ids: &[Id]) -> Vec<ClientInfo> {
-    ids.iter()
+    java_set_order(ids)
+        .iter()
         .map(|i| ClientInfo {
             auth_scheme: i.scheme.clone(),
             user: if i.scheme == "digest" {
