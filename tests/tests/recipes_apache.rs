@@ -1,0 +1,48 @@
+//! zk-recipes against Apache ZooKeeper 3.8.
+
+mod recipes_scenarios;
+
+use recipes_scenarios::user;
+use tests::apache::ApacheServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn naming_against_apache() {
+    let zk = ApacheServer::start().expect("apache");
+    user::naming(&zk.connect_string()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_watch_against_apache() {
+    let zk = ApacheServer::start().expect("apache");
+    user::config_watch(&zk.connect_string()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_against_apache() {
+    let zk = ApacheServer::start().expect("apache");
+    user::membership(&zk.connect_string()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_against_apache() {
+    let zk = ApacheServer::start().expect("apache");
+    user::discovery(&zk.connect_string()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn balancing_against_apache() {
+    let zk = ApacheServer::start().expect("apache");
+    user::balancing(&zk.connect_string()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_against_apache() {
+    let zk = ApacheServer::start().expect("apache");
+    recipes_scenarios::coordination::lock(&zk.connect_string()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn election_against_apache() {
+    let zk = ApacheServer::start().expect("apache");
+    recipes_scenarios::coordination::election(&zk.connect_string()).await;
+}

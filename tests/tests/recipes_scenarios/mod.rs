@@ -1,0 +1,71 @@
+//! Recipe scenarios run against Apache ZooKeeper 3.8 (`recipes_apache.rs`) and the
+//! in-process zk-server (`recipes_zkserver.rs`). Each takes a connect string.
+#![allow(dead_code)]
+
+pub mod coordination;
+pub mod user;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use zk_client::Client;
+use zk_recipes::Session;
+
+/// Upper bound of every wait.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// A renewing session with the given session timeout.
+pub async fn session(hosts: &str, timeout_ms: u64) -> Session {
+    let h = hosts.to_owned();
+    Session::with_builder(move || {
+        Client::builder(&h).session_timeout(Duration::from_millis(timeout_ms))
+    })
+    .await
+    .expect("session")
+}
+
+/// Expires `client`'s session on the server: resume it from a second client and close it.
+pub async fn expire(client: &Client, hosts: &str) {
+    let other = Client::builder(hosts)
+        .session(client.session_id(), client.session_password())
+        .connect()
+        .await
+        .expect("resume session");
+    other.close().await.expect("close resumed session");
+}
+
+/// Polls `cond` until true (panics after [`WAIT`]).
+pub async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The first host of a connect string as an address (for the proxy).
+pub fn addr(hosts: &str) -> SocketAddr {
+    hosts
+        .split(',')
+        .next()
+        .and_then(|h| h.parse().ok())
+        .expect("host:port")
+}
+
+/// Receives from a recipe stream until `pred` matches (panics after [`WAIT`]).
+pub async fn recv_until<T: std::fmt::Debug>(
+    stream: &mut zk_recipes::EventStream<T>,
+    what: &str,
+    mut pred: impl FnMut(&T) -> bool,
+) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let ev = tokio::time::timeout_at(deadline, stream.recv())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+            .unwrap_or_else(|| panic!("stream ended waiting for {what}"));
+        if pred(&ev) {
+            return ev;
+        }
+    }
+}

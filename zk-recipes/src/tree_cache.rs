@@ -1,0 +1,337 @@
+//! [`TreeCache`]: a local copy of a subtree (data and stat of every node down to a depth)
+//! kept current by one persistent recursive watch, with a stream of changes.
+//!
+//! Consistency: the watch delivers creations, data changes and deletions in order; after a
+//! reconnect or on a new session the whole subtree is read again and diffed with the cache,
+//! because changes made while disconnected are not all replayed as events. A node's entry
+//! is only replaced by a read with a higher `mzxid`, so a stale read (e.g. from a lagging
+//! server after failover) never moves the cache backwards and no change is reported twice.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use zk_client::{AddWatchMode, Client, EventType, PersistentWatch, Stat};
+
+use crate::error::{Error, Result};
+use crate::events::{EventStream, Subscribers};
+use crate::session::{Session, SessionEvent, SessionWatcher};
+use crate::util::{depth_below, join, retry};
+
+/// A cached node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedNode {
+    /// Its data.
+    pub data: Bytes,
+    /// Its stat when read.
+    pub stat: Stat,
+    /// When this process first saw this version of the node (local clock).
+    pub seen_at: Instant,
+}
+
+/// A change of the cached tree.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TreeEvent {
+    /// A node appeared.
+    Added(String, CachedNode),
+    /// A node's data changed.
+    Updated(String, CachedNode),
+    /// A node went away (its last cached state).
+    Removed(String, CachedNode),
+    /// The first full read is complete (sent once).
+    Initialized,
+    /// A connection or session event.
+    Session(SessionEvent),
+}
+
+type Nodes = BTreeMap<String, CachedNode>;
+
+struct Shared {
+    root: String,
+    max_depth: usize,
+    nodes: RwLock<Nodes>,
+    events: Subscribers<TreeEvent>,
+}
+
+/// A cached subtree (see the module docs). The upkeep stops when it is dropped.
+pub struct TreeCache {
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for TreeCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TreeCache")
+            .field("root", &self.shared.root)
+            .finish()
+    }
+}
+
+impl Drop for TreeCache {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TreeCache {
+    /// Caches the whole subtree under `root` (which need not exist yet); returns after the
+    /// first full read.
+    pub async fn start(session: &Session, root: &str) -> Result<TreeCache> {
+        TreeCache::start_with_depth(session, root, usize::MAX).await
+    }
+
+    /// Caches `root` and its descendants down to `max_depth` levels (1 = children).
+    pub async fn start_with_depth(
+        session: &Session,
+        root: &str,
+        max_depth: usize,
+    ) -> Result<TreeCache> {
+        let shared = Arc::new(Shared {
+            root: root.to_owned(),
+            max_depth,
+            nodes: RwLock::new(Nodes::new()),
+            events: Subscribers::new(),
+        });
+        let (init_tx, mut init_rx) = watch::channel(false);
+        let task = tokio::spawn(run(shared.clone(), session.watcher(), init_tx));
+        let cache = TreeCache { shared, task };
+        loop {
+            if *init_rx.borrow_and_update() {
+                return Ok(cache);
+            }
+            if init_rx.changed().await.is_err() {
+                return Err(Error::Closed);
+            }
+        }
+    }
+
+    /// The cached root path.
+    pub fn root(&self) -> &str {
+        &self.shared.root
+    }
+
+    /// Changes from now on.
+    pub fn events(&self) -> EventStream<TreeEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// A cached node.
+    pub fn get(&self, path: &str) -> Option<CachedNode> {
+        self.shared.nodes.read().ok()?.get(path).cloned()
+    }
+
+    /// Cached children of `path` (names and nodes, sorted by name).
+    pub fn children(&self, path: &str) -> Vec<(String, CachedNode)> {
+        let Ok(nodes) = self.shared.nodes.read() else {
+            return Vec::new();
+        };
+        let prefix = if path == "/" {
+            "/".to_owned()
+        } else {
+            format!("{path}/")
+        };
+        nodes
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter(|(k, _)| k.len() > prefix.len() && !k[prefix.len()..].contains('/'))
+            .map(|(k, v)| (k[prefix.len()..].to_owned(), v.clone()))
+            .collect()
+    }
+
+    /// Every cached node by path.
+    pub fn snapshot(&self) -> BTreeMap<String, CachedNode> {
+        self.shared
+            .nodes
+            .read()
+            .map(|n| n.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Reads the subtree (breadth-first); nodes deleted meanwhile are skipped.
+async fn read_tree(client: &Client, root: &str, max_depth: usize) -> zk_client::Result<Nodes> {
+    let mut out = Nodes::new();
+    let mut queue = vec![(root.to_owned(), 0usize)];
+    while let Some((path, depth)) = queue.pop() {
+        let (data, stat) = match retry(|| client.get_data(&path, false)).await {
+            Ok(v) => v,
+            Err(zk_client::Error::NoNode) => continue,
+            Err(e) => return Err(e),
+        };
+        if depth < max_depth && stat.num_children > 0 {
+            match retry(|| client.get_children(&path, false)).await {
+                Ok(children) => {
+                    for c in children {
+                        queue.push((join(&path, &c), depth + 1));
+                    }
+                }
+                Err(zk_client::Error::NoNode) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.insert(
+            path,
+            CachedNode {
+                data,
+                stat,
+                seen_at: Instant::now(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+impl Shared {
+    fn in_scope(&self, path: &str) -> bool {
+        depth_below(&self.root, path).is_some_and(|d| d <= self.max_depth)
+    }
+
+    /// Stores a read of `path` unless the cache already has that version or newer.
+    fn upsert(&self, path: &str, node: CachedNode) {
+        let ev = {
+            let Ok(mut nodes) = self.nodes.write() else {
+                return;
+            };
+            match nodes.get(path) {
+                Some(old) if old.stat.mzxid >= node.stat.mzxid => None,
+                Some(_) => {
+                    nodes.insert(path.to_owned(), node.clone());
+                    Some(TreeEvent::Updated(path.to_owned(), node))
+                }
+                None => {
+                    nodes.insert(path.to_owned(), node.clone());
+                    Some(TreeEvent::Added(path.to_owned(), node))
+                }
+            }
+        };
+        if let Some(ev) = ev {
+            self.events.emit(ev);
+        }
+    }
+
+    /// Drops `path` and everything below it.
+    fn remove(&self, path: &str) {
+        let removed: Vec<(String, CachedNode)> = {
+            let Ok(mut nodes) = self.nodes.write() else {
+                return;
+            };
+            let prefix = format!("{}/", path.trim_end_matches('/'));
+            let keys: Vec<String> = nodes
+                .keys()
+                .filter(|k| k.as_str() == path || k.starts_with(&prefix))
+                .cloned()
+                .collect();
+            keys.into_iter()
+                .filter_map(|k| nodes.remove(&k).map(|v| (k, v)))
+                .collect()
+        };
+        for (k, v) in removed {
+            self.events.emit(TreeEvent::Removed(k, v));
+        }
+    }
+
+    /// Replaces the cache by a full read, reporting the differences.
+    fn replace(&self, fresh: Nodes) {
+        let gone: Vec<String> = match self.nodes.read() {
+            Ok(nodes) => nodes
+                .keys()
+                .filter(|k| !fresh.contains_key(*k))
+                .cloned()
+                .collect(),
+            Err(_) => return,
+        };
+        for k in gone {
+            self.remove(&k);
+        }
+        for (k, v) in fresh {
+            self.upsert(&k, v);
+        }
+    }
+
+    async fn refresh(&self, client: &Client, path: &str) -> zk_client::Result<()> {
+        match retry(|| client.get_data(path, false)).await {
+            Ok((data, stat)) => self.upsert(
+                path,
+                CachedNode {
+                    data,
+                    stat,
+                    seen_at: Instant::now(),
+                },
+            ),
+            Err(zk_client::Error::NoNode) => self.remove(path),
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+}
+
+async fn run(shared: Arc<Shared>, mut watcher: SessionWatcher, init: watch::Sender<bool>) {
+    'session: loop {
+        let client = watcher.client();
+        // Watch first, then read: nothing changes unseen between the two.
+        let mut pw: Option<PersistentWatch> = None;
+        let mut synced = false;
+        loop {
+            if pw.is_none() {
+                match client
+                    .add_watch(&shared.root, AddWatchMode::PersistentRecursive)
+                    .await
+                {
+                    Ok(w) => pw = Some(w),
+                    Err(e) if e.is_retryable() => {}
+                    Err(e) => tracing::debug!(error = %e, "tree cache: add_watch failed"),
+                }
+            }
+            if pw.is_some() && !synced {
+                match read_tree(&client, &shared.root, shared.max_depth).await {
+                    Ok(fresh) => {
+                        shared.replace(fresh);
+                        synced = true;
+                        if !*init.borrow() {
+                            let _ = init.send(true);
+                            shared.events.emit(TreeEvent::Initialized);
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "tree cache: read failed"),
+                }
+            }
+            let needs_work = pw.is_none() || !synced;
+            tokio::select! {
+                ev = watcher.next() => {
+                    shared.events.emit(TreeEvent::Session(ev));
+                    match ev {
+                        SessionEvent::Closed => return,
+                        SessionEvent::NewSession { .. } => continue 'session,
+                        // Changes made while disconnected may not all be replayed.
+                        SessionEvent::Reconnected => synced = false,
+                        SessionEvent::Suspended | SessionEvent::Expired => {}
+                    }
+                }
+                ev = async { match pw.as_mut() { Some(w) => w.next().await, None => std::future::pending().await } } => {
+                    let Some(ev) = ev else {
+                        // Stream over: the session ended or the watch was removed.
+                        pw = None;
+                        continue;
+                    };
+                    if !shared.in_scope(&ev.path) {
+                        continue;
+                    }
+                    match ev.event_type {
+                        EventType::NodeCreated | EventType::NodeDataChanged
+                            if shared.refresh(&client, &ev.path).await.is_err() =>
+                        {
+                            synced = false;
+                        }
+                        EventType::NodeDeleted => shared.remove(&ev.path),
+                        _ => {}
+                    }
+                }
+                _ = tokio::time::sleep(std::time::Duration::from_millis(200)), if needs_work => {}
+            }
+        }
+    }
+}
