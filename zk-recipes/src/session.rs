@@ -176,8 +176,12 @@ impl Session {
     /// Closes the current client (its ephemeral nodes go away) and stops renewing.
     pub async fn close(&self) -> Result<()> {
         self.inner.task.abort();
-        self.client().close().await?;
-        Ok(())
+        match self.client().close().await {
+            // The server drops the connection once the session is closed; a reply lost
+            // that way still means closed.
+            Ok(()) | Err(zk_client::Error::ConnectionLoss) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
