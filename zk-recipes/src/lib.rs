@@ -27,9 +27,12 @@
 #![deny(missing_docs)]
 
 pub mod balancing;
+pub mod barrier;
 pub mod config;
 pub mod contender;
+pub mod counter;
 pub mod discovery;
+pub mod double_barrier;
 pub mod election;
 pub mod ephemeral;
 pub mod error;
@@ -37,6 +40,9 @@ pub mod events;
 pub mod lock;
 pub mod membership;
 pub mod naming;
+pub mod queue;
+pub mod rwlock;
+pub mod semaphore;
 pub mod session;
 pub mod tree_cache;
 pub mod util;
