@@ -1,7 +1,7 @@
 //! Snapshots in Apache's `FileSnap` format (uncompressed `SnapStream` mode):
 //!
 //! ```text
-//! FileHeader{"ZKSN", 2, 0}
+//! FileHeader{"ZKSN", 2, -1}
 //! int sessionCount; { long id; int timeout }*
 //! int aclCount; { long index; vector<ACL> }*          (ReferenceCountedACLCache)
 //! { ustring path; DataNode{buffer data; long acl; StatPersisted stat} }*   pre-order, root ""
@@ -27,6 +27,8 @@ use super::file_names::snapshot_name;
 use super::fs_util::{remove_file, rename_durably};
 use crate::error::{Result, ServerError};
 
+/// dbid Apache writes in snapshot headers (`FileSnap.dbId`; txn logs carry 0).
+pub const SNAP_DBID: i64 = -1;
 /// Path that ends the node list and the seals.
 const END_PATH: &str = "/";
 /// Version of Apache's tree digest (`DigestCalculator.DIGEST_VERSION`).
@@ -68,8 +70,10 @@ impl SnapshotData {
             nodes: vec![
                 (String::new(), empty(OPEN_ACL_INDEX, 0)),
                 ("/zookeeper".into(), empty(OPEN_ACL_INDEX, 0)),
-                ("/zookeeper/quota".into(), empty(OPEN_ACL_INDEX, 0)),
+                // Java's HashSet happens to iterate `config` before `quota`; same order
+                // here makes this byte-identical to Apache's own snapshot.0.
                 ("/zookeeper/config".into(), empty(1, -1)),
+                ("/zookeeper/quota".into(), empty(OPEN_ACL_INDEX, 0)),
             ],
         }
     }
@@ -83,7 +87,7 @@ impl SnapshotData {
         FileHeader {
             magic: SNAP_MAGIC,
             version: FILE_VERSION,
-            dbid: 0,
+            dbid: SNAP_DBID,
         }
         .write(&mut b);
         b.write_i32(jute_count(self.sessions.len())?);

@@ -121,10 +121,13 @@ impl LogWriter {
             }
             .write(&mut buf);
         }
+        // Entry boundaries, so preallocation grows exactly where Apache's would.
+        let mut starts = Vec::with_capacity(entries.len());
         for e in entries {
+            starts.push(buf.len() as u64);
             encode_entry(e, &mut buf)?;
         }
-        let res = self.write_and_sync(first.header.zxid, &buf);
+        let res = self.write_and_sync(first.header.zxid, &buf, &starts);
         if let Err(e) = &res {
             self.failed = Some(e.to_string());
             self.current = None;
@@ -132,7 +135,7 @@ impl LogWriter {
         res
     }
 
-    fn write_and_sync(&mut self, first_zxid: i64, buf: &[u8]) -> Result<()> {
+    fn write_and_sync(&mut self, first_zxid: i64, buf: &[u8], starts: &[u64]) -> Result<()> {
         if self.current.is_none() {
             let path = self.dir.join(log_name(first_zxid));
             let file = OpenOptions::new()
@@ -152,7 +155,13 @@ impl LogWriter {
             return Err(ServerError::Storage("no open txn log".into()));
         };
         let end = log.pos + buf.len() as u64;
-        let wanted = padded_size(end, log.allocated, self.prealloc);
+        // Apache pads before each entry, from the position the entry starts at; its
+        // starting size is the header's length.
+        let mut wanted = log.allocated.max(HEADER_LEN);
+        for &start in starts {
+            wanted = padded_size(log.pos + start, wanted, self.prealloc);
+        }
+        wanted = wanted.max(end);
         if wanted != log.allocated {
             log.file.set_len(wanted).map_err(|e| {
                 ServerError::io(format!("preallocate txn log {}", log.path.display()), e)
@@ -176,18 +185,15 @@ impl LogWriter {
     }
 }
 
-/// The file size after writing up to `end`, following Apache's
-/// `FilePadding.calculateFileSizeWithPadding`: grow by whole preallocation chunks once the
-/// data comes within 4 KiB of the end.
-pub fn padded_size(end: u64, allocated: u64, prealloc: u64) -> u64 {
-    if prealloc == 0 {
-        return allocated.max(end);
-    }
-    if end + PREALLOC_SLACK < allocated {
+/// The file size before writing an entry at `pos`, as Apache's
+/// `FilePadding.calculateFileSizeWithPadding` computes it: grow by a preallocation chunk
+/// once the position comes within 4 KiB of the end.
+pub fn padded_size(pos: u64, allocated: u64, prealloc: u64) -> u64 {
+    if prealloc == 0 || pos + PREALLOC_SLACK < allocated {
         return allocated;
     }
-    if end > allocated {
-        let size = end + prealloc;
+    if pos > allocated {
+        let size = pos + prealloc;
         size - size % prealloc
     } else {
         allocated + prealloc
