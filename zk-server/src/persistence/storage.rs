@@ -82,6 +82,7 @@ impl Storage {
         if loaded.restored.snapshot.is_none() {
             let initial = SnapshotData::initial();
             SnapshotWriter::new(snap_dir.clone()).write(&initial)?;
+            loaded.last_zxid = loaded.last_zxid.max(initial.last_zxid);
             loaded.restored.snapshot = Some(initial);
         }
         let storage = Storage {
@@ -120,8 +121,8 @@ impl Storage {
         Ok(())
     }
 
-    /// Zxid of the newest txn on disk (logged, or covered by a snapshot); -1 when empty...
-    /// which `open` never leaves: a fresh store starts at 0 with `snapshot.0`.
+    /// Zxid of the newest txn on disk (logged, or covered by a snapshot); a fresh store
+    /// starts at 0 (its `snapshot.0`).
     pub fn last_zxid(&self) -> i64 {
         self.last_zxid
     }
