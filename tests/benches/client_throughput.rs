@@ -3,7 +3,8 @@
 //! request (counting allocator).
 //!
 //! `cargo bench -p tests --bench client_throughput [-- --hosts H:P] [--ops N]`
-//! Without `--hosts` an Apache ZooKeeper 3.8 standalone server is started.
+//! Without `--hosts` it runs against an Apache ZooKeeper 3.8 standalone server and then
+//! against an in-process zk-server (in-memory store), both started here.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -132,21 +133,35 @@ fn arg(name: &str) -> Option<String> {
 
 fn main() {
     let ops: usize = arg("--ops").and_then(|s| s.parse().ok()).unwrap_or(40_000);
-    let (_server, hosts) = match arg("--hosts") {
-        Some(h) => (None, h),
-        None => {
-            let s = tests::apache::ApacheServer::start().expect("start apache");
-            let h = s.connect_string();
-            (Some(s), h)
-        }
-    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
+    if let Some(h) = arg("--hosts") {
+        bench(&rt, &h, ops);
+        return;
+    }
+    {
+        let s = tests::apache::ApacheServer::start().expect("start apache");
+        println!("## Apache ZooKeeper 3.8 standalone");
+        bench(&rt, &s.connect_string(), ops);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let handle = rt.block_on(async {
+        let cfg = zk_server::config::ServerConfig::for_tests(dir.path());
+        zk_server::Server::start_in_memory(cfg, zk_server::store::MemoryStore::new())
+            .await
+            .expect("zk-server")
+    });
+    println!("## zk-server (in-process, in-memory store)");
+    bench(&rt, &handle.connect_string(), ops);
+    let _ = rt.block_on(handle.stop());
+}
+
+fn bench(rt: &tokio::runtime::Runtime, hosts: &str, ops: usize) {
     rt.block_on(async {
-        let setup = zk_client::Client::connect(&hosts).await.expect("connect");
+        let setup = zk_client::Client::connect(hosts).await.expect("connect");
         match setup
             .create(PATH, &[1u8; 100], &zk_client::Acl::open_unsafe(), zk_client::CreateMode::Persistent)
             .await
@@ -165,9 +180,9 @@ fn main() {
             let mut ours = Vec::new();
             let mut theirs = Vec::new();
             for _ in 0..conns {
-                ours.push(zk_client::Client::connect(&hosts).await.expect("connect"));
+                ours.push(zk_client::Client::connect(hosts).await.expect("connect"));
                 theirs.push(
-                    zookeeper_client::Client::connect(&hosts)
+                    zookeeper_client::Client::connect(hosts)
                         .await
                         .expect("connect theirs"),
                 );

@@ -17,6 +17,7 @@ use zk_proto::{
     Stat, WatcherType,
 };
 
+use crate::arena;
 use crate::builder::ClientBuilder;
 use crate::driver::{Command, Shared, Sink};
 use crate::error::{Error, Result};
@@ -219,8 +220,7 @@ impl Client {
     }
 
     fn body(&self, path: &str, extra: usize) -> BytesMut {
-        let mut b =
-            BytesMut::with_capacity(4 + self.inner.chroot.as_str().len() + path.len() + extra);
+        let mut b = arena::take(4 + self.inner.chroot.as_str().len() + path.len() + extra);
         let (a, p) = self.inner.chroot.parts(path);
         b.put_i32((a.len() + p.len()) as i32);
         b.put_slice(a.as_bytes());
@@ -249,7 +249,7 @@ impl Client {
         let (tx, rx) = oneshot::channel();
         let req = Submit {
             op,
-            body: body.freeze(),
+            body: arena::finish(body),
             post,
             reply: tx,
         };

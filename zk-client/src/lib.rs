@@ -23,6 +23,7 @@
 //! validate paths, [`builder`] holds the settings, [`error`] the one error enum.
 #![deny(missing_docs)]
 
+mod arena;
 pub mod builder;
 mod client;
 mod driver;
