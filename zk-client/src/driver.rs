@@ -93,12 +93,8 @@ async fn poll_opt<T>(f: &mut Option<BoxFut<T>>) -> T {
     }
 }
 
-async fn sleep_opt(at: Option<std::time::Instant>) {
-    match at {
-        Some(t) => tokio::time::sleep_until(TokioInstant::from_std(t)).await,
-        None => std::future::pending().await,
-    }
-}
+/// Far enough to mean "no deadline" for the reusable timer.
+const NEVER: Duration = Duration::from_secs(86_400 * 365);
 
 fn connect(host: HostPort, timeout: Duration) -> BoxFut<io::Result<TcpStream>> {
     Box::pin(async move {
@@ -166,6 +162,10 @@ pub(crate) async fn run(
     };
     let mut cmds_open = true;
     d.session.tick(std::time::Instant::now());
+    // One timer, re-armed only when the deadline moves (not re-created every iteration).
+    let mut armed: Option<std::time::Instant> = None;
+    let timer = tokio::time::sleep(NEVER);
+    tokio::pin!(timer);
     loop {
         d.drain_actions();
         if d.finished {
@@ -173,6 +173,13 @@ pub(crate) async fn run(
         }
         d.take_outbound();
         let deadline = d.session.next_deadline();
+        if deadline != armed {
+            armed = deadline;
+            let at = deadline
+                .map(TokioInstant::from_std)
+                .unwrap_or_else(|| TokioInstant::now() + NEVER);
+            timer.as_mut().reset(at);
+        }
         tokio::select! {
             cmd = rx.recv(), if cmds_open => match cmd {
                 Some(c) => {
@@ -226,7 +233,11 @@ pub(crate) async fn run(
                 d.probing = None;
                 d.session.on_probe_result(host, rw, std::time::Instant::now());
             }
-            _ = sleep_opt(deadline) => d.session.tick(std::time::Instant::now()),
+            _ = &mut timer => {
+                // Force a re-arm next round even if the deadline did not move.
+                armed = None;
+                d.session.tick(std::time::Instant::now());
+            }
         }
     }
     // Flush a final closeSession if one is still buffered (best effort).
