@@ -46,3 +46,32 @@ async fn election_against_apache() {
     let zk = ApacheServer::start().expect("apache");
     recipes_scenarios::coordination::election(&zk.connect_string()).await;
 }
+
+macro_rules! scenario {
+    ($name:ident, $f:path) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let zk = ApacheServer::start().expect("apache");
+            $f(&zk.connect_string()).await;
+        }
+    };
+}
+
+scenario!(
+    rwlock_against_apache,
+    recipes_scenarios::coordination::rwlock
+);
+scenario!(
+    semaphore_against_apache,
+    recipes_scenarios::coordination::semaphore
+);
+scenario!(
+    barriers_against_apache,
+    recipes_scenarios::coordination::barriers
+);
+scenario!(counter_against_apache, recipes_scenarios::data::counter);
+scenario!(queue_against_apache, recipes_scenarios::data::queue);
+scenario!(
+    tree_cache_against_apache,
+    recipes_scenarios::data::tree_cache
+);

@@ -36,3 +36,12 @@ scenario!(discovery_against_zk_server, user::discovery);
 scenario!(balancing_against_zk_server, user::balancing);
 scenario!(lock_against_zk_server, coordination::lock);
 scenario!(election_against_zk_server, coordination::election);
+scenario!(rwlock_against_zk_server, coordination::rwlock);
+scenario!(semaphore_against_zk_server, coordination::semaphore);
+scenario!(barriers_against_zk_server, coordination::barriers);
+scenario!(counter_against_zk_server, recipes_scenarios::data::counter);
+scenario!(queue_against_zk_server, recipes_scenarios::data::queue);
+scenario!(
+    tree_cache_against_zk_server,
+    recipes_scenarios::data::tree_cache
+);

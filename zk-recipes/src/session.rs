@@ -179,7 +179,10 @@ impl Session {
         match self.client().close().await {
             // The server drops the connection once the session is closed; a reply lost
             // that way still means closed.
-            Ok(()) | Err(zk_client::Error::ConnectionLoss) => Ok(()),
+            // An expired session has nothing left to close.
+            Ok(()) | Err(zk_client::Error::ConnectionLoss | zk_client::Error::SessionExpired) => {
+                Ok(())
+            }
             Err(e) => Err(e.into()),
         }
     }

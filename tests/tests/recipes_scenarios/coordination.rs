@@ -134,3 +134,137 @@ pub async fn election(hosts: &str) {
     s1.close().await.unwrap();
     s2.close().await.unwrap();
 }
+
+/// Readers share, writers exclude, in sequence order.
+pub async fn rwlock(hosts: &str) {
+    use zk_recipes::rwlock::RwLock;
+    let s1 = session(hosts, 4000).await;
+    let s2 = session(hosts, 4000).await;
+    let a = RwLock::new(&s1, "/rw/res", "a");
+    let b = Arc::new(RwLock::new(&s2, "/rw/res", "b"));
+    a.read.acquire().await.unwrap();
+    // Readers share.
+    assert!(b.read.try_acquire(Duration::ZERO).await.unwrap());
+    // A writer waits for both readers.
+    assert!(!b
+        .write
+        .try_acquire(Duration::from_millis(200))
+        .await
+        .unwrap());
+    b.read.release().await.unwrap();
+    let writer = {
+        let b = b.clone();
+        tokio::spawn(async move { b.write.acquire().await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!writer.is_finished(), "writer waits for the reader");
+    // A reader arriving after the queued writer waits behind it.
+    let c = RwLock::new(&s1, "/rw/res", "c");
+    assert!(!c
+        .read
+        .try_acquire(Duration::from_millis(200))
+        .await
+        .unwrap());
+    a.read.release().await.unwrap();
+    tokio::time::timeout(WAIT, writer)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(!a
+        .read
+        .try_acquire(Duration::from_millis(100))
+        .await
+        .unwrap());
+    b.write.release().await.unwrap();
+    assert!(a.read.try_acquire(Duration::from_secs(5)).await.unwrap());
+    a.read.release().await.unwrap();
+    s1.close().await.unwrap();
+    s2.close().await.unwrap();
+}
+
+/// At most `n` holders; a freed lease goes to a waiter; a holder's expiry frees its lease.
+pub async fn semaphore(hosts: &str) {
+    use zk_recipes::semaphore::Semaphore;
+    let sessions = [
+        session(hosts, 2000).await,
+        session(hosts, 2000).await,
+        session(hosts, 2000).await,
+    ];
+    let sems: Vec<Semaphore> = sessions
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Semaphore::new(s, "/sem/pool", &format!("h{i}"), 2))
+        .collect();
+    assert!(sems[0].acquire(WAIT).await.unwrap());
+    assert!(sems[1].acquire(WAIT).await.unwrap());
+    assert!(!sems[2].acquire(Duration::from_millis(300)).await.unwrap());
+    assert_eq!(sems[0].holders().await.unwrap(), ["h0", "h1"]);
+    sems[0].release().await.unwrap();
+    assert!(sems[2].acquire(WAIT).await.unwrap());
+    // A holder's session expires: its lease is freed.
+    assert!(!sems[0].acquire(Duration::from_millis(200)).await.unwrap());
+    expire(&sessions[1].client(), hosts).await;
+    assert!(sems[0].acquire(WAIT).await.unwrap());
+    assert_eq!(sems[0].holders().await.unwrap(), ["h0", "h2"]);
+    // A different lease count is refused.
+    let wrong = Semaphore::new(&sessions[0], "/sem/pool", "x", 3);
+    assert!(wrong.acquire(Duration::ZERO).await.is_err());
+    for s in &sessions {
+        s.close().await.unwrap();
+    }
+}
+
+/// Barrier: waiters pass when it is removed. Double barrier: 3 participants enter
+/// together and leave together.
+pub async fn barriers(hosts: &str) {
+    use zk_recipes::barrier::Barrier;
+    use zk_recipes::double_barrier::DoubleBarrier;
+    let s = session(hosts, 4000).await;
+    let b = Barrier::new(&s, "/barrier/start");
+    assert!(b.wait(Duration::ZERO).await.unwrap(), "no barrier, no wait");
+    b.raise().await.unwrap();
+    assert!(!b.wait(Duration::from_millis(200)).await.unwrap());
+    let waiter = {
+        let b = b.clone();
+        tokio::spawn(async move { b.wait(WAIT).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(b.remove().await.unwrap());
+    assert!(tokio::time::timeout(WAIT, waiter)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap());
+    assert!(!b.remove().await.unwrap());
+
+    let entered = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..3 {
+        let ps = session(hosts, 4000).await;
+        let entered = entered.clone();
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(150 * i)).await;
+            let d = DoubleBarrier::new(&ps, "/barrier/double", 3, &format!("p{i}"));
+            d.enter(WAIT).await.unwrap();
+            // Everyone has at least arrived when anyone gets through.
+            let n = entered.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::time::sleep(Duration::from_millis(100 * i)).await;
+            d.leave(WAIT).await.unwrap();
+            let after = entered.load(Ordering::SeqCst);
+            ps.close().await.unwrap();
+            (n, after)
+        }));
+    }
+    for t in tasks {
+        let (_, after) = tokio::time::timeout(WAIT, t).await.unwrap().unwrap();
+        assert_eq!(after, 3, "nobody leaves before all entered");
+    }
+    let children = s
+        .client()
+        .get_children("/barrier/double", false)
+        .await
+        .unwrap();
+    assert!(children.is_empty(), "{children:?}");
+    s.close().await.unwrap();
+}
