@@ -258,6 +258,31 @@ impl LoadPublisher {
 
     /// +1 load until the guard drops.
     pub fn track(&self) -> LoadGuard {
+        self.handle().track()
+    }
+
+    /// A cloneable handle to change the load from request handlers.
+    pub fn handle(&self) -> LoadHandle {
+        LoadHandle {
+            load: self.load.clone(),
+        }
+    }
+}
+
+/// Changes a [`LoadPublisher`]'s load; cheap to clone into request handlers.
+#[derive(Debug, Clone)]
+pub struct LoadHandle {
+    load: Arc<watch::Sender<u64>>,
+}
+
+impl LoadHandle {
+    /// Sets the load.
+    pub fn set(&self, value: u64) {
+        self.load.send_replace(value);
+    }
+
+    /// +1 load until the guard drops (e.g. one in-flight request).
+    pub fn track(&self) -> LoadGuard {
         self.load.send_modify(|v| *v = v.saturating_add(1));
         LoadGuard {
             load: self.load.clone(),
