@@ -77,6 +77,7 @@ pub struct ApacheNode {
     cfg: PathBuf,
     log: PathBuf,
     main_class: &'static str,
+    jvm_props: Vec<String>,
     child: Option<Child>,
 }
 
@@ -91,10 +92,9 @@ impl ApacheNode {
                 "-Dzookeeper.extendedTypesEnabled=true",
                 "-Dzookeeper.admin.enableServer=false",
                 "-Dzookeeper.4lw.commands.whitelist=*",
-                "-cp",
-                &classpath(),
-                self.main_class,
             ])
+            .args(&self.jvm_props)
+            .args(["-cp", &classpath(), self.main_class])
             .arg(&self.cfg)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -193,6 +193,7 @@ impl ApacheServer {
             cfg,
             log: dir.path().join("server.log"),
             main_class: "org.apache.zookeeper.server.ZooKeeperServerMain",
+            jvm_props: Vec::new(),
             child: None,
         };
         node.spawn()?;
@@ -236,6 +237,13 @@ impl ApacheEnsemble {
 
     /// Starts `n` servers and waits for a quorum with every node serving.
     pub fn start_n(n: u32) -> io::Result<Self> {
+        Self::start_with(n, &[], &[])
+    }
+
+    /// Like [`Self::start_n`] with extra JVM `-D` properties and extra zoo.cfg lines on every
+    /// node (e.g. `-Dreadonlymode.enabled=true` and `localSessionsEnabled=true`, which a
+    /// read-only server needs to create sessions).
+    pub fn start_with(n: u32, jvm_props: &[&str], cfg_lines: &[&str]) -> io::Result<Self> {
         let dir = tempfile::tempdir()?;
         let mut ports = Vec::new();
         // Hold all listeners while choosing, so the 3n ports are distinct.
@@ -280,6 +288,7 @@ impl ApacheEnsemble {
                 "quorumListenOnAllIPs=false".into(),
                 "cnxTimeout=1000".into(),
             ];
+            lines.extend(cfg_lines.iter().map(|l| l.to_string()));
             lines.extend(servers.iter().cloned());
             write_cfg(&cfg, &lines)?;
             nodes.push(ApacheNode {
@@ -288,6 +297,7 @@ impl ApacheEnsemble {
                 cfg,
                 log: ndir.join("server.log"),
                 main_class: "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                jvm_props: jvm_props.iter().map(|p| p.to_string()).collect(),
                 child: None,
             });
         }
@@ -297,6 +307,11 @@ impl ApacheEnsemble {
         let e = ApacheEnsemble { nodes, _dir: dir };
         e.wait_quorum(Duration::from_secs(60))?;
         Ok(e)
+    }
+
+    /// Waits until the node with `port` reports `mode` in `srvr` (e.g. "read-only").
+    pub fn wait_mode(&self, port: u16, want: &str, timeout: Duration) -> io::Result<()> {
+        wait_until(want, timeout, || mode(port).as_deref() == Some(want))
     }
 
     /// Waits until every running node serves as leader or follower.

@@ -582,7 +582,7 @@ impl<R> Session<R> {
         let resp = match ConnectResponse::decode(frame.clone()) {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(error = %e, "bad ConnectResponse");
+                tracing::warn!(error = %e, len = frame.len(), frame = ?&frame[..frame.len().min(64)], "bad ConnectResponse");
                 self.lose_connection(now, false);
                 return;
             }
@@ -839,8 +839,10 @@ impl<R> Session<R> {
                     .push_back(Action::Reply(w, Err(Error::ConnectionLoss)));
             }
         }
+        // Only a global session (one a read-write server created or accepted) can expire
+        // on the ensemble; a read-only server's session is replaced on the next handshake.
         if let Phase::Connected { .. } = self.phase {
-            if self.disconnected_since.is_none() {
+            if self.disconnected_since.is_none() && self.seen_rw {
                 self.disconnected_since = Some(self.last_recv);
             }
             self.set_state(SessionState::Disconnected);

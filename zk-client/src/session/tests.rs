@@ -452,3 +452,57 @@ fn chroot_is_stripped_from_event_paths() {
     assert!(matches!(&a[..], [Action::Event { event, watchers }]
         if event.path == "/x/y" && watchers == &vec![7]));
 }
+
+#[test]
+fn read_only_connection_probes_for_a_read_write_server_and_switches() {
+    let mut cfg = config(3);
+    cfg.read_only = true;
+    let mut h = Harness::new(cfg);
+    h.s.tick(h.at(0));
+    h.actions();
+    h.s.on_connected(h.at(0));
+    let mut out = h.s.outbound().split().freeze();
+    let len = out.get_u32() as usize;
+    let req = ConnectRequest::decode(out.split_to(len)).unwrap();
+    assert_eq!(req.read_only, Some(true));
+    let resp = ConnectResponse {
+        protocol_version: 0,
+        timeout: 3000,
+        session_id: 77,
+        passwd: Bytes::from_static(&[2; 16]),
+        read_only: Some(true),
+    };
+    h.s.on_frame(resp.to_bytes(), h.at(10));
+    assert_eq!(states(&h.actions()), vec![SessionState::ConnectedReadOnly]);
+    let current = h.s.current_host().cloned().unwrap();
+    // After the probe interval (1 s) the client asks another server whether it is rw.
+    h.reply(xid::PING, 0, ErrorCode::Ok, b"", 900);
+    h.s.tick(h.at(1010));
+    h.sent();
+    let a = h.actions();
+    let Some(Action::ProbeReadWrite { host, .. }) = a
+        .iter()
+        .find(|a| matches!(a, Action::ProbeReadWrite { .. }))
+    else {
+        panic!("expected a probe, got {a:?}");
+    };
+    assert_ne!(host, &current);
+    let rw = host.clone();
+    h.s.on_probe_result(rw.clone(), true, h.at(1020));
+    let a = h.actions();
+    assert!(a.iter().any(|a| matches!(a, Action::Disconnect)));
+    // It reconnects at once, to the read-write server, with a fresh session (the read-only
+    // server's session cannot move).
+    h.s.tick(h.at(1020));
+    let a = h.actions();
+    assert!(
+        a.iter()
+            .any(|a| matches!(a, Action::Connect { host, .. } if host == &rw)),
+        "{a:?}"
+    );
+    h.s.on_connected(h.at(1030));
+    let mut out = h.s.outbound().split().freeze();
+    let len = out.get_u32() as usize;
+    let req = ConnectRequest::decode(out.split_to(len)).unwrap();
+    assert_eq!(req.session_id, 0);
+}
