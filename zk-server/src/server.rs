@@ -75,6 +75,8 @@ pub enum CoreMsg {
     FourLetter {
         /// Command.
         cmd: String,
+        /// Who asks (listed by `stat` and `cons`, as Apache does).
+        peer: SocketAddr,
         /// Where the text goes.
         reply: oneshot::Sender<String>,
     },
@@ -441,8 +443,8 @@ impl Core {
                 self.in_flight.retain(|(c, _), _| *c != conn);
                 self.processor.disconnected(conn);
             }
-            CoreMsg::FourLetter { cmd, reply } => {
-                let text = self.four_letter(&cmd);
+            CoreMsg::FourLetter { cmd, peer, reply } => {
+                let text = self.four_letter(&cmd, peer);
                 let _ = reply.send(text);
             }
             CoreMsg::Committed(r) => {
@@ -474,7 +476,7 @@ impl Core {
         }
     }
 
-    fn four_letter(&mut self, cmd: &str) -> String {
+    fn four_letter(&mut self, cmd: &str, peer: SocketAddr) -> String {
         match cmd {
             "srst" => self.stats.reset(),
             "crst" => {
@@ -484,8 +486,12 @@ impl Core {
             }
             _ => {}
         }
+        let mut asking = ConnStats::new(peer, now_ms());
+        asking.received = 1;
+        asking.four_letter = true;
         let mut conns: Vec<&ConnStats> = self.conns.values().map(|c| &c.stats).collect();
         conns.sort_by_key(|c| c.established);
+        conns.push(&asking);
         let view = four_letter::View {
             core: &self.processor,
             config: &self.config,

@@ -70,6 +70,8 @@ pub struct ConnStats {
     pub established: i64,
     /// Requests in flight.
     pub queued: u64,
+    /// The connection asking a four-letter word (Apache lists it with interest ops 0).
+    pub four_letter: bool,
 }
 
 impl ConnStats {
@@ -87,6 +89,7 @@ impl ConnStats {
             latency: ServerStats::default(),
             established: now,
             queued: 0,
+            four_letter: false,
         }
     }
 

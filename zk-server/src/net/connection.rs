@@ -94,6 +94,7 @@ pub async fn run(
             if core
                 .send(CoreMsg::FourLetter {
                     cmd: cmd.to_string(),
+                    peer,
                     reply: tx,
                 })
                 .is_err()

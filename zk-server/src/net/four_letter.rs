@@ -38,8 +38,12 @@ fn latency_line(s: &ServerStats) -> String {
 
 fn conn_line(c: &ConnStats, full: bool) -> String {
     let mut s = format!(
-        " /{}[1](queued={},recved={},sent={}",
-        c.peer, c.queued, c.received, c.sent
+        " /{}[{}](queued={},recved={},sent={}",
+        c.peer,
+        if c.four_letter { 0 } else { 1 },
+        c.queued,
+        c.received,
+        c.sent
     );
     if full {
         if let Some(sid) = c.session {
