@@ -43,8 +43,8 @@ fn run(batch: usize, budget: Duration, payload: &Bytes) -> Run {
         .map(Into::into)
         .unwrap_or_else(std::env::temp_dir);
     let dir = tempfile::tempdir_in(base).expect("temp dir");
-    let (mut s, _) = Storage::open(dir.path(), dir.path(), StorageOptions::default())
-        .expect("open storage");
+    let (mut s, _) =
+        Storage::open(dir.path(), dir.path(), StorageOptions::default()).expect("open storage");
     // Warm up: the first append creates and preallocates the file.
     s.append(&[txn(1, payload)]).expect("append");
     let mut zxid = 2i64;
@@ -52,9 +52,7 @@ fn run(batch: usize, budget: Duration, payload: &Bytes) -> Run {
     let start = Instant::now();
     let mut txns = 0;
     while start.elapsed() < budget {
-        let entries: Vec<TxnEntry> = (0..batch)
-            .map(|i| txn(zxid + i as i64, payload))
-            .collect();
+        let entries: Vec<TxnEntry> = (0..batch).map(|i| txn(zxid + i as i64, payload)).collect();
         s.append(&entries).expect("append");
         zxid += batch as i64;
         txns += batch;

@@ -133,6 +133,12 @@ fn nodes_out_of_pre_order_are_refused_on_write() {
     let (s, _) = Storage::open(dir.path(), dir.path(), opts()).unwrap();
     snap.last_zxid = 3;
     assert!(s.snapshot_writer().write(&snap).is_err());
+    let mut negative = SnapshotData::initial();
+    negative.last_zxid = -1;
+    assert!(matches!(
+        s.snapshot_writer().write(&negative),
+        Err(ServerError::Storage(_))
+    ));
     assert_eq!(
         file_names(&version_dir(dir.path())),
         vec!["snapshot.0"],

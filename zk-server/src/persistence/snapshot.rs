@@ -280,6 +280,13 @@ impl SnapshotWriter {
     /// Writes `snapshot.<last_zxid hex>` atomically (temporary file, fsync, rename, fsync of
     /// the directory) and returns its path. A crash leaves either no file or a complete one.
     pub fn write(&self, snap: &SnapshotData) -> Result<PathBuf> {
+        if snap.last_zxid < 0 {
+            // Apache could not parse the file name (and would ignore the snapshot).
+            return Err(ServerError::Storage(format!(
+                "snapshot zxid {} is negative",
+                snap.last_zxid
+            )));
+        }
         let path = self.dir.join(snapshot_name(snap.last_zxid));
         let tmp = self.dir.join(format!(
             ".{}.{}.{}{TMP_SUFFIX}",
