@@ -24,7 +24,13 @@ async fn next_node_event(events: &mut EventStream) -> (EventType, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_and_expiry_on_apache_ensemble() {
-    let mut ens = ApacheEnsemble::start().expect("ensemble");
+    // A super user (digest super:pw) may reconfigure the ensemble.
+    let mut ens = ApacheEnsemble::start_with(
+        3,
+        &["-Dzookeeper.DigestAuthenticationProvider.superDigest=super:0bX78nEegDzJM3ju0iLBEJdWzjg="],
+        &[],
+    )
+    .expect("ensemble");
     let c = Client::builder(&ens.connect_string())
         .session_timeout(Duration::from_millis(4000))
         .connect()
@@ -99,6 +105,53 @@ async fn failover_and_expiry_on_apache_ensemble() {
         assert_eq!(ev.event_type, EventType::None, "duplicate event {ev:?}");
     }
     drop(w);
+
+    // Dynamic reconfiguration: drop the dead server from the membership, watched.
+    let (cfg, stat) = c.get_config(true).await.unwrap();
+    let cfg = String::from_utf8_lossy(&cfg).into_owned();
+    let victim_id = ens
+        .nodes
+        .iter()
+        .find(|n| n.client_port == victim)
+        .map(|n| n.id)
+        .unwrap();
+    assert!(cfg.contains(&format!("server.{victim_id}=")), "{cfg}");
+    assert_eq!(
+        c.reconfig(None, Some(&victim_id.to_string()), None, None)
+            .await
+            .unwrap_err(),
+        Error::NoAuth
+    );
+    c.add_auth("digest", b"super:pw").await.unwrap();
+    assert_eq!(
+        c.reconfig(
+            None,
+            Some(&victim_id.to_string()),
+            None,
+            Some(stat.mzxid + 1000)
+        )
+        .await
+        .unwrap_err(),
+        Error::BadVersion
+    );
+    let (new_cfg, _) = c
+        .reconfig(None, Some(&victim_id.to_string()), None, None)
+        .await
+        .unwrap();
+    let new_cfg = String::from_utf8_lossy(&new_cfg).into_owned();
+    assert!(
+        !new_cfg.contains(&format!("server.{victim_id}=")),
+        "{new_cfg}"
+    );
+    assert_eq!(
+        next_node_event(&mut events).await,
+        (
+            EventType::NodeDataChanged,
+            zk_client::CONFIG_NODE.to_owned()
+        )
+    );
+    let (now_cfg, _) = c.get_config(false).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&now_cfg), new_cfg);
 
     // Stop every server: past the session timeout the client reports Expired itself.
     for n in &mut ens.nodes {

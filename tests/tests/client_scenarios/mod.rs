@@ -42,6 +42,7 @@ pub async fn ops_suite(hosts: &str) {
     config_and_watch_checks(&c).await;
     chroot(&c, hosts).await;
     resume_session(&c, hosts).await;
+    host_names_and_dead_hosts(hosts).await;
 
     c.close().await.expect("close");
     assert_eq!(c.state(), SessionState::Closed);
@@ -435,4 +436,25 @@ pub async fn resume_session(c: &Client, hosts: &str) {
     assert_eq!(second.state(), SessionState::Closed);
     drop(first);
     assert_eq!(c.exists("/resume-e", false).await.unwrap(), None);
+}
+
+/// Host names are resolved at each attempt, and dead or unresolvable entries of the host
+/// list are skipped.
+pub async fn host_names_and_dead_hosts(hosts: &str) {
+    let port = hosts.rsplit(':').next().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let list = format!("no-such-host.invalid:1,127.0.0.1:{dead},localhost:{port}");
+    let c = Client::builder(&list)
+        .session_timeout(Duration::from_secs(4))
+        .connection_timeout(Duration::from_millis(500))
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(c.connected_host().unwrap().host, "localhost");
+    assert!(c.exists("/", false).await.unwrap().is_some());
+    c.close().await.unwrap();
 }
