@@ -248,3 +248,40 @@ fn apache_reads_what_storage_wrote() {
     }
     assert!(back.data("/x/child").is_none());
 }
+
+/// After we repair a torn tail (cut the log, keep the bad bytes in `corrupt.log.*`), Apache
+/// starts on the dir, ignores the set-aside file and serves the surviving txns.
+#[test]
+fn apache_accepts_a_dir_after_torn_tail_repair() {
+    classpath();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut storage, _) = Storage::open(&data, &data, small()).unwrap();
+    storage
+        .append(&[create(1, "/a", "kept-1", -1), create(2, "/b", "kept-2", -1)])
+        .unwrap();
+    storage.append(&[create(3, "/c", "torn-away", -1)]).unwrap();
+    drop(storage);
+    let log = version_dir(&data).join("log.1");
+    let end = txn_log::scan(&log, true).unwrap().valid_end;
+    let f = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
+    f.set_len(end - 3).unwrap();
+    drop(f);
+
+    let (mut storage, restored) = Storage::open(&data, &data, small()).unwrap();
+    assert_eq!(zxids(&restored.txns), vec![1, 2]);
+    storage.append(&[create(3, "/c", "rewritten", -1)]).unwrap();
+    drop(storage);
+    assert!(file_names(&version_dir(&data))
+        .iter()
+        .any(|n| n.starts_with("corrupt.log.1.")));
+
+    let mut zk = ApacheServer::start(&data, &[]);
+    let out = zk.cli(&["get /a", "get /b", "get /c"]);
+    let log_text = zk.log_text();
+    zk.stop();
+    for want in ["kept-1", "kept-2", "rewritten"] {
+        assert!(out.contains(want), "missing {want:?}:\n{out}\n{log_text}");
+    }
+    assert!(!out.contains("torn-away"), "{out}");
+}
