@@ -90,11 +90,23 @@ impl Client {
     /// Connects with default settings and waits for the session.
     ///
     /// `hosts` is `"host:port[,host:port...][/chroot]"`.
+    ///
+    /// ```no_run
+    /// # async fn f() -> zk_client::Result<()> {
+    /// let c = zk_client::Client::connect("127.0.0.1:2181,127.0.0.1:2182/app").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(hosts: &str) -> Result<Client> {
         ClientBuilder::new(hosts).connect().await
     }
 
     /// A builder for the other settings (timeouts, auth, read-only, backoff, resume...).
+    ///
+    /// ```no_run
+    /// # async fn f() -> zk_client::Result<()> {
+    /// let c = zk_client::Client::builder("127.0.0.1:2181").read_only(true).connect().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn builder(hosts: &str) -> ClientBuilder {
         ClientBuilder::new(hosts)
     }
@@ -102,16 +114,36 @@ impl Client {
     // ---- session ----
 
     /// Current state.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// if c.state().is_connected() { /* ... */ }
+    /// # Ok(()) }
+    /// ```
     pub fn state(&self) -> SessionState {
         *self.inner.state_rx.borrow()
     }
 
     /// A watch channel of the state (latest value; for every transition use [`Self::events`]).
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// let mut rx = c.state_watch();
+    /// rx.changed().await.ok();
+    /// println!("now {:?}", *rx.borrow());
+    /// # Ok(()) }
+    /// ```
     pub fn state_watch(&self) -> watch::Receiver<SessionState> {
         self.inner.state_rx.clone()
     }
 
     /// Session id (0 before the first handshake).
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// println!("session {:#x}", c.session_id());
+    /// # Ok(()) }
+    /// ```
     pub fn session_id(&self) -> i64 {
         self.inner
             .shared
@@ -123,6 +155,15 @@ impl Client {
 
     /// Session password, to resume the session from another client
     /// ([`ClientBuilder::session`]).
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// let again = zk_client::Client::builder("127.0.0.1:2181")
+    ///     .session(c.session_id(), c.session_password())
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn session_password(&self) -> Bytes {
         self.inner
             .shared
@@ -133,6 +174,12 @@ impl Client {
     }
 
     /// The session timeout negotiated with the server.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// let t = c.negotiated_timeout();
+    /// # Ok(()) }
+    /// ```
     pub fn negotiated_timeout(&self) -> Duration {
         self.inner
             .shared
@@ -143,6 +190,12 @@ impl Client {
     }
 
     /// The server of the most recent successful handshake (`host:port`).
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// if let Some(h) = c.connected_host() { println!("talking to {h}"); }
+    /// # Ok(()) }
+    /// ```
     pub fn connected_host(&self) -> Option<HostPort> {
         self.inner
             .shared
@@ -153,12 +206,28 @@ impl Client {
     }
 
     /// The chroot of this client (`""` if none).
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// assert!(c.chroot().is_empty() || c.chroot().starts_with('/'));
+    /// # Ok(()) }
+    /// ```
     pub fn chroot(&self) -> &str {
         self.inner.chroot.as_str()
     }
 
     /// A new subscription to the session's events: state changes and the events of
     /// `watch: true` calls made after subscribing. Unbounded: never drops an event.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// let mut events = c.events();
+    /// c.exists("/flag", true).await?;
+    /// while let Some(ev) = events.recv().await {
+    ///     println!("{:?} {:?} {}", ev.state, ev.event_type, ev.path);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn events(&self) -> EventStream {
         let (tx, rx) = mpsc::unbounded_channel();
         let _ = self.inner.tx.send(Command::Subscribe(tx));
@@ -167,6 +236,14 @@ impl Client {
 
     /// Waits until the state satisfies `pred` (e.g. `SessionState::is_connected`), failing
     /// after `timeout`.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// use std::time::Duration;
+    /// use zk_client::SessionState;
+    /// c.wait_for_state(Duration::from_secs(5), SessionState::is_connected).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn wait_for_state(
         &self,
         timeout: Duration,
@@ -194,6 +271,12 @@ impl Client {
     }
 
     /// Closes the session on the server (its ephemerals go away) and stops the client.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// c.close().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn close(&self) -> Result<()> {
         let (tx, rx) = oneshot::channel();
         if self.inner.tx.send(Command::Close(tx)).is_err() {
@@ -295,6 +378,14 @@ impl Client {
     /// `Container` works here; TTL modes need [`Client::create_ttl`].
     ///
     /// Fails with `NodeExists`, `NoNode` (no parent), `NoChildrenForEphemerals`, `NoAuth`.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// use zk_client::{Acl, CreateMode};
+    /// let p = c.create("/jobs/job-", b"x", &Acl::open_unsafe(), CreateMode::PersistentSequential).await?;
+    /// assert!(p.starts_with("/jobs/job-"));
+    /// # Ok(()) }
+    /// ```
     pub async fn create(
         &self,
         path: &str,
@@ -313,6 +404,14 @@ impl Client {
     }
 
     /// Creates a node and returns its path and Stat (create2).
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// use zk_client::{Acl, CreateMode};
+    /// let (path, stat) = c.create_with_stat("/me", b"", &Acl::open_unsafe(), CreateMode::Ephemeral).await?;
+    /// assert_eq!(stat.ephemeral_owner, c.session_id());
+    /// # Ok(()) }
+    /// ```
     pub async fn create_with_stat(
         &self,
         path: &str,
@@ -332,6 +431,14 @@ impl Client {
 
     /// Creates a node with a time-to-live (`PersistentWithTtl` or
     /// `PersistentSequentialWithTtl`); the server must enable extended types.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// use std::time::Duration;
+    /// use zk_client::{Acl, CreateMode};
+    /// c.create_ttl("/lease", b"", &Acl::open_unsafe(), CreateMode::PersistentWithTtl, Duration::from_secs(30)).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn create_ttl(
         &self,
         path: &str,
@@ -383,6 +490,15 @@ impl Client {
     /// Deletes a node; `version: None` matches any version.
     ///
     /// Fails with `NoNode`, `BadVersion`, `NotEmpty`, `NoAuth`.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// match c.delete("/old", None).await {
+    ///     Ok(()) | Err(zk_client::Error::NoNode) => {}
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn delete(&self, path: &str, version: Option<i32>) -> Result<()> {
         validate_path(path, false)?;
         let mut b = self.body(path, 4);
@@ -395,6 +511,14 @@ impl Client {
 
     /// The node's Stat, or `None` if it does not exist. With `watch`, a one-shot watch
     /// (creation, data change or deletion) is delivered on [`Self::events`].
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// if let Some(stat) = c.exists("/x", false).await? {
+    ///     println!("version {}", stat.version);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn exists(&self, path: &str, watch: bool) -> Result<Option<Stat>> {
         let w = watch.then_some((DEFAULT_WATCHER, None));
         let reply = self
@@ -404,6 +528,15 @@ impl Client {
     }
 
     /// Like [`Self::exists`] with a per-call watch future.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// let (stat, created) = c.exists_watched("/ready").await?;
+    /// if stat.is_none() {
+    ///     created.await?; // NodeCreated
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn exists_watched(&self, path: &str) -> Result<(Option<Stat>, WatchFuture)> {
         let (id, sink, fut) = self.once();
         let reply = self
@@ -436,6 +569,13 @@ impl Client {
     }
 
     /// Like [`Self::get_data`] with a per-call watch future.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// let (data, _stat, changed) = c.get_data_watched("/config").await?;
+    /// let ev = changed.await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn get_data_watched(&self, path: &str) -> Result<(Bytes, Stat, WatchFuture)> {
         let (id, sink, fut) = self.once();
         let reply = self
@@ -451,6 +591,13 @@ impl Client {
     }
 
     /// Replaces the data; `version: None` matches any. Returns the new Stat.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// let (_, stat) = c.get_data("/counter", false).await?;
+    /// c.set_data("/counter", b"2", Some(stat.version)).await?; // fails with BadVersion on a race
+    /// # Ok(()) }
+    /// ```
     pub async fn set_data(&self, path: &str, data: &[u8], version: Option<i32>) -> Result<Stat> {
         validate_path(path, false)?;
         let mut b = self.body(path, data.len() + 8);
@@ -464,6 +611,13 @@ impl Client {
     }
 
     /// The node's ACL and Stat.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// let (acl, stat) = c.get_acl("/x").await?;
+    /// println!("{} entries, aversion {}", acl.len(), stat.aversion);
+    /// # Ok(()) }
+    /// ```
     pub async fn get_acl(&self, path: &str) -> Result<(Vec<Acl>, Stat)> {
         validate_path(path, false)?;
         let b = self.body(path, 0);
@@ -473,6 +627,14 @@ impl Client {
     }
 
     /// Replaces the ACL; `version` is the expected ACL version (`aversion`).
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// use zk_client::Acl;
+    /// c.add_auth("digest", b"alice:secret").await?;
+    /// c.set_acl("/x", &Acl::creator_all(), None).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn set_acl(&self, path: &str, acl: &[Acl], version: Option<i32>) -> Result<Stat> {
         validate_path(path, false)?;
         if acl.is_empty() {
@@ -487,6 +649,14 @@ impl Client {
 
     /// Child names. With `watch`, a one-shot child watch (children change or deletion) is
     /// delivered on [`Self::events`].
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// for name in c.get_children("/", false).await? {
+    ///     println!("/{name}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn get_children(&self, path: &str, watch: bool) -> Result<Vec<String>> {
         let w = watch.then_some((DEFAULT_WATCHER, None));
         let reply = self
@@ -497,6 +667,13 @@ impl Client {
     }
 
     /// Child names and the parent's Stat (getChildren2).
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// let (kids, stat) = c.get_children_with_stat("/", false).await?;
+    /// assert_eq!(kids.len() as i32, stat.num_children);
+    /// # Ok(()) }
+    /// ```
     pub async fn get_children_with_stat(
         &self,
         path: &str,
@@ -511,6 +688,13 @@ impl Client {
     }
 
     /// Like [`Self::get_children_with_stat`] with a per-call watch future.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// let (kids, _stat, changed) = c.get_children_watched("/workers").await?;
+    /// changed.await?; // NodeChildrenChanged
+    /// # Ok(()) }
+    /// ```
     pub async fn get_children_watched(
         &self,
         path: &str,
@@ -529,6 +713,12 @@ impl Client {
     }
 
     /// Number of descendants of the node (not counting itself).
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// let n = c.get_all_children_number("/").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn get_all_children_number(&self, path: &str) -> Result<i32> {
         validate_path(path, false)?;
         let b = self.body(path, 0);
@@ -541,6 +731,12 @@ impl Client {
 
     /// Paths of this session's ephemeral nodes whose path starts with `prefix` (`"/"` for
     /// all).
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// let mine = c.get_ephemerals("/").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn get_ephemerals(&self, prefix: &str) -> Result<Vec<String>> {
         if !prefix.starts_with('/') {
             return Err(Error::InvalidPath {
@@ -557,6 +753,13 @@ impl Client {
     }
 
     /// Waits until the server this client talks to has caught up with the leader for `path`.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// c.sync("/").await?;
+    /// let (fresh, _) = c.get_data("/x", false).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn sync(&self, path: &str) -> Result<()> {
         validate_path(path, false)?;
         let b = self.body(path, 0);
@@ -567,11 +770,28 @@ impl Client {
     // ---- multi ----
 
     /// Starts an atomic transaction (see [`Transaction`]).
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// use zk_client::{Acl, CreateMode};
+    /// c.multi()
+    ///     .create("/a", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+    ///     .create("/a/b", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+    ///     .commit()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn multi(&self) -> Transaction {
         Transaction::new(self.clone())
     }
 
     /// Starts a batch of reads answered together (see [`MultiRead`]).
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// let r = c.multi_read().get_data("/a").get_children("/a").execute().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn multi_read(&self) -> MultiRead {
         MultiRead::new(self.clone())
     }
@@ -581,6 +801,12 @@ impl Client {
     /// Adds credentials (e.g. `("digest", b"user:password")`) to the session; they are
     /// replayed after every reconnect. A rejected credential is terminal
     /// (`AuthFailed`).
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// c.add_auth("digest", b"alice:secret").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn add_auth(&self, scheme: &str, auth: &[u8]) -> Result<()> {
         let (tx, rx) = oneshot::channel();
         self.inner
@@ -596,6 +822,14 @@ impl Client {
     }
 
     /// The identities the server attributes to this session.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// for id in c.who_am_i().await? {
+    ///     println!("{}:{}", id.auth_scheme, id.user);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn who_am_i(&self) -> Result<Vec<ClientInfo>> {
         let r: WhoAmIResponse = decode(
             self.call(OpCode::WhoAmI, BytesMut::new(), PostAction::None, None)
@@ -609,6 +843,13 @@ impl Client {
     /// The ensemble configuration (`/zookeeper/config`, never chrooted). With `watch`, a
     /// one-shot data watch is delivered on [`Self::events`] (path `/zookeeper/config`
     /// relative to the chroot rules).
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// let (cfg, stat) = c.get_config(false).await?;
+    /// println!("{}", String::from_utf8_lossy(&cfg));
+    /// # Ok(()) }
+    /// ```
     pub async fn get_config(&self, watch: bool) -> Result<(Bytes, Stat)> {
         let mut b = BytesMut::with_capacity(CONFIG_NODE.len() + 5);
         b.write_string(CONFIG_NODE);
@@ -629,6 +870,13 @@ impl Client {
     /// Dynamic reconfiguration: incremental (`joining` / `leaving`, comma separated) or
     /// whole (`new_members`); `from_config` is the expected config version. Returns the
     /// new configuration.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// c.add_auth("digest", b"super:secret").await?;
+    /// let (new_cfg, _) = c.reconfig(None, Some("3"), None, None).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn reconfig(
         &self,
         joining: Option<&str>,
@@ -655,6 +903,15 @@ impl Client {
 
     /// Adds a persistent (or persistent-recursive) watch and returns its event stream.
     /// It survives reconnects and fires until [`Self::remove_watches`] removes it.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// use futures::StreamExt;
+    /// use zk_client::AddWatchMode;
+    /// let mut w = c.add_watch("/app", AddWatchMode::PersistentRecursive).await?;
+    /// let first = w.next().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn add_watch(&self, path: &str, mode: AddWatchMode) -> Result<PersistentWatch> {
         validate_path(path, false)?;
         let kind = match mode {
@@ -681,6 +938,13 @@ impl Client {
     /// Removes this client's watches of `wtype` on `path` on the server and locally; each
     /// removed watcher gets a `*WatchRemoved` event (persistent streams then end).
     /// Fails with `NoWatcher` when the server has no such watch.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// use zk_client::WatcherType;
+    /// c.remove_watches("/app", WatcherType::Any).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn remove_watches(&self, path: &str, wtype: WatcherType) -> Result<()> {
         validate_path(path, false)?;
         let mut b = self.body(path, 4);
@@ -695,6 +959,17 @@ impl Client {
 
     /// Asks the server whether this client has a watch of `wtype` on `path`
     /// (`Err(NoWatcher)` if not).
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// use zk_client::{Error, WatcherType};
+    /// let watched = match c.check_watches("/x", WatcherType::Data).await {
+    ///     Ok(()) => true,
+    ///     Err(Error::NoWatcher) => false,
+    ///     Err(e) => return Err(e),
+    /// };
+    /// # Ok(()) }
+    /// ```
     pub async fn check_watches(&self, path: &str, wtype: WatcherType) -> Result<()> {
         validate_path(path, false)?;
         let mut b = self.body(path, 4);

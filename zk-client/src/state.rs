@@ -6,6 +6,13 @@ use zk_proto::KeeperState;
 /// `EventType::None` events on [`crate::Client::events`].
 ///
 /// `Expired`, `AuthFailed` and `Closed` are terminal: the client never leaves them.
+///
+/// ```
+/// use zk_client::SessionState;
+/// assert!(SessionState::ConnectedReadOnly.is_connected());
+/// assert!(SessionState::Expired.is_terminal());
+/// assert!(!SessionState::Disconnected.is_terminal());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SessionState {
     /// Not connected (initially, and between connections); requests wait for a connection.

@@ -182,6 +182,45 @@ struct Parked<R> {
 }
 
 /// The session state machine (see the module docs).
+///
+/// Driving it by hand (what the tokio driver does), with `u32` reply tokens:
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use bytes::Bytes;
+/// use zk_client::hosts::HostPort;
+/// use zk_client::session::{Action, PostAction, Session, SessionConfig, Submit};
+/// use zk_proto::{ConnectResponse, OpCode, Record};
+///
+/// let t0 = Instant::now();
+/// let mut s: Session<u32> = Session::new(
+///     SessionConfig {
+///         hosts: vec![HostPort { host: "127.0.0.1".into(), port: 2181 }],
+///         chroot: Default::default(),
+///         session_timeout: Duration::from_secs(3),
+///         connect_timeout: None,
+///         request_timeout: Duration::from_secs(3),
+///         read_only: false,
+///         rw_probe_interval: Duration::from_secs(1),
+///         resume: None,
+///         auth: vec![],
+///         backoff: Box::new(backoff::backoff::Zero {}),
+///         seed: 1,
+///     },
+///     t0,
+/// );
+/// s.tick(t0);
+/// assert!(matches!(s.poll_action(), Some(Action::Connect { .. })));
+/// s.on_connected(t0); // the socket is up: a ConnectRequest is now in s.outbound()
+/// s.outbound().clear();
+/// let resp = ConnectResponse { timeout: 3000, session_id: 7, passwd: Bytes::from_static(&[0; 16]), ..Default::default() };
+/// s.on_frame(resp.to_bytes(), t0);
+/// assert_eq!(s.session_id(), 7);
+/// s.submit(Submit { op: OpCode::Sync, body: Bytes::new(), post: PostAction::None, reply: 1 }, t0);
+/// assert_eq!(s.in_flight(), 1);
+/// // A ping is due after read_timeout / 2 of silence on the send side.
+/// assert_eq!(s.next_deadline(), Some(t0 + Duration::from_secs(1)));
+/// ```
 pub struct Session<R> {
     hosts: HostList,
     chroot: Chroot,

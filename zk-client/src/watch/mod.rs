@@ -21,6 +21,13 @@ use crate::state::SessionState;
 ///
 /// State changes have `event_type == EventType::None` and an empty path; node events carry
 /// the path relative to the chroot.
+///
+/// ```
+/// use zk_client::{EventType, SessionState, WatchedEvent};
+/// let ev = WatchedEvent::state_change(SessionState::Disconnected);
+/// assert_eq!(ev.event_type, EventType::None);
+/// assert!(ev.path.is_empty());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchedEvent {
     /// What happened.
