@@ -318,3 +318,96 @@ async fn publish(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discovery::LoadReport;
+
+    fn live(id: &str, load: Option<u64>, mzxid: i64, age: Duration) -> LiveInstance {
+        let mut instance = ServiceInstance::new("svc", id, "h", 1);
+        instance.load = load.map(|value| LoadReport {
+            value,
+            seq: 1,
+            reported_at_ms: 0,
+        });
+        LiveInstance {
+            instance,
+            mzxid,
+            seen_at: Instant::now() - age,
+        }
+    }
+
+    fn ids(c: &[LiveInstance], picks: impl Iterator<Item = usize>) -> Vec<String> {
+        picks.map(|i| c[i].instance.id.clone()).collect()
+    }
+
+    #[test]
+    fn least_loaded_picks_lowest_fresh_load() {
+        let c = vec![
+            live("a", Some(5), 1, Duration::ZERO),
+            live("b", Some(1), 1, Duration::ZERO),
+            live("c", Some(3), 1, Duration::ZERO),
+        ];
+        let s = LeastLoaded::seeded(Duration::from_secs(5), 1).count_own_picks(false);
+        assert_eq!(ids(&c, (0..10).filter_map(|_| s.pick(&c))), ["b"; 10]);
+        assert_eq!(s.pick(&[]), None);
+    }
+
+    #[test]
+    fn stale_and_unreported_lose_to_fresh() {
+        let c = vec![
+            live("old", Some(0), 1, Duration::from_secs(10)),
+            live("none", None, 1, Duration::ZERO),
+            live("fresh", Some(50), 1, Duration::ZERO),
+        ];
+        let s = LeastLoaded::seeded(Duration::from_secs(5), 1).count_own_picks(false);
+        assert_eq!(s.pick(&c), Some(2));
+        // Only stale ones: ranked by their last load (unreported counts as 0).
+        let stale = vec![
+            live("x", Some(4), 1, Duration::from_secs(10)),
+            live("y", Some(2), 1, Duration::from_secs(10)),
+        ];
+        assert_eq!(s.pick(&stale), Some(1));
+    }
+
+    #[test]
+    fn own_picks_spread_a_burst_until_the_next_report() {
+        let c = vec![
+            live("a", Some(2), 1, Duration::ZERO),
+            live("b", Some(0), 1, Duration::ZERO),
+        ];
+        let s = LeastLoaded::seeded(Duration::from_secs(5), 1);
+        let burst = ids(&c, (0..6).filter_map(|_| s.pick(&c)));
+        // b takes two picks to catch up with a, then they share.
+        assert_eq!(&burst[..2], ["b", "b"]);
+        assert_eq!(burst.iter().filter(|i| *i == "a").count(), 2);
+        // A new report of b (new mzxid) resets its estimate.
+        let c2 = vec![
+            live("a", Some(2), 1, Duration::ZERO),
+            live("b", Some(0), 2, Duration::ZERO),
+        ];
+        assert_eq!(s.rank(&c2, Instant::now())[1], (false, 0));
+    }
+
+    #[test]
+    fn ties_are_random_and_round_robin_cycles() {
+        let c = vec![
+            live("a", Some(1), 1, Duration::ZERO),
+            live("b", Some(1), 1, Duration::ZERO),
+            live("c", Some(9), 1, Duration::ZERO),
+        ];
+        let s = LeastLoaded::seeded(Duration::from_secs(5), 42).count_own_picks(false);
+        let seen: std::collections::BTreeSet<String> = ids(&c, (0..50).filter_map(|_| s.pick(&c)))
+            .into_iter()
+            .collect();
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["a", "b"]);
+        let rr = RoundRobin::default();
+        assert_eq!(
+            ids(&c, (0..4).filter_map(|_| rr.pick(&c))),
+            ["a", "b", "c", "a"]
+        );
+        let r = Random::seeded(3);
+        assert!((0..50).filter_map(|_| r.pick(&c)).all(|i| i < 3));
+    }
+}

@@ -31,6 +31,9 @@ pub struct Lock {
     session: Session,
     contender: Contender,
     held: Mutex<Held>,
+    /// Generation of the session we hold the lock on, readable without waiting for an
+    /// acquire in progress.
+    holding: std::sync::Mutex<Option<u64>>,
 }
 
 impl Lock {
@@ -50,6 +53,7 @@ impl Lock {
             session: session.clone(),
             contender: Contender::new(path, kind, blockers, identifier.as_bytes()),
             held: Mutex::new(Held::default()),
+            holding: std::sync::Mutex::new(None),
         }
     }
 
@@ -77,6 +81,7 @@ impl Lock {
             }
             // The session that held it expired: start over.
             *held = Held::default();
+            self.set_holding(None);
         }
         let far = tokio::time::Instant::now() + Duration::from_secs(86400 * 365);
         let wait_until = deadline.unwrap_or(far);
@@ -99,6 +104,7 @@ impl Lock {
             match outcome {
                 Ok(Turn::Ours) => {
                     held.holds = 1;
+                    self.set_holding(held.node.as_ref().map(|(_, g)| *g));
                     return Ok(true);
                 }
                 Ok(Turn::NotYet)
@@ -124,7 +130,14 @@ impl Lock {
         }
     }
 
+    fn set_holding(&self, generation: Option<u64>) {
+        if let Ok(mut h) = self.holding.lock() {
+            *h = generation;
+        }
+    }
+
     async fn give_up(&self, held: &mut Held) {
+        self.set_holding(None);
         if let Some((n, g)) = held.node.take() {
             let epoch = self.session.epoch();
             if epoch.generation == g {
@@ -156,11 +169,11 @@ impl Lock {
 
     /// True while this owner holds the lock on a live session.
     pub fn is_held(&self) -> bool {
-        match self.held.try_lock() {
-            Ok(h) => h.holds > 0 && self.still_ours(&h),
-            // Someone is acquiring or releasing right now.
-            Err(_) => false,
-        }
+        let Some(generation) = self.holding.lock().ok().and_then(|h| *h) else {
+            return false;
+        };
+        let epoch = self.session.epoch();
+        epoch.generation == generation && !epoch.client.state().is_terminal()
     }
 
     /// Resolves when the session holding the lock expires (or the session is closed).
