@@ -6,6 +6,14 @@
 //! - [`epoch_file`]: the ensemble's `acceptedEpoch` / `currentEpoch`.
 //! - [`Storage`]: ties them together (open/recover, append, snapshot, purge, DIFF/TRUNC).
 //! - [`file_names`], [`adler32`]: naming and checksum details shared by the above.
+//!
+//! Conventions callers must follow, as Apache does:
+//! - Snapshot nodes are in pre-order with the root's path `""`; ACL index -1 is the open
+//!   ACL and is not listed in [`SnapshotData::acls`].
+//! - Txn zxids passed to [`Storage::append`] increase strictly; one call is one fsync, so
+//!   hand it every txn that is ready at once.
+//! - A fresh directory gets `snapshot.0` of [`SnapshotData::initial`] at open, and every
+//!   open starts a new log file at the next append, exactly like Apache.
 
 pub mod adler32;
 pub mod epoch_file;
