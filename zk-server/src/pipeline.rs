@@ -387,15 +387,12 @@ impl Processor {
             Request::Check(_) => {
                 out.push(Output::Close { conn });
             }
+            // Without SASL configured Apache answers Ok with a null token.
             Request::Sasl(_) => {
                 out.push(Output::Reply {
                     conn,
-                    header: ReplyHeader {
-                        xid,
-                        zxid: self.db.last_zxid(),
-                        err: ErrorCode::AuthFailed,
-                    },
-                    body: Response::Empty,
+                    header: ok_header(xid, 0),
+                    body: Response::Sasl(zk_proto::ops::SaslToken { token: None }),
                 });
             }
             req if is_write(&req) => {
@@ -501,6 +498,14 @@ impl Processor {
                 out.push(Output::Reply {
                     conn,
                     header: ok_header(xid, self.db.last_zxid()),
+                    body: Response::Empty,
+                });
+            }
+            // Apache answers every ping with the ping xid, whatever the request carried.
+            Request::Ping => {
+                out.push(Output::Reply {
+                    conn,
+                    header: ok_header(zk_proto::xid::PING, self.db.last_zxid()),
                     body: Response::Empty,
                 });
             }

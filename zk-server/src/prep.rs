@@ -158,7 +158,10 @@ impl Prep {
                 self.create(db, ctx, OpCode::CreateTtl, &c, r.ttl)
             }
             Request::Delete(r) => self.delete(db, ctx, r),
-            Request::DeleteContainer(r) => self.delete_container_txn(db, ctx, &r.path),
+            // Apache decodes a client's deleteContainer path from the whole packet, header
+            // included, so it always holds a NUL: BadArguments. Containers are reaped by
+            // the server itself through [`Prep::delete_container`].
+            Request::DeleteContainer(_) => Err(ErrorCode::BadArguments),
             Request::SetData(r) => self.set_data(db, ctx, r),
             Request::SetAcl(r) => self.set_acl(db, ctx, r),
             Request::Check(r) => self.check(db, ctx, r),

@@ -59,12 +59,15 @@ pub enum CoreMsg {
         /// Body.
         req: Request,
     },
-    /// A request with an opcode we do not know.
+    /// A request Apache cannot process: an unknown opcode (answered Unimplemented, then
+    /// the connection is closed) or a server-only one like createSession (MarshallingError).
     Unknown {
         /// Connection.
         conn: ConnId,
         /// Xid.
         xid: i32,
+        /// Known opcode that is not a client request.
+        marshalling: bool,
     },
     /// The connection closed.
     Disconnected {
@@ -416,25 +419,41 @@ impl Core {
                     c.stats.received += 1;
                     c.stats.queued += 1;
                 }
-                self.in_flight.insert((conn, xid), (Instant::now(), op));
+                // Pings are answered with the ping xid whatever they carried.
+                let key = if op == OpCode::Ping {
+                    zk_proto::xid::PING
+                } else {
+                    xid
+                };
+                self.in_flight.insert((conn, key), (Instant::now(), op));
                 let out = self.processor.request(conn, xid, req, now);
                 self.outputs(out);
             }
-            CoreMsg::Unknown { conn, xid } => {
+            CoreMsg::Unknown {
+                conn,
+                xid,
+                marshalling,
+            } => {
                 self.stats.packets_received += 1;
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.stats.queued += 1;
                 }
-                let header = ReplyHeader {
-                    xid,
-                    zxid: self.processor.db.last_zxid(),
-                    err: ErrorCode::Unimplemented,
+                self.in_flight
+                    .insert((conn, xid), (Instant::now(), OpCode::Error));
+                let (zxid, err) = if marshalling {
+                    (self.processor.db.last_zxid(), ErrorCode::MarshallingError)
+                } else {
+                    (-1, ErrorCode::Unimplemented)
                 };
-                self.outputs(vec![Output::Reply {
+                let mut out = vec![Output::Reply {
                     conn,
-                    header,
+                    header: ReplyHeader { xid, zxid, err },
                     body: Response::Empty,
-                }]);
+                }];
+                if !marshalling {
+                    out.push(Output::Close { conn });
+                }
+                self.outputs(out);
             }
             CoreMsg::Disconnected { conn } => {
                 if let Some(c) = self.conns.remove(&conn) {

@@ -202,6 +202,11 @@ impl RawClient {
         self.io.send(b.freeze()).await.expect("send");
     }
 
+    /// Tells the reply decoder which opcode a raw frame's xid carries.
+    pub fn pending_op(&mut self, xid: i32, op: OpCode) {
+        self.pending.insert(xid, op);
+    }
+
     /// Sends raw bytes as one frame.
     pub async fn send_raw(&mut self, frame: Bytes) {
         self.io.send(frame).await.expect("send");

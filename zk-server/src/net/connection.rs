@@ -12,7 +12,9 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::sync::{oneshot, Notify};
 use tokio_util::codec::FramedRead;
-use zk_proto::{ConnectRequest, FrameCodec, JuteReader, OpCode, Record, Request, RequestHeader};
+use zk_proto::{
+    ConnectRequest, FrameCodec, JuteReader, OpCode, ProtoError, Record, Request, RequestHeader,
+};
 
 use super::ConnCmd;
 use crate::server::CoreMsg;
@@ -174,20 +176,42 @@ pub async fn run(
                 tracing::info!("closing {peer}: truncated request header");
                 break;
             };
-            let msg = match Request::read(h.opcode, &mut r) {
-                Ok(req) => CoreMsg::Request {
+            let msg = match h.opcode {
+                // Apache reads deleteContainer's body as the raw path bytes.
+                OpCode::DeleteContainer => CoreMsg::Request {
                     conn,
                     xid: h.xid,
-                    req,
+                    req: Request::DeleteContainer(zk_proto::ops::PathRequest {
+                        path: String::from_utf8_lossy(&r.take_rest()).into_owned(),
+                    }),
                 },
-                Err(e) if !h.opcode.is_known() || h.opcode == OpCode::Notification => {
-                    tracing::info!("unknown opcode {} from {peer}: {e}", h.opcode.to_i32());
-                    CoreMsg::Unknown { conn, xid: h.xid }
-                }
-                Err(e) => {
-                    tracing::info!("closing {peer}: malformed {:?} request: {e}", h.opcode);
-                    break;
-                }
+                op => match Request::read(op, &mut r) {
+                    Ok(req) => CoreMsg::Request {
+                        conn,
+                        xid: h.xid,
+                        req,
+                    },
+                    Err(e) if !op.is_known() || op == OpCode::Notification => {
+                        tracing::info!("unknown opcode {} from {peer}: {e}", op.to_i32());
+                        CoreMsg::Unknown {
+                            conn,
+                            xid: h.xid,
+                            marshalling: false,
+                        }
+                    }
+                    Err(ProtoError::InvalidValue {
+                        what: "request opcode",
+                        ..
+                    }) => CoreMsg::Unknown {
+                        conn,
+                        xid: h.xid,
+                        marshalling: true,
+                    },
+                    Err(e) => {
+                        tracing::info!("closing {peer}: malformed {op:?} request: {e}");
+                        break;
+                    }
+                },
             };
             throttle.add();
             if core.send(msg).is_err() {
