@@ -93,6 +93,8 @@ enum StoreJob {
     Append(Vec<TxnEntry>),
     Snapshot(Box<DatabaseImage>),
     Purge,
+    /// Finish background work, drop the store (closing its files), then answer.
+    Stop(oneshot::Sender<()>),
 }
 
 /// Current wall clock in ms.
@@ -272,8 +274,15 @@ fn spawn_store(
                             tracing::warn!("purge failed: {e}");
                         }
                     }
+                    StoreJob::Stop(done) => {
+                        store.finish();
+                        drop(store);
+                        let _ = done.send(());
+                        return;
+                    }
                 }
             }
+            store.finish();
         })
         .ok();
     tx
@@ -375,6 +384,12 @@ impl Core {
             }
         }
         self.conns.clear();
+        // Close the log and wait for snapshot writes, so a restart on the same data dir
+        // (even in this process) finds complete files.
+        let (tx, rx) = oneshot::channel();
+        if self.store_tx.send(StoreJob::Stop(tx)).is_ok() {
+            let _ = rx.await;
+        }
     }
 
     fn flush_batch(&mut self) {

@@ -19,10 +19,8 @@ pub trait TxnStore: Send + 'static {
     fn save_snapshot(&mut self, image: &DatabaseImage) -> Result<()>;
     /// Deletes snapshots and logs beyond the retention count.
     fn purge(&mut self) -> Result<()>;
-    /// Bytes used by snapshots and by logs (`dirs`).
-    fn sizes(&self) -> (u64, u64) {
-        (0, 0)
-    }
+    /// Waits for background work (snapshot writes) before the server stops.
+    fn finish(&mut self) {}
 }
 
 /// What a store held at open: a snapshot and the txns logged after it.
@@ -147,18 +145,36 @@ pub fn from_snapshot(snap: SnapshotData) -> DatabaseImage {
     }
 }
 
-impl TxnStore for Storage {
+/// The on-disk store: [`Storage`] plus the snapshot threads it started.
+#[derive(Debug)]
+pub struct DiskStore {
+    storage: Storage,
+    snapshots: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl DiskStore {
+    /// Wraps opened storage.
+    pub fn new(storage: Storage) -> Self {
+        DiskStore {
+            storage,
+            snapshots: Vec::new(),
+        }
+    }
+}
+
+impl TxnStore for DiskStore {
     fn append(&mut self, entries: &[TxnEntry]) -> Result<()> {
-        Storage::append(self, entries)
+        self.storage.append(entries)
     }
 
     fn save_snapshot(&mut self, image: &DatabaseImage) -> Result<()> {
         // Roll the log at the snapshot's zxid here, in order with the appends; write the
         // file on its own thread so appends (and their fsyncs) are not held up.
-        self.roll_log();
-        let writer = self.snapshot_writer();
+        self.storage.roll_log();
+        let writer = self.storage.snapshot_writer();
         let snap = to_snapshot(image);
-        std::thread::Builder::new()
+        self.snapshots.retain(|h| !h.is_finished());
+        let h = std::thread::Builder::new()
             .name("zk-snapshot".into())
             .spawn(move || {
                 if let Err(e) = writer.write(&snap) {
@@ -166,15 +182,22 @@ impl TxnStore for Storage {
                 }
             })
             .map_err(|e| crate::error::ServerError::io("spawning the snapshot thread", e))?;
+        self.snapshots.push(h);
         Ok(())
     }
 
     fn purge(&mut self) -> Result<()> {
-        let removed = Storage::purge(self)?;
+        let removed = self.storage.purge()?;
         if !removed.is_empty() {
             tracing::info!("autopurge removed {} files", removed.len());
         }
         Ok(())
+    }
+
+    fn finish(&mut self) {
+        for h in self.snapshots.drain(..) {
+            let _ = h.join();
+        }
     }
 }
 
@@ -195,5 +218,5 @@ pub fn open_disk_store(
         snapshot: restored.snapshot.map(from_snapshot),
         txns: restored.txns,
     };
-    Ok((Box::new(storage), rec))
+    Ok((Box::new(DiskStore::new(storage)), rec))
 }
