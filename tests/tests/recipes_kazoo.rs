@@ -1,6 +1,7 @@
 //! zk-recipes share locks and elections with kazoo (Python): a kazoo process and Rust
 //! contenders on the same paths against Apache ZooKeeper 3.8 exclude each other and take
-//! turns in sequence order.
+//! turns in sequence order; kazoo's read-write lock, semaphore, counter and queue read
+//! and write the same nodes as ours.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -8,8 +9,12 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use tests::apache::ApacheServer;
+use zk_recipes::counter::Counter;
 use zk_recipes::election::LeaderLatch;
 use zk_recipes::lock::Lock;
+use zk_recipes::queue::Queue;
+use zk_recipes::rwlock::RwLock;
+use zk_recipes::semaphore::Semaphore;
 use zk_recipes::Session;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -23,7 +28,11 @@ struct Kazoo {
 
 impl Kazoo {
     fn start(hosts: &str) -> Kazoo {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kazoo/lock_election.py");
+        Kazoo::run("lock_election.py", hosts)
+    }
+
+    fn run(script: &str, hosts: &str) -> Kazoo {
+        let script = format!("{}/tests/kazoo/{script}", env!("CARGO_MANIFEST_DIR"));
         let mut child = Command::new("python3")
             .arg(script)
             .arg(hosts)
@@ -116,7 +125,7 @@ async fn lock_and_election_shared_with_kazoo() {
     // Election: Rust leads, kazoo queues; Rust leaves, kazoo leads; Rust follows.
     let rust = LeaderLatch::start(&session, "/kz/election", "rust");
     rust.wait_leader(WAIT).await.unwrap();
-    // kazoo reads the contenders once it has finished with the lock.
+    kz.go_on();
     assert_eq!(kz.expect("ECONTENDERS"), "ECONTENDERS rust");
     kz.silent_for(Duration::from_millis(500));
     rust.close().await.unwrap();
@@ -129,5 +138,73 @@ async fn lock_and_election_shared_with_kazoo() {
     kz.expect("DONE");
     follower.wait_leader(WAIT).await.unwrap();
     follower.close().await.unwrap();
+    session.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rwlock_semaphore_counter_queue_shared_with_kazoo() {
+    let zk = ApacheServer::start().expect("apache");
+    let hosts = zk.connect_string();
+    let session = Session::connect(&hosts).await.unwrap();
+
+    // Read lock shared with kazoo's ReadLock; our writer waits for it.
+    let rw = RwLock::new(&session, "/kz/rw", "rust");
+    rw.read.acquire().await.unwrap();
+    let mut kz = Kazoo::run("layouts.py", &hosts);
+    kz.expect("RLOCKED");
+    rw.read.release().await.unwrap();
+    assert!(!rw
+        .write
+        .try_acquire(Duration::from_millis(300))
+        .await
+        .unwrap());
+    kz.go_on();
+    kz.expect("RUNLOCKED");
+    assert!(rw.write.try_acquire(WAIT).await.unwrap());
+    rw.write.release().await.unwrap();
+    // kazoo's writer queues behind our reader.
+    rw.read.acquire().await.unwrap();
+    kz.go_on();
+    kz.expect("WWAITING");
+    kz.silent_for(Duration::from_millis(500));
+    rw.read.release().await.unwrap();
+    kz.expect("WLOCKED");
+
+    // Semaphore of 2 leases: we hold both, kazoo waits for one.
+    let s1 = Semaphore::new(&session, "/kz/sem", "rust-1", 2);
+    let s2 = Semaphore::new(&session, "/kz/sem", "rust-2", 2);
+    assert!(s1.acquire(WAIT).await.unwrap());
+    assert!(s2.acquire(WAIT).await.unwrap());
+    kz.go_on();
+    kz.expect("SWAITING");
+    kz.silent_for(Duration::from_millis(500));
+    s1.release().await.unwrap();
+    assert_eq!(kz.expect("SACQUIRED"), "SACQUIRED py,rust-2");
+    let s3 = Semaphore::new(&session, "/kz/sem", "rust-3", 2);
+    assert!(!s3.acquire(Duration::from_millis(300)).await.unwrap());
+    kz.go_on();
+    kz.expect("SRELEASED");
+    assert!(s3.acquire(WAIT).await.unwrap());
+
+    // Counter.
+    let counter = Counter::new(&session, "/kz/counter");
+    counter.add(7).await.unwrap();
+    kz.go_on();
+    assert_eq!(kz.expect("COUNTER"), "COUNTER 12");
+    assert_eq!(counter.get().await.unwrap().0, 12);
+
+    // Queue: priority then FIFO, both ways.
+    let q = Queue::new(&session, "/kz/queue");
+    q.put(b"r-low", 200).await.unwrap();
+    q.put(b"r-high", 1).await.unwrap();
+    q.put(b"r-mid", 100).await.unwrap();
+    kz.go_on();
+    assert_eq!(kz.expect("QUEUE"), "QUEUE r-high,r-mid,r-low");
+    kz.expect("QPUT");
+    assert_eq!(
+        q.take().await.unwrap().as_deref(),
+        Some(&b"from-python"[..])
+    );
+    kz.go_on();
     session.close().await.unwrap();
 }

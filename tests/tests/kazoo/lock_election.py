@@ -13,6 +13,7 @@ print("ACQUIRED", flush=True)
 sys.stdin.readline()
 lock.release()
 print("RELEASED", flush=True)
+sys.stdin.readline()  # the Rust side leads the election now
 
 election = zk.Election("/kz/election", "python")
 print("ECONTENDERS " + ",".join(election.contenders()), flush=True)
