@@ -597,3 +597,135 @@ async fn odd_requests_like_apache() {
     let mine = odd_requests(ours.addr()).await;
     assert_eq!(mine, theirs);
 }
+
+/// Reconnect flows: SetWatches after changes, session resumption, expiry of ephemerals.
+async fn session_script(addr: SocketAddr) -> Vec<String> {
+    use zk_proto::watch::{SetWatches, SetWatches2};
+    let mut out = Vec::new();
+    let mut c = RawClient::connect(addr).await;
+    for p in ["/sw", "/sw/same", "/sw/changed", "/sw/gone", "/sw/kids"] {
+        c.create(p, "", CreateMode::Persistent).await;
+    }
+    let seen = c.exists("/sw", false).await.header.zxid;
+    c.set("/sw/changed", "x", -1).await;
+    c.delete("/sw/gone", -1).await;
+    c.create("/sw/kids/k", "", CreateMode::Persistent).await;
+    c.create("/sw/born", "", CreateMode::Persistent).await;
+
+    let mut w = RawClient::connect(addr).await;
+    w.send_xid(
+        zk_proto::xid::SET_WATCHES,
+        &Request::SetWatches(SetWatches {
+            relative_zxid: seen,
+            data_watches: vec!["/sw/changed".into(), "/sw/same".into(), "/sw/gone".into()],
+            exist_watches: vec!["/sw/born".into(), "/sw/unborn".into()],
+            child_watches: vec!["/sw/kids".into(), "/sw".into()],
+        }),
+    )
+    .await;
+    let r = w.recv().await;
+    out.push(format!(
+        "setWatches reply xid={} err={:?}",
+        r.header.xid,
+        r.err()
+    ));
+    let mut evs: Vec<String> = w
+        .drain_events()
+        .await
+        .iter()
+        .map(|e| format!("{:?} {}", e.event_type, e.path))
+        .collect();
+    evs.sort();
+    out.extend(evs);
+    w.send_xid(
+        zk_proto::xid::SET_WATCHES,
+        &Request::SetWatches2(SetWatches2 {
+            relative_zxid: 0,
+            persistent_watches: vec!["/sw/same".into()],
+            persistent_recursive_watches: vec!["/sw/kids".into()],
+            ..Default::default()
+        }),
+    )
+    .await;
+    let r = w.recv().await;
+    out.push(format!(
+        "setWatches2 reply xid={} err={:?}",
+        r.header.xid,
+        r.err()
+    ));
+    c.set("/sw/same", "1", -1).await;
+    c.create("/sw/unborn", "", CreateMode::Persistent).await;
+    c.create("/sw/kids/k2", "", CreateMode::Persistent).await;
+    c.set("/sw/same", "2", -1).await;
+    for e in w.drain_events().await {
+        out.push(format!("{:?} {}", e.event_type, e.path));
+    }
+
+    // Resume a session on a new connection; its ephemerals stay; then it expires.
+    let (mut short, r) = RawClient::handshake(
+        addr,
+        zk_proto::ConnectRequest {
+            timeout: 500,
+            passwd: vec![0; 16].into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("connect");
+    out.push(format!("negotiated {}", r.timeout));
+    short.create("/sw/eph", "", CreateMode::Ephemeral).await;
+    let (mut again, r2) = short.reconnect(addr).await.expect("resume");
+    out.push(format!(
+        "resumed same={} timeout={}",
+        r2.session_id == r.session_id,
+        r2.timeout
+    ));
+    out.push(format!(
+        "old connection closed={}",
+        short.closed_within(std::time::Duration::from_secs(2)).await
+    ));
+    out.push(format!(
+        "ephemeral kept: {:?}",
+        again.exists("/sw/eph", false).await.err()
+    ));
+    w.exists("/sw/eph", true).await;
+    drop(again);
+    let e = w.event(std::time::Duration::from_secs(5)).await;
+    out.push(format!(
+        "after expiry: {:?}",
+        e.map(|e| (e.event_type, e.path))
+    ));
+    let (_x, r3) = short.reconnect(addr).await.expect("answered");
+    out.push(format!("expired session reconnect timeout={}", r3.timeout));
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_session_and_set_watches_behaviour_as_apache() {
+    let apache = tokio::task::spawn_blocking(ApacheServer::start)
+        .await
+        .unwrap()
+        .expect("apache starts");
+    let ours = TestServer::start().await;
+    let (theirs, mine) = tokio::join!(
+        session_script(apache.connect_string().parse().unwrap()),
+        session_script(ours.addr())
+    );
+    assert_eq!(mine, theirs);
+    for want in [
+        "NodeDataChanged /sw/changed",
+        "NodeCreated /sw/born",
+        "NodeDeleted /sw/gone",
+        "negotiated 500",
+    ] {
+        assert!(
+            mine.iter().any(|l| l == want),
+            "{want} missing from {mine:#?}"
+        );
+    }
+    assert!(
+        mine.iter()
+            .any(|l| l.starts_with("after expiry: Some((NodeDeleted")),
+        "{mine:#?}"
+    );
+}
