@@ -140,26 +140,40 @@ impl GroupWatch {
     /// then every change.
     pub fn events(&self) -> EventStream<MembershipEvent> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        // Subscribe before the snapshot so nothing falls in between; changes already in
+        // the snapshot are then filtered by node version, so none is reported twice.
         let mut tree = self.cache.events();
-        for m in self.members() {
-            let _ = tx.send(MembershipEvent::Joined(m));
+        let root = self.cache.root().to_owned();
+        let mut known: std::collections::HashMap<String, i64> = Default::default();
+        for (id, n) in self.cache.children(&root) {
+            known.insert(id.clone(), n.stat.mzxid);
+            let _ = tx.send(MembershipEvent::Joined(Member { id, data: n.data }));
         }
         let _ = tx.send(MembershipEvent::Initialized);
-        let root = self.cache.root().to_owned();
         tokio::spawn(async move {
             while let Some(ev) = tree.recv().await {
-                let member = |p: &str, n: &crate::tree_cache::CachedNode| {
-                    (crate::util::parent(p) == root).then(|| Member {
-                        id: name(p).to_owned(),
-                        data: n.data.clone(),
-                    })
-                };
-                let out = match &ev {
-                    TreeEvent::Added(p, n) => member(p, n).map(MembershipEvent::Joined),
-                    TreeEvent::Updated(p, n) => member(p, n).map(MembershipEvent::Updated),
-                    TreeEvent::Removed(p, n) => member(p, n).map(MembershipEvent::Left),
-                    TreeEvent::Session(s) => Some(MembershipEvent::Session(*s)),
-                    TreeEvent::Initialized => None,
+                let out = match ev {
+                    TreeEvent::Added(p, n) | TreeEvent::Updated(p, n)
+                        if crate::util::parent(&p) == root =>
+                    {
+                        let id = name(&p).to_owned();
+                        match known.insert(id.clone(), n.stat.mzxid) {
+                            Some(old) if old >= n.stat.mzxid => {
+                                known.insert(id, old);
+                                None
+                            }
+                            Some(_) => Some(MembershipEvent::Updated(Member { id, data: n.data })),
+                            None => Some(MembershipEvent::Joined(Member { id, data: n.data })),
+                        }
+                    }
+                    TreeEvent::Removed(p, n) if crate::util::parent(&p) == root => {
+                        let id = name(&p).to_owned();
+                        known
+                            .remove(&id)
+                            .map(|_| MembershipEvent::Left(Member { id, data: n.data }))
+                    }
+                    TreeEvent::Session(s) => Some(MembershipEvent::Session(s)),
+                    _ => None,
                 };
                 if let Some(out) = out {
                     if tx.send(out).is_err() {
