@@ -25,19 +25,32 @@ pub async fn session(hosts: &str, timeout_ms: u64) -> Session {
     .expect("session")
 }
 
-/// Expires `client`'s session on the server: resume it from a second client and close it.
+/// Expires `client`'s session on the server: resume it from a second client and close it,
+/// until `client` reports `Expired`. (The original client may reconnect and take the
+/// session back while the second one is closing it; the server then drops the second
+/// connection and its close answers ConnectionLoss, so the close is retried.)
 pub async fn expire(client: &Client, hosts: &str) {
-    let other = Client::builder(hosts)
-        .session(client.session_id(), client.session_password())
-        .connect()
-        .await
-        .expect("resume session");
-    // The server drops the connection right after closing the session, which can beat
-    // the close reply (zk-client then says ConnectionLoss): the session is gone either way.
-    match other.close().await {
-        Ok(()) | Err(zk_client::Error::ConnectionLoss) => {}
-        Err(e) => panic!("close resumed session: {e}"),
+    for _ in 0..5 {
+        let other = Client::builder(hosts)
+            .session(client.session_id(), client.session_password())
+            .connect()
+            .await;
+        if let Ok(other) = other {
+            match other.close().await {
+                Ok(()) | Err(zk_client::Error::ConnectionLoss) => {}
+                Err(e) => panic!("close resumed session: {e}"),
+            }
+        }
+        let expired = client
+            .wait_for_state(Duration::from_secs(3), |s| {
+                s == zk_client::SessionState::Expired
+            })
+            .await;
+        if expired.is_ok() {
+            return;
+        }
     }
+    panic!("could not expire session {:#x}", client.session_id());
 }
 
 /// Polls `cond` until true (panics after [`WAIT`]).
