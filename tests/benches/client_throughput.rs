@@ -34,6 +34,12 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 const DEPTH: usize = 128;
+const ROUNDS: usize = 5;
+
+fn median(mut runs: Vec<(f64, f64)>) -> (f64, f64) {
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    runs[runs.len() / 2]
+}
 const PATH: &str = "/bench";
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -188,21 +194,19 @@ fn bench(rt: &tokio::runtime::Runtime, hosts: &str, ops: usize) {
                 );
             }
             for op in [Op::Get, Op::Set] {
-                // Warm up both, then alternate measured runs and keep the best of three.
+                // Warm up both.
                 run_ours(&ours, op, ops / 10).await;
                 run_theirs(&theirs, op, ops / 10).await;
-                let mut best_o = (0.0f64, 0.0f64);
-                let mut best_t = (0.0f64, 0.0f64);
-                for _ in 0..3 {
-                    let o = run_ours(&ours, op, ops).await;
-                    let t = run_theirs(&theirs, op, ops).await;
-                    if o.0 > best_o.0 {
-                        best_o = o;
-                    }
-                    if t.0 > best_t.0 {
-                        best_t = t;
-                    }
+                // Alternate the two clients round by round and report medians, so load
+                // from other processes hits both alike.
+                let mut o_runs = Vec::new();
+                let mut t_runs = Vec::new();
+                for _ in 0..ROUNDS {
+                    o_runs.push(run_ours(&ours, op, ops).await);
+                    t_runs.push(run_theirs(&theirs, op, ops).await);
                 }
+                let best_o = median(o_runs);
+                let best_t = median(t_runs);
                 println!(
                     "| {:?} | {} | {:.0} | {:.0} | {:.2}x | {:.1} | {:.1} |",
                     op,

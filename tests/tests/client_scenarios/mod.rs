@@ -43,6 +43,7 @@ pub async fn ops_suite(hosts: &str) {
     chroot(&c, hosts).await;
     resume_session(&c, hosts).await;
     host_names_and_dead_hosts(hosts).await;
+    auth_failure_is_terminal(hosts).await;
 
     c.close().await.expect("close");
     assert_eq!(c.state(), SessionState::Closed);
@@ -457,4 +458,27 @@ pub async fn host_names_and_dead_hosts(hosts: &str) {
     assert_eq!(c.connected_host().unwrap().host, "localhost");
     assert!(c.exists("/", false).await.unwrap().is_some());
     c.close().await.unwrap();
+}
+
+/// Credentials the server rejects (an unknown scheme) end the session with AuthFailed.
+pub async fn auth_failure_is_terminal(hosts: &str) {
+    let c = connect(hosts).await;
+    let mut events = c.events();
+    assert_eq!(
+        c.add_auth("no-such-scheme", b"x").await,
+        Err(Error::AuthFailed)
+    );
+    assert_eq!(c.state(), SessionState::AuthFailed);
+    assert_eq!(c.exists("/", false).await, Err(Error::AuthFailed));
+    let mut last = None;
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(2), events.recv()).await {
+        last = Some(ev.state);
+    }
+    assert_eq!(last, Some(SessionState::AuthFailed));
+    // Configured in the builder, the failure surfaces from connect().
+    let r = Client::builder(hosts)
+        .auth("no-such-scheme", "x")
+        .connect()
+        .await;
+    assert_eq!(r.unwrap_err(), Error::AuthFailed);
 }

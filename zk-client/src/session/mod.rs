@@ -533,9 +533,24 @@ impl<R> Session<R> {
             }
         }
         while self.parked.front().is_some_and(|p| p.deadline <= now) {
-            if let Some(p) = self.parked.pop_front() {
-                self.fail_request(p.req, Error::Timeout);
+            let Some(p) = self.parked.pop_front() else {
+                break;
+            };
+            if p.req.op == OpCode::CloseSession {
+                // No server reachable to close it on: close locally and let the ensemble
+                // expire the session.
+                self.actions.push_back(Action::Reply(
+                    p.req.reply,
+                    Ok(Reply {
+                        zxid: self.last_zxid,
+                        err: ErrorCode::Ok,
+                        body: Bytes::new(),
+                    }),
+                ));
+                self.finish(SessionState::Closed);
+                return;
             }
+            self.fail_request(p.req, Error::Timeout);
         }
         match self.phase {
             Phase::Idle { retry_at } if now >= retry_at => self.start_connect(now),

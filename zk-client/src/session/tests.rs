@@ -506,3 +506,21 @@ fn read_only_connection_probes_for_a_read_write_server_and_switches() {
     let req = ConnectRequest::decode(out.split_to(len)).unwrap();
     assert_eq!(req.session_id, 0);
 }
+
+#[test]
+fn close_while_disconnected_waits_for_a_connection_then_closes_locally() {
+    let mut h = Harness::new(config(1));
+    h.establish(0, 5);
+    h.actions();
+    h.s.on_disconnected(h.at(10));
+    h.actions();
+    h.s.close(1, h.at(20));
+    assert!(replies(&h.actions()).is_empty(), "parked until reconnected");
+    // The request timeout (1000 ms) passes without a server: closed locally.
+    h.s.tick(h.at(1019));
+    h.actions();
+    h.s.tick(h.at(1020));
+    let a = h.actions();
+    assert_eq!(replies(&a), vec![(1, Ok(ErrorCode::Ok))]);
+    assert_eq!(h.s.state(), SessionState::Closed);
+}
