@@ -456,6 +456,7 @@ impl<R> Session<R> {
                 });
             }
             _ => {
+                self.finish(SessionState::Closed);
                 self.actions.push_back(Action::Reply(
                     reply,
                     Ok(Reply {
@@ -464,7 +465,6 @@ impl<R> Session<R> {
                         body: Bytes::new(),
                     }),
                 ));
-                self.finish(SessionState::Closed);
             }
         }
     }
@@ -539,6 +539,7 @@ impl<R> Session<R> {
             if p.req.op == OpCode::CloseSession {
                 // No server reachable to close it on: close locally and let the ensemble
                 // expire the session.
+                self.finish(SessionState::Closed);
                 self.actions.push_back(Action::Reply(
                     p.req.reply,
                     Ok(Reply {
@@ -547,7 +548,6 @@ impl<R> Session<R> {
                         body: Bytes::new(),
                     }),
                 ));
-                self.finish(SessionState::Closed);
                 return;
             }
             self.fail_request(p.req, Error::Timeout);
@@ -701,11 +701,11 @@ impl<R> Session<R> {
             xid::AUTH => {
                 let waiter = self.auth_pending.pop_front().flatten();
                 if hdr.err == ErrorCode::AuthFailed {
+                    self.finish(SessionState::AuthFailed);
                     if let Some(w) = waiter {
                         self.actions
                             .push_back(Action::Reply(w, Err(Error::AuthFailed)));
                     }
-                    self.finish(SessionState::AuthFailed);
                 } else if let Some(w) = waiter {
                     let res = if hdr.err == ErrorCode::Ok {
                         Ok(Reply {
@@ -878,6 +878,15 @@ impl<R> Session<R> {
     fn lose_connection(&mut self, now: Instant, immediate: bool) {
         self.out.clear();
         self.actions.push_back(Action::Disconnect);
+        // The state goes first so callers failed below already see `Disconnected`.
+        // Only a global session (one a read-write server created or accepted) can expire
+        // on the ensemble; a read-only server's session is replaced on the next handshake.
+        if let Phase::Connected { .. } = self.phase {
+            if self.disconnected_since.is_none() && self.seen_rw {
+                self.disconnected_since = Some(self.last_recv);
+            }
+            self.set_state(SessionState::Disconnected);
+        }
         while let Some(f) = self.in_flight.pop_front() {
             if let PostAction::Watch { watcher, .. } = f.post {
                 self.drop_watcher(watcher);
@@ -892,14 +901,6 @@ impl<R> Session<R> {
                 self.actions
                     .push_back(Action::Reply(w, Err(Error::ConnectionLoss)));
             }
-        }
-        // Only a global session (one a read-write server created or accepted) can expire
-        // on the ensemble; a read-only server's session is replaced on the next handshake.
-        if let Phase::Connected { .. } = self.phase {
-            if self.disconnected_since.is_none() && self.seen_rw {
-                self.disconnected_since = Some(self.last_recv);
-            }
-            self.set_state(SessionState::Disconnected);
         }
         let delay = if immediate {
             Duration::ZERO
@@ -920,6 +921,9 @@ impl<R> Session<R> {
         let was_connected = !matches!(self.phase, Phase::Idle { .. });
         self.phase = Phase::Done;
         self.state = state;
+        // The state goes out before any reply, so a caller woken by its error already
+        // observes the terminal state.
+        self.actions.push_back(Action::State(state));
         let err = self.terminal_error();
         self.out.clear();
         if was_connected {
@@ -947,7 +951,6 @@ impl<R> Session<R> {
         }
         self.disconnected_since = None;
         self.watches.drain_all();
-        self.actions.push_back(Action::State(state));
         self.actions.push_back(Action::Finished);
     }
 
