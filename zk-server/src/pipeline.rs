@@ -62,6 +62,38 @@ pub enum Output {
     /// Commit this txn (persist, or propose to the leader) and report it back through
     /// [`Processor::committed`], in zxid order.
     Propose(TxnEntry),
+    /// Ensemble follower ([`WriteMode::Forward`]): send this write to the leader, which
+    /// prepares it ([`Processor::prepare_forwarded`]); the reply is released when its txn
+    /// comes back through [`Processor::committed`].
+    Forward {
+        /// Session.
+        session: i64,
+        /// Request xid.
+        cxid: i32,
+        /// The write.
+        request: Request,
+        /// The connection's identities (Apache sends them with the REQUEST packet).
+        auth: Vec<Id>,
+    },
+    /// Ensemble follower: ask the leader to create this session
+    /// ([`Processor::prepare_create_session`]).
+    ForwardCreateSession {
+        /// The new session's id.
+        session: i64,
+        /// Negotiated timeout.
+        timeout: i32,
+    },
+}
+
+/// Where this server's writes are prepared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteMode {
+    /// Prepared here and proposed ([`Output::Propose`]): standalone, or an ensemble leader.
+    #[default]
+    Local,
+    /// Forwarded to the leader ([`Output::Forward`]): an ensemble follower. Session expiry
+    /// and container reaping are then the leader's job.
+    Forward,
 }
 
 /// Settings of the core.
@@ -109,6 +141,9 @@ enum Queued {
     Write {
         zxid: i64,
     },
+    Forwarded {
+        cxid: i32,
+    },
     Read {
         conn: ConnId,
         xid: i32,
@@ -150,6 +185,9 @@ pub struct Processor {
     waiting: HashMap<i64, Waiter>,
     next_zxid: i64,
     last_container_check: i64,
+    mode: WriteMode,
+    forwarded: HashMap<(i64, i32), Waiter>,
+    forwarded_connects: HashMap<i64, Waiter>,
 }
 
 fn ok_header(xid: i32, zxid: i64) -> ReplyHeader {
@@ -180,12 +218,56 @@ impl Processor {
             waiting: HashMap::new(),
             next_zxid,
             last_container_check: now,
+            mode: WriteMode::Local,
+            forwarded: HashMap::new(),
+            forwarded_connects: HashMap::new(),
         }
     }
 
     /// Sets the next zxid to hand out (an ensemble leader starts each epoch anew).
     pub fn set_next_zxid(&mut self, zxid: i64) {
         self.next_zxid = zxid;
+    }
+
+    /// Switches between preparing writes here and forwarding them to a leader.
+    pub fn set_write_mode(&mut self, mode: WriteMode) {
+        self.mode = mode;
+    }
+
+    /// Leader: prepares a write a follower forwarded, with the next zxid. Propose the
+    /// result; every member then applies it with [`Processor::committed`].
+    pub fn prepare_forwarded(
+        &mut self,
+        session: i64,
+        cxid: i32,
+        req: &Request,
+        auth: &[Id],
+        now: i64,
+    ) -> TxnEntry {
+        let zxid = self.take_zxid();
+        if matches!(req, Request::CloseSession) {
+            self.sessions.set_closing(session);
+        }
+        let ctx = PrepContext {
+            session,
+            auth,
+            cxid,
+            zxid,
+            time: now,
+        };
+        self.prep.prepare(&self.db, &ctx, req)
+    }
+
+    /// Leader: the createSession txn for a session a follower opened.
+    pub fn prepare_create_session(&mut self, session: i64, timeout: i32, now: i64) -> TxnEntry {
+        self.sessions.add(session, timeout, now);
+        let zxid = self.take_zxid();
+        self.prep.create_session(session, timeout, zxid, now)
+    }
+
+    /// Leader: a learner reported activity on a session.
+    pub fn touch_session(&mut self, session: i64, now: i64) -> bool {
+        self.sessions.touch(session, now)
     }
 
     /// Txns proposed but not yet committed.
@@ -243,6 +325,25 @@ impl Processor {
                 ip: ip.to_string(),
             },
         );
+        if req.session_id == 0 && self.mode == WriteMode::Forward {
+            let session = self.sessions.next_session_id();
+            self.sessions.add(session, timeout, now);
+            self.bind(conn, session, &mut out);
+            self.queues
+                .entry(session)
+                .or_default()
+                .push_back(Queued::Forwarded { cxid: 0 });
+            self.forwarded_connects.insert(
+                session,
+                Waiter::Connect {
+                    conn,
+                    session,
+                    timeout,
+                },
+            );
+            out.push(Output::ForwardCreateSession { session, timeout });
+            return out;
+        }
         if req.session_id == 0 {
             let session = self.sessions.next_session_id();
             self.sessions.add(session, timeout, now);
@@ -393,6 +494,40 @@ impl Processor {
                     conn,
                     header: ok_header(xid, 0),
                     body: Response::Sasl(zk_proto::ops::SaslToken { token: None }),
+                });
+            }
+            req if is_write(&req) && self.mode == WriteMode::Forward => {
+                if matches!(req, Request::CloseSession) {
+                    self.sessions.set_closing(session);
+                }
+                let sub_ops = match &req {
+                    Request::Multi(m) => m.ops.iter().map(|o| o.opcode()).collect(),
+                    _ => Vec::new(),
+                };
+                self.queues
+                    .entry(session)
+                    .or_default()
+                    .push_back(Queued::Forwarded { cxid: xid });
+                self.forwarded.insert(
+                    (session, xid),
+                    Waiter::Request {
+                        conn,
+                        session,
+                        xid,
+                        opcode: req.opcode(),
+                        sub_ops,
+                    },
+                );
+                let auth = self
+                    .conns
+                    .get(&conn)
+                    .map(|c| c.auth.clone())
+                    .unwrap_or_default();
+                out.push(Output::Forward {
+                    session,
+                    cxid: xid,
+                    request: req,
+                    auth,
                 });
             }
             req if is_write(&req) => {
@@ -564,13 +699,30 @@ impl Processor {
             }
             _ => {}
         }
-        let waiter = self.waiting.remove(&res.zxid);
+        let waiter = self.waiting.remove(&res.zxid).or_else(|| {
+            if res.outcome == Outcome::SessionCreated {
+                let w = self.forwarded_connects.remove(&res.client_id);
+                if w.is_some() {
+                    self.pop_forwarded(res.client_id, 0);
+                }
+                w
+            } else {
+                let w = self.forwarded.remove(&(res.client_id, res.cxid));
+                if w.is_some() {
+                    self.pop_forwarded(res.client_id, res.cxid);
+                }
+                w
+            }
+        });
         match waiter {
             Some(Waiter::Connect {
                 conn,
                 session,
                 timeout,
             }) => {
+                if self.mode == WriteMode::Forward {
+                    self.drain_reads(session, out);
+                }
                 out.push(Output::Connected {
                     conn,
                     resp: ConnectResponse {
@@ -620,6 +772,14 @@ impl Processor {
         }
     }
 
+    fn pop_forwarded(&mut self, session: i64, cxid: i32) {
+        if let Some(q) = self.queues.get_mut(&session) {
+            if matches!(q.front(), Some(Queued::Forwarded { cxid: c }) if *c == cxid) {
+                q.pop_front();
+            }
+        }
+    }
+
     fn drain_reads(&mut self, session: i64, out: &mut Vec<Output>) {
         loop {
             let Some(q) = self.queues.get_mut(&session) else {
@@ -631,7 +791,7 @@ impl Processor {
                         self.run_read(conn, session, xid, &req, out);
                     }
                 }
-                Some(Queued::Write { .. }) => return,
+                Some(Queued::Write { .. }) | Some(Queued::Forwarded { .. }) => return,
                 None => {
                     self.queues.remove(&session);
                     return;
@@ -643,6 +803,9 @@ impl Processor {
     /// Time passes: expires sessions, reaps empty containers and expired TTL nodes.
     pub fn tick(&mut self, now: i64) -> Vec<Output> {
         let mut out = Vec::new();
+        if self.mode == WriteMode::Forward {
+            return out;
+        }
         for session in self.sessions.expire(now) {
             let zxid = self.take_zxid();
             let e = self.prep.close_session(&self.db, session, zxid, now);
@@ -747,5 +910,115 @@ pub fn reply_for(opcode: OpCode, sub_ops: &[OpCode], o: &Outcome) -> (ErrorCode,
             Response::Stat(StatResponse { stat: s.clone() }),
         ),
         _ => (ErrorCode::Ok, Response::Empty),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zk_proto::ops::{CreateRequest, PathWatchRequest};
+    use zk_proto::Acl;
+
+    fn connect_req() -> ConnectRequest {
+        ConnectRequest {
+            timeout: 5000,
+            passwd: vec![0; 16].into(),
+            ..Default::default()
+        }
+    }
+
+    fn proposals(out: &[Output]) -> Vec<TxnEntry> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Propose(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn standalone_reply_waits_for_commit_and_reads_queue_behind() {
+        let mut p = Processor::new(ZkDatabase::new(), CoreSettings::default(), 1000);
+        let out = p.connect(1, "127.0.0.1", &connect_req(), 1000);
+        let txns = proposals(&out);
+        assert_eq!(txns.len(), 1);
+        let out = p.committed(&txns, 1001);
+        assert!(matches!(&out[0], Output::Connected { resp, .. } if resp.timeout == 5000));
+        let create = Request::Create(CreateRequest {
+            path: "/a".into(),
+            data: None,
+            acl: Acl::open_unsafe(),
+            flags: 0,
+        });
+        let out = p.request(1, 1, create, 1002);
+        let txns = proposals(&out);
+        assert_eq!(out.len(), 1, "no reply before the commit");
+        // A read behind the write waits for it.
+        let read = Request::Exists(PathWatchRequest {
+            path: "/a".into(),
+            watch: false,
+        });
+        assert!(p.request(1, 2, read, 1003).is_empty());
+        let out = p.committed(&txns, 1004);
+        let xids: Vec<(i32, ErrorCode)> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Reply { header, .. } => Some((header.xid, header.err)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(xids, vec![(1, ErrorCode::Ok), (2, ErrorCode::Ok)]);
+    }
+
+    #[test]
+    fn follower_forwards_and_leader_prepares() {
+        let mut leader = Processor::new(ZkDatabase::new(), CoreSettings::default(), 1000);
+        let mut follower = Processor::new(
+            ZkDatabase::new(),
+            CoreSettings {
+                server_id: 2,
+                ..Default::default()
+            },
+            1000,
+        );
+        follower.set_write_mode(WriteMode::Forward);
+        let out = follower.connect(7, "10.0.0.1", &connect_req(), 1000);
+        let Some(Output::ForwardCreateSession { session, timeout }) = out.last().cloned() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(session >> 56, 2);
+        let cs = leader.prepare_create_session(session, timeout, 1001);
+        leader.committed(std::slice::from_ref(&cs), 1001);
+        let out = follower.committed(std::slice::from_ref(&cs), 1001);
+        assert!(matches!(&out[0], Output::Connected { resp, .. } if resp.session_id == session));
+
+        let create = Request::Create(CreateRequest {
+            path: "/f".into(),
+            data: None,
+            acl: Acl::creator_all(),
+            flags: 1,
+        });
+        let out = follower.request(7, 5, create, 1002);
+        let Some(Output::Forward {
+            session: s,
+            cxid,
+            request,
+            auth,
+        }) = out.last().cloned()
+        else {
+            panic!("{out:?}")
+        };
+        // No digest identity: `auth` ACL is invalid, decided by the leader.
+        let e = leader.prepare_forwarded(s, cxid, &request, &auth, 1003);
+        leader.committed(std::slice::from_ref(&e), 1003);
+        let out = follower.committed(std::slice::from_ref(&e), 1003);
+        assert!(
+            matches!(&out[0], Output::Reply { header, .. } if header.xid == 5 && header.err == ErrorCode::InvalidAcl)
+        );
+        assert_eq!(leader.db.last_zxid(), follower.db.last_zxid());
+        assert!(
+            follower.tick(1_000_000).is_empty(),
+            "followers never expire sessions"
+        );
     }
 }

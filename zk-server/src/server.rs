@@ -553,6 +553,10 @@ impl Core {
         for o in out {
             match o {
                 Output::Propose(e) => self.batch.push(e),
+                // Only ensemble followers forward; a standalone core never does.
+                Output::Forward { .. } | Output::ForwardCreateSession { .. } => {
+                    tracing::error!("standalone server asked to forward a write");
+                }
                 Output::Reply { conn, header, body } => {
                     if let Some((t, op)) = self.in_flight.remove(&(conn, header.xid)) {
                         let ms = t.elapsed().as_millis() as u64;
