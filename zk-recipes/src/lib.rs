@@ -21,6 +21,32 @@
 //! | distributed queue (kazoo layout) | [`queue`] |
 //! | tree cache (persistent recursive watch) | [`tree_cache`] |
 //!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use zk_recipes::balancing::{LeastLoaded, LoadPublisher, ServiceProvider};
+//! use zk_recipes::discovery::{ServiceCache, ServiceInstance, ServiceRegistry};
+//! use zk_recipes::Session;
+//! # async fn f() -> zk_recipes::Result<()> {
+//! let session = Session::connect("127.0.0.1:2181").await?;
+//! let registry = ServiceRegistry::new(&session, "/services");
+//! // Server side: register, then publish load (rate-limited, heartbeating).
+//! let reg = registry
+//!     .register(ServiceInstance::new("api", "api-1", "10.0.0.7", 8080))
+//!     .await?;
+//! let load = LoadPublisher::start(Arc::new(reg), 0, Duration::from_millis(50), Duration::from_secs(1));
+//! let _in_flight = load.track(); // +1 while this request runs
+//! // Client side: a live cache and a least-loaded pick.
+//! let provider = ServiceProvider::new(
+//!     ServiceCache::start(&registry, "api").await?,
+//!     LeastLoaded::new(Duration::from_secs(3)),
+//! );
+//! if let Some(instance) = provider.pick() {
+//!     println!("send to {}", instance.endpoint());
+//! }
+//! # Ok(()) }
+//! ```
+//!
 //! Shared machinery: [`session`] (renewing sessions), [`ephemeral`] (ephemeral nodes kept
 //! across sessions), `contender` (sequential-node queues of locks and elections),
 //! [`events`] (event streams), [`util`], [`error`].
