@@ -76,12 +76,13 @@ async fn expiry_removes_ephemerals_and_notifies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pings_keep_a_session_alive() {
     let s = TestServer::start().await;
-    let (mut c, _) = RawClient::handshake(s.addr(), connect_req(400))
+    // 1 s sessions, pinged every 150 ms for 3 s: alive only thanks to the pings.
+    let (mut c, _) = RawClient::handshake(s.addr(), connect_req(1000))
         .await
         .unwrap();
     c.create("/e", "", CreateMode::Ephemeral).await;
-    for _ in 0..8 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(c.ping().await.err(), ErrorCode::Ok);
     }
     assert_eq!(c.exists("/e", false).await.err(), ErrorCode::Ok);
