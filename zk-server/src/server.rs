@@ -5,6 +5,19 @@
 //! owning the [`Processor`]; one store thread that appends each batch of proposed txns with
 //! a single fsync (group commit: whatever is proposed while a batch is being written forms
 //! the next batch) and writes snapshots.
+//!
+//! ```no_run
+//! # async fn demo(dir: &std::path::Path) -> zk_server::Result<()> {
+//! use zk_server::{Server, ServerConfig};
+//! // Loopback, port 0, short tick, every four-letter word allowed.
+//! let server = Server::start(ServerConfig::for_tests(dir)).await?;
+//! let connect_string = server.connect_string(); // "127.0.0.1:PORT"
+//! # let _ = connect_string;
+//! server.stop().await?; // acknowledged writes are on disk
+//! let again = Server::start(ServerConfig::for_tests(dir)).await?; // same data, same sessions
+//! again.stop().await
+//! # }
+//! ```
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
