@@ -186,7 +186,7 @@ impl JavaServer {
             .spawn()
             .expect("java");
         let s = JavaServer(Some(child));
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while tests::apache::mode(port).is_none() {
             assert!(Instant::now() < deadline, "Apache did not start");
             std::thread::sleep(Duration::from_millis(100));
