@@ -53,6 +53,8 @@ pub async fn watch_suite(hosts: &str) {
     every_kind(&writer, hosts).await;
     failover_keeps_session_ephemerals_and_watches(&writer, hosts).await;
     blackhole_is_detected_by_read_timeout(&writer, hosts).await;
+    requests_wait_for_reconnection(hosts).await;
+    many_watches_survive_failover_in_batches(&writer, hosts).await;
     cut_off_past_session_timeout_reports_expired(hosts).await;
 }
 
@@ -302,4 +304,101 @@ pub async fn cut_off_past_session_timeout_reports_expired(hosts: &str) {
         states,
         vec![SessionState::Disconnected, SessionState::Expired]
     );
+}
+
+/// A request issued while disconnected is sent after the reconnect (not failed), and one
+/// that waits longer than the request timeout fails with Timeout.
+pub async fn requests_wait_for_reconnection(hosts: &str) {
+    let proxy = Proxy::start(hosts.parse().unwrap()).await.unwrap();
+    let c = Client::builder(&proxy.addr().to_string())
+        .session_timeout(Duration::from_millis(4000))
+        .request_timeout(Duration::from_millis(1500))
+        .connect()
+        .await
+        .unwrap();
+    proxy.set_refuse(true);
+    proxy.drop_connections();
+    c.wait_for_state(WAIT, |s| s == SessionState::Disconnected)
+        .await
+        .unwrap();
+    let waiting = {
+        let c = c.clone();
+        tokio::spawn(async move { c.exists("/", false).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.set_refuse(false);
+    assert!(waiting.await.unwrap().unwrap().is_some());
+    // Cut off again, for longer than the request timeout.
+    proxy.set_refuse(true);
+    proxy.drop_connections();
+    c.wait_for_state(WAIT, |s| s == SessionState::Disconnected)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(c.exists("/", false).await, Err(Error::Timeout));
+    assert!(started.elapsed() >= Duration::from_millis(1400));
+    proxy.set_refuse(false);
+    c.wait_for_state(WAIT, SessionState::is_connected)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+}
+
+/// More watches than fit in one SetWatches packet (128 KiB of paths): after a failover every
+/// one of them fires exactly once for a change made while the client was away.
+pub async fn many_watches_survive_failover_in_batches(w: &Client, hosts: &str) {
+    const N: usize = 1500;
+    let long = "x".repeat(100);
+    let paths: Vec<String> = (0..N).map(|i| format!("/many/{long}{i:05}")).collect();
+    let total: usize = paths.iter().map(|p| p.len() + 4).sum();
+    assert!(total > 128 * 1024, "needs more than one SetWatches packet");
+    w.create("/many", b"", &open(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    let acl = open();
+    futures::stream::iter(paths.iter())
+        .map(|p| w.create(p, b"", &acl, CreateMode::Persistent))
+        .buffer_unordered(128)
+        .for_each(|r| {
+            r.unwrap();
+            async {}
+        })
+        .await;
+    let proxy = Proxy::start(hosts.parse().unwrap()).await.unwrap();
+    let c = client(&proxy.addr().to_string(), 4000).await;
+    let mut events = c.events();
+    futures::stream::iter(paths.iter())
+        .map(|p| c.get_data(p, true))
+        .buffer_unordered(128)
+        .for_each(|r| {
+            r.unwrap();
+            async {}
+        })
+        .await;
+    proxy.set_refuse(true);
+    proxy.drop_connections();
+    c.wait_for_state(WAIT, |s| s == SessionState::Disconnected)
+        .await
+        .unwrap();
+    futures::stream::iter(paths.iter())
+        .map(|p| w.set_data(p, b"changed", None))
+        .buffer_unordered(128)
+        .for_each(|r| {
+            r.unwrap();
+            async {}
+        })
+        .await;
+    proxy.set_refuse(false);
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < N {
+        let ev = next_node_event(&mut events).await;
+        assert_eq!(ev.event_type, EventType::NodeDataChanged);
+        assert!(
+            seen.insert(ev.path.clone()),
+            "duplicate event for {}",
+            ev.path
+        );
+    }
+    no_more_node_events(&mut events).await;
+    c.close().await.unwrap();
 }
