@@ -266,6 +266,25 @@ fn script() -> Vec<Request> {
             ],
         }),
         Request::Multi(MultiRequest { ops: vec![] }),
+        Request::Multi(MultiRequest {
+            ops: vec![MultiOp::GetData(pw("/m", false))],
+        }),
+        Request::MultiRead(MultiRequest {
+            ops: vec![
+                MultiOp::GetData(pw("/m", false)),
+                MultiOp::Delete(DeleteRequest {
+                    path: "/m".into(),
+                    version: -1,
+                }),
+            ],
+        }),
+        Request::MultiRead(MultiRequest { ops: vec![] }),
+        Request::MultiRead(MultiRequest {
+            ops: vec![MultiOp::Delete(DeleteRequest {
+                path: "/m".into(),
+                version: -1,
+            })],
+        }),
         Request::MultiRead(MultiRequest {
             ops: vec![
                 MultiOp::GetData(pw("/m", false)),

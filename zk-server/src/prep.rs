@@ -175,6 +175,19 @@ impl Prep {
     }
 
     fn prepare_multi(&mut self, db: &ZkDatabase, ctx: &PrepContext, ops: &[MultiOp]) -> TxnEntry {
+        // Apache refuses to deserialize a multi mixing in read ops: the whole request fails
+        // with MarshallingError (still as a logged error txn).
+        if ops
+            .iter()
+            .any(|o| matches!(o, MultiOp::GetChildren(_) | MultiOp::GetData(_)))
+        {
+            return entry(
+                header(ctx, OpCode::Error),
+                Txn::Error(ErrorTxn {
+                    err: ErrorCode::MarshallingError,
+                }),
+            );
+        }
         self.pending.begin();
         let mut failed = false;
         let mut subs = Vec::with_capacity(ops.len());
@@ -202,7 +215,7 @@ impl Prep {
                 MultiOp::Delete(r) => self.delete(db, ctx, r),
                 MultiOp::SetData(r) => self.set_data(db, ctx, r),
                 MultiOp::Check(r) => self.check(db, ctx, r),
-                MultiOp::GetChildren(_) | MultiOp::GetData(_) => Err(ErrorCode::BadArguments),
+                MultiOp::GetChildren(_) | MultiOp::GetData(_) => Err(ErrorCode::MarshallingError),
             };
             match r {
                 Ok(sub) => subs.push(sub),

@@ -75,6 +75,10 @@ fn only_classic_watcher_type(t: WatcherType) -> Result<(), ErrorCode> {
     }
 }
 
+fn is_read_op(o: &MultiOp) -> bool {
+    matches!(o, MultiOp::GetData(_) | MultiOp::GetChildren(_))
+}
+
 /// Executes a read; returns the reply code and body.
 pub fn execute(
     db: &ZkDatabase,
@@ -146,6 +150,12 @@ pub fn execute(
                 },
             ))
         }
+        // Apache refuses a multiRead holding write ops with MarshallingError: a mix of read
+        // and write ops fails to decode (no body), write ops alone fail while answering
+        // (an empty result list as the body, added below).
+        Request::MultiRead(m) if m.ops.iter().any(|o| !is_read_op(o)) => {
+            Err(ErrorCode::MarshallingError)
+        }
         Request::MultiRead(m) => {
             let mut results = Vec::with_capacity(m.ops.len());
             for op in &m.ops {
@@ -158,7 +168,9 @@ pub fn execute(
                         Ok((c, _)) => OpResult::GetChildren(c),
                         Err(e) => OpResult::Error(e),
                     },
-                    _ => return Err(ErrorCode::BadArguments),
+                    // Apache cannot decode write ops in a multiRead: MarshallingError,
+                    // with an empty result list as the body.
+                    _ => return Ok(Response::Multi(MultiResponse::default())),
                 };
                 results.push(res);
             }
@@ -199,6 +211,10 @@ pub fn execute(
     })();
     match r {
         Ok(resp) => (ErrorCode::Ok, resp),
+        // A refused multiRead still carries an (empty) result list, as in Apache.
+        Err(e) if matches!(req, Request::MultiRead(m) if !m.ops.iter().any(is_read_op)) => {
+            (e, Response::Multi(MultiResponse::default()))
+        }
         Err(e) => (e, Response::Empty),
     }
 }
