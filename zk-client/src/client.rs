@@ -234,6 +234,24 @@ impl Client {
         EventStream::new(rx)
     }
 
+    /// Every state transition from now on, in order (a filtered [`Self::events`]).
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// use futures::StreamExt;
+    /// let mut states = Box::pin(c.state_changes());
+    /// while let Some(s) = states.next().await {
+    ///     println!("session is now {s:?}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn state_changes(&self) -> impl futures::Stream<Item = SessionState> + Send + 'static {
+        use futures::StreamExt;
+        self.events().filter_map(|ev| async move {
+            (ev.event_type == zk_proto::EventType::None).then_some(ev.state)
+        })
+    }
+
     /// Waits until the state satisfies `pred` (e.g. `SessionState::is_connected`), failing
     /// after `timeout`.
     ///

@@ -288,6 +288,7 @@ pub async fn cut_off_past_session_timeout_reports_expired(hosts: &str) {
     let proxy = Proxy::start(hosts.parse().unwrap()).await.unwrap();
     let c = client(&proxy.addr().to_string(), 1000).await;
     let mut events = c.events();
+    let states_stream = c.state_changes();
     let (_, _, watch) = c.get_data_watched("/").await.unwrap();
     proxy.set_refuse(true);
     proxy.drop_connections();
@@ -304,6 +305,8 @@ pub async fn cut_off_past_session_timeout_reports_expired(hosts: &str) {
         states,
         vec![SessionState::Disconnected, SessionState::Expired]
     );
+    let from_stream: Vec<SessionState> = states_stream.collect().await;
+    assert_eq!(from_stream, states);
 }
 
 /// A request issued while disconnected is sent after the reconnect (not failed), and one
