@@ -95,13 +95,13 @@ impl ZkDatabase {
 
     /// Rebuilds a database from a snapshot image (txns logged after it are applied next).
     pub fn from_image(img: &DatabaseImage) -> Self {
+        let mut tree = DataTree::new();
         let acl_map: BTreeMap<i64, Arc<Vec<Acl>>> = img
             .acls
             .iter()
-            .map(|(i, a)| (*i, Arc::new(a.clone())))
+            .map(|(i, a)| (*i, tree.intern_acl(a.clone())))
             .collect();
-        let open = Arc::new(Acl::open_unsafe());
-        let mut tree = DataTree::new();
+        let open = tree.intern_acl(Acl::open_unsafe());
         for (p, rec) in &img.nodes {
             // Apache's index -1 means "open ACL" (OPEN_ACL_UNSAFE without an entry).
             let acl = acl_map

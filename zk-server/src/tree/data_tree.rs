@@ -32,6 +32,8 @@ pub struct DataTree {
     ephemerals: HashMap<i64, BTreeSet<String>>,
     containers: BTreeSet<String>,
     ttls: BTreeSet<String>,
+    /// One shared copy per distinct ACL list (Apache's ACL cache), keyed by its encoding.
+    acl_cache: HashMap<bytes::Bytes, Arc<Vec<Acl>>>,
 }
 
 impl Default for DataTree {
@@ -49,6 +51,7 @@ impl DataTree {
             ephemerals: HashMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
+            acl_cache: HashMap::new(),
         };
         let open = Arc::new(Acl::open_unsafe());
         t.nodes.insert(
@@ -68,6 +71,21 @@ impl DataTree {
             -1,
         );
         t
+    }
+
+    /// The shared copy of an ACL list; lists no node uses any more are dropped now and then.
+    pub fn intern_acl(&mut self, acl: Vec<Acl>) -> Arc<Vec<Acl>> {
+        use zk_proto::Record;
+        let key = acl.to_bytes();
+        if let Some(a) = self.acl_cache.get(&key) {
+            return a.clone();
+        }
+        if self.acl_cache.len() >= 1024 && self.acl_cache.len().is_power_of_two() {
+            self.acl_cache.retain(|_, a| Arc::strong_count(a) > 1);
+        }
+        let a = Arc::new(acl);
+        self.acl_cache.insert(key, a.clone());
+        a
     }
 
     fn insert_system_node(&mut self, p: &str, acl: Arc<Vec<Acl>>, aversion: i32) {
@@ -219,10 +237,14 @@ impl DataTree {
             parent.stat.cversion = cv;
             parent.stat.pzxid = zxid;
         }
+        let acl = self.intern_acl(acl);
+        let Some(parent) = self.nodes.get_mut(&parent_path) else {
+            return Err(ErrorCode::NoNode);
+        };
         parent.children.insert(child);
         let node = DataNode {
             data,
-            acl: Arc::new(acl),
+            acl,
             stat: new_stat(zxid, time, ephemeral_owner),
             children: BTreeSet::new(),
         };
@@ -295,8 +317,12 @@ impl DataTree {
 
     /// Apache's `DataTree.setACL`.
     pub fn set_acl(&mut self, p: &str, acl: Vec<Acl>, version: i32) -> Result<Stat, ErrorCode> {
+        if !self.nodes.contains_key(p) {
+            return Err(ErrorCode::NoNode);
+        }
+        let acl = self.intern_acl(acl);
         let node = self.nodes.get_mut(p).ok_or(ErrorCode::NoNode)?;
-        node.acl = Arc::new(acl);
+        node.acl = acl;
         node.stat.aversion = version;
         Ok(node.client_stat())
     }
@@ -419,6 +445,18 @@ mod tests {
             t.create_node("/a", None, vec![], 0, -1, 5, 0, &mut tr),
             Err(ErrorCode::NodeExists)
         );
+    }
+
+    #[test]
+    fn equal_acls_are_shared() {
+        let mut t = DataTree::new();
+        create(&mut t, "/a", 2);
+        create(&mut t, "/b", 3);
+        let (a, b) = (t.get("/a").unwrap(), t.get("/b").unwrap());
+        assert!(Arc::ptr_eq(&a.acl, &b.acl));
+        t.set_acl("/b", Acl::read_unsafe(), 1).unwrap();
+        assert_eq!(*t.get("/b").unwrap().acl, Acl::read_unsafe());
+        assert_eq!(*t.get("/a").unwrap().acl, Acl::open_unsafe());
     }
 
     #[test]
