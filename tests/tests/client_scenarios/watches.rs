@@ -54,6 +54,7 @@ pub async fn watch_suite(hosts: &str) {
     failover_keeps_session_ephemerals_and_watches(&writer, hosts).await;
     blackhole_is_detected_by_read_timeout(&writer, hosts).await;
     requests_wait_for_reconnection(hosts).await;
+    slow_consumers_do_not_block_the_connection(&writer, hosts).await;
     many_watches_survive_failover_in_batches(&writer, hosts).await;
     cut_off_past_session_timeout_reports_expired(hosts).await;
 }
@@ -403,5 +404,40 @@ pub async fn many_watches_survive_failover_in_batches(w: &Client, hosts: &str) {
         );
     }
     no_more_node_events(&mut events).await;
+    c.close().await.unwrap();
+}
+
+/// Nobody reads the watch stream or the event stream while hundreds of events arrive: the
+/// connection keeps serving requests, and afterwards every event is there, in order.
+pub async fn slow_consumers_do_not_block_the_connection(w: &Client, hosts: &str) {
+    const N: usize = 500;
+    let c = client(hosts, 4000).await;
+    w.create("/slow", b"", &open(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    let mut unread = c
+        .add_watch("/slow", AddWatchMode::Persistent)
+        .await
+        .unwrap();
+    let _unread_events = c.events();
+    for i in 0..N {
+        w.set_data("/slow", i.to_string().as_bytes(), None)
+            .await
+            .unwrap();
+    }
+    // The client is still responsive and has seen every write.
+    let (data, stat) = tokio::time::timeout(WAIT, c.get_data("/slow", false))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stat.version as usize, N);
+    assert_eq!(data, (N - 1).to_string().as_bytes());
+    for _ in 0..N {
+        let ev = tokio::time::timeout(WAIT, unread.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ev.event_type, EventType::NodeDataChanged);
+    }
     c.close().await.unwrap();
 }
