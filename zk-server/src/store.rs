@@ -63,12 +63,22 @@ pub struct MemoryState {
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     state: Arc<Mutex<MemoryState>>,
+    append_delay: std::time::Duration,
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store whose appends take `delay`, standing in for an fsync (tests of group
+    /// commit need a commit path slower than the requests arriving).
+    pub fn with_append_delay(delay: std::time::Duration) -> Self {
+        MemoryStore {
+            append_delay: delay,
+            ..Self::default()
+        }
     }
 
     /// The shared state.
@@ -88,6 +98,9 @@ impl MemoryStore {
 
 impl TxnStore for MemoryStore {
     fn append(&mut self, entries: &[TxnEntry]) -> Result<()> {
+        if !self.append_delay.is_zero() {
+            std::thread::sleep(self.append_delay);
+        }
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.txns.extend_from_slice(entries);
         s.appends += 1;

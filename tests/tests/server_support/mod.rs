@@ -33,10 +33,17 @@ pub struct TestServer {
 impl TestServer {
     /// Starts with the test defaults (tick 200 ms, every 4lw) adjusted by `f`.
     pub async fn start_with(f: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        Self::start_with_store(MemoryStore::new(), f).await
+    }
+
+    /// Starts over a given in-memory store.
+    pub async fn start_with_store(
+        store: MemoryStore,
+        f: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cfg = ServerConfig::for_tests(dir.path());
         f(&mut cfg);
-        let store = MemoryStore::new();
         let handle = Server::start_in_memory(cfg, store.clone())
             .await
             .expect("server starts");
