@@ -42,6 +42,12 @@ async fn timeout_is_clamped() {
     old.read_only = None;
     let (_c, r) = RawClient::handshake(s.addr(), old).await.unwrap();
     assert!(r.timeout > 0);
+    // ... and get no read-only byte back, like Apache (old C clients reset on it).
+    assert_eq!(r.read_only, None);
+    let (_c, r) = RawClient::handshake(s.addr(), connect_req(2000))
+        .await
+        .unwrap();
+    assert_eq!(r.read_only, Some(false));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -134,6 +134,9 @@ struct Conn {
     session: Option<i64>,
     auth: Vec<Id>,
     ip: String,
+    /// The client sent no read-only byte (pre-3.4): Apache then sends none back either,
+    /// as old C clients reset the connection on the extra byte.
+    old_client: bool,
 }
 
 #[derive(Debug)]
@@ -323,6 +326,7 @@ impl Processor {
                 session: None,
                 auth: vec![Id::new("ip", ip)],
                 ip: ip.to_string(),
+                old_client: req.read_only.is_none(),
             },
         );
         if req.session_id == 0 && self.mode == WriteMode::Forward {
@@ -373,7 +377,7 @@ impl Processor {
                     timeout: 0,
                     session_id: 0,
                     passwd: vec![0u8; zk_proto::PASSWORD_LEN].into(),
-                    read_only: Some(false),
+                    read_only: req.read_only.map(|_| false),
                 },
             });
             out.push(Output::Close { conn });
@@ -388,7 +392,7 @@ impl Processor {
                 timeout,
                 session_id: session,
                 passwd: session_password(session).to_vec().into(),
-                read_only: Some(false),
+                read_only: req.read_only.map(|_| false),
             },
         });
         out
@@ -730,7 +734,10 @@ impl Processor {
                         timeout,
                         session_id: session,
                         passwd: session_password(session).to_vec().into(),
-                        read_only: Some(false),
+                        read_only: match self.conns.get(&conn) {
+                            Some(c) if c.old_client => None,
+                            _ => Some(false),
+                        },
                     },
                 });
             }
