@@ -1,0 +1,1 @@
+//! Tokio wire layer (being built).
