@@ -337,7 +337,8 @@ impl Driver {
                             Some(Sink::Stream(tx)) if tx.send(event.clone()).is_ok() => {
                                 self.sinks.insert(id, Sink::Stream(tx));
                             }
-                            Some(Sink::Stream(_)) => {}
+                            // The PersistentWatch was dropped: stop re-registering it.
+                            Some(Sink::Stream(_)) => self.session.forget_watcher(id),
                             None => {}
                         }
                     }

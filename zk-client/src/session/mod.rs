@@ -423,6 +423,12 @@ impl<R> Session<R> {
         self.auths.push(pkt);
     }
 
+    /// Forgets a watcher whose receiver was dropped, so it is not re-registered on the
+    /// next reconnect.
+    pub fn forget_watcher(&mut self, id: WatcherId) {
+        self.watches.forget(id);
+    }
+
     /// Closes the session: a closeSession request now when connected, after the next
     /// handshake when disconnected, at once when no session was ever established.
     pub fn close(&mut self, reply: R, now: Instant) {

@@ -167,6 +167,23 @@ impl WatchRegistry {
         out
     }
 
+    /// Drops every registration of `id` (its receiver is gone); paths left without a
+    /// watcher are no longer re-registered after a reconnect.
+    pub fn forget(&mut self, id: WatcherId) {
+        for m in [
+            &mut self.data,
+            &mut self.exist,
+            &mut self.child,
+            &mut self.persistent,
+            &mut self.recursive,
+        ] {
+            m.retain(|_, v| {
+                v.retain(|w| *w != id);
+                !v.is_empty()
+            });
+        }
+    }
+
     /// Every watcher id still registered (to notify them when the session ends).
     pub fn drain_all(&mut self) -> Vec<WatcherId> {
         let mut out = Vec::new();
@@ -233,6 +250,17 @@ mod tests {
         r.register(WatchKind::Children, "/a", 0, true);
         assert_eq!(r.fire(EventType::NodeDeleted, "/a"), vec![0]);
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn forgotten_watchers_are_not_re_registered() {
+        let mut r = WatchRegistry::default();
+        r.register(WatchKind::Persistent, "/a", 4, true);
+        r.register(WatchKind::Persistent, "/b", 4, true);
+        r.register(WatchKind::Persistent, "/b", 5, true);
+        r.forget(4);
+        assert_eq!(r.lists().persistent, vec!["/b".to_owned()]);
+        assert_eq!(r.fire(EventType::NodeDataChanged, "/b"), vec![5]);
     }
 
     #[test]

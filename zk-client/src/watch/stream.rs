@@ -42,7 +42,9 @@ impl Future for WatchFuture {
 
 /// A persistent (or persistent-recursive) watch: every matching event until the watch is
 /// removed (the stream yields `PersistentWatchRemoved` and ends) or the session ends (it
-/// yields a state event and ends).
+/// yields a state event and ends). Dropping it stops delivery; the server keeps the watch
+/// until [`crate::Client::remove_watches`] or the next reconnect, which no longer
+/// re-registers it.
 ///
 /// ```no_run
 /// # async fn f(client: zk_client::Client) -> zk_client::Result<()> {
