@@ -162,7 +162,10 @@ def st(s):
 z.ensure_path("/k/a/b")
 print("seq", z.create("/k/s-", b"x", sequence=True), z.create("/k/s-", b"y", sequence=True, ephemeral=True))
 print("get", z.get("/k/a")[0], st(z.get("/k/a")[1]))
-print("children", sorted(z.get_children("/k")))
+for n in ["zeta", "alpha", "m", "b12", "lock-0000000001", "x", "queue-", "aa", "node10", "node2"]:
+    z.create("/k/order/" + n, makepath=True)
+z.delete("/k/order/x")
+print("children", z.get_children("/k"), z.get_children("/k/order"))
 z.DataWatch("/k/w", lambda data, stat, event: events.append(("data", data, event.type if event else None)))
 z.ChildrenWatch("/k", lambda ch: events.append(("children", sorted(ch))))
 z.create("/k/w", b"1")

@@ -40,6 +40,14 @@ async fn restart_on_same_data_dir() {
         .create("/s-", "", CreateMode::PersistentSequential)
         .await
         .path();
+    for n in [
+        "zeta", "alpha", "m", "b12", "x", "queue-", "aa", "node10", "node2",
+    ] {
+        c.create(&format!("/keep/{n}"), "", CreateMode::Persistent)
+            .await;
+    }
+    c.delete("/keep/x", -1).await;
+    let order = c.children("/keep", false).await.children();
     let last = c.exists("/keep", false).await.header.zxid;
     h.stop().await.unwrap();
     assert!(!files(dir.path(), "log.").is_empty(), "txn log written");
@@ -51,6 +59,8 @@ async fn restart_on_same_data_dir() {
     let (mut c2, r) = c.reconnect(h.local_addr()).await.expect("resume");
     assert_eq!(r.session_id, c.session_id);
     assert!(r.timeout > 0);
+    // Children come back in the same (Apache hash-set) order after the restart.
+    assert_eq!(c2.children("/keep", false).await.children(), order);
     let got = c2.get("/keep", false).await;
     assert_eq!(got.data().as_deref(), Some(&b"v2"[..]));
     assert_eq!(got.stat().version, 1);

@@ -60,9 +60,12 @@ impl ZkDatabase {
         let mut acl_index: Vec<(Arc<Vec<Acl>>, i64)> = Vec::new();
         let mut acls = Vec::new();
         let mut nodes = Vec::with_capacity(self.tree.node_count());
-        let mut entries: Vec<_> = self.tree.iter().collect();
-        entries.sort_by(|a, b| a.0.cmp(b.0));
-        for (p, n) in entries {
+        // Pre-order, children in Apache's set order: what Apache's serializer writes.
+        let mut stack: Vec<String> = vec!["/".to_string()];
+        while let Some(p) = stack.pop() {
+            let Some(n) = self.tree.get(&p) else {
+                continue;
+            };
             let idx = match acl_index
                 .iter()
                 .find(|(a, _)| Arc::ptr_eq(a, &n.acl) || **a == *n.acl)
@@ -75,7 +78,10 @@ impl ZkDatabase {
                     i
                 }
             };
-            let path = if p == "/" { String::new() } else { p.clone() };
+            for c in n.children.java_order().into_iter().rev() {
+                stack.push(crate::tree::path::join(&p, &c));
+            }
+            let path = if p == "/" { String::new() } else { p };
             nodes.push((
                 path,
                 DataNodeRecord {

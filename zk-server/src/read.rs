@@ -63,7 +63,7 @@ fn get_children(
     if r.watch {
         w.add_child(&r.path, who.session);
     }
-    Ok((n.children.iter().cloned().collect(), n.client_stat()))
+    Ok((n.children.java_order(), n.client_stat()))
 }
 
 /// Apache 3.8 decodes only Children, Data and Any in check/removeWatches; other types fail

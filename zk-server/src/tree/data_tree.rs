@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use zk_proto::{Acl, ErrorCode, EventType, Perms, Stat, StatPersisted};
 
+use super::children::ChildSet;
 use super::node::{new_stat, DataNode, NodeKind};
 use super::path;
 
@@ -34,6 +35,8 @@ pub struct DataTree {
     ttls: BTreeSet<String>,
     /// One shared copy per distinct ACL list (Apache's ACL cache), keyed by its encoding.
     acl_cache: HashMap<bytes::Bytes, Arc<Vec<Acl>>>,
+    /// Paths in the order [`Self::insert_restored`] saw them (a snapshot's pre-order).
+    restore_order: Vec<String>,
 }
 
 impl Default for DataTree {
@@ -52,6 +55,7 @@ impl DataTree {
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
             acl_cache: HashMap::new(),
+            restore_order: Vec::new(),
         };
         let open = Arc::new(Acl::open_unsafe());
         t.nodes.insert(
@@ -96,7 +100,7 @@ impl DataTree {
                 aversion,
                 ..Default::default()
             },
-            children: BTreeSet::new(),
+            children: ChildSet::new(),
         };
         self.nodes.insert(p.to_string(), node);
         if let Some(parent) = self.nodes.get_mut(path::parent(p)) {
@@ -246,7 +250,7 @@ impl DataTree {
             data,
             acl,
             stat: new_stat(zxid, time, ephemeral_owner),
-            children: BTreeSet::new(),
+            children: ChildSet::new(),
         };
         let stat = node.client_stat();
         self.nodes.insert(p.to_string(), node);
@@ -336,22 +340,20 @@ impl DataTree {
         stat: StatPersisted,
     ) {
         let p = if p.is_empty() { "/" } else { p };
-        let children = self
-            .nodes
-            .get(p)
-            .map(|n| n.children.clone())
-            .unwrap_or_default();
         let owner = stat.ephemeral_owner;
-        self.nodes.insert(
+        if let Some(old) = self.nodes.insert(
             p.to_string(),
             DataNode {
                 data,
                 acl,
                 stat,
-                children,
+                children: ChildSet::new(),
             },
-        );
+        ) {
+            self.unindex(p, old.stat.ephemeral_owner);
+        }
         self.index(p, owner);
+        self.restore_order.push(p.to_string());
     }
 
     /// Rebuilds child lists after [`Self::insert_restored`]; nodes whose parent is missing
@@ -360,9 +362,23 @@ impl DataTree {
         for n in self.nodes.values_mut() {
             n.children.clear();
         }
-        let mut paths: Vec<String> = self.nodes.keys().filter(|p| *p != "/").cloned().collect();
-        paths.sort_by_key(|p| p.matches('/').count());
-        for p in paths {
+        // Children are added in snapshot order, as Apache's deserializer does, so the
+        // restored sets iterate like Apache's.
+        let mut order = std::mem::take(&mut self.restore_order);
+        let listed: std::collections::HashSet<String> = order.iter().cloned().collect();
+        let mut rest: Vec<String> = self
+            .nodes
+            .keys()
+            .filter(|p| !listed.contains(*p))
+            .cloned()
+            .collect();
+        rest.sort();
+        order.extend(rest);
+        order.sort_by_key(|p| p.matches('/').count());
+        for p in order {
+            if p == "/" {
+                continue;
+            }
             let parent = path::parent(&p).to_string();
             match self.nodes.get_mut(&parent) {
                 Some(pn) => {

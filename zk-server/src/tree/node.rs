@@ -1,6 +1,5 @@
 //! One znode: data, ACL, persisted stat and child names.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -49,7 +48,7 @@ pub struct DataNode {
     /// Persisted stat.
     pub stat: StatPersisted,
     /// Child names.
-    pub children: BTreeSet<String>,
+    pub children: super::ChildSet,
 }
 
 impl DataNode {

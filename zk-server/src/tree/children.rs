@@ -1,0 +1,143 @@
+//! A node's child names, listed in the order Apache's `HashSet<String>` iterates them, so
+//! getChildren answers come back in the same order from both servers.
+//!
+//! Java's HashMap puts a key in bucket `(h ^ h >>> 16) & (capacity - 1)` (h = the string's
+//! hashCode), appends to the bucket's list, never shrinks, and doubles its capacity (8 at
+//! first for a DataNode) when the size passes 3/4 of it; splitting a bucket keeps relative
+//! order. Iteration is bucket by bucket, each in insertion order. That is reproduced here
+//! from each name's insertion sequence and the largest capacity reached.
+
+use std::collections::HashMap;
+
+/// Java's `String.hashCode` over UTF-16 code units.
+pub fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// The children of one node.
+#[derive(Debug, Clone, Default)]
+pub struct ChildSet {
+    entries: HashMap<String, u64>,
+    next_seq: u64,
+    capacity: usize,
+}
+
+impl ChildSet {
+    /// No children.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a name; false if it was already there.
+    pub fn insert(&mut self, name: String) -> bool {
+        if self.entries.contains_key(&name) {
+            return false;
+        }
+        self.entries.insert(name, self.next_seq);
+        self.next_seq += 1;
+        if self.capacity == 0 {
+            self.capacity = 8;
+        }
+        while self.entries.len() > self.capacity * 3 / 4 {
+            self.capacity *= 2;
+        }
+        true
+    }
+
+    /// Removes a name; false if it was not there.
+    pub fn remove(&mut self, name: &str) -> bool {
+        self.entries.remove(name).is_some()
+    }
+
+    /// Whether a name is present.
+    pub fn contains(&self, name: &str) -> bool {
+        self.entries.contains_key(name)
+    }
+
+    /// Number of children.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True without children.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Forgets every child (and the capacity, as a fresh Java set would).
+    pub fn clear(&mut self) {
+        *self = ChildSet::default();
+    }
+
+    /// Names in no particular order (cheap).
+    pub fn iter(&self) -> impl Iterator<Item = &String> {
+        self.entries.keys()
+    }
+
+    /// Names in Apache's iteration order.
+    pub fn java_order(&self) -> Vec<String> {
+        let mask = self.capacity.max(1) - 1;
+        let mut v: Vec<(usize, u64, &String)> = self
+            .entries
+            .iter()
+            .map(|(name, seq)| {
+                let h = java_string_hash(name);
+                let spread = h ^ ((h as u32) >> 16) as i32;
+                ((spread as u32 as usize) & mask, *seq, name)
+            })
+            .collect();
+        v.sort_unstable_by_key(|(bucket, seq, _)| (*bucket, *seq));
+        v.into_iter().map(|(_, _, n)| n.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_hash_values() {
+        assert_eq!(java_string_hash(""), 0);
+        assert_eq!(java_string_hash("a"), 97);
+        assert_eq!(java_string_hash("hello"), 99162322);
+    }
+
+    #[test]
+    fn order_matches_a_java_hash_set() {
+        // Captured from Apache 3.8 (kazoo get_children after creating in this order).
+        let mut c = ChildSet::new();
+        for n in [
+            "zeta",
+            "alpha",
+            "m",
+            "b12",
+            "lock-0000000001",
+            "x",
+            "queue-",
+            "aa",
+            "node10",
+            "node2",
+        ] {
+            c.insert(n.to_string());
+        }
+        assert_eq!(
+            c.java_order(),
+            vec![
+                "zeta",
+                "aa",
+                "node10",
+                "b12",
+                "node2",
+                "alpha",
+                "lock-0000000001",
+                "x",
+                "queue-",
+                "m"
+            ]
+        );
+        assert!(c.remove("x"));
+        assert!(!c.remove("x"));
+        assert_eq!(c.len(), 9);
+    }
+}
