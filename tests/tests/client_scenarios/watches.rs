@@ -53,6 +53,7 @@ pub async fn watch_suite(hosts: &str) {
     every_kind(&writer, hosts).await;
     failover_keeps_session_ephemerals_and_watches(&writer, hosts).await;
     blackhole_is_detected_by_read_timeout(&writer, hosts).await;
+    slow_link_below_read_timeout_keeps_the_connection(hosts).await;
     requests_wait_for_reconnection(hosts).await;
     slow_consumers_do_not_block_the_connection(&writer, hosts).await;
     many_watches_survive_failover_in_batches(&writer, hosts).await;
@@ -439,5 +440,30 @@ pub async fn slow_consumers_do_not_block_the_connection(w: &Client, hosts: &str)
             .unwrap();
         assert_eq!(ev.event_type, EventType::NodeDataChanged);
     }
+    c.close().await.unwrap();
+}
+
+/// A slow link (every chunk delayed, well under the read timeout) is not mistaken for a dead
+/// server: no reconnect, no ConnectionLoss, pings keep the session alive.
+pub async fn slow_link_below_read_timeout_keeps_the_connection(hosts: &str) {
+    let proxy = Proxy::start(hosts.parse().unwrap()).await.unwrap();
+    let c = client(&proxy.addr().to_string(), 3000).await;
+    let mut states = Box::pin(c.state_changes());
+    proxy.set_delay(Duration::from_millis(200));
+    for i in 0..5 {
+        c.exists("/", false).await.unwrap();
+        if i == 2 {
+            // Idle for longer than the ping interval.
+            tokio::time::sleep(c.negotiated_timeout() / 2).await;
+        }
+    }
+    assert_eq!(proxy.accepted(), 1, "never reconnected");
+    assert_eq!(c.state(), SessionState::Connected);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), states.next())
+            .await
+            .is_err(),
+        "no state change"
+    );
     c.close().await.unwrap();
 }
