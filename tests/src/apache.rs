@@ -169,6 +169,12 @@ pub struct ApacheServer {
 impl ApacheServer {
     /// Starts a standalone server on a free port and waits until it serves.
     pub fn start() -> io::Result<Self> {
+        Self::start_with(&[], &[])
+    }
+
+    /// Like [`Self::start`] with extra JVM `-D` properties (e.g. a super digest) and extra
+    /// zoo.cfg lines.
+    pub fn start_with(jvm_props: &[&str], cfg_lines: &[&str]) -> io::Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
         let data = dir.path().join("data");
@@ -185,7 +191,10 @@ impl ApacheServer {
                 "4lw.commands.whitelist=*".into(),
                 "extendedTypesEnabled=true".into(),
                 "maxClientCnxns=0".into(),
-            ],
+            ]
+            .into_iter()
+            .chain(cfg_lines.iter().map(|l| l.to_string()))
+            .collect::<Vec<String>>(),
         )?;
         let mut node = ApacheNode {
             id: 0,
@@ -193,7 +202,7 @@ impl ApacheServer {
             cfg,
             log: dir.path().join("server.log"),
             main_class: "org.apache.zookeeper.server.ZooKeeperServerMain",
-            jvm_props: Vec::new(),
+            jvm_props: jvm_props.iter().map(|p| p.to_string()).collect(),
             child: None,
         };
         node.spawn()?;
