@@ -61,10 +61,6 @@ fn normalize(body: &Response) -> String {
             }
             Response::Multi(m)
         }
-        Response::GetEphemerals(mut e) => {
-            e.ephemerals.sort();
-            Response::GetEphemerals(e)
-        }
         other => other,
     };
     format!("{b:?}")
@@ -746,4 +742,65 @@ async fn same_session_and_set_watches_behaviour_as_apache() {
             .any(|l| l.starts_with("after expiry: Some((NodeDeleted")),
         "{mine:#?}"
     );
+}
+
+/// getEphemerals order and the order of NodeDeleted events when a session closes.
+async fn ephemeral_script(addr: SocketAddr) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut w = RawClient::connect(addr).await;
+    let mut e = RawClient::connect(addr).await;
+    w.create("/eo", "", CreateMode::Persistent).await;
+    let names = [
+        "q",
+        "lock-17",
+        "b",
+        "member_0003",
+        "zz",
+        "a1",
+        "n",
+        "x-y",
+        "queue",
+        "c",
+        "election",
+        "k9",
+        "ttt",
+        "m",
+    ];
+    for n in names {
+        e.create(&format!("/eo/{n}"), "", CreateMode::Ephemeral)
+            .await;
+        w.exists(&format!("/eo/{n}"), true).await;
+    }
+    let r = e
+        .call(Request::GetEphemerals(PathRequest { path: "/".into() }))
+        .await;
+    if let Response::GetEphemerals(g) = r.body {
+        out.push(format!("ephemerals {:?}", g.ephemerals));
+    }
+    let r = e
+        .call(Request::GetEphemerals(PathRequest {
+            path: "/eo/m".into(),
+        }))
+        .await;
+    if let Response::GetEphemerals(g) = r.body {
+        out.push(format!("prefix {:?}", g.ephemerals));
+    }
+    e.close().await;
+    for ev in w.drain_events().await {
+        out.push(format!("{:?} {}", ev.event_type, ev.path));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_ephemeral_order_as_apache() {
+    let apache = tokio::task::spawn_blocking(ApacheServer::start)
+        .await
+        .unwrap()
+        .expect("apache starts");
+    let ours = TestServer::start().await;
+    let theirs = ephemeral_script(apache.connect_string().parse().unwrap()).await;
+    let mine = ephemeral_script(ours.addr()).await;
+    assert_eq!(mine, theirs);
+    assert_eq!(mine.len(), 2 + 14);
 }

@@ -38,7 +38,8 @@ pub struct Savepoint {
 #[derive(Debug, Default)]
 pub struct PendingChanges {
     by_path: HashMap<String, ChangeRecord>,
-    order: VecDeque<(i64, String)>,
+    /// Every record in prepare order: zxid, path, owner (`None`: a delete).
+    order: VecDeque<(i64, String, Option<i64>)>,
     savepoint: Option<Savepoint>,
 }
 
@@ -62,13 +63,14 @@ impl PendingChanges {
 
     /// Records the state a prepared txn leaves `path` in.
     pub fn set(&mut self, zxid: i64, path: &str, view: Option<NodeView>) {
+        let owner = view.as_ref().map(|v| v.stat.ephemeral_owner);
         let prev = self
             .by_path
             .insert(path.to_string(), ChangeRecord { zxid, view });
         if let Some(sp) = &mut self.savepoint {
             sp.saved.push((path.to_string(), prev));
         }
-        self.order.push_back((zxid, path.to_string()));
+        self.order.push_back((zxid, path.to_string(), owner));
     }
 
     /// Starts recording undo information (multi).
@@ -101,11 +103,11 @@ impl PendingChanges {
 
     /// Drops the records of txns up to `zxid`, now visible in the tree.
     pub fn applied(&mut self, zxid: i64) {
-        while let Some((z, _)) = self.order.front() {
+        while let Some((z, _, _)) = self.order.front() {
             if *z > zxid {
                 break;
             }
-            if let Some((z, p)) = self.order.pop_front() {
+            if let Some((z, p, _)) = self.order.pop_front() {
                 if self.by_path.get(&p).is_some_and(|r| r.zxid == z) {
                     self.by_path.remove(&p);
                 }
@@ -113,9 +115,10 @@ impl PendingChanges {
         }
     }
 
-    /// Paths pending creation (Some) or deletion (None), for closeSession.
-    pub fn records(&self) -> impl Iterator<Item = (&String, Option<&NodeView>)> {
-        self.by_path.iter().map(|(p, r)| (p, r.view.as_ref()))
+    /// Every outstanding record in prepare order: path and owner (`None`: a delete), as
+    /// Apache's closeSession walks `outstandingChanges`.
+    pub fn history(&self) -> impl Iterator<Item = (&String, Option<i64>)> {
+        self.order.iter().map(|(_, p, o)| (p, *o))
     }
 
     /// Number of outstanding records.

@@ -467,18 +467,19 @@ impl Prep {
         zxid: i64,
         time: i64,
     ) -> TxnEntry {
-        let mut es = db.tree.ephemerals(session);
-        for (p, v) in self.pending.records() {
-            match v {
+        let mut set = db.tree.ephemerals_set(session);
+        for (p, owner) in self.pending.history() {
+            match owner {
                 None => {
-                    es.remove(p);
+                    set.remove(p);
                 }
-                Some(v) if v.stat.ephemeral_owner == session => {
-                    es.insert(p.clone());
+                Some(o) if o == session => {
+                    set.insert(p.clone());
                 }
                 Some(_) => {}
             }
         }
+        let es = set.java_order();
         for p in &es {
             let parent_path = path::parent(p).to_string();
             if let Some(mut parent) = self.pending.get(db, &parent_path) {

@@ -180,11 +180,9 @@ pub fn render(cmd: &str, v: &View) -> String {
                 "ephemeral nodes dump:\nSessions with Ephemerals ({}):",
                 eph.len()
             );
-            let mut sids: Vec<_> = eph.keys().collect();
-            sids.sort();
-            for sid in sids {
+            for (sid, paths) in &eph {
                 let _ = writeln!(s, "0x{sid:x}:");
-                for p in &eph[sid] {
+                for p in paths {
                     let _ = writeln!(s, "\t{p}");
                 }
             }

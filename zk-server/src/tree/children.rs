@@ -15,18 +15,41 @@ pub fn java_string_hash(s: &str) -> i32 {
         .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
 }
 
-/// The children of one node.
+/// The children of one node (also used for other sets Apache keeps as `HashSet<String>`).
 #[derive(Debug, Clone, Default)]
 pub struct ChildSet {
     entries: HashMap<String, u64>,
     next_seq: u64,
     capacity: usize,
+    /// Capacity of the first table (Java allocates it on the first insert); 0 means 8.
+    initial: usize,
 }
 
 impl ChildSet {
-    /// No children.
+    /// No children (a `new HashSet<>(8)`, as DataNode makes).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty set whose first table has `capacity` buckets (a power of two), e.g. 16 for
+    /// `new HashSet<>()`.
+    pub fn with_initial_capacity(capacity: usize) -> Self {
+        ChildSet {
+            initial: capacity.max(1).next_power_of_two(),
+            ..Self::default()
+        }
+    }
+
+    /// What a `clone()` of this set iterates like: Java rebuilds the table at the size
+    /// `tableSizeFor(n / 0.75 + 1)` and re-inserts in this set's iteration order.
+    pub fn java_copy(&self) -> ChildSet {
+        let n = self.entries.len();
+        let wanted = (n as f32 / 0.75f32 + 1.0f32) as usize;
+        let mut copy = ChildSet::with_initial_capacity(wanted.max(1).next_power_of_two());
+        for name in self.java_order() {
+            copy.insert(name);
+        }
+        copy
     }
 
     /// Adds a name; false if it was already there.
@@ -37,7 +60,7 @@ impl ChildSet {
         self.entries.insert(name, self.next_seq);
         self.next_seq += 1;
         if self.capacity == 0 {
-            self.capacity = 8;
+            self.capacity = if self.initial == 0 { 8 } else { self.initial };
         }
         while self.entries.len() > self.capacity * 3 / 4 {
             self.capacity *= 2;
@@ -67,7 +90,10 @@ impl ChildSet {
 
     /// Forgets every child (and the capacity, as a fresh Java set would).
     pub fn clear(&mut self) {
-        *self = ChildSet::default();
+        *self = ChildSet {
+            initial: self.initial,
+            ..ChildSet::default()
+        };
     }
 
     /// Names in no particular order (cheap).
@@ -139,5 +165,15 @@ mod tests {
         assert!(c.remove("x"));
         assert!(!c.remove("x"));
         assert_eq!(c.len(), 9);
+    }
+
+    #[test]
+    fn clone_rebuilds_a_smaller_table() {
+        // Apache 3.8 getEphemerals (a HashSet clone): capacity 4 for two entries.
+        let mut c = ChildSet::with_initial_capacity(16);
+        c.insert("/a/e-0000000002".into());
+        c.insert("/e".into());
+        assert_eq!(c.java_order(), vec!["/e", "/a/e-0000000002"]);
+        assert_eq!(c.java_copy().java_order(), vec!["/a/e-0000000002", "/e"]);
     }
 }

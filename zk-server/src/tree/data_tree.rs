@@ -30,7 +30,7 @@ pub struct Trigger {
 #[derive(Debug, Clone)]
 pub struct DataTree {
     nodes: HashMap<String, DataNode>,
-    ephemerals: HashMap<i64, BTreeSet<String>>,
+    ephemerals: HashMap<i64, ChildSet>,
     containers: BTreeSet<String>,
     ttls: BTreeSet<String>,
     /// One shared copy per distinct ACL list (Apache's ACL cache), keyed by its encoding.
@@ -136,14 +136,32 @@ impl DataTree {
         self.nodes.iter().map(|(p, n)| p.len() + n.data_len()).sum()
     }
 
-    /// Ephemerals of a session.
-    pub fn ephemerals(&self, session: i64) -> BTreeSet<String> {
-        self.ephemerals.get(&session).cloned().unwrap_or_default()
+    /// Ephemerals of a session, in the order Apache's `getEphemerals` copy iterates them.
+    pub fn ephemerals(&self, session: i64) -> Vec<String> {
+        self.ephemerals
+            .get(&session)
+            .map(|s| s.java_copy().java_order())
+            .unwrap_or_default()
     }
 
-    /// All sessions with ephemerals.
-    pub fn ephemerals_by_session(&self) -> &HashMap<i64, BTreeSet<String>> {
-        &self.ephemerals
+    /// The copy of a session's ephemeral set Apache's closeSession starts from.
+    pub fn ephemerals_set(&self, session: i64) -> ChildSet {
+        self.ephemerals
+            .get(&session)
+            .map(|s| s.java_copy())
+            .unwrap_or_else(|| ChildSet::with_initial_capacity(16))
+    }
+
+    /// All sessions with ephemerals, each with its paths sorted (for `dump`).
+    pub fn ephemerals_by_session(&self) -> std::collections::BTreeMap<i64, Vec<String>> {
+        self.ephemerals
+            .iter()
+            .map(|(s, set)| {
+                let mut v: Vec<String> = set.iter().cloned().collect();
+                v.sort();
+                (*s, v)
+            })
+            .collect()
     }
 
     /// Container node paths.
@@ -177,7 +195,10 @@ impl DataTree {
         match NodeKind::from_owner(owner) {
             NodeKind::Persistent => {}
             NodeKind::Ephemeral(s) => {
-                self.ephemerals.entry(s).or_default().insert(p.to_string());
+                self.ephemerals
+                    .entry(s)
+                    .or_insert_with(|| ChildSet::with_initial_capacity(16))
+                    .insert(p.to_string());
             }
             NodeKind::Container => {
                 self.containers.insert(p.to_string());
@@ -481,7 +502,7 @@ mod tests {
         let mut tr = Vec::new();
         t.create_node("/e", None, vec![], 77, -1, 2, 0, &mut tr)
             .unwrap();
-        assert!(t.ephemerals(77).contains("/e"));
+        assert_eq!(t.ephemerals(77), vec!["/e".to_string()]);
         t.delete_node("/e", 3, &mut tr).unwrap();
         assert!(t.ephemerals(77).is_empty());
     }
