@@ -28,7 +28,7 @@ fn shapes() -> Vec<(usize, usize)> {
 
 #[test]
 fn seeded_schedules_keep_every_invariant() {
-    let per_shape = env_u64("ZK_SIM_SCHEDULES").unwrap_or(200);
+    let per_shape = env_u64("ZK_SIM_SCHEDULES").unwrap_or(500);
     let only = env_u64("ZK_SIM_SEED");
     let started = Instant::now();
     let mut schedules = 0u64;

@@ -1,1 +1,12 @@
-//! Tokio wire layer (being built).
+//! The tokio wire layer: thin drivers moving bytes between sockets and the sans-IO cores.
+//!
+//! - [`election`]: election connections (QuorumCnxManager semantics: the handshake, one
+//!   connection per pair, the larger sid keeps it, length-prefixed notifications).
+//! - [`packet_codec`]: leader-learner framing (QuorumPackets written back to back as jute
+//!   records, as Apache does: no length prefix).
+
+pub mod election;
+pub mod packet_codec;
+
+pub use election::ElectionNet;
+pub use packet_codec::QuorumPacketCodec;

@@ -65,3 +65,6 @@ pub struct Ctx<'a> {
     /// Actions produced so far.
     pub out: &'a mut Vec<super::Action>,
 }
+
+#[cfg(test)]
+mod tests;
