@@ -4,7 +4,10 @@
 //!   connection per pair, the larger sid keeps it, length-prefixed notifications).
 //! - [`packet_codec`]: leader-learner framing (QuorumPackets written back to back as jute
 //!   records, as Apache does: no length prefix).
+//! - [`driver`]: a whole peer over tokio, with the caller's database and disk behind
+//!   [`driver::Replica`].
 
+pub mod driver;
 pub mod election;
 pub mod packet_codec;
 

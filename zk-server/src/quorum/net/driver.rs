@@ -1,0 +1,427 @@
+//! The tokio driver of a whole [`QuorumPeer`]: election connections, the quorum port,
+//! leader-learner connections, timers and the caller's replica (database + disk).
+//!
+//! The driver owns the peer in one task; everything else talks to it through channels.
+//! Disk writes are performed synchronously through [`Replica`], so `Persist` is confirmed
+//! to the peer right after the batch of actions that produced it.
+//!
+//! Wire: election as in [`super::election`]; leader-learner QuorumPackets as bare jute
+//! records. SNAP is followed by the caller's snapshot as one jute buffer (`int length` +
+//! bytes): the server core must switch this to Apache's raw DataTree stream for
+//! interoperability with Apache learners.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::codec::FramedRead;
+use zk_proto::jute::{JuteWrite, Record};
+use zk_proto::quorum::{QuorumPacket, QuorumPacketType};
+
+use super::election::ElectionNet;
+use super::packet_codec::QuorumPacketCodec;
+use crate::quorum::zab::leader::ProposeError;
+use crate::quorum::zab::{DiskState, Proposal};
+use crate::quorum::{Action, ConnId, PeerState, QuorumConfig, QuorumPeer, Sid, ZabMessage, Zxid};
+
+/// Largest snapshot accepted from a leader.
+const MAX_SNAPSHOT: usize = 1 << 30;
+
+/// The caller's database and disk, as the driver needs them.
+pub trait Replica: Send + 'static {
+    /// Appends a txn to the log and makes it durable.
+    fn persist(&mut self, p: &Proposal);
+    /// Applies a committed txn to the database.
+    fn apply(&mut self, p: &Proposal);
+    /// Serializes the database (as of the last applied txn).
+    fn snapshot(&self) -> Bytes;
+    /// Replaces the database with a leader's snapshot, durably.
+    fn install_snapshot(&mut self, zxid: Zxid, data: Bytes);
+    /// Drops logged txns after `zxid` and reloads the database to `zxid`.
+    fn truncate(&mut self, zxid: Zxid);
+    /// Durably records acceptedEpoch.
+    fn save_accepted_epoch(&mut self, e: i64);
+    /// Durably records currentEpoch.
+    fn save_current_epoch(&mut self, e: i64);
+}
+
+/// What the driver publishes about the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// Current state.
+    pub state: PeerState,
+    /// The leader, when known.
+    pub leader: Option<Sid>,
+    /// Whether clients may be served.
+    pub serving: bool,
+}
+
+enum Command {
+    Propose(Bytes, oneshot::Sender<Result<Zxid, ProposeError>>),
+}
+
+enum NetEvent {
+    LeaderConnected(ConnId, mpsc::UnboundedSender<ZabMessage>),
+    LearnerConnected(ConnId, mpsc::UnboundedSender<ZabMessage>),
+    Message(ConnId, bool, ZabMessage),
+    Closed(ConnId, bool),
+}
+
+/// A running peer.
+pub struct PeerHandle {
+    cmds: mpsc::UnboundedSender<Command>,
+    status: watch::Receiver<PeerStatus>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PeerHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl PeerHandle {
+    /// The latest status.
+    pub fn status(&self) -> PeerStatus {
+        *self.status.borrow()
+    }
+
+    /// Waits until `f` holds for the status, or `timeout` passes.
+    pub async fn wait_for(&mut self, timeout: Duration, f: impl Fn(&PeerStatus) -> bool) -> bool {
+        tokio::time::timeout(timeout, self.status.wait_for(|s| f(s)))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Proposes a serialized txn (leader only); resolves once it is proposed.
+    pub async fn propose(&self, data: Bytes) -> Result<Zxid, ProposeError> {
+        let (tx, rx) = oneshot::channel();
+        if self.cmds.send(Command::Propose(data, tx)).is_err() {
+            return Err(ProposeError::NotEstablished);
+        }
+        rx.await.unwrap_or(Err(ProposeError::NotEstablished))
+    }
+
+    /// Stops the peer at once (like a crash: connections drop, nothing is flushed).
+    pub fn kill(self) {
+        self.task.abort();
+    }
+}
+
+/// Network addresses of the ensemble.
+#[derive(Debug, Clone)]
+pub struct PeerAddrs {
+    /// Election address of every server.
+    pub election: BTreeMap<Sid, SocketAddr>,
+    /// Quorum (leader-learner) address of every server.
+    pub quorum: BTreeMap<Sid, SocketAddr>,
+}
+
+/// Starts a peer on already-bound listeners.
+pub fn spawn_peer<R: Replica>(
+    cfg: QuorumConfig,
+    disk: DiskState,
+    replica: R,
+    election_listener: TcpListener,
+    quorum_listener: TcpListener,
+    addrs: PeerAddrs,
+) -> PeerHandle {
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (status_tx, status_rx) = watch::channel(PeerStatus {
+        state: PeerState::Looking,
+        leader: None,
+        serving: false,
+    });
+    let task = tokio::spawn(run(
+        cfg,
+        disk,
+        replica,
+        election_listener,
+        quorum_listener,
+        addrs,
+        cmd_rx,
+        status_tx,
+    ));
+    PeerHandle {
+        cmds: cmd_tx,
+        status: status_rx,
+        task,
+    }
+}
+
+fn encode(msg: &ZabMessage) -> Bytes {
+    let mut b = BytesMut::new();
+    match msg {
+        ZabMessage::Packet(p) => p.write(&mut b),
+        ZabMessage::Snapshot { zxid, data } => {
+            QuorumPacket {
+                packet_type: QuorumPacketType::Snap,
+                zxid: *zxid,
+                data: None,
+                authinfo: None,
+            }
+            .write(&mut b);
+            b.write_buffer(data);
+        }
+    }
+    b.freeze()
+}
+
+fn spawn_conn(
+    stream: TcpStream,
+    conn: ConnId,
+    to_leader_side: bool,
+    events: mpsc::UnboundedSender<NetEvent>,
+) -> mpsc::UnboundedSender<ZabMessage> {
+    let _ = stream.set_nodelay(true);
+    let (rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<ZabMessage>();
+    let ev = events.clone();
+    tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            if wr.write_all(&encode(&m)).await.is_err() {
+                break;
+            }
+        }
+        let _ = ev.send(NetEvent::Closed(conn, to_leader_side));
+    });
+    tokio::spawn(read_conn(rd, conn, to_leader_side, events));
+    tx
+}
+
+async fn read_conn(
+    rd: OwnedReadHalf,
+    conn: ConnId,
+    leader_side: bool,
+    events: mpsc::UnboundedSender<NetEvent>,
+) {
+    let mut framed = FramedRead::new(rd, QuorumPacketCodec::default());
+    while let Some(Ok(p)) = framed.next().await {
+        let msg = if p.packet_type == QuorumPacketType::Snap {
+            // The snapshot follows as one jute buffer.
+            let mut parts = framed.into_parts();
+            let mut buf = std::mem::take(&mut parts.read_buf);
+            while buf.len() < 4 {
+                if parts.io.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+                    let _ = events.send(NetEvent::Closed(conn, leader_side));
+                    return;
+                }
+            }
+            let len = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+            if len < 0 || len as usize > MAX_SNAPSHOT {
+                let _ = events.send(NetEvent::Closed(conn, leader_side));
+                return;
+            }
+            let need = 4 + len as usize;
+            while buf.len() < need {
+                if parts.io.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+                    let _ = events.send(NetEvent::Closed(conn, leader_side));
+                    return;
+                }
+            }
+            let mut snap = buf.split_to(need);
+            let data = snap.split_off(4).freeze();
+            framed = FramedRead::new(parts.io, QuorumPacketCodec::default());
+            framed.read_buffer_mut().extend_from_slice(&buf);
+            ZabMessage::Snapshot { zxid: p.zxid, data }
+        } else {
+            ZabMessage::Packet(p)
+        };
+        if events
+            .send(NetEvent::Message(conn, leader_side, msg))
+            .is_err()
+        {
+            return;
+        }
+    }
+    let _ = events.send(NetEvent::Closed(conn, leader_side));
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run<R: Replica>(
+    cfg: QuorumConfig,
+    disk: DiskState,
+    mut replica: R,
+    election_listener: TcpListener,
+    quorum_listener: TcpListener,
+    addrs: PeerAddrs,
+    mut cmds: mpsc::UnboundedReceiver<Command>,
+    status: watch::Sender<PeerStatus>,
+) {
+    let start = tokio::time::Instant::now();
+    let now = || start.elapsed().as_millis() as u64;
+    let me = cfg.my_sid;
+    let mut net = ElectionNet::start(me, election_listener, addrs.election.clone());
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<NetEvent>();
+    let accept_tx = ev_tx.clone();
+    let acceptor = tokio::spawn(async move {
+        let mut next: u64 = 0;
+        while let Ok((s, _)) = quorum_listener.accept().await {
+            next += 1;
+            let conn = (1u64 << 63) | next;
+            let tx = spawn_conn(s, conn, true, accept_tx.clone());
+            if accept_tx
+                .send(NetEvent::LearnerConnected(conn, tx))
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let _acceptor_guard = AbortOnDrop(acceptor);
+    let (mut peer, first) = QuorumPeer::new(cfg, disk, now());
+    let mut writers: BTreeMap<ConnId, mpsc::UnboundedSender<ZabMessage>> = BTreeMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let mut pending = first;
+    loop {
+        // Perform actions until none are left (persist confirmations may produce more).
+        while !pending.is_empty() {
+            let mut persisted: Option<Zxid> = None;
+            for a in std::mem::take(&mut pending) {
+                match a {
+                    Action::SendNotification { to, n } => net.send(to, &n),
+                    Action::ConnectLeader { leader, conn } => {
+                        let addr = addrs.quorum.get(&leader).copied();
+                        let tx = ev_tx.clone();
+                        tokio::spawn(async move {
+                            let s = match addr {
+                                Some(a) => {
+                                    tokio::time::timeout(
+                                        Duration::from_secs(2),
+                                        TcpStream::connect(a),
+                                    )
+                                    .await
+                                }
+                                None => return,
+                            };
+                            match s {
+                                Ok(Ok(s)) => {
+                                    let w = spawn_conn(s, conn, false, tx.clone());
+                                    let _ = tx.send(NetEvent::LeaderConnected(conn, w));
+                                }
+                                _ => {
+                                    let _ = tx.send(NetEvent::Closed(conn, false));
+                                }
+                            }
+                        });
+                    }
+                    Action::Send { conn, msg } => {
+                        if let Some(w) = writers.get(&conn) {
+                            let _ = w.send(msg);
+                        }
+                    }
+                    Action::SendSnapshot { conn, zxid } => {
+                        if let Some(w) = writers.get(&conn) {
+                            let _ = w.send(ZabMessage::Snapshot {
+                                zxid,
+                                data: replica.snapshot(),
+                            });
+                        }
+                    }
+                    Action::Close { conn } => {
+                        writers.remove(&conn);
+                    }
+                    Action::Persist(p) => {
+                        replica.persist(&p);
+                        persisted = Some(p.zxid);
+                    }
+                    Action::Truncate(z) => replica.truncate(z),
+                    Action::InstallSnapshot { zxid, data } => replica.install_snapshot(zxid, data),
+                    Action::Deliver(p) => replica.apply(&p),
+                    Action::SaveAcceptedEpoch(e) => replica.save_accepted_epoch(e),
+                    Action::SaveCurrentEpoch(e) => replica.save_current_epoch(e),
+                    Action::StateChanged {
+                        state,
+                        leader,
+                        serving,
+                    } => {
+                        let _ = status.send(PeerStatus {
+                            state,
+                            leader,
+                            serving,
+                        });
+                    }
+                    Action::LearnerRequest { conn, packet, .. } => {
+                        // Forwarded writes belong to the server core; syncs are answered here.
+                        if packet.packet_type == QuorumPacketType::Request {
+                            pending_later(&mut pending, peer.sync_request(now(), conn));
+                        }
+                    }
+                    Action::Revalidate {
+                        conn, session_id, ..
+                    } => {
+                        pending_later(
+                            &mut pending,
+                            peer.revalidate_reply(now(), conn, session_id, true),
+                        );
+                    }
+                    Action::SessionsTouched { .. }
+                    | Action::Revalidated { .. }
+                    | Action::SyncDone => {}
+                }
+            }
+            if let Some(z) = persisted {
+                pending.extend(peer.on_persisted(now(), z));
+            }
+        }
+        tokio::select! {
+            m = net.recv() => match m {
+                Some((from, n)) => pending = peer.on_notification(now(), from, &n),
+                None => return,
+            },
+            e = ev_rx.recv() => match e {
+                Some(NetEvent::LeaderConnected(conn, w)) => {
+                    writers.insert(conn, w);
+                    pending = peer.on_leader_connected(now(), conn);
+                }
+                Some(NetEvent::LearnerConnected(conn, w)) => {
+                    writers.insert(conn, w);
+                    pending = peer.on_learner_connected(now(), conn);
+                }
+                Some(NetEvent::Message(conn, leader_side, m)) => {
+                    pending = if leader_side {
+                        peer.on_learner_message(now(), conn, m)
+                    } else {
+                        peer.on_leader_message(now(), conn, m)
+                    };
+                }
+                Some(NetEvent::Closed(conn, leader_side)) => {
+                    writers.remove(&conn);
+                    pending = if leader_side {
+                        peer.on_learner_disconnected(now(), conn)
+                    } else {
+                        peer.on_leader_disconnected(now(), conn)
+                    };
+                }
+                None => return,
+            },
+            c = cmds.recv() => match c {
+                Some(Command::Propose(data, reply)) => {
+                    let (r, out) = peer.propose(now(), data);
+                    pending = out;
+                    let _ = reply.send(r);
+                }
+                None => return,
+            },
+            _ = tick.tick() => pending = peer.tick(now()),
+        }
+    }
+}
+
+fn pending_later(pending: &mut Vec<Action>, more: Vec<Action>) {
+    pending.extend(more);
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
