@@ -348,8 +348,10 @@ async fn run<R: Replica>(
                         });
                     }
                     Action::LearnerRequest { conn, packet, .. } => {
-                        // Forwarded writes belong to the server core; syncs are answered here.
-                        if packet.packet_type == QuorumPacketType::Request {
+                        // REQUEST data: sessionId, cxid, type, request. Forwarded writes
+                        // belong to the server core (not wired here yet); syncs are
+                        // answered once everything proposed before them is committed.
+                        if request_type(&packet) == Some(zk_proto::OpCode::Sync.to_i32()) {
                             pending_later(&mut pending, peer.sync_request(now(), conn));
                         }
                     }
@@ -412,6 +414,13 @@ async fn run<R: Replica>(
             _ = tick.tick() => pending = peer.tick(now()),
         }
     }
+}
+
+/// The op type of a forwarded REQUEST.
+fn request_type(p: &QuorumPacket) -> Option<i32> {
+    let d = p.data.as_deref()?;
+    let b = d.get(12..16)?;
+    Some(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 fn pending_later(pending: &mut Vec<Action>, more: Vec<Action>) {

@@ -70,6 +70,7 @@ struct Pair {
     learner: Learner,
     lout: Vec<Action>,
     fout: Vec<Action>,
+    now: u64,
 }
 
 impl Pair {
@@ -124,6 +125,7 @@ impl Pair {
             learner,
             lout,
             fout,
+            now: 1,
         }
     }
 
@@ -138,7 +140,7 @@ impl Pair {
             }
             for m in to_leader {
                 let mut ctx = Ctx {
-                    now: 1,
+                    now: self.now,
                     cfg: &self.lcfg,
                     history: &mut self.lh,
                     out: &mut self.lout,
@@ -150,7 +152,7 @@ impl Pair {
                     seen.push((p.packet_type, p.zxid));
                 }
                 let mut ctx = Ctx {
-                    now: 1,
+                    now: self.now,
                     cfg: &self.fcfg,
                     history: &mut self.fh,
                     out: &mut self.fout,
@@ -292,4 +294,55 @@ fn a_follower_more_recent_than_the_leader_is_refused() {
         .iter()
         .any(|a| matches!(a, Action::Close { conn: 7 })));
     assert!(!pair.leader.is_established());
+}
+
+#[test]
+fn leader_steps_down_and_learner_gives_up_without_traffic() {
+    let mut pair = Pair::new(disk(1, vec![p(1, 1)]), disk(1, vec![p(1, 1)]));
+    pair.pump();
+    pair.follower_fsync();
+    pair.pump();
+    assert!(pair.leader.is_established() && pair.learner.is_serving());
+    // Pings flow every half tick while the follower answers.
+    let tick = pair.lcfg.tick_time;
+    for t in 1..=20 {
+        pair.now = t * tick / 2;
+        let mut ctx = Ctx {
+            now: pair.now,
+            cfg: &pair.lcfg,
+            history: &mut pair.lh,
+            out: &mut pair.lout,
+        };
+        pair.leader.tick(&mut ctx).unwrap();
+        let seen = pair.pump();
+        assert!(seen.contains(&(T::Ping, make_zxid(2, 0))), "{seen:?}");
+    }
+    // Silence: the leader drops the learner after syncLimit ticks and then steps down.
+    let base = 10 * tick;
+    let mut ended = None;
+    for t in 1..=40 {
+        let mut ctx = Ctx {
+            now: base + t * tick / 2,
+            cfg: &pair.lcfg,
+            history: &mut pair.lh,
+            out: &mut pair.lout,
+        };
+        if let Err(e) = pair.leader.tick(&mut ctx) {
+            ended = Some((t * tick / 2, e));
+            break;
+        }
+    }
+    let (after, why) = ended.expect("leader stepped down");
+    assert!(after > pair.lcfg.sync_timeout() && after <= pair.lcfg.sync_timeout() + 2 * tick);
+    assert!(why.0.contains("not sufficient followers synced"), "{why}");
+    // The follower, hearing nothing either, gives up after syncLimit ticks.
+    let mut ctx = Ctx {
+        now: base + pair.fcfg.sync_timeout(),
+        cfg: &pair.fcfg,
+        history: &mut pair.fh,
+        out: &mut pair.fout,
+    };
+    assert!(pair.learner.tick(&mut ctx).is_ok());
+    ctx.now += 2 * tick;
+    assert!(pair.learner.tick(&mut ctx).is_err());
 }
