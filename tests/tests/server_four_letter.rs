@@ -60,7 +60,7 @@ async fn reports_reflect_server_state() {
     let mntr = fl(s.port(), "mntr").await;
     assert!(mntr.contains("zk_ephemerals_count\t1\n"), "{mntr}");
     assert!(mntr.contains("zk_watch_count\t2\n"), "{mntr}");
-    assert!(mntr.contains("zk_znode_count\t6\n"), "{mntr}");
+    assert!(mntr.contains("zk_znode_count\t7\n"), "{mntr}");
     let srvr = fl(s.port(), "srvr").await;
     assert!(srvr.contains("Connections: 2\n"), "{srvr}");
     assert!(
@@ -68,7 +68,7 @@ async fn reports_reflect_server_state() {
         "{srvr}"
     );
     assert_eq!(fl(s.port(), "srst").await, "Server stats reset.\n");
-    assert!(fl(s.port(), "srvr").await.contains("Received: 0\n"));
+    assert!(fl(s.port(), "srvr").await.contains("Received: 1\n"));
     assert_eq!(fl(s.port(), "crst").await, "Connection stats reset.\n");
     assert_eq!(fl(s.port(), "isro").await, "rw");
     assert!(fl(s.port(), "envi")

@@ -493,6 +493,8 @@ impl Core {
             CoreMsg::FourLetter { cmd, peer, reply } => {
                 let text = self.four_letter(&cmd, peer);
                 let _ = reply.send(text);
+                // ... and its answer as a sent one (seen by the next command).
+                self.stats.packets_sent += 1;
             }
             CoreMsg::Committed(r) => {
                 self.store_busy = false;
@@ -524,6 +526,8 @@ impl Core {
     }
 
     fn four_letter(&mut self, cmd: &str, peer: SocketAddr) -> String {
+        // Apache counts the command as a received packet.
+        self.stats.packets_received += 1;
         match cmd {
             "srst" => self.stats.reset(),
             "crst" => {
@@ -579,6 +583,9 @@ impl Core {
                             c.stats.last_latency = ms;
                             c.stats.last_op = op_name(op);
                             c.stats.last_zxid = header.zxid;
+                            if header.xid >= 0 {
+                                c.stats.last_cxid = i64::from(header.xid);
+                            }
                             if c.stats.queued > 0 {
                                 c.stats.queued -= 1;
                                 self.throttle.done(1);

@@ -60,6 +60,8 @@ pub struct ConnStats {
     pub timeout: i32,
     /// Last zxid sent in a reply.
     pub last_zxid: i64,
+    /// Last request xid (special xids excluded).
+    pub last_cxid: i64,
     /// Last opcode name.
     pub last_op: &'static str,
     /// Last request's latency, ms.
@@ -84,6 +86,7 @@ impl ConnStats {
             session: None,
             timeout: 0,
             last_zxid: -1,
+            last_cxid: -1,
             last_op: "NA",
             last_latency: 0,
             latency: ServerStats::default(),
@@ -98,6 +101,7 @@ impl ConnStats {
         self.received = 0;
         self.sent = 0;
         self.last_zxid = -1;
+        self.last_cxid = -1;
         self.last_op = "NA";
         self.last_latency = 0;
         self.latency.reset();

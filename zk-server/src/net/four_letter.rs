@@ -27,11 +27,28 @@ pub struct View<'a> {
     pub dir_sizes: (u64, u64),
 }
 
+/// A double as Apache prints its averages: rounded to 4 decimals, Java's `toString`
+/// (`0.0`, `3.0`, `2.5588`).
+fn java_double(v: f64) -> String {
+    let r = (v * 10_000.0).round() / 10_000.0;
+    let s = format!("{r}");
+    if s.contains('.') {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+/// Apache's "Node count": its node map holds the root twice (as "" and "/").
+fn node_count(v: &View) -> usize {
+    v.core.db.tree.node_count() + 1
+}
+
 fn latency_line(s: &ServerStats) -> String {
     format!(
-        "Latency min/avg/max: {}/{:.4}/{}\n",
+        "Latency min/avg/max: {}/{}/{}\n",
         s.min_latency,
-        s.avg_latency(),
+        java_double(s.avg_latency()),
         s.max_latency
     )
 }
@@ -49,15 +66,16 @@ fn conn_line(c: &ConnStats, full: bool) -> String {
         if let Some(sid) = c.session {
             let _ = write!(
                 s,
-                ",sid=0x{sid:x},lop={},est={},to={},lzxid=0x{:x},lresp={},llat={},minlat={},avglat={:.4},maxlat={}",
+                ",sid=0x{sid:x},lop={},est={},to={},lcxid=0x{:x},lzxid=0x{:x},lresp={},llat={},minlat={},avglat={},maxlat={}",
                 c.last_op,
                 c.established,
                 c.timeout,
+                c.last_cxid,
                 c.last_zxid,
                 c.established,
                 c.last_latency,
                 c.latency.min_latency,
-                c.latency.avg_latency(),
+                c.latency.avg_latency() as u64,
                 c.latency.max_latency
             );
         }
@@ -75,7 +93,7 @@ fn server_summary(v: &View) -> String {
         v.conns.len(),
         v.outstanding,
         v.core.db.last_zxid(),
-        v.core.db.tree.node_count()
+        node_count(v)
     )
 }
 
@@ -202,9 +220,9 @@ pub fn render(cmd: &str, v: &View) -> String {
                 ("zk_server_state", "standalone".into()),
                 ("zk_ephemerals_count", eph.to_string()),
                 ("zk_num_alive_connections", v.conns.len().to_string()),
-                ("zk_avg_latency", format!("{:.4}", v.stats.avg_latency())),
+                ("zk_avg_latency", java_double(v.stats.avg_latency())),
                 ("zk_outstanding_requests", v.outstanding.to_string()),
-                ("zk_znode_count", db.tree.node_count().to_string()),
+                ("zk_znode_count", node_count(v).to_string()),
                 ("zk_global_sessions", db.sessions().len().to_string()),
                 ("zk_packets_sent", v.stats.packets_sent.to_string()),
                 ("zk_packets_received", v.stats.packets_received.to_string()),
@@ -225,5 +243,17 @@ pub fn render(cmd: &str, v: &View) -> String {
             s
         }
         other => format!("Unknown command {other}\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::java_double;
+
+    #[test]
+    fn doubles_print_like_java() {
+        assert_eq!(java_double(0.0), "0.0");
+        assert_eq!(java_double(3.0), "3.0");
+        assert_eq!(java_double(2.558_823), "2.5588");
     }
 }
