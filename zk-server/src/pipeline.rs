@@ -354,6 +354,10 @@ impl Processor {
             self.bind(conn, session, &mut out);
             let zxid = self.take_zxid();
             let e = self.prep.create_session(session, timeout, zxid, now);
+            self.queues
+                .entry(session)
+                .or_default()
+                .push_back(Queued::Write { zxid });
             self.propose(
                 e,
                 Some(Waiter::Connect {
@@ -724,9 +728,6 @@ impl Processor {
                 session,
                 timeout,
             }) => {
-                if self.mode == WriteMode::Forward {
-                    self.drain_reads(session, out);
-                }
                 out.push(Output::Connected {
                     conn,
                     resp: ConnectResponse {
@@ -740,6 +741,13 @@ impl Processor {
                         },
                     },
                 });
+                // Requests pipelined behind the handshake run once it is answered.
+                if let Some(q) = self.queues.get_mut(&session) {
+                    if matches!(q.front(), Some(Queued::Write { zxid }) if *zxid == res.zxid) {
+                        q.pop_front();
+                    }
+                }
+                self.drain_reads(session, out);
             }
             Some(Waiter::Request {
                 conn,
@@ -975,6 +983,20 @@ mod tests {
             })
             .collect();
         assert_eq!(xids, vec![(1, ErrorCode::Ok), (2, ErrorCode::Ok)]);
+    }
+
+    #[test]
+    fn requests_pipelined_behind_the_handshake_wait_for_it() {
+        let mut p = Processor::new(ZkDatabase::new(), CoreSettings::default(), 1000);
+        let txns = proposals(&p.connect(1, "127.0.0.1", &connect_req(), 1000));
+        let read = Request::Exists(PathWatchRequest {
+            path: "/".into(),
+            watch: false,
+        });
+        assert!(p.request(1, 1, read, 1000).is_empty());
+        let out = p.committed(&txns, 1001);
+        assert!(matches!(out[0], Output::Connected { .. }));
+        assert!(matches!(&out[1], Output::Reply { header, .. } if header.xid == 1));
     }
 
     #[test]
