@@ -28,7 +28,7 @@ fn shapes() -> Vec<(usize, usize)> {
 
 #[test]
 fn seeded_schedules_keep_every_invariant() {
-    let per_shape = env_u64("ZK_SIM_SCHEDULES").unwrap_or(500);
+    let per_shape = env_u64("ZK_SIM_SCHEDULES").unwrap_or(400);
     let only = env_u64("ZK_SIM_SEED");
     let started = Instant::now();
     let mut schedules = 0u64;
@@ -80,4 +80,29 @@ fn a_seed_replays_exactly() {
     assert_eq!(a.stats.steps, b.stats.steps);
     assert_eq!(a.stats.committed, b.stats.committed);
     assert_eq!(a.stats.sim_ms, b.stats.sim_ms);
+}
+
+#[test]
+fn harsh_networks_keep_every_invariant() {
+    // Heavy loss and duplication, slow links and disks, a long fault phase.
+    let per_shape = env_u64("ZK_SIM_SCHEDULES")
+        .map(|n| n / 10)
+        .unwrap_or(30)
+        .max(1);
+    for (voters, observers) in [(3, 1), (5, 0), (7, 2)] {
+        let mut cfg = SimConfig::small(voters, observers);
+        cfg.drop_rate = 0.3;
+        cfg.dup_rate = 0.2;
+        cfg.max_delay = 60;
+        cfg.max_fsync = 40;
+        cfg.fault_time = 8_000;
+        cfg.fault_interval = (50, 400);
+        cfg.heal_time = 40_000;
+        for i in 0..per_shape {
+            let seed = 0xBAD << 32 | (voters as u64) << 16 | i;
+            if let Err(f) = run(&cfg, seed) {
+                panic!("{f}\nharsh config, seed {seed}");
+            }
+        }
+    }
 }
