@@ -218,3 +218,20 @@ impl XorShift {
         (0..n).map(|_| self.next() as u8).collect()
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_pings_do_not_leak_throttle_slots() {
+    let s = TestServer::start_with(|c| c.global_outstanding_limit = 3).await;
+    let mut c = RawClient::connect(s.addr()).await;
+    for _ in 0..3 {
+        for _ in 0..10 {
+            c.send_xid(zk_proto::xid::PING, &Request::Ping).await;
+        }
+        for _ in 0..10 {
+            let r = c.recv().await;
+            assert_eq!((r.header.xid, r.err()), (-2, ErrorCode::Ok));
+        }
+    }
+    // Had the replies not released their slots, the reader would now be stuck.
+    assert_eq!(c.exists("/", false).await.err(), ErrorCode::Ok);
+}

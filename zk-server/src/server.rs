@@ -317,7 +317,8 @@ struct Core {
     config: ServerConfig,
     throttle: Arc<Throttle>,
     started: i64,
-    in_flight: HashMap<(ConnId, i32), (Instant, OpCode)>,
+    /// Requests awaiting their reply, by connection and xid (several pings may share one).
+    in_flight: HashMap<(ConnId, i32), std::collections::VecDeque<(Instant, OpCode)>>,
     last_purge: i64,
 }
 
@@ -453,7 +454,10 @@ impl Core {
                 } else {
                     xid
                 };
-                self.in_flight.insert((conn, key), (Instant::now(), op));
+                self.in_flight
+                    .entry((conn, key))
+                    .or_default()
+                    .push_back((Instant::now(), op));
                 let out = self.processor.request(conn, xid, req, now);
                 self.outputs(out);
             }
@@ -467,7 +471,9 @@ impl Core {
                     c.stats.queued += 1;
                 }
                 self.in_flight
-                    .insert((conn, xid), (Instant::now(), OpCode::Error));
+                    .entry((conn, xid))
+                    .or_default()
+                    .push_back((Instant::now(), OpCode::Error));
                 let (zxid, err) = if marshalling {
                     (self.processor.db.last_zxid(), ErrorCode::MarshallingError)
                 } else {
@@ -575,7 +581,17 @@ impl Core {
                     tracing::error!("standalone server asked to forward a write");
                 }
                 Output::Reply { conn, header, body } => {
-                    if let Some((t, op)) = self.in_flight.remove(&(conn, header.xid)) {
+                    let started = match self.in_flight.get_mut(&(conn, header.xid)) {
+                        Some(q) => {
+                            let first = q.pop_front();
+                            if q.is_empty() {
+                                self.in_flight.remove(&(conn, header.xid));
+                            }
+                            first
+                        }
+                        None => None,
+                    };
+                    if let Some((t, op)) = started {
                         let ms = t.elapsed().as_millis() as u64;
                         self.stats.record_latency(ms);
                         if let Some(c) = self.conns.get_mut(&conn) {
