@@ -40,11 +40,12 @@ async fn reports_reflect_server_state() {
     let sid = format!("0x{:x}", c.session_id);
 
     let wchs = fl(s.port(), "wchs").await;
-    assert_eq!(wchs, "1 connections watching 1 paths\nTotal watches:2\n");
+    // Like Apache, the watch reports cover data watches only.
+    assert_eq!(wchs, "1 connections watching 1 paths\nTotal watches:1\n");
     let wchc = fl(s.port(), "wchc").await;
-    assert_eq!(wchc, format!("{sid}\n\t/w\n"));
+    assert_eq!(wchc, format!("{sid}\n\t/w\n\n"));
     let wchp = fl(s.port(), "wchp").await;
-    assert_eq!(wchp, format!("/w\n\t{sid}\n"));
+    assert_eq!(wchp, format!("/w\n\t{sid}\n\n"));
     let dump = fl(s.port(), "dump").await;
     assert!(
         dump.starts_with("SessionTracker dump:\nSession Sets ("),

@@ -556,6 +556,7 @@ impl Core {
             conns,
             outstanding: self.throttle.current(),
             uptime_ms: now_ms() - self.started,
+            now_ms: now_ms(),
             dir_sizes: (
                 crate::store::dir_size(&self.config.data_dir),
                 crate::store::dir_size(&self.config.data_log_dir),

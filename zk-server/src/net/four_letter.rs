@@ -25,6 +25,39 @@ pub struct View<'a> {
     pub uptime_ms: i64,
     /// Snapshot and log bytes.
     pub dir_sizes: (u64, u64),
+    /// Wall clock, ms.
+    pub now_ms: i64,
+}
+
+/// `java.util.Date.toString()` in UTC, e.g. `Mon Nov 23 14:54:11 UTC 2026`.
+pub fn java_date(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1).clamp(0, 11) as usize],
+        day,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        year
+    )
 }
 
 /// A double as Apache prints its averages: rounded to 4 decimals, Java's `toString`
@@ -152,30 +185,31 @@ pub fn render(cmd: &str, v: &View) -> String {
             "datadir_size: {}\nlogdir_size: {}\n",
             v.dir_sizes.0, v.dir_sizes.1
         ),
-        "wchs" => format!(
-            "{} connections watching {} paths\nTotal watches:{}\n",
-            v.core.watches.watcher_count(),
-            v.core.watches.path_count(),
-            v.core.watches.count()
-        ),
+        // Apache reports only its data-watch table here.
+        "wchs" => {
+            let (watchers, paths, total) = v.core.watches.data_summary();
+            format!("{watchers} connections watching {paths} paths\nTotal watches:{total}\n")
+        }
         "wchc" => {
             let mut s = String::new();
-            for (sid, paths) in v.core.watches.by_session() {
+            for (sid, paths) in v.core.watches.data_by_session() {
                 let _ = writeln!(s, "0x{sid:x}");
                 for p in paths {
                     let _ = writeln!(s, "\t{p}");
                 }
             }
+            s.push('\n');
             s
         }
         "wchp" => {
             let mut s = String::new();
-            for (p, sids) in v.core.watches.by_path() {
+            for (p, sids) in v.core.watches.data_by_path() {
                 let _ = writeln!(s, "{p}");
                 for sid in sids {
                     let _ = writeln!(s, "\t0x{sid:x}");
                 }
             }
+            s.push('\n');
             s
         }
         "dump" => {
@@ -187,7 +221,7 @@ pub fn render(cmd: &str, v: &View) -> String {
                 total
             );
             for (t, ids) in &buckets {
-                let _ = writeln!(s, "{} expire at {}:", ids.len(), t);
+                let _ = writeln!(s, "{} expire at {}:", ids.len(), java_date(*t));
                 for id in ids {
                     let _ = writeln!(s, "\t0x{id:x}");
                 }
@@ -204,7 +238,26 @@ pub fn render(cmd: &str, v: &View) -> String {
                     let _ = writeln!(s, "\t{p}");
                 }
             }
-            s.push_str("Connections dump:\nConnections Sets (0)/(0):\n");
+            // One expiry set holding every connection (Apache buckets them by deadline).
+            let _ = writeln!(
+                s,
+                "Connections dump:\nConnections Sets ({})/({}):",
+                usize::from(!v.conns.is_empty()),
+                v.conns.len()
+            );
+            if !v.conns.is_empty() {
+                let at = v.now_ms + i64::from(v.config.tick_time);
+                let _ = writeln!(s, "{} expire at {}:", v.conns.len(), java_date(at));
+                for c in &v.conns {
+                    let _ = writeln!(
+                        s,
+                        "\tip: /{} sessionId: 0x{:x}",
+                        c.peer,
+                        c.session.unwrap_or(0)
+                    );
+                }
+            }
+            s.push('\n');
             s
         }
         "mntr" => {
@@ -255,5 +308,10 @@ mod tests {
         assert_eq!(java_double(0.0), "0.0");
         assert_eq!(java_double(3.0), "3.0");
         assert_eq!(java_double(2.558_823), "2.5588");
+        assert_eq!(
+            super::java_date(1_795_445_651_000),
+            "Mon Nov 23 14:54:11 UTC 2026"
+        );
+        assert_eq!(super::java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
     }
 }

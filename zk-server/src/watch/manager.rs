@@ -240,40 +240,34 @@ impl WatchManager {
         self.data.len() + self.child.len()
     }
 
-    /// Distinct watched paths.
-    pub fn path_count(&self) -> usize {
-        let mut paths: BTreeSet<&String> = self.data.by_path.keys().collect();
-        paths.extend(self.child.by_path.keys());
-        paths.len()
+    /// What Apache's watch reports (`wchs`, `wchc`, `wchp`) show: the data table only
+    /// (data, exist and persistent watches): (watchers, paths, registrations).
+    pub fn data_summary(&self) -> (usize, usize, usize) {
+        (
+            self.data_by_session().len(),
+            self.data.by_path.len(),
+            self.data.len(),
+        )
     }
 
-    /// Watchers with at least one watch.
-    pub fn watcher_count(&self) -> usize {
-        self.by_session().len()
-    }
-
-    /// Paths watched by each session (`wchc`).
-    pub fn by_session(&self) -> BTreeMap<i64, BTreeSet<String>> {
+    /// Paths in the data table by session (`wchc`).
+    pub fn data_by_session(&self) -> BTreeMap<i64, BTreeSet<String>> {
         let mut out: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
-        for t in [&self.data, &self.child] {
-            for (p, m) in &t.by_path {
-                for w in m.keys() {
-                    out.entry(*w).or_default().insert(p.clone());
-                }
+        for (p, m) in &self.data.by_path {
+            for w in m.keys() {
+                out.entry(*w).or_default().insert(p.clone());
             }
         }
         out
     }
 
-    /// Sessions watching each path (`wchp`).
-    pub fn by_path(&self) -> BTreeMap<String, BTreeSet<i64>> {
-        let mut out: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
-        for t in [&self.data, &self.child] {
-            for (p, m) in &t.by_path {
-                out.entry(p.clone()).or_default().extend(m.keys().copied());
-            }
-        }
-        out
+    /// Sessions in the data table by path (`wchp`).
+    pub fn data_by_path(&self) -> BTreeMap<String, BTreeSet<i64>> {
+        self.data
+            .by_path
+            .iter()
+            .map(|(p, m)| (p.clone(), m.keys().copied().collect()))
+            .collect()
     }
 }
 
