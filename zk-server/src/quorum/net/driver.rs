@@ -12,6 +12,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -76,6 +78,7 @@ enum NetEvent {
 /// A running peer.
 pub struct PeerHandle {
     cmds: mpsc::UnboundedSender<Command>,
+    isolated: Arc<AtomicBool>,
     status: watch::Receiver<PeerStatus>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -108,6 +111,12 @@ impl PeerHandle {
         rx.await.unwrap_or(Err(ProposeError::NotEstablished))
     }
 
+    /// Cuts (or restores) all of this peer's traffic, both ways, like a network
+    /// partition around it: messages in either direction are dropped meanwhile.
+    pub fn isolate(&self, on: bool) {
+        self.isolated.store(on, Ordering::SeqCst);
+    }
+
     /// Stops the peer at once (like a crash: connections drop, nothing is flushed).
     pub fn kill(self) {
         self.task.abort();
@@ -138,7 +147,9 @@ pub fn spawn_peer<R: Replica>(
         leader: None,
         serving: false,
     });
+    let isolated = Arc::new(AtomicBool::new(false));
     let task = tokio::spawn(run(
+        isolated.clone(),
         cfg,
         disk,
         replica,
@@ -150,6 +161,7 @@ pub fn spawn_peer<R: Replica>(
     ));
     PeerHandle {
         cmds: cmd_tx,
+        isolated,
         status: status_rx,
         task,
     }
@@ -245,6 +257,7 @@ async fn read_conn(
 
 #[allow(clippy::too_many_arguments)]
 async fn run<R: Replica>(
+    isolated: Arc<AtomicBool>,
     cfg: QuorumConfig,
     disk: DiskState,
     mut replica: R,
@@ -283,11 +296,20 @@ async fn run<R: Replica>(
         // Perform actions until none are left (persist confirmations may produce more).
         while !pending.is_empty() {
             let mut persisted: Option<Zxid> = None;
+            let cut = isolated.load(Ordering::SeqCst);
             for a in std::mem::take(&mut pending) {
                 match a {
-                    Action::SendNotification { to, n } => net.send(to, &n),
+                    Action::SendNotification { to, n } => {
+                        if !cut || to == me {
+                            net.send(to, &n)
+                        }
+                    }
                     Action::ConnectLeader { leader, conn } => {
-                        let addr = addrs.quorum.get(&leader).copied();
+                        let addr = if cut {
+                            None
+                        } else {
+                            addrs.quorum.get(&leader).copied()
+                        };
                         let tx = ev_tx.clone();
                         tokio::spawn(async move {
                             let s = match addr {
@@ -311,12 +333,13 @@ async fn run<R: Replica>(
                             }
                         });
                     }
-                    Action::Send { conn, msg } => {
+                    Action::Send { conn, msg } if !cut => {
                         if let Some(w) = writers.get(&conn) {
                             let _ = w.send(msg);
                         }
                     }
-                    Action::SendSnapshot { conn, zxid } => {
+                    Action::Send { .. } => {}
+                    Action::SendSnapshot { conn, zxid } if !cut => {
                         if let Some(w) = writers.get(&conn) {
                             let _ = w.send(ZabMessage::Snapshot {
                                 zxid,
@@ -324,6 +347,7 @@ async fn run<R: Replica>(
                             });
                         }
                     }
+                    Action::SendSnapshot { .. } => {}
                     Action::Close { conn } => {
                         writers.remove(&conn);
                     }
@@ -374,7 +398,11 @@ async fn run<R: Replica>(
         }
         tokio::select! {
             m = net.recv() => match m {
-                Some((from, n)) => pending = peer.on_notification(now(), from, &n),
+                Some((from, n)) => {
+                    if !isolated.load(Ordering::SeqCst) || from == me {
+                        pending = peer.on_notification(now(), from, &n);
+                    }
+                }
                 None => return,
             },
             e = ev_rx.recv() => match e {
@@ -386,6 +414,7 @@ async fn run<R: Replica>(
                     writers.insert(conn, w);
                     pending = peer.on_learner_connected(now(), conn);
                 }
+                Some(NetEvent::Message(..)) if isolated.load(Ordering::SeqCst) => {}
                 Some(NetEvent::Message(conn, leader_side, m)) => {
                     pending = if leader_side {
                         peer.on_learner_message(now(), conn, m)

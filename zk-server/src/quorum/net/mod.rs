@@ -6,9 +6,11 @@
 //!   records, as Apache does: no length prefix).
 //! - [`driver`]: a whole peer over tokio, with the caller's database and disk behind
 //!   [`driver::Replica`].
+//! - [`ensemble`]: an embedded test ensemble on loopback (kill / restart / isolate / heal).
 
 pub mod driver;
 pub mod election;
+pub mod ensemble;
 pub mod packet_codec;
 
 pub use election::ElectionNet;

@@ -1,0 +1,320 @@
+//! An embedded test ensemble: N peers in-process on loopback, each with an in-memory
+//! database and disk ([`MemReplica`]); find the leader, write, kill / restart / isolate a
+//! server, heal. The server core will wrap this with client-serving servers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::net::TcpListener;
+use zk_proto::jute::{JuteReader, JuteWrite};
+
+use super::driver::{spawn_peer, PeerAddrs, PeerHandle, PeerStatus, Replica};
+use crate::quorum::zab::leader::ProposeError;
+use crate::quorum::zab::{DiskState, Proposal};
+use crate::quorum::{LearnerType, QuorumConfig, QuorumServer, Sid, Zxid};
+
+#[derive(Debug, Default)]
+struct MemDisk {
+    accepted: i64,
+    current: i64,
+    log: Vec<Proposal>,
+    applied: Vec<Proposal>,
+}
+
+/// A database that is the list of applied txns, and a disk that is a list of logged txns;
+/// both survive a kill so a restart finds them.
+#[derive(Debug, Clone, Default)]
+pub struct MemReplica(Arc<Mutex<MemDisk>>);
+
+impl MemReplica {
+    fn with<T>(&self, f: impl FnOnce(&mut MemDisk) -> T) -> T {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g)
+    }
+
+    /// The applied txns.
+    pub fn applied(&self) -> Vec<Proposal> {
+        self.with(|m| m.applied.clone())
+    }
+
+    /// Zxid of the last applied txn (0 if none).
+    pub fn last_applied(&self) -> Zxid {
+        self.with(|m| m.applied.last().map(|p| p.zxid).unwrap_or(0))
+    }
+
+    /// Number of logged txns.
+    pub fn logged(&self) -> usize {
+        self.with(|m| m.log.len())
+    }
+
+    /// What a restart finds on disk; the database is rebuilt by replaying the log.
+    pub fn restart(&self) -> DiskState {
+        self.with(|m| {
+            m.applied = m.log.clone();
+            DiskState {
+                accepted_epoch: m.accepted,
+                current_epoch: m.current,
+                last_zxid: m.log.last().map(|p| p.zxid).unwrap_or(0),
+                recent: m.log.clone(),
+            }
+        })
+    }
+}
+
+impl Replica for MemReplica {
+    fn persist(&mut self, p: &Proposal) {
+        self.with(|m| m.log.push(p.clone()));
+    }
+    fn apply(&mut self, p: &Proposal) {
+        self.with(|m| m.applied.push(p.clone()));
+    }
+    fn snapshot(&self) -> Bytes {
+        self.with(|m| {
+            let mut b = BytesMut::new();
+            b.write_i32(i32::try_from(m.applied.len()).unwrap_or(i32::MAX));
+            for p in &m.applied {
+                b.write_i64(p.zxid);
+                b.write_buffer(&p.data);
+            }
+            b.freeze()
+        })
+    }
+    fn install_snapshot(&mut self, _zxid: Zxid, data: Bytes) {
+        let mut r = JuteReader::new(data);
+        let mut txns = Vec::new();
+        let n = r.read_i32().unwrap_or(0);
+        for _ in 0..n.max(0) {
+            let (Ok(zxid), Ok(data)) = (r.read_i64(), r.read_buffer()) else {
+                break;
+            };
+            txns.push(Proposal { zxid, data });
+        }
+        self.with(|m| {
+            m.log = txns.clone();
+            m.applied = txns;
+        });
+    }
+    fn truncate(&mut self, zxid: Zxid) {
+        self.with(|m| {
+            m.log.retain(|p| p.zxid <= zxid);
+            m.applied.retain(|p| p.zxid <= zxid);
+        });
+    }
+    fn save_accepted_epoch(&mut self, e: i64) {
+        self.with(|m| m.accepted = e);
+    }
+    fn save_current_epoch(&mut self, e: i64) {
+        self.with(|m| m.current = e);
+    }
+}
+
+/// N peers on loopback.
+pub struct TestEnsemble {
+    addrs: PeerAddrs,
+    configs: BTreeMap<Sid, QuorumConfig>,
+    replicas: BTreeMap<Sid, MemReplica>,
+    peers: BTreeMap<Sid, PeerHandle>,
+    isolated: BTreeSet<Sid>,
+    /// Listeners bound at start, used by the first launch (no window for another process
+    /// to take the port).
+    reserved: BTreeMap<Sid, (TcpListener, TcpListener)>,
+}
+
+async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let mut tries = 0;
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return Ok(l),
+            Err(e) if tries >= 100 => return Err(e),
+            Err(_) => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+impl TestEnsemble {
+    /// Starts `voters` + `observers` peers with fast timing (tickTime 100 ms); `tune` may
+    /// adjust each config.
+    pub async fn start(
+        voters: usize,
+        observers: usize,
+        tune: impl Fn(&mut QuorumConfig),
+    ) -> std::io::Result<Self> {
+        let mut election = BTreeMap::new();
+        let mut quorum = BTreeMap::new();
+        let mut servers = Vec::new();
+        let mut reserved = BTreeMap::new();
+        for i in 1..=(voters + observers) {
+            let sid = i as Sid;
+            let el = TcpListener::bind("127.0.0.1:0").await?;
+            let ql = TcpListener::bind("127.0.0.1:0").await?;
+            let (e, q) = (el.local_addr()?, ql.local_addr()?);
+            reserved.insert(sid, (el, ql));
+            election.insert(sid, e);
+            quorum.insert(sid, q);
+            servers.push(QuorumServer {
+                sid,
+                host: "127.0.0.1".into(),
+                quorum_port: q.port(),
+                election_port: e.port(),
+                learner_type: if i > voters {
+                    LearnerType::Observer
+                } else {
+                    LearnerType::Participant
+                },
+                client_addr: None,
+            });
+        }
+        let mut configs = BTreeMap::new();
+        for s in &servers {
+            let mut c = QuorumConfig::new(s.sid, servers.clone());
+            c.tick_time = 100;
+            c.max_notification_interval = 400;
+            tune(&mut c);
+            configs.insert(s.sid, c);
+        }
+        let mut ens = TestEnsemble {
+            addrs: PeerAddrs { election, quorum },
+            replicas: configs
+                .keys()
+                .map(|s| (*s, MemReplica::default()))
+                .collect(),
+            configs,
+            peers: BTreeMap::new(),
+            isolated: BTreeSet::new(),
+            reserved,
+        };
+        let sids: Vec<Sid> = ens.configs.keys().copied().collect();
+        for sid in sids {
+            ens.restart(sid).await?;
+        }
+        Ok(ens)
+    }
+
+    /// All sids.
+    pub fn sids(&self) -> Vec<Sid> {
+        self.configs.keys().copied().collect()
+    }
+
+    /// The replica (database and disk) of `sid`.
+    pub fn replica(&self, sid: Sid) -> Option<&MemReplica> {
+        self.replicas.get(&sid)
+    }
+
+    /// Status of a running peer.
+    pub fn status(&self, sid: Sid) -> Option<PeerStatus> {
+        self.peers.get(&sid).map(|p| p.status())
+    }
+
+    /// (Re)starts `sid` from its disk.
+    pub async fn restart(&mut self, sid: Sid) -> std::io::Result<()> {
+        let (Some(cfg), Some(replica)) = (self.configs.get(&sid), self.replicas.get(&sid)) else {
+            return Ok(());
+        };
+        self.peers.remove(&sid);
+        let (Some(e), Some(q)) = (self.addrs.election.get(&sid), self.addrs.quorum.get(&sid))
+        else {
+            return Ok(());
+        };
+        let (el, ql) = match self.reserved.remove(&sid) {
+            Some(pair) => pair,
+            None => (bind(*e).await?, bind(*q).await?),
+        };
+        let disk = replica.restart();
+        let h = spawn_peer(
+            cfg.clone(),
+            disk,
+            replica.clone(),
+            el,
+            ql,
+            self.addrs.clone(),
+        );
+        self.isolated.remove(&sid);
+        self.peers.insert(sid, h);
+        Ok(())
+    }
+
+    /// Kills `sid` (its disk stays for a restart).
+    pub fn kill(&mut self, sid: Sid) {
+        if let Some(p) = self.peers.remove(&sid) {
+            p.kill();
+        }
+        self.isolated.remove(&sid);
+    }
+
+    /// Cuts `sid` off from everyone.
+    pub fn isolate(&mut self, sid: Sid) {
+        if let Some(p) = self.peers.get(&sid) {
+            p.isolate(true);
+            self.isolated.insert(sid);
+        }
+    }
+
+    /// Ends every isolation.
+    pub fn heal(&mut self) {
+        for p in self.peers.values() {
+            p.isolate(false);
+        }
+        self.isolated.clear();
+    }
+
+    /// Waits until every running, connected peer serves under one leader (not
+    /// `exclude`); returns it.
+    pub async fn wait_for_leader(&self, timeout: Duration, exclude: Option<Sid>) -> Option<Sid> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let st: Vec<PeerStatus> = self
+                .peers
+                .iter()
+                .filter(|(s, _)| !self.isolated.contains(s))
+                .map(|(_, p)| p.status())
+                .collect();
+            if !st.is_empty() && st.iter().all(|s| s.serving) {
+                let l = st[0].leader;
+                if st.iter().all(|s| s.leader == l) && l.is_some() && l != exclude {
+                    return l;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Proposes a txn on `sid` (must be the leader).
+    pub async fn propose(&self, sid: Sid, data: Bytes) -> Result<Zxid, ProposeError> {
+        match self.peers.get(&sid) {
+            Some(p) => p.propose(data).await,
+            None => Err(ProposeError::NotEstablished),
+        }
+    }
+
+    /// Waits until every running, connected peer applied `zxid`.
+    pub async fn wait_applied(&self, zxid: Zxid, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let done = self
+                .peers
+                .keys()
+                .filter(|s| !self.isolated.contains(s))
+                .all(|s| {
+                    self.replicas
+                        .get(s)
+                        .is_some_and(|r| r.last_applied() >= zxid)
+                });
+            if done {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
