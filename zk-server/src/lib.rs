@@ -7,7 +7,8 @@
 //! network layer is sans-IO (no sockets, no clock reads; time is an argument):
 //!
 //! - [`config`]: zoo.cfg keys, `-D` properties, `myid`.
-//! - [`tree`]: the znode tree ([`tree::DataTree`]), nodes and stats, path rules.
+//! - [`tree`]: the znode tree ([`tree::DataTree`]), nodes and stats, path rules, child
+//!   sets that iterate in Apache's `HashSet` order.
 //! - [`acl`]: ACL checks and auth providers (world, auth, digest, ip, super).
 //! - [`session`]: session ids, passwords, tick-bucket expiry.
 //! - [`watch`]: the watch manager (one-shot, persistent, persistent-recursive).
@@ -18,8 +19,11 @@
 //! - [`prep`]: request -> txn (validation, ACLs, zxid), Apache's PrepRequestProcessor.
 //! - [`read`]: read requests and SetWatches.
 //! - [`pipeline`]: [`pipeline::Processor`], the core state machine with per-session FIFO
-//!   queues and a pluggable commit path ([`pipeline::Output::Propose`] /
-//!   [`pipeline::Processor::committed`]).
+//!   queues and a pluggable commit path: standalone and leader cores emit
+//!   [`pipeline::Output::Propose`] and get the txns back through
+//!   [`pipeline::Processor::committed`]; a follower core
+//!   ([`pipeline::WriteMode::Forward`]) emits [`pipeline::Output::Forward`] and the leader
+//!   prepares with [`pipeline::Processor::prepare_forwarded`].
 //! - [`store`]: where committed txns go: [`store::TxnStore`] over the on-disk
 //!   [`persistence`] layer, or in memory.
 //! - [`stats`]: counters for the four-letter words.
