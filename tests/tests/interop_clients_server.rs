@@ -168,10 +168,19 @@ z.delete("/k/order/x")
 print("children", z.get_children("/k"), z.get_children("/k/order"))
 z.DataWatch("/k/w", lambda data, stat, event: events.append(("data", data, event.type if event else None)))
 z.ChildrenWatch("/k", lambda ch: events.append(("children", sorted(ch))))
+def wait_events(n):
+    # Each change waits for its watch callbacks, so the sequence does not depend on how fast
+    # the server answers kazoo's re-reads.
+    deadline = time.time() + 10
+    while len(events) < n and time.time() < deadline:
+        time.sleep(0.01)
+wait_events(2)
 z.create("/k/w", b"1")
+wait_events(4)
 z.set("/k/w", b"2")
+wait_events(5)
 z.delete("/k/w")
-time.sleep(0.3)
+wait_events(7)
 for exc, f in [("exists", lambda: z.create("/k")), ("nonode", lambda: z.get("/none")),
                ("version", lambda: z.set("/k", b"", version=42)), ("notempty", lambda: z.delete("/k")),
                ("eph", lambda: z.create("/k/e", ephemeral=True) and z.create("/k/e/c"))]:
@@ -196,6 +205,7 @@ z2.add_auth("digest", "alice:pw")
 print("acl-auth", z2.get("/k/secret")[0])
 print("acls", z2.get_acls("/k/secret")[0])
 z2.stop()
+wait_events(9)
 print("events", events)
 print("sync", z.sync("/k"))
 z.stop()
