@@ -36,9 +36,12 @@ fn seeded_schedules_keep_every_invariant() {
     let mut sim_ms = 0u64;
     let mut committed = 0usize;
     let mut epochs = 0usize;
-    let (mut crashes, mut partitions, mut snaps, mut truncs) = (0u64, 0u64, 0u64, 0u64);
+    let (mut crashes, mut partitions, mut snaps, mut truncs, mut log_diffs) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
     for (voters, observers) in shapes() {
-        let cfg = SimConfig::small(voters, observers);
+        let mut cfg = SimConfig::small(voters, observers);
+        // Half of the shapes sync old learners by SNAP only, half also from the txn log.
+        cfg.txn_log_sync = (voters + observers) % 2 == 0;
         let seeds: Vec<u64> = match only {
             Some(s) => vec![s],
             None => (0..per_shape)
@@ -57,6 +60,7 @@ fn seeded_schedules_keep_every_invariant() {
                     partitions += r.stats.partitions;
                     snaps += r.stats.snaps;
                     truncs += r.stats.truncs;
+                    log_diffs += r.stats.log_diffs;
                 }
                 Err(f) => panic!(
                     "{f}\nreplay: ZK_SIM_SEED={seed} ZK_SIM_SHAPE={voters}+{observers} cargo test -p zk-server --test quorum_simulation -- --nocapture"
@@ -65,7 +69,7 @@ fn seeded_schedules_keep_every_invariant() {
         }
     }
     println!(
-        "simulation: {schedules} schedules, {steps} steps, {} s simulated, {:.1} s wall; {committed} txns committed, {epochs} epochs, {crashes} crashes, {partitions} partitions, {snaps} SNAP and {truncs} TRUNC syncs",
+        "simulation: {schedules} schedules, {steps} steps, {} s simulated, {:.1} s wall; {committed} txns committed, {epochs} epochs, {crashes} crashes, {partitions} partitions, {snaps} SNAP, {truncs} TRUNC and {log_diffs} txn-log DIFF syncs",
         sim_ms / 1000,
         started.elapsed().as_secs_f64()
     );

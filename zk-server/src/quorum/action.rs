@@ -63,6 +63,17 @@ pub enum Action {
         /// Last applied zxid the snapshot must hold.
         zxid: Zxid,
     },
+    /// Leader side: read the logged txns with `from <= zxid <= to` from the txn log and
+    /// answer with `QuorumPeer::on_log_read(conn, ..)` (`None` when the log no longer
+    /// holds `from`). Used to DIFF a learner older than the recent txns kept in memory.
+    ReadLog {
+        /// The learner's connection.
+        conn: ConnId,
+        /// The learner's last zxid (must be in the answer, first).
+        from: Zxid,
+        /// Our last applied zxid when asking.
+        to: Zxid,
+    },
     /// Close a leader-learner connection.
     Close {
         /// The connection.

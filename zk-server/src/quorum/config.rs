@@ -106,6 +106,9 @@ pub struct QuorumConfig {
     pub max_notification_interval: Millis,
     /// How many recent committed txns the leader keeps for DIFF syncs (Apache: 500).
     pub committed_log_size: usize,
+    /// Whether a leader may DIFF from its txn log when a learner is older than the
+    /// committed log (Apache's txnlog sync; SNAP otherwise).
+    pub txn_log_sync: bool,
 }
 
 impl QuorumConfig {
@@ -120,6 +123,7 @@ impl QuorumConfig {
             finalize_wait: 200,
             max_notification_interval: 60_000,
             committed_log_size: 500,
+            txn_log_sync: true,
         }
     }
 

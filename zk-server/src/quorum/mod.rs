@@ -15,7 +15,19 @@
 //! - [`action`]: what the cores ask their driver to do.
 //! - [`peer`]: one ensemble member (QuorumPeer): election and roles glued together.
 //! - [`sim`]: the deterministic simulator and its invariant checker.
-//! - [`net`]: the tokio wire layer (election connections, leader-learner framing).
+//! - [`net`]: the tokio wire layer (election connections, leader-learner framing, a
+//!   whole-peer driver and an embedded test ensemble).
+//!
+//! Plugging in the server core: build a [`DiskState`] from the persistence layer
+//! (acceptedEpoch / currentEpoch files, last zxid, the last committed-log-size txns), feed
+//! [`QuorumPeer`] its inputs and perform its [`Action`]s in order: `Persist` appends to
+//! the txn log (report fsync with `on_persisted`), `Deliver` applies a committed
+//! `TxnEntry` to the data tree, `Truncate` / `InstallSnapshot` reload it, `SendSnapshot`
+//! serializes it, `StateChanged { serving: true }` opens the client port. A leader's
+//! pipeline serializes each txn with `next_zxid()` and hands it to `propose`; learners
+//! forward writes with `forward` (REQUEST packets) and report session touches with
+//! `touch_session`; the leader sees them as `LearnerRequest` / `SessionsTouched` /
+//! `Revalidate` actions and answers syncs with `sync_request`.
 
 pub mod action;
 pub mod config;

@@ -302,6 +302,23 @@ impl QuorumPeer {
         out
     }
 
+    /// Leader: the answer to [`Action::ReadLog`].
+    pub fn on_log_read(
+        &mut self,
+        now: Millis,
+        conn: ConnId,
+        txns: Option<Vec<super::Proposal>>,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.with_role(now, &mut out, |role, ctx| {
+            if let Role::Leading(l) = role {
+                l.on_log_read(ctx, conn, txns);
+            }
+            Ok(())
+        });
+        out
+    }
+
     /// The txn log is durable up to `zxid`.
     pub fn on_persisted(&mut self, now: Millis, zxid: Zxid) -> Vec<Action> {
         let mut out = Vec::new();

@@ -47,6 +47,9 @@ pub trait Replica: Send + 'static {
     fn install_snapshot(&mut self, zxid: Zxid, data: Bytes);
     /// Drops logged txns after `zxid` and reloads the database to `zxid`.
     fn truncate(&mut self, zxid: Zxid);
+    /// The logged txns with `from <= zxid <= to`, or `None` when the log (after purging
+    /// and snapshots) no longer holds `from`.
+    fn read_log(&self, from: Zxid, to: Zxid) -> Option<Vec<Proposal>>;
     /// Durably records acceptedEpoch.
     fn save_accepted_epoch(&mut self, e: i64);
     /// Durably records currentEpoch.
@@ -354,6 +357,10 @@ async fn run<R: Replica>(
                     Action::Persist(p) => {
                         replica.persist(&p);
                         persisted = Some(p.zxid);
+                    }
+                    Action::ReadLog { conn, from, to } => {
+                        let txns = replica.read_log(from, to);
+                        pending_later(&mut pending, peer.on_log_read(now(), conn, txns));
                     }
                     Action::Truncate(z) => replica.truncate(z),
                     Action::InstallSnapshot { zxid, data } => replica.install_snapshot(zxid, data),

@@ -103,6 +103,17 @@ impl Replica for MemReplica {
             m.applied.retain(|p| p.zxid <= zxid);
         });
     }
+    fn read_log(&self, from: Zxid, to: Zxid) -> Option<Vec<Proposal>> {
+        self.with(|m| {
+            let txns: Vec<Proposal> = m
+                .log
+                .iter()
+                .filter(|p| p.zxid >= from && p.zxid <= to)
+                .cloned()
+                .collect();
+            (txns.first().map(|p| p.zxid) == Some(from)).then_some(txns)
+        })
+    }
     fn save_accepted_epoch(&mut self, e: i64) {
         self.with(|m| m.accepted = e);
     }

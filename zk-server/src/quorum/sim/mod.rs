@@ -43,6 +43,8 @@ pub struct SimConfig {
     pub max_notification_interval: Millis,
     /// Recent txns a leader keeps for DIFF (small values force SNAP syncs).
     pub committed_log_size: usize,
+    /// Whether leaders DIFF from their txn log when the recent txns do not reach back.
+    pub txn_log_sync: bool,
     /// How often each server's timers run.
     pub node_tick: Millis,
     /// Largest network delay.
@@ -73,6 +75,7 @@ impl SimConfig {
             finalize_wait: 40,
             max_notification_interval: 400,
             committed_log_size: 16,
+            txn_log_sync: true,
             node_tick: 20,
             max_delay: 15,
             max_fsync: 10,

@@ -51,6 +51,12 @@ enum Event {
         inc: u32,
         zxid: Zxid,
     },
+    LogRead {
+        sid: Sid,
+        inc: u32,
+        conn: ConnId,
+        txns: Option<Vec<Proposal>>,
+    },
     Fault,
     Write,
 }
@@ -110,6 +116,8 @@ pub struct RunStats {
     pub snaps: u64,
     /// TRUNC syncs performed.
     pub truncs: u64,
+    /// Syncs that read the leader's txn log for a DIFF.
+    pub log_diffs: u64,
 }
 
 /// One simulation run.
@@ -203,6 +211,7 @@ impl World {
             qc.finalize_wait = w.cfg.finalize_wait;
             qc.max_notification_interval = w.cfg.max_notification_interval;
             qc.committed_log_size = w.cfg.committed_log_size;
+            qc.txn_log_sync = w.cfg.txn_log_sync;
             w.nodes.insert(
                 s.sid,
                 Node {
@@ -383,6 +392,34 @@ impl World {
                 }
                 let d = self.rng.range(1, self.cfg.max_fsync);
                 self.schedule(d, Event::Fsync { sid, inc, zxid });
+            }
+            Action::ReadLog { conn, from, to } => {
+                let Some(n) = self.nodes.get(&sid) else {
+                    return;
+                };
+                let txns: Vec<Proposal> = n
+                    .disk
+                    .durable
+                    .iter()
+                    .chain(n.disk.buffer.iter())
+                    .filter(|p| p.zxid >= from && p.zxid <= to)
+                    .cloned()
+                    .collect();
+                let txns = (txns.first().map(|p| p.zxid) == Some(from)).then_some(txns);
+                if txns.is_some() {
+                    self.stats.log_diffs += 1;
+                }
+                let inc = n.inc;
+                let d = self.rng.range(1, self.cfg.max_fsync);
+                self.schedule(
+                    d,
+                    Event::LogRead {
+                        sid,
+                        inc,
+                        conn,
+                        txns,
+                    },
+                );
             }
             Action::Truncate(z) => {
                 self.stats.truncs += 1;
@@ -795,6 +832,22 @@ impl World {
                         n.disk.durable.extend(moved);
                         if let Some(p) = n.peer.as_mut() {
                             let out = p.on_persisted(now, zxid);
+                            self.perform(sid, out);
+                        }
+                    }
+                }
+            }
+            Event::LogRead {
+                sid,
+                inc,
+                conn,
+                txns,
+            } => {
+                let now = self.now;
+                if let Some(n) = self.nodes.get_mut(&sid) {
+                    if n.inc == inc {
+                        if let Some(p) = n.peer.as_mut() {
+                            let out = p.on_log_read(now, conn, txns);
                             self.perform(sid, out);
                         }
                     }

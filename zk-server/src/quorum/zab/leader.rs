@@ -13,7 +13,7 @@ use bytes::Bytes;
 use zk_proto::quorum::{QuorumPacket, QuorumPacketType as T};
 
 use super::packets::{self, simple, with_data};
-use super::sync::{plan, SyncPlan};
+use super::sync::{plan, plan_over, SyncPlan};
 use super::{end, Ctx, Proposal, RoleResult};
 use crate::quorum::zxid::{counter_of, hex, make_zxid};
 use crate::quorum::{Action, ConnId, LearnerType, Millis, Sid, ZabMessage, Zxid};
@@ -36,6 +36,8 @@ enum Stage {
     WaitEpoch,
     AckEpoch,
     WaitEpochQuorum,
+    /// Waiting for txns read back from our log (sync older than the recent txns).
+    LoadingLog,
     NewLeaderAck,
     WaitStartup,
     Active,
@@ -49,6 +51,8 @@ struct Handler {
     last_rx: Millis,
     peer_last: Zxid,
     forwarding: bool,
+    /// Last zxid asked from the log for this learner's sync.
+    log_upto: Zxid,
 }
 
 #[derive(Debug, Clone)]
@@ -240,12 +244,63 @@ impl Leader {
         );
     }
 
-    /// syncFollower + startForwarding + NEWLEADER.
+    /// syncFollower + startForwarding + NEWLEADER. When the learner is older than our
+    /// recent txns, first try a DIFF from our txn log (Apache's txnlog sync).
     fn sync_learner(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
         let Some(h) = self.handlers.get_mut(&conn) else {
             return;
         };
         let p = plan(ctx.history, h.peer_last);
+        if matches!(p, SyncPlan::Snap { .. }) && ctx.cfg.txn_log_sync && h.peer_last >= 0 {
+            h.stage = Stage::LoadingLog;
+            h.log_upto = ctx.history.applied();
+            ctx.out.push(Action::ReadLog {
+                conn,
+                from: h.peer_last,
+                to: h.log_upto,
+            });
+            return;
+        }
+        self.finish_sync(ctx, conn, p);
+    }
+
+    /// The driver read our log for a learner's sync: `txns` are our logged txns from the
+    /// learner's last zxid on, or `None` when the log no longer reaches back that far.
+    pub fn on_log_read(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, txns: Option<Vec<Proposal>>) {
+        let Some(h) = self.handlers.get(&conn) else {
+            return;
+        };
+        if h.stage != Stage::LoadingLog {
+            return;
+        }
+        let (peer_last, upto) = (h.peer_last, h.log_upto);
+        let last = ctx.history.applied();
+        let p = match txns {
+            Some(mut list) if list.first().is_some_and(|p| p.zxid == peer_last) => {
+                list.retain(|p| p.zxid <= upto);
+                list.extend(
+                    ctx.history
+                        .recent()
+                        .iter()
+                        .filter(|p| p.zxid > upto)
+                        .cloned(),
+                );
+                let contiguous = list.last().map(|p| p.zxid) == Some(last);
+                if contiguous {
+                    plan_over(last, &list, peer_last)
+                } else {
+                    SyncPlan::Snap { last }
+                }
+            }
+            _ => SyncPlan::Snap { last },
+        };
+        self.finish_sync(ctx, conn, p);
+    }
+
+    fn finish_sync(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, p: SyncPlan) {
+        let Some(h) = self.handlers.get_mut(&conn) else {
+            return;
+        };
         for pkt in p.packets() {
             Self::send(ctx, conn, pkt);
         }
@@ -299,6 +354,7 @@ impl Leader {
                 last_rx: ctx.now,
                 peer_last: -1,
                 forwarding: false,
+                log_upto: -1,
             },
         );
     }
@@ -326,7 +382,7 @@ impl Leader {
             Stage::NewLeaderAck => self.on_new_leader_ack(ctx, conn, &p),
             Stage::WaitStartup | Stage::Active => self.on_active(ctx, conn, p),
             // Learners wait silently for the epoch decisions.
-            Stage::WaitEpoch | Stage::WaitEpochQuorum => false,
+            Stage::WaitEpoch | Stage::WaitEpochQuorum | Stage::LoadingLog => false,
         };
         if !ok {
             self.drop_handler(ctx, conn);
@@ -577,7 +633,7 @@ impl Leader {
             .iter()
             .filter(|(_, h)| {
                 let limit = match h.stage {
-                    Stage::WaitEpoch | Stage::WaitEpochQuorum => return false,
+                    Stage::WaitEpoch | Stage::WaitEpochQuorum | Stage::LoadingLog => return false,
                     Stage::WaitStartup | Stage::Active => ctx.cfg.sync_timeout(),
                     Stage::Info | Stage::AckEpoch | Stage::NewLeaderAck => ctx.cfg.init_timeout(),
                 };

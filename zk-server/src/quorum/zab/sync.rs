@@ -36,7 +36,14 @@ pub enum SyncPlan {
 
 /// Plans the sync of a learner whose last logged zxid is `peer_last`.
 pub fn plan(history: &History, peer_last: Zxid) -> SyncPlan {
-    let last = history.applied();
+    let recent: Vec<Proposal> = history.recent().iter().cloned().collect();
+    plan_over(history.applied(), &recent, peer_last)
+}
+
+/// Plans over an explicit list of the leader's last committed txns (ascending, ending at
+/// `last`): the recent txns in memory, possibly extended with older ones read back from
+/// the txn log.
+pub fn plan_over(last: Zxid, recent: &[Proposal], peer_last: Zxid) -> SyncPlan {
     if peer_last == last {
         return SyncPlan::Diff {
             last,
@@ -50,8 +57,7 @@ pub fn plan(history: &History, peer_last: Zxid) -> SyncPlan {
             txns: Vec::new(),
         };
     }
-    let recent = history.recent();
-    let Some(first) = recent.front() else {
+    let Some(first) = recent.first() else {
         return SyncPlan::Snap { last };
     };
     if peer_last < first.zxid {

@@ -259,17 +259,29 @@ fn follower_ahead_is_truncated_and_stale_one_gets_a_snapshot() {
     assert_eq!(pair.fh.last_logged(), make_zxid(1, 2));
     assert!(pair.fout.contains(&Action::Truncate(make_zxid(1, 2))));
 
-    // A follower older than the leader's recent txns (100 kept) gets SNAP.
+    // A follower older than the leader's recent txns (100 kept): the leader first asks
+    // its txn log; when the log cannot serve, SNAP.
     let many: Vec<Proposal> = (1..=200).map(|n| p(1, n)).collect();
-    let mut pair = Pair::new(disk(1, many), disk(1, vec![p(1, 1)]));
+    let mut pair = Pair::new(disk(1, many.clone()), disk(1, vec![p(1, 1)]));
+    assert_eq!(pair.pump(), [(T::LeaderInfo, make_zxid(2, 0))]);
+    assert!(pair.lout.contains(&Action::ReadLog {
+        conn: 7,
+        from: make_zxid(1, 1),
+        to: make_zxid(1, 200)
+    }));
+    pair.lout.clear();
+    let mut ctx = Ctx {
+        now: 1,
+        cfg: &pair.lcfg,
+        history: &mut pair.lh,
+        out: &mut pair.lout,
+    };
+    pair.leader.on_log_read(&mut ctx, 7, None);
     let seen = pair.pump();
     assert_eq!(
         seen,
-        [
-            (T::LeaderInfo, make_zxid(2, 0)),
-            (T::NewLeader, make_zxid(2, 0)),
-            (T::UpToDate, -1),
-        ]
+        [(T::NewLeader, make_zxid(2, 0)), (T::UpToDate, -1)],
+        "SNAP itself is not a packet here"
     );
     assert_eq!(pair.fh.last_logged(), make_zxid(1, 200));
     assert_eq!(
@@ -282,6 +294,26 @@ fn follower_ahead_is_truncated_and_stale_one_gets_a_snapshot() {
         data: Bytes::from_static(b"db")
     }));
     assert!(pair.leader.is_established() && pair.learner.is_serving());
+
+    // When the log still holds the learner's last txn: DIFF from the log.
+    let mut pair = Pair::new(disk(1, many.clone()), disk(1, vec![p(1, 1)]));
+    pair.pump();
+    pair.lout.clear();
+    let mut ctx = Ctx {
+        now: 1,
+        cfg: &pair.lcfg,
+        history: &mut pair.lh,
+        out: &mut pair.lout,
+    };
+    pair.leader.on_log_read(&mut ctx, 7, Some(many));
+    let seen = pair.pump();
+    assert_eq!(seen[0], (T::Diff, make_zxid(1, 200)));
+    assert_eq!(seen.iter().filter(|(t, _)| *t == T::Proposal).count(), 199);
+    assert_eq!(pair.fh.applied(), make_zxid(1, 200));
+    assert!(!pair
+        .fout
+        .iter()
+        .any(|a| matches!(a, Action::InstallSnapshot { .. })));
 }
 
 #[test]
