@@ -59,27 +59,42 @@ async fn three_peers_elect_replicate_fail_over_and_catch_up() {
     same_everywhere(&ens, 90);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn follower_that_missed_more_than_the_committed_log_gets_a_snapshot() {
-    let mut ens = TestEnsemble::start(3, 0, |c| c.committed_log_size = 20)
-        .await
-        .unwrap();
+/// A follower misses `missed` txns while the leader keeps only 20 in memory.
+async fn restart_after_missing(missed: usize, txn_log_sync: bool) {
+    let mut ens = TestEnsemble::start(3, 0, |c| {
+        c.committed_log_size = 20;
+        c.txn_log_sync = txn_log_sync;
+    })
+    .await
+    .unwrap();
     let leader = ens.wait_for_leader(T, None).await.expect("leader");
     write(&ens, leader, 5, "a").await;
     let follower = ens.sids().into_iter().find(|s| *s != leader).unwrap();
     ens.kill(follower);
-    let z = write(&ens, leader, 100, "b").await;
+    let z = write(&ens, leader, missed, "b").await;
     assert!(ens.wait_applied(z, T).await);
     ens.restart(follower).await.unwrap();
     assert_eq!(ens.wait_for_leader(T, None).await, Some(leader));
     let z = write(&ens, leader, 5, "c").await;
     assert!(ens.wait_applied(z, T).await);
-    same_everywhere(&ens, 110);
+    same_everywhere(&ens, missed + 10);
+    assert_eq!(ens.replica(follower).unwrap().logged(), missed + 10);
+    let snaps = ens.replica(follower).unwrap().snapshots_installed();
     assert_eq!(
-        ens.replica(follower).unwrap().logged(),
-        110,
-        "snapshot + log"
+        snaps,
+        usize::from(!txn_log_sync),
+        "SNAP only without txn-log sync"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_that_missed_more_than_the_committed_log_gets_a_snapshot() {
+    restart_after_missing(100, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_that_missed_thousands_of_txns_gets_a_diff_from_the_log() {
+    restart_after_missing(2000, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,6 +22,7 @@ struct MemDisk {
     current: i64,
     log: Vec<Proposal>,
     applied: Vec<Proposal>,
+    snapshots_installed: usize,
 }
 
 /// A database that is the list of applied txns, and a disk that is a list of logged txns;
@@ -43,6 +44,11 @@ impl MemReplica {
     /// Zxid of the last applied txn (0 if none).
     pub fn last_applied(&self) -> Zxid {
         self.with(|m| m.applied.last().map(|p| p.zxid).unwrap_or(0))
+    }
+
+    /// How many snapshots a leader sent us (SNAP syncs).
+    pub fn snapshots_installed(&self) -> usize {
+        self.with(|m| m.snapshots_installed)
     }
 
     /// Number of logged txns.
@@ -95,6 +101,7 @@ impl Replica for MemReplica {
         self.with(|m| {
             m.log = txns.clone();
             m.applied = txns;
+            m.snapshots_installed += 1;
         });
     }
     fn truncate(&mut self, zxid: Zxid) {
