@@ -110,3 +110,14 @@ fn harsh_networks_keep_every_invariant() {
         }
     }
 }
+
+#[test]
+fn regression_seeds() {
+    // 7 voters + 1 observer, txn-log sync: a learner's DIFF merged txns read from the log
+    // with recent txns that had moved on meanwhile, skipping four txns.
+    let mut cfg = SimConfig::small(7, 1);
+    cfg.txn_log_sync = true;
+    if let Err(f) = run(&cfg, 30081549308) {
+        panic!("{f}");
+    }
+}

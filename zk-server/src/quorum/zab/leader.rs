@@ -278,15 +278,14 @@ impl Leader {
         let p = match txns {
             Some(mut list) if list.first().is_some_and(|p| p.zxid == peer_last) => {
                 list.retain(|p| p.zxid <= upto);
-                list.extend(
-                    ctx.history
-                        .recent()
-                        .iter()
-                        .filter(|p| p.zxid > upto)
-                        .cloned(),
-                );
-                let contiguous = list.last().map(|p| p.zxid) == Some(last);
-                if contiguous {
+                // The log part must end at `upto`, and the recent txns must still reach
+                // back to `upto` (commits since the request may have pushed it out):
+                // otherwise the two would leave a gap.
+                let log_complete = list.last().map(|p| p.zxid) == Some(upto);
+                let recent = ctx.history.recent();
+                let overlaps = upto == last || recent.iter().any(|p| p.zxid == upto);
+                if log_complete && overlaps {
+                    list.extend(recent.iter().filter(|p| p.zxid > upto).cloned());
                     plan_over(last, &list, peer_last)
                 } else {
                     SyncPlan::Snap { last }
