@@ -31,12 +31,14 @@
 //! - [`server`]: the embeddable [`Server`] / [`ServerHandle`] (start, address, stop).
 //! - [`persistence`]: Apache-format txn log and snapshots.
 //! - [`quorum`]: the ensemble.
+//! - [`ensemble`]: the server as an ensemble member; an embedded in-process ensemble.
 #![deny(missing_docs)]
 
 pub mod acl;
 pub mod apply;
 pub mod config;
 pub mod database;
+pub mod ensemble;
 pub mod error;
 pub mod net;
 pub mod pending;

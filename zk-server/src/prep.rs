@@ -143,7 +143,11 @@ impl Prep {
         let result = match req {
             Request::Multi(m) => return self.prepare_multi(db, ctx, &m.ops),
             Request::CloseSession => {
-                return self.close_session(db, ctx.session, ctx.zxid, ctx.time)
+                // A client's close carries its xid, as in Apache, so a follower that
+                // forwarded it can match the committed txn to the waiting reply.
+                let mut e = self.close_session(db, ctx.session, ctx.zxid, ctx.time);
+                e.header.cxid = ctx.cxid;
+                return e;
             }
             Request::Create(r) => self.create(db, ctx, OpCode::Create, r, -1),
             Request::Create2(r) => self.create(db, ctx, OpCode::Create2, r, -1),

@@ -54,6 +54,12 @@ pub trait Replica: Send + 'static {
     fn save_accepted_epoch(&mut self, e: i64);
     /// Durably records currentEpoch.
     fn save_current_epoch(&mut self, e: i64);
+    /// The peer changed role; `next_zxid` is what the next proposal will get (an
+    /// established leader only). Lets a server core switch between leading and forwarding.
+    fn role_changed(&mut self, _status: PeerStatus, _next_zxid: Option<Zxid>) {}
+    /// Leader side: a learner forwarded a client write (REQUEST other than sync); the
+    /// server core prepares it and proposes the txn.
+    fn learner_request(&mut self, _packet: &QuorumPacket) {}
 }
 
 /// What the driver publishes about the peer.
@@ -69,6 +75,8 @@ pub struct PeerStatus {
 
 enum Command {
     Propose(Bytes, oneshot::Sender<Result<Zxid, ProposeError>>),
+    Forward(QuorumPacket),
+    TouchSession(i64, i32),
 }
 
 enum NetEvent {
@@ -112,6 +120,17 @@ impl PeerHandle {
             return Err(ProposeError::NotEstablished);
         }
         rx.await.unwrap_or(Err(ProposeError::NotEstablished))
+    }
+
+    /// Learner: forwards a packet (a client's REQUEST) to the leader; dropped when not
+    /// following an established leader.
+    pub fn forward(&self, p: QuorumPacket) {
+        let _ = self.cmds.send(Command::Forward(p));
+    }
+
+    /// Learner: a local client touched a session (reported to the leader with PINGs).
+    pub fn touch_session(&self, session_id: i64, timeout: i32) {
+        let _ = self.cmds.send(Command::TouchSession(session_id, timeout));
     }
 
     /// Cuts (or restores) all of this peer's traffic, both ways, like a network
@@ -372,18 +391,22 @@ async fn run<R: Replica>(
                         leader,
                         serving,
                     } => {
-                        let _ = status.send(PeerStatus {
+                        let st = PeerStatus {
                             state,
                             leader,
                             serving,
-                        });
+                        };
+                        replica.role_changed(st, peer.next_zxid());
+                        let _ = status.send(st);
                     }
                     Action::LearnerRequest { conn, packet, .. } => {
                         // REQUEST data: sessionId, cxid, type, request. Forwarded writes
-                        // belong to the server core (not wired here yet); syncs are
-                        // answered once everything proposed before them is committed.
+                        // go to the server core; syncs are answered once everything
+                        // proposed before them is committed.
                         if request_type(&packet) == Some(zk_proto::OpCode::Sync.to_i32()) {
                             pending_later(&mut pending, peer.sync_request(now(), conn));
+                        } else {
+                            replica.learner_request(&packet);
                         }
                     }
                     Action::Revalidate {
@@ -445,6 +468,12 @@ async fn run<R: Replica>(
                     pending = out;
                     let _ = reply.send(r);
                 }
+                Some(Command::Forward(p)) => {
+                    if !isolated.load(Ordering::SeqCst) {
+                        pending = peer.forward(now(), p).1;
+                    }
+                }
+                Some(Command::TouchSession(s, t)) => peer.touch_session(s, t),
                 None => return,
             },
             _ = tick.tick() => pending = peer.tick(now()),

@@ -1,0 +1,149 @@
+//! zk-client against a 3-member in-process zk-server ensemble
+//! (`zk_server::ensemble::Ensemble`): writes through the leader and through followers,
+//! reads on every member, an ephemeral node and a watch surviving the leader's death,
+//! writes after re-election, and a restarted member catching up.
+
+use std::time::Duration;
+
+use zk_client::{Acl, Client, CreateMode, EventType};
+use zk_server::ensemble::Ensemble;
+
+const T: Duration = Duration::from_secs(10);
+
+async fn connect(hosts: &str) -> Client {
+    tokio::time::timeout(
+        T,
+        Client::builder(hosts)
+            .session_timeout(Duration::from_secs(10))
+            .connect(),
+    )
+    .await
+    .expect("connect in time")
+    .expect("connects")
+}
+
+/// Waits until a client on member `i` (after a sync) sees `path`; its data, or panics.
+async fn seen_on(ens: &Ensemble, i: usize, path: &str) -> Vec<u8> {
+    let addr = ens.client_addr(i).expect("member exists").to_string();
+    let c = connect(&addr).await;
+    c.sync("/").await.expect("sync");
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        match c.get_data(path, false).await {
+            Ok((data, _)) => {
+                c.close().await.expect("close");
+                return data.to_vec();
+            }
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                panic!("member {i} never saw {path}: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_serve_clients_and_survive_the_leader() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let mut ens = Ensemble::start(3).await.expect("ensemble starts");
+    let leader = ens.wait_for_leader(T).await.expect("a leader");
+    let follower = (0..3).find(|i| *i != leader).expect("a follower");
+    let acl = Acl::open_unsafe();
+
+    // Writes through the leader and through a follower.
+    let on_leader = connect(&ens.client_addr(leader).unwrap().to_string()).await;
+    let on_follower = connect(&ens.client_addr(follower).unwrap().to_string()).await;
+    on_leader
+        .create("/via-leader", b"L", &acl, CreateMode::Persistent)
+        .await
+        .expect("create on the leader");
+    on_follower
+        .create("/via-follower", b"F", &acl, CreateMode::Persistent)
+        .await
+        .expect("create through a follower");
+    // A follower client sees its own write at once, and a set through it.
+    let (d, _) = on_follower.get_data("/via-follower", false).await.unwrap();
+    assert_eq!(&d[..], b"F");
+    let st = on_follower
+        .set_data("/via-leader", b"L2", Some(0))
+        .await
+        .expect("set through a follower");
+    assert_eq!(st.version, 1);
+
+    // Every member has both.
+    for i in 0..3 {
+        assert_eq!(seen_on(&ens, i, "/via-leader").await, b"L2");
+        assert_eq!(seen_on(&ens, i, "/via-follower").await, b"F");
+    }
+
+    // A client on every host, leader first: it holds an ephemeral and a watch.
+    let mut hosts = vec![ens.client_addr(leader).unwrap().to_string()];
+    hosts.extend(
+        (0..3)
+            .filter(|i| *i != leader)
+            .map(|i| ens.client_addr(i).unwrap().to_string()),
+    );
+    let c = connect(&hosts.join(",")).await;
+    let session = c.session_id();
+    c.create("/eph", b"", &acl, CreateMode::Ephemeral)
+        .await
+        .expect("ephemeral");
+    let (_, _, watch) = c.get_data_watched("/via-follower").await.expect("watch");
+
+    ens.kill(leader);
+    drop(on_leader);
+    let new_leader = ens.wait_for_leader(T).await.expect("a new leader");
+    assert_ne!(new_leader, leader);
+
+    // The session moved with its ephemeral; writes go on.
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        match c.exists("/eph", false).await {
+            Ok(Some(st)) => {
+                assert_eq!(st.ephemeral_owner, session);
+                break;
+            }
+            Ok(None) => panic!("the ephemeral node was lost with the leader"),
+            Err(e) if tokio::time::Instant::now() >= deadline => panic!("no failover: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    assert_eq!(c.session_id(), session);
+    c.create("/after", b"A", &acl, CreateMode::Persistent)
+        .await
+        .expect("write after re-election");
+
+    // The watch survived: a change made elsewhere fires it.
+    let other = (0..3).find(|i| *i != leader).unwrap();
+    let w = connect(&ens.client_addr(other).unwrap().to_string()).await;
+    w.set_data("/via-follower", b"F2", None)
+        .await
+        .expect("set after re-election");
+    let ev = tokio::time::timeout(T, watch)
+        .await
+        .expect("watch fires in time")
+        .expect("watch event");
+    assert_eq!(ev.event_type, EventType::NodeDataChanged);
+    assert_eq!(ev.path, "/via-follower");
+
+    // The old leader comes back and catches up.
+    ens.restart(leader).await.expect("restart");
+    assert!(ens.wait_for_leader(T).await.is_some());
+    assert_eq!(seen_on(&ens, leader, "/after").await, b"A");
+    assert_eq!(seen_on(&ens, leader, "/via-follower").await, b"F2");
+
+    // Closing the session removes its ephemeral everywhere.
+    c.close().await.expect("close");
+    let r = connect(&ens.client_addr(leader).unwrap().to_string()).await;
+    let deadline = tokio::time::Instant::now() + T;
+    while r.exists("/eph", false).await.expect("exists").is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ephemeral outlived its session"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,210 @@
+//! The server as an ensemble member, and an embedded in-process ensemble for tests.
+//!
+//! Each member runs the request [`crate::pipeline::Processor`] behind the quorum driver
+//! ([`crate::quorum::net::driver`]): the leader proposes its clients' writes, followers
+//! forward theirs as REQUEST packets and answer the client when the txn commits locally.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let ens = zk_server::ensemble::Ensemble::start(3).await?;
+//! let hosts = ens.connect_string(); // "127.0.0.1:A,127.0.0.1:B,127.0.0.1:C"
+//! # let _ = hosts;
+//! # Ok(()) }
+//! ```
+//!
+//! - [`request_packet`]: the REQUEST packet a follower forwards a write in.
+//! - [`replica`]: the core as the driver's `Replica` (commits, role changes, memory disk).
+//! - [`node`]: one member: client listener, node task, quorum peer.
+
+pub mod node;
+pub mod replica;
+pub mod request_packet;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::pipeline::CoreSettings;
+use crate::quorum::net::driver::{PeerAddrs, PeerStatus};
+use crate::quorum::{LearnerType, PeerState, QuorumConfig, QuorumServer, Sid};
+use node::{Node, NodeSetup};
+use replica::NodeDisk;
+
+/// Binds `addr`, retrying while the old socket of a killed member lingers.
+async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let mut tries = 0;
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return Ok(l),
+            Err(e) if tries >= 100 => return Err(e),
+            Err(_) => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+struct Member {
+    client: SocketAddr,
+    quorum: QuorumConfig,
+    disk: NodeDisk,
+    node: Option<Node>,
+    reserved: Option<(TcpListener, TcpListener, TcpListener)>,
+}
+
+/// N client-serving members on loopback, with in-memory disks that survive a kill.
+/// Members are numbered `0..n` (server id `i + 1`).
+pub struct Ensemble {
+    addrs: PeerAddrs,
+    members: Vec<Member>,
+}
+
+impl Ensemble {
+    /// Starts `n` voting members on free loopback ports (tickTime 100 ms).
+    pub async fn start(n: usize) -> std::io::Result<Ensemble> {
+        let mut election = BTreeMap::new();
+        let mut quorum = BTreeMap::new();
+        let mut servers = Vec::new();
+        let mut bound = Vec::new();
+        for i in 0..n {
+            let sid = (i + 1) as Sid;
+            let cl = TcpListener::bind("127.0.0.1:0").await?;
+            let el = TcpListener::bind("127.0.0.1:0").await?;
+            let ql = TcpListener::bind("127.0.0.1:0").await?;
+            let (c, e, q) = (cl.local_addr()?, el.local_addr()?, ql.local_addr()?);
+            election.insert(sid, e);
+            quorum.insert(sid, q);
+            servers.push(QuorumServer {
+                sid,
+                host: "127.0.0.1".into(),
+                quorum_port: q.port(),
+                election_port: e.port(),
+                learner_type: LearnerType::Participant,
+                client_addr: Some(c.to_string()),
+            });
+            bound.push((c, (cl, el, ql)));
+        }
+        let mut members = Vec::new();
+        for (i, (client, reserved)) in bound.into_iter().enumerate() {
+            let mut quorum = QuorumConfig::new((i + 1) as Sid, servers.clone());
+            quorum.tick_time = 100;
+            quorum.max_notification_interval = 400;
+            members.push(Member {
+                client,
+                quorum,
+                disk: NodeDisk::default(),
+                node: None,
+                reserved: Some(reserved),
+            });
+        }
+        let mut ens = Ensemble {
+            addrs: PeerAddrs { election, quorum },
+            members,
+        };
+        for i in 0..n {
+            ens.restart(i).await?;
+        }
+        Ok(ens)
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether there are no members.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// `host:port,...` of every member.
+    pub fn connect_string(&self) -> String {
+        let hosts: Vec<String> = self.members.iter().map(|m| m.client.to_string()).collect();
+        hosts.join(",")
+    }
+
+    /// Client address of member `i`.
+    pub fn client_addr(&self, i: usize) -> Option<SocketAddr> {
+        self.members.get(i).map(|m| m.client)
+    }
+
+    /// Role of member `i`, when running.
+    pub fn status(&self, i: usize) -> Option<PeerStatus> {
+        self.members.get(i)?.node.as_ref().map(|n| n.status())
+    }
+
+    /// The member leading an established quorum, if any.
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.members.len()).find(|i| {
+            self.status(*i)
+                .is_some_and(|s| s.serving && s.state == PeerState::Leading)
+        })
+    }
+
+    /// Waits until every running member serves under one leader; returns it.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Option<usize> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let running: Vec<PeerStatus> = (0..self.members.len())
+                .filter_map(|i| self.status(i))
+                .collect();
+            if let Some(l) = self.leader() {
+                let sid = Some((l + 1) as Sid);
+                if running.iter().all(|s| s.serving && s.leader == sid) {
+                    return Some(l);
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Stops member `i` like a crash (its disk stays for [`Ensemble::restart`]).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(m) = self.members.get_mut(i) {
+            m.node = None;
+        }
+    }
+
+    /// (Re)starts member `i` from its disk on the same ports.
+    pub async fn restart(&mut self, i: usize) -> std::io::Result<()> {
+        let Some(m) = self.members.get_mut(i) else {
+            return Ok(());
+        };
+        m.node = None;
+        let sid = m.quorum.my_sid;
+        let (cl, el, ql) = match m.reserved.take() {
+            Some(r) => r,
+            None => {
+                let (Some(e), Some(q)) =
+                    (self.addrs.election.get(&sid), self.addrs.quorum.get(&sid))
+                else {
+                    return Ok(());
+                };
+                (bind(m.client).await?, bind(*e).await?, bind(*q).await?)
+            }
+        };
+        let settings = CoreSettings {
+            server_id: sid,
+            tick_ms: 100,
+            min_timeout: 400,
+            max_timeout: 40_000,
+            ..CoreSettings::default()
+        };
+        m.node = Some(Node::start(NodeSetup {
+            quorum: m.quorum.clone(),
+            settings,
+            disk: m.disk.clone(),
+            client: cl,
+            election: el,
+            quorum_listener: ql,
+            addrs: self.addrs.clone(),
+        }));
+        Ok(())
+    }
+}

@@ -1,0 +1,253 @@
+//! [`ServerReplica`]: the server core seen from the quorum driver. Committed txns go
+//! through the [`Processor`] (so client replies and watches fire), role changes switch it
+//! between leading and forwarding, and learners' forwarded writes go to the node task.
+//!
+//! The txn log and epochs live in memory ([`NodeDisk`]) and survive a kill within the
+//! process, so a restarted member replays them. Snapshots sent to learners are the list of
+//! applied txns (this in-process ensemble only talks to itself).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc::UnboundedSender;
+use zk_proto::jute::{JuteReader, JuteWrite};
+use zk_proto::quorum::QuorumPacket;
+use zk_proto::txn::TxnEntry;
+
+use crate::database::ZkDatabase;
+use crate::pipeline::{CoreSettings, Output, Processor, WriteMode};
+use crate::quorum::net::driver::{PeerStatus, Replica};
+use crate::quorum::zab::{DiskState, Proposal};
+use crate::quorum::{PeerState, Zxid};
+use crate::server::now_ms;
+
+/// What a member keeps across a kill: epochs and the txn log.
+#[derive(Debug, Default)]
+pub struct DiskData {
+    accepted: i64,
+    current: i64,
+    log: Vec<Proposal>,
+}
+
+/// A member's durable state, shared with the ensemble so a restart finds it.
+#[derive(Debug, Clone, Default)]
+pub struct NodeDisk(Arc<Mutex<DiskData>>);
+
+impl NodeDisk {
+    fn lock(&self) -> MutexGuard<'_, DiskData> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What a restart finds on disk.
+    pub fn disk_state(&self) -> DiskState {
+        let d = self.lock();
+        DiskState {
+            accepted_epoch: d.accepted,
+            current_epoch: d.current,
+            last_zxid: d.log.last().map(|p| p.zxid).unwrap_or(0),
+            recent: d.log.clone(),
+        }
+    }
+
+    /// The logged txns.
+    pub fn log(&self) -> Vec<Proposal> {
+        self.lock().log.clone()
+    }
+}
+
+/// Messages from the peer side (and from processor calls) to the node task, in the order
+/// the processor produced them.
+#[derive(Debug)]
+pub enum NodeMsg {
+    /// Outputs of the processor.
+    Outputs(Vec<Output>),
+    /// A learner forwarded a write (we lead).
+    Forwarded(QuorumPacket),
+    /// The peer changed role.
+    Role(PeerStatus),
+}
+
+/// The processor plus the channel its outputs go to; always used under one lock so the
+/// node task sees outputs in processor order.
+pub struct Core {
+    /// The server core.
+    pub processor: Processor,
+    settings: CoreSettings,
+    out: UnboundedSender<NodeMsg>,
+}
+
+impl Core {
+    /// Wraps a processor.
+    pub fn new(
+        processor: Processor,
+        settings: CoreSettings,
+        out: UnboundedSender<NodeMsg>,
+    ) -> Self {
+        Core {
+            processor,
+            settings,
+            out,
+        }
+    }
+
+    /// Sends processor outputs to the node task.
+    pub fn emit(&self, out: Vec<Output>) {
+        if !out.is_empty() {
+            let _ = self.out.send(NodeMsg::Outputs(out));
+        }
+    }
+
+    fn send(&self, m: NodeMsg) {
+        let _ = self.out.send(m);
+    }
+
+    /// Rebuilds the processor over a database replayed from `txns` (after TRUNC / SNAP;
+    /// clients are disconnected then, as the member is not serving).
+    fn reload(&mut self, txns: &[Proposal]) {
+        let db = replay(txns);
+        let mut p = Processor::new(db, self.settings.clone(), now_ms());
+        p.set_write_mode(WriteMode::Forward);
+        self.processor = p;
+    }
+}
+
+/// The shared core.
+pub type SharedCore = Arc<Mutex<Core>>;
+
+/// Locks the shared core (a poisoned lock is still usable: the state is consistent
+/// between calls).
+pub fn lock(c: &SharedCore) -> MutexGuard<'_, Core> {
+    c.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A database built by applying `txns` in order (undecodable ones are skipped and logged).
+pub fn replay(txns: &[Proposal]) -> ZkDatabase {
+    let mut db = ZkDatabase::new();
+    for p in txns {
+        match TxnEntry::decode(p.data.clone()) {
+            Ok(e) => {
+                let _ = db.apply(&e);
+            }
+            Err(e) => tracing::error!("undecodable txn {:#x}: {e}", p.zxid),
+        }
+    }
+    db
+}
+
+/// The server core as the quorum driver's [`Replica`].
+pub struct ServerReplica {
+    disk: NodeDisk,
+    core: SharedCore,
+    applied: Vec<Proposal>,
+}
+
+impl ServerReplica {
+    /// A replica over a member's disk and core; `applied` are the txns the core's
+    /// database was built from.
+    pub fn new(disk: NodeDisk, core: SharedCore, applied: Vec<Proposal>) -> Self {
+        ServerReplica {
+            disk,
+            core,
+            applied,
+        }
+    }
+}
+
+impl Replica for ServerReplica {
+    fn persist(&mut self, p: &Proposal) {
+        self.disk.lock().log.push(p.clone());
+    }
+
+    fn apply(&mut self, p: &Proposal) {
+        match TxnEntry::decode(p.data.clone()) {
+            Ok(e) => {
+                let mut c = lock(&self.core);
+                let out = c.processor.committed(std::slice::from_ref(&e), now_ms());
+                c.emit(out);
+            }
+            Err(e) => tracing::error!("undecodable committed txn {:#x}: {e}", p.zxid),
+        }
+        self.applied.push(p.clone());
+    }
+
+    fn snapshot(&self) -> Bytes {
+        let mut b = BytesMut::new();
+        b.write_i32(i32::try_from(self.applied.len()).unwrap_or(i32::MAX));
+        for p in &self.applied {
+            b.write_i64(p.zxid);
+            b.write_buffer(&p.data);
+        }
+        b.freeze()
+    }
+
+    fn install_snapshot(&mut self, _zxid: Zxid, data: Bytes) {
+        let mut r = JuteReader::new(data);
+        let mut txns = Vec::new();
+        let n = r.read_i32().unwrap_or(0);
+        for _ in 0..n.max(0) {
+            let (Ok(zxid), Ok(data)) = (r.read_i64(), r.read_buffer()) else {
+                break;
+            };
+            txns.push(Proposal { zxid, data });
+        }
+        self.disk.lock().log = txns.clone();
+        lock(&self.core).reload(&txns);
+        self.applied = txns;
+    }
+
+    fn truncate(&mut self, zxid: Zxid) {
+        let log = {
+            let mut d = self.disk.lock();
+            d.log.retain(|p| p.zxid <= zxid);
+            d.log.clone()
+        };
+        lock(&self.core).reload(&log);
+        self.applied = log;
+    }
+
+    fn read_log(&self, from: Zxid, to: Zxid) -> Option<Vec<Proposal>> {
+        let d = self.disk.lock();
+        let txns: Vec<Proposal> = d
+            .log
+            .iter()
+            .filter(|p| p.zxid >= from && p.zxid <= to)
+            .cloned()
+            .collect();
+        (txns.first().map(|p| p.zxid) == Some(from)).then_some(txns)
+    }
+
+    fn save_accepted_epoch(&mut self, e: i64) {
+        self.disk.lock().accepted = e;
+    }
+
+    fn save_current_epoch(&mut self, e: i64) {
+        self.disk.lock().current = e;
+    }
+
+    fn role_changed(&mut self, status: PeerStatus, next_zxid: Option<Zxid>) {
+        let mut c = lock(&self.core);
+        match next_zxid {
+            Some(z) if status.serving && status.state == PeerState::Leading => {
+                let now = now_ms();
+                let p = &mut c.processor;
+                p.set_write_mode(WriteMode::Local);
+                p.set_next_zxid(z);
+                // Sessions get a fresh timeout under a new leader (as in Apache), so
+                // clients of the old leader have time to move over.
+                let sessions: Vec<(i64, i32)> =
+                    p.db.sessions().iter().map(|(s, t)| (*s, *t)).collect();
+                for (s, t) in sessions {
+                    if !p.touch_session(s, now) {
+                        p.sessions.add(s, t, now);
+                    }
+                }
+            }
+            _ => c.processor.set_write_mode(WriteMode::Forward),
+        }
+        c.send(NodeMsg::Role(status));
+    }
+
+    fn learner_request(&mut self, packet: &QuorumPacket) {
+        lock(&self.core).send(NodeMsg::Forwarded(packet.clone()));
+    }
+}
