@@ -3,7 +3,7 @@
 //! the leader) and the quorum peer with a [`ServerReplica`].
 
 use std::collections::BTreeSet;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
-use zk_proto::{write_frame, ErrorCode, Record, ReplyHeader, Response};
+use zk_proto::{write_frame, ErrorCode, Record, ReplyHeader, Request, Response};
 
 use super::replica::{lock, Core, NodeDisk, NodeMsg, ServerReplica, SharedCore};
 use super::request_packet::{self, Forwarded};
@@ -98,6 +98,8 @@ impl Node {
             conns: HashMap::new(),
             throttle,
             status: status.clone(),
+            syncs: VecDeque::new(),
+            held: HashMap::new(),
         };
         let task = tokio::spawn(task.run(core_rx, node_rx));
         Node {
@@ -127,6 +129,10 @@ struct NodeTask {
     conns: HashMap<ConnId, ConnEntry>,
     throttle: Arc<Throttle>,
     status: Arc<Mutex<PeerStatus>>,
+    /// Connections whose syncs were forwarded, oldest first (the leader answers in order).
+    syncs: VecDeque<ConnId>,
+    /// Per connection: a forwarded sync and the requests that came after it.
+    held: HashMap<ConnId, VecDeque<(i32, Request)>>,
 }
 
 impl NodeTask {
@@ -192,14 +198,7 @@ impl NodeTask {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.queued += 1;
                 }
-                let mut c = lock(&self.core);
-                if let Some(s) = c.processor.session_of(conn) {
-                    let t = c.processor.sessions.timeout(s).unwrap_or(0);
-                    self.peer.touch_session(s, t);
-                }
-                tracing::trace!("request {conn} xid {xid}: {:?}", req.opcode());
-                let out = c.processor.request(conn, xid, req, now);
-                c.emit(out);
+                self.request(conn, xid, req);
             }
             CoreMsg::Unknown { conn, xid, .. } => {
                 if let Some(c) = self.conns.get_mut(&conn) {
@@ -223,12 +222,64 @@ impl NodeTask {
                 if let Some(c) = self.conns.remove(&conn) {
                     self.throttle.done(c.queued);
                 }
+                self.held.remove(&conn);
                 lock(&self.core).processor.disconnected(conn);
             }
             CoreMsg::FourLetter { reply, .. } => {
                 let _ = reply.send(String::new());
             }
             CoreMsg::Committed(_) | CoreMsg::Shutdown(_) => {}
+        }
+    }
+
+    /// A client request: held behind a sync forwarded to the leader, or processed.
+    fn request(&mut self, conn: ConnId, xid: i32, req: Request) {
+        if let Some(q) = self.held.get_mut(&conn) {
+            q.push_back((xid, req));
+            return;
+        }
+        let mut c = lock(&self.core);
+        let session = c.processor.session_of(conn);
+        if let Some(s) = session {
+            let t = c.processor.sessions.timeout(s).unwrap_or(0);
+            self.peer.touch_session(s, t);
+        }
+        let following = self
+            .status
+            .lock()
+            .map(|s| s.state != PeerState::Leading)
+            .unwrap_or(true);
+        if let (Request::Sync(_), Some(s), true) = (&req, session, following) {
+            // A follower's sync goes through the leader: once it answers, everything
+            // committed before the sync has been applied here. Later requests of the
+            // connection wait behind it to keep replies in order.
+            drop(c);
+            self.peer
+                .forward(request_packet::write(s, xid, &req, Vec::new()));
+            self.syncs.push_back(conn);
+            self.held.insert(conn, VecDeque::from([(xid, req)]));
+            return;
+        }
+        tracing::trace!("request {conn} xid {xid}: {:?}", req.opcode());
+        let out = c.processor.request(conn, xid, req, now_ms());
+        c.emit(out);
+    }
+
+    /// The leader answered the oldest forwarded sync: answer it and release what waited.
+    fn sync_done(&mut self) {
+        let Some(conn) = self.syncs.pop_front() else {
+            return;
+        };
+        let Some(mut q) = self.held.remove(&conn) else {
+            return;
+        };
+        if let Some((xid, req)) = q.pop_front() {
+            let mut c = lock(&self.core);
+            let out = c.processor.request(conn, xid, req, now_ms());
+            c.emit(out);
+        }
+        for (xid, req) in q {
+            self.request(conn, xid, req);
         }
     }
 
@@ -261,12 +312,15 @@ impl NodeTask {
                 };
                 c.emit(vec![Output::Propose(e)]);
             }
+            NodeMsg::SyncDone => self.sync_done(),
             NodeMsg::Role(st) => {
                 tracing::debug!("member role: {st:?}");
                 if let Ok(mut s) = self.status.lock() {
                     *s = st;
                 }
                 if !st.serving {
+                    self.syncs.clear();
+                    self.held.clear();
                     // Our clients' requests would hang without a quorum: let them move.
                     let conns: Vec<ConnId> = self.conns.keys().copied().collect();
                     for c in conns {

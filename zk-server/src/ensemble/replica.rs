@@ -65,6 +65,8 @@ pub enum NodeMsg {
     Forwarded(QuorumPacket),
     /// The peer changed role.
     Role(PeerStatus),
+    /// The leader answered our oldest forwarded sync.
+    SyncDone,
 }
 
 /// The processor plus the channel its outputs go to; always used under one lock so the
@@ -249,5 +251,9 @@ impl Replica for ServerReplica {
 
     fn learner_request(&mut self, packet: &QuorumPacket) {
         lock(&self.core).send(NodeMsg::Forwarded(packet.clone()));
+    }
+
+    fn sync_done(&mut self) {
+        lock(&self.core).send(NodeMsg::SyncDone);
     }
 }

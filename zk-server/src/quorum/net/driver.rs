@@ -60,6 +60,9 @@ pub trait Replica: Send + 'static {
     /// Leader side: a learner forwarded a client write (REQUEST other than sync); the
     /// server core prepares it and proposes the txn.
     fn learner_request(&mut self, _packet: &QuorumPacket) {}
+    /// Learner side: the leader answered our oldest forwarded sync (everything committed
+    /// before it has been applied).
+    fn sync_done(&mut self) {}
 }
 
 /// What the driver publishes about the peer.
@@ -417,9 +420,8 @@ async fn run<R: Replica>(
                             peer.revalidate_reply(now(), conn, session_id, true),
                         );
                     }
-                    Action::SessionsTouched { .. }
-                    | Action::Revalidated { .. }
-                    | Action::SyncDone => {}
+                    Action::SyncDone => replica.sync_done(),
+                    Action::SessionsTouched { .. } | Action::Revalidated { .. } => {}
                 }
             }
             if let Some(z) = persisted {
