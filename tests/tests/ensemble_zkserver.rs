@@ -138,3 +138,65 @@ async fn three_members_serve_clients_and_survive_the_leader() {
         "ephemeral outlived its session"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_sessions_live_by_touches_and_expire_on_the_leader() {
+    let mut ens = Ensemble::start(3).await.expect("ensemble starts");
+    let leader = ens.wait_for_leader(T).await.expect("a leader");
+    let follower = (0..3).find(|i| *i != leader).expect("a follower");
+    let acl = Acl::open_unsafe();
+    let c = tokio::time::timeout(
+        T,
+        Client::builder(&ens.client_addr(follower).unwrap().to_string())
+            .session_timeout(Duration::from_millis(1000))
+            .connect(),
+    )
+    .await
+    .expect("connect in time")
+    .expect("connects");
+    c.create("/short", b"", &acl, CreateMode::Ephemeral)
+        .await
+        .expect("ephemeral through a follower");
+
+    // Pipelined writes through the follower come back in order.
+    c.create("/q", b"", &acl, CreateMode::Persistent)
+        .await
+        .expect("parent");
+    let writes: Vec<_> = (0..50)
+        .map(|i| {
+            let c = c.clone();
+            let acl = acl.clone();
+            async move {
+                c.create(
+                    "/q/seq-",
+                    format!("{i}").as_bytes(),
+                    &acl,
+                    CreateMode::PersistentSequential,
+                )
+                .await
+            }
+        })
+        .collect();
+    let paths = futures::future::join_all(writes).await;
+    for (i, p) in paths.into_iter().enumerate() {
+        assert_eq!(p.expect("sequential create"), format!("/q/seq-{i:010}"));
+    }
+
+    // Idle for three session timeouts: the follower's touches keep it alive on the leader.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    assert_eq!(seen_on(&ens, leader, "/short").await, b"");
+
+    // With its member gone and no other host to move to, the session expires on the
+    // leader and its ephemeral node goes everywhere.
+    ens.kill(follower);
+    drop(c);
+    let r = connect(&ens.client_addr(leader).unwrap().to_string()).await;
+    let deadline = tokio::time::Instant::now() + T;
+    while r.exists("/short", false).await.expect("exists").is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the session never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

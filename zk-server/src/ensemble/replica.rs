@@ -253,6 +253,14 @@ impl Replica for ServerReplica {
         lock(&self.core).send(NodeMsg::Forwarded(packet.clone()));
     }
 
+    fn sessions_touched(&mut self, sessions: &[(i64, i32)]) {
+        let now = now_ms();
+        let mut c = lock(&self.core);
+        for (s, _) in sessions {
+            c.processor.touch_session(*s, now);
+        }
+    }
+
     fn sync_done(&mut self) {
         lock(&self.core).send(NodeMsg::SyncDone);
     }

@@ -63,6 +63,8 @@ pub trait Replica: Send + 'static {
     /// Learner side: the leader answered our oldest forwarded sync (everything committed
     /// before it has been applied).
     fn sync_done(&mut self) {}
+    /// Leader side: a learner reports these sessions alive (session id, timeout).
+    fn sessions_touched(&mut self, _sessions: &[(i64, i32)]) {}
 }
 
 /// What the driver publishes about the peer.
@@ -421,7 +423,8 @@ async fn run<R: Replica>(
                         );
                     }
                     Action::SyncDone => replica.sync_done(),
-                    Action::SessionsTouched { .. } | Action::Revalidated { .. } => {}
+                    Action::SessionsTouched { sessions, .. } => replica.sessions_touched(&sessions),
+                    Action::Revalidated { .. } => {}
                 }
             }
             if let Some(z) = persisted {
