@@ -103,6 +103,16 @@ impl Core {
         let _ = self.out.send(m);
     }
 
+    /// Rebuilds the processor over its own database, dropping connections, queues,
+    /// waiters and prepared-but-uncommitted changes: when a member stops serving its
+    /// clients are disconnected, and what it proposed as leader may never commit.
+    fn reset(&mut self) {
+        let db = std::mem::take(&mut self.processor.db);
+        let mut p = Processor::new(db, self.settings.clone(), now_ms());
+        p.set_write_mode(WriteMode::Forward);
+        self.processor = p;
+    }
+
     /// Rebuilds the processor over a database replayed from `txns` (after TRUNC / SNAP;
     /// clients are disconnected then, as the member is not serving).
     fn reload(&mut self, txns: &[Proposal]) {
@@ -244,6 +254,7 @@ impl Replica for ServerReplica {
                     }
                 }
             }
+            _ if !status.serving => c.reset(),
             _ => c.processor.set_write_mode(WriteMode::Forward),
         }
         c.send(NodeMsg::Role(status));
