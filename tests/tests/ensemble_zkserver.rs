@@ -200,3 +200,44 @@ async fn follower_sessions_live_by_touches_and_expire_on_the_leader() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_on_disk_recover_their_log_after_a_kill() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut ens = Ensemble::start_on_disk(3, dir.path())
+        .await
+        .expect("ensemble starts");
+    ens.wait_for_leader(T).await.expect("a leader");
+    let acl = Acl::open_unsafe();
+    let c = connect(&ens.connect_string()).await;
+    for i in 0..20 {
+        c.create(&format!("/d{i}"), b"x", &acl, CreateMode::Persistent)
+            .await
+            .expect("create");
+    }
+    // Every member logged the txns in Apache's layout.
+    for i in 0..3 {
+        let logs = std::fs::read_dir(dir.path().join(format!("member-{i}/version-2")))
+            .expect("version-2")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("log."))
+            .count();
+        assert!(logs >= 1, "member {i} has no txn log");
+    }
+
+    // Kill everyone, restart from disk only: the data and the epochs come back.
+    for i in 0..3 {
+        ens.kill(i);
+    }
+    for i in 0..3 {
+        ens.restart(i).await.expect("restart");
+    }
+    assert!(ens.wait_for_leader(T).await.is_some());
+    for i in 0..3 {
+        assert_eq!(seen_on(&ens, i, "/d19").await, b"x");
+    }
+    let c = connect(&ens.connect_string()).await;
+    c.create("/after-restart", b"y", &acl, CreateMode::Persistent)
+        .await
+        .expect("write after a full restart");
+}

@@ -22,6 +22,7 @@ pub mod request_packet;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -47,6 +48,10 @@ async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     }
 }
 
+fn io_error(e: crate::error::ServerError) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
 struct Member {
     client: SocketAddr,
     quorum: QuorumConfig,
@@ -63,8 +68,19 @@ pub struct Ensemble {
 }
 
 impl Ensemble {
-    /// Starts `n` voting members on free loopback ports (tickTime 100 ms).
+    /// Starts `n` voting members on free loopback ports (tickTime 100 ms), with disks in
+    /// memory (they survive [`Ensemble::kill`] / [`Ensemble::restart`]).
     pub async fn start(n: usize) -> std::io::Result<Ensemble> {
+        Self::start_with(n, None).await
+    }
+
+    /// Like [`Ensemble::start`], with each member's txn log and epoch files in
+    /// `dir/member-<i>` (Apache's layout); a restart reads them back from disk.
+    pub async fn start_on_disk(n: usize, dir: &Path) -> std::io::Result<Ensemble> {
+        Self::start_with(n, Some(dir)).await
+    }
+
+    async fn start_with(n: usize, dir: Option<&Path>) -> std::io::Result<Ensemble> {
         let mut election = BTreeMap::new();
         let mut quorum = BTreeMap::new();
         let mut servers = Vec::new();
@@ -92,10 +108,14 @@ impl Ensemble {
             let mut quorum = QuorumConfig::new((i + 1) as Sid, servers.clone());
             quorum.tick_time = 100;
             quorum.max_notification_interval = 400;
+            let disk = match dir {
+                Some(d) => NodeDisk::open(&d.join(format!("member-{i}"))).map_err(io_error)?,
+                None => NodeDisk::default(),
+            };
             members.push(Member {
                 client,
                 quorum,
-                disk: NodeDisk::default(),
+                disk,
                 node: None,
                 reserved: Some(reserved),
             });
@@ -189,6 +209,7 @@ impl Ensemble {
                 (bind(m.client).await?, bind(*e).await?, bind(*q).await?)
             }
         };
+        m.disk.recover().map_err(io_error)?;
         let settings = CoreSettings {
             server_id: sid,
             tick_ms: 100,

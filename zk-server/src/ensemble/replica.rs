@@ -2,10 +2,12 @@
 //! through the [`Processor`] (so client replies and watches fire), role changes switch it
 //! between leading and forwarding, and learners' forwarded writes go to the node task.
 //!
-//! The txn log and epochs live in memory ([`NodeDisk`]) and survive a kill within the
-//! process, so a restarted member replays them. Snapshots sent to learners are the list of
+//! The txn log and epochs live in memory ([`NodeDisk`]), written through to a data
+//! directory (Apache's txn log and epoch files) when the member has one; a restarted
+//! member reads them back and replays the log. Snapshots sent to learners are the list of
 //! applied txns (this in-process ensemble only talks to itself).
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
@@ -15,18 +17,34 @@ use zk_proto::quorum::QuorumPacket;
 use zk_proto::txn::TxnEntry;
 
 use crate::database::ZkDatabase;
+use crate::error::Result;
+use crate::persistence::{read_epoch_file, write_epoch_file, EpochFile, Storage, StorageOptions};
 use crate::pipeline::{CoreSettings, Output, Processor, WriteMode};
 use crate::quorum::net::driver::{PeerStatus, Replica};
 use crate::quorum::zab::{DiskState, Proposal};
 use crate::quorum::{PeerState, Zxid};
 use crate::server::now_ms;
 
-/// What a member keeps across a kill: epochs and the txn log.
+/// What a member keeps across a kill: epochs and the txn log (in memory, and written
+/// through to a data directory when it has one).
 #[derive(Debug, Default)]
 pub struct DiskData {
     accepted: i64,
     current: i64,
     log: Vec<Proposal>,
+    dir: Option<PathBuf>,
+    store: Option<Storage>,
+}
+
+impl DiskData {
+    /// Runs a disk operation; a failure is logged (the member keeps its memory copy).
+    fn on_disk(&mut self, what: &str, f: impl FnOnce(&mut Storage, &Path) -> Result<()>) {
+        if let (Some(store), Some(dir)) = (self.store.as_mut(), self.dir.as_deref()) {
+            if let Err(e) = f(store, dir) {
+                tracing::error!("{what} failed: {e}");
+            }
+        }
+    }
 }
 
 /// A member's durable state, shared with the ensemble so a restart finds it.
@@ -36,6 +54,46 @@ pub struct NodeDisk(Arc<Mutex<DiskData>>);
 impl NodeDisk {
     fn lock(&self) -> MutexGuard<'_, DiskData> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A disk in `dir` (Apache layout: `version-2/log.*`, `snapshot.0`, epoch files),
+    /// recovered from what is there.
+    pub fn open(dir: &Path) -> Result<NodeDisk> {
+        let d = NodeDisk::default();
+        d.lock().dir = Some(dir.to_path_buf());
+        d.recover()?;
+        Ok(d)
+    }
+
+    /// What a restart does: with a data directory, forget the memory copy and read the
+    /// epochs and txn log back from disk.
+    pub fn recover(&self) -> Result<()> {
+        let mut d = self.lock();
+        let Some(dir) = d.dir.clone() else {
+            return Ok(());
+        };
+        d.store = None;
+        let opts = StorageOptions {
+            prealloc_size: 0,
+            ..StorageOptions::default()
+        };
+        let (store, restored) = Storage::open(&dir, &dir, opts)?;
+        d.accepted = read_epoch_file(&dir, EpochFile::Accepted)?.unwrap_or(0);
+        d.current = read_epoch_file(&dir, EpochFile::Current)?.unwrap_or(0);
+        d.log = restored
+            .txns
+            .iter()
+            .map(|e| {
+                let mut b = BytesMut::new();
+                e.write(&mut b);
+                Proposal {
+                    zxid: e.header.zxid,
+                    data: b.freeze(),
+                }
+            })
+            .collect();
+        d.store = Some(store);
+        Ok(())
     }
 
     /// What a restart finds on disk.
@@ -53,6 +111,12 @@ impl NodeDisk {
     pub fn log(&self) -> Vec<Proposal> {
         self.lock().log.clone()
     }
+}
+
+fn decode_all(txns: &[Proposal]) -> Vec<TxnEntry> {
+    txns.iter()
+        .filter_map(|p| TxnEntry::decode(p.data.clone()).ok())
+        .collect()
 }
 
 /// Messages from the peer side (and from processor calls) to the node task, in the order
@@ -167,7 +231,10 @@ impl ServerReplica {
 
 impl Replica for ServerReplica {
     fn persist(&mut self, p: &Proposal) {
-        self.disk.lock().log.push(p.clone());
+        let mut d = self.disk.lock();
+        d.log.push(p.clone());
+        let entries = decode_all(std::slice::from_ref(p));
+        d.on_disk("txn log append", |s, _| s.append(&entries));
     }
 
     fn apply(&mut self, p: &Proposal) {
@@ -202,7 +269,15 @@ impl Replica for ServerReplica {
             };
             txns.push(Proposal { zxid, data });
         }
-        self.disk.lock().log = txns.clone();
+        {
+            let mut d = self.disk.lock();
+            d.log = txns.clone();
+            let entries = decode_all(&txns);
+            d.on_disk("replacing the txn log", |s, _| {
+                s.truncate_after(0)?;
+                s.append(&entries)
+            });
+        }
         lock(&self.core).reload(&txns);
         self.applied = txns;
     }
@@ -211,6 +286,7 @@ impl Replica for ServerReplica {
         let log = {
             let mut d = self.disk.lock();
             d.log.retain(|p| p.zxid <= zxid);
+            d.on_disk("txn log truncation", |s, _| s.truncate_after(zxid));
             d.log.clone()
         };
         lock(&self.core).reload(&log);
@@ -229,11 +305,19 @@ impl Replica for ServerReplica {
     }
 
     fn save_accepted_epoch(&mut self, e: i64) {
-        self.disk.lock().accepted = e;
+        let mut d = self.disk.lock();
+        d.accepted = e;
+        d.on_disk("writing acceptedEpoch", |_, dir| {
+            write_epoch_file(dir, EpochFile::Accepted, e)
+        });
     }
 
     fn save_current_epoch(&mut self, e: i64) {
-        self.disk.lock().current = e;
+        let mut d = self.disk.lock();
+        d.current = e;
+        d.on_disk("writing currentEpoch", |_, dir| {
+            write_epoch_file(dir, EpochFile::Current, e)
+        });
     }
 
     fn role_changed(&mut self, status: PeerStatus, next_zxid: Option<Zxid>) {
