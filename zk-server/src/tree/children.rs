@@ -16,13 +16,19 @@ pub fn java_string_hash(s: &str) -> i32 {
 }
 
 /// The children of one node (also used for other sets Apache keeps as `HashSet<String>`).
+///
+/// Most nodes are leaves, so the table is allocated on the first insert: an empty set costs
+/// 24 bytes in its node instead of a whole hash map.
 #[derive(Debug, Clone, Default)]
 pub struct ChildSet {
-    entries: HashMap<String, u64>,
+    // Boxed on purpose: `None` plus a pointer is 8 bytes, an empty map 48.
+    #[allow(clippy::box_collection)]
+    entries: Option<Box<HashMap<String, u64>>>,
     next_seq: u64,
-    capacity: usize,
+    /// Java's table capacity (a power of two).
+    capacity: u32,
     /// Capacity of the first table (Java allocates it on the first insert); 0 means 8.
-    initial: usize,
+    initial: u32,
 }
 
 impl ChildSet {
@@ -35,7 +41,7 @@ impl ChildSet {
     /// `new HashSet<>()`.
     pub fn with_initial_capacity(capacity: usize) -> Self {
         ChildSet {
-            initial: capacity.max(1).next_power_of_two(),
+            initial: u32::try_from(capacity.max(1).next_power_of_two()).unwrap_or(1 << 31),
             ..Self::default()
         }
     }
@@ -43,7 +49,7 @@ impl ChildSet {
     /// What a `clone()` of this set iterates like: Java rebuilds the table at the size
     /// `tableSizeFor(n / 0.75 + 1)` and re-inserts in this set's iteration order.
     pub fn java_copy(&self) -> ChildSet {
-        let n = self.entries.len();
+        let n = self.len();
         let wanted = (n as f32 / 0.75f32 + 1.0f32) as usize;
         let mut copy = ChildSet::with_initial_capacity(wanted.max(1).next_power_of_two());
         for name in self.java_order() {
@@ -54,38 +60,42 @@ impl ChildSet {
 
     /// Adds a name; false if it was already there.
     pub fn insert(&mut self, name: String) -> bool {
-        if self.entries.contains_key(&name) {
+        let entries = self.entries.get_or_insert_with(Box::default);
+        if entries.contains_key(&name) {
             return false;
         }
-        self.entries.insert(name, self.next_seq);
+        entries.insert(name, self.next_seq);
+        let len = entries.len() as u64;
         self.next_seq += 1;
         if self.capacity == 0 {
             self.capacity = if self.initial == 0 { 8 } else { self.initial };
         }
-        while self.entries.len() > self.capacity * 3 / 4 {
-            self.capacity *= 2;
+        while len > u64::from(self.capacity) * 3 / 4 {
+            self.capacity = self.capacity.saturating_mul(2);
         }
         true
     }
 
     /// Removes a name; false if it was not there.
     pub fn remove(&mut self, name: &str) -> bool {
-        self.entries.remove(name).is_some()
+        self.entries
+            .as_mut()
+            .is_some_and(|e| e.remove(name).is_some())
     }
 
     /// Whether a name is present.
     pub fn contains(&self, name: &str) -> bool {
-        self.entries.contains_key(name)
+        self.entries.as_ref().is_some_and(|e| e.contains_key(name))
     }
 
     /// Number of children.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.as_ref().map_or(0, |e| e.len())
     }
 
     /// True without children.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     /// Forgets every child (and the capacity, as a fresh Java set would).
@@ -98,15 +108,16 @@ impl ChildSet {
 
     /// Names in no particular order (cheap).
     pub fn iter(&self) -> impl Iterator<Item = &String> {
-        self.entries.keys()
+        self.entries.iter().flat_map(|e| e.keys())
     }
 
     /// Names in Apache's iteration order.
     pub fn java_order(&self) -> Vec<String> {
-        let mask = self.capacity.max(1) - 1;
+        let mask = self.capacity.max(1) as usize - 1;
         let mut v: Vec<(usize, u64, &String)> = self
             .entries
             .iter()
+            .flat_map(|e| e.iter())
             .map(|(name, seq)| {
                 let h = java_string_hash(name);
                 let spread = h ^ ((h as u32) >> 16) as i32;

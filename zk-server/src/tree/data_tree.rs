@@ -29,7 +29,9 @@ pub struct Trigger {
 /// The znode tree plus its indexes (ephemerals by session, containers, TTL nodes).
 #[derive(Debug, Clone)]
 pub struct DataTree {
-    nodes: HashMap<String, DataNode>,
+    // Boxed: a hash table over-allocates up to 2x its slots, and a slot should cost a
+    // pointer, not a whole node.
+    nodes: HashMap<String, Box<DataNode>>,
     ephemerals: HashMap<i64, ChildSet>,
     containers: BTreeSet<String>,
     ttls: BTreeSet<String>,
@@ -37,6 +39,13 @@ pub struct DataTree {
     acl_cache: HashMap<bytes::Bytes, Arc<Vec<Acl>>>,
     /// Paths in the order [`Self::insert_restored`] saw them (a snapshot's pre-order).
     restore_order: Vec<String>,
+}
+
+/// Gives node data its own exact-size allocation. Request payloads arrive as zero-copy slices
+/// of a connection's read buffer; storing such a slice in the tree would keep the whole buffer
+/// (and every other frame in it) alive for as long as the node lives.
+fn detach(data: Option<Bytes>) -> Option<Bytes> {
+    data.map(|d| Bytes::copy_from_slice(&d))
 }
 
 impl Default for DataTree {
@@ -60,11 +69,11 @@ impl DataTree {
         let open = Arc::new(Acl::open_unsafe());
         t.nodes.insert(
             "/".into(),
-            DataNode {
+            Box::new(DataNode {
                 data: Some(Bytes::new()),
                 acl: open.clone(),
                 ..Default::default()
-            },
+            }),
         );
         t.insert_system_node(PROC_ZOOKEEPER, open.clone(), 0);
         t.insert_system_node(QUOTA_ZOOKEEPER, open, 0);
@@ -102,7 +111,7 @@ impl DataTree {
             },
             children: ChildSet::new(),
         };
-        self.nodes.insert(p.to_string(), node);
+        self.nodes.insert(p.to_string(), Box::new(node));
         if let Some(parent) = self.nodes.get_mut(path::parent(p)) {
             parent.children.insert(path::name(p).to_string());
         }
@@ -116,9 +125,9 @@ impl DataTree {
     /// Looks a node up (Apache also finds the root under the empty path).
     pub fn get(&self, p: &str) -> Option<&DataNode> {
         if p.is_empty() {
-            return self.nodes.get("/");
+            return self.nodes.get("/").map(|n| &**n);
         }
-        self.nodes.get(p)
+        self.nodes.get(p).map(|n| &**n)
     }
 
     /// Number of nodes, root included (Apache's "Node count").
@@ -128,7 +137,7 @@ impl DataTree {
 
     /// Every node, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &DataNode)> {
-        self.nodes.iter()
+        self.nodes.iter().map(|(p, n)| (p, &**n))
     }
 
     /// Sum of path and data lengths (mntr's `zk_approximate_data_size`).
@@ -268,13 +277,13 @@ impl DataTree {
         };
         parent.children.insert(child);
         let node = DataNode {
-            data,
+            data: detach(data),
             acl,
             stat: new_stat(zxid, time, ephemeral_owner),
             children: ChildSet::new(),
         };
         let stat = node.client_stat();
-        self.nodes.insert(p.to_string(), node);
+        self.nodes.insert(p.to_string(), Box::new(node));
         self.index(p, ephemeral_owner);
         triggers.push(Trigger {
             path: p.to_string(),
@@ -327,6 +336,7 @@ impl DataTree {
         time: i64,
         triggers: &mut Vec<Trigger>,
     ) -> Result<Stat, ErrorCode> {
+        let data = detach(data);
         let node = self.nodes.get_mut(p).ok_or(ErrorCode::NoNode)?;
         node.data = data;
         node.stat.mtime = time;
@@ -364,12 +374,12 @@ impl DataTree {
         let owner = stat.ephemeral_owner;
         if let Some(old) = self.nodes.insert(
             p.to_string(),
-            DataNode {
-                data,
+            Box::new(DataNode {
+                data: detach(data),
                 acl,
                 stat,
                 children: ChildSet::new(),
-            },
+            }),
         ) {
             self.unindex(p, old.stat.ephemeral_owner);
         }
