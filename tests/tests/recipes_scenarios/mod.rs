@@ -4,6 +4,7 @@
 
 pub mod coordination;
 pub mod data;
+pub mod failover;
 pub mod user;
 
 use std::net::SocketAddr;
