@@ -1,9 +1,11 @@
-//! `zk-server [-Dname=value ...] <zoo.cfg>`: a standalone ZooKeeper server.
+//! `zk-server [-Dname=value ...] <zoo.cfg>`: a ZooKeeper server, standalone or, when
+//! zoo.cfg lists two or more `server.N` lines, the ensemble member named by `myid`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use zk_server::config::{split_properties, ServerConfig};
+use zk_server::ensemble::from_config;
 use zk_server::Server;
 
 fn usage() -> ExitCode {
@@ -41,6 +43,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if from_config::is_ensemble(&config) {
+        return rt.block_on(run_member(config));
+    }
     rt.block_on(async move {
         let handle = match Server::start(config).await {
             Ok(h) => h,
@@ -69,4 +74,29 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// Runs as an ensemble member until SIGTERM or ^C (then stops like a crash: every
+/// txn was already made durable before it was acknowledged).
+async fn run_member(config: ServerConfig) -> ExitCode {
+    let node = match from_config::start_member(&config).await {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("zk-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("zk-server: cannot install SIGTERM handler: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: shutting down"),
+    }
+    drop(node);
+    ExitCode::SUCCESS
 }

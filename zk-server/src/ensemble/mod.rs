@@ -15,7 +15,9 @@
 //! - [`request_packet`]: the REQUEST packet a follower forwards a write in.
 //! - [`replica`]: the core as the driver's `Replica` (commits, role changes, memory disk).
 //! - [`node`]: one member: client listener, node task, quorum peer.
+//! - [`from_config`]: one member started from zoo.cfg (the `zk-server` binary).
 
+pub mod from_config;
 pub mod node;
 pub mod replica;
 pub mod request_packet;

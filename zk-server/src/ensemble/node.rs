@@ -2,7 +2,6 @@
 //! the processor's outputs (frames to connections, proposals to the peer, forwards to
 //! the leader) and the quorum peer with a [`ServerReplica`].
 
-use std::collections::BTreeSet;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -78,7 +77,7 @@ impl Node {
         let conn_settings = Arc::new(ConnSettings {
             max_frame: 1 << 20,
             max_client_cnxns: 60,
-            four_letter_whitelist: BTreeSet::new(),
+            four_letter_whitelist: ["srvr", "ruok"].iter().map(|w| w.to_string()).collect(),
             global_outstanding_limit: 1000,
         });
         let listener = tokio::spawn(listener::run(
@@ -225,11 +224,38 @@ impl NodeTask {
                 self.held.remove(&conn);
                 lock(&self.core).processor.disconnected(conn);
             }
-            CoreMsg::FourLetter { reply, .. } => {
-                let _ = reply.send(String::new());
+            CoreMsg::FourLetter { cmd, reply, .. } => {
+                let text = match cmd.as_str() {
+                    "ruok" => "imok".to_string(),
+                    "srvr" => self.srvr(),
+                    _ => String::new(),
+                };
+                let _ = reply.send(text);
             }
             CoreMsg::Committed(_) | CoreMsg::Shutdown(_) => {}
         }
+    }
+
+    /// `srvr` as an ensemble member answers it: the role is what tools look for.
+    fn srvr(&self) -> String {
+        let st = self.status.lock().map(|s| *s).ok();
+        let mode = match st {
+            Some(s) if s.serving && s.state == PeerState::Leading => "leader",
+            Some(s) if s.serving && s.state == PeerState::Observing => "observer",
+            Some(s) if s.serving => "follower",
+            _ => {
+                // Apache answers this when the member is not in a quorum.
+                return "This ZooKeeper instance is not currently serving requests\n".into();
+            }
+        };
+        let c = lock(&self.core);
+        format!(
+            "Zookeeper version: {}\nConnections: {}\nZxid: 0x{:x}\nMode: {mode}\nNode count: {}\n",
+            crate::net::four_letter::VERSION,
+            self.conns.len(),
+            c.processor.db.last_zxid(),
+            c.processor.db.tree.node_count()
+        )
     }
 
     /// A client request: held behind a sync forwarded to the leader, or processed.

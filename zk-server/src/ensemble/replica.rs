@@ -33,6 +33,8 @@ pub struct DiskData {
     current: i64,
     log: Vec<Proposal>,
     dir: Option<PathBuf>,
+    /// Where the txn log goes when not in `dir` (zoo.cfg's dataLogDir).
+    log_dir: Option<PathBuf>,
     store: Option<Storage>,
 }
 
@@ -65,6 +67,19 @@ impl NodeDisk {
         Ok(d)
     }
 
+    /// Like [`NodeDisk::open`], with the txn log in `log_dir` (zoo.cfg's `dataLogDir`)
+    /// and the epoch files in `data_dir`.
+    pub fn open_split(data_dir: &Path, log_dir: &Path) -> Result<NodeDisk> {
+        let d = NodeDisk::default();
+        {
+            let mut g = d.lock();
+            g.dir = Some(data_dir.to_path_buf());
+            g.log_dir = Some(log_dir.to_path_buf());
+        }
+        d.recover()?;
+        Ok(d)
+    }
+
     /// What a restart does: with a data directory, forget the memory copy and read the
     /// epochs and txn log back from disk.
     pub fn recover(&self) -> Result<()> {
@@ -77,7 +92,8 @@ impl NodeDisk {
             prealloc_size: 0,
             ..StorageOptions::default()
         };
-        let (store, restored) = Storage::open(&dir, &dir, opts)?;
+        let log_dir = d.log_dir.clone().unwrap_or_else(|| dir.clone());
+        let (store, restored) = Storage::open(&dir, &log_dir, opts)?;
         d.accepted = read_epoch_file(&dir, EpochFile::Accepted)?.unwrap_or(0);
         d.current = read_epoch_file(&dir, EpochFile::Current)?.unwrap_or(0);
         d.log = restored
