@@ -188,6 +188,7 @@ for exc, f in [("exists", lambda: z.create("/k")), ("nonode", lambda: z.get("/no
         f(); print(exc, "no error")
     except KazooException as e:
         print(exc, type(e).__name__)
+wait_events(8)
 t = z.transaction()
 t.create("/k/t1", b"a"); t.set_data("/k/a", b"v"); t.check("/k/a", 0); t.delete("/k/a/b")
 print("txn", t.commit())
