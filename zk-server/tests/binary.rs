@@ -1,54 +1,19 @@
 //! The `zk-server` binary: zoo.cfg and -D properties, clear config errors, SIGTERM.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use support::{four_letter, free_port, read_frame, Proc};
 use zk_proto::ops::CreateTtlRequest;
 use zk_proto::{
     write_frame, Acl, ConnectRequest, ConnectResponse, CreateMode, ErrorCode, OpCode, Record,
     ReplyHeader, RequestHeader,
 };
-
-struct Proc(Option<Child>);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn four_letter(port: u16, cmd: &str) -> String {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = s.write_all(cmd.as_bytes());
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
-}
-
-fn read_frame(s: &mut TcpStream) -> bytes::Bytes {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).unwrap();
-    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
-    s.read_exact(&mut body).unwrap();
-    body.into()
-}
 
 /// Creates a TTL node through a raw session: works only with extended types on.
 fn create_ttl(port: u16, path: &str) -> ErrorCode {
@@ -79,22 +44,11 @@ fn create_ttl(port: u16, path: &str) -> ErrorCode {
         .write(w);
     });
     s.write_all(&b).unwrap();
-    let resp = ConnectResponse::decode(read_frame(&mut s)).unwrap();
+    let resp = ConnectResponse::decode(read_frame(&mut s).unwrap()).unwrap();
     assert!(resp.timeout > 0);
-    let frame = read_frame(&mut s);
+    let frame = read_frame(&mut s).unwrap();
     let mut r = zk_proto::JuteReader::new(frame);
     ReplyHeader::read(&mut r).unwrap().err
-}
-
-fn start(cfg: &std::path::Path, props: &[&str]) -> Proc {
-    let child = Command::new(env!("CARGO_BIN_EXE_zk-server"))
-        .args(props)
-        .arg(cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Proc(Some(child))
 }
 
 fn wait_serving(port: u16) {
@@ -119,7 +73,7 @@ fn runs_from_zoo_cfg_with_properties_and_stops_on_sigterm() {
     )
     .unwrap();
     std::fs::write(dir.path().join("myid"), "7\n").unwrap();
-    let mut p = start(
+    let mut p = Proc::start_with(
         &cfg,
         &["-Dzookeeper.extendedTypesEnabled=true", "-Dsome.unknown=1"],
     );
@@ -158,7 +112,7 @@ fn runs_from_zoo_cfg_with_properties_and_stops_on_sigterm() {
     assert!(code.success(), "{code:?}");
 
     // Restarted on the same dataDir, the node is still there (NodeExists).
-    let _p = start(&cfg, &["-Dzookeeper.extendedTypesEnabled=true"]);
+    let _p = Proc::start_with(&cfg, &["-Dzookeeper.extendedTypesEnabled=true"]);
     wait_serving(port);
     assert_eq!(create_ttl(port, "/ttl"), ErrorCode::NodeExists);
 }
@@ -173,7 +127,7 @@ fn zoo_cfg_keys_map_to_properties() {
         format!("dataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nextendedTypesEnabled=true\n", dir.path().display()),
     )
     .unwrap();
-    let _p = start(&cfg, &[]);
+    let _p = Proc::start_with(&cfg, &[]);
     wait_serving(port);
     assert_eq!(create_ttl(port, "/t"), ErrorCode::Ok);
 }

@@ -3,81 +3,25 @@
 //! read on another, `kill -9` of the leader leaves a working majority, and the killed
 //! member catches up from its on-disk txn log when restarted.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod support;
+
+use std::io::Write;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
+use support::{four_letter, free_port, read_frame, Proc};
 use zk_proto::ops::{CreateRequest, GetDataResponse, PathWatchRequest};
 use zk_proto::{
     write_frame, Acl, ConnectRequest, ConnectResponse, CreateMode, ErrorCode, JuteReader, OpCode,
     Record, ReplyHeader, RequestHeader,
 };
 
-/// One zk-server process, killed with SIGKILL (by pid, via its handle) on drop.
-struct Proc(Option<Child>);
-
-impl Proc {
-    fn start(cfg: &Path) -> Proc {
-        let child = Command::new(env!("CARGO_BIN_EXE_zk-server"))
-            .arg(cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn zk-server");
-        Proc(Some(child))
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn four_letter(port: u16, cmd: &str) -> String {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = s.write_all(cmd.as_bytes());
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
-}
-
 fn mode(port: u16) -> Option<String> {
     four_letter(port, "srvr")
         .lines()
         .find_map(|l| l.strip_prefix("Mode: ").map(str::to_owned))
-}
-
-fn read_frame(s: &mut TcpStream) -> std::io::Result<Bytes> {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len)?;
-    let n = u32::from_be_bytes(len) as usize;
-    if n > 1 << 20 {
-        return Err(std::io::Error::other("frame too long"));
-    }
-    let mut body = vec![0u8; n];
-    s.read_exact(&mut body)?;
-    Ok(body.into())
 }
 
 /// One request on a fresh session; `None` when the member is not serving (it closes

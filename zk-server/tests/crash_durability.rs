@@ -1,60 +1,19 @@
 //! `kill -9` during a pipelined write load: after a restart on the same data dir every
 //! acknowledged write is there, and what survived is a prefix of the session's writes.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::io::Write;
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
+use support::{free_port, read_frame, Proc};
 use zk_proto::ops::{CreateRequest, GetDataResponse, PathWatchRequest};
 use zk_proto::{
     write_frame, Acl, ConnectRequest, ConnectResponse, CreateMode, ErrorCode, JuteReader, OpCode,
     Record, ReplyHeader, RequestHeader,
 };
-
-/// The zk-server binary, killed with SIGKILL (or on drop).
-struct Proc(Option<Child>);
-
-impl Proc {
-    fn start(cfg: &std::path::Path) -> Proc {
-        let child = Command::new(env!("CARGO_BIN_EXE_zk-server"))
-            .arg(cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn zk-server");
-        Proc(Some(child))
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            c.kill().expect("SIGKILL");
-            c.wait().expect("reap");
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn read_frame(s: &mut TcpStream) -> std::io::Result<Bytes> {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len)?;
-    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-    s.read_exact(&mut body)?;
-    Ok(body.into())
-}
 
 /// Opens a session, retrying until the server accepts connections.
 fn session(port: u16) -> TcpStream {
