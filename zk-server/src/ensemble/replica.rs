@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc::UnboundedSender;
-use zk_proto::jute::{JuteReader, JuteWrite};
 use zk_proto::quorum::QuorumPacket;
 use zk_proto::txn::TxnEntry;
 
@@ -21,6 +20,7 @@ use crate::error::Result;
 use crate::persistence::{read_epoch_file, write_epoch_file, EpochFile, Storage, StorageOptions};
 use crate::pipeline::{CoreSettings, Output, Processor, WriteMode};
 use crate::quorum::net::driver::{PeerStatus, Replica};
+use crate::quorum::net::txn_list_snapshot;
 use crate::quorum::zab::{DiskState, Proposal};
 use crate::quorum::{PeerState, Zxid};
 use crate::server::now_ms;
@@ -266,25 +266,11 @@ impl Replica for ServerReplica {
     }
 
     fn snapshot(&self) -> Bytes {
-        let mut b = BytesMut::new();
-        b.write_i32(i32::try_from(self.applied.len()).unwrap_or(i32::MAX));
-        for p in &self.applied {
-            b.write_i64(p.zxid);
-            b.write_buffer(&p.data);
-        }
-        b.freeze()
+        txn_list_snapshot::encode(&self.applied)
     }
 
     fn install_snapshot(&mut self, _zxid: Zxid, data: Bytes) {
-        let mut r = JuteReader::new(data);
-        let mut txns = Vec::new();
-        let n = r.read_i32().unwrap_or(0);
-        for _ in 0..n.max(0) {
-            let (Ok(zxid), Ok(data)) = (r.read_i64(), r.read_buffer()) else {
-                break;
-            };
-            txns.push(Proposal { zxid, data });
-        }
+        let txns = txn_list_snapshot::decode(data);
         {
             let mut d = self.disk.lock();
             d.log = txns.clone();

@@ -7,11 +7,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::net::TcpListener;
-use zk_proto::jute::{JuteReader, JuteWrite};
 
 use super::driver::{spawn_peer, PeerAddrs, PeerHandle, PeerStatus, Replica};
+use super::txn_list_snapshot;
 use crate::quorum::zab::leader::ProposeError;
 use crate::quorum::zab::{DiskState, Proposal};
 use crate::quorum::{LearnerType, QuorumConfig, QuorumServer, Sid, Zxid};
@@ -78,26 +78,10 @@ impl Replica for MemReplica {
         self.with(|m| m.applied.push(p.clone()));
     }
     fn snapshot(&self) -> Bytes {
-        self.with(|m| {
-            let mut b = BytesMut::new();
-            b.write_i32(i32::try_from(m.applied.len()).unwrap_or(i32::MAX));
-            for p in &m.applied {
-                b.write_i64(p.zxid);
-                b.write_buffer(&p.data);
-            }
-            b.freeze()
-        })
+        self.with(|m| txn_list_snapshot::encode(&m.applied))
     }
     fn install_snapshot(&mut self, _zxid: Zxid, data: Bytes) {
-        let mut r = JuteReader::new(data);
-        let mut txns = Vec::new();
-        let n = r.read_i32().unwrap_or(0);
-        for _ in 0..n.max(0) {
-            let (Ok(zxid), Ok(data)) = (r.read_i64(), r.read_buffer()) else {
-                break;
-            };
-            txns.push(Proposal { zxid, data });
-        }
+        let txns = txn_list_snapshot::decode(data);
         self.with(|m| {
             m.log = txns.clone();
             m.applied = txns;

@@ -7,11 +7,13 @@
 //! - [`driver`]: a whole peer over tokio, with the caller's database and disk behind
 //!   [`driver::Replica`].
 //! - [`ensemble`]: an embedded test ensemble on loopback (kill / restart / isolate / heal).
+//! - [`txn_list_snapshot`]: the SNAP payload our in-process members exchange.
 
 pub mod driver;
 pub mod election;
 pub mod ensemble;
 pub mod packet_codec;
+pub mod txn_list_snapshot;
 
 pub use election::ElectionNet;
 pub use packet_codec::QuorumPacketCodec;
