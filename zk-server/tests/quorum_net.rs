@@ -34,9 +34,11 @@ fn config(me: i64, addrs: &BTreeMap<i64, SocketAddr>) -> QuorumConfig {
 async fn three_election_cores_elect_a_leader_over_sockets() {
     let (ls, addrs) = listeners(3).await;
     let mut tasks = Vec::new();
+    let all_done = Arc::new(tokio::sync::Barrier::new(3));
     for (i, l) in ls.into_iter().enumerate() {
         let sid = i as i64 + 1;
         let addrs = addrs.clone();
+        let all_done = all_done.clone();
         tasks.push(tokio::spawn(async move {
             let mut net = ElectionNet::start(sid, l, addrs.clone());
             let mut e = Election::new(Arc::new(config(sid, &addrs)), 0, 0);
@@ -58,7 +60,16 @@ async fn three_election_cores_elect_a_leader_over_sockets() {
                     }
                 }
             }
-            (sid, d, net.connected())
+            // Every net stays up until all three have decided, so a peer that finished
+            // early cannot take its connections down before the others look at theirs.
+            all_done.wait().await;
+            let settle = tokio::time::Instant::now() + Duration::from_secs(2);
+            while net.connected().len() < 2 && tokio::time::Instant::now() < settle {
+                let _ = tokio::time::timeout(Duration::from_millis(20), net.recv()).await;
+            }
+            let connected = net.connected();
+            all_done.wait().await;
+            (sid, d, connected)
         }));
     }
     let mut results = Vec::new();
