@@ -401,6 +401,17 @@ async fn run<R: Replica>(
                             leader,
                             serving,
                         };
+                        if state == PeerState::Looking {
+                            let why = peer.last_role_end().map(|e| e.to_string());
+                            tracing::info!(
+                                "peer {me}: LOOKING ({})",
+                                why.as_deref().unwrap_or("start")
+                            );
+                        } else {
+                            tracing::info!(
+                                "peer {me}: {state:?}, leader {leader:?}, serving {serving}"
+                            );
+                        }
                         replica.role_changed(st, peer.next_zxid());
                         let _ = status.send(st);
                     }
@@ -451,6 +462,9 @@ async fn run<R: Replica>(
                 }
                 Some(NetEvent::Message(..)) if isolated.load(Ordering::SeqCst) => {}
                 Some(NetEvent::Message(conn, leader_side, m)) => {
+                    if !leader_side {
+                        log_sync_mode(&m);
+                    }
                     pending = if leader_side {
                         peer.on_learner_message(now(), conn, m)
                     } else {
@@ -483,6 +497,23 @@ async fn run<R: Replica>(
             },
             _ = tick.tick() => pending = peer.tick(now()),
         }
+    }
+}
+
+/// Learner side: says how the leader syncs us (as Apache logs it), so operators and
+/// tests can tell a DIFF from a SNAP.
+fn log_sync_mode(m: &ZabMessage) {
+    match m {
+        ZabMessage::Snapshot { zxid, .. } => {
+            tracing::info!("Getting a snapshot from leader 0x{zxid:x} (SNAP)")
+        }
+        ZabMessage::Packet(p) if p.packet_type == QuorumPacketType::Diff => {
+            tracing::info!("Getting a diff from the leader 0x{:x} (DIFF)", p.zxid)
+        }
+        ZabMessage::Packet(p) if p.packet_type == QuorumPacketType::Trunc => {
+            tracing::info!("Truncating log to 0x{:x} (TRUNC)", p.zxid)
+        }
+        ZabMessage::Packet(_) => {}
     }
 }
 
