@@ -346,7 +346,7 @@ impl Replica for ServerReplica {
         c.send(NodeMsg::Role(status));
     }
 
-    fn learner_request(&mut self, packet: &QuorumPacket) {
+    fn learner_request(&mut self, _learner: crate::quorum::ConnId, packet: &QuorumPacket) {
         lock(&self.core).send(NodeMsg::Forwarded(packet.clone()));
     }
 

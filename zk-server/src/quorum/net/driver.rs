@@ -57,14 +57,34 @@ pub trait Replica: Send + 'static {
     /// The peer changed role; `next_zxid` is what the next proposal will get (an
     /// established leader only). Lets a server core switch between leading and forwarding.
     fn role_changed(&mut self, _status: PeerStatus, _next_zxid: Option<Zxid>) {}
-    /// Leader side: a learner forwarded a client write (REQUEST other than sync); the
-    /// server core prepares it and proposes the txn.
-    fn learner_request(&mut self, _packet: &QuorumPacket) {}
+    /// Leader side: a learner (its connection `learner`) forwarded a client write
+    /// (REQUEST other than sync); the server core prepares it and proposes the txn.
+    fn learner_request(&mut self, _learner: ConnId, _packet: &QuorumPacket) {}
+    /// Leader side: a learner (connection `learner`) asks whether a session moving to it
+    /// is still valid (REVALIDATE); a valid session is then owned by that learner.
+    fn revalidate(&mut self, _learner: ConnId, _session_id: i64, _timeout: i32) -> bool {
+        true
+    }
+    /// Learner side: the leader answered our REVALIDATE.
+    fn revalidated(&mut self, _session_id: i64, _valid: bool) {}
     /// Learner side: the leader answered our oldest forwarded sync (everything committed
     /// before it has been applied).
     fn sync_done(&mut self) {}
     /// Leader side: a learner reports these sessions alive (session id, timeout).
     fn sessions_touched(&mut self, _sessions: &[(i64, i32)]) {}
+}
+
+/// What a leader reports about its learners (`mntr`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeaderStats {
+    /// Learners connected and identified.
+    pub learners: usize,
+    /// Of those, voting followers.
+    pub followers: usize,
+    /// Of those, observers.
+    pub observers: usize,
+    /// Learner syncs waiting for earlier proposals to commit.
+    pub pending_syncs: usize,
 }
 
 /// What the driver publishes about the peer.
@@ -82,6 +102,7 @@ enum Command {
     Propose(Bytes, oneshot::Sender<Result<Zxid, ProposeError>>),
     Forward(QuorumPacket),
     TouchSession(i64, i32),
+    LeaderStats(oneshot::Sender<Option<LeaderStats>>),
 }
 
 enum NetEvent {
@@ -136,6 +157,13 @@ impl PeerHandle {
     /// Learner: a local client touched a session (reported to the leader with PINGs).
     pub fn touch_session(&self, session_id: i64, timeout: i32) {
         let _ = self.cmds.send(Command::TouchSession(session_id, timeout));
+    }
+
+    /// The leader's learner counts (`None` when not leading).
+    pub async fn leader_stats(&self) -> Option<LeaderStats> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds.send(Command::LeaderStats(tx)).ok()?;
+        rx.await.ok().flatten()
     }
 
     /// Cuts (or restores) all of this peer's traffic, both ways, like a network
@@ -422,20 +450,25 @@ async fn run<R: Replica>(
                         if request_type(&packet) == Some(zk_proto::OpCode::Sync.to_i32()) {
                             pending_later(&mut pending, peer.sync_request(now(), conn));
                         } else {
-                            replica.learner_request(&packet);
+                            replica.learner_request(conn, &packet);
                         }
                     }
                     Action::Revalidate {
-                        conn, session_id, ..
+                        conn,
+                        session_id,
+                        timeout,
                     } => {
+                        let valid = replica.revalidate(conn, session_id, timeout);
                         pending_later(
                             &mut pending,
-                            peer.revalidate_reply(now(), conn, session_id, true),
+                            peer.revalidate_reply(now(), conn, session_id, valid),
                         );
                     }
                     Action::SyncDone => replica.sync_done(),
                     Action::SessionsTouched { sessions, .. } => replica.sessions_touched(&sessions),
-                    Action::Revalidated { .. } => {}
+                    Action::Revalidated { session_id, valid } => {
+                        replica.revalidated(session_id, valid)
+                    }
                 }
             }
             if let Some(z) = persisted {
@@ -493,6 +526,22 @@ async fn run<R: Replica>(
                     }
                 }
                 Some(Command::TouchSession(s, t)) => peer.touch_session(s, t),
+                Some(Command::LeaderStats(reply)) => {
+                    let stats = peer.as_leader().map(|l| {
+                        let learners = l.learners();
+                        let observers = learners
+                            .iter()
+                            .filter(|(_, k)| *k == crate::quorum::LearnerType::Observer)
+                            .count();
+                        LeaderStats {
+                            learners: learners.len(),
+                            followers: learners.len() - observers,
+                            observers,
+                            pending_syncs: l.pending_syncs(),
+                        }
+                    });
+                    let _ = reply.send(stats);
+                }
                 None => return,
             },
             _ = tick.tick() => pending = peer.tick(now()),

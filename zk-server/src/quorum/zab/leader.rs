@@ -133,6 +133,11 @@ impl Leader {
         self.handlers.values().map(|h| (h.sid, h.kind)).collect()
     }
 
+    /// Learner syncs waiting for earlier proposals to commit (`mntr` zk_pending_syncs).
+    pub fn pending_syncs(&self) -> usize {
+        self.pending_syncs.len()
+    }
+
     fn new_leader_zxid(&self) -> Zxid {
         make_zxid(self.epoch, 0)
     }
