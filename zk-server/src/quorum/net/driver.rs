@@ -28,6 +28,7 @@ use zk_proto::quorum::{QuorumPacket, QuorumPacketType};
 
 use super::election::ElectionNet;
 use super::packet_codec::QuorumPacketCodec;
+use super::parked::ParkedLearners;
 use crate::quorum::zab::leader::ProposeError;
 use crate::quorum::zab::{DiskState, Proposal};
 use crate::quorum::{Action, ConnId, PeerState, QuorumConfig, QuorumPeer, Sid, ZabMessage, Zxid};
@@ -343,11 +344,24 @@ async fn run<R: Replica>(
         }
     });
     let _acceptor_guard = AbortOnDrop(acceptor);
+    let init_timeout = cfg.init_timeout();
     let (mut peer, first) = QuorumPeer::new(cfg, disk, now());
+    // Learners that connect while we are still looking (see `parked`).
+    let mut parked = ParkedLearners::default();
     let mut writers: BTreeMap<ConnId, mpsc::UnboundedSender<ZabMessage>> = BTreeMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     let mut pending = first;
     loop {
+        if !parked.is_empty() && peer.state() != PeerState::Looking {
+            // The election ended: a leader takes the early learners, anyone else closes
+            // them (on_learner_connected does either).
+            for (conn, msgs) in parked.take_all() {
+                pending.extend(peer.on_learner_connected(now(), conn));
+                for m in msgs {
+                    pending.extend(peer.on_learner_message(now(), conn, m));
+                }
+            }
+        }
         // Perform actions until none are left (persist confirmations may produce more).
         while !pending.is_empty() {
             let mut persisted: Option<Zxid> = None;
@@ -491,9 +505,20 @@ async fn run<R: Replica>(
                 }
                 Some(NetEvent::LearnerConnected(conn, w)) => {
                     writers.insert(conn, w);
-                    pending = peer.on_learner_connected(now(), conn);
+                    if peer.state() == PeerState::Looking {
+                        parked.park(conn, now());
+                    } else {
+                        pending = peer.on_learner_connected(now(), conn);
+                    }
                 }
                 Some(NetEvent::Message(..)) if isolated.load(Ordering::SeqCst) => {}
+                Some(NetEvent::Message(conn, true, m)) if parked.contains(conn) => {
+                    parked.message(conn, m);
+                }
+                Some(NetEvent::Closed(conn, true)) if parked.contains(conn) => {
+                    parked.closed(conn);
+                    writers.remove(&conn);
+                }
                 Some(NetEvent::Message(conn, leader_side, m)) => {
                     if !leader_side {
                         log_sync_mode(&m);
@@ -544,7 +569,12 @@ async fn run<R: Replica>(
                 }
                 None => return,
             },
-            _ = tick.tick() => pending = peer.tick(now()),
+            _ = tick.tick() => {
+                for conn in parked.expired(now(), init_timeout) {
+                    writers.remove(&conn);
+                }
+                pending = peer.tick(now());
+            }
         }
     }
 }

@@ -7,12 +7,14 @@
 //! - [`driver`]: a whole peer over tokio, with the caller's database and disk behind
 //!   [`driver::Replica`].
 //! - [`ensemble`]: an embedded test ensemble on loopback (kill / restart / isolate / heal).
+//! - [`parked`]: learner connections that arrive before the election made us leader.
 //! - [`txn_list_snapshot`]: the SNAP payload our in-process members exchange.
 
 pub mod driver;
 pub mod election;
 pub mod ensemble;
 pub mod packet_codec;
+pub mod parked;
 pub mod txn_list_snapshot;
 
 pub use election::ElectionNet;
