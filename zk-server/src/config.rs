@@ -61,6 +61,12 @@ pub struct ServerConfig {
     pub read_only_mode: bool,
     /// `reconfigEnabled`.
     pub reconfig_enabled: bool,
+    /// `zookeeper.commitLogCount`: recent committed txns an ensemble leader keeps in
+    /// memory for DIFF syncs.
+    pub commit_log_count: usize,
+    /// `zookeeper.snapshotSizeFactor`: negative disables syncing learners from the txn
+    /// log (they then get a SNAP when older than the committed log).
+    pub snapshot_size_factor: f64,
     /// `myid` from the data dir (0 in standalone without one).
     pub my_id: u64,
     /// Warnings for accepted-but-ignored keys and properties.
@@ -93,6 +99,8 @@ impl Default for ServerConfig {
             super_digest: None,
             read_only_mode: false,
             reconfig_enabled: false,
+            commit_log_count: 500,
+            snapshot_size_factor: 0.33,
             my_id: 0,
             warnings: Vec::new(),
         }
@@ -330,6 +338,8 @@ impl ServerConfig {
                     .collect();
             }
             "readonlymode.enabled" => self.read_only_mode = parse_bool(value),
+            "commitLogCount" => self.commit_log_count = parse_num(name, value, line)?,
+            "snapshotSizeFactor" => self.snapshot_size_factor = parse_num(name, value, line)?,
             "reconfigEnabled" => self.reconfig_enabled = parse_bool(value),
             "znode.container.checkIntervalMs" | "container.checkIntervalMs" => {
                 self.container_check_interval_ms = parse_num(name, value, line)?
@@ -342,7 +352,6 @@ impl ServerConfig {
             | "closeSessionTxn.enabled"
             | "fsync.warningthresholdms"
             | "forceSync"
-            | "commitLogCount"
             | "txnLogSizeLimitInKb"
             | "admin.enableServer" => {
                 self.warnings

@@ -54,6 +54,8 @@ pub fn quorum_config(config: &ServerConfig) -> Result<QuorumConfig> {
     q.tick_time = u64::from(config.tick_time);
     q.init_limit = u64::from(config.init_limit);
     q.sync_limit = u64::from(config.sync_limit);
+    q.committed_log_size = config.commit_log_count.max(1);
+    q.txn_log_sync = config.snapshot_size_factor >= 0.0;
     Ok(q)
 }
 
