@@ -94,6 +94,10 @@ pub enum WriteMode {
     /// Forwarded to the leader ([`Output::Forward`]): an ensemble follower. Session expiry
     /// and container reaping are then the leader's job.
     Forward,
+    /// A member cut off from its quorum serving read-only clients (Apache's
+    /// `ReadOnlyZooKeeperServer`): sessions are local to this member, writes and syncs fail
+    /// with NotReadOnly, clients that do not allow read-only and global sessions are refused.
+    ReadOnly,
 }
 
 /// Settings of the core.
@@ -261,6 +265,23 @@ impl Processor {
         self.prep.prepare(&self.db, &ctx, req)
     }
 
+    /// Leader: an error txn answering a forwarded write (e.g. SessionMoved): committed
+    /// like any txn, it releases the follower's waiting reply.
+    pub fn prepare_error(&mut self, session: i64, cxid: i32, err: ErrorCode, now: i64) -> TxnEntry {
+        let zxid = self.take_zxid();
+        TxnEntry {
+            header: zk_proto::txn::TxnHeader {
+                client_id: session,
+                cxid,
+                zxid,
+                time: now,
+                txn_type: OpCode::Error,
+            },
+            txn: zk_proto::txn::Txn::Error(zk_proto::txn::ErrorTxn { err }),
+            digest: None,
+        }
+    }
+
     /// Leader: the createSession txn for a session a follower opened.
     pub fn prepare_create_session(&mut self, session: i64, timeout: i32, now: i64) -> TxnEntry {
         self.sessions.add(session, timeout, now);
@@ -329,6 +350,10 @@ impl Processor {
                 old_client: req.read_only.is_none(),
             },
         );
+        if self.mode == WriteMode::ReadOnly {
+            self.connect_read_only(conn, req, timeout, now, &mut out);
+            return out;
+        }
         if req.session_id == 0 && self.mode == WriteMode::Forward {
             let session = self.sessions.next_session_id();
             self.sessions.add(session, timeout, now);
@@ -400,6 +425,48 @@ impl Processor {
             },
         });
         out
+    }
+
+    /// Read-only handshake: only clients allowing it, only sessions local to this member
+    /// (Apache 3.8 refuses a global session's reconnection in read-only mode).
+    fn connect_read_only(
+        &mut self,
+        conn: ConnId,
+        req: &ConnectRequest,
+        timeout: i32,
+        now: i64,
+        out: &mut Vec<Output>,
+    ) {
+        let local = req.session_id != 0
+            && self.sessions.contains(req.session_id)
+            && !self.db.sessions().contains_key(&req.session_id);
+        let refused = req.read_only != Some(true)
+            || (req.session_id != 0
+                && (!local || req.passwd.as_ref() != session_password(req.session_id).as_slice()));
+        if refused {
+            self.conns.remove(&conn);
+            out.push(Output::Close { conn });
+            return;
+        }
+        let session = if local {
+            self.sessions.touch(req.session_id, now);
+            req.session_id
+        } else {
+            let s = self.sessions.next_session_id();
+            self.sessions.add(s, timeout, now);
+            s
+        };
+        self.bind(conn, session, out);
+        out.push(Output::Connected {
+            conn,
+            resp: ConnectResponse {
+                protocol_version: 0,
+                timeout,
+                session_id: session,
+                passwd: session_password(session).to_vec().into(),
+                read_only: Some(true),
+            },
+        });
     }
 
     fn bind(&mut self, conn: ConnId, session: i64, out: &mut Vec<Output>) {
@@ -502,6 +569,32 @@ impl Processor {
                     conn,
                     header: ok_header(xid, 0),
                     body: Response::Sasl(zk_proto::ops::SaslToken { token: None }),
+                });
+            }
+            // A read-only member closes its local sessions itself.
+            Request::CloseSession if self.mode == WriteMode::ReadOnly => {
+                self.sessions.remove(session);
+                self.watches.remove_watcher(session);
+                self.queues.remove(&session);
+                self.session_conn.remove(&session);
+                out.push(Output::Reply {
+                    conn,
+                    header: ok_header(xid, self.db.last_zxid()),
+                    body: Response::Empty,
+                });
+                out.push(Output::Close { conn });
+            }
+            req if (is_write(&req) || matches!(req, Request::Sync(_)))
+                && self.mode == WriteMode::ReadOnly =>
+            {
+                out.push(Output::Reply {
+                    conn,
+                    header: ReplyHeader {
+                        xid,
+                        zxid: self.db.last_zxid(),
+                        err: ErrorCode::NotReadOnly,
+                    },
+                    body: Response::Empty,
                 });
             }
             req if is_write(&req) && self.mode == WriteMode::Forward => {
@@ -819,6 +912,19 @@ impl Processor {
     pub fn tick(&mut self, now: i64) -> Vec<Output> {
         let mut out = Vec::new();
         if self.mode == WriteMode::Forward {
+            return out;
+        }
+        if self.mode == WriteMode::ReadOnly {
+            // Local sessions expire without a txn.
+            for session in self.sessions.expire(now) {
+                self.sessions.remove(session);
+                self.watches.remove_watcher(session);
+                self.queues.remove(&session);
+                if let Some(conn) = self.session_conn.remove(&session) {
+                    self.conns.remove(&conn);
+                    out.push(Output::Close { conn });
+                }
+            }
             return out;
         }
         for session in self.sessions.expire(now) {

@@ -111,16 +111,19 @@ pub async fn start_member(config: &ServerConfig) -> Result<Node> {
             .map(|a| a.to_string())
             .unwrap_or_default()
     );
-    Ok(Node::start(NodeSetup {
-        quorum,
-        settings,
-        disk,
-        client,
-        election: election_listener,
-        quorum_listener,
-        addrs: PeerAddrs {
-            election,
-            quorum: quorum_addrs,
+    Ok(Node::start_configured(
+        NodeSetup {
+            quorum,
+            settings,
+            disk,
+            client,
+            election: election_listener,
+            quorum_listener,
+            addrs: PeerAddrs {
+                election,
+                quorum: quorum_addrs,
+            },
         },
-    }))
+        config.clone(),
+    ))
 }

@@ -67,6 +67,7 @@ struct Member {
 pub struct Ensemble {
     addrs: PeerAddrs,
     members: Vec<Member>,
+    read_only: bool,
 }
 
 impl Ensemble {
@@ -125,6 +126,7 @@ impl Ensemble {
         let mut ens = Ensemble {
             addrs: PeerAddrs { election, quorum },
             members,
+            read_only: false,
         };
         for i in 0..n {
             ens.restart(i).await?;
@@ -186,6 +188,16 @@ impl Ensemble {
         }
     }
 
+    /// Turns read-only mode (Apache's `readonlymode.enabled`) on or off for every member,
+    /// running and restarted: a member cut off from its quorum then serves read-only
+    /// clients.
+    pub fn set_read_only_mode(&mut self, on: bool) {
+        self.read_only = on;
+        for n in self.members.iter().filter_map(|m| m.node.as_ref()) {
+            n.set_read_only_mode(on);
+        }
+    }
+
     /// Stops member `i` like a crash (its disk stays for [`Ensemble::restart`]).
     pub fn kill(&mut self, i: usize) {
         if let Some(m) = self.members.get_mut(i) {
@@ -219,7 +231,7 @@ impl Ensemble {
             max_timeout: 40_000,
             ..CoreSettings::default()
         };
-        m.node = Some(Node::start(NodeSetup {
+        let node = Node::start(NodeSetup {
             quorum: m.quorum.clone(),
             settings,
             disk: m.disk.clone(),
@@ -227,7 +239,9 @@ impl Ensemble {
             election: el,
             quorum_listener: ql,
             addrs: self.addrs.clone(),
-        }));
+        });
+        node.set_read_only_mode(self.read_only);
+        m.node = Some(node);
         Ok(())
     }
 }

@@ -1,25 +1,39 @@
 //! One ensemble member serving clients: the client listener, a node task carrying out
 //! the processor's outputs (frames to connections, proposals to the peer, forwards to
 //! the leader) and the quorum peer with a [`ServerReplica`].
+//!
+//! Sessions are global: a client reconnecting here with a session is revalidated by the
+//! leader (REVALIDATE), which then records this member as the session's owner; a write
+//! still arriving through the member the client left fails with SessionMoved, and that
+//! member closes the stale connection (as Apache). With read-only mode enabled, a member
+//! LOOKING for longer than a grace period serves read-only clients until it rejoins a
+//! quorum.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tokio::task::JoinHandle;
-use zk_proto::{write_frame, ErrorCode, Record, ReplyHeader, Request, Response};
+use zk_proto::{ConnectRequest, ConnectResponse, ErrorCode, ReplyHeader, Request, Response};
 
 use super::replica::{lock, Core, NodeDisk, NodeMsg, ServerReplica, SharedCore};
 use super::request_packet::{self, Forwarded};
+use crate::config::{ServerConfig, ALL_FOUR_LETTER_WORDS};
+use crate::net::clients::{self, Clients};
 use crate::net::connection::{ConnSettings, Throttle};
-use crate::net::{listener, ConnCmd};
-use crate::pipeline::{ConnId, CoreSettings, Output, Processor, WriteMode};
-use crate::quorum::net::driver::{spawn_peer, PeerAddrs, PeerHandle, PeerStatus};
-use crate::quorum::{PeerState, QuorumConfig};
+use crate::net::four_letter::{self, QuorumView};
+use crate::net::listener;
+use crate::pipeline::{is_write, ConnId, CoreSettings, Output, Processor, WriteMode};
+use crate::quorum::net::driver::{spawn_peer, LeaderStats, PeerAddrs, PeerHandle, PeerStatus};
+use crate::quorum::zab::packets::revalidate_request;
+use crate::quorum::{LearnerType, PeerState, QuorumConfig};
 use crate::server::{now_ms, CoreMsg};
+use crate::session::{session_password, Owner};
 
 /// Everything a member needs to start.
 pub struct NodeSetup {
@@ -42,6 +56,7 @@ pub struct NodeSetup {
 /// A running member; dropping it stops it like a crash.
 pub struct Node {
     status: Arc<Mutex<PeerStatus>>,
+    read_only_enabled: Arc<AtomicBool>,
     task: JoinHandle<()>,
     listener: JoinHandle<()>,
 }
@@ -53,9 +68,40 @@ impl Drop for Node {
     }
 }
 
+/// The server config a member reports in `conf` when started without one.
+fn default_config(s: &NodeSetup, client: Option<SocketAddr>) -> ServerConfig {
+    let (data_dir, data_log_dir) = s.disk.dirs().unwrap_or_default();
+    ServerConfig {
+        data_dir,
+        data_log_dir,
+        client_port: client.map(|a| a.port()).unwrap_or(0),
+        client_port_address: client.map(|a| a.ip()),
+        tick_time: u32::try_from(s.quorum.tick_time).unwrap_or(u32::MAX),
+        init_limit: u32::try_from(s.quorum.init_limit).unwrap_or(u32::MAX),
+        sync_limit: u32::try_from(s.quorum.sync_limit).unwrap_or(u32::MAX),
+        min_session_timeout: s.settings.min_timeout,
+        max_session_timeout: s.settings.max_timeout,
+        my_id: s.quorum.my_sid as u64,
+        four_letter_whitelist: ALL_FOUR_LETTER_WORDS
+            .iter()
+            .map(|w| w.to_string())
+            .collect(),
+        ..ServerConfig::default()
+    }
+}
+
 impl Node {
-    /// Starts a member from its disk.
+    /// Starts a member from its disk (every four-letter word allowed, read-only mode off
+    /// until [`Node::set_read_only_mode`]).
     pub fn start(s: NodeSetup) -> Node {
+        let client = s.client.local_addr().ok();
+        let config = default_config(&s, client);
+        Self::start_configured(s, config)
+    }
+
+    /// Starts a member from its disk with its zoo.cfg settings (four-letter whitelist,
+    /// `maxClientCnxns`, `readonlymode.enabled`, directories reported by `conf`).
+    pub fn start_configured(s: NodeSetup, config: ServerConfig) -> Node {
         let log = s.disk.log();
         let db = super::replica::replay(&log);
         let now = now_ms();
@@ -64,6 +110,8 @@ impl Node {
         let (node_tx, node_rx) = mpsc::unbounded_channel();
         let core: SharedCore = Arc::new(Mutex::new(Core::new(processor, s.settings, node_tx)));
         let replica = ServerReplica::new(s.disk.clone(), core.clone(), log);
+        let quorum = quorum_view(&s.quorum);
+        let tick_ms = s.quorum.tick_time;
         let peer = spawn_peer(
             s.quorum,
             s.disk.disk_state(),
@@ -75,10 +123,10 @@ impl Node {
         let (core_tx, core_rx) = mpsc::unbounded_channel();
         let throttle = Arc::new(Throttle::default());
         let conn_settings = Arc::new(ConnSettings {
-            max_frame: 1 << 20,
-            max_client_cnxns: 60,
-            four_letter_whitelist: ["srvr", "ruok"].iter().map(|w| w.to_string()).collect(),
-            global_outstanding_limit: 1000,
+            max_frame: config.jute_max_buffer,
+            max_client_cnxns: config.max_client_cnxns,
+            four_letter_whitelist: config.four_letter_whitelist.clone(),
+            global_outstanding_limit: config.global_outstanding_limit,
         });
         let listener = tokio::spawn(listener::run(
             s.client,
@@ -91,18 +139,28 @@ impl Node {
             leader: None,
             serving: false,
         }));
+        let read_only_enabled = Arc::new(AtomicBool::new(config.read_only_mode));
         let task = NodeTask {
             core,
             peer,
-            conns: HashMap::new(),
-            throttle,
+            clients: Clients::new(throttle),
             status: status.clone(),
             syncs: VecDeque::new(),
             held: HashMap::new(),
+            revalidating: HashMap::new(),
+            read_only_enabled: read_only_enabled.clone(),
+            // Apache waits max(2 s, tickTime) of LOOKING before serving read-only.
+            read_only_grace: (tick_ms as i64).max(2000),
+            read_only: false,
+            config,
+            quorum,
+            started: now,
+            last_owner_prune: now,
         };
         let task = tokio::spawn(task.run(core_rx, node_rx));
         Node {
             status,
+            read_only_enabled,
             task,
             listener,
         }
@@ -112,31 +170,84 @@ impl Node {
     pub fn status(&self) -> PeerStatus {
         *self.status.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Turns read-only mode (`readonlymode.enabled`) on or off: when on, a member LOOKING
+    /// for a while serves clients that allow read-only connections.
+    pub fn set_read_only_mode(&self, on: bool) {
+        self.read_only_enabled.store(on, Ordering::SeqCst);
+    }
 }
 
-struct ConnEntry {
-    tx: UnboundedSender<ConnCmd>,
-    /// Peer ip (the `ip` auth identity).
-    ip: String,
-    /// Requests read but not answered (released to the throttle as replies go out).
-    queued: usize,
+/// The static part of what `conf` / `mntr` report about the ensemble.
+fn quorum_view(q: &QuorumConfig) -> QuorumView {
+    let me = q.servers.get(&q.my_sid);
+    let membership = q
+        .servers
+        .values()
+        .map(|s| {
+            let kind = match s.learner_type {
+                LearnerType::Participant => "participant",
+                LearnerType::Observer => "observer",
+            };
+            let client = s
+                .client_addr
+                .as_ref()
+                .map(|c| format!(";{c}"))
+                .unwrap_or_default();
+            format!(
+                "server.{}={}:{}:{}:{kind}{client}",
+                s.sid, s.host, s.quorum_port, s.election_port
+            )
+        })
+        .collect();
+    QuorumView {
+        peer_state: String::new(),
+        init_limit: q.init_limit,
+        sync_limit: q.sync_limit,
+        election_port: me.map(|s| s.election_port).unwrap_or(0),
+        quorum_port: me.map(|s| s.quorum_port).unwrap_or(0),
+        peer_type: u8::from(me.is_some_and(|s| s.learner_type == LearnerType::Observer)),
+        membership,
+        quorum_size: q.voters().count(),
+        leader: None,
+    }
 }
 
 struct NodeTask {
     core: SharedCore,
     peer: PeerHandle,
-    conns: HashMap<ConnId, ConnEntry>,
-    throttle: Arc<Throttle>,
+    clients: Clients,
     status: Arc<Mutex<PeerStatus>>,
     /// Connections whose syncs were forwarded, oldest first (the leader answers in order).
     syncs: VecDeque<ConnId>,
     /// Per connection: a forwarded sync and the requests that came after it.
     held: HashMap<ConnId, VecDeque<(i32, Request)>>,
+    /// Handshakes waiting for the leader to revalidate their session, by session, oldest
+    /// first (the leader answers in order).
+    revalidating: HashMap<i64, VecDeque<(ConnId, ConnectRequest)>>,
+    read_only_enabled: Arc<AtomicBool>,
+    /// LOOKING this long (ms) before serving read-only clients.
+    read_only_grace: i64,
+    /// Serving read-only clients (mirrors `Core::read_only`, set by this task).
+    read_only: bool,
+    config: ServerConfig,
+    quorum: QuorumView,
+    started: i64,
+    last_owner_prune: i64,
 }
 
 impl NodeTask {
+    fn status(&self) -> PeerStatus {
+        *self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn serving(&self) -> bool {
-        self.status.lock().map(|s| s.serving).unwrap_or(false)
+        self.status().serving
+    }
+
+    fn leading(&self) -> bool {
+        let s = self.status();
+        s.serving && s.state == PeerState::Leading
     }
 
     async fn run(
@@ -156,53 +267,56 @@ impl NodeTask {
                     None => return,
                 },
                 m = clients.recv() => match m {
-                    Some(m) => self.client_msg(m),
+                    Some(m) => self.client_msg(m).await,
                     None => return,
                 },
-                _ = ticker.tick() => {
-                    let mut c = lock(&self.core);
-                    let out = c.processor.tick(now_ms());
-                    c.emit(out);
-                }
+                _ = ticker.tick() => self.tick(),
             }
         }
     }
 
-    fn client_msg(&mut self, msg: CoreMsg) {
+    fn tick(&mut self) {
+        let now = now_ms();
+        let mut c = lock(&self.core);
+        if !self.read_only
+            && self.read_only_enabled.load(Ordering::SeqCst)
+            && c.role.state == PeerState::Looking
+            && now - c.looking_since >= self.read_only_grace
+        {
+            // Checked under the core lock: a role change cannot slip in before this.
+            tracing::info!(
+                "no quorum for {} ms: serving read-only clients",
+                now - c.looking_since
+            );
+            c.enter_read_only();
+            self.read_only = true;
+        }
+        if now - self.last_owner_prune >= 1000 {
+            self.last_owner_prune = now;
+            let Core {
+                owners, processor, ..
+            } = &mut *c;
+            owners.retain(|s| processor.sessions.contains(s));
+        }
+        let out = c.processor.tick(now);
+        c.emit(out);
+    }
+
+    async fn client_msg(&mut self, msg: CoreMsg) {
         let now = now_ms();
         match msg {
-            CoreMsg::Accepted { conn, peer, tx } => {
-                let ip = peer.ip().to_string();
-                self.conns.insert(conn, ConnEntry { tx, ip, queued: 0 });
-            }
+            CoreMsg::Accepted { conn, peer, tx } => self.clients.accepted(conn, peer, tx, now),
             CoreMsg::Connect { conn, req } => {
-                if !self.serving() {
-                    // Not part of an established quorum: the client tries another member.
-                    self.close(conn);
-                    return;
-                }
-                let ip = self
-                    .conns
-                    .get(&conn)
-                    .map(|c| c.ip.clone())
-                    .unwrap_or_default();
-                let mut c = lock(&self.core);
-                let out = c.processor.connect(conn, &ip, &req, now);
-                c.emit(out);
-                if req.session_id != 0 {
-                    self.peer.touch_session(req.session_id, req.timeout);
-                }
+                self.clients.connect_received(conn);
+                self.connect(conn, req);
             }
             CoreMsg::Request { conn, xid, req } => {
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.queued += 1;
-                }
+                self.clients.request_received(conn, xid, req.opcode());
                 self.request(conn, xid, req);
             }
             CoreMsg::Unknown { conn, xid, .. } => {
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.queued += 1;
-                }
+                self.clients
+                    .request_received(conn, xid, zk_proto::OpCode::Error);
                 let c = lock(&self.core);
                 c.emit(vec![
                     Output::Reply {
@@ -218,44 +332,166 @@ impl NodeTask {
                 ]);
             }
             CoreMsg::Disconnected { conn } => {
-                if let Some(c) = self.conns.remove(&conn) {
-                    self.throttle.done(c.queued);
-                }
+                self.clients.disconnected(conn);
                 self.held.remove(&conn);
                 lock(&self.core).processor.disconnected(conn);
             }
-            CoreMsg::FourLetter { cmd, reply, .. } => {
-                let text = match cmd.as_str() {
-                    "ruok" => "imok".to_string(),
-                    "srvr" => self.srvr(),
-                    _ => String::new(),
+            CoreMsg::FourLetter { cmd, peer, reply } => {
+                let leader = if cmd == "mntr" && self.leading() {
+                    self.peer.leader_stats().await
+                } else {
+                    None
                 };
+                let text = self.four_letter(&cmd, peer, leader);
                 let _ = reply.send(text);
+                self.clients.stats.packets_sent += 1;
             }
             CoreMsg::Committed(_) | CoreMsg::Shutdown(_) => {}
         }
     }
 
-    /// `srvr` as an ensemble member answers it: the role is what tools look for.
-    fn srvr(&self) -> String {
-        let st = self.status.lock().map(|s| *s).ok();
-        let mode = match st {
-            Some(s) if s.serving && s.state == PeerState::Leading => "leader",
-            Some(s) if s.serving && s.state == PeerState::Observing => "observer",
-            Some(s) if s.serving => "follower",
-            _ => {
-                // Apache answers this when the member is not in a quorum.
-                return "This ZooKeeper instance is not currently serving requests\n".into();
-            }
+    /// The mode `srvr` reports, or `None` when the member serves no clients.
+    fn mode(&self) -> Option<&'static str> {
+        if self.read_only {
+            return Some("read-only");
+        }
+        let s = self.status();
+        match s.state {
+            _ if !s.serving => None,
+            PeerState::Leading => Some("leader"),
+            PeerState::Observing => Some("observer"),
+            _ => Some("follower"),
+        }
+    }
+
+    fn four_letter(&mut self, cmd: &str, peer: SocketAddr, leader: Option<LeaderStats>) -> String {
+        let Some(mode) = self.mode() else {
+            self.clients.four_letter(cmd);
+            return match cmd {
+                // Apache's answer when no server is running behind the peer.
+                "isro" => "null".to_string(),
+                c if four_letter::needs_serving(c) => four_letter::NOT_SERVING.to_string(),
+                _ => self.render(cmd, peer, "standalone", None),
+            };
+        };
+        self.clients.four_letter(cmd);
+        self.render(cmd, peer, mode, leader)
+    }
+
+    fn render(
+        &mut self,
+        cmd: &str,
+        peer: SocketAddr,
+        mode: &str,
+        leader: Option<LeaderStats>,
+    ) -> String {
+        let now = now_ms();
+        let mut quorum = self.quorum.clone();
+        quorum.peer_state = match mode {
+            "leader" => "leading - broadcast",
+            "observer" => "observing - broadcast",
+            _ => "following - broadcast",
+        }
+        .to_string();
+        quorum.leader = leader;
+        let asking = clients::asking(peer, now);
+        let mut conns = self.clients.listing();
+        conns.push(&asking);
+        let dir_sizes = match self.config.data_dir.as_os_str().is_empty() {
+            true => (0, 0),
+            false => (
+                crate::store::dir_size(&self.config.data_dir),
+                crate::store::dir_size(&self.config.data_log_dir),
+            ),
         };
         let c = lock(&self.core);
-        format!(
-            "Zookeeper version: {}\nConnections: {}\nZxid: 0x{:x}\nMode: {mode}\nNode count: {}\n",
-            crate::net::four_letter::VERSION,
-            self.conns.len(),
-            c.processor.db.last_zxid(),
-            c.processor.db.tree.node_count()
-        )
+        let view = four_letter::View {
+            core: &c.processor,
+            config: &self.config,
+            stats: &self.clients.stats,
+            conns,
+            outstanding: self.clients.outstanding(),
+            uptime_ms: now - self.started,
+            dir_sizes,
+            now_ms: now,
+        };
+        let role = four_letter::Role {
+            mode,
+            quorum: Some(&quorum),
+        };
+        four_letter::render_as(cmd, &view, role)
+    }
+
+    /// A handshake. A learner asks the leader to revalidate a session moving here; the
+    /// leader records itself as the owner of a session reconnecting to it.
+    fn connect(&mut self, conn: ConnId, req: ConnectRequest) {
+        if !self.serving() && !self.read_only {
+            // Not part of an established quorum: the client tries another member.
+            self.clients.close(conn);
+            return;
+        }
+        let session = req.session_id;
+        let ip = self.clients.ip(conn);
+        let mut c = lock(&self.core);
+        let known = session != 0
+            && c.processor.db.sessions().contains_key(&session)
+            && req.passwd.as_ref() == session_password(session).as_slice();
+        if known && !self.read_only {
+            if self.leading() {
+                c.owners.set(session, Owner::Leader);
+            } else {
+                // Apache's learners check the password locally, then ask the leader.
+                drop(c);
+                self.revalidating
+                    .entry(session)
+                    .or_default()
+                    .push_back((conn, req.clone()));
+                self.peer.forward(revalidate_request(session, req.timeout));
+                return;
+            }
+        }
+        let out = c.processor.connect(conn, &ip, &req, now_ms());
+        c.emit(out);
+        if known && !self.read_only {
+            self.peer.touch_session(session, req.timeout);
+        }
+    }
+
+    /// The leader answered a REVALIDATE: finish the oldest handshake waiting on it.
+    fn revalidated(&mut self, session: i64, valid: bool) {
+        let Some(q) = self.revalidating.get_mut(&session) else {
+            return;
+        };
+        let waiting = q.pop_front();
+        if q.is_empty() {
+            self.revalidating.remove(&session);
+        }
+        let Some((conn, req)) = waiting else {
+            return;
+        };
+        let mut c = lock(&self.core);
+        if valid {
+            let ip = self.clients.ip(conn);
+            let out = c.processor.connect(conn, &ip, &req, now_ms());
+            c.emit(out);
+            drop(c);
+            self.peer.touch_session(session, req.timeout);
+        } else {
+            // Expired on the leader: Apache's "session expired" handshake reply.
+            c.emit(vec![
+                Output::Connected {
+                    conn,
+                    resp: ConnectResponse {
+                        protocol_version: 0,
+                        timeout: 0,
+                        session_id: 0,
+                        passwd: vec![0u8; zk_proto::PASSWORD_LEN].into(),
+                        read_only: req.read_only.map(|_| false),
+                    },
+                },
+                Output::Close { conn },
+            ]);
+        }
     }
 
     /// A client request: held behind a sync forwarded to the leader, or processed.
@@ -265,17 +501,28 @@ impl NodeTask {
             return;
         }
         let mut c = lock(&self.core);
+        if self.read_only {
+            let out = c.processor.request(conn, xid, req, now_ms());
+            c.emit(out);
+            return;
+        }
         let session = c.processor.session_of(conn);
         if let Some(s) = session {
             let t = c.processor.sessions.timeout(s).unwrap_or(0);
             self.peer.touch_session(s, t);
         }
-        let following = self
-            .status
-            .lock()
-            .map(|s| s.state != PeerState::Leading)
-            .unwrap_or(true);
-        if let (Request::Sync(_), Some(s), true) = (&req, session, following) {
+        let leading = self.leading();
+        if let (Some(s), true) = (session, leading && is_write(&req)) {
+            if !c.owners.check(s, Owner::Leader) {
+                // The client moved to another member: this connection is stale. Apache
+                // fails the write with SessionMoved by closing the connection.
+                tracing::info!("session {s:#x} moved: closing its old connection {conn}");
+                drop(c);
+                self.clients.close(conn);
+                return;
+            }
+        }
+        if let (Request::Sync(_), Some(s), false) = (&req, session, leading) {
             // A follower's sync goes through the leader: once it answers, everything
             // committed before the sync has been applied here. Later requests of the
             // connection wait behind it to keep replies in order.
@@ -309,6 +556,38 @@ impl NodeTask {
         }
     }
 
+    /// Leader: a write a learner forwarded. A session whose client has moved to another
+    /// member gets a SessionMoved error txn, which closes the stale connection there.
+    fn forwarded(&mut self, learner: u64, p: &zk_proto::quorum::QuorumPacket) {
+        let Some(f) = request_packet::decode(p) else {
+            tracing::warn!("dropping a malformed forwarded request");
+            return;
+        };
+        let now = now_ms();
+        let mut c = lock(&self.core);
+        let owner = Owner::Learner(learner);
+        let e = match f {
+            Forwarded::CreateSession { session, timeout } => {
+                c.owners.set(session, owner);
+                c.processor.prepare_create_session(session, timeout, now)
+            }
+            Forwarded::Write { session, cxid, .. } if !c.owners.check(session, owner) => {
+                tracing::info!("session {session:#x} moved: failing a write from its old member");
+                c.processor
+                    .prepare_error(session, cxid, ErrorCode::SessionMoved, now)
+            }
+            Forwarded::Write {
+                session,
+                cxid,
+                request,
+                auth,
+            } => c
+                .processor
+                .prepare_forwarded(session, cxid, &request, &auth, now),
+        };
+        c.emit(vec![Output::Propose(e)]);
+    }
+
     async fn node_msg(&mut self, msg: NodeMsg) {
         match msg {
             NodeMsg::Outputs(out) => {
@@ -316,57 +595,24 @@ impl NodeTask {
                     self.output(o).await;
                 }
             }
-            NodeMsg::Forwarded(p) => {
-                let Some(f) = request_packet::decode(&p) else {
-                    tracing::warn!("dropping a malformed forwarded request");
-                    return;
-                };
-                let now = now_ms();
-                let mut c = lock(&self.core);
-                let e = match f {
-                    Forwarded::CreateSession { session, timeout } => {
-                        c.processor.prepare_create_session(session, timeout, now)
-                    }
-                    Forwarded::Write {
-                        session,
-                        cxid,
-                        request,
-                        auth,
-                    } => c
-                        .processor
-                        .prepare_forwarded(session, cxid, &request, &auth, now),
-                };
-                c.emit(vec![Output::Propose(e)]);
-            }
+            NodeMsg::Forwarded(learner, p) => self.forwarded(learner, &p),
+            NodeMsg::Revalidated { session, valid } => self.revalidated(session, valid),
             NodeMsg::SyncDone => self.sync_done(),
             NodeMsg::Role(st) => {
                 tracing::debug!("member role: {st:?}");
                 if let Ok(mut s) = self.status.lock() {
                     *s = st;
                 }
-                if !st.serving {
+                let was_read_only = std::mem::take(&mut self.read_only);
+                if !st.serving || was_read_only {
                     self.syncs.clear();
                     self.held.clear();
-                    // Our clients' requests would hang without a quorum: let them move.
-                    let conns: Vec<ConnId> = self.conns.keys().copied().collect();
-                    for c in conns {
-                        self.close(c);
-                    }
+                    self.revalidating.clear();
+                    // Our clients' requests would hang without a quorum, and read-only
+                    // sessions end with read-only mode: let the clients move.
+                    self.clients.close_all();
                 }
             }
-        }
-    }
-
-    fn close(&self, conn: ConnId) {
-        tracing::debug!("closing client connection {conn}");
-        if let Some(c) = self.conns.get(&conn) {
-            let _ = c.tx.send(ConnCmd::Close);
-        }
-    }
-
-    fn send(&mut self, conn: ConnId, b: BytesMut) {
-        if let Some(c) = self.conns.get(&conn) {
-            let _ = c.tx.send(ConnCmd::Frame(b.freeze()));
         }
     }
 
@@ -394,46 +640,18 @@ impl NodeTask {
             Output::ForwardCreateSession { session, timeout } => self
                 .peer
                 .forward(request_packet::create_session(session, timeout)),
-            Output::Reply { conn, header, body } => {
-                tracing::trace!("reply {conn} {header:?}");
-                if header.xid != zk_proto::xid::NOTIFICATION {
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        if c.queued > 0 {
-                            c.queued -= 1;
-                            self.throttle.done(1);
-                        }
-                    }
-                }
-                let mut b = BytesMut::new();
-                write_frame(&mut b, |w| {
-                    header.write(w);
-                    if header.err == ErrorCode::Ok || matches!(body, Response::Multi(_)) {
-                        body.write(w);
-                    }
-                });
-                self.send(conn, b);
+            // Apache's learners close a connection whose session moved elsewhere instead
+            // of answering it.
+            Output::Reply { conn, header, .. } if header.err == ErrorCode::SessionMoved => {
+                tracing::info!("session moved: closing the old connection {conn}");
+                self.clients.close(conn);
             }
-            Output::Connected { conn, resp } => {
-                let mut b = BytesMut::new();
-                write_frame(&mut b, |w| resp.write(w));
-                self.send(conn, b);
-            }
-            Output::Event { conn, event } => {
-                let mut b = BytesMut::new();
-                write_frame(&mut b, |w| {
-                    ReplyHeader {
-                        xid: zk_proto::xid::NOTIFICATION,
-                        zxid: -1,
-                        err: ErrorCode::Ok,
-                    }
-                    .write(w);
-                    event.write(w);
-                });
-                self.send(conn, b);
-            }
+            Output::Reply { conn, header, body } => self.clients.reply(conn, header, &body),
+            Output::Connected { conn, resp } => self.clients.connected(conn, &resp),
+            Output::Event { conn, event } => self.clients.event(conn, &event),
             Output::Close { conn } => {
                 tracing::debug!("processor closes {conn}");
-                self.close(conn)
+                self.clients.close(conn)
             }
         }
     }

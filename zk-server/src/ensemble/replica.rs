@@ -24,6 +24,8 @@ use crate::quorum::net::txn_list_snapshot;
 use crate::quorum::zab::{DiskState, Proposal};
 use crate::quorum::{PeerState, Zxid};
 use crate::server::now_ms;
+use crate::session::owner::LearnerConn;
+use crate::session::SessionOwners;
 
 /// What a member keeps across a kill: epochs and the txn log (in memory, and written
 /// through to a data directory when it has one).
@@ -127,6 +129,14 @@ impl NodeDisk {
     pub fn log(&self) -> Vec<Proposal> {
         self.lock().log.clone()
     }
+
+    /// The data directory and the txn log directory, when on disk (`conf`, `dirs`).
+    pub fn dirs(&self) -> Option<(PathBuf, PathBuf)> {
+        let d = self.lock();
+        let dir = d.dir.clone()?;
+        let log = d.log_dir.clone().unwrap_or_else(|| dir.clone());
+        Some((dir, log))
+    }
 }
 
 fn decode_all(txns: &[Proposal]) -> Vec<TxnEntry> {
@@ -141,8 +151,15 @@ fn decode_all(txns: &[Proposal]) -> Vec<TxnEntry> {
 pub enum NodeMsg {
     /// Outputs of the processor.
     Outputs(Vec<Output>),
-    /// A learner forwarded a write (we lead).
-    Forwarded(QuorumPacket),
+    /// A learner (its connection to us) forwarded a write (we lead).
+    Forwarded(LearnerConn, QuorumPacket),
+    /// The leader answered our REVALIDATE of a session a client moved here with.
+    Revalidated {
+        /// The session.
+        session: i64,
+        /// Whether it is still alive.
+        valid: bool,
+    },
     /// The peer changed role.
     Role(PeerStatus),
     /// The leader answered our oldest forwarded sync.
@@ -154,6 +171,14 @@ pub enum NodeMsg {
 pub struct Core {
     /// The server core.
     pub processor: Processor,
+    /// Leader: which member each session's client is on.
+    pub owners: SessionOwners,
+    /// The peer's latest role, as the replica saw it change.
+    pub role: PeerStatus,
+    /// Since when the peer has been LOOKING (ms; read-only mode starts after a grace).
+    pub looking_since: i64,
+    /// Serving read-only clients while cut off from a quorum.
+    pub read_only: bool,
     settings: CoreSettings,
     out: UnboundedSender<NodeMsg>,
 }
@@ -167,9 +192,25 @@ impl Core {
     ) -> Self {
         Core {
             processor,
+            owners: SessionOwners::default(),
+            role: PeerStatus {
+                state: PeerState::Looking,
+                leader: None,
+                serving: false,
+            },
+            looking_since: now_ms(),
+            read_only: false,
             settings,
             out,
         }
+    }
+
+    /// Starts serving read-only clients (the peer is still LOOKING: checked by the caller
+    /// under this same lock, so a role change cannot slip in between).
+    pub fn enter_read_only(&mut self) {
+        self.reset();
+        self.processor.set_write_mode(WriteMode::ReadOnly);
+        self.read_only = true;
     }
 
     /// Sends processor outputs to the node task.
@@ -324,9 +365,22 @@ impl Replica for ServerReplica {
 
     fn role_changed(&mut self, status: PeerStatus, next_zxid: Option<Zxid>) {
         let mut c = lock(&self.core);
+        if c.read_only {
+            // Any role change ends read-only mode (Apache shuts its read-only server down
+            // when the election ends): local sessions go, their clients reconnect.
+            c.read_only = false;
+            c.reset();
+        }
+        if status.state == PeerState::Looking && c.role.state != PeerState::Looking {
+            c.looking_since = now_ms();
+        }
+        c.role = status;
         match next_zxid {
             Some(z) if status.serving && status.state == PeerState::Leading => {
                 let now = now_ms();
+                // A new leadership knows no session owners yet: the first member to use
+                // a session claims it (as Apache's session tracker).
+                c.owners.clear();
                 let p = &mut c.processor;
                 p.set_write_mode(WriteMode::Local);
                 p.set_next_zxid(z);
@@ -346,8 +400,25 @@ impl Replica for ServerReplica {
         c.send(NodeMsg::Role(status));
     }
 
-    fn learner_request(&mut self, _learner: crate::quorum::ConnId, packet: &QuorumPacket) {
-        lock(&self.core).send(NodeMsg::Forwarded(packet.clone()));
+    fn learner_request(&mut self, learner: LearnerConn, packet: &QuorumPacket) {
+        lock(&self.core).send(NodeMsg::Forwarded(learner, packet.clone()));
+    }
+
+    fn revalidate(&mut self, learner: LearnerConn, session_id: i64, _timeout: i32) -> bool {
+        let mut c = lock(&self.core);
+        let valid = c.processor.touch_session(session_id, now_ms());
+        if valid {
+            c.owners
+                .set(session_id, crate::session::Owner::Learner(learner));
+        }
+        valid
+    }
+
+    fn revalidated(&mut self, session_id: i64, valid: bool) {
+        lock(&self.core).send(NodeMsg::Revalidated {
+            session: session_id,
+            valid,
+        });
     }
 
     fn sessions_touched(&mut self, sessions: &[(i64, i32)]) {

@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use crate::config::ServerConfig;
 use crate::pipeline::Processor;
+use crate::quorum::net::driver::LeaderStats;
 use crate::stats::{ConnStats, ServerStats};
 
 /// Version string reported where Apache reports its own.
@@ -27,6 +28,56 @@ pub struct View<'a> {
     pub dir_sizes: (u64, u64),
     /// Wall clock, ms.
     pub now_ms: i64,
+}
+
+/// How the server serves clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Role<'a> {
+    /// Apache's `Mode:` (`standalone`, `leader`, `follower`, `observer`, `read-only`).
+    pub mode: &'a str,
+    /// Ensemble details, for an ensemble member.
+    pub quorum: Option<&'a QuorumView>,
+}
+
+impl Role<'static> {
+    /// A standalone server.
+    pub const STANDALONE: Role<'static> = Role {
+        mode: "standalone",
+        quorum: None,
+    };
+}
+
+/// What an ensemble member adds to `conf` and `mntr`.
+#[derive(Debug, Clone, Default)]
+pub struct QuorumView {
+    /// `zk_peer_state` (`leading - broadcast`, `following - broadcast`...).
+    pub peer_state: String,
+    /// `initLimit` (ticks).
+    pub init_limit: u64,
+    /// `syncLimit` (ticks).
+    pub sync_limit: u64,
+    /// This member's election port.
+    pub election_port: u16,
+    /// This member's quorum port.
+    pub quorum_port: u16,
+    /// 0 participant, 1 observer (Apache's `LearnerType` ordinal).
+    pub peer_type: u8,
+    /// `server.N=...` lines of the membership.
+    pub membership: Vec<String>,
+    /// Number of voting members.
+    pub quorum_size: usize,
+    /// Learner counts, when leading.
+    pub leader: Option<LeaderStats>,
+}
+
+/// What a member answers when it serves no clients (Apache's text).
+pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
+
+const READ_ONLY_BANNER: &str = "READ-ONLY mode; serving only read-only clients\n";
+
+/// Whether a command needs a serving server (Apache answers [`NOT_SERVING`] otherwise).
+pub fn needs_serving(cmd: &str) -> bool {
+    !matches!(cmd, "ruok" | "envi" | "isro" | "dirs" | "crst" | "srst")
 }
 
 /// `java.util.Date.toString()` in UTC, e.g. `Mon Nov 23 14:54:11 UTC 2026`.
@@ -117,32 +168,90 @@ fn conn_line(c: &ConnStats, full: bool) -> String {
     s
 }
 
-fn server_summary(v: &View) -> String {
-    format!(
-        "{}Received: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
+fn server_summary(v: &View, r: Role) -> String {
+    let mut s = format!(
+        "{}Received: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: {}\nNode count: {}\n",
         latency_line(v.stats),
         v.stats.packets_received,
         v.stats.packets_sent,
         v.conns.len(),
         v.outstanding,
         v.core.db.last_zxid(),
+        r.mode,
         node_count(v)
-    )
+    );
+    if r.mode == "leader" {
+        // Proposal sizes are not measured here: Apache's "none yet" answer.
+        s.push_str("Proposal sizes last/min/max: -1/-1/-1\n");
+    }
+    s
 }
 
-/// Runs a (whitelisted) command; `crst` and `srst` are applied by the caller.
+fn version_lines(r: Role) -> String {
+    let mut s = format!("Zookeeper version: {VERSION}\n");
+    if r.mode == "read-only" {
+        s.push_str(READ_ONLY_BANNER);
+    }
+    s
+}
+
+fn dump_buckets(s: &mut String, buckets: &[(i64, Vec<i64>)]) {
+    let total: usize = buckets.iter().map(|(_, s)| s.len()).sum();
+    let _ = writeln!(s, "Session Sets ({})/({}):", buckets.len(), total);
+    for (t, ids) in buckets {
+        let _ = writeln!(s, "{} expire at {}:", ids.len(), java_date(*t));
+        for id in ids {
+            let _ = writeln!(s, "\t0x{id:x}");
+        }
+    }
+}
+
+/// The session part of `dump`: the standalone tracker, a leader's global tracker, or a
+/// learner's table of global sessions (with a read-only member's local sessions first).
+fn dump_sessions(v: &View, r: Role) -> String {
+    let mut s = String::from("SessionTracker dump:\n");
+    match r.mode {
+        "standalone" => dump_buckets(&mut s, &v.core.sessions.buckets()),
+        "leader" => {
+            s.push_str("Global ");
+            dump_buckets(&mut s, &v.core.sessions.buckets());
+        }
+        mode => {
+            if mode == "read-only" {
+                s.push_str("Local ");
+                dump_buckets(&mut s, &v.core.sessions.buckets());
+            }
+            let mut global: Vec<(i64, i32)> =
+                v.core.db.sessions().iter().map(|(s, t)| (*s, *t)).collect();
+            global.sort_unstable();
+            let _ = writeln!(s, "Global Sessions({}):", global.len());
+            for (id, t) in global {
+                let _ = writeln!(s, "0x{id:x}\t{t}ms");
+            }
+        }
+    }
+    s
+}
+
+/// Runs a (whitelisted) command for a standalone server; `crst` and `srst` are applied
+/// by the caller.
 pub fn render(cmd: &str, v: &View) -> String {
+    render_as(cmd, v, Role::STANDALONE)
+}
+
+/// Runs a (whitelisted) command for a server in role `r`.
+pub fn render_as(cmd: &str, v: &View, r: Role) -> String {
     match cmd {
         "ruok" => "imok".to_string(),
-        "isro" => "rw".to_string(),
-        "srvr" => format!("Zookeeper version: {VERSION}\n{}", server_summary(v)),
+        "isro" => if r.mode == "read-only" { "ro" } else { "rw" }.to_string(),
+        "srvr" => format!("{}{}", version_lines(r), server_summary(v, r)),
         "stat" => {
-            let mut s = format!("Zookeeper version: {VERSION}\nClients:\n");
+            let mut s = format!("{}Clients:\n", version_lines(r));
             for c in &v.conns {
                 s.push_str(&conn_line(c, false));
             }
             s.push('\n');
-            s.push_str(&server_summary(v));
+            s.push_str(&server_summary(v, r));
             s
         }
         "cons" => {
@@ -157,7 +266,7 @@ pub fn render(cmd: &str, v: &View) -> String {
         "srst" => "Server stats reset.\n".to_string(),
         "conf" => {
             let c = v.config;
-            format!(
+            let mut s = format!(
                 "clientPort={}\nsecureClientPort=-1\ndataDir={}/version-2\ndataDirSize={}\ndataLogDir={}/version-2\ndataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId={}\n",
                 c.client_port,
                 c.data_dir.display(),
@@ -169,7 +278,23 @@ pub fn render(cmd: &str, v: &View) -> String {
                 c.min_timeout(),
                 c.max_timeout(),
                 c.my_id
-            )
+            );
+            if let Some(q) = r.quorum {
+                let _ = write!(
+                    s,
+                    "initLimit={}\nsyncLimit={}\nelectionAlg=3\nelectionPort={}\nquorumPort={}\npeerType={}\n",
+                    q.init_limit, q.sync_limit, q.election_port, q.quorum_port, q.peer_type
+                );
+                // A read-only member prints no membership (Apache's read-only server).
+                if r.mode != "read-only" {
+                    s.push_str("membership: \n");
+                    for l in &q.membership {
+                        let _ = writeln!(s, "{l}");
+                    }
+                    s.push_str("version=0\n");
+                }
+            }
+            s
         }
         "envi" => {
             let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
@@ -213,19 +338,7 @@ pub fn render(cmd: &str, v: &View) -> String {
             s
         }
         "dump" => {
-            let buckets = v.core.sessions.buckets();
-            let total: usize = buckets.iter().map(|(_, s)| s.len()).sum();
-            let mut s = format!(
-                "SessionTracker dump:\nSession Sets ({})/({}):\n",
-                buckets.len(),
-                total
-            );
-            for (t, ids) in &buckets {
-                let _ = writeln!(s, "{} expire at {}:", ids.len(), java_date(*t));
-                for id in ids {
-                    let _ = writeln!(s, "\t0x{id:x}");
-                }
-            }
+            let mut s = dump_sessions(v, r);
             let eph = v.core.db.tree.ephemerals_by_session();
             let _ = writeln!(
                 s,
@@ -268,9 +381,20 @@ pub fn render(cmd: &str, v: &View) -> String {
                 .values()
                 .map(|s| s.len())
                 .sum();
-            let lines: Vec<(&str, String)> = vec![
+            let mut lines: Vec<(&str, String)> = vec![
                 ("zk_version", VERSION.to_string()),
-                ("zk_server_state", "standalone".into()),
+                ("zk_server_state", r.mode.into()),
+            ];
+            let serving_quorum = r.quorum.filter(|_| r.mode != "read-only");
+            if let Some(q) = serving_quorum {
+                lines.push(("zk_peer_state", q.peer_state.clone()));
+            }
+            let local_sessions = if r.mode == "read-only" {
+                v.core.sessions.len()
+            } else {
+                0
+            };
+            lines.extend([
                 ("zk_ephemerals_count", eph.to_string()),
                 ("zk_num_alive_connections", v.conns.len().to_string()),
                 ("zk_avg_latency", java_double(v.stats.avg_latency())),
@@ -286,9 +410,24 @@ pub fn render(cmd: &str, v: &View) -> String {
                     "zk_approximate_data_size",
                     db.tree.approximate_data_size().to_string(),
                 ),
-                ("zk_local_sessions", "0".into()),
+                ("zk_local_sessions", local_sessions.to_string()),
                 ("zk_uptime", v.uptime_ms.to_string()),
-            ];
+            ]);
+            if let Some(q) = serving_quorum {
+                lines.push(("zk_quorum_size", q.quorum_size.to_string()));
+                if let Some(l) = q.leader {
+                    lines.extend([
+                        ("zk_learners", l.learners.to_string()),
+                        ("zk_synced_followers", l.followers.to_string()),
+                        ("zk_synced_non_voting_followers", "0".into()),
+                        ("zk_synced_observers", l.observers.to_string()),
+                        ("zk_pending_syncs", l.pending_syncs.to_string()),
+                        ("zk_last_proposal_size", "-1".into()),
+                        ("zk_min_proposal_size", "-1".into()),
+                        ("zk_max_proposal_size", "-1".into()),
+                    ]);
+                }
+            }
             let mut s = String::new();
             for (k, val) in lines {
                 let _ = writeln!(s, "{k}\t{val}");

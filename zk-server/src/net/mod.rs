@@ -1,5 +1,7 @@
-//! The thin tokio layer: accepting connections, framing, four-letter words.
+//! The thin tokio layer: accepting connections, framing, four-letter words, and the
+//! per-server table of client connections.
 
+pub mod clients;
 pub mod connection;
 pub mod four_letter;
 pub mod listener;

@@ -1,0 +1,423 @@
+//! Ensemble members as clients see them (in-process `zk_server::ensemble::Ensemble`):
+//! read-only mode of a member cut off from its quorum, sessions moving between members
+//! (revalidation, SessionMoved on the old connection), and four-letter words with
+//! Apache 3.8's shapes on leader, followers and a read-only member.
+
+mod server_support;
+
+use std::time::Duration;
+
+use server_support::RawClient;
+use tests::apache::four_letter;
+use zk_client::{Acl, Client, CreateMode, Error, SessionState};
+use zk_proto::ops::{CreateRequest, PathWatchRequest};
+use zk_proto::{ConnectRequest, CreateMode as ProtoMode, ErrorCode, Request};
+use zk_server::ensemble::Ensemble;
+
+const T: Duration = Duration::from_secs(15);
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+async fn connect(hosts: &str) -> Client {
+    tokio::time::timeout(
+        T,
+        Client::builder(hosts)
+            .session_timeout(Duration::from_secs(10))
+            .connect(),
+    )
+    .await
+    .expect("connect in time")
+    .expect("connects")
+}
+
+fn port(ens: &Ensemble, i: usize) -> u16 {
+    ens.client_addr(i).expect("member").port()
+}
+
+/// Sends a four-letter word off the runtime's threads (the helper blocks).
+async fn word(port: u16, cmd: &'static str) -> String {
+    tokio::task::spawn_blocking(move || four_letter(port, cmd))
+        .await
+        .expect("four-letter task")
+}
+
+async fn wait_word(port: u16, cmd: &'static str, want: &str, timeout: Duration) -> String {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let got = word(port, cmd).await;
+        if got == want || tokio::time::Instant::now() >= deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn create(path: &str) -> Request {
+    Request::Create(CreateRequest {
+        path: path.into(),
+        data: Some(b"x".to_vec().into()),
+        acl: zk_proto::Acl::open_unsafe(),
+        flags: ProtoMode::Persistent.to_flags(),
+    })
+}
+
+fn exists(path: &str) -> Request {
+    Request::Exists(PathWatchRequest {
+        path: path.into(),
+        watch: false,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_member_serves_read_only_clients_until_the_quorum_is_back() {
+    init_tracing();
+    let mut ens = Ensemble::start(3).await.expect("ensemble");
+    ens.set_read_only_mode(true);
+    let leader = ens.wait_for_leader(T).await.expect("leader");
+    let w = connect(&ens.connect_string()).await;
+    w.create("/ro", b"v", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    w.close().await.unwrap();
+    assert_eq!(word(port(&ens, leader), "isro").await, "rw");
+
+    // Only one member is left: LOOKING ("null"), then read-only after the grace period.
+    let survivor = (leader + 1) % 3;
+    for i in (0..3).filter(|i| *i != survivor) {
+        ens.kill(i);
+    }
+    let p = port(&ens, survivor);
+    assert_eq!(wait_word(p, "isro", "ro", T).await, "ro");
+    let srvr = word(p, "srvr").await;
+    assert!(
+        srvr.contains("READ-ONLY mode; serving only read-only clients\n")
+            && srvr.contains("Mode: read-only\n"),
+        "{srvr}"
+    );
+    assert!(word(p, "mntr")
+        .await
+        .contains("zk_server_state\tread-only\n"));
+
+    // A client allowing read-only servers reads, and its writes fail with NotReadOnly.
+    let c = tokio::time::timeout(
+        T,
+        Client::builder(&ens.connect_string())
+            .read_only(true)
+            .session_timeout(Duration::from_secs(4))
+            .connect(),
+    )
+    .await
+    .expect("read-only connect in time")
+    .expect("read-only connect");
+    assert_eq!(c.state(), SessionState::ConnectedReadOnly);
+    assert_eq!(&c.get_data("/ro", false).await.unwrap().0[..], b"v");
+    assert_eq!(c.set_data("/ro", b"x", None).await, Err(Error::NotReadOnly));
+    assert_eq!(
+        c.create("/new", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+            .await,
+        Err(Error::NotReadOnly)
+    );
+    assert!(word(p, "mntr").await.contains("zk_local_sessions\t1\n"));
+
+    // Clients that do not allow read-only are refused.
+    let strict = tokio::time::timeout(
+        Duration::from_secs(3),
+        Client::builder(&ens.connect_string())
+            .session_timeout(Duration::from_secs(1))
+            .connect(),
+    )
+    .await;
+    assert!(!matches!(strict, Ok(Ok(_))), "a strict client got in");
+    // So is a global session's reconnection (Apache 3.8 refuses it in read-only mode).
+    let refused = RawClient::handshake(
+        ens.client_addr(survivor).unwrap(),
+        ConnectRequest {
+            timeout: 4000,
+            session_id: 0x0100_0000_0000_0001,
+            passwd: zk_server::session::session_password(0x0100_0000_0000_0001)
+                .to_vec()
+                .into(),
+            read_only: Some(true),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(refused.is_err(), "{:?}", refused.map(|r| r.1));
+
+    // Quorum back: read-only sessions are closed, the client finds a read-write server.
+    for i in (0..3).filter(|i| *i != survivor) {
+        ens.restart(i).await.unwrap();
+    }
+    c.wait_for_state(T, |s| s == SessionState::Connected)
+        .await
+        .expect("back to read-write");
+    ens.wait_for_leader(T).await.expect("leader again");
+    assert_eq!(wait_word(p, "isro", "rw", T).await, "rw");
+    let mut done = false;
+    for _ in 0..100 {
+        match c.set_data("/ro", b"x", None).await {
+            Ok(_) => {
+                done = true;
+                break;
+            }
+            Err(e) if e.is_retryable() || e == Error::NotReadOnly => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(done, "no write after the quorum came back");
+    assert_eq!(&c.get_data("/ro", false).await.unwrap().0[..], b"x");
+}
+
+/// Connects a session on member `a`, re-attaches it on member `b`, then writes on `a`'s
+/// stale connection: `a` closes it without applying the write (Apache's SessionMoved
+/// handling), while `b` serves the session.
+async fn moved_session(ens: &Ensemble, a: usize, b: usize) {
+    let mut on_a = RawClient::connect(ens.client_addr(a).unwrap()).await;
+    assert_eq!(
+        on_a.call(create(&format!("/from-{a}"))).await.err(),
+        ErrorCode::Ok
+    );
+    let (mut on_b, resp) = on_a
+        .reconnect(ens.client_addr(b).unwrap())
+        .await
+        .expect("re-attach");
+    assert!(resp.timeout > 0, "revalidation failed: {resp:?}");
+    assert_eq!(resp.session_id, on_a.session_id);
+
+    let stale = format!("/stale-{a}-{b}");
+    on_a.send(&create(&stale)).await;
+    assert!(
+        on_a.closed_within(Duration::from_secs(5)).await,
+        "member {a} kept the moved session's connection"
+    );
+    assert_eq!(
+        on_b.call(create(&format!("/on-{b}-{a}"))).await.err(),
+        ErrorCode::Ok
+    );
+    assert_eq!(on_b.call(exists(&stale)).await.err(), ErrorCode::NoNode);
+    // The session still belongs to b: its next write works too.
+    assert_eq!(
+        on_b.call(create(&format!("/again-{b}-{a}"))).await.err(),
+        ErrorCode::Ok
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_move_between_members_and_the_old_connection_is_closed() {
+    init_tracing();
+    let ens = Ensemble::start(3).await.expect("ensemble");
+    let leader = ens.wait_for_leader(T).await.expect("leader");
+    let f: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    // Follower to follower, leader to follower, follower to leader.
+    moved_session(&ens, f[0], f[1]).await;
+    moved_session(&ens, leader, f[0]).await;
+    moved_session(&ens, f[1], leader).await;
+
+    // A wrong password is refused as expired, by followers and the leader alike.
+    let owner = RawClient::connect(ens.client_addr(f[0]).unwrap()).await;
+    for m in [f[1], leader] {
+        let (_, resp) = RawClient::handshake(
+            ens.client_addr(m).unwrap(),
+            ConnectRequest {
+                timeout: 4000,
+                session_id: owner.session_id,
+                passwd: vec![7u8; 16].into(),
+                read_only: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("an answer");
+        assert_eq!((resp.timeout, resp.session_id), (0, 0), "member {m}");
+    }
+    // A session the leader no longer knows is refused as expired by a follower.
+    let gone = owner.session_id + 1_000;
+    let (_, resp) = RawClient::handshake(
+        ens.client_addr(f[1]).unwrap(),
+        ConnectRequest {
+            timeout: 4000,
+            session_id: gone,
+            passwd: zk_server::session::session_password(gone).to_vec().into(),
+            read_only: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(resp.timeout, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_client_moves_its_session_to_another_member() {
+    init_tracing();
+    let ens = Ensemble::start(3).await.expect("ensemble");
+    let leader = ens.wait_for_leader(T).await.expect("leader");
+    let f = (leader + 1) % 3;
+    let c = connect(&ens.client_addr(f).unwrap().to_string()).await;
+    c.create("/e", b"", &Acl::open_unsafe(), CreateMode::Ephemeral)
+        .await
+        .unwrap();
+    // Another client takes over the session on the leader: the first one's connection is
+    // stale, its next write closes it, and the session (with its ephemeral) lives on.
+    let mut moved = RawClient::handshake(
+        ens.client_addr(leader).unwrap(),
+        ConnectRequest {
+            timeout: 10_000,
+            session_id: c.session_id(),
+            passwd: c.session_password().to_vec().into(),
+            read_only: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("re-attach")
+    .0;
+    assert!(moved.timeout > 0);
+    assert_eq!(moved.call(exists("/e")).await.err(), ErrorCode::Ok);
+    let r = c
+        .create(
+            "/from-stale",
+            b"",
+            &Acl::open_unsafe(),
+            CreateMode::Persistent,
+        )
+        .await;
+    assert!(r.is_err(), "the stale connection wrote: {r:?}");
+    assert_eq!(
+        moved.call(exists("/from-stale")).await.err(),
+        ErrorCode::NoNode
+    );
+}
+
+fn keys(text: &str) -> Vec<&str> {
+    text.lines()
+        .map(|l| l.split(['\t', ':', '=']).next().unwrap_or(""))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_letter_words_on_members_have_apache_shapes() {
+    init_tracing();
+    let ens = Ensemble::start(3).await.expect("ensemble");
+    let leader = ens.wait_for_leader(T).await.expect("leader");
+    let follower = (leader + 1) % 3;
+    let (lp, fp) = (port(&ens, leader), port(&ens, follower));
+    let c = connect(&ens.client_addr(follower).unwrap().to_string()).await;
+    c.create("/w", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    c.get_data("/w", true).await.unwrap();
+
+    for (p, mode) in [(lp, "leader"), (fp, "follower")] {
+        let srvr = word(p, "srvr").await;
+        let mut want = vec![
+            "Zookeeper version",
+            "Latency min/avg/max",
+            "Received",
+            "Sent",
+            "Connections",
+            "Outstanding",
+            "Zxid",
+            "Mode",
+            "Node count",
+        ];
+        if mode == "leader" {
+            want.push("Proposal sizes last/min/max");
+        }
+        assert_eq!(keys(&srvr), want, "{srvr}");
+        assert!(srvr.contains(&format!("Mode: {mode}\n")), "{srvr}");
+        assert!(srvr.contains("Node count: 6\n"), "{srvr}");
+        let stat = word(p, "stat").await;
+        assert!(stat.contains("Clients:\n") && stat.contains(&format!("Mode: {mode}\n")));
+        assert_eq!(word(p, "ruok").await, "imok");
+        assert_eq!(word(p, "isro").await, "rw");
+        assert!(word(p, "envi").await.starts_with("Environment:\n"));
+        assert!(word(p, "dirs").await.starts_with("datadir_size: "));
+        assert_eq!(word(p, "crst").await, "Connection stats reset.\n");
+        assert_eq!(word(p, "srst").await, "Server stats reset.\n");
+
+        let conf = word(p, "conf").await;
+        let conf_keys = keys(&conf);
+        for k in [
+            "clientPort",
+            "serverId",
+            "initLimit",
+            "syncLimit",
+            "electionAlg",
+            "electionPort",
+            "quorumPort",
+            "peerType",
+            "membership",
+            "version",
+        ] {
+            assert!(conf_keys.contains(&k), "conf lacks {k}: {conf}");
+        }
+        assert_eq!(conf.matches("\nserver.").count(), 3, "{conf}");
+        assert!(conf.contains(":participant;127.0.0.1:"), "{conf}");
+
+        let mntr = word(p, "mntr").await;
+        assert!(
+            mntr.contains(&format!("zk_server_state\t{mode}\n")),
+            "{mntr}"
+        );
+        assert!(
+            mntr.contains(
+                &format!("zk_peer_state\t{mode}ing - broadcast\n")
+                    .replace("leadering", "leading")
+                    .replace("followering", "following")
+            ),
+            "{mntr}"
+        );
+        assert!(mntr.contains("zk_quorum_size\t3\n"), "{mntr}");
+        let leader_keys = [
+            "zk_learners\t2\n",
+            "zk_synced_followers\t2\n",
+            "zk_synced_observers\t0\n",
+            "zk_pending_syncs\t0\n",
+        ];
+        for k in leader_keys {
+            assert_eq!(
+                mntr.contains(k),
+                mode == "leader",
+                "{k} on the {mode}: {mntr}"
+            );
+        }
+        let dump = word(p, "dump").await;
+        let tracker = if mode == "leader" {
+            "SessionTracker dump:\nGlobal Session Sets ("
+        } else {
+            "SessionTracker dump:\nGlobal Sessions(1):\n"
+        };
+        assert!(dump.starts_with(tracker), "{dump}");
+        assert!(dump.contains("ephemeral nodes dump:\n"), "{dump}");
+    }
+    // The watch lives on the follower the client is connected to.
+    let cons = word(fp, "cons").await;
+    assert!(
+        cons.contains(&format!("sid=0x{:x}", c.session_id())),
+        "{cons}"
+    );
+    assert_eq!(
+        word(fp, "wchs").await,
+        "1 connections watching 1 paths\nTotal watches:1\n"
+    );
+    assert_eq!(
+        word(fp, "wchp").await,
+        format!("/w\n\t0x{:x}\n\n", c.session_id())
+    );
+    assert_eq!(
+        word(fp, "wchc").await,
+        format!("0x{:x}\n\t/w\n\n", c.session_id())
+    );
+    assert_eq!(
+        word(lp, "wchs").await,
+        "0 connections watching 0 paths\nTotal watches:0\n"
+    );
+}
