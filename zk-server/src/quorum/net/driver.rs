@@ -366,7 +366,15 @@ async fn run<R: Replica>(
         while !pending.is_empty() {
             let mut persisted: Option<Zxid> = None;
             let cut = isolated.load(Ordering::SeqCst);
-            for a in std::mem::take(&mut pending) {
+            let batch = std::mem::take(&mut pending);
+            if let Some(st) = stops_after_fast_forward(&batch) {
+                // A role that ends applies what it logged (Apache's fastForwardDataBase)
+                // before it announces LOOKING. Stop serving first: a client waiting for
+                // one of those txns must not hear that it committed, as no quorum
+                // acknowledged it (the next leader may well truncate it).
+                replica.role_changed(st, None);
+            }
+            for a in batch {
                 match a {
                     Action::SendNotification { to, n } => {
                         if !cut || to == me {
@@ -577,6 +585,29 @@ async fn run<R: Replica>(
             }
         }
     }
+}
+
+/// The status to switch to before a batch's deliveries, when the batch ends a role after
+/// delivering txns (see the caller).
+fn stops_after_fast_forward(batch: &[Action]) -> Option<PeerStatus> {
+    let stop = batch.iter().position(|a| {
+        matches!(
+            a,
+            Action::StateChanged {
+                state: PeerState::Looking,
+                ..
+            }
+        )
+    })?;
+    let delivers = batch
+        .get(..stop)?
+        .iter()
+        .any(|a| matches!(a, Action::Deliver(_)));
+    delivers.then_some(PeerStatus {
+        state: PeerState::Looking,
+        leader: None,
+        serving: false,
+    })
 }
 
 /// Learner side: says how the leader syncs us (as Apache logs it), so operators and
