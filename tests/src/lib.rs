@@ -1,8 +1,10 @@
 //! Cross-crate integration and interoperability suites (see `tests/tests/`), and the shared
 //! test kit:
 //! - [`apache`]: start Apache ZooKeeper 3.8 (standalone or a 3-node ensemble);
-//! - [`proxy`]: a fault-injecting TCP proxy (drop, delay, blackhole connections).
+//! - [`proxy`]: a fault-injecting TCP proxy (drop, delay, blackhole connections);
+//! - [`zk_processes`]: real `zk-server` processes as an ensemble (kill -9, restart, partition).
 #![deny(missing_docs)]
 
 pub mod apache;
 pub mod proxy;
+pub mod zk_processes;
