@@ -29,7 +29,9 @@ use crate::net::connection::{ConnSettings, Throttle};
 use crate::net::four_letter::{self, QuorumView};
 use crate::net::listener;
 use crate::pipeline::{is_write, ConnId, CoreSettings, Output, Processor, WriteMode};
-use crate::quorum::net::driver::{spawn_peer, LeaderStats, PeerAddrs, PeerHandle, PeerStatus};
+use crate::quorum::net::driver::{
+    spawn_peer, IsolationSwitch, LeaderStats, PeerAddrs, PeerHandle, PeerStatus,
+};
 use crate::quorum::zab::packets::revalidate_request;
 use crate::quorum::{LearnerType, PeerState, QuorumConfig};
 use crate::server::{now_ms, CoreMsg};
@@ -57,6 +59,7 @@ pub struct NodeSetup {
 pub struct Node {
     status: Arc<Mutex<PeerStatus>>,
     read_only_enabled: Arc<AtomicBool>,
+    isolation: IsolationSwitch,
     task: JoinHandle<()>,
     listener: JoinHandle<()>,
 }
@@ -120,6 +123,7 @@ impl Node {
             s.quorum_listener,
             s.addrs,
         );
+        let isolation = peer.isolation_switch();
         let (core_tx, core_rx) = mpsc::unbounded_channel();
         let throttle = Arc::new(Throttle::default());
         let conn_settings = Arc::new(ConnSettings {
@@ -161,6 +165,7 @@ impl Node {
         Node {
             status,
             read_only_enabled,
+            isolation,
             task,
             listener,
         }
@@ -175,6 +180,12 @@ impl Node {
     /// for a while serves clients that allow read-only connections.
     pub fn set_read_only_mode(&self, on: bool) {
         self.read_only_enabled.store(on, Ordering::SeqCst);
+    }
+
+    /// Cuts (true) or restores (false) this member's traffic with the other members, like
+    /// a network partition around it; its clients still reach it.
+    pub fn isolate(&self, on: bool) {
+        self.isolation.set(on);
     }
 }
 

@@ -173,9 +173,30 @@ impl PeerHandle {
         self.isolated.store(on, Ordering::SeqCst);
     }
 
+    /// A switch for [`PeerHandle::isolate`] that can be kept apart from the handle.
+    pub fn isolation_switch(&self) -> IsolationSwitch {
+        IsolationSwitch(self.isolated.clone())
+    }
+
     /// Stops the peer at once (like a crash: connections drop, nothing is flushed).
     pub fn kill(self) {
         self.task.abort();
+    }
+}
+
+/// Cuts (or restores) one peer's traffic, like [`PeerHandle::isolate`]; cloneable.
+#[derive(Debug, Clone)]
+pub struct IsolationSwitch(Arc<AtomicBool>);
+
+impl IsolationSwitch {
+    /// Cuts (true) or restores (false) the peer's traffic with the other peers.
+    pub fn set(&self, on: bool) {
+        self.0.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether the peer is cut off.
+    pub fn is_on(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
     }
 }
 
