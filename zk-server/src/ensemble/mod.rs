@@ -1,4 +1,5 @@
-//! The server as an ensemble member, and an embedded in-process ensemble for tests.
+//! The server as an ensemble member, and an embedded in-process ensemble for tests
+//! ([`Ensemble`]: start, find the leader, kill / restart / isolate a member, heal).
 //!
 //! Each member runs the request [`crate::pipeline::Processor`] behind the quorum driver
 //! ([`crate::quorum::net::driver`]): the leader proposes its clients' writes, followers
@@ -22,7 +23,7 @@ pub mod node;
 pub mod replica;
 pub mod request_packet;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -68,6 +69,8 @@ pub struct Ensemble {
     addrs: PeerAddrs,
     members: Vec<Member>,
     read_only: bool,
+    /// Members cut off by [`Ensemble::isolate`].
+    isolated: BTreeSet<usize>,
 }
 
 impl Ensemble {
@@ -127,6 +130,7 @@ impl Ensemble {
             addrs: PeerAddrs { election, quorum },
             members,
             read_only: false,
+            isolated: BTreeSet::new(),
         };
         for i in 0..n {
             ens.restart(i).await?;
@@ -160,19 +164,24 @@ impl Ensemble {
         self.members.get(i)?.node.as_ref().map(|n| n.status())
     }
 
-    /// The member leading an established quorum, if any.
+    /// The member leading an established quorum, if any. An isolated member is never
+    /// reported (it may believe it still leads until it notices it lost its quorum).
     pub fn leader(&self) -> Option<usize> {
         (0..self.members.len()).find(|i| {
-            self.status(*i)
-                .is_some_and(|s| s.serving && s.state == PeerState::Leading)
+            !self.isolated.contains(i)
+                && self
+                    .status(*i)
+                    .is_some_and(|s| s.serving && s.state == PeerState::Leading)
         })
     }
 
-    /// Waits until every running member serves under one leader; returns it.
+    /// Waits until every running member that is not isolated serves under one leader;
+    /// returns it.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Option<usize> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let running: Vec<PeerStatus> = (0..self.members.len())
+                .filter(|i| !self.isolated.contains(i))
                 .filter_map(|i| self.status(i))
                 .collect();
             if let Some(l) = self.leader() {
@@ -198,11 +207,51 @@ impl Ensemble {
         }
     }
 
+    /// Cuts member `i` off from the other members, like a network partition around it:
+    /// election and leader-follower traffic is dropped both ways, while its clients still
+    /// reach it. An isolated leader stops serving once it misses its followers' acks for
+    /// syncLimit ticks and the others elect a new leader; an isolated follower stops
+    /// serving when it stops hearing from the leader. Ended by [`Ensemble::heal`] or by
+    /// restarting the member.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// use std::time::Duration;
+    /// let mut ens = zk_server::ensemble::Ensemble::start(3).await?;
+    /// let old = ens.wait_for_leader(Duration::from_secs(10)).await.expect("leader");
+    /// ens.isolate(old);
+    /// let new = ens.wait_for_leader(Duration::from_secs(10)).await.expect("new leader");
+    /// assert_ne!(new, old);
+    /// ens.heal(); // the old leader rejoins as a follower and catches up
+    /// # Ok(()) }
+    /// ```
+    pub fn isolate(&mut self, i: usize) {
+        if let Some(n) = self.members.get(i).and_then(|m| m.node.as_ref()) {
+            n.isolate(true);
+            self.isolated.insert(i);
+        }
+    }
+
+    /// Ends every isolation: the members reconnect, and one that led while cut off
+    /// rejoins the current leader as a follower (its unacknowledged txns are truncated).
+    pub fn heal(&mut self) {
+        for n in self.members.iter().filter_map(|m| m.node.as_ref()) {
+            n.isolate(false);
+        }
+        self.isolated.clear();
+    }
+
+    /// Whether member `i` is isolated.
+    pub fn is_isolated(&self, i: usize) -> bool {
+        self.isolated.contains(&i)
+    }
+
     /// Stops member `i` like a crash (its disk stays for [`Ensemble::restart`]).
     pub fn kill(&mut self, i: usize) {
         if let Some(m) = self.members.get_mut(i) {
             m.node = None;
         }
+        self.isolated.remove(&i);
     }
 
     /// (Re)starts member `i` from its disk on the same ports.
@@ -211,6 +260,7 @@ impl Ensemble {
             return Ok(());
         };
         m.node = None;
+        self.isolated.remove(&i);
         let sid = m.quorum.my_sid;
         let (cl, el, ql) = match m.reserved.take() {
             Some(r) => r,
