@@ -33,7 +33,10 @@ async fn create_retrying(c: &Client, path: &str, data: &[u8]) -> Result<Duration
 
 /// What member `i` serves at `path`, read through a client of that member only.
 async fn read_on(ens: &Ensemble, i: usize, path: &str) -> Result<String, Error> {
-    let addr = ens.client_addr(i).map(|a| a.to_string()).unwrap_or_default();
+    let addr = ens
+        .client_addr(i)
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let c = Client::connect(&addr).await?;
     c.sync(path).await?;
     let (data, _) = c.get_data(path, false).await?;
@@ -114,7 +117,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         roles(&ens)
     );
     ens.heal();
-    ens.wait_for_leader(WAIT).await.ok_or("no leader after heal")?;
+    ens.wait_for_leader(WAIT)
+        .await
+        .ok_or("no leader after heal")?;
     println!(
         "healed: {}; {new} reads /failover/after-isolate = {:?}",
         roles(&ens),
