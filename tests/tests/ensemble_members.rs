@@ -179,15 +179,32 @@ async fn partitioned_member_serves_read_only_clients_until_the_quorum_is_back() 
 /// stale connection: `a` closes it without applying the write (Apache's SessionMoved
 /// handling), while `b` serves the session.
 async fn moved_session(ens: &Ensemble, a: usize, b: usize) {
-    let mut on_a = RawClient::connect(ens.client_addr(a).unwrap()).await;
+    let (aa, ba) = (ens.client_addr(a).unwrap(), ens.client_addr(b).unwrap());
+    moved_session_between(aa, ba).await;
+}
+
+/// The same between any two servers (ours or Apache's).
+async fn moved_session_between(aa: std::net::SocketAddr, ba: std::net::SocketAddr) {
+    let (a, b) = (aa.port(), ba.port());
+    let mut on_a = RawClient::connect(aa).await;
     assert_eq!(
         on_a.call(create(&format!("/from-{a}"))).await.err(),
         ErrorCode::Ok
     );
-    let (mut on_b, resp) = on_a
-        .reconnect(ens.client_addr(b).unwrap())
-        .await
-        .expect("re-attach");
+    // A member that has not applied the client's last zxid yet refuses it (as Apache):
+    // the client tries again.
+    let mut attempt = 0;
+    let (mut on_b, resp) = loop {
+        match on_a.reconnect(ba).await {
+            Ok(r) => break r,
+            Err(e) if attempt < 50 => {
+                attempt += 1;
+                tracing::debug!("re-attach refused ({e}), retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("re-attach: {e}"),
+        }
+    };
     assert!(resp.timeout > 0, "revalidation failed: {resp:?}");
     assert_eq!(resp.session_id, on_a.session_id);
 
@@ -252,6 +269,27 @@ async fn sessions_move_between_members_and_the_old_connection_is_closed() {
     .await
     .expect("an answer");
     assert_eq!(resp.timeout, 0);
+}
+
+/// The behaviour the test above expects is Apache 3.8's: checked against a real ensemble.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_ensemble_closes_a_moved_sessions_old_connection_too() {
+    init_tracing();
+    let apache = tokio::task::spawn_blocking(tests::apache::ApacheEnsemble::start)
+        .await
+        .expect("apache task")
+        .expect("apache ensemble");
+    let addr = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
+    let ports: Vec<u16> = apache.nodes.iter().map(|n| n.client_port).collect();
+    let leader = ports
+        .iter()
+        .copied()
+        .find(|p| tests::apache::mode(*p).as_deref() == Some("leader"))
+        .expect("apache leader");
+    let f: Vec<u16> = ports.iter().copied().filter(|p| *p != leader).collect();
+    moved_session_between(addr(f[0]), addr(f[1])).await;
+    moved_session_between(addr(leader), addr(f[0])).await;
+    moved_session_between(addr(f[1]), addr(leader)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -391,7 +429,7 @@ async fn four_letter_words_on_members_have_apache_shapes() {
         }
         let dump = word(p, "dump").await;
         let tracker = if mode == "leader" {
-            "SessionTracker dump:\nGlobal Session Sets ("
+            "SessionTracker dump:\nSession Sets ("
         } else {
             "SessionTracker dump:\nGlobal Sessions(1):\n"
         };
@@ -419,5 +457,153 @@ async fn four_letter_words_on_members_have_apache_shapes() {
     assert_eq!(
         word(lp, "wchs").await,
         "0 connections watching 0 paths\nTotal watches:0\n"
+    );
+}
+
+/// Keys of a `key<TAB>value` / `key: value` / `key=value` report, without the lines whose
+/// keys name members (`server.N`).
+fn key_set(text: &str) -> std::collections::BTreeSet<String> {
+    keys(text)
+        .into_iter()
+        .filter(|k| !k.is_empty() && !k.starts_with("server."))
+        .map(str::to_string)
+        .collect()
+}
+
+/// What a member answers, for the words whose shape does not depend on the traffic.
+async fn shapes(port: u16) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for w in ["srvr", "stat", "mntr", "conf", "isro", "ruok", "dump"] {
+        out.push((w, word(port, w).await));
+    }
+    out
+}
+
+/// Compares our member's answers with Apache's member in the same role: the same
+/// `srvr` / `stat` / `conf` keys in the same order, `mntr` keys a subset of Apache's
+/// with the role-specific ones present exactly when Apache has them, the same `isro`,
+/// `ruok` and the same session tracker header in `dump`.
+fn same_shapes(role: &str, ours: &[(&str, String)], apache: &[(&str, String)]) {
+    for ((w, o), (_, a)) in ours.iter().zip(apache) {
+        match *w {
+            "srvr" | "stat" | "conf" => assert_eq!(
+                keys(o)
+                    .into_iter()
+                    .filter(|k| !k.starts_with("server.") && !k.starts_with(" /"))
+                    .collect::<Vec<_>>(),
+                keys(a)
+                    .into_iter()
+                    .filter(|k| !k.starts_with("server.") && !k.starts_with(" /"))
+                    .collect::<Vec<_>>(),
+                "{role} {w}:\nours:\n{o}\napache:\n{a}"
+            ),
+            "mntr" => {
+                let (ok, ak) = (key_set(o), key_set(a));
+                let extra: Vec<&String> = ok.difference(&ak).collect();
+                assert!(extra.is_empty(), "{role} mntr keys Apache lacks: {extra:?}");
+                for k in [
+                    "zk_server_state",
+                    "zk_peer_state",
+                    "zk_quorum_size",
+                    "zk_learners",
+                    "zk_synced_followers",
+                    "zk_synced_observers",
+                    "zk_pending_syncs",
+                ] {
+                    assert_eq!(ok.contains(k), ak.contains(k), "{role} mntr {k}");
+                }
+                let state = |t: &str| {
+                    t.lines()
+                        .find(|l| l.starts_with("zk_server_state"))
+                        .map(str::to_string)
+                };
+                assert_eq!(state(o), state(a), "{role} zk_server_state");
+            }
+            // Our read-only sessions are local, as Apache's with localSessionsEnabled (the
+            // setting its read-only mode needs to create sessions): its dump then starts
+            // with a "Local Session Sets" section that this Apache (without it) lacks.
+            "dump" if role == "read-only" => {
+                assert!(
+                    o.starts_with("SessionTracker dump:\nLocal Session Sets ("),
+                    "{o}"
+                );
+                assert!(
+                    a.starts_with("SessionTracker dump:\nGlobal Sessions("),
+                    "{a}"
+                );
+                assert!(o.contains("\nGlobal Sessions("), "{o}");
+            }
+            "dump" => {
+                let head = |t: &str| {
+                    t.lines()
+                        .take(2)
+                        .map(|l| l.split(['(', ' ']).next().unwrap_or("").to_string())
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(head(o), head(a), "{role} dump:\nours:\n{o}\napache:\n{a}");
+            }
+            _ => assert_eq!(o, a, "{role} {w}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_letter_shapes_match_an_apache_ensemble() {
+    init_tracing();
+    let mut apache = tokio::task::spawn_blocking(|| {
+        tests::apache::ApacheEnsemble::start_with(3, &["-Dreadonlymode.enabled=true"], &[])
+    })
+    .await
+    .expect("apache task")
+    .expect("apache ensemble");
+    let mut ens = Ensemble::start(3).await.expect("ensemble");
+    ens.set_read_only_mode(true);
+    let leader = ens.wait_for_leader(T).await.expect("leader");
+
+    let apache_ports: Vec<u16> = apache.nodes.iter().map(|n| n.client_port).collect();
+    let mut apache_leader = None;
+    let mut apache_follower = None;
+    for p in &apache_ports {
+        match tests::apache::mode(*p).as_deref() {
+            Some("leader") => apache_leader = Some(*p),
+            Some("follower") => apache_follower = Some(*p),
+            _ => {}
+        }
+    }
+    let (al, af) = (
+        apache_leader.expect("apache leader"),
+        apache_follower.expect("apache follower"),
+    );
+    let follower = (leader + 1) % 3;
+    same_shapes(
+        "leader",
+        &shapes(port(&ens, leader)).await,
+        &shapes(al).await,
+    );
+    same_shapes(
+        "follower",
+        &shapes(port(&ens, follower)).await,
+        &shapes(af).await,
+    );
+
+    // Cut one member of each off: both turn read-only.
+    let survivor = apache_ports
+        .iter()
+        .position(|p| *p == af)
+        .expect("apache follower index");
+    for (i, n) in apache.nodes.iter_mut().enumerate() {
+        if i != survivor {
+            n.kill();
+        }
+    }
+    for i in (0..3).filter(|i| *i != follower) {
+        ens.kill(i);
+    }
+    assert_eq!(wait_word(af, "isro", "ro", T * 2).await, "ro");
+    assert_eq!(wait_word(port(&ens, follower), "isro", "ro", T).await, "ro");
+    same_shapes(
+        "read-only",
+        &shapes(port(&ens, follower)).await,
+        &shapes(af).await,
     );
 }

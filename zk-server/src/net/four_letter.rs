@@ -206,16 +206,12 @@ fn dump_buckets(s: &mut String, buckets: &[(i64, Vec<i64>)]) {
     }
 }
 
-/// The session part of `dump`: the standalone tracker, a leader's global tracker, or a
-/// learner's table of global sessions (with a read-only member's local sessions first).
+/// The session part of `dump`: the standalone or leader's tracker, or a learner's table
+/// of global sessions (with a read-only member's local sessions first).
 fn dump_sessions(v: &View, r: Role) -> String {
     let mut s = String::from("SessionTracker dump:\n");
     match r.mode {
-        "standalone" => dump_buckets(&mut s, &v.core.sessions.buckets()),
-        "leader" => {
-            s.push_str("Global ");
-            dump_buckets(&mut s, &v.core.sessions.buckets());
-        }
+        "standalone" | "leader" => dump_buckets(&mut s, &v.core.sessions.buckets()),
         mode => {
             if mode == "read-only" {
                 s.push_str("Local ");
