@@ -152,6 +152,7 @@ impl Node {
             syncs: VecDeque::new(),
             held: HashMap::new(),
             revalidating: HashMap::new(),
+            unapplied: Vec::new(),
             read_only_enabled: read_only_enabled.clone(),
             // Apache waits max(2 s, tickTime) of LOOKING before serving read-only.
             read_only_grace: (tick_ms as i64).max(2000),
@@ -236,6 +237,9 @@ struct NodeTask {
     /// Handshakes waiting for the leader to revalidate their session, by session, oldest
     /// first (the leader answers in order).
     revalidating: HashMap<i64, VecDeque<(ConnId, ConnectRequest)>>,
+    /// Handshakes of sessions valid ensemble-wide whose createSession is not applied here
+    /// yet, with the time they give up.
+    unapplied: Vec<(ConnId, ConnectRequest, i64)>,
     read_only_enabled: Arc<AtomicBool>,
     /// LOOKING this long (ms) before serving read-only clients.
     read_only_grace: i64,
@@ -311,6 +315,8 @@ impl NodeTask {
         }
         let out = c.processor.tick(now);
         c.emit(out);
+        drop(c);
+        self.retry_unapplied();
     }
 
     async fn client_msg(&mut self, msg: CoreMsg) {
@@ -442,15 +448,12 @@ impl NodeTask {
             return;
         }
         let session = req.session_id;
-        let ip = self.clients.ip(conn);
         let mut c = lock(&self.core);
-        let known = session != 0
-            && c.processor.db.sessions().contains_key(&session)
-            && req.passwd.as_ref() == session_password(session).as_slice();
-        if known && !self.read_only {
-            if self.leading() {
-                c.owners.set(session, Owner::Leader);
-            } else {
+        // The password is derived from the session id: every member can check it.
+        let password_ok =
+            session != 0 && req.passwd.as_ref() == session_password(session).as_slice();
+        if password_ok && !self.read_only {
+            if !self.leading() {
                 // Apache's learners check the password locally, then ask the leader.
                 drop(c);
                 self.revalidating
@@ -460,11 +463,59 @@ impl NodeTask {
                 self.peer.forward(revalidate_request(session, req.timeout));
                 return;
             }
+            if c.processor.sessions.contains(session) {
+                c.owners.set(session, Owner::Leader);
+            }
         }
+        drop(c);
+        self.finish_connect(conn, req);
+    }
+
+    /// Answers a handshake whose session (if any) is valid ensemble-wide: a session the
+    /// leader knows but whose createSession is not applied here yet waits for it, so a
+    /// client moving right after creating its session is not told it expired.
+    fn finish_connect(&mut self, conn: ConnId, req: ConnectRequest) {
+        let session = req.session_id;
+        let mut c = lock(&self.core);
+        let applied = c.processor.db.sessions().contains_key(&session);
+        if session != 0 && !self.read_only && !applied {
+            let known = !self.leading() || c.processor.sessions.contains(session);
+            if known {
+                let wait = i64::from(req.timeout.clamp(0, 10_000));
+                self.unapplied.push((conn, req, now_ms() + wait));
+                return;
+            }
+        }
+        let ip = self.clients.ip(conn);
         let out = c.processor.connect(conn, &ip, &req, now_ms());
         c.emit(out);
-        if known && !self.read_only {
+        if session != 0 && !self.read_only {
             self.peer.touch_session(session, req.timeout);
+        }
+    }
+
+    /// Retries the handshakes waiting for their session's createSession to be applied;
+    /// past their deadline they are answered (as expired, by the processor).
+    fn retry_unapplied(&mut self) {
+        if self.unapplied.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let waiting = std::mem::take(&mut self.unapplied);
+        for (conn, req, deadline) in waiting {
+            let applied = lock(&self.core)
+                .processor
+                .db
+                .sessions()
+                .contains_key(&req.session_id);
+            if applied || now >= deadline {
+                let ip = self.clients.ip(conn);
+                let mut c = lock(&self.core);
+                let out = c.processor.connect(conn, &ip, &req, now);
+                c.emit(out);
+            } else {
+                self.unapplied.push((conn, req, deadline));
+            }
         }
     }
 
@@ -480,14 +531,10 @@ impl NodeTask {
         let Some((conn, req)) = waiting else {
             return;
         };
-        let mut c = lock(&self.core);
         if valid {
-            let ip = self.clients.ip(conn);
-            let out = c.processor.connect(conn, &ip, &req, now_ms());
-            c.emit(out);
-            drop(c);
-            self.peer.touch_session(session, req.timeout);
+            self.finish_connect(conn, req);
         } else {
+            let c = lock(&self.core);
             // Expired on the leader: Apache's "session expired" handshake reply.
             c.emit(vec![
                 Output::Connected {
@@ -619,6 +666,7 @@ impl NodeTask {
                     self.syncs.clear();
                     self.held.clear();
                     self.revalidating.clear();
+                    self.unapplied.clear();
                     // Our clients' requests would hang without a quorum, and read-only
                     // sessions end with read-only mode: let the clients move.
                     self.clients.close_all();
