@@ -607,3 +607,71 @@ async fn four_letter_shapes_match_an_apache_ensemble() {
         &shapes(af).await,
     );
 }
+
+/// The `zk-server` binary as Apache is run: `-Dreadonlymode.enabled=true` on every member
+/// of a 3-process ensemble; the one left alone after two `kill -9`s serves read-only
+/// clients, and turns read-write again when the others come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_member_with_readonlymode_enabled_serves_read_only_clients() {
+    init_tracing();
+    let mut opts = tests::zk_processes::Options::members(3);
+    opts.props = vec!["-Dreadonlymode.enabled=true".into()];
+    opts.extra_cfg = "4lw.commands.whitelist=*\n".into();
+    let mut ens = tests::zk_processes::ProcessEnsemble::start(opts)
+        .await
+        .expect("processes");
+    let leader = ens.wait_for_leader(T).await.expect("leader");
+    let w = connect(&ens.connect_string()).await;
+    w.create("/bin-ro", b"v", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    w.close().await.unwrap();
+
+    let survivor = (leader + 1) % 3;
+    for i in (0..3).filter(|i| *i != survivor) {
+        ens.kill9(i);
+    }
+    let mut isro = String::new();
+    for _ in 0..150 {
+        isro = ens.four_letter(survivor, "isro").await;
+        if isro == "ro" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(isro, "ro", "{}", ens.last_run_log(survivor));
+    assert!(ens
+        .four_letter(survivor, "srvr")
+        .await
+        .contains("Mode: read-only\n"));
+    let c = tokio::time::timeout(
+        T,
+        Client::builder(&ens.client_addr(survivor).to_string())
+            .read_only(true)
+            .session_timeout(Duration::from_secs(4))
+            .connect(),
+    )
+    .await
+    .expect("read-only connect in time")
+    .expect("read-only connect");
+    assert_eq!(c.state(), SessionState::ConnectedReadOnly);
+    assert_eq!(&c.get_data("/bin-ro", false).await.unwrap().0[..], b"v");
+    assert_eq!(
+        c.set_data("/bin-ro", b"x", None).await,
+        Err(Error::NotReadOnly)
+    );
+
+    for i in (0..3).filter(|i| *i != survivor) {
+        ens.restart(i).expect("restart");
+    }
+    ens.wait_for_leader(T).await.expect("leader again");
+    let mut mode = String::new();
+    for _ in 0..100 {
+        mode = ens.four_letter(survivor, "isro").await;
+        if mode == "rw" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(mode, "rw");
+}
