@@ -503,6 +503,9 @@ impl NodeTask {
         let now = now_ms();
         let waiting = std::mem::take(&mut self.unapplied);
         for (conn, req, deadline) in waiting {
+            if !self.clients.contains(conn) {
+                continue;
+            }
             let applied = lock(&self.core)
                 .processor
                 .db
@@ -531,6 +534,10 @@ impl NodeTask {
         let Some((conn, req)) = waiting else {
             return;
         };
+        if !self.clients.contains(conn) {
+            // The client gave up meanwhile.
+            return;
+        }
         if valid {
             self.finish_connect(conn, req);
         } else {

@@ -75,6 +75,11 @@ impl Clients {
         self.conns.is_empty()
     }
 
+    /// Whether a connection is still open.
+    pub fn contains(&self, conn: ConnId) -> bool {
+        self.conns.contains_key(&conn)
+    }
+
     /// Ids of every connection.
     pub fn ids(&self) -> Vec<ConnId> {
         self.conns.keys().copied().collect()
