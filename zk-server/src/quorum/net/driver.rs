@@ -26,6 +26,7 @@ use tokio_util::codec::FramedRead;
 use zk_proto::jute::{JuteWrite, Record};
 use zk_proto::quorum::{QuorumPacket, QuorumPacketType};
 
+use super::early_votes::EarlyVotes;
 use super::election::ElectionNet;
 use super::packet_codec::QuorumPacketCodec;
 use super::parked::ParkedLearners;
@@ -35,6 +36,10 @@ use crate::quorum::{Action, ConnId, PeerState, QuorumConfig, QuorumPeer, Sid, Za
 
 /// Largest snapshot accepted from a leader.
 const MAX_SNAPSHOT: usize = 1 << 30;
+
+/// How old a LOOKING vote received just before we started looking may be to still be
+/// handed to the new round (see [`EarlyVotes`]).
+const EARLY_VOTE_MAX_AGE: u64 = 1000;
 
 /// The caller's database and disk, as the driver needs them.
 pub trait Replica: Send + 'static {
@@ -369,6 +374,8 @@ async fn run<R: Replica>(
     let (mut peer, first) = QuorumPeer::new(cfg, disk, now());
     // Learners that connect while we are still looking (see `parked`).
     let mut parked = ParkedLearners::default();
+    // Votes of peers that started looking before we did (see `early_votes`).
+    let mut early = EarlyVotes::default();
     let mut writers: BTreeMap<ConnId, mpsc::UnboundedSender<ZabMessage>> = BTreeMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     let mut pending = first;
@@ -472,6 +479,11 @@ async fn run<R: Replica>(
                             leader,
                             serving,
                         };
+                        if state == PeerState::Looking && !cut {
+                            for (from, n) in early.take_recent(now(), EARLY_VOTE_MAX_AGE) {
+                                pending.extend(peer.on_notification(now(), from, &n));
+                            }
+                        }
                         if state == PeerState::Looking {
                             let why = peer.last_role_end().map(|e| e.to_string());
                             tracing::info!(
@@ -521,7 +533,14 @@ async fn run<R: Replica>(
         tokio::select! {
             m = net.recv() => match m {
                 Some((from, n)) => {
+                    tracing::debug!(
+                        "notification from {from}: state {} leader {} zxid 0x{:x} round {} epoch {}",
+                        n.state, n.leader, n.zxid, n.election_epoch, n.peer_epoch
+                    );
                     if !isolated.load(Ordering::SeqCst) || from == me {
+                        if from != me && peer.state() != PeerState::Looking {
+                            early.record(from, &n, now());
+                        }
                         pending = peer.on_notification(now(), from, &n);
                     }
                 }

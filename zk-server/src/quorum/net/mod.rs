@@ -6,11 +6,13 @@
 //!   records, as Apache does: no length prefix).
 //! - [`driver`]: a whole peer over tokio, with the caller's database and disk behind
 //!   [`driver::Replica`].
+//! - [`early_votes`]: LOOKING votes that arrive just before we start looking ourselves.
 //! - [`ensemble`]: an embedded test ensemble on loopback (kill / restart / isolate / heal).
 //! - [`parked`]: learner connections that arrive before the election made us leader.
 //! - [`txn_list_snapshot`]: the SNAP payload our in-process members exchange.
 
 pub mod driver;
+pub mod early_votes;
 pub mod election;
 pub mod ensemble;
 pub mod packet_codec;
