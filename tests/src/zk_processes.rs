@@ -9,6 +9,10 @@
 //! [`ProcessEnsemble::partition`] can cut one member off from all others while clients
 //! still reach it directly.
 //!
+//! When a test panics (or `ZK_PROCESSES_SHOW_LOGS` is set) the members' stderr is printed
+//! as the ensemble is dropped; `ZK_PROCESSES_LOG` sets their `RUST_LOG` (e.g.
+//! `info,zk_server::quorum::net::driver=debug` shows every election notification).
+//!
 //! The binary is found by [`zk_server_bin`]: `ZK_SERVER_BIN` when set, else it is built
 //! once per test process with `cargo build -p zk-server --bin zk-server` (a no-op when
 //! `cargo test --workspace` already built it).
@@ -96,7 +100,7 @@ pub struct Options {
     pub props: Vec<String>,
     /// Route member-to-member traffic through per-link proxies (see the module docs).
     pub proxied: bool,
-    /// `RUST_LOG` of the members.
+    /// `RUST_LOG` of the members (default: `ZK_PROCESSES_LOG`, else `info`).
     pub log_filter: String,
 }
 
@@ -111,7 +115,7 @@ impl Options {
             extra_cfg: String::new(),
             props: Vec::new(),
             proxied: false,
-            log_filter: "info".into(),
+            log_filter: std::env::var("ZK_PROCESSES_LOG").unwrap_or_else(|_| "info".into()),
         }
     }
 }
@@ -152,7 +156,7 @@ impl Drop for ProcessEnsemble {
         for i in 0..self.members.len() {
             self.kill9(i);
         }
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("ZK_PROCESSES_SHOW_LOGS").is_some() {
             // The temp dir goes with us: show what the members said.
             for i in 0..self.members.len() {
                 let text = self.log_text(i);
