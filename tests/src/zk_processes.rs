@@ -59,10 +59,15 @@ fn build_zk_server() -> Result<PathBuf, String> {
     // Cargo releases its build lock before running tests, so a nested build is safe;
     // when the workspace build already made the binary it is a quick freshness check.
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    let out = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "zk-server", "--bin", "zk-server"])
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "-q", "-p", "zk-server", "--bin", "zk-server"])
         .arg("--manifest-path")
-        .arg(&manifest)
+        .arg(&manifest);
+    if let Some(dir) = running_target_dir() {
+        // The target dir this test binary was built in (even when given by --target-dir).
+        cmd.arg("--target-dir").arg(dir);
+    }
+    let out = cmd
         .args(["--message-format", "json"])
         .stderr(Stdio::inherit())
         .output()
@@ -81,6 +86,16 @@ fn build_zk_server() -> Result<PathBuf, String> {
         })
         .find(|p| p.file_name().is_some_and(|n| n == "zk-server"))
         .ok_or_else(|| "cargo build did not report the zk-server executable".to_string())
+}
+
+/// `<target>` when this test binary is `<target>/<profile>/deps/<name>`.
+fn running_target_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let deps = exe.parent()?;
+    if deps.file_name()? != "deps" {
+        return None;
+    }
+    Some(deps.parent()?.parent()?.to_path_buf())
 }
 
 /// How to start the ensemble.
