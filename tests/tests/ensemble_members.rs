@@ -675,3 +675,56 @@ async fn binary_member_with_readonlymode_enabled_serves_read_only_clients() {
     }
     assert_eq!(mode, "rw");
 }
+
+/// A member cut off by a partition (not killed): read-only while isolated, stale reads
+/// allowed, then back to read-write with the majority's writes once healed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolated_member_is_read_only_until_the_partition_heals() {
+    init_tracing();
+    let mut ens = Ensemble::start(3).await.expect("ensemble");
+    ens.set_read_only_mode(true);
+    let leader = ens.wait_for_leader(T).await.expect("leader");
+    let cut = (leader + 1) % 3;
+    let p = port(&ens, cut);
+    ens.isolate(cut);
+    assert_eq!(wait_word(p, "isro", "ro", T).await, "ro");
+
+    // Only the cut member in the connect string: the client stays on it.
+    let ro = tokio::time::timeout(
+        T,
+        Client::builder(&ens.client_addr(cut).unwrap().to_string())
+            .read_only(true)
+            .session_timeout(Duration::from_secs(10))
+            .connect(),
+    )
+    .await
+    .expect("read-only connect in time")
+    .expect("read-only connect");
+    assert_eq!(ro.state(), SessionState::ConnectedReadOnly);
+    let majority: Vec<String> = (0..3)
+        .filter(|i| *i != cut)
+        .map(|i| ens.client_addr(i).unwrap().to_string())
+        .collect();
+    let w = connect(&majority.join(",")).await;
+    w.create("/during", b"d", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .expect("the majority writes");
+    // The cut member serves what it had: the majority's write is not there.
+    assert_eq!(ro.exists("/during", false).await.unwrap(), None);
+    assert_eq!(
+        ro.create("/x", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+            .await,
+        Err(Error::NotReadOnly)
+    );
+
+    ens.heal();
+    ro.wait_for_state(T, |s| s == SessionState::Connected)
+        .await
+        .expect("read-write after the heal");
+    assert_eq!(word(p, "isro").await, "rw");
+    ro.sync("/during").await.expect("sync");
+    assert_eq!(&ro.get_data("/during", false).await.unwrap().0[..], b"d");
+    ro.create("/after", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .expect("writes after the heal");
+}
