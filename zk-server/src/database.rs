@@ -7,10 +7,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bytes::{Bytes, BytesMut};
 use zk_proto::persistence::DataNodeRecord;
-use zk_proto::{Acl, StatPersisted};
+use zk_proto::{Acl, JuteReader, Record, StatPersisted};
 
-use crate::tree::DataTree;
+use crate::tree::{DataTree, SnapshotWalk};
 
 /// Data tree plus sessions.
 #[derive(Debug, Clone, Default)]
@@ -35,6 +36,33 @@ pub struct DatabaseImage {
     pub nodes: Vec<(String, DataNodeRecord)>,
 }
 
+/// A snapshot being taken: what was captured at its start plus the walk writing the nodes.
+#[derive(Debug)]
+pub struct FuzzySnapshot {
+    /// Zxid of the last txn applied when the snapshot started; names the file.
+    pub last_zxid: i64,
+    /// Sessions at the start, `(id, timeout)`.
+    pub sessions: Vec<(i64, i32)>,
+    /// The node walk.
+    pub walk: SnapshotWalk,
+}
+
+/// Decodes a run of snapshot node records (`ustring path; DataNode`), as
+/// [`SnapshotWalk::step`] writes them.
+pub fn decode_node_records(
+    buf: Bytes,
+) -> std::result::Result<Vec<(String, DataNodeRecord)>, zk_proto::ProtoError> {
+    let mut r = JuteReader::new(buf);
+    let mut v = Vec::new();
+    while !r.is_empty() {
+        let p = r.read_string()?;
+        let mut rec = DataNodeRecord::read(&mut r)?;
+        rec.data = rec.data.map(|d| Bytes::copy_from_slice(&d));
+        v.push((p, rec));
+    }
+    Ok(v)
+}
+
 impl ZkDatabase {
     /// An empty database (system nodes only).
     pub fn new() -> Self {
@@ -55,53 +83,35 @@ impl ZkDatabase {
         &self.sessions
     }
 
-    /// Copies the state out for a snapshot.
+    /// Copies the state out for a snapshot, all at once (tests and the in-memory store; the
+    /// server streams snapshots with [`Self::begin_snapshot`] instead).
     pub fn image(&self) -> DatabaseImage {
-        let mut acl_index: Vec<(Arc<Vec<Acl>>, i64)> = Vec::new();
-        let mut acls = Vec::new();
-        let mut nodes = Vec::with_capacity(self.tree.node_count());
-        // Pre-order, children in Apache's set order: what Apache's serializer writes.
-        let mut stack: Vec<String> = vec!["/".to_string()];
-        while let Some(p) = stack.pop() {
-            let Some(n) = self.tree.get(&p) else {
-                continue;
-            };
-            let idx = match acl_index
-                .iter()
-                .find(|(a, _)| Arc::ptr_eq(a, &n.acl) || **a == *n.acl)
-            {
-                Some((_, i)) => *i,
-                None => {
-                    let i = acl_index.len() as i64 + 1;
-                    acl_index.push((n.acl.clone(), i));
-                    acls.push((i, (*n.acl).clone()));
-                    i
-                }
-            };
-            for c in n.children.java_order().into_iter().rev() {
-                stack.push(crate::tree::path::join(&p, &c));
-            }
-            let path = if p == "/" { String::new() } else { p };
-            nodes.push((
-                path,
-                DataNodeRecord {
-                    data: n.data.clone(),
-                    acl: idx,
-                    stat: n.stat.clone(),
-                },
-            ));
-        }
+        let mut snap = self.begin_snapshot();
+        let mut buf = BytesMut::new();
+        snap.walk.step(&self.tree, &mut buf, usize::MAX);
+        let nodes = decode_node_records(buf.freeze()).unwrap_or_default();
         DatabaseImage {
+            last_zxid: snap.last_zxid,
+            sessions: snap.sessions,
+            acls: snap.walk.acl_table(),
+            nodes,
+        }
+    }
+
+    /// Starts a fuzzy snapshot as of now: the zxid and sessions are taken here, the nodes a
+    /// slice at a time by [`SnapshotWalk::step`] while txns keep being applied. Restoring it
+    /// means replaying the log from `last_zxid` (see [`crate::tree::snapshot_walk`]).
+    pub fn begin_snapshot(&self) -> FuzzySnapshot {
+        FuzzySnapshot {
             last_zxid: self.last_zxid,
             sessions: self.sessions.iter().map(|(k, v)| (*k, *v)).collect(),
-            acls,
-            nodes,
+            walk: SnapshotWalk::new(&self.tree),
         }
     }
 
     /// Rebuilds a database from a snapshot image (txns logged after it are applied next).
     pub fn from_image(img: &DatabaseImage) -> Self {
-        let mut tree = DataTree::new();
+        let mut tree = DataTree::restoring();
         let acl_map: BTreeMap<i64, Arc<Vec<Acl>>> = img
             .acls
             .iter()

@@ -48,7 +48,7 @@ fn get_data(
         w.add_data(&r.path, who.session);
     }
     Ok(GetDataResponse {
-        data: n.data.clone(),
+        data: n.data_bytes(),
         stat: n.client_stat(),
     })
 }
@@ -63,7 +63,7 @@ fn get_children(
     if r.watch {
         w.add_child(&r.path, who.session);
     }
-    Ok((n.children.java_order(), n.client_stat()))
+    Ok((db.tree.children_java_order(n), n.client_stat()))
 }
 
 /// Apache 3.8 decodes only Children, Data and Any in check/removeWatches; other types fail

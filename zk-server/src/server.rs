@@ -35,7 +35,7 @@ use zk_proto::{
 };
 
 use crate::config::ServerConfig;
-use crate::database::{DatabaseImage, ZkDatabase};
+use crate::database::{FuzzySnapshot, ZkDatabase};
 use crate::error::{Result, ServerError};
 use crate::net::connection::{ConnSettings, Throttle};
 use crate::net::{four_letter, listener, ConnCmd};
@@ -104,7 +104,10 @@ pub enum CoreMsg {
 
 enum StoreJob {
     Append(Vec<TxnEntry>),
-    Snapshot(Box<DatabaseImage>),
+    /// A fuzzy snapshot starts: its zxid and sessions; nodes and the ACL cache follow.
+    SnapshotBegin(i64, Vec<(i64, i32)>),
+    SnapshotNodes(bytes::Bytes),
+    SnapshotEnd(Vec<(i64, Vec<zk_proto::Acl>)>),
     Purge,
     /// Finish background work, drop the store (closing its files), then answer.
     Stop(oneshot::Sender<()>),
@@ -202,6 +205,7 @@ impl Server {
             store_tx,
             stats: ServerStats::default(),
             since_snapshot: 0,
+            snapshot: None,
             config: config.clone(),
             throttle,
             started: now,
@@ -277,8 +281,18 @@ fn spawn_store(
                             break;
                         }
                     }
-                    StoreJob::Snapshot(img) => {
-                        if let Err(e) = store.save_snapshot(&img) {
+                    StoreJob::SnapshotBegin(zxid, sessions) => {
+                        if let Err(e) = store.begin_snapshot(zxid, sessions) {
+                            tracing::error!("snapshot failed: {e}");
+                        }
+                    }
+                    StoreJob::SnapshotNodes(records) => {
+                        if let Err(e) = store.snapshot_nodes(records) {
+                            tracing::error!("snapshot failed: {e}");
+                        }
+                    }
+                    StoreJob::SnapshotEnd(acls) => {
+                        if let Err(e) = store.end_snapshot(acls) {
                             tracing::error!("snapshot failed: {e}");
                         }
                     }
@@ -314,6 +328,8 @@ struct Core {
     store_tx: std::sync::mpsc::Sender<StoreJob>,
     stats: ServerStats,
     since_snapshot: u64,
+    /// The snapshot being written a slice at a time between requests.
+    snapshot: Option<FuzzySnapshot>,
     config: ServerConfig,
     throttle: Arc<Throttle>,
     started: i64,
@@ -363,6 +379,11 @@ impl Core {
                         self.handle(msg);
                     }
                     self.flush_batch();
+                    self.snapshot_step();
+                }
+                // An idle server still finishes its snapshot.
+                _ = tokio::task::yield_now(), if self.snapshot.is_some() => {
+                    self.snapshot_step();
                 }
                 _ = ticker.tick() => {
                     let now = now_ms();
@@ -403,6 +424,30 @@ impl Core {
         let (tx, rx) = oneshot::channel();
         if self.store_tx.send(StoreJob::Stop(tx)).is_ok() {
             let _ = rx.await;
+        }
+    }
+
+    /// Writes the next slice of the snapshot in progress; small enough not to hold up
+    /// requests noticeably, so snapshots never stall the server.
+    fn snapshot_step(&mut self) {
+        const SLICE_BYTES: usize = 256 * 1024;
+        let Some(snap) = &mut self.snapshot else {
+            return;
+        };
+        let mut buf = bytes::BytesMut::with_capacity(SLICE_BYTES + 4096);
+        let done = snap
+            .walk
+            .step(&self.processor.db.tree, &mut buf, SLICE_BYTES);
+        if !buf.is_empty() {
+            let _ = self.store_tx.send(StoreJob::SnapshotNodes(buf.freeze()));
+        }
+        if done {
+            let acls = snap.walk.acl_table();
+            self.snapshot = None;
+            let _ = self.store_tx.send(StoreJob::SnapshotEnd(acls));
+            if self.config.purge_interval_hours > 0 {
+                let _ = self.store_tx.send(StoreJob::Purge);
+            }
         }
     }
 
@@ -509,13 +554,16 @@ impl Core {
                         self.since_snapshot += entries.len() as u64;
                         let out = self.processor.committed(&entries, now);
                         self.outputs(out);
-                        if self.since_snapshot >= self.config.snap_count.max(1) {
+                        if self.since_snapshot >= self.config.snap_count.max(1)
+                            && self.snapshot.is_none()
+                        {
                             self.since_snapshot = 0;
-                            let img = self.processor.db.image();
-                            let _ = self.store_tx.send(StoreJob::Snapshot(Box::new(img)));
-                            if self.config.purge_interval_hours > 0 {
-                                let _ = self.store_tx.send(StoreJob::Purge);
-                            }
+                            let snap = self.processor.db.begin_snapshot();
+                            let _ = self.store_tx.send(StoreJob::SnapshotBegin(
+                                snap.last_zxid,
+                                snap.sessions.clone(),
+                            ));
+                            self.snapshot = Some(snap);
                         }
                     }
                     Err(e) => {

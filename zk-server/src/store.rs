@@ -2,11 +2,13 @@
 
 use std::sync::{Arc, Mutex};
 
+use bytes::{Bytes, BytesMut};
 use zk_proto::txn::TxnEntry;
+use zk_proto::Acl;
 
-use crate::database::{DatabaseImage, ZkDatabase};
-use crate::error::Result;
-use crate::persistence::{SnapshotData, Storage, StorageOptions};
+use crate::database::{decode_node_records, DatabaseImage, ZkDatabase};
+use crate::error::{Result, ServerError};
+use crate::persistence::{SnapshotData, SnapshotStream, Storage, StorageOptions};
 
 /// Durable storage of txns and snapshots, as the commit path needs it.
 ///
@@ -17,6 +19,15 @@ pub trait TxnStore: Send + 'static {
     fn append(&mut self, entries: &[TxnEntry]) -> Result<()>;
     /// Writes a snapshot of the state after `image.last_zxid`.
     fn save_snapshot(&mut self, image: &DatabaseImage) -> Result<()>;
+    /// Starts a streamed (fuzzy) snapshot named `last_zxid` (see
+    /// [`ZkDatabase::begin_snapshot`]): node records follow in [`TxnStore::snapshot_nodes`]
+    /// slices, and [`TxnStore::end_snapshot`] completes it. Calls are in order with
+    /// `append`, so txns appended after this one belong after the snapshot.
+    fn begin_snapshot(&mut self, last_zxid: i64, sessions: Vec<(i64, i32)>) -> Result<()>;
+    /// Node records of the snapshot begun last, parents before children.
+    fn snapshot_nodes(&mut self, records: Bytes) -> Result<()>;
+    /// Completes the snapshot begun last with the ACL cache its nodes refer to.
+    fn end_snapshot(&mut self, acls: Vec<(i64, Vec<Acl>)>) -> Result<()>;
     /// Deletes snapshots and logs beyond the retention count.
     fn purge(&mut self) -> Result<()>;
     /// Waits for background work (snapshot writes) before the server stops.
@@ -64,6 +75,16 @@ pub struct MemoryState {
 pub struct MemoryStore {
     state: Arc<Mutex<MemoryState>>,
     append_delay: std::time::Duration,
+    /// The streamed snapshot being received.
+    streaming: Option<StreamedImage>,
+}
+
+/// A streamed snapshot as a [`MemoryStore`] receives it.
+#[derive(Debug, Clone)]
+struct StreamedImage {
+    last_zxid: i64,
+    sessions: Vec<(i64, i32)>,
+    records: BytesMut,
 }
 
 impl MemoryStore {
@@ -112,6 +133,41 @@ impl TxnStore for MemoryStore {
         s.txns.retain(|t| t.header.zxid > image.last_zxid);
         s.snapshot = Some(image.clone());
         Ok(())
+    }
+
+    fn begin_snapshot(&mut self, last_zxid: i64, sessions: Vec<(i64, i32)>) -> Result<()> {
+        self.streaming = Some(StreamedImage {
+            last_zxid,
+            sessions,
+            records: BytesMut::new(),
+        });
+        Ok(())
+    }
+
+    fn snapshot_nodes(&mut self, records: Bytes) -> Result<()> {
+        if let Some(s) = &mut self.streaming {
+            s.records.extend_from_slice(&records);
+        }
+        Ok(())
+    }
+
+    fn end_snapshot(&mut self, acls: Vec<(i64, Vec<Acl>)>) -> Result<()> {
+        let Some(StreamedImage {
+            last_zxid,
+            sessions,
+            records,
+        }) = self.streaming.take()
+        else {
+            return Ok(());
+        };
+        let nodes = decode_node_records(records.freeze())
+            .map_err(|e| ServerError::Storage(format!("streamed snapshot: {e}")))?;
+        self.save_snapshot(&DatabaseImage {
+            last_zxid,
+            sessions,
+            acls,
+            nodes,
+        })
     }
 
     fn purge(&mut self) -> Result<()> {
@@ -163,6 +219,19 @@ pub fn from_snapshot(snap: SnapshotData) -> DatabaseImage {
 pub struct DiskStore {
     storage: Storage,
     snapshots: Vec<std::thread::JoinHandle<()>>,
+    /// The streamed snapshot being written on its own thread.
+    streaming: Option<StreamingSnapshot>,
+}
+
+#[derive(Debug)]
+struct StreamingSnapshot {
+    sessions: Vec<(i64, i32)>,
+    tx: std::sync::mpsc::Sender<SnapshotPart>,
+}
+
+enum SnapshotPart {
+    Nodes(Bytes),
+    End(Vec<(i64, i32)>, Vec<(i64, Vec<Acl>)>),
 }
 
 impl DiskStore {
@@ -171,6 +240,7 @@ impl DiskStore {
         DiskStore {
             storage,
             snapshots: Vec::new(),
+            streaming: None,
         }
     }
 }
@@ -199,6 +269,55 @@ impl TxnStore for DiskStore {
         Ok(())
     }
 
+    fn begin_snapshot(&mut self, last_zxid: i64, sessions: Vec<(i64, i32)>) -> Result<()> {
+        // As for save_snapshot: the log rolls here, in order with the appends; the file is
+        // written on its own thread from the records sent to it.
+        self.streaming = None;
+        self.storage.roll_log();
+        let mut stream: SnapshotStream = self.storage.snapshot_writer().stream(last_zxid)?;
+        let (tx, rx) = std::sync::mpsc::channel::<SnapshotPart>();
+        self.snapshots.retain(|h| !h.is_finished());
+        let h = std::thread::Builder::new()
+            .name("zk-snapshot".into())
+            .spawn(move || {
+                while let Ok(part) = rx.recv() {
+                    match part {
+                        SnapshotPart::Nodes(b) => {
+                            if let Err(e) = stream.nodes(&b) {
+                                tracing::error!("snapshot failed: {e}");
+                                return;
+                            }
+                        }
+                        SnapshotPart::End(sessions, acls) => {
+                            if let Err(e) = stream.finish(&sessions, &acls) {
+                                tracing::error!("snapshot failed: {e}");
+                            }
+                            return;
+                        }
+                    }
+                }
+                // Abandoned (the server stopped first): dropping the stream leaves no file.
+            })
+            .map_err(|e| ServerError::io("spawning the snapshot thread", e))?;
+        self.snapshots.push(h);
+        self.streaming = Some(StreamingSnapshot { sessions, tx });
+        Ok(())
+    }
+
+    fn snapshot_nodes(&mut self, records: Bytes) -> Result<()> {
+        if let Some(s) = &self.streaming {
+            let _ = s.tx.send(SnapshotPart::Nodes(records));
+        }
+        Ok(())
+    }
+
+    fn end_snapshot(&mut self, acls: Vec<(i64, Vec<Acl>)>) -> Result<()> {
+        if let Some(s) = self.streaming.take() {
+            let _ = s.tx.send(SnapshotPart::End(s.sessions, acls));
+        }
+        Ok(())
+    }
+
     fn purge(&mut self) -> Result<()> {
         let removed = self.storage.purge()?;
         if !removed.is_empty() {
@@ -208,6 +327,8 @@ impl TxnStore for DiskStore {
     }
 
     fn finish(&mut self) {
+        // A snapshot still streaming is abandoned, not completed from partial records.
+        self.streaming = None;
         for h in self.snapshots.drain(..) {
             let _ = h.join();
         }

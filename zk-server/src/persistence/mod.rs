@@ -24,6 +24,6 @@ mod storage;
 pub mod txn_log;
 
 pub use epoch_file::{read_epoch_file, write_epoch_file, EpochFile};
-pub use snapshot::{SnapshotData, SnapshotWriter};
+pub use snapshot::{SnapshotData, SnapshotStream, SnapshotWriter};
 pub use storage::{Restored, Storage, StorageOptions};
 pub use txn_log::SyncStats;

@@ -84,22 +84,7 @@ impl SnapshotData {
             .map_err(|reason| std::io::Error::new(std::io::ErrorKind::InvalidInput, reason))?;
         let mut out = SealedWriter::new(w);
         let mut b = BytesMut::new();
-        FileHeader {
-            magic: SNAP_MAGIC,
-            version: FILE_VERSION,
-            dbid: SNAP_DBID,
-        }
-        .write(&mut b);
-        b.write_i32(jute_count(self.sessions.len())?);
-        for &(id, timeout) in &self.sessions {
-            b.write_i64(id);
-            b.write_i32(timeout);
-        }
-        b.write_i32(jute_count(self.acls.len())?);
-        for (index, list) in &self.acls {
-            b.write_i64(*index);
-            b.write_vec(list);
-        }
+        write_head(&mut b, &self.sessions, &self.acls)?;
         out.put(&mut b)?;
         for (path, node) in &self.nodes {
             b.write_string(path);
@@ -108,17 +93,8 @@ impl SnapshotData {
                 out.put(&mut b)?;
             }
         }
-        b.write_string(END_PATH);
         out.put(&mut b)?;
-        out.seal()?;
-        // An empty ZxidDigest, exactly what Apache writes when it has no digest yet: Apache
-        // then skips the comparison instead of checking a tree digest we do not compute.
-        b.write_i64(0);
-        b.write_i32(DIGEST_VERSION);
-        b.write_i64(0);
-        out.put(&mut b)?;
-        out.seal()?;
-        out.inner.flush()
+        write_tail(out)
     }
 
     /// Decodes a whole snapshot file, checking its header, structure and seals.
@@ -181,6 +157,47 @@ impl SnapshotData {
             nodes,
         })
     }
+}
+
+/// File header, sessions and ACL cache: everything before the node records.
+fn write_head(
+    b: &mut BytesMut,
+    sessions: &[(i64, i32)],
+    acls: &[(i64, Vec<Acl>)],
+) -> std::io::Result<()> {
+    FileHeader {
+        magic: SNAP_MAGIC,
+        version: FILE_VERSION,
+        dbid: SNAP_DBID,
+    }
+    .write(b);
+    b.write_i32(jute_count(sessions.len())?);
+    for &(id, timeout) in sessions {
+        b.write_i64(id);
+        b.write_i32(timeout);
+    }
+    b.write_i32(jute_count(acls.len())?);
+    for (index, list) in acls {
+        b.write_i64(*index);
+        b.write_vec(list);
+    }
+    Ok(())
+}
+
+/// Everything after the node records: end marker, seal, digest, second seal.
+fn write_tail<W: Write>(mut out: SealedWriter<W>) -> std::io::Result<()> {
+    let mut b = BytesMut::new();
+    b.write_string(END_PATH);
+    out.put(&mut b)?;
+    out.seal()?;
+    // An empty ZxidDigest, exactly what Apache writes when it has no digest yet: Apache
+    // then skips the comparison instead of checking a tree digest we do not compute.
+    b.write_i64(0);
+    b.write_i32(DIGEST_VERSION);
+    b.write_i64(0);
+    out.put(&mut b)?;
+    out.seal()?;
+    out.inner.flush()
 }
 
 /// A count checked against the bytes left, `min` bytes per element.
@@ -246,10 +263,14 @@ impl<W: Write> SealedWriter<W> {
     }
 
     fn put(&mut self, b: &mut BytesMut) -> std::io::Result<()> {
-        self.sum.update(b);
-        self.inner.write_all(b)?;
+        self.put_slice(b)?;
         b.clear();
         Ok(())
+    }
+
+    fn put_slice(&mut self, b: &[u8]) -> std::io::Result<()> {
+        self.sum.update(b);
+        self.inner.write_all(b)
     }
 
     fn seal(&mut self) -> std::io::Result<()> {
@@ -280,23 +301,61 @@ impl SnapshotWriter {
     /// Writes `snapshot.<last_zxid hex>` atomically (temporary file, fsync, rename, fsync of
     /// the directory) and returns its path. A crash leaves either no file or a complete one.
     pub fn write(&self, snap: &SnapshotData) -> Result<PathBuf> {
-        if snap.last_zxid < 0 {
-            // Apache could not parse the file name (and would ignore the snapshot).
-            return Err(ServerError::Storage(format!(
-                "snapshot zxid {} is negative",
-                snap.last_zxid
-            )));
-        }
-        let path = self.dir.join(snapshot_name(snap.last_zxid));
-        let tmp = self.dir.join(format!(
-            ".{}.{}.{}{TMP_SUFFIX}",
-            snapshot_name(snap.last_zxid),
+        self.write_file(snap.last_zxid, |f| snap.write_to(f))
+    }
+
+    /// A snapshot written as its nodes come, a slice at a time (see
+    /// [`crate::tree::SnapshotWalk`]): node records go to a scratch file, and
+    /// [`SnapshotStream::finish`] writes the real file once the ACL cache the nodes refer
+    /// to is known (it precedes the nodes in the format).
+    pub fn stream(&self, last_zxid: i64) -> Result<SnapshotStream> {
+        let body_path = self.tmp_path(last_zxid, ".nodes");
+        // Read back by `finish`, so opened for both.
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&body_path)
+            .map_err(|e| {
+                ServerError::io(
+                    format!("create snapshot scratch {}", body_path.display()),
+                    e,
+                )
+            })?;
+        Ok(SnapshotStream {
+            writer: self.clone(),
+            last_zxid,
+            body: Some(BufWriter::with_capacity(1 << 16, f)),
+            body_path,
+        })
+    }
+
+    fn tmp_path(&self, zxid: i64, what: &str) -> PathBuf {
+        self.dir.join(format!(
+            ".{}.{}.{}{what}{TMP_SUFFIX}",
+            snapshot_name(zxid),
             std::process::id(),
             self.counter.fetch_add(1, Ordering::Relaxed)
-        ));
+        ))
+    }
+
+    fn write_file(
+        &self,
+        last_zxid: i64,
+        fill: impl FnOnce(&File) -> std::io::Result<()>,
+    ) -> Result<PathBuf> {
+        if last_zxid < 0 {
+            // Apache could not parse the file name (and would ignore the snapshot).
+            return Err(ServerError::Storage(format!(
+                "snapshot zxid {last_zxid} is negative"
+            )));
+        }
+        let path = self.dir.join(snapshot_name(last_zxid));
+        let tmp = self.tmp_path(last_zxid, "");
         let res = (|| {
             let f = File::create(&tmp)?;
-            snap.write_to(&f)?;
+            fill(&f)?;
             f.sync_all()
         })();
         if let Err(e) = res {
@@ -307,8 +366,66 @@ impl SnapshotWriter {
             ));
         }
         rename_durably(&tmp, &path)?;
-        tracing::info!(zxid = format_args!("{:#x}", snap.last_zxid), file = %path.display(), "snapshot written");
+        tracing::info!(zxid = format_args!("{:#x}", last_zxid), file = %path.display(), "snapshot written");
         Ok(path)
+    }
+}
+
+/// A snapshot being written from a stream of node records; dropping it unfinished leaves
+/// no snapshot behind.
+#[derive(Debug)]
+pub struct SnapshotStream {
+    writer: SnapshotWriter,
+    last_zxid: i64,
+    body: Option<BufWriter<File>>,
+    body_path: PathBuf,
+}
+
+impl SnapshotStream {
+    /// Appends node records (`ustring path; DataNode`), parents before children.
+    pub fn nodes(&mut self, records: &[u8]) -> Result<()> {
+        let body = self
+            .body
+            .as_mut()
+            .ok_or_else(|| ServerError::Storage("snapshot stream already finished".into()))?;
+        body.write_all(records)
+            .map_err(|e| ServerError::io("write snapshot scratch", e))
+    }
+
+    /// Writes the snapshot file: header with `sessions` and `acls`, the nodes, the seals.
+    pub fn finish(mut self, sessions: &[(i64, i32)], acls: &[(i64, Vec<Acl>)]) -> Result<PathBuf> {
+        use std::io::{Read, Seek};
+        let body = self
+            .body
+            .take()
+            .ok_or_else(|| ServerError::Storage("snapshot stream already finished".into()))?;
+        let mut body = body
+            .into_inner()
+            .map_err(|e| ServerError::io("flush snapshot scratch", e.into_error()))?;
+        body.seek(std::io::SeekFrom::Start(0))
+            .map_err(|e| ServerError::io("rewind snapshot scratch", e))?;
+        self.writer.write_file(self.last_zxid, |f| {
+            let mut out = SealedWriter::new(f);
+            let mut b = BytesMut::new();
+            write_head(&mut b, sessions, acls)?;
+            out.put(&mut b)?;
+            let mut chunk = vec![0u8; 1 << 20];
+            loop {
+                let n = body.read(&mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                out.put_slice(&chunk[..n])?;
+            }
+            write_tail(out)
+        })
+    }
+}
+
+impl Drop for SnapshotStream {
+    fn drop(&mut self) {
+        self.body = None;
+        let _ = remove_file(&self.body_path);
     }
 }
 

@@ -15,7 +15,20 @@ pub fn java_string_hash(s: &str) -> i32 {
         .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
 }
 
-/// The children of one node (also used for other sets Apache keeps as `HashSet<String>`).
+/// Java's bucket for `name` in a table of `capacity` buckets (a power of two).
+pub fn java_bucket(name: &str, capacity: u32) -> u32 {
+    let h = java_string_hash(name);
+    let spread = h ^ ((h as u32) >> 16) as i32;
+    (spread as u32) & capacity.max(1).wrapping_sub(1)
+}
+
+/// Sorts names given in insertion order into the order a Java `HashSet` of `capacity` buckets
+/// iterates them: bucket by bucket, each bucket in insertion order.
+pub fn sort_java_order(names: &mut [String], capacity: u32) {
+    names.sort_by_cached_key(|n| java_bucket(n, capacity));
+}
+
+/// A set of names (Apache's per-session ephemeral sets and the like) (also used for other sets Apache keeps as `HashSet<String>`).
 ///
 /// Most nodes are leaves, so the table is allocated on the first insert: an empty set costs
 /// 24 bytes in its node instead of a whole hash map.
@@ -113,16 +126,11 @@ impl ChildSet {
 
     /// Names in Apache's iteration order.
     pub fn java_order(&self) -> Vec<String> {
-        let mask = self.capacity.max(1) as usize - 1;
-        let mut v: Vec<(usize, u64, &String)> = self
+        let mut v: Vec<(u32, u64, &String)> = self
             .entries
             .iter()
             .flat_map(|e| e.iter())
-            .map(|(name, seq)| {
-                let h = java_string_hash(name);
-                let spread = h ^ ((h as u32) >> 16) as i32;
-                ((spread as u32 as usize) & mask, *seq, name)
-            })
+            .map(|(name, seq)| (java_bucket(name, self.capacity), *seq, name))
             .collect();
         v.sort_unstable_by_key(|(bucket, seq, _)| (*bucket, *seq));
         v.into_iter().map(|(_, _, n)| n.clone()).collect()

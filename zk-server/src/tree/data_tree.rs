@@ -1,13 +1,20 @@
 //! The in-memory znode tree, changed only by applying txns.
+//!
+//! Nodes sit in an arena of fixed-size chunks and link to their parent, siblings and first
+//! and last child by slot number; one hash table of slot numbers, keyed by `(parent slot,
+//! name)`, finds a child by name. A path is therefore never stored: a node costs one arena
+//! slot, one heap block for its name and data, and about two table slots of 4 bytes.
 
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use hashbrown::HashTable;
 use zk_proto::{Acl, ErrorCode, EventType, Perms, Stat, StatPersisted};
 
-use super::children::ChildSet;
-use super::node::{new_stat, DataNode, NodeKind};
+use super::children::{java_bucket, sort_java_order, ChildSet};
+use super::node::{new_stat, DataNode, NodeKind, NIL};
 use super::path;
 
 /// `/zookeeper`.
@@ -16,6 +23,12 @@ pub const PROC_ZOOKEEPER: &str = "/zookeeper";
 pub const QUOTA_ZOOKEEPER: &str = "/zookeeper/quota";
 /// `/zookeeper/config`.
 pub const CONFIG_ZOOKEEPER: &str = "/zookeeper/config";
+
+/// Slot of the root.
+pub(crate) const ROOT: u32 = 0;
+/// Slots per arena chunk: chunks never move, so growing the tree never copies it.
+const CHUNK_BITS: u32 = 12;
+const CHUNK: usize = 1 << CHUNK_BITS;
 
 /// A watch-relevant change the tree made; the watch manager turns it into notifications.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,26 +39,38 @@ pub struct Trigger {
     pub event: EventType,
 }
 
-/// The znode tree plus its indexes (ephemerals by session, containers, TTL nodes).
+/// One arena slot; `gen` counts reuses so a slot number remembered earlier can be checked.
 #[derive(Debug, Clone)]
+struct Slot {
+    gen: u32,
+    node: Option<DataNode>,
+}
+
+/// The znode tree plus its indexes (ephemerals by session, containers, TTL nodes).
+#[derive(Clone)]
 pub struct DataTree {
-    // Boxed: a hash table over-allocates up to 2x its slots, and a slot should cost a
-    // pointer, not a whole node.
-    nodes: HashMap<String, Box<DataNode>>,
+    chunks: Vec<Vec<Slot>>,
+    free: Vec<u32>,
+    live: usize,
+    /// Slot numbers with their hash of `(parent slot, name)`.
+    index: HashTable<(u32, u32)>,
+    hasher: std::collections::hash_map::RandomState,
     ephemerals: HashMap<i64, ChildSet>,
     containers: BTreeSet<String>,
     ttls: BTreeSet<String>,
     /// One shared copy per distinct ACL list (Apache's ACL cache), keyed by its encoding.
-    acl_cache: HashMap<bytes::Bytes, Arc<Vec<Acl>>>,
-    /// Paths in the order [`Self::insert_restored`] saw them (a snapshot's pre-order).
-    restore_order: Vec<String>,
+    acl_cache: HashMap<Bytes, Arc<Vec<Acl>>>,
 }
 
-/// Gives node data its own exact-size allocation. Request payloads arrive as zero-copy slices
-/// of a connection's read buffer; storing such a slice in the tree would keep the whole buffer
-/// (and every other frame in it) alive for as long as the node lives.
-fn detach(data: Option<Bytes>) -> Option<Bytes> {
-    data.map(|d| Bytes::copy_from_slice(&d))
+impl std::fmt::Debug for DataTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataTree")
+            .field("nodes", &self.live)
+            .field("sessions_with_ephemerals", &self.ephemerals.len())
+            .field("containers", &self.containers.len())
+            .field("ttls", &self.ttls.len())
+            .finish()
+    }
 }
 
 impl Default for DataTree {
@@ -54,36 +79,67 @@ impl Default for DataTree {
     }
 }
 
+/// 32 bits of the hash of `(parent, name)`, kept in the index beside the slot number so the
+/// table can grow without reading every node (a stall of 100 ms and more at 1M nodes).
+fn hash_key(h: &impl BuildHasher, parent: u32, name: &[u8]) -> u32 {
+    let mut s = h.build_hasher();
+    s.write_u32(parent);
+    s.write(name);
+    let v = s.finish();
+    (v ^ (v >> 32)) as u32
+}
+
+/// The table's 64-bit hash from the kept 32: the table picks buckets from the low bits and
+/// its tag from the top 7, so both must vary.
+fn widen(h: u32) -> u64 {
+    (u64::from(h) << 32) | u64::from(h)
+}
+
+fn slot_of(chunks: &[Vec<Slot>], id: u32) -> Option<&Slot> {
+    chunks
+        .get((id >> CHUNK_BITS) as usize)?
+        .get(id as usize & (CHUNK - 1))
+}
+
+fn node_of(chunks: &[Vec<Slot>], id: u32) -> Option<&DataNode> {
+    slot_of(chunks, id)?.node.as_ref()
+}
+
 impl DataTree {
     /// A fresh tree: `/`, `/zookeeper`, `/zookeeper/quota`, `/zookeeper/config`, with the
     /// stats Apache reports for them.
     pub fn new() -> Self {
-        let mut t = DataTree {
-            nodes: HashMap::new(),
+        let mut t = Self::empty();
+        let open = Arc::new(Acl::open_unsafe());
+        t.acl_cache_insert(open.clone());
+        t.insert_root(Some(&[]), open.clone(), StatPersisted::default());
+        t.insert_system_node(PROC_ZOOKEEPER, open.clone(), 0);
+        t.insert_system_node(QUOTA_ZOOKEEPER, open, 0);
+        // Apache creates the config node with aversion -1 and a read-only ACL.
+        let config = Arc::new(vec![Acl::new(Perms::READ, "world", "anyone")]);
+        t.acl_cache_insert(config.clone());
+        t.insert_system_node(CONFIG_ZOOKEEPER, config, -1);
+        t
+    }
+
+    /// A tree without even a root, to restore a snapshot into.
+    fn empty() -> Self {
+        DataTree {
+            chunks: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            index: HashTable::new(),
+            hasher: Default::default(),
             ephemerals: HashMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
             acl_cache: HashMap::new(),
-            restore_order: Vec::new(),
-        };
-        let open = Arc::new(Acl::open_unsafe());
-        t.nodes.insert(
-            "/".into(),
-            Box::new(DataNode {
-                data: Some(Bytes::new()),
-                acl: open.clone(),
-                ..Default::default()
-            }),
-        );
-        t.insert_system_node(PROC_ZOOKEEPER, open.clone(), 0);
-        t.insert_system_node(QUOTA_ZOOKEEPER, open, 0);
-        // Apache creates the config node with aversion -1 and a read-only ACL.
-        t.insert_system_node(
-            CONFIG_ZOOKEEPER,
-            Arc::new(vec![Acl::new(Perms::READ, "world", "anyone")]),
-            -1,
-        );
-        t
+        }
+    }
+
+    fn acl_cache_insert(&mut self, acl: Arc<Vec<Acl>>) {
+        use zk_proto::Record;
+        self.acl_cache.insert(acl.to_bytes(), acl);
     }
 
     /// The shared copy of an ACL list; lists no node uses any more are dropped now and then.
@@ -101,20 +157,234 @@ impl DataTree {
         a
     }
 
-    fn insert_system_node(&mut self, p: &str, acl: Arc<Vec<Acl>>, aversion: i32) {
-        let node = DataNode {
-            data: Some(Bytes::new()),
-            acl,
-            stat: StatPersisted {
-                aversion,
-                ..Default::default()
-            },
-            children: ChildSet::new(),
-        };
-        self.nodes.insert(p.to_string(), Box::new(node));
-        if let Some(parent) = self.nodes.get_mut(path::parent(p)) {
-            parent.children.insert(path::name(p).to_string());
+    // ---- arena ----
+
+    pub(crate) fn node_at(&self, id: u32) -> Option<&DataNode> {
+        node_of(&self.chunks, id)
+    }
+
+    /// The node in slot `id` if the slot has not been reused since it had generation `gen`.
+    pub(crate) fn node_at_gen(&self, id: u32, gen: u32) -> Option<&DataNode> {
+        let s = slot_of(&self.chunks, id)?;
+        if s.gen == gen {
+            s.node.as_ref()
+        } else {
+            None
         }
+    }
+
+    pub(crate) fn gen_at(&self, id: u32) -> u32 {
+        slot_of(&self.chunks, id).map_or(0, |s| s.gen)
+    }
+
+    fn node_at_mut(&mut self, id: u32) -> Option<&mut DataNode> {
+        self.chunks
+            .get_mut((id >> CHUNK_BITS) as usize)?
+            .get_mut(id as usize & (CHUNK - 1))?
+            .node
+            .as_mut()
+    }
+
+    fn alloc(&mut self, node: DataNode) -> u32 {
+        self.live += 1;
+        if let Some(id) = self.free.pop() {
+            if let Some(s) = self
+                .chunks
+                .get_mut((id >> CHUNK_BITS) as usize)
+                .and_then(|c| c.get_mut(id as usize & (CHUNK - 1)))
+            {
+                s.gen = s.gen.wrapping_add(1);
+                s.node = Some(node);
+                return id;
+            }
+        }
+        if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        let n = self.chunks.len() - 1;
+        let chunk = &mut self.chunks[n];
+        let id = ((n << CHUNK_BITS) | chunk.len()) as u32;
+        chunk.push(Slot {
+            gen: 0,
+            node: Some(node),
+        });
+        id
+    }
+
+    fn release(&mut self, id: u32) -> Option<DataNode> {
+        let s = self
+            .chunks
+            .get_mut((id >> CHUNK_BITS) as usize)?
+            .get_mut(id as usize & (CHUNK - 1))?;
+        let n = s.node.take()?;
+        s.gen = s.gen.wrapping_add(1);
+        self.live -= 1;
+        self.free.push(id);
+        Some(n)
+    }
+
+    /// The child of `parent` called `name`.
+    fn child(&self, parent: u32, name: &[u8]) -> Option<u32> {
+        let hash = hash_key(&self.hasher, parent, name);
+        let chunks = &self.chunks;
+        self.index
+            .find(widen(hash), |&(id, h)| {
+                h == hash
+                    && node_of(chunks, id)
+                        .is_some_and(|n| n.parent == parent && n.name_bytes() == name)
+            })
+            .map(|&(id, _)| id)
+    }
+
+    /// The slot of the node at `p` (`""` is the root too).
+    pub(crate) fn find(&self, p: &str) -> Option<u32> {
+        if p.is_empty() || p == "/" {
+            return self.node_at(ROOT).map(|_| ROOT);
+        }
+        let rest = p.strip_prefix('/')?;
+        let mut id = ROOT;
+        for name in rest.split('/') {
+            id = self.child(id, name.as_bytes())?;
+        }
+        Some(id)
+    }
+
+    /// Puts a new node under `parent` (last in its child list) and returns its slot.
+    fn link(&mut self, parent: u32, mut node: DataNode) -> u32 {
+        node.parent = parent;
+        node.prev = self.node_at(parent).map_or(NIL, |p| p.children.last);
+        let hash = hash_key(&self.hasher, parent, node.name_bytes());
+        let id = self.alloc(node);
+        let prev = self.node_at(id).map_or(NIL, |n| n.prev);
+        if let Some(pn) = self.node_at_mut(prev) {
+            pn.next = id;
+        }
+        if let Some(p) = self.node_at_mut(parent) {
+            if p.children.first == NIL {
+                p.children.first = id;
+            }
+            p.children.last = id;
+            p.child_added();
+        }
+        self.index
+            .insert_unique(widen(hash), (id, hash), |&(_, h)| widen(h));
+        id
+    }
+
+    /// Takes the node in slot `id` out of its parent and the index, and frees the slot.
+    fn unlink(&mut self, id: u32) -> Option<DataNode> {
+        let (parent, prev, next, hash) = {
+            let n = self.node_at(id)?;
+            (
+                n.parent,
+                n.prev,
+                n.next,
+                hash_key(&self.hasher, n.parent, n.name_bytes()),
+            )
+        };
+        if let Ok(e) = self.index.find_entry(widen(hash), |&(i, _)| i == id) {
+            e.remove();
+        }
+        if let Some(pn) = self.node_at_mut(prev) {
+            pn.next = next;
+        }
+        if let Some(nn) = self.node_at_mut(next) {
+            nn.prev = prev;
+        }
+        if let Some(p) = self.node_at_mut(parent) {
+            if p.children.first == id {
+                p.children.first = next;
+            }
+            if p.children.last == id {
+                p.children.last = prev;
+            }
+            p.children.count = p.children.count.saturating_sub(1);
+        }
+        self.release(id)
+    }
+
+    /// Slots of a node's children in insertion order.
+    fn child_ids(&self, node: &DataNode) -> Vec<u32> {
+        let mut v = Vec::with_capacity(node.children.len());
+        let mut c = node.children.first;
+        while let Some(n) = self.node_at(c) {
+            v.push(c);
+            c = n.next;
+        }
+        v
+    }
+
+    /// Slots of a node's children in the order Apache's child set iterates them.
+    pub(crate) fn child_ids_java_order(&self, node: &DataNode) -> Vec<u32> {
+        let cap = node.child_capacity();
+        let mut v = self.child_ids(node);
+        v.sort_by_cached_key(|&c| self.node_at(c).map_or(0, |n| java_bucket(n.name(), cap)));
+        v
+    }
+
+    /// Names of a node's children in the order Apache's `getChildren` lists them.
+    pub fn children_java_order(&self, node: &DataNode) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .child_ids(node)
+            .into_iter()
+            .filter_map(|c| self.node_at(c).map(|n| n.name().to_string()))
+            .collect();
+        sort_java_order(&mut names, node.child_capacity());
+        names
+    }
+
+    /// Names of a node's children, in no particular order.
+    pub fn child_names(&self, node: &DataNode) -> Vec<String> {
+        self.child_ids(node)
+            .into_iter()
+            .filter_map(|c| self.node_at(c).map(|n| n.name().to_string()))
+            .collect()
+    }
+
+    /// Appends the full path of slot `id` to `out` ("/" for the root).
+    pub(crate) fn path_into(&self, id: u32, out: &mut String) {
+        let mut names: Vec<&str> = Vec::new();
+        let mut cur = id;
+        while cur != ROOT {
+            let Some(n) = self.node_at(cur) else { break };
+            names.push(n.name());
+            cur = n.parent;
+        }
+        if names.is_empty() {
+            out.push('/');
+        }
+        for name in names.iter().rev() {
+            out.push('/');
+            out.push_str(name);
+        }
+    }
+
+    fn path_of(&self, id: u32) -> String {
+        let mut s = String::new();
+        self.path_into(id, &mut s);
+        s
+    }
+
+    // ---- system nodes ----
+
+    fn insert_root(&mut self, data: Option<&[u8]>, acl: Arc<Vec<Acl>>, stat: StatPersisted) {
+        let node = DataNode::new("", data, acl, stat);
+        let id = self.alloc(node);
+        debug_assert_eq!(id, ROOT);
+    }
+
+    fn insert_system_node(&mut self, p: &str, acl: Arc<Vec<Acl>>, aversion: i32) {
+        let Some(parent) = self.find(path::parent(p)) else {
+            return;
+        };
+        if self.child(parent, path::name(p).as_bytes()).is_some() {
+            return;
+        }
+        let stat = StatPersisted {
+            aversion,
+            ..Default::default()
+        };
+        self.link(parent, DataNode::new(path::name(p), Some(&[]), acl, stat));
     }
 
     /// True for the nodes clients may not delete.
@@ -124,25 +394,40 @@ impl DataTree {
 
     /// Looks a node up (Apache also finds the root under the empty path).
     pub fn get(&self, p: &str) -> Option<&DataNode> {
-        if p.is_empty() {
-            return self.nodes.get("/").map(|n| &**n);
-        }
-        self.nodes.get(p).map(|n| &**n)
+        self.node_at(self.find(p)?)
     }
 
     /// Number of nodes, root included (Apache's "Node count").
     pub fn node_count(&self) -> usize {
-        self.nodes.len()
+        self.live
     }
 
-    /// Every node, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &DataNode)> {
-        self.nodes.iter().map(|(p, n)| (p, &**n))
+    /// Every node with its path, in no particular order (builds each path: tools and tests).
+    pub fn iter(&self) -> impl Iterator<Item = (String, &DataNode)> + '_ {
+        self.chunks.iter().enumerate().flat_map(move |(c, chunk)| {
+            chunk.iter().enumerate().filter_map(move |(i, s)| {
+                let id = ((c << CHUNK_BITS) | i) as u32;
+                s.node.as_ref().map(|n| (self.path_of(id), n))
+            })
+        })
     }
 
     /// Sum of path and data lengths (mntr's `zk_approximate_data_size`).
     pub fn approximate_data_size(&self) -> usize {
-        self.nodes.iter().map(|(p, n)| p.len() + n.data_len()).sum()
+        // Path lengths from the parents' (the arena is not in parent-first order, so walk).
+        let mut total = 0;
+        let mut stack: Vec<(u32, usize)> = vec![(ROOT, 1)];
+        while let Some((id, len)) = stack.pop() {
+            let Some(n) = self.node_at(id) else { continue };
+            total += len + n.data_len();
+            let base = if id == ROOT { 0 } else { len };
+            for c in self.child_ids(n) {
+                if let Some(cn) = self.node_at(c) {
+                    stack.push((c, base + 1 + cn.name_bytes().len()));
+                }
+            }
+        }
+        total
     }
 
     /// Ephemerals of a session, in the order Apache's `getEphemerals` copy iterates them.
@@ -186,21 +471,21 @@ impl DataTree {
     /// Number of descendants (the whole tree minus the root for `/`).
     pub fn all_children_number(&self, p: &str) -> Option<usize> {
         if p == "/" {
-            return Some(self.nodes.len() - 1);
+            return Some(self.live - 1);
         }
         let node = self.get(p)?;
         let mut count = 0;
-        let mut stack: Vec<String> = node.children.iter().map(|c| path::join(p, c)).collect();
+        let mut stack = self.child_ids(node);
         while let Some(cur) = stack.pop() {
             count += 1;
-            if let Some(n) = self.nodes.get(&cur) {
-                stack.extend(n.children.iter().map(|c| path::join(&cur, c)));
+            if let Some(n) = self.node_at(cur) {
+                stack.extend(self.child_ids(n));
             }
         }
         Some(count)
     }
 
-    fn index(&mut self, p: &str, owner: i64) {
+    fn index_kind(&mut self, p: &str, owner: i64) {
         match NodeKind::from_owner(owner) {
             NodeKind::Persistent => {}
             NodeKind::Ephemeral(s) => {
@@ -218,7 +503,7 @@ impl DataTree {
         }
     }
 
-    fn unindex(&mut self, p: &str, owner: i64) {
+    fn unindex_kind(&mut self, p: &str, owner: i64) {
         match NodeKind::from_owner(owner) {
             NodeKind::Persistent => {}
             NodeKind::Ephemeral(s) => {
@@ -255,10 +540,21 @@ impl DataTree {
         if p == "/" || !p.starts_with('/') {
             return Err(ErrorCode::NodeExists);
         }
-        let parent_path = path::parent(p).to_string();
-        let child = path::name(p).to_string();
-        let parent = self.nodes.get_mut(&parent_path).ok_or(ErrorCode::NoNode)?;
-        if parent.children.contains(&child) {
+        let parent_path = path::parent(p);
+        let child = path::name(p);
+        if child.is_empty() {
+            return Err(ErrorCode::BadArguments);
+        }
+        let pid = self.find(parent_path).ok_or(ErrorCode::NoNode)?;
+        let exists = self.child(pid, child.as_bytes()).is_some();
+        let parent = self.node_at_mut(pid).ok_or(ErrorCode::NoNode)?;
+        if exists {
+            // Replaying the log over a fuzzy snapshot that already holds the node: the
+            // parent may still lack this create (Apache's setCversionPzxid).
+            if parent_cversion > parent.stat.cversion {
+                parent.stat.cversion = parent_cversion;
+                parent.stat.pzxid = zxid;
+            }
             return Err(ErrorCode::NodeExists);
         }
         let cv = if parent_cversion == -1 {
@@ -272,25 +568,21 @@ impl DataTree {
             parent.stat.pzxid = zxid;
         }
         let acl = self.intern_acl(acl);
-        let Some(parent) = self.nodes.get_mut(&parent_path) else {
-            return Err(ErrorCode::NoNode);
-        };
-        parent.children.insert(child);
-        let node = DataNode {
-            data: detach(data),
+        let node = DataNode::new(
+            child,
+            data.as_deref(),
             acl,
-            stat: new_stat(zxid, time, ephemeral_owner),
-            children: ChildSet::new(),
-        };
+            new_stat(zxid, time, ephemeral_owner),
+        );
         let stat = node.client_stat();
-        self.nodes.insert(p.to_string(), Box::new(node));
-        self.index(p, ephemeral_owner);
+        self.link(pid, node);
+        self.index_kind(p, ephemeral_owner);
         triggers.push(Trigger {
             path: p.to_string(),
             event: EventType::NodeCreated,
         });
         triggers.push(Trigger {
-            path: parent_path,
+            path: parent_path.to_string(),
             event: EventType::NodeChildrenChanged,
         });
         Ok(stat)
@@ -303,24 +595,41 @@ impl DataTree {
         zxid: i64,
         triggers: &mut Vec<Trigger>,
     ) -> Result<(), ErrorCode> {
-        if p == "/" {
+        if p == "/" || p.is_empty() {
             return Err(ErrorCode::BadArguments);
         }
-        let parent_path = path::parent(p).to_string();
-        let node = self.nodes.remove(p).ok_or(ErrorCode::NoNode)?;
-        if let Some(parent) = self.nodes.get_mut(&parent_path) {
-            parent.children.remove(path::name(p));
+        let id = self.find(p).ok_or(ErrorCode::NoNode)?;
+        let parent_path = path::parent(p);
+        // Clients cannot delete a node with children; should a replay do so, its subtree
+        // goes too rather than staying allocated and unreachable.
+        let mut doomed = vec![id];
+        let mut i = 0;
+        while let Some(&cur) = doomed.get(i) {
+            if let Some(n) = self.node_at(cur) {
+                let kids = self.child_ids(n);
+                doomed.extend(kids);
+            }
+            i += 1;
+        }
+        for &cur in doomed.iter().rev() {
+            let owner = self.node_at(cur).map(|n| n.stat.ephemeral_owner);
+            if let Some(owner) = owner.filter(|o| *o != 0) {
+                let cp = self.path_of(cur);
+                self.unindex_kind(&cp, owner);
+            }
+            self.unlink(cur);
+        }
+        if let Some(parent) = self.find(parent_path).and_then(|pid| self.node_at_mut(pid)) {
             if zxid > parent.stat.pzxid {
                 parent.stat.pzxid = zxid;
             }
         }
-        self.unindex(p, node.stat.ephemeral_owner);
         triggers.push(Trigger {
             path: p.to_string(),
             event: EventType::NodeDeleted,
         });
         triggers.push(Trigger {
-            path: parent_path,
+            path: parent_path.to_string(),
             event: EventType::NodeChildrenChanged,
         });
         Ok(())
@@ -336,9 +645,9 @@ impl DataTree {
         time: i64,
         triggers: &mut Vec<Trigger>,
     ) -> Result<Stat, ErrorCode> {
-        let data = detach(data);
-        let node = self.nodes.get_mut(p).ok_or(ErrorCode::NoNode)?;
-        node.data = data;
+        let id = self.find(p).ok_or(ErrorCode::NoNode)?;
+        let node = self.node_at_mut(id).ok_or(ErrorCode::NoNode)?;
+        node.set_data(data.as_deref());
         node.stat.mtime = time;
         node.stat.mzxid = zxid;
         node.stat.version = version;
@@ -352,17 +661,23 @@ impl DataTree {
 
     /// Apache's `DataTree.setACL`.
     pub fn set_acl(&mut self, p: &str, acl: Vec<Acl>, version: i32) -> Result<Stat, ErrorCode> {
-        if !self.nodes.contains_key(p) {
-            return Err(ErrorCode::NoNode);
-        }
+        let id = self.find(p).ok_or(ErrorCode::NoNode)?;
         let acl = self.intern_acl(acl);
-        let node = self.nodes.get_mut(p).ok_or(ErrorCode::NoNode)?;
+        let node = self.node_at_mut(id).ok_or(ErrorCode::NoNode)?;
         node.acl = acl;
         node.stat.aversion = version;
         Ok(node.client_stat())
     }
 
-    /// Inserts a node restored from a snapshot; parents are linked by [`Self::link_restored`].
+    /// A tree restored from snapshot nodes: call [`Self::insert_restored`] for each node in
+    /// the snapshot's order (parents first), then [`Self::link_restored`].
+    pub fn restoring() -> Self {
+        Self::empty()
+    }
+
+    /// Inserts a node restored from a snapshot, last among its parent's children (Apache's
+    /// deserializer adds them in file order, so the restored sets iterate like Apache's).
+    /// A node whose parent is missing is dropped: a corrupt snapshot must not leave orphans.
     pub fn insert_restored(
         &mut self,
         p: &str,
@@ -372,56 +687,47 @@ impl DataTree {
     ) {
         let p = if p.is_empty() { "/" } else { p };
         let owner = stat.ephemeral_owner;
-        if let Some(old) = self.nodes.insert(
-            p.to_string(),
-            Box::new(DataNode {
-                data: detach(data),
-                acl,
-                stat,
-                children: ChildSet::new(),
-            }),
-        ) {
-            self.unindex(p, old.stat.ephemeral_owner);
+        if let Some(id) = self.find(p) {
+            // Listed twice: the later copy wins, in place.
+            let old_owner = self.node_at(id).map_or(0, |n| n.stat.ephemeral_owner);
+            self.unindex_kind(p, old_owner);
+            if let Some(n) = self.node_at_mut(id) {
+                n.set_data(data.as_deref());
+                n.acl = acl;
+                n.stat = stat;
+            }
+            self.index_kind(p, owner);
+            return;
         }
-        self.index(p, owner);
-        self.restore_order.push(p.to_string());
+        if p == "/" {
+            if self.live == 0 {
+                self.insert_root(data.as_deref(), acl, stat);
+            }
+            return;
+        }
+        let name = path::name(p);
+        let Some(pid) = self.find(path::parent(p)) else {
+            return;
+        };
+        if name.is_empty() {
+            return;
+        }
+        self.link(pid, DataNode::new(name, data.as_deref(), acl, stat));
+        self.index_kind(p, owner);
     }
 
-    /// Rebuilds child lists after [`Self::insert_restored`]; nodes whose parent is missing
-    /// are dropped (a corrupt snapshot must not leave orphans reachable by path).
+    /// Finishes a restore: adds the system nodes the snapshot lacked (older Apache versions
+    /// wrote no `/zookeeper/config`), after the listed ones.
     pub fn link_restored(&mut self) {
-        for n in self.nodes.values_mut() {
-            n.children.clear();
+        if self.node_at(ROOT).is_none() {
+            let open = self.intern_acl(Acl::open_unsafe());
+            self.insert_root(Some(&[]), open, StatPersisted::default());
         }
-        // Children are added in snapshot order, as Apache's deserializer does, so the
-        // restored sets iterate like Apache's.
-        let mut order = std::mem::take(&mut self.restore_order);
-        let listed: std::collections::HashSet<String> = order.iter().cloned().collect();
-        let mut rest: Vec<String> = self
-            .nodes
-            .keys()
-            .filter(|p| !listed.contains(*p))
-            .cloned()
-            .collect();
-        rest.sort();
-        order.extend(rest);
-        order.sort_by_key(|p| p.matches('/').count());
-        for p in order {
-            if p == "/" {
-                continue;
-            }
-            let parent = path::parent(&p).to_string();
-            match self.nodes.get_mut(&parent) {
-                Some(pn) => {
-                    pn.children.insert(path::name(&p).to_string());
-                }
-                None => {
-                    if let Some(n) = self.nodes.remove(&p) {
-                        self.unindex(&p, n.stat.ephemeral_owner);
-                    }
-                }
-            }
-        }
+        let open = self.intern_acl(Acl::open_unsafe());
+        let config = self.intern_acl(vec![Acl::new(Perms::READ, "world", "anyone")]);
+        self.insert_system_node(PROC_ZOOKEEPER, open.clone(), 0);
+        self.insert_system_node(CONFIG_ZOOKEEPER, config, -1);
+        self.insert_system_node(QUOTA_ZOOKEEPER, open, 0);
     }
 }
 
@@ -522,9 +828,11 @@ mod tests {
         let mut t = DataTree::new();
         create(&mut t, "/a", 2);
         create(&mut t, "/a/b", 3);
-        let mut r = DataTree::new();
-        for (p, n) in t.iter() {
-            r.insert_restored(p, n.data.clone(), n.acl.clone(), n.stat.clone());
+        let mut all: Vec<(String, &DataNode)> = t.iter().collect();
+        all.sort_by_key(|(p, _)| p.matches('/').count());
+        let mut r = DataTree::restoring();
+        for (p, n) in all {
+            r.insert_restored(&p, n.data_bytes(), n.acl.clone(), n.stat.clone());
         }
         r.insert_restored(
             "/orphan/x",
@@ -536,5 +844,103 @@ mod tests {
         assert_eq!(r.get("/a").unwrap().children.len(), 1);
         assert!(r.get("/orphan/x").is_none());
         assert_eq!(r.get("/").unwrap().children.len(), 2);
+        assert_eq!(r.node_count(), t.node_count());
+        assert_eq!(r.get("/a/b").unwrap().stat, t.get("/a/b").unwrap().stat);
+    }
+
+    #[test]
+    fn child_order_is_java_hash_set_order() {
+        // Same names and expected order as children.rs's test captured from Apache 3.8.
+        let mut t = DataTree::new();
+        create(&mut t, "/p", 2);
+        let names = [
+            "zeta",
+            "alpha",
+            "m",
+            "b12",
+            "lock-0000000001",
+            "x",
+            "queue-",
+            "aa",
+            "node10",
+            "node2",
+        ];
+        for (i, n) in names.iter().enumerate() {
+            create(&mut t, &format!("/p/{n}"), 3 + i as i64);
+        }
+        let p = t.get("/p").unwrap();
+        let expected = vec![
+            "zeta",
+            "aa",
+            "node10",
+            "b12",
+            "node2",
+            "alpha",
+            "lock-0000000001",
+            "x",
+            "queue-",
+            "m",
+        ];
+        assert_eq!(t.children_java_order(p), expected);
+        let mut tr = Vec::new();
+        t.delete_node("/p/x", 20, &mut tr).unwrap();
+        t.delete_node("/p/zeta", 21, &mut tr).unwrap();
+        create(&mut t, "/p/zeta", 22);
+        let p = t.get("/p").unwrap();
+        let mut set = ChildSet::new();
+        for n in names {
+            set.insert(n.to_string());
+        }
+        set.remove("x");
+        set.remove("zeta");
+        set.insert("zeta".into());
+        assert_eq!(t.children_java_order(p), set.java_order());
+        assert_eq!(p.children.len(), 9);
+    }
+
+    #[test]
+    fn a_node_slot_stays_small() {
+        // The arena slot is most of a node's memory (with its name+data block).
+        assert!(
+            std::mem::size_of::<Slot>() <= 128,
+            "{}",
+            std::mem::size_of::<Slot>()
+        );
+    }
+
+    #[test]
+    fn slots_are_reused_and_paths_resolve() {
+        let mut t = DataTree::new();
+        let mut tr = Vec::new();
+        for i in 0..10_000 {
+            create(&mut t, &format!("/n{i}"), 2 + i);
+        }
+        for i in 0..10_000 {
+            t.delete_node(&format!("/n{i}"), 20_000 + i, &mut tr)
+                .unwrap();
+        }
+        assert_eq!(t.node_count(), 4);
+        create(&mut t, "/again", 40_000);
+        create(&mut t, "/again/deeper", 40_001);
+        assert!(t.get("/again/deeper").is_some());
+        assert!(t.get("/again/").is_none());
+        assert!(t.get("again").is_none());
+        assert!(t.get("/n5").is_none());
+        assert_eq!(t.all_children_number("/again"), Some(1));
+        assert_eq!(
+            t.approximate_data_size(),
+            [
+                "/",
+                "/zookeeper",
+                "/zookeeper/quota",
+                "/zookeeper/config",
+                "/again",
+                "/again/deeper"
+            ]
+            .iter()
+            .map(|p| p.len())
+            .sum::<usize>()
+        );
+        assert!(t.chunks.len() <= 3);
     }
 }

@@ -4,7 +4,9 @@ pub mod children;
 pub mod data_tree;
 pub mod node;
 pub mod path;
+pub mod snapshot_walk;
 
 pub use children::ChildSet;
 pub use data_tree::{DataTree, Trigger};
-pub use node::{DataNode, NodeKind};
+pub use node::{ChildLinks, DataNode, NodeKind};
+pub use snapshot_walk::SnapshotWalk;
