@@ -1,6 +1,7 @@
 //! Pipelined throughput of zk-client vs the `zookeeper-client` crate against the same server
-//! in the same run: get and set, 1 and 8 connections, plus zk-client heap allocations per
-//! request (counting allocator).
+//! in the same run: get and set, 1 and 8 connections, plus heap allocations per request
+//! (counting allocator) and the client process's CPU time per request (all threads), which
+//! shows each client's own cost even when the server sets the pace.
 //!
 //! `cargo bench -p tests --bench client_throughput [-- --hosts H:P] [--ops N]`
 //! Without `--hosts` it runs against an Apache ZooKeeper 3.8 standalone server and then
@@ -36,7 +37,23 @@ static GLOBAL: Counting = Counting;
 const DEPTH: usize = 128;
 const ROUNDS: usize = 5;
 
-fn median(mut runs: Vec<(f64, f64)>) -> (f64, f64) {
+/// On-CPU nanoseconds of every thread of this process (from `/proc/self/task/*/schedstat`),
+/// so the client's own cost shows even when the server sets the pace.
+fn process_cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| t.ok())
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// One measured run: ops/s, allocations per op, client CPU µs per op.
+type Sample = (f64, f64, f64);
+
+fn median(mut runs: Vec<Sample>) -> Sample {
     runs.sort_by(|a, b| a.0.total_cmp(&b.0));
     runs[runs.len() / 2]
 }
@@ -48,10 +65,11 @@ enum Op {
     Set,
 }
 
-async fn run_ours(clients: &[zk_client::Client], op: Op, ops: usize) -> (f64, f64) {
+async fn run_ours(clients: &[zk_client::Client], op: Op, ops: usize) -> Sample {
     let per = ops / clients.len();
     let payload = vec![7u8; 100];
     let a0 = ALLOCS.load(Ordering::Relaxed);
+    let c0 = process_cpu_ns();
     let t = Instant::now();
     let tasks = clients.iter().map(|c| {
         let c = c.clone();
@@ -78,14 +96,17 @@ async fn run_ours(clients: &[zk_client::Client], op: Op, ops: usize) -> (f64, f6
     });
     futures::future::join_all(tasks).await;
     let secs = t.elapsed().as_secs_f64();
-    let allocs = (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / (per * clients.len()) as f64;
-    ((per * clients.len()) as f64 / secs, allocs)
+    let n = (per * clients.len()) as f64;
+    let allocs = (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / n;
+    let cpu_us = process_cpu_ns().saturating_sub(c0) as f64 / 1e3 / n;
+    (n / secs, allocs, cpu_us)
 }
 
-async fn run_theirs(clients: &[zookeeper_client::Client], op: Op, ops: usize) -> (f64, f64) {
+async fn run_theirs(clients: &[zookeeper_client::Client], op: Op, ops: usize) -> Sample {
     let per = ops / clients.len();
     let payload = vec![7u8; 100];
     let a0 = ALLOCS.load(Ordering::Relaxed);
+    let c0 = process_cpu_ns();
     let t = Instant::now();
     let tasks = clients.iter().map(|c| {
         let c = c.clone();
@@ -112,8 +133,10 @@ async fn run_theirs(clients: &[zookeeper_client::Client], op: Op, ops: usize) ->
     });
     futures::future::join_all(tasks).await;
     let secs = t.elapsed().as_secs_f64();
-    let allocs = (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / (per * clients.len()) as f64;
-    ((per * clients.len()) as f64 / secs, allocs)
+    let n = (per * clients.len()) as f64;
+    let allocs = (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / n;
+    let cpu_us = process_cpu_ns().saturating_sub(c0) as f64 / 1e3 / n;
+    (n / secs, allocs, cpu_us)
 }
 
 /// Allocations per op of the harness alone (FuturesUnordered task per future), to subtract.
@@ -180,8 +203,8 @@ fn bench(rt: &tokio::runtime::Runtime, hosts: &str, ops: usize) {
             "harness overhead: {:.2} allocations per op (included in the allocs/op columns)",
             harness_allocs(ops).await
         );
-        println!("| op | conns | zk-client ops/s | zookeeper-client ops/s | ratio | zk-client allocs/op | zookeeper-client allocs/op |");
-        println!("|---|---|---|---|---|---|---|");
+        println!("| op | conns | zk-client ops/s | zookeeper-client ops/s | ratio | zk-client allocs/op | zookeeper-client allocs/op | zk-client CPU µs/op | zookeeper-client CPU µs/op | CPU ratio |");
+        println!("|---|---|---|---|---|---|---|---|---|---|");
         for conns in [1usize, 8] {
             let mut ours = Vec::new();
             let mut theirs = Vec::new();
@@ -205,17 +228,29 @@ fn bench(rt: &tokio::runtime::Runtime, hosts: &str, ops: usize) {
                     o_runs.push(run_ours(&ours, op, ops).await);
                     t_runs.push(run_theirs(&theirs, op, ops).await);
                 }
+                // CPU per op: the median of each run's own figure (the process's CPU time
+                // over the run, all threads; with an in-process server it includes the
+                // server's work).
+                let cpu = |runs: &[Sample]| {
+                    let mut v: Vec<f64> = runs.iter().map(|r| r.2).collect();
+                    v.sort_by(f64::total_cmp);
+                    v[v.len() / 2]
+                };
+                let (cpu_o, cpu_t) = (cpu(&o_runs), cpu(&t_runs));
                 let best_o = median(o_runs);
                 let best_t = median(t_runs);
                 println!(
-                    "| {:?} | {} | {:.0} | {:.0} | {:.2}x | {:.1} | {:.1} |",
+                    "| {:?} | {} | {:.0} | {:.0} | {:.2}x | {:.1} | {:.1} | {:.2} | {:.2} | {:.2}x |",
                     op,
                     conns,
                     best_o.0,
                     best_t.0,
                     best_o.0 / best_t.0,
                     best_o.1,
-                    best_t.1
+                    best_t.1,
+                    cpu_o,
+                    cpu_t,
+                    cpu_t / cpu_o
                 );
             }
         }

@@ -12,18 +12,17 @@
 //! cargo bench -p tests --bench ensemble_vs_apache -- [--rounds 7] [--secs 5] [--sessions 9] [--inflight 32]
 //! ```
 //!
-//! The zk-server binary is taken from `ZK_SERVER_BIN`, else from the target directory this
-//! bench runs in (built first with `cargo build --release -p zk-server --bin zk-server` when
-//! missing). Apache runs with JVM defaults (G1, full JIT) and `-Xmx1000m` as its start script.
+//! The zk-server binary is taken from `ZK_SERVER_BIN`, else built in release mode into the
+//! target directory this bench runs in. Apache runs with JVM defaults (G1, full JIT) and `-Xmx1000m` as its start script.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tests::apache::{mode, ApacheEnsemble};
+use tests::zk_processes::{Options, ProcessEnsemble};
 use zk_client::{Acl, Client, CreateMode};
 
 /// What the bench needs from an ensemble of either kind.
@@ -53,118 +52,28 @@ impl Cluster for ApacheEnsemble {
     }
 }
 
-/// Three `zk-server` processes, each from its own zoo.cfg and myid; SIGKILLed on drop.
-struct ZkProcesses {
-    bin: PathBuf,
-    cfgs: Vec<PathBuf>,
-    logs: Vec<PathBuf>,
-    ports: Vec<u16>,
-    children: Vec<Option<Child>>,
-    _dir: tempfile::TempDir,
-}
-
-impl ZkProcesses {
-    fn start(bin: PathBuf, n: usize) -> ZkProcesses {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // Hold every listener while choosing so the 3n ports are distinct.
-        let held: Vec<TcpListener> = (0..3 * n)
-            .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
-            .collect();
-        let ports: Vec<u16> = held
-            .iter()
-            .map(|l| l.local_addr().expect("addr").port())
-            .collect();
-        drop(held);
-        let servers: String = (0..n)
-            .map(|i| {
-                format!(
-                    "server.{}=127.0.0.1:{}:{}:participant;127.0.0.1:{}\n",
-                    i + 1,
-                    ports[3 * i + 1],
-                    ports[3 * i + 2],
-                    ports[3 * i]
-                )
-            })
-            .collect();
-        let mut cfgs = Vec::new();
-        let mut logs = Vec::new();
-        for i in 0..n {
-            let ndir = dir.path().join(format!("n{}", i + 1));
-            let data = ndir.join("data");
-            std::fs::create_dir_all(&data).expect("mkdir");
-            std::fs::write(data.join("myid"), format!("{}\n", i + 1)).expect("myid");
-            let cfg = ndir.join("zoo.cfg");
-            std::fs::write(
-                &cfg,
-                format!(
-                    "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\n\
-                     4lw.commands.whitelist=*\nmaxClientCnxns=0\n{servers}",
-                    data.display()
-                ),
-            )
-            .expect("zoo.cfg");
-            cfgs.push(cfg);
-            logs.push(ndir.join("server.log"));
-        }
-        let mut z = ZkProcesses {
-            bin,
-            cfgs,
-            logs,
-            ports: (0..n).map(|i| ports[3 * i]).collect(),
-            children: (0..n).map(|_| None).collect(),
-            _dir: dir,
-        };
-        for i in 0..n {
-            z.restart(i);
-        }
-        z
-    }
-}
-
-impl Cluster for ZkProcesses {
+impl Cluster for ProcessEnsemble {
     fn name(&self) -> &'static str {
         "zk-server"
     }
     fn ports(&self) -> Vec<u16> {
-        self.ports.clone()
+        (0..self.len())
+            .map(|i| self.client_addr(i).port())
+            .collect()
     }
     fn running(&self, i: usize) -> bool {
-        self.children[i].is_some()
+        self.is_running(i)
     }
     fn kill(&mut self, i: usize) {
-        if let Some(mut c) = self.children[i].take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.kill9(i);
     }
     fn restart(&mut self, i: usize) {
-        self.kill(i);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.logs[i])
-            .expect("log file");
-        let child = Command::new(&self.bin)
-            .arg(&self.cfgs[i])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn zk-server");
-        self.children[i] = Some(child);
+        ProcessEnsemble::restart(self, i).expect("restart zk-server member");
     }
 }
 
-impl Drop for ZkProcesses {
-    fn drop(&mut self) {
-        for i in 0..self.children.len() {
-            self.kill(i);
-        }
-    }
-}
-
-/// The zk-server binary: `ZK_SERVER_BIN`, or the one beside this bench's target directory.
+/// The release zk-server binary: `ZK_SERVER_BIN`, or built into this bench's target directory
+/// (the test kit would build a debug one).
 fn zk_server_bin() -> PathBuf {
     if let Ok(p) = std::env::var("ZK_SERVER_BIN") {
         return PathBuf::from(p);
@@ -413,7 +322,8 @@ fn main() {
     let secs: f64 = arg("--secs", 5.0);
     let sessions: usize = arg("--sessions", 9);
     let inflight: usize = arg("--inflight", 32);
-    let bin = zk_server_bin();
+    // The test kit starts members from ZK_SERVER_BIN; set before any thread starts.
+    std::env::set_var("ZK_SERVER_BIN", zk_server_bin());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -431,7 +341,13 @@ fn main() {
         measure(&mut a, rounds, secs, sessions, inflight).await
     });
     let ours = rt.block_on(async {
-        let mut z = ZkProcesses::start(bin, 3);
+        let mut z = ProcessEnsemble::start(Options {
+            tick_time: 2000,
+            log_filter: "warn".into(),
+            ..Options::members(3)
+        })
+        .await
+        .expect("zk-server ensemble");
         measure(&mut z, rounds, secs, sessions, inflight).await
     });
 
