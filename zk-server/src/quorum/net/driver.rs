@@ -685,3 +685,43 @@ impl Drop for AbortOnDrop {
         self.0.abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quorum::zab::Proposal;
+
+    fn deliver(z: Zxid) -> Action {
+        Action::Deliver(Proposal {
+            zxid: z,
+            data: Bytes::new(),
+        })
+    }
+
+    fn state(state: PeerState, serving: bool) -> Action {
+        Action::StateChanged {
+            state,
+            leader: None,
+            serving,
+        }
+    }
+
+    #[test]
+    fn stops_serving_before_fast_forwarded_deliveries_only() {
+        // A role ends after delivering what it logged: stop serving first.
+        let ended = [deliver(5), deliver(6), state(PeerState::Looking, false)];
+        assert_eq!(
+            stops_after_fast_forward(&ended).map(|s| (s.state, s.serving)),
+            Some((PeerState::Looking, false))
+        );
+        // Ordinary commits, or a role ending with nothing to deliver: nothing special.
+        assert!(stops_after_fast_forward(&[deliver(5)]).is_none());
+        assert!(stops_after_fast_forward(&[state(PeerState::Looking, false)]).is_none());
+        assert!(
+            stops_after_fast_forward(&[state(PeerState::Looking, false), deliver(5)]).is_none()
+        );
+        assert!(
+            stops_after_fast_forward(&[deliver(5), state(PeerState::Following, true)]).is_none()
+        );
+    }
+}
