@@ -139,3 +139,211 @@ impl ZkDatabase {
         self.tree.get(path).map(|n| &n.stat)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Recovered;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use zk_proto::txn::{
+        CloseSessionTxn, CreateSessionTxn, CreateTxn, DeleteTxn, SetAclTxn, SetDataTxn, Txn,
+        TxnEntry, TxnHeader,
+    };
+    use zk_proto::OpCode;
+
+    /// The state in a form independent of child order and ACL numbering: a restored set
+    /// iterates in its own order (as in Apache, a fresh set's table may be smaller).
+    type Canon = (i64, Vec<(i64, i32)>, Vec<(String, String)>);
+
+    fn canon(db: &ZkDatabase) -> Canon {
+        let img = db.image();
+        let acls: BTreeMap<i64, Vec<Acl>> = img.acls.iter().cloned().collect();
+        let mut nodes: Vec<(String, String)> = img
+            .nodes
+            .iter()
+            .map(|(p, r)| {
+                let acl = acls.get(&r.acl).cloned().unwrap_or_default();
+                (p.clone(), format!("{:?} {:?} {:?}", r.data, acl, r.stat))
+            })
+            .collect();
+        nodes.sort();
+        (img.last_zxid, img.sessions, nodes)
+    }
+
+    struct Gen {
+        db: ZkDatabase,
+        rng: StdRng,
+        zxid: i64,
+        log: Vec<TxnEntry>,
+        paths: Vec<String>,
+    }
+
+    impl Gen {
+        fn apply(&mut self, session: i64, ty: OpCode, txn: Txn) {
+            self.zxid += 1;
+            let e = TxnEntry {
+                header: TxnHeader {
+                    client_id: session,
+                    cxid: 1,
+                    zxid: self.zxid,
+                    time: 1000 + self.zxid,
+                    txn_type: ty,
+                },
+                txn,
+                digest: None,
+            };
+            self.db.apply(&e);
+            self.log.push(e);
+        }
+
+        fn create(&mut self, parent: &str, session: i64) {
+            let name = format!("n{}", self.rng.gen_range(0..1_000_000));
+            let p = crate::tree::path::join(parent, &name);
+            let Some(pn) = self.db.tree.get(parent) else {
+                return;
+            };
+            if self.db.tree.get(&p).is_some() || pn.stat.ephemeral_owner != 0 {
+                return;
+            }
+            let cv = pn.stat.cversion + 1;
+            // Now and then an ACL no node had before, so the snapshot's ACL cache grows
+            // while the walk runs.
+            let acl = if self.rng.gen_bool(0.2) {
+                vec![Acl::new(
+                    zk_proto::Perms::ALL,
+                    "digest",
+                    &format!("u{}:x", self.rng.gen_range(0..1000)),
+                )]
+            } else {
+                Acl::open_unsafe()
+            };
+            self.apply(
+                session,
+                OpCode::Create,
+                Txn::Create(CreateTxn {
+                    path: p.clone(),
+                    data: Some(Bytes::from(format!("d{}", self.zxid))),
+                    acl,
+                    ephemeral: session != 0,
+                    parent_c_version: cv,
+                }),
+            );
+            self.paths.push(p);
+        }
+
+        fn random_op(&mut self) {
+            let i = self.rng.gen_range(0..self.paths.len());
+            let p = self.paths[i].clone();
+            match self.rng.gen_range(0..6) {
+                0 | 1 => self.create(&p, 0),
+                2 => {
+                    if self.db.tree.get(&p).is_some_and(|n| n.children.is_empty()) {
+                        self.apply(0, OpCode::Delete, Txn::Delete(DeleteTxn { path: p }));
+                        self.paths.swap_remove(i);
+                    }
+                }
+                3 => {
+                    let v = self.db.tree.get(&p).map_or(0, |n| n.stat.version) + 1;
+                    self.apply(
+                        0,
+                        OpCode::SetData,
+                        Txn::SetData(SetDataTxn {
+                            path: p,
+                            data: Some(Bytes::from(format!("s{}", self.zxid))),
+                            version: v,
+                        }),
+                    );
+                }
+                4 => {
+                    let v = self.db.tree.get(&p).map_or(0, |n| n.stat.aversion) + 1;
+                    let acl = vec![Acl::new(
+                        zk_proto::Perms::READ,
+                        "digest",
+                        &format!("a{}:y", self.zxid),
+                    )];
+                    self.apply(
+                        0,
+                        OpCode::SetAcl,
+                        Txn::SetAcl(SetAclTxn {
+                            path: p,
+                            acl,
+                            version: v,
+                        }),
+                    );
+                }
+                _ => {
+                    // A session that leaves ephemerals, then closes.
+                    let s = 0x100 + self.zxid;
+                    self.apply(
+                        s,
+                        OpCode::CreateSession,
+                        Txn::CreateSession(CreateSessionTxn { time_out: 30_000 }),
+                    );
+                    self.create(&p, s);
+                    if self.rng.gen_bool(0.5) {
+                        let paths2_delete = self.db.tree.ephemerals(s);
+                        self.apply(
+                            s,
+                            OpCode::CloseSession,
+                            Txn::CloseSession(Some(CloseSessionTxn { paths2_delete })),
+                        );
+                    }
+                    self.paths.retain(|q| self.db.tree.get(q).is_some());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fuzzy_snapshot_plus_log_replay_is_the_live_state() {
+        for seed in 0..8u64 {
+            let mut g = Gen {
+                db: ZkDatabase::new(),
+                rng: StdRng::seed_from_u64(seed),
+                zxid: 0,
+                log: Vec::new(),
+                paths: vec!["/".to_string()],
+            };
+            for _ in 0..400 {
+                g.random_op();
+            }
+            let mut snap = g.db.begin_snapshot();
+            let from = g.log.len();
+            let mut records = BytesMut::new();
+            loop {
+                let mut slice = BytesMut::new();
+                let done = snap.walk.step(&g.db.tree, &mut slice, 300);
+                records.extend_from_slice(&slice);
+                if done {
+                    break;
+                }
+                for _ in 0..g.rng.gen_range(0..8) {
+                    g.random_op();
+                }
+            }
+            for _ in 0..20 {
+                g.random_op();
+            }
+            let img = DatabaseImage {
+                last_zxid: snap.last_zxid,
+                sessions: snap.sessions,
+                acls: snap.walk.acl_table(),
+                nodes: decode_node_records(records.freeze()).unwrap(),
+            };
+            // Through the file format too: Apache-readable, pre-order.
+            let file = crate::store::to_snapshot(&img);
+            let mut bytes = Vec::new();
+            file.write_to(&mut bytes).unwrap();
+            let back =
+                crate::persistence::SnapshotData::decode(img.last_zxid, bytes.into()).unwrap();
+            let restored = Recovered {
+                snapshot: Some(crate::store::from_snapshot(back)),
+                txns: g.log[from..].to_vec(),
+            }
+            .into_database();
+            assert_eq!(canon(&restored), canon(&g.db), "seed {seed}");
+            assert!(g.log.len() - from > 20, "the walk overlapped writes");
+        }
+    }
+}

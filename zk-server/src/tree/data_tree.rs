@@ -598,8 +598,19 @@ impl DataTree {
         if p == "/" || p.is_empty() {
             return Err(ErrorCode::BadArguments);
         }
-        let id = self.find(p).ok_or(ErrorCode::NoNode)?;
         let parent_path = path::parent(p);
+        let pid = self.find(parent_path).ok_or(ErrorCode::NoNode)?;
+        // Before looking for the child, as Apache does: replaying the log over a fuzzy
+        // snapshot meets deletes of children the snapshot already lacks, whose parent was
+        // written before the delete.
+        if let Some(parent) = self.node_at_mut(pid) {
+            if zxid > parent.stat.pzxid {
+                parent.stat.pzxid = zxid;
+            }
+        }
+        let id = self
+            .child(pid, path::name(p).as_bytes())
+            .ok_or(ErrorCode::NoNode)?;
         // Clients cannot delete a node with children; should a replay do so, its subtree
         // goes too rather than staying allocated and unreachable.
         let mut doomed = vec![id];
@@ -618,11 +629,6 @@ impl DataTree {
                 self.unindex_kind(&cp, owner);
             }
             self.unlink(cur);
-        }
-        if let Some(parent) = self.find(parent_path).and_then(|pid| self.node_at_mut(pid)) {
-            if zxid > parent.stat.pzxid {
-                parent.stat.pzxid = zxid;
-            }
         }
         triggers.push(Trigger {
             path: p.to_string(),
