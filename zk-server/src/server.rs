@@ -19,29 +19,25 @@
 //! # }
 //! ```
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use zk_proto::txn::TxnEntry;
-use zk_proto::{
-    write_frame, ConnectRequest, ErrorCode, OpCode, Record, ReplyHeader, Request, Response,
-};
+use zk_proto::{ConnectRequest, ErrorCode, OpCode, ReplyHeader, Request, Response};
 
 use crate::config::ServerConfig;
 use crate::database::{FuzzySnapshot, ZkDatabase};
 use crate::error::{Result, ServerError};
+use crate::net::clients::{self, Clients};
 use crate::net::connection::{ConnSettings, Throttle};
 use crate::net::{four_letter, listener, ConnCmd};
 use crate::pipeline::{ConnId, CoreSettings, Output, Processor};
 use crate::prep::PrepSettings;
-use crate::stats::{ConnStats, ServerStats};
 use crate::store::{MemoryStore, Recovered, TxnStore};
 
 /// Messages to the core task.
@@ -199,17 +195,14 @@ impl Server {
         };
         let core = Core {
             processor: Processor::new(db, settings, now),
-            conns: HashMap::new(),
+            clients: Clients::new(throttle),
             batch: Vec::new(),
             store_busy: false,
             store_tx,
-            stats: ServerStats::default(),
             since_snapshot: 0,
             snapshot: None,
             config: config.clone(),
-            throttle,
             started: now,
-            in_flight: HashMap::new(),
             last_purge: now,
         };
         let core = tokio::spawn(core.run(core_rx));
@@ -315,42 +308,18 @@ fn spawn_store(
     tx
 }
 
-struct ConnEntry {
-    tx: UnboundedSender<ConnCmd>,
-    stats: ConnStats,
-}
-
 struct Core {
     processor: Processor,
-    conns: HashMap<ConnId, ConnEntry>,
+    clients: Clients,
     batch: Vec<TxnEntry>,
     store_busy: bool,
     store_tx: std::sync::mpsc::Sender<StoreJob>,
-    stats: ServerStats,
     since_snapshot: u64,
     /// The snapshot being written a slice at a time between requests.
     snapshot: Option<FuzzySnapshot>,
     config: ServerConfig,
-    throttle: Arc<Throttle>,
     started: i64,
-    /// Requests awaiting their reply, by connection and xid (several pings may share one).
-    in_flight: HashMap<(ConnId, i32), std::collections::VecDeque<(Instant, OpCode)>>,
     last_purge: i64,
-}
-
-fn op_name(op: OpCode) -> &'static str {
-    match op {
-        OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => "CREA",
-        OpCode::Delete => "DELE",
-        OpCode::Exists => "EXIS",
-        OpCode::GetData => "GETD",
-        OpCode::SetData => "SETD",
-        OpCode::GetChildren | OpCode::GetChildren2 => "GETC",
-        OpCode::Ping => "PING",
-        OpCode::Multi => "MULT",
-        OpCode::Sync => "SYNC",
-        _ => "OTHR",
-    }
 }
 
 impl Core {
@@ -402,9 +371,7 @@ impl Core {
     }
 
     async fn shutdown(&mut self, rx: &mut UnboundedReceiver<CoreMsg>) {
-        for c in self.conns.values() {
-            let _ = c.tx.send(ConnCmd::Close);
-        }
+        self.clients.close_all();
         // Let the batch being written finish so acknowledged writes stay durable.
         while self.store_busy {
             match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
@@ -418,7 +385,9 @@ impl Core {
                 _ => break,
             }
         }
-        self.conns.clear();
+        for c in self.clients.ids() {
+            self.clients.disconnected(c);
+        }
         // Close the log and wait for snapshot writes, so a restart on the same data dir
         // (even in this process) finds complete files.
         let (tx, rx) = oneshot::channel();
@@ -464,45 +433,15 @@ impl Core {
     fn handle(&mut self, msg: CoreMsg) {
         let now = now_ms();
         match msg {
-            CoreMsg::Accepted { conn, peer, tx } => {
-                self.conns.insert(
-                    conn,
-                    ConnEntry {
-                        tx,
-                        stats: ConnStats::new(peer, now),
-                    },
-                );
-            }
+            CoreMsg::Accepted { conn, peer, tx } => self.clients.accepted(conn, peer, tx, now),
             CoreMsg::Connect { conn, req } => {
-                self.stats.packets_received += 1;
-                let ip = self
-                    .conns
-                    .get(&conn)
-                    .map(|c| c.stats.peer.ip().to_string())
-                    .unwrap_or_default();
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.stats.received += 1;
-                }
+                self.clients.connect_received(conn);
+                let ip = self.clients.ip(conn);
                 let out = self.processor.connect(conn, &ip, &req, now);
                 self.outputs(out);
             }
             CoreMsg::Request { conn, xid, req } => {
-                self.stats.packets_received += 1;
-                let op = req.opcode();
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.stats.received += 1;
-                    c.stats.queued += 1;
-                }
-                // Pings are answered with the ping xid whatever they carried.
-                let key = if op == OpCode::Ping {
-                    zk_proto::xid::PING
-                } else {
-                    xid
-                };
-                self.in_flight
-                    .entry((conn, key))
-                    .or_default()
-                    .push_back((Instant::now(), op));
+                self.clients.request_received(conn, xid, req.opcode());
                 let out = self.processor.request(conn, xid, req, now);
                 self.outputs(out);
             }
@@ -511,14 +450,7 @@ impl Core {
                 xid,
                 marshalling,
             } => {
-                self.stats.packets_received += 1;
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.stats.queued += 1;
-                }
-                self.in_flight
-                    .entry((conn, xid))
-                    .or_default()
-                    .push_back((Instant::now(), OpCode::Error));
+                self.clients.request_received(conn, xid, OpCode::Error);
                 let (zxid, err) = if marshalling {
                     (self.processor.db.last_zxid(), ErrorCode::MarshallingError)
                 } else {
@@ -535,17 +467,14 @@ impl Core {
                 self.outputs(out);
             }
             CoreMsg::Disconnected { conn } => {
-                if let Some(c) = self.conns.remove(&conn) {
-                    self.throttle.done(c.stats.queued as usize);
-                }
-                self.in_flight.retain(|(c, _), _| *c != conn);
+                self.clients.disconnected(conn);
                 self.processor.disconnected(conn);
             }
             CoreMsg::FourLetter { cmd, peer, reply } => {
                 let text = self.four_letter(&cmd, peer);
                 let _ = reply.send(text);
                 // ... and its answer as a sent one (seen by the next command).
-                self.stats.packets_sent += 1;
+                self.clients.stats.packets_sent += 1;
             }
             CoreMsg::Committed(r) => {
                 self.store_busy = false;
@@ -569,9 +498,7 @@ impl Core {
                     Err(e) => {
                         // Apache halts when it cannot log: never acknowledge an unlogged write.
                         tracing::error!("txn log write failed, closing all connections: {e}");
-                        for c in self.conns.values() {
-                            let _ = c.tx.send(ConnCmd::Close);
-                        }
+                        self.clients.close_all();
                     }
                 }
             }
@@ -580,45 +507,25 @@ impl Core {
     }
 
     fn four_letter(&mut self, cmd: &str, peer: SocketAddr) -> String {
-        // Apache counts the command as a received packet.
-        self.stats.packets_received += 1;
-        match cmd {
-            "srst" => self.stats.reset(),
-            "crst" => {
-                for c in self.conns.values_mut() {
-                    c.stats.reset();
-                }
-            }
-            _ => {}
-        }
-        let mut asking = ConnStats::new(peer, now_ms());
-        asking.received = 1;
-        asking.four_letter = true;
-        let mut conns: Vec<&ConnStats> = self.conns.values().map(|c| &c.stats).collect();
-        conns.sort_by_key(|c| c.established);
+        let now = now_ms();
+        self.clients.four_letter(cmd);
+        let asking = clients::asking(peer, now);
+        let mut conns = self.clients.listing();
         conns.push(&asking);
         let view = four_letter::View {
             core: &self.processor,
             config: &self.config,
-            stats: &self.stats,
+            stats: &self.clients.stats,
             conns,
-            outstanding: self.throttle.current(),
-            uptime_ms: now_ms() - self.started,
-            now_ms: now_ms(),
+            outstanding: self.clients.outstanding(),
+            uptime_ms: now - self.started,
+            now_ms: now,
             dir_sizes: (
                 crate::store::dir_size(&self.config.data_dir),
                 crate::store::dir_size(&self.config.data_log_dir),
             ),
         };
         four_letter::render(cmd, &view)
-    }
-
-    fn send(&mut self, conn: ConnId, frame: Bytes) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.stats.sent += 1;
-            self.stats.packets_sent += 1;
-            let _ = c.tx.send(ConnCmd::Frame(frame));
-        }
     }
 
     fn outputs(&mut self, out: Vec<Output>) {
@@ -629,70 +536,10 @@ impl Core {
                 Output::Forward { .. } | Output::ForwardCreateSession { .. } => {
                     tracing::error!("standalone server asked to forward a write");
                 }
-                Output::Reply { conn, header, body } => {
-                    let started = match self.in_flight.get_mut(&(conn, header.xid)) {
-                        Some(q) => {
-                            let first = q.pop_front();
-                            if q.is_empty() {
-                                self.in_flight.remove(&(conn, header.xid));
-                            }
-                            first
-                        }
-                        None => None,
-                    };
-                    if let Some((t, op)) = started {
-                        let ms = t.elapsed().as_millis() as u64;
-                        self.stats.record_latency(ms);
-                        if let Some(c) = self.conns.get_mut(&conn) {
-                            c.stats.latency.record_latency(ms);
-                            c.stats.last_latency = ms;
-                            c.stats.last_op = op_name(op);
-                            c.stats.last_zxid = header.zxid;
-                            if header.xid >= 0 {
-                                c.stats.last_cxid = i64::from(header.xid);
-                            }
-                            if c.stats.queued > 0 {
-                                c.stats.queued -= 1;
-                                self.throttle.done(1);
-                            }
-                        }
-                    }
-                    let mut b = BytesMut::new();
-                    write_frame(&mut b, |w| {
-                        header.write(w);
-                        if header.err == ErrorCode::Ok || matches!(body, Response::Multi(_)) {
-                            body.write(w);
-                        }
-                    });
-                    self.send(conn, b.freeze());
-                }
-                Output::Connected { conn, resp } => {
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        c.stats.session = Some(resp.session_id).filter(|s| *s != 0);
-                        c.stats.timeout = resp.timeout;
-                    }
-                    let mut b = BytesMut::new();
-                    write_frame(&mut b, |w| resp.write(w));
-                    self.send(conn, b.freeze());
-                }
-                Output::Event { conn, event } => {
-                    let mut b = BytesMut::new();
-                    write_frame(&mut b, |w| {
-                        ReplyHeader {
-                            xid: zk_proto::xid::NOTIFICATION,
-                            zxid: -1,
-                            err: ErrorCode::Ok,
-                        }
-                        .write(w);
-                        event.write(w);
-                    });
-                    self.send(conn, b.freeze());
-                }
-                Output::Close { conn } => {
-                    if let Some(c) = self.conns.get(&conn) {
-                        let _ = c.tx.send(ConnCmd::Close);
-                    }
-                }
+                Output::Reply { conn, header, body } => self.clients.reply(conn, header, &body),
+                Output::Connected { conn, resp } => self.clients.connected(conn, &resp),
+                Output::Event { conn, event } => self.clients.event(conn, &event),
+                Output::Close { conn } => self.clients.close(conn),
             }
         }
     }
