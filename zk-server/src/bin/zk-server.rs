@@ -8,6 +8,37 @@ use zk_server::config::{split_properties, ServerConfig};
 use zk_server::ensemble::from_config;
 use zk_server::Server;
 
+// Smaller size classes and less per-block overhead than the system allocator: a znode's
+// name+data block of 111 bytes takes 112 instead of 128, and freed memory goes back sooner.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+extern "C" {
+    // mimalloc's option setter (linked in by the mimalloc crate).
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
+/// Keeps the resident size close to what is in use: by default mimalloc commits its arena
+/// eagerly (with transparent huge pages where the kernel allows them, so partly used 2 MiB
+/// pages count whole) and returns freed pages only after a second. Option numbers are those
+/// of mimalloc 3's `mi_option_e`. Runs as an ELF constructor because the Rust runtime
+/// allocates (and so reserves mimalloc's first arena) before `main`.
+#[cfg(target_os = "linux")]
+extern "C" fn tune_allocator() {
+    const ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
+    const PURGE_DELAY: std::ffi::c_int = 15;
+    // SAFETY: plain setters of process-wide options, called before anything allocates.
+    unsafe {
+        mi_option_set(ARENA_EAGER_COMMIT, 0);
+        mi_option_set(PURGE_DELAY, 0);
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array"]
+static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
+
 fn usage() -> ExitCode {
     eprintln!("usage: zk-server [-Dname=value ...] <zoo.cfg>");
     ExitCode::from(2)
