@@ -101,8 +101,11 @@ fn running_target_dir() -> Option<PathBuf> {
 /// How to start the ensemble.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Number of voting members.
+    /// Number of voting members (numbered `0..members`).
     pub members: usize,
+    /// Number of observers (numbered after the voters): their `server.N` lines end in
+    /// `:observer` and their own zoo.cfg says `peerType=observer`.
+    pub observers: usize,
     /// `tickTime` in ms.
     pub tick_time: u32,
     /// `initLimit` in ticks.
@@ -120,10 +123,11 @@ pub struct Options {
 }
 
 impl Options {
-    /// `n` members, tickTime 200 ms, initLimit 10, syncLimit 5, no proxies.
+    /// `n` voting members and no observers, tickTime 200 ms, initLimit 10, syncLimit 5, no proxies.
     pub fn members(n: usize) -> Options {
         Options {
             members: n,
+            observers: 0,
             tick_time: 200,
             init_limit: 10,
             sync_limit: 5,
@@ -197,7 +201,8 @@ impl ProcessEnsemble {
     pub async fn start(opts: Options) -> io::Result<ProcessEnsemble> {
         let bin = zk_server_bin()?;
         let root = tempfile::tempdir()?;
-        let n = opts.members;
+        let voters = opts.members;
+        let n = voters + opts.observers;
         let ports = (0..n)
             .map(|_| {
                 Ok(Ports {
@@ -233,11 +238,15 @@ impl ProcessEnsemble {
                     Some(l) => (l.quorum.addr().port(), l.election.addr().port()),
                     None => (p.quorum, p.election),
                 };
+                let kind = if j < voters { "" } else { ":observer" };
                 servers.push_str(&format!(
-                    "server.{}=127.0.0.1:{q}:{e};127.0.0.1:{}\n",
+                    "server.{}=127.0.0.1:{q}:{e}{kind};127.0.0.1:{}\n",
                     j + 1,
                     p.client
                 ));
+            }
+            if i >= voters {
+                servers.push_str("peerType=observer\n");
             }
             let cfg = dir.join("zoo.cfg");
             std::fs::write(
@@ -275,7 +284,12 @@ impl ProcessEnsemble {
         Ok(ens)
     }
 
-    /// Number of members.
+    /// Whether member `i` is an observer.
+    pub fn is_observer(&self, i: usize) -> bool {
+        i >= self.opts.members && i < self.members.len()
+    }
+
+    /// Number of members (voters and observers).
     pub fn len(&self) -> usize {
         self.members.len()
     }
@@ -369,7 +383,7 @@ impl ProcessEnsemble {
         }
     }
 
-    /// `Mode:` of member `i` (`leader`, `follower`), `None` when it is not serving.
+    /// `Mode:` of member `i` (`leader`, `follower`, `observer`), `None` when it is not serving.
     pub async fn mode(&self, i: usize) -> Option<String> {
         if !self.is_running(i) {
             return None;
@@ -387,13 +401,15 @@ impl ProcessEnsemble {
         i64::from_str_radix(z.trim(), 16).ok()
     }
 
-    /// Waits until every running member serves, exactly one as leader; returns it.
+    /// Waits until every running member serves (voters as leader or follower, observers
+    /// as observer), exactly one as leader; returns it.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Option<usize> {
         let running: Vec<usize> = (0..self.len()).filter(|i| self.is_running(*i)).collect();
         self.wait_for_leader_among(&running, timeout).await
     }
 
-    /// Waits until `members` all serve, exactly one of them as leader; returns it.
+    /// Waits until `members` all serve, exactly one of them as leader (observers among
+    /// them as observers); returns it.
     pub async fn wait_for_leader_among(
         &self,
         members: &[usize],
@@ -406,7 +422,8 @@ impl ProcessEnsemble {
             for &i in members {
                 match self.mode(i).await.as_deref() {
                     Some("leader") => leaders.push(i),
-                    Some("follower") => followers += 1,
+                    Some("follower") if !self.is_observer(i) => followers += 1,
+                    Some("observer") if self.is_observer(i) => followers += 1,
                     _ => {}
                 }
             }

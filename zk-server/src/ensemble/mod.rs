@@ -13,6 +13,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Observers (members that follow the leader and serve clients but never vote) are added
+//! with [`Ensemble::start_with_observers`]: `start_with_observers(3, 1)` is three voters
+//! (members 0..3) and one observer (member 3); the quorum stays a majority of the voters.
+//!
 //! - [`request_packet`]: the REQUEST packet a follower forwards a write in.
 //! - [`replica`]: the core as the driver's `Replica` (commits, role changes, memory disk).
 //! - [`node`]: one member: client listener, node task, quorum peer.
@@ -64,7 +68,8 @@ struct Member {
 }
 
 /// N client-serving members on loopback, with in-memory disks that survive a kill.
-/// Members are numbered `0..n` (server id `i + 1`).
+/// Members are numbered `0..n` (server id `i + 1`); observers, if any, come after the
+/// voters.
 pub struct Ensemble {
     addrs: PeerAddrs,
     members: Vec<Member>,
@@ -77,16 +82,41 @@ impl Ensemble {
     /// Starts `n` voting members on free loopback ports (tickTime 100 ms), with disks in
     /// memory (they survive [`Ensemble::kill`] / [`Ensemble::restart`]).
     pub async fn start(n: usize) -> std::io::Result<Ensemble> {
-        Self::start_with(n, None).await
+        Self::launch(n, 0, None).await
+    }
+
+    /// Starts `voters` voting members and `observers` observers (Apache's
+    /// `server.N=...:observer` with `peerType=observer`): members `0..voters` vote,
+    /// members `voters..voters + observers` observe. Observers follow the leader, serve
+    /// reads locally, forward writes and learn commits by INFORM; they never count toward
+    /// a quorum, so with a majority of the voters down no member serves.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let ens = zk_server::ensemble::Ensemble::start_with_observers(3, 1).await?;
+    /// let observer = ens.client_addr(3); // Mode: observer
+    /// # let _ = observer;
+    /// # Ok(()) }
+    /// ```
+    pub async fn start_with_observers(
+        voters: usize,
+        observers: usize,
+    ) -> std::io::Result<Ensemble> {
+        Self::launch(voters, observers, None).await
     }
 
     /// Like [`Ensemble::start`], with each member's txn log and epoch files in
     /// `dir/member-<i>` (Apache's layout); a restart reads them back from disk.
     pub async fn start_on_disk(n: usize, dir: &Path) -> std::io::Result<Ensemble> {
-        Self::start_with(n, Some(dir)).await
+        Self::launch(n, 0, Some(dir)).await
     }
 
-    async fn start_with(n: usize, dir: Option<&Path>) -> std::io::Result<Ensemble> {
+    async fn launch(
+        voters: usize,
+        observers: usize,
+        dir: Option<&Path>,
+    ) -> std::io::Result<Ensemble> {
+        let n = voters + observers;
         let mut election = BTreeMap::new();
         let mut quorum = BTreeMap::new();
         let mut servers = Vec::new();
@@ -104,7 +134,10 @@ impl Ensemble {
                 host: "127.0.0.1".into(),
                 quorum_port: q.port(),
                 election_port: e.port(),
-                learner_type: LearnerType::Participant,
+                learner_type: match i < voters {
+                    true => LearnerType::Participant,
+                    false => LearnerType::Observer,
+                },
                 client_addr: Some(c.to_string()),
             });
             bound.push((c, (cl, el, ql)));
@@ -136,6 +169,16 @@ impl Ensemble {
             ens.restart(i).await?;
         }
         Ok(ens)
+    }
+
+    /// Whether member `i` is an observer.
+    pub fn is_observer(&self, i: usize) -> bool {
+        self.members.get(i).is_some_and(|m| {
+            m.quorum
+                .servers
+                .get(&m.quorum.my_sid)
+                .is_some_and(|s| s.learner_type == LearnerType::Observer)
+        })
     }
 
     /// Number of members.
