@@ -171,6 +171,27 @@ async fn in_process_observer_serves_clients() {
         &ens.client_addr(voter).unwrap().to_string(),
     )
     .await;
+    // The leader's mntr counts the observer and the txns it proposed.
+    let mntr = word(ens.client_addr(leader).unwrap().port(), "mntr").await;
+    let val = |k: &str| -> i64 {
+        mntr.lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix('\t')?.parse().ok())
+            .unwrap_or_else(|| panic!("{k} in {mntr}"))
+    };
+    assert_eq!(val("zk_synced_observers"), 1, "{mntr}");
+    assert_eq!(val("zk_synced_followers"), 2, "{mntr}");
+    assert_eq!(val("zk_learners"), 3, "{mntr}");
+    assert!(val("zk_proposal_count") >= 44, "{mntr}");
+    assert!(val("zk_min_proposal_size") > 0, "{mntr}");
+    assert!(val("zk_max_proposal_size") >= val("zk_min_proposal_size"));
+    assert!(val("zk_leader_uptime") > 0, "{mntr}");
+    let obs_mntr = word(port, "mntr").await;
+    assert!(
+        obs_mntr.contains("zk_server_state\tobserver\n"),
+        "{obs_mntr}"
+    );
+    assert!(obs_mntr.contains("zk_peer_state\tobserving - broadcast\n"));
+    assert!(obs_mntr.contains("zk_proposal_count\t0\n"), "{obs_mntr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -80,3 +80,106 @@ async fn reports_reflect_server_state() {
         .contains(&format!("clientPort={}\n", s.port())));
     assert!(fl(s.port(), "dirs").await.starts_with("datadir_size: "));
 }
+
+/// The same traffic on a server: a session with writes, reads, a ping and a failed
+/// addauth (which closes that connection), then a second session.
+async fn mntr_traffic(addr: std::net::SocketAddr) {
+    let mut c = RawClient::connect(addr).await;
+    c.create("/m", "x", CreateMode::Persistent).await;
+    c.set("/m", "yy", -1).await;
+    c.get("/m", false).await;
+    c.exists("/m", false).await;
+    c.ping().await;
+    let mut bad = RawClient::connect(addr).await;
+    assert_eq!(
+        bad.add_auth("no-such-scheme", "x").await.err(),
+        zk_proto::ErrorCode::AuthFailed
+    );
+    c.children("/", false).await;
+}
+
+fn mntr_map(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn value<'a>(m: &'a [(String, String)], k: &str) -> &'a str {
+    m.iter()
+        .find(|(key, _)| key == k)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("mntr lacks {k}"))
+}
+
+/// `mntr` prints every key a real Apache 3.8 standalone server prints, in Apache's order,
+/// except the documented omissions (`four_letter::mntr_omits`), with values that follow
+/// the traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mntr_has_apaches_keys_minus_documented_omissions() {
+    use zk_server::net::four_letter::{mntr_omits, MNTR_OMITTED_KEYS};
+    let apache = tokio::task::spawn_blocking(tests::apache::ApacheServer::start)
+        .await
+        .unwrap()
+        .expect("apache server");
+    let s = TestServer::start().await;
+    let apache_addr: std::net::SocketAddr = format!("127.0.0.1:{}", apache.port()).parse().unwrap();
+    mntr_traffic(apache_addr).await;
+    mntr_traffic(s.addr()).await;
+    let a = mntr_map(&fl(apache.port(), "mntr").await);
+    let o = mntr_map(&fl(s.port(), "mntr").await);
+    assert!(a.len() > 400, "Apache's mntr: {a:?}");
+    let want: Vec<&str> = a
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| !mntr_omits(k))
+        .collect();
+    let got: Vec<&str> = o.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(got, want, "our mntr keys vs Apache's minus the omissions");
+    // The omission list names only keys Apache really prints (no stale entries).
+    for k in MNTR_OMITTED_KEYS {
+        assert!(a.iter().any(|(ak, _)| ak == k), "{k} is not an Apache key");
+    }
+
+    // Values: the same counts as Apache where the traffic fixes them.
+    for k in [
+        "zk_server_state",
+        "zk_znode_count",
+        "zk_ephemerals_count",
+        "zk_watch_count",
+        "zk_cnt_updatelatency",
+        "zk_local_sessions",
+    ] {
+        assert_eq!(value(&o, k), value(&a, k), "{k}");
+    }
+    // Two session creations, create and set; reads are the rest (get, exists, ping,
+    // getChildren, ...).
+    assert_eq!(value(&o, "zk_cnt_updatelatency"), "4");
+    let reads: u64 = value(&o, "zk_cnt_readlatency").parse().unwrap();
+    assert!(reads >= 4, "reads {reads}");
+    assert_eq!(value(&o, "zk_connection_request_count"), "2");
+    let size = |k: &str| value(&o, k).parse::<i64>().unwrap();
+    // The smallest reply is a bare 16-byte header (Apache's too), the largest carries a
+    // stat (16 + 68 and more).
+    assert_eq!(size("zk_min_client_response_size"), 16);
+    assert_eq!(
+        size("zk_min_client_response_size"),
+        value(&a, "zk_min_client_response_size")
+            .parse::<i64>()
+            .unwrap()
+    );
+    assert!(size("zk_max_client_response_size") >= 84);
+    let open: u64 = value(&o, "zk_open_file_descriptor_count").parse().unwrap();
+    let max: u64 = value(&o, "zk_max_file_descriptor_count").parse().unwrap();
+    assert!(open > 3 && open <= max, "{open} of {max}");
+    assert_eq!(value(&o, "zk_proposal_count"), "0");
+    let p = |k: &str| value(&o, k).parse::<u64>().unwrap();
+    assert!(p("zk_p50_readlatency") <= p("zk_p99_readlatency"));
+    assert!(p("zk_p999_readlatency") <= p("zk_max_readlatency"));
+
+    // srst resets the counters and summaries.
+    fl(s.port(), "srst").await;
+    let o = mntr_map(&fl(s.port(), "mntr").await);
+    assert_eq!(value(&o, "zk_cnt_readlatency"), "0");
+    assert_eq!(value(&o, "zk_max_client_response_size"), "-1");
+}

@@ -435,7 +435,7 @@ impl Core {
         match msg {
             CoreMsg::Accepted { conn, peer, tx } => self.clients.accepted(conn, peer, tx, now),
             CoreMsg::Connect { conn, req } => {
-                self.clients.connect_received(conn);
+                self.clients.connect_received(conn, req.session_id == 0);
                 let ip = self.clients.ip(conn);
                 let out = self.processor.connect(conn, &ip, &req, now);
                 self.outputs(out);

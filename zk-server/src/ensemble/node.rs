@@ -161,6 +161,7 @@ impl Node {
             quorum,
             started: now,
             last_owner_prune: now,
+            leading_since: None,
         };
         let task = tokio::spawn(task.run(core_rx, node_rx));
         Node {
@@ -222,6 +223,9 @@ fn quorum_view(q: &QuorumConfig) -> QuorumView {
         membership,
         quorum_size: q.voters().count(),
         leader: None,
+        leader_uptime_ms: 0,
+        proposal_sizes: Default::default(),
+        proposal_count: 0,
     }
 }
 
@@ -249,6 +253,8 @@ struct NodeTask {
     quorum: QuorumView,
     started: i64,
     last_owner_prune: i64,
+    /// Since when this member leads a serving quorum (`zk_leader_uptime`).
+    leading_since: Option<i64>,
 }
 
 impl NodeTask {
@@ -324,7 +330,7 @@ impl NodeTask {
         match msg {
             CoreMsg::Accepted { conn, peer, tx } => self.clients.accepted(conn, peer, tx, now),
             CoreMsg::Connect { conn, req } => {
-                self.clients.connect_received(conn);
+                self.clients.connect_received(conn, req.session_id == 0);
                 self.connect(conn, req);
             }
             CoreMsg::Request { conn, xid, req } => {
@@ -382,6 +388,10 @@ impl NodeTask {
     }
 
     fn four_letter(&mut self, cmd: &str, peer: SocketAddr, leader: Option<LeaderStats>) -> String {
+        if cmd == "srst" {
+            // Apache's srst resets the leader's proposal sizes along with the server stats.
+            self.quorum.proposal_sizes = Default::default();
+        }
         let Some(mode) = self.mode() else {
             self.clients.four_letter(cmd);
             return match cmd {
@@ -411,6 +421,7 @@ impl NodeTask {
         }
         .to_string();
         quorum.leader = leader;
+        quorum.leader_uptime_ms = self.leading_since.map(|t| now - t).unwrap_or(0);
         let asking = clients::asking(peer, now);
         let mut conns = self.clients.listing();
         conns.push(&asking);
@@ -668,6 +679,11 @@ impl NodeTask {
                 if let Ok(mut s) = self.status.lock() {
                     *s = st;
                 }
+                let leads = st.serving && st.state == PeerState::Leading;
+                self.leading_since = match leads {
+                    true => self.leading_since.or(Some(now_ms())),
+                    false => None,
+                };
                 let was_read_only = std::mem::take(&mut self.read_only);
                 if !st.serving || was_read_only {
                     self.syncs.clear();
@@ -688,6 +704,8 @@ impl NodeTask {
                 let zxid = e.header.zxid;
                 let mut b = BytesMut::new();
                 e.write(&mut b);
+                self.quorum.proposal_sizes.record(b.len());
+                self.quorum.proposal_count += 1;
                 match self.peer.propose(b.freeze()).await {
                     Ok(z) if z == zxid => {}
                     Ok(z) => tracing::error!("txn {zxid:#x} was proposed as {z:#x}"),

@@ -32,6 +32,9 @@ pub struct Clients {
     throttle: Arc<Throttle>,
     /// Requests awaiting their reply, by connection and xid (several pings may share one).
     in_flight: HashMap<(ConnId, i32), VecDeque<(Instant, OpCode)>>,
+    /// Handshakes creating a session, awaiting their reply: Apache measures a session's
+    /// creation like a write.
+    creating: HashMap<ConnId, Instant>,
 }
 
 fn op_name(op: OpCode) -> &'static str {
@@ -57,6 +60,7 @@ impl Clients {
             stats: ServerStats::default(),
             throttle,
             in_flight: HashMap::new(),
+            creating: HashMap::new(),
         }
     }
 
@@ -110,9 +114,13 @@ impl Clients {
             .unwrap_or_default()
     }
 
-    /// Counts a handshake in.
-    pub fn connect_received(&mut self, conn: ConnId) {
+    /// Counts a handshake in; `new_session` when it asks for a new session (session id 0).
+    pub fn connect_received(&mut self, conn: ConnId, new_session: bool) {
         self.stats.packets_received += 1;
+        self.stats.connection_requests += 1;
+        if new_session {
+            self.creating.insert(conn, Instant::now());
+        }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stats.received += 1;
         }
@@ -143,6 +151,7 @@ impl Clients {
             self.throttle.done(c.stats.queued as usize);
         }
         self.in_flight.retain(|(c, _), _| *c != conn);
+        self.creating.remove(&conn);
     }
 
     /// Asks a connection to close once what was queued for it is sent.
@@ -182,6 +191,11 @@ impl Clients {
         if let Some((t, op)) = started {
             let ms = t.elapsed().as_millis() as u64;
             self.stats.record_latency(ms);
+            // Apache's split: txns are updates, everything else (pings too) reads.
+            match op.is_write() {
+                true => self.stats.update_latency.record(ms),
+                false => self.stats.read_latency.record(ms),
+            }
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.stats.latency.record_latency(ms);
                 c.stats.last_latency = ms;
@@ -203,11 +217,18 @@ impl Clients {
                 body.write(w);
             }
         });
+        // Apache's response size: the frame without its length prefix.
+        self.stats.client_response.record(b.len().saturating_sub(4));
         self.send(conn, b);
     }
 
     /// Sends the handshake reply.
     pub fn connected(&mut self, conn: ConnId, resp: &ConnectResponse) {
+        if let (Some(t), true) = (self.creating.remove(&conn), resp.session_id != 0) {
+            let ms = t.elapsed().as_millis() as u64;
+            self.stats.record_latency(ms);
+            self.stats.update_latency.record(ms);
+        }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stats.session = Some(resp.session_id).filter(|s| *s != 0);
             c.stats.timeout = resp.timeout;

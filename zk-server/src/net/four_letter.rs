@@ -5,7 +5,7 @@ use std::fmt::Write;
 use crate::config::ServerConfig;
 use crate::pipeline::Processor;
 use crate::quorum::net::driver::LeaderStats;
-use crate::stats::{ConnStats, ServerStats};
+use crate::stats::{BufferStats, ConnStats, ServerStats, Summary};
 
 /// Version string reported where Apache reports its own.
 pub const VERSION: &str = "3.8.0-zk-rs, built on 1970-01-01 00:00 UTC";
@@ -68,6 +68,12 @@ pub struct QuorumView {
     pub quorum_size: usize,
     /// Learner counts, when leading.
     pub leader: Option<LeaderStats>,
+    /// How long this member has led, ms (`zk_leader_uptime`), when leading.
+    pub leader_uptime_ms: i64,
+    /// Sizes of the txns this member proposed as leader (`zk_*_proposal_size`).
+    pub proposal_sizes: BufferStats,
+    /// Txns this member proposed as leader (`zk_proposal_count`).
+    pub proposal_count: u64,
 }
 
 /// What a member answers when it serves no clients (Apache's text).
@@ -369,69 +375,294 @@ pub fn render_as(cmd: &str, v: &View, r: Role) -> String {
             s.push('\n');
             s
         }
-        "mntr" => {
-            let db = &v.core.db;
-            let eph: usize = db
-                .tree
-                .ephemerals_by_session()
-                .values()
-                .map(|s| s.len())
-                .sum();
-            let mut lines: Vec<(&str, String)> = vec![
-                ("zk_version", VERSION.to_string()),
-                ("zk_server_state", r.mode.into()),
-            ];
-            let serving_quorum = r.quorum.filter(|_| r.mode != "read-only");
-            if let Some(q) = serving_quorum {
-                lines.push(("zk_peer_state", q.peer_state.clone()));
-            }
-            let local_sessions = if r.mode == "read-only" {
-                v.core.sessions.len()
-            } else {
-                0
-            };
-            lines.extend([
-                ("zk_ephemerals_count", eph.to_string()),
-                ("zk_num_alive_connections", v.conns.len().to_string()),
-                ("zk_avg_latency", java_double(v.stats.avg_latency())),
-                ("zk_outstanding_requests", v.outstanding.to_string()),
-                ("zk_znode_count", node_count(v).to_string()),
-                ("zk_global_sessions", db.sessions().len().to_string()),
-                ("zk_packets_sent", v.stats.packets_sent.to_string()),
-                ("zk_packets_received", v.stats.packets_received.to_string()),
-                ("zk_watch_count", v.core.watches.count().to_string()),
-                ("zk_min_latency", v.stats.min_latency.to_string()),
-                ("zk_max_latency", v.stats.max_latency.to_string()),
-                (
-                    "zk_approximate_data_size",
-                    db.tree.approximate_data_size().to_string(),
-                ),
-                ("zk_local_sessions", local_sessions.to_string()),
-                ("zk_uptime", v.uptime_ms.to_string()),
-            ]);
-            if let Some(q) = serving_quorum {
-                lines.push(("zk_quorum_size", q.quorum_size.to_string()));
-                if let Some(l) = q.leader {
-                    lines.extend([
-                        ("zk_learners", l.learners.to_string()),
-                        ("zk_synced_followers", l.followers.to_string()),
-                        ("zk_synced_non_voting_followers", "0".into()),
-                        ("zk_synced_observers", l.observers.to_string()),
-                        ("zk_pending_syncs", l.pending_syncs.to_string()),
-                        ("zk_last_proposal_size", "-1".into()),
-                        ("zk_min_proposal_size", "-1".into()),
-                        ("zk_max_proposal_size", "-1".into()),
-                    ]);
-                }
-            }
-            let mut s = String::new();
-            for (k, val) in lines {
-                let _ = writeln!(s, "{k}\t{val}");
-            }
-            s
-        }
+        "mntr" => mntr(v, r),
         other => format!("Unknown command {other}\n"),
     }
+}
+
+/// Apache 3.8 `mntr` keys this server does not print, because it does not have the
+/// thing they measure: TLS / mTLS (client-certificate auth failures included) and the
+/// admin server, connection throttling and its
+/// token bucket, Java's processor pipeline (prep / sync / commit processor queues and
+/// their timings, response caches, learner handler queues), JVM pauses, dead-watcher
+/// cleaning, digests, quotas per namespace, and the startup / election / sync timings
+/// and event counters it does not record. Summaries are named by their base (Apache
+/// prints `zk_avg_`, `zk_min_`, `zk_max_`, `zk_cnt_`, `zk_sum_` and, for some,
+/// `zk_p50_` .. `zk_p999_` of each).
+pub const MNTR_OMITTED_KEYS: &[&str] = &[
+    "zk_non_mtls_remote_conn_count",
+    "zk_non_mtls_local_conn_count",
+    "zk_outstanding_tls_handshake",
+    "zk_tls_handshake_exceeded",
+    "zk_insecure_admin_count",
+    // Apache counts failed TLS client-certificate authentications here.
+    "zk_auth_failed_count",
+    "zk_connection_drop_probability",
+    "zk_connection_drop_count",
+    "zk_connection_rejected",
+    "zk_throttled_ops",
+    "zk_request_throttle_wait_count",
+    "zk_watch_bytes",
+    "zk_outstanding_changes_removed",
+    "zk_outstanding_changes_queued",
+    "zk_stale_requests_dropped",
+    "zk_stale_requests",
+    "zk_stale_replies",
+    "zk_stale_sessions_expired",
+    "zk_large_requests_rejected",
+    "zk_cnxn_closed_without_zk_server_running",
+    "zk_sessionless_connections_expired",
+    "zk_looking_count",
+    "zk_dead_watchers_queued",
+    "zk_dead_watchers_cleared",
+    "zk_add_dead_watcher_stall_time",
+    "zk_learner_proposal_received_count",
+    "zk_learner_commit_received_count",
+    "zk_digest_mismatches_count",
+    "zk_response_packet_cache_hits",
+    "zk_response_packet_cache_misses",
+    "zk_response_packet_get_children_cache_hits",
+    "zk_response_packet_get_children_cache_misses",
+    "zk_bytes_received_count",
+    "zk_response_bytes",
+    "zk_requests_not_forwarded_to_commit_processor",
+    "zk_ensemble_auth_success",
+    "zk_ensemble_auth_fail",
+    "zk_ensemble_auth_skip",
+    "zk_prep_processor_request_queued",
+    "zk_sync_processor_request_queued",
+    "zk_request_commit_queued",
+    "zk_skip_learner_request_to_next_processor_count",
+    "zk_diff_count",
+    "zk_snap_count",
+    "zk_commit_count",
+    "zk_revalidate_count",
+    "zk_connection_revalidate_count",
+    "zk_quit_leading_due_to_disloyal_voter",
+    "zk_unrecoverable_error_count",
+    "zk_unsuccessful_handshake",
+];
+
+/// Base names of the Apache 3.8 `mntr` summaries this server does not print (see
+/// [`MNTR_OMITTED_KEYS`]); so are the families Apache names after something:
+/// `<sid>_learner_handler_qp_size` / `_time_ms` (one per learner) and
+/// `<namespace>_write_per_namespace` / `_read_per_namespace` (one per top-level znode
+/// written or read).
+pub const MNTR_OMITTED_SUMMARIES: &[&str] = &[
+    "socket_closing_time",
+    "proposal_process_time",
+    "leader_unavailable_time",
+    "node_created_watch_count",
+    "session_queues_drained",
+    "write_commit_proc_req_queued",
+    "connection_token_deficit",
+    "read_commit_proc_req_queued",
+    "node_deleted_watch_count",
+    "startup_txns_load_time",
+    "sync_processor_queue_size",
+    "follower_sync_time",
+    "prep_processor_queue_size",
+    "fsynctime",
+    "inflight_snap_count",
+    "reads_issued_from_session_queue",
+    "learner_request_processor_queue_size",
+    "snapshottime",
+    "unavailable_time",
+    "startup_txns_loaded",
+    "reads_after_write_in_session_queue",
+    "requests_in_session_queue",
+    "write_commit_proc_issued",
+    "prep_process_time",
+    "pending_session_queue_size",
+    "time_waiting_empty_pool_in_commit_processor_read_ms",
+    "commit_process_time",
+    "dbinittime",
+    "inflight_diff_count",
+    "netty_queued_buffer_capacity",
+    "election_time",
+    "commit_commit_proc_req_queued",
+    "sync_processor_batch_size",
+    "node_children_watch_count",
+    "write_batch_time_in_commit_processor",
+    "read_commit_proc_issued",
+    "concurrent_request_processing_in_commit_processor",
+    "observer_sync_time",
+    "node_changed_watch_count",
+    "sync_process_time",
+    "startup_snap_load_time",
+    "prep_processor_queue_time_ms",
+    "jvm_pause_time_ms",
+    "close_session_prep_time",
+    "read_commitproc_time_ms",
+    "local_write_committed_time_ms",
+    "request_throttle_queue_time_ms",
+    "quorum_ack_latency",
+    "om_commit_process_time_ms",
+    "read_final_proc_time_ms",
+    "commit_propagation_latency",
+    "dead_watchers_cleaner_latency",
+    "write_final_proc_time_ms",
+    "proposal_ack_creation_latency",
+    "proposal_latency",
+    "om_proposal_process_time_ms",
+    "sync_processor_queue_and_flush_time_ms",
+    "propagation_latency",
+    "server_write_committed_time_ms",
+    "sync_processor_queue_time_ms",
+    "sync_processor_queue_flush_time_ms",
+    "write_commitproc_time_ms",
+];
+
+/// Whether `key`, printed by Apache 3.8's `mntr`, is one this server omits on purpose
+/// ([`MNTR_OMITTED_KEYS`], [`MNTR_OMITTED_SUMMARIES`]).
+pub fn mntr_omits(key: &str) -> bool {
+    if MNTR_OMITTED_KEYS.contains(&key) {
+        return true;
+    }
+    let base = [
+        "avg", "min", "max", "cnt", "sum", "p50", "p95", "p99", "p999",
+    ]
+    .iter()
+    .find_map(|p| key.strip_prefix("zk_")?.strip_prefix(p)?.strip_prefix('_'));
+    let Some(base) = base else {
+        return false;
+    };
+    if base.ends_with("_write_per_namespace") || base.ends_with("_read_per_namespace") {
+        return true;
+    }
+    if let Some((id, rest)) = base.split_once('_') {
+        let per_learner = rest == "learner_handler_qp_size" || rest == "learner_handler_qp_time_ms";
+        if per_learner && id.parse::<u64>().is_ok() {
+            return true;
+        }
+    }
+    MNTR_OMITTED_SUMMARIES.contains(&base)
+}
+
+/// A summary's lines, as Apache's metrics provider prints them.
+fn summary_lines(lines: &mut Vec<(String, String)>, name: &str, s: &Summary) {
+    lines.push((format!("zk_avg_{name}"), java_double(s.avg())));
+    lines.push((format!("zk_min_{name}"), s.min.to_string()));
+    lines.push((format!("zk_max_{name}"), s.max.to_string()));
+    lines.push((format!("zk_cnt_{name}"), s.count.to_string()));
+    lines.push((format!("zk_sum_{name}"), s.sum.to_string()));
+    for (p, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)] {
+        lines.push((format!("zk_{p}_{name}"), s.quantile(q).to_string()));
+    }
+}
+
+/// `mntr`: Apache 3.8's keys in its order, minus the ones in [`MNTR_OMITTED_KEYS`] and
+/// [`MNTR_OMITTED_SUMMARIES`]. Role-specific keys appear exactly where Apache prints
+/// them: `zk_peer_state` and `zk_quorum_size` on serving members, the leader's learner
+/// and proposal keys on the leader.
+fn mntr(v: &View, r: Role) -> String {
+    let db = &v.core.db;
+    let eph: usize = db
+        .tree
+        .ephemerals_by_session()
+        .values()
+        .map(|s| s.len())
+        .sum();
+    let quorum = r.quorum.filter(|_| r.mode != "read-only");
+    let leader = quorum.and_then(|q| q.leader.map(|l| (q, l)));
+    let local_sessions = match r.mode {
+        "read-only" => v.core.sessions.len(),
+        _ => 0,
+    };
+    let st = v.stats;
+    let mut lines: Vec<(String, String)> = Vec::new();
+    let mut put = |k: &str, val: String| lines.push((k.to_string(), val));
+    put("zk_version", VERSION.to_string());
+    put("zk_server_state", r.mode.into());
+    if let Some(q) = quorum {
+        put("zk_peer_state", q.peer_state.clone());
+    }
+    put("zk_ephemerals_count", eph.to_string());
+    // Apache's keys come from a Java HashMap: a read-only server's (built from another
+    // set of gauges) lists these two the other way round.
+    let alive = ("zk_num_alive_connections", v.conns.len().to_string());
+    let avg = ("zk_avg_latency", java_double(st.avg_latency()));
+    let pair = match r.mode {
+        "read-only" => [avg, alive],
+        _ => [alive, avg],
+    };
+    for (k, val) in pair {
+        put(k, val);
+    }
+    if let Some((q, _)) = leader {
+        put("zk_min_proposal_size", q.proposal_sizes.min.to_string());
+    }
+    put("zk_outstanding_requests", v.outstanding.to_string());
+    put("zk_znode_count", node_count(v).to_string());
+    put("zk_global_sessions", db.sessions().len().to_string());
+    put(
+        "zk_last_client_response_size",
+        st.client_response.last.to_string(),
+    );
+    put("zk_packets_sent", st.packets_sent.to_string());
+    put("zk_packets_received", st.packets_received.to_string());
+    if let Some((q, _)) = leader {
+        put("zk_max_proposal_size", q.proposal_sizes.max.to_string());
+    }
+    put(
+        "zk_max_client_response_size",
+        st.client_response.max.to_string(),
+    );
+    if let Some((_, l)) = leader {
+        put("zk_synced_followers", l.followers.to_string());
+    }
+    put("zk_watch_count", v.core.watches.count().to_string());
+    if let Some((_, l)) = leader {
+        // Apache's non-voting followers are voters syncing as observers during a
+        // reconfig; this server has no reconfig.
+        put("zk_synced_non_voting_followers", "0".into());
+        put("zk_synced_observers", l.observers.to_string());
+    }
+    put("zk_min_latency", st.min_latency.to_string());
+    if let Some(n) = crate::stats::max_file_descriptors() {
+        put("zk_max_file_descriptor_count", n.to_string());
+    }
+    put(
+        "zk_approximate_data_size",
+        db.tree.approximate_data_size().to_string(),
+    );
+    if let Some(n) = crate::stats::open_file_descriptors() {
+        put("zk_open_file_descriptor_count", n.to_string());
+    }
+    if let Some((q, l)) = leader {
+        put("zk_last_proposal_size", q.proposal_sizes.last.to_string());
+        put("zk_pending_syncs", l.pending_syncs.to_string());
+        put("zk_leader_uptime", q.leader_uptime_ms.to_string());
+    }
+    put("zk_local_sessions", local_sessions.to_string());
+    put("zk_uptime", v.uptime_ms.to_string());
+    put("zk_max_latency", st.max_latency.to_string());
+    if let Some((_, l)) = leader {
+        put("zk_learners", l.learners.to_string());
+    }
+    put(
+        "zk_min_client_response_size",
+        st.client_response.min.to_string(),
+    );
+    if let Some(q) = quorum {
+        put("zk_quorum_size", q.quorum_size.to_string());
+    }
+    // Apache's counters, then its summaries.
+    put(
+        "zk_proposal_count",
+        quorum.map(|q| q.proposal_count).unwrap_or(0).to_string(),
+    );
+    put(
+        "zk_connection_request_count",
+        st.connection_requests.to_string(),
+    );
+    summary_lines(&mut lines, "updatelatency", &st.update_latency);
+    summary_lines(&mut lines, "readlatency", &st.read_latency);
+    let mut s = String::new();
+    for (k, val) in lines {
+        let _ = writeln!(s, "{k}\t{val}");
+    }
+    s
 }
 
 #[cfg(test)]
