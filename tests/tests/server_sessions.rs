@@ -224,3 +224,71 @@ async fn writes_from_many_sessions_share_fsyncs() {
         st.appends - appends_before
     );
 }
+
+/// A client reconnecting with a session asks another timeout: Apache negotiates the new
+/// one (clamped to the server's bounds) and from then on the session expires by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_with_a_shorter_timeout_expires_by_the_new_one() {
+    // Test tick is 200 ms: bounds are [400, 4000].
+    let s = TestServer::start().await;
+    let mut watcher = RawClient::connect(s.addr()).await;
+    let (mut c, r) = RawClient::handshake(s.addr(), connect_req(4000))
+        .await
+        .unwrap();
+    assert_eq!(r.timeout, 4000);
+    c.create("/eph", "", CreateMode::Ephemeral).await;
+    let (session, passwd) = (c.session_id, c.passwd.clone());
+    drop(c);
+    // Asks 10 ms: clamped to 400.
+    let (mut c2, r) = RawClient::handshake(
+        s.addr(),
+        ConnectRequest {
+            timeout: 10,
+            session_id: session,
+            passwd,
+            read_only: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("resumed");
+    assert_eq!((r.session_id, r.timeout), (session, 400));
+    let reconnected = std::time::Instant::now();
+    watcher.exists("/eph", true).await;
+    // No pings from here: expired by 400 ms (plus its tick bucket and the expiry tick),
+    // long before the 4 s it was created with.
+    assert!(c2.closed_within(Duration::from_millis(2500)).await);
+    let took = reconnected.elapsed();
+    assert!(took < Duration::from_millis(2000), "expired after {took:?}");
+    let ev = watcher.event(WAIT).await.expect("deleted event");
+    assert_eq!(
+        (ev.event_type, ev.path.as_str()),
+        (EventType::NodeDeleted, "/eph")
+    );
+    assert!(reconnected.elapsed() < Duration::from_millis(3000));
+    let (_x, r) = c2.reconnect(s.addr()).await.expect("answered");
+    assert_eq!(r.timeout, 0, "the session should have expired");
+
+    // The other way round: a session created with 400 ms and resumed asking 3 s lives
+    // through a second without pings.
+    let (mut c, _) = RawClient::handshake(s.addr(), connect_req(400))
+        .await
+        .unwrap();
+    c.create("/eph2", "", CreateMode::Ephemeral).await;
+    let (mut c2, r) = RawClient::handshake(
+        s.addr(),
+        ConnectRequest {
+            timeout: 3000,
+            session_id: c.session_id,
+            passwd: c.passwd.clone(),
+            read_only: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("resumed");
+    drop(c);
+    assert_eq!(r.timeout, 3000);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(c2.exists("/eph2", false).await.err(), ErrorCode::Ok);
+}

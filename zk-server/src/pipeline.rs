@@ -294,6 +294,22 @@ impl Processor {
         self.sessions.touch(session, now)
     }
 
+    /// The session timeout a client asking `asked` ms gets: clamped to
+    /// minSessionTimeout..maxSessionTimeout.
+    pub fn negotiated_timeout(&self, asked: i32) -> i32 {
+        asked.clamp(
+            self.settings.min_timeout,
+            self.settings.max_timeout.max(self.settings.min_timeout),
+        )
+    }
+
+    /// Leader: a learner reported activity on a session whose connection there
+    /// negotiated `timeout` (learner pings carry it): the session expires by it from now
+    /// on, as Apache's `touchSession(id, timeout)`.
+    pub fn touch_session_with(&mut self, session: i64, timeout: i32, now: i64) -> bool {
+        self.sessions.touch_with(session, timeout, now)
+    }
+
     /// Txns proposed but not yet committed.
     pub fn outstanding(&self) -> usize {
         self.waiting.len()
@@ -337,10 +353,7 @@ impl Processor {
             out.push(Output::Close { conn });
             return out;
         }
-        let timeout = req.timeout.clamp(
-            self.settings.min_timeout,
-            self.settings.max_timeout.max(self.settings.min_timeout),
-        );
+        let timeout = self.negotiated_timeout(req.timeout);
         self.conns.insert(
             conn,
             Conn {
@@ -412,7 +425,8 @@ impl Processor {
             out.push(Output::Close { conn });
             return out;
         }
-        self.sessions.touch(session, now);
+        // The session now expires by the timeout this connection negotiated.
+        self.sessions.touch_with(session, timeout, now);
         self.bind(conn, session, &mut out);
         out.push(Output::Connected {
             conn,
@@ -449,7 +463,7 @@ impl Processor {
             return;
         }
         let session = if local {
-            self.sessions.touch(req.session_id, now);
+            self.sessions.touch_with(req.session_id, timeout, now);
             req.session_id
         } else {
             let s = self.sessions.next_session_id();

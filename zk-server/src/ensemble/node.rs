@@ -465,13 +465,15 @@ impl NodeTask {
             session != 0 && req.passwd.as_ref() == session_password(session).as_slice();
         if password_ok && !self.read_only {
             if !self.leading() {
-                // Apache's learners check the password locally, then ask the leader.
+                // Apache's learners check the password locally, then ask the leader
+                // with the timeout this connection negotiates.
+                let timeout = c.processor.negotiated_timeout(req.timeout);
                 drop(c);
                 self.revalidating
                     .entry(session)
                     .or_default()
                     .push_back((conn, req.clone()));
-                self.peer.forward(revalidate_request(session, req.timeout));
+                self.peer.forward(revalidate_request(session, timeout));
                 return;
             }
             if c.processor.sessions.contains(session) {
@@ -501,7 +503,10 @@ impl NodeTask {
         let out = c.processor.connect(conn, &ip, &req, now_ms());
         c.emit(out);
         if session != 0 && !self.read_only {
-            self.peer.touch_session(session, req.timeout);
+            // The timeout this connection negotiated (clamped), which the session's
+            // expiry follows from now on.
+            let t = c.processor.sessions.timeout(session).unwrap_or(req.timeout);
+            self.peer.touch_session(session, t);
         }
     }
 

@@ -57,6 +57,21 @@ impl SessionTracker {
         }
     }
 
+    /// Records activity of a session whose connection negotiated `timeout` (a client that
+    /// reconnected asking another one): from now on it expires by that timeout, as
+    /// Apache's `touchSession(id, cnxn.getSessionTimeout())`. False if the session is
+    /// unknown or closing.
+    pub fn touch_with(&mut self, id: i64, timeout: i32, now: i64) -> bool {
+        match self.timeouts.get_mut(&id) {
+            Some(t) if !self.closing.get(&id).copied().unwrap_or(false) => {
+                *t = timeout;
+                self.queue.update(id, now, i64::from(timeout));
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Marks a session as closing: no more requests, no more expiry.
     pub fn set_closing(&mut self, id: i64) {
         if self.timeouts.contains_key(&id) {
@@ -142,5 +157,19 @@ mod tests {
         assert!(t.is_closing(1));
         assert!(!t.touch(1, 1100));
         assert_eq!(t.expire(2000), vec![2]);
+    }
+
+    #[test]
+    fn touch_with_a_new_timeout_keeps_it() {
+        let mut t = SessionTracker::new(0, 100, 0);
+        t.add(1, 4000, 0);
+        assert!(t.touch_with(1, 400, 100));
+        assert_eq!(t.timeout(1), Some(400));
+        // Later touches use it too.
+        assert!(t.touch(1, 200));
+        assert!(t.expire(600).is_empty());
+        assert_eq!(t.expire(700), vec![1]);
+        assert!(!t.touch_with(1, 4000, 700));
+        assert!(!t.touch_with(2, 400, 700));
     }
 }
