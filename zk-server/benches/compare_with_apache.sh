@@ -5,7 +5,9 @@
 #   bash zk-server/benches/compare_with_apache.sh            # SECS=8 ZNODES=1000000 by default
 #
 # Measures: time from process start to serving, ops/s and p50/p99/p999 latency for get, set
-# (fsync on), create and mixed workloads, and resident memory with ZNODES znodes of 100 bytes.
+# (fsync on), create and mixed workloads, and resident memory of a fresh server after creating
+# ZNODES znodes of 100 bytes (default snapCount, so snapshots are taken meanwhile); the
+# populate line also gives create latency with 64 in flight per session.
 # Apache runs with its stock start-script heap (-Xmx1000m) and default settings.
 # Every process started here is killed by pid on exit.
 set -euo pipefail
@@ -59,7 +61,7 @@ print(p.pid, int((time.time() - t0) * 1000))
 PY
 }
 
-rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
+rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "n/a (exited)"; }
 
 start_server() {  # name -> sets PORT, PID, READY_MS
   local name=$1 dir="$WORK/$1"
@@ -76,7 +78,7 @@ autopurge.purgeInterval=0
 EOF
   LOG="$dir/out.log"
   local out
-  if [ "$name" = zk-server ]; then
+  if [ "${name%-mem}" = zk-server ]; then
     out=$(spawn_ready "$BIN/zk-server" "$dir/zoo.cfg")
   else
     out=$(spawn_ready java -Xmx1000m -Dzookeeper.admin.enableServer=false -cp "$CP" \
@@ -98,8 +100,13 @@ for name in zk-server apache; do
       --sessions "$SESSIONS" --inflight "$INFLIGHT" --payload 100 --root "/bench-$op")
     echo "$name: ${RES[$name,$op]}" >&2
   done
+  kill -9 "$PID" 2>/dev/null || true
+  wait "$PID" 2>/dev/null || true
+  # Memory on a fresh server (new dataDir), so both hold exactly ZNODES znodes plus the
+  # system nodes, whatever the workloads above left behind.
+  start_server "$name-mem"
   RES[$name,populate]=$("$BIN/zk-load" --server "127.0.0.1:$PORT" --op create --ops "$ZNODES" \
-    --sessions "$SESSIONS" --inflight 64 --payload 100 --root /mem)
+    --sessions "$SESSIONS" --inflight 64 --payload 100 --root /mem) || RES[$name,populate]="failed"
   echo "$name: populate ${RES[$name,populate]}" >&2
   sleep 2
   RES[$name,rss]=$(rss_mb "$PID")
@@ -123,4 +130,5 @@ echo "|---|---|---|---|"
 echo "| ready to serve after start (ms) | ${RES[zk-server,ready]} | ${RES[apache,ready]} | $(ratio "${RES[zk-server,ready]}" "${RES[apache,ready]}") |"
 echo "| resident memory at start (MiB) | ${RES[zk-server,rss0]} | ${RES[apache,rss0]} | $(ratio "${RES[zk-server,rss0]}" "${RES[apache,rss0]}") |"
 echo "| resident memory with $ZNODES znodes of 100 B (MiB) | ${RES[zk-server,rss]} | ${RES[apache,rss]} | $(ratio "${RES[zk-server,rss]}" "${RES[apache,rss]}") |"
+echo "| creating $ZNODES znodes, p99 / p999 latency (us) | $(field "${RES[zk-server,populate]}" p99_us) / $(field "${RES[zk-server,populate]}" p999_us) | $(field "${RES[apache,populate]}" p99_us) / $(field "${RES[apache,populate]}" p999_us) | |"
 echo "| creating $ZNODES znodes (ops/s) | $(field "${RES[zk-server,populate]}" ops/s) | $(field "${RES[apache,populate]}" ops/s) | $(ratio "$(field "${RES[zk-server,populate]}" ops/s)" "$(field "${RES[apache,populate]}" ops/s)") |"
