@@ -256,9 +256,19 @@ async fn in_process_observer_follows_a_new_leader() {
     obs.create("/eph", b"", &Acl::open_unsafe(), CreateMode::Ephemeral)
         .await
         .expect("ephemeral");
+    let looking = |text: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("zk_looking_count\t")?.parse().ok())
+            .unwrap_or_else(|| panic!("zk_looking_count in {text}"))
+    };
+    let obs_port = ens.client_addr(OBSERVER).unwrap().port();
+    let before = looking(&word(obs_port, "mntr").await);
+    assert!(before >= 1, "the observer looked for its first leader");
     ens.kill(old);
     let new = ens.wait_for_leader(T).await.expect("new leader");
     assert_ne!(new, old);
+    let after = looking(&word(obs_port, "mntr").await);
+    assert!(after > before, "looking count {before} -> {after}");
     let st = ens.status(OBSERVER).expect("observer");
     assert_eq!(st.leader, Some((new + 1) as i64), "{st:?}");
     retry("write via observer under the new leader", || {

@@ -81,8 +81,9 @@ async fn reports_reflect_server_state() {
     assert!(fl(s.port(), "dirs").await.starts_with("datadir_size: "));
 }
 
-/// The same traffic on a server: a session with writes, reads, a ping and a failed
-/// addauth (which closes that connection), then a second session.
+/// The same traffic on a server: a session with writes, reads and a ping, a second
+/// session with a failed addauth (which closes its connection), then the first session
+/// resumed on a new connection.
 async fn mntr_traffic(addr: std::net::SocketAddr) {
     let mut c = RawClient::connect(addr).await;
     c.create("/m", "x", CreateMode::Persistent).await;
@@ -96,6 +97,10 @@ async fn mntr_traffic(addr: std::net::SocketAddr) {
         zk_proto::ErrorCode::AuthFailed
     );
     c.children("/", false).await;
+    // The session resumed on a new connection.
+    let (mut c2, r) = c.reconnect(addr).await.expect("resumed");
+    assert_eq!(r.session_id, c.session_id);
+    c2.get("/m", false).await;
 }
 
 fn mntr_map(text: &str) -> Vec<(String, String)> {
@@ -149,6 +154,8 @@ async fn mntr_has_apaches_keys_minus_documented_omissions() {
         "zk_watch_count",
         "zk_cnt_updatelatency",
         "zk_local_sessions",
+        "zk_connection_request_count",
+        "zk_connection_revalidate_count",
     ] {
         assert_eq!(value(&o, k), value(&a, k), "{k}");
     }
@@ -157,7 +164,9 @@ async fn mntr_has_apaches_keys_minus_documented_omissions() {
     assert_eq!(value(&o, "zk_cnt_updatelatency"), "4");
     let reads: u64 = value(&o, "zk_cnt_readlatency").parse().unwrap();
     assert!(reads >= 4, "reads {reads}");
-    assert_eq!(value(&o, "zk_connection_request_count"), "2");
+    assert_eq!(value(&o, "zk_connection_request_count"), "3");
+    assert_eq!(value(&o, "zk_connection_revalidate_count"), "1");
+    assert_eq!(value(&o, "zk_looking_count"), "0");
     let size = |k: &str| value(&o, k).parse::<i64>().unwrap();
     // The smallest reply is a bare 16-byte header (Apache's too), the largest carries a
     // stat (16 + 68 and more).

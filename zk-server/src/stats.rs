@@ -113,6 +113,8 @@ pub struct ServerStats {
     pub client_response: BufferStats,
     /// Handshakes received (`zk_connection_request_count`).
     pub connection_requests: u64,
+    /// Handshakes resuming a session (`zk_connection_revalidate_count`).
+    pub connection_revalidates: u64,
     /// Latencies of reads, pings included (`zk_*_readlatency`).
     pub read_latency: Summary,
     /// Latencies of writes (`zk_*_updatelatency`).

@@ -162,6 +162,7 @@ impl Node {
             started: now,
             last_owner_prune: now,
             leading_since: None,
+            last_state: None,
         };
         let task = tokio::spawn(task.run(core_rx, node_rx));
         Node {
@@ -226,6 +227,7 @@ fn quorum_view(q: &QuorumConfig) -> QuorumView {
         leader_uptime_ms: 0,
         proposal_sizes: Default::default(),
         proposal_count: 0,
+        looking_count: 0,
     }
 }
 
@@ -255,6 +257,8 @@ struct NodeTask {
     last_owner_prune: i64,
     /// Since when this member leads a serving quorum (`zk_leader_uptime`).
     leading_since: Option<i64>,
+    /// The peer's state in its latest role report (elections counted in `mntr`).
+    last_state: Option<PeerState>,
 }
 
 impl NodeTask {
@@ -681,6 +685,10 @@ impl NodeTask {
             NodeMsg::SyncDone => self.sync_done(),
             NodeMsg::Role(st) => {
                 tracing::debug!("member role: {st:?}");
+                if st.state == PeerState::Looking && self.last_state != Some(PeerState::Looking) {
+                    self.quorum.looking_count += 1;
+                }
+                self.last_state = Some(st.state);
                 if let Ok(mut s) = self.status.lock() {
                     *s = st;
                 }

@@ -120,6 +120,8 @@ impl Clients {
         self.stats.connection_requests += 1;
         if new_session {
             self.creating.insert(conn, Instant::now());
+        } else {
+            self.stats.connection_revalidates += 1;
         }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stats.received += 1;

@@ -74,6 +74,8 @@ pub struct QuorumView {
     pub proposal_sizes: BufferStats,
     /// Txns this member proposed as leader (`zk_proposal_count`).
     pub proposal_count: u64,
+    /// Times this member started LOOKING for a leader (`zk_looking_count`).
+    pub looking_count: u64,
 }
 
 /// What a member answers when it serves no clients (Apache's text).
@@ -412,7 +414,6 @@ pub const MNTR_OMITTED_KEYS: &[&str] = &[
     "zk_large_requests_rejected",
     "zk_cnxn_closed_without_zk_server_running",
     "zk_sessionless_connections_expired",
-    "zk_looking_count",
     "zk_dead_watchers_queued",
     "zk_dead_watchers_cleared",
     "zk_add_dead_watcher_stall_time",
@@ -437,7 +438,6 @@ pub const MNTR_OMITTED_KEYS: &[&str] = &[
     "zk_snap_count",
     "zk_commit_count",
     "zk_revalidate_count",
-    "zk_connection_revalidate_count",
     "zk_quit_leading_due_to_disloyal_voter",
     "zk_unrecoverable_error_count",
     "zk_unsuccessful_handshake",
@@ -648,13 +648,17 @@ fn mntr(v: &View, r: Role) -> String {
         put("zk_quorum_size", q.quorum_size.to_string());
     }
     // Apache's counters, then its summaries.
-    put(
-        "zk_proposal_count",
-        quorum.map(|q| q.proposal_count).unwrap_or(0).to_string(),
-    );
+    // A read-only member still counts what it did as a member.
+    let member = |f: fn(&QuorumView) -> u64| r.quorum.map(f).unwrap_or(0).to_string();
+    put("zk_proposal_count", member(|q| q.proposal_count));
+    put("zk_looking_count", member(|q| q.looking_count));
     put(
         "zk_connection_request_count",
         st.connection_requests.to_string(),
+    );
+    put(
+        "zk_connection_revalidate_count",
+        st.connection_revalidates.to_string(),
     );
     summary_lines(&mut lines, "updatelatency", &st.update_latency);
     summary_lines(&mut lines, "readlatency", &st.read_latency);
