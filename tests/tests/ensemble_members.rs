@@ -737,3 +737,84 @@ async fn isolated_member_is_read_only_until_the_partition_heals() {
         .await
         .expect("writes after the heal");
 }
+
+/// A session resumed on another follower asking a shorter timeout expires by the timeout
+/// that member negotiated (the leader takes it from the revalidation and the learner
+/// pings), not by the one it was created with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_resumed_on_a_follower_with_a_shorter_timeout_expires_by_it() {
+    init_tracing();
+    let ens = Ensemble::start(3).await.expect("ensemble");
+    let leader = ens.wait_for_leader(T).await.expect("leader");
+    let f1 = (leader + 1) % 3;
+    let f2 = (leader + 2) % 3;
+    let (a, b) = (ens.client_addr(f1).unwrap(), ens.client_addr(f2).unwrap());
+    let (mut c, r) = RawClient::handshake(
+        a,
+        ConnectRequest {
+            timeout: 8000,
+            passwd: vec![0; 16].into(),
+            read_only: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("session");
+    assert_eq!(r.timeout, 8000);
+    let eph = Request::Create(CreateRequest {
+        path: "/short".into(),
+        data: Some(Vec::new().into()),
+        acl: Acl::open_unsafe(),
+        flags: ProtoMode::Ephemeral.to_flags(),
+    });
+    assert_eq!(c.call(eph).await.err(), ErrorCode::Ok);
+    let (session, passwd, last_zxid) = (c.session_id, c.passwd.clone(), c.last_zxid);
+    drop(c);
+    // Asks 10 ms on the other follower: clamped to the member's minimum (400 ms). It may
+    // refuse until it has applied the client's last zxid: try again.
+    let mut tries = 0;
+    let (c2, r) = loop {
+        match RawClient::handshake(
+            b,
+            ConnectRequest {
+                timeout: 10,
+                session_id: session,
+                passwd: passwd.clone(),
+                last_zxid_seen: last_zxid,
+                read_only: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        {
+            Ok(x) if x.1.timeout > 0 => break x,
+            other if tries < 50 => {
+                tries += 1;
+                tracing::debug!("resume refused ({:?}), retrying", other.map(|x| x.1));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("resume: {:?}", other.map(|x| x.1)),
+        }
+    };
+    assert_eq!((r.session_id, r.timeout), (session, 400));
+    let resumed = std::time::Instant::now();
+    // No pings from here on. The ephemeral goes with the session, long before 8 s.
+    let watcher = connect(&ens.client_addr(leader).unwrap().to_string()).await;
+    loop {
+        if watcher
+            .exists("/short", false)
+            .await
+            .expect("exists")
+            .is_none()
+        {
+            break;
+        }
+        assert!(
+            resumed.elapsed() < Duration::from_secs(5),
+            "the session still lives {:?} after resuming with 400 ms",
+            resumed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(c2);
+}

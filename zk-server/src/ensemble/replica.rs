@@ -404,9 +404,9 @@ impl Replica for ServerReplica {
         lock(&self.core).send(NodeMsg::Forwarded(learner, packet.clone()));
     }
 
-    fn revalidate(&mut self, learner: LearnerConn, session_id: i64, _timeout: i32) -> bool {
+    fn revalidate(&mut self, learner: LearnerConn, session_id: i64, timeout: i32) -> bool {
         let mut c = lock(&self.core);
-        let valid = c.processor.touch_session(session_id, now_ms());
+        let valid = touch(&mut c.processor, session_id, timeout, now_ms());
         if valid {
             c.owners
                 .set(session_id, crate::session::Owner::Learner(learner));
@@ -424,12 +424,23 @@ impl Replica for ServerReplica {
     fn sessions_touched(&mut self, sessions: &[(i64, i32)]) {
         let now = now_ms();
         let mut c = lock(&self.core);
-        for (s, _) in sessions {
-            c.processor.touch_session(*s, now);
+        for (s, t) in sessions {
+            touch(&mut c.processor, *s, *t, now);
         }
     }
 
     fn sync_done(&mut self) {
         lock(&self.core).send(NodeMsg::SyncDone);
+    }
+}
+
+/// Leader: a learner's session activity. The timeout its connection negotiated (learners
+/// send it clamped) becomes the session's, as Apache's `touchSession(id, timeout)`; a
+/// packet without one keeps the old timeout.
+fn touch(p: &mut crate::pipeline::Processor, session: i64, timeout: i32, now: i64) -> bool {
+    if timeout > 0 {
+        p.touch_session_with(session, timeout, now)
+    } else {
+        p.touch_session(session, now)
     }
 }
