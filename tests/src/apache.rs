@@ -19,7 +19,8 @@ pub const TICK_MS: u64 = 200;
 
 const JAVA_DIR: &str = "/usr/share/java";
 
-fn classpath() -> String {
+/// The Java classpath that runs Apache ZooKeeper 3.8 from Debian's jars.
+pub fn classpath() -> String {
     [
         "zookeeper.jar",
         "zookeeper-jute.jar",
