@@ -4,14 +4,19 @@
 //! shows each client's own cost even when the server sets the pace.
 //!
 //! `cargo bench -p tests --bench client_throughput [-- --hosts H:P] [--ops N]`
-//! Without `--hosts` it runs against an Apache ZooKeeper 3.8 standalone server and then
-//! against an in-process zk-server (in-memory store), both started here.
+//! Without `--hosts` it runs against an Apache ZooKeeper 3.8 standalone server, an
+//! in-process zk-server (in-memory store), and a canned-reply server on its own thread that
+//! does no work, so that the last run measures the clients themselves.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
 use futures::stream::{self, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use zk_proto::ops::{GetDataResponse, StatResponse};
+use zk_proto::{write_frame, ConnectResponse, ErrorCode, Record, ReplyHeader, Stat};
 
 struct Counting;
 
@@ -160,6 +165,95 @@ fn arg(name: &str) -> Option<String> {
         .and_then(|i| args.get(i + 1).cloned())
 }
 
+/// A server that answers with canned replies (getData, setData, ping, close; create says
+/// NodeExists) and does nothing else, on its own thread. It costs a fraction of either
+/// client per request, so here the clients set the pace: this is the client-bound run.
+fn start_canned_server() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    listener.set_nonblocking(true).expect("nonblocking");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::from_std(listener).expect("listener");
+            while let Ok((s, _)) = l.accept().await {
+                tokio::spawn(serve_canned(s));
+            }
+        });
+    });
+    addr
+}
+
+async fn serve_canned(mut s: tokio::net::TcpStream) -> std::io::Result<()> {
+    s.set_nodelay(true)?;
+    let stat = Stat {
+        data_length: 100,
+        ..Default::default()
+    };
+    let mut get_body = BytesMut::new();
+    GetDataResponse {
+        data: Some(Bytes::from(vec![7u8; 100])),
+        stat: stat.clone(),
+    }
+    .write(&mut get_body);
+    let mut set_body = BytesMut::new();
+    StatResponse { stat }.write(&mut set_body);
+    let mut rbuf = BytesMut::with_capacity(64 * 1024);
+    let mut wbuf = BytesMut::with_capacity(64 * 1024);
+    let mut connected = false;
+    loop {
+        while rbuf.len() >= 4 {
+            let len = u32::from_be_bytes([rbuf[0], rbuf[1], rbuf[2], rbuf[3]]) as usize;
+            if rbuf.len() < 4 + len {
+                break;
+            }
+            let frame = rbuf.split_to(4 + len);
+            if !connected {
+                connected = true;
+                write_frame(&mut wbuf, |w| {
+                    ConnectResponse {
+                        protocol_version: 0,
+                        timeout: 10_000,
+                        session_id: 1,
+                        passwd: vec![0u8; 16].into(),
+                        read_only: Some(false),
+                    }
+                    .write(w)
+                });
+                continue;
+            }
+            if frame.len() < 12 {
+                return Ok(());
+            }
+            let xid = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+            let op = i32::from_be_bytes([frame[8], frame[9], frame[10], frame[11]]);
+            let err = if op == 1 {
+                ErrorCode::NodeExists
+            } else {
+                ErrorCode::Ok
+            };
+            write_frame(&mut wbuf, |w| {
+                ReplyHeader { xid, zxid: 1, err }.write(w);
+                match op {
+                    4 => w.extend_from_slice(&get_body),
+                    5 => w.extend_from_slice(&set_body),
+                    _ => {}
+                }
+            });
+        }
+        if !wbuf.is_empty() {
+            s.write_all(&wbuf).await?;
+            wbuf.clear();
+        }
+        if s.read_buf(&mut rbuf).await? == 0 {
+            return Ok(());
+        }
+    }
+}
+
 fn main() {
     let ops: usize = arg("--ops").and_then(|s| s.parse().ok()).unwrap_or(40_000);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -186,6 +280,8 @@ fn main() {
     println!("## zk-server (in-process, in-memory store)");
     bench(&rt, &handle.connect_string(), ops);
     let _ = rt.block_on(handle.stop());
+    println!("## canned-reply server (client-bound: the clients set the pace)");
+    bench(&rt, &start_canned_server().to_string(), ops);
 }
 
 fn bench(rt: &tokio::runtime::Runtime, hosts: &str, ops: usize) {
