@@ -27,9 +27,9 @@ use tokio_util::codec::FramedRead;
 use zk_proto::jute::Record;
 use zk_proto::quorum::{QuorumPacket, QuorumPacketType};
 
-use super::early_votes::EarlyVotes;
 use super::disk_thread::DiskThread;
 pub use super::disk_thread::LogAppender;
+use super::early_votes::EarlyVotes;
 use super::election::ElectionNet;
 use super::packet_codec::QuorumPacketCodec;
 use super::parked::ParkedLearners;
