@@ -15,10 +15,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::tree::SnapshotWalk;
 use bytes::BytesMut;
 use zk_proto::txn::TxnEntry;
 
-use crate::database::{DatabaseImage, ZkDatabase};
+use crate::database::{DatabaseImage, FuzzySnapshot, ZkDatabase};
 use crate::error::{Result, ServerError};
 use crate::persistence::{
     read_epoch_file, write_epoch_file, EpochFile, SnapshotData, Storage, StorageOptions,
@@ -306,6 +307,66 @@ impl NodeDisk {
         }
         d.append(&entries);
         d.since_snapshot >= d.snapshot_due
+    }
+
+    /// Whether snapshots go to a data directory (taken with
+    /// [`NodeDisk::stream_snapshot`]) rather than memory ([`NodeDisk::take_snapshot`]).
+    pub fn on_disk(&self) -> bool {
+        matches!(self.lock().log, Log::Disk { .. })
+    }
+
+    /// Writes a fuzzy snapshot to the data directory without stalling the member: the log
+    /// rolls here (in order with the appends), then a thread walks the tree a slice at a
+    /// time with `step` (which takes the core's lock for each slice only) while txns
+    /// keep being applied; a restart replays the log from `snap.last_zxid` over it, as
+    /// Apache does with its fuzzy snapshots.
+    pub fn stream_snapshot(
+        &self,
+        snap: FuzzySnapshot,
+        mut step: impl FnMut(&mut SnapshotWalk, &mut BytesMut) -> bool + Send + 'static,
+    ) {
+        let mut d = self.lock();
+        d.wait_for_snapshot_thread();
+        d.next_snapshot_due();
+        d.snapshots_taken += 1;
+        let Log::Disk { storage, .. } = &mut d.log else {
+            return;
+        };
+        storage.roll_log();
+        let zxid = snap.last_zxid;
+        let mut stream = match storage.snapshot_writer().stream(zxid) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("snapshot {zxid:#x} failed: {e}");
+                return;
+            }
+        };
+        let FuzzySnapshot {
+            sessions, mut walk, ..
+        } = snap;
+        let t = std::thread::Builder::new()
+            .name("zk-snapshot".into())
+            .spawn(move || {
+                loop {
+                    let mut buf = BytesMut::new();
+                    let done = step(&mut walk, &mut buf);
+                    if let Err(e) = stream.nodes(&buf) {
+                        tracing::error!("snapshot {zxid:#x} failed: {e}");
+                        return;
+                    }
+                    if done {
+                        break;
+                    }
+                }
+                match stream.finish(&sessions, &walk.acl_table()) {
+                    Ok(p) => tracing::info!("snapshot {} written", p.display()),
+                    Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
+                }
+            });
+        match t {
+            Ok(t) => d.snapshot_thread = Some(t),
+            Err(e) => tracing::error!("cannot start the snapshot thread: {e}"),
+        }
     }
 
     /// Saves a snapshot of the database (its state as applied, which may run ahead of

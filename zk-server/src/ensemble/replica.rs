@@ -148,10 +148,23 @@ impl ServerReplica {
     }
 }
 
-/// Appends (one write + one sync for the batch), then takes the periodic snapshot when
-/// `snapCount` txns went by.
+/// Appends (one write + one sync for the batch), then starts the periodic snapshot when
+/// `snapCount` txns went by: on disk a fuzzy one, written a slice at a time on its own
+/// thread (the core is locked per slice, never for the whole tree); in memory a copy.
 fn append(disk: &NodeDisk, core: &SharedCore, incarnation: Option<u64>, txns: &[Proposal]) {
-    if disk.append(incarnation, txns) {
+    /// Bytes of node records per slice (as the standalone server).
+    const SLICE_BYTES: usize = 256 * 1024;
+    if !disk.append(incarnation, txns) {
+        return;
+    }
+    if disk.on_disk() {
+        let snap = lock(core).processor.db.begin_snapshot();
+        let core = core.clone();
+        disk.stream_snapshot(snap, move |walk, buf| {
+            let c = lock(&core);
+            walk.step(&c.processor.db.tree, buf, SLICE_BYTES)
+        });
+    } else {
         let image = lock(core).processor.db.image();
         disk.take_snapshot(image);
     }
