@@ -23,7 +23,6 @@ use crate::quorum::{PeerState, Zxid};
 use crate::server::now_ms;
 use crate::session::owner::LearnerConn;
 use crate::session::SessionOwners;
-use crate::store::to_snapshot;
 
 pub use super::member_disk::{DiskStats, NodeDisk};
 
@@ -212,8 +211,16 @@ impl Replica for ServerReplica {
     }
 
     fn snapshot(&self) -> Bytes {
-        let image = lock(&self.core).processor.db.image();
-        snap_stream::encode(&to_snapshot(&image))
+        // The whole tree in one walk under the lock: SNAP is the database as of the zxid
+        // the core sends with it.
+        let (snap, nodes) = {
+            let c = lock(&self.core);
+            let mut snap = c.processor.db.begin_snapshot();
+            let mut nodes = bytes::BytesMut::new();
+            snap.walk.step(&c.processor.db.tree, &mut nodes, usize::MAX);
+            (snap, nodes)
+        };
+        snap_stream::encode_parts(&snap.sessions, &snap.walk.acl_table(), &nodes)
     }
 
     fn install_snapshot(&mut self, zxid: Zxid, data: Bytes) {

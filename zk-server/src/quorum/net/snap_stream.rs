@@ -35,21 +35,29 @@ const STAT_LEN: usize = 6 * 8 + 3 * 4;
 
 /// Serializes a database image as a SNAP body (without the signature).
 pub fn encode(snap: &SnapshotData) -> Bytes {
-    let mut b = BytesMut::new();
-    b.write_i32(count(snap.sessions.len()));
-    for &(id, timeout) in &snap.sessions {
+    let mut nodes = BytesMut::new();
+    for (path, node) in &snap.nodes {
+        nodes.write_string(path);
+        node.write(&mut nodes);
+    }
+    encode_parts(&snap.sessions, &snap.acls, &nodes)
+}
+
+/// A SNAP body from its parts, the nodes already serialized as records (`ustring path;
+/// DataNode`, pre-order: what a tree walk writes).
+pub fn encode_parts(sessions: &[(i64, i32)], acls: &[(i64, Vec<Acl>)], nodes: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(nodes.len() + 64 + sessions.len() * 12);
+    b.write_i32(count(sessions.len()));
+    for &(id, timeout) in sessions {
         b.write_i64(id);
         b.write_i32(timeout);
     }
-    b.write_i32(count(snap.acls.len()));
-    for (index, list) in &snap.acls {
+    b.write_i32(count(acls.len()));
+    for (index, list) in acls {
         b.write_i64(*index);
         b.write_vec(list);
     }
-    for (path, node) in &snap.nodes {
-        b.write_string(path);
-        node.write(&mut b);
-    }
+    b.put_slice(nodes);
     b.write_string(END_PATH);
     b.freeze()
 }
