@@ -143,17 +143,25 @@ impl DiskData {
         }
     }
 
-    fn append(&mut self, entries: &[TxnEntry]) {
+    /// Appends; false when the txns could not be made durable.
+    fn append(&mut self, entries: &[TxnEntry]) -> bool {
         self.syncs += 1;
         self.since_snapshot += entries.len() as u64;
         match &mut self.log {
-            Log::Memory { txns, .. } => txns.extend_from_slice(entries),
-            Log::Disk { storage, .. } => {
-                if let Err(e) = storage.append(entries) {
-                    tracing::error!("txn log append failed: {e}");
-                }
+            Log::Memory { txns, .. } => {
+                txns.extend_from_slice(entries);
+                true
             }
-            Log::Broken => {}
+            Log::Disk { storage, .. } => match storage.append(entries) {
+                Ok(()) => true,
+                Err(e) => {
+                    // The log is unusable from here on (Storage refuses later appends):
+                    // this member stops acknowledging until it restarts and recovers.
+                    tracing::error!("txn log append failed: {e}");
+                    false
+                }
+            },
+            Log::Broken => false,
         }
     }
 
@@ -294,19 +302,19 @@ impl NodeDisk {
     }
 
     /// Appends txns with one write and one sync (dropped when `incarnation` is given and
-    /// stale). Returns whether a snapshot is due (see [`NodeDisk::take_snapshot`]).
-    pub fn append(&self, incarnation: Option<u64>, txns: &[Proposal]) -> bool {
+    /// stale). Returns `None` when they are not durable (stale incarnation, disk error),
+    /// else whether a snapshot is due (see [`NodeDisk::stream_snapshot`]).
+    pub fn append(&self, incarnation: Option<u64>, txns: &[Proposal]) -> Option<bool> {
         let entries = decode_all(txns);
         let delay = self.lock().append_delay;
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }
         let mut d = self.lock();
-        if incarnation.is_some_and(|i| i != d.incarnation) {
-            return false;
+        if incarnation.is_some_and(|i| i != d.incarnation) || !d.append(&entries) {
+            return None;
         }
-        d.append(&entries);
-        d.since_snapshot >= d.snapshot_due
+        Some(d.since_snapshot >= d.snapshot_due)
     }
 
     /// Whether snapshots go to a data directory (taken with

@@ -150,11 +150,16 @@ impl ServerReplica {
 /// Appends (one write + one sync for the batch), then starts the periodic snapshot when
 /// `snapCount` txns went by: on disk a fuzzy one, written a slice at a time on its own
 /// thread (the core is locked per slice, never for the whole tree); in memory a copy.
-fn append(disk: &NodeDisk, core: &SharedCore, incarnation: Option<u64>, txns: &[Proposal]) {
+///
+/// Returns whether the txns are durable.
+fn append(disk: &NodeDisk, core: &SharedCore, incarnation: Option<u64>, txns: &[Proposal]) -> bool {
     /// Bytes of node records per slice (as the standalone server).
     const SLICE_BYTES: usize = 256 * 1024;
-    if !disk.append(incarnation, txns) {
-        return;
+    let Some(snapshot_due) = disk.append(incarnation, txns) else {
+        return false;
+    };
+    if !snapshot_due {
+        return true;
     }
     if disk.on_disk() {
         let snap = lock(core).processor.db.begin_snapshot();
@@ -167,6 +172,7 @@ fn append(disk: &NodeDisk, core: &SharedCore, incarnation: Option<u64>, txns: &[
         let image = lock(core).processor.db.image();
         disk.take_snapshot(image);
     }
+    true
 }
 
 /// The disk thread's side of a member: its disk, and the core for periodic snapshots.
@@ -177,13 +183,15 @@ struct MemberAppender {
 }
 
 impl LogAppender for MemberAppender {
-    fn append(&mut self, txns: &[Proposal]) {
-        append(&self.disk, &self.core, Some(self.incarnation), txns);
+    fn append(&mut self, txns: &[Proposal]) -> bool {
+        append(&self.disk, &self.core, Some(self.incarnation), txns)
     }
 }
 
 impl Replica for ServerReplica {
     fn persist(&mut self, p: &Proposal) {
+        // The driver persists here only without a disk thread (see `log_appender`); this
+        // path cannot report a failed sync.
         append(&self.disk, &self.core, None, std::slice::from_ref(p));
     }
 

@@ -22,9 +22,10 @@ const MAX_BATCH: usize = 4096;
 
 /// Appends txns to a durable log from the disk thread.
 pub trait LogAppender: Send + 'static {
-    /// Appends `txns` (ascending zxids) with one write and one sync; they are durable
-    /// when this returns.
-    fn append(&mut self, txns: &[Proposal]);
+    /// Appends `txns` (ascending zxids) with one write and one sync; returns true when
+    /// they are durable. On false nothing is reported to the peer, which then never acks
+    /// them (a member whose disk fails stops taking part until it restarts).
+    fn append(&mut self, txns: &[Proposal]) -> bool;
 }
 
 enum Job {
@@ -70,9 +71,10 @@ impl DiskThread {
                         }
                     }
                     if let Some(z) = batch.last().map(|p| p.zxid) {
-                        appender.append(&batch);
-                        last = Some(z);
-                        let _ = durable.send((generation, z));
+                        if appender.append(&batch) {
+                            last = Some(z);
+                            let _ = durable.send((generation, z));
+                        }
                     }
                     if let Some(reply) = barrier {
                         let _ = reply.send(last);
@@ -134,12 +136,13 @@ mod tests {
     struct Slow(Arc<Mutex<Vec<Vec<Zxid>>>>);
 
     impl LogAppender for Slow {
-        fn append(&mut self, txns: &[Proposal]) {
+        fn append(&mut self, txns: &[Proposal]) -> bool {
             std::thread::sleep(Duration::from_millis(5));
             self.0
                 .lock()
                 .unwrap()
                 .push(txns.iter().map(|p| p.zxid).collect());
+            true
         }
     }
 
@@ -174,5 +177,22 @@ mod tests {
         let (g, z) = rx.recv().await.unwrap();
         assert!(d.is_current(g));
         assert_eq!(z, 201);
+    }
+
+    struct Failing;
+
+    impl LogAppender for Failing {
+        fn append(&mut self, _txns: &[Proposal]) -> bool {
+            false
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_syncs_are_never_reported_durable() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut d = DiskThread::start(Box::new(Failing), tx).unwrap();
+        d.submit(vec![p(1), p(2)]);
+        assert_eq!(d.barrier(), None);
+        assert!(rx.try_recv().is_err());
     }
 }

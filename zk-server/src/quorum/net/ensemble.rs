@@ -46,16 +46,18 @@ struct MemAppender {
 }
 
 impl LogAppender for MemAppender {
-    fn append(&mut self, txns: &[Proposal]) {
+    fn append(&mut self, txns: &[Proposal]) -> bool {
         let delay = self.replica.with(|m| m.sync_delay);
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }
         self.replica.with(|m| {
-            if m.incarnation == self.incarnation {
+            let current = m.incarnation == self.incarnation;
+            if current {
                 m.append(txns);
             }
-        });
+            current
+        })
     }
 }
 
