@@ -86,11 +86,11 @@ async fn concurrent_writes_share_log_syncs_on_every_member() {
     c.create("/p", b"", &Acl::open_unsafe(), CreateMode::Persistent)
         .await
         .expect("parent");
-    // A slow disk (2 ms per sync) makes the batching independent of this machine's disk.
+    // A slow disk (5 ms per sync) makes the batching independent of this machine's disk.
     for i in 0..3 {
         ens.disk(i)
             .unwrap()
-            .set_append_delay(Duration::from_millis(2));
+            .set_append_delay(Duration::from_millis(5));
     }
     let before: Vec<_> = (0..3).map(|i| ens.disk(i).unwrap().stats()).collect();
     let n = 600;
@@ -103,7 +103,7 @@ async fn concurrent_writes_share_log_syncs_on_every_member() {
         let appends = s.appends - b.appends;
         let syncs = s.fdatasyncs - b.fdatasyncs;
         assert!(
-            appends * 5 < n as u64,
+            appends * 4 < n as u64,
             "member {i}: {appends} log appends for {n} concurrent writes"
         );
         assert!(syncs <= appends + 2, "member {i}: {syncs} fdatasyncs");
