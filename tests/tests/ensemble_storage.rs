@@ -102,6 +102,7 @@ async fn concurrent_writes_share_log_syncs_on_every_member() {
         let s = ens.disk(i).unwrap().stats();
         let appends = s.appends - b.appends;
         let syncs = s.fdatasyncs - b.fdatasyncs;
+        println!("member {i}: {n} writes, {appends} log appends, {syncs} fdatasyncs");
         assert!(
             appends * 4 < n as u64,
             "member {i}: {appends} log appends for {n} concurrent writes"
