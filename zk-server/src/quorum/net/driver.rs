@@ -24,7 +24,7 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::FramedRead;
-use zk_proto::jute::Record;
+use zk_proto::jute::{JuteWrite, Record};
 use zk_proto::quorum::{QuorumPacket, QuorumPacketType};
 
 use super::disk_thread::DiskThread;
@@ -267,10 +267,10 @@ pub fn spawn_peer<R: Replica>(
     }
 }
 
-fn encode(msg: &ZabMessage) -> Bytes {
-    let mut b = BytesMut::new();
+/// Appends a message's wire form to `b`.
+fn encode_into(msg: &ZabMessage, b: &mut BytesMut) {
     match msg {
-        ZabMessage::Packet(p) => p.write(&mut b),
+        ZabMessage::Packet(p) => p.write(b),
         ZabMessage::Snapshot { zxid, data } => {
             QuorumPacket {
                 packet_type: QuorumPacketType::Snap,
@@ -278,11 +278,11 @@ fn encode(msg: &ZabMessage) -> Bytes {
                 data: None,
                 authinfo: None,
             }
-            .write(&mut b);
-            b.extend_from_slice(&snap_stream::signed(data));
+            .write(b);
+            b.extend_from_slice(data);
+            b.write_string(snap_stream::SIGNATURE);
         }
     }
-    b.freeze()
 }
 
 fn spawn_conn(
@@ -296,9 +296,25 @@ fn spawn_conn(
     let (tx, mut rx) = mpsc::unbounded_channel::<ZabMessage>();
     let ev = events.clone();
     tokio::spawn(async move {
+        // Everything queued goes out with one write (up to a bound): under load a
+        // leader's PROPOSALs and COMMITs, or a follower's ACKs, share syscalls.
+        const COALESCE: usize = 64 * 1024;
+        let mut buf = BytesMut::new();
         while let Some(m) = rx.recv().await {
-            if wr.write_all(&encode(&m)).await.is_err() {
+            encode_into(&m, &mut buf);
+            while buf.len() < COALESCE {
+                match rx.try_recv() {
+                    Ok(m) => encode_into(&m, &mut buf),
+                    Err(_) => break,
+                }
+            }
+            if wr.write_all(&buf).await.is_err() {
                 break;
+            }
+            buf.clear();
+            if buf.capacity() > 4 * COALESCE {
+                // Do not keep a snapshot-sized buffer around.
+                buf = BytesMut::new();
             }
         }
         let _ = ev.send(NetEvent::Closed(conn, to_leader_side));
