@@ -91,6 +91,7 @@ pub async fn start_member(config: &ServerConfig) -> Result<Node> {
     let election_listener = bind(my_election).await?;
     let quorum_listener = bind(my_quorum).await?;
     let disk = NodeDisk::open_split(&config.data_dir, &config.data_log_dir)?;
+    disk.set_snap_count(config.snap_count);
     let settings = CoreSettings {
         server_id: me,
         tick_ms: i64::from(config.tick_time),

@@ -18,11 +18,13 @@
 //! (members 0..3) and one observer (member 3); the quorum stays a majority of the voters.
 //!
 //! - [`request_packet`]: the REQUEST packet a follower forwards a write in.
-//! - [`replica`]: the core as the driver's `Replica` (commits, role changes, memory disk).
+//! - [`replica`]: the core as the driver's `Replica` (commits, role changes, SNAP).
+//! - [`member_disk`]: a member's epochs, snapshot and txn log (memory or Apache's files).
 //! - [`node`]: one member: client listener, node task, quorum peer.
 //! - [`from_config`]: one member started from zoo.cfg (the `zk-server` binary).
 
 pub mod from_config;
+pub mod member_disk;
 pub mod node;
 pub mod replica;
 pub mod request_packet;
@@ -82,7 +84,7 @@ impl Ensemble {
     /// Starts `n` voting members on free loopback ports (tickTime 100 ms), with disks in
     /// memory (they survive [`Ensemble::kill`] / [`Ensemble::restart`]).
     pub async fn start(n: usize) -> std::io::Result<Ensemble> {
-        Self::launch(n, 0, None).await
+        Self::launch(n, 0, None, &|_| {}).await
     }
 
     /// Starts `voters` voting members and `observers` observers (Apache's
@@ -102,19 +104,31 @@ impl Ensemble {
         voters: usize,
         observers: usize,
     ) -> std::io::Result<Ensemble> {
-        Self::launch(voters, observers, None).await
+        Self::launch(voters, observers, None, &|_| {}).await
     }
 
     /// Like [`Ensemble::start`], with each member's txn log and epoch files in
     /// `dir/member-<i>` (Apache's layout); a restart reads them back from disk.
     pub async fn start_on_disk(n: usize, dir: &Path) -> std::io::Result<Ensemble> {
-        Self::launch(n, 0, Some(dir)).await
+        Self::launch(n, 0, Some(dir), &|_| {}).await
+    }
+
+    /// Like [`Ensemble::start`] (disks in `dir/member-<i>` when given, else in memory),
+    /// with `tune` adjusting each member's quorum config first (e.g. `committed_log_size`,
+    /// Apache's `zookeeper.commitLogCount`).
+    pub async fn start_tuned(
+        n: usize,
+        dir: Option<&Path>,
+        tune: impl Fn(&mut QuorumConfig),
+    ) -> std::io::Result<Ensemble> {
+        Self::launch(n, 0, dir, &tune).await
     }
 
     async fn launch(
         voters: usize,
         observers: usize,
         dir: Option<&Path>,
+        tune: &dyn Fn(&mut QuorumConfig),
     ) -> std::io::Result<Ensemble> {
         let n = voters + observers;
         let mut election = BTreeMap::new();
@@ -147,6 +161,7 @@ impl Ensemble {
             let mut quorum = QuorumConfig::new((i + 1) as Sid, servers.clone());
             quorum.tick_time = 100;
             quorum.max_notification_interval = 400;
+            tune(&mut quorum);
             let disk = match dir {
                 Some(d) => NodeDisk::open(&d.join(format!("member-{i}"))).map_err(io_error)?,
                 None => NodeDisk::default(),
@@ -200,6 +215,12 @@ impl Ensemble {
     /// Client address of member `i`.
     pub fn client_addr(&self, i: usize) -> Option<SocketAddr> {
         self.members.get(i).map(|m| m.client)
+    }
+
+    /// The disk of member `i` (its counters: [`NodeDisk::stats`]; its `snapCount`:
+    /// [`NodeDisk::set_snap_count`]).
+    pub fn disk(&self, i: usize) -> Option<&NodeDisk> {
+        self.members.get(i).map(|m| &m.disk)
     }
 
     /// Role of member `i`, when running.

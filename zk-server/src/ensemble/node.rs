@@ -105,19 +105,18 @@ impl Node {
     /// Starts a member from its disk with its zoo.cfg settings (four-letter whitelist,
     /// `maxClientCnxns`, `readonlymode.enabled`, directories reported by `conf`).
     pub fn start_configured(s: NodeSetup, config: ServerConfig) -> Node {
-        let log = s.disk.log();
-        let db = super::replica::replay(&log);
+        let (db, disk_state) = s.disk.load(s.quorum.committed_log_size);
         let now = now_ms();
         let mut processor = Processor::new(db, s.settings.clone(), now);
         processor.set_write_mode(WriteMode::Forward);
         let (node_tx, node_rx) = mpsc::unbounded_channel();
         let core: SharedCore = Arc::new(Mutex::new(Core::new(processor, s.settings, node_tx)));
-        let replica = ServerReplica::new(s.disk.clone(), core.clone(), log);
+        let replica = ServerReplica::new(s.disk.clone(), core.clone());
         let quorum = quorum_view(&s.quorum);
         let tick_ms = s.quorum.tick_time;
         let peer = spawn_peer(
             s.quorum,
-            s.disk.disk_state(),
+            disk_state,
             replica,
             s.election,
             s.quorum_listener,

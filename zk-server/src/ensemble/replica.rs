@@ -2,148 +2,29 @@
 //! through the [`Processor`] (so client replies and watches fire), role changes switch it
 //! between leading and forwarding, and learners' forwarded writes go to the node task.
 //!
-//! The txn log and epochs live in memory ([`NodeDisk`]), written through to a data
-//! directory (Apache's txn log and epoch files) when the member has one; a restarted
-//! member reads them back and replays the log. Snapshots sent to learners are the list of
-//! applied txns (this in-process ensemble only talks to itself).
+//! Epochs, snapshots and the txn log are the member's [`NodeDisk`] (in memory, or Apache's
+//! files in a data directory); txns are appended on the driver's disk thread with group
+//! commit. SNAP sends the database serialized as Apache streams it, and installing one
+//! replaces the member's snapshot and log.
 
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 use zk_proto::quorum::QuorumPacket;
 use zk_proto::txn::TxnEntry;
 
 use crate::database::ZkDatabase;
-use crate::error::Result;
-use crate::persistence::{read_epoch_file, write_epoch_file, EpochFile, Storage, StorageOptions};
 use crate::pipeline::{CoreSettings, Output, Processor, WriteMode};
-use crate::quorum::net::driver::{PeerStatus, Replica};
-use crate::quorum::net::txn_list_snapshot;
-use crate::quorum::zab::{DiskState, Proposal};
+use crate::quorum::net::driver::{LogAppender, PeerStatus, Replica};
+use crate::quorum::net::snap_stream;
+use crate::quorum::zab::Proposal;
 use crate::quorum::{PeerState, Zxid};
 use crate::server::now_ms;
 use crate::session::owner::LearnerConn;
 use crate::session::SessionOwners;
 
-/// What a member keeps across a kill: epochs and the txn log (in memory, and written
-/// through to a data directory when it has one).
-#[derive(Debug, Default)]
-pub struct DiskData {
-    accepted: i64,
-    current: i64,
-    log: Vec<Proposal>,
-    dir: Option<PathBuf>,
-    /// Where the txn log goes when not in `dir` (zoo.cfg's dataLogDir).
-    log_dir: Option<PathBuf>,
-    store: Option<Storage>,
-}
-
-impl DiskData {
-    /// Runs a disk operation; a failure is logged (the member keeps its memory copy).
-    fn on_disk(&mut self, what: &str, f: impl FnOnce(&mut Storage, &Path) -> Result<()>) {
-        if let (Some(store), Some(dir)) = (self.store.as_mut(), self.dir.as_deref()) {
-            if let Err(e) = f(store, dir) {
-                tracing::error!("{what} failed: {e}");
-            }
-        }
-    }
-}
-
-/// A member's durable state, shared with the ensemble so a restart finds it.
-#[derive(Debug, Clone, Default)]
-pub struct NodeDisk(Arc<Mutex<DiskData>>);
-
-impl NodeDisk {
-    fn lock(&self) -> MutexGuard<'_, DiskData> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// A disk in `dir` (Apache layout: `version-2/log.*`, `snapshot.0`, epoch files),
-    /// recovered from what is there.
-    pub fn open(dir: &Path) -> Result<NodeDisk> {
-        let d = NodeDisk::default();
-        d.lock().dir = Some(dir.to_path_buf());
-        d.recover()?;
-        Ok(d)
-    }
-
-    /// Like [`NodeDisk::open`], with the txn log in `log_dir` (zoo.cfg's `dataLogDir`)
-    /// and the epoch files in `data_dir`.
-    pub fn open_split(data_dir: &Path, log_dir: &Path) -> Result<NodeDisk> {
-        let d = NodeDisk::default();
-        {
-            let mut g = d.lock();
-            g.dir = Some(data_dir.to_path_buf());
-            g.log_dir = Some(log_dir.to_path_buf());
-        }
-        d.recover()?;
-        Ok(d)
-    }
-
-    /// What a restart does: with a data directory, forget the memory copy and read the
-    /// epochs and txn log back from disk.
-    pub fn recover(&self) -> Result<()> {
-        let mut d = self.lock();
-        let Some(dir) = d.dir.clone() else {
-            return Ok(());
-        };
-        d.store = None;
-        let opts = StorageOptions {
-            prealloc_size: 0,
-            ..StorageOptions::default()
-        };
-        let log_dir = d.log_dir.clone().unwrap_or_else(|| dir.clone());
-        let (store, restored) = Storage::open(&dir, &log_dir, opts)?;
-        d.accepted = read_epoch_file(&dir, EpochFile::Accepted)?.unwrap_or(0);
-        d.current = read_epoch_file(&dir, EpochFile::Current)?.unwrap_or(0);
-        d.log = restored
-            .txns
-            .iter()
-            .map(|e| {
-                let mut b = BytesMut::new();
-                e.write(&mut b);
-                Proposal {
-                    zxid: e.header.zxid,
-                    data: b.freeze(),
-                }
-            })
-            .collect();
-        d.store = Some(store);
-        Ok(())
-    }
-
-    /// What a restart finds on disk.
-    pub fn disk_state(&self) -> DiskState {
-        let d = self.lock();
-        DiskState {
-            accepted_epoch: d.accepted,
-            current_epoch: d.current,
-            last_zxid: d.log.last().map(|p| p.zxid).unwrap_or(0),
-            recent: d.log.clone(),
-        }
-    }
-
-    /// The logged txns.
-    pub fn log(&self) -> Vec<Proposal> {
-        self.lock().log.clone()
-    }
-
-    /// The data directory and the txn log directory, when on disk (`conf`, `dirs`).
-    pub fn dirs(&self) -> Option<(PathBuf, PathBuf)> {
-        let d = self.lock();
-        let dir = d.dir.clone()?;
-        let log = d.log_dir.clone().unwrap_or_else(|| dir.clone());
-        Some((dir, log))
-    }
-}
-
-fn decode_all(txns: &[Proposal]) -> Vec<TxnEntry> {
-    txns.iter()
-        .filter_map(|p| TxnEntry::decode(p.data.clone()).ok())
-        .collect()
-}
+pub use super::member_disk::{DiskStats, NodeDisk};
 
 /// Messages from the peer side (and from processor calls) to the node task, in the order
 /// the processor produced them.
@@ -234,10 +115,9 @@ impl Core {
         self.processor = p;
     }
 
-    /// Rebuilds the processor over a database replayed from `txns` (after TRUNC / SNAP;
-    /// clients are disconnected then, as the member is not serving).
-    fn reload(&mut self, txns: &[Proposal]) {
-        let db = replay(txns);
+    /// Rebuilds the processor over `db` (after TRUNC / SNAP; clients are disconnected
+    /// then, as the member is not serving).
+    fn reload(&mut self, db: ZkDatabase) {
         let mut p = Processor::new(db, self.settings.clone(), now_ms());
         p.set_write_mode(WriteMode::Forward);
         self.processor = p;
@@ -253,45 +133,78 @@ pub fn lock(c: &SharedCore) -> MutexGuard<'_, Core> {
     c.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A database built by applying `txns` in order (undecodable ones are skipped and logged).
-pub fn replay(txns: &[Proposal]) -> ZkDatabase {
-    let mut db = ZkDatabase::new();
-    for p in txns {
-        match TxnEntry::decode(p.data.clone()) {
-            Ok(e) => {
-                let _ = db.apply(&e);
-            }
-            Err(e) => tracing::error!("undecodable txn {:#x}: {e}", p.zxid),
-        }
-    }
-    db
-}
-
 /// The server core as the quorum driver's [`Replica`].
 pub struct ServerReplica {
     disk: NodeDisk,
     core: SharedCore,
-    applied: Vec<Proposal>,
 }
 
 impl ServerReplica {
-    /// A replica over a member's disk and core; `applied` are the txns the core's
-    /// database was built from.
-    pub fn new(disk: NodeDisk, core: SharedCore, applied: Vec<Proposal>) -> Self {
-        ServerReplica {
-            disk,
-            core,
-            applied,
-        }
+    /// A replica over a member's disk and core (whose database came from
+    /// [`NodeDisk::load`]).
+    pub fn new(disk: NodeDisk, core: SharedCore) -> Self {
+        ServerReplica { disk, core }
+    }
+}
+
+/// Appends (one write + one sync for the batch), then starts the periodic snapshot when
+/// `snapCount` txns went by: on disk a fuzzy one, written a slice at a time on its own
+/// thread (the core is locked per slice, never for the whole tree); in memory a copy.
+///
+/// Returns whether the txns are durable.
+fn append(disk: &NodeDisk, core: &SharedCore, incarnation: Option<u64>, txns: &[Proposal]) -> bool {
+    /// Bytes of node records per slice (as the standalone server).
+    const SLICE_BYTES: usize = 256 * 1024;
+    let Some(snapshot_due) = disk.append(incarnation, txns) else {
+        return false;
+    };
+    if !snapshot_due {
+        return true;
+    }
+    if disk.on_disk() {
+        let snap = lock(core).processor.db.begin_snapshot();
+        let core = core.clone();
+        disk.stream_snapshot(snap, move |walk, buf| {
+            let c = lock(&core);
+            walk.step(&c.processor.db.tree, buf, SLICE_BYTES)
+        });
+    } else {
+        let image = lock(core).processor.db.image();
+        disk.take_snapshot(image);
+    }
+    true
+}
+
+/// The disk thread's side of a member: its disk, and the core for periodic snapshots.
+struct MemberAppender {
+    disk: NodeDisk,
+    core: SharedCore,
+    incarnation: u64,
+}
+
+impl LogAppender for MemberAppender {
+    fn append(&mut self, txns: &[Proposal]) -> bool {
+        append(&self.disk, &self.core, Some(self.incarnation), txns)
     }
 }
 
 impl Replica for ServerReplica {
     fn persist(&mut self, p: &Proposal) {
-        let mut d = self.disk.lock();
-        d.log.push(p.clone());
-        let entries = decode_all(std::slice::from_ref(p));
-        d.on_disk("txn log append", |s, _| s.append(&entries));
+        // The driver persists here only without a disk thread (see `log_appender`); this
+        // path cannot report a failed sync.
+        append(&self.disk, &self.core, None, std::slice::from_ref(p));
+    }
+
+    fn persist_batch(&mut self, ps: &[Proposal]) {
+        append(&self.disk, &self.core, None, ps);
+    }
+
+    fn log_appender(&mut self) -> Option<Box<dyn LogAppender>> {
+        Some(Box::new(MemberAppender {
+            disk: self.disk.clone(),
+            core: self.core.clone(),
+            incarnation: self.disk.incarnation(),
+        }))
     }
 
     fn apply(&mut self, p: &Proposal) {
@@ -303,64 +216,49 @@ impl Replica for ServerReplica {
             }
             Err(e) => tracing::error!("undecodable committed txn {:#x}: {e}", p.zxid),
         }
-        self.applied.push(p.clone());
     }
 
     fn snapshot(&self) -> Bytes {
-        txn_list_snapshot::encode(&self.applied)
+        // The whole tree in one walk under the lock: SNAP is the database as of the zxid
+        // the core sends with it.
+        let (snap, nodes) = {
+            let c = lock(&self.core);
+            let mut snap = c.processor.db.begin_snapshot();
+            let mut nodes = bytes::BytesMut::new();
+            snap.walk.step(&c.processor.db.tree, &mut nodes, usize::MAX);
+            (snap, nodes)
+        };
+        snap_stream::encode_parts(&snap.sessions, &snap.walk.acl_table(), &nodes)
     }
 
-    fn install_snapshot(&mut self, _zxid: Zxid, data: Bytes) {
-        let txns = txn_list_snapshot::decode(data);
-        {
-            let mut d = self.disk.lock();
-            d.log = txns.clone();
-            let entries = decode_all(&txns);
-            d.on_disk("replacing the txn log", |s, _| {
-                s.truncate_after(0)?;
-                s.append(&entries)
-            });
-        }
-        lock(&self.core).reload(&txns);
-        self.applied = txns;
+    fn install_snapshot(&mut self, zxid: Zxid, data: Bytes) {
+        // The driver checked the stream's structure, so this only fails on a bug.
+        let snap = match snap_stream::decode(zxid, data) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("undecodable snapshot {zxid:#x} from the leader: {e}");
+                return;
+            }
+        };
+        let db = self.disk.install(snap);
+        lock(&self.core).reload(db);
     }
 
     fn truncate(&mut self, zxid: Zxid) {
-        let log = {
-            let mut d = self.disk.lock();
-            d.log.retain(|p| p.zxid <= zxid);
-            d.on_disk("txn log truncation", |s, _| s.truncate_after(zxid));
-            d.log.clone()
-        };
-        lock(&self.core).reload(&log);
-        self.applied = log;
+        let db = self.disk.truncate(zxid);
+        lock(&self.core).reload(db);
     }
 
     fn read_log(&self, from: Zxid, to: Zxid) -> Option<Vec<Proposal>> {
-        let d = self.disk.lock();
-        let txns: Vec<Proposal> = d
-            .log
-            .iter()
-            .filter(|p| p.zxid >= from && p.zxid <= to)
-            .cloned()
-            .collect();
-        (txns.first().map(|p| p.zxid) == Some(from)).then_some(txns)
+        self.disk.read_log(from, to)
     }
 
     fn save_accepted_epoch(&mut self, e: i64) {
-        let mut d = self.disk.lock();
-        d.accepted = e;
-        d.on_disk("writing acceptedEpoch", |_, dir| {
-            write_epoch_file(dir, EpochFile::Accepted, e)
-        });
+        self.disk.save_accepted_epoch(e);
     }
 
     fn save_current_epoch(&mut self, e: i64) {
-        let mut d = self.disk.lock();
-        d.current = e;
-        d.on_disk("writing currentEpoch", |_, dir| {
-            write_epoch_file(dir, EpochFile::Current, e)
-        });
+        self.disk.save_current_epoch(e);
     }
 
     fn role_changed(&mut self, status: PeerStatus, next_zxid: Option<Zxid>) {

@@ -161,6 +161,32 @@ impl Storage {
         self.snapshots.write(snap)
     }
 
+    /// Replaces the whole history with a snapshot received from an ensemble leader
+    /// (SNAP): every log file and every snapshot at or above its zxid are deleted first,
+    /// then the snapshot is written atomically; the next append starts a new log. A crash
+    /// in between leaves an older snapshot without logs (an older, consistent state),
+    /// never the leader's snapshot mixed with txns it superseded.
+    pub fn install_snapshot(&mut self, snap: &SnapshotData) -> Result<PathBuf> {
+        self.log.roll();
+        for l in list(&self.log_dir, LOG_PREFIX)? {
+            remove_file(&l.path)?;
+        }
+        for s in list(&self.snap_dir, SNAPSHOT_PREFIX)? {
+            if s.zxid >= snap.last_zxid {
+                remove_file(&s.path)?;
+            }
+        }
+        sync_dir(&self.log_dir)?;
+        sync_dir(&self.snap_dir)?;
+        let path = self.snapshots.write(snap)?;
+        self.last_zxid = snap.last_zxid;
+        tracing::info!(
+            zxid = format_args!("{:#x}", snap.last_zxid),
+            "installed a leader's snapshot"
+        );
+        Ok(path)
+    }
+
     /// Autopurge (Apache's `PurgeTxnLog`): keeps the `snap_retain_count` newest complete
     /// snapshots and the logs needed to replay from the oldest of them (the newest log
     /// starting at or before it, and every later one); deletes older snapshots and logs.

@@ -2,13 +2,14 @@
 //! leader-learner connections, timers and the caller's replica (database + disk).
 //!
 //! The driver owns the peer in one task; everything else talks to it through channels.
-//! Disk writes are performed synchronously through [`Replica`], so `Persist` is confirmed
-//! to the peer right after the batch of actions that produced it.
+//! Txn log appends are group commits: the `Persist` actions of a round go to disk together,
+//! on a disk thread ([`super::disk_thread`]) when the replica offers a
+//! [`LogAppender`] (the driver keeps receiving while the log syncs, and confirms with
+//! `on_persisted` when the sync reports back), else with one
+//! [`Replica::persist_batch`] on the driver task, confirmed right after the round.
 //!
 //! Wire: election as in [`super::election`]; leader-learner QuorumPackets as bare jute
-//! records. SNAP is followed by the caller's snapshot as one jute buffer (`int length` +
-//! bytes): the server core must switch this to Apache's raw DataTree stream for
-//! interoperability with Apache learners.
+//! records. SNAP is followed by the database as Apache streams it ([`super::snap_stream`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -26,10 +27,13 @@ use tokio_util::codec::FramedRead;
 use zk_proto::jute::{JuteWrite, Record};
 use zk_proto::quorum::{QuorumPacket, QuorumPacketType};
 
+use super::disk_thread::DiskThread;
+pub use super::disk_thread::LogAppender;
 use super::early_votes::EarlyVotes;
 use super::election::ElectionNet;
 use super::packet_codec::QuorumPacketCodec;
 use super::parked::ParkedLearners;
+use super::snap_stream;
 use crate::quorum::zab::leader::ProposeError;
 use crate::quorum::zab::{DiskState, Proposal};
 use crate::quorum::{Action, ConnId, PeerState, QuorumConfig, QuorumPeer, Sid, ZabMessage, Zxid};
@@ -45,11 +49,25 @@ const EARLY_VOTE_MAX_AGE: u64 = 1000;
 pub trait Replica: Send + 'static {
     /// Appends a txn to the log and makes it durable.
     fn persist(&mut self, p: &Proposal);
+    /// Appends txns (ascending) and makes them durable, ideally with one write and one
+    /// sync (group commit).
+    fn persist_batch(&mut self, ps: &[Proposal]) {
+        for p in ps {
+            self.persist(p);
+        }
+    }
+    /// An appender the driver runs on its disk thread, so appends and their syncs happen
+    /// while the driver goes on; `None` (the default) persists on the driver task with
+    /// [`Replica::persist_batch`]. Called once when the peer starts.
+    fn log_appender(&mut self) -> Option<Box<dyn LogAppender>> {
+        None
+    }
     /// Applies a committed txn to the database.
     fn apply(&mut self, p: &Proposal);
-    /// Serializes the database (as of the last applied txn).
+    /// Serializes the database (as of the last applied txn) as a SNAP body: sessions,
+    /// ACL cache and nodes as Apache streams them ([`super::snap_stream`]).
     fn snapshot(&self) -> Bytes;
-    /// Replaces the database with a leader's snapshot, durably.
+    /// Replaces the database with a leader's snapshot (a SNAP body), durably.
     fn install_snapshot(&mut self, zxid: Zxid, data: Bytes);
     /// Drops logged txns after `zxid` and reloads the database to `zxid`.
     fn truncate(&mut self, zxid: Zxid);
@@ -249,10 +267,10 @@ pub fn spawn_peer<R: Replica>(
     }
 }
 
-fn encode(msg: &ZabMessage) -> Bytes {
-    let mut b = BytesMut::new();
+/// Appends a message's wire form to `b`.
+fn encode_into(msg: &ZabMessage, b: &mut BytesMut) {
     match msg {
-        ZabMessage::Packet(p) => p.write(&mut b),
+        ZabMessage::Packet(p) => p.write(b),
         ZabMessage::Snapshot { zxid, data } => {
             QuorumPacket {
                 packet_type: QuorumPacketType::Snap,
@@ -260,11 +278,11 @@ fn encode(msg: &ZabMessage) -> Bytes {
                 data: None,
                 authinfo: None,
             }
-            .write(&mut b);
-            b.write_buffer(data);
+            .write(b);
+            b.extend_from_slice(data);
+            b.write_string(snap_stream::SIGNATURE);
         }
     }
-    b.freeze()
 }
 
 fn spawn_conn(
@@ -278,9 +296,25 @@ fn spawn_conn(
     let (tx, mut rx) = mpsc::unbounded_channel::<ZabMessage>();
     let ev = events.clone();
     tokio::spawn(async move {
+        // Everything queued goes out with one write (up to a bound): under load a
+        // leader's PROPOSALs and COMMITs, or a follower's ACKs, share syscalls.
+        const COALESCE: usize = 64 * 1024;
+        let mut buf = BytesMut::new();
         while let Some(m) = rx.recv().await {
-            if wr.write_all(&encode(&m)).await.is_err() {
+            encode_into(&m, &mut buf);
+            while buf.len() < COALESCE {
+                match rx.try_recv() {
+                    Ok(m) => encode_into(&m, &mut buf),
+                    Err(_) => break,
+                }
+            }
+            if wr.write_all(&buf).await.is_err() {
                 break;
+            }
+            buf.clear();
+            if buf.capacity() > 4 * COALESCE {
+                // Do not keep a snapshot-sized buffer around.
+                buf = BytesMut::new();
             }
         }
         let _ = ev.send(NetEvent::Closed(conn, to_leader_side));
@@ -298,31 +332,20 @@ async fn read_conn(
     let mut framed = FramedRead::new(rd, QuorumPacketCodec::default());
     while let Some(Ok(p)) = framed.next().await {
         let msg = if p.packet_type == QuorumPacketType::Snap {
-            // The snapshot follows as one jute buffer.
+            // The database follows as Apache streams it (see `snap_stream`).
             let mut parts = framed.into_parts();
-            let mut buf = std::mem::take(&mut parts.read_buf);
-            while buf.len() < 4 {
-                if parts.io.read_buf(&mut buf).await.unwrap_or(0) == 0 {
-                    let _ = events.send(NetEvent::Closed(conn, leader_side));
-                    return;
-                }
-            }
-            let len = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-            if len < 0 || len as usize > MAX_SNAPSHOT {
-                let _ = events.send(NetEvent::Closed(conn, leader_side));
-                return;
-            }
-            let need = 4 + len as usize;
-            while buf.len() < need {
-                if parts.io.read_buf(&mut buf).await.unwrap_or(0) == 0 {
-                    let _ = events.send(NetEvent::Closed(conn, leader_side));
-                    return;
-                }
-            }
-            let mut snap = buf.split_to(need);
-            let data = snap.split_off(4).freeze();
+            let buf = std::mem::take(&mut parts.read_buf);
+            let (data, rest) =
+                match snap_stream::read_stream(&mut parts.io, buf, MAX_SNAPSHOT).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!("bad snapshot stream from the leader: {e}");
+                        let _ = events.send(NetEvent::Closed(conn, leader_side));
+                        return;
+                    }
+                };
             framed = FramedRead::new(parts.io, QuorumPacketCodec::default());
-            framed.read_buffer_mut().extend_from_slice(&buf);
+            framed.read_buffer_mut().extend_from_slice(&rest);
             ZabMessage::Snapshot { zxid: p.zxid, data }
         } else {
             ZabMessage::Packet(p)
@@ -372,6 +395,21 @@ async fn run<R: Replica>(
     let _acceptor_guard = AbortOnDrop(acceptor);
     let init_timeout = cfg.init_timeout();
     let (mut peer, first) = QuorumPeer::new(cfg, disk, now());
+    // Syncs of the disk thread report here; `durable_tx` stays alive so the channel only
+    // ends with the driver.
+    let (durable_tx, mut durable_rx) = mpsc::unbounded_channel::<(u64, Zxid)>();
+    let mut disk =
+        replica
+            .log_appender()
+            .and_then(|a| match DiskThread::start(a, durable_tx.clone()) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    tracing::warn!("peer {me}: no disk thread ({e}); syncing on the driver");
+                    None
+                }
+            });
+    // Txns to persist, collected over a round of actions.
+    let mut to_log: Vec<Proposal> = Vec::new();
     // Learners that connect while we are still looking (see `parked`).
     let mut parked = ParkedLearners::default();
     // Votes of peers that started looking before we did (see `early_votes`).
@@ -456,16 +494,23 @@ async fn run<R: Replica>(
                     Action::Close { conn } => {
                         writers.remove(&conn);
                     }
-                    Action::Persist(p) => {
-                        replica.persist(&p);
-                        persisted = Some(p.zxid);
-                    }
+                    Action::Persist(p) => to_log.push(p),
                     Action::ReadLog { conn, from, to } => {
+                        // The log must hold everything handed over so far.
+                        if let Some(z) = settle(&mut to_log, &mut disk, &mut replica) {
+                            persisted = persisted.max(Some(z));
+                        }
                         let txns = replica.read_log(from, to);
                         pending_later(&mut pending, peer.on_log_read(now(), conn, txns));
                     }
-                    Action::Truncate(z) => replica.truncate(z),
-                    Action::InstallSnapshot { zxid, data } => replica.install_snapshot(zxid, data),
+                    Action::Truncate(z) => {
+                        settle(&mut to_log, &mut disk, &mut replica);
+                        replica.truncate(z);
+                    }
+                    Action::InstallSnapshot { zxid, data } => {
+                        settle(&mut to_log, &mut disk, &mut replica);
+                        replica.install_snapshot(zxid, data);
+                    }
                     Action::Deliver(p) => replica.apply(&p),
                     Action::SaveAcceptedEpoch(e) => replica.save_accepted_epoch(e),
                     Action::SaveCurrentEpoch(e) => replica.save_current_epoch(e),
@@ -526,11 +571,21 @@ async fn run<R: Replica>(
                     }
                 }
             }
+            if let Some(z) = flush(&mut to_log, &disk, &mut replica) {
+                persisted = persisted.max(Some(z));
+            }
             if let Some(z) = persisted {
                 pending.extend(peer.on_persisted(now(), z));
             }
         }
         tokio::select! {
+            d = durable_rx.recv(), if disk.is_some() => {
+                if let Some((generation, z)) = d {
+                    if disk.as_ref().is_some_and(|d| d.is_current(generation)) {
+                        pending = peer.on_persisted(now(), z);
+                    }
+                }
+            }
             m = net.recv() => match m {
                 Some((from, n)) => {
                     tracing::debug!(
@@ -672,6 +727,41 @@ fn request_type(p: &QuorumPacket) -> Option<i32> {
     let d = p.data.as_deref()?;
     let b = d.get(12..16)?;
     Some(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Hands the round's txns to the disk: to the disk thread (confirmed when its sync reports
+/// back), or persisted here with one batch; then returns the zxid now durable.
+fn flush<R: Replica>(
+    batch: &mut Vec<Proposal>,
+    disk: &Option<DiskThread>,
+    replica: &mut R,
+) -> Option<Zxid> {
+    let last = batch.last()?.zxid;
+    match disk {
+        Some(d) => {
+            d.submit(std::mem::take(batch));
+            None
+        }
+        None => {
+            replica.persist_batch(batch);
+            batch.clear();
+            Some(last)
+        }
+    }
+}
+
+/// Flushes and waits until everything handed to the disk is durable (before reading,
+/// truncating or replacing the log); returns the last zxid durable.
+fn settle<R: Replica>(
+    batch: &mut Vec<Proposal>,
+    disk: &mut Option<DiskThread>,
+    replica: &mut R,
+) -> Option<Zxid> {
+    let here = flush(batch, disk, replica);
+    match disk {
+        Some(d) => d.barrier(),
+        None => here,
+    }
 }
 
 fn pending_later(pending: &mut Vec<Action>, more: Vec<Action>) {

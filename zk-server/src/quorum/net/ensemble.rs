@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::net::TcpListener;
 
-use super::driver::{spawn_peer, PeerAddrs, PeerHandle, PeerStatus, Replica};
+use super::driver::{spawn_peer, LogAppender, PeerAddrs, PeerHandle, PeerStatus, Replica};
 use super::txn_list_snapshot;
 use crate::quorum::zab::leader::ProposeError;
 use crate::quorum::zab::{DiskState, Proposal};
@@ -23,6 +23,42 @@ struct MemDisk {
     log: Vec<Proposal>,
     applied: Vec<Proposal>,
     snapshots_installed: usize,
+    /// Log appends (one per group commit).
+    syncs: usize,
+    /// How long each append takes (standing in for an fsync).
+    sync_delay: Duration,
+    /// Bumped by every restart: appends of an earlier run's disk thread are dropped (a
+    /// crashed process's unsynced writes never happened).
+    incarnation: u64,
+}
+
+impl MemDisk {
+    fn append(&mut self, txns: &[Proposal]) {
+        self.log.extend_from_slice(txns);
+        self.syncs += 1;
+    }
+}
+
+/// The disk thread's side of a [`MemReplica`].
+struct MemAppender {
+    replica: MemReplica,
+    incarnation: u64,
+}
+
+impl LogAppender for MemAppender {
+    fn append(&mut self, txns: &[Proposal]) -> bool {
+        let delay = self.replica.with(|m| m.sync_delay);
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        self.replica.with(|m| {
+            let current = m.incarnation == self.incarnation;
+            if current {
+                m.append(txns);
+            }
+            current
+        })
+    }
 }
 
 /// A database that is the list of applied txns, and a disk that is a list of logged txns;
@@ -56,9 +92,20 @@ impl MemReplica {
         self.with(|m| m.log.len())
     }
 
+    /// Number of log appends so far (each one write + sync of a whole batch).
+    pub fn syncs(&self) -> usize {
+        self.with(|m| m.syncs)
+    }
+
+    /// Makes every later append take `delay`, like a slow fsync.
+    pub fn set_sync_delay(&self, delay: Duration) {
+        self.with(|m| m.sync_delay = delay);
+    }
+
     /// What a restart finds on disk; the database is rebuilt by replaying the log.
     pub fn restart(&self) -> DiskState {
         self.with(|m| {
+            m.incarnation += 1;
             m.applied = m.log.clone();
             DiskState {
                 accepted_epoch: m.accepted,
@@ -72,7 +119,16 @@ impl MemReplica {
 
 impl Replica for MemReplica {
     fn persist(&mut self, p: &Proposal) {
-        self.with(|m| m.log.push(p.clone()));
+        self.persist_batch(std::slice::from_ref(p));
+    }
+    fn persist_batch(&mut self, ps: &[Proposal]) {
+        self.with(|m| m.append(ps));
+    }
+    fn log_appender(&mut self) -> Option<Box<dyn LogAppender>> {
+        Some(Box::new(MemAppender {
+            replica: self.clone(),
+            incarnation: self.with(|m| m.incarnation),
+        }))
     }
     fn apply(&mut self, p: &Proposal) {
         self.with(|m| m.applied.push(p.clone()));

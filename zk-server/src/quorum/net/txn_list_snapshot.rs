@@ -1,35 +1,59 @@
-//! The snapshot our in-process members exchange on SNAP: the applied txns as a list
-//! (`int count`, then `long zxid, buffer txn` each). Replaying it rebuilds the state exactly;
-//! it is not Apache's snapshot stream, so it only works between zk-server members.
+//! The SNAP body of the test ensemble's replica ([`super::ensemble::MemReplica`]), whose
+//! database is just the list of applied txns: a tree with one node per txn (path
+//! `/<zxid in hex>`, data the txn), streamed like any database ([`super::snap_stream`]).
 
-use bytes::{Bytes, BytesMut};
-use zk_proto::jute::{JuteReader, JuteWrite};
+use bytes::Bytes;
+use zk_proto::persistence::DataNodeRecord;
+use zk_proto::StatPersisted;
 
+use super::snap_stream;
+use crate::persistence::SnapshotData;
 use crate::quorum::zab::Proposal;
+
+fn node(data: Bytes, zxid: i64) -> DataNodeRecord {
+    DataNodeRecord {
+        data: Some(data),
+        acl: -1,
+        stat: StatPersisted {
+            czxid: zxid,
+            mzxid: zxid,
+            ..StatPersisted::default()
+        },
+    }
+}
 
 /// Encodes the applied txns.
 pub fn encode(applied: &[Proposal]) -> Bytes {
-    let mut b = BytesMut::new();
-    b.write_i32(i32::try_from(applied.len()).unwrap_or(i32::MAX));
-    for p in applied {
-        b.write_i64(p.zxid);
-        b.write_buffer(&p.data);
-    }
-    b.freeze()
+    let mut nodes = vec![(String::new(), node(Bytes::new(), 0))];
+    nodes.extend(
+        applied
+            .iter()
+            .map(|p| (format!("/{:016x}", p.zxid), node(p.data.clone(), p.zxid))),
+    );
+    snap_stream::encode(&SnapshotData {
+        last_zxid: applied.last().map_or(0, |p| p.zxid),
+        sessions: Vec::new(),
+        acls: Vec::new(),
+        nodes,
+    })
 }
 
-/// Decodes a snapshot; a truncated or malformed one yields the txns before the damage.
+/// Decodes a snapshot; a malformed one yields the txns it could read (none if the stream
+/// itself is damaged).
 pub fn decode(data: Bytes) -> Vec<Proposal> {
-    let mut r = JuteReader::new(data);
-    let mut txns = Vec::new();
-    let n = r.read_i32().unwrap_or(0);
-    for _ in 0..n.max(0) {
-        let (Ok(zxid), Ok(data)) = (r.read_i64(), r.read_buffer()) else {
-            break;
-        };
-        txns.push(Proposal { zxid, data });
-    }
-    txns
+    let Ok(snap) = snap_stream::decode(0, data) else {
+        return Vec::new();
+    };
+    snap.nodes
+        .into_iter()
+        .filter_map(|(path, rec)| {
+            let zxid = i64::from_str_radix(path.strip_prefix('/')?, 16).ok()?;
+            Some(Proposal {
+                zxid,
+                data: rec.data.unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -37,7 +61,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trip_and_truncation() {
+    fn round_trip() {
         let txns = vec![
             Proposal {
                 zxid: 0x1_0000_0001,
@@ -50,7 +74,7 @@ mod tests {
         ];
         let enc = encode(&txns);
         assert_eq!(decode(enc.clone()), txns);
-        assert_eq!(decode(enc.slice(..enc.len() - 1)), txns[..1].to_vec());
+        assert!(decode(enc.slice(..enc.len() - 1)).is_empty());
         assert!(decode(Bytes::new()).is_empty());
     }
 }

@@ -1,0 +1,311 @@
+//! How ensemble members store and ship their history (zk-client against in-process
+//! `zk_server::ensemble::Ensemble`s):
+//!
+//! - group commit: many concurrent writes share log syncs on the leader and followers;
+//! - a follower that missed more txns than the in-memory committed log holds is synced by
+//!   DIFF read from the leader's txn log on disk;
+//! - SNAP ships the serialized database (nodes, ACLs, sessions), the learner writes it as
+//!   its snapshot and restarts from it;
+//! - periodic snapshots (snapCount) bound what a member keeps in memory, and a restart
+//!   recovers from snapshot + log.
+
+use std::time::Duration;
+
+use zk_client::{Acl, Client, CreateMode};
+use zk_server::ensemble::Ensemble;
+
+const T: Duration = Duration::from_secs(10);
+
+async fn connect(hosts: &str) -> Client {
+    tokio::time::timeout(
+        T,
+        Client::builder(hosts)
+            .session_timeout(Duration::from_secs(10))
+            .connect(),
+    )
+    .await
+    .expect("connect in time")
+    .expect("connects")
+}
+
+async fn client_on(ens: &Ensemble, i: usize) -> Client {
+    connect(&ens.client_addr(i).expect("member exists").to_string()).await
+}
+
+/// The children of `path` with their data, as member `i` has them after a sync.
+async fn tree_on(ens: &Ensemble, i: usize, path: &str) -> Vec<(String, Vec<u8>)> {
+    let c = client_on(ens, i).await;
+    c.sync(path).await.expect("sync");
+    let mut kids = c.get_children(path, false).await.expect("children");
+    kids.sort();
+    let mut out = Vec::new();
+    for k in kids {
+        let (d, _) = c
+            .get_data(&format!("{path}/{k}"), false)
+            .await
+            .expect("data");
+        out.push((k, d.to_vec()));
+    }
+    c.close().await.expect("close");
+    out
+}
+
+/// `n` creates under `/p` through `c`, all in flight at once.
+async fn create_many(c: &Client, prefix: &str, n: usize) {
+    let acl = Acl::open_unsafe();
+    let writes = (0..n).map(|i| {
+        let c = c.clone();
+        let acl = acl.clone();
+        async move {
+            c.create(
+                &format!("/p/{prefix}{i:05}"),
+                format!("v{i}").as_bytes(),
+                &acl,
+                CreateMode::Persistent,
+            )
+            .await
+        }
+    });
+    for r in futures::future::join_all(writes).await {
+        r.expect("create");
+    }
+}
+
+fn follower_of(leader: usize) -> usize {
+    (leader + 1) % 3
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_log_syncs_on_every_member() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ens = Ensemble::start_on_disk(3, dir.path())
+        .await
+        .expect("starts");
+    let leader = ens.wait_for_leader(T).await.expect("a leader");
+    let c = client_on(&ens, follower_of(leader)).await;
+    c.create("/p", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .expect("parent");
+    // A slow disk (5 ms per sync) makes the batching independent of this machine's disk.
+    for i in 0..3 {
+        ens.disk(i)
+            .unwrap()
+            .set_append_delay(Duration::from_millis(5));
+    }
+    let before: Vec<_> = (0..3).map(|i| ens.disk(i).unwrap().stats()).collect();
+    let n = 600;
+    create_many(&c, "g", n).await;
+    let all = tree_on(&ens, leader, "/p").await;
+    assert_eq!(all.len(), n);
+    for (i, b) in before.iter().enumerate() {
+        assert_eq!(tree_on(&ens, i, "/p").await, all, "member {i}");
+        let s = ens.disk(i).unwrap().stats();
+        let appends = s.appends - b.appends;
+        let syncs = s.fdatasyncs - b.fdatasyncs;
+        println!("member {i}: {n} writes, {appends} log appends, {syncs} fdatasyncs");
+        assert!(
+            appends * 4 < n as u64,
+            "member {i}: {appends} log appends for {n} concurrent writes"
+        );
+        assert!(syncs <= appends + 2, "member {i}: {syncs} fdatasyncs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_beyond_the_in_memory_window_is_read_from_the_leaders_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The leader keeps only the last 10 committed proposals in memory.
+    let mut ens = Ensemble::start_tuned(3, Some(dir.path()), |q| q.committed_log_size = 10)
+        .await
+        .expect("starts");
+    let leader = ens.wait_for_leader(T).await.expect("a leader");
+    let lagging = follower_of(leader);
+    let c = client_on(&ens, leader).await;
+    c.create("/p", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .expect("parent");
+    ens.kill(lagging);
+    create_many(&c, "d", 300).await;
+
+    ens.restart(lagging).await.expect("restart");
+    assert_eq!(ens.wait_for_leader(T).await, Some(leader));
+    assert_eq!(
+        tree_on(&ens, lagging, "/p").await,
+        tree_on(&ens, leader, "/p").await
+    );
+    assert_eq!(tree_on(&ens, lagging, "/p").await.len(), 300);
+    // 300 txns behind, 10 in memory: only the txn log on disk could DIFF it.
+    assert_eq!(ens.disk(lagging).unwrap().stats().snapshots_installed, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snap_ships_the_database_and_the_learner_restarts_from_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // No DIFF from the txn log (Apache's snapshotSizeFactor < 0) and a short committed
+    // log: a follower 50 txns behind must get a SNAP.
+    let mut ens = Ensemble::start_tuned(3, Some(dir.path()), |q| {
+        q.committed_log_size = 10;
+        q.txn_log_sync = false;
+    })
+    .await
+    .expect("starts");
+    let leader = ens.wait_for_leader(T).await.expect("a leader");
+    let lagging = follower_of(leader);
+    let c = client_on(&ens, leader).await;
+    c.create("/p", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .expect("parent");
+    ens.kill(lagging);
+    create_many(&c, "s", 50).await;
+    // An ephemeral (its session travels in the snapshot) and a node readable by all
+    // but writable by nobody (its ACL travels in the ACL cache).
+    let owner = client_on(&ens, leader).await;
+    owner
+        .create("/p/eph", b"e", &Acl::open_unsafe(), CreateMode::Ephemeral)
+        .await
+        .expect("ephemeral");
+    c.create("/p/ro", b"r", &Acl::read_unsafe(), CreateMode::Persistent)
+        .await
+        .expect("read-only node");
+
+    ens.restart(lagging).await.expect("restart");
+    assert_eq!(ens.wait_for_leader(T).await, Some(leader));
+    let expected = tree_on(&ens, leader, "/p").await;
+    assert_eq!(expected.len(), 52);
+    assert_eq!(tree_on(&ens, lagging, "/p").await, expected);
+    assert_eq!(ens.disk(lagging).unwrap().stats().snapshots_installed, 1);
+    let r = client_on(&ens, lagging).await;
+    r.sync("/p").await.expect("sync");
+    let eph = r.exists("/p/eph", false).await.unwrap().expect("ephemeral");
+    assert_eq!(eph.ephemeral_owner, owner.session_id());
+    let (acl, _) = r.get_acl("/p/ro").await.expect("acl");
+    assert_eq!(acl, Acl::read_unsafe());
+    r.close().await.expect("close");
+
+    // The snapshot is on its disk, in Apache's layout.
+    let snaps: Vec<String> =
+        std::fs::read_dir(dir.path().join(format!("member-{lagging}/version-2")))
+            .expect("data dir")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with("snapshot.") && n != "snapshot.0")
+            .collect();
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+
+    // Restarted again (the others keep going), it starts from that snapshot plus what it
+    // logged since: no second SNAP.
+    c.create(
+        "/p/after",
+        b"a",
+        &Acl::open_unsafe(),
+        CreateMode::Persistent,
+    )
+    .await
+    .expect("write after the SNAP");
+    ens.kill(lagging);
+    ens.restart(lagging).await.expect("restart");
+    assert_eq!(ens.wait_for_leader(T).await, Some(leader));
+    assert_eq!(
+        tree_on(&ens, lagging, "/p").await,
+        tree_on(&ens, leader, "/p").await
+    );
+    assert_eq!(ens.disk(lagging).unwrap().stats().snapshots_installed, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_snapshots_bound_memory_and_restarts_recover_from_them() {
+    // In-memory disks: without snapshots they would hold every txn ever logged.
+    let mut ens = Ensemble::start(3).await.expect("starts");
+    for i in 0..3 {
+        ens.disk(i).unwrap().set_snap_count(100);
+    }
+    let leader = ens.wait_for_leader(T).await.expect("a leader");
+    let c = client_on(&ens, follower_of(leader)).await;
+    c.create("/p", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .expect("parent");
+    for round in 0..10 {
+        create_many(&c, &format!("m{round}-"), 100).await;
+    }
+    let expected = tree_on(&ens, leader, "/p").await;
+    assert_eq!(expected.len(), 1000);
+    for i in 0..3 {
+        assert_eq!(tree_on(&ens, i, "/p").await, expected);
+        let s = ens.disk(i).unwrap().stats();
+        assert!(s.snapshots_taken >= 5, "member {i}: {s:?}");
+        // About snapCount at most (a batch may overshoot): not the 1,000 txns logged.
+        assert!(s.txns_in_memory < 200, "member {i}: {s:?}");
+    }
+
+    // Every member restarts from its snapshot plus the txns after it.
+    for i in 0..3 {
+        ens.kill(i);
+    }
+    for i in 0..3 {
+        ens.restart(i).await.expect("restart");
+    }
+    let leader = ens.wait_for_leader(T).await.expect("a leader again");
+    for i in 0..3 {
+        assert_eq!(tree_on(&ens, i, "/p").await, expected, "member {i}");
+    }
+    let c = client_on(&ens, leader).await;
+    c.create("/p/z", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .expect("writes go on");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_disk_members_snapshot_per_snap_count_and_recover() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut ens = Ensemble::start_on_disk(3, dir.path())
+        .await
+        .expect("starts");
+    for i in 0..3 {
+        ens.disk(i).unwrap().set_snap_count(100);
+    }
+    let leader = ens.wait_for_leader(T).await.expect("a leader");
+    let c = client_on(&ens, leader).await;
+    c.create("/p", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .expect("parent");
+    for round in 0..4 {
+        create_many(&c, &format!("k{round}-"), 100).await;
+    }
+    // Changes and deletes in flight while the snapshots are walked (they are fuzzy: a
+    // restart replays the log over them).
+    let names: Vec<String> = (0..4)
+        .flat_map(|r| (0..100).map(move |i| format!("/p/k{r}-{i:05}")))
+        .collect();
+    let sets = names.iter().map(|p| c.set_data(p, b"changed", None));
+    for r in futures::future::join_all(sets).await {
+        r.expect("set");
+    }
+    let deletes = names.iter().step_by(3).map(|p| c.delete(p, None));
+    for r in futures::future::join_all(deletes).await {
+        r.expect("delete");
+    }
+    let expected = tree_on(&ens, leader, "/p").await;
+    assert_eq!(expected.len(), 400 - 134);
+    assert!(expected.iter().all(|(_, d)| d == b"changed"));
+    for i in 0..3 {
+        assert_eq!(tree_on(&ens, i, "/p").await, expected);
+    }
+    for i in 0..3 {
+        ens.kill(i);
+    }
+    for i in 0..3 {
+        let v2 = dir.path().join(format!("member-{i}/version-2"));
+        let snaps = std::fs::read_dir(&v2)
+            .expect("data dir")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with("snapshot.") && n != "snapshot.0")
+            .count();
+        assert!(snaps >= 2, "member {i}: {snaps} snapshots");
+    }
+    for i in 0..3 {
+        ens.restart(i).await.expect("restart");
+    }
+    ens.wait_for_leader(T).await.expect("a leader again");
+    for i in 0..3 {
+        assert_eq!(tree_on(&ens, i, "/p").await, expected, "member {i}");
+    }
+}

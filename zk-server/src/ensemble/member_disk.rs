@@ -1,0 +1,543 @@
+//! [`NodeDisk`]: what an ensemble member keeps across a kill: its epochs, its latest
+//! snapshot and the txns logged after it.
+//!
+//! With a data directory this is Apache's layout (`version-2/log.*`, `snapshot.*`, epoch
+//! files, via [`Storage`]); without one it lives in memory, shaped the same way (one
+//! snapshot image plus the txns after it). Either way memory stays bounded: the member
+//! keeps no txn history of its own (the quorum core holds the last `commitLogCount`
+//! committed proposals for fast DIFF), older DIFF ranges are read back from the log, and
+//! every `snapCount` txns (Apache's randomised `snapCount/2 + rand(snapCount/2)`) it takes
+//! a snapshot, which in memory mode also drops the txns before it.
+//!
+//! A restart loads the newest snapshot and replays the log after it, like the standalone
+//! server; a SNAP from a leader replaces snapshot and log at once.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::tree::SnapshotWalk;
+use bytes::BytesMut;
+use zk_proto::txn::TxnEntry;
+
+use crate::database::{DatabaseImage, FuzzySnapshot, ZkDatabase};
+use crate::error::{Result, ServerError};
+use crate::persistence::{
+    read_epoch_file, write_epoch_file, EpochFile, SnapshotData, Storage, StorageOptions,
+};
+use crate::quorum::zab::{DiskState, Proposal};
+use crate::quorum::Zxid;
+use crate::store::{from_snapshot, to_snapshot, Recovered};
+
+/// Apache's default `snapCount`.
+pub const DEFAULT_SNAP_COUNT: u64 = 100_000;
+
+/// Where the snapshot and log live.
+#[derive(Debug)]
+enum Log {
+    /// In memory: the latest snapshot (`None`: the empty database) and the txns after it.
+    Memory {
+        snapshot: Option<DatabaseImage>,
+        txns: Vec<TxnEntry>,
+    },
+    /// Apache's files; `restored` is what opening them found, until the member starts.
+    Disk {
+        storage: Box<Storage>,
+        restored: Option<Recovered>,
+    },
+    /// A data directory that failed to open (every operation logs and does nothing).
+    Broken,
+}
+
+/// The state behind a [`NodeDisk`].
+#[derive(Debug)]
+pub struct DiskData {
+    accepted: i64,
+    current: i64,
+    dir: Option<PathBuf>,
+    /// Where the txn log goes when not in `dir` (zoo.cfg's dataLogDir).
+    log_dir: Option<PathBuf>,
+    log: Log,
+    snap_count: u64,
+    /// Extra time each append takes (tests of group commit, see
+    /// [`NodeDisk::set_append_delay`]).
+    append_delay: std::time::Duration,
+    /// Txns logged since the last snapshot, and how many trigger the next one.
+    since_snapshot: u64,
+    snapshot_due: u64,
+    /// Log appends so far (each one write + sync of a whole batch).
+    syncs: u64,
+    /// Snapshots taken (periodic) and received from a leader (SNAP).
+    snapshots_taken: u64,
+    snapshots_installed: u64,
+    /// Bumped by every restart: an earlier run's disk thread (still finishing after a
+    /// kill) must not append to the recovered log.
+    incarnation: u64,
+    /// A snapshot file being written on its own thread.
+    snapshot_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Default for DiskData {
+    fn default() -> Self {
+        let mut d = DiskData {
+            accepted: 0,
+            current: 0,
+            dir: None,
+            log_dir: None,
+            log: Log::Memory {
+                snapshot: None,
+                txns: Vec::new(),
+            },
+            snap_count: DEFAULT_SNAP_COUNT,
+            append_delay: std::time::Duration::ZERO,
+            since_snapshot: 0,
+            snapshot_due: 0,
+            syncs: 0,
+            snapshots_taken: 0,
+            snapshots_installed: 0,
+            incarnation: 0,
+            snapshot_thread: None,
+        };
+        d.next_snapshot_due();
+        d
+    }
+}
+
+fn encode(e: &TxnEntry) -> Proposal {
+    let mut b = BytesMut::new();
+    e.write(&mut b);
+    Proposal {
+        zxid: e.header.zxid,
+        data: b.freeze(),
+    }
+}
+
+fn decode_all(txns: &[Proposal]) -> Vec<TxnEntry> {
+    txns.iter()
+        .filter_map(|p| match TxnEntry::decode(p.data.clone()) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                tracing::error!("undecodable txn {:#x}: {e}", p.zxid);
+                None
+            }
+        })
+        .collect()
+}
+
+impl DiskData {
+    /// Apache's `SyncRequestProcessor` rolls at `snapCount/2 + rand(snapCount/2)` so the
+    /// members of an ensemble do not all snapshot at once.
+    fn next_snapshot_due(&mut self) {
+        let half = (self.snap_count / 2).max(1);
+        let jitter = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::from(d.subsec_nanos()))
+            .unwrap_or(0)
+            % half;
+        self.snapshot_due = half + jitter;
+        self.since_snapshot = 0;
+    }
+
+    fn wait_for_snapshot_thread(&mut self) {
+        if let Some(t) = self.snapshot_thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Appends; false when the txns could not be made durable.
+    fn append(&mut self, entries: &[TxnEntry]) -> bool {
+        self.syncs += 1;
+        self.since_snapshot += entries.len() as u64;
+        match &mut self.log {
+            Log::Memory { txns, .. } => {
+                txns.extend_from_slice(entries);
+                true
+            }
+            Log::Disk { storage, .. } => match storage.append(entries) {
+                Ok(()) => true,
+                Err(e) => {
+                    // The log is unusable from here on (Storage refuses later appends):
+                    // this member stops acknowledging until it restarts and recovers.
+                    tracing::error!("txn log append failed: {e}");
+                    false
+                }
+            },
+            Log::Broken => false,
+        }
+    }
+
+    /// The snapshot and txns to start from; on disk, what opening found (read again
+    /// if already used).
+    fn recovered(&mut self) -> Recovered {
+        match &mut self.log {
+            Log::Memory { snapshot, txns } => Recovered {
+                snapshot: snapshot.clone(),
+                txns: txns.clone(),
+            },
+            Log::Disk { storage, restored } => match restored.take() {
+                Some(r) => r,
+                None => match storage.load() {
+                    Ok(r) => Recovered {
+                        snapshot: r.snapshot.map(from_snapshot),
+                        txns: r.txns,
+                    },
+                    Err(e) => {
+                        tracing::error!("reading the data directory failed: {e}");
+                        Recovered::default()
+                    }
+                },
+            },
+            Log::Broken => Recovered::default(),
+        }
+    }
+}
+
+/// A member's durable state, shared with the ensemble so a restart finds it.
+#[derive(Debug, Clone, Default)]
+pub struct NodeDisk(Arc<Mutex<DiskData>>);
+
+impl NodeDisk {
+    fn lock(&self) -> MutexGuard<'_, DiskData> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A disk in `dir` (Apache layout: `version-2/log.*`, `snapshot.*`, epoch files),
+    /// recovered from what is there.
+    pub fn open(dir: &Path) -> Result<NodeDisk> {
+        let d = NodeDisk::default();
+        d.lock().dir = Some(dir.to_path_buf());
+        d.recover()?;
+        Ok(d)
+    }
+
+    /// Like [`NodeDisk::open`], with the txn log in `log_dir` (zoo.cfg's `dataLogDir`)
+    /// and the snapshots and epoch files in `data_dir`.
+    pub fn open_split(data_dir: &Path, log_dir: &Path) -> Result<NodeDisk> {
+        let d = NodeDisk::default();
+        {
+            let mut g = d.lock();
+            g.dir = Some(data_dir.to_path_buf());
+            g.log_dir = Some(log_dir.to_path_buf());
+        }
+        d.recover()?;
+        Ok(d)
+    }
+
+    /// The data directory and the txn log directory, when on disk (`conf`, `dirs`).
+    pub fn dirs(&self) -> Option<(PathBuf, PathBuf)> {
+        let d = self.lock();
+        let dir = d.dir.clone()?;
+        let log = d.log_dir.clone().unwrap_or_else(|| dir.clone());
+        Some((dir, log))
+    }
+
+    /// Sets `snapCount`: roughly how many txns between snapshots (Apache's default
+    /// 100,000).
+    pub fn set_snap_count(&self, n: u64) {
+        let mut d = self.lock();
+        d.snap_count = n.max(2);
+        d.next_snapshot_due();
+    }
+
+    /// Makes every later append take `delay` longer, like a slow disk: tests of group
+    /// commit need syncs slower than the requests arriving.
+    pub fn set_append_delay(&self, delay: std::time::Duration) {
+        self.lock().append_delay = delay;
+    }
+
+    /// What a restart does: with a data directory, forget what is in memory and read
+    /// the epochs, snapshot and txn log back from disk (fixing torn log tails).
+    pub fn recover(&self) -> Result<()> {
+        let mut d = self.lock();
+        d.incarnation += 1;
+        d.wait_for_snapshot_thread();
+        let Some(dir) = d.dir.clone() else {
+            return Ok(());
+        };
+        d.log = Log::Broken;
+        let opts = StorageOptions {
+            prealloc_size: 0,
+            ..StorageOptions::default()
+        };
+        let log_dir = d.log_dir.clone().unwrap_or_else(|| dir.clone());
+        let (storage, restored) = Storage::open(&dir, &log_dir, opts)?;
+        d.accepted = read_epoch_file(&dir, EpochFile::Accepted)?.unwrap_or(0);
+        d.current = read_epoch_file(&dir, EpochFile::Current)?.unwrap_or(0);
+        d.log = Log::Disk {
+            storage: Box::new(storage),
+            restored: Some(Recovered {
+                snapshot: restored.snapshot.map(from_snapshot),
+                txns: restored.txns,
+            }),
+        };
+        d.next_snapshot_due();
+        Ok(())
+    }
+
+    /// The database to start from (snapshot plus the txns after it) and what the quorum
+    /// core needs: epochs, last zxid and the last `recent` logged txns (its in-memory
+    /// window for DIFF).
+    pub fn load(&self, recent: usize) -> (ZkDatabase, DiskState) {
+        let (rec, accepted, current) = {
+            let mut d = self.lock();
+            (d.recovered(), d.accepted, d.current)
+        };
+        let skip = rec.txns.len().saturating_sub(recent);
+        let window: Vec<Proposal> = rec.txns[skip..].iter().map(encode).collect();
+        let db = rec.into_database();
+        let state = DiskState {
+            accepted_epoch: accepted,
+            current_epoch: current,
+            last_zxid: db.last_zxid(),
+            recent: window
+                .into_iter()
+                .filter(|p| p.zxid <= db.last_zxid())
+                .collect(),
+        };
+        (db, state)
+    }
+
+    /// The incarnation appends must carry (see [`NodeDisk::append`]).
+    pub fn incarnation(&self) -> u64 {
+        self.lock().incarnation
+    }
+
+    /// Appends txns with one write and one sync (dropped when `incarnation` is given and
+    /// stale). Returns `None` when they are not durable (stale incarnation, disk error),
+    /// else whether a snapshot is due (see [`NodeDisk::stream_snapshot`]).
+    pub fn append(&self, incarnation: Option<u64>, txns: &[Proposal]) -> Option<bool> {
+        let entries = decode_all(txns);
+        let delay = self.lock().append_delay;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        let mut d = self.lock();
+        if incarnation.is_some_and(|i| i != d.incarnation) || !d.append(&entries) {
+            return None;
+        }
+        Some(d.since_snapshot >= d.snapshot_due)
+    }
+
+    /// Whether snapshots go to a data directory (taken with
+    /// [`NodeDisk::stream_snapshot`]) rather than memory ([`NodeDisk::take_snapshot`]).
+    pub fn on_disk(&self) -> bool {
+        matches!(self.lock().log, Log::Disk { .. })
+    }
+
+    /// Writes a fuzzy snapshot to the data directory without stalling the member: the log
+    /// rolls here (in order with the appends), then a thread walks the tree a slice at a
+    /// time with `step` (which takes the core's lock for each slice only) while txns
+    /// keep being applied; a restart replays the log from `snap.last_zxid` over it, as
+    /// Apache does with its fuzzy snapshots.
+    pub fn stream_snapshot(
+        &self,
+        snap: FuzzySnapshot,
+        mut step: impl FnMut(&mut SnapshotWalk, &mut BytesMut) -> bool + Send + 'static,
+    ) {
+        let mut d = self.lock();
+        d.wait_for_snapshot_thread();
+        d.next_snapshot_due();
+        d.snapshots_taken += 1;
+        let Log::Disk { storage, .. } = &mut d.log else {
+            return;
+        };
+        storage.roll_log();
+        let zxid = snap.last_zxid;
+        let mut stream = match storage.snapshot_writer().stream(zxid) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("snapshot {zxid:#x} failed: {e}");
+                return;
+            }
+        };
+        let FuzzySnapshot {
+            sessions, mut walk, ..
+        } = snap;
+        let t = std::thread::Builder::new()
+            .name("zk-snapshot".into())
+            .spawn(move || {
+                loop {
+                    let mut buf = BytesMut::new();
+                    let done = step(&mut walk, &mut buf);
+                    if let Err(e) = stream.nodes(&buf) {
+                        tracing::error!("snapshot {zxid:#x} failed: {e}");
+                        return;
+                    }
+                    if done {
+                        break;
+                    }
+                }
+                match stream.finish(&sessions, &walk.acl_table()) {
+                    Ok(p) => tracing::info!("snapshot {} written", p.display()),
+                    Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
+                }
+            });
+        match t {
+            Ok(t) => d.snapshot_thread = Some(t),
+            Err(e) => tracing::error!("cannot start the snapshot thread: {e}"),
+        }
+    }
+
+    /// Saves a snapshot of the database (its state as applied, which may run ahead of
+    /// the log on a follower: a restart replays the log after the snapshot's zxid). On
+    /// disk the log is rolled here, in order with the appends, and the file is written on
+    /// its own thread.
+    pub fn take_snapshot(&self, image: DatabaseImage) {
+        let mut d = self.lock();
+        d.next_snapshot_due();
+        d.snapshots_taken += 1;
+        let zxid = image.last_zxid;
+        match &mut d.log {
+            Log::Memory { snapshot, txns } => {
+                txns.retain(|t| t.header.zxid > zxid);
+                *snapshot = Some(image);
+            }
+            Log::Disk { storage, .. } => {
+                storage.roll_log();
+                let writer = storage.snapshot_writer();
+                d.wait_for_snapshot_thread();
+                let snap = to_snapshot(&image);
+                let t = std::thread::Builder::new()
+                    .name("zk-snapshot".into())
+                    .spawn(move || match writer.write(&snap) {
+                        Ok(p) => tracing::info!("snapshot {} written", p.display()),
+                        Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
+                    });
+                match t {
+                    Ok(t) => d.snapshot_thread = Some(t),
+                    Err(e) => tracing::error!("cannot start the snapshot thread: {e}"),
+                }
+            }
+            Log::Broken => {}
+        }
+    }
+
+    /// The logged txns with `from <= zxid <= to`, starting exactly at `from`; `None` when
+    /// the log no longer holds `from` (it is only in a snapshot).
+    pub fn read_log(&self, from: Zxid, to: Zxid) -> Option<Vec<Proposal>> {
+        let mut d = self.lock();
+        let entries: Vec<TxnEntry> = match &mut d.log {
+            Log::Memory { txns, .. } => {
+                let start = txns.partition_point(|t| t.header.zxid < from);
+                txns[start..]
+                    .iter()
+                    .take_while(|t| t.header.zxid <= to)
+                    .cloned()
+                    .collect()
+            }
+            Log::Disk { storage, .. } => match storage.txns_after(from.saturating_sub(1)) {
+                Ok(mut v) => {
+                    v.retain(|t| t.header.zxid <= to);
+                    v
+                }
+                Err(ServerError::TxnsUnavailable { .. }) => return None,
+                Err(e) => {
+                    tracing::error!("reading the txn log failed: {e}");
+                    return None;
+                }
+            },
+            Log::Broken => return None,
+        };
+        let txns: Vec<Proposal> = entries.iter().map(encode).collect();
+        (txns.first().map(|p| p.zxid) == Some(from)).then_some(txns)
+    }
+
+    /// TRUNC: drops every logged txn after `zxid`; returns the database rebuilt to it.
+    pub fn truncate(&self, zxid: Zxid) -> ZkDatabase {
+        let mut d = self.lock();
+        d.wait_for_snapshot_thread();
+        match &mut d.log {
+            Log::Memory { snapshot, txns } => {
+                txns.retain(|t| t.header.zxid <= zxid);
+                if snapshot.as_ref().is_some_and(|s| s.last_zxid > zxid) {
+                    tracing::error!("TRUNC to {zxid:#x} below the snapshot: keeping it");
+                }
+            }
+            Log::Disk { storage, restored } => {
+                *restored = None;
+                if let Err(e) = storage.truncate_after(zxid) {
+                    tracing::error!("txn log truncation failed: {e}");
+                }
+            }
+            Log::Broken => {}
+        }
+        d.recovered().into_database()
+    }
+
+    /// SNAP: the leader's database replaces snapshot and log durably; returns it.
+    pub fn install(&self, snap: SnapshotData) -> ZkDatabase {
+        let mut d = self.lock();
+        d.wait_for_snapshot_thread();
+        d.snapshots_installed += 1;
+        d.next_snapshot_due();
+        let db = ZkDatabase::from_image(&from_snapshot(snap.clone()));
+        match &mut d.log {
+            Log::Memory { snapshot, txns } => {
+                txns.clear();
+                *snapshot = Some(from_snapshot(snap));
+            }
+            Log::Disk { storage, restored } => {
+                *restored = None;
+                if let Err(e) = storage.install_snapshot(&snap) {
+                    tracing::error!("installing the leader's snapshot failed: {e}");
+                }
+            }
+            Log::Broken => {}
+        }
+        db
+    }
+
+    /// Durably records acceptedEpoch.
+    pub fn save_accepted_epoch(&self, e: i64) {
+        self.save_epoch(EpochFile::Accepted, e);
+    }
+
+    /// Durably records currentEpoch.
+    pub fn save_current_epoch(&self, e: i64) {
+        self.save_epoch(EpochFile::Current, e);
+    }
+
+    fn save_epoch(&self, which: EpochFile, e: i64) {
+        let mut d = self.lock();
+        match which {
+            EpochFile::Accepted => d.accepted = e,
+            EpochFile::Current => d.current = e,
+        }
+        if let (Some(dir), Log::Disk { .. }) = (d.dir.as_deref(), &d.log) {
+            if let Err(err) = write_epoch_file(dir, which, e) {
+                tracing::error!("writing {} failed: {err}", which.file_name());
+            }
+        }
+    }
+
+    /// Counters of what the disk did.
+    pub fn stats(&self) -> DiskStats {
+        let d = self.lock();
+        let (txns_in_memory, fsyncs) = match &d.log {
+            Log::Memory { txns, .. } => (txns.len(), 0),
+            Log::Disk { storage, .. } => (0, storage.sync_stats().log_syncs),
+            Log::Broken => (0, 0),
+        };
+        DiskStats {
+            appends: d.syncs,
+            fdatasyncs: fsyncs,
+            txns_in_memory,
+            snapshots_taken: d.snapshots_taken,
+            snapshots_installed: d.snapshots_installed,
+        }
+    }
+}
+
+/// What a member's disk did so far ([`NodeDisk::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskStats {
+    /// Log appends, each one write and one sync of a whole batch (group commit).
+    pub appends: u64,
+    /// fdatasync calls on txn log files (on disk only).
+    pub fdatasyncs: u64,
+    /// Txns held in memory after the latest snapshot (memory mode only).
+    pub txns_in_memory: usize,
+    /// Periodic snapshots taken.
+    pub snapshots_taken: u64,
+    /// Snapshots received from a leader (SNAP).
+    pub snapshots_installed: u64,
+}
