@@ -770,6 +770,9 @@ async fn session_resumed_on_a_follower_with_a_shorter_timeout_expires_by_it() {
     assert_eq!(c.call(eph).await.err(), ErrorCode::Ok);
     let (session, passwd, last_zxid) = (c.session_id, c.passwd.clone(), c.last_zxid);
     drop(c);
+    // Let the first follower's pings carrying this session's activity (with its 8 s
+    // timeout) reach the leader first: as in Apache, the latest touch sets the timeout.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     // Asks 10 ms on the other follower: clamped to the member's minimum (400 ms). It may
     // refuse until it has applied the client's last zxid: try again.
     let mut tries = 0;
