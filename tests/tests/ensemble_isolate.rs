@@ -11,15 +11,7 @@ use zk_server::ensemble::Ensemble;
 const T: Duration = Duration::from_secs(10);
 
 async fn connect(hosts: &str) -> Client {
-    tokio::time::timeout(
-        T,
-        Client::builder(hosts)
-            .session_timeout(Duration::from_secs(10))
-            .connect(),
-    )
-    .await
-    .expect("connect in time")
-    .expect("connects")
+    tests::client::connect(hosts, Duration::from_secs(10)).await
 }
 
 /// Children of `parent` with their data, as member `i` serves them after a sync.

@@ -25,15 +25,7 @@ fn init_tracing() {
 }
 
 async fn connect(hosts: &str) -> Client {
-    tokio::time::timeout(
-        T,
-        Client::builder(hosts)
-            .session_timeout(Duration::from_secs(10))
-            .connect(),
-    )
-    .await
-    .expect("connect in time")
-    .expect("connects")
+    tests::client::connect(hosts, Duration::from_secs(10)).await
 }
 
 fn port(ens: &Ensemble, i: usize) -> u16 {

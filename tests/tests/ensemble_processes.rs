@@ -35,32 +35,16 @@ fn options(n: usize) -> Options {
 }
 
 async fn connect(hosts: &str) -> Client {
-    tokio::time::timeout(
-        T,
-        Client::builder(hosts)
-            .session_timeout(Duration::from_secs(8))
-            .connect(),
-    )
-    .await
-    .expect("connect in time")
-    .expect("connects")
+    tests::client::connect(hosts, Duration::from_secs(8)).await
 }
 
 /// Retries `f` while the ensemble has no quorum (connection loss, timeouts).
-async fn retry<F, Fut, V>(what: &str, mut f: F) -> V
+async fn retry<F, Fut, V>(what: &str, f: F) -> V
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<V, Error>>,
 {
-    let deadline = tokio::time::Instant::now() + T;
-    loop {
-        match f().await {
-            Ok(v) => return v,
-            Err(e) if tokio::time::Instant::now() >= deadline => panic!("{what}: {e}"),
-            Err(e) if e.is_retryable() => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(e) => panic!("{what}: {e}"),
-        }
-    }
+    tests::client::retry(what, T, f).await
 }
 
 /// A client of member `i` only.
