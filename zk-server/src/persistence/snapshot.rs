@@ -106,29 +106,7 @@ impl SnapshotData {
         if hdr.magic != SNAP_MAGIC {
             return Err(format!("bad magic {:#x}", hdr.magic));
         }
-        let n = bounded_count(&mut r, 12)?;
-        let mut sessions = Vec::with_capacity(n);
-        for _ in 0..n {
-            sessions.push((r.read_i64().map_err(e)?, r.read_i32().map_err(e)?));
-        }
-        let n = bounded_count(&mut r, 12)?;
-        let mut acls = Vec::with_capacity(n);
-        for _ in 0..n {
-            let index = r.read_i64().map_err(e)?;
-            let list: Vec<Acl> = r.read_vec().map_err(e)?;
-            acls.push((index, list));
-        }
-        let mut nodes = Vec::new();
-        loop {
-            let path = r.read_string().map_err(e)?;
-            if path == END_PATH {
-                break;
-            }
-            let mut node = DataNodeRecord::read(&mut r).map_err(e)?;
-            // Detach node data from the file buffer so it can be freed.
-            node.data = node.data.map(|d| Bytes::copy_from_slice(&d));
-            nodes.push((path, node));
-        }
+        let (sessions, acls, nodes) = read_database(&mut r)?;
         check_order(&nodes)?;
         let mut sum = Adler32::new();
         let sealed = total - r.remaining();
@@ -201,6 +179,44 @@ fn write_tail<W: Write>(mut out: SealedWriter<W>) -> std::io::Result<()> {
 }
 
 /// A count checked against the bytes left, `min` bytes per element.
+/// Sessions, ACL cache and node records of a serialized database.
+pub(crate) type DatabaseParts = (
+    Vec<(i64, i32)>,
+    Vec<(i64, Vec<Acl>)>,
+    Vec<(String, DataNodeRecord)>,
+);
+
+/// Reads a serialized database as both a snapshot file and a leader's SNAP stream carry it:
+/// sessions, the ACL cache, then node records up to the `"/"` end marker. Counts are checked
+/// against the bytes left before anything is allocated.
+pub(crate) fn read_database(r: &mut JuteReader) -> std::result::Result<DatabaseParts, String> {
+    let e = |err: ProtoError| err.to_string();
+    let n = bounded_count(r, 12)?;
+    let mut sessions = Vec::with_capacity(n);
+    for _ in 0..n {
+        sessions.push((r.read_i64().map_err(e)?, r.read_i32().map_err(e)?));
+    }
+    let n = bounded_count(r, 12)?;
+    let mut acls = Vec::with_capacity(n);
+    for _ in 0..n {
+        let index = r.read_i64().map_err(e)?;
+        let list: Vec<Acl> = r.read_vec().map_err(e)?;
+        acls.push((index, list));
+    }
+    let mut nodes = Vec::new();
+    loop {
+        let path = r.read_string().map_err(e)?;
+        if path == END_PATH {
+            break;
+        }
+        let mut node = DataNodeRecord::read(r).map_err(e)?;
+        // Detach node data from the input buffer so it can be freed.
+        node.data = node.data.map(|d| Bytes::copy_from_slice(&d));
+        nodes.push((path, node));
+    }
+    Ok((sessions, acls, nodes))
+}
+
 fn bounded_count(r: &mut JuteReader, min: usize) -> std::result::Result<usize, String> {
     let n = r.read_i32().map_err(|e| e.to_string())?;
     let n = usize::try_from(n).map_err(|_| format!("negative count {n}"))?;

@@ -21,7 +21,6 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use zk_proto::jute::{JuteReader, JuteWrite, Record};
-use zk_proto::persistence::DataNodeRecord;
 use zk_proto::Acl;
 
 use crate::persistence::SnapshotData;
@@ -77,30 +76,7 @@ fn count(n: usize) -> i32 {
 /// Decodes a SNAP body (as [`read_stream`] returns it) into the database as of `zxid`.
 pub fn decode(zxid: i64, body: Bytes) -> Result<SnapshotData, String> {
     let mut r = JuteReader::new(body);
-    let e = |err: zk_proto::ProtoError| err.to_string();
-    let n = bounded(&mut r, 12)?;
-    let mut sessions = Vec::with_capacity(n);
-    for _ in 0..n {
-        sessions.push((r.read_i64().map_err(e)?, r.read_i32().map_err(e)?));
-    }
-    let n = bounded(&mut r, 12)?;
-    let mut acls = Vec::with_capacity(n);
-    for _ in 0..n {
-        let index = r.read_i64().map_err(e)?;
-        let list: Vec<Acl> = r.read_vec().map_err(e)?;
-        acls.push((index, list));
-    }
-    let mut nodes = Vec::new();
-    loop {
-        let path = r.read_string().map_err(e)?;
-        if path == END_PATH {
-            break;
-        }
-        let mut node = DataNodeRecord::read(&mut r).map_err(e)?;
-        // Detach node data from the stream buffer so it can be freed.
-        node.data = node.data.map(|d| Bytes::copy_from_slice(&d));
-        nodes.push((path, node));
-    }
+    let (sessions, acls, nodes) = crate::persistence::snapshot::read_database(&mut r)?;
     if !r.is_empty() {
         return Err(format!("{} bytes after the end of the tree", r.remaining()));
     }
@@ -110,15 +86,6 @@ pub fn decode(zxid: i64, body: Bytes) -> Result<SnapshotData, String> {
         acls,
         nodes,
     })
-}
-
-fn bounded(r: &mut JuteReader, min: usize) -> Result<usize, String> {
-    let n = r.read_i32().map_err(|e| e.to_string())?;
-    let n = usize::try_from(n).map_err(|_| format!("negative count {n}"))?;
-    if n.saturating_mul(min) > r.remaining() {
-        return Err(format!("count {n} exceeds the bytes left"));
-    }
-    Ok(n)
 }
 
 fn invalid(what: impl Into<String>) -> std::io::Error {
@@ -234,6 +201,7 @@ pub async fn read_stream<R: AsyncRead + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zk_proto::persistence::DataNodeRecord;
     use zk_proto::StatPersisted;
 
     fn sample() -> SnapshotData {
