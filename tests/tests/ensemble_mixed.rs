@@ -216,8 +216,11 @@ fn logged(m: &Member, what: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_apache_servers_and_one_zk_server_form_one_ensemble() {
     let root = tempfile::tempdir().expect("tempdir");
+    // Resolve (maybe build) the binary first, and start our member before the JVMs: two
+    // Apache servers are a majority and would elect without it if it came up late.
+    zk_server_bin().expect("zk-server binary");
     let mut m = configure(root.path());
-    for x in m.iter_mut() {
+    for x in m.iter_mut().rev() {
         x.start();
     }
     // Equally empty servers: the highest id, our member, leads the two Apache ones.
