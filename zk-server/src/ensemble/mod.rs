@@ -38,24 +38,10 @@ use tokio::net::TcpListener;
 
 use crate::pipeline::CoreSettings;
 use crate::quorum::net::driver::{PeerAddrs, PeerStatus};
+use crate::quorum::net::ensemble::bind;
 use crate::quorum::{LearnerType, PeerState, QuorumConfig, QuorumServer, Sid};
 use node::{Node, NodeSetup};
 use replica::NodeDisk;
-
-/// Binds `addr`, retrying while the old socket of a killed member lingers.
-async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let mut tries = 0;
-    loop {
-        match TcpListener::bind(addr).await {
-            Ok(l) => return Ok(l),
-            Err(e) if tries >= 100 => return Err(e),
-            Err(_) => {
-                tries += 1;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    }
-}
 
 fn io_error(e: crate::error::ServerError) -> std::io::Error {
     std::io::Error::other(e.to_string())

@@ -181,7 +181,9 @@ pub struct TestEnsemble {
     reserved: BTreeMap<Sid, (TcpListener, TcpListener)>,
 }
 
-async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// Binds `addr`, retrying while the old socket of a killed member lingers (shared with the
+/// client-serving [`crate::ensemble::Ensemble`]).
+pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let mut tries = 0;
     loop {
         match TcpListener::bind(addr).await {
