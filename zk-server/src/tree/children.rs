@@ -137,6 +137,37 @@ impl ChildSet {
     }
 }
 
+/// Child names in creation order, and the order Apache 3.8 listed them in (captured with
+/// kazoo's get_children): the fixture of the child-order tests here and in the data tree.
+#[cfg(test)]
+pub(crate) const CAPTURED_INSERTED: [&str; 10] = [
+    "zeta",
+    "alpha",
+    "m",
+    "b12",
+    "lock-0000000001",
+    "x",
+    "queue-",
+    "aa",
+    "node10",
+    "node2",
+];
+
+/// See [`CAPTURED_INSERTED`].
+#[cfg(test)]
+pub(crate) const CAPTURED_ORDER: [&str; 10] = [
+    "zeta",
+    "aa",
+    "node10",
+    "b12",
+    "node2",
+    "alpha",
+    "lock-0000000001",
+    "x",
+    "queue-",
+    "m",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,35 +183,10 @@ mod tests {
     fn order_matches_a_java_hash_set() {
         // Captured from Apache 3.8 (kazoo get_children after creating in this order).
         let mut c = ChildSet::new();
-        for n in [
-            "zeta",
-            "alpha",
-            "m",
-            "b12",
-            "lock-0000000001",
-            "x",
-            "queue-",
-            "aa",
-            "node10",
-            "node2",
-        ] {
+        for n in CAPTURED_INSERTED {
             c.insert(n.to_string());
         }
-        assert_eq!(
-            c.java_order(),
-            vec![
-                "zeta",
-                "aa",
-                "node10",
-                "b12",
-                "node2",
-                "alpha",
-                "lock-0000000001",
-                "x",
-                "queue-",
-                "m"
-            ]
-        );
+        assert_eq!(c.java_order(), CAPTURED_ORDER);
         assert!(c.remove("x"));
         assert!(!c.remove("x"));
         assert_eq!(c.len(), 9);

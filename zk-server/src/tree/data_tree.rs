@@ -856,38 +856,18 @@ mod tests {
 
     #[test]
     fn child_order_is_java_hash_set_order() {
-        // Same names and expected order as children.rs's test captured from Apache 3.8.
+        // The names and order captured from Apache 3.8 (see children.rs).
         let mut t = DataTree::new();
         create(&mut t, "/p", 2);
-        let names = [
-            "zeta",
-            "alpha",
-            "m",
-            "b12",
-            "lock-0000000001",
-            "x",
-            "queue-",
-            "aa",
-            "node10",
-            "node2",
-        ];
+        let names = super::super::children::CAPTURED_INSERTED;
         for (i, n) in names.iter().enumerate() {
             create(&mut t, &format!("/p/{n}"), 3 + i as i64);
         }
         let p = t.get("/p").unwrap();
-        let expected = vec![
-            "zeta",
-            "aa",
-            "node10",
-            "b12",
-            "node2",
-            "alpha",
-            "lock-0000000001",
-            "x",
-            "queue-",
-            "m",
-        ];
-        assert_eq!(t.children_java_order(p), expected);
+        assert_eq!(
+            t.children_java_order(p),
+            super::super::children::CAPTURED_ORDER
+        );
         let mut tr = Vec::new();
         t.delete_node("/p/x", 20, &mut tr).unwrap();
         t.delete_node("/p/zeta", 21, &mut tr).unwrap();
