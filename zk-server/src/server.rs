@@ -166,12 +166,7 @@ impl Server {
         config.client_port = addr.port();
         let (core_tx, core_rx) = mpsc::unbounded_channel();
         let throttle = Arc::new(Throttle::default());
-        let conn_settings = Arc::new(ConnSettings {
-            max_frame: config.jute_max_buffer,
-            max_client_cnxns: config.max_client_cnxns,
-            four_letter_whitelist: config.four_letter_whitelist.clone(),
-            global_outstanding_limit: config.global_outstanding_limit,
-        });
+        let conn_settings = Arc::new(ConnSettings::from_config(&config));
         let listener = tokio::spawn(listener::run(
             listener,
             core_tx.clone(),

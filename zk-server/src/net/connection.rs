@@ -32,6 +32,18 @@ pub struct ConnSettings {
     pub global_outstanding_limit: usize,
 }
 
+impl ConnSettings {
+    /// The connection limits a server (standalone or ensemble member) runs with.
+    pub fn from_config(config: &crate::config::ServerConfig) -> Self {
+        ConnSettings {
+            max_frame: config.jute_max_buffer,
+            max_client_cnxns: config.max_client_cnxns,
+            four_letter_whitelist: config.four_letter_whitelist.clone(),
+            global_outstanding_limit: config.global_outstanding_limit,
+        }
+    }
+}
+
 /// Requests in flight across all connections; readers pause above the limit
 /// (`globalOutstandingLimit`), as Apache stops reading sockets.
 #[derive(Debug, Default)]
