@@ -67,6 +67,9 @@ pub struct ServerConfig {
     /// `zookeeper.snapshotSizeFactor`: negative disables syncing learners from the txn
     /// log (they then get a SNAP when older than the committed log).
     pub snapshot_size_factor: f64,
+    /// `serverThreads` (zk-server only): worker threads of the `zk-server` binary's async
+    /// runtime; 0 or 1 runs everything on one thread. `None` picks from the CPU count.
+    pub server_threads: Option<usize>,
     /// `myid` from the data dir (0 in standalone without one).
     pub my_id: u64,
     /// Warnings for accepted-but-ignored keys and properties.
@@ -101,6 +104,7 @@ impl Default for ServerConfig {
             reconfig_enabled: false,
             commit_log_count: 500,
             snapshot_size_factor: 0.33,
+            server_threads: None,
             my_id: 0,
             warnings: Vec::new(),
         }
@@ -302,6 +306,18 @@ impl ServerConfig {
         Ok(cfg)
     }
 
+    /// Worker threads for the binary's runtime: `serverThreads` if set, else half the CPUs.
+    ///
+    /// Every write passes through one core task, so extra workers only parallelise socket
+    /// reads, decoding and encoding, and each hand-off between threads costs a wake-up. On a
+    /// machine with two CPUs or fewer (where the kernel and the log thread need the other
+    /// one) a single thread is fastest: 1.3-1.4x the set throughput of two workers on the
+    /// 2-CPU benchmark machine, with equal get throughput (see BENCHMARKS.md).
+    pub fn runtime_threads(&self) -> usize {
+        self.server_threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() / 2))
+    }
+
     /// Applies a Java system property; false if it is not one we know.
     pub fn apply_property(&mut self, name: &str, value: &str, line: Option<usize>) -> Result<bool> {
         let short = name.strip_prefix("zookeeper.").unwrap_or(name);
@@ -341,6 +357,7 @@ impl ServerConfig {
             "commitLogCount" => self.commit_log_count = parse_num(name, value, line)?,
             "snapshotSizeFactor" => self.snapshot_size_factor = parse_num(name, value, line)?,
             "reconfigEnabled" => self.reconfig_enabled = parse_bool(value),
+            "serverThreads" => self.server_threads = Some(parse_num(name, value, line)?),
             "znode.container.checkIntervalMs" | "container.checkIntervalMs" => {
                 self.container_check_interval_ms = parse_num(name, value, line)?
             }
@@ -438,5 +455,22 @@ mod tests {
         assert!(c.warnings.iter().any(|w| w.contains("foo.bar")));
         let c = ServerConfig::parse("4lw.commands.whitelist=*\n", &[]).unwrap();
         assert_eq!(c.four_letter_whitelist.len(), ALL_FOUR_LETTER_WORDS.len());
+    }
+
+    #[test]
+    fn server_threads_from_file_or_property() {
+        let c = ServerConfig::parse("serverThreads=3\n", &[]).unwrap();
+        assert_eq!((c.server_threads, c.runtime_threads()), (Some(3), 3));
+        let props = vec![("zookeeper.serverThreads".to_string(), "0".to_string())];
+        let c = ServerConfig::parse("", &props).unwrap();
+        assert_eq!(c.runtime_threads(), 0);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let e = ServerConfig::parse("serverThreads=many\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("line 1"), "{e}");
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(
+            ServerConfig::parse("", &[]).unwrap().runtime_threads(),
+            cpus / 2
+        );
     }
 }
