@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side: zk-server vs Apache ZooKeeper 3.8 on this machine, driven by the same load
-# generator (zk-load) with the same settings, one after the other in one run.
+# generator (zk-load) with the same settings, in interleaved rounds of one run.
 #
-#   bash zk-server/benches/compare_with_apache.sh            # SECS=8 ZNODES=1000000 by default
+#   bash zk-server/benches/compare_with_apache.sh     # SECS=8 ROUNDS=3 ZNODES=1000000 by default
 #
 # Measures: time from process start to serving, ops/s and p50/p99/p999 latency for get, set
 # (fsync on), create and mixed workloads, and resident memory of a fresh server after creating
@@ -17,6 +17,7 @@ SECS="${SECS:-8}"
 ZNODES="${ZNODES:-1000000}"
 SESSIONS="${SESSIONS:-8}"
 INFLIGHT="${INFLIGHT:-32}"
+ROUNDS="${ROUNDS:-3}"
 CP=/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-nop.jar:/usr/share/java/netty-all.jar:/usr/share/java/metrics-core.jar:/usr/share/java/commons-cli.jar
 
 cargo build -q --release -p zk-server --bins
@@ -89,19 +90,32 @@ EOF
 }
 
 declare -A RES
+# Both servers run side by side (the idle one costs nothing measurable) and every workload is
+# measured ROUNDS times, alternating which server goes first, so a burst of noise from the
+# host hits both alike. The table gives each server's median round; the ratio range gives
+# the per-round ratios.
+start_server zk-server; ZK_PORT=$PORT; ZK_PID=$PID
+RES[zk-server,ready]=$READY_MS; RES[zk-server,rss0]=$(rss_mb "$PID")
+start_server apache; AP_PORT=$PORT; AP_PID=$PID
+RES[apache,ready]=$READY_MS; RES[apache,rss0]=$(rss_mb "$PID")
+port_of() { if [ "$1" = zk-server ]; then echo "$ZK_PORT"; else echo "$AP_PORT"; fi; }
+# Warm-up (lets the JVM compile its hot paths before anything is measured).
 for name in zk-server apache; do
-  start_server "$name"
-  RES[$name,ready]=$READY_MS
-  RES[$name,rss0]=$(rss_mb "$PID")
-  # Warm-up (lets the JVM compile its hot paths before anything is measured).
-  "$BIN/zk-load" --server "127.0.0.1:$PORT" --op mixed --secs 4 --sessions "$SESSIONS" --inflight "$INFLIGHT" >/dev/null
-  for op in get set create mixed; do
-    RES[$name,$op]=$("$BIN/zk-load" --server "127.0.0.1:$PORT" --op "$op" --secs "$SECS" \
-      --sessions "$SESSIONS" --inflight "$INFLIGHT" --payload 100 --root "/bench-$op")
-    echo "$name: ${RES[$name,$op]}" >&2
+  "$BIN/zk-load" --server "127.0.0.1:$(port_of $name)" --op mixed --secs 4 --sessions "$SESSIONS" --inflight "$INFLIGHT" >/dev/null
+done
+for op in get set create mixed; do
+  for round in $(seq "$ROUNDS"); do
+    order="zk-server apache"
+    if [ $((round % 2)) = 0 ]; then order="apache zk-server"; fi
+    for name in $order; do
+      RES[$name,$op,$round]=$("$BIN/zk-load" --server "127.0.0.1:$(port_of $name)" --op "$op" --secs "$SECS" \
+        --sessions "$SESSIONS" --inflight "$INFLIGHT" --payload 100 --root "/bench-$op-$round")
+      echo "$name round $round: ${RES[$name,$op,$round]}" >&2
+    done
   done
-  kill -9 "$PID" 2>/dev/null || true
-  wait "$PID" 2>/dev/null || true
+done
+for p in "$ZK_PID" "$AP_PID"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+for name in zk-server apache; do
   # Memory on a fresh server (new dataDir), so both hold exactly ZNODES znodes plus the
   # system nodes, whatever the workloads above left behind.
   start_server "$name-mem"
@@ -115,14 +129,27 @@ for name in zk-server apache; do
 done
 
 field() { sed -n "s|.*$2=\([0-9.]*\).*|\1|p" <<<"$1"; }
+# The result line of a server's median round for a workload.
+median_run() {
+  local best="" i
+  for i in $(seq "$ROUNDS"); do echo "$(field "${RES[$1,$2,$i]}" ops/s) $i"; done |
+    sort -n | sed -n "$(((ROUNDS + 1) / 2))p" | { read -r _ best; echo "${RES[$1,$2,$best]}"; }
+}
+ratio_range() {
+  local i lo="" hi="" r
+  for i in $(seq "$ROUNDS"); do
+    r=$(python3 -c "a,b=float('$(field "${RES[zk-server,$1,$i]}" ops/s)'),float('$(field "${RES[apache,$1,$i]}" ops/s)'); print(f'{a/b:.2f}')")
+    echo "$r"
+  done | sort -n | sed -n '1p;$p' | paste -sd- | sed 's/-/x-/; s/$/x/'
+}
 ratio() { python3 -c "a,b=float('$1'),float('$2'); print(f'{a/b:.2f}x' if b else 'n/a')"; }
 
 echo
-echo "| workload ($SESSIONS sessions x $INFLIGHT in flight, 100 B) | zk-server ops/s | Apache ops/s | ratio | zk-server p50/p99/p999 us | Apache p50/p99/p999 us |"
-echo "|---|---|---|---|---|---|"
+echo "| workload ($SESSIONS sessions x $INFLIGHT in flight, 100 B; median of $ROUNDS rounds) | zk-server ops/s | Apache ops/s | ratio | ratio per round | zk-server p50/p99/p999 us | Apache p50/p99/p999 us |"
+echo "|---|---|---|---|---|---|---|"
 for op in get set create mixed; do
-  a=${RES[zk-server,$op]}; b=${RES[apache,$op]}
-  echo "| $op | $(field "$a" ops/s) | $(field "$b" ops/s) | $(ratio "$(field "$a" ops/s)" "$(field "$b" ops/s)") | $(field "$a" p50_us)/$(field "$a" p99_us)/$(field "$a" p999_us) | $(field "$b" p50_us)/$(field "$b" p99_us)/$(field "$b" p999_us) |"
+  a=$(median_run zk-server "$op"); b=$(median_run apache "$op")
+  echo "| $op | $(field "$a" ops/s) | $(field "$b" ops/s) | $(ratio "$(field "$a" ops/s)" "$(field "$b" ops/s)") | $(ratio_range "$op") | $(field "$a" p50_us)/$(field "$a" p99_us)/$(field "$a" p999_us) | $(field "$b" p50_us)/$(field "$b" p99_us)/$(field "$b" p999_us) |"
 done
 echo
 echo "| measure | zk-server | Apache | ratio |"
