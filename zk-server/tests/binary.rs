@@ -111,10 +111,27 @@ fn runs_from_zoo_cfg_with_properties_and_stops_on_sigterm() {
     p.0.take();
     assert!(code.success(), "{code:?}");
 
-    // Restarted on the same dataDir, the node is still there (NodeExists).
-    let _p = Proc::start_with(&cfg, &["-Dzookeeper.extendedTypesEnabled=true"]);
+    // Restarted on the same dataDir (now with three runtime workers), the node is still
+    // there (NodeExists).
+    let p = Proc::start_with(
+        &cfg,
+        &[
+            "-Dzookeeper.extendedTypesEnabled=true",
+            "-Dzookeeper.serverThreads=3",
+        ],
+    );
     wait_serving(port);
     assert_eq!(create_ttl(port, "/ttl"), ErrorCode::NodeExists);
+    assert_eq!(runtime_workers(p.0.as_ref().unwrap().id()), 3);
+}
+
+/// Threads of a process named as tokio's multi-thread runtime names its workers.
+fn runtime_workers(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+        .filter(|name| name.trim() == "tokio-rt-worker")
+        .count()
 }
 
 #[test]
@@ -124,12 +141,14 @@ fn zoo_cfg_keys_map_to_properties() {
     let cfg = dir.path().join("zoo.cfg");
     std::fs::write(
         &cfg,
-        format!("dataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nextendedTypesEnabled=true\n", dir.path().display()),
+        format!("dataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nextendedTypesEnabled=true\nserverThreads=1\n", dir.path().display()),
     )
     .unwrap();
-    let _p = Proc::start_with(&cfg, &[]);
+    let p = Proc::start_with(&cfg, &[]);
     wait_serving(port);
     assert_eq!(create_ttl(port, "/t"), ErrorCode::Ok);
+    // One thread runs everything: no runtime worker threads.
+    assert_eq!(runtime_workers(p.0.as_ref().unwrap().id()), 0);
 }
 
 #[test]
