@@ -83,27 +83,73 @@ fn purge_keeps_retained_snapshots_and_the_logs_they_need() {
 }
 
 #[test]
-fn purge_with_few_snapshots_and_a_log_spanning_them() {
+fn purge_with_a_log_spanning_the_kept_snapshots() {
     // No log roll between snapshots (a learner can do that): the one log that starts
     // before the oldest kept snapshot must survive.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = StorageOptions {
+        prealloc_size: 4096,
+        snap_retain_count: 3,
+    };
+    let (mut s, _) = Storage::open(dir.path(), dir.path(), opts).unwrap();
+    s.append(&creates(1, 10)).unwrap();
+    for z in [3, 5, 7] {
+        let mut snap = SnapshotData::initial();
+        snap.last_zxid = z;
+        s.snapshot_writer().write(&snap).unwrap();
+    }
+    let removed = s.purge().unwrap();
+    assert_eq!(removed.len(), 1, "snapshot.0: {removed:?}");
+    assert_eq!(
+        file_names(&version_dir(dir.path())),
+        vec!["log.1", "snapshot.3", "snapshot.5", "snapshot.7"]
+    );
+    // Nothing to purge on an empty store.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = Storage::open(dir.path(), dir.path(), StorageOptions::default()).unwrap();
+    assert!(s.purge().unwrap().is_empty());
+}
+
+#[test]
+fn purge_keeps_at_least_three_snapshots_like_apache() {
+    // Apache's PurgeTxnLog refuses to keep fewer than 3; asking for 1 keeps 3.
     let dir = tempfile::tempdir().unwrap();
     let opts = StorageOptions {
         prealloc_size: 4096,
         snap_retain_count: 1,
     };
     let (mut s, _) = Storage::open(dir.path(), dir.path(), opts).unwrap();
-    s.append(&creates(1, 10)).unwrap();
-    let mut snap = SnapshotData::initial();
-    snap.last_zxid = 5;
-    s.snapshot_writer().write(&snap).unwrap();
-    let removed = s.purge().unwrap();
-    assert_eq!(removed.len(), 1);
+    let mut tree = Tree::from_snapshot(&SnapshotData::initial());
+    for round in 0..4 {
+        let batch = creates(round * 10 + 1, 10);
+        s.append(&batch).unwrap();
+        tree.replay(&batch);
+        s.save_snapshot(&tree.to_snapshot()).unwrap();
+    }
+    let v2 = version_dir(dir.path());
     assert_eq!(
-        file_names(&version_dir(dir.path())),
-        vec!["log.1", "snapshot.5"]
+        file_names(&v2)
+            .iter()
+            .filter(|n| n.starts_with("snapshot."))
+            .count(),
+        5
     );
-    // Nothing to purge on an empty store.
-    let dir = tempfile::tempdir().unwrap();
-    let (mut s, _) = Storage::open(dir.path(), dir.path(), StorageOptions::default()).unwrap();
+    s.purge().unwrap();
+    assert_eq!(
+        file_names(&v2),
+        vec![
+            "log.15",
+            "log.1f",
+            "log.b",
+            "snapshot.14",
+            "snapshot.1e",
+            "snapshot.28"
+        ]
+    );
+    // Raising the count later keeps more from then on.
+    s.set_snap_retain_count(5);
+    s.append(&creates(41, 10)).unwrap();
+    tree.replay(&creates(41, 10));
+    s.save_snapshot(&tree.to_snapshot()).unwrap();
     assert!(s.purge().unwrap().is_empty());
 }

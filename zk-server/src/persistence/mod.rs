@@ -5,6 +5,7 @@
 //! - [`snapshot`]: `snapshot.<zxid>` files and [`SnapshotWriter`] for background snapshots.
 //! - [`epoch_file`]: the ensemble's `acceptedEpoch` / `currentEpoch`.
 //! - [`Storage`]: ties them together (open/recover, append, snapshot, purge, DIFF/TRUNC).
+//! - [`autopurge`]: when purges run and what they keep (`autopurge.*` settings).
 //! - [`file_names`], [`adler32`]: naming and checksum details shared by the above.
 //!
 //! Conventions callers must follow, as Apache does:
@@ -16,6 +17,7 @@
 //!   open starts a new log file at the next append, exactly like Apache.
 
 pub mod adler32;
+pub mod autopurge;
 pub mod epoch_file;
 pub mod file_names;
 mod fs_util;
@@ -23,6 +25,7 @@ pub mod snapshot;
 mod storage;
 pub mod txn_log;
 
+pub use autopurge::{Autopurge, PurgeTimer, MIN_SNAP_RETAIN_COUNT};
 pub use epoch_file::{read_epoch_file, write_epoch_file, EpochFile};
 pub use snapshot::{SnapshotData, SnapshotStream, SnapshotWriter};
 pub use storage::{Restored, Storage, StorageOptions};

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use zk_proto::txn::TxnEntry;
 
+use super::autopurge::MIN_SNAP_RETAIN_COUNT;
 use super::file_names::{list, version_dir, DataFile, CORRUPT_PREFIX, LOG_PREFIX, SNAPSHOT_PREFIX};
 use super::fs_util::{create_dir, remove_file, rename_durably, sync_dir};
 use super::snapshot::{read_snapshot, SnapshotData, SnapshotWriter, TMP_SUFFIX};
@@ -19,7 +20,8 @@ pub struct StorageOptions {
     /// Log files grow in chunks of this many bytes (`zookeeper.preAllocSize`, 64 MiB);
     /// 0 disables preallocation.
     pub prealloc_size: u64,
-    /// Snapshots kept by [`Storage::purge`] (`autopurge.snapRetainCount`, 3; at least 1).
+    /// Snapshots kept by [`Storage::purge`] (`autopurge.snapRetainCount`, 3; fewer than 3
+    /// counts as 3, as in Apache).
     pub snap_retain_count: usize,
 }
 
@@ -187,12 +189,22 @@ impl Storage {
         Ok(path)
     }
 
-    /// Autopurge (Apache's `PurgeTxnLog`): keeps the `snap_retain_count` newest complete
-    /// snapshots and the logs needed to replay from the oldest of them (the newest log
-    /// starting at or before it, and every later one); deletes older snapshots and logs.
-    /// Returns the removed files.
+    /// Sets how many snapshots [`Storage::purge`] keeps (`autopurge.snapRetainCount`).
+    pub fn set_snap_retain_count(&mut self, n: usize) {
+        self.opts.snap_retain_count = n;
+    }
+
+    /// Autopurge (Apache's `PurgeTxnLog`): keeps the `snap_retain_count` (at least 3, as
+    /// Apache) newest complete snapshots and the logs needed to replay from the oldest of
+    /// them (the newest log starting at or before it, and every later one); deletes older
+    /// snapshots and logs. Returns the removed files.
+    ///
+    /// Safe while appends go on and while a snapshot is being written: the current log is
+    /// always the newest one, and a snapshot still being written does not count yet.
     pub fn purge(&mut self) -> Result<Vec<PathBuf>> {
-        let keep = self.opts.snap_retain_count.max(1);
+        // Never fewer than 3: a newest snapshot that turns out damaged falls back to an
+        // older one, which needs its logs.
+        let keep = self.opts.snap_retain_count.max(MIN_SNAP_RETAIN_COUNT);
         let snaps = list(&self.snap_dir, SNAPSHOT_PREFIX)?;
         let mut kept = Vec::new();
         for s in snaps.iter().rev() {
