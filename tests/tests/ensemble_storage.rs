@@ -7,12 +7,17 @@
 //! - SNAP ships the serialized database (nodes, ACLs, sessions), the learner writes it as
 //!   its snapshot and restarts from it;
 //! - periodic snapshots (snapCount) bound what a member keeps in memory, and a restart
-//!   recovers from snapshot + log.
+//!   recovers from snapshot + log;
+//! - autopurge (snapRetainCount, purgeInterval) bounds what a member keeps on disk, in
+//!   process and from zoo.cfg, without losing what restarts and lagging learners need.
 
+use std::path::Path;
 use std::time::Duration;
 
+use tests::zk_processes::{Options, ProcessEnsemble};
 use zk_client::{Acl, Client, CreateMode};
 use zk_server::ensemble::Ensemble;
+use zk_server::persistence::Autopurge;
 
 const T: Duration = Duration::from_secs(10);
 
@@ -308,4 +313,182 @@ async fn on_disk_members_snapshot_per_snap_count_and_recover() {
     for i in 0..3 {
         assert_eq!(tree_on(&ens, i, "/p").await, expected, "member {i}");
     }
+}
+
+/// Zxids of the `<prefix>.<hex>` files in `dir`, ascending.
+fn zxids_in(dir: &Path, prefix: &str) -> Vec<i64> {
+    let mut z: Vec<i64> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter_map(|n| {
+                    let hex = n.strip_prefix(prefix)?.strip_prefix('.')?;
+                    i64::from_str_radix(hex, 16).ok()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    z.sort();
+    z
+}
+
+/// Waits until `snap_dir` holds exactly `keep` snapshots (purges run on a timer and after
+/// snapshots complete), then checks the logs in `log_dir` are exactly those a restart
+/// from the oldest kept snapshot needs: the newest log starting at or before it, and
+/// every later one.
+async fn assert_purged_to(snap_dir: &Path, log_dir: &Path, keep: usize, what: &str) {
+    let deadline = tokio::time::Instant::now() + T;
+    let mut snaps = zxids_in(snap_dir, "snapshot");
+    while snaps.len() != keep && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        snaps = zxids_in(snap_dir, "snapshot");
+    }
+    assert_eq!(snaps.len(), keep, "{what}: snapshots {snaps:x?}");
+    let least = snaps[0];
+    assert!(least > 0, "{what}: snapshot.0 purged, {snaps:x?}");
+    let logs = zxids_in(log_dir, "log");
+    let older = logs.iter().filter(|z| **z <= least).count();
+    assert_eq!(
+        older, 1,
+        "{what}: logs {logs:x?} for the oldest kept snapshot {least:#x}"
+    );
+}
+
+fn member_dir(root: &Path, i: usize) -> std::path::PathBuf {
+    root.join(format!("member-{i}/version-2"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autopurge_keeps_snap_retain_count_snapshots_and_what_restarts_need() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Short in-memory committed log: a lagging follower is synced from the disk only.
+    let mut ens = Ensemble::start_tuned(3, Some(dir.path()), |q| q.committed_log_size = 10)
+        .await
+        .expect("starts");
+    ens.set_snap_count(40);
+    ens.set_autopurge(Autopurge {
+        snap_retain_count: 3,
+        interval: Duration::from_millis(100),
+    });
+    let leader = ens.wait_for_leader(T).await.expect("a leader");
+    let lagging = follower_of(leader);
+    let c = client_on(&ens, leader).await;
+    c.create("/p", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .expect("parent");
+    // Away while the others go through many snapshots and purges: the logs it would
+    // need for a DIFF are gone, so it must get a SNAP.
+    ens.kill(lagging);
+    for round in 0..10 {
+        create_many(&c, &format!("a{round}-"), 40).await;
+    }
+    let expected = tree_on(&ens, leader, "/p").await;
+    assert_eq!(expected.len(), 400);
+    for i in (0..3).filter(|i| *i != lagging) {
+        let s = ens.disk(i).unwrap().stats();
+        assert!(s.snapshots_taken >= 8, "member {i}: {s:?}");
+        let v2 = member_dir(dir.path(), i);
+        assert_purged_to(&v2, &v2, 3, &format!("member {i}")).await;
+        let s = ens.disk(i).unwrap().stats();
+        assert!(s.purges >= 2 && s.files_purged >= 8, "member {i}: {s:?}");
+    }
+
+    ens.restart(lagging).await.expect("restart");
+    assert_eq!(ens.wait_for_leader(T).await, Some(leader));
+    assert_eq!(tree_on(&ens, lagging, "/p").await, expected);
+    assert_eq!(ens.disk(lagging).unwrap().stats().snapshots_installed, 1);
+
+    // Every member restarts from what autopurge left.
+    for i in 0..3 {
+        ens.kill(i);
+    }
+    for i in 0..3 {
+        ens.restart(i).await.expect("restart");
+    }
+    let leader = ens.wait_for_leader(T).await.expect("a leader again");
+    for i in 0..3 {
+        assert_eq!(tree_on(&ens, i, "/p").await, expected, "member {i}");
+    }
+    let c = client_on(&ens, leader).await;
+    c.create("/p/z", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .expect("writes go on");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_by_less_than_the_kept_logs_still_gets_a_diff() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut ens = Ensemble::start_tuned(3, Some(dir.path()), |q| q.committed_log_size = 10)
+        .await
+        .expect("starts");
+    ens.set_snap_count(40);
+    ens.set_autopurge(Autopurge {
+        snap_retain_count: 3,
+        interval: Duration::from_millis(100),
+    });
+    let leader = ens.wait_for_leader(T).await.expect("a leader");
+    let lagging = follower_of(leader);
+    let c = client_on(&ens, leader).await;
+    c.create("/p", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .expect("parent");
+    for round in 0..6 {
+        create_many(&c, &format!("b{round}-"), 40).await;
+    }
+    ens.kill(lagging);
+    // 30 txns behind: more than the leader keeps in memory, fewer than the two snapshot
+    // intervals (at least 20 txns each) its kept logs span.
+    create_many(&c, "late", 30).await;
+    let v2 = member_dir(dir.path(), leader);
+    assert_purged_to(&v2, &v2, 3, "leader").await;
+
+    ens.restart(lagging).await.expect("restart");
+    assert_eq!(ens.wait_for_leader(T).await, Some(leader));
+    let expected = tree_on(&ens, leader, "/p").await;
+    assert_eq!(expected.len(), 270);
+    assert_eq!(tree_on(&ens, lagging, "/p").await, expected);
+    assert_eq!(
+        ens.disk(lagging).unwrap().stats().snapshots_installed,
+        0,
+        "synced by a DIFF read from the leader's kept logs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_from_zoo_cfg_autopurge_their_data_and_log_dirs() {
+    let mut o = Options::members(3);
+    o.extra_cfg = "snapCount=40\nautopurge.snapRetainCount=3\nautopurge.purgeInterval=1\n".into();
+    let mut ens = ProcessEnsemble::start(o).await.expect("ensemble");
+    let leader = ens.wait_for_leader(T * 2).await.expect("a leader");
+    let c = connect(&ens.connect_string()).await;
+    c.create("/p", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .expect("parent");
+    for round in 0..8 {
+        create_many(&c, &format!("c{round}-"), 40).await;
+    }
+    c.sync("/p").await.expect("sync");
+    let expected = c.get_children("/p", false).await.expect("children").len();
+    assert_eq!(expected, 320);
+    // The process members keep snapshots in dataDir and logs in dataLogDir.
+    for i in 0..3 {
+        let m = ens.root().join(format!("m{}", i + 1));
+        assert_purged_to(
+            &m.join("data/version-2"),
+            &m.join("log/version-2"),
+            3,
+            &format!("member {i}"),
+        )
+        .await;
+    }
+    // A member killed and restarted recovers everything from what was kept.
+    let follower = follower_of(leader);
+    ens.kill9(follower);
+    ens.restart(follower).expect("restart");
+    ens.wait_for_leader(T * 2).await.expect("a leader again");
+    let r = connect(&ens.client_addr(follower).to_string()).await;
+    r.sync("/p").await.expect("sync");
+    assert_eq!(
+        r.get_children("/p", false).await.expect("children").len(),
+        expected
+    );
 }

@@ -36,6 +36,7 @@ use crate::error::{Result, ServerError};
 use crate::net::clients::{self, Clients};
 use crate::net::connection::{ConnSettings, Throttle};
 use crate::net::{four_letter, listener, ConnCmd};
+use crate::persistence::{Autopurge, PurgeTimer};
 use crate::pipeline::{ConnId, CoreSettings, Output, Processor};
 use crate::prep::PrepSettings;
 use crate::store::{MemoryStore, Recovered, TxnStore};
@@ -198,7 +199,8 @@ impl Server {
             snapshot: None,
             config: config.clone(),
             started: now,
-            last_purge: now,
+            purge_timer: PurgeTimer::new(),
+            snapshots_done: 0,
         };
         let core = tokio::spawn(core.run(core_rx));
         tracing::info!("zk-server listening on {addr}");
@@ -314,7 +316,10 @@ struct Core {
     snapshot: Option<FuzzySnapshot>,
     config: ServerConfig,
     started: i64,
-    last_purge: i64,
+    /// When autopurge runs (at start, every purgeInterval, after each snapshot).
+    purge_timer: PurgeTimer,
+    /// Snapshots fully handed to the store so far (each makes a purge due).
+    snapshots_done: u64,
 }
 
 impl Core {
@@ -353,10 +358,8 @@ impl Core {
                     let now = now_ms();
                     let out = self.processor.tick(now);
                     self.outputs(out);
-                    if self.config.purge_interval_hours > 0
-                        && now - self.last_purge > i64::from(self.config.purge_interval_hours) * 3_600_000
-                    {
-                        self.last_purge = now;
+                    let purge = Autopurge::from_config(&self.config);
+                    if self.purge_timer.due(now, purge.interval, self.snapshots_done) {
                         let _ = self.store_tx.send(StoreJob::Purge);
                     }
                     self.flush_batch();
@@ -409,9 +412,7 @@ impl Core {
             let acls = snap.walk.acl_table();
             self.snapshot = None;
             let _ = self.store_tx.send(StoreJob::SnapshotEnd(acls));
-            if self.config.purge_interval_hours > 0 {
-                let _ = self.store_tx.send(StoreJob::Purge);
-            }
+            self.snapshots_done += 1;
         }
     }
 

@@ -9,6 +9,7 @@ use super::node::{Node, NodeSetup};
 use super::replica::NodeDisk;
 use crate::config::ServerConfig;
 use crate::error::{Result, ServerError};
+use crate::persistence::Autopurge;
 use crate::pipeline::CoreSettings;
 use crate::prep::PrepSettings;
 use crate::quorum::net::driver::PeerAddrs;
@@ -61,7 +62,8 @@ pub fn quorum_config(config: &ServerConfig) -> Result<QuorumConfig> {
 
 /// Starts this process as member `myid` of the ensemble in `config`: binds its election
 /// and quorum ports (from its `server.N` line) and its client port (the line's
-/// `;clientPort`, else `clientPort`), and recovers its disk.
+/// `;clientPort`, else `clientPort`), and recovers its disk (autopurged per
+/// `autopurge.snapRetainCount` / `autopurge.purgeInterval`, as Apache's QuorumPeerMain).
 pub async fn start_member(config: &ServerConfig) -> Result<Node> {
     let quorum = quorum_config(config)?;
     let mut election = BTreeMap::new();
@@ -92,6 +94,7 @@ pub async fn start_member(config: &ServerConfig) -> Result<Node> {
     let quorum_listener = bind(my_quorum).await?;
     let disk = NodeDisk::open_split(&config.data_dir, &config.data_log_dir)?;
     disk.set_snap_count(config.snap_count);
+    disk.set_autopurge(Autopurge::from_config(config));
     let settings = CoreSettings {
         server_id: me,
         tick_ms: i64::from(config.tick_time),

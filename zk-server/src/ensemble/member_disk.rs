@@ -11,8 +11,15 @@
 //!
 //! A restart loads the newest snapshot and replays the log after it, like the standalone
 //! server; a SNAP from a leader replaces snapshot and log at once.
+//!
+//! On disk, the files stay bounded by autopurge ([`NodeDisk::purge`], run by the member's
+//! driver on [`crate::persistence::PurgeTimer`]): the newest `autopurge.snapRetainCount`
+//! snapshots and the logs to replay from the oldest of them are kept. A lagging learner
+//! whose DIFF would need a purged log gets a SNAP instead ([`NodeDisk::read_log`] says
+//! the log no longer reaches back).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::tree::SnapshotWalk;
@@ -22,7 +29,7 @@ use zk_proto::txn::TxnEntry;
 use crate::database::{DatabaseImage, FuzzySnapshot, ZkDatabase};
 use crate::error::{Result, ServerError};
 use crate::persistence::{
-    read_epoch_file, write_epoch_file, EpochFile, SnapshotData, Storage, StorageOptions,
+    read_epoch_file, write_epoch_file, Autopurge, EpochFile, SnapshotData, Storage, StorageOptions,
 };
 use crate::quorum::zab::{DiskState, Proposal};
 use crate::quorum::Zxid;
@@ -74,6 +81,14 @@ pub struct DiskData {
     incarnation: u64,
     /// A snapshot file being written on its own thread.
     snapshot_thread: Option<std::thread::JoinHandle<()>>,
+    /// Snapshot files completed on disk; bumped by the snapshot thread, which must not
+    /// take this struct's lock (it is joined under it).
+    snapshots_written: Arc<AtomicU64>,
+    /// `autopurge.*`: what purges keep and how often the driver runs them.
+    autopurge: Autopurge,
+    /// Purges run and files they removed.
+    purges: u64,
+    files_purged: u64,
 }
 
 impl Default for DiskData {
@@ -96,6 +111,10 @@ impl Default for DiskData {
             snapshots_installed: 0,
             incarnation: 0,
             snapshot_thread: None,
+            snapshots_written: Arc::default(),
+            autopurge: Autopurge::default(),
+            purges: 0,
+            files_purged: 0,
         };
         d.next_snapshot_due();
         d
@@ -238,6 +257,51 @@ impl NodeDisk {
         d.next_snapshot_due();
     }
 
+    /// Sets autopurge (`autopurge.snapRetainCount`, `autopurge.purgeInterval`); the
+    /// member's driver reads the interval at each tick, so this applies while running.
+    pub fn set_autopurge(&self, a: Autopurge) {
+        let mut d = self.lock();
+        d.autopurge = a;
+        if let Log::Disk { storage, .. } = &mut d.log {
+            storage.set_snap_retain_count(a.snap_retain_count);
+        }
+    }
+
+    /// The autopurge settings.
+    pub fn autopurge(&self) -> Autopurge {
+        self.lock().autopurge
+    }
+
+    /// Snapshot files completed on disk so far (each makes a purge due).
+    pub fn snapshots_written(&self) -> u64 {
+        self.lock().snapshots_written.load(Ordering::SeqCst)
+    }
+
+    /// Autopurge: deletes snapshots beyond the newest `snapRetainCount` and the logs no
+    /// kept snapshot needs (see [`Storage::purge`]); returns the removed files. Runs under
+    /// the disk's lock, so no DIFF read or TRUNC sees a log vanish midway; a snapshot
+    /// still being written is not waited for (it does not count until complete). A
+    /// failure is logged, never fatal; in memory there is nothing to purge.
+    pub fn purge(&self) -> Vec<PathBuf> {
+        let mut d = self.lock();
+        let Log::Disk { storage, .. } = &mut d.log else {
+            return Vec::new();
+        };
+        let removed = match storage.purge() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("autopurge failed: {e}");
+                Vec::new()
+            }
+        };
+        d.purges += 1;
+        d.files_purged += removed.len() as u64;
+        if !removed.is_empty() {
+            tracing::info!("autopurge removed {} files", removed.len());
+        }
+        removed
+    }
+
     /// Makes every later append take `delay` longer, like a slow disk: tests of group
     /// commit need syncs slower than the requests arriving.
     pub fn set_append_delay(&self, delay: std::time::Duration) {
@@ -256,7 +320,7 @@ impl NodeDisk {
         d.log = Log::Broken;
         let opts = StorageOptions {
             prealloc_size: 0,
-            ..StorageOptions::default()
+            snap_retain_count: d.autopurge.snap_retain_count,
         };
         let log_dir = d.log_dir.clone().unwrap_or_else(|| dir.clone());
         let (storage, restored) = Storage::open(&dir, &log_dir, opts)?;
@@ -352,6 +416,7 @@ impl NodeDisk {
         let FuzzySnapshot {
             sessions, mut walk, ..
         } = snap;
+        let written = d.snapshots_written.clone();
         let t = std::thread::Builder::new()
             .name("zk-snapshot".into())
             .spawn(move || {
@@ -367,7 +432,10 @@ impl NodeDisk {
                     }
                 }
                 match stream.finish(&sessions, &walk.acl_table()) {
-                    Ok(p) => tracing::info!("snapshot {} written", p.display()),
+                    Ok(p) => {
+                        written.fetch_add(1, Ordering::SeqCst);
+                        tracing::info!("snapshot {} written", p.display())
+                    }
                     Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
                 }
             });
@@ -396,10 +464,14 @@ impl NodeDisk {
                 let writer = storage.snapshot_writer();
                 d.wait_for_snapshot_thread();
                 let snap = to_snapshot(&image);
+                let written = d.snapshots_written.clone();
                 let t = std::thread::Builder::new()
                     .name("zk-snapshot".into())
                     .spawn(move || match writer.write(&snap) {
-                        Ok(p) => tracing::info!("snapshot {} written", p.display()),
+                        Ok(p) => {
+                            written.fetch_add(1, Ordering::SeqCst);
+                            tracing::info!("snapshot {} written", p.display())
+                        }
                         Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
                     });
                 match t {
@@ -523,6 +595,8 @@ impl NodeDisk {
             txns_in_memory,
             snapshots_taken: d.snapshots_taken,
             snapshots_installed: d.snapshots_installed,
+            purges: d.purges,
+            files_purged: d.files_purged,
         }
     }
 }
@@ -540,4 +614,8 @@ pub struct DiskStats {
     pub snapshots_taken: u64,
     /// Snapshots received from a leader (SNAP).
     pub snapshots_installed: u64,
+    /// Autopurge runs (on disk only).
+    pub purges: u64,
+    /// Files those runs deleted.
+    pub files_purged: u64,
 }

@@ -36,6 +36,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::persistence::Autopurge;
 use crate::pipeline::CoreSettings;
 use crate::quorum::net::driver::{PeerAddrs, PeerStatus};
 use crate::quorum::net::ensemble::bind;
@@ -204,9 +205,39 @@ impl Ensemble {
     }
 
     /// The disk of member `i` (its counters: [`NodeDisk::stats`]; its `snapCount`:
-    /// [`NodeDisk::set_snap_count`]).
+    /// [`NodeDisk::set_snap_count`]; its autopurge: [`NodeDisk::set_autopurge`]).
     pub fn disk(&self, i: usize) -> Option<&NodeDisk> {
         self.members.get(i).map(|m| &m.disk)
+    }
+
+    /// Sets every member's `snapCount` (roughly how many txns between snapshots).
+    pub fn set_snap_count(&self, n: u64) {
+        for m in &self.members {
+            m.disk.set_snap_count(n);
+        }
+    }
+
+    /// Turns on autopurge for every member on disk (off by default, as in Apache): each
+    /// keeps its newest `snap_retain_count` snapshots (at least 3) and the logs to replay
+    /// from the oldest, purging at once, every `interval` and after each snapshot. Tests
+    /// pass milliseconds where zoo.cfg says hours.
+    ///
+    /// ```no_run
+    /// # async fn demo(dir: &std::path::Path) -> std::io::Result<()> {
+    /// use std::time::Duration;
+    /// use zk_server::persistence::Autopurge;
+    /// let ens = zk_server::ensemble::Ensemble::start_on_disk(3, dir).await?;
+    /// ens.set_snap_count(100);
+    /// ens.set_autopurge(Autopurge {
+    ///     snap_retain_count: 3,
+    ///     interval: Duration::from_millis(200),
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub fn set_autopurge(&self, a: Autopurge) {
+        for m in &self.members {
+            m.disk.set_autopurge(a);
+        }
     }
 
     /// Role of member `i`, when running.

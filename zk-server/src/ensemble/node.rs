@@ -28,6 +28,7 @@ use crate::net::clients::{self, Clients};
 use crate::net::connection::{ConnSettings, Throttle};
 use crate::net::four_letter::{self, QuorumView};
 use crate::net::listener;
+use crate::persistence::PurgeTimer;
 use crate::pipeline::{is_write, ConnId, CoreSettings, Output, Processor, WriteMode};
 use crate::quorum::net::driver::{
     spawn_peer, IsolationSwitch, LeaderStats, PeerAddrs, PeerHandle, PeerStatus,
@@ -112,6 +113,7 @@ impl Node {
         let (node_tx, node_rx) = mpsc::unbounded_channel();
         let core: SharedCore = Arc::new(Mutex::new(Core::new(processor, s.settings, node_tx)));
         let replica = ServerReplica::new(s.disk.clone(), core.clone());
+        let disk = s.disk.clone();
         let quorum = quorum_view(&s.quorum);
         let tick_ms = s.quorum.tick_time;
         let peer = spawn_peer(
@@ -157,6 +159,9 @@ impl Node {
             last_owner_prune: now,
             leading_since: None,
             last_state: None,
+            disk,
+            purge_timer: PurgeTimer::new(),
+            purging: None,
         };
         let task = tokio::spawn(task.run(core_rx, node_rx));
         Node {
@@ -253,6 +258,12 @@ struct NodeTask {
     leading_since: Option<i64>,
     /// The peer's state in its latest role report (elections counted in `mntr`).
     last_state: Option<PeerState>,
+    /// The member's disk, for autopurge.
+    disk: NodeDisk,
+    /// When autopurge runs next (Apache runs it in QuorumPeerMain too).
+    purge_timer: PurgeTimer,
+    /// The purge running on a blocking thread, if any.
+    purging: Option<JoinHandle<()>>,
 }
 
 impl NodeTask {
@@ -321,6 +332,27 @@ impl NodeTask {
         c.emit(out);
         drop(c);
         self.retry_unapplied();
+        self.autopurge(now);
+    }
+
+    /// Starts a purge when one is due (at start, every purgeInterval, after each
+    /// snapshot), off this task: deleting files must not hold up clients.
+    fn autopurge(&mut self, now: i64) {
+        if self.purging.as_ref().is_some_and(|p| !p.is_finished()) {
+            // Still due at the next tick once this one ends.
+            return;
+        }
+        let interval = self.disk.autopurge().interval;
+        if !self
+            .purge_timer
+            .due(now, interval, self.disk.snapshots_written())
+        {
+            return;
+        }
+        let disk = self.disk.clone();
+        self.purging = Some(tokio::task::spawn_blocking(move || {
+            disk.purge();
+        }));
     }
 
     async fn client_msg(&mut self, msg: CoreMsg) {
