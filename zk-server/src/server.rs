@@ -358,10 +358,7 @@ impl Core {
                     let now = now_ms();
                     let out = self.processor.tick(now);
                     self.outputs(out);
-                    let purge = Autopurge::from_config(&self.config);
-                    if self.purge_timer.due(now, purge.interval, self.snapshots_done) {
-                        let _ = self.store_tx.send(StoreJob::Purge);
-                    }
+                    self.autopurge(now);
                     self.flush_batch();
                 }
             }
@@ -394,6 +391,18 @@ impl Core {
         }
     }
 
+    /// Queues a purge when one is due (at start, every purgeInterval, after each
+    /// snapshot).
+    fn autopurge(&mut self, now: i64) {
+        let purge = Autopurge::from_config(&self.config);
+        if self
+            .purge_timer
+            .due(now, purge.interval, self.snapshots_done)
+        {
+            let _ = self.store_tx.send(StoreJob::Purge);
+        }
+    }
+
     /// Writes the next slice of the snapshot in progress; small enough not to hold up
     /// requests noticeably, so snapshots never stall the server.
     fn snapshot_step(&mut self) {
@@ -413,6 +422,8 @@ impl Core {
             self.snapshot = None;
             let _ = self.store_tx.send(StoreJob::SnapshotEnd(acls));
             self.snapshots_done += 1;
+            // Queued right behind the snapshot's end on the store thread.
+            self.autopurge(now_ms());
         }
     }
 
