@@ -332,25 +332,26 @@ fn zxids_in(dir: &Path, prefix: &str) -> Vec<i64> {
 }
 
 /// Waits until `snap_dir` holds exactly `keep` snapshots (purges run on a timer and after
-/// snapshots complete), then checks the logs in `log_dir` are exactly those a restart
-/// from the oldest kept snapshot needs: the newest log starting at or before it, and
-/// every later one.
+/// snapshots complete) and the logs in `log_dir` are exactly those a restart from the
+/// oldest kept snapshot needs: the newest log starting at or before it, and every later
+/// one. Polled, so a snapshot completing between the two listings cannot fool it.
 async fn assert_purged_to(snap_dir: &Path, log_dir: &Path, keep: usize, what: &str) {
     let deadline = tokio::time::Instant::now() + T;
-    let mut snaps = zxids_in(snap_dir, "snapshot");
-    while snaps.len() != keep && tokio::time::Instant::now() < deadline {
+    loop {
+        let snaps = zxids_in(snap_dir, "snapshot");
+        let logs = zxids_in(log_dir, "log");
+        let least = snaps.first().copied().unwrap_or(-1);
+        let older = logs.iter().filter(|z| **z <= least).count();
+        if snaps.len() == keep && least > 0 && older == 1 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: snapshots {snaps:x?}, logs {logs:x?}: want {keep} snapshots (not \
+             snapshot.0) and one log at or before the oldest"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
-        snaps = zxids_in(snap_dir, "snapshot");
     }
-    assert_eq!(snaps.len(), keep, "{what}: snapshots {snaps:x?}");
-    let least = snaps[0];
-    assert!(least > 0, "{what}: snapshot.0 purged, {snaps:x?}");
-    let logs = zxids_in(log_dir, "log");
-    let older = logs.iter().filter(|z| **z <= least).count();
-    assert_eq!(
-        older, 1,
-        "{what}: logs {logs:x?} for the oldest kept snapshot {least:#x}"
-    );
 }
 
 fn member_dir(root: &Path, i: usize) -> std::path::PathBuf {

@@ -619,3 +619,122 @@ pub struct DiskStats {
     /// Files those runs deleted.
     pub files_purged: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::time::{Duration, Instant};
+    use zk_proto::txn::{CreateTxn, Txn, TxnHeader};
+    use zk_proto::{Acl, OpCode};
+
+    fn create(zxid: i64) -> Proposal {
+        encode(&TxnEntry {
+            header: TxnHeader {
+                client_id: 1,
+                cxid: zxid as i32,
+                zxid,
+                time: zxid,
+                txn_type: OpCode::Create,
+            },
+            txn: Txn::Create(CreateTxn {
+                path: format!("/n{zxid}"),
+                data: Some(Bytes::new()),
+                acl: Acl::open_unsafe(),
+                ephemeral: false,
+                parent_c_version: -1,
+            }),
+            digest: None,
+        })
+    }
+
+    /// Logs creates `first..=last`, then snapshots the database at `last` and waits for
+    /// the file.
+    fn round(disk: &NodeDisk, db: &mut ZkDatabase, first: i64, last: i64) {
+        let ps: Vec<Proposal> = (first..=last).map(create).collect();
+        assert!(disk.append(None, &ps).is_some());
+        for e in decode_all(&ps) {
+            db.apply(&e);
+        }
+        let before = disk.snapshots_written();
+        disk.take_snapshot(db.image());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while disk.snapshots_written() == before {
+            assert!(Instant::now() < deadline, "snapshot {last:#x} not written");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with("log.") || n.starts_with("snapshot."))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn purge_keeps_what_a_restart_needs_and_a_failure_is_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let v2 = dir.path().join("version-2");
+        let disk = NodeDisk::open(dir.path()).unwrap();
+        disk.set_autopurge(Autopurge {
+            snap_retain_count: 3,
+            interval: Duration::from_millis(1),
+        });
+        let mut db = ZkDatabase::new();
+        for r in 0..5 {
+            round(&disk, &mut db, r * 10 + 1, r * 10 + 10);
+        }
+        assert_eq!(disk.purge().len(), 5, "{:?}", names(&v2));
+        assert_eq!(
+            names(&v2),
+            [
+                "log.15",
+                "log.1f",
+                "log.29",
+                "snapshot.1e",
+                "snapshot.28",
+                "snapshot.32"
+            ]
+        );
+        disk.recover().unwrap();
+        let (back, state) = disk.load(10);
+        assert_eq!(state.last_zxid, 50);
+        assert_eq!(back.tree.node_count(), db.tree.node_count());
+
+        // Something autopurge cannot delete (a directory named like an old snapshot): it
+        // is skipped, the other old files still go, and the member goes on.
+        std::fs::create_dir(v2.join("snapshot.2")).unwrap();
+        round(&disk, &mut db, 51, 60);
+        assert_eq!(disk.purge().len(), 2, "{:?}", names(&v2));
+        assert_eq!(
+            names(&v2),
+            [
+                "log.1f",
+                "log.29",
+                "log.33",
+                "snapshot.2",
+                "snapshot.28",
+                "snapshot.32",
+                "snapshot.3c"
+            ]
+        );
+        // A failure of the whole purge (the directory cannot be listed) is not fatal.
+        let moved = dir.path().join("moved");
+        std::fs::rename(&v2, &moved).unwrap();
+        std::fs::write(&v2, b"not a directory").unwrap();
+        assert!(disk.purge().is_empty());
+        std::fs::remove_file(&v2).unwrap();
+        std::fs::rename(&moved, &v2).unwrap();
+        round(&disk, &mut db, 61, 70);
+        let s = disk.stats();
+        assert_eq!((s.purges, s.files_purged), (3, 7));
+        disk.recover().unwrap();
+        let (back, state) = disk.load(10);
+        assert_eq!(state.last_zxid, 70);
+        assert_eq!(back.tree.node_count(), db.tree.node_count());
+    }
+}

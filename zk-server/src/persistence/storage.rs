@@ -197,7 +197,8 @@ impl Storage {
     /// Autopurge (Apache's `PurgeTxnLog`): keeps the `snap_retain_count` (at least 3, as
     /// Apache) newest complete snapshots and the logs needed to replay from the oldest of
     /// them (the newest log starting at or before it, and every later one); deletes older
-    /// snapshots and logs. Returns the removed files.
+    /// snapshots and logs. Returns the removed files; one that cannot be removed is
+    /// logged and skipped.
     ///
     /// Safe while appends go on and while a snapshot is being written: the current log is
     /// always the newest one, and a snapshot still being written does not count yet.
@@ -220,20 +221,21 @@ impl Storage {
         };
         let logs = list(&self.log_dir, LOG_PREFIX)?;
         let retained_log = logs.iter().rev().find(|l| l.zxid <= least).map(|l| l.zxid);
+        let doomed = snaps.iter().filter(|s| s.zxid < least).chain(
+            logs.iter()
+                .filter(|l| l.zxid < least && Some(l.zxid) != retained_log),
+        );
         let mut removed = Vec::new();
-        for s in snaps.iter().filter(|s| s.zxid < least) {
-            remove_file(&s.path)?;
-            removed.push(s.path.clone());
-        }
-        for l in logs
-            .iter()
-            .filter(|l| l.zxid < least && Some(l.zxid) != retained_log)
-        {
-            remove_file(&l.path)?;
-            removed.push(l.path.clone());
-        }
-        for p in &removed {
-            tracing::info!(file = %p.display(), "purged");
+        for f in doomed {
+            // One file that cannot go must not keep the others (as Apache, which
+            // reports it and goes on).
+            match remove_file(&f.path) {
+                Ok(()) => {
+                    tracing::info!(file = %f.path.display(), "purged");
+                    removed.push(f.path.clone());
+                }
+                Err(e) => tracing::warn!(file = %f.path.display(), error = %e, "cannot purge"),
+            }
         }
         Ok(removed)
     }
