@@ -81,9 +81,6 @@ pub struct DiskData {
     incarnation: u64,
     /// A snapshot file being written on its own thread.
     snapshot_thread: Option<std::thread::JoinHandle<()>>,
-    /// Snapshot files completed on disk; bumped by the snapshot thread, which must not
-    /// take this struct's lock (it is joined under it).
-    snapshots_written: Arc<AtomicU64>,
     /// `autopurge.*`: what purges keep and how often the driver runs them.
     autopurge: Autopurge,
     /// Purges run and files they removed.
@@ -111,7 +108,6 @@ impl Default for DiskData {
             snapshots_installed: 0,
             incarnation: 0,
             snapshot_thread: None,
-            snapshots_written: Arc::default(),
             autopurge: Autopurge::default(),
             purges: 0,
             files_purged: 0,
@@ -212,11 +208,25 @@ impl DiskData {
 
 /// A member's durable state, shared with the ensemble so a restart finds it.
 #[derive(Debug, Clone, Default)]
-pub struct NodeDisk(Arc<Mutex<DiskData>>);
+pub struct NodeDisk {
+    data: Arc<Mutex<DiskData>>,
+    /// What the driver's tick reads to time autopurge, outside the lock: appends hold
+    /// it across a sync, which must not stall the member's async task.
+    purge_clock: Arc<PurgeClock>,
+}
+
+/// Autopurge inputs readable without the disk's lock.
+#[derive(Debug, Default)]
+struct PurgeClock {
+    /// `autopurge.purgeInterval` in ms (0: off).
+    interval_ms: AtomicU64,
+    /// Snapshot files completed on disk; bumped by the snapshot threads.
+    snapshots_written: AtomicU64,
+}
 
 impl NodeDisk {
     fn lock(&self) -> MutexGuard<'_, DiskData> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A disk in `dir` (Apache layout: `version-2/log.*`, `snapshot.*`, epoch files),
@@ -260,6 +270,8 @@ impl NodeDisk {
     /// Sets autopurge (`autopurge.snapRetainCount`, `autopurge.purgeInterval`); the
     /// member's driver reads the interval at each tick, so this applies while running.
     pub fn set_autopurge(&self, a: Autopurge) {
+        let ms = u64::try_from(a.interval.as_millis()).unwrap_or(u64::MAX);
+        self.purge_clock.interval_ms.store(ms, Ordering::SeqCst);
         let mut d = self.lock();
         d.autopurge = a;
         if let Log::Disk { storage, .. } = &mut d.log {
@@ -272,9 +284,15 @@ impl NodeDisk {
         self.lock().autopurge
     }
 
-    /// Snapshot files completed on disk so far (each makes a purge due).
+    /// `autopurge.purgeInterval` (zero: off), without taking the disk's lock.
+    pub fn purge_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.purge_clock.interval_ms.load(Ordering::SeqCst))
+    }
+
+    /// Snapshot files completed on disk so far (each makes a purge due), without taking
+    /// the disk's lock.
     pub fn snapshots_written(&self) -> u64 {
-        self.lock().snapshots_written.load(Ordering::SeqCst)
+        self.purge_clock.snapshots_written.load(Ordering::SeqCst)
     }
 
     /// Autopurge: deletes snapshots beyond the newest `snapRetainCount` and the logs no
@@ -416,7 +434,7 @@ impl NodeDisk {
         let FuzzySnapshot {
             sessions, mut walk, ..
         } = snap;
-        let written = d.snapshots_written.clone();
+        let clock = self.purge_clock.clone();
         let t = std::thread::Builder::new()
             .name("zk-snapshot".into())
             .spawn(move || {
@@ -433,7 +451,7 @@ impl NodeDisk {
                 }
                 match stream.finish(&sessions, &walk.acl_table()) {
                     Ok(p) => {
-                        written.fetch_add(1, Ordering::SeqCst);
+                        clock.snapshots_written.fetch_add(1, Ordering::SeqCst);
                         tracing::info!("snapshot {} written", p.display())
                     }
                     Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
@@ -464,12 +482,12 @@ impl NodeDisk {
                 let writer = storage.snapshot_writer();
                 d.wait_for_snapshot_thread();
                 let snap = to_snapshot(&image);
-                let written = d.snapshots_written.clone();
+                let clock = self.purge_clock.clone();
                 let t = std::thread::Builder::new()
                     .name("zk-snapshot".into())
                     .spawn(move || match writer.write(&snap) {
                         Ok(p) => {
-                            written.fetch_add(1, Ordering::SeqCst);
+                            clock.snapshots_written.fetch_add(1, Ordering::SeqCst);
                             tracing::info!("snapshot {} written", p.display())
                         }
                         Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),

@@ -342,7 +342,8 @@ impl NodeTask {
             // Still due at the next tick once this one ends.
             return;
         }
-        let interval = self.disk.autopurge().interval;
+        // Lock-free reads: the disk's lock may be held across a sync.
+        let interval = self.disk.purge_interval();
         if !self
             .purge_timer
             .due(now, interval, self.disk.snapshots_written())
