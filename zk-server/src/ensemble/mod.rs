@@ -19,7 +19,8 @@
 //!
 //! - [`request_packet`]: the REQUEST packet a follower forwards a write in.
 //! - [`replica`]: the core as the driver's `Replica` (commits, role changes, SNAP).
-//! - [`member_disk`]: a member's epochs, snapshot and txn log (memory or Apache's files).
+//! - [`member_disk`]: a member's epochs, snapshot and txn log (memory or Apache's files),
+//!   and its autopurge.
 //! - [`node`]: one member: client listener, node task, quorum peer.
 //! - [`from_config`]: one member started from zoo.cfg (the `zk-server` binary).
 
