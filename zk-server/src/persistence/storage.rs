@@ -9,7 +9,8 @@ use zk_proto::txn::TxnEntry;
 
 use super::file_names::{list, version_dir, DataFile, CORRUPT_PREFIX, LOG_PREFIX, SNAPSHOT_PREFIX};
 use super::fs_util::{create_dir, remove_file, rename_durably, sync_dir};
-use super::snapshot::{read_snapshot, SnapshotData, SnapshotWriter, TMP_SUFFIX};
+use super::snapshot::{SnapshotCollector, SnapshotData, SnapshotWriter, TMP_SUFFIX};
+use super::snapshot_reader::{load_snapshot, SnapshotSink};
 use super::txn_log::{self, LogWriter, SyncStats};
 use crate::error::{Result, ServerError};
 
@@ -32,13 +33,14 @@ impl Default for StorageOptions {
     }
 }
 
-/// What [`Storage::open`] found on disk.
+/// What [`Storage::open`] found on disk: the snapshot as a [`SnapshotData`], or as what
+/// the [`SnapshotSink`] given to [`Storage::open_with`] made of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Restored {
+pub struct Restored<T = SnapshotData> {
     /// The newest valid snapshot. On a fresh data dir this is [`SnapshotData::initial`],
     /// which `open` has just written as `snapshot.0` (as Apache does), so `None` only comes
     /// from [`Storage::load`] racing an external deletion.
-    pub snapshot: Option<SnapshotData>,
+    pub snapshot: Option<T>,
     /// Txns logged after the snapshot, in zxid order, to replay on top of it.
     pub txns: Vec<TxnEntry>,
 }
@@ -73,17 +75,32 @@ impl Storage {
         data_log_dir: &Path,
         opts: StorageOptions,
     ) -> Result<(Storage, Restored)> {
+        Self::open_with(data_dir, data_log_dir, opts, SnapshotCollector::default)
+    }
+
+    /// [`Storage::open`], reading the snapshot into a fresh sink from `new_sink` as the
+    /// file is read (one sink per snapshot file tried: a corrupt file's sink is dropped
+    /// and an older file is read into a new one).
+    pub fn open_with<S: SnapshotSink>(
+        data_dir: &Path,
+        data_log_dir: &Path,
+        opts: StorageOptions,
+        mut new_sink: impl FnMut() -> S,
+    ) -> Result<(Storage, Restored<S::Output>)> {
         let snap_dir = version_dir(data_dir);
         let log_dir = version_dir(data_log_dir);
         create_dir(&snap_dir)?;
         create_dir(&log_dir)?;
         remove_stale_tmp_snapshots(&snap_dir)?;
-        let mut loaded = restore(&snap_dir, &log_dir, true)?;
+        let mut loaded = restore(&snap_dir, &log_dir, true, &mut new_sink)?;
         if loaded.restored.snapshot.is_none() {
             let initial = SnapshotData::initial();
             SnapshotWriter::new(snap_dir.clone()).write(&initial)?;
             loaded.last_zxid = loaded.last_zxid.max(initial.last_zxid);
-            loaded.restored.snapshot = Some(initial);
+            let fed = initial.feed(new_sink()).map_err(|reason| {
+                ServerError::Storage(format!("loading the initial snapshot: {reason}"))
+            })?;
+            loaded.restored.snapshot = Some(fed);
         }
         let storage = Storage {
             log: LogWriter::new(log_dir.clone(), opts.prealloc_size),
@@ -99,7 +116,15 @@ impl Storage {
     /// Reads the snapshot and the txns after it again (e.g. after [`Storage::truncate_after`]),
     /// without repairing anything.
     pub fn load(&self) -> Result<Restored> {
-        Ok(restore(&self.snap_dir, &self.log_dir, false)?.restored)
+        self.load_with(SnapshotCollector::default)
+    }
+
+    /// [`Storage::load`] into sinks from `new_sink` (see [`Storage::open_with`]).
+    pub fn load_with<S: SnapshotSink>(
+        &self,
+        mut new_sink: impl FnMut() -> S,
+    ) -> Result<Restored<S::Output>> {
+        Ok(restore(&self.snap_dir, &self.log_dir, false, &mut new_sink)?.restored)
     }
 
     /// Appends txns with one write and one fdatasync (group commit); they are durable when
@@ -346,8 +371,8 @@ fn newest_zxid(snap_dir: &Path, log_dir: &Path) -> Result<i64> {
     Ok(newest)
 }
 
-struct Loaded {
-    restored: Restored,
+struct Loaded<T> {
+    restored: Restored<T>,
     last_zxid: i64,
 }
 
@@ -357,7 +382,12 @@ fn epoch(zxid: i64) -> i64 {
 
 /// Finds the newest valid snapshot (falling back to older ones) and the txns after it.
 /// With `repair`, damaged log tails are cut off and unreplayable files set aside.
-fn restore(snap_dir: &Path, log_dir: &Path, repair: bool) -> Result<Loaded> {
+fn restore<S: SnapshotSink>(
+    snap_dir: &Path,
+    log_dir: &Path,
+    repair: bool,
+    new_sink: &mut impl FnMut() -> S,
+) -> Result<Loaded<S::Output>> {
     let snaps = list(snap_dir, SNAPSHOT_PREFIX)?;
     let mut snapshot = None;
     let mut problems = Vec::new();
@@ -370,10 +400,9 @@ fn restore(snap_dir: &Path, log_dir: &Path, repair: bool) -> Result<Loaded> {
             tracing::warn!(file = %s.path.display(), "skipping compressed snapshot (unsupported)");
             continue;
         }
-        match read_snapshot(&s.path, s.zxid) {
+        match load_snapshot(&s.path, s.zxid, new_sink()) {
             Ok(snap) => {
-                tracing::info!(file = %s.path.display(), nodes = snap.nodes.len(), "loaded snapshot");
-                snapshot = Some(snap);
+                snapshot = Some((s.zxid, snap));
                 break;
             }
             Err(e) => {
@@ -382,7 +411,8 @@ fn restore(snap_dir: &Path, log_dir: &Path, repair: bool) -> Result<Loaded> {
             }
         }
     }
-    let snap_zxid = snapshot.as_ref().map_or(-1, |s: &SnapshotData| s.last_zxid);
+    let snap_zxid = snapshot.as_ref().map_or(-1, |(zxid, _)| *zxid);
+    let snapshot = snapshot.map(|(_, snap)| snap);
 
     let logs = list(log_dir, LOG_PREFIX)?;
     let mut txns = Vec::new();

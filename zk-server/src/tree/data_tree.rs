@@ -722,6 +722,51 @@ impl DataTree {
         self.index_kind(p, owner);
     }
 
+    /// [`Self::insert_restored`] for a snapshot being read node by node, checking the
+    /// order as it goes: returns false, changing nothing, for a node Apache would refuse
+    /// (the root `""` not first, a parent not restored before its child, a malformed path).
+    /// Accepted nodes leave the tree exactly as `insert_restored` would, so a tree built
+    /// this way equals one built from the whole list once the list is known to be valid.
+    pub fn restore_node(
+        &mut self,
+        p: &str,
+        data: Option<&[u8]>,
+        acl: Arc<Vec<Acl>>,
+        stat: StatPersisted,
+    ) -> bool {
+        let Some(slash) = p.rfind('/') else {
+            // Only the root has no '/', and it comes first.
+            if !p.is_empty() || self.live != 0 {
+                return false;
+            }
+            self.insert_root(data, acl, stat);
+            return true;
+        };
+        let (parent, name) = (&p[..slash], &p[slash + 1..]);
+        // "/" is never a node's path in a snapshot (it ends the list), so "//x" has no parent.
+        if name.is_empty() || parent == "/" {
+            return false;
+        }
+        let Some(pid) = self.find(parent) else {
+            return false;
+        };
+        let owner = stat.ephemeral_owner;
+        if let Some(id) = self.child(pid, name.as_bytes()) {
+            // Listed twice: the later copy wins, in place (as insert_restored).
+            let old_owner = self.node_at(id).map_or(0, |n| n.stat.ephemeral_owner);
+            self.unindex_kind(p, old_owner);
+            if let Some(n) = self.node_at_mut(id) {
+                n.set_data(data);
+                n.acl = acl;
+                n.stat = stat;
+            }
+        } else {
+            self.link(pid, DataNode::new(name, data, acl, stat));
+        }
+        self.index_kind(p, owner);
+        true
+    }
+
     /// Finishes a restore: adds the system nodes the snapshot lacked (older Apache versions
     /// wrote no `/zookeeper/config`), after the listed ones.
     pub fn link_restored(&mut self) {
