@@ -547,4 +547,93 @@ mod tests {
         );
         assert_same(&db, &ZkDatabase::new());
     }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                copy_dir(&e.path(), &to.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn replaying_while_reading_the_log_equals_replaying_after() {
+        let opts = StorageOptions {
+            prealloc_size: 0,
+            snap_retain_count: 3,
+        };
+        for (seed, torn) in [(21u64, false), (22, true)] {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut s, _) = Storage::open(dir.path(), dir.path(), opts.clone()).unwrap();
+            let mut g = random_db(seed, 300);
+            s.append(&g.log).unwrap();
+            s.save_snapshot(&to_snapshot(&g.db.image())).unwrap();
+            let from = g.log.len();
+            for _ in 0..300 {
+                g.random_op();
+            }
+            s.append(&g.log[from..from + 150]).unwrap();
+            s.roll_log();
+            s.append(&g.log[from + 150..]).unwrap();
+            drop(s);
+            if torn {
+                // A torn write at the end of the newest log: both ways cut it off alike.
+                let mut logs: Vec<PathBuf> = std::fs::read_dir(dir.path().join("version-2"))
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("log."))
+                    .collect();
+                logs.sort();
+                let newest = logs.last().unwrap();
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(newest)
+                    .unwrap();
+                std::io::Write::write_all(&mut f, &[0, 0, 0, 0, 0, 0, 0, 9, 0, 0]).unwrap();
+            }
+            let copy = tempfile::tempdir().unwrap();
+            copy_dir(dir.path(), copy.path());
+
+            let (_s, r) = Storage::open_replaying(
+                dir.path(),
+                dir.path(),
+                opts.clone(),
+                DatabaseBuilder::new,
+                |db: &mut ZkDatabase, t| {
+                    if t.header.zxid > db.last_zxid() {
+                        db.apply(&t);
+                    }
+                },
+            )
+            .unwrap();
+            assert!(r.txns.is_empty());
+            let streamed = r.snapshot.unwrap();
+
+            let (_s, r) =
+                Storage::open_with(copy.path(), copy.path(), opts.clone(), DatabaseBuilder::new)
+                    .unwrap();
+            assert_eq!(r.txns.len(), g.log.len() - from);
+            let after = Recovered {
+                database: r.snapshot.unwrap(),
+                txns: r.txns,
+            }
+            .into_database();
+            assert_same(&streamed, &after);
+            assert_eq!(canon(&streamed), canon(&g.db), "seed {seed}");
+            for d in [dir.path(), copy.path()] {
+                let set_aside = std::fs::read_dir(d.join("version-2"))
+                    .unwrap()
+                    .filter(|e| {
+                        let name = e.as_ref().unwrap().file_name();
+                        name.to_str().unwrap().starts_with("corrupt.")
+                    })
+                    .count();
+                assert_eq!(set_aside, usize::from(torn), "the torn tail was cut off");
+            }
+        }
+    }
 }
