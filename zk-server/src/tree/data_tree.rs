@@ -742,7 +742,9 @@ impl DataTree {
             self.insert_root(data, acl, stat);
             return true;
         };
-        let (parent, name) = (&p[..slash], &p[slash + 1..]);
+        let (Some(parent), Some(name)) = (p.get(..slash), p.get(slash + 1..)) else {
+            return false;
+        };
         // "/" is never a node's path in a snapshot (it ends the list), so "//x" has no parent.
         if name.is_empty() || parent == "/" {
             return false;
@@ -897,6 +899,35 @@ mod tests {
         assert_eq!(r.get("/").unwrap().children.len(), 2);
         assert_eq!(r.node_count(), t.node_count());
         assert_eq!(r.get("/a/b").unwrap().stat, t.get("/a/b").unwrap().stat);
+    }
+
+    #[test]
+    fn restore_node_checks_the_order_as_it_goes() {
+        let acl = Arc::new(Acl::open_unsafe());
+        let st = StatPersisted::default;
+        let mut r = DataTree::restoring();
+        assert!(!r.restore_node("/a", None, acl.clone(), st()), "root first");
+        assert!(r.restore_node("", Some(b""), acl.clone(), st()));
+        assert!(
+            !r.restore_node("", Some(b""), acl.clone(), st()),
+            "one root"
+        );
+        assert!(r.restore_node("/a", Some(b"1"), acl.clone(), st()));
+        assert!(
+            !r.restore_node("/b/c", None, acl.clone(), st()),
+            "parent first"
+        );
+        for bad in ["//a", "/a/", "a", "/a//b", "x/y"] {
+            assert!(!r.restore_node(bad, None, acl.clone(), st()), "{bad}");
+        }
+        assert!(r.restore_node("/a/b", None, acl.clone(), st()));
+        assert!(
+            r.restore_node("/a", Some(b"2"), acl.clone(), st()),
+            "later copy wins"
+        );
+        assert_eq!(r.node_count(), 3);
+        assert_eq!(r.get("/a").unwrap().data(), Some(&b"2"[..]));
+        assert_eq!(r.get("/a").unwrap().children.len(), 1);
     }
 
     #[test]
