@@ -140,8 +140,9 @@ impl ZkDatabase {
     }
 }
 
+/// The random workload of the snapshot tests (also used by `database_builder`'s).
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::Recovered;
     use rand::rngs::StdRng;
@@ -154,9 +155,9 @@ mod tests {
 
     /// The state in a form independent of child order and ACL numbering: a restored set
     /// iterates in its own order (as in Apache, a fresh set's table may be smaller).
-    type Canon = (i64, Vec<(i64, i32)>, Vec<(String, String)>);
+    pub(crate) type Canon = (i64, Vec<(i64, i32)>, Vec<(String, String)>);
 
-    fn canon(db: &ZkDatabase) -> Canon {
+    pub(crate) fn canon(db: &ZkDatabase) -> Canon {
         let img = db.image();
         let acls: BTreeMap<i64, Vec<Acl>> = img.acls.iter().cloned().collect();
         let mut nodes: Vec<(String, String)> = img
@@ -171,16 +172,28 @@ mod tests {
         (img.last_zxid, img.sessions, nodes)
     }
 
-    struct Gen {
-        db: ZkDatabase,
-        rng: StdRng,
-        zxid: i64,
-        log: Vec<TxnEntry>,
-        paths: Vec<String>,
+    /// A database changed by random txns, with the log of those txns.
+    pub(crate) struct Gen {
+        pub(crate) db: ZkDatabase,
+        pub(crate) rng: StdRng,
+        pub(crate) zxid: i64,
+        pub(crate) log: Vec<TxnEntry>,
+        pub(crate) paths: Vec<String>,
     }
 
     impl Gen {
-        fn apply(&mut self, session: i64, ty: OpCode, txn: Txn) {
+        /// A fresh database; `seed` decides every later random choice.
+        pub(crate) fn new(seed: u64) -> Self {
+            Gen {
+                db: ZkDatabase::new(),
+                rng: StdRng::seed_from_u64(seed),
+                zxid: 0,
+                log: Vec::new(),
+                paths: vec!["/".to_string()],
+            }
+        }
+
+        pub(crate) fn apply(&mut self, session: i64, ty: OpCode, txn: Txn) {
             self.zxid += 1;
             let e = TxnEntry {
                 header: TxnHeader {
@@ -232,7 +245,8 @@ mod tests {
             self.paths.push(p);
         }
 
-        fn random_op(&mut self) {
+        /// Creates, deletes, setData, setACL, or a session leaving ephemerals.
+        pub(crate) fn random_op(&mut self) {
             let i = self.rng.gen_range(0..self.paths.len());
             let p = self.paths[i].clone();
             match self.rng.gen_range(0..6) {
@@ -298,13 +312,7 @@ mod tests {
     #[test]
     fn fuzzy_snapshot_plus_log_replay_is_the_live_state() {
         for seed in 0..8u64 {
-            let mut g = Gen {
-                db: ZkDatabase::new(),
-                rng: StdRng::seed_from_u64(seed),
-                zxid: 0,
-                log: Vec::new(),
-                paths: vec!["/".to_string()],
-            };
+            let mut g = Gen::new(seed);
             for _ in 0..400 {
                 g.random_op();
             }
@@ -337,10 +345,10 @@ mod tests {
             file.write_to(&mut bytes).unwrap();
             let back =
                 crate::persistence::SnapshotData::decode(img.last_zxid, bytes.into()).unwrap();
-            let restored = Recovered {
-                snapshot: Some(crate::store::from_snapshot(back)),
-                txns: g.log[from..].to_vec(),
-            }
+            let restored = Recovered::from_image(
+                Some(&crate::store::from_snapshot(back)),
+                g.log[from..].to_vec(),
+            )
             .into_database();
             assert_eq!(canon(&restored), canon(&g.db), "seed {seed}");
             assert!(g.log.len() - from > 20, "the walk overlapped writes");

@@ -13,6 +13,7 @@
 //! - [`session`]: session ids, passwords, tick-bucket expiry.
 //! - [`watch`]: the watch manager (one-shot, persistent, persistent-recursive).
 //! - [`database`]: [`database::ZkDatabase`], the replicated state (tree + sessions).
+//! - [`database_builder`]: a database built node by node as a snapshot file is read.
 //! - [`apply`]: [`database::ZkDatabase::apply`], a pure function of a committed txn; used
 //!   for local commits, for txns from an ensemble leader and for log replay.
 //! - [`pending`]: outstanding changes of prepared-but-uncommitted txns.
@@ -38,6 +39,7 @@ pub mod acl;
 pub mod apply;
 pub mod config;
 pub mod database;
+pub mod database_builder;
 pub mod ensemble;
 pub mod error;
 pub mod net;

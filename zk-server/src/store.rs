@@ -7,6 +7,7 @@ use zk_proto::txn::TxnEntry;
 use zk_proto::Acl;
 
 use crate::database::{decode_node_records, DatabaseImage, ZkDatabase};
+use crate::database_builder::DatabaseBuilder;
 use crate::error::{Result, ServerError};
 use crate::persistence::{SnapshotData, SnapshotStream, Storage, StorageOptions};
 
@@ -34,25 +35,33 @@ pub trait TxnStore: Send + 'static {
     fn finish(&mut self) {}
 }
 
-/// What a store held at open: a snapshot and the txns logged after it.
+/// What a store held at open: the database of its newest snapshot and the txns logged
+/// after it.
 #[derive(Debug, Default, Clone)]
 pub struct Recovered {
-    /// The newest valid snapshot.
-    pub snapshot: Option<DatabaseImage>,
+    /// The state the newest valid snapshot holds (the fresh database without one).
+    pub database: ZkDatabase,
     /// Txns after it, in order.
     pub txns: Vec<TxnEntry>,
 }
 
 impl Recovered {
-    /// Rebuilds the database: snapshot, then replay.
+    /// What a store holding `snapshot` (if any) and `txns` recovers.
+    pub fn from_image(snapshot: Option<&DatabaseImage>, txns: Vec<TxnEntry>) -> Self {
+        Recovered {
+            database: snapshot.map_or_else(ZkDatabase::new, ZkDatabase::from_image),
+            txns,
+        }
+    }
+
+    /// The database: the snapshot's, with the txns after it applied.
     pub fn into_database(self) -> ZkDatabase {
-        let mut db = match &self.snapshot {
-            Some(img) => ZkDatabase::from_image(img),
-            None => ZkDatabase::new(),
-        };
-        for t in &self.txns {
+        let mut db = self.database;
+        // Each txn is dropped once applied, so the memory of the txns still to replay
+        // goes to the nodes they create instead of adding to the peak.
+        for t in self.txns {
             if t.header.zxid > db.last_zxid() {
-                db.apply(t);
+                db.apply(&t);
             }
         }
         db
@@ -110,10 +119,7 @@ impl MemoryStore {
     /// What a server opening this store would recover.
     pub fn recover(&self) -> Recovered {
         let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        Recovered {
-            snapshot: s.snapshot.clone(),
-            txns: s.txns.clone(),
-        }
+        Recovered::from_image(s.snapshot.as_ref(), s.txns.clone())
     }
 }
 
@@ -336,20 +342,27 @@ impl TxnStore for DiskStore {
 }
 
 /// Opens the on-disk store (Apache's format, see [`crate::persistence`]) under the config's
-/// data dirs and recovers from it.
+/// data dirs and recovers from it; the snapshot is loaded into the tree as it is read and
+/// the logged txns are applied as they are read, so a restart peaks near the final tree.
 pub fn open_disk_store(
     cfg: &crate::config::ServerConfig,
 ) -> Result<(Box<dyn TxnStore>, Recovered)> {
-    let (storage, restored) = Storage::open(
+    let (storage, restored) = Storage::open_replaying(
         &cfg.data_dir,
         &cfg.data_log_dir,
         StorageOptions {
             prealloc_size: cfg.prealloc_size,
             snap_retain_count: cfg.snap_retain_count,
         },
+        DatabaseBuilder::new,
+        |db: &mut ZkDatabase, t| {
+            if t.header.zxid > db.last_zxid() {
+                db.apply(&t);
+            }
+        },
     )?;
     let rec = Recovered {
-        snapshot: restored.snapshot.map(from_snapshot),
+        database: restored.snapshot.unwrap_or_default(),
         txns: restored.txns,
     };
     Ok((Box::new(DiskStore::new(storage)), rec))

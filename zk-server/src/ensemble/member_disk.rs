@@ -27,6 +27,7 @@ use bytes::BytesMut;
 use zk_proto::txn::TxnEntry;
 
 use crate::database::{DatabaseImage, FuzzySnapshot, ZkDatabase};
+use crate::database_builder::DatabaseBuilder;
 use crate::error::{Result, ServerError};
 use crate::persistence::{
     read_epoch_file, write_epoch_file, Autopurge, EpochFile, SnapshotData, Storage, StorageOptions,
@@ -49,7 +50,7 @@ enum Log {
     /// Apache's files; `restored` is what opening them found, until the member starts.
     Disk {
         storage: Box<Storage>,
-        restored: Option<Recovered>,
+        restored: Option<Box<Recovered>>,
     },
     /// A data directory that failed to open (every operation logs and does nothing).
     Broken,
@@ -184,15 +185,14 @@ impl DiskData {
     /// if already used).
     fn recovered(&mut self) -> Recovered {
         match &mut self.log {
-            Log::Memory { snapshot, txns } => Recovered {
-                snapshot: snapshot.clone(),
-                txns: txns.clone(),
-            },
+            Log::Memory { snapshot, txns } => {
+                Recovered::from_image(snapshot.as_ref(), txns.clone())
+            }
             Log::Disk { storage, restored } => match restored.take() {
-                Some(r) => r,
-                None => match storage.load() {
+                Some(r) => *r,
+                None => match storage.load_with(DatabaseBuilder::new) {
                     Ok(r) => Recovered {
-                        snapshot: r.snapshot.map(from_snapshot),
+                        database: r.snapshot.unwrap_or_default(),
                         txns: r.txns,
                     },
                     Err(e) => {
@@ -341,15 +341,15 @@ impl NodeDisk {
             snap_retain_count: d.autopurge.snap_retain_count,
         };
         let log_dir = d.log_dir.clone().unwrap_or_else(|| dir.clone());
-        let (storage, restored) = Storage::open(&dir, &log_dir, opts)?;
+        let (storage, restored) = Storage::open_with(&dir, &log_dir, opts, DatabaseBuilder::new)?;
         d.accepted = read_epoch_file(&dir, EpochFile::Accepted)?.unwrap_or(0);
         d.current = read_epoch_file(&dir, EpochFile::Current)?.unwrap_or(0);
         d.log = Log::Disk {
             storage: Box::new(storage),
-            restored: Some(Recovered {
-                snapshot: restored.snapshot.map(from_snapshot),
+            restored: Some(Box::new(Recovered {
+                database: restored.snapshot.unwrap_or_default(),
                 txns: restored.txns,
-            }),
+            })),
         };
         d.next_snapshot_due();
         Ok(())

@@ -3,6 +3,8 @@
 //!
 //! - [`txn_log`]: `log.<zxid>` files, group-committed appends, torn-tail detection.
 //! - [`snapshot`]: `snapshot.<zxid>` files and [`SnapshotWriter`] for background snapshots.
+//! - [`snapshot_reader`]: reading a snapshot file as a stream into a [`SnapshotSink`]
+//!   (a restart builds the tree as the file is read, see `crate::database_builder`).
 //! - [`epoch_file`]: the ensemble's `acceptedEpoch` / `currentEpoch`.
 //! - [`Storage`]: ties them together (open/recover, append, snapshot, purge, DIFF/TRUNC).
 //! - [`autopurge`]: when purges run and what they keep (`autopurge.*` settings).
@@ -22,11 +24,13 @@ pub mod epoch_file;
 pub mod file_names;
 mod fs_util;
 pub mod snapshot;
+pub mod snapshot_reader;
 mod storage;
 pub mod txn_log;
 
 pub use autopurge::{Autopurge, PurgeTimer, MIN_SNAP_RETAIN_COUNT};
 pub use epoch_file::{read_epoch_file, write_epoch_file, EpochFile};
-pub use snapshot::{SnapshotData, SnapshotStream, SnapshotWriter};
+pub use snapshot::{SnapshotCollector, SnapshotData, SnapshotStream, SnapshotWriter};
+pub use snapshot_reader::{load_snapshot, SnapshotSink};
 pub use storage::{Restored, Storage, StorageOptions};
 pub use txn_log::SyncStats;

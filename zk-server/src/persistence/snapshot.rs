@@ -25,6 +25,9 @@ use zk_proto::{Acl, JuteReader, JuteWrite, Perms, ProtoError, Record, StatPersis
 use super::adler32::Adler32;
 use super::file_names::snapshot_name;
 use super::fs_util::{remove_file, rename_durably};
+use super::snapshot_reader::{
+    load_snapshot, read_snapshot_from, ReadError, SnapshotSink, NOT_IN_PRE_ORDER,
+};
 use crate::error::{Result, ServerError};
 
 /// dbid Apache writes in snapshot headers (`FileSnap.dbId`; txn logs carry 0).
@@ -97,43 +100,55 @@ impl SnapshotData {
         write_tail(out)
     }
 
-    /// Decodes a whole snapshot file, checking its header, structure and seals.
+    /// Decodes a whole snapshot file held in memory, checking its header, structure and
+    /// seals (the same reader as [`read_snapshot`]).
     pub fn decode(file_zxid: i64, buf: Bytes) -> std::result::Result<Self, String> {
-        let total = buf.len();
-        let mut r = JuteReader::new(buf.clone());
-        let e = |err: ProtoError| err.to_string();
-        let hdr = FileHeader::read(&mut r).map_err(e)?;
-        if hdr.magic != SNAP_MAGIC {
-            return Err(format!("bad magic {:#x}", hdr.magic));
-        }
-        let (sessions, acls, nodes) = read_database(&mut r)?;
-        check_order(&nodes)?;
-        let mut sum = Adler32::new();
-        let sealed = total - r.remaining();
-        sum.update(&buf[..sealed]);
-        check_seal(&mut r, sum.value())?;
-        if !r.is_empty() {
-            // Digest section (Apache 3.6+): an older snapshot simply ends after the seal.
-            r.read_i64().map_err(e)?; // zxid
-            let version = r.read_i32().map_err(e)?;
-            if version < 2 {
-                r.read_opt_string().map_err(e)?;
-            } else {
-                r.read_i64().map_err(e)?;
+        let len = buf.len() as u64;
+        read_snapshot_from(&buf[..], len, file_zxid, SnapshotCollector::default()).map_err(|e| {
+            match e {
+                ReadError::Corrupt(reason) => reason,
+                ReadError::Io(e) => e.to_string(),
             }
-            let end = total - r.remaining();
-            sum.update(&buf[sealed..end]);
-            check_seal(&mut r, sum.value())?;
-        }
-        if !r.is_empty() {
-            return Err(format!("{} trailing bytes", r.remaining()));
-        }
-        Ok(SnapshotData {
-            last_zxid: file_zxid,
-            sessions,
-            acls,
-            nodes,
         })
+    }
+
+    /// Feeds this snapshot to `sink` as if it had been read from a file (e.g. the initial
+    /// tree a fresh data dir starts from).
+    pub fn feed<S: SnapshotSink>(self, mut sink: S) -> std::result::Result<S::Output, String> {
+        sink.begin(self.sessions, self.acls);
+        for (position, (path, node)) in self.nodes.into_iter().enumerate() {
+            sink.node(&path, node)
+                .map_err(|why| format!("node {path:?} at position {position} {why}"))?;
+        }
+        sink.finish(self.last_zxid)
+    }
+}
+
+/// A [`SnapshotSink`] keeping everything as a [`SnapshotData`], node data detached from
+/// the read buffer; the pre-order is checked once all nodes are in.
+#[derive(Debug, Default)]
+pub struct SnapshotCollector {
+    snap: SnapshotData,
+}
+
+impl SnapshotSink for SnapshotCollector {
+    type Output = SnapshotData;
+
+    fn begin(&mut self, sessions: Vec<(i64, i32)>, acls: Vec<(i64, Vec<Acl>)>) {
+        self.snap.sessions = sessions;
+        self.snap.acls = acls;
+    }
+
+    fn node(&mut self, path: &str, mut node: DataNodeRecord) -> std::result::Result<(), String> {
+        node.data = node.data.map(|d| Bytes::copy_from_slice(&d));
+        self.snap.nodes.push((path.to_owned(), node));
+        Ok(())
+    }
+
+    fn finish(mut self, last_zxid: i64) -> std::result::Result<SnapshotData, String> {
+        check_order(&self.snap.nodes)?;
+        self.snap.last_zxid = last_zxid;
+        Ok(self.snap)
     }
 }
 
@@ -178,7 +193,6 @@ fn write_tail<W: Write>(mut out: SealedWriter<W>) -> std::io::Result<()> {
     out.inner.flush()
 }
 
-/// A count checked against the bytes left, `min` bytes per element.
 /// Sessions, ACL cache and node records of a serialized database.
 pub(crate) type DatabaseParts = (
     Vec<(i64, i32)>,
@@ -231,23 +245,8 @@ fn jute_count(n: usize) -> std::io::Result<i32> {
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "too many entries"))
 }
 
-/// Reads a seal (`long checksum; ustring "/"`) and compares it with `expected`.
-fn check_seal(r: &mut JuteReader, expected: u32) -> std::result::Result<(), String> {
-    let val = r.read_i64().map_err(|e| e.to_string())?;
-    let path = r.read_string().map_err(|e| e.to_string())?;
-    if path != END_PATH {
-        return Err(format!("seal ends with {path:?} instead of \"/\""));
-    }
-    if val != i64::from(expected) {
-        return Err(format!(
-            "checksum mismatch: stored {val:#x}, computed {expected:#x}"
-        ));
-    }
-    Ok(())
-}
-
 /// Apache refuses a tree whose nodes do not come root first and parents before children.
-fn check_order(nodes: &[(String, DataNodeRecord)]) -> std::result::Result<(), String> {
+pub(crate) fn check_order(nodes: &[(String, DataNodeRecord)]) -> std::result::Result<(), String> {
     let mut seen: HashSet<&str> = HashSet::with_capacity(nodes.len());
     for (i, (path, _)) in nodes.iter().enumerate() {
         let ok = match path.rfind('/') {
@@ -255,9 +254,7 @@ fn check_order(nodes: &[(String, DataNodeRecord)]) -> std::result::Result<(), St
             Some(slash) => !path.ends_with('/') && seen.contains(&path[..slash]),
         };
         if !ok {
-            return Err(format!(
-                "node {path:?} at position {i} is not in pre-order (root \"\" first, parents before children)"
-            ));
+            return Err(format!("node {path:?} at position {i} {NOT_IN_PRE_ORDER}"));
         }
         seen.insert(path);
     }
@@ -448,12 +445,8 @@ impl Drop for SnapshotStream {
 /// Ending of snapshots being written; such files start with '.' so Apache ignores them.
 pub const TMP_SUFFIX: &str = ".tmp";
 
-/// Reads and fully validates the snapshot at `path`.
+/// Reads and fully validates the snapshot at `path`, keeping it whole (see
+/// [`load_snapshot`] to build something else from it as it is read).
 pub fn read_snapshot(path: &Path, file_zxid: i64) -> Result<SnapshotData> {
-    let buf = std::fs::read(path)
-        .map_err(|e| ServerError::io(format!("read snapshot {}", path.display()), e))?;
-    SnapshotData::decode(file_zxid, Bytes::from(buf)).map_err(|reason| ServerError::Corrupt {
-        file: path.to_owned(),
-        reason,
-    })
+    load_snapshot(path, file_zxid, SnapshotCollector::default())
 }

@@ -10,7 +10,8 @@ use zk_proto::txn::TxnEntry;
 use super::autopurge::MIN_SNAP_RETAIN_COUNT;
 use super::file_names::{list, version_dir, DataFile, CORRUPT_PREFIX, LOG_PREFIX, SNAPSHOT_PREFIX};
 use super::fs_util::{create_dir, remove_file, rename_durably, sync_dir};
-use super::snapshot::{read_snapshot, SnapshotData, SnapshotWriter, TMP_SUFFIX};
+use super::snapshot::{SnapshotCollector, SnapshotData, SnapshotWriter, TMP_SUFFIX};
+use super::snapshot_reader::{load_snapshot, SnapshotSink};
 use super::txn_log::{self, LogWriter, SyncStats};
 use crate::error::{Result, ServerError};
 
@@ -34,13 +35,14 @@ impl Default for StorageOptions {
     }
 }
 
-/// What [`Storage::open`] found on disk.
+/// What [`Storage::open`] found on disk: the snapshot as a [`SnapshotData`], or as what
+/// the [`SnapshotSink`] given to [`Storage::open_with`] made of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Restored {
+pub struct Restored<T = SnapshotData> {
     /// The newest valid snapshot. On a fresh data dir this is [`SnapshotData::initial`],
     /// which `open` has just written as `snapshot.0` (as Apache does), so `None` only comes
     /// from [`Storage::load`] racing an external deletion.
-    pub snapshot: Option<SnapshotData>,
+    pub snapshot: Option<T>,
     /// Txns logged after the snapshot, in zxid order, to replay on top of it.
     pub txns: Vec<TxnEntry>,
 }
@@ -75,17 +77,55 @@ impl Storage {
         data_log_dir: &Path,
         opts: StorageOptions,
     ) -> Result<(Storage, Restored)> {
+        Self::open_with(data_dir, data_log_dir, opts, SnapshotCollector::default)
+    }
+
+    /// [`Storage::open`], reading the snapshot into a fresh sink from `new_sink` as the
+    /// file is read (one sink per snapshot file tried: a corrupt file's sink is dropped
+    /// and an older file is read into a new one).
+    pub fn open_with<S: SnapshotSink>(
+        data_dir: &Path,
+        data_log_dir: &Path,
+        opts: StorageOptions,
+        new_sink: impl FnMut() -> S,
+    ) -> Result<(Storage, Restored<S::Output>)> {
+        Self::open_inner(data_dir, data_log_dir, opts, new_sink, None)
+    }
+
+    /// [`Storage::open_with`], handing every txn logged after the snapshot to `replay`
+    /// with the snapshot, in order, as the log is read: a restart never holds the log
+    /// besides the tree. [`Restored::txns`] is then empty.
+    pub fn open_replaying<S: SnapshotSink>(
+        data_dir: &Path,
+        data_log_dir: &Path,
+        opts: StorageOptions,
+        new_sink: impl FnMut() -> S,
+        mut replay: impl FnMut(&mut S::Output, TxnEntry),
+    ) -> Result<(Storage, Restored<S::Output>)> {
+        Self::open_inner(data_dir, data_log_dir, opts, new_sink, Some(&mut replay))
+    }
+
+    fn open_inner<S: SnapshotSink>(
+        data_dir: &Path,
+        data_log_dir: &Path,
+        opts: StorageOptions,
+        mut new_sink: impl FnMut() -> S,
+        replay: Option<Replay<'_, S::Output>>,
+    ) -> Result<(Storage, Restored<S::Output>)> {
         let snap_dir = version_dir(data_dir);
         let log_dir = version_dir(data_log_dir);
         create_dir(&snap_dir)?;
         create_dir(&log_dir)?;
         remove_stale_tmp_snapshots(&snap_dir)?;
-        let mut loaded = restore(&snap_dir, &log_dir, true)?;
+        let mut loaded = restore(&snap_dir, &log_dir, true, &mut new_sink, replay)?;
         if loaded.restored.snapshot.is_none() {
             let initial = SnapshotData::initial();
             SnapshotWriter::new(snap_dir.clone()).write(&initial)?;
             loaded.last_zxid = loaded.last_zxid.max(initial.last_zxid);
-            loaded.restored.snapshot = Some(initial);
+            let fed = initial.feed(new_sink()).map_err(|reason| {
+                ServerError::Storage(format!("loading the initial snapshot: {reason}"))
+            })?;
+            loaded.restored.snapshot = Some(fed);
         }
         let storage = Storage {
             log: LogWriter::new(log_dir.clone(), opts.prealloc_size),
@@ -101,7 +141,15 @@ impl Storage {
     /// Reads the snapshot and the txns after it again (e.g. after [`Storage::truncate_after`]),
     /// without repairing anything.
     pub fn load(&self) -> Result<Restored> {
-        Ok(restore(&self.snap_dir, &self.log_dir, false)?.restored)
+        self.load_with(SnapshotCollector::default)
+    }
+
+    /// [`Storage::load`] into sinks from `new_sink` (see [`Storage::open_with`]).
+    pub fn load_with<S: SnapshotSink>(
+        &self,
+        mut new_sink: impl FnMut() -> S,
+    ) -> Result<Restored<S::Output>> {
+        Ok(restore(&self.snap_dir, &self.log_dir, false, &mut new_sink, None)?.restored)
     }
 
     /// Appends txns with one write and one fdatasync (group commit); they are durable when
@@ -360,8 +408,11 @@ fn newest_zxid(snap_dir: &Path, log_dir: &Path) -> Result<i64> {
     Ok(newest)
 }
 
-struct Loaded {
-    restored: Restored,
+/// Applies a txn read from the log to the snapshot being restored.
+type Replay<'a, T> = &'a mut dyn FnMut(&mut T, TxnEntry);
+
+struct Loaded<T> {
+    restored: Restored<T>,
     last_zxid: i64,
 }
 
@@ -371,7 +422,15 @@ fn epoch(zxid: i64) -> i64 {
 
 /// Finds the newest valid snapshot (falling back to older ones) and the txns after it.
 /// With `repair`, damaged log tails are cut off and unreplayable files set aside.
-fn restore(snap_dir: &Path, log_dir: &Path, repair: bool) -> Result<Loaded> {
+/// With `replay`, the txns after the snapshot are handed to it with the snapshot as they
+/// are read (none is kept in [`Restored::txns`]).
+fn restore<S: SnapshotSink>(
+    snap_dir: &Path,
+    log_dir: &Path,
+    repair: bool,
+    new_sink: &mut impl FnMut() -> S,
+    mut replay: Option<Replay<'_, S::Output>>,
+) -> Result<Loaded<S::Output>> {
     let snaps = list(snap_dir, SNAPSHOT_PREFIX)?;
     let mut snapshot = None;
     let mut problems = Vec::new();
@@ -384,10 +443,9 @@ fn restore(snap_dir: &Path, log_dir: &Path, repair: bool) -> Result<Loaded> {
             tracing::warn!(file = %s.path.display(), "skipping compressed snapshot (unsupported)");
             continue;
         }
-        match read_snapshot(&s.path, s.zxid) {
+        match load_snapshot(&s.path, s.zxid, new_sink()) {
             Ok(snap) => {
-                tracing::info!(file = %s.path.display(), nodes = snap.nodes.len(), "loaded snapshot");
-                snapshot = Some(snap);
+                snapshot = Some((s.zxid, snap));
                 break;
             }
             Err(e) => {
@@ -396,52 +454,68 @@ fn restore(snap_dir: &Path, log_dir: &Path, repair: bool) -> Result<Loaded> {
             }
         }
     }
-    let snap_zxid = snapshot.as_ref().map_or(-1, |s: &SnapshotData| s.last_zxid);
+    let snap_zxid = snapshot.as_ref().map_or(-1, |(zxid, _)| *zxid);
+    let mut snapshot = snapshot.map(|(_, snap)| snap);
 
     let logs = list(log_dir, LOG_PREFIX)?;
     let mut txns = Vec::new();
+    let mut first_kept = None;
     let mut last_logged = -1i64;
     let mut prev_damaged = false;
     for (i, f) in logs.iter().enumerate() {
-        let scan = txn_log::scan(&f.path, repair)?;
-        if let (Some(first), true) = (scan.entries.first(), prev_damaged) {
-            let z = first.entry.header.zxid;
-            if last_logged >= 0 && z > last_logged + 1 && epoch(z) == epoch(last_logged) {
-                tracing::error!(
-                    file = %f.path.display(),
-                    missing_from = format_args!("{:#x}", last_logged + 1),
-                    "txns missing after a damaged log: later logs cannot be replayed"
-                );
-                if repair {
-                    set_aside(&logs[i..])?;
-                }
-                break;
-            }
-        }
-        if repair {
-            if scan.damage.is_some() {
-                txn_log::repair(&f.path, &scan)?;
-            } else if scan.entries.is_empty() {
-                // A header-only file holds nothing; removing it keeps log names unique.
-                remove_file(&f.path)?;
-            }
-        }
-        prev_damaged = scan.damage.is_some();
-        for t in scan.entries {
+        // Entries are taken as they are read; a log cut off after a damaged one (see below)
+        // is recognised at its first entry, before any of its entries is taken.
+        let mut first = None;
+        let mut gap = false;
+        let scan = txn_log::scan_each(&f.path, repair, |t| {
             let z = t.entry.header.zxid;
+            if first.is_none() {
+                first = Some(z);
+                gap = prev_damaged
+                    && last_logged >= 0
+                    && z > last_logged + 1
+                    && epoch(z) == epoch(last_logged);
+            }
+            if gap {
+                return;
+            }
             if z <= last_logged {
                 tracing::warn!(
                     file = %f.path.display(),
                     zxid = format_args!("{z:#x}"),
                     "skipping txn that does not follow {last_logged:#x}"
                 );
-                continue;
+                return;
             }
             last_logged = z;
             if z > snap_zxid {
-                txns.push(t.entry);
+                first_kept.get_or_insert(z);
+                match (&mut replay, &mut snapshot) {
+                    (Some(apply), Some(snap)) => apply(snap, t.entry),
+                    _ => txns.push(t.entry),
+                }
+            }
+        })?;
+        if gap {
+            tracing::error!(
+                file = %f.path.display(),
+                missing_from = format_args!("{:#x}", last_logged + 1),
+                "txns missing after a damaged log: later logs cannot be replayed"
+            );
+            if repair {
+                set_aside(&logs[i..])?;
+            }
+            break;
+        }
+        if repair {
+            if scan.damage.is_some() {
+                txn_log::repair(&f.path, &scan)?;
+            } else if first.is_none() {
+                // A header-only file holds nothing; removing it keeps log names unique.
+                remove_file(&f.path)?;
             }
         }
+        prev_damaged = scan.damage.is_some();
     }
 
     if snapshot.is_none() {
@@ -458,8 +532,7 @@ fn restore(snap_dir: &Path, log_dir: &Path, repair: bool) -> Result<Loaded> {
             });
         }
     }
-    if let (Some(first), true) = (txns.first(), snapshot.is_some()) {
-        let z = first.header.zxid;
+    if let (Some(z), true) = (first_kept, snapshot.is_some()) {
         if z > snap_zxid + 1 && epoch(z) == epoch(snap_zxid) {
             tracing::error!(
                 snapshot = format_args!("{snap_zxid:#x}"),

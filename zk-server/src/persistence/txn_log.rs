@@ -251,6 +251,20 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 /// and end marker are intact but which does not decode: that is no torn write, and
 /// truncating it could throw away committed txns.
 pub fn scan(path: &Path, check_tail: bool) -> Result<LogScan> {
+    let mut entries = Vec::new();
+    let mut out = scan_each(path, check_tail, |t| entries.push(t))?;
+    out.entries = entries;
+    Ok(out)
+}
+
+/// [`scan`], handing each valid entry to `on_entry` as it is read instead of keeping it
+/// (the returned [`LogScan::entries`] is empty), so a restart can replay a long log
+/// without holding all of it.
+pub fn scan_each(
+    path: &Path,
+    check_tail: bool,
+    mut on_entry: impl FnMut(LoggedTxn),
+) -> Result<LogScan> {
     let ctx = |what: &str| format!("{what} txn log {}", path.display());
     let file = File::open(path).map_err(|e| ServerError::io(ctx("open"), e))?;
     let file_len = file
@@ -361,7 +375,7 @@ pub fn scan(path: &Path, check_tail: bool) -> Result<LogScan> {
         })?;
         pos += ENTRY_OVERHEAD + n as u64;
         out.valid_end = pos;
-        out.entries.push(LoggedTxn { entry, end: pos });
+        on_entry(LoggedTxn { entry, end: pos });
     }
 }
 
@@ -446,7 +460,8 @@ pub fn repair(path: &Path, scan: &LogScan) -> Result<bool> {
             "txn log damaged: truncating to the last valid entry"
         );
     }
-    let removed = if scan.entries.is_empty() {
+    // No valid entry (also after a scan_each, which keeps none).
+    let removed = if scan.valid_end <= HEADER_LEN {
         drop(file);
         remove_file(path)?;
         true

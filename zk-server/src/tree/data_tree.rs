@@ -722,6 +722,53 @@ impl DataTree {
         self.index_kind(p, owner);
     }
 
+    /// [`Self::insert_restored`] for a snapshot being read node by node, checking the
+    /// order as it goes: returns false, changing nothing, for a node Apache would refuse
+    /// (the root `""` not first, a parent not restored before its child, a malformed path).
+    /// Accepted nodes leave the tree exactly as `insert_restored` would, so a tree built
+    /// this way equals one built from the whole list once the list is known to be valid.
+    pub fn restore_node(
+        &mut self,
+        p: &str,
+        data: Option<&[u8]>,
+        acl: Arc<Vec<Acl>>,
+        stat: StatPersisted,
+    ) -> bool {
+        let Some(slash) = p.rfind('/') else {
+            // Only the root has no '/', and it comes first.
+            if !p.is_empty() || self.live != 0 {
+                return false;
+            }
+            self.insert_root(data, acl, stat);
+            return true;
+        };
+        let (Some(parent), Some(name)) = (p.get(..slash), p.get(slash + 1..)) else {
+            return false;
+        };
+        // "/" is never a node's path in a snapshot (it ends the list), so "//x" has no parent.
+        if name.is_empty() || parent == "/" {
+            return false;
+        }
+        let Some(pid) = self.find(parent) else {
+            return false;
+        };
+        let owner = stat.ephemeral_owner;
+        if let Some(id) = self.child(pid, name.as_bytes()) {
+            // Listed twice: the later copy wins, in place (as insert_restored).
+            let old_owner = self.node_at(id).map_or(0, |n| n.stat.ephemeral_owner);
+            self.unindex_kind(p, old_owner);
+            if let Some(n) = self.node_at_mut(id) {
+                n.set_data(data);
+                n.acl = acl;
+                n.stat = stat;
+            }
+        } else {
+            self.link(pid, DataNode::new(name, data, acl, stat));
+        }
+        self.index_kind(p, owner);
+        true
+    }
+
     /// Finishes a restore: adds the system nodes the snapshot lacked (older Apache versions
     /// wrote no `/zookeeper/config`), after the listed ones.
     pub fn link_restored(&mut self) {
@@ -852,6 +899,35 @@ mod tests {
         assert_eq!(r.get("/").unwrap().children.len(), 2);
         assert_eq!(r.node_count(), t.node_count());
         assert_eq!(r.get("/a/b").unwrap().stat, t.get("/a/b").unwrap().stat);
+    }
+
+    #[test]
+    fn restore_node_checks_the_order_as_it_goes() {
+        let acl = Arc::new(Acl::open_unsafe());
+        let st = StatPersisted::default;
+        let mut r = DataTree::restoring();
+        assert!(!r.restore_node("/a", None, acl.clone(), st()), "root first");
+        assert!(r.restore_node("", Some(b""), acl.clone(), st()));
+        assert!(
+            !r.restore_node("", Some(b""), acl.clone(), st()),
+            "one root"
+        );
+        assert!(r.restore_node("/a", Some(b"1"), acl.clone(), st()));
+        assert!(
+            !r.restore_node("/b/c", None, acl.clone(), st()),
+            "parent first"
+        );
+        for bad in ["//a", "/a/", "a", "/a//b", "x/y"] {
+            assert!(!r.restore_node(bad, None, acl.clone(), st()), "{bad}");
+        }
+        assert!(r.restore_node("/a/b", None, acl.clone(), st()));
+        assert!(
+            r.restore_node("/a", Some(b"2"), acl.clone(), st()),
+            "later copy wins"
+        );
+        assert_eq!(r.node_count(), 3);
+        assert_eq!(r.get("/a").unwrap().data(), Some(&b"2"[..]));
+        assert_eq!(r.get("/a").unwrap().children.len(), 1);
     }
 
     #[test]

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Memory and time of a zk-server restart on a data dir holding many znodes.
+#
+#   bash zk-server/benches/restart_memory.sh          # ZNODES=1000000 RESTARTS=3 by default
+#   BIN=/some/dir bash zk-server/benches/restart_memory.sh   # binaries already built elsewhere
+#
+# Starts the release server on a fresh dataDir, creates ZNODES znodes of 100 bytes with
+# zk-load (8 sessions x 64 in flight; default snapCount, so snapshots are taken meanwhile),
+# notes the resident size of the running server holding them, stops it with SIGTERM, then
+# RESTARTS times: starts it again on the same dataDir, waits until it serves (srvr reports
+# a Mode:), and reports the time to ready, the peak resident size of the restart (VmHWM at
+# ready: loading the snapshot and replaying the log), the resident size at ready and 2 s
+# later; then SIGTERM again. Every process started here is killed by pid on exit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+ZNODES="${ZNODES:-1000000}"
+RESTARTS="${RESTARTS:-3}"
+if [ -z "${BIN:-}" ]; then
+  cargo build -q --release -p zk-server --bins
+  BIN="${CARGO_TARGET_DIR:-target}/release"
+fi
+
+WORK="$(mktemp -d /tmp/zk-restart.XXXXXX)"
+PID=""
+cleanup() {
+  if [ -n "$PID" ]; then kill -9 "$PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$WORK/zoo.cfg" <<EOF
+tickTime=2000
+dataDir=$WORK/data
+clientPort=$PORT
+clientPortAddress=127.0.0.1
+4lw.commands.whitelist=*
+admin.enableServer=false
+autopurge.purgeInterval=0
+EOF
+
+# Starts the server, waits until it serves, prints "<pid> <ms to ready> <VmHWM MiB> <VmRSS MiB>"
+# read the moment it first answers srvr with a Mode:.
+start() {
+  python3 - "$PORT" "$WORK/out.log" "$BIN/zk-server" "$WORK/zoo.cfg" <<'PY'
+import socket, subprocess, sys, time
+port, log, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+def status(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+t0 = time.time()
+p = subprocess.Popen(cmd, stdout=open(log, "a"), stderr=subprocess.STDOUT, start_new_session=True)
+while True:
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=1)
+        s.sendall(b"srvr"); r = b""
+        while True:
+            c = s.recv(4096)
+            if not c:
+                break
+            r += c
+        s.close()
+        if b"Mode:" in r:
+            break
+    except OSError:
+        pass
+    if p.poll() is not None:
+        sys.exit("server exited; see " + log)
+    time.sleep(0.002)
+ms = int((time.time() - t0) * 1000)
+print(p.pid, ms, round(status(p.pid, "VmHWM")), round(status(p.pid, "VmRSS")))
+PY
+}
+
+rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
+
+stop() {  # SIGTERM, wait for the exit (the server closes its log and snapshot writes)
+  kill -TERM "$PID"
+  while kill -0 "$PID" 2>/dev/null; do sleep 0.05; done
+  PID=""
+}
+
+read -r PID _ _ _ <<<"$(start)"
+populate=$("$BIN/zk-load" --server "127.0.0.1:$PORT" --op create --ops "$ZNODES" \
+  --sessions 8 --inflight 64 --payload 100 --root /mem)
+echo "populate: $populate" >&2
+sleep 2
+steady=$(rss_mb "$PID")
+stop
+snap=$(ls -t "$WORK/data/version-2"/snapshot.* | head -1)
+echo "newest snapshot $(basename "$snap"): $(($(stat -c %s "$snap") / 1048576)) MiB;" \
+  "txn logs: $(du -cm "$WORK"/data/version-2/log.* | tail -1 | cut -f1) MiB in total" >&2
+
+echo
+echo "| run | ready (ms) | peak RSS of the restart, VmHWM (MiB) | RSS at ready (MiB) | RSS 2 s later (MiB) |"
+echo "|---|---|---|---|---|"
+echo "| first start + $ZNODES creates | | | | $steady (steady) |"
+for i in $(seq "$RESTARTS"); do
+  read -r PID ready hwm rss <<<"$(start)"
+  sleep 2
+  later=$(rss_mb "$PID")
+  echo "| restart $i | $ready | $hwm | $rss | $later |"
+  stop
+done
