@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Memory and time of a zk-server restart on a data dir holding many znodes.
+# Memory and time of a restart on a data dir holding many znodes: zk-server, then Apache
+# ZooKeeper 3.8 (stock start-script heap, -Xmx1000m) in the same run.
 #
 #   bash zk-server/benches/restart_memory.sh          # ZNODES=1000000 RESTARTS=3 by default
 #   BIN=/some/dir bash zk-server/benches/restart_memory.sh   # binaries already built elsewhere
+#   SERVERS=zk-server bash zk-server/benches/restart_memory.sh   # zk-server only
 #
-# Starts the release server on a fresh dataDir, creates ZNODES znodes of 100 bytes with
+# For each server: starts it on a fresh dataDir, creates ZNODES znodes of 100 bytes with
 # zk-load (8 sessions x 64 in flight; default snapCount, so snapshots are taken meanwhile),
 # notes the resident size of the running server holding them, stops it with SIGTERM, then
 # RESTARTS times: starts it again on the same dataDir, waits until it serves (srvr reports
@@ -16,6 +18,8 @@ cd "$(dirname "$0")/../.."
 
 ZNODES="${ZNODES:-1000000}"
 RESTARTS="${RESTARTS:-3}"
+SERVERS="${SERVERS:-zk-server apache}"
+CP=/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-nop.jar:/usr/share/java/netty-all.jar:/usr/share/java/metrics-core.jar:/usr/share/java/commons-cli.jar
 if [ -z "${BIN:-}" ]; then
   cargo build -q --release -p zk-server --bins
   BIN="${CARGO_TARGET_DIR:-target}/release"
@@ -29,21 +33,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$WORK/zoo.cfg" <<EOF
-tickTime=2000
-dataDir=$WORK/data
-clientPort=$PORT
-clientPortAddress=127.0.0.1
-4lw.commands.whitelist=*
-admin.enableServer=false
-autopurge.purgeInterval=0
-EOF
-
 # Starts the server, waits until it serves, prints "<pid> <ms to ready> <VmHWM MiB> <VmRSS MiB>"
 # read the moment it first answers srvr with a Mode:.
 start() {
-  python3 - "$PORT" "$WORK/out.log" "$BIN/zk-server" "$WORK/zoo.cfg" <<'PY'
+  local cmd=("$BIN/zk-server" "$DIR/zoo.cfg")
+  if [ "$SERVER" = apache ]; then
+    cmd=(java -Xmx1000m -Dzookeeper.admin.enableServer=false -cp "$CP"
+      org.apache.zookeeper.server.ZooKeeperServerMain "$DIR/zoo.cfg")
+  fi
+  python3 - "$PORT" "$DIR/out.log" "${cmd[@]}" <<'PY'
 import socket, subprocess, sys, time
 port, log, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
 def status(pid, key):
@@ -83,25 +81,42 @@ stop() {  # SIGTERM, wait for the exit (the server closes its log and snapshot w
   PID=""
 }
 
-read -r PID _ _ _ <<<"$(start)"
-populate=$("$BIN/zk-load" --server "127.0.0.1:$PORT" --op create --ops "$ZNODES" \
-  --sessions 8 --inflight 64 --payload 100 --root /mem)
-echo "populate: $populate" >&2
-sleep 2
-steady=$(rss_mb "$PID")
-stop
-snap=$(ls -t "$WORK/data/version-2"/snapshot.* | head -1)
-echo "newest snapshot $(basename "$snap"): $(($(stat -c %s "$snap") / 1048576)) MiB;" \
-  "txn logs: $(du -cm "$WORK"/data/version-2/log.* | tail -1 | cut -f1) MiB in total" >&2
+ROWS=()
+for SERVER in $SERVERS; do
+  DIR="$WORK/$SERVER"
+  mkdir -p "$DIR"
+  PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  cat >"$DIR/zoo.cfg" <<EOF
+tickTime=2000
+dataDir=$DIR/data
+clientPort=$PORT
+clientPortAddress=127.0.0.1
+4lw.commands.whitelist=*
+admin.enableServer=false
+autopurge.purgeInterval=0
+EOF
+  read -r PID _ _ _ <<<"$(start)"
+  populate=$("$BIN/zk-load" --server "127.0.0.1:$PORT" --op create --ops "$ZNODES" \
+    --sessions 8 --inflight 64 --payload 100 --root /mem)
+  echo "$SERVER populate: $populate" >&2
+  sleep 2
+  steady=$(rss_mb "$PID")
+  stop
+  snap=$(ls -t "$DIR/data/version-2"/snapshot.* | head -1)
+  echo "$SERVER: newest snapshot $(basename "$snap"): $(($(stat -c %s "$snap") / 1048576)) MiB;" \
+    "txn logs: $(du -cm "$DIR"/data/version-2/log.* | tail -1 | cut -f1) MiB in total" >&2
+
+  ROWS+=("| $SERVER | first start + $ZNODES creates | | | | $steady (steady) |")
+  for i in $(seq "$RESTARTS"); do
+    read -r PID ready hwm rss <<<"$(start)"
+    sleep 2
+    later=$(rss_mb "$PID")
+    ROWS+=("| $SERVER | restart $i | $ready | $hwm | $rss | $later |")
+    stop
+  done
+done
 
 echo
-echo "| run | ready (ms) | peak RSS of the restart, VmHWM (MiB) | RSS at ready (MiB) | RSS 2 s later (MiB) |"
-echo "|---|---|---|---|---|"
-echo "| first start + $ZNODES creates | | | | $steady (steady) |"
-for i in $(seq "$RESTARTS"); do
-  read -r PID ready hwm rss <<<"$(start)"
-  sleep 2
-  later=$(rss_mb "$PID")
-  echo "| restart $i | $ready | $hwm | $rss | $later |"
-  stop
-done
+echo "| server | run | ready (ms) | peak RSS of the restart, VmHWM (MiB) | RSS at ready (MiB) | RSS 2 s later (MiB) |"
+echo "|---|---|---|---|---|---|"
+printf '%s\n' "${ROWS[@]}"
