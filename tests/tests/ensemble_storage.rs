@@ -76,6 +76,25 @@ async fn create_many(c: &Client, prefix: &str, n: usize) {
     }
 }
 
+/// Kills and restarts every member, then checks each one recovered `/p` as `expected`
+/// and that the ensemble takes writes again.
+async fn restart_all_and_check(ens: &mut Ensemble, expected: &[(String, Vec<u8>)]) {
+    for i in 0..3 {
+        ens.kill(i);
+    }
+    for i in 0..3 {
+        ens.restart(i).await.expect("restart");
+    }
+    let leader = ens.wait_for_leader(T).await.expect("a leader again");
+    for i in 0..3 {
+        assert_eq!(tree_on(ens, i, "/p").await, expected, "member {i}");
+    }
+    let c = client_on(ens, leader).await;
+    c.create("/p/z", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .expect("writes go on");
+}
+
 fn follower_of(leader: usize) -> usize {
     (leader + 1) % 3
 }
@@ -242,20 +261,7 @@ async fn periodic_snapshots_bound_memory_and_restarts_recover_from_them() {
     }
 
     // Every member restarts from its snapshot plus the txns after it.
-    for i in 0..3 {
-        ens.kill(i);
-    }
-    for i in 0..3 {
-        ens.restart(i).await.expect("restart");
-    }
-    let leader = ens.wait_for_leader(T).await.expect("a leader again");
-    for i in 0..3 {
-        assert_eq!(tree_on(&ens, i, "/p").await, expected, "member {i}");
-    }
-    let c = client_on(&ens, leader).await;
-    c.create("/p/z", b"", &Acl::open_unsafe(), CreateMode::Persistent)
-        .await
-        .expect("writes go on");
+    restart_all_and_check(&mut ens, &expected).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -399,20 +405,7 @@ async fn autopurge_keeps_snap_retain_count_snapshots_and_what_restarts_need() {
     assert_eq!(ens.disk(lagging).unwrap().stats().snapshots_installed, 1);
 
     // Every member restarts from what autopurge left.
-    for i in 0..3 {
-        ens.kill(i);
-    }
-    for i in 0..3 {
-        ens.restart(i).await.expect("restart");
-    }
-    let leader = ens.wait_for_leader(T).await.expect("a leader again");
-    for i in 0..3 {
-        assert_eq!(tree_on(&ens, i, "/p").await, expected, "member {i}");
-    }
-    let c = client_on(&ens, leader).await;
-    c.create("/p/z", b"", &Acl::open_unsafe(), CreateMode::Persistent)
-        .await
-        .expect("writes go on");
+    restart_all_and_check(&mut ens, &expected).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

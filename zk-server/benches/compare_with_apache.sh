@@ -33,34 +33,9 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# Starts "$@" (stdout/stderr to $LOG), waits until the server on $PORT serves (srvr reports a
-# Mode: Apache answers ruok before its database is loaded), prints "<pid> <ms to ready>".
-spawn_ready() {
-  python3 - "$PORT" "$LOG" "$@" <<'PY'
-import socket, subprocess, sys, time
-port, log, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
-t0 = time.time()
-p = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
-while True:
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=1)
-        s.sendall(b"srvr"); r = b""
-        while True:
-            c = s.recv(4096)
-            if not c:
-                break
-            r += c
-        s.close()
-        if b"Mode:" in r:
-            break
-    except OSError:
-        pass
-    if p.poll() is not None:
-        sys.exit("server exited; see " + log)
-    time.sleep(0.001)
-print(p.pid, int((time.time() - t0) * 1000))
-PY
-}
+# Starts "$@" (output to $LOG) and waits until the server on $PORT serves; prints
+# "<pid> <ms to ready> <peak MiB> <resident MiB>".
+spawn_ready() { python3 zk-server/benches/spawn_ready.py "$PORT" "$LOG" "$@"; }
 
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "n/a (exited)"; }
 
@@ -85,7 +60,7 @@ EOF
     out=$(spawn_ready java -Xmx1000m -Dzookeeper.admin.enableServer=false -cp "$CP" \
       org.apache.zookeeper.server.ZooKeeperServerMain "$dir/zoo.cfg")
   fi
-  read -r PID READY_MS <<<"$out"
+  read -r PID READY_MS _ _ <<<"$out"
   PIDS+=("$PID")
 }
 

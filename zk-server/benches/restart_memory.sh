@@ -41,36 +41,7 @@ start() {
     cmd=(java -Xmx1000m -Dzookeeper.admin.enableServer=false -cp "$CP"
       org.apache.zookeeper.server.ZooKeeperServerMain "$DIR/zoo.cfg")
   fi
-  python3 - "$PORT" "$DIR/out.log" "${cmd[@]}" <<'PY'
-import socket, subprocess, sys, time
-port, log, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
-def status(pid, key):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-t0 = time.time()
-p = subprocess.Popen(cmd, stdout=open(log, "a"), stderr=subprocess.STDOUT, start_new_session=True)
-while True:
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=1)
-        s.sendall(b"srvr"); r = b""
-        while True:
-            c = s.recv(4096)
-            if not c:
-                break
-            r += c
-        s.close()
-        if b"Mode:" in r:
-            break
-    except OSError:
-        pass
-    if p.poll() is not None:
-        sys.exit("server exited; see " + log)
-    time.sleep(0.002)
-ms = int((time.time() - t0) * 1000)
-print(p.pid, ms, round(status(p.pid, "VmHWM")), round(status(p.pid, "VmRSS")))
-PY
+  python3 zk-server/benches/spawn_ready.py "$PORT" "$DIR/out.log" "${cmd[@]}"
 }
 
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }

@@ -182,6 +182,32 @@ pub(crate) mod tests {
     }
 
     impl Gen {
+        /// Takes a fuzzy snapshot a small slice at a time with random writes in between (as
+        /// the server interleaves them); gives its image and the log position it started at.
+        pub(crate) fn fuzzy_snapshot(&mut self) -> (DatabaseImage, usize) {
+            let mut snap = self.db.begin_snapshot();
+            let from = self.log.len();
+            let mut records = BytesMut::new();
+            loop {
+                let mut slice = BytesMut::new();
+                let done = snap.walk.step(&self.db.tree, &mut slice, 300);
+                records.extend_from_slice(&slice);
+                if done {
+                    break;
+                }
+                for _ in 0..self.rng.gen_range(0..8) {
+                    self.random_op();
+                }
+            }
+            let img = DatabaseImage {
+                last_zxid: snap.last_zxid,
+                sessions: snap.sessions,
+                acls: snap.walk.acl_table(),
+                nodes: decode_node_records(records.freeze()).unwrap(),
+            };
+            (img, from)
+        }
+
         /// A fresh database; `seed` decides every later random choice.
         pub(crate) fn new(seed: u64) -> Self {
             Gen {
@@ -316,29 +342,10 @@ pub(crate) mod tests {
             for _ in 0..400 {
                 g.random_op();
             }
-            let mut snap = g.db.begin_snapshot();
-            let from = g.log.len();
-            let mut records = BytesMut::new();
-            loop {
-                let mut slice = BytesMut::new();
-                let done = snap.walk.step(&g.db.tree, &mut slice, 300);
-                records.extend_from_slice(&slice);
-                if done {
-                    break;
-                }
-                for _ in 0..g.rng.gen_range(0..8) {
-                    g.random_op();
-                }
-            }
+            let (img, from) = g.fuzzy_snapshot();
             for _ in 0..20 {
                 g.random_op();
             }
-            let img = DatabaseImage {
-                last_zxid: snap.last_zxid,
-                sessions: snap.sessions,
-                acls: snap.walk.acl_table(),
-                nodes: decode_node_records(records.freeze()).unwrap(),
-            };
             // Through the file format too: Apache-readable, pre-order.
             let file = crate::store::to_snapshot(&img);
             let mut bytes = Vec::new();

@@ -254,26 +254,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for seed in 10..14u64 {
             let mut g = random_db(seed, 400);
-            let mut snap = g.db.begin_snapshot();
-            let from = g.log.len();
-            let mut records = BytesMut::new();
-            loop {
-                let mut slice = BytesMut::new();
-                let done = snap.walk.step(&g.db.tree, &mut slice, 300);
-                records.extend_from_slice(&slice);
-                if done {
-                    break;
-                }
-                for _ in 0..g.rng.gen_range(0..8) {
-                    g.random_op();
-                }
-            }
-            let img = crate::database::DatabaseImage {
-                last_zxid: snap.last_zxid,
-                sessions: snap.sessions,
-                acls: snap.walk.acl_table(),
-                nodes: crate::database::decode_node_records(records.freeze()).unwrap(),
-            };
+            let (img, from) = g.fuzzy_snapshot();
             let path = write_file(dir.path(), &to_snapshot(&img));
             let txns = g.log[from..].to_vec();
             let a = Recovered {

@@ -153,6 +153,29 @@ impl DiskData {
         self.since_snapshot = 0;
     }
 
+    /// Writes a snapshot file on a thread of its own (so appends go on), counting it for
+    /// autopurge once it is complete.
+    fn spawn_snapshot_thread(
+        &mut self,
+        clock: Arc<PurgeClock>,
+        zxid: i64,
+        write: impl FnOnce() -> Result<PathBuf> + Send + 'static,
+    ) {
+        let t = std::thread::Builder::new()
+            .name("zk-snapshot".into())
+            .spawn(move || match write() {
+                Ok(p) => {
+                    clock.snapshots_written.fetch_add(1, Ordering::SeqCst);
+                    tracing::info!("snapshot {} written", p.display())
+                }
+                Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
+            });
+        match t {
+            Ok(t) => self.snapshot_thread = Some(t),
+            Err(e) => tracing::error!("cannot start the snapshot thread: {e}"),
+        }
+    }
+
     fn wait_for_snapshot_thread(&mut self) {
         if let Some(t) = self.snapshot_thread.take() {
             let _ = t.join();
@@ -434,33 +457,17 @@ impl NodeDisk {
         let FuzzySnapshot {
             sessions, mut walk, ..
         } = snap;
-        let clock = self.purge_clock.clone();
-        let t = std::thread::Builder::new()
-            .name("zk-snapshot".into())
-            .spawn(move || {
-                loop {
-                    let mut buf = BytesMut::new();
-                    let done = step(&mut walk, &mut buf);
-                    if let Err(e) = stream.nodes(&buf) {
-                        tracing::error!("snapshot {zxid:#x} failed: {e}");
-                        return;
-                    }
-                    if done {
-                        break;
-                    }
+        d.spawn_snapshot_thread(self.purge_clock.clone(), zxid, move || {
+            loop {
+                let mut buf = BytesMut::new();
+                let done = step(&mut walk, &mut buf);
+                stream.nodes(&buf)?;
+                if done {
+                    break;
                 }
-                match stream.finish(&sessions, &walk.acl_table()) {
-                    Ok(p) => {
-                        clock.snapshots_written.fetch_add(1, Ordering::SeqCst);
-                        tracing::info!("snapshot {} written", p.display())
-                    }
-                    Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
-                }
-            });
-        match t {
-            Ok(t) => d.snapshot_thread = Some(t),
-            Err(e) => tracing::error!("cannot start the snapshot thread: {e}"),
-        }
+            }
+            stream.finish(&sessions, &walk.acl_table())
+        });
     }
 
     /// Saves a snapshot of the database (its state as applied, which may run ahead of
@@ -483,19 +490,7 @@ impl NodeDisk {
                 d.wait_for_snapshot_thread();
                 let snap = to_snapshot(&image);
                 let clock = self.purge_clock.clone();
-                let t = std::thread::Builder::new()
-                    .name("zk-snapshot".into())
-                    .spawn(move || match writer.write(&snap) {
-                        Ok(p) => {
-                            clock.snapshots_written.fetch_add(1, Ordering::SeqCst);
-                            tracing::info!("snapshot {} written", p.display())
-                        }
-                        Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
-                    });
-                match t {
-                    Ok(t) => d.snapshot_thread = Some(t),
-                    Err(e) => tracing::error!("cannot start the snapshot thread: {e}"),
-                }
+                d.spawn_snapshot_thread(clock, zxid, move || writer.write(&snap));
             }
             Log::Broken => {}
         }
