@@ -360,15 +360,11 @@ async fn assert_purged_to(snap_dir: &Path, log_dir: &Path, keep: usize, what: &s
     }
 }
 
-fn member_dir(root: &Path, i: usize) -> std::path::PathBuf {
-    root.join(format!("member-{i}/version-2"))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn autopurge_keeps_snap_retain_count_snapshots_and_what_restarts_need() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    // Short in-memory committed log: a lagging follower is synced from the disk only.
-    let mut ens = Ensemble::start_tuned(3, Some(dir.path()), |q| q.committed_log_size = 10)
+/// An on-disk ensemble snapshotting every 40 txns and purging every 100 ms down to 3
+/// snapshots, with a short in-memory committed log (so a lagging follower is synced from
+/// the disk only), and `/p` created: (ensemble, leader, a follower, a client of the leader).
+async fn purging_ensemble(dir: &Path) -> (Ensemble, usize, usize, Client) {
+    let mut ens = Ensemble::start_tuned(3, Some(dir), |q| q.committed_log_size = 10)
         .await
         .expect("starts");
     ens.set_snap_count(40);
@@ -377,11 +373,21 @@ async fn autopurge_keeps_snap_retain_count_snapshots_and_what_restarts_need() {
         interval: Duration::from_millis(100),
     });
     let leader = ens.wait_for_leader(T).await.expect("a leader");
-    let lagging = follower_of(leader);
     let c = client_on(&ens, leader).await;
     c.create("/p", b"", &Acl::open_unsafe(), CreateMode::Persistent)
         .await
         .expect("parent");
+    (ens, leader, follower_of(leader), c)
+}
+
+fn member_dir(root: &Path, i: usize) -> std::path::PathBuf {
+    root.join(format!("member-{i}/version-2"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autopurge_keeps_snap_retain_count_snapshots_and_what_restarts_need() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut ens, leader, lagging, c) = purging_ensemble(dir.path()).await;
     // Away while the others go through many snapshots and purges: the logs it would
     // need for a DIFF are gone, so it must get a SNAP.
     ens.kill(lagging);
@@ -411,20 +417,7 @@ async fn autopurge_keeps_snap_retain_count_snapshots_and_what_restarts_need() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_behind_by_less_than_the_kept_logs_still_gets_a_diff() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut ens = Ensemble::start_tuned(3, Some(dir.path()), |q| q.committed_log_size = 10)
-        .await
-        .expect("starts");
-    ens.set_snap_count(40);
-    ens.set_autopurge(Autopurge {
-        snap_retain_count: 3,
-        interval: Duration::from_millis(100),
-    });
-    let leader = ens.wait_for_leader(T).await.expect("a leader");
-    let lagging = follower_of(leader);
-    let c = client_on(&ens, leader).await;
-    c.create("/p", b"", &Acl::open_unsafe(), CreateMode::Persistent)
-        .await
-        .expect("parent");
+    let (mut ens, leader, lagging, c) = purging_ensemble(dir.path()).await;
     for round in 0..6 {
         create_many(&c, &format!("b{round}-"), 40).await;
     }
