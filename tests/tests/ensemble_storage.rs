@@ -364,7 +364,7 @@ async fn assert_purged_to(snap_dir: &Path, log_dir: &Path, keep: usize, what: &s
 /// snapshots, with a short in-memory committed log (so a lagging follower is synced from
 /// the disk only), and `/p` created: (ensemble, leader, a follower, a client of the leader).
 async fn purging_ensemble(dir: &Path) -> (Ensemble, usize, usize, Client) {
-    let mut ens = Ensemble::start_tuned(3, Some(dir), |q| q.committed_log_size = 10)
+    let ens = Ensemble::start_tuned(3, Some(dir), |q| q.committed_log_size = 10)
         .await
         .expect("starts");
     ens.set_snap_count(40);
