@@ -142,12 +142,7 @@ async fn diff_beyond_the_in_memory_window_is_read_from_the_leaders_log() {
     let mut ens = Ensemble::start_tuned(3, Some(dir.path()), |q| q.committed_log_size = 10)
         .await
         .expect("starts");
-    let leader = ens.wait_for_leader(T).await.expect("a leader");
-    let lagging = follower_of(leader);
-    let c = client_on(&ens, leader).await;
-    c.create("/p", b"", &Acl::open_unsafe(), CreateMode::Persistent)
-        .await
-        .expect("parent");
+    let (leader, lagging, c) = with_parent(&ens).await;
     ens.kill(lagging);
     create_many(&c, "d", 300).await;
 
@@ -173,12 +168,7 @@ async fn snap_ships_the_database_and_the_learner_restarts_from_it() {
     })
     .await
     .expect("starts");
-    let leader = ens.wait_for_leader(T).await.expect("a leader");
-    let lagging = follower_of(leader);
-    let c = client_on(&ens, leader).await;
-    c.create("/p", b"", &Acl::open_unsafe(), CreateMode::Persistent)
-        .await
-        .expect("parent");
+    let (leader, lagging, c) = with_parent(&ens).await;
     ens.kill(lagging);
     create_many(&c, "s", 50).await;
     // An ephemeral (its session travels in the snapshot) and a node readable by all
@@ -372,12 +362,18 @@ async fn purging_ensemble(dir: &Path) -> (Ensemble, usize, usize, Client) {
         snap_retain_count: 3,
         interval: Duration::from_millis(100),
     });
+    let (leader, lagging, c) = with_parent(&ens).await;
+    (ens, leader, lagging, c)
+}
+
+/// Waits for a leader, connects to it and creates `/p`: (leader, a follower, the client).
+async fn with_parent(ens: &Ensemble) -> (usize, usize, Client) {
     let leader = ens.wait_for_leader(T).await.expect("a leader");
-    let c = client_on(&ens, leader).await;
+    let c = client_on(ens, leader).await;
     c.create("/p", b"", &Acl::open_unsafe(), CreateMode::Persistent)
         .await
         .expect("parent");
-    (ens, leader, follower_of(leader), c)
+    (leader, follower_of(leader), c)
 }
 
 fn member_dir(root: &Path, i: usize) -> std::path::PathBuf {

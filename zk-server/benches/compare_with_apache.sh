@@ -18,7 +18,7 @@ ZNODES="${ZNODES:-1000000}"
 SESSIONS="${SESSIONS:-8}"
 INFLIGHT="${INFLIGHT:-32}"
 ROUNDS="${ROUNDS:-3}"
-CP=/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-nop.jar:/usr/share/java/netty-all.jar:/usr/share/java/metrics-core.jar:/usr/share/java/commons-cli.jar
+source zk-server/benches/bench_common.sh
 
 cargo build -q --release -p zk-server --bins
 BIN="${CARGO_TARGET_DIR:-target}/release"
@@ -31,7 +31,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Starts "$@" (output to $LOG) and waits until the server on $PORT serves; prints
 # "<pid> <ms to ready> <peak MiB> <resident MiB>".
@@ -43,15 +42,7 @@ start_server() {  # name -> sets PORT, PID, READY_MS
   local name=$1 dir="$WORK/$1"
   mkdir -p "$dir"
   PORT=$(free_port)
-  cat >"$dir/zoo.cfg" <<EOF
-tickTime=2000
-dataDir=$dir
-clientPort=$PORT
-clientPortAddress=127.0.0.1
-4lw.commands.whitelist=*
-admin.enableServer=false
-autopurge.purgeInterval=0
-EOF
+  write_zoo_cfg "$dir/zoo.cfg" "$dir" "$PORT"
   LOG="$dir/out.log"
   local out
   if [ "${name%-mem}" = zk-server ]; then

@@ -19,7 +19,7 @@ cd "$(dirname "$0")/../.."
 ZNODES="${ZNODES:-1000000}"
 RESTARTS="${RESTARTS:-3}"
 SERVERS="${SERVERS:-zk-server apache}"
-CP=/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-nop.jar:/usr/share/java/netty-all.jar:/usr/share/java/metrics-core.jar:/usr/share/java/commons-cli.jar
+source zk-server/benches/bench_common.sh
 if [ -z "${BIN:-}" ]; then
   cargo build -q --release -p zk-server --bins
   BIN="${CARGO_TARGET_DIR:-target}/release"
@@ -56,16 +56,8 @@ ROWS=()
 for SERVER in $SERVERS; do
   DIR="$WORK/$SERVER"
   mkdir -p "$DIR"
-  PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  cat >"$DIR/zoo.cfg" <<EOF
-tickTime=2000
-dataDir=$DIR/data
-clientPort=$PORT
-clientPortAddress=127.0.0.1
-4lw.commands.whitelist=*
-admin.enableServer=false
-autopurge.purgeInterval=0
-EOF
+  PORT=$(free_port)
+  write_zoo_cfg "$DIR/zoo.cfg" "$DIR/data" "$PORT"
   read -r PID _ _ _ <<<"$(start)"
   populate=$("$BIN/zk-load" --server "127.0.0.1:$PORT" --op create --ops "$ZNODES" \
     --sessions 8 --inflight 64 --payload 100 --root /mem)

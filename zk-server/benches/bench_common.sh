@@ -1,0 +1,20 @@
+# Shared by the side-by-side bench scripts here (sourced, not run).
+
+# Apache ZooKeeper 3.8's classpath from the Debian packages.
+CP=/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-nop.jar:/usr/share/java/netty-all.jar:/usr/share/java/metrics-core.jar:/usr/share/java/commons-cli.jar
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# write_zoo_cfg FILE DATA_DIR PORT: the one config both servers get (defaults otherwise,
+# every four-letter word allowed, no admin server, no timed purge).
+write_zoo_cfg() {
+  cat >"$1" <<EOF
+tickTime=2000
+dataDir=$2
+clientPort=$3
+clientPortAddress=127.0.0.1
+4lw.commands.whitelist=*
+admin.enableServer=false
+autopurge.purgeInterval=0
+EOF
+}
