@@ -5,7 +5,6 @@
 //! same state from the same txns.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use zk_proto::persistence::DataNodeRecord;
@@ -111,27 +110,14 @@ impl ZkDatabase {
 
     /// Rebuilds a database from a snapshot image (txns logged after it are applied next).
     pub fn from_image(img: &DatabaseImage) -> Self {
-        let mut tree = DataTree::restoring();
-        let acl_map: BTreeMap<i64, Arc<Vec<Acl>>> = img
-            .acls
-            .iter()
-            .map(|(i, a)| (*i, tree.intern_acl(a.clone())))
-            .collect();
-        let open = tree.intern_acl(Acl::open_unsafe());
+        let mut b = crate::database_builder::DatabaseBuilder::new();
+        b.begin(img.sessions.clone(), img.acls.clone());
         for (p, rec) in &img.nodes {
-            // Apache's index -1 means "open ACL" (OPEN_ACL_UNSAFE without an entry).
-            let acl = acl_map
-                .get(&rec.acl)
-                .cloned()
-                .unwrap_or_else(|| open.clone());
-            tree.insert_restored(p, rec.data.clone(), acl, rec.stat.clone());
+            // Out of order (a parent missing): dropped, as a corrupt snapshot must not
+            // leave orphans.
+            b.insert(p, rec);
         }
-        tree.link_restored();
-        ZkDatabase {
-            tree,
-            sessions: img.sessions.iter().copied().collect(),
-            last_zxid: img.last_zxid,
-        }
+        b.finish(img.last_zxid)
     }
 
     /// Persisted stat of a node (tests and tools).

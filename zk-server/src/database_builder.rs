@@ -2,9 +2,9 @@
 //! (see [`crate::persistence::snapshot_reader`]), so a restart holds the tree plus a read
 //! window, never the file or a list of every decoded node besides the tree.
 //!
-//! The result is exactly what [`ZkDatabase::from_image`] makes of the same snapshot: the
-//! same ACL interning, the same insertion order of children (which decides the order
-//! `getChildren` lists them in), the same indexes and the same system nodes added at the end.
+//! [`ZkDatabase::from_image`] (a whole image in memory, as a received SNAP gives it) goes
+//! through the same builder, so both paths intern ACLs alike, insert children in file order
+//! (which decides the order `getChildren` lists them in) and add the same system nodes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

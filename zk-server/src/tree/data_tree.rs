@@ -683,50 +683,9 @@ impl DataTree {
 
     /// Inserts a node restored from a snapshot, last among its parent's children (Apache's
     /// deserializer adds them in file order, so the restored sets iterate like Apache's).
-    /// A node whose parent is missing is dropped: a corrupt snapshot must not leave orphans.
-    pub fn insert_restored(
-        &mut self,
-        p: &str,
-        data: Option<Bytes>,
-        acl: Arc<Vec<Acl>>,
-        stat: StatPersisted,
-    ) {
-        let p = if p.is_empty() { "/" } else { p };
-        let owner = stat.ephemeral_owner;
-        if let Some(id) = self.find(p) {
-            // Listed twice: the later copy wins, in place.
-            let old_owner = self.node_at(id).map_or(0, |n| n.stat.ephemeral_owner);
-            self.unindex_kind(p, old_owner);
-            if let Some(n) = self.node_at_mut(id) {
-                n.set_data(data.as_deref());
-                n.acl = acl;
-                n.stat = stat;
-            }
-            self.index_kind(p, owner);
-            return;
-        }
-        if p == "/" {
-            if self.live == 0 {
-                self.insert_root(data.as_deref(), acl, stat);
-            }
-            return;
-        }
-        let name = path::name(p);
-        let Some(pid) = self.find(path::parent(p)) else {
-            return;
-        };
-        if name.is_empty() {
-            return;
-        }
-        self.link(pid, DataNode::new(name, data.as_deref(), acl, stat));
-        self.index_kind(p, owner);
-    }
-
-    /// [`Self::insert_restored`] for a snapshot being read node by node, checking the
-    /// order as it goes: returns false, changing nothing, for a node Apache would refuse
-    /// (the root `""` not first, a parent not restored before its child, a malformed path).
-    /// Accepted nodes leave the tree exactly as `insert_restored` would, so a tree built
-    /// this way equals one built from the whole list once the list is known to be valid.
+    /// Checks the order as it goes: returns false, changing nothing, for a node Apache
+    /// would refuse (the root, `""` or `"/"`, not first; a parent not restored before its
+    /// child; a malformed path), so a corrupt snapshot never leaves orphans.
     pub fn restore_node(
         &mut self,
         p: &str,
@@ -734,9 +693,10 @@ impl DataTree {
         acl: Arc<Vec<Acl>>,
         stat: StatPersisted,
     ) -> bool {
-        let Some(slash) = p.rfind('/') else {
+        let root = p.is_empty() || p == "/";
+        let Some(slash) = p.rfind('/').filter(|_| !root) else {
             // Only the root has no '/', and it comes first.
-            if !p.is_empty() || self.live != 0 {
+            if !root || self.live != 0 {
                 return false;
             }
             self.insert_root(data, acl, stat);
@@ -754,7 +714,7 @@ impl DataTree {
         };
         let owner = stat.ephemeral_owner;
         if let Some(id) = self.child(pid, name.as_bytes()) {
-            // Listed twice: the later copy wins, in place (as insert_restored).
+            // Listed twice: the later copy wins, in place.
             let old_owner = self.node_at(id).map_or(0, |n| n.stat.ephemeral_owner);
             self.unindex_kind(p, old_owner);
             if let Some(n) = self.node_at_mut(id) {
@@ -885,14 +845,14 @@ mod tests {
         all.sort_by_key(|(p, _)| p.matches('/').count());
         let mut r = DataTree::restoring();
         for (p, n) in all {
-            r.insert_restored(&p, n.data_bytes(), n.acl.clone(), n.stat.clone());
+            assert!(r.restore_node(&p, n.data(), n.acl.clone(), n.stat.clone()));
         }
-        r.insert_restored(
+        assert!(!r.restore_node(
             "/orphan/x",
             None,
             Arc::new(vec![]),
             StatPersisted::default(),
-        );
+        ));
         r.link_restored();
         assert_eq!(r.get("/a").unwrap().children.len(), 1);
         assert!(r.get("/orphan/x").is_none());
