@@ -277,17 +277,20 @@ async fn run(
                     }
                 }
                 c = cmd.recv() => match c {
+                    // Give up leadership locally before deleting the node: once it is
+                    // gone the next contender may be elected, and two latches must never
+                    // both report leading.
                     Some(Cmd::Resign) => {
-                        let _ = contender.leave(&client, &me).await;
-                        guard.node = None;
                         leading = false;
                         set(false, Some(Leadership::Revoked));
+                        let _ = contender.leave(&client, &me).await;
+                        guard.node = None;
                         break;
                     }
                     Some(Cmd::Close(ack)) => {
+                        set(false, Some(Leadership::Revoked));
                         let _ = contender.leave(&client, &me).await;
                         guard.node = None;
-                        set(false, Some(Leadership::Revoked));
                         let _ = ack.send(());
                         return;
                     }
