@@ -131,9 +131,16 @@ async fn lock_and_election_shared_with_kazoo() {
     rust.close().await.unwrap();
     kz.expect("LEADER");
     let follower = LeaderLatch::start(&session, "/kz/election", "rust-2");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while follower.contenders().await.unwrap() != ["python", "rust-2"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rust-2 queues behind python"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!follower.is_leader());
-    assert_eq!(follower.contenders().await.unwrap(), ["python", "rust-2"]);
     kz.go_on();
     kz.expect("DONE");
     follower.wait_leader(WAIT).await.unwrap();

@@ -7,7 +7,7 @@ use std::time::Duration;
 use zk_recipes::election::{LeaderLatch, Leadership};
 use zk_recipes::lock::Lock;
 
-use super::{expire, recv_until, session, WAIT};
+use super::{expire, recv_until, session, until_async, WAIT};
 
 /// Mutual exclusion, fairness, reentrancy, and the holder's session expiring.
 pub async fn lock(hosts: &str) {
@@ -45,8 +45,10 @@ pub async fn lock(hosts: &str) {
             l.release().await.unwrap();
         })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(l1.contenders().await.unwrap(), ["one", "two", "three"]);
+    until_async("three contenders queued", || async {
+        l1.contenders().await.unwrap() == ["one", "two", "three"]
+    })
+    .await;
     l1.release().await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(order.lock().unwrap().is_empty(), "still held once");
@@ -103,9 +105,12 @@ pub async fn election(hosts: &str) {
     let b = LeaderLatch::start(&s2, "/election/svc", "b");
     let mut bev = b.events();
     let mut aev = a.events();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_async("b queues behind a", || async {
+        a.contenders().await.unwrap() == ["a", "b"]
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(a.is_leader() && !b.is_leader());
-    assert_eq!(a.contenders().await.unwrap(), ["a", "b"]);
 
     expire(&s1.client(), hosts).await;
     recv_until(&mut aev, "a revoked", |e| *e == Leadership::Revoked).await;

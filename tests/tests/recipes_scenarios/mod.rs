@@ -63,6 +63,19 @@ pub async fn until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Polls the async `cond` until true (panics after [`WAIT`]): for conditions that need a
+/// server round trip, so a slow machine waits longer instead of failing.
+pub async fn until_async<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut cond: impl FnMut() -> F,
+) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cond().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The first host of a connect string as an address (for the proxy).
 pub fn addr(hosts: &str) -> SocketAddr {
     hosts
