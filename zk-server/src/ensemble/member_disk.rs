@@ -29,12 +29,13 @@ use zk_proto::txn::TxnEntry;
 use crate::database::{DatabaseImage, FuzzySnapshot, ZkDatabase};
 use crate::database_builder::DatabaseBuilder;
 use crate::error::{Result, ServerError};
+use crate::persistence::snapshot_reader::{read_snap_body, ReadError};
 use crate::persistence::{
-    read_epoch_file, write_epoch_file, Autopurge, EpochFile, SnapshotData, Storage, StorageOptions,
+    read_epoch_file, write_epoch_file, Autopurge, EpochFile, Storage, StorageOptions,
 };
 use crate::quorum::zab::{DiskState, Proposal};
 use crate::quorum::Zxid;
-use crate::store::{from_snapshot, to_snapshot, Recovered};
+use crate::store::{to_snapshot, Recovered};
 
 /// Apache's default `snapCount`.
 pub const DEFAULT_SNAP_COUNT: u64 = 100_000;
@@ -548,27 +549,34 @@ impl NodeDisk {
         d.recovered().into_database()
     }
 
-    /// SNAP: the leader's database replaces snapshot and log durably; returns it.
-    pub fn install(&self, snap: SnapshotData) -> ZkDatabase {
+    /// SNAP: the leader's database as of `zxid` (the SNAP body as received, see
+    /// `crate::quorum::net::snap_stream`) replaces snapshot and log durably; returns it.
+    /// The tree is built straight from the received bytes and the file written from
+    /// them, so the member holds those bytes and the tree, not a decoded copy of every
+    /// node. A body that does not decode changes nothing and is the error.
+    pub fn install(&self, zxid: i64, body: &[u8]) -> std::result::Result<ZkDatabase, String> {
+        let db = read_snap_body(body, zxid, DatabaseBuilder::new()).map_err(|e| match e {
+            ReadError::Corrupt(reason) => reason,
+            ReadError::Io(e) => e.to_string(),
+        })?;
         let mut d = self.lock();
         d.wait_for_snapshot_thread();
         d.snapshots_installed += 1;
         d.next_snapshot_due();
-        let db = ZkDatabase::from_image(&from_snapshot(snap.clone()));
         match &mut d.log {
             Log::Memory { snapshot, txns } => {
                 txns.clear();
-                *snapshot = Some(from_snapshot(snap));
+                *snapshot = Some(db.image());
             }
             Log::Disk { storage, restored } => {
                 *restored = None;
-                if let Err(e) = storage.install_snapshot(&snap) {
+                if let Err(e) = storage.install_snapshot(zxid, body) {
                     tracing::error!("installing the leader's snapshot failed: {e}");
                 }
             }
             Log::Broken => {}
         }
-        db
+        Ok(db)
     }
 
     /// Durably records acceptedEpoch.
@@ -749,5 +757,70 @@ mod tests {
         let (back, state) = disk.load(10);
         assert_eq!(state.last_zxid, 70);
         assert_eq!(back.tree.node_count(), db.tree.node_count());
+    }
+
+    /// A leader's database: random sessions, ephemerals, ACLs and levels.
+    fn leader_db() -> ZkDatabase {
+        let mut g = crate::database::tests::Gen::new(7);
+        for _ in 0..400 {
+            g.random_op();
+        }
+        g.db
+    }
+
+    #[test]
+    fn snap_install_builds_the_tree_from_the_received_bytes_and_writes_them_durably() {
+        use crate::database::tests::canon;
+        let leader = leader_db();
+        let image = leader.image();
+        let body = crate::quorum::net::snap_stream::encode(&to_snapshot(&image));
+
+        let dir = tempfile::tempdir().unwrap();
+        let v2 = dir.path().join("version-2");
+        let disk = NodeDisk::open(dir.path()).unwrap();
+        let mut own = ZkDatabase::new();
+        round(&disk, &mut own, 1, 5);
+        let before = names(&v2);
+
+        // Damaged bodies are refused and leave the files as they were.
+        let mut out_of_order = to_snapshot(&image);
+        out_of_order.nodes.swap(1, 2);
+        let bad = [
+            body.slice(..body.len() - 3),
+            crate::quorum::net::snap_stream::encode(&out_of_order),
+            [&body[..], b"x"].concat().into(),
+        ];
+        for b in bad {
+            assert!(disk.install(image.last_zxid, &b).is_err());
+            assert_eq!(names(&v2), before);
+        }
+
+        let got = disk.install(image.last_zxid, &body).unwrap();
+        assert_eq!(canon(&got), canon(&leader));
+        // The snapshot replaced the old log (older snapshots stay for autopurge), and a
+        // restart loads it.
+        let mut want: Vec<String> = before
+            .into_iter()
+            .filter(|n| n.starts_with("snapshot."))
+            .collect();
+        want.push(format!("snapshot.{:x}", image.last_zxid));
+        want.sort();
+        assert_eq!(names(&v2), want);
+        disk.recover().unwrap();
+        let (back, state) = disk.load(10);
+        assert_eq!(state.last_zxid, image.last_zxid);
+        assert_eq!(canon(&back), canon(&leader));
+        // The file is Apache's format: the whole-file reader accepts it too.
+        let file = v2.join(format!("snapshot.{:x}", image.last_zxid));
+        let read = crate::persistence::snapshot::read_snapshot(&file, image.last_zxid).unwrap();
+        assert_eq!(read.nodes.len(), image.nodes.len());
+        assert_eq!(read.sessions, image.sessions);
+
+        // Without a data directory the image is kept in memory.
+        let mem = NodeDisk::default();
+        let got = mem.install(image.last_zxid, &body).unwrap();
+        assert_eq!(canon(&got), canon(&leader));
+        let (back, _) = mem.load(10);
+        assert_eq!(canon(&back), canon(&leader));
     }
 }

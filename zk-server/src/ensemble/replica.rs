@@ -233,15 +233,10 @@ impl Replica for ServerReplica {
 
     fn install_snapshot(&mut self, zxid: Zxid, data: Bytes) {
         // The driver checked the stream's structure, so this only fails on a bug.
-        let snap = match snap_stream::decode(zxid, data) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!("undecodable snapshot {zxid:#x} from the leader: {e}");
-                return;
-            }
-        };
-        let db = self.disk.install(snap);
-        lock(&self.core).reload(db);
+        match self.disk.install(zxid, &data) {
+            Ok(db) => lock(&self.core).reload(db),
+            Err(e) => tracing::error!("undecodable snapshot {zxid:#x} from the leader: {e}"),
+        }
     }
 
     fn truncate(&mut self, zxid: Zxid) {

@@ -182,6 +182,12 @@ fn write_tail<W: Write>(mut out: SealedWriter<W>) -> std::io::Result<()> {
     let mut b = BytesMut::new();
     b.write_string(END_PATH);
     out.put(&mut b)?;
+    write_seals(out)
+}
+
+/// Everything after the end marker: seal, digest, second seal.
+fn write_seals<W: Write>(mut out: SealedWriter<W>) -> std::io::Result<()> {
+    let mut b = BytesMut::new();
     out.seal()?;
     // An empty ZxidDigest, exactly what Apache writes when it has no digest yet: Apache
     // then skips the comparison instead of checking a tree digest we do not compute.
@@ -315,6 +321,26 @@ impl SnapshotWriter {
     /// the directory) and returns its path. A crash leaves either no file or a complete one.
     pub fn write(&self, snap: &SnapshotData) -> Result<PathBuf> {
         self.write_file(snap.last_zxid, |f| snap.write_to(f))
+    }
+
+    /// Writes `snapshot.<last_zxid hex>` from a serialized database that already ends with
+    /// the end marker (a leader's SNAP body, see `crate::quorum::net::snap_stream`): the
+    /// file is the header, those bytes unchanged, and the seals. The caller has checked the
+    /// body (e.g. by building the tree from it).
+    pub fn write_body(&self, last_zxid: i64, body: &[u8]) -> Result<PathBuf> {
+        self.write_file(last_zxid, |f| {
+            let mut out = SealedWriter::new(f);
+            let mut b = BytesMut::new();
+            FileHeader {
+                magic: SNAP_MAGIC,
+                version: FILE_VERSION,
+                dbid: SNAP_DBID,
+            }
+            .write(&mut b);
+            out.put(&mut b)?;
+            out.put_slice(body)?;
+            write_seals(out)
+        })
     }
 
     /// A snapshot written as its nodes come, a slice at a time (see

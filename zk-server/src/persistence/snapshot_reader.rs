@@ -70,18 +70,29 @@ pub fn read_snapshot_from<R: Read, S: SnapshotSink>(
     read_counting(src, len, file_zxid, sink).map(|(out, _)| out)
 }
 
-/// [`read_snapshot_from`], also returning the number of node records.
-fn read_counting<R: Read, S: SnapshotSink>(
-    src: R,
-    len: u64,
-    file_zxid: i64,
-    mut sink: S,
-) -> std::result::Result<(S::Output, u64), ReadError> {
-    let mut r = SealedReader::new(src, len);
-    let hdr = r.record(FileHeader::read)?;
-    if hdr.magic != SNAP_MAGIC {
-        return Err(format!("bad magic {:#x}", hdr.magic).into());
+/// Reads a database as a leader's SNAP stream carries it: a snapshot file's body (sessions,
+/// ACL cache, nodes up to the `"/"` end marker) without the file header and seals. The
+/// tree is built as the records are decoded, so a follower holds the received bytes and
+/// the tree, never a decoded copy of every node.
+pub fn read_snap_body<S: SnapshotSink>(
+    body: &[u8],
+    last_zxid: i64,
+    sink: S,
+) -> std::result::Result<S::Output, ReadError> {
+    let mut r = SealedReader::new(body, body.len() as u64);
+    let (sink, _) = read_tree(&mut r, sink)?;
+    if !r.at_end() {
+        return Err(format!("{} bytes after the end of the tree", r.left()).into());
     }
+    Ok(sink.finish(last_zxid)?)
+}
+
+/// Sessions, ACL cache and node records up to the end marker, fed to `sink`; returns the
+/// sink and the number of nodes.
+fn read_tree<R: Read, S: SnapshotSink>(
+    r: &mut SealedReader<R>,
+    mut sink: S,
+) -> std::result::Result<(S, u64), ReadError> {
     let n = r.count(12)?;
     let mut sessions = Vec::with_capacity(n.min(MAX_RESERVE));
     for _ in 0..n {
@@ -109,6 +120,22 @@ fn read_counting<R: Read, S: SnapshotSink>(
             .map_err(|why| format!("node {path:?} at position {position} {why}"))?;
         position += 1;
     }
+    Ok((sink, position))
+}
+
+/// [`read_snapshot_from`], also returning the number of node records.
+fn read_counting<R: Read, S: SnapshotSink>(
+    src: R,
+    len: u64,
+    file_zxid: i64,
+    sink: S,
+) -> std::result::Result<(S::Output, u64), ReadError> {
+    let mut r = SealedReader::new(src, len);
+    let hdr = r.record(FileHeader::read)?;
+    if hdr.magic != SNAP_MAGIC {
+        return Err(format!("bad magic {:#x}", hdr.magic).into());
+    }
+    let (sink, position) = read_tree(&mut r, sink)?;
     r.seal()?;
     if !r.at_end() {
         // Digest section (Apache 3.6+): an older snapshot simply ends after the seal.

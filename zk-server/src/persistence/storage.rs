@@ -216,22 +216,24 @@ impl Storage {
     /// then the snapshot is written atomically; the next append starts a new log. A crash
     /// in between leaves an older snapshot without logs (an older, consistent state),
     /// never the leader's snapshot mixed with txns it superseded.
-    pub fn install_snapshot(&mut self, snap: &SnapshotData) -> Result<PathBuf> {
+    /// The snapshot is the leader's SNAP body as received (see
+    /// [`SnapshotWriter::write_body`]), so no decoded copy of the tree is needed.
+    pub fn install_snapshot(&mut self, last_zxid: i64, body: &[u8]) -> Result<PathBuf> {
         self.log.roll();
         for l in list(&self.log_dir, LOG_PREFIX)? {
             remove_file(&l.path)?;
         }
         for s in list(&self.snap_dir, SNAPSHOT_PREFIX)? {
-            if s.zxid >= snap.last_zxid {
+            if s.zxid >= last_zxid {
                 remove_file(&s.path)?;
             }
         }
         sync_dir(&self.log_dir)?;
         sync_dir(&self.snap_dir)?;
-        let path = self.snapshots.write(snap)?;
-        self.last_zxid = snap.last_zxid;
+        let path = self.snapshots.write_body(last_zxid, body)?;
+        self.last_zxid = last_zxid;
         tracing::info!(
-            zxid = format_args!("{:#x}", snap.last_zxid),
+            zxid = format_args!("{:#x}", last_zxid),
             "installed a leader's snapshot"
         );
         Ok(path)
