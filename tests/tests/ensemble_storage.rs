@@ -225,6 +225,95 @@ async fn snap_ships_the_database_and_the_learner_restarts_from_it() {
     assert_eq!(ens.disk(lagging).unwrap().stats().snapshots_installed, 1);
 }
 
+/// Every node under `path` on member `i` after a sync, with its data and whole Stat.
+async fn stats_on(ens: &Ensemble, i: usize, path: &str) -> Vec<(String, Vec<u8>, String)> {
+    let c = client_on(ens, i).await;
+    c.sync(path).await.expect("sync");
+    let mut kids = c.get_children(path, false).await.expect("children");
+    kids.sort();
+    let mut out = Vec::new();
+    for k in kids {
+        let (d, st) = c
+            .get_data(&format!("{path}/{k}"), false)
+            .await
+            .expect("data");
+        out.push((k, d.to_vec(), format!("{st:?}")));
+    }
+    let (_, parent) = c.get_data(path, false).await.expect("parent");
+    out.push((path.to_string(), Vec::new(), format!("{parent:?}")));
+    c.close().await.expect("close");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snap_serialized_while_the_leader_keeps_committing_converges() {
+    // The leader walks its tree for a SNAP on another thread while it goes on committing
+    // (a fuzzy snapshot, as Apache's); the learner replays what is queued behind the SNAP,
+    // some of which the walk may already have seen, and must end identical: data and
+    // every Stat field (versions, cversion, pzxid).
+    let mut ens = Ensemble::start_tuned(3, None, |q| {
+        q.committed_log_size = 10;
+        q.txn_log_sync = false;
+    })
+    .await
+    .expect("starts");
+    let (leader, lagging, c) = with_parent(&ens).await;
+    ens.kill(lagging);
+    // Enough data that the walk takes many slices.
+    let acl = Acl::open_unsafe();
+    let big = vec![b'x'; 2048];
+    let writes = (0..3000).map(|i| {
+        let (c, acl, big) = (c.clone(), acl.clone(), big.clone());
+        async move {
+            c.create(&format!("/p/s{i:05}"), &big, &acl, CreateMode::Persistent)
+                .await
+        }
+    });
+    for r in futures::future::join_all(writes).await {
+        r.expect("create");
+    }
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (c, stop) = (c.clone(), stop.clone());
+        tokio::spawn(async move {
+            let acl = Acl::open_unsafe();
+            let mut i = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let (target, fresh) = (format!("/p/s{:05}", (i * 7) % 3000), format!("/p/w{i}"));
+                let set = c.set_data(&target, b"new", None);
+                let create = c.create(&fresh, b"w", &acl, CreateMode::Persistent);
+                let (set, create) = futures::join!(set, create);
+                set.expect("setData under load");
+                create.expect("create under load");
+                if i >= 3 {
+                    c.delete(&format!("/p/w{}", i - 3), None)
+                        .await
+                        .expect("delete under load");
+                }
+                i += 1;
+            }
+            i
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    ens.restart(lagging).await.expect("restart");
+    assert_eq!(ens.wait_for_leader(T).await, Some(leader));
+    // Keep writing a while after it synced, then compare.
+    let deadline = tokio::time::Instant::now() + T;
+    while ens.disk(lagging).unwrap().stats().snapshots_installed == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no SNAP installed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let rounds = load.await.expect("load task");
+    assert!(rounds > 10, "the load ran ({rounds} rounds)");
+    let expected = stats_on(&ens, leader, "/p").await;
+    assert_eq!(stats_on(&ens, lagging, "/p").await, expected);
+    assert_eq!(ens.disk(lagging).unwrap().stats().snapshots_installed, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn periodic_snapshots_bound_memory_and_restarts_recover_from_them() {
     // In-memory disks: without snapshots they would hold every txn ever logged.

@@ -4,8 +4,9 @@
 //!
 //! Epochs, snapshots and the txn log are the member's [`NodeDisk`] (in memory, or Apache's
 //! files in a data directory); txns are appended on the driver's disk thread with group
-//! commit. SNAP sends the database serialized as Apache streams it, and installing one
-//! replaces the member's snapshot and log.
+//! commit. SNAP sends the database serialized as Apache streams it, walked fuzzily on its
+//! own thread so a large tree does not stall the leader, and installing one replaces the
+//! member's snapshot and log.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -14,9 +15,9 @@ use tokio::sync::mpsc::UnboundedSender;
 use zk_proto::quorum::QuorumPacket;
 use zk_proto::txn::TxnEntry;
 
-use crate::database::ZkDatabase;
+use crate::database::{FuzzySnapshot, ZkDatabase};
 use crate::pipeline::{CoreSettings, Output, Processor, WriteMode};
-use crate::quorum::net::driver::{LogAppender, PeerStatus, Replica};
+use crate::quorum::net::driver::{LogAppender, PeerStatus, PendingSnapshot, Replica};
 use crate::quorum::net::snap_stream;
 use crate::quorum::zab::Proposal;
 use crate::quorum::{PeerState, Zxid};
@@ -62,6 +63,9 @@ pub struct Core {
     pub read_only: bool,
     settings: CoreSettings,
     out: UnboundedSender<NodeMsg>,
+    /// Bumped when the database is replaced (TRUNC, SNAP): a snapshot walk in progress
+    /// over the old tree stops.
+    reloads: u64,
 }
 
 impl Core {
@@ -83,6 +87,7 @@ impl Core {
             read_only: false,
             settings,
             out,
+            reloads: 0,
         }
     }
 
@@ -121,6 +126,7 @@ impl Core {
         let mut p = Processor::new(db, self.settings.clone(), now_ms());
         p.set_write_mode(WriteMode::Forward);
         self.processor = p;
+        self.reloads += 1;
     }
 }
 
@@ -147,14 +153,16 @@ impl ServerReplica {
     }
 }
 
+/// Bytes of node records per slice of a snapshot walk (as the standalone server): the
+/// core's lock is held for one slice at a time.
+const SLICE_BYTES: usize = 256 * 1024;
+
 /// Appends (one write + one sync for the batch), then starts the periodic snapshot when
 /// `snapCount` txns went by: on disk a fuzzy one, written a slice at a time on its own
 /// thread (the core is locked per slice, never for the whole tree); in memory a copy.
 ///
 /// Returns whether the txns are durable.
 fn append(disk: &NodeDisk, core: &SharedCore, incarnation: Option<u64>, txns: &[Proposal]) -> bool {
-    /// Bytes of node records per slice (as the standalone server).
-    const SLICE_BYTES: usize = 256 * 1024;
     let Some(snapshot_due) = disk.append(incarnation, txns) else {
         return false;
     };
@@ -173,6 +181,37 @@ fn append(disk: &NodeDisk, core: &SharedCore, incarnation: Option<u64>, txns: &[
         disk.take_snapshot(image);
     }
     true
+}
+
+/// Serializes the tree for a SNAP `slice` bytes at a time, the core locked for one slice
+/// only; `between` runs between slices, unlocked. `None` when the database was replaced
+/// meanwhile (the member stopped leading, so the SNAP's learner is gone too).
+fn walk_for_snap(
+    core: &SharedCore,
+    mut snap: FuzzySnapshot,
+    reloads: u64,
+    slice: usize,
+    mut between: impl FnMut(),
+) -> Option<Vec<Bytes>> {
+    let mut nodes = bytes::BytesMut::new();
+    loop {
+        let c = lock(core);
+        if c.reloads != reloads {
+            return None;
+        }
+        let done = snap.walk.step(&c.processor.db.tree, &mut nodes, slice);
+        drop(c);
+        if done {
+            break;
+        }
+        between();
+    }
+    let acls = snap.walk.acl_table();
+    Some(snap_stream::body_pieces(
+        &snap.sessions,
+        &acls,
+        nodes.freeze(),
+    ))
 }
 
 /// The disk thread's side of a member: its disk, and the core for periodic snapshots.
@@ -218,17 +257,34 @@ impl Replica for ServerReplica {
         }
     }
 
-    fn snapshot(&self) -> Bytes {
-        // The whole tree in one walk under the lock: SNAP is the database as of the zxid
-        // the core sends with it.
-        let (snap, nodes) = {
+    fn snapshot(&self) -> PendingSnapshot {
+        // A fuzzy walk on its own thread, the core locked one slice at a time, so the
+        // member keeps serving and committing meanwhile. It starts now, with every txn up
+        // to the SNAP's zxid applied; txns applied during the walk may be in it too, and
+        // the learner replays them after it (queued behind the SNAP), as with Apache.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (snap, reloads) = {
             let c = lock(&self.core);
-            let mut snap = c.processor.db.begin_snapshot();
-            let mut nodes = bytes::BytesMut::new();
-            snap.walk.step(&c.processor.db.tree, &mut nodes, usize::MAX);
-            (snap, nodes)
+            (c.processor.db.begin_snapshot(), c.reloads)
         };
-        snap_stream::encode_parts(&snap.sessions, &snap.walk.acl_table(), &nodes)
+        let core = self.core.clone();
+        let walk = move || {
+            // The lock is not fair: yielding lets a commit waiting for it in.
+            if let Some(body) =
+                walk_for_snap(&core, snap, reloads, SLICE_BYTES, std::thread::yield_now)
+            {
+                let _ = tx.send(body);
+            }
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("zk-snap-send".into())
+            .spawn(walk)
+        {
+            // The sender is dropped with the closure: the learner's connection closes and
+            // it syncs again.
+            tracing::error!("cannot start a thread to serialize a SNAP: {e}");
+        }
+        rx
     }
 
     fn install_snapshot(&mut self, zxid: Zxid, data: Bytes) {
@@ -335,5 +391,96 @@ fn touch(p: &mut crate::pipeline::Processor, session: i64, timeout: i32, now: i6
         p.touch_session_with(session, timeout, now)
     } else {
         p.touch_session(session, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::database::tests::{canon, Gen};
+    use crate::database_builder::DatabaseBuilder;
+    use crate::persistence::snapshot_reader::read_snap_body;
+
+    fn core_over(db: ZkDatabase) -> SharedCore {
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let settings = CoreSettings::default();
+        let p = Processor::new(db, settings.clone(), 0);
+        Arc::new(Mutex::new(Core::new(p, settings, tx)))
+    }
+
+    fn replay(txns: &[TxnEntry]) -> ZkDatabase {
+        let mut db = ZkDatabase::new();
+        for e in txns {
+            db.apply(e);
+        }
+        db
+    }
+
+    #[test]
+    fn a_snap_walked_while_txns_commit_plus_the_replay_of_those_txns_is_the_leader_state() {
+        let mut g = Gen::new(21);
+        for _ in 0..4000 {
+            g.random_op();
+        }
+        // The leader has applied the first half when the SNAP starts; the rest commits
+        // during the walk (one txn between slices) and after it.
+        let half = g.log.len() / 2;
+        let core = core_over(replay(&g.log[..half]));
+        let start = canon(&lock(&core).processor.db);
+        let (snap, reloads) = {
+            let c = lock(&core);
+            (c.processor.db.begin_snapshot(), c.reloads)
+        };
+        let snap_zxid = snap.last_zxid;
+        assert_eq!(snap_zxid, g.log[half - 1].header.zxid);
+        let mut later = g.log[half..].iter();
+        let mut during = 0;
+        let body = walk_for_snap(&core, snap, reloads, 200, || {
+            if let Some(e) = later.next() {
+                lock(&core).processor.committed(std::slice::from_ref(e), 0);
+                during += 1;
+            }
+        })
+        .expect("walked");
+        for e in later {
+            lock(&core).processor.committed(std::slice::from_ref(e), 0);
+        }
+        let leader = canon(&lock(&core).processor.db);
+        assert_eq!(leader, canon(&g.db));
+        assert!(during > 100, "txns committed during the walk: {during}");
+
+        // What the learner does: build from the body, then apply what was queued after.
+        let body = body.concat();
+        let fuzzy =
+            read_snap_body(&body, snap_zxid, DatabaseBuilder::new()).expect("the body reads back");
+        let seen = canon(&fuzzy);
+        assert_ne!(seen, start, "the walk saw txns after its start");
+        assert_ne!(seen, leader, "the walk ended before the last txns");
+        let mut learner = fuzzy;
+        for e in &g.log[half..] {
+            learner.apply(e);
+        }
+        assert_eq!(canon(&learner), leader);
+    }
+
+    #[test]
+    fn a_walk_stops_when_the_database_is_replaced() {
+        let mut g = Gen::new(5);
+        for _ in 0..500 {
+            g.random_op();
+        }
+        let core = core_over(replay(&g.log));
+        let (snap, reloads) = {
+            let c = lock(&core);
+            (c.processor.db.begin_snapshot(), c.reloads)
+        };
+        let mut reloaded = false;
+        let body = walk_for_snap(&core, snap, reloads, 100, || {
+            if !reloaded {
+                lock(&core).reload(ZkDatabase::new());
+                reloaded = true;
+            }
+        });
+        assert!(body.is_none());
     }
 }

@@ -45,6 +45,20 @@ const MAX_SNAPSHOT: usize = 1 << 30;
 /// handed to the new round (see [`EarlyVotes`]).
 const EARLY_VOTE_MAX_AGE: u64 = 1000;
 
+/// A SNAP body still being produced (see [`Replica::snapshot`]), as parts written one
+/// after the other (so a body assembled from pieces is never copied into one buffer).
+pub type PendingSnapshot = oneshot::Receiver<Vec<Bytes>>;
+
+/// What a connection's writer task sends, in order.
+enum Outgoing {
+    Message(ZabMessage),
+    /// SNAP, written once its body is ready; what is queued behind it waits.
+    Snapshot {
+        zxid: Zxid,
+        body: PendingSnapshot,
+    },
+}
+
 /// The caller's database and disk, as the driver needs them.
 pub trait Replica: Send + 'static {
     /// Appends a txn to the log and makes it durable.
@@ -64,9 +78,14 @@ pub trait Replica: Send + 'static {
     }
     /// Applies a committed txn to the database.
     fn apply(&mut self, p: &Proposal);
-    /// Serializes the database (as of the last applied txn) as a SNAP body: sessions,
-    /// ACL cache and nodes as Apache streams them ([`super::snap_stream`]).
-    fn snapshot(&self) -> Bytes;
+    /// Serializes the database as a SNAP body: sessions, ACL cache and nodes as Apache
+    /// streams them ([`super::snap_stream`]). The body may be produced off the driver's
+    /// task, so a large tree does not stall the member; it then holds every txn applied
+    /// so far and possibly later ones (a fuzzy snapshot, as Apache's: the learner
+    /// replays the txns queued after it, and replaying a txn is harmless). The
+    /// learner's connection sends it when ready, before anything queued after it; a
+    /// dropped sender closes that connection.
+    fn snapshot(&self) -> PendingSnapshot;
     /// Replaces the database with a leader's snapshot (a SNAP body), durably.
     fn install_snapshot(&mut self, zxid: Zxid, data: Bytes);
     /// Drops logged txns after `zxid` and reloads the database to `zxid`.
@@ -130,8 +149,8 @@ enum Command {
 }
 
 enum NetEvent {
-    LeaderConnected(ConnId, mpsc::UnboundedSender<ZabMessage>),
-    LearnerConnected(ConnId, mpsc::UnboundedSender<ZabMessage>),
+    LeaderConnected(ConnId, mpsc::UnboundedSender<Outgoing>),
+    LearnerConnected(ConnId, mpsc::UnboundedSender<Outgoing>),
     Message(ConnId, bool, ZabMessage),
     Closed(ConnId, bool),
 }
@@ -268,17 +287,21 @@ pub fn spawn_peer<R: Replica>(
 }
 
 /// Appends a message's wire form to `b`.
+/// The SNAP packet; the database follows it (see [`snap_stream`]).
+fn snap_packet(zxid: Zxid) -> QuorumPacket {
+    QuorumPacket {
+        packet_type: QuorumPacketType::Snap,
+        zxid,
+        data: None,
+        authinfo: None,
+    }
+}
+
 fn encode_into(msg: &ZabMessage, b: &mut BytesMut) {
     match msg {
         ZabMessage::Packet(p) => p.write(b),
         ZabMessage::Snapshot { zxid, data } => {
-            QuorumPacket {
-                packet_type: QuorumPacketType::Snap,
-                zxid: *zxid,
-                data: None,
-                authinfo: None,
-            }
-            .write(b);
+            snap_packet(*zxid).write(b);
             b.extend_from_slice(data);
             b.write_string(snap_stream::SIGNATURE);
         }
@@ -290,21 +313,44 @@ fn spawn_conn(
     conn: ConnId,
     to_leader_side: bool,
     events: mpsc::UnboundedSender<NetEvent>,
-) -> mpsc::UnboundedSender<ZabMessage> {
+) -> mpsc::UnboundedSender<Outgoing> {
     let _ = stream.set_nodelay(true);
     let (rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<ZabMessage>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
     let ev = events.clone();
     tokio::spawn(async move {
         // Everything queued goes out with one write (up to a bound): under load a
         // leader's PROPOSALs and COMMITs, or a follower's ACKs, share syscalls.
         const COALESCE: usize = 64 * 1024;
         let mut buf = BytesMut::new();
-        while let Some(m) = rx.recv().await {
-            encode_into(&m, &mut buf);
-            while buf.len() < COALESCE {
+        'conn: while let Some(mut m) = rx.recv().await {
+            loop {
+                match m {
+                    Outgoing::Message(m) => encode_into(&m, &mut buf),
+                    Outgoing::Snapshot { zxid, body } => {
+                        snap_packet(zxid).write(&mut buf);
+                        // What is already encoded goes out while the body is produced.
+                        if wr.write_all(&buf).await.is_err() {
+                            break 'conn;
+                        }
+                        buf.clear();
+                        let Ok(parts) = body.await else {
+                            tracing::warn!("snapshot {zxid:#x} for a learner was abandoned");
+                            break 'conn;
+                        };
+                        for part in parts {
+                            if wr.write_all(&part).await.is_err() {
+                                break 'conn;
+                            }
+                        }
+                        buf.write_string(snap_stream::SIGNATURE);
+                    }
+                }
+                if buf.len() >= COALESCE {
+                    break;
+                }
                 match rx.try_recv() {
-                    Ok(m) => encode_into(&m, &mut buf),
+                    Ok(next) => m = next,
                     Err(_) => break,
                 }
             }
@@ -414,7 +460,7 @@ async fn run<R: Replica>(
     let mut parked = ParkedLearners::default();
     // Votes of peers that started looking before we did (see `early_votes`).
     let mut early = EarlyVotes::default();
-    let mut writers: BTreeMap<ConnId, mpsc::UnboundedSender<ZabMessage>> = BTreeMap::new();
+    let mut writers: BTreeMap<ConnId, mpsc::UnboundedSender<Outgoing>> = BTreeMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     let mut pending = first;
     loop {
@@ -478,15 +524,15 @@ async fn run<R: Replica>(
                     }
                     Action::Send { conn, msg } if !cut => {
                         if let Some(w) = writers.get(&conn) {
-                            let _ = w.send(msg);
+                            let _ = w.send(Outgoing::Message(msg));
                         }
                     }
                     Action::Send { .. } => {}
                     Action::SendSnapshot { conn, zxid } if !cut => {
                         if let Some(w) = writers.get(&conn) {
-                            let _ = w.send(ZabMessage::Snapshot {
+                            let _ = w.send(Outgoing::Snapshot {
                                 zxid,
-                                data: replica.snapshot(),
+                                body: replica.snapshot(),
                             });
                         }
                     }

@@ -10,7 +10,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::net::TcpListener;
 
-use super::driver::{spawn_peer, LogAppender, PeerAddrs, PeerHandle, PeerStatus, Replica};
+use super::driver::{
+    spawn_peer, LogAppender, PeerAddrs, PeerHandle, PeerStatus, PendingSnapshot, Replica,
+};
 use super::txn_list_snapshot;
 use crate::quorum::zab::leader::ProposeError;
 use crate::quorum::zab::{DiskState, Proposal};
@@ -133,8 +135,10 @@ impl Replica for MemReplica {
     fn apply(&mut self, p: &Proposal) {
         self.with(|m| m.applied.push(p.clone()));
     }
-    fn snapshot(&self) -> Bytes {
-        self.with(|m| txn_list_snapshot::encode(&m.applied))
+    fn snapshot(&self) -> PendingSnapshot {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = tx.send(vec![self.with(|m| txn_list_snapshot::encode(&m.applied))]);
+        rx
     }
     fn install_snapshot(&mut self, _zxid: Zxid, data: Bytes) {
         let txns = txn_list_snapshot::decode(data);

@@ -46,6 +46,24 @@ pub fn encode(snap: &SnapshotData) -> Bytes {
 /// DataNode`, pre-order: what a tree walk writes).
 pub fn encode_parts(sessions: &[(i64, i32)], acls: &[(i64, Vec<Acl>)], nodes: &[u8]) -> Bytes {
     let mut b = BytesMut::with_capacity(nodes.len() + 64 + sessions.len() * 12);
+    write_head(&mut b, sessions, acls);
+    b.put_slice(nodes);
+    b.write_string(END_PATH);
+    b.freeze()
+}
+
+/// [`encode_parts`] as pieces to write one after the other (head, `nodes`, end marker),
+/// so the node records, the bulk of it, are not copied.
+pub fn body_pieces(sessions: &[(i64, i32)], acls: &[(i64, Vec<Acl>)], nodes: Bytes) -> Vec<Bytes> {
+    let mut head = BytesMut::with_capacity(64 + sessions.len() * 12);
+    write_head(&mut head, sessions, acls);
+    let mut end = BytesMut::new();
+    end.write_string(END_PATH);
+    vec![head.freeze(), nodes, end.freeze()]
+}
+
+/// Sessions and the ACL cache: what precedes the nodes.
+fn write_head(b: &mut BytesMut, sessions: &[(i64, i32)], acls: &[(i64, Vec<Acl>)]) {
     b.write_i32(count(sessions.len()));
     for &(id, timeout) in sessions {
         b.write_i64(id);
@@ -56,9 +74,6 @@ pub fn encode_parts(sessions: &[(i64, i32)], acls: &[(i64, Vec<Acl>)], nodes: &[
         b.write_i64(*index);
         b.write_vec(list);
     }
-    b.put_slice(nodes);
-    b.write_string(END_PATH);
-    b.freeze()
 }
 
 /// What goes on the wire after the SNAP packet: the body, then the signature.
@@ -232,6 +247,18 @@ mod tests {
         // FileHeader: int magic, int version, long dbid.
         assert_eq!(&file[16..16 + body.len()], &body[..]);
         assert_eq!(decode(snap.last_zxid, body).unwrap(), snap);
+    }
+
+    #[test]
+    fn pieces_are_the_body() {
+        let snap = sample();
+        let mut nodes = BytesMut::new();
+        for (path, node) in &snap.nodes {
+            nodes.write_string(path);
+            node.write(&mut nodes);
+        }
+        let pieces = body_pieces(&snap.sessions, &snap.acls, nodes.freeze());
+        assert_eq!(pieces.concat(), encode(&snap).to_vec());
     }
 
     #[tokio::test]
