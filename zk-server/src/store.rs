@@ -227,6 +227,9 @@ pub struct DiskStore {
     snapshots: Vec<std::thread::JoinHandle<()>>,
     /// The streamed snapshot being written on its own thread.
     streaming: Option<StreamingSnapshot>,
+    /// A purge asked for while a snapshot file was unfinished: it runs once the file is
+    /// complete, so the retained count includes it (never `snapRetainCount + 1` files).
+    purge_deferred: bool,
 }
 
 #[derive(Debug)]
@@ -247,13 +250,34 @@ impl DiskStore {
             storage,
             snapshots: Vec::new(),
             streaming: None,
+            purge_deferred: false,
         }
+    }
+
+    fn snapshot_in_progress(&mut self) -> bool {
+        self.snapshots.retain(|h| !h.is_finished());
+        self.streaming.is_some() || !self.snapshots.is_empty()
+    }
+
+    fn purge_now(&mut self) -> Result<()> {
+        self.purge_deferred = false;
+        let removed = self.storage.purge()?;
+        if !removed.is_empty() {
+            tracing::info!("autopurge removed {} files", removed.len());
+        }
+        Ok(())
     }
 }
 
 impl TxnStore for DiskStore {
     fn append(&mut self, entries: &[TxnEntry]) -> Result<()> {
-        self.storage.append(entries)
+        self.storage.append(entries)?;
+        if self.purge_deferred && !self.snapshot_in_progress() {
+            if let Err(e) = self.purge_now() {
+                tracing::warn!("purge failed: {e}");
+            }
+        }
+        Ok(())
     }
 
     fn save_snapshot(&mut self, image: &DatabaseImage) -> Result<()> {
@@ -325,11 +349,12 @@ impl TxnStore for DiskStore {
     }
 
     fn purge(&mut self) -> Result<()> {
-        let removed = self.storage.purge()?;
-        if !removed.is_empty() {
-            tracing::info!("autopurge removed {} files", removed.len());
+        if self.snapshot_in_progress() {
+            // Runs after the next append that finds the file complete, or at stop.
+            self.purge_deferred = true;
+            return Ok(());
         }
-        Ok(())
+        self.purge_now()
     }
 
     fn finish(&mut self) {
@@ -337,6 +362,11 @@ impl TxnStore for DiskStore {
         self.streaming = None;
         for h in self.snapshots.drain(..) {
             let _ = h.join();
+        }
+        if self.purge_deferred {
+            if let Err(e) = self.purge_now() {
+                tracing::warn!("purge failed: {e}");
+            }
         }
     }
 }
