@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use tests::zk_processes::{Options, ProcessEnsemble};
-use zk_client::{Acl, Client, CreateMode};
+use zk_client::{Acl, Client, CreateMode, Stat};
 use zk_server::ensemble::Ensemble;
 use zk_server::persistence::Autopurge;
 
@@ -37,22 +37,30 @@ async fn client_on(ens: &Ensemble, i: usize) -> Client {
     connect(&ens.client_addr(i).expect("member exists").to_string()).await
 }
 
-/// The children of `path` with their data, as member `i` has them after a sync.
-async fn tree_on(ens: &Ensemble, i: usize, path: &str) -> Vec<(String, Vec<u8>)> {
+/// The children of `path` with their data and Stat, and the Stat of `path` itself, as
+/// member `i` has them after a sync.
+async fn children_on(ens: &Ensemble, i: usize, path: &str) -> (Vec<(String, Vec<u8>, Stat)>, Stat) {
     let c = client_on(ens, i).await;
     c.sync(path).await.expect("sync");
     let mut kids = c.get_children(path, false).await.expect("children");
     kids.sort();
     let mut out = Vec::new();
     for k in kids {
-        let (d, _) = c
+        let (d, st) = c
             .get_data(&format!("{path}/{k}"), false)
             .await
             .expect("data");
-        out.push((k, d.to_vec()));
+        out.push((k, d.to_vec(), st));
     }
+    let (_, parent) = c.get_data(path, false).await.expect("parent");
     c.close().await.expect("close");
-    out
+    (out, parent)
+}
+
+/// The children of `path` with their data, as member `i` has them after a sync.
+async fn tree_on(ens: &Ensemble, i: usize, path: &str) -> Vec<(String, Vec<u8>)> {
+    let (kids, _) = children_on(ens, i, path).await;
+    kids.into_iter().map(|(k, d, _)| (k, d)).collect()
 }
 
 /// `n` creates under `/p` through `c`, all in flight at once.
@@ -160,16 +168,7 @@ async fn diff_beyond_the_in_memory_window_is_read_from_the_leaders_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snap_ships_the_database_and_the_learner_restarts_from_it() {
     let dir = tempfile::tempdir().expect("temp dir");
-    // No DIFF from the txn log (Apache's snapshotSizeFactor < 0) and a short committed
-    // log: a follower 50 txns behind must get a SNAP.
-    let mut ens = Ensemble::start_tuned(3, Some(dir.path()), |q| {
-        q.committed_log_size = 10;
-        q.txn_log_sync = false;
-    })
-    .await
-    .expect("starts");
-    let (leader, lagging, c) = with_parent(&ens).await;
-    ens.kill(lagging);
+    let (mut ens, leader, lagging, c) = lagging_needs_snap(Some(dir.path())).await;
     create_many(&c, "s", 50).await;
     // An ephemeral (its session travels in the snapshot) and a node readable by all
     // but writable by nobody (its ACL travels in the ACL cache).
@@ -225,40 +224,13 @@ async fn snap_ships_the_database_and_the_learner_restarts_from_it() {
     assert_eq!(ens.disk(lagging).unwrap().stats().snapshots_installed, 1);
 }
 
-/// Every node under `path` on member `i` after a sync, with its data and whole Stat.
-async fn stats_on(ens: &Ensemble, i: usize, path: &str) -> Vec<(String, Vec<u8>, String)> {
-    let c = client_on(ens, i).await;
-    c.sync(path).await.expect("sync");
-    let mut kids = c.get_children(path, false).await.expect("children");
-    kids.sort();
-    let mut out = Vec::new();
-    for k in kids {
-        let (d, st) = c
-            .get_data(&format!("{path}/{k}"), false)
-            .await
-            .expect("data");
-        out.push((k, d.to_vec(), format!("{st:?}")));
-    }
-    let (_, parent) = c.get_data(path, false).await.expect("parent");
-    out.push((path.to_string(), Vec::new(), format!("{parent:?}")));
-    c.close().await.expect("close");
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snap_serialized_while_the_leader_keeps_committing_converges() {
     // The leader walks its tree for a SNAP on another thread while it goes on committing
     // (a fuzzy snapshot, as Apache's); the learner replays what is queued behind the SNAP,
     // some of which the walk may already have seen, and must end identical: data and
     // every Stat field (versions, cversion, pzxid).
-    let mut ens = Ensemble::start_tuned(3, None, |q| {
-        q.committed_log_size = 10;
-        q.txn_log_sync = false;
-    })
-    .await
-    .expect("starts");
-    let (leader, lagging, c) = with_parent(&ens).await;
-    ens.kill(lagging);
+    let (mut ens, leader, lagging, c) = lagging_needs_snap(None).await;
     // Enough data that the walk takes many slices.
     let acl = Acl::open_unsafe();
     let big = vec![b'x'; 2048];
@@ -309,8 +281,8 @@ async fn snap_serialized_while_the_leader_keeps_committing_converges() {
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let rounds = load.await.expect("load task");
     assert!(rounds > 10, "the load ran ({rounds} rounds)");
-    let expected = stats_on(&ens, leader, "/p").await;
-    assert_eq!(stats_on(&ens, lagging, "/p").await, expected);
+    let expected = children_on(&ens, leader, "/p").await;
+    assert_eq!(children_on(&ens, lagging, "/p").await, expected);
     assert_eq!(ens.disk(lagging).unwrap().stats().snapshots_installed, 1);
 }
 
@@ -463,6 +435,21 @@ async fn with_parent(ens: &Ensemble) -> (usize, usize, Client) {
         .await
         .expect("parent");
     (leader, follower_of(leader), c)
+}
+
+/// An ensemble (on `dir`, or in memory) whose leader never DIFFs from its txn log
+/// (Apache's snapshotSizeFactor < 0) and keeps a short committed log, with `/p` created
+/// and the follower `lagging` killed: a few dozen txns later it must get a SNAP.
+async fn lagging_needs_snap(dir: Option<&Path>) -> (Ensemble, usize, usize, Client) {
+    let mut ens = Ensemble::start_tuned(3, dir, |q| {
+        q.committed_log_size = 10;
+        q.txn_log_sync = false;
+    })
+    .await
+    .expect("starts");
+    let (leader, lagging, c) = with_parent(&ens).await;
+    ens.kill(lagging);
+    (ens, leader, lagging, c)
 }
 
 fn member_dir(root: &Path, i: usize) -> std::path::PathBuf {
