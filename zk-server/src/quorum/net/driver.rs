@@ -286,7 +286,6 @@ pub fn spawn_peer<R: Replica>(
     }
 }
 
-/// Appends a message's wire form to `b`.
 /// The SNAP packet; the database follows it (see [`snap_stream`]).
 fn snap_packet(zxid: Zxid) -> QuorumPacket {
     QuorumPacket {
@@ -297,6 +296,7 @@ fn snap_packet(zxid: Zxid) -> QuorumPacket {
     }
 }
 
+/// Appends a message's wire form to `b`.
 fn encode_into(msg: &ZabMessage, b: &mut BytesMut) {
     match msg {
         ZabMessage::Packet(p) => p.write(b),
