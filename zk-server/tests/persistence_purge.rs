@@ -6,24 +6,36 @@ mod persistence_support;
 use persistence_support::tree::Tree;
 use persistence_support::*;
 use zk_server::persistence::file_names::version_dir;
-use zk_server::persistence::{SnapshotData, Storage, StorageOptions};
+use zk_server::persistence::{Restored, SnapshotData, Storage, StorageOptions};
 
-#[test]
-fn purge_keeps_retained_snapshots_and_the_logs_they_need() {
-    let dir = tempfile::tempdir().unwrap();
+/// Storage in `dir` with small preallocation, keeping `retain` snapshots when purging.
+fn open_retaining(dir: &std::path::Path, retain: usize) -> (Storage, Restored) {
     let opts = StorageOptions {
         prealloc_size: 4096,
-        snap_retain_count: 3,
+        snap_retain_count: retain,
     };
-    let (mut s, _) = Storage::open(dir.path(), dir.path(), opts.clone()).unwrap();
+    Storage::open(dir, dir, opts).unwrap()
+}
+
+/// Four rounds of 10 creates, each followed by a snapshot (at 10, 20, 30, 40; the log rolls
+/// at each); returns the tree they built.
+fn four_snapshot_rounds(s: &mut Storage) -> Tree {
     let mut tree = Tree::from_snapshot(&SnapshotData::initial());
-    // Snapshots at 10, 20, 30, 40 with the log rolled at each; 5 more txns after the last.
     for round in 0..4 {
         let batch = creates(round * 10 + 1, 10);
         s.append(&batch).unwrap();
         tree.replay(&batch);
         s.save_snapshot(&tree.to_snapshot()).unwrap();
     }
+    tree
+}
+
+#[test]
+fn purge_keeps_retained_snapshots_and_the_logs_they_need() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = open_retaining(dir.path(), 3);
+    // Snapshots at 10, 20, 30, 40 with the log rolled at each; 5 more txns after the last.
+    four_snapshot_rounds(&mut s);
     s.append(&creates(41, 5)).unwrap();
     let v2 = version_dir(dir.path());
     assert_eq!(
@@ -72,7 +84,7 @@ fn purge_keeps_retained_snapshots_and_the_logs_they_need() {
     for newer in ["snapshot.28", "snapshot.1e"] {
         std::fs::write(v2.join(newer), b"broken").unwrap();
     }
-    let (s, r) = Storage::open(dir.path(), dir.path(), opts.clone()).unwrap();
+    let (s, r) = open_retaining(dir.path(), 3);
     assert_eq!(r.snapshot.as_ref().unwrap().last_zxid, 0x14);
     let mut back = Tree::from_snapshot(r.snapshot.as_ref().unwrap());
     back.replay(&r.txns);
@@ -87,11 +99,7 @@ fn purge_with_a_log_spanning_the_kept_snapshots() {
     // No log roll between snapshots (a learner can do that): the one log that starts
     // before the oldest kept snapshot must survive.
     let dir = tempfile::tempdir().unwrap();
-    let opts = StorageOptions {
-        prealloc_size: 4096,
-        snap_retain_count: 3,
-    };
-    let (mut s, _) = Storage::open(dir.path(), dir.path(), opts).unwrap();
+    let (mut s, _) = open_retaining(dir.path(), 3);
     s.append(&creates(1, 10)).unwrap();
     for z in [3, 5, 7] {
         let mut snap = SnapshotData::initial();
@@ -114,18 +122,8 @@ fn purge_with_a_log_spanning_the_kept_snapshots() {
 fn purge_keeps_at_least_three_snapshots_like_apache() {
     // Apache's PurgeTxnLog refuses to keep fewer than 3; asking for 1 keeps 3.
     let dir = tempfile::tempdir().unwrap();
-    let opts = StorageOptions {
-        prealloc_size: 4096,
-        snap_retain_count: 1,
-    };
-    let (mut s, _) = Storage::open(dir.path(), dir.path(), opts).unwrap();
-    let mut tree = Tree::from_snapshot(&SnapshotData::initial());
-    for round in 0..4 {
-        let batch = creates(round * 10 + 1, 10);
-        s.append(&batch).unwrap();
-        tree.replay(&batch);
-        s.save_snapshot(&tree.to_snapshot()).unwrap();
-    }
+    let (mut s, _) = open_retaining(dir.path(), 1);
+    let mut tree = four_snapshot_rounds(&mut s);
     let v2 = version_dir(dir.path());
     assert_eq!(
         file_names(&v2)
