@@ -137,6 +137,12 @@ pub struct ServerHandle {
 impl Server {
     /// Starts a server persisting to `config.data_dir` / `config.data_log_dir`.
     pub async fn start(config: ServerConfig) -> Result<ServerHandle> {
+        if config.data_dir.as_os_str().is_empty() || config.data_log_dir.as_os_str().is_empty() {
+            return Err(ServerError::Config {
+                line: None,
+                message: "dataDir is not set".into(),
+            });
+        }
         Self::start_with_store(config, Box::new(crate::store::open_disk_store)).await
     }
 
@@ -155,11 +161,12 @@ impl Server {
 
     /// Starts a server over the store `open` returns.
     pub async fn start_with_store(config: ServerConfig, open: StoreOpener) -> Result<ServerHandle> {
-        let (store, recovered) = open(&config)?;
-        let db = recovered.into_database();
+        // Bind first: a server that cannot take its port must leave dataDir untouched.
         let listener = TcpListener::bind(config.client_addr())
             .await
             .map_err(|e| ServerError::io(format!("binding {}", config.client_addr()), e))?;
+        let (store, recovered) = open(&config)?;
+        let db = recovered.into_database();
         let addr = listener
             .local_addr()
             .map_err(|e| ServerError::io("reading the bound address", e))?;

@@ -178,3 +178,124 @@ fn malformed_config_names_the_line() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("usage"));
 }
+
+/// Runs the binary on `cfg_text` (written to a zoo.cfg in `dir`), expecting it to refuse
+/// to start: its exit code and stderr.
+fn refused(dir: &std::path::Path, cfg_text: &str, props: &[&str]) -> (Option<i32>, String) {
+    let cfg = dir.join("zoo.cfg");
+    std::fs::write(&cfg, cfg_text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zk-server"))
+        .args(props)
+        .arg(&cfg)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("zk-server started on a config it should refuse:\n{cfg_text}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// The config an operator of a secured Apache ensemble has: zk-server must not serve it
+/// in plaintext without authentication. It stops before binding anything or touching
+/// dataDir, naming the key and its line.
+#[test]
+fn secured_config_fails_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let port = free_port();
+    let base = format!(
+        "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n",
+        data.display()
+    );
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("secureClientPort=2281\n", &[], "line 5"),
+        (
+            "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n",
+            &[],
+            "line 5",
+        ),
+        ("requireClientAuthScheme=sasl\n", &[], "line 5"),
+        ("sslQuorum=true\n", &[], "line 5"),
+        (
+            "ssl.keyStore.location=/etc/zk/keystore.jks\n",
+            &[],
+            "line 5",
+        ),
+        ("enforce.auth.enabled=true\n", &[], "line 5"),
+        ("quorum.auth.enableSasl=true\n", &[], "line 5"),
+        (
+            "",
+            &["-Djava.security.auth.login.config=/etc/zk/jaas.conf"],
+            "-Djava.security.auth.login.config",
+        ),
+        (
+            "",
+            &["-Dzookeeper.superUser=admin"],
+            "-Dzookeeper.superUser",
+        ),
+    ];
+    for (extra, props, place) in cases {
+        let (code, err) = refused(dir.path(), &format!("{base}{extra}"), props);
+        assert_eq!(code, Some(2), "{extra}{props:?}: {err}");
+        let key = extra
+            .split('=')
+            .next()
+            .filter(|k| !k.is_empty())
+            .unwrap_or(place);
+        assert!(
+            err.contains(place) && err.contains(key) && err.contains("refusing to start"),
+            "{extra}{props:?}: {err}"
+        );
+        assert!(
+            TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "plain client port open"
+        );
+        assert_eq!(
+            std::fs::read_dir(&data).unwrap().count(),
+            0,
+            "dataDir written"
+        );
+    }
+}
+
+/// No dataDir is an error, as in Apache, rather than a silent /tmp/zookeeper; and a server
+/// that cannot bind its port leaves dataDir as it found it.
+#[test]
+fn data_dir_required_and_untouched_when_the_port_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = refused(dir.path(), "tickTime=2000\nclientPort=2181\n", &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("dataDir is not set"), "{err}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let (code, err) = refused(
+        dir.path(),
+        &format!(
+            "dataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n",
+            data.display()
+        ),
+        &[],
+    );
+    assert_ne!(code, Some(0), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&data).unwrap().count(),
+        0,
+        "dataDir written"
+    );
+}

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Result, ServerError};
 
+mod protection;
+use protection::Verdict;
+
 /// Every four-letter word the server knows.
 pub const ALL_FOUR_LETTER_WORDS: &[&str] = &[
     "ruok", "srvr", "stat", "mntr", "conf", "cons", "envi", "dirs", "wchs", "wchc", "wchp", "dump",
@@ -17,7 +20,8 @@ pub const ALL_FOUR_LETTER_WORDS: &[&str] = &[
 pub struct ServerConfig {
     /// `tickTime` in ms.
     pub tick_time: u32,
-    /// `dataDir` (snapshots, myid).
+    /// `dataDir` (snapshots, myid). Required, as in Apache: empty by default, and a server
+    /// asked to persist to an empty path refuses to start.
     pub data_dir: PathBuf,
     /// `dataLogDir` (txn logs); defaults to `dataDir`.
     pub data_log_dir: PathBuf,
@@ -80,8 +84,8 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             tick_time: 2000,
-            data_dir: PathBuf::from("/tmp/zookeeper"),
-            data_log_dir: PathBuf::from("/tmp/zookeeper"),
+            data_dir: PathBuf::new(),
+            data_log_dir: PathBuf::new(),
             client_port: 2181,
             client_port_address: None,
             max_client_cnxns: 60,
@@ -114,15 +118,12 @@ impl Default for ServerConfig {
 /// Keys that only mean something to the Java server: accepted with a warning.
 const JAVA_ONLY_PREFIXES: &[&str] = &[
     "serverCnxnFactory",
-    "authProvider.",
-    "ssl.",
-    "secureClientPort",
-    "secureClientPortAddress",
     "admin.",
     "metricsProvider.",
     "clientCnxnSocket",
     "sslQuorum",
     "portUnification",
+    "client.portUnification",
     "quorum.",
     "quorumListenOnAllIPs",
     "standaloneEnabled",
@@ -219,6 +220,7 @@ impl ServerConfig {
     /// Parses zoo.cfg text (Java properties: `key=value`, `#`/`!` comments).
     pub fn parse(text: &str, props: &[(String, String)]) -> Result<Self> {
         let mut cfg = ServerConfig::default();
+        let mut data_dir = None;
         let mut data_log_dir = None;
         for (i, raw) in text.lines().enumerate() {
             let lineno = Some(i + 1);
@@ -240,9 +242,19 @@ impl ServerConfig {
                     message: format!("malformed line '{line}': empty key"),
                 });
             }
+            match protection::judge(key, value) {
+                Verdict::Refused(message) => {
+                    return Err(ServerError::Config {
+                        line: lineno,
+                        message,
+                    })
+                }
+                Verdict::Given => continue,
+                Verdict::Other => {}
+            }
             match key {
                 "tickTime" => cfg.tick_time = parse_num(key, value, lineno)?,
-                "dataDir" => cfg.data_dir = PathBuf::from(value),
+                "dataDir" => data_dir = Some(PathBuf::from(value)),
                 "dataLogDir" => data_log_dir = Some(PathBuf::from(value)),
                 "clientPort" => cfg.client_port = parse_num(key, value, lineno)?,
                 "clientPortAddress" => {
@@ -291,11 +303,26 @@ impl ServerConfig {
             }
         }
         for (k, v) in props {
+            match protection::judge(k, v) {
+                Verdict::Refused(why) => {
+                    return Err(ServerError::Config {
+                        line: None,
+                        message: format!("-D{why}"),
+                    })
+                }
+                Verdict::Given => continue,
+                Verdict::Other => {}
+            }
             if !cfg.apply_property(k, v, None)? {
                 cfg.warnings
                     .push(format!("unknown property -D{k}, ignored"));
             }
         }
+        // As Apache: no dataDir is an error, never a silent /tmp/zookeeper.
+        cfg.data_dir = data_dir.ok_or_else(|| ServerError::Config {
+            line: None,
+            message: "dataDir is not set".into(),
+        })?;
         cfg.data_log_dir = data_log_dir.unwrap_or_else(|| cfg.data_dir.clone());
         if cfg.tick_time == 0 {
             return Err(ServerError::Config {
@@ -422,8 +449,8 @@ mod tests {
 
     #[test]
     fn malformed_lines_name_the_line() {
-        let e = ServerConfig::parse("tickTime=2000\njunk\n", &[]).unwrap_err();
-        assert!(e.to_string().contains("line 2"), "{e}");
+        let e = ServerConfig::parse("tickTime=2000\ndataDir=/x\njunk\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("line 3"), "{e}");
         let e = ServerConfig::parse("clientPort=abc\n", &[]).unwrap_err();
         assert!(
             e.to_string().contains("line 1") && e.to_string().contains("clientPort"),
@@ -453,24 +480,60 @@ mod tests {
         assert_eq!(c.jute_max_buffer, 2000);
         assert_eq!(c.super_digest.as_deref(), Some("super:abc"));
         assert!(c.warnings.iter().any(|w| w.contains("foo.bar")));
-        let c = ServerConfig::parse("4lw.commands.whitelist=*\n", &[]).unwrap();
+        let c = ServerConfig::parse("dataDir=/x\n4lw.commands.whitelist=*\n", &[]).unwrap();
         assert_eq!(c.four_letter_whitelist.len(), ALL_FOUR_LETTER_WORDS.len());
     }
 
     #[test]
     fn server_threads_from_file_or_property() {
-        let c = ServerConfig::parse("serverThreads=3\n", &[]).unwrap();
+        let c = ServerConfig::parse("dataDir=/x\nserverThreads=3\n", &[]).unwrap();
         assert_eq!((c.server_threads, c.runtime_threads()), (Some(3), 3));
         let props = vec![("zookeeper.serverThreads".to_string(), "0".to_string())];
-        let c = ServerConfig::parse("", &props).unwrap();
+        let c = ServerConfig::parse("dataDir=/x\n", &props).unwrap();
         assert_eq!(c.runtime_threads(), 0);
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-        let e = ServerConfig::parse("serverThreads=many\n", &[]).unwrap_err();
-        assert!(e.to_string().contains("line 1"), "{e}");
+        let e = ServerConfig::parse("dataDir=/x\nserverThreads=many\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         assert_eq!(
-            ServerConfig::parse("", &[]).unwrap().runtime_threads(),
+            ServerConfig::parse("dataDir=/x\n", &[])
+                .unwrap()
+                .runtime_threads(),
             cpus / 2
         );
+    }
+
+    #[test]
+    fn data_dir_is_required() {
+        let e = ServerConfig::parse("tickTime=2000\nclientPort=2181\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("dataDir is not set"), "{e}");
+    }
+
+    #[test]
+    fn protection_we_lack_fails_closed_naming_key_and_line() {
+        let text = "dataDir=/x\nclientPort=2181\nsecureClientPort=2281\n";
+        let e = ServerConfig::parse(text, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("line 3") && e.contains("secureClientPort"),
+            "{e}"
+        );
+        let text = "dataDir=/x\nauthProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\nrequireClientAuthScheme=sasl\n";
+        let e = ServerConfig::parse(text, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("line 2") && e.contains("SASLAuthenticationProvider"),
+            "{e}"
+        );
+        let props = vec![(
+            "java.security.auth.login.config".to_string(),
+            "/etc/zk/jaas.conf".to_string(),
+        )];
+        let e = ServerConfig::parse("dataDir=/x\n", &props)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("-Djava.security.auth.login.config"), "{e}");
+        // Switching protection off, or naming a provider we implement, asks for nothing.
+        let text = "dataDir=/x\nsslQuorum=false\nauthProvider.1=org.apache.zookeeper.server.auth.DigestAuthenticationProvider\n";
+        let c = ServerConfig::parse(text, &[]).unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 }

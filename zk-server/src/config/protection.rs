@@ -1,0 +1,183 @@
+//! Settings that ask for protection zk-server does not give yet: TLS, SASL, authentication
+//! enforcement, other authentication providers, other super users, audit logs.
+//!
+//! A drop-in replacement that read such a zoo.cfg and started anyway would serve plaintext,
+//! unauthenticated, to an operator who believes the data is protected. So these keys fail
+//! closed: the server refuses to start and names the key and its line. The list shrinks as
+//! the features land; a key that only switches protection *off* (`sslQuorum=false`) asks for
+//! nothing and passes.
+
+/// One family of keys and the protection it asks for.
+struct Rule {
+    /// Whether a key (without the `zookeeper.` prefix) belongs to this family.
+    matches: fn(&str) -> bool,
+    /// A switch: the value `false` asks for nothing and is accepted.
+    switch: bool,
+    /// What the key asks for, for the error message.
+    asks_for: &'static str,
+}
+
+const RULES: &[Rule] = &[
+    Rule {
+        matches: |k| k == "secureClientPort" || k == "secureClientPortAddress",
+        switch: false,
+        asks_for: "TLS on a secure client port",
+    },
+    Rule {
+        matches: |k| k.starts_with("ssl.") || k == "ssl",
+        switch: false,
+        asks_for: "TLS (keystores, truststores, client certificates)",
+    },
+    Rule {
+        matches: |k| k.starts_with("sslQuorum"),
+        switch: true,
+        asks_for: "TLS between ensemble members",
+    },
+    Rule {
+        matches: |k| k == "portUnification" || k == "client.portUnification",
+        switch: true,
+        asks_for: "TLS and plaintext on one port",
+    },
+    Rule {
+        matches: |k| k.starts_with("authProvider."),
+        switch: false,
+        asks_for: "an authentication provider other than digest and ip",
+    },
+    Rule {
+        matches: |k| k == "requireClientAuthScheme" || k == "sessionRequireClientSASLAuth",
+        switch: true,
+        asks_for: "clients to authenticate before they are served",
+    },
+    Rule {
+        matches: |k| k.starts_with("enforce.auth."),
+        switch: true,
+        asks_for: "clients to authenticate before they are served",
+    },
+    Rule {
+        matches: |k| k.starts_with("quorum.auth."),
+        switch: true,
+        asks_for: "SASL authentication between ensemble members",
+    },
+    Rule {
+        matches: |k| k == "superUser" || k == "X509AuthenticationProvider.superUser",
+        switch: false,
+        asks_for: "a super user authenticated by SASL or x509",
+    },
+    Rule {
+        matches: |k| k == "java.security.auth.login.config" || k == "jaasLoginRenew",
+        switch: false,
+        asks_for: "SASL logins from a JAAS file",
+    },
+    Rule {
+        matches: |k| k == "audit.enable",
+        switch: true,
+        asks_for: "an audit log of who changed what",
+    },
+];
+
+/// Apache's built-in providers, which zk-server implements (the `digest` and `ip`
+/// schemes): naming them in `authProvider.N` asks for nothing new.
+const IMPLEMENTED_PROVIDERS: &[&str] = &[
+    "org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
+    "org.apache.zookeeper.server.auth.IPAuthenticationProvider",
+];
+
+/// What a protection setting means here.
+pub(super) enum Verdict {
+    /// Not a protection setting.
+    Other,
+    /// A protection setting that asks for nothing we lack (a switch set to `false`, a
+    /// provider we implement): accepted as is.
+    Given,
+    /// Stops the server: the reason.
+    Refused(String),
+}
+
+/// Judges `name = value`; `name` may carry the `zookeeper.` prefix of its system-property
+/// form.
+pub(super) fn judge(name: &str, value: &str) -> Verdict {
+    let key = name.strip_prefix("zookeeper.").unwrap_or(name);
+    let value = value.trim();
+    let Some(rule) = RULES.iter().find(|r| (r.matches)(key)) else {
+        return Verdict::Other;
+    };
+    if (rule.switch && value.eq_ignore_ascii_case("false"))
+        || (key.starts_with("authProvider.") && IMPLEMENTED_PROVIDERS.contains(&value))
+    {
+        return Verdict::Given;
+    }
+    Verdict::Refused(format!(
+        "{name}={value} asks for {}, which zk-server does not provide yet; refusing to \
+         start rather than run with less protection than the config asks for (remove the \
+         setting to run without it)",
+        rule.asks_for
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{judge, Verdict};
+
+    fn refusal(k: &str, v: &str) -> Option<String> {
+        match judge(k, v) {
+            Verdict::Refused(why) => Some(why),
+            Verdict::Other | Verdict::Given => None,
+        }
+    }
+
+    #[test]
+    fn protection_keys_are_refused() {
+        for (k, v) in [
+            ("secureClientPort", "2281"),
+            ("secureClientPortAddress", "0.0.0.0"),
+            ("ssl.keyStore.location", "/k.jks"),
+            ("zookeeper.ssl.quorum.trustStore.location", "/t.jks"),
+            ("sslQuorum", "true"),
+            ("portUnification", "true"),
+            ("client.portUnification", "true"),
+            (
+                "authProvider.1",
+                "org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+            ),
+            (
+                "zookeeper.authProvider.x509",
+                "org.apache.zookeeper.server.auth.X509AuthenticationProvider",
+            ),
+            ("requireClientAuthScheme", "sasl"),
+            ("enforce.auth.enabled", "true"),
+            ("zookeeper.enforce.auth.schemes", "sasl"),
+            ("quorum.auth.enableSasl", "true"),
+            ("quorum.auth.learner.saslLoginContext", "QuorumLearner"),
+            ("zookeeper.superUser", "admin"),
+            ("java.security.auth.login.config", "/etc/jaas.conf"),
+            ("zookeeper.sessionRequireClientSASLAuth", "true"),
+            ("audit.enable", "true"),
+        ] {
+            let why = refusal(k, v).unwrap_or_else(|| panic!("{k}={v} accepted"));
+            assert!(
+                why.contains(k) && why.contains("refusing to start"),
+                "{why}"
+            );
+        }
+    }
+
+    #[test]
+    fn switches_off_and_implemented_providers_pass() {
+        for (k, v) in [
+            ("sslQuorum", "false"),
+            ("portUnification", "false"),
+            ("quorum.auth.enableSasl", "false"),
+            ("enforce.auth.enabled", "false"),
+            ("audit.enable", "false"),
+            (
+                "authProvider.1",
+                "org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
+            ),
+            ("tickTime", "2000"),
+            ("DigestAuthenticationProvider.superDigest", "super:x"),
+            ("quorumListenOnAllIPs", "true"),
+        ] {
+            assert_eq!(refusal(k, v), None, "{k}={v}");
+        }
+    }
+}
