@@ -119,6 +119,26 @@ pub struct CoreSettings {
     pub prep: PrepSettings,
 }
 
+impl CoreSettings {
+    /// The core's settings from a server config; one place for standalone servers and
+    /// ensemble members alike, so the two cannot drift.
+    pub fn from_config(config: &crate::config::ServerConfig) -> Self {
+        CoreSettings {
+            server_id: config.my_id as i64,
+            tick_ms: i64::from(config.tick_time),
+            min_timeout: config.min_timeout(),
+            max_timeout: config.max_timeout(),
+            super_digest: config.super_digest.clone(),
+            container_check_ms: config.container_check_interval_ms as i64,
+            prep: PrepSettings {
+                extended_types: config.extended_types,
+                max_data: config.jute_max_buffer,
+                reconfig_enabled: false,
+            },
+        }
+    }
+}
+
 impl Default for CoreSettings {
     fn default() -> Self {
         CoreSettings {

@@ -38,7 +38,6 @@ use crate::net::connection::{ConnSettings, Throttle};
 use crate::net::{four_letter, listener, ConnCmd};
 use crate::persistence::{Autopurge, PurgeTimer};
 use crate::pipeline::{ConnId, CoreSettings, Output, Processor};
-use crate::prep::PrepSettings;
 use crate::store::{MemoryStore, Recovered, TxnStore};
 
 /// Messages to the core task.
@@ -183,19 +182,7 @@ impl Server {
         ));
         let store_tx = spawn_store(store, core_tx.clone());
         let now = now_ms();
-        let settings = CoreSettings {
-            server_id: config.my_id as i64,
-            tick_ms: i64::from(config.tick_time),
-            min_timeout: config.min_timeout(),
-            max_timeout: config.max_timeout(),
-            super_digest: config.super_digest.clone(),
-            container_check_ms: config.container_check_interval_ms as i64,
-            prep: PrepSettings {
-                extended_types: config.extended_types,
-                max_data: config.jute_max_buffer,
-                reconfig_enabled: false,
-            },
-        };
+        let settings = CoreSettings::from_config(&config);
         let core = Core {
             processor: Processor::new(db, settings, now),
             clients: Clients::new(throttle),

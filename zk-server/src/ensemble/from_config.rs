@@ -11,7 +11,6 @@ use crate::config::ServerConfig;
 use crate::error::{Result, ServerError};
 use crate::persistence::Autopurge;
 use crate::pipeline::CoreSettings;
-use crate::prep::PrepSettings;
 use crate::quorum::net::driver::PeerAddrs;
 use crate::quorum::{QuorumConfig, QuorumServer, Sid};
 
@@ -95,19 +94,7 @@ pub async fn start_member(config: &ServerConfig) -> Result<Node> {
     let disk = NodeDisk::open_split(&config.data_dir, &config.data_log_dir)?;
     disk.set_snap_count(config.snap_count);
     disk.set_autopurge(Autopurge::from_config(config));
-    let settings = CoreSettings {
-        server_id: me,
-        tick_ms: i64::from(config.tick_time),
-        min_timeout: config.min_timeout(),
-        max_timeout: config.max_timeout(),
-        super_digest: config.super_digest.clone(),
-        container_check_ms: config.container_check_interval_ms as i64,
-        prep: PrepSettings {
-            extended_types: config.extended_types,
-            max_data: config.jute_max_buffer,
-            reconfig_enabled: false,
-        },
-    };
+    let settings = CoreSettings::from_config(config);
     tracing::info!(
         "ensemble member {me}: clients on {}, election on {my_election}, quorum on {my_quorum}",
         client
