@@ -511,21 +511,14 @@ impl Core {
         let now = now_ms();
         self.clients.four_letter(cmd);
         let asking = clients::asking(peer, now);
-        let mut conns = self.clients.listing();
-        conns.push(&asking);
-        let view = four_letter::View {
-            core: &self.processor,
-            config: &self.config,
-            stats: &self.clients.stats,
-            conns,
-            outstanding: self.clients.outstanding(),
-            uptime_ms: now - self.started,
-            now_ms: now,
-            dir_sizes: (
-                crate::store::dir_size(&self.config.data_dir),
-                crate::store::dir_size(&self.config.data_log_dir),
-            ),
-        };
+        let view = four_letter::View::of(
+            &self.processor,
+            &self.config,
+            &self.clients,
+            &asking,
+            self.started,
+            now,
+        );
         four_letter::render(cmd, &view)
     }
 

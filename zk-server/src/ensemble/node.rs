@@ -454,26 +454,15 @@ impl NodeTask {
         quorum.leader = leader;
         quorum.leader_uptime_ms = self.leading_since.map(|t| now - t).unwrap_or(0);
         let asking = clients::asking(peer, now);
-        let mut conns = self.clients.listing();
-        conns.push(&asking);
-        let dir_sizes = match self.config.data_dir.as_os_str().is_empty() {
-            true => (0, 0),
-            false => (
-                crate::store::dir_size(&self.config.data_dir),
-                crate::store::dir_size(&self.config.data_log_dir),
-            ),
-        };
         let c = lock(&self.core);
-        let view = four_letter::View {
-            core: &c.processor,
-            config: &self.config,
-            stats: &self.clients.stats,
-            conns,
-            outstanding: self.clients.outstanding(),
-            uptime_ms: now - self.started,
-            dir_sizes,
-            now_ms: now,
-        };
+        let view = four_letter::View::of(
+            &c.processor,
+            &self.config,
+            &self.clients,
+            &asking,
+            self.started,
+            now,
+        );
         let role = four_letter::Role {
             mode,
             quorum: Some(&quorum),

@@ -30,6 +30,41 @@ pub struct View<'a> {
     pub now_ms: i64,
 }
 
+impl<'a> View<'a> {
+    /// The view of a server (standalone or member) and its clients, `asking` being the
+    /// connection that asks (Apache lists it in `cons` and `stat`). One constructor for
+    /// every shell, so their answers cannot drift.
+    pub fn of(
+        core: &'a Processor,
+        config: &'a ServerConfig,
+        clients: &'a super::clients::Clients,
+        asking: &'a ConnStats,
+        started_ms: i64,
+        now_ms: i64,
+    ) -> Self {
+        let mut conns = clients.listing();
+        conns.push(asking);
+        // An in-process member without a data directory has nothing on disk to size.
+        let dir_sizes = match config.data_dir.as_os_str().is_empty() {
+            true => (0, 0),
+            false => (
+                crate::store::dir_size(&config.data_dir),
+                crate::store::dir_size(&config.data_log_dir),
+            ),
+        };
+        View {
+            core,
+            config,
+            stats: &clients.stats,
+            conns,
+            outstanding: clients.outstanding(),
+            uptime_ms: now_ms - started_ms,
+            dir_sizes,
+            now_ms,
+        }
+    }
+}
+
 /// How the server serves clients.
 #[derive(Debug, Clone, Copy)]
 pub struct Role<'a> {
