@@ -813,3 +813,197 @@ async fn session_resumed_on_a_follower_with_a_shorter_timeout_expires_by_it() {
     }
     drop(c2);
 }
+
+/// Moves a session created on `from` to `to` the way the Java client does: the
+/// ConnectRequest with auth (when `with_auth`), SetWatches and reads right behind it in one
+/// write. `to` must answer every request in xid order after the handshake, keep the
+/// connection open, and fire the re-registered watch.
+async fn pipelined_reconnect_between(
+    from: std::net::SocketAddr,
+    to: std::net::SocketAddr,
+    with_auth: bool,
+) {
+    use zk_proto::watch::{EventType, SetWatches, SetWatches2};
+    let tag = format!("{}-{}-{with_auth}", from.port(), to.port());
+    let watched = format!("/pipelined-{tag}");
+    let secret = format!("/pipelined-secret-{tag}");
+    let mut owner = RawClient::connect(from).await;
+    assert_eq!(
+        owner.add_auth("digest", "pipe:pw").await.err(),
+        ErrorCode::Ok
+    );
+    assert_eq!(owner.call(create(&watched)).await.err(), ErrorCode::Ok);
+    // Readable only by connections authenticated as pipe:pw.
+    assert_eq!(
+        owner
+            .create_acl(&secret, zk_proto::Acl::creator_all())
+            .await
+            .err(),
+        ErrorCode::Ok
+    );
+    // `to` refuses a client that saw a zxid it has not applied (as Apache): wait for it,
+    // so that a closed connection below can only mean the pipelining was refused.
+    let mut probe = RawClient::connect(to).await;
+    let deadline = tokio::time::Instant::now() + T;
+    while probe.exists(&secret, false).await.err() != ErrorCode::Ok {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{to} never applied {secret}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let get = |path: &str| {
+        Request::GetData(PathWatchRequest {
+            path: path.into(),
+            watch: false,
+        })
+    };
+    let mut pipelined = Vec::new();
+    if with_auth {
+        pipelined.push((
+            zk_proto::xid::AUTH,
+            Request::Auth(zk_proto::AuthPacket {
+                auth_type: 0,
+                scheme: "digest".into(),
+                auth: b"pipe:pw".to_vec().into(),
+            }),
+        ));
+        pipelined.push((
+            zk_proto::xid::SET_WATCHES,
+            Request::SetWatches2(SetWatches2 {
+                relative_zxid: owner.last_zxid,
+                data_watches: vec![watched.clone()],
+                exist_watches: Vec::new(),
+                child_watches: Vec::new(),
+                persistent_watches: Vec::new(),
+                persistent_recursive_watches: Vec::new(),
+            }),
+        ));
+        pipelined.push((1, get(&watched)));
+        // Only readable if the auth behind the handshake ran before it.
+        pipelined.push((2, get(&secret)));
+    } else {
+        pipelined.push((
+            zk_proto::xid::SET_WATCHES,
+            Request::SetWatches(SetWatches {
+                relative_zxid: owner.last_zxid,
+                data_watches: vec![watched.clone()],
+                exist_watches: Vec::new(),
+                child_watches: Vec::new(),
+            }),
+        ));
+        pipelined.push((1, exists(&watched)));
+        pipelined.push((2, get(&watched)));
+    }
+    let req = ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: owner.last_zxid,
+        timeout: owner.timeout,
+        session_id: owner.session_id,
+        passwd: owner.passwd.clone(),
+        read_only: Some(false),
+    };
+    let (mut moved, resp) = RawClient::handshake_pipelined(to, req, &pipelined)
+        .await
+        .unwrap_or_else(|e| panic!("{to} did not answer the pipelined handshake: {e}"));
+    assert_eq!(
+        (resp.session_id, resp.timeout > 0),
+        (owner.session_id, true),
+        "{to} did not keep the session: {resp:?}"
+    );
+    for (xid, r) in &pipelined {
+        let reply = moved
+            .try_recv()
+            .await
+            .unwrap_or_else(|e| panic!("{to}: no reply to {:?} (xid {xid}): {e}", r.opcode()));
+        assert_eq!(
+            (reply.header.xid, reply.err()),
+            (*xid, ErrorCode::Ok),
+            "{to}: reply to {:?}",
+            r.opcode()
+        );
+        if let Request::GetData(g) = r {
+            if g.path == watched {
+                assert_eq!(reply.data().as_deref(), Some(&b"x"[..]));
+            }
+        }
+    }
+    // The watch registered by SetWatches fires on the new member.
+    let mut writer = RawClient::connect(from).await;
+    assert_eq!(writer.set(&watched, "v1", -1).await.err(), ErrorCode::Ok);
+    let ev = moved
+        .event(T)
+        .await
+        .unwrap_or_else(|| panic!("{to}: the re-registered watch on {watched} never fired"));
+    assert_eq!(
+        (ev.event_type, ev.path.as_str()),
+        (EventType::NodeDataChanged, watched.as_str())
+    );
+    assert_eq!(
+        moved.ping().await.err(),
+        ErrorCode::Ok,
+        "{to} closed the moved session"
+    );
+}
+
+/// The leader and a follower of an Apache ensemble, as socket addresses.
+async fn apache_roles(
+    apache: &tests::apache::ApacheEnsemble,
+) -> (std::net::SocketAddr, Vec<std::net::SocketAddr>) {
+    let addr = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
+    let ports: Vec<u16> = apache.nodes.iter().map(|n| n.client_port).collect();
+    let modes = tokio::task::spawn_blocking({
+        let ports = ports.clone();
+        move || {
+            ports
+                .iter()
+                .map(|p| tests::apache::mode(*p))
+                .collect::<Vec<_>>()
+        }
+    })
+    .await
+    .expect("srvr task");
+    let leader = ports
+        .iter()
+        .zip(&modes)
+        .find(|(_, m)| m.as_deref() == Some("leader"))
+        .map(|(p, _)| *p)
+        .expect("apache leader");
+    let followers = ports
+        .iter()
+        .copied()
+        .filter(|p| *p != leader)
+        .map(addr)
+        .collect();
+    (addr(leader), followers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_pipelined_behind_a_reconnect_to_a_follower_wait_for_revalidation() {
+    init_tracing();
+    let ens = Ensemble::start(3).await.expect("ensemble");
+    let leader = ens.wait_for_leader(T).await.expect("leader");
+    let addr = |i: usize| ens.client_addr(i).unwrap();
+    let (f1, f2) = (addr((leader + 1) % 3), addr((leader + 2) % 3));
+    for with_auth in [false, true] {
+        // Leader to follower, and follower to follower.
+        pipelined_reconnect_between(addr(leader), f1, with_auth).await;
+        pipelined_reconnect_between(f1, f2, with_auth).await;
+    }
+}
+
+/// The behaviour the test above expects is Apache 3.8's: checked against a real ensemble.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_followers_answer_requests_pipelined_behind_a_reconnect_too() {
+    init_tracing();
+    let apache = tokio::task::spawn_blocking(tests::apache::ApacheEnsemble::start)
+        .await
+        .expect("apache task")
+        .expect("apache ensemble");
+    let (leader, f) = apache_roles(&apache).await;
+    for with_auth in [false, true] {
+        pipelined_reconnect_between(leader, f[0], with_auth).await;
+        pipelined_reconnect_between(f[0], f[1], with_auth).await;
+    }
+}
