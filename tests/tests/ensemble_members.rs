@@ -1007,3 +1007,233 @@ async fn apache_followers_answer_requests_pipelined_behind_a_reconnect_too() {
         pipelined_reconnect_between(f[0], f[1], with_auth).await;
     }
 }
+
+/// Session ids a member lists in `cons`.
+async fn sessions_on(port: u16) -> std::collections::BTreeSet<i64> {
+    word(port, "cons")
+        .await
+        .split("sid=0x")
+        .skip(1)
+        .filter_map(|s| {
+            let hex: String = s.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+            u64::from_str_radix(&hex, 16).ok().map(|v| v as i64)
+        })
+        .collect()
+}
+
+/// `zookeeper-client` sessions (auth and a data watch each) given only the two followers:
+/// when one follower dies its sessions must land on the other, which they pick, although
+/// they pipeline auth and SetWatches behind the handshake. A follower closing them while
+/// it revalidates would leave them bouncing between a dead member and a closing one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zookeeper_client_sessions_with_watches_move_to_the_follower_they_pick() {
+    init_tracing();
+    const N: usize = 50;
+    let mut ens = Ensemble::start(3).await.expect("ensemble");
+    let leader = ens.wait_for_leader(T).await.expect("leader");
+    let (victim, other) = ((leader + 1) % 3, (leader + 2) % 3);
+    let hosts = format!(
+        "{},{}",
+        ens.client_addr(victim).unwrap(),
+        ens.client_addr(other).unwrap()
+    );
+    let setup = connect(&ens.client_addr(leader).unwrap().to_string()).await;
+    setup
+        .create("/moving", b"0", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..N {
+        let c = zookeeper_client::Client::connector()
+            .with_session_timeout(Duration::from_secs(10))
+            .connect(&hosts)
+            .await
+            .expect("zookeeper-client session");
+        // Added once connected (not pipelined behind the first handshake): re-sent
+        // behind every later one.
+        c.auth("digest", b"moving:pw").await.expect("auth");
+        let (_, _, watch) = c.get_and_watch_data("/moving").await.expect("watch");
+        clients.push((c, watch));
+    }
+    let ids: Vec<i64> = clients.iter().map(|(c, _)| c.session_id().0).collect();
+    let moving: Vec<i64> = {
+        let on_victim = sessions_on(port(&ens, victim)).await;
+        ids.iter()
+            .copied()
+            .filter(|s| on_victim.contains(s))
+            .collect()
+    };
+    assert!(!moving.is_empty(), "no session started on member {victim}");
+
+    ens.kill(victim);
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let on_other = sessions_on(port(&ens, other)).await;
+        let missing: Vec<String> = ids
+            .iter()
+            .filter(|s| !on_other.contains(s))
+            .map(|s| format!("{s:#x}"))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {} sessions moving off member {victim} never settled on member {other}: \
+             {missing:?}",
+            missing.len(),
+            moving.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The watches came along with the sessions (SetWatches after auth, on `other`).
+    setup.set_data("/moving", b"1", None).await.unwrap();
+    for (i, (_, watch)) in clients.into_iter().enumerate() {
+        let ev = tokio::time::timeout(T, watch.changed())
+            .await
+            .unwrap_or_else(|_| panic!("session {:#x}: the watch never fired", ids[i]));
+        assert_eq!(
+            ev.event_type,
+            zookeeper_client::EventType::NodeDataChanged,
+            "session {:#x}",
+            ids[i]
+        );
+    }
+    assert!(
+        sessions_on(port(&ens, leader))
+            .await
+            .iter()
+            .all(|s| !ids.contains(s)),
+        "a session fell through to the leader"
+    );
+}
+
+/// zk-client walks its seeded host list: sessions with watches on a member that dies land
+/// on the next member of their own list, follower or leader, and keep their watches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_client_sessions_with_watches_land_on_the_next_member_of_their_list() {
+    use zk_client::hosts::{ConnectString, HostList};
+    init_tracing();
+    const N: usize = 50;
+    let mut ens = Ensemble::start(3).await.expect("ensemble");
+    let leader = ens.wait_for_leader(T).await.expect("leader");
+    let victim = (leader + 1) % 3;
+    let cs = ens.connect_string();
+    let hosts = ConnectString::parse(&cs).expect("connect string").hosts;
+    let victim_host = ens.client_addr(victim).unwrap().to_string();
+    // Seeds whose shuffled list starts on the victim; each client's second host is the
+    // member it must land on.
+    let picks: Vec<(u64, String)> = (0u64..)
+        .filter_map(|seed| {
+            let order = HostList::new(hosts.clone(), seed);
+            let order = order.hosts();
+            (order[0].to_string() == victim_host).then(|| (seed, order[1].to_string()))
+        })
+        .take(N)
+        .collect();
+    let setup = connect(&ens.client_addr(leader).unwrap().to_string()).await;
+    setup
+        .create("/picked", b"0", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    let mut clients = Vec::new();
+    for (seed, _) in &picks {
+        let c = tokio::time::timeout(
+            T,
+            Client::builder(&cs)
+                .seed(*seed)
+                .session_timeout(Duration::from_secs(10))
+                .auth("digest", "picked:pw")
+                .connect(),
+        )
+        .await
+        .expect("connect in time")
+        .expect("connect");
+        assert_eq!(
+            c.connected_host().map(|h| h.to_string()),
+            Some(victim_host.clone())
+        );
+        let (_, _, watch) = c.get_data_watched("/picked").await.expect("watch");
+        clients.push((c, watch));
+    }
+    ens.kill(victim);
+    let deadline = tokio::time::Instant::now() + T;
+    for ((c, _), (_, want)) in clients.iter().zip(&picks) {
+        while c.state() != SessionState::Connected
+            || c.connected_host().map(|h| h.to_string()).as_deref() == Some(&victim_host)
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "session {:#x} did not reconnect",
+                c.session_id()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            c.connected_host().map(|h| h.to_string()).as_deref(),
+            Some(want.as_str()),
+            "session {:#x} did not land on the member it picked",
+            c.session_id()
+        );
+    }
+    setup.set_data("/picked", b"1", None).await.unwrap();
+    for (c, watch) in clients {
+        let ev = tokio::time::timeout(T, watch)
+            .await
+            .unwrap_or_else(|_| panic!("session {:#x}: the watch never fired", c.session_id()))
+            .expect("watch event");
+        assert_eq!(ev.path, "/picked");
+    }
+}
+
+/// A new session's handshake with auth and a read pipelined behind it (as
+/// `zookeeper-client` sends `with_auth` credentials): the ConnectResponse comes first,
+/// then the replies in order.
+async fn new_session_with_pipelined_auth(addr: std::net::SocketAddr) {
+    let pipelined = [
+        (
+            zk_proto::xid::AUTH,
+            Request::Auth(zk_proto::AuthPacket {
+                auth_type: 0,
+                scheme: "digest".into(),
+                auth: b"fresh:pw".to_vec().into(),
+            }),
+        ),
+        (1, exists("/")),
+    ];
+    let req = ConnectRequest {
+        timeout: 4000,
+        passwd: vec![0u8; 16].into(),
+        read_only: Some(false),
+        ..Default::default()
+    };
+    let (mut c, resp) = RawClient::handshake_pipelined(addr, req, &pipelined)
+        .await
+        .unwrap_or_else(|e| panic!("{addr}: no ConnectResponse first: {e}"));
+    assert!(resp.timeout > 0 && resp.session_id != 0, "{addr}: {resp:?}");
+    for (xid, _) in &pipelined {
+        let r = c
+            .try_recv()
+            .await
+            .unwrap_or_else(|e| panic!("{addr}: no reply to xid {xid}: {e}"));
+        assert_eq!((r.header.xid, r.err()), (*xid, ErrorCode::Ok), "{addr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_pipelined_behind_a_new_session_is_answered_after_the_handshake() {
+    init_tracing();
+    let ens = Ensemble::start(3).await.expect("ensemble");
+    ens.wait_for_leader(T).await.expect("leader");
+    for i in 0..3 {
+        new_session_with_pipelined_auth(ens.client_addr(i).unwrap()).await;
+    }
+    let apache = tokio::task::spawn_blocking(tests::apache::ApacheEnsemble::start)
+        .await
+        .expect("apache task")
+        .expect("apache ensemble");
+    let (leader, f) = apache_roles(&apache).await;
+    for a in [leader, f[0], f[1]] {
+        new_session_with_pipelined_auth(a).await;
+    }
+}
