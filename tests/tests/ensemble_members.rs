@@ -813,3 +813,427 @@ async fn session_resumed_on_a_follower_with_a_shorter_timeout_expires_by_it() {
     }
     drop(c2);
 }
+
+/// Moves a session created on `from` to `to` the way the Java client does: the
+/// ConnectRequest with auth (when `with_auth`), SetWatches and reads right behind it in one
+/// write. `to` must answer every request in xid order after the handshake, keep the
+/// connection open, and fire the re-registered watch.
+async fn pipelined_reconnect_between(
+    from: std::net::SocketAddr,
+    to: std::net::SocketAddr,
+    with_auth: bool,
+) {
+    use zk_proto::watch::{EventType, SetWatches, SetWatches2};
+    let tag = format!("{}-{}-{with_auth}", from.port(), to.port());
+    let watched = format!("/pipelined-{tag}");
+    let secret = format!("/pipelined-secret-{tag}");
+    let mut owner = RawClient::connect(from).await;
+    assert_eq!(
+        owner.add_auth("digest", "pipe:pw").await.err(),
+        ErrorCode::Ok
+    );
+    assert_eq!(owner.call(create(&watched)).await.err(), ErrorCode::Ok);
+    // Readable only by connections authenticated as pipe:pw.
+    assert_eq!(
+        owner
+            .create_acl(&secret, zk_proto::Acl::creator_all())
+            .await
+            .err(),
+        ErrorCode::Ok
+    );
+    // `to` refuses a client that saw a zxid it has not applied (as Apache): wait for it,
+    // so that a closed connection below can only mean the pipelining was refused.
+    let mut probe = RawClient::connect(to).await;
+    let deadline = tokio::time::Instant::now() + T;
+    while probe.exists(&secret, false).await.err() != ErrorCode::Ok {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{to} never applied {secret}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let get = |path: &str| {
+        Request::GetData(PathWatchRequest {
+            path: path.into(),
+            watch: false,
+        })
+    };
+    let mut pipelined = Vec::new();
+    if with_auth {
+        pipelined.push((
+            zk_proto::xid::AUTH,
+            Request::Auth(zk_proto::AuthPacket {
+                auth_type: 0,
+                scheme: "digest".into(),
+                auth: b"pipe:pw".to_vec().into(),
+            }),
+        ));
+        pipelined.push((
+            zk_proto::xid::SET_WATCHES,
+            Request::SetWatches2(SetWatches2 {
+                relative_zxid: owner.last_zxid,
+                data_watches: vec![watched.clone()],
+                exist_watches: Vec::new(),
+                child_watches: Vec::new(),
+                persistent_watches: Vec::new(),
+                persistent_recursive_watches: Vec::new(),
+            }),
+        ));
+        pipelined.push((1, get(&watched)));
+        // Only readable if the auth behind the handshake ran before it.
+        pipelined.push((2, get(&secret)));
+    } else {
+        pipelined.push((
+            zk_proto::xid::SET_WATCHES,
+            Request::SetWatches(SetWatches {
+                relative_zxid: owner.last_zxid,
+                data_watches: vec![watched.clone()],
+                exist_watches: Vec::new(),
+                child_watches: Vec::new(),
+            }),
+        ));
+        pipelined.push((1, exists(&watched)));
+        pipelined.push((2, get(&watched)));
+    }
+    let req = ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: owner.last_zxid,
+        timeout: owner.timeout,
+        session_id: owner.session_id,
+        passwd: owner.passwd.clone(),
+        read_only: Some(false),
+    };
+    let (mut moved, resp) = RawClient::handshake_pipelined(to, req, &pipelined)
+        .await
+        .unwrap_or_else(|e| panic!("{to} did not answer the pipelined handshake: {e}"));
+    assert_eq!(
+        (resp.session_id, resp.timeout > 0),
+        (owner.session_id, true),
+        "{to} did not keep the session: {resp:?}"
+    );
+    for (xid, r) in &pipelined {
+        let reply = moved
+            .try_recv()
+            .await
+            .unwrap_or_else(|e| panic!("{to}: no reply to {:?} (xid {xid}): {e}", r.opcode()));
+        assert_eq!(
+            (reply.header.xid, reply.err()),
+            (*xid, ErrorCode::Ok),
+            "{to}: reply to {:?}",
+            r.opcode()
+        );
+        if let Request::GetData(g) = r {
+            if g.path == watched {
+                assert_eq!(reply.data().as_deref(), Some(&b"x"[..]));
+            }
+        }
+    }
+    // The watch registered by SetWatches fires on the new member.
+    let mut writer = RawClient::connect(from).await;
+    assert_eq!(writer.set(&watched, "v1", -1).await.err(), ErrorCode::Ok);
+    let ev = moved
+        .event(T)
+        .await
+        .unwrap_or_else(|| panic!("{to}: the re-registered watch on {watched} never fired"));
+    assert_eq!(
+        (ev.event_type, ev.path.as_str()),
+        (EventType::NodeDataChanged, watched.as_str())
+    );
+    assert_eq!(
+        moved.ping().await.err(),
+        ErrorCode::Ok,
+        "{to} closed the moved session"
+    );
+}
+
+/// The leader and a follower of an Apache ensemble, as socket addresses.
+async fn apache_roles(
+    apache: &tests::apache::ApacheEnsemble,
+) -> (std::net::SocketAddr, Vec<std::net::SocketAddr>) {
+    let addr = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
+    let ports: Vec<u16> = apache.nodes.iter().map(|n| n.client_port).collect();
+    let modes = tokio::task::spawn_blocking({
+        let ports = ports.clone();
+        move || {
+            ports
+                .iter()
+                .map(|p| tests::apache::mode(*p))
+                .collect::<Vec<_>>()
+        }
+    })
+    .await
+    .expect("srvr task");
+    let leader = ports
+        .iter()
+        .zip(&modes)
+        .find(|(_, m)| m.as_deref() == Some("leader"))
+        .map(|(p, _)| *p)
+        .expect("apache leader");
+    let followers = ports
+        .iter()
+        .copied()
+        .filter(|p| *p != leader)
+        .map(addr)
+        .collect();
+    (addr(leader), followers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_pipelined_behind_a_reconnect_to_a_follower_wait_for_revalidation() {
+    init_tracing();
+    let ens = Ensemble::start(3).await.expect("ensemble");
+    let leader = ens.wait_for_leader(T).await.expect("leader");
+    let addr = |i: usize| ens.client_addr(i).unwrap();
+    let (f1, f2) = (addr((leader + 1) % 3), addr((leader + 2) % 3));
+    for with_auth in [false, true] {
+        // Leader to follower, and follower to follower.
+        pipelined_reconnect_between(addr(leader), f1, with_auth).await;
+        pipelined_reconnect_between(f1, f2, with_auth).await;
+    }
+}
+
+/// The behaviour the test above expects is Apache 3.8's: checked against a real ensemble.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_followers_answer_requests_pipelined_behind_a_reconnect_too() {
+    init_tracing();
+    let apache = tokio::task::spawn_blocking(tests::apache::ApacheEnsemble::start)
+        .await
+        .expect("apache task")
+        .expect("apache ensemble");
+    let (leader, f) = apache_roles(&apache).await;
+    for with_auth in [false, true] {
+        pipelined_reconnect_between(leader, f[0], with_auth).await;
+        pipelined_reconnect_between(f[0], f[1], with_auth).await;
+    }
+}
+
+/// Session ids a member lists in `cons`.
+async fn sessions_on(port: u16) -> std::collections::BTreeSet<i64> {
+    word(port, "cons")
+        .await
+        .split("sid=0x")
+        .skip(1)
+        .filter_map(|s| {
+            let hex: String = s.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+            u64::from_str_radix(&hex, 16).ok().map(|v| v as i64)
+        })
+        .collect()
+}
+
+/// `zookeeper-client` sessions (auth and a data watch each) given only the two followers:
+/// when one follower dies its sessions must land on the other, which they pick, although
+/// they pipeline auth and SetWatches behind the handshake. A follower closing them while
+/// it revalidates would leave them bouncing between a dead member and a closing one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zookeeper_client_sessions_with_watches_move_to_the_follower_they_pick() {
+    init_tracing();
+    const N: usize = 50;
+    let mut ens = Ensemble::start(3).await.expect("ensemble");
+    let leader = ens.wait_for_leader(T).await.expect("leader");
+    let (victim, other) = ((leader + 1) % 3, (leader + 2) % 3);
+    let hosts = format!(
+        "{},{}",
+        ens.client_addr(victim).unwrap(),
+        ens.client_addr(other).unwrap()
+    );
+    let setup = connect(&ens.client_addr(leader).unwrap().to_string()).await;
+    setup
+        .create("/moving", b"0", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..N {
+        let c = zookeeper_client::Client::connector()
+            .with_session_timeout(Duration::from_secs(10))
+            .connect(&hosts)
+            .await
+            .expect("zookeeper-client session");
+        // Added once connected (not pipelined behind the first handshake): re-sent
+        // behind every later one.
+        c.auth("digest", b"moving:pw").await.expect("auth");
+        let (_, _, watch) = c.get_and_watch_data("/moving").await.expect("watch");
+        clients.push((c, watch));
+    }
+    let ids: Vec<i64> = clients.iter().map(|(c, _)| c.session_id().0).collect();
+    let moving: Vec<i64> = {
+        let on_victim = sessions_on(port(&ens, victim)).await;
+        ids.iter()
+            .copied()
+            .filter(|s| on_victim.contains(s))
+            .collect()
+    };
+    assert!(!moving.is_empty(), "no session started on member {victim}");
+
+    ens.kill(victim);
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let on_other = sessions_on(port(&ens, other)).await;
+        let missing: Vec<String> = ids
+            .iter()
+            .filter(|s| !on_other.contains(s))
+            .map(|s| format!("{s:#x}"))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {} sessions moving off member {victim} never settled on member {other}: \
+             {missing:?}",
+            missing.len(),
+            moving.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The watches came along with the sessions (SetWatches after auth, on `other`).
+    setup.set_data("/moving", b"1", None).await.unwrap();
+    for (i, (_, watch)) in clients.into_iter().enumerate() {
+        let ev = tokio::time::timeout(T, watch.changed())
+            .await
+            .unwrap_or_else(|_| panic!("session {:#x}: the watch never fired", ids[i]));
+        assert_eq!(
+            ev.event_type,
+            zookeeper_client::EventType::NodeDataChanged,
+            "session {:#x}",
+            ids[i]
+        );
+    }
+    assert!(
+        sessions_on(port(&ens, leader))
+            .await
+            .iter()
+            .all(|s| !ids.contains(s)),
+        "a session fell through to the leader"
+    );
+}
+
+/// zk-client walks its seeded host list: sessions with watches on a member that dies land
+/// on the next member of their own list, follower or leader, and keep their watches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_client_sessions_with_watches_land_on_the_next_member_of_their_list() {
+    use zk_client::hosts::{ConnectString, HostList};
+    init_tracing();
+    const N: usize = 50;
+    let mut ens = Ensemble::start(3).await.expect("ensemble");
+    let leader = ens.wait_for_leader(T).await.expect("leader");
+    let victim = (leader + 1) % 3;
+    let cs = ens.connect_string();
+    let hosts = ConnectString::parse(&cs).expect("connect string").hosts;
+    let victim_host = ens.client_addr(victim).unwrap().to_string();
+    // Seeds whose shuffled list starts on the victim; each client's second host is the
+    // member it must land on.
+    let picks: Vec<(u64, String)> = (0u64..)
+        .filter_map(|seed| {
+            let order = HostList::new(hosts.clone(), seed);
+            let order = order.hosts();
+            (order[0].to_string() == victim_host).then(|| (seed, order[1].to_string()))
+        })
+        .take(N)
+        .collect();
+    let setup = connect(&ens.client_addr(leader).unwrap().to_string()).await;
+    setup
+        .create("/picked", b"0", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    let mut clients = Vec::new();
+    for (seed, _) in &picks {
+        let c = tokio::time::timeout(
+            T,
+            Client::builder(&cs)
+                .seed(*seed)
+                .session_timeout(Duration::from_secs(10))
+                .auth("digest", "picked:pw")
+                .connect(),
+        )
+        .await
+        .expect("connect in time")
+        .expect("connect");
+        assert_eq!(
+            c.connected_host().map(|h| h.to_string()),
+            Some(victim_host.clone())
+        );
+        let (_, _, watch) = c.get_data_watched("/picked").await.expect("watch");
+        clients.push((c, watch));
+    }
+    ens.kill(victim);
+    let deadline = tokio::time::Instant::now() + T;
+    for ((c, _), (_, want)) in clients.iter().zip(&picks) {
+        while c.state() != SessionState::Connected
+            || c.connected_host().map(|h| h.to_string()).as_deref() == Some(&victim_host)
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "session {:#x} did not reconnect",
+                c.session_id()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            c.connected_host().map(|h| h.to_string()).as_deref(),
+            Some(want.as_str()),
+            "session {:#x} did not land on the member it picked",
+            c.session_id()
+        );
+    }
+    setup.set_data("/picked", b"1", None).await.unwrap();
+    for (c, watch) in clients {
+        let ev = tokio::time::timeout(T, watch)
+            .await
+            .unwrap_or_else(|_| panic!("session {:#x}: the watch never fired", c.session_id()))
+            .expect("watch event");
+        assert_eq!(ev.path, "/picked");
+    }
+}
+
+/// A new session's handshake with auth and a read pipelined behind it (as
+/// `zookeeper-client` sends `with_auth` credentials): the ConnectResponse comes first,
+/// then the replies in order.
+async fn new_session_with_pipelined_auth(addr: std::net::SocketAddr) {
+    let pipelined = [
+        (
+            zk_proto::xid::AUTH,
+            Request::Auth(zk_proto::AuthPacket {
+                auth_type: 0,
+                scheme: "digest".into(),
+                auth: b"fresh:pw".to_vec().into(),
+            }),
+        ),
+        (1, exists("/")),
+    ];
+    let req = ConnectRequest {
+        timeout: 4000,
+        passwd: vec![0u8; 16].into(),
+        read_only: Some(false),
+        ..Default::default()
+    };
+    let (mut c, resp) = RawClient::handshake_pipelined(addr, req, &pipelined)
+        .await
+        .unwrap_or_else(|e| panic!("{addr}: no ConnectResponse first: {e}"));
+    assert!(resp.timeout > 0 && resp.session_id != 0, "{addr}: {resp:?}");
+    for (xid, _) in &pipelined {
+        let r = c
+            .try_recv()
+            .await
+            .unwrap_or_else(|e| panic!("{addr}: no reply to xid {xid}: {e}"));
+        assert_eq!((r.header.xid, r.err()), (*xid, ErrorCode::Ok), "{addr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_pipelined_behind_a_new_session_is_answered_after_the_handshake() {
+    init_tracing();
+    let ens = Ensemble::start(3).await.expect("ensemble");
+    ens.wait_for_leader(T).await.expect("leader");
+    for i in 0..3 {
+        new_session_with_pipelined_auth(ens.client_addr(i).unwrap()).await;
+    }
+    let apache = tokio::task::spawn_blocking(tests::apache::ApacheEnsemble::start)
+        .await
+        .expect("apache task")
+        .expect("apache ensemble");
+    let (leader, f) = apache_roles(&apache).await;
+    for a in [leader, f[0], f[1]] {
+        new_session_with_pipelined_auth(a).await;
+    }
+}

@@ -152,15 +152,42 @@ impl RawClient {
         addr: SocketAddr,
         req: ConnectRequest,
     ) -> Result<(RawClient, ConnectResponse), String> {
-        let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        Self::handshake_pipelined(addr, req, &[]).await
+    }
+
+    /// Sends a ConnectRequest with `pipelined` requests (xid, request) right behind it in
+    /// one write, as the Java client sends auth and SetWatches when it moves a session;
+    /// Err if the server closed instead of answering the handshake. The replies are
+    /// read with [`RawClient::recv`].
+    pub async fn handshake_pipelined(
+        addr: SocketAddr,
+        req: ConnectRequest,
+        pipelined: &[(i32, Request)],
+    ) -> Result<(RawClient, ConnectResponse), String> {
+        let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let mut out = BytesMut::new();
+        zk_proto::write_frame(&mut out, |w| req.write(w));
+        for (xid, r) in pipelined {
+            zk_proto::write_frame(&mut out, |w| {
+                RequestHeader {
+                    xid: *xid,
+                    opcode: r.opcode(),
+                }
+                .write(w);
+                r.write(w);
+            });
+        }
+        tokio::io::AsyncWriteExt::write_all(&mut stream, &out)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut io = Framed::new(stream, FrameCodec::default());
-        io.send(req.to_bytes()).await.map_err(|e| e.to_string())?;
         let frame = tokio::time::timeout(WAIT, io.next())
             .await
             .map_err(|_| "timeout".to_string())?
             .ok_or("closed")?
             .map_err(|e| e.to_string())?;
         let resp = ConnectResponse::decode(frame).map_err(|e| e.to_string())?;
+        let next_xid = pipelined.iter().map(|(x, _)| *x).max().unwrap_or(0).max(0) + 1;
         Ok((
             RawClient {
                 io,
@@ -168,8 +195,8 @@ impl RawClient {
                 passwd: resp.passwd.clone(),
                 timeout: resp.timeout,
                 last_zxid: req.last_zxid_seen,
-                next_xid: 1,
-                pending: HashMap::new(),
+                next_xid,
+                pending: pipelined.iter().map(|(x, r)| (*x, r.opcode())).collect(),
                 events: VecDeque::new(),
                 replies: VecDeque::new(),
             },

@@ -224,7 +224,8 @@ impl Clients {
         self.send(conn, b);
     }
 
-    /// Sends the handshake reply.
+    /// Sends the handshake reply and, for a live session, lets the connection read the
+    /// requests behind it.
     pub fn connected(&mut self, conn: ConnId, resp: &ConnectResponse) {
         if let (Some(t), true) = (self.creating.remove(&conn), resp.session_id != 0) {
             let ms = t.elapsed().as_millis() as u64;
@@ -238,6 +239,13 @@ impl Clients {
         let mut b = BytesMut::new();
         write_frame(&mut b, |w| resp.write(w));
         self.send(conn, b);
+        // An expired reply is followed by a close: what the client sent behind the
+        // handshake is never read.
+        if resp.timeout > 0 {
+            if let Some(c) = self.conns.get(&conn) {
+                let _ = c.tx.send(ConnCmd::Established);
+            }
+        }
     }
 
     /// Sends a watch notification.

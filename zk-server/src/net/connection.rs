@@ -143,13 +143,16 @@ pub async fn run(
     let (rd, wr) = stream.into_split();
     let mut frames = FramedRead::new(rd, FrameCodec::new(settings.max_frame));
     let (tx, mut rx) = mpsc::unbounded_channel::<ConnCmd>();
+    let session_id = connect.session_id;
     if core.send(CoreMsg::Accepted { conn, peer, tx }).is_err()
         || core.send(CoreMsg::Connect { conn, req: connect }).is_err()
     {
         return;
     }
+    let (established_tx, established) = oneshot::channel::<()>();
     let writer = tokio::spawn(async move {
         let mut w = BufWriter::with_capacity(64 * 1024, wr);
+        let mut established_tx = Some(established_tx);
         'outer: while let Some(cmd) = rx.recv().await {
             let mut next = Some(cmd);
             while let Some(cmd) = next {
@@ -157,6 +160,11 @@ pub async fn run(
                     ConnCmd::Frame(b) => {
                         if w.write_all(&b).await.is_err() {
                             break 'outer;
+                        }
+                    }
+                    ConnCmd::Established => {
+                        if let Some(t) = established_tx.take() {
+                            let _ = t.send(());
                         }
                     }
                     ConnCmd::Close => {
@@ -173,6 +181,16 @@ pub async fn run(
         }
     });
     let reader = async {
+        // Requests pipelined behind the handshake wait in the socket until it is
+        // answered (see `ConnCmd::Established`): a learner revalidating the session
+        // with its leader has no session to run them against yet.
+        if established.await.is_err() {
+            tracing::debug!(
+                "connection {conn} from {peer} closed before its handshake \
+                 (session {session_id:#x}) got a live session"
+            );
+            return;
+        }
         loop {
             throttle.wait_below(settings.global_outstanding_limit).await;
             let frame = match frames.next().await {

@@ -15,4 +15,10 @@ pub enum ConnCmd {
     Frame(Bytes),
     /// Flush and close.
     Close,
+    /// The handshake was answered with a live session: start reading requests. Until
+    /// then they stay unread in the socket, as Apache disables receiving while a
+    /// session is created or revalidated, so requests pipelined behind the handshake
+    /// run after its reply, in order, and a client flooding meanwhile is throttled by
+    /// TCP instead of growing a queue here.
+    Established,
 }
