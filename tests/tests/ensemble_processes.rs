@@ -7,6 +7,8 @@
 //!   and holds the same data (its unacknowledged write is gone);
 //! - a follower that missed thousands of txns syncs by DIFF, one that missed more than
 //!   the committed log (with txn-log sync off) by SNAP; both end equal to the leader;
+//! - a follower whose version-2 was wiped serves within seconds of its SNAP even with
+//!   initLimit x tickTime = 20 s (it must not wait for the leader to drop it);
 //! - 5 members: two killed (the leader among them) still serve, a third leaves no quorum
 //!   (writes fail), one restarted serves again.
 //!

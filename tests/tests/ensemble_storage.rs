@@ -5,7 +5,8 @@
 //! - a follower that missed more txns than the in-memory committed log holds is synced by
 //!   DIFF read from the leader's txn log on disk;
 //! - SNAP ships the serialized database (nodes, ACLs, sessions), the learner writes it as
-//!   its snapshot and restarts from it;
+//!   its snapshot and restarts from it, and serves as soon as it is installed (not after
+//!   initLimit ticks);
 //! - periodic snapshots (snapCount) bound what a member keeps in memory, and a restart
 //!   recovers from snapshot + log;
 //! - autopurge (snapRetainCount, purgeInterval) bounds what a member keeps on disk, in
