@@ -7,6 +7,8 @@
 //!   and holds the same data (its unacknowledged write is gone);
 //! - a follower that missed thousands of txns syncs by DIFF, one that missed more than
 //!   the committed log (with txn-log sync off) by SNAP; both end equal to the leader;
+//! - a follower whose version-2 was wiped serves within seconds of its SNAP even with
+//!   initLimit x tickTime = 20 s (it must not wait for the leader to drop it);
 //! - 5 members: two killed (the leader among them) still serve, a third leaves no quorum
 //!   (writes fail), one restarted serves again.
 //!
@@ -483,6 +485,93 @@ async fn follower_missing_more_than_the_committed_log_syncs_by_snap() {
         "no DIFF in the follower's log:\n{log}"
     );
     assert!(!log.contains("(SNAP)"), "unexpected SNAP:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_with_wiped_data_serves_soon_after_its_snap() {
+    let _g = SERIAL.lock().await;
+    // Production timing: initLimit x tickTime = 20 s, so a learner stuck until the leader
+    // gives up on it cannot pass.
+    let mut o = options(3);
+    o.tick_time = 2000;
+    o.init_limit = 10;
+    o.sync_limit = 5;
+    o.extra_cfg = "maxSessionTimeout=40000\n".into();
+    let mut ens = ProcessEnsemble::start(o).await.expect("ensemble");
+    let leader = ens.wait_for_leader(T).await.expect("a leader");
+    let follower = (leader + 1) % ens.len();
+    let c = member_client(&ens, leader).await;
+    c.create("/wiped", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .expect("parent");
+    create_many(&c, "/wiped", 1000).await;
+    c.create(
+        "/wiped-last",
+        b"latest",
+        &Acl::open_unsafe(),
+        CreateMode::Persistent,
+    )
+    .await
+    .expect("last write");
+
+    ens.kill9(follower);
+    let member = ens.root().join(format!("m{}", follower + 1));
+    for dir in ["data", "log"] {
+        let v2 = member.join(dir).join("version-2");
+        if v2.exists() {
+            std::fs::remove_dir_all(&v2).expect("wipe version-2");
+        }
+    }
+    let started = Instant::now();
+    ens.restart(follower).expect("restart");
+    // Serving: `srvr` says follower and a client pinned to it reads the latest write
+    // from its own database (no sync).
+    let bound = Duration::from_secs(5);
+    let deadline = started + bound;
+    let took = loop {
+        if ens.mode(follower).await.as_deref() == Some("follower") {
+            let addr = ens.client_addr(follower).to_string();
+            let read = async {
+                let r = Client::builder(&addr)
+                    .session_timeout(Duration::from_secs(8))
+                    .connect()
+                    .await
+                    .ok()?;
+                let got = r.get_data("/wiped-last", false).await.ok();
+                let _ = r.close().await;
+                got
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Ok(Some((d, _))) = tokio::time::timeout(left, read).await {
+                if &d[..] == b"latest" {
+                    break started.elapsed();
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "member {follower} not serving {bound:?} after its restart with an empty \
+             version-2 (initLimit x tickTime = 20 s); its log:\n{}",
+            ens.last_run_log(follower)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    println!("follower with wiped data serving after {took:?}");
+    let log = ens.last_run_log(follower);
+    assert!(
+        log.contains("(SNAP)"),
+        "no SNAP in the follower's log:\n{log}"
+    );
+    assert!(
+        !log.contains("(DIFF)"),
+        "synced twice (SNAP, then DIFF after being dropped):\n{log}"
+    );
+    assert_eq!(
+        contents(&ens, follower, "/wiped").await.len(),
+        1000,
+        "the follower holds the whole tree"
+    );
+    let _ = c.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

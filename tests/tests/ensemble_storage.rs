@@ -5,7 +5,8 @@
 //! - a follower that missed more txns than the in-memory committed log holds is synced by
 //!   DIFF read from the leader's txn log on disk;
 //! - SNAP ships the serialized database (nodes, ACLs, sessions), the learner writes it as
-//!   its snapshot and restarts from it;
+//!   its snapshot and restarts from it, and serves as soon as it is installed (not after
+//!   initLimit ticks);
 //! - periodic snapshots (snapCount) bound what a member keeps in memory, and a restart
 //!   recovers from snapshot + log;
 //! - autopurge (snapRetainCount, purgeInterval) bounds what a member keeps on disk, in
@@ -284,6 +285,89 @@ async fn snap_serialized_while_the_leader_keeps_committing_converges() {
     let expected = children_on(&ens, leader, "/p").await;
     assert_eq!(children_on(&ens, lagging, "/p").await, expected);
     assert_eq!(ens.disk(lagging).unwrap().stats().snapshots_installed, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_synced_by_snap_serves_well_before_init_limit_ticks() {
+    // Production-like timing: initLimit x tickTime = 20 s. A SNAP-synced follower must
+    // ack NEWLEADER and get UPTODATE as soon as the snapshot is installed, not sit until
+    // the leader gives up on it after initLimit ticks and resyncs it by DIFF.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut ens = Ensemble::start_tuned(3, Some(dir.path()), |q| {
+        q.tick_time = 2000;
+        q.init_limit = 10;
+        q.sync_limit = 5;
+        q.committed_log_size = 10;
+        q.txn_log_sync = false;
+    })
+    .await
+    .expect("starts");
+    let (leader, lagging, c) = with_parent(&ens).await;
+    ens.kill(lagging);
+    create_many(&c, "s", 50).await;
+    c.create(
+        "/p/last",
+        b"latest",
+        &Acl::open_unsafe(),
+        CreateMode::Persistent,
+    )
+    .await
+    .expect("last write");
+    // Idle from here on: nothing the leader broadcasts can unblock a stuck learner.
+    ens.restart(lagging).await.expect("restart");
+    let took = time_to_serve(&ens, lagging, "/p/last", b"latest", Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "member {lagging} not serving 5 s after its restart (initLimit x tickTime \
+                 = 20 s): {:?}",
+                ens.status(lagging)
+            )
+        });
+    println!("SNAP-synced follower serving after {took:?}");
+    assert_eq!(ens.leader(), Some(leader));
+    assert_eq!(ens.disk(lagging).unwrap().stats().snapshots_installed, 1);
+}
+
+/// Polls until member `i` answers `srvr` as a follower and a client pinned to it (no
+/// sync: what the member itself holds) reads `want` at `path`; returns how long that
+/// took, or `None` when `within` passes first.
+async fn time_to_serve(
+    ens: &Ensemble,
+    i: usize,
+    path: &str,
+    want: &[u8],
+    within: Duration,
+) -> Option<Duration> {
+    let start = tokio::time::Instant::now();
+    let deadline = start + within;
+    let port = ens.client_addr(i)?.port();
+    let hosts = ens.client_addr(i)?.to_string();
+    while tokio::time::Instant::now() < deadline {
+        let srvr = tokio::task::spawn_blocking(move || tests::apache::four_letter(port, "srvr"))
+            .await
+            .expect("four-letter task");
+        if srvr.contains("Mode: follower") {
+            let read = async {
+                let c = Client::builder(&hosts)
+                    .session_timeout(Duration::from_secs(10))
+                    .connect()
+                    .await
+                    .ok()?;
+                let got = c.get_data(path, false).await.ok().map(|(d, _)| d);
+                let _ = c.close().await;
+                got
+            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Ok(Some(d)) = tokio::time::timeout(left, read).await {
+                if d[..] == *want {
+                    return Some(start.elapsed());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,12 +18,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::Decoder;
 use zk_proto::jute::{JuteWrite, Record};
 use zk_proto::quorum::{QuorumPacket, QuorumPacketType};
 
@@ -370,40 +369,78 @@ fn spawn_conn(
 }
 
 async fn read_conn(
-    rd: OwnedReadHalf,
+    mut rd: OwnedReadHalf,
     conn: ConnId,
     leader_side: bool,
     events: mpsc::UnboundedSender<NetEvent>,
 ) {
-    let mut framed = FramedRead::new(rd, QuorumPacketCodec::default());
-    while let Some(Ok(p)) = framed.next().await {
-        let msg = if p.packet_type == QuorumPacketType::Snap {
-            // The database follows as Apache streams it (see `snap_stream`).
-            let mut parts = framed.into_parts();
-            let buf = std::mem::take(&mut parts.read_buf);
-            let (data, rest) =
-                match snap_stream::read_stream(&mut parts.io, buf, MAX_SNAPSHOT).await {
-                    Ok(r) => r,
+    read_messages(&mut rd, conn, |msg| {
+        events
+            .send(NetEvent::Message(conn, leader_side, msg))
+            .is_ok()
+    })
+    .await;
+    let _ = events.send(NetEvent::Closed(conn, leader_side));
+}
+
+/// Reads the units of a leader-learner stream and hands each to `deliver`, until the
+/// stream ends or breaks, or `deliver` returns false.
+///
+/// Everything already buffered is decoded before the socket is read again. That matters
+/// after a SNAP: the read that finds the end of the database usually also holds the
+/// packets written right behind it (NEWLEADER), and the leader sends nothing more until
+/// the learner acks that NEWLEADER. (A `FramedRead` rebuilt around those leftover bytes
+/// would first wait for the socket, so the learner sat on NEWLEADER until the leader
+/// dropped it after initLimit ticks.)
+async fn read_messages<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    conn: ConnId,
+    mut deliver: impl FnMut(ZabMessage) -> bool,
+) {
+    const READ_CHUNK: usize = 8 * 1024;
+    let mut codec = QuorumPacketCodec::default();
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        let p = match codec.decode(&mut buf) {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                buf.reserve(READ_CHUNK);
+                match rd.read_buf(&mut buf).await {
+                    Ok(0) => return,
+                    Ok(_) => continue,
                     Err(e) => {
-                        tracing::warn!("bad snapshot stream from the leader: {e}");
-                        let _ = events.send(NetEvent::Closed(conn, leader_side));
+                        tracing::debug!("connection {conn:#x}: read failed: {e}");
                         return;
                     }
-                };
-            framed = FramedRead::new(parts.io, QuorumPacketCodec::default());
-            framed.read_buffer_mut().extend_from_slice(&rest);
-            ZabMessage::Snapshot { zxid: p.zxid, data }
+                }
+            }
+            Err(e) => {
+                tracing::warn!("connection {conn:#x}: bad quorum packet: {e}");
+                return;
+            }
+        };
+        let msg = if p.packet_type == QuorumPacketType::Snap {
+            // The database follows as Apache streams it (see `snap_stream`).
+            match snap_stream::read_stream(rd, std::mem::take(&mut buf), MAX_SNAPSHOT).await {
+                Ok((data, rest)) => {
+                    buf = rest;
+                    ZabMessage::Snapshot { zxid: p.zxid, data }
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "connection {conn:#x}: bad snapshot stream for 0x{:x}: {e}",
+                        p.zxid
+                    );
+                    return;
+                }
+            }
         } else {
             ZabMessage::Packet(p)
         };
-        if events
-            .send(NetEvent::Message(conn, leader_side, msg))
-            .is_err()
-        {
+        if !deliver(msg) {
             return;
         }
     }
-    let _ = events.send(NetEvent::Closed(conn, leader_side));
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -839,6 +876,68 @@ mod tests {
             state,
             leader: None,
             serving,
+        }
+    }
+
+    fn packet(ty: QuorumPacketType, zxid: Zxid) -> ZabMessage {
+        ZabMessage::Packet(QuorumPacket {
+            packet_type: ty,
+            zxid,
+            data: None,
+            authinfo: None,
+        })
+    }
+
+    /// Reads `wire` from a stream that stays open afterwards (as the leader's does while
+    /// it waits for the NEWLEADER ack), in writes of `chunk` bytes; returns what was
+    /// delivered within a second (stopping at `n` messages).
+    async fn read_open_stream(wire: Vec<u8>, chunk: usize, n: usize) -> Vec<ZabMessage> {
+        let (mut tx, mut rx) = tokio::io::duplex(wire.len() + 1);
+        for part in wire.chunks(chunk) {
+            tx.write_all(part).await.unwrap();
+        }
+        let (got_tx, mut got_rx) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(async move {
+            read_messages(&mut rx, 1, |m| got_tx.send(m).is_ok()).await;
+        });
+        let mut got = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while got.len() < n {
+            match tokio::time::timeout_at(deadline, got_rx.recv()).await {
+                Ok(Some(m)) => got.push(m),
+                _ => break,
+            }
+        }
+        reader.abort();
+        drop(tx);
+        got
+    }
+
+    #[tokio::test]
+    async fn packets_behind_a_snapshot_are_delivered_without_more_bytes() {
+        let body = snap_stream::encode(&crate::persistence::SnapshotData::initial());
+        let snap = ZabMessage::Snapshot {
+            zxid: 0x1_0000_0005,
+            data: body,
+        };
+        let new_leader = packet(QuorumPacketType::NewLeader, 0x2_0000_0000);
+        let mut wire = BytesMut::new();
+        encode_into(&packet(QuorumPacketType::Diff, 7), &mut wire);
+        encode_into(&snap, &mut wire);
+        encode_into(&new_leader, &mut wire);
+        let want = vec![
+            packet(QuorumPacketType::Diff, 7),
+            snap.clone(),
+            new_leader.clone(),
+        ];
+        // All in one read (the usual case: the leader writes NEWLEADER right behind the
+        // signature), and split at awkward places.
+        for chunk in [wire.len(), 1, 3, 17, 64] {
+            assert_eq!(
+                read_open_stream(wire.to_vec(), chunk, want.len()).await,
+                want,
+                "writes of {chunk} bytes"
+            );
         }
     }
 

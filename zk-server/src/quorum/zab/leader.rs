@@ -314,6 +314,21 @@ impl Leader {
         h.forwarding = true;
         h.stage = Stage::NewLeaderAck;
         h.last_rx = ctx.now;
+        let mode = match &p {
+            SyncPlan::Diff { .. } => "DIFF",
+            SyncPlan::Trunc { .. } => "TRUNC",
+            SyncPlan::Snap { .. } => "SNAP",
+        };
+        tracing::debug!(
+            "leader {}: learner sid {} (last zxid {}) synced by {mode} up to {}; NEWLEADER {} \
+             sent, waiting for its ACK (initLimit {} ms)",
+            self.me,
+            h.sid,
+            hex(h.peer_last),
+            hex(p.last_zxid()),
+            hex(make_zxid(self.epoch, 0)),
+            ctx.cfg.init_timeout()
+        );
         if h.kind == LearnerType::Participant {
             for o in self.outstanding.values() {
                 if o.proposal.zxid > p.last_zxid() {
@@ -380,6 +395,7 @@ impl Leader {
             return Ok(());
         };
         let stage = h.stage;
+        let (sid, ty, zxid) = (h.sid, p.packet_type, p.zxid);
         let ok = match stage {
             Stage::Info => self.on_info(ctx, conn, &p),
             Stage::AckEpoch => self.on_ack_epoch(ctx, conn, &p),
@@ -389,9 +405,32 @@ impl Leader {
             Stage::WaitEpoch | Stage::WaitEpochQuorum | Stage::LoadingLog => false,
         };
         if !ok {
+            tracing::info!(
+                "leader {}: dropping learner sid {sid}: unexpected or invalid {ty:?} {} \
+                 while waiting for {}",
+                self.me,
+                hex(zxid),
+                self.awaited(stage)
+            );
             self.drop_handler(ctx, conn);
         }
         Ok(())
+    }
+
+    /// What a learner handler in `stage` waits for, for logs.
+    fn awaited(&self, stage: Stage) -> String {
+        match stage {
+            Stage::Info => "FOLLOWERINFO / OBSERVERINFO".into(),
+            Stage::WaitEpoch => "a quorum of FOLLOWERINFO to fix the epoch".into(),
+            Stage::AckEpoch => format!("ACKEPOCH for epoch {}", self.epoch),
+            Stage::WaitEpochQuorum => "a quorum of ACKEPOCH".into(),
+            Stage::LoadingLog => "our txn log read back for its DIFF".into(),
+            Stage::NewLeaderAck => {
+                format!("the ACK of NEWLEADER {}", hex(make_zxid(self.epoch, 0)))
+            }
+            Stage::WaitStartup => "a quorum of NEWLEADER ACKs (UPTODATE follows)".into(),
+            Stage::Active => "ACKs / PING replies".into(),
+        }
     }
 
     fn on_info(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, p: &QuorumPacket) -> bool {
@@ -462,6 +501,16 @@ impl Leader {
         };
         h.stage = Stage::WaitStartup;
         let (sid, kind) = (h.sid, h.kind);
+        tracing::debug!(
+            "leader {}: learner sid {sid} acked NEWLEADER {}{}",
+            self.me,
+            hex(p.zxid),
+            if self.phase == Phase::Established {
+                "; sending UPTODATE"
+            } else {
+                "; UPTODATE once a quorum acked"
+            }
+        );
         if self.phase == Phase::Established {
             self.up_to_date(ctx, conn);
         } else if kind == LearnerType::Participant {
@@ -627,25 +676,39 @@ impl Leader {
     pub fn tick(&mut self, ctx: &mut Ctx<'_>) -> RoleResult {
         let now = ctx.now;
         if self.phase != Phase::Established && now >= self.phase_deadline {
+            let have = match self.phase {
+                Phase::Epoch => &self.connecting,
+                Phase::EpochAck => &self.electing,
+                _ => &self.newleader_acks,
+            };
             return end(format!(
-                "timeout waiting for a quorum in phase {:?}",
-                self.phase
+                "timeout waiting for a quorum in phase {:?} (epoch {}, only from sids {have:?})",
+                self.phase, self.epoch
             ));
         }
-        let expired: Vec<ConnId> = self
+        let expired: Vec<(ConnId, Sid, Stage, Zxid, Millis, Millis, &str)> = self
             .handlers
             .iter()
-            .filter(|(_, h)| {
-                let limit = match h.stage {
-                    Stage::WaitEpoch | Stage::WaitEpochQuorum | Stage::LoadingLog => return false,
-                    Stage::WaitStartup | Stage::Active => ctx.cfg.sync_timeout(),
-                    Stage::Info | Stage::AckEpoch | Stage::NewLeaderAck => ctx.cfg.init_timeout(),
+            .filter_map(|(c, h)| {
+                let (limit, which) = match h.stage {
+                    Stage::WaitEpoch | Stage::WaitEpochQuorum | Stage::LoadingLog => return None,
+                    Stage::WaitStartup | Stage::Active => (ctx.cfg.sync_timeout(), "syncLimit"),
+                    Stage::Info | Stage::AckEpoch | Stage::NewLeaderAck => {
+                        (ctx.cfg.init_timeout(), "initLimit")
+                    }
                 };
-                now.saturating_sub(h.last_rx) > limit
+                let silent = now.saturating_sub(h.last_rx);
+                (silent > limit).then_some((*c, h.sid, h.stage, h.peer_last, silent, limit, which))
             })
-            .map(|(c, _)| *c)
             .collect();
-        for conn in expired {
+        for (conn, sid, stage, peer_last, silent, limit, which) in expired {
+            tracing::warn!(
+                "leader {}: dropping learner sid {sid} (last zxid {}): nothing heard for {silent} \
+                 ms ({which} {limit} ms) while waiting for {}",
+                self.me,
+                hex(peer_last),
+                self.awaited(stage)
+            );
             self.drop_handler(ctx, conn);
         }
         if self.phase != Phase::Established {
