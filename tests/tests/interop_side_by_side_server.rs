@@ -560,57 +560,6 @@ async fn four_letter_words_have_apache_shapes() {
     assert_eq!(fl(op, "ruok").await.unwrap(), "imok");
 }
 
-/// Requests real clients never send: Apache's answers (or disconnects) must be ours.
-async fn odd_requests(addr: SocketAddr) -> Vec<String> {
-    use bytes::BufMut;
-    let mut out = Vec::new();
-    let cases: Vec<(&str, i32, i32, Vec<u8>)> = vec![
-        ("unknown opcode", 5, 999, vec![]),
-        ("notification opcode", 6, 0, vec![]),
-        ("createSession opcode", 7, -10, vec![]),
-        ("sasl", 8, 102, vec![0, 0, 0, 1, b'x']),
-        ("deleteContainer raw path", 9, 20, b"/nonexist".to_vec()),
-        ("ping with xid 12", 12, 11, vec![]),
-        (
-            "auth ip",
-            -4,
-            100,
-            vec![0, 0, 0, 0, 0, 0, 0, 2, b'i', b'p', 0, 0, 0, 0],
-        ),
-        (
-            "auth unknown scheme",
-            -4,
-            100,
-            vec![0, 0, 0, 0, 0, 0, 0, 1, b'q', 0, 0, 0, 0],
-        ),
-        ("bare check", 13, 13, vec![0, 0, 0, 1, b'/', 0, 0, 0, 0]),
-    ];
-    // Each case on its own connection, all at once (the close checks wait).
-    let runs = cases.into_iter().map(|(name, xid, op, body)| async move {
-        let mut c = RawClient::connect(addr).await;
-        let mut b = bytes::BytesMut::new();
-        b.put_i32(xid);
-        b.put_i32(op);
-        b.put_slice(&body);
-        c.pending_op(xid, zk_proto::OpCode::from_i32(op));
-        c.send_raw(b.freeze()).await;
-        let reply = match c.try_recv().await {
-            Ok(r) => format!(
-                "xid={} zxid={} err={:?} body={:?}",
-                r.header.xid,
-                if r.header.zxid > 0 { 1 } else { r.header.zxid },
-                r.err(),
-                r.body
-            ),
-            Err(e) => e,
-        };
-        let closed = c.closed_within(std::time::Duration::from_millis(800)).await;
-        format!("{name}: {reply} closed={closed}")
-    });
-    out.extend(futures::future::join_all(runs).await);
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_requests_like_apache() {
     let apache = tokio::task::spawn_blocking(ApacheServer::start)

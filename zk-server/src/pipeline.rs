@@ -531,6 +531,31 @@ impl Processor {
         }
     }
 
+    /// The answer to a request no client processor handles, the same on a standalone
+    /// server and on every ensemble member (Apache answers these alike in all roles; the
+    /// two drivers once drifted apart):
+    /// - an opcode Apache does not know, or `notification`: Unimplemented with zxid -1,
+    ///   then the connection closes (Apache's UnimplementedRequestProcessor);
+    /// - a known opcode only servers send, like createSession (`marshalling`): its body
+    ///   does not parse as a client request, so MarshallingError with the last zxid, and
+    ///   the connection stays open.
+    pub fn unknown_request(&self, conn: ConnId, xid: i32, marshalling: bool) -> Vec<Output> {
+        let (zxid, err) = if marshalling {
+            (self.db.last_zxid(), ErrorCode::MarshallingError)
+        } else {
+            (-1, ErrorCode::Unimplemented)
+        };
+        let mut out = vec![Output::Reply {
+            conn,
+            header: ReplyHeader { xid, zxid, err },
+            body: Response::Empty,
+        }];
+        if !marshalling {
+            out.push(Output::Close { conn });
+        }
+        out
+    }
+
     /// A request after the handshake.
     pub fn request(&mut self, conn: ConnId, xid: i32, req: Request, now: i64) -> Vec<Output> {
         let mut out = Vec::new();
@@ -1089,6 +1114,27 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn unknown_opcodes_close_and_server_only_ones_do_not() {
+        let p = Processor::new(ZkDatabase::new(), CoreSettings::default(), 1000);
+        let reply = |xid, zxid, err| Output::Reply {
+            conn: 1,
+            header: ReplyHeader { xid, zxid, err },
+            body: Response::Empty,
+        };
+        assert_eq!(
+            p.unknown_request(1, 5, false),
+            vec![
+                reply(5, -1, ErrorCode::Unimplemented),
+                Output::Close { conn: 1 }
+            ]
+        );
+        assert_eq!(
+            p.unknown_request(1, 7, true),
+            vec![reply(7, p.db.last_zxid(), ErrorCode::MarshallingError)]
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use zk_proto::txn::TxnEntry;
-use zk_proto::{ConnectRequest, ErrorCode, OpCode, ReplyHeader, Request, Response};
+use zk_proto::{ConnectRequest, OpCode, Request};
 
 use crate::config::ServerConfig;
 use crate::database::{FuzzySnapshot, ZkDatabase};
@@ -70,6 +70,7 @@ pub enum CoreMsg {
     },
     /// A request Apache cannot process: an unknown opcode (answered Unimplemented, then
     /// the connection is closed) or a server-only one like createSession (MarshallingError).
+    /// Standalone and ensemble members answer it with [`Processor::unknown_request`].
     Unknown {
         /// Connection.
         conn: ConnId,
@@ -452,19 +453,7 @@ impl Core {
                 marshalling,
             } => {
                 self.clients.request_received(conn, xid, OpCode::Error);
-                let (zxid, err) = if marshalling {
-                    (self.processor.db.last_zxid(), ErrorCode::MarshallingError)
-                } else {
-                    (-1, ErrorCode::Unimplemented)
-                };
-                let mut out = vec![Output::Reply {
-                    conn,
-                    header: ReplyHeader { xid, zxid, err },
-                    body: Response::Empty,
-                }];
-                if !marshalling {
-                    out.push(Output::Close { conn });
-                }
+                let out = self.processor.unknown_request(conn, xid, marshalling);
                 self.outputs(out);
             }
             CoreMsg::Disconnected { conn } => {

@@ -434,3 +434,66 @@ impl RawClient {
         r
     }
 }
+
+/// A request real clients never send: name, xid, opcode and raw body.
+pub type OddRequest = (&'static str, i32, i32, Vec<u8>);
+
+/// The [`odd_cases`] check outside a multi, which takes an Apache ensemble's quorum down.
+pub const BARE_CHECK: &str = "bare check";
+
+/// Requests real clients never send: unknown, notification-only and server-only opcodes,
+/// and bodies or xids Apache treats specially.
+pub fn odd_cases() -> Vec<OddRequest> {
+    vec![
+        ("unknown opcode", 5, 999, vec![]),
+        ("notification opcode", 6, 0, vec![]),
+        ("createSession opcode", 7, -10, vec![]),
+        ("sasl", 8, 102, vec![0, 0, 0, 1, b'x']),
+        ("deleteContainer raw path", 9, 20, b"/nonexist".to_vec()),
+        ("ping with xid 12", 12, 11, vec![]),
+        (
+            "auth ip",
+            -4,
+            100,
+            vec![0, 0, 0, 0, 0, 0, 0, 2, b'i', b'p', 0, 0, 0, 0],
+        ),
+        (
+            "auth unknown scheme",
+            -4,
+            100,
+            vec![0, 0, 0, 0, 0, 0, 0, 1, b'q', 0, 0, 0, 0],
+        ),
+        (BARE_CHECK, 13, 13, vec![0, 0, 0, 1, b'/', 0, 0, 0, 0]),
+    ]
+}
+
+/// Sends one odd request on a new session: the reply (zxid masked to its sign, as it
+/// depends on the server's history) and whether the server closed the connection.
+pub async fn odd_request(addr: SocketAddr, (name, xid, op, body): OddRequest) -> String {
+    use bytes::BufMut;
+    let mut c = RawClient::connect(addr).await;
+    let mut b = BytesMut::new();
+    b.put_i32(xid);
+    b.put_i32(op);
+    b.put_slice(&body);
+    c.pending_op(xid, OpCode::from_i32(op));
+    c.send_raw(b.freeze()).await;
+    let reply = match c.try_recv().await {
+        Ok(r) => format!(
+            "xid={} zxid={} err={:?} body={:?}",
+            r.header.xid,
+            if r.header.zxid > 0 { 1 } else { r.header.zxid },
+            r.err(),
+            r.body
+        ),
+        Err(e) => e,
+    };
+    let closed = c.closed_within(Duration::from_millis(800)).await;
+    format!("{name}: {reply} closed={closed}")
+}
+
+/// Every [`odd_cases`] request, each on its own connection, all at once (the close checks
+/// wait). Suites compare these lines with Apache's.
+pub async fn odd_requests(addr: SocketAddr) -> Vec<String> {
+    futures::future::join_all(odd_cases().into_iter().map(|c| odd_request(addr, c))).await
+}

@@ -19,7 +19,7 @@ use bytes::BytesMut;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tokio::task::JoinHandle;
-use zk_proto::{ConnectRequest, ConnectResponse, ErrorCode, ReplyHeader, Request, Response};
+use zk_proto::{ConnectRequest, ConnectResponse, ErrorCode, Request};
 
 use super::replica::{lock, Core, NodeDisk, NodeMsg, ServerReplica, SharedCore};
 use super::request_packet::{self, Forwarded};
@@ -368,22 +368,16 @@ impl NodeTask {
                 self.clients.request_received(conn, xid, req.opcode());
                 self.request(conn, xid, req);
             }
-            CoreMsg::Unknown { conn, xid, .. } => {
+            CoreMsg::Unknown {
+                conn,
+                xid,
+                marshalling,
+            } => {
                 self.clients
                     .request_received(conn, xid, zk_proto::OpCode::Error);
                 let c = lock(&self.core);
-                c.emit(vec![
-                    Output::Reply {
-                        conn,
-                        header: ReplyHeader {
-                            xid,
-                            zxid: -1,
-                            err: ErrorCode::Unimplemented,
-                        },
-                        body: Response::Empty,
-                    },
-                    Output::Close { conn },
-                ]);
+                let out = c.processor.unknown_request(conn, xid, marshalling);
+                c.emit(out);
             }
             CoreMsg::Disconnected { conn } => {
                 self.clients.disconnected(conn);
