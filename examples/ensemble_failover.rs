@@ -1,4 +1,4 @@
-//! Failover with the embedded test ensemble (`zk_server::ensemble::Ensemble`): three
+//! Failover with the embedded test ensemble (`zk_server::testkit::Ensemble`): three
 //! zk-server members in this process on loopback, a zk-client session holding an
 //! ephemeral node and a watch; the leader is killed (the session moves on with its
 //! ephemeral), restarted (it catches up), then the new leader is cut off from the others
@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use zk_client::{Acl, Client, CreateMode, Error};
-use zk_server::ensemble::Ensemble;
+use zk_server::testkit::Ensemble;
 
 const WAIT: Duration = Duration::from_secs(10);
 

@@ -273,7 +273,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let handle = rt.block_on(async {
         let cfg = zk_server::config::ServerConfig::for_tests(dir.path());
-        zk_server::Server::start_in_memory(cfg, zk_server::store::MemoryStore::new())
+        zk_server::Server::start_in_memory(cfg, zk_server::storage::store::MemoryStore::new())
             .await
             .expect("zk-server")
     });

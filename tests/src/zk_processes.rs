@@ -11,7 +11,7 @@
 //!
 //! When a test panics (or `ZK_PROCESSES_SHOW_LOGS` is set) the members' stderr is printed
 //! as the ensemble is dropped; `ZK_PROCESSES_LOG` sets their `RUST_LOG` (e.g.
-//! `info,zk_server::quorum::net::driver=debug` shows every election notification).
+//! `info,zk_server::host::quorum::driver=debug` shows every election notification).
 //!
 //! The binary is found by [`zk_server_bin`]: `ZK_SERVER_BIN` when set, else it is built
 //! once per test process with `cargo build -p zk-server --bin zk-server` (a no-op when

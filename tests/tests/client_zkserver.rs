@@ -5,7 +5,7 @@
 mod client_scenarios;
 
 use zk_server::config::ServerConfig;
-use zk_server::store::MemoryStore;
+use zk_server::storage::store::MemoryStore;
 use zk_server::{Server, ServerHandle};
 
 async fn start(dir: &tempfile::TempDir) -> ServerHandle {

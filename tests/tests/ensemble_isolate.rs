@@ -1,4 +1,4 @@
-//! The in-process `zk_server::ensemble::Ensemble`'s isolate / heal with zk-client: the
+//! The in-process `zk_server::testkit::Ensemble`'s isolate / heal with zk-client: the
 //! isolated leader stops serving and its unacknowledged write is never acknowledged, the
 //! others elect and serve the client's session, and after the heal the old leader follows
 //! the new one with the same data.
@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use zk_client::{Acl, Client, CreateMode, Error};
-use zk_server::ensemble::Ensemble;
+use zk_server::testkit::Ensemble;
 
 const T: Duration = Duration::from_secs(10);
 

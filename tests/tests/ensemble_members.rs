@@ -1,4 +1,4 @@
-//! Ensemble members as clients see them (in-process `zk_server::ensemble::Ensemble`):
+//! Ensemble members as clients see them (in-process `zk_server::testkit::Ensemble`):
 //! read-only mode of a member cut off from its quorum, sessions moving between members
 //! (revalidation, SessionMoved on the old connection), and four-letter words with
 //! Apache 3.8's shapes on leader, followers and a read-only member.
@@ -12,8 +12,8 @@ use tests::apache::four_letter;
 use zk_client::{Acl, Client, CreateMode, Error, SessionState};
 use zk_proto::ops::{CreateRequest, PathWatchRequest};
 use zk_proto::{ConnectRequest, CreateMode as ProtoMode, ErrorCode, Request};
-use zk_server::ensemble::Ensemble;
-use zk_server::net::four_letter::mntr_omits;
+use zk_server::admin::four_letter::mntr_omits;
+use zk_server::testkit::Ensemble;
 
 const T: Duration = Duration::from_secs(15);
 
@@ -132,7 +132,7 @@ async fn partitioned_member_serves_read_only_clients_until_the_quorum_is_back() 
         ConnectRequest {
             timeout: 4000,
             session_id: 0x0100_0000_0000_0001,
-            passwd: zk_server::session::session_password(0x0100_0000_0000_0001)
+            passwd: zk_server::core::session::session_password(0x0100_0000_0000_0001)
                 .to_vec()
                 .into(),
             read_only: Some(true),
@@ -254,7 +254,9 @@ async fn sessions_move_between_members_and_the_old_connection_is_closed() {
         ConnectRequest {
             timeout: 4000,
             session_id: gone,
-            passwd: zk_server::session::session_password(gone).to_vec().into(),
+            passwd: zk_server::core::session::session_password(gone)
+                .to_vec()
+                .into(),
             read_only: Some(false),
             ..Default::default()
         },

@@ -1,5 +1,5 @@
 //! Observers serving clients: 3 voters + 1 observer, in-process
-//! (`zk_server::ensemble::Ensemble::start_with_observers`) and as real `zk-server`
+//! (`zk_server::testkit::Ensemble::start_with_observers`) and as real `zk-server`
 //! processes (`tests::zk_processes` with `Options::observers`).
 //!
 //! - the observer's `srvr` says `Mode: observer`;
@@ -16,7 +16,7 @@ use std::time::Duration;
 use tests::apache::four_letter;
 use tests::zk_processes::{Options, ProcessEnsemble};
 use zk_client::{Acl, Client, CreateMode, Error};
-use zk_server::ensemble::Ensemble;
+use zk_server::testkit::Ensemble;
 
 const T: Duration = Duration::from_secs(20);
 

@@ -1,5 +1,5 @@
 //! How ensemble members store and ship their history (zk-client against in-process
-//! `zk_server::ensemble::Ensemble`s):
+//! `zk_server::testkit::Ensemble`s):
 //!
 //! - group commit: many concurrent writes share log syncs on the leader and followers;
 //! - a follower that missed more txns than the in-memory committed log holds is synced by
@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use tests::zk_processes::{Options, ProcessEnsemble};
 use zk_client::{Acl, Client, CreateMode, Stat};
-use zk_server::ensemble::Ensemble;
-use zk_server::persistence::Autopurge;
+use zk_server::storage::Autopurge;
+use zk_server::testkit::Ensemble;
 
 const T: Duration = Duration::from_secs(10);
 

@@ -1,12 +1,12 @@
 //! zk-client against a 3-member in-process zk-server ensemble
-//! (`zk_server::ensemble::Ensemble`): writes through the leader and through followers,
+//! (`zk_server::testkit::Ensemble`): writes through the leader and through followers,
 //! reads on every member, an ephemeral node and a watch surviving the leader's death,
 //! writes after re-election, and a restarted member catching up.
 
 use std::time::Duration;
 
 use zk_client::{Acl, Client, CreateMode, EventType};
-use zk_server::ensemble::Ensemble;
+use zk_server::testkit::Ensemble;
 
 const T: Duration = Duration::from_secs(10);
 

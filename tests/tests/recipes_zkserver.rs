@@ -4,7 +4,7 @@ mod recipes_scenarios;
 
 use recipes_scenarios::{coordination, user};
 use zk_server::config::ServerConfig;
-use zk_server::store::MemoryStore;
+use zk_server::storage::store::MemoryStore;
 use zk_server::{Server, ServerHandle};
 
 async fn start(dir: &tempfile::TempDir) -> ServerHandle {

@@ -4,7 +4,7 @@
 mod recipes_scenarios;
 
 use recipes_scenarios::WAIT;
-use zk_server::ensemble::Ensemble;
+use zk_server::testkit::Ensemble;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recipes_survive_a_killed_zk_server_member() {

@@ -122,7 +122,7 @@ fn value<'a>(m: &'a [(String, String)], k: &str) -> &'a str {
 /// the traffic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mntr_has_apaches_keys_minus_documented_omissions() {
-    use zk_server::net::four_letter::{mntr_omits, MNTR_OMITTED_KEYS};
+    use zk_server::admin::four_letter::{mntr_omits, MNTR_OMITTED_KEYS};
     let apache = tokio::task::spawn_blocking(tests::apache::ApacheServer::start)
         .await
         .unwrap()

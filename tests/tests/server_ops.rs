@@ -428,7 +428,7 @@ async fn misc_opcodes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acls_and_auth() {
-    let super_digest = zk_server::acl::digest::generate_digest("super:boss");
+    let super_digest = zk_server::state::acl::digest::generate_digest("super:boss");
     let s = TestServer::start_with(|c| c.super_digest = Some(super_digest.clone())).await;
     let mut bob = RawClient::connect(s.addr()).await;
     assert_eq!(bob.add_auth("digest", "bob:pw").await.err(), ErrorCode::Ok);
@@ -448,7 +448,7 @@ async fn acls_and_auth() {
         vec![Acl::new(
             Perms::ALL,
             "digest",
-            &zk_server::acl::digest::generate_digest("bob:pw")
+            &zk_server::state::acl::digest::generate_digest("bob:pw")
         )]
     );
 

@@ -190,7 +190,7 @@ async fn replies_are_fifo_per_session() {
 async fn writes_from_many_sessions_share_fsyncs() {
     // Each append takes 5 ms, like a slow fsync: writes arriving meanwhile must share the
     // next one.
-    let store = zk_server::store::MemoryStore::with_append_delay(Duration::from_millis(5));
+    let store = zk_server::storage::store::MemoryStore::with_append_delay(Duration::from_millis(5));
     let s = TestServer::start_with_store(store, |_| {}).await;
     let mut clients = Vec::new();
     for _ in 0..4 {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use zk_proto::txn::{CreateTxn, Txn, TxnEntry, TxnHeader};
 use zk_proto::{Acl, OpCode};
-use zk_server::persistence::{Storage, StorageOptions};
+use zk_server::storage::{Storage, StorageOptions};
 
 fn txn(zxid: i64, payload: &Bytes) -> TxnEntry {
     TxnEntry {

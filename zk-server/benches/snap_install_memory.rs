@@ -14,10 +14,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use zk_proto::persistence::DataNodeRecord;
 use zk_proto::StatPersisted;
-use zk_server::ensemble::member_disk::NodeDisk;
-use zk_server::persistence::SnapshotData;
-use zk_server::quorum::net::snap_stream;
-use zk_server::store::from_snapshot;
+use zk_server::storage::member_disk::NodeDisk;
+use zk_server::storage::snap_stream;
+use zk_server::storage::store::from_snapshot;
+use zk_server::storage::SnapshotData;
 use zk_server::ZkDatabase;
 
 const ROUNDS: usize = 3;

@@ -12,10 +12,10 @@ use persistence_support::*;
 use zk_proto::persistence::{FileHeader, FILE_VERSION, TXNLOG_MAGIC};
 use zk_proto::txn::{Txn, TxnEntry};
 use zk_proto::{Acl, OpCode, Perms, Record};
-use zk_server::persistence::file_names::{snapshot_name, version_dir};
-use zk_server::persistence::snapshot::read_snapshot;
-use zk_server::persistence::txn_log;
-use zk_server::persistence::{SnapshotData, Storage, StorageOptions};
+use zk_server::storage::file_names::{snapshot_name, version_dir};
+use zk_server::storage::snapshot::read_snapshot;
+use zk_server::storage::txn_log;
+use zk_server::storage::{SnapshotData, Storage, StorageOptions};
 
 fn small() -> StorageOptions {
     StorageOptions {

@@ -1,7 +1,7 @@
 //! `acceptedEpoch` / `currentEpoch` files, in Apache's text format.
 
-use zk_server::persistence::file_names::version_dir;
-use zk_server::persistence::{read_epoch_file, write_epoch_file, EpochFile};
+use zk_server::storage::file_names::version_dir;
+use zk_server::storage::{read_epoch_file, write_epoch_file, EpochFile};
 use zk_server::ServerError;
 
 #[test]

@@ -8,9 +8,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use persistence_support::*;
-use zk_server::persistence::file_names::version_dir;
-use zk_server::persistence::txn_log::{self, padded_size};
-use zk_server::persistence::{Storage, StorageOptions};
+use zk_server::storage::file_names::version_dir;
+use zk_server::storage::txn_log::{self, padded_size};
+use zk_server::storage::{Storage, StorageOptions};
 use zk_server::ServerError;
 
 fn opts() -> StorageOptions {
@@ -20,7 +20,7 @@ fn opts() -> StorageOptions {
     }
 }
 
-fn open(dir: &Path) -> (Storage, zk_server::persistence::Restored) {
+fn open(dir: &Path) -> (Storage, zk_server::storage::Restored) {
     Storage::open(dir, dir, opts()).expect("open")
 }
 
@@ -278,9 +278,7 @@ fn entry_with_valid_checksum_that_does_not_decode_is_refused_untouched() {
     }
     .write(&mut body);
     let mut framed = Vec::new();
-    framed.extend_from_slice(
-        &i64::from(zk_server::persistence::adler32::adler32(&body)).to_be_bytes(),
-    );
+    framed.extend_from_slice(&i64::from(zk_server::storage::adler32::adler32(&body)).to_be_bytes());
     framed.extend_from_slice(&(body.len() as i32).to_be_bytes());
     framed.extend_from_slice(&body);
     framed.push(b'B');
@@ -344,7 +342,7 @@ fn truncate_after_drops_later_txns_files_and_snapshots() {
     let dir = tempfile::tempdir().unwrap();
     let (mut s, _) = open(dir.path());
     s.append(&creates(1, 10)).unwrap();
-    let mut snap = zk_server::persistence::SnapshotData::initial();
+    let mut snap = zk_server::storage::SnapshotData::initial();
     snap.last_zxid = 10;
     s.save_snapshot(&snap).unwrap();
     s.append(&creates(11, 10)).unwrap();

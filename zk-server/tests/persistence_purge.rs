@@ -5,8 +5,8 @@ mod persistence_support;
 
 use persistence_support::tree::Tree;
 use persistence_support::*;
-use zk_server::persistence::file_names::version_dir;
-use zk_server::persistence::{Restored, SnapshotData, Storage, StorageOptions};
+use zk_server::storage::file_names::version_dir;
+use zk_server::storage::{Restored, SnapshotData, Storage, StorageOptions};
 
 /// Storage in `dir` with small preallocation, keeping `retain` snapshots when purging.
 fn open_retaining(dir: &std::path::Path, retain: usize) -> (Storage, Restored) {

@@ -10,10 +10,10 @@ use persistence_support::tree::Tree;
 use persistence_support::*;
 use zk_proto::persistence::DataNodeRecord;
 use zk_proto::{Acl, Perms, StatPersisted};
-use zk_server::persistence::adler32::adler32;
-use zk_server::persistence::file_names::version_dir;
-use zk_server::persistence::snapshot::read_snapshot;
-use zk_server::persistence::{SnapshotData, Storage, StorageOptions};
+use zk_server::storage::adler32::adler32;
+use zk_server::storage::file_names::version_dir;
+use zk_server::storage::snapshot::read_snapshot;
+use zk_server::storage::{SnapshotData, Storage, StorageOptions};
 use zk_server::ServerError;
 
 fn opts() -> StorageOptions {

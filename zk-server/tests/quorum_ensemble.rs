@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use zk_server::quorum::net::ensemble::TestEnsemble;
-use zk_server::quorum::zxid::epoch_of;
-use zk_server::quorum::{PeerState, Sid, Zxid};
+use zk_server::testkit::quorum_ensemble::TestEnsemble;
+use zk_server::zab::zxid::epoch_of;
+use zk_server::zab::{PeerState, Sid, Zxid};
 
 const T: Duration = Duration::from_secs(20);
 

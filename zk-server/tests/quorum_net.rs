@@ -9,8 +9,8 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use zk_proto::election::Notification;
-use zk_server::quorum::net::election::{elect, ElectionNet};
-use zk_server::quorum::{Election, PeerState, QuorumConfig, QuorumServer};
+use zk_server::host::quorum::election::{elect, ElectionNet};
+use zk_server::zab::{Election, PeerState, QuorumConfig, QuorumServer};
 
 async fn listeners(n: i64) -> (Vec<TcpListener>, BTreeMap<i64, SocketAddr>) {
     let mut ls = Vec::new();
@@ -55,7 +55,7 @@ async fn three_election_cores_elect_a_leader_over_sockets() {
                 let mut out = Vec::new();
                 e.on_notification(0, from, &n, &mut out);
                 for a in out {
-                    if let zk_server::quorum::Action::SendNotification { to, n } = a {
+                    if let zk_server::zab::Action::SendNotification { to, n } = a {
                         net.send(to, &n);
                     }
                 }

@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use zk_server::quorum::sim::{run, SimConfig};
+use zk_server::zab::sim::{run, SimConfig};
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())

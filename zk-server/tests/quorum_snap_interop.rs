@@ -13,8 +13,8 @@ use bytes::{Bytes, BytesMut};
 use persistence_support::apache::classpath;
 use zk_proto::persistence::DataNodeRecord;
 use zk_proto::{Acl, StatPersisted};
-use zk_server::persistence::SnapshotData;
-use zk_server::quorum::net::snap_stream;
+use zk_server::storage::snap_stream;
+use zk_server::storage::SnapshotData;
 
 /// A tiny Java program over Apache's classes: `write <file>` streams a DataTree with two
 /// nodes and a session; `read <file> <paths...>` reads a stream and prints what it holds.

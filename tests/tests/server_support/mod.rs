@@ -17,7 +17,7 @@ use zk_proto::{
     Record, ReplyHeader, Request, RequestHeader, Response, WatcherEvent,
 };
 use zk_server::config::ServerConfig;
-use zk_server::store::MemoryStore;
+use zk_server::storage::store::MemoryStore;
 use zk_server::{Server, ServerHandle};
 
 /// Generous bound for anything a test waits on.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use zk_server::config::{split_properties, ServerConfig};
-use zk_server::ensemble::from_config;
+use zk_server::host::member::from_config;
 use zk_server::Server;
 
 // Smaller size classes and less per-block overhead than the system allocator: a znode's

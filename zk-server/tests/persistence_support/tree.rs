@@ -7,7 +7,7 @@ use bytes::Bytes;
 use zk_proto::persistence::DataNodeRecord;
 use zk_proto::txn::{Txn, TxnEntry};
 use zk_proto::{Acl, StatPersisted};
-use zk_server::persistence::SnapshotData;
+use zk_server::storage::SnapshotData;
 
 /// One node.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,287 @@
+//! Server counters reported by `srvr`, `stat`, `mntr` and reset by `srst` / `crst`.
+
+use std::net::SocketAddr;
+
+/// Sizes of buffers sent (Apache's `BufferStats`: -1 until the first one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferStats {
+    /// Size of the latest one, bytes.
+    pub last: i64,
+    /// Smallest, bytes.
+    pub min: i64,
+    /// Largest, bytes.
+    pub max: i64,
+}
+
+impl Default for BufferStats {
+    fn default() -> Self {
+        BufferStats {
+            last: -1,
+            min: -1,
+            max: -1,
+        }
+    }
+}
+
+impl BufferStats {
+    /// Records one buffer's size.
+    pub fn record(&mut self, size: usize) {
+        let size = i64::try_from(size).unwrap_or(i64::MAX);
+        self.last = size;
+        if self.min < 0 || size < self.min {
+            self.min = size;
+        }
+        self.max = self.max.max(size);
+    }
+}
+
+/// How many recent samples a [`Summary`] keeps for its percentiles.
+const SUMMARY_WINDOW: usize = 1024;
+
+/// A latency summary as Apache's metrics provider prints it (`avg`, `min`, `max`, `cnt`,
+/// `sum`, and the 50/95/99/99.9th percentiles). Percentiles are taken over the latest
+/// `SUMMARY_WINDOW` samples (Apache's reservoir samples recent ones too), so memory
+/// stays bounded.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Samples recorded.
+    pub count: u64,
+    /// Their sum.
+    pub sum: u64,
+    /// Smallest sample (0 before any).
+    pub min: u64,
+    /// Largest sample.
+    pub max: u64,
+    window: Vec<u64>,
+    next: usize,
+}
+
+impl Summary {
+    /// Records one sample.
+    pub fn record(&mut self, v: u64) {
+        if self.count == 0 || v < self.min {
+            self.min = v;
+        }
+        self.max = self.max.max(v);
+        self.sum = self.sum.saturating_add(v);
+        self.count += 1;
+        if self.window.len() < SUMMARY_WINDOW {
+            self.window.push(v);
+        } else if let Some(slot) = self.window.get_mut(self.next) {
+            *slot = v;
+        }
+        self.next = (self.next + 1) % SUMMARY_WINDOW;
+    }
+
+    /// Mean of every sample (0 before any).
+    pub fn avg(&self) -> f64 {
+        match self.count {
+            0 => 0.0,
+            n => self.sum as f64 / n as f64,
+        }
+    }
+
+    /// The `q` quantile (0..=1) of the recent samples, nearest rank (0 before any).
+    pub fn quantile(&self, q: f64) -> u64 {
+        let mut v = self.window.clone();
+        v.sort_unstable();
+        if v.is_empty() {
+            return 0;
+        }
+        let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+        v.get(rank - 1).copied().unwrap_or(0)
+    }
+}
+
+/// Request latency and packet counters (Apache's `ServerStats`, plus the metrics of
+/// Apache's metrics provider that this server tracks).
+#[derive(Debug, Clone, Default)]
+pub struct ServerStats {
+    /// Packets received.
+    pub packets_received: u64,
+    /// Packets sent.
+    pub packets_sent: u64,
+    /// Smallest request latency, ms.
+    pub min_latency: u64,
+    /// Largest request latency, ms.
+    pub max_latency: u64,
+    /// Sum of latencies, ms.
+    pub total_latency: u64,
+    /// Requests measured.
+    pub count: u64,
+    /// Sizes of the replies sent to clients (`zk_*_client_response_size`).
+    pub client_response: BufferStats,
+    /// Handshakes received (`zk_connection_request_count`).
+    pub connection_requests: u64,
+    /// Handshakes resuming a session (`zk_connection_revalidate_count`).
+    pub connection_revalidates: u64,
+    /// Latencies of reads, pings included (`zk_*_readlatency`).
+    pub read_latency: Summary,
+    /// Latencies of writes (`zk_*_updatelatency`).
+    pub update_latency: Summary,
+}
+
+impl ServerStats {
+    /// Records one request's latency.
+    pub fn record_latency(&mut self, ms: u64) {
+        if self.count == 0 || ms < self.min_latency {
+            self.min_latency = ms;
+        }
+        self.max_latency = self.max_latency.max(ms);
+        self.total_latency += ms;
+        self.count += 1;
+    }
+
+    /// Average latency, ms.
+    pub fn avg_latency(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.total_latency as f64 / self.count as f64
+        }
+    }
+
+    /// `srst`.
+    pub fn reset(&mut self) {
+        *self = ServerStats::default();
+    }
+}
+
+/// Per-connection counters (`cons`).
+#[derive(Debug, Clone)]
+pub struct ConnStats {
+    /// Peer address.
+    pub peer: SocketAddr,
+    /// Packets received on this connection.
+    pub received: u64,
+    /// Packets sent on it.
+    pub sent: u64,
+    /// Session, once established.
+    pub session: Option<i64>,
+    /// Negotiated timeout.
+    pub timeout: i32,
+    /// Last zxid sent in a reply.
+    pub last_zxid: i64,
+    /// Last request xid (special xids excluded).
+    pub last_cxid: i64,
+    /// Last opcode name.
+    pub last_op: &'static str,
+    /// Last request's latency, ms.
+    pub last_latency: u64,
+    /// Min/max/total latency and count for this connection.
+    pub latency: ServerStats,
+    /// When it connected, ms since the epoch.
+    pub established: i64,
+    /// Requests in flight.
+    pub queued: u64,
+    /// The connection asking a four-letter word (Apache lists it with interest ops 0).
+    pub four_letter: bool,
+}
+
+impl ConnStats {
+    /// Fresh counters.
+    pub fn new(peer: SocketAddr, now: i64) -> Self {
+        ConnStats {
+            peer,
+            received: 0,
+            sent: 0,
+            session: None,
+            timeout: 0,
+            last_zxid: -1,
+            last_cxid: -1,
+            last_op: "NA",
+            last_latency: 0,
+            latency: ServerStats::default(),
+            established: now,
+            queued: 0,
+            four_letter: false,
+        }
+    }
+
+    /// `crst`.
+    pub fn reset(&mut self) {
+        self.received = 0;
+        self.sent = 0;
+        self.last_zxid = -1;
+        self.last_cxid = -1;
+        self.last_op = "NA";
+        self.last_latency = 0;
+        self.latency.reset();
+    }
+}
+
+/// Open file descriptors of this process (`zk_open_file_descriptor_count`), from
+/// `/proc/self/fd`; `None` where that is unavailable (Apache omits the key then too).
+pub fn open_file_descriptors() -> Option<u64> {
+    let dir = std::fs::read_dir("/proc/self/fd").ok()?;
+    // The directory handle itself is one of the entries.
+    Some((dir.count() as u64).saturating_sub(1))
+}
+
+/// This process's soft limit on open files (`zk_max_file_descriptor_count`, Apache's
+/// `getMaxFileDescriptorCount`), from `/proc/self/limits`.
+pub fn max_file_descriptors() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?;
+    match soft {
+        "unlimited" => Some(u64::MAX),
+        n => n.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency() {
+        let mut s = ServerStats::default();
+        s.record_latency(4);
+        s.record_latency(2);
+        assert_eq!((s.min_latency, s.max_latency), (2, 4));
+        assert_eq!(s.avg_latency(), 3.0);
+        s.reset();
+        assert_eq!(s.count, 0);
+    }
+
+    #[test]
+    fn file_descriptors() {
+        let open = open_file_descriptors().expect("/proc/self/fd");
+        let max = max_file_descriptors().expect("/proc/self/limits");
+        // stdin, stdout, stderr at least (other tests open files concurrently).
+        assert!(open >= 3 && open <= max, "{open} of {max}");
+    }
+
+    #[test]
+    fn buffer_sizes() {
+        let mut b = BufferStats::default();
+        assert_eq!((b.last, b.min, b.max), (-1, -1, -1));
+        b.record(10);
+        b.record(4);
+        b.record(7);
+        assert_eq!((b.last, b.min, b.max), (7, 4, 10));
+    }
+
+    #[test]
+    fn summary_percentiles() {
+        let mut s = Summary::default();
+        assert_eq!((s.quantile(0.5), s.avg()), (0, 0.0));
+        for v in 1..=100 {
+            s.record(v);
+        }
+        assert_eq!((s.min, s.max, s.count, s.sum), (1, 100, 100, 5050));
+        assert_eq!(s.quantile(0.5), 50);
+        assert_eq!(s.quantile(0.95), 95);
+        assert_eq!(s.quantile(0.999), 100);
+        // Only the latest window counts for percentiles, every sample for the rest.
+        for _ in 0..SUMMARY_WINDOW {
+            s.record(1000);
+        }
+        assert_eq!(s.quantile(0.5), 1000);
+        assert_eq!(s.min, 1);
+    }
+}

@@ -1,0 +1,712 @@
+//! The prepare stage: validates a write against the state it will meet (tree plus
+//! outstanding changes), checks ACLs and turns it into a txn with a zxid (Apache's
+//! `PrepRequestProcessor`). Sans-IO: time and zxid come in as arguments.
+
+use bytes::Bytes;
+use zk_proto::create_mode::{ttl_to_ephemeral_owner, CONTAINER_EPHEMERAL_OWNER};
+use zk_proto::ops::{
+    CheckVersionRequest, CreateRequest, DeleteRequest, SetAclRequest, SetDataRequest,
+};
+use zk_proto::txn::{
+    CheckVersionTxn, CloseSessionTxn, CreateContainerTxn, CreateSessionTxn, CreateTtlTxn,
+    CreateTxn, DeleteTxn, ErrorTxn, SetAclTxn, SetDataTxn, Txn, TxnEntry, TxnHeader,
+};
+use zk_proto::{CreateMode, ErrorCode, Id, MultiOp, OpCode, Perms, Request};
+
+use crate::core::pending::{NodeView, PendingChanges};
+use crate::state::acl;
+use crate::state::database::ZkDatabase;
+use crate::state::tree::node::{new_stat, NodeKind};
+use crate::state::tree::{path, DataTree};
+
+/// Largest TTL Apache accepts (40 bits; the bits above hold the extended type).
+pub const MAX_TTL_MS: i64 = 0x00ff_ffff_ffff;
+
+/// Who is asking and when.
+#[derive(Debug, Clone, Copy)]
+pub struct PrepContext<'a> {
+    /// Session.
+    pub session: i64,
+    /// The connection's identities.
+    pub auth: &'a [Id],
+    /// Request xid.
+    pub cxid: i32,
+    /// Zxid to assign.
+    pub zxid: i64,
+    /// Wall clock, ms.
+    pub time: i64,
+}
+
+/// Settings the prep stage needs.
+#[derive(Debug, Clone)]
+pub struct PrepSettings {
+    /// `zookeeper.extendedTypesEnabled`: TTL nodes.
+    pub extended_types: bool,
+    /// `jute.maxbuffer`: largest node data.
+    pub max_data: usize,
+    /// Reconfig enabled (never in standalone).
+    pub reconfig_enabled: bool,
+}
+
+impl Default for PrepSettings {
+    fn default() -> Self {
+        PrepSettings {
+            extended_types: false,
+            max_data: zk_proto::frame::DEFAULT_JUTE_MAX_BUFFER,
+            reconfig_enabled: false,
+        }
+    }
+}
+
+/// The prepare stage and its outstanding changes.
+#[derive(Debug, Default)]
+pub struct Prep {
+    /// Outstanding changes.
+    pub pending: PendingChanges,
+    /// Settings.
+    pub settings: PrepSettings,
+}
+
+fn header(ctx: &PrepContext, ty: OpCode) -> TxnHeader {
+    TxnHeader {
+        client_id: ctx.session,
+        cxid: ctx.cxid,
+        zxid: ctx.zxid,
+        time: ctx.time,
+        txn_type: ty,
+    }
+}
+
+fn entry(h: TxnHeader, txn: Txn) -> TxnEntry {
+    TxnEntry {
+        header: h,
+        txn,
+        digest: None,
+    }
+}
+
+fn validate_path(p: &str) -> Result<(), ErrorCode> {
+    path::validate(p).map_err(|_| ErrorCode::BadArguments)
+}
+
+/// `path.substring(0, lastSlash)` with Apache's root spelled `/`.
+fn parent_for(p: &str) -> Result<&str, ErrorCode> {
+    match p.rfind('/') {
+        None => Err(ErrorCode::BadArguments),
+        _ if p.contains('\0') => Err(ErrorCode::BadArguments),
+        Some(0) => Ok("/"),
+        Some(i) => Ok(&p[..i]),
+    }
+}
+
+fn check_version(current: i32, expected: i32) -> Result<i32, ErrorCode> {
+    if expected != -1 && expected != current {
+        return Err(ErrorCode::BadVersion);
+    }
+    Ok(current.wrapping_add(1))
+}
+
+impl Prep {
+    /// A prep stage with the given settings.
+    pub fn new(settings: PrepSettings) -> Self {
+        Prep {
+            pending: PendingChanges::new(),
+            settings,
+        }
+    }
+
+    fn record(&self, db: &ZkDatabase, p: &str) -> Result<NodeView, ErrorCode> {
+        self.pending.get(db, p).ok_or(ErrorCode::NoNode)
+    }
+
+    fn check_acl(view: &NodeView, perm: Perms, auth: &[Id]) -> Result<(), ErrorCode> {
+        if acl::check(&view.acl, perm, auth) {
+            Ok(())
+        } else {
+            Err(ErrorCode::NoAuth)
+        }
+    }
+
+    fn check_data(&self, data: &Option<Bytes>) -> Result<(), ErrorCode> {
+        if data
+            .as_ref()
+            .is_some_and(|d| d.len() > self.settings.max_data)
+        {
+            return Err(ErrorCode::BadArguments);
+        }
+        Ok(())
+    }
+
+    /// Turns a write request into a txn. Failures become error txns, which are logged and
+    /// consume a zxid exactly as in Apache.
+    pub fn prepare(&mut self, db: &ZkDatabase, ctx: &PrepContext, req: &Request) -> TxnEntry {
+        let result = match req {
+            Request::Multi(m) => return self.prepare_multi(db, ctx, &m.ops),
+            Request::CloseSession => {
+                // A client's close carries its xid, as in Apache, so a follower that
+                // forwarded it can match the committed txn to the waiting reply.
+                let mut e = self.close_session(db, ctx.session, ctx.zxid, ctx.time);
+                e.header.cxid = ctx.cxid;
+                return e;
+            }
+            Request::Create(r) => self.create(db, ctx, OpCode::Create, r, -1),
+            Request::Create2(r) => self.create(db, ctx, OpCode::Create2, r, -1),
+            Request::CreateContainer(r) => self.create(db, ctx, OpCode::CreateContainer, r, -1),
+            Request::CreateTtl(r) => {
+                let c = CreateRequest {
+                    path: r.path.clone(),
+                    data: r.data.clone(),
+                    acl: r.acl.clone(),
+                    flags: r.flags,
+                };
+                self.create(db, ctx, OpCode::CreateTtl, &c, r.ttl)
+            }
+            Request::Delete(r) => self.delete(db, ctx, r),
+            // Apache decodes a client's deleteContainer path from the whole packet, header
+            // included, so it always holds a NUL: BadArguments. Containers are reaped by
+            // the server itself through [`Prep::delete_container`].
+            Request::DeleteContainer(_) => Err(ErrorCode::BadArguments),
+            Request::SetData(r) => self.set_data(db, ctx, r),
+            Request::SetAcl(r) => self.set_acl(db, ctx, r),
+            Request::Check(r) => self.check(db, ctx, r),
+            Request::Reconfig(_) => Err(ErrorCode::ReconfigDisabled),
+            _ => Err(ErrorCode::BadArguments),
+        };
+        match result {
+            Ok((ty, txn)) => entry(header(ctx, ty), txn),
+            Err(e) => entry(header(ctx, OpCode::Error), Txn::Error(ErrorTxn { err: e })),
+        }
+    }
+
+    fn prepare_multi(&mut self, db: &ZkDatabase, ctx: &PrepContext, ops: &[MultiOp]) -> TxnEntry {
+        // Apache refuses to deserialize a multi mixing in read ops: the whole request fails
+        // with MarshallingError (still as a logged error txn).
+        if ops
+            .iter()
+            .any(|o| matches!(o, MultiOp::GetChildren(_) | MultiOp::GetData(_)))
+        {
+            return entry(
+                header(ctx, OpCode::Error),
+                Txn::Error(ErrorTxn {
+                    err: ErrorCode::MarshallingError,
+                }),
+            );
+        }
+        self.pending.begin();
+        let mut failed = false;
+        let mut subs = Vec::with_capacity(ops.len());
+        for op in ops {
+            if failed {
+                subs.push((
+                    OpCode::Error,
+                    Txn::Error(ErrorTxn {
+                        err: ErrorCode::RuntimeInconsistency,
+                    }),
+                ));
+                continue;
+            }
+            let r = match op {
+                MultiOp::Create(code, r) => self.create(db, ctx, *code, r, -1),
+                MultiOp::CreateTtl(r) => {
+                    let c = CreateRequest {
+                        path: r.path.clone(),
+                        data: r.data.clone(),
+                        acl: r.acl.clone(),
+                        flags: r.flags,
+                    };
+                    self.create(db, ctx, OpCode::CreateTtl, &c, r.ttl)
+                }
+                MultiOp::Delete(r) => self.delete(db, ctx, r),
+                MultiOp::SetData(r) => self.set_data(db, ctx, r),
+                MultiOp::Check(r) => self.check(db, ctx, r),
+                MultiOp::GetChildren(_) | MultiOp::GetData(_) => Err(ErrorCode::MarshallingError),
+            };
+            match r {
+                Ok(sub) => subs.push(sub),
+                Err(e) => {
+                    failed = true;
+                    subs.push((OpCode::Error, Txn::Error(ErrorTxn { err: e })));
+                }
+            }
+        }
+        self.pending.end(failed);
+        entry(header(ctx, OpCode::Multi), Txn::Multi(subs))
+    }
+
+    fn create(
+        &mut self,
+        db: &ZkDatabase,
+        ctx: &PrepContext,
+        ty: OpCode,
+        r: &CreateRequest,
+        ttl: i64,
+    ) -> Result<(OpCode, Txn), ErrorCode> {
+        let mode = CreateMode::from_flags(r.flags).map_err(|_| ErrorCode::BadArguments)?;
+        if mode.is_ttl() && !self.settings.extended_types {
+            return Err(ErrorCode::Unimplemented);
+        }
+        if mode.is_ttl() {
+            if ttl <= 0 || ttl > MAX_TTL_MS {
+                return Err(ErrorCode::BadArguments);
+            }
+        } else if ttl >= 0 {
+            return Err(ErrorCode::BadArguments);
+        }
+        let parent_path = parent_for(&r.path)?.to_string();
+        let acl = acl::fixup(&r.acl, ctx.auth)?;
+        let mut parent = self.record(db, &parent_path)?;
+        Self::check_acl(&parent, Perms::CREATE, ctx.auth)?;
+        let mut p = r.path.clone();
+        if mode.is_sequential() {
+            p.push_str(&format!("{:010}", parent.stat.cversion));
+        }
+        validate_path(&p)?;
+        if self.pending.get(db, &p).is_some() {
+            return Err(ErrorCode::NodeExists);
+        }
+        if matches!(
+            NodeKind::from_owner(parent.stat.ephemeral_owner),
+            NodeKind::Ephemeral(_)
+        ) {
+            return Err(ErrorCode::NoChildrenForEphemerals);
+        }
+        self.check_data(&r.data)?;
+        let new_cversion = parent.stat.cversion.wrapping_add(1);
+        let owner = if mode.is_container() {
+            CONTAINER_EPHEMERAL_OWNER
+        } else if mode.is_ttl() {
+            ttl_to_ephemeral_owner(ttl).unwrap_or(0)
+        } else if mode.is_ephemeral() {
+            ctx.session
+        } else {
+            0
+        };
+        let txn = match ty {
+            OpCode::CreateContainer => Txn::CreateContainer(CreateContainerTxn {
+                path: p.clone(),
+                data: r.data.clone(),
+                acl: acl.clone(),
+                parent_c_version: new_cversion,
+            }),
+            OpCode::CreateTtl => Txn::CreateTtl(CreateTtlTxn {
+                path: p.clone(),
+                data: r.data.clone(),
+                acl: acl.clone(),
+                parent_c_version: new_cversion,
+                ttl,
+            }),
+            _ => Txn::Create(CreateTxn {
+                path: p.clone(),
+                data: r.data.clone(),
+                acl: acl.clone(),
+                ephemeral: mode.is_ephemeral(),
+                parent_c_version: new_cversion,
+            }),
+        };
+        parent.child_count += 1;
+        parent.stat.cversion = new_cversion;
+        parent.stat.pzxid = ctx.zxid;
+        self.pending.set(ctx.zxid, &parent_path, Some(parent));
+        self.pending.set(
+            ctx.zxid,
+            &p,
+            Some(NodeView {
+                stat: new_stat(ctx.zxid, ctx.time, owner),
+                child_count: 0,
+                acl: std::sync::Arc::new(acl),
+            }),
+        );
+        Ok((ty, txn))
+    }
+
+    fn delete(
+        &mut self,
+        db: &ZkDatabase,
+        ctx: &PrepContext,
+        r: &DeleteRequest,
+    ) -> Result<(OpCode, Txn), ErrorCode> {
+        let parent_path = parent_for(&r.path)?.to_string();
+        if DataTree::is_special(&r.path) {
+            return Err(ErrorCode::BadArguments);
+        }
+        let mut parent = self.record(db, &parent_path)?;
+        Self::check_acl(&parent, Perms::DELETE, ctx.auth)?;
+        let node = self.record(db, &r.path)?;
+        check_version(node.stat.version, r.version)?;
+        if node.child_count > 0 {
+            return Err(ErrorCode::NotEmpty);
+        }
+        parent.child_count -= 1;
+        parent.stat.pzxid = ctx.zxid;
+        self.pending.set(ctx.zxid, &parent_path, Some(parent));
+        self.pending.set(ctx.zxid, &r.path, None);
+        Ok((
+            OpCode::Delete,
+            Txn::Delete(DeleteTxn {
+                path: r.path.clone(),
+            }),
+        ))
+    }
+
+    fn delete_container_txn(
+        &mut self,
+        db: &ZkDatabase,
+        ctx: &PrepContext,
+        p: &str,
+    ) -> Result<(OpCode, Txn), ErrorCode> {
+        let parent_path = parent_for(p)?.to_string();
+        if DataTree::is_special(p) {
+            return Err(ErrorCode::BadArguments);
+        }
+        let node = self.record(db, p)?;
+        if node.child_count > 0 {
+            return Err(ErrorCode::NotEmpty);
+        }
+        if matches!(
+            NodeKind::from_owner(node.stat.ephemeral_owner),
+            NodeKind::Ephemeral(_)
+        ) {
+            return Err(ErrorCode::BadVersion);
+        }
+        let mut parent = self.record(db, &parent_path)?;
+        parent.child_count -= 1;
+        parent.stat.pzxid = ctx.zxid;
+        self.pending.set(ctx.zxid, &parent_path, Some(parent));
+        self.pending.set(ctx.zxid, p, None);
+        Ok((
+            OpCode::DeleteContainer,
+            Txn::Delete(DeleteTxn {
+                path: p.to_string(),
+            }),
+        ))
+    }
+
+    fn set_data(
+        &mut self,
+        db: &ZkDatabase,
+        ctx: &PrepContext,
+        r: &SetDataRequest,
+    ) -> Result<(OpCode, Txn), ErrorCode> {
+        validate_path(&r.path)?;
+        let mut node = self.record(db, &r.path)?;
+        Self::check_acl(&node, Perms::WRITE, ctx.auth)?;
+        self.check_data(&r.data)?;
+        let version = check_version(node.stat.version, r.version)?;
+        node.stat.version = version;
+        node.stat.mzxid = ctx.zxid;
+        node.stat.mtime = ctx.time;
+        self.pending.set(ctx.zxid, &r.path, Some(node));
+        Ok((
+            OpCode::SetData,
+            Txn::SetData(SetDataTxn {
+                path: r.path.clone(),
+                data: r.data.clone(),
+                version,
+            }),
+        ))
+    }
+
+    fn set_acl(
+        &mut self,
+        db: &ZkDatabase,
+        ctx: &PrepContext,
+        r: &SetAclRequest,
+    ) -> Result<(OpCode, Txn), ErrorCode> {
+        validate_path(&r.path)?;
+        let acl = acl::fixup(&r.acl, ctx.auth)?;
+        let mut node = self.record(db, &r.path)?;
+        Self::check_acl(&node, Perms::ADMIN, ctx.auth)?;
+        let version = check_version(node.stat.aversion, r.version)?;
+        node.stat.aversion = version;
+        node.acl = std::sync::Arc::new(acl.clone());
+        self.pending.set(ctx.zxid, &r.path, Some(node));
+        Ok((
+            OpCode::SetAcl,
+            Txn::SetAcl(SetAclTxn {
+                path: r.path.clone(),
+                acl,
+                version,
+            }),
+        ))
+    }
+
+    fn check(
+        &mut self,
+        db: &ZkDatabase,
+        ctx: &PrepContext,
+        r: &CheckVersionRequest,
+    ) -> Result<(OpCode, Txn), ErrorCode> {
+        validate_path(&r.path)?;
+        let node = self.record(db, &r.path)?;
+        Self::check_acl(&node, Perms::READ, ctx.auth)?;
+        let version = check_version(node.stat.version, r.version)?;
+        Ok((
+            OpCode::Check,
+            Txn::Check(CheckVersionTxn {
+                path: r.path.clone(),
+                version,
+            }),
+        ))
+    }
+
+    /// The createSession txn.
+    pub fn create_session(&self, session: i64, timeout: i32, zxid: i64, time: i64) -> TxnEntry {
+        entry(
+            TxnHeader {
+                client_id: session,
+                cxid: 0,
+                zxid,
+                time,
+                txn_type: OpCode::CreateSession,
+            },
+            Txn::CreateSession(CreateSessionTxn { time_out: timeout }),
+        )
+    }
+
+    /// The closeSession txn, listing the session's ephemerals including outstanding ones.
+    pub fn close_session(
+        &mut self,
+        db: &ZkDatabase,
+        session: i64,
+        zxid: i64,
+        time: i64,
+    ) -> TxnEntry {
+        let mut set = db.tree.ephemerals_set(session);
+        for (p, owner) in self.pending.history() {
+            match owner {
+                None => {
+                    set.remove(p);
+                }
+                Some(o) if o == session => {
+                    set.insert(p.clone());
+                }
+                Some(_) => {}
+            }
+        }
+        let es = set.java_order();
+        for p in &es {
+            let parent_path = path::parent(p).to_string();
+            if let Some(mut parent) = self.pending.get(db, &parent_path) {
+                parent.child_count -= 1;
+                parent.stat.pzxid = zxid;
+                self.pending.set(zxid, &parent_path, Some(parent));
+            }
+            self.pending.set(zxid, p, None);
+        }
+        entry(
+            TxnHeader {
+                client_id: session,
+                cxid: 0,
+                zxid,
+                time,
+                txn_type: OpCode::CloseSession,
+            },
+            Txn::CloseSession(Some(CloseSessionTxn {
+                paths2_delete: es.into_iter().collect(),
+            })),
+        )
+    }
+
+    /// A deleteContainer txn for the container manager, or None if the node no longer
+    /// qualifies (it got children, or is already going away).
+    pub fn delete_container(
+        &mut self,
+        db: &ZkDatabase,
+        p: &str,
+        zxid: i64,
+        time: i64,
+    ) -> Option<TxnEntry> {
+        let ctx = PrepContext {
+            session: 0,
+            auth: &[],
+            cxid: 0,
+            zxid,
+            time,
+        };
+        let (ty, txn) = self.delete_container_txn(db, &ctx, p).ok()?;
+        Some(entry(header(&ctx, ty), txn))
+    }
+
+    /// Forgets outstanding changes of txns up to `zxid` (they are applied now).
+    pub fn applied(&mut self, zxid: i64) {
+        self.pending.applied(zxid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zk_proto::{Acl, MultiRequest};
+
+    fn ctx(zxid: i64) -> PrepContext<'static> {
+        PrepContext {
+            session: 5,
+            auth: &[],
+            cxid: 1,
+            zxid,
+            time: 1000,
+        }
+    }
+
+    fn create_req(p: &str, flags: i32) -> Request {
+        Request::Create(CreateRequest {
+            path: p.into(),
+            data: None,
+            acl: Acl::open_unsafe(),
+            flags,
+        })
+    }
+
+    fn err_of(e: &TxnEntry) -> Option<ErrorCode> {
+        match &e.txn {
+            Txn::Error(x) => Some(x.err),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn pipelined_creates_see_each_other() {
+        let db = ZkDatabase::new();
+        let mut p = Prep::default();
+        let a = p.prepare(&db, &ctx(1), &create_req("/a", 0));
+        assert_eq!(a.header.txn_type, OpCode::Create);
+        // Not applied yet, but a second create must see it.
+        let again = p.prepare(&db, &ctx(2), &create_req("/a", 0));
+        assert_eq!(err_of(&again), Some(ErrorCode::NodeExists));
+        let child = p.prepare(&db, &ctx(3), &create_req("/a/b", 2));
+        match &child.txn {
+            Txn::Create(c) => assert_eq!(c.path, "/a/b0000000000"),
+            other => panic!("{other:?}"),
+        }
+        let child2 = p.prepare(&db, &ctx(4), &create_req("/a/b", 2));
+        match &child2.txn {
+            Txn::Create(c) => {
+                assert_eq!((c.path.as_str(), c.parent_c_version), ("/a/b0000000001", 2))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn error_order_matches_apache() {
+        let db = ZkDatabase::new();
+        let mut p = Prep::default();
+        // InvalidACL is checked before the parent exists.
+        let r = Request::Create(CreateRequest {
+            path: "/x/y".into(),
+            data: None,
+            acl: vec![],
+            flags: 0,
+        });
+        assert_eq!(
+            err_of(&p.prepare(&db, &ctx(1), &r)),
+            Some(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            err_of(&p.prepare(&db, &ctx(2), &create_req("/x/y", 0))),
+            Some(ErrorCode::NoNode)
+        );
+        assert_eq!(
+            err_of(&p.prepare(&db, &ctx(3), &create_req("/x/", 0))),
+            Some(ErrorCode::NoNode)
+        );
+        assert_eq!(
+            err_of(&p.prepare(&db, &ctx(3), &create_req("/zookeeper/", 0))),
+            Some(ErrorCode::BadArguments)
+        );
+        assert_eq!(
+            err_of(&p.prepare(&db, &ctx(4), &create_req("/x", 9))),
+            Some(ErrorCode::BadArguments)
+        );
+        assert_eq!(
+            err_of(&p.prepare(&db, &ctx(5), &create_req("/t", 5))),
+            Some(ErrorCode::Unimplemented)
+        );
+        let del = Request::Delete(DeleteRequest {
+            path: "/zookeeper".into(),
+            version: -1,
+        });
+        assert_eq!(
+            err_of(&p.prepare(&db, &ctx(6), &del)),
+            Some(ErrorCode::BadArguments)
+        );
+        let e = p.prepare(&db, &ctx(7), &create_req("/e", 1));
+        assert_eq!(err_of(&e), None);
+        assert_eq!(
+            err_of(&p.prepare(&db, &ctx(8), &create_req("/e/c", 0))),
+            Some(ErrorCode::NoChildrenForEphemerals)
+        );
+        let sd = Request::SetData(SetDataRequest {
+            path: "/e".into(),
+            data: None,
+            version: 3,
+        });
+        assert_eq!(
+            err_of(&p.prepare(&db, &ctx(9), &sd)),
+            Some(ErrorCode::BadVersion)
+        );
+        assert_eq!(
+            err_of(&p.prepare(&db, &ctx(10), &Request::Reconfig(Default::default()))),
+            Some(ErrorCode::ReconfigDisabled)
+        );
+    }
+
+    #[test]
+    fn failed_multi_rolls_back_pending() {
+        let db = ZkDatabase::new();
+        let mut p = Prep::default();
+        let m = Request::Multi(MultiRequest {
+            ops: vec![
+                MultiOp::Create(
+                    OpCode::Create,
+                    CreateRequest {
+                        path: "/m".into(),
+                        data: None,
+                        acl: Acl::open_unsafe(),
+                        flags: 0,
+                    },
+                ),
+                MultiOp::Delete(DeleteRequest {
+                    path: "/nope".into(),
+                    version: -1,
+                }),
+                MultiOp::Check(CheckVersionRequest {
+                    path: "/m".into(),
+                    version: 0,
+                }),
+            ],
+        });
+        let e = p.prepare(&db, &ctx(1), &m);
+        match &e.txn {
+            Txn::Multi(subs) => {
+                assert_eq!(subs[0].0, OpCode::Create);
+                assert!(matches!(
+                    subs[1].1,
+                    Txn::Error(ErrorTxn {
+                        err: ErrorCode::NoNode
+                    })
+                ));
+                assert!(matches!(
+                    subs[2].1,
+                    Txn::Error(ErrorTxn {
+                        err: ErrorCode::RuntimeInconsistency
+                    })
+                ));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(p.pending.get(&db, "/m").is_none());
+    }
+
+    #[test]
+    fn close_session_lists_pending_ephemerals() {
+        let db = ZkDatabase::new();
+        let mut p = Prep::default();
+        p.prepare(&db, &ctx(1), &create_req("/e1", 1));
+        let c = p.close_session(&db, 5, 2, 1000);
+        match c.txn {
+            Txn::CloseSession(Some(t)) => assert_eq!(t.paths2_delete, vec!["/e1".to_string()]),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,1239 @@
+//! The request pipeline as a sans-IO state machine:
+//! prepare -> (commit path) -> apply -> reply, with per-session FIFO replies.
+//!
+//! [`Processor`] never touches sockets, disks or clocks. Its driver feeds it connections,
+//! requests, ticks and commits, and carries out the [`Output`]s: replies and events go to
+//! connections, [`Output::Propose`]d txns go to the commit path. Standalone, the commit path
+//! logs a batch with one fsync and hands it back through [`Processor::committed`]; in an
+//! ensemble the leader would broadcast it instead, and followers call
+//! [`Processor::committed`] with the leader's txns.
+
+use std::collections::{HashMap, VecDeque};
+
+use zk_proto::txn::TxnEntry;
+use zk_proto::{
+    ConnectRequest, ConnectResponse, ErrorCode, Id, MultiResponse, OpCode, OpResult, ReplyHeader,
+    Request, Response, WatcherEvent,
+};
+
+use crate::core::prep::{Prep, PrepContext, PrepSettings};
+use crate::core::read::{self, Caller};
+use crate::core::session::{session_password, SessionTracker};
+use crate::state::acl;
+use crate::state::apply::{ApplyResult, Outcome};
+use crate::state::database::ZkDatabase;
+use crate::state::tree::node::NodeKind;
+use crate::state::watch::WatchManager;
+
+/// A connection handle chosen by the driver.
+pub type ConnId = u64;
+
+/// Something the driver must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send a reply frame.
+    Reply {
+        /// Connection.
+        conn: ConnId,
+        /// Header.
+        header: ReplyHeader,
+        /// Body (sent only when the header says Ok, or for multi).
+        body: Response,
+    },
+    /// Send the handshake reply.
+    Connected {
+        /// Connection.
+        conn: ConnId,
+        /// The reply (`timeout` 0 means expired; the driver then closes).
+        resp: ConnectResponse,
+    },
+    /// Send a watch notification.
+    Event {
+        /// Connection.
+        conn: ConnId,
+        /// The event.
+        event: WatcherEvent,
+    },
+    /// Close the connection once what was queued for it is sent.
+    Close {
+        /// Connection.
+        conn: ConnId,
+    },
+    /// Commit this txn (persist, or propose to the leader) and report it back through
+    /// [`Processor::committed`], in zxid order.
+    Propose(TxnEntry),
+    /// Ensemble follower ([`WriteMode::Forward`]): send this write to the leader, which
+    /// prepares it ([`Processor::prepare_forwarded`]); the reply is released when its txn
+    /// comes back through [`Processor::committed`].
+    Forward {
+        /// Session.
+        session: i64,
+        /// Request xid.
+        cxid: i32,
+        /// The write.
+        request: Request,
+        /// The connection's identities (Apache sends them with the REQUEST packet).
+        auth: Vec<Id>,
+    },
+    /// Ensemble follower: ask the leader to create this session
+    /// ([`Processor::prepare_create_session`]).
+    ForwardCreateSession {
+        /// The new session's id.
+        session: i64,
+        /// Negotiated timeout.
+        timeout: i32,
+    },
+}
+
+/// Where this server's writes are prepared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteMode {
+    /// Prepared here and proposed ([`Output::Propose`]): standalone, or an ensemble leader.
+    #[default]
+    Local,
+    /// Forwarded to the leader ([`Output::Forward`]): an ensemble follower. Session expiry
+    /// and container reaping are then the leader's job.
+    Forward,
+    /// A member cut off from its quorum serving read-only clients (Apache's
+    /// `ReadOnlyZooKeeperServer`): sessions are local to this member, writes and syncs fail
+    /// with NotReadOnly, clients that do not allow read-only and global sessions are refused.
+    ReadOnly,
+}
+
+/// Settings of the core.
+#[derive(Debug, Clone)]
+pub struct CoreSettings {
+    /// Server id (top byte of session ids).
+    pub server_id: i64,
+    /// Tick in ms (session expiry buckets).
+    pub tick_ms: i64,
+    /// Smallest session timeout.
+    pub min_timeout: i32,
+    /// Largest session timeout.
+    pub max_timeout: i32,
+    /// `user:hash` of the super user.
+    pub super_digest: Option<String>,
+    /// Container / TTL reaping interval.
+    pub container_check_ms: i64,
+    /// Prep settings.
+    pub prep: PrepSettings,
+}
+
+impl CoreSettings {
+    /// The core's settings from a server config; one place for standalone servers and
+    /// ensemble members alike, so the two cannot drift.
+    pub fn from_config(config: &crate::config::ServerConfig) -> Self {
+        CoreSettings {
+            server_id: config.my_id as i64,
+            tick_ms: i64::from(config.tick_time),
+            min_timeout: config.min_timeout(),
+            max_timeout: config.max_timeout(),
+            super_digest: config.super_digest.clone(),
+            container_check_ms: config.container_check_interval_ms as i64,
+            prep: PrepSettings {
+                extended_types: config.extended_types,
+                max_data: config.jute_max_buffer,
+                reconfig_enabled: false,
+            },
+        }
+    }
+}
+
+impl Default for CoreSettings {
+    fn default() -> Self {
+        CoreSettings {
+            server_id: 0,
+            tick_ms: 2000,
+            min_timeout: 4000,
+            max_timeout: 40000,
+            super_digest: None,
+            container_check_ms: 60_000,
+            prep: PrepSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Conn {
+    session: Option<i64>,
+    auth: Vec<Id>,
+    ip: String,
+    /// The client sent no read-only byte (pre-3.4): Apache then sends none back either,
+    /// as old C clients reset the connection on the extra byte.
+    old_client: bool,
+}
+
+#[derive(Debug)]
+enum Queued {
+    Write {
+        zxid: i64,
+    },
+    Forwarded {
+        cxid: i32,
+    },
+    Read {
+        conn: ConnId,
+        xid: i32,
+        req: Request,
+    },
+}
+
+#[derive(Debug)]
+enum Waiter {
+    Request {
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        opcode: OpCode,
+        sub_ops: Vec<OpCode>,
+    },
+    Connect {
+        conn: ConnId,
+        session: i64,
+        timeout: i32,
+    },
+}
+
+/// The server core: database, prep stage, sessions, watches and per-session queues.
+#[derive(Debug)]
+pub struct Processor {
+    /// Applied state.
+    pub db: ZkDatabase,
+    /// Prepare stage (outstanding changes).
+    pub prep: Prep,
+    /// Watches.
+    pub watches: WatchManager,
+    /// Session liveness.
+    pub sessions: SessionTracker,
+    settings: CoreSettings,
+    conns: HashMap<ConnId, Conn>,
+    session_conn: HashMap<i64, ConnId>,
+    queues: HashMap<i64, VecDeque<Queued>>,
+    waiting: HashMap<i64, Waiter>,
+    next_zxid: i64,
+    last_container_check: i64,
+    mode: WriteMode,
+    forwarded: HashMap<(i64, i32), Waiter>,
+    forwarded_connects: HashMap<i64, Waiter>,
+}
+
+fn ok_header(xid: i32, zxid: i64) -> ReplyHeader {
+    ReplyHeader {
+        xid,
+        zxid,
+        err: ErrorCode::Ok,
+    }
+}
+
+impl Processor {
+    /// A core over `db` (fresh or restored), with sessions from `db` tracked from `now`.
+    pub fn new(db: ZkDatabase, settings: CoreSettings, now: i64) -> Self {
+        let mut sessions = SessionTracker::new(settings.server_id, settings.tick_ms, now);
+        for (id, t) in db.sessions() {
+            sessions.add(*id, *t, now);
+        }
+        let next_zxid = db.last_zxid() + 1;
+        Processor {
+            prep: Prep::new(settings.prep.clone()),
+            db,
+            watches: WatchManager::new(),
+            sessions,
+            settings,
+            conns: HashMap::new(),
+            session_conn: HashMap::new(),
+            queues: HashMap::new(),
+            waiting: HashMap::new(),
+            next_zxid,
+            last_container_check: now,
+            mode: WriteMode::Local,
+            forwarded: HashMap::new(),
+            forwarded_connects: HashMap::new(),
+        }
+    }
+
+    /// Sets the next zxid to hand out (an ensemble leader starts each epoch anew).
+    pub fn set_next_zxid(&mut self, zxid: i64) {
+        self.next_zxid = zxid;
+    }
+
+    /// Switches between preparing writes here and forwarding them to a leader.
+    pub fn set_write_mode(&mut self, mode: WriteMode) {
+        self.mode = mode;
+    }
+
+    /// Leader: prepares a write a follower forwarded, with the next zxid. Propose the
+    /// result; every member then applies it with [`Processor::committed`].
+    pub fn prepare_forwarded(
+        &mut self,
+        session: i64,
+        cxid: i32,
+        req: &Request,
+        auth: &[Id],
+        now: i64,
+    ) -> TxnEntry {
+        let zxid = self.take_zxid();
+        if matches!(req, Request::CloseSession) {
+            self.sessions.set_closing(session);
+        }
+        let ctx = PrepContext {
+            session,
+            auth,
+            cxid,
+            zxid,
+            time: now,
+        };
+        self.prep.prepare(&self.db, &ctx, req)
+    }
+
+    /// Leader: an error txn answering a forwarded write (e.g. SessionMoved): committed
+    /// like any txn, it releases the follower's waiting reply.
+    pub fn prepare_error(&mut self, session: i64, cxid: i32, err: ErrorCode, now: i64) -> TxnEntry {
+        let zxid = self.take_zxid();
+        TxnEntry {
+            header: zk_proto::txn::TxnHeader {
+                client_id: session,
+                cxid,
+                zxid,
+                time: now,
+                txn_type: OpCode::Error,
+            },
+            txn: zk_proto::txn::Txn::Error(zk_proto::txn::ErrorTxn { err }),
+            digest: None,
+        }
+    }
+
+    /// Leader: the createSession txn for a session a follower opened.
+    pub fn prepare_create_session(&mut self, session: i64, timeout: i32, now: i64) -> TxnEntry {
+        self.sessions.add(session, timeout, now);
+        let zxid = self.take_zxid();
+        self.prep.create_session(session, timeout, zxid, now)
+    }
+
+    /// Leader: a learner reported activity on a session.
+    pub fn touch_session(&mut self, session: i64, now: i64) -> bool {
+        self.sessions.touch(session, now)
+    }
+
+    /// The session timeout a client asking `asked` ms gets: clamped to
+    /// minSessionTimeout..maxSessionTimeout.
+    pub fn negotiated_timeout(&self, asked: i32) -> i32 {
+        asked.clamp(
+            self.settings.min_timeout,
+            self.settings.max_timeout.max(self.settings.min_timeout),
+        )
+    }
+
+    /// Leader: a learner reported activity on a session whose connection there
+    /// negotiated `timeout` (learner pings carry it): the session expires by it from now
+    /// on, as Apache's `touchSession(id, timeout)`.
+    pub fn touch_session_with(&mut self, session: i64, timeout: i32, now: i64) -> bool {
+        self.sessions.touch_with(session, timeout, now)
+    }
+
+    /// Txns proposed but not yet committed.
+    pub fn outstanding(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Number of open connections.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// The session bound to a connection.
+    pub fn session_of(&self, conn: ConnId) -> Option<i64> {
+        self.conns.get(&conn).and_then(|c| c.session)
+    }
+
+    fn take_zxid(&mut self) -> i64 {
+        let z = self.next_zxid;
+        self.next_zxid += 1;
+        z
+    }
+
+    fn propose(&mut self, e: TxnEntry, waiter: Option<Waiter>, out: &mut Vec<Output>) {
+        if let Some(w) = waiter {
+            self.waiting.insert(e.header.zxid, w);
+        }
+        out.push(Output::Propose(e));
+    }
+
+    /// A connection's first frame. `ip` is the peer address (the `ip` auth identity).
+    pub fn connect(
+        &mut self,
+        conn: ConnId,
+        ip: &str,
+        req: &ConnectRequest,
+        now: i64,
+    ) -> Vec<Output> {
+        let mut out = Vec::new();
+        if req.last_zxid_seen > self.db.last_zxid() {
+            // The client has seen a newer state than ours: Apache refuses it so it tries
+            // another server.
+            out.push(Output::Close { conn });
+            return out;
+        }
+        let timeout = self.negotiated_timeout(req.timeout);
+        self.conns.insert(
+            conn,
+            Conn {
+                session: None,
+                auth: vec![Id::new("ip", ip)],
+                ip: ip.to_string(),
+                old_client: req.read_only.is_none(),
+            },
+        );
+        if self.mode == WriteMode::ReadOnly {
+            self.connect_read_only(conn, req, timeout, now, &mut out);
+            return out;
+        }
+        if req.session_id == 0 && self.mode == WriteMode::Forward {
+            let session = self.sessions.next_session_id();
+            self.sessions.add(session, timeout, now);
+            self.bind(conn, session, &mut out);
+            self.queues
+                .entry(session)
+                .or_default()
+                .push_back(Queued::Forwarded { cxid: 0 });
+            self.forwarded_connects.insert(
+                session,
+                Waiter::Connect {
+                    conn,
+                    session,
+                    timeout,
+                },
+            );
+            out.push(Output::ForwardCreateSession { session, timeout });
+            return out;
+        }
+        if req.session_id == 0 {
+            let session = self.sessions.next_session_id();
+            self.sessions.add(session, timeout, now);
+            self.bind(conn, session, &mut out);
+            let zxid = self.take_zxid();
+            let e = self.prep.create_session(session, timeout, zxid, now);
+            self.queues
+                .entry(session)
+                .or_default()
+                .push_back(Queued::Write { zxid });
+            self.propose(
+                e,
+                Some(Waiter::Connect {
+                    conn,
+                    session,
+                    timeout,
+                }),
+                &mut out,
+            );
+            return out;
+        }
+        let session = req.session_id;
+        let valid = self.db.sessions().contains_key(&session)
+            && !self.sessions.is_closing(session)
+            && req.passwd.as_ref() == session_password(session).as_slice();
+        if !valid {
+            out.push(Output::Connected {
+                conn,
+                resp: ConnectResponse {
+                    protocol_version: 0,
+                    timeout: 0,
+                    session_id: 0,
+                    passwd: vec![0u8; zk_proto::PASSWORD_LEN].into(),
+                    read_only: req.read_only.map(|_| false),
+                },
+            });
+            out.push(Output::Close { conn });
+            return out;
+        }
+        // The session now expires by the timeout this connection negotiated.
+        self.sessions.touch_with(session, timeout, now);
+        self.bind(conn, session, &mut out);
+        out.push(Output::Connected {
+            conn,
+            resp: ConnectResponse {
+                protocol_version: 0,
+                timeout,
+                session_id: session,
+                passwd: session_password(session).to_vec().into(),
+                read_only: req.read_only.map(|_| false),
+            },
+        });
+        out
+    }
+
+    /// Read-only handshake: only clients allowing it, only sessions local to this member
+    /// (Apache 3.8 refuses a global session's reconnection in read-only mode).
+    fn connect_read_only(
+        &mut self,
+        conn: ConnId,
+        req: &ConnectRequest,
+        timeout: i32,
+        now: i64,
+        out: &mut Vec<Output>,
+    ) {
+        let local = req.session_id != 0
+            && self.sessions.contains(req.session_id)
+            && !self.db.sessions().contains_key(&req.session_id);
+        let refused = req.read_only != Some(true)
+            || (req.session_id != 0
+                && (!local || req.passwd.as_ref() != session_password(req.session_id).as_slice()));
+        if refused {
+            self.conns.remove(&conn);
+            out.push(Output::Close { conn });
+            return;
+        }
+        let session = if local {
+            self.sessions.touch_with(req.session_id, timeout, now);
+            req.session_id
+        } else {
+            let s = self.sessions.next_session_id();
+            self.sessions.add(s, timeout, now);
+            s
+        };
+        self.bind(conn, session, out);
+        out.push(Output::Connected {
+            conn,
+            resp: ConnectResponse {
+                protocol_version: 0,
+                timeout,
+                session_id: session,
+                passwd: session_password(session).to_vec().into(),
+                read_only: Some(true),
+            },
+        });
+    }
+
+    fn bind(&mut self, conn: ConnId, session: i64, out: &mut Vec<Output>) {
+        if let Some(old) = self.session_conn.insert(session, conn) {
+            if old != conn {
+                // The session moved: the old connection is stale.
+                self.watches.remove_watcher(session);
+                if let Some(c) = self.conns.get_mut(&old) {
+                    c.session = None;
+                }
+                out.push(Output::Close { conn: old });
+            }
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session = Some(session);
+        }
+    }
+
+    /// The connection went away; its session lives on until it expires.
+    pub fn disconnected(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            if let Some(s) = c.session {
+                if self.session_conn.get(&s) == Some(&conn) {
+                    self.session_conn.remove(&s);
+                    self.watches.remove_watcher(s);
+                }
+            }
+        }
+    }
+
+    /// The answer to a request no client processor handles, the same on a standalone
+    /// server and on every ensemble member (Apache answers these alike in all roles; the
+    /// two drivers once drifted apart):
+    /// - an opcode Apache does not know, or `notification`: Unimplemented with zxid -1,
+    ///   then the connection closes (Apache's UnimplementedRequestProcessor);
+    /// - a known opcode only servers send, like createSession (`marshalling`): its body
+    ///   does not parse as a client request, so MarshallingError with the last zxid, and
+    ///   the connection stays open.
+    pub fn unknown_request(&self, conn: ConnId, xid: i32, marshalling: bool) -> Vec<Output> {
+        let (zxid, err) = if marshalling {
+            (self.db.last_zxid(), ErrorCode::MarshallingError)
+        } else {
+            (-1, ErrorCode::Unimplemented)
+        };
+        let mut out = vec![Output::Reply {
+            conn,
+            header: ReplyHeader { xid, zxid, err },
+            body: Response::Empty,
+        }];
+        if !marshalling {
+            out.push(Output::Close { conn });
+        }
+        out
+    }
+
+    /// A request after the handshake.
+    pub fn request(&mut self, conn: ConnId, xid: i32, req: Request, now: i64) -> Vec<Output> {
+        let mut out = Vec::new();
+        let Some(session) = self.conns.get(&conn).and_then(|c| c.session) else {
+            out.push(Output::Close { conn });
+            return out;
+        };
+        if !self.sessions.touch(session, now) {
+            out.push(Output::Reply {
+                conn,
+                header: ReplyHeader {
+                    xid,
+                    zxid: self.db.last_zxid(),
+                    err: ErrorCode::SessionExpired,
+                },
+                body: Response::Empty,
+            });
+            out.push(Output::Close { conn });
+            return out;
+        }
+        match req {
+            Request::Auth(a) => {
+                let ip = self
+                    .conns
+                    .get(&conn)
+                    .map(|c| c.ip.clone())
+                    .unwrap_or_default();
+                match acl::authenticate(
+                    &a.scheme,
+                    &a.auth,
+                    &ip,
+                    self.settings.super_digest.as_deref(),
+                ) {
+                    Ok(ids) => {
+                        if let Some(c) = self.conns.get_mut(&conn) {
+                            for id in ids {
+                                if !c.auth.contains(&id) {
+                                    c.auth.push(id);
+                                }
+                            }
+                        }
+                        out.push(Output::Reply {
+                            conn,
+                            header: ok_header(xid, 0),
+                            body: Response::Empty,
+                        });
+                    }
+                    Err(e) => {
+                        out.push(Output::Reply {
+                            conn,
+                            header: ReplyHeader {
+                                xid,
+                                zxid: 0,
+                                err: e,
+                            },
+                            body: Response::Empty,
+                        });
+                        out.push(Output::Close { conn });
+                    }
+                }
+            }
+            // Apache 3.8 accepts check only inside a multi and drops a connection sending
+            // it alone.
+            Request::Check(_) => {
+                out.push(Output::Close { conn });
+            }
+            // Without SASL configured Apache answers Ok with a null token.
+            Request::Sasl(_) => {
+                out.push(Output::Reply {
+                    conn,
+                    header: ok_header(xid, 0),
+                    body: Response::Sasl(zk_proto::ops::SaslToken { token: None }),
+                });
+            }
+            // A read-only member closes its local sessions itself.
+            Request::CloseSession if self.mode == WriteMode::ReadOnly => {
+                self.sessions.remove(session);
+                self.watches.remove_watcher(session);
+                self.queues.remove(&session);
+                self.session_conn.remove(&session);
+                out.push(Output::Reply {
+                    conn,
+                    header: ok_header(xid, self.db.last_zxid()),
+                    body: Response::Empty,
+                });
+                out.push(Output::Close { conn });
+            }
+            req if (is_write(&req) || matches!(req, Request::Sync(_)))
+                && self.mode == WriteMode::ReadOnly =>
+            {
+                out.push(Output::Reply {
+                    conn,
+                    header: ReplyHeader {
+                        xid,
+                        zxid: self.db.last_zxid(),
+                        err: ErrorCode::NotReadOnly,
+                    },
+                    body: Response::Empty,
+                });
+            }
+            req if is_write(&req) && self.mode == WriteMode::Forward => {
+                if matches!(req, Request::CloseSession) {
+                    self.sessions.set_closing(session);
+                }
+                let sub_ops = match &req {
+                    Request::Multi(m) => m.ops.iter().map(|o| o.opcode()).collect(),
+                    _ => Vec::new(),
+                };
+                self.queues
+                    .entry(session)
+                    .or_default()
+                    .push_back(Queued::Forwarded { cxid: xid });
+                self.forwarded.insert(
+                    (session, xid),
+                    Waiter::Request {
+                        conn,
+                        session,
+                        xid,
+                        opcode: req.opcode(),
+                        sub_ops,
+                    },
+                );
+                let auth = self
+                    .conns
+                    .get(&conn)
+                    .map(|c| c.auth.clone())
+                    .unwrap_or_default();
+                out.push(Output::Forward {
+                    session,
+                    cxid: xid,
+                    request: req,
+                    auth,
+                });
+            }
+            req if is_write(&req) => {
+                let opcode = req.opcode();
+                let sub_ops = match &req {
+                    Request::Multi(m) => m.ops.iter().map(|o| o.opcode()).collect(),
+                    _ => Vec::new(),
+                };
+                if matches!(req, Request::CloseSession) {
+                    self.sessions.set_closing(session);
+                }
+                let zxid = self.take_zxid();
+                let auth = self
+                    .conns
+                    .get(&conn)
+                    .map(|c| c.auth.clone())
+                    .unwrap_or_default();
+                let ctx = PrepContext {
+                    session,
+                    auth: &auth,
+                    cxid: xid,
+                    zxid,
+                    time: now,
+                };
+                let e = self.prep.prepare(&self.db, &ctx, &req);
+                self.queues
+                    .entry(session)
+                    .or_default()
+                    .push_back(Queued::Write { zxid });
+                self.propose(
+                    e,
+                    Some(Waiter::Request {
+                        conn,
+                        session,
+                        xid,
+                        opcode,
+                        sub_ops,
+                    }),
+                    &mut out,
+                );
+            }
+            req => {
+                let q = self.queues.entry(session).or_default();
+                if q.is_empty() {
+                    self.run_read(conn, session, xid, &req, &mut out);
+                } else {
+                    q.push_back(Queued::Read { conn, xid, req });
+                }
+            }
+        }
+        out
+    }
+
+    fn run_read(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        req: &Request,
+        out: &mut Vec<Output>,
+    ) {
+        if self.session_conn.get(&session) != Some(&conn) {
+            return;
+        }
+        let auth = self
+            .conns
+            .get(&conn)
+            .map(|c| c.auth.clone())
+            .unwrap_or_default();
+        match req {
+            Request::SetWatches(s) => {
+                let evs = read::set_watches(
+                    &self.db,
+                    &mut self.watches,
+                    session,
+                    s.relative_zxid,
+                    &s.data_watches,
+                    &s.exist_watches,
+                    &s.child_watches,
+                    &[],
+                    &[],
+                );
+                out.extend(evs.into_iter().map(|event| Output::Event { conn, event }));
+                out.push(Output::Reply {
+                    conn,
+                    header: ok_header(xid, self.db.last_zxid()),
+                    body: Response::Empty,
+                });
+            }
+            Request::SetWatches2(s) => {
+                let evs = read::set_watches(
+                    &self.db,
+                    &mut self.watches,
+                    session,
+                    s.relative_zxid,
+                    &s.data_watches,
+                    &s.exist_watches,
+                    &s.child_watches,
+                    &s.persistent_watches,
+                    &s.persistent_recursive_watches,
+                );
+                out.extend(evs.into_iter().map(|event| Output::Event { conn, event }));
+                out.push(Output::Reply {
+                    conn,
+                    header: ok_header(xid, self.db.last_zxid()),
+                    body: Response::Empty,
+                });
+            }
+            // Apache answers every ping with the ping xid, whatever the request carried.
+            Request::Ping => {
+                out.push(Output::Reply {
+                    conn,
+                    header: ok_header(zk_proto::xid::PING, self.db.last_zxid()),
+                    body: Response::Empty,
+                });
+            }
+            _ => {
+                let caller = Caller {
+                    session,
+                    auth: &auth,
+                };
+                let (err, body) = read::execute(&self.db, &mut self.watches, &caller, req);
+                out.push(Output::Reply {
+                    conn,
+                    header: ReplyHeader {
+                        xid,
+                        zxid: self.db.last_zxid(),
+                        err,
+                    },
+                    body,
+                });
+            }
+        }
+    }
+
+    /// Applies committed txns in zxid order; releases their replies, the reads queued
+    /// behind them, and watch events.
+    pub fn committed(&mut self, entries: &[TxnEntry], now: i64) -> Vec<Output> {
+        let mut out = Vec::new();
+        for e in entries {
+            let res = self.db.apply(e);
+            self.prep.applied(res.zxid);
+            self.after_apply(res, now, &mut out);
+        }
+        out
+    }
+
+    fn after_apply(&mut self, res: ApplyResult, now: i64, out: &mut Vec<Output>) {
+        for t in &res.triggers {
+            for (session, event) in self.watches.trigger(t) {
+                if let Some(conn) = self.session_conn.get(&session) {
+                    out.push(Output::Event { conn: *conn, event });
+                }
+            }
+        }
+        match &res.outcome {
+            Outcome::SessionCreated if !self.sessions.contains(res.client_id) => {
+                let t = self
+                    .db
+                    .sessions()
+                    .get(&res.client_id)
+                    .copied()
+                    .unwrap_or(self.settings.max_timeout);
+                self.sessions.add(res.client_id, t, now);
+            }
+            Outcome::SessionClosed => {
+                self.sessions.remove(res.client_id);
+                self.watches.remove_watcher(res.client_id);
+            }
+            _ => {}
+        }
+        let waiter = self.waiting.remove(&res.zxid).or_else(|| {
+            if res.outcome == Outcome::SessionCreated {
+                let w = self.forwarded_connects.remove(&res.client_id);
+                if w.is_some() {
+                    self.pop_forwarded(res.client_id, 0);
+                }
+                w
+            } else {
+                let w = self.forwarded.remove(&(res.client_id, res.cxid));
+                if w.is_some() {
+                    self.pop_forwarded(res.client_id, res.cxid);
+                }
+                w
+            }
+        });
+        match waiter {
+            Some(Waiter::Connect {
+                conn,
+                session,
+                timeout,
+            }) => {
+                out.push(Output::Connected {
+                    conn,
+                    resp: ConnectResponse {
+                        protocol_version: 0,
+                        timeout,
+                        session_id: session,
+                        passwd: session_password(session).to_vec().into(),
+                        read_only: match self.conns.get(&conn) {
+                            Some(c) if c.old_client => None,
+                            _ => Some(false),
+                        },
+                    },
+                });
+                // Requests pipelined behind the handshake run once it is answered.
+                if let Some(q) = self.queues.get_mut(&session) {
+                    if matches!(q.front(), Some(Queued::Write { zxid }) if *zxid == res.zxid) {
+                        q.pop_front();
+                    }
+                }
+                self.drain_reads(session, out);
+            }
+            Some(Waiter::Request {
+                conn,
+                session,
+                xid,
+                opcode,
+                sub_ops,
+            }) => {
+                let (err, body) = reply_for(opcode, &sub_ops, &res.outcome);
+                if let Some(q) = self.queues.get_mut(&session) {
+                    if matches!(q.front(), Some(Queued::Write { zxid }) if *zxid == res.zxid) {
+                        q.pop_front();
+                    }
+                }
+                if self.session_conn.get(&session) == Some(&conn) || opcode == OpCode::CloseSession
+                {
+                    out.push(Output::Reply {
+                        conn,
+                        header: ReplyHeader {
+                            xid,
+                            zxid: res.zxid,
+                            err,
+                        },
+                        body,
+                    });
+                }
+                self.drain_reads(session, out);
+            }
+            None => {}
+        }
+        if res.outcome == Outcome::SessionClosed {
+            self.queues.remove(&res.client_id);
+            if let Some(conn) = self.session_conn.remove(&res.client_id) {
+                self.conns.remove(&conn);
+                out.push(Output::Close { conn });
+            }
+        }
+    }
+
+    fn pop_forwarded(&mut self, session: i64, cxid: i32) {
+        if let Some(q) = self.queues.get_mut(&session) {
+            if matches!(q.front(), Some(Queued::Forwarded { cxid: c }) if *c == cxid) {
+                q.pop_front();
+            }
+        }
+    }
+
+    fn drain_reads(&mut self, session: i64, out: &mut Vec<Output>) {
+        loop {
+            let Some(q) = self.queues.get_mut(&session) else {
+                return;
+            };
+            match q.front() {
+                Some(Queued::Read { .. }) => {
+                    if let Some(Queued::Read { conn, xid, req }) = q.pop_front() {
+                        self.run_read(conn, session, xid, &req, out);
+                    }
+                }
+                Some(Queued::Write { .. }) | Some(Queued::Forwarded { .. }) => return,
+                None => {
+                    self.queues.remove(&session);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Time passes: expires sessions, reaps empty containers and expired TTL nodes.
+    pub fn tick(&mut self, now: i64) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.mode == WriteMode::Forward {
+            return out;
+        }
+        if self.mode == WriteMode::ReadOnly {
+            // Local sessions expire without a txn.
+            for session in self.sessions.expire(now) {
+                self.sessions.remove(session);
+                self.watches.remove_watcher(session);
+                self.queues.remove(&session);
+                if let Some(conn) = self.session_conn.remove(&session) {
+                    self.conns.remove(&conn);
+                    out.push(Output::Close { conn });
+                }
+            }
+            return out;
+        }
+        for session in self.sessions.expire(now) {
+            let zxid = self.take_zxid();
+            let e = self.prep.close_session(&self.db, session, zxid, now);
+            self.propose(e, None, &mut out);
+        }
+        if now - self.last_container_check >= self.settings.container_check_ms {
+            self.last_container_check = now;
+            let mut candidates = Vec::new();
+            for p in self.db.tree.containers() {
+                if let Some(n) = self.db.tree.get(p) {
+                    if n.stat.cversion > 0 && n.children.is_empty() {
+                        candidates.push(p.clone());
+                    }
+                }
+            }
+            for p in self.db.tree.ttls() {
+                if let Some(n) = self.db.tree.get(p) {
+                    if let NodeKind::Ttl(ttl) = n.kind() {
+                        if n.children.is_empty() && now - n.stat.mtime > ttl {
+                            candidates.push(p.clone());
+                        }
+                    }
+                }
+            }
+            for p in candidates {
+                let zxid = self.next_zxid;
+                if let Some(e) = self.prep.delete_container(&self.db, &p, zxid, now) {
+                    self.next_zxid += 1;
+                    self.propose(e, None, &mut out);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Whether a request becomes a txn.
+pub fn is_write(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::Create(_)
+            | Request::Create2(_)
+            | Request::CreateContainer(_)
+            | Request::CreateTtl(_)
+            | Request::Delete(_)
+            | Request::DeleteContainer(_)
+            | Request::SetData(_)
+            | Request::SetAcl(_)
+            | Request::Check(_)
+            | Request::Multi(_)
+            | Request::Reconfig(_)
+            | Request::CloseSession
+    )
+}
+
+fn op_result(op: OpCode, o: &Outcome) -> OpResult {
+    match o {
+        Outcome::Created { path, stat } => {
+            // Apache answers create and create2 ops of a multi with the path only.
+            if op == OpCode::Create || op == OpCode::Create2 {
+                OpResult::Create(path.clone())
+            } else {
+                OpResult::Create2(path.clone(), stat.clone())
+            }
+        }
+        Outcome::Deleted => OpResult::Delete,
+        Outcome::SetData(s) => OpResult::SetData(s.clone()),
+        Outcome::Check => OpResult::Check,
+        Outcome::Error(e) => OpResult::Error(*e),
+        _ => OpResult::Error(ErrorCode::SystemError),
+    }
+}
+
+/// The reply code and body for a write, from what its txn did.
+pub fn reply_for(opcode: OpCode, sub_ops: &[OpCode], o: &Outcome) -> (ErrorCode, Response) {
+    use zk_proto::ops::{Create2Response, CreateResponse, StatResponse};
+    match (opcode, o) {
+        (_, Outcome::Error(e)) => (*e, Response::Empty),
+        (OpCode::Multi, Outcome::Multi(v)) => {
+            let results = v
+                .iter()
+                .enumerate()
+                .map(|(i, r)| op_result(sub_ops.get(i).copied().unwrap_or(OpCode::Create2), r))
+                .collect();
+            // Apache's reply header says Ok even for an aborted multi; the per-op results
+            // carry the failure.
+            (ErrorCode::Ok, Response::Multi(MultiResponse { results }))
+        }
+        (OpCode::Create, Outcome::Created { path, .. }) => (
+            ErrorCode::Ok,
+            Response::Create(CreateResponse { path: path.clone() }),
+        ),
+        (_, Outcome::Created { path, stat }) => (
+            ErrorCode::Ok,
+            Response::Create2(Create2Response {
+                path: path.clone(),
+                stat: stat.clone(),
+            }),
+        ),
+        (_, Outcome::SetData(s)) | (_, Outcome::SetAcl(s)) => (
+            ErrorCode::Ok,
+            Response::Stat(StatResponse { stat: s.clone() }),
+        ),
+        _ => (ErrorCode::Ok, Response::Empty),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zk_proto::ops::{CreateRequest, PathWatchRequest};
+    use zk_proto::Acl;
+
+    fn connect_req() -> ConnectRequest {
+        ConnectRequest {
+            timeout: 5000,
+            passwd: vec![0; 16].into(),
+            ..Default::default()
+        }
+    }
+
+    fn proposals(out: &[Output]) -> Vec<TxnEntry> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Propose(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unknown_opcodes_close_and_server_only_ones_do_not() {
+        let p = Processor::new(ZkDatabase::new(), CoreSettings::default(), 1000);
+        let reply = |xid, zxid, err| Output::Reply {
+            conn: 1,
+            header: ReplyHeader { xid, zxid, err },
+            body: Response::Empty,
+        };
+        assert_eq!(
+            p.unknown_request(1, 5, false),
+            vec![
+                reply(5, -1, ErrorCode::Unimplemented),
+                Output::Close { conn: 1 }
+            ]
+        );
+        assert_eq!(
+            p.unknown_request(1, 7, true),
+            vec![reply(7, p.db.last_zxid(), ErrorCode::MarshallingError)]
+        );
+    }
+
+    #[test]
+    fn standalone_reply_waits_for_commit_and_reads_queue_behind() {
+        let mut p = Processor::new(ZkDatabase::new(), CoreSettings::default(), 1000);
+        let out = p.connect(1, "127.0.0.1", &connect_req(), 1000);
+        let txns = proposals(&out);
+        assert_eq!(txns.len(), 1);
+        let out = p.committed(&txns, 1001);
+        assert!(matches!(&out[0], Output::Connected { resp, .. } if resp.timeout == 5000));
+        let create = Request::Create(CreateRequest {
+            path: "/a".into(),
+            data: None,
+            acl: Acl::open_unsafe(),
+            flags: 0,
+        });
+        let out = p.request(1, 1, create, 1002);
+        let txns = proposals(&out);
+        assert_eq!(out.len(), 1, "no reply before the commit");
+        // A read behind the write waits for it.
+        let read = Request::Exists(PathWatchRequest {
+            path: "/a".into(),
+            watch: false,
+        });
+        assert!(p.request(1, 2, read, 1003).is_empty());
+        let out = p.committed(&txns, 1004);
+        let xids: Vec<(i32, ErrorCode)> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Reply { header, .. } => Some((header.xid, header.err)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(xids, vec![(1, ErrorCode::Ok), (2, ErrorCode::Ok)]);
+    }
+
+    #[test]
+    fn requests_pipelined_behind_the_handshake_wait_for_it() {
+        let mut p = Processor::new(ZkDatabase::new(), CoreSettings::default(), 1000);
+        let txns = proposals(&p.connect(1, "127.0.0.1", &connect_req(), 1000));
+        let read = Request::Exists(PathWatchRequest {
+            path: "/".into(),
+            watch: false,
+        });
+        assert!(p.request(1, 1, read, 1000).is_empty());
+        let out = p.committed(&txns, 1001);
+        assert!(matches!(out[0], Output::Connected { .. }));
+        assert!(matches!(&out[1], Output::Reply { header, .. } if header.xid == 1));
+    }
+
+    #[test]
+    fn follower_forwards_and_leader_prepares() {
+        let mut leader = Processor::new(ZkDatabase::new(), CoreSettings::default(), 1000);
+        let mut follower = Processor::new(
+            ZkDatabase::new(),
+            CoreSettings {
+                server_id: 2,
+                ..Default::default()
+            },
+            1000,
+        );
+        follower.set_write_mode(WriteMode::Forward);
+        let out = follower.connect(7, "10.0.0.1", &connect_req(), 1000);
+        let Some(Output::ForwardCreateSession { session, timeout }) = out.last().cloned() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(session >> 56, 2);
+        let cs = leader.prepare_create_session(session, timeout, 1001);
+        leader.committed(std::slice::from_ref(&cs), 1001);
+        let out = follower.committed(std::slice::from_ref(&cs), 1001);
+        assert!(matches!(&out[0], Output::Connected { resp, .. } if resp.session_id == session));
+
+        let create = Request::Create(CreateRequest {
+            path: "/f".into(),
+            data: None,
+            acl: Acl::creator_all(),
+            flags: 1,
+        });
+        let out = follower.request(7, 5, create, 1002);
+        let Some(Output::Forward {
+            session: s,
+            cxid,
+            request,
+            auth,
+        }) = out.last().cloned()
+        else {
+            panic!("{out:?}")
+        };
+        // No digest identity: `auth` ACL is invalid, decided by the leader.
+        let e = leader.prepare_forwarded(s, cxid, &request, &auth, 1003);
+        leader.committed(std::slice::from_ref(&e), 1003);
+        let out = follower.committed(std::slice::from_ref(&e), 1003);
+        assert!(
+            matches!(&out[0], Output::Reply { header, .. } if header.xid == 5 && header.err == ErrorCode::InvalidAcl)
+        );
+        assert_eq!(leader.db.last_zxid(), follower.db.last_zxid());
+        assert!(
+            follower.tick(1_000_000).is_empty(),
+            "followers never expire sessions"
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! Read requests, answered from the applied state (Apache's `FinalRequestProcessor` read
+//! cases), registering watches as they go.
+
+use zk_proto::ops::{
+    GetAclResponse, GetAllChildrenNumberResponse, GetChildren2Response, GetChildrenResponse,
+    GetDataResponse, GetEphemeralsResponse, PathRequest, PathWatchRequest, StatResponse,
+    WhoAmIResponse,
+};
+use zk_proto::{
+    AddWatchMode, ErrorCode, Id, MultiOp, MultiResponse, OpResult, Perms, Request, Response,
+    WatcherType,
+};
+
+use crate::state::acl;
+use crate::state::database::ZkDatabase;
+use crate::state::watch::WatchManager;
+
+/// What a read needs to know about its caller.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    /// Session (also the watcher id).
+    pub session: i64,
+    /// The connection's identities.
+    pub auth: &'a [Id],
+}
+
+fn node_for_read<'d>(
+    db: &'d ZkDatabase,
+    path: &str,
+    who: &Caller,
+    perm: Perms,
+) -> Result<&'d crate::state::tree::DataNode, ErrorCode> {
+    let n = db.tree.get(path).ok_or(ErrorCode::NoNode)?;
+    if !acl::check(&n.acl, perm, who.auth) {
+        return Err(ErrorCode::NoAuth);
+    }
+    Ok(n)
+}
+
+fn get_data(
+    db: &ZkDatabase,
+    w: &mut WatchManager,
+    who: &Caller,
+    r: &PathWatchRequest,
+) -> Result<GetDataResponse, ErrorCode> {
+    let n = node_for_read(db, &r.path, who, Perms::READ)?;
+    if r.watch {
+        w.add_data(&r.path, who.session);
+    }
+    Ok(GetDataResponse {
+        data: n.data_bytes(),
+        stat: n.client_stat(),
+    })
+}
+
+fn get_children(
+    db: &ZkDatabase,
+    w: &mut WatchManager,
+    who: &Caller,
+    r: &PathWatchRequest,
+) -> Result<(Vec<String>, zk_proto::Stat), ErrorCode> {
+    let n = node_for_read(db, &r.path, who, Perms::READ)?;
+    if r.watch {
+        w.add_child(&r.path, who.session);
+    }
+    Ok((db.tree.children_java_order(n), n.client_stat()))
+}
+
+/// Apache 3.8 decodes only Children, Data and Any in check/removeWatches; other types fail
+/// to deserialize (MarshallingError). Persistent watches are removed with Data/Any.
+fn only_classic_watcher_type(t: WatcherType) -> Result<(), ErrorCode> {
+    match t {
+        WatcherType::Children | WatcherType::Data | WatcherType::Any => Ok(()),
+        _ => Err(ErrorCode::MarshallingError),
+    }
+}
+
+fn is_read_op(o: &MultiOp) -> bool {
+    matches!(o, MultiOp::GetData(_) | MultiOp::GetChildren(_))
+}
+
+/// Executes a read; returns the reply code and body.
+pub fn execute(
+    db: &ZkDatabase,
+    w: &mut WatchManager,
+    who: &Caller,
+    req: &Request,
+) -> (ErrorCode, Response) {
+    let r: Result<Response, ErrorCode> = (|| match req {
+        Request::Exists(r) => {
+            // Apache registers the watch before looking: an exists watch on a missing
+            // node waits for its creation.
+            if r.watch {
+                w.add_data(&r.path, who.session);
+            }
+            let n = db.tree.get(&r.path).ok_or(ErrorCode::NoNode)?;
+            Ok(Response::Stat(StatResponse {
+                stat: n.client_stat(),
+            }))
+        }
+        Request::GetData(r) => Ok(Response::GetData(get_data(db, w, who, r)?)),
+        Request::GetChildren(r) => {
+            let (children, _) = get_children(db, w, who, r)?;
+            Ok(Response::GetChildren(GetChildrenResponse { children }))
+        }
+        Request::GetChildren2(r) => {
+            let (children, stat) = get_children(db, w, who, r)?;
+            Ok(Response::GetChildren2(GetChildren2Response {
+                children,
+                stat,
+            }))
+        }
+        Request::GetAcl(r) => {
+            let n = node_for_read(db, &r.path, who, Perms::READ | Perms::ADMIN)?;
+            let list = if acl::check(&n.acl, Perms::ADMIN, who.auth) {
+                (*n.acl).clone()
+            } else {
+                acl::redact_digests(&n.acl)
+            };
+            Ok(Response::GetAcl(GetAclResponse {
+                acl: list,
+                stat: n.client_stat(),
+            }))
+        }
+        Request::Sync(r) => Ok(Response::Sync(PathRequest {
+            path: r.path.clone(),
+        })),
+        Request::GetEphemerals(r) => {
+            let prefix = r.path.trim();
+            let all = prefix.is_empty() || prefix == "/";
+            let ephemerals = db
+                .tree
+                .ephemerals(who.session)
+                .into_iter()
+                .filter(|p| all || p.starts_with(&r.path))
+                .collect();
+            Ok(Response::GetEphemerals(GetEphemeralsResponse {
+                ephemerals,
+            }))
+        }
+        Request::GetAllChildrenNumber(r) => {
+            node_for_read(db, &r.path, who, Perms::READ)?;
+            let n = db
+                .tree
+                .all_children_number(&r.path)
+                .ok_or(ErrorCode::NoNode)?;
+            Ok(Response::GetAllChildrenNumber(
+                GetAllChildrenNumberResponse {
+                    total_number: i32::try_from(n).unwrap_or(i32::MAX),
+                },
+            ))
+        }
+        // Apache refuses a multiRead holding write ops with MarshallingError: a mix of read
+        // and write ops fails to decode (no body), write ops alone fail while answering
+        // (an empty result list as the body, added below).
+        Request::MultiRead(m) if m.ops.iter().any(|o| !is_read_op(o)) => {
+            Err(ErrorCode::MarshallingError)
+        }
+        Request::MultiRead(m) => {
+            let mut results = Vec::with_capacity(m.ops.len());
+            for op in &m.ops {
+                let res = match op {
+                    MultiOp::GetData(r) => match get_data(db, w, who, r) {
+                        Ok(d) => OpResult::GetData(d.data, d.stat),
+                        Err(e) => OpResult::Error(e),
+                    },
+                    MultiOp::GetChildren(r) => match get_children(db, w, who, r) {
+                        Ok((c, _)) => OpResult::GetChildren(c),
+                        Err(e) => OpResult::Error(e),
+                    },
+                    // Apache cannot decode write ops in a multiRead: MarshallingError,
+                    // with an empty result list as the body.
+                    _ => return Ok(Response::Multi(MultiResponse::default())),
+                };
+                results.push(res);
+            }
+            Ok(Response::Multi(MultiResponse { results }))
+        }
+        Request::CheckWatches(r) => {
+            only_classic_watcher_type(r.watcher_type)?;
+            if w.contains(&r.path, r.watcher_type, who.session) {
+                Ok(Response::Empty)
+            } else {
+                Err(ErrorCode::NoWatcher)
+            }
+        }
+        Request::RemoveWatches(r) => {
+            only_classic_watcher_type(r.watcher_type)?;
+            if w.remove(&r.path, r.watcher_type, who.session) {
+                Ok(Response::Empty)
+            } else {
+                Err(ErrorCode::NoWatcher)
+            }
+        }
+        Request::AddWatch(r) => {
+            let recursive = match r.mode {
+                AddWatchMode::Persistent => false,
+                AddWatchMode::PersistentRecursive => true,
+                AddWatchMode::Unknown(_) => return Err(ErrorCode::BadArguments),
+            };
+            w.add_persistent(&r.path, who.session, recursive);
+            Ok(Response::AddWatch(zk_proto::ops::ErrorResponse {
+                err: ErrorCode::Ok,
+            }))
+        }
+        Request::WhoAmI => Ok(Response::WhoAmI(WhoAmIResponse {
+            client_info: acl::client_info(who.auth),
+        })),
+        Request::Ping => Ok(Response::Empty),
+        _ => Err(ErrorCode::Unimplemented),
+    })();
+    match r {
+        Ok(resp) => (ErrorCode::Ok, resp),
+        // A refused multiRead still carries an (empty) result list, as in Apache.
+        Err(e) if matches!(req, Request::MultiRead(m) if !m.ops.iter().any(is_read_op)) => {
+            (e, Response::Multi(MultiResponse::default()))
+        }
+        Err(e) => (e, Response::Empty),
+    }
+}
+
+/// SetWatches / SetWatches2 (Apache's `DataTree.setWatches`): events missed since
+/// `relative_zxid` are returned at once, the other watches are registered.
+#[allow(clippy::too_many_arguments)]
+pub fn set_watches(
+    db: &ZkDatabase,
+    w: &mut WatchManager,
+    session: i64,
+    relative_zxid: i64,
+    data: &[String],
+    exist: &[String],
+    child: &[String],
+    persistent: &[String],
+    recursive: &[String],
+) -> Vec<zk_proto::WatcherEvent> {
+    use zk_proto::{EventType, KeeperState, WatcherEvent};
+    let ev = |t: EventType, p: &str| WatcherEvent {
+        event_type: t,
+        state: KeeperState::SyncConnected,
+        path: p.to_string(),
+    };
+    let mut out = Vec::new();
+    for p in data {
+        match db.tree.get(p) {
+            None => out.push(ev(EventType::NodeDeleted, p)),
+            Some(n) if n.stat.mzxid > relative_zxid => out.push(ev(EventType::NodeDataChanged, p)),
+            Some(_) => w.add_data(p, session),
+        }
+    }
+    for p in exist {
+        if db.tree.get(p).is_some() {
+            out.push(ev(EventType::NodeCreated, p));
+        } else {
+            w.add_data(p, session);
+        }
+    }
+    for p in child {
+        match db.tree.get(p) {
+            None => out.push(ev(EventType::NodeDeleted, p)),
+            Some(n) if n.stat.pzxid > relative_zxid => {
+                out.push(ev(EventType::NodeChildrenChanged, p))
+            }
+            Some(_) => w.add_child(p, session),
+        }
+    }
+    for p in persistent {
+        w.add_persistent(p, session, false);
+    }
+    for p in recursive {
+        w.add_persistent(p, session, true);
+    }
+    out
+}

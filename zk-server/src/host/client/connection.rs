@@ -1,0 +1,261 @@
+//! One client connection: the handshake (or a four-letter word), then a reader turning
+//! frames into requests for the core and a writer sending what the core produces.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio::sync::{oneshot, Notify};
+use tokio_util::codec::FramedRead;
+use zk_proto::{
+    ConnectRequest, FrameCodec, JuteReader, OpCode, ProtoError, Record, Request, RequestHeader,
+};
+
+use super::ClientMsg;
+use super::ConnCmd;
+
+/// Settings every connection needs.
+#[derive(Debug, Clone)]
+pub struct ConnSettings {
+    /// Largest frame (`jute.maxbuffer`).
+    pub max_frame: usize,
+    /// `maxClientCnxns`.
+    pub max_client_cnxns: usize,
+    /// Whitelisted four-letter words.
+    pub four_letter_whitelist: BTreeSet<String>,
+    /// `globalOutstandingLimit`.
+    pub global_outstanding_limit: usize,
+}
+
+impl ConnSettings {
+    /// The connection limits a server (standalone or ensemble member) runs with.
+    pub fn from_config(config: &crate::config::ServerConfig) -> Self {
+        ConnSettings {
+            max_frame: config.jute_max_buffer,
+            max_client_cnxns: config.max_client_cnxns,
+            four_letter_whitelist: config.four_letter_whitelist.clone(),
+            global_outstanding_limit: config.global_outstanding_limit,
+        }
+    }
+}
+
+/// Requests in flight across all connections; readers pause above the limit
+/// (`globalOutstandingLimit`), as Apache stops reading sockets.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    outstanding: AtomicUsize,
+    notify: Notify,
+}
+
+impl Throttle {
+    /// Counts a request in.
+    pub fn add(&self) {
+        self.outstanding.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Counts `n` requests out.
+    pub fn done(&self, n: usize) {
+        if n > 0 {
+            self.outstanding.fetch_sub(n, Ordering::AcqRel);
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// Requests in flight.
+    pub fn current(&self) -> usize {
+        self.outstanding.load(Ordering::Acquire)
+    }
+
+    async fn wait_below(&self, limit: usize) {
+        while limit > 0 && self.current() >= limit {
+            let n = self.notify.notified();
+            if self.current() < limit {
+                break;
+            }
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(50), n).await;
+        }
+    }
+}
+
+fn four_letter(b: &[u8; 4]) -> Option<&'static str> {
+    crate::config::ALL_FOUR_LETTER_WORDS
+        .iter()
+        .find(|w| w.as_bytes() == b)
+        .copied()
+}
+
+/// Serves one connection until either side closes it.
+pub async fn run<M: From<ClientMsg> + Send + 'static>(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    conn: u64,
+    core: UnboundedSender<M>,
+    settings: Arc<ConnSettings>,
+    throttle: Arc<Throttle>,
+) {
+    let mut first = [0u8; 4];
+    if stream.read_exact(&mut first).await.is_err() {
+        return;
+    }
+    if let Some(cmd) = four_letter(&first) {
+        let text = if settings.four_letter_whitelist.contains(cmd) {
+            let (tx, rx) = oneshot::channel();
+            if core
+                .send(M::from(ClientMsg::FourLetter {
+                    cmd: cmd.to_string(),
+                    peer,
+                    reply: tx,
+                }))
+                .is_err()
+            {
+                return;
+            }
+            rx.await.unwrap_or_default()
+        } else {
+            format!("{cmd} is not executed because it is not in the whitelist.\n")
+        };
+        let _ = stream.write_all(text.as_bytes()).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
+    // The handshake frame is read by hand: its length prefix is already consumed.
+    let len = i32::from_be_bytes(first);
+    if len < 0 || len as usize > settings.max_frame {
+        tracing::info!("closing {peer}: handshake frame length {len}");
+        return;
+    }
+    let mut body = vec![0u8; len as usize];
+    if stream.read_exact(&mut body).await.is_err() {
+        return;
+    }
+    let connect = match ConnectRequest::decode(body.into()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::info!("bad connect request from {peer}: {e}");
+            return;
+        }
+    };
+    let (rd, wr) = stream.into_split();
+    let mut frames = FramedRead::new(rd, FrameCodec::new(settings.max_frame));
+    let (tx, mut rx) = mpsc::unbounded_channel::<ConnCmd>();
+    let session_id = connect.session_id;
+    if core
+        .send(M::from(ClientMsg::Accepted { conn, peer, tx }))
+        .is_err()
+        || core
+            .send(M::from(ClientMsg::Connect { conn, req: connect }))
+            .is_err()
+    {
+        return;
+    }
+    let (established_tx, established) = oneshot::channel::<()>();
+    let writer = tokio::spawn(async move {
+        let mut w = BufWriter::with_capacity(64 * 1024, wr);
+        let mut established_tx = Some(established_tx);
+        'outer: while let Some(cmd) = rx.recv().await {
+            let mut next = Some(cmd);
+            while let Some(cmd) = next {
+                match cmd {
+                    ConnCmd::Frame(b) => {
+                        if w.write_all(&b).await.is_err() {
+                            break 'outer;
+                        }
+                    }
+                    ConnCmd::Established => {
+                        if let Some(t) = established_tx.take() {
+                            let _ = t.send(());
+                        }
+                    }
+                    ConnCmd::Close => {
+                        let _ = w.flush().await;
+                        let _ = w.shutdown().await;
+                        break 'outer;
+                    }
+                }
+                next = rx.try_recv().ok();
+            }
+            if w.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    let reader = async {
+        // Requests pipelined behind the handshake wait in the socket until it is
+        // answered (see `ConnCmd::Established`): a learner revalidating the session
+        // with its leader has no session to run them against yet.
+        if established.await.is_err() {
+            tracing::debug!(
+                "connection {conn} from {peer} closed before its handshake \
+                 (session {session_id:#x}) got a live session"
+            );
+            return;
+        }
+        loop {
+            throttle.wait_below(settings.global_outstanding_limit).await;
+            let frame = match frames.next().await {
+                Some(Ok(f)) => f,
+                Some(Err(e)) => {
+                    tracing::info!("closing {peer}: {e}");
+                    break;
+                }
+                None => break,
+            };
+            let mut r = JuteReader::new(frame);
+            let Ok(h) = RequestHeader::read(&mut r) else {
+                tracing::info!("closing {peer}: truncated request header");
+                break;
+            };
+            let msg = match h.opcode {
+                // Apache reads deleteContainer's body as the raw path bytes.
+                OpCode::DeleteContainer => ClientMsg::Request {
+                    conn,
+                    xid: h.xid,
+                    req: Request::DeleteContainer(zk_proto::ops::PathRequest {
+                        path: String::from_utf8_lossy(&r.take_rest()).into_owned(),
+                    }),
+                },
+                op => match Request::read(op, &mut r) {
+                    Ok(req) => ClientMsg::Request {
+                        conn,
+                        xid: h.xid,
+                        req,
+                    },
+                    Err(e) if !op.is_known() || op == OpCode::Notification => {
+                        tracing::info!("unknown opcode {} from {peer}: {e}", op.to_i32());
+                        ClientMsg::Unknown {
+                            conn,
+                            xid: h.xid,
+                            marshalling: false,
+                        }
+                    }
+                    Err(ProtoError::InvalidValue {
+                        what: "request opcode",
+                        ..
+                    }) => ClientMsg::Unknown {
+                        conn,
+                        xid: h.xid,
+                        marshalling: true,
+                    },
+                    Err(e) => {
+                        tracing::info!("closing {peer}: malformed {op:?} request: {e}");
+                        break;
+                    }
+                },
+            };
+            throttle.add();
+            if core.send(M::from(msg)).is_err() {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        _ = reader => {}
+        _ = async { let _ = writer.await; } => {}
+    }
+    let _ = core.send(M::from(ClientMsg::Disconnected { conn }));
+}

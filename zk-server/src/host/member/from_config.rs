@@ -1,0 +1,120 @@
+//! One ensemble member started from zoo.cfg (`server.N` lines and `myid`), as the
+//! `zk-server` binary runs it: the same [`Node`] the in-process ensemble uses, with its
+//! txn log in `dataLogDir` and its epoch files in `dataDir`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use super::node::{Node, NodeSetup};
+use super::replica::NodeDisk;
+use crate::config::ServerConfig;
+use crate::core::processor::CoreSettings;
+use crate::error::{Result, ServerError};
+use crate::host::quorum::driver::PeerAddrs;
+use crate::storage::Autopurge;
+use crate::zab::{QuorumConfig, QuorumServer, Sid};
+
+fn config_error(message: String) -> ServerError {
+    ServerError::Config {
+        line: None,
+        message,
+    }
+}
+
+async fn resolve(addr: &str) -> Result<SocketAddr> {
+    tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| ServerError::io(format!("resolving {addr}"), e))?
+        .next()
+        .ok_or_else(|| config_error(format!("{addr} resolves to no address")))
+}
+
+/// Whether `config` describes an ensemble (two or more `server.N` lines) rather than a
+/// standalone server.
+pub fn is_ensemble(config: &ServerConfig) -> bool {
+    config.servers.len() >= 2
+}
+
+/// The quorum config of this member (`myid`) from the `server.N` lines.
+pub fn quorum_config(config: &ServerConfig) -> Result<QuorumConfig> {
+    let servers = config
+        .servers
+        .iter()
+        .map(|(sid, v)| QuorumServer::parse(*sid as Sid, v))
+        .collect::<Result<Vec<_>>>()?;
+    let me = config.my_id as Sid;
+    if !servers.iter().any(|s| s.sid == me) {
+        return Err(config_error(format!(
+            "myid {} in {} names no server.N line",
+            config.my_id,
+            config.data_dir.display()
+        )));
+    }
+    let mut q = QuorumConfig::new(me, servers);
+    q.tick_time = u64::from(config.tick_time);
+    q.init_limit = u64::from(config.init_limit);
+    q.sync_limit = u64::from(config.sync_limit);
+    q.committed_log_size = config.commit_log_count.max(1);
+    q.txn_log_sync = config.snapshot_size_factor >= 0.0;
+    Ok(q)
+}
+
+/// Starts this process as member `myid` of the ensemble in `config`: binds its election
+/// and quorum ports (from its `server.N` line) and its client port (the line's
+/// `;clientPort`, else `clientPort`), and recovers its disk (autopurged per
+/// `autopurge.snapRetainCount` / `autopurge.purgeInterval`, as Apache's QuorumPeerMain).
+pub async fn start_member(config: &ServerConfig) -> Result<Node> {
+    let quorum = quorum_config(config)?;
+    let mut election = BTreeMap::new();
+    let mut quorum_addrs = BTreeMap::new();
+    for s in quorum.servers.values() {
+        election.insert(s.sid, resolve(&s.election_addr()).await?);
+        quorum_addrs.insert(s.sid, resolve(&s.quorum_addr()).await?);
+    }
+    let me = quorum.my_sid;
+    let (Some(my_election), Some(my_quorum), Some(my_server)) = (
+        election.get(&me).copied(),
+        quorum_addrs.get(&me).copied(),
+        quorum.servers.get(&me),
+    ) else {
+        return Err(config_error(format!("no server.{me} line")));
+    };
+    let client = match &my_server.client_addr {
+        Some(a) => resolve(a).await?,
+        None => config.client_addr(),
+    };
+    let bind = |addr: SocketAddr| async move {
+        crate::host::bind(addr)
+            .await
+            .map_err(|e| ServerError::io(format!("binding {addr}"), e))
+    };
+    let client = bind(client).await?;
+    let election_listener = bind(my_election).await?;
+    let quorum_listener = bind(my_quorum).await?;
+    let disk = NodeDisk::open_split(&config.data_dir, &config.data_log_dir)?;
+    disk.set_snap_count(config.snap_count);
+    disk.set_autopurge(Autopurge::from_config(config));
+    let settings = CoreSettings::from_config(config);
+    tracing::info!(
+        "ensemble member {me}: clients on {}, election on {my_election}, quorum on {my_quorum}",
+        client
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    );
+    Ok(Node::start_configured(
+        NodeSetup {
+            quorum,
+            settings,
+            disk,
+            client,
+            election: election_listener,
+            quorum_listener,
+            addrs: PeerAddrs {
+                election,
+                quorum: quorum_addrs,
+            },
+        },
+        config.clone(),
+    ))
+}

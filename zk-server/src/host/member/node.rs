@@ -1,0 +1,765 @@
+//! One ensemble member serving clients: the client listener, a node task carrying out
+//! the processor's outputs (frames to connections, proposals to the peer, forwards to
+//! the leader) and the quorum peer with a [`ServerReplica`].
+//!
+//! Sessions are global: a client reconnecting here with a session is revalidated by the
+//! leader (REVALIDATE), which then records this member as the session's owner; a write
+//! still arriving through the member the client left fails with SessionMoved, and that
+//! member closes the stale connection (as Apache). With read-only mode enabled, a member
+//! LOOKING for longer than a grace period serves read-only clients until it rejoins a
+//! quorum.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc::{self, UnboundedReceiver};
+use tokio::task::JoinHandle;
+use zk_proto::{ConnectRequest, ConnectResponse, ErrorCode, Request};
+
+use super::replica::{lock, Core, NodeDisk, NodeMsg, ServerReplica, SharedCore};
+use super::request_packet::{self, Forwarded};
+use crate::admin::four_letter::{self, QuorumView};
+use crate::config::{ServerConfig, ALL_FOUR_LETTER_WORDS};
+use crate::core::processor::{is_write, ConnId, CoreSettings, Output, Processor, WriteMode};
+use crate::core::session::{session_password, Owner};
+use crate::host::client::clients::{self, Clients};
+use crate::host::client::connection::{ConnSettings, Throttle};
+use crate::host::client::listener;
+use crate::host::client::ClientMsg;
+use crate::host::quorum::driver::{
+    spawn_peer, IsolationSwitch, LeaderStats, PeerAddrs, PeerHandle, PeerStatus,
+};
+use crate::host::server::now_ms;
+use crate::storage::PurgeTimer;
+use crate::zab::broadcast::packets::revalidate_request;
+use crate::zab::{LearnerType, PeerState, QuorumConfig};
+
+/// Everything a member needs to start.
+pub struct NodeSetup {
+    /// Its quorum config.
+    pub quorum: QuorumConfig,
+    /// Core settings (server id, timeouts).
+    pub settings: CoreSettings,
+    /// Its durable state.
+    pub disk: NodeDisk,
+    /// Bound client listener.
+    pub client: TcpListener,
+    /// Bound election listener.
+    pub election: TcpListener,
+    /// Bound quorum listener.
+    pub quorum_listener: TcpListener,
+    /// Ensemble addresses.
+    pub addrs: PeerAddrs,
+}
+
+/// A running member; dropping it stops it like a crash.
+pub struct Node {
+    status: Arc<Mutex<PeerStatus>>,
+    read_only_enabled: Arc<AtomicBool>,
+    isolation: IsolationSwitch,
+    task: JoinHandle<()>,
+    listener: JoinHandle<()>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.listener.abort();
+        self.task.abort();
+    }
+}
+
+/// The server config a member reports in `conf` when started without one.
+fn default_config(s: &NodeSetup, client: Option<SocketAddr>) -> ServerConfig {
+    let (data_dir, data_log_dir) = s.disk.dirs().unwrap_or_default();
+    ServerConfig {
+        data_dir,
+        data_log_dir,
+        client_port: client.map(|a| a.port()).unwrap_or(0),
+        client_port_address: client.map(|a| a.ip()),
+        tick_time: u32::try_from(s.quorum.tick_time).unwrap_or(u32::MAX),
+        init_limit: u32::try_from(s.quorum.init_limit).unwrap_or(u32::MAX),
+        sync_limit: u32::try_from(s.quorum.sync_limit).unwrap_or(u32::MAX),
+        min_session_timeout: s.settings.min_timeout,
+        max_session_timeout: s.settings.max_timeout,
+        my_id: s.quorum.my_sid as u64,
+        four_letter_whitelist: ALL_FOUR_LETTER_WORDS
+            .iter()
+            .map(|w| w.to_string())
+            .collect(),
+        ..ServerConfig::default()
+    }
+}
+
+impl Node {
+    /// Starts a member from its disk (every four-letter word allowed, read-only mode off
+    /// until [`Node::set_read_only_mode`]).
+    pub fn start(s: NodeSetup) -> Node {
+        let client = s.client.local_addr().ok();
+        let config = default_config(&s, client);
+        Self::start_configured(s, config)
+    }
+
+    /// Starts a member from its disk with its zoo.cfg settings (four-letter whitelist,
+    /// `maxClientCnxns`, `readonlymode.enabled`, directories reported by `conf`).
+    pub fn start_configured(s: NodeSetup, config: ServerConfig) -> Node {
+        let (db, disk_state) = s.disk.load(s.quorum.committed_log_size);
+        let now = now_ms();
+        let mut processor = Processor::new(db, s.settings.clone(), now);
+        processor.set_write_mode(WriteMode::Forward);
+        let (node_tx, node_rx) = mpsc::unbounded_channel();
+        let core: SharedCore = Arc::new(Mutex::new(Core::new(processor, s.settings, node_tx)));
+        let replica = ServerReplica::new(s.disk.clone(), core.clone());
+        let disk = s.disk.clone();
+        let quorum = quorum_view(&s.quorum);
+        let tick_ms = s.quorum.tick_time;
+        let peer = spawn_peer(
+            s.quorum,
+            disk_state,
+            replica,
+            s.election,
+            s.quorum_listener,
+            s.addrs,
+        );
+        let isolation = peer.isolation_switch();
+        let (core_tx, core_rx) = mpsc::unbounded_channel();
+        let throttle = Arc::new(Throttle::default());
+        let conn_settings = Arc::new(ConnSettings::from_config(&config));
+        let listener = tokio::spawn(listener::run(
+            s.client,
+            core_tx,
+            conn_settings,
+            throttle.clone(),
+        ));
+        let status = Arc::new(Mutex::new(PeerStatus {
+            state: PeerState::Looking,
+            leader: None,
+            serving: false,
+        }));
+        let read_only_enabled = Arc::new(AtomicBool::new(config.read_only_mode));
+        let task = NodeTask {
+            core,
+            peer,
+            clients: Clients::new(throttle),
+            status: status.clone(),
+            syncs: VecDeque::new(),
+            held: HashMap::new(),
+            revalidating: HashMap::new(),
+            unapplied: Vec::new(),
+            read_only_enabled: read_only_enabled.clone(),
+            // Apache waits max(2 s, tickTime) of LOOKING before serving read-only.
+            read_only_grace: (tick_ms as i64).max(2000),
+            read_only: false,
+            config,
+            quorum,
+            started: now,
+            last_owner_prune: now,
+            leading_since: None,
+            last_state: None,
+            disk,
+            purge_timer: PurgeTimer::new(),
+            purging: None,
+        };
+        let task = tokio::spawn(task.run(core_rx, node_rx));
+        Node {
+            status,
+            read_only_enabled,
+            isolation,
+            task,
+            listener,
+        }
+    }
+
+    /// The peer's latest role.
+    pub fn status(&self) -> PeerStatus {
+        *self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Turns read-only mode (`readonlymode.enabled`) on or off: when on, a member LOOKING
+    /// for a while serves clients that allow read-only connections.
+    pub fn set_read_only_mode(&self, on: bool) {
+        self.read_only_enabled.store(on, Ordering::SeqCst);
+    }
+
+    /// Cuts (true) or restores (false) this member's traffic with the other members, like
+    /// a network partition around it; its clients still reach it.
+    pub fn isolate(&self, on: bool) {
+        self.isolation.set(on);
+    }
+}
+
+/// The static part of what `conf` / `mntr` report about the ensemble.
+fn quorum_view(q: &QuorumConfig) -> QuorumView {
+    let me = q.servers.get(&q.my_sid);
+    let membership = q
+        .servers
+        .values()
+        .map(|s| {
+            let kind = match s.learner_type {
+                LearnerType::Participant => "participant",
+                LearnerType::Observer => "observer",
+            };
+            let client = s
+                .client_addr
+                .as_ref()
+                .map(|c| format!(";{c}"))
+                .unwrap_or_default();
+            format!(
+                "server.{}={}:{}:{}:{kind}{client}",
+                s.sid, s.host, s.quorum_port, s.election_port
+            )
+        })
+        .collect();
+    QuorumView {
+        peer_state: String::new(),
+        init_limit: q.init_limit,
+        sync_limit: q.sync_limit,
+        election_port: me.map(|s| s.election_port).unwrap_or(0),
+        quorum_port: me.map(|s| s.quorum_port).unwrap_or(0),
+        peer_type: u8::from(me.is_some_and(|s| s.learner_type == LearnerType::Observer)),
+        membership,
+        quorum_size: q.voters().count(),
+        leader: None,
+        leader_uptime_ms: 0,
+        proposal_sizes: Default::default(),
+        proposal_count: 0,
+        looking_count: 0,
+    }
+}
+
+struct NodeTask {
+    core: SharedCore,
+    peer: PeerHandle,
+    clients: Clients,
+    status: Arc<Mutex<PeerStatus>>,
+    /// Connections whose syncs were forwarded, oldest first (the leader answers in order).
+    syncs: VecDeque<ConnId>,
+    /// Per connection: a forwarded sync and the requests that came after it.
+    held: HashMap<ConnId, VecDeque<(i32, Request)>>,
+    /// Handshakes waiting for the leader to revalidate their session, by session, oldest
+    /// first (the leader answers in order).
+    revalidating: HashMap<i64, VecDeque<(ConnId, ConnectRequest)>>,
+    /// Handshakes of sessions valid ensemble-wide whose createSession is not applied here
+    /// yet, with the time they give up.
+    unapplied: Vec<(ConnId, ConnectRequest, i64)>,
+    read_only_enabled: Arc<AtomicBool>,
+    /// LOOKING this long (ms) before serving read-only clients.
+    read_only_grace: i64,
+    /// Serving read-only clients (mirrors `Core::read_only`, set by this task).
+    read_only: bool,
+    config: ServerConfig,
+    quorum: QuorumView,
+    started: i64,
+    last_owner_prune: i64,
+    /// Since when this member leads a serving quorum (`zk_leader_uptime`).
+    leading_since: Option<i64>,
+    /// The peer's state in its latest role report (elections counted in `mntr`).
+    last_state: Option<PeerState>,
+    /// The member's disk, for autopurge.
+    disk: NodeDisk,
+    /// When autopurge runs next (Apache runs it in QuorumPeerMain too).
+    purge_timer: PurgeTimer,
+    /// The purge running on a blocking thread, if any.
+    purging: Option<JoinHandle<()>>,
+}
+
+impl NodeTask {
+    fn status(&self) -> PeerStatus {
+        *self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn serving(&self) -> bool {
+        self.status().serving
+    }
+
+    fn leading(&self) -> bool {
+        let s = self.status();
+        s.serving && s.state == PeerState::Leading
+    }
+
+    async fn run(
+        mut self,
+        mut clients: UnboundedReceiver<ClientMsg>,
+        mut node: UnboundedReceiver<NodeMsg>,
+    ) {
+        let mut ticker = tokio::time::interval(Duration::from_millis(50));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                // Peer-side messages first: a reply released by a commit must not be
+                // overtaken by a later read's reply.
+                biased;
+                m = node.recv() => match m {
+                    Some(m) => self.node_msg(m).await,
+                    None => return,
+                },
+                m = clients.recv() => match m {
+                    Some(m) => self.client_msg(m).await,
+                    None => return,
+                },
+                _ = ticker.tick() => self.tick(),
+            }
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = now_ms();
+        let mut c = lock(&self.core);
+        if !self.read_only
+            && self.read_only_enabled.load(Ordering::SeqCst)
+            && c.role.state == PeerState::Looking
+            && now - c.looking_since >= self.read_only_grace
+        {
+            // Checked under the core lock: a role change cannot slip in before this.
+            tracing::info!(
+                "no quorum for {} ms: serving read-only clients",
+                now - c.looking_since
+            );
+            c.enter_read_only();
+            self.read_only = true;
+        }
+        if now - self.last_owner_prune >= 1000 {
+            self.last_owner_prune = now;
+            let Core {
+                owners, processor, ..
+            } = &mut *c;
+            owners.retain(|s| processor.sessions.contains(s));
+        }
+        let out = c.processor.tick(now);
+        c.emit(out);
+        drop(c);
+        self.retry_unapplied();
+        self.autopurge(now);
+    }
+
+    /// Starts a purge when one is due (at start, every purgeInterval, after each
+    /// snapshot), off this task: deleting files must not hold up clients.
+    fn autopurge(&mut self, now: i64) {
+        if self.purging.as_ref().is_some_and(|p| !p.is_finished()) {
+            // Still due at the next tick once this one ends.
+            return;
+        }
+        // Lock-free reads: the disk's lock may be held across a sync.
+        let interval = self.disk.purge_interval();
+        if !self
+            .purge_timer
+            .due(now, interval, self.disk.snapshots_written())
+        {
+            return;
+        }
+        let disk = self.disk.clone();
+        self.purging = Some(tokio::task::spawn_blocking(move || {
+            disk.purge();
+        }));
+    }
+
+    async fn client_msg(&mut self, msg: ClientMsg) {
+        let now = now_ms();
+        match msg {
+            ClientMsg::Accepted { conn, peer, tx } => self.clients.accepted(conn, peer, tx, now),
+            ClientMsg::Connect { conn, req } => {
+                self.clients.connect_received(conn, req.session_id == 0);
+                self.connect(conn, req);
+            }
+            ClientMsg::Request { conn, xid, req } => {
+                self.clients.request_received(conn, xid, req.opcode());
+                self.request(conn, xid, req);
+            }
+            ClientMsg::Unknown {
+                conn,
+                xid,
+                marshalling,
+            } => {
+                self.clients
+                    .request_received(conn, xid, zk_proto::OpCode::Error);
+                let c = lock(&self.core);
+                let out = c.processor.unknown_request(conn, xid, marshalling);
+                c.emit(out);
+            }
+            ClientMsg::Disconnected { conn } => {
+                self.clients.disconnected(conn);
+                self.held.remove(&conn);
+                lock(&self.core).processor.disconnected(conn);
+            }
+            ClientMsg::FourLetter { cmd, peer, reply } => {
+                let leader = if cmd == "mntr" && self.leading() {
+                    self.peer.leader_stats().await
+                } else {
+                    None
+                };
+                let text = self.four_letter(&cmd, peer, leader);
+                let _ = reply.send(text);
+                self.clients.stats.packets_sent += 1;
+            }
+        }
+    }
+
+    /// The mode `srvr` reports, or `None` when the member serves no clients.
+    fn mode(&self) -> Option<&'static str> {
+        if self.read_only {
+            return Some("read-only");
+        }
+        let s = self.status();
+        match s.state {
+            _ if !s.serving => None,
+            PeerState::Leading => Some("leader"),
+            PeerState::Observing => Some("observer"),
+            _ => Some("follower"),
+        }
+    }
+
+    fn four_letter(&mut self, cmd: &str, peer: SocketAddr, leader: Option<LeaderStats>) -> String {
+        if cmd == "srst" {
+            // Apache's srst resets the leader's proposal sizes along with the server stats.
+            self.quorum.proposal_sizes = Default::default();
+        }
+        let Some(mode) = self.mode() else {
+            self.clients.four_letter(cmd);
+            return match cmd {
+                // Apache's answer when no server is running behind the peer.
+                "isro" => "null".to_string(),
+                c if four_letter::needs_serving(c) => four_letter::NOT_SERVING.to_string(),
+                _ => self.render(cmd, peer, "standalone", None),
+            };
+        };
+        self.clients.four_letter(cmd);
+        self.render(cmd, peer, mode, leader)
+    }
+
+    fn render(
+        &mut self,
+        cmd: &str,
+        peer: SocketAddr,
+        mode: &str,
+        leader: Option<LeaderStats>,
+    ) -> String {
+        let now = now_ms();
+        let mut quorum = self.quorum.clone();
+        quorum.peer_state = match mode {
+            "leader" => "leading - broadcast",
+            "observer" => "observing - broadcast",
+            _ => "following - broadcast",
+        }
+        .to_string();
+        quorum.leader = leader;
+        quorum.leader_uptime_ms = self.leading_since.map(|t| now - t).unwrap_or(0);
+        let asking = clients::asking(peer, now);
+        let c = lock(&self.core);
+        let view = four_letter::View::of(
+            &c.processor,
+            &self.config,
+            &self.clients,
+            &asking,
+            self.started,
+            now,
+        );
+        let role = four_letter::Role {
+            mode,
+            quorum: Some(&quorum),
+        };
+        four_letter::render_as(cmd, &view, role)
+    }
+
+    /// A handshake. A learner asks the leader to revalidate a session moving here; the
+    /// leader records itself as the owner of a session reconnecting to it.
+    fn connect(&mut self, conn: ConnId, req: ConnectRequest) {
+        if !self.serving() && !self.read_only {
+            // Not part of an established quorum: the client tries another member.
+            self.clients.close(conn);
+            return;
+        }
+        let session = req.session_id;
+        let mut c = lock(&self.core);
+        // The password is derived from the session id: every member can check it.
+        let password_ok =
+            session != 0 && req.passwd.as_ref() == session_password(session).as_slice();
+        if password_ok && !self.read_only {
+            if !self.leading() {
+                // Apache's learners check the password locally, then ask the leader
+                // with the timeout this connection negotiates.
+                let timeout = c.processor.negotiated_timeout(req.timeout);
+                drop(c);
+                self.revalidating
+                    .entry(session)
+                    .or_default()
+                    .push_back((conn, req.clone()));
+                self.peer.forward(revalidate_request(session, timeout));
+                return;
+            }
+            if c.processor.sessions.contains(session) {
+                c.owners.set(session, Owner::Leader);
+            }
+        }
+        drop(c);
+        self.finish_connect(conn, req);
+    }
+
+    /// Answers a handshake whose session (if any) is valid ensemble-wide: a session the
+    /// leader knows but whose createSession is not applied here yet waits for it, so a
+    /// client moving right after creating its session is not told it expired.
+    fn finish_connect(&mut self, conn: ConnId, req: ConnectRequest) {
+        let session = req.session_id;
+        let mut c = lock(&self.core);
+        let applied = c.processor.db.sessions().contains_key(&session);
+        if session != 0 && !self.read_only && !applied {
+            let known = !self.leading() || c.processor.sessions.contains(session);
+            if known {
+                let wait = i64::from(req.timeout.clamp(0, 10_000));
+                self.unapplied.push((conn, req, now_ms() + wait));
+                return;
+            }
+        }
+        let ip = self.clients.ip(conn);
+        let out = c.processor.connect(conn, &ip, &req, now_ms());
+        c.emit(out);
+        if session != 0 && !self.read_only {
+            // The timeout this connection negotiated (clamped), which the session's
+            // expiry follows from now on.
+            let t = c.processor.sessions.timeout(session).unwrap_or(req.timeout);
+            self.peer.touch_session(session, t);
+        }
+    }
+
+    /// Retries the handshakes waiting for their session's createSession to be applied;
+    /// past their deadline they are answered (as expired, by the processor).
+    fn retry_unapplied(&mut self) {
+        if self.unapplied.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let waiting = std::mem::take(&mut self.unapplied);
+        for (conn, req, deadline) in waiting {
+            if !self.clients.contains(conn) {
+                continue;
+            }
+            let applied = lock(&self.core)
+                .processor
+                .db
+                .sessions()
+                .contains_key(&req.session_id);
+            if applied || now >= deadline {
+                let ip = self.clients.ip(conn);
+                let mut c = lock(&self.core);
+                let out = c.processor.connect(conn, &ip, &req, now);
+                c.emit(out);
+            } else {
+                self.unapplied.push((conn, req, deadline));
+            }
+        }
+    }
+
+    /// The leader answered a REVALIDATE: finish the oldest handshake waiting on it.
+    fn revalidated(&mut self, session: i64, valid: bool) {
+        let Some(q) = self.revalidating.get_mut(&session) else {
+            return;
+        };
+        let waiting = q.pop_front();
+        if q.is_empty() {
+            self.revalidating.remove(&session);
+        }
+        let Some((conn, req)) = waiting else {
+            return;
+        };
+        if !self.clients.contains(conn) {
+            // The client gave up meanwhile.
+            return;
+        }
+        if valid {
+            self.finish_connect(conn, req);
+        } else {
+            let c = lock(&self.core);
+            // Expired on the leader: Apache's "session expired" handshake reply.
+            c.emit(vec![
+                Output::Connected {
+                    conn,
+                    resp: ConnectResponse {
+                        protocol_version: 0,
+                        timeout: 0,
+                        session_id: 0,
+                        passwd: vec![0u8; zk_proto::PASSWORD_LEN].into(),
+                        read_only: req.read_only.map(|_| false),
+                    },
+                },
+                Output::Close { conn },
+            ]);
+        }
+    }
+
+    /// A client request: held behind a sync forwarded to the leader, or processed.
+    fn request(&mut self, conn: ConnId, xid: i32, req: Request) {
+        if let Some(q) = self.held.get_mut(&conn) {
+            q.push_back((xid, req));
+            return;
+        }
+        let mut c = lock(&self.core);
+        if self.read_only {
+            let out = c.processor.request(conn, xid, req, now_ms());
+            c.emit(out);
+            return;
+        }
+        let session = c.processor.session_of(conn);
+        if let Some(s) = session {
+            let t = c.processor.sessions.timeout(s).unwrap_or(0);
+            self.peer.touch_session(s, t);
+        }
+        let leading = self.leading();
+        if let (Some(s), true) = (session, leading && is_write(&req)) {
+            if !c.owners.check(s, Owner::Leader) {
+                // The client moved to another member: this connection is stale. Apache
+                // fails the write with SessionMoved by closing the connection.
+                tracing::info!("session {s:#x} moved: closing its old connection {conn}");
+                drop(c);
+                self.clients.close(conn);
+                return;
+            }
+        }
+        if let (Request::Sync(_), Some(s), false) = (&req, session, leading) {
+            // A follower's sync goes through the leader: once it answers, everything
+            // committed before the sync has been applied here. Later requests of the
+            // connection wait behind it to keep replies in order.
+            drop(c);
+            self.peer
+                .forward(request_packet::write(s, xid, &req, Vec::new()));
+            self.syncs.push_back(conn);
+            self.held.insert(conn, VecDeque::from([(xid, req)]));
+            return;
+        }
+        tracing::trace!("request {conn} xid {xid}: {:?}", req.opcode());
+        let out = c.processor.request(conn, xid, req, now_ms());
+        c.emit(out);
+    }
+
+    /// The leader answered the oldest forwarded sync: answer it and release what waited.
+    fn sync_done(&mut self) {
+        let Some(conn) = self.syncs.pop_front() else {
+            return;
+        };
+        let Some(mut q) = self.held.remove(&conn) else {
+            return;
+        };
+        if let Some((xid, req)) = q.pop_front() {
+            let mut c = lock(&self.core);
+            let out = c.processor.request(conn, xid, req, now_ms());
+            c.emit(out);
+        }
+        for (xid, req) in q {
+            self.request(conn, xid, req);
+        }
+    }
+
+    /// Leader: a write a learner forwarded. A session whose client has moved to another
+    /// member gets a SessionMoved error txn, which closes the stale connection there.
+    fn forwarded(&mut self, learner: u64, p: &zk_proto::quorum::QuorumPacket) {
+        let Some(f) = request_packet::decode(p) else {
+            tracing::warn!("dropping a malformed forwarded request");
+            return;
+        };
+        let now = now_ms();
+        let mut c = lock(&self.core);
+        let owner = Owner::Learner(learner);
+        let e = match f {
+            Forwarded::CreateSession { session, timeout } => {
+                c.owners.set(session, owner);
+                c.processor.prepare_create_session(session, timeout, now)
+            }
+            Forwarded::Write { session, cxid, .. } if !c.owners.check(session, owner) => {
+                tracing::info!("session {session:#x} moved: failing a write from its old member");
+                c.processor
+                    .prepare_error(session, cxid, ErrorCode::SessionMoved, now)
+            }
+            Forwarded::Write {
+                session,
+                cxid,
+                request,
+                auth,
+            } => c
+                .processor
+                .prepare_forwarded(session, cxid, &request, &auth, now),
+        };
+        c.emit(vec![Output::Propose(e)]);
+    }
+
+    async fn node_msg(&mut self, msg: NodeMsg) {
+        match msg {
+            NodeMsg::Outputs(out) => {
+                for o in out {
+                    self.output(o).await;
+                }
+            }
+            NodeMsg::Forwarded(learner, p) => self.forwarded(learner, &p),
+            NodeMsg::Revalidated { session, valid } => self.revalidated(session, valid),
+            NodeMsg::SyncDone => self.sync_done(),
+            NodeMsg::Role(st) => {
+                tracing::debug!("member role: {st:?}");
+                if st.state == PeerState::Looking && self.last_state != Some(PeerState::Looking) {
+                    self.quorum.looking_count += 1;
+                }
+                self.last_state = Some(st.state);
+                if let Ok(mut s) = self.status.lock() {
+                    *s = st;
+                }
+                let leads = st.serving && st.state == PeerState::Leading;
+                self.leading_since = match leads {
+                    true => self.leading_since.or(Some(now_ms())),
+                    false => None,
+                };
+                let was_read_only = std::mem::take(&mut self.read_only);
+                if !st.serving || was_read_only {
+                    self.syncs.clear();
+                    self.held.clear();
+                    self.revalidating.clear();
+                    self.unapplied.clear();
+                    // Our clients' requests would hang without a quorum, and read-only
+                    // sessions end with read-only mode: let the clients move.
+                    self.clients.close_all();
+                }
+            }
+        }
+    }
+
+    async fn output(&mut self, o: Output) {
+        match o {
+            Output::Propose(e) => {
+                let zxid = e.header.zxid;
+                let mut b = BytesMut::new();
+                e.write(&mut b);
+                self.quorum.proposal_sizes.record(b.len());
+                self.quorum.proposal_count += 1;
+                match self.peer.propose(b.freeze()).await {
+                    Ok(z) if z == zxid => {}
+                    Ok(z) => tracing::error!("txn {zxid:#x} was proposed as {z:#x}"),
+                    // Leadership is gone; the role change disconnects the clients.
+                    Err(e) => tracing::warn!("cannot propose {zxid:#x}: {e:?}"),
+                }
+            }
+            Output::Forward {
+                session,
+                cxid,
+                request,
+                auth,
+            } => self
+                .peer
+                .forward(request_packet::write(session, cxid, &request, auth)),
+            Output::ForwardCreateSession { session, timeout } => self
+                .peer
+                .forward(request_packet::create_session(session, timeout)),
+            // Apache's learners close a connection whose session moved elsewhere instead
+            // of answering it.
+            Output::Reply { conn, header, .. } if header.err == ErrorCode::SessionMoved => {
+                tracing::info!("session moved: closing the old connection {conn}");
+                self.clients.close(conn);
+            }
+            Output::Reply { conn, header, body } => self.clients.reply(conn, header, &body),
+            Output::Connected { conn, resp } => self.clients.connected(conn, &resp),
+            Output::Event { conn, event } => self.clients.event(conn, &event),
+            Output::Close { conn } => {
+                tracing::debug!("processor closes {conn}");
+                self.clients.close(conn)
+            }
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The tokio wire layer: thin drivers moving bytes between sockets and the sans-IO cores.
+//!
+//! - [`election`]: election connections (QuorumCnxManager semantics: the handshake, one
+//!   connection per pair, the larger sid keeps it, length-prefixed notifications).
+//! - [`packet_codec`]: leader-learner framing (QuorumPackets written back to back as jute
+//!   records, as Apache does: no length prefix).
+//! - [`driver`]: a whole peer over tokio, with the caller's database and disk behind
+//!   [`driver::Replica`].
+//! - [`early_votes`]: LOOKING votes that arrive just before we start looking ourselves.
+//! - [`parked`]: learner connections that arrive before the election made us leader.
+
+pub mod driver;
+pub mod early_votes;
+pub mod election;
+pub mod packet_codec;
+pub mod parked;
+
+pub use election::ElectionNet;
+pub use packet_codec::QuorumPacketCodec;

@@ -1,0 +1,360 @@
+//! Registered watches and which sessions a tree change notifies, modelled on Apache 3.8's
+//! two `WatchManager`s (data and child tables).
+//!
+//! Each table keeps one mode per (path, watcher): registering again replaces the mode, as
+//! Apache's `WatcherModeManager` does. Persistent and recursive watches live in both tables.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use zk_proto::{EventType, KeeperState, WatcherEvent, WatcherType};
+
+use crate::state::tree::path;
+use crate::state::tree::Trigger;
+
+/// The mode of one registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WatchMode {
+    /// One-shot.
+    Standard,
+    /// Fires on the node, repeatedly.
+    Persistent,
+    /// Fires on the node and its subtree, repeatedly; never for child-list changes.
+    PersistentRecursive,
+}
+
+/// Compatibility name for the kind of a registration.
+pub type WatchKind = WatchMode;
+
+#[derive(Debug, Clone, Default)]
+struct Table {
+    by_path: HashMap<String, BTreeMap<i64, WatchMode>>,
+    recursive: usize,
+}
+
+impl Table {
+    fn add(&mut self, p: &str, w: i64, mode: WatchMode) {
+        let old = self
+            .by_path
+            .entry(p.to_string())
+            .or_default()
+            .insert(w, mode);
+        if old == Some(WatchMode::PersistentRecursive) {
+            self.recursive -= 1;
+        }
+        if mode == WatchMode::PersistentRecursive {
+            self.recursive += 1;
+        }
+    }
+
+    fn mode(&self, p: &str, w: i64) -> Option<WatchMode> {
+        self.by_path.get(p).and_then(|m| m.get(&w)).copied()
+    }
+
+    fn remove(&mut self, p: &str, w: i64, only: Option<WatchMode>) -> bool {
+        let Some(m) = self.by_path.get_mut(p) else {
+            return false;
+        };
+        let removed = match (m.get(&w), only) {
+            (Some(cur), Some(want)) if *cur != want => None,
+            (Some(_), _) => m.remove(&w),
+            (None, _) => None,
+        };
+        if m.is_empty() {
+            self.by_path.remove(p);
+        }
+        if removed == Some(WatchMode::PersistentRecursive) {
+            self.recursive -= 1;
+        }
+        removed.is_some()
+    }
+
+    fn remove_watcher(&mut self, w: i64) {
+        let mut gone = 0;
+        self.by_path.retain(|_, m| {
+            if m.remove(&w) == Some(WatchMode::PersistentRecursive) {
+                gone += 1;
+            }
+            !m.is_empty()
+        });
+        self.recursive -= gone;
+    }
+
+    /// Apache's `WatchManager.triggerWatch`.
+    fn fire(&mut self, p: &str, event: EventType) -> BTreeSet<i64> {
+        let mut out = BTreeSet::new();
+        let mut cur = p;
+        let mut at_parent = false;
+        loop {
+            if let Some(m) = self.by_path.get_mut(cur) {
+                let mut consumed = Vec::new();
+                for (w, mode) in m.iter() {
+                    match mode {
+                        WatchMode::PersistentRecursive
+                            if event != EventType::NodeChildrenChanged =>
+                        {
+                            out.insert(*w);
+                        }
+                        WatchMode::Standard | WatchMode::Persistent if !at_parent => {
+                            out.insert(*w);
+                            if *mode == WatchMode::Standard {
+                                consumed.push(*w);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                for w in consumed {
+                    m.remove(&w);
+                }
+                if m.is_empty() {
+                    self.by_path.remove(cur);
+                }
+            }
+            // Only recursive watches make ancestors relevant.
+            if self.recursive == 0 || cur == "/" {
+                break;
+            }
+            cur = path::parent(cur);
+            at_parent = true;
+        }
+        out
+    }
+
+    fn len(&self) -> usize {
+        self.by_path.values().map(|m| m.len()).sum()
+    }
+}
+
+/// All watches: the data table (data and exist watches) and the child table.
+#[derive(Debug, Clone, Default)]
+pub struct WatchManager {
+    data: Table,
+    child: Table,
+}
+
+impl WatchManager {
+    /// An empty manager.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A one-shot data or exist watch.
+    pub fn add_data(&mut self, p: &str, w: i64) {
+        self.data.add(p, w, WatchMode::Standard);
+    }
+
+    /// A one-shot child watch.
+    pub fn add_child(&mut self, p: &str, w: i64) {
+        self.child.add(p, w, WatchMode::Standard);
+    }
+
+    /// addWatch: a persistent or persistent-recursive watch (in both tables).
+    pub fn add_persistent(&mut self, p: &str, w: i64, recursive: bool) {
+        let mode = if recursive {
+            WatchMode::PersistentRecursive
+        } else {
+            WatchMode::Persistent
+        };
+        self.data.add(p, w, mode);
+        self.child.add(p, w, mode);
+    }
+
+    /// checkWatches.
+    pub fn contains(&self, p: &str, t: WatcherType, w: i64) -> bool {
+        match t {
+            WatcherType::Children => self.child.mode(p, w).is_some(),
+            WatcherType::Data => self.data.mode(p, w).is_some(),
+            WatcherType::Any => self.child.mode(p, w).is_some() || self.data.mode(p, w).is_some(),
+            WatcherType::Persistent => {
+                self.data.mode(p, w) == Some(WatchMode::Persistent)
+                    || self.child.mode(p, w) == Some(WatchMode::Persistent)
+            }
+            WatcherType::PersistentRecursive => {
+                self.data.mode(p, w) == Some(WatchMode::PersistentRecursive)
+                    || self.child.mode(p, w) == Some(WatchMode::PersistentRecursive)
+            }
+            WatcherType::Unknown(_) => false,
+        }
+    }
+
+    /// removeWatches; false if there was nothing to remove.
+    pub fn remove(&mut self, p: &str, t: WatcherType, w: i64) -> bool {
+        match t {
+            WatcherType::Children => self.child.remove(p, w, None),
+            WatcherType::Data => self.data.remove(p, w, None),
+            WatcherType::Any => {
+                let a = self.child.remove(p, w, None);
+                let b = self.data.remove(p, w, None);
+                a || b
+            }
+            WatcherType::Persistent => {
+                let a = self.child.remove(p, w, Some(WatchMode::Persistent));
+                let b = self.data.remove(p, w, Some(WatchMode::Persistent));
+                a || b
+            }
+            WatcherType::PersistentRecursive => {
+                let a = self
+                    .child
+                    .remove(p, w, Some(WatchMode::PersistentRecursive));
+                let b = self.data.remove(p, w, Some(WatchMode::PersistentRecursive));
+                a || b
+            }
+            WatcherType::Unknown(_) => false,
+        }
+    }
+
+    /// Drops every watch of a watcher (its connection went away).
+    pub fn remove_watcher(&mut self, w: i64) {
+        self.data.remove_watcher(w);
+        self.child.remove_watcher(w);
+    }
+
+    /// The sessions to notify of one tree change (Apache's DataTree trigger calls).
+    pub fn trigger(&mut self, t: &Trigger) -> Vec<(i64, WatcherEvent)> {
+        let who = match t.event {
+            EventType::NodeCreated | EventType::NodeDataChanged => self.data.fire(&t.path, t.event),
+            EventType::NodeChildrenChanged => self.child.fire(&t.path, t.event),
+            EventType::NodeDeleted => {
+                let mut a = self.data.fire(&t.path, t.event);
+                a.extend(self.child.fire(&t.path, t.event));
+                a
+            }
+            _ => BTreeSet::new(),
+        };
+        who.into_iter()
+            .map(|w| {
+                (
+                    w,
+                    WatcherEvent {
+                        event_type: t.event,
+                        state: KeeperState::SyncConnected,
+                        path: t.path.clone(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Total registrations in both tables (`wchs` "Total watches").
+    pub fn count(&self) -> usize {
+        self.data.len() + self.child.len()
+    }
+
+    /// What Apache's watch reports (`wchs`, `wchc`, `wchp`) show: the data table only
+    /// (data, exist and persistent watches): (watchers, paths, registrations).
+    pub fn data_summary(&self) -> (usize, usize, usize) {
+        (
+            self.data_by_session().len(),
+            self.data.by_path.len(),
+            self.data.len(),
+        )
+    }
+
+    /// Paths in the data table by session (`wchc`).
+    pub fn data_by_session(&self) -> BTreeMap<i64, BTreeSet<String>> {
+        let mut out: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+        for (p, m) in &self.data.by_path {
+            for w in m.keys() {
+                out.entry(*w).or_default().insert(p.clone());
+            }
+        }
+        out
+    }
+
+    /// Sessions in the data table by path (`wchp`).
+    pub fn data_by_path(&self) -> BTreeMap<String, BTreeSet<i64>> {
+        self.data
+            .by_path
+            .iter()
+            .map(|(p, m)| (p.clone(), m.keys().copied().collect()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trig(p: &str, e: EventType) -> Trigger {
+        Trigger {
+            path: p.into(),
+            event: e,
+        }
+    }
+
+    fn sessions(v: Vec<(i64, WatcherEvent)>) -> Vec<i64> {
+        v.into_iter().map(|(s, _)| s).collect()
+    }
+
+    #[test]
+    fn one_shot_fires_once() {
+        let mut m = WatchManager::new();
+        m.add_data("/a", 1);
+        assert_eq!(
+            sessions(m.trigger(&trig("/a", EventType::NodeDataChanged))),
+            vec![1]
+        );
+        assert!(m
+            .trigger(&trig("/a", EventType::NodeDataChanged))
+            .is_empty());
+        assert_eq!(m.count(), 0);
+    }
+
+    #[test]
+    fn delete_fires_data_and_child_once() {
+        let mut m = WatchManager::new();
+        m.add_data("/a", 1);
+        m.add_child("/a", 1);
+        m.add_child("/a", 2);
+        assert_eq!(
+            sessions(m.trigger(&trig("/a", EventType::NodeDeleted))),
+            vec![1, 2]
+        );
+        assert_eq!(m.count(), 0);
+    }
+
+    #[test]
+    fn persistent_and_recursive() {
+        let mut m = WatchManager::new();
+        m.add_persistent("/a", 1, false);
+        m.add_persistent("/a", 2, true);
+        assert_eq!(
+            sessions(m.trigger(&trig("/a", EventType::NodeChildrenChanged))),
+            vec![1]
+        );
+        assert_eq!(
+            sessions(m.trigger(&trig("/a/b/c", EventType::NodeCreated))),
+            vec![2]
+        );
+        assert_eq!(
+            sessions(m.trigger(&trig("/a", EventType::NodeDataChanged))),
+            vec![1, 2]
+        );
+        assert_eq!(m.count(), 4);
+        assert!(m.contains("/a", WatcherType::PersistentRecursive, 2));
+        assert!(m.remove("/a", WatcherType::Persistent, 1));
+        assert!(!m.remove("/a", WatcherType::Persistent, 1));
+        m.remove_watcher(2);
+        assert_eq!(m.count(), 0);
+    }
+
+    #[test]
+    fn later_registration_replaces_the_mode() {
+        // As in Apache: a standard watch on a path with a recursive one turns it one-shot.
+        let mut m = WatchManager::new();
+        m.add_persistent("/a", 1, true);
+        m.add_data("/a", 1);
+        assert_eq!(
+            sessions(m.trigger(&trig("/a", EventType::NodeDataChanged))),
+            vec![1]
+        );
+        assert!(m
+            .trigger(&trig("/a", EventType::NodeDataChanged))
+            .is_empty());
+        // The child table still holds the recursive registration.
+        assert_eq!(
+            sessions(m.trigger(&trig("/a", EventType::NodeDeleted))),
+            vec![1]
+        );
+    }
+}

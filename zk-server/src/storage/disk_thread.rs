@@ -1,0 +1,198 @@
+//! The driver's disk thread (Apache's `SyncRequestProcessor`): txn log appends run here,
+//! off the driver task, so the peer keeps receiving proposals and acks while the log
+//! syncs. Whatever was handed over while a sync ran goes to disk with the next single
+//! write + fdatasync (group commit); each sync is reported back as `(generation, last
+//! zxid)` and the driver then calls `on_persisted`.
+//!
+//! Before anything that must see the log complete or change it (reading it for a DIFF,
+//! TRUNC, SNAP) the driver waits for the thread to drain ([`DiskThread::barrier`]);
+//! reports sent before a barrier carry an older generation and are ignored, so a late
+//! report can never describe a log that was truncated meanwhile.
+
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::zab::broadcast::Proposal;
+use crate::zab::Zxid;
+
+/// Most proposals written with one sync; more wait for the next one.
+const MAX_BATCH: usize = 4096;
+
+/// Appends txns to a durable log from the disk thread.
+pub trait LogAppender: Send + 'static {
+    /// Appends `txns` (ascending zxids) with one write and one sync; returns true when
+    /// they are durable. On false nothing is reported to the peer, which then never acks
+    /// them (a member whose disk fails stops taking part until it restarts).
+    fn append(&mut self, txns: &[Proposal]) -> bool;
+}
+
+enum Job {
+    Append(u64, Vec<Proposal>),
+    Barrier(std_mpsc::SyncSender<Option<Zxid>>),
+}
+
+/// A running disk thread; dropping it lets the thread finish what it was handed, then
+/// joins it.
+pub struct DiskThread {
+    jobs: Option<std_mpsc::Sender<Job>>,
+    generation: u64,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl DiskThread {
+    /// Starts the thread; syncs are reported on `durable`.
+    pub fn start(
+        mut appender: Box<dyn LogAppender>,
+        durable: UnboundedSender<(u64, Zxid)>,
+    ) -> std::io::Result<DiskThread> {
+        let (tx, rx) = std_mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("zk-txnlog-sync".into())
+            .spawn(move || {
+                let mut last: Option<Zxid> = None;
+                while let Ok(first) = rx.recv() {
+                    let mut batch: Vec<Proposal> = Vec::new();
+                    let mut generation = 0;
+                    let mut barrier = None;
+                    let mut next = Some(first);
+                    while let Some(job) = next.take() {
+                        match job {
+                            Job::Append(g, txns) => {
+                                generation = g;
+                                batch.extend(txns);
+                                if batch.len() < MAX_BATCH {
+                                    next = rx.try_recv().ok();
+                                }
+                            }
+                            // Everything handed over before the barrier is in `batch`.
+                            Job::Barrier(reply) => barrier = Some(reply),
+                        }
+                    }
+                    if let Some(z) = batch.last().map(|p| p.zxid) {
+                        if appender.append(&batch) {
+                            last = Some(z);
+                            let _ = durable.send((generation, z));
+                        }
+                    }
+                    if let Some(reply) = barrier {
+                        let _ = reply.send(last);
+                    }
+                }
+            })?;
+        Ok(DiskThread {
+            jobs: Some(tx),
+            generation: 0,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands txns over to be appended.
+    pub fn submit(&self, txns: Vec<Proposal>) {
+        if txns.is_empty() {
+            return;
+        }
+        if let Some(jobs) = &self.jobs {
+            let _ = jobs.send(Job::Append(self.generation, txns));
+        }
+    }
+
+    /// Waits until everything handed over is durable; returns the last zxid synced so far
+    /// (`None` if nothing ever was). Later reports of earlier syncs are stale.
+    pub fn barrier(&mut self) -> Option<Zxid> {
+        let (tx, rx) = std_mpsc::sync_channel(1);
+        let last = match &self.jobs {
+            Some(jobs) if jobs.send(Job::Barrier(tx)).is_ok() => rx.recv().ok().flatten(),
+            _ => None,
+        };
+        self.generation += 1;
+        last
+    }
+
+    /// Whether a report belongs to the current generation.
+    pub fn is_current(&self, generation: u64) -> bool {
+        generation == self.generation
+    }
+}
+
+impl Drop for DiskThread {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    /// Records each append; each "sync" takes a while so submissions pile up meanwhile.
+    struct Slow(Arc<Mutex<Vec<Vec<Zxid>>>>);
+
+    impl LogAppender for Slow {
+        fn append(&mut self, txns: &[Proposal]) -> bool {
+            std::thread::sleep(Duration::from_millis(5));
+            self.0
+                .lock()
+                .unwrap()
+                .push(txns.iter().map(|p| p.zxid).collect());
+            true
+        }
+    }
+
+    fn p(z: Zxid) -> Proposal {
+        Proposal {
+            zxid: z,
+            data: Bytes::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn groups_submissions_and_barriers_drain() {
+        let syncs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut d = DiskThread::start(Box::new(Slow(syncs.clone())), tx).unwrap();
+        for z in 1..=200 {
+            d.submit(vec![p(z)]);
+        }
+        assert_eq!(d.barrier(), Some(200));
+        let done = syncs.lock().unwrap().clone();
+        // Every txn once, in order, with far fewer syncs than txns.
+        assert_eq!(done.concat(), (1..=200).collect::<Vec<_>>());
+        assert!(done.len() < 20, "{} syncs for 200 txns", done.len());
+        // Reports before the barrier are stale now; later ones are current.
+        let mut reports = Vec::new();
+        while let Ok(r) = rx.try_recv() {
+            reports.push(r);
+        }
+        assert_eq!(reports.len(), done.len());
+        assert!(reports.iter().all(|(g, _)| !d.is_current(*g)));
+        d.submit(vec![p(201)]);
+        let (g, z) = rx.recv().await.unwrap();
+        assert!(d.is_current(g));
+        assert_eq!(z, 201);
+    }
+
+    struct Failing;
+
+    impl LogAppender for Failing {
+        fn append(&mut self, _txns: &[Proposal]) -> bool {
+            false
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_syncs_are_never_reported_durable() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut d = DiskThread::start(Box::new(Failing), tx).unwrap();
+        d.submit(vec![p(1), p(2)]);
+        assert_eq!(d.barrier(), None);
+        assert!(rx.try_recv().is_err());
+    }
+}

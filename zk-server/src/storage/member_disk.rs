@@ -1,0 +1,826 @@
+//! [`NodeDisk`]: what an ensemble member keeps across a kill: its epochs, its latest
+//! snapshot and the txns logged after it.
+//!
+//! With a data directory this is Apache's layout (`version-2/log.*`, `snapshot.*`, epoch
+//! files, via [`Storage`]); without one it lives in memory, shaped the same way (one
+//! snapshot image plus the txns after it). Either way memory stays bounded: the member
+//! keeps no txn history of its own (the quorum core holds the last `commitLogCount`
+//! committed proposals for fast DIFF), older DIFF ranges are read back from the log, and
+//! every `snapCount` txns (Apache's randomised `snapCount/2 + rand(snapCount/2)`) it takes
+//! a snapshot, which in memory mode also drops the txns before it.
+//!
+//! A restart loads the newest snapshot and replays the log after it, like the standalone
+//! server; a SNAP from a leader replaces snapshot and log at once.
+//!
+//! On disk, the files stay bounded by autopurge ([`NodeDisk::purge`], run by the member's
+//! driver on [`crate::storage::PurgeTimer`]): the newest `autopurge.snapRetainCount`
+//! snapshots and the logs to replay from the oldest of them are kept. A lagging learner
+//! whose DIFF would need a purged log gets a SNAP instead ([`NodeDisk::read_log`] says
+//! the log no longer reaches back).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::storage::snapshot_walk::SnapshotWalk;
+use bytes::BytesMut;
+use zk_proto::txn::TxnEntry;
+
+use crate::error::{Result, ServerError};
+use crate::state::database::{DatabaseImage, FuzzySnapshot, ZkDatabase};
+use crate::storage::database_builder::DatabaseBuilder;
+use crate::storage::snapshot_reader::{read_snap_body, ReadError};
+use crate::storage::store::{to_snapshot, Recovered};
+use crate::storage::{
+    read_epoch_file, write_epoch_file, Autopurge, EpochFile, Storage, StorageOptions,
+};
+use crate::zab::broadcast::{DiskState, Proposal};
+use crate::zab::Zxid;
+
+/// Apache's default `snapCount`.
+pub const DEFAULT_SNAP_COUNT: u64 = 100_000;
+
+/// Where the snapshot and log live.
+#[derive(Debug)]
+enum Log {
+    /// In memory: the latest snapshot (`None`: the empty database) and the txns after it.
+    Memory {
+        snapshot: Option<DatabaseImage>,
+        txns: Vec<TxnEntry>,
+    },
+    /// Apache's files; `restored` is what opening them found, until the member starts.
+    Disk {
+        storage: Box<Storage>,
+        restored: Option<Box<Recovered>>,
+    },
+    /// A data directory that failed to open (every operation logs and does nothing).
+    Broken,
+}
+
+/// The state behind a [`NodeDisk`].
+#[derive(Debug)]
+pub struct DiskData {
+    accepted: i64,
+    current: i64,
+    dir: Option<PathBuf>,
+    /// Where the txn log goes when not in `dir` (zoo.cfg's dataLogDir).
+    log_dir: Option<PathBuf>,
+    log: Log,
+    snap_count: u64,
+    /// Extra time each append takes (tests of group commit, see
+    /// [`NodeDisk::set_append_delay`]).
+    append_delay: std::time::Duration,
+    /// Txns logged since the last snapshot, and how many trigger the next one.
+    since_snapshot: u64,
+    snapshot_due: u64,
+    /// Log appends so far (each one write + sync of a whole batch).
+    syncs: u64,
+    /// Snapshots taken (periodic) and received from a leader (SNAP).
+    snapshots_taken: u64,
+    snapshots_installed: u64,
+    /// Bumped by every restart: an earlier run's disk thread (still finishing after a
+    /// kill) must not append to the recovered log.
+    incarnation: u64,
+    /// A snapshot file being written on its own thread.
+    snapshot_thread: Option<std::thread::JoinHandle<()>>,
+    /// `autopurge.*`: what purges keep and how often the driver runs them.
+    autopurge: Autopurge,
+    /// Purges run and files they removed.
+    purges: u64,
+    files_purged: u64,
+}
+
+impl Default for DiskData {
+    fn default() -> Self {
+        let mut d = DiskData {
+            accepted: 0,
+            current: 0,
+            dir: None,
+            log_dir: None,
+            log: Log::Memory {
+                snapshot: None,
+                txns: Vec::new(),
+            },
+            snap_count: DEFAULT_SNAP_COUNT,
+            append_delay: std::time::Duration::ZERO,
+            since_snapshot: 0,
+            snapshot_due: 0,
+            syncs: 0,
+            snapshots_taken: 0,
+            snapshots_installed: 0,
+            incarnation: 0,
+            snapshot_thread: None,
+            autopurge: Autopurge::default(),
+            purges: 0,
+            files_purged: 0,
+        };
+        d.next_snapshot_due();
+        d
+    }
+}
+
+fn encode(e: &TxnEntry) -> Proposal {
+    let mut b = BytesMut::new();
+    e.write(&mut b);
+    Proposal {
+        zxid: e.header.zxid,
+        data: b.freeze(),
+    }
+}
+
+fn decode_all(txns: &[Proposal]) -> Vec<TxnEntry> {
+    txns.iter()
+        .filter_map(|p| match TxnEntry::decode(p.data.clone()) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                tracing::error!("undecodable txn {:#x}: {e}", p.zxid);
+                None
+            }
+        })
+        .collect()
+}
+
+impl DiskData {
+    /// Apache's `SyncRequestProcessor` rolls at `snapCount/2 + rand(snapCount/2)` so the
+    /// members of an ensemble do not all snapshot at once.
+    fn next_snapshot_due(&mut self) {
+        let half = (self.snap_count / 2).max(1);
+        let jitter = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::from(d.subsec_nanos()))
+            .unwrap_or(0)
+            % half;
+        self.snapshot_due = half + jitter;
+        self.since_snapshot = 0;
+    }
+
+    /// Writes a snapshot file on a thread of its own (so appends go on), counting it for
+    /// autopurge once it is complete.
+    fn spawn_snapshot_thread(
+        &mut self,
+        clock: Arc<PurgeClock>,
+        zxid: i64,
+        write: impl FnOnce() -> Result<PathBuf> + Send + 'static,
+    ) {
+        let t = std::thread::Builder::new()
+            .name("zk-snapshot".into())
+            .spawn(move || match write() {
+                Ok(p) => {
+                    clock.snapshots_written.fetch_add(1, Ordering::SeqCst);
+                    tracing::info!("snapshot {} written", p.display())
+                }
+                Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
+            });
+        match t {
+            Ok(t) => self.snapshot_thread = Some(t),
+            Err(e) => tracing::error!("cannot start the snapshot thread: {e}"),
+        }
+    }
+
+    fn wait_for_snapshot_thread(&mut self) {
+        if let Some(t) = self.snapshot_thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Appends; false when the txns could not be made durable.
+    fn append(&mut self, entries: &[TxnEntry]) -> bool {
+        self.syncs += 1;
+        self.since_snapshot += entries.len() as u64;
+        match &mut self.log {
+            Log::Memory { txns, .. } => {
+                txns.extend_from_slice(entries);
+                true
+            }
+            Log::Disk { storage, .. } => match storage.append(entries) {
+                Ok(()) => true,
+                Err(e) => {
+                    // The log is unusable from here on (Storage refuses later appends):
+                    // this member stops acknowledging until it restarts and recovers.
+                    tracing::error!("txn log append failed: {e}");
+                    false
+                }
+            },
+            Log::Broken => false,
+        }
+    }
+
+    /// The snapshot and txns to start from; on disk, what opening found (read again
+    /// if already used).
+    fn recovered(&mut self) -> Recovered {
+        match &mut self.log {
+            Log::Memory { snapshot, txns } => {
+                Recovered::from_image(snapshot.as_ref(), txns.clone())
+            }
+            Log::Disk { storage, restored } => match restored.take() {
+                Some(r) => *r,
+                None => match storage.load_with(DatabaseBuilder::new) {
+                    Ok(r) => Recovered {
+                        database: r.snapshot.unwrap_or_default(),
+                        txns: r.txns,
+                    },
+                    Err(e) => {
+                        tracing::error!("reading the data directory failed: {e}");
+                        Recovered::default()
+                    }
+                },
+            },
+            Log::Broken => Recovered::default(),
+        }
+    }
+}
+
+/// A member's durable state, shared with the ensemble so a restart finds it.
+#[derive(Debug, Clone, Default)]
+pub struct NodeDisk {
+    data: Arc<Mutex<DiskData>>,
+    /// What the driver's tick reads to time autopurge, outside the lock: appends hold
+    /// it across a sync, which must not stall the member's async task.
+    purge_clock: Arc<PurgeClock>,
+}
+
+/// Autopurge inputs readable without the disk's lock.
+#[derive(Debug, Default)]
+struct PurgeClock {
+    /// `autopurge.purgeInterval` in ms (0: off).
+    interval_ms: AtomicU64,
+    /// Snapshot files completed on disk; bumped by the snapshot threads.
+    snapshots_written: AtomicU64,
+}
+
+impl NodeDisk {
+    fn lock(&self) -> MutexGuard<'_, DiskData> {
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A disk in `dir` (Apache layout: `version-2/log.*`, `snapshot.*`, epoch files),
+    /// recovered from what is there.
+    pub fn open(dir: &Path) -> Result<NodeDisk> {
+        let d = NodeDisk::default();
+        d.lock().dir = Some(dir.to_path_buf());
+        d.recover()?;
+        Ok(d)
+    }
+
+    /// Like [`NodeDisk::open`], with the txn log in `log_dir` (zoo.cfg's `dataLogDir`)
+    /// and the snapshots and epoch files in `data_dir`.
+    pub fn open_split(data_dir: &Path, log_dir: &Path) -> Result<NodeDisk> {
+        let d = NodeDisk::default();
+        {
+            let mut g = d.lock();
+            g.dir = Some(data_dir.to_path_buf());
+            g.log_dir = Some(log_dir.to_path_buf());
+        }
+        d.recover()?;
+        Ok(d)
+    }
+
+    /// The data directory and the txn log directory, when on disk (`conf`, `dirs`).
+    pub fn dirs(&self) -> Option<(PathBuf, PathBuf)> {
+        let d = self.lock();
+        let dir = d.dir.clone()?;
+        let log = d.log_dir.clone().unwrap_or_else(|| dir.clone());
+        Some((dir, log))
+    }
+
+    /// Sets `snapCount`: roughly how many txns between snapshots (Apache's default
+    /// 100,000).
+    pub fn set_snap_count(&self, n: u64) {
+        let mut d = self.lock();
+        d.snap_count = n.max(2);
+        d.next_snapshot_due();
+    }
+
+    /// Sets autopurge (`autopurge.snapRetainCount`, `autopurge.purgeInterval`); the
+    /// member's driver reads the interval at each tick, so this applies while running.
+    pub fn set_autopurge(&self, a: Autopurge) {
+        let ms = u64::try_from(a.interval.as_millis()).unwrap_or(u64::MAX);
+        self.purge_clock.interval_ms.store(ms, Ordering::SeqCst);
+        let mut d = self.lock();
+        d.autopurge = a;
+        if let Log::Disk { storage, .. } = &mut d.log {
+            storage.set_snap_retain_count(a.snap_retain_count);
+        }
+    }
+
+    /// The autopurge settings.
+    pub fn autopurge(&self) -> Autopurge {
+        self.lock().autopurge
+    }
+
+    /// `autopurge.purgeInterval` (zero: off), without taking the disk's lock.
+    pub fn purge_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.purge_clock.interval_ms.load(Ordering::SeqCst))
+    }
+
+    /// Snapshot files completed on disk so far (each makes a purge due), without taking
+    /// the disk's lock.
+    pub fn snapshots_written(&self) -> u64 {
+        self.purge_clock.snapshots_written.load(Ordering::SeqCst)
+    }
+
+    /// Autopurge: deletes snapshots beyond the newest `snapRetainCount` and the logs no
+    /// kept snapshot needs (see [`Storage::purge`]); returns the removed files. Runs under
+    /// the disk's lock, so no DIFF read or TRUNC sees a log vanish midway; a snapshot
+    /// still being written is not waited for (it does not count until complete). A
+    /// failure is logged, never fatal; in memory there is nothing to purge.
+    pub fn purge(&self) -> Vec<PathBuf> {
+        let mut d = self.lock();
+        let Log::Disk { storage, .. } = &mut d.log else {
+            return Vec::new();
+        };
+        let removed = match storage.purge() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("autopurge failed: {e}");
+                Vec::new()
+            }
+        };
+        d.purges += 1;
+        d.files_purged += removed.len() as u64;
+        if !removed.is_empty() {
+            tracing::info!("autopurge removed {} files", removed.len());
+        }
+        removed
+    }
+
+    /// Makes every later append take `delay` longer, like a slow disk: tests of group
+    /// commit need syncs slower than the requests arriving.
+    pub fn set_append_delay(&self, delay: std::time::Duration) {
+        self.lock().append_delay = delay;
+    }
+
+    /// What a restart does: with a data directory, forget what is in memory and read
+    /// the epochs, snapshot and txn log back from disk (fixing torn log tails).
+    pub fn recover(&self) -> Result<()> {
+        let mut d = self.lock();
+        d.incarnation += 1;
+        d.wait_for_snapshot_thread();
+        let Some(dir) = d.dir.clone() else {
+            return Ok(());
+        };
+        d.log = Log::Broken;
+        let opts = StorageOptions {
+            prealloc_size: 0,
+            snap_retain_count: d.autopurge.snap_retain_count,
+        };
+        let log_dir = d.log_dir.clone().unwrap_or_else(|| dir.clone());
+        let (storage, restored) = Storage::open_with(&dir, &log_dir, opts, DatabaseBuilder::new)?;
+        d.accepted = read_epoch_file(&dir, EpochFile::Accepted)?.unwrap_or(0);
+        d.current = read_epoch_file(&dir, EpochFile::Current)?.unwrap_or(0);
+        d.log = Log::Disk {
+            storage: Box::new(storage),
+            restored: Some(Box::new(Recovered {
+                database: restored.snapshot.unwrap_or_default(),
+                txns: restored.txns,
+            })),
+        };
+        d.next_snapshot_due();
+        Ok(())
+    }
+
+    /// The database to start from (snapshot plus the txns after it) and what the quorum
+    /// core needs: epochs, last zxid and the last `recent` logged txns (its in-memory
+    /// window for DIFF).
+    pub fn load(&self, recent: usize) -> (ZkDatabase, DiskState) {
+        let (rec, accepted, current) = {
+            let mut d = self.lock();
+            (d.recovered(), d.accepted, d.current)
+        };
+        let skip = rec.txns.len().saturating_sub(recent);
+        let window: Vec<Proposal> = rec.txns[skip..].iter().map(encode).collect();
+        let db = rec.into_database();
+        let state = DiskState {
+            accepted_epoch: accepted,
+            current_epoch: current,
+            last_zxid: db.last_zxid(),
+            recent: window
+                .into_iter()
+                .filter(|p| p.zxid <= db.last_zxid())
+                .collect(),
+        };
+        (db, state)
+    }
+
+    /// The incarnation appends must carry (see [`NodeDisk::append`]).
+    pub fn incarnation(&self) -> u64 {
+        self.lock().incarnation
+    }
+
+    /// Appends txns with one write and one sync (dropped when `incarnation` is given and
+    /// stale). Returns `None` when they are not durable (stale incarnation, disk error),
+    /// else whether a snapshot is due (see [`NodeDisk::stream_snapshot`]).
+    pub fn append(&self, incarnation: Option<u64>, txns: &[Proposal]) -> Option<bool> {
+        let entries = decode_all(txns);
+        let delay = self.lock().append_delay;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        let mut d = self.lock();
+        if incarnation.is_some_and(|i| i != d.incarnation) || !d.append(&entries) {
+            return None;
+        }
+        Some(d.since_snapshot >= d.snapshot_due)
+    }
+
+    /// Whether snapshots go to a data directory (taken with
+    /// [`NodeDisk::stream_snapshot`]) rather than memory ([`NodeDisk::take_snapshot`]).
+    pub fn on_disk(&self) -> bool {
+        matches!(self.lock().log, Log::Disk { .. })
+    }
+
+    /// Writes a fuzzy snapshot to the data directory without stalling the member: the log
+    /// rolls here (in order with the appends), then a thread walks the tree a slice at a
+    /// time with `step` (which takes the core's lock for each slice only) while txns
+    /// keep being applied; a restart replays the log from `snap.last_zxid` over it, as
+    /// Apache does with its fuzzy snapshots.
+    pub fn stream_snapshot(
+        &self,
+        snap: FuzzySnapshot,
+        mut step: impl FnMut(&mut SnapshotWalk, &mut BytesMut) -> bool + Send + 'static,
+    ) {
+        let mut d = self.lock();
+        d.wait_for_snapshot_thread();
+        d.next_snapshot_due();
+        d.snapshots_taken += 1;
+        let Log::Disk { storage, .. } = &mut d.log else {
+            return;
+        };
+        storage.roll_log();
+        let zxid = snap.last_zxid;
+        let mut stream = match storage.snapshot_writer().stream(zxid) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("snapshot {zxid:#x} failed: {e}");
+                return;
+            }
+        };
+        let FuzzySnapshot {
+            sessions, mut walk, ..
+        } = snap;
+        d.spawn_snapshot_thread(self.purge_clock.clone(), zxid, move || {
+            loop {
+                let mut buf = BytesMut::new();
+                let done = step(&mut walk, &mut buf);
+                stream.nodes(&buf)?;
+                if done {
+                    break;
+                }
+            }
+            stream.finish(&sessions, &walk.acl_table())
+        });
+    }
+
+    /// Saves a snapshot of the database (its state as applied, which may run ahead of
+    /// the log on a follower: a restart replays the log after the snapshot's zxid). On
+    /// disk the log is rolled here, in order with the appends, and the file is written on
+    /// its own thread.
+    pub fn take_snapshot(&self, image: DatabaseImage) {
+        let mut d = self.lock();
+        d.next_snapshot_due();
+        d.snapshots_taken += 1;
+        let zxid = image.last_zxid;
+        match &mut d.log {
+            Log::Memory { snapshot, txns } => {
+                txns.retain(|t| t.header.zxid > zxid);
+                *snapshot = Some(image);
+            }
+            Log::Disk { storage, .. } => {
+                storage.roll_log();
+                let writer = storage.snapshot_writer();
+                d.wait_for_snapshot_thread();
+                let snap = to_snapshot(&image);
+                let clock = self.purge_clock.clone();
+                d.spawn_snapshot_thread(clock, zxid, move || writer.write(&snap));
+            }
+            Log::Broken => {}
+        }
+    }
+
+    /// The logged txns with `from <= zxid <= to`, starting exactly at `from`; `None` when
+    /// the log no longer holds `from` (it is only in a snapshot).
+    pub fn read_log(&self, from: Zxid, to: Zxid) -> Option<Vec<Proposal>> {
+        let mut d = self.lock();
+        let entries: Vec<TxnEntry> = match &mut d.log {
+            Log::Memory { txns, .. } => {
+                let start = txns.partition_point(|t| t.header.zxid < from);
+                txns[start..]
+                    .iter()
+                    .take_while(|t| t.header.zxid <= to)
+                    .cloned()
+                    .collect()
+            }
+            Log::Disk { storage, .. } => match storage.txns_after(from.saturating_sub(1)) {
+                Ok(mut v) => {
+                    v.retain(|t| t.header.zxid <= to);
+                    v
+                }
+                Err(ServerError::TxnsUnavailable { .. }) => return None,
+                Err(e) => {
+                    tracing::error!("reading the txn log failed: {e}");
+                    return None;
+                }
+            },
+            Log::Broken => return None,
+        };
+        let txns: Vec<Proposal> = entries.iter().map(encode).collect();
+        (txns.first().map(|p| p.zxid) == Some(from)).then_some(txns)
+    }
+
+    /// TRUNC: drops every logged txn after `zxid`; returns the database rebuilt to it.
+    pub fn truncate(&self, zxid: Zxid) -> ZkDatabase {
+        let mut d = self.lock();
+        d.wait_for_snapshot_thread();
+        match &mut d.log {
+            Log::Memory { snapshot, txns } => {
+                txns.retain(|t| t.header.zxid <= zxid);
+                if snapshot.as_ref().is_some_and(|s| s.last_zxid > zxid) {
+                    tracing::error!("TRUNC to {zxid:#x} below the snapshot: keeping it");
+                }
+            }
+            Log::Disk { storage, restored } => {
+                *restored = None;
+                if let Err(e) = storage.truncate_after(zxid) {
+                    tracing::error!("txn log truncation failed: {e}");
+                }
+            }
+            Log::Broken => {}
+        }
+        d.recovered().into_database()
+    }
+
+    /// SNAP: the leader's database as of `zxid` (the SNAP body as received, see
+    /// `crate::storage::snap_stream`) replaces snapshot and log durably; returns it.
+    /// The tree is built straight from the received bytes and the file written from
+    /// them, so the member holds those bytes and the tree, not a decoded copy of every
+    /// node. A body that does not decode changes nothing and is the error.
+    pub fn install(&self, zxid: i64, body: &[u8]) -> std::result::Result<ZkDatabase, String> {
+        let db = read_snap_body(body, zxid, DatabaseBuilder::new()).map_err(|e| match e {
+            ReadError::Corrupt(reason) => reason,
+            ReadError::Io(e) => e.to_string(),
+        })?;
+        let mut d = self.lock();
+        d.wait_for_snapshot_thread();
+        d.snapshots_installed += 1;
+        d.next_snapshot_due();
+        match &mut d.log {
+            Log::Memory { snapshot, txns } => {
+                txns.clear();
+                *snapshot = Some(db.image());
+            }
+            Log::Disk { storage, restored } => {
+                *restored = None;
+                if let Err(e) = storage.install_snapshot(zxid, body) {
+                    tracing::error!("installing the leader's snapshot failed: {e}");
+                }
+            }
+            Log::Broken => {}
+        }
+        Ok(db)
+    }
+
+    /// Durably records acceptedEpoch.
+    pub fn save_accepted_epoch(&self, e: i64) {
+        self.save_epoch(EpochFile::Accepted, e);
+    }
+
+    /// Durably records currentEpoch.
+    pub fn save_current_epoch(&self, e: i64) {
+        self.save_epoch(EpochFile::Current, e);
+    }
+
+    fn save_epoch(&self, which: EpochFile, e: i64) {
+        let mut d = self.lock();
+        match which {
+            EpochFile::Accepted => d.accepted = e,
+            EpochFile::Current => d.current = e,
+        }
+        if let (Some(dir), Log::Disk { .. }) = (d.dir.as_deref(), &d.log) {
+            if let Err(err) = write_epoch_file(dir, which, e) {
+                tracing::error!("writing {} failed: {err}", which.file_name());
+            }
+        }
+    }
+
+    /// Counters of what the disk did.
+    pub fn stats(&self) -> DiskStats {
+        let d = self.lock();
+        let (txns_in_memory, fsyncs) = match &d.log {
+            Log::Memory { txns, .. } => (txns.len(), 0),
+            Log::Disk { storage, .. } => (0, storage.sync_stats().log_syncs),
+            Log::Broken => (0, 0),
+        };
+        DiskStats {
+            appends: d.syncs,
+            fdatasyncs: fsyncs,
+            txns_in_memory,
+            snapshots_taken: d.snapshots_taken,
+            snapshots_installed: d.snapshots_installed,
+            purges: d.purges,
+            files_purged: d.files_purged,
+        }
+    }
+}
+
+/// What a member's disk did so far ([`NodeDisk::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskStats {
+    /// Log appends, each one write and one sync of a whole batch (group commit).
+    pub appends: u64,
+    /// fdatasync calls on txn log files (on disk only).
+    pub fdatasyncs: u64,
+    /// Txns held in memory after the latest snapshot (memory mode only).
+    pub txns_in_memory: usize,
+    /// Periodic snapshots taken.
+    pub snapshots_taken: u64,
+    /// Snapshots received from a leader (SNAP).
+    pub snapshots_installed: u64,
+    /// Autopurge runs (on disk only).
+    pub purges: u64,
+    /// Files those runs deleted.
+    pub files_purged: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::time::{Duration, Instant};
+    use zk_proto::txn::{CreateTxn, Txn, TxnHeader};
+    use zk_proto::{Acl, OpCode};
+
+    fn create(zxid: i64) -> Proposal {
+        encode(&TxnEntry {
+            header: TxnHeader {
+                client_id: 1,
+                cxid: zxid as i32,
+                zxid,
+                time: zxid,
+                txn_type: OpCode::Create,
+            },
+            txn: Txn::Create(CreateTxn {
+                path: format!("/n{zxid}"),
+                data: Some(Bytes::new()),
+                acl: Acl::open_unsafe(),
+                ephemeral: false,
+                parent_c_version: -1,
+            }),
+            digest: None,
+        })
+    }
+
+    /// Logs creates `first..=last`, then snapshots the database at `last` and waits for
+    /// the file.
+    fn round(disk: &NodeDisk, db: &mut ZkDatabase, first: i64, last: i64) {
+        let ps: Vec<Proposal> = (first..=last).map(create).collect();
+        assert!(disk.append(None, &ps).is_some());
+        for e in decode_all(&ps) {
+            db.apply(&e);
+        }
+        let before = disk.snapshots_written();
+        disk.take_snapshot(db.image());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while disk.snapshots_written() == before {
+            assert!(Instant::now() < deadline, "snapshot {last:#x} not written");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with("log.") || n.starts_with("snapshot."))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn purge_keeps_what_a_restart_needs_and_a_failure_is_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let v2 = dir.path().join("version-2");
+        let disk = NodeDisk::open(dir.path()).unwrap();
+        disk.set_autopurge(Autopurge {
+            snap_retain_count: 3,
+            interval: Duration::from_millis(1),
+        });
+        let mut db = ZkDatabase::new();
+        for r in 0..5 {
+            round(&disk, &mut db, r * 10 + 1, r * 10 + 10);
+        }
+        assert_eq!(disk.purge().len(), 5, "{:?}", names(&v2));
+        assert_eq!(
+            names(&v2),
+            [
+                "log.15",
+                "log.1f",
+                "log.29",
+                "snapshot.1e",
+                "snapshot.28",
+                "snapshot.32"
+            ]
+        );
+        disk.recover().unwrap();
+        let (back, state) = disk.load(10);
+        assert_eq!(state.last_zxid, 50);
+        assert_eq!(back.tree.node_count(), db.tree.node_count());
+
+        // Something autopurge cannot delete (a directory named like an old snapshot): it
+        // is skipped, the other old files still go, and the member goes on.
+        std::fs::create_dir(v2.join("snapshot.2")).unwrap();
+        round(&disk, &mut db, 51, 60);
+        assert_eq!(disk.purge().len(), 2, "{:?}", names(&v2));
+        assert_eq!(
+            names(&v2),
+            [
+                "log.1f",
+                "log.29",
+                "log.33",
+                "snapshot.2",
+                "snapshot.28",
+                "snapshot.32",
+                "snapshot.3c"
+            ]
+        );
+        // A failure of the whole purge (the directory cannot be listed) is not fatal.
+        let moved = dir.path().join("moved");
+        std::fs::rename(&v2, &moved).unwrap();
+        std::fs::write(&v2, b"not a directory").unwrap();
+        assert!(disk.purge().is_empty());
+        std::fs::remove_file(&v2).unwrap();
+        std::fs::rename(&moved, &v2).unwrap();
+        round(&disk, &mut db, 61, 70);
+        let s = disk.stats();
+        assert_eq!((s.purges, s.files_purged), (3, 7));
+        disk.recover().unwrap();
+        let (back, state) = disk.load(10);
+        assert_eq!(state.last_zxid, 70);
+        assert_eq!(back.tree.node_count(), db.tree.node_count());
+    }
+
+    /// A leader's database: random sessions, ephemerals, ACLs and levels.
+    fn leader_db() -> ZkDatabase {
+        let mut g = crate::state::database::tests::Gen::new(7);
+        for _ in 0..400 {
+            g.random_op();
+        }
+        g.db
+    }
+
+    #[test]
+    fn snap_install_builds_the_tree_from_the_received_bytes_and_writes_them_durably() {
+        use crate::state::database::tests::canon;
+        let leader = leader_db();
+        let image = leader.image();
+        let body = crate::storage::snap_stream::encode(&to_snapshot(&image));
+
+        let dir = tempfile::tempdir().unwrap();
+        let v2 = dir.path().join("version-2");
+        let disk = NodeDisk::open(dir.path()).unwrap();
+        let mut own = ZkDatabase::new();
+        round(&disk, &mut own, 1, 5);
+        let before = names(&v2);
+
+        // Damaged bodies are refused and leave the files as they were.
+        let mut out_of_order = to_snapshot(&image);
+        out_of_order.nodes.swap(1, 2);
+        let bad = [
+            body.slice(..body.len() - 3),
+            crate::storage::snap_stream::encode(&out_of_order),
+            [&body[..], b"x"].concat().into(),
+        ];
+        for b in bad {
+            assert!(disk.install(image.last_zxid, &b).is_err());
+            assert_eq!(names(&v2), before);
+        }
+
+        let got = disk.install(image.last_zxid, &body).unwrap();
+        assert_eq!(canon(&got), canon(&leader));
+        // The snapshot replaced the old log (older snapshots stay for autopurge), and a
+        // restart loads it.
+        let mut want: Vec<String> = before
+            .into_iter()
+            .filter(|n| n.starts_with("snapshot."))
+            .collect();
+        want.push(format!("snapshot.{:x}", image.last_zxid));
+        want.sort();
+        assert_eq!(names(&v2), want);
+        disk.recover().unwrap();
+        let (back, state) = disk.load(10);
+        assert_eq!(state.last_zxid, image.last_zxid);
+        assert_eq!(canon(&back), canon(&leader));
+        // The file is Apache's format: the whole-file reader accepts it too.
+        let file = v2.join(format!("snapshot.{:x}", image.last_zxid));
+        let read = crate::storage::snapshot::read_snapshot(&file, image.last_zxid).unwrap();
+        assert_eq!(read.nodes.len(), image.nodes.len());
+        assert_eq!(read.sessions, image.sessions);
+
+        // Without a data directory the image is kept in memory.
+        let mem = NodeDisk::default();
+        let got = mem.install(image.last_zxid, &body).unwrap();
+        assert_eq!(canon(&got), canon(&leader));
+        let (back, _) = mem.load(10);
+        assert_eq!(canon(&back), canon(&leader));
+    }
+}

@@ -1,0 +1,748 @@
+//! The leader: one handler per learner connection (Apache's LearnerHandler) and the
+//! leader's own progress through discovery, synchronisation and broadcast.
+//!
+//! Discovery waits for a quorum of FOLLOWERINFOs to pick the new epoch (one above every
+//! acceptedEpoch seen), then a quorum of ACKEPOCHs (none more recent than ours), then a
+//! quorum of NEWLEADER ACKs; each wait gives up after initLimit ticks. Once established
+//! the leader proposes, commits in zxid order on a quorum of ACKs, pings every half tick
+//! and steps down when fewer than a quorum of voters were heard within syncLimit ticks.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use zk_proto::quorum::{QuorumPacket, QuorumPacketType as T};
+
+use super::packets::{self, simple, with_data};
+use super::sync::{plan, plan_over, SyncPlan};
+use super::{end, Ctx, Proposal, RoleResult};
+use crate::zab::zxid::{counter_of, hex, make_zxid};
+use crate::zab::{Action, ConnId, LearnerType, Millis, Sid, ZabMessage, Zxid};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for a quorum of FOLLOWERINFO to fix the epoch.
+    Epoch,
+    /// Waiting for a quorum of ACKEPOCH.
+    EpochAck,
+    /// Waiting for a quorum of NEWLEADER ACKs.
+    NewLeaderAck,
+    /// Established: serving and broadcasting.
+    Established,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Info,
+    WaitEpoch,
+    AckEpoch,
+    WaitEpochQuorum,
+    /// Waiting for txns read back from our log (sync older than the recent txns).
+    LoadingLog,
+    NewLeaderAck,
+    WaitStartup,
+    Active,
+}
+
+#[derive(Debug, Clone)]
+struct Handler {
+    sid: Sid,
+    kind: LearnerType,
+    stage: Stage,
+    last_rx: Millis,
+    peer_last: Zxid,
+    forwarding: bool,
+    /// Last zxid asked from the log for this learner's sync.
+    log_upto: Zxid,
+}
+
+#[derive(Debug, Clone)]
+struct Outstanding {
+    proposal: Proposal,
+    acks: BTreeSet<Sid>,
+}
+
+/// The leader role.
+#[derive(Debug)]
+pub struct Leader {
+    me: Sid,
+    phase: Phase,
+    phase_deadline: Millis,
+    epoch: i64,
+    summary: (i64, Zxid),
+    connecting: BTreeSet<Sid>,
+    electing: BTreeSet<Sid>,
+    newleader_acks: BTreeSet<Sid>,
+    handlers: BTreeMap<ConnId, Handler>,
+    outstanding: BTreeMap<Zxid, Outstanding>,
+    last_proposed: Zxid,
+    pending_syncs: Vec<(Zxid, ConnId)>,
+    next_ping: Millis,
+    next_check: Millis,
+    config_bytes: Bytes,
+}
+
+/// A write the leader could not propose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProposeError {
+    /// The leader is not established yet (no NEWLEADER quorum).
+    NotEstablished,
+}
+
+impl Leader {
+    /// Starts leading (Leader.lead): we count towards the epoch and ack our own epoch.
+    pub fn new(ctx: &mut Ctx<'_>) -> RoleResult<Self> {
+        let me = ctx.cfg.my_sid;
+        let mut l = Leader {
+            me,
+            phase: Phase::Epoch,
+            phase_deadline: ctx.now + ctx.cfg.init_timeout(),
+            epoch: -1,
+            summary: (ctx.history.current_epoch, ctx.history.applied()),
+            connecting: BTreeSet::new(),
+            electing: BTreeSet::new(),
+            newleader_acks: BTreeSet::new(),
+            handlers: BTreeMap::new(),
+            outstanding: BTreeMap::new(),
+            last_proposed: ctx.history.applied(),
+            pending_syncs: Vec::new(),
+            next_ping: 0,
+            next_check: 0,
+            config_bytes: Bytes::from(ctx.cfg.to_config_string()),
+        };
+        l.offer_epoch(ctx, me, ctx.history.accepted_epoch);
+        Ok(l)
+    }
+
+    /// The epoch being established (or -1 before a quorum of learners connected).
+    pub fn epoch(&self) -> i64 {
+        self.epoch
+    }
+
+    /// Whether a quorum acked NEWLEADER: the leader may serve and propose.
+    pub fn is_established(&self) -> bool {
+        self.phase == Phase::Established
+    }
+
+    /// The last zxid proposed.
+    pub fn last_proposed(&self) -> Zxid {
+        self.last_proposed
+    }
+
+    /// Sids of the learners currently connected and identified, with their type.
+    pub fn learners(&self) -> Vec<(Sid, LearnerType)> {
+        self.handlers.values().map(|h| (h.sid, h.kind)).collect()
+    }
+
+    /// Learner syncs waiting for earlier proposals to commit (`mntr` zk_pending_syncs).
+    pub fn pending_syncs(&self) -> usize {
+        self.pending_syncs.len()
+    }
+
+    fn new_leader_zxid(&self) -> Zxid {
+        make_zxid(self.epoch, 0)
+    }
+
+    /// getEpochToPropose.
+    fn offer_epoch(&mut self, ctx: &mut Ctx<'_>, sid: Sid, last_accepted: i64) {
+        if self.phase != Phase::Epoch {
+            return;
+        }
+        if last_accepted >= self.epoch {
+            self.epoch = last_accepted + 1;
+        }
+        if ctx.cfg.is_voter(sid) {
+            self.connecting.insert(sid);
+        }
+        if self.connecting.contains(&self.me) && ctx.cfg.contains_quorum(&self.connecting) {
+            self.phase = Phase::EpochAck;
+            self.phase_deadline = ctx.now + ctx.cfg.init_timeout();
+            ctx.history.set_accepted_epoch(self.epoch, ctx.out);
+            let waiting: Vec<ConnId> = self.in_stage(Stage::WaitEpoch);
+            for conn in waiting {
+                self.send_leader_info(ctx, conn);
+            }
+            let me = self.me;
+            let summary = self.summary;
+            self.epoch_ack(ctx, me, summary.0, summary.1);
+        }
+    }
+
+    /// waitForEpochAck; `false` when the learner must be dropped.
+    fn epoch_ack(&mut self, ctx: &mut Ctx<'_>, sid: Sid, epoch: i64, last: Zxid) -> bool {
+        if self.phase != Phase::EpochAck {
+            return true;
+        }
+        if epoch != -1 {
+            if (epoch, last) > self.summary {
+                return false;
+            }
+            if last != -1 && ctx.cfg.is_voter(sid) {
+                self.electing.insert(sid);
+            }
+        }
+        if self.electing.contains(&self.me) && ctx.cfg.contains_quorum(&self.electing) {
+            self.phase = Phase::NewLeaderAck;
+            self.phase_deadline = ctx.now + ctx.cfg.init_timeout();
+            ctx.history.set_current_epoch(self.epoch, ctx.out);
+            for conn in self.in_stage(Stage::WaitEpochQuorum) {
+                self.sync_learner(ctx, conn);
+            }
+            self.self_new_leader_ack(ctx);
+        }
+        true
+    }
+
+    /// Our own NEWLEADER ack, once our history is on disk.
+    fn self_new_leader_ack(&mut self, ctx: &mut Ctx<'_>) {
+        if self.phase == Phase::NewLeaderAck
+            && ctx.history.durable() >= ctx.history.last_logged()
+            && self.newleader_acks.insert(self.me)
+        {
+            self.check_established(ctx);
+        }
+    }
+
+    fn check_established(&mut self, ctx: &mut Ctx<'_>) {
+        if self.phase == Phase::NewLeaderAck
+            && self.newleader_acks.contains(&self.me)
+            && ctx.cfg.contains_quorum(&self.newleader_acks)
+        {
+            self.phase = Phase::Established;
+            self.last_proposed = make_zxid(self.epoch, 0);
+            self.next_ping = ctx.now;
+            self.next_check = ctx.now + ctx.cfg.tick_time;
+            for conn in self.in_stage(Stage::WaitStartup) {
+                self.up_to_date(ctx, conn);
+            }
+        }
+    }
+
+    fn in_stage(&self, stage: Stage) -> Vec<ConnId> {
+        self.handlers
+            .iter()
+            .filter(|(_, h)| h.stage == stage)
+            .map(|(c, _)| *c)
+            .collect()
+    }
+
+    fn send(ctx: &mut Ctx<'_>, conn: ConnId, p: QuorumPacket) {
+        ctx.out.push(Action::Send {
+            conn,
+            msg: ZabMessage::Packet(p),
+        });
+    }
+
+    fn send_leader_info(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
+        let zxid = self.new_leader_zxid();
+        if let Some(h) = self.handlers.get_mut(&conn) {
+            h.stage = Stage::AckEpoch;
+            h.last_rx = ctx.now;
+        }
+        Self::send(
+            ctx,
+            conn,
+            with_data(
+                T::LeaderInfo,
+                zxid,
+                packets::int_data(zk_proto::quorum::LEARNER_PROTOCOL_VERSION),
+            ),
+        );
+    }
+
+    /// syncFollower + startForwarding + NEWLEADER. When the learner is older than our
+    /// recent txns, first try a DIFF from our txn log (Apache's txnlog sync).
+    fn sync_learner(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
+        let Some(h) = self.handlers.get_mut(&conn) else {
+            return;
+        };
+        let p = plan(ctx.history, h.peer_last);
+        if matches!(p, SyncPlan::Snap { .. }) && ctx.cfg.txn_log_sync && h.peer_last >= 0 {
+            h.stage = Stage::LoadingLog;
+            h.log_upto = ctx.history.applied();
+            ctx.out.push(Action::ReadLog {
+                conn,
+                from: h.peer_last,
+                to: h.log_upto,
+            });
+            return;
+        }
+        self.finish_sync(ctx, conn, p);
+    }
+
+    /// The driver read our log for a learner's sync: `txns` are our logged txns from the
+    /// learner's last zxid on, or `None` when the log no longer reaches back that far.
+    pub fn on_log_read(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, txns: Option<Vec<Proposal>>) {
+        let Some(h) = self.handlers.get(&conn) else {
+            return;
+        };
+        if h.stage != Stage::LoadingLog {
+            return;
+        }
+        let (peer_last, upto) = (h.peer_last, h.log_upto);
+        let last = ctx.history.applied();
+        let p = match txns {
+            Some(mut list) if list.first().is_some_and(|p| p.zxid == peer_last) => {
+                list.retain(|p| p.zxid <= upto);
+                // The log part must end at `upto`, and the recent txns must still reach
+                // back to `upto` (commits since the request may have pushed it out):
+                // otherwise the two would leave a gap.
+                let log_complete = list.last().map(|p| p.zxid) == Some(upto);
+                let recent = ctx.history.recent();
+                let overlaps = upto == last || recent.iter().any(|p| p.zxid == upto);
+                if log_complete && overlaps {
+                    list.extend(recent.iter().filter(|p| p.zxid > upto).cloned());
+                    plan_over(last, &list, peer_last)
+                } else {
+                    SyncPlan::Snap { last }
+                }
+            }
+            _ => SyncPlan::Snap { last },
+        };
+        self.finish_sync(ctx, conn, p);
+    }
+
+    fn finish_sync(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, p: SyncPlan) {
+        let Some(h) = self.handlers.get_mut(&conn) else {
+            return;
+        };
+        for pkt in p.packets() {
+            Self::send(ctx, conn, pkt);
+        }
+        if let SyncPlan::Snap { last } = p {
+            ctx.out.push(Action::SendSnapshot { conn, zxid: last });
+        }
+        h.forwarding = true;
+        h.stage = Stage::NewLeaderAck;
+        h.last_rx = ctx.now;
+        let mode = match &p {
+            SyncPlan::Diff { .. } => "DIFF",
+            SyncPlan::Trunc { .. } => "TRUNC",
+            SyncPlan::Snap { .. } => "SNAP",
+        };
+        tracing::debug!(
+            "leader {}: learner sid {} (last zxid {}) synced by {mode} up to {}; NEWLEADER {} \
+             sent, waiting for its ACK (initLimit {} ms)",
+            self.me,
+            h.sid,
+            hex(h.peer_last),
+            hex(p.last_zxid()),
+            hex(make_zxid(self.epoch, 0)),
+            ctx.cfg.init_timeout()
+        );
+        if h.kind == LearnerType::Participant {
+            for o in self.outstanding.values() {
+                if o.proposal.zxid > p.last_zxid() {
+                    Self::send(
+                        ctx,
+                        conn,
+                        with_data(T::Proposal, o.proposal.zxid, o.proposal.data.clone()),
+                    );
+                }
+            }
+        }
+        let zxid = self.new_leader_zxid();
+        Self::send(
+            ctx,
+            conn,
+            with_data(T::NewLeader, zxid, self.config_bytes.clone()),
+        );
+    }
+
+    fn up_to_date(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
+        if let Some(h) = self.handlers.get_mut(&conn) {
+            h.stage = Stage::Active;
+            Self::send(ctx, conn, simple(T::UpToDate, -1));
+        }
+    }
+
+    fn drop_handler(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
+        if self.handlers.remove(&conn).is_some() {
+            ctx.out.push(Action::Close { conn });
+        }
+        self.pending_syncs.retain(|(_, c)| *c != conn);
+    }
+
+    /// A learner connected to our quorum port.
+    pub fn on_connected(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
+        self.handlers.insert(
+            conn,
+            Handler {
+                sid: -1,
+                kind: LearnerType::Observer,
+                stage: Stage::Info,
+                last_rx: ctx.now,
+                peer_last: -1,
+                forwarding: false,
+                log_upto: -1,
+            },
+        );
+    }
+
+    /// A learner connection closed.
+    pub fn on_disconnected(&mut self, _ctx: &mut Ctx<'_>, conn: ConnId) {
+        self.handlers.remove(&conn);
+        self.pending_syncs.retain(|(_, c)| *c != conn);
+    }
+
+    /// Something arrived from a learner. Learner misbehaviour only drops that learner.
+    pub fn on_message(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, msg: ZabMessage) -> RoleResult {
+        let Some(h) = self.handlers.get_mut(&conn) else {
+            return Ok(());
+        };
+        h.last_rx = ctx.now;
+        let ZabMessage::Packet(p) = msg else {
+            self.drop_handler(ctx, conn);
+            return Ok(());
+        };
+        let stage = h.stage;
+        let (sid, ty, zxid) = (h.sid, p.packet_type, p.zxid);
+        let ok = match stage {
+            Stage::Info => self.on_info(ctx, conn, &p),
+            Stage::AckEpoch => self.on_ack_epoch(ctx, conn, &p),
+            Stage::NewLeaderAck => self.on_new_leader_ack(ctx, conn, &p),
+            Stage::WaitStartup | Stage::Active => self.on_active(ctx, conn, p),
+            // Learners wait silently for the epoch decisions.
+            Stage::WaitEpoch | Stage::WaitEpochQuorum | Stage::LoadingLog => false,
+        };
+        if !ok {
+            tracing::info!(
+                "leader {}: dropping learner sid {sid}: unexpected or invalid {ty:?} {} \
+                 while waiting for {}",
+                self.me,
+                hex(zxid),
+                self.awaited(stage)
+            );
+            self.drop_handler(ctx, conn);
+        }
+        Ok(())
+    }
+
+    /// What a learner handler in `stage` waits for, for logs.
+    fn awaited(&self, stage: Stage) -> String {
+        match stage {
+            Stage::Info => "FOLLOWERINFO / OBSERVERINFO".into(),
+            Stage::WaitEpoch => "a quorum of FOLLOWERINFO to fix the epoch".into(),
+            Stage::AckEpoch => format!("ACKEPOCH for epoch {}", self.epoch),
+            Stage::WaitEpochQuorum => "a quorum of ACKEPOCH".into(),
+            Stage::LoadingLog => "our txn log read back for its DIFF".into(),
+            Stage::NewLeaderAck => {
+                format!("the ACK of NEWLEADER {}", hex(make_zxid(self.epoch, 0)))
+            }
+            Stage::WaitStartup => "a quorum of NEWLEADER ACKs (UPTODATE follows)".into(),
+            Stage::Active => "ACKs / PING replies".into(),
+        }
+    }
+
+    fn on_info(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, p: &QuorumPacket) -> bool {
+        let kind = match p.packet_type {
+            T::FollowerInfo => LearnerType::Participant,
+            T::ObserverInfo => LearnerType::Observer,
+            _ => return false,
+        };
+        let Ok(info) = packets::parse_learner_info(p) else {
+            return false;
+        };
+        let sid = info.serverid;
+        let configured = match ctx.cfg.servers.get(&sid) {
+            Some(s) => s.learner_type,
+            None => return false,
+        };
+        if configured != kind || sid == self.me {
+            return false;
+        }
+        let stale: Vec<ConnId> = self
+            .handlers
+            .iter()
+            .filter(|(c, h)| **c != conn && h.sid == sid)
+            .map(|(c, _)| *c)
+            .collect();
+        for c in stale {
+            self.drop_handler(ctx, c);
+        }
+        if let Some(h) = self.handlers.get_mut(&conn) {
+            h.sid = sid;
+            h.kind = kind;
+            h.stage = Stage::WaitEpoch;
+        }
+        if self.phase == Phase::Epoch {
+            self.offer_epoch(ctx, sid, crate::zab::zxid::epoch_of(p.zxid));
+        } else {
+            self.send_leader_info(ctx, conn);
+        }
+        true
+    }
+
+    fn on_ack_epoch(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, p: &QuorumPacket) -> bool {
+        if p.packet_type != T::AckEpoch {
+            return false;
+        }
+        let Ok(epoch) = packets::parse_int(p) else {
+            return false;
+        };
+        let Some(h) = self.handlers.get_mut(&conn) else {
+            return false;
+        };
+        h.peer_last = p.zxid;
+        h.stage = Stage::WaitEpochQuorum;
+        let sid = h.sid;
+        if self.phase == Phase::EpochAck {
+            return self.epoch_ack(ctx, sid, i64::from(epoch), p.zxid);
+        }
+        self.sync_learner(ctx, conn);
+        true
+    }
+
+    fn on_new_leader_ack(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, p: &QuorumPacket) -> bool {
+        if p.packet_type != T::Ack || p.zxid != self.new_leader_zxid() {
+            return false;
+        }
+        let Some(h) = self.handlers.get_mut(&conn) else {
+            return false;
+        };
+        h.stage = Stage::WaitStartup;
+        let (sid, kind) = (h.sid, h.kind);
+        tracing::debug!(
+            "leader {}: learner sid {sid} acked NEWLEADER {}{}",
+            self.me,
+            hex(p.zxid),
+            if self.phase == Phase::Established {
+                "; sending UPTODATE"
+            } else {
+                "; UPTODATE once a quorum acked"
+            }
+        );
+        if self.phase == Phase::Established {
+            self.up_to_date(ctx, conn);
+        } else if kind == LearnerType::Participant {
+            self.newleader_acks.insert(sid);
+            self.check_established(ctx);
+        }
+        true
+    }
+
+    fn on_active(&mut self, ctx: &mut Ctx<'_>, conn: ConnId, p: QuorumPacket) -> bool {
+        let Some(h) = self.handlers.get(&conn) else {
+            return false;
+        };
+        let (sid, kind) = (h.sid, h.kind);
+        match p.packet_type {
+            T::Ack if kind == LearnerType::Participant => self.process_ack(ctx, sid, p.zxid),
+            T::Ping => match packets::parse_sessions(&p) {
+                Ok(sessions) if !sessions.is_empty() => ctx.out.push(Action::SessionsTouched {
+                    from: sid,
+                    sessions,
+                }),
+                Ok(_) => {}
+                Err(_) => return false,
+            },
+            T::Request => ctx.out.push(Action::LearnerRequest {
+                conn,
+                from: sid,
+                packet: p,
+            }),
+            T::Revalidate => match packets::parse_revalidate_request(&p) {
+                Ok((session_id, timeout)) => ctx.out.push(Action::Revalidate {
+                    conn,
+                    session_id,
+                    timeout,
+                }),
+                Err(_) => return false,
+            },
+            // Anything else is ignored, as Apache logs and ignores it.
+            _ => {}
+        }
+        true
+    }
+
+    fn process_ack(&mut self, ctx: &mut Ctx<'_>, sid: Sid, zxid: Zxid) {
+        if let Some(o) = self.outstanding.get_mut(&zxid) {
+            o.acks.insert(sid);
+        }
+        self.try_commit(ctx);
+    }
+
+    /// Commits, in zxid order, every proposal at the head that has a quorum.
+    fn try_commit(&mut self, ctx: &mut Ctx<'_>) {
+        while let Some(entry) = self.outstanding.first_entry() {
+            if !ctx.cfg.contains_quorum(&entry.get().acks) {
+                break;
+            }
+            let o = entry.remove();
+            let zxid = o.proposal.zxid;
+            if ctx.history.commit(zxid, ctx.out).is_err() {
+                // Cannot happen: outstanding proposals are exactly the pending log tail.
+                break;
+            }
+            let targets: Vec<(ConnId, LearnerType)> = self
+                .handlers
+                .iter()
+                .filter(|(_, h)| h.forwarding)
+                .map(|(c, h)| (*c, h.kind))
+                .collect();
+            for (conn, kind) in targets {
+                let pkt = match kind {
+                    LearnerType::Participant => simple(T::Commit, zxid),
+                    LearnerType::Observer => with_data(T::Inform, zxid, o.proposal.data.clone()),
+                };
+                Self::send(ctx, conn, pkt);
+            }
+            let (ready, waiting): (Vec<_>, Vec<_>) =
+                self.pending_syncs.drain(..).partition(|(z, _)| *z <= zxid);
+            self.pending_syncs = waiting;
+            for (_, conn) in ready {
+                Self::send(ctx, conn, simple(T::Sync, 0));
+            }
+        }
+    }
+
+    /// Proposes a txn (the caller assigns `data`'s zxid from the returned value: call
+    /// [`Leader::next_zxid`] first and serialize the txn with it).
+    pub fn propose(&mut self, ctx: &mut Ctx<'_>, data: Bytes) -> Result<Zxid, ProposeError> {
+        if self.phase != Phase::Established {
+            return Err(ProposeError::NotEstablished);
+        }
+        let zxid = self.last_proposed + 1;
+        self.last_proposed = zxid;
+        let p = Proposal { zxid, data };
+        if ctx.history.append(p.clone(), ctx.out).is_err() {
+            return Err(ProposeError::NotEstablished);
+        }
+        let targets: Vec<ConnId> = self
+            .handlers
+            .iter()
+            .filter(|(_, h)| h.forwarding && h.kind == LearnerType::Participant)
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in targets {
+            Self::send(ctx, conn, with_data(T::Proposal, zxid, p.data.clone()));
+        }
+        self.outstanding.insert(
+            zxid,
+            Outstanding {
+                proposal: p,
+                acks: BTreeSet::new(),
+            },
+        );
+        Ok(zxid)
+    }
+
+    /// The zxid the next proposal will get, or `None` when the leader cannot propose
+    /// (not established, or the counter would roll over: Apache forces a re-election).
+    pub fn next_zxid(&self) -> Option<Zxid> {
+        if self.phase != Phase::Established {
+            return None;
+        }
+        let z = self.last_proposed + 1;
+        (counter_of(z) != 0xffff_ffff).then_some(z)
+    }
+
+    /// A learner's forwarded sync: answer once everything proposed so far is committed.
+    pub fn process_sync(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
+        if self.outstanding.is_empty() {
+            Self::send(ctx, conn, simple(T::Sync, 0));
+        } else {
+            self.pending_syncs.push((self.last_proposed, conn));
+        }
+    }
+
+    /// Answers a learner's REVALIDATE.
+    pub fn revalidate_reply(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        conn: ConnId,
+        session_id: i64,
+        valid: bool,
+    ) {
+        if self.handlers.contains_key(&conn) {
+            Self::send(ctx, conn, packets::revalidate_reply(session_id, valid));
+        }
+    }
+
+    /// Our log is durable up to `zxid`: that is our own ACK.
+    pub fn on_persisted(&mut self, ctx: &mut Ctx<'_>) {
+        self.self_new_leader_ack(ctx);
+        let durable = ctx.history.durable();
+        let me = self.me;
+        for (z, o) in self.outstanding.iter_mut() {
+            if *z > durable {
+                break;
+            }
+            o.acks.insert(me);
+        }
+        self.try_commit(ctx);
+    }
+
+    /// Timers: phase timeouts, learner timeouts, pings and the quorum check.
+    pub fn tick(&mut self, ctx: &mut Ctx<'_>) -> RoleResult {
+        let now = ctx.now;
+        if self.phase != Phase::Established && now >= self.phase_deadline {
+            let have = match self.phase {
+                Phase::Epoch => &self.connecting,
+                Phase::EpochAck => &self.electing,
+                _ => &self.newleader_acks,
+            };
+            return end(format!(
+                "timeout waiting for a quorum in phase {:?} (epoch {}, only from sids {have:?})",
+                self.phase, self.epoch
+            ));
+        }
+        let expired: Vec<(ConnId, Sid, Stage, Zxid, Millis, Millis, &str)> = self
+            .handlers
+            .iter()
+            .filter_map(|(c, h)| {
+                let (limit, which) = match h.stage {
+                    Stage::WaitEpoch | Stage::WaitEpochQuorum | Stage::LoadingLog => return None,
+                    Stage::WaitStartup | Stage::Active => (ctx.cfg.sync_timeout(), "syncLimit"),
+                    Stage::Info | Stage::AckEpoch | Stage::NewLeaderAck => {
+                        (ctx.cfg.init_timeout(), "initLimit")
+                    }
+                };
+                let silent = now.saturating_sub(h.last_rx);
+                (silent > limit).then_some((*c, h.sid, h.stage, h.peer_last, silent, limit, which))
+            })
+            .collect();
+        for (conn, sid, stage, peer_last, silent, limit, which) in expired {
+            tracing::warn!(
+                "leader {}: dropping learner sid {sid} (last zxid {}): nothing heard for {silent} \
+                 ms ({which} {limit} ms) while waiting for {}",
+                self.me,
+                hex(peer_last),
+                self.awaited(stage)
+            );
+            self.drop_handler(ctx, conn);
+        }
+        if self.phase != Phase::Established {
+            return Ok(());
+        }
+        if now >= self.next_ping {
+            self.next_ping = now + (ctx.cfg.tick_time / 2).max(1);
+            for conn in self.in_stage(Stage::Active) {
+                Self::send(ctx, conn, simple(T::Ping, self.last_proposed));
+            }
+        }
+        if now >= self.next_check {
+            self.next_check = now + ctx.cfg.tick_time;
+            let mut synced: BTreeSet<Sid> = self
+                .handlers
+                .values()
+                .filter(|h| h.kind == LearnerType::Participant && h.sid >= 0)
+                .map(|h| h.sid)
+                .collect();
+            synced.insert(self.me);
+            if !ctx.cfg.contains_quorum(&synced) {
+                return end(format!(
+                    "not sufficient followers synced, only synced with sids {synced:?} (last proposed {})",
+                    hex(self.last_proposed)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes every learner connection (the role is ending).
+    pub fn shutdown(&mut self, ctx: &mut Ctx<'_>) {
+        for conn in std::mem::take(&mut self.handlers).into_keys() {
+            ctx.out.push(Action::Close { conn });
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! Leader and learner cores wired back to back, checking the packets of discovery and
+//! sync exactly.
+
+use bytes::Bytes;
+use zk_proto::quorum::QuorumPacketType as T;
+
+use super::*;
+use crate::zab::zxid::make_zxid;
+use crate::zab::{Action, LearnerType, QuorumConfig, QuorumServer, ZabMessage};
+
+fn cfg(me: i64) -> QuorumConfig {
+    let servers =
+        (1..=3).map(|i| QuorumServer::parse(i, &format!("h:{}:{}", 10 + i, 20 + i)).unwrap());
+    QuorumConfig::new(me, servers)
+}
+
+fn p(epoch: i64, n: i64) -> Proposal {
+    Proposal {
+        zxid: make_zxid(epoch, n),
+        data: Bytes::from(format!("{epoch}.{n}")),
+    }
+}
+
+fn disk(epoch: i64, txns: Vec<Proposal>) -> DiskState {
+    DiskState {
+        accepted_epoch: epoch,
+        current_epoch: epoch,
+        last_zxid: txns.last().map(|p| p.zxid).unwrap_or(0),
+        recent: txns,
+    }
+}
+
+fn packets(out: &[Action]) -> Vec<(T, i64)> {
+    out.iter()
+        .filter_map(|a| match a {
+            Action::Send {
+                msg: ZabMessage::Packet(p),
+                ..
+            } => Some((p.packet_type, p.zxid)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sent(out: &mut Vec<Action>) -> Vec<ZabMessage> {
+    let mut msgs = Vec::new();
+    let mut keep = Vec::new();
+    for a in out.drain(..) {
+        match a {
+            Action::Send { msg, .. } => msgs.push(msg),
+            Action::SendSnapshot { zxid, .. } => msgs.push(ZabMessage::Snapshot {
+                zxid,
+                data: Bytes::from_static(b"db"),
+            }),
+            other => keep.push(other),
+        }
+    }
+    *out = keep;
+    msgs
+}
+
+/// Runs leader 3 and follower 1 until quiet; the follower's fsyncs complete only when
+/// `fsync` is true.
+struct Pair {
+    lcfg: QuorumConfig,
+    fcfg: QuorumConfig,
+    lh: History,
+    fh: History,
+    leader: Leader,
+    learner: Learner,
+    lout: Vec<Action>,
+    fout: Vec<Action>,
+    now: u64,
+}
+
+impl Pair {
+    fn new(ld: DiskState, fd: DiskState) -> Self {
+        let lcfg = cfg(3);
+        let fcfg = cfg(1);
+        let mut lh = History::from_disk(ld, 100);
+        let mut fh = History::from_disk(fd, 100);
+        let mut lout = Vec::new();
+        let mut fout = Vec::new();
+        let mut leader = Leader::new(&mut Ctx {
+            now: 0,
+            cfg: &lcfg,
+            history: &mut lh,
+            out: &mut lout,
+        })
+        .unwrap();
+        let mut learner = Learner::new(
+            &mut Ctx {
+                now: 0,
+                cfg: &fcfg,
+                history: &mut fh,
+                out: &mut fout,
+            },
+            LearnerType::Participant,
+            3,
+            7,
+        );
+        leader.on_connected(
+            &mut Ctx {
+                now: 0,
+                cfg: &lcfg,
+                history: &mut lh,
+                out: &mut lout,
+            },
+            7,
+        );
+        learner
+            .on_connected(&mut Ctx {
+                now: 0,
+                cfg: &fcfg,
+                history: &mut fh,
+                out: &mut fout,
+            })
+            .unwrap();
+        Pair {
+            lcfg,
+            fcfg,
+            lh,
+            fh,
+            leader,
+            learner,
+            lout,
+            fout,
+            now: 1,
+        }
+    }
+
+    /// Exchanges messages until neither side sends; returns what the leader sent.
+    fn pump(&mut self) -> Vec<(T, i64)> {
+        let mut seen = Vec::new();
+        loop {
+            let to_leader = sent(&mut self.fout);
+            let to_learner = sent(&mut self.lout);
+            if to_leader.is_empty() && to_learner.is_empty() {
+                return seen;
+            }
+            for m in to_leader {
+                let mut ctx = Ctx {
+                    now: self.now,
+                    cfg: &self.lcfg,
+                    history: &mut self.lh,
+                    out: &mut self.lout,
+                };
+                self.leader.on_message(&mut ctx, 7, m).unwrap();
+            }
+            for m in to_learner {
+                if let ZabMessage::Packet(p) = &m {
+                    seen.push((p.packet_type, p.zxid));
+                }
+                let mut ctx = Ctx {
+                    now: self.now,
+                    cfg: &self.fcfg,
+                    history: &mut self.fh,
+                    out: &mut self.fout,
+                };
+                self.learner.on_message(&mut ctx, m).unwrap();
+            }
+        }
+    }
+
+    fn follower_fsync(&mut self) {
+        let z = self.fh.last_logged();
+        self.fh.persisted(z);
+        let mut ctx = Ctx {
+            now: 1,
+            cfg: &self.fcfg,
+            history: &mut self.fh,
+            out: &mut self.fout,
+        };
+        self.learner.on_persisted(&mut ctx);
+    }
+}
+
+#[test]
+fn diff_sync_acks_newleader_only_once_durable() {
+    let mut pair = Pair::new(
+        disk(1, vec![p(1, 1), p(1, 2), p(1, 3)]),
+        disk(1, vec![p(1, 1)]),
+    );
+    let seen = pair.pump();
+    let e2 = make_zxid(2, 0);
+    assert_eq!(
+        seen,
+        [
+            (T::LeaderInfo, e2),
+            (T::Diff, make_zxid(1, 3)),
+            (T::Proposal, make_zxid(1, 2)),
+            (T::Commit, make_zxid(1, 2)),
+            (T::Proposal, make_zxid(1, 3)),
+            (T::Commit, make_zxid(1, 3)),
+            (T::NewLeader, e2),
+        ]
+    );
+    // Epochs: both accepted 2; the follower's currentEpoch moved at NEWLEADER.
+    assert_eq!((pair.lh.accepted_epoch, pair.lh.current_epoch), (2, 2));
+    assert_eq!((pair.fh.accepted_epoch, pair.fh.current_epoch), (2, 2));
+    // The synced txns are logged but not durable: no ACK yet, the leader waits.
+    assert!(!pair.leader.is_established());
+    assert!(packets(&pair.fout).is_empty());
+    pair.follower_fsync();
+    assert_eq!(packets(&pair.fout), [(T::Ack, e2)]);
+    pair.pump();
+    assert!(pair.leader.is_established());
+    assert!(pair.learner.is_serving());
+    assert_eq!(pair.fh.applied(), make_zxid(1, 3));
+    // Broadcast: propose, the follower acks once durable, the leader commits on quorum.
+    let zxid = {
+        let mut ctx = Ctx {
+            now: 2,
+            cfg: &pair.lcfg,
+            history: &mut pair.lh,
+            out: &mut pair.lout,
+        };
+        pair.leader
+            .propose(&mut ctx, Bytes::from_static(b"x"))
+            .unwrap()
+    };
+    assert_eq!(zxid, make_zxid(2, 1));
+    pair.pump();
+    assert_eq!(
+        pair.fh.applied(),
+        make_zxid(1, 3),
+        "not committed before an ack quorum"
+    );
+    pair.follower_fsync();
+    assert!(
+        pair.pump().is_empty(),
+        "the leader's own ack is missing: its log is not durable"
+    );
+    pair.lh.persisted(zxid);
+    let mut ctx = Ctx {
+        now: 3,
+        cfg: &pair.lcfg,
+        history: &mut pair.lh,
+        out: &mut pair.lout,
+    };
+    pair.leader.on_persisted(&mut ctx);
+    let seen = pair.pump();
+    assert_eq!(seen, [(T::Commit, zxid)]);
+    assert_eq!(pair.fh.applied(), zxid);
+    assert_eq!(pair.lh.applied(), zxid);
+}
+
+#[test]
+fn follower_ahead_is_truncated_and_stale_one_gets_a_snapshot() {
+    // Follower 1 logged a txn of epoch 1 that no quorum kept; the leader established
+    // epoch 2 without it.
+    let mut pair = Pair::new(
+        disk(2, vec![p(1, 1), p(1, 2)]),
+        disk(1, vec![p(1, 1), p(1, 2), p(1, 3)]),
+    );
+    let seen = pair.pump();
+    assert_eq!(seen[1], (T::Trunc, make_zxid(1, 2)));
+    assert_eq!(seen[2], (T::NewLeader, make_zxid(3, 0)));
+    assert_eq!(pair.fh.last_logged(), make_zxid(1, 2));
+    assert!(pair.fout.contains(&Action::Truncate(make_zxid(1, 2))));
+
+    // A follower older than the leader's recent txns (100 kept): the leader first asks
+    // its txn log; when the log cannot serve, SNAP.
+    let many: Vec<Proposal> = (1..=200).map(|n| p(1, n)).collect();
+    let mut pair = Pair::new(disk(1, many.clone()), disk(1, vec![p(1, 1)]));
+    assert_eq!(pair.pump(), [(T::LeaderInfo, make_zxid(2, 0))]);
+    assert!(pair.lout.contains(&Action::ReadLog {
+        conn: 7,
+        from: make_zxid(1, 1),
+        to: make_zxid(1, 200)
+    }));
+    pair.lout.clear();
+    let mut ctx = Ctx {
+        now: 1,
+        cfg: &pair.lcfg,
+        history: &mut pair.lh,
+        out: &mut pair.lout,
+    };
+    pair.leader.on_log_read(&mut ctx, 7, None);
+    let seen = pair.pump();
+    assert_eq!(
+        seen,
+        [(T::NewLeader, make_zxid(2, 0)), (T::UpToDate, -1)],
+        "SNAP itself is not a packet here"
+    );
+    assert_eq!(pair.fh.last_logged(), make_zxid(1, 200));
+    assert_eq!(
+        pair.fh.durable(),
+        make_zxid(1, 200),
+        "a snapshot is durable at once"
+    );
+    assert!(pair.fout.contains(&Action::InstallSnapshot {
+        zxid: make_zxid(1, 200),
+        data: Bytes::from_static(b"db")
+    }));
+    assert!(pair.leader.is_established() && pair.learner.is_serving());
+
+    // When the log still holds the learner's last txn: DIFF from the log.
+    let mut pair = Pair::new(disk(1, many.clone()), disk(1, vec![p(1, 1)]));
+    pair.pump();
+    pair.lout.clear();
+    let mut ctx = Ctx {
+        now: 1,
+        cfg: &pair.lcfg,
+        history: &mut pair.lh,
+        out: &mut pair.lout,
+    };
+    pair.leader.on_log_read(&mut ctx, 7, Some(many));
+    let seen = pair.pump();
+    assert_eq!(seen[0], (T::Diff, make_zxid(1, 200)));
+    assert_eq!(seen.iter().filter(|(t, _)| *t == T::Proposal).count(), 199);
+    assert_eq!(pair.fh.applied(), make_zxid(1, 200));
+    assert!(!pair
+        .fout
+        .iter()
+        .any(|a| matches!(a, Action::InstallSnapshot { .. })));
+}
+
+#[test]
+fn a_follower_more_recent_than_the_leader_is_refused() {
+    let mut pair = Pair::new(disk(1, vec![p(1, 1)]), disk(1, vec![p(1, 1), p(1, 2)]));
+    let seen = pair.pump();
+    assert_eq!(seen, [(T::LeaderInfo, make_zxid(2, 0))]);
+    assert!(pair
+        .lout
+        .iter()
+        .any(|a| matches!(a, Action::Close { conn: 7 })));
+    assert!(!pair.leader.is_established());
+}
+
+#[test]
+fn leader_steps_down_and_learner_gives_up_without_traffic() {
+    let mut pair = Pair::new(disk(1, vec![p(1, 1)]), disk(1, vec![p(1, 1)]));
+    pair.pump();
+    pair.follower_fsync();
+    pair.pump();
+    assert!(pair.leader.is_established() && pair.learner.is_serving());
+    // Pings flow every half tick while the follower answers.
+    let tick = pair.lcfg.tick_time;
+    for t in 1..=20 {
+        pair.now = t * tick / 2;
+        let mut ctx = Ctx {
+            now: pair.now,
+            cfg: &pair.lcfg,
+            history: &mut pair.lh,
+            out: &mut pair.lout,
+        };
+        pair.leader.tick(&mut ctx).unwrap();
+        let seen = pair.pump();
+        assert!(seen.contains(&(T::Ping, make_zxid(2, 0))), "{seen:?}");
+    }
+    // Silence: the leader drops the learner after syncLimit ticks and then steps down.
+    let base = 10 * tick;
+    let mut ended = None;
+    for t in 1..=40 {
+        let mut ctx = Ctx {
+            now: base + t * tick / 2,
+            cfg: &pair.lcfg,
+            history: &mut pair.lh,
+            out: &mut pair.lout,
+        };
+        if let Err(e) = pair.leader.tick(&mut ctx) {
+            ended = Some((t * tick / 2, e));
+            break;
+        }
+    }
+    let (after, why) = ended.expect("leader stepped down");
+    assert!(after > pair.lcfg.sync_timeout() && after <= pair.lcfg.sync_timeout() + 2 * tick);
+    assert!(why.0.contains("not sufficient followers synced"), "{why}");
+    // The follower, hearing nothing either, gives up after syncLimit ticks.
+    let mut ctx = Ctx {
+        now: base + pair.fcfg.sync_timeout(),
+        cfg: &pair.fcfg,
+        history: &mut pair.fh,
+        out: &mut pair.fout,
+    };
+    assert!(pair.learner.tick(&mut ctx).is_ok());
+    ctx.now += 2 * tick;
+    assert!(pair.learner.tick(&mut ctx).is_err());
+}
