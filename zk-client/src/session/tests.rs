@@ -32,6 +32,7 @@ fn config(n_hosts: u16) -> SessionConfig {
         rw_probe_interval: Duration::from_secs(1),
         resume: None,
         auth: vec![],
+        sasl: None,
         backoff: Box::new(Constant::new(Duration::from_millis(100))),
         seed: 1,
     }
