@@ -375,6 +375,7 @@ async fn sasl_wrong_password_is_auth_failed_with_the_reason() {
     let res = try_connect(Client::builder(&host).sasl_digest("alice", "wrong")).await;
     match res {
         Err(Error::Auth { host: h, reason }) => {
+            eprintln!("refused as expected: {reason}");
             assert_eq!(h, host);
             assert!(
                 reason.contains("rejected")
@@ -386,19 +387,25 @@ async fn sasl_wrong_password_is_auth_failed_with_the_reason() {
         Err(e) => panic!("expected Error::Auth, got {e:?}"),
         Ok(_) => panic!("a wrong password must not log in"),
     }
-    // A client built without waiting sees the terminal state and the same error on calls.
+    // A client built without waiting: the request issued at once waits for the login and
+    // fails with its reason; the state is terminal and later calls fail the same way.
     let c = Client::builder(&host)
         .session_timeout(SESSION)
         .sasl_digest("nobody", "x")
         .build()
         .expect("build");
+    let early = tokio::time::timeout(WITHIN, c.exists("/", false))
+        .await
+        .expect("no hang");
+    assert!(matches!(early, Err(Error::Auth { .. })), "{early:?}");
     let state = c.wait_for_state(WITHIN, SessionState::is_terminal).await;
-    assert!(matches!(state, Err(Error::Auth { .. })), "{state:?}");
-    assert_eq!(c.state(), SessionState::AuthFailed);
-    assert!(matches!(
-        c.exists("/", false).await,
-        Err(Error::Auth { .. }) | Err(Error::AuthFailed)
-    ));
+    assert_eq!(state, Ok(SessionState::AuthFailed));
+    let late = c.exists("/", false).await;
+    assert!(
+        matches!(late, Err(Error::Auth { ref reason, .. }) if reason.contains("nobody")),
+        "{late:?}"
+    );
+    assert!(late.unwrap_err().is_terminal());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
