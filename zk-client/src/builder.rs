@@ -110,7 +110,8 @@ impl ClientBuilder {
     }
 
     /// Logs in with the credentials of `section` (Java's default: `Client`) of a JAAS file,
-    /// the file Java clients name with `-Djava.security.auth.login.config=`. Read at `build`.
+    /// the file Java clients name with `-Djava.security.auth.login.config=`. Read at `build`;
+    /// an explicit [`Self::sasl_digest`] takes precedence.
     pub fn jaas_file(mut self, path: impl AsRef<Path>, section: &str) -> Self {
         self.jaas = Some((path.as_ref().to_owned(), section.to_owned()));
         self

@@ -141,12 +141,21 @@ fn connect(
     })
 }
 
-/// Asks a server whether it serves writes (four-letter word `isro`: "rw" or "ro").
-fn probe(host: HostPort, timeout: Duration) -> BoxFut<(HostPort, bool)> {
+/// Asks a server whether it serves writes (four-letter word `isro`: "rw" or "ro"), over
+/// TLS when the client uses TLS (a secure port speaks nothing else).
+fn probe(host: HostPort, timeout: Duration, tls: Option<Connector>) -> BoxFut<(HostPort, bool)> {
     Box::pin(async move {
         let res = tokio::time::timeout(timeout, async {
-            let mut s = TcpStream::connect((host.host.as_str(), host.port)).await?;
+            let tcp = TcpStream::connect((host.host.as_str(), host.port)).await?;
+            let mut s: Stream = match tls {
+                None => Box::new(tcp),
+                Some(c) => {
+                    let name = c.name_for(&host.host).map_err(io::Error::other)?;
+                    Box::new(c.inner.connect(name, tcp).await?)
+                }
+            };
             s.write_all(b"isro").await?;
+            s.flush().await?;
             let mut out = Vec::new();
             s.take(16).read_to_end(&mut out).await?;
             io::Result::Ok(out == b"rw")
@@ -451,7 +460,7 @@ impl Driver {
                 }
                 Action::ProbeReadWrite { host, timeout } => {
                     if self.probing.is_none() {
-                        self.probing = Some(probe(host, timeout));
+                        self.probing = Some(probe(host, timeout, self.tls.clone()));
                     }
                 }
                 Action::Finished => {
