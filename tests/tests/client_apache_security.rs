@@ -155,7 +155,8 @@ async fn tls_with_client_certificate_does_every_day_work() {
         try_connect(Client::builder(&host).tls(TlsConfig::new(srv.ca.pem().as_bytes()))).await;
     let cause = connect_cause(no_cert, &host);
     assert!(
-        cause.contains("before the session was established") || cause.contains("alert"),
+        cause.contains("tls handshake failed")
+            || cause.contains("before the session was established"),
         "{cause}\n{}",
         srv.zk.node.log()
     );
@@ -240,6 +241,14 @@ async fn tls_untrusted_ca_and_wrong_hostname_give_clear_errors() {
     let res = try_connect(Client::builder(&plain).tls(srv.client_tls())).await;
     let cause = connect_cause(res, &plain);
     assert!(cause.contains("tls handshake failed"), "{cause}");
+
+    // A TLS failure moves on to the next host, as a refused connection does.
+    let both = format!("{plain},{host}");
+    let c = try_connect(Client::builder(&both).tls(srv.client_tls()))
+        .await
+        .expect("the TLS host of the list");
+    assert_eq!(c.connected_host().map(|h| h.port), Some(srv.secure_port));
+    c.close().await.expect("close");
 
     // A CA file without certificates is refused before anything is sent.
     let bad = Client::builder(&host)

@@ -105,9 +105,14 @@ impl SaslConfig {
 /// Java client's setup works unchanged. The section is `-Dzookeeper.sasl.clientconfig=` from
 /// the same flags, else `Client`.
 pub fn jaas_from_env() -> Option<(std::path::PathBuf, String)> {
+    jaas_from_vars(|v| std::env::var(v).ok())
+}
+
+/// [`jaas_from_env`] over any variable lookup (testable without touching the process).
+fn jaas_from_vars(var: impl Fn(&str) -> Option<String>) -> Option<(std::path::PathBuf, String)> {
     let flags: Vec<String> = ["CLIENT_JVMFLAGS", "JVMFLAGS"]
         .iter()
-        .filter_map(|v| std::env::var(v).ok())
+        .filter_map(|v| var(v))
         .collect();
     let prop = |name: &str| {
         let key = format!("-D{name}=");
@@ -118,8 +123,7 @@ pub fn jaas_from_env() -> Option<(std::path::PathBuf, String)> {
     };
     let section =
         prop("zookeeper.sasl.clientconfig").unwrap_or_else(|| DEFAULT_JAAS_SECTION.to_owned());
-    let file = std::env::var(JAAS_ENV)
-        .ok()
+    let file = var(JAAS_ENV)
         .filter(|v| !v.is_empty())
         .or_else(|| prop("java.security.auth.login.config"))?;
     Some((file.into(), section))
@@ -524,6 +528,33 @@ mod tests {
         ] {
             assert!(answer_challenge(c, "u", "p", "c").is_err(), "{c:?}");
         }
+    }
+
+    #[test]
+    fn jaas_file_named_like_java_clients_do() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(jaas_from_vars(env(&[])), None);
+        assert_eq!(
+            jaas_from_vars(env(&[(
+                "CLIENT_JVMFLAGS",
+                "-Xmx1g -Djava.security.auth.login.config=/etc/zk/jaas.conf"
+            )])),
+            Some(("/etc/zk/jaas.conf".into(), "Client".into()))
+        );
+        assert_eq!(
+            jaas_from_vars(env(&[
+                ("JVMFLAGS", "-Dzookeeper.sasl.clientconfig=ZkApp"),
+                ("ZK_CLIENT_JAAS", "/x.conf")
+            ])),
+            Some(("/x.conf".into(), "ZkApp".into()))
+        );
     }
 
     #[test]
