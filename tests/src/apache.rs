@@ -27,6 +27,16 @@ pub fn classpath() -> String {
         "slf4j-api.jar",
         "slf4j-simple.jar",
         "netty-all.jar",
+        // Debian's netty-all.jar is an empty aggregate: the Netty connection factory (which
+        // `secureClientPort`, TLS, needs) loads these.
+        "netty-buffer.jar",
+        "netty-codec.jar",
+        "netty-common.jar",
+        "netty-handler.jar",
+        "netty-resolver.jar",
+        "netty-transport.jar",
+        "netty-transport-native-epoll.jar",
+        "netty-transport-native-unix-common.jar",
         "metrics-core.jar",
         "commons-cli.jar",
     ]

@@ -1,5 +1,6 @@
 //! [`ClientBuilder`]: every connection setting, then `connect` / `build`.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,8 +15,10 @@ use crate::driver::{self, SessionInfo, Shared};
 use crate::error::{Error, Result};
 use crate::hosts::ConnectString;
 use crate::path::Chroot;
+use crate::sasl::SaslConfig;
 use crate::session::{Session, SessionConfig};
 use crate::state::SessionState;
+use crate::tls::TlsConfig;
 
 /// Default requested session timeout.
 pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,6 +50,9 @@ pub struct ClientBuilder {
     resume: Option<(i64, Bytes)>,
     seed: Option<u64>,
     max_frame: usize,
+    tls: Option<TlsConfig>,
+    sasl: Option<SaslConfig>,
+    jaas: Option<(PathBuf, String)>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -56,6 +62,9 @@ impl std::fmt::Debug for ClientBuilder {
             .field("session_timeout", &self.session_timeout)
             .field("chroot", &self.chroot)
             .field("read_only", &self.read_only)
+            .field("tls", &self.tls)
+            .field("sasl", &self.sasl)
+            .field("jaas", &self.jaas)
             .finish_non_exhaustive()
     }
 }
@@ -75,7 +84,48 @@ impl ClientBuilder {
             resume: None,
             seed: None,
             max_frame: zk_proto::frame::DEFAULT_JUTE_MAX_BUFFER,
+            tls: None,
+            sasl: None,
+            jaas: None,
         }
+    }
+
+    /// Connects with TLS (the servers' `secureClientPort`); see [`TlsConfig`].
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Logs in with SASL DIGEST-MD5 after every handshake, before any other request, as
+    /// Java's client does with a JAAS `Client` section using `DigestLoginModule`. The server
+    /// needs `authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider`;
+    /// the session's identity is then `sasl:<username>`. A refused login ends the session
+    /// (`AuthFailed`, [`Error::Auth`] with the reason).
+    pub fn sasl_digest(mut self, username: &str, password: &str) -> Self {
+        self.sasl = Some(SaslConfig::DigestMd5 {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        });
+        self
+    }
+
+    /// Logs in with the credentials of `section` (Java's default: `Client`) of a JAAS file,
+    /// the file Java clients name with `-Djava.security.auth.login.config=`. Read at `build`;
+    /// an explicit [`Self::sasl_digest`] takes precedence.
+    pub fn jaas_file(mut self, path: impl AsRef<Path>, section: &str) -> Self {
+        self.jaas = Some((path.as_ref().to_owned(), section.to_owned()));
+        self
+    }
+
+    /// Like [`Self::jaas_file`] with the file named by the environment, if any: the
+    /// `ZK_CLIENT_JAAS` variable, else `-Djava.security.auth.login.config=` (and
+    /// `-Dzookeeper.sasl.clientconfig=` for the section) in `CLIENT_JVMFLAGS` or `JVMFLAGS`,
+    /// the variables Apache's scripts pass to a Java client. Nothing named: no SASL.
+    pub fn jaas_from_env(mut self) -> Self {
+        if let Some(j) = crate::sasl::jaas_from_env() {
+            self.jaas = Some(j);
+        }
+        self
     }
 
     /// Requested session timeout (the server clamps it to [2, 20] ticks by default).
@@ -153,6 +203,11 @@ impl ClientBuilder {
         if self.session_timeout.is_zero() {
             return Err(Error::BadArgument("session timeout must be positive"));
         }
+        let tls = self.tls.as_ref().map(TlsConfig::connector).transpose()?;
+        let sasl = match (&self.jaas, self.sasl) {
+            (Some((path, section)), None) => Some(SaslConfig::from_jaas_file(path, section)?),
+            (_, sasl) => sasl,
+        };
         let backoff = self.backoff.unwrap_or_else(|| {
             Box::new(ExponentialBackoff {
                 initial_interval: Duration::from_millis(10),
@@ -171,6 +226,7 @@ impl ClientBuilder {
             rw_probe_interval: Duration::from_secs(1),
             resume: self.resume,
             auth: self.auth,
+            sasl,
             backoff,
             seed: self.seed.unwrap_or_else(rand::random),
         };
@@ -186,6 +242,7 @@ impl ClientBuilder {
             rx,
             shared.clone(),
             self.max_frame + 1024,
+            tls,
         ));
         Ok(Client {
             inner: Arc::new(Inner {
@@ -200,13 +257,23 @@ impl ClientBuilder {
     }
 
     /// Starts the client and waits for the first connection (up to the session timeout).
+    ///
+    /// When none could be made in time the error is [`Error::Connect`] with the last
+    /// attempt's host and cause (e.g. a TLS certificate problem) rather than a bare timeout;
+    /// a refused SASL login is [`Error::Auth`].
     pub async fn connect(self) -> Result<Client> {
         let timeout = self.session_timeout.max(Duration::from_secs(1));
         let has_auth = !self.auth.is_empty();
         let client = self.build()?;
-        client
+        if let Err(e) = client
             .wait_for_state(timeout, SessionState::is_connected)
-            .await?;
+            .await
+        {
+            return Err(match e {
+                Error::Timeout => client.last_connect_error().unwrap_or(e),
+                e => e,
+            });
+        }
         if has_auth {
             // Credentials go out right after the handshake and a rejected one ends the
             // session: one round trip behind them tells whether they were accepted.

@@ -275,11 +275,15 @@ impl Client {
                     return Ok(s);
                 }
                 if s.is_terminal() {
-                    return Err(terminal(s));
+                    return Err(self.terminal_error(s));
                 }
                 if rx.changed().await.is_err() {
                     let s = *rx.borrow();
-                    return if pred(s) { Ok(s) } else { Err(terminal(s)) };
+                    return if pred(s) {
+                        Ok(s)
+                    } else {
+                        Err(self.terminal_error(s))
+                    };
                 }
             }
         };
@@ -308,8 +312,39 @@ impl Client {
 
     // ---- plumbing ----
 
-    fn terminal_error(&self) -> Error {
-        terminal(self.state())
+    /// The error of terminal state `s`, with the details the driver recorded (e.g. why a
+    /// SASL login was refused).
+    fn terminal_error(&self, s: SessionState) -> Error {
+        let recorded = self
+            .inner
+            .shared
+            .info
+            .lock()
+            .ok()
+            .and_then(|i| i.failure.clone());
+        match recorded {
+            Some(e) if s.is_terminal() && self.state() == s => e,
+            _ => terminal(s),
+        }
+    }
+
+    /// Why the last connection attempt failed (host and cause: refused, TLS handshake,
+    /// closed by the server...), until a connection succeeds again.
+    ///
+    /// ```no_run
+    /// # fn f(c: zk_client::Client) {
+    /// if let Some(e) = c.last_connect_error() {
+    ///     eprintln!("still not connected: {e}");
+    /// }
+    /// # }
+    /// ```
+    pub fn last_connect_error(&self) -> Option<Error> {
+        self.inner
+            .shared
+            .info
+            .lock()
+            .ok()
+            .and_then(|i| i.last_connect_error.clone())
     }
 
     pub(crate) fn server_path(&self, path: &str) -> String {
@@ -357,8 +392,8 @@ impl Client {
         self.inner
             .tx
             .send(Command::Request(req, sink))
-            .map_err(|_| self.terminal_error())?;
-        rx.await.map_err(|_| self.terminal_error())?
+            .map_err(|_| self.terminal_error(self.state()))?;
+        rx.await.map_err(|_| self.terminal_error(self.state()))?
     }
 
     async fn path_watch_call(
@@ -834,8 +869,8 @@ impl Client {
                 auth: Bytes::copy_from_slice(auth),
                 reply: tx,
             })
-            .map_err(|_| self.terminal_error())?;
-        rx.await.map_err(|_| self.terminal_error())??;
+            .map_err(|_| self.terminal_error(self.state()))?;
+        rx.await.map_err(|_| self.terminal_error(self.state()))??;
         Ok(())
     }
 

@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant as TokioInstant;
@@ -21,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::hosts::HostPort;
 use crate::session::{Action, Reply, Session, Submit};
 use crate::state::SessionState;
+use crate::tls::Connector;
 use crate::watch::registry::{WatcherId, DEFAULT_WATCHER};
 use crate::watch::WatchedEvent;
 
@@ -56,6 +56,11 @@ pub(crate) struct SessionInfo {
     pub password: Bytes,
     pub timeout: Duration,
     pub host: Option<HostPort>,
+    /// Why the last connection attempt failed (cleared by a successful handshake).
+    pub last_connect_error: Option<Error>,
+    /// The terminal error with its details, recorded before the terminal state is
+    /// published.
+    pub failure: Option<Error>,
 }
 
 /// State shared between the driver and the handles.
@@ -67,7 +72,14 @@ pub(crate) struct Shared {
 
 type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-async fn read_some(r: &mut Option<OwnedReadHalf>, buf: &mut BytesMut) -> io::Result<usize> {
+/// A connection: plain TCP or TLS over TCP; everything above it is the same.
+pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
+type Stream = Box<dyn Transport>;
+type Reader = ReadHalf<Stream>;
+type Writer = WriteHalf<Stream>;
+
+async fn read_some(r: &mut Option<Reader>, buf: &mut BytesMut) -> io::Result<usize> {
     match r {
         Some(r) => {
             if buf.capacity() - buf.len() < 4096 {
@@ -79,7 +91,7 @@ async fn read_some(r: &mut Option<OwnedReadHalf>, buf: &mut BytesMut) -> io::Res
     }
 }
 
-async fn write_some(w: &mut Option<OwnedWriteHalf>, buf: &mut BytesMut) -> io::Result<usize> {
+async fn write_some(w: &mut Option<Writer>, buf: &mut BytesMut) -> io::Result<usize> {
     match w {
         Some(w) if !buf.is_empty() => w.write_buf(buf).await,
         _ => std::future::pending().await,
@@ -96,22 +108,54 @@ async fn poll_opt<T>(f: &mut Option<BoxFut<T>>) -> T {
 /// Far enough to mean "no deadline" for the reusable timer.
 const NEVER: Duration = Duration::from_secs(86_400 * 365);
 
-fn connect(host: HostPort, timeout: Duration) -> BoxFut<io::Result<TcpStream>> {
+/// TCP connect, then the TLS handshake when configured, all within `timeout`. The error
+/// is the cause, for [`Error::Connect`].
+fn connect(
+    host: HostPort,
+    timeout: Duration,
+    tls: Option<Connector>,
+) -> BoxFut<std::result::Result<Stream, String>> {
     Box::pin(async move {
-        let s = tokio::time::timeout(timeout, TcpStream::connect((host.host.as_str(), host.port)))
+        let attempt = async {
+            let s = TcpStream::connect((host.host.as_str(), host.port))
+                .await
+                .map_err(|e| format!("tcp connect failed: {e}"))?;
+            s.set_nodelay(true)
+                .map_err(|e| format!("tcp connect failed: {e}"))?;
+            match tls {
+                None => Ok(Box::new(s) as Stream),
+                Some(c) => {
+                    let name = c.name_for(&host.host)?;
+                    let t = c
+                        .inner
+                        .connect(name, s)
+                        .await
+                        .map_err(|e| format!("tls handshake failed: {e}"))?;
+                    Ok(Box::new(t) as Stream)
+                }
+            }
+        };
+        tokio::time::timeout(timeout, attempt)
             .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timeout"))??;
-        s.set_nodelay(true)?;
-        Ok(s)
+            .map_err(|_| format!("no connection within {timeout:?}"))?
     })
 }
 
-/// Asks a server whether it serves writes (four-letter word `isro`: "rw" or "ro").
-fn probe(host: HostPort, timeout: Duration) -> BoxFut<(HostPort, bool)> {
+/// Asks a server whether it serves writes (four-letter word `isro`: "rw" or "ro"), over
+/// TLS when the client uses TLS (a secure port speaks nothing else).
+fn probe(host: HostPort, timeout: Duration, tls: Option<Connector>) -> BoxFut<(HostPort, bool)> {
     Box::pin(async move {
         let res = tokio::time::timeout(timeout, async {
-            let mut s = TcpStream::connect((host.host.as_str(), host.port)).await?;
+            let tcp = TcpStream::connect((host.host.as_str(), host.port)).await?;
+            let mut s: Stream = match tls {
+                None => Box::new(tcp),
+                Some(c) => {
+                    let name = c.name_for(&host.host).map_err(io::Error::other)?;
+                    Box::new(c.inner.connect(name, tcp).await?)
+                }
+            };
             s.write_all(b"isro").await?;
+            s.flush().await?;
             let mut out = Vec::new();
             s.take(16).read_to_end(&mut out).await?;
             io::Result::Ok(out == b"rw")
@@ -126,9 +170,14 @@ fn probe(host: HostPort, timeout: Duration) -> BoxFut<(HostPort, bool)> {
 struct Driver {
     session: Session<ReplyTx>,
     shared: Arc<Shared>,
-    reader: Option<OwnedReadHalf>,
-    writer: Option<OwnedWriteHalf>,
-    connecting: Option<BoxFut<io::Result<TcpStream>>>,
+    reader: Option<Reader>,
+    writer: Option<Writer>,
+    connecting: Option<BoxFut<std::result::Result<Stream, String>>>,
+    /// Host of the current connection or attempt, for error messages.
+    host: Option<HostPort>,
+    /// The session was established on the current connection.
+    established: bool,
+    tls: Option<Connector>,
     probing: Option<BoxFut<(HostPort, bool)>>,
     rbuf: BytesMut,
     wbuf: BytesMut,
@@ -145,6 +194,7 @@ pub(crate) async fn run(
     mut rx: mpsc::UnboundedReceiver<Command>,
     shared: Arc<Shared>,
     max_frame: usize,
+    tls: Option<Connector>,
 ) {
     let mut d = Driver {
         session,
@@ -152,6 +202,9 @@ pub(crate) async fn run(
         reader: None,
         writer: None,
         connecting: None,
+        host: None,
+        established: false,
+        tls,
         probing: None,
         rbuf: BytesMut::with_capacity(64 * 1024),
         wbuf: BytesMut::with_capacity(64 * 1024),
@@ -202,7 +255,14 @@ pub(crate) async fn run(
             n = read_some(&mut d.reader, &mut d.rbuf) => {
                 let now = std::time::Instant::now();
                 match n {
-                    Ok(0) | Err(_) => d.lost(now),
+                    Ok(0) => {
+                        d.note_early_close("the server closed the connection");
+                        d.lost(now);
+                    }
+                    Err(e) => {
+                        d.note_early_close(&format!("connection failed: {e}"));
+                        d.lost(now);
+                    }
                     Ok(_) => d.frames(now),
                 }
             }
@@ -216,15 +276,16 @@ pub(crate) async fn run(
                 let now = std::time::Instant::now();
                 match c {
                     Ok(s) => {
-                        let (r, w) = s.into_split();
+                        let (r, w) = tokio::io::split(s);
                         d.reader = Some(r);
                         d.writer = Some(w);
                         d.rbuf.clear();
                         d.wbuf.clear();
                         d.session.on_connected(now);
                     }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "connect failed");
+                    Err(cause) => {
+                        tracing::debug!(host = ?d.host, %cause, "connect failed");
+                        d.note_connect_error(cause);
                         d.session.on_disconnected(now);
                     }
                 }
@@ -247,6 +308,26 @@ pub(crate) async fn run(
 }
 
 impl Driver {
+    fn note_connect_error(&self, cause: String) {
+        let host = self
+            .host
+            .as_ref()
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        if let Ok(mut i) = self.shared.info.lock() {
+            i.last_connect_error = Some(Error::Connect { host, cause });
+        }
+    }
+
+    /// A connection that ends before the session is (re-)established is a failed attempt:
+    /// e.g. a TLS server rejecting our certificate only after the client's handshake
+    /// finished, or a server dropping a client it does not accept.
+    fn note_early_close(&self, cause: &str) {
+        if !self.established {
+            self.note_connect_error(format!("{cause} before the session was established"));
+        }
+    }
+
     fn lost(&mut self, now: std::time::Instant) {
         self.reader = None;
         self.writer = None;
@@ -312,9 +393,16 @@ impl Driver {
                 Action::Connect { host, timeout } => {
                     self.reader = None;
                     self.writer = None;
-                    self.connecting = Some(connect(host, timeout));
+                    self.host = Some(host.clone());
+                    self.established = false;
+                    self.connecting = Some(connect(host, timeout, self.tls.clone()));
                 }
                 Action::Disconnect => {
+                    let attempt_open = self.connecting.is_some() || self.reader.is_some();
+                    if attempt_open && !self.established && !self.session.state().is_terminal() {
+                        // The session gave up on this attempt (its connect timeout).
+                        self.note_early_close("timed out");
+                    }
                     self.reader = None;
                     self.writer = None;
                     self.connecting = None;
@@ -347,6 +435,11 @@ impl Driver {
                     self.sinks.remove(&id);
                 }
                 Action::State(s) => {
+                    if s.is_terminal() {
+                        if let Ok(mut i) = self.shared.info.lock() {
+                            i.failure = Some(self.session.terminal_error());
+                        }
+                    }
                     self.shared.state.send_replace(s);
                     self.broadcast(&WatchedEvent::state_change(s));
                 }
@@ -357,26 +450,22 @@ impl Driver {
                     timeout,
                 } => {
                     if let Ok(mut i) = self.shared.info.lock() {
-                        *i = SessionInfo {
-                            session_id,
-                            password,
-                            timeout,
-                            host: Some(host),
-                        };
+                        i.session_id = session_id;
+                        i.password = password;
+                        i.timeout = timeout;
+                        i.host = Some(host);
+                        i.last_connect_error = None;
                     }
+                    self.established = true;
                 }
                 Action::ProbeReadWrite { host, timeout } => {
                     if self.probing.is_none() {
-                        self.probing = Some(probe(host, timeout));
+                        self.probing = Some(probe(host, timeout, self.tls.clone()));
                     }
                 }
                 Action::Finished => {
                     let state = self.session.state();
-                    let err = match state {
-                        SessionState::AuthFailed => Error::AuthFailed,
-                        SessionState::Closed => Error::Closed,
-                        _ => Error::SessionExpired,
-                    };
+                    let err = self.session.terminal_error();
                     for (_, s) in self.sinks.drain() {
                         match s {
                             Sink::Once(tx) => {

@@ -67,6 +67,29 @@ pub enum Error {
     /// Authentication failed; the session is unusable. Terminal.
     #[error("authentication failed")]
     AuthFailed,
+    /// Authentication failed on `host`, with the reason (the server's answer, or what the
+    /// client found wrong in the exchange). Terminal, like [`Error::AuthFailed`]; the
+    /// session's state is `AuthFailed`.
+    #[error("authentication with {host} failed: {reason}")]
+    Auth {
+        /// The server that refused.
+        host: String,
+        /// Why.
+        reason: String,
+    },
+    /// No connection could be established in time; the last attempt's host and cause
+    /// (refused, TLS handshake failure, dropped during the handshake...).
+    #[error("cannot connect to {host}: {cause}")]
+    Connect {
+        /// Host of the last attempt.
+        host: String,
+        /// Why it failed.
+        cause: String,
+    },
+    /// A setting could not be used (unreadable PEM, malformed JAAS file...); nothing was
+    /// sent.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
     /// The request waited for a connection longer than its deadline.
     #[error("timed out waiting for a connection")]
     Timeout,
@@ -148,7 +171,9 @@ impl Error {
             Error::Server(c) => *c,
             Error::ConnectionLoss => ErrorCode::ConnectionLoss,
             Error::SessionExpired => ErrorCode::SessionExpired,
-            Error::AuthFailed => ErrorCode::AuthFailed,
+            Error::AuthFailed | Error::Auth { .. } => ErrorCode::AuthFailed,
+            Error::Connect { .. } => ErrorCode::ConnectionLoss,
+            Error::InvalidConfig(_) => ErrorCode::BadArguments,
             Error::Timeout => ErrorCode::OperationTimeout,
             Error::Protocol(_) => ErrorCode::MarshallingError,
             Error::Multi { source, .. } => return source.code(),
@@ -159,14 +184,17 @@ impl Error {
     /// True for transient connection trouble after which the same call may succeed
     /// (check whether a non-idempotent write was applied first).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::ConnectionLoss | Error::Timeout)
+        matches!(
+            self,
+            Error::ConnectionLoss | Error::Timeout | Error::Connect { .. }
+        )
     }
 
     /// True when the session is gone for good and a new client is needed.
     pub fn is_terminal(&self) -> bool {
         matches!(
             self,
-            Error::SessionExpired | Error::AuthFailed | Error::Closed
+            Error::SessionExpired | Error::AuthFailed | Error::Auth { .. } | Error::Closed
         )
     }
 }

@@ -31,15 +31,19 @@ pub mod error;
 pub mod hosts;
 pub mod multi;
 pub mod path;
+pub mod sasl;
 pub mod session;
 pub mod state;
+pub mod tls;
 pub mod watch;
 
 pub use builder::ClientBuilder;
 pub use client::{Client, CONFIG_NODE};
 pub use error::{Error, Result};
 pub use multi::{MultiRead, OpResult, Transaction};
+pub use sasl::SaslConfig;
 pub use state::SessionState;
+pub use tls::TlsConfig;
 pub use watch::{EventStream, PersistentWatch, WatchFuture, WatchedEvent};
 pub use zk_proto::{
     Acl, AddWatchMode, ClientInfo, CreateMode, ErrorCode, EventType, Id, Perms, Stat, WatcherType,

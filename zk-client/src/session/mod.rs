@@ -28,6 +28,7 @@ use zk_proto::{
 use crate::error::{Error, Result};
 use crate::hosts::{HostList, HostPort};
 use crate::path::Chroot;
+use crate::sasl::{self, DigestStep, SaslConfig};
 use crate::state::SessionState;
 use crate::watch::registry::{WatchKind, WatchRegistry, WatcherId};
 use crate::watch::WatchedEvent;
@@ -52,6 +53,8 @@ pub struct SessionConfig {
     pub resume: Option<(i64, Bytes)>,
     /// Credentials sent after every handshake: (scheme, auth).
     pub auth: Vec<(String, Bytes)>,
+    /// SASL login run after every handshake, before anything else is sent.
+    pub sasl: Option<SaslConfig>,
     /// Delay policy between connection attempts; reset after each successful handshake.
     pub backoff: Box<dyn Backoff + Send>,
     /// Seed of the host shuffle.
@@ -161,6 +164,13 @@ enum Phase {
     Connecting { deadline: Instant },
     /// ConnectRequest sent, waiting for ConnectResponse.
     Handshake { deadline: Instant },
+    /// ConnectResponse received, SASL exchange in progress: user requests wait.
+    Sasl {
+        deadline: Instant,
+        read_only: bool,
+        xid: i32,
+        step: DigestStep,
+    },
     /// Session established on this connection.
     Connected { read_only: bool },
     /// Terminal.
@@ -204,6 +214,7 @@ struct Parked<R> {
 ///         rw_probe_interval: Duration::from_secs(1),
 ///         resume: None,
 ///         auth: vec![],
+///         sasl: None,
 ///         backoff: Box::new(backoff::backoff::Zero {}),
 ///         seed: 1,
 ///     },
@@ -254,6 +265,9 @@ pub struct Session<R> {
     /// Waiters of credentials added while disconnected (the last entries of `auths`).
     parked_auth: VecDeque<R>,
     auths: Vec<AuthPacket>,
+    sasl: Option<SaslConfig>,
+    /// Why authentication failed (terminal), for [`Error::Auth`].
+    auth_failure: Option<(String, String)>,
     watches: WatchRegistry,
     out: BytesMut,
     actions: VecDeque<Action<R>>,
@@ -308,6 +322,8 @@ impl<R> Session<R> {
                     auth,
                 })
                 .collect(),
+            sasl: cfg.sasl,
+            auth_failure: None,
             watches: WatchRegistry::default(),
             out: BytesMut::with_capacity(8 * 1024),
             actions: VecDeque::new(),
@@ -365,7 +381,9 @@ impl<R> Session<R> {
         let mut min = |t: Instant| d = Some(d.map_or(t, |x| x.min(t)));
         match self.phase {
             Phase::Idle { retry_at } => min(retry_at),
-            Phase::Connecting { deadline } | Phase::Handshake { deadline } => min(deadline),
+            Phase::Connecting { deadline }
+            | Phase::Handshake { deadline }
+            | Phase::Sasl { deadline, .. } => min(deadline),
             Phase::Connected { .. } => {
                 min(self.last_recv + self.read_timeout);
                 min(self.last_send + self.read_timeout / 2);
@@ -560,7 +578,11 @@ impl<R> Session<R> {
         }
         match self.phase {
             Phase::Idle { retry_at } if now >= retry_at => self.start_connect(now),
-            Phase::Connecting { deadline } | Phase::Handshake { deadline } if now >= deadline => {
+            Phase::Connecting { deadline }
+            | Phase::Handshake { deadline }
+            | Phase::Sasl { deadline, .. }
+                if now >= deadline =>
+            {
                 tracing::debug!(host = ?self.current, "connect timeout");
                 self.lose_connection(now, false);
             }
@@ -591,6 +613,10 @@ impl<R> Session<R> {
     pub fn on_frame(&mut self, frame: Bytes, now: Instant) {
         match self.phase {
             Phase::Handshake { .. } => self.on_handshake(frame, now),
+            Phase::Sasl { .. } => {
+                self.last_recv = now;
+                self.on_sasl_frame(frame, now);
+            }
             Phase::Connected { .. } => {
                 self.last_recv = now;
                 if let Err(e) = self.on_reply(frame) {
@@ -602,11 +628,17 @@ impl<R> Session<R> {
         }
     }
 
-    // ---- internals ----
-
-    fn terminal_error(&self) -> Error {
+    /// The error calls get once the session is over (meaningful in a terminal state):
+    /// [`Error::Auth`] with the reason when a SASL login failed.
+    pub fn terminal_error(&self) -> Error {
         match self.state {
-            SessionState::AuthFailed => Error::AuthFailed,
+            SessionState::AuthFailed => match &self.auth_failure {
+                Some((host, reason)) => Error::Auth {
+                    host: host.clone(),
+                    reason: reason.clone(),
+                },
+                None => Error::AuthFailed,
+            },
             SessionState::Closed => Error::Closed,
             _ => Error::SessionExpired,
         }
@@ -660,6 +692,148 @@ impl<R> Session<R> {
         self.negotiated = Duration::from_millis(resp.timeout as u64);
         self.read_timeout = self.negotiated * 2 / 3;
         self.last_recv = now;
+        if self.sasl.is_some() {
+            // As Java's client: log in first; the session counts as connected (state,
+            // pending requests, watches) only once the server accepted us.
+            let xid = self.next_xid();
+            let token = zk_proto::ops::SaslToken {
+                token: Some(Bytes::new()),
+            };
+            self.write_special(xid, OpCode::Sasl, |w| token.write(w), now);
+            if let Phase::Handshake { deadline } = self.phase {
+                self.phase = Phase::Sasl {
+                    deadline,
+                    read_only,
+                    xid,
+                    step: DigestStep::AwaitChallenge,
+                };
+            }
+            return;
+        }
+        self.established(read_only, now);
+    }
+
+    /// A SASL reply during [`Phase::Sasl`].
+    fn on_sasl_frame(&mut self, frame: Bytes, now: Instant) {
+        let Phase::Sasl { xid, .. } = self.phase else {
+            return;
+        };
+        let mut r = JuteReader::new(frame);
+        let hdr = match ReplyHeader::read(&mut r) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, "bad SASL reply, reconnecting");
+                self.lose_connection(now, false);
+                return;
+            }
+        };
+        if hdr.xid == xid::PING || hdr.xid == xid::NOTIFICATION {
+            return;
+        }
+        if hdr.xid != xid {
+            tracing::warn!(
+                expected = xid,
+                got = hdr.xid,
+                "unexpected reply during SASL"
+            );
+            self.lose_connection(now, false);
+            return;
+        }
+        let mech = self.sasl.as_ref().map_or("SASL", |c| c.mechanism());
+        if hdr.err != ErrorCode::Ok {
+            let who = match &self.sasl {
+                Some(SaslConfig::DigestMd5 { username, .. }) => format!(" of user {username:?}"),
+                None => String::new(),
+            };
+            let reason = if matches!(
+                hdr.err,
+                ErrorCode::AuthFailed | ErrorCode::SessionClosedRequireSaslAuth
+            ) {
+                format!(
+                    "the server rejected the {mech} credentials{who} ({})",
+                    hdr.err
+                )
+            } else {
+                format!("the server answered the {mech} exchange with {}", hdr.err)
+            };
+            self.auth_failed(reason);
+            return;
+        }
+        let token = match zk_proto::ops::SaslToken::read(&mut r) {
+            Ok(t) => t.token.unwrap_or_default(),
+            Err(e) => {
+                self.auth_failed(format!("malformed {mech} reply: {e}"));
+                return;
+            }
+        };
+        let Phase::Sasl {
+            deadline,
+            read_only,
+            step,
+            ..
+        } = std::mem::replace(&mut self.phase, Phase::Done)
+        else {
+            return;
+        };
+        let Some(SaslConfig::DigestMd5 { username, password }) = self.sasl.clone() else {
+            return;
+        };
+        match step {
+            DigestStep::AwaitChallenge => {
+                if token.is_empty() {
+                    self.phase = Phase::Connecting { deadline };
+                    self.auth_failed(format!(
+                        "the server sent no {mech} challenge (is SASL enabled on it?)"
+                    ));
+                    return;
+                }
+                match sasl::answer_challenge(&token, &username, &password, &sasl::cnonce()) {
+                    Ok((response, rspauth)) => {
+                        let xid = self.next_xid();
+                        let token = zk_proto::ops::SaslToken {
+                            token: Some(Bytes::from(response)),
+                        };
+                        self.write_special(xid, OpCode::Sasl, |w| token.write(w), now);
+                        self.phase = Phase::Sasl {
+                            deadline,
+                            read_only,
+                            xid,
+                            step: DigestStep::AwaitRspAuth(rspauth),
+                        };
+                    }
+                    Err(e) => {
+                        self.phase = Phase::Connecting { deadline };
+                        self.auth_failed(format!("bad {mech} challenge from the server: {e}"));
+                    }
+                }
+            }
+            DigestStep::AwaitRspAuth(expected) => {
+                if let Err(e) = sasl::check_rspauth(&token, &expected) {
+                    self.phase = Phase::Connecting { deadline };
+                    self.auth_failed(e);
+                    return;
+                }
+                tracing::debug!(%username, "SASL {mech} login accepted");
+                self.established(read_only, now);
+            }
+        }
+    }
+
+    /// Terminal: the login was refused (or the server misbehaved in the exchange).
+    fn auth_failed(&mut self, reason: String) {
+        let host = self
+            .current
+            .as_ref()
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        tracing::warn!(%host, %reason, "authentication failed");
+        self.auth_failure = Some((host, reason));
+        self.finish(SessionState::AuthFailed);
+    }
+
+    /// The session is usable on this connection: publish it, then replay credentials,
+    /// watches and what waited for the connection.
+    fn established(&mut self, read_only: bool, now: Instant) {
         self.disconnected_since = None;
         self.backoff.reset();
         self.phase = Phase::Connected { read_only };

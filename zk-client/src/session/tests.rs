@@ -32,6 +32,7 @@ fn config(n_hosts: u16) -> SessionConfig {
         rw_probe_interval: Duration::from_secs(1),
         resume: None,
         auth: vec![],
+        sasl: None,
         backoff: Box::new(Constant::new(Duration::from_millis(100))),
         seed: 1,
     }
@@ -523,4 +524,160 @@ fn close_while_disconnected_waits_for_a_connection_then_closes_locally() {
     let a = h.actions();
     assert_eq!(replies(&a), vec![(1, Ok(ErrorCode::Ok))]);
     assert_eq!(h.s.state(), SessionState::Closed);
+}
+
+fn sasl_config() -> SessionConfig {
+    let mut cfg = config(1);
+    cfg.sasl = Some(SaslConfig::DigestMd5 {
+        username: "alice".into(),
+        password: "secret".into(),
+    });
+    cfg
+}
+
+fn sasl_body(token: &[u8]) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    zk_proto::ops::SaslToken {
+        token: Some(Bytes::copy_from_slice(token)),
+    }
+    .write(&mut b);
+    b.to_vec()
+}
+
+fn sasl_token(body: &Bytes) -> Bytes {
+    zk_proto::ops::SaslToken::read(&mut JuteReader::new(body.clone()))
+        .unwrap()
+        .token
+        .unwrap_or_default()
+}
+
+const CHALLENGE: &[u8] =
+    br#"realm="zk-sasl-md5",nonce="n0nce",qop="auth",charset=utf-8,algorithm=md5-sess"#;
+
+/// Answers the client's empty token with [`CHALLENGE`] and returns the `rspauth` the
+/// client's response calls for.
+fn answer_first_step(h: &mut Harness, ms: u64) -> (i32, String) {
+    let sent = h.sent();
+    assert_eq!(sent.len(), 1, "only the SASL token goes out first");
+    assert_eq!(sent[0].0.opcode, OpCode::Sasl);
+    assert!(sent[0].0.xid > 0, "a normal xid, as Java's client");
+    assert!(sasl_token(&sent[0].1).is_empty());
+    h.reply(sent[0].0.xid, 0, ErrorCode::Ok, &sasl_body(CHALLENGE), ms);
+    let sent = h.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0.opcode, OpCode::Sasl);
+    let resp = sasl::parse_directives(&sasl_token(&sent[0].1)).unwrap();
+    let get = |k: &str| resp.iter().find(|(key, _)| key == k).unwrap().1.clone();
+    assert_eq!(get("digest-uri"), "zookeeper/zk-sasl-md5");
+    let cnonce = get("cnonce");
+    let (response, rspauth) = sasl::digest_response(&sasl::DigestInput {
+        username: b"alice",
+        realm: b"zk-sasl-md5",
+        password: b"secret",
+        nonce: "n0nce",
+        cnonce: &cnonce,
+        nc: "00000001",
+        qop: "auth",
+        digest_uri: "zookeeper/zk-sasl-md5",
+    });
+    assert_eq!(get("response"), response);
+    (sent[0].0.xid, rspauth)
+}
+
+#[test]
+fn sasl_login_goes_first_and_is_redone_after_every_handshake() {
+    let mut cfg = sasl_config();
+    cfg.auth = vec![("digest".into(), Bytes::from_static(b"u:p"))];
+    let mut h = Harness::new(cfg);
+    h.establish(0, 1);
+    assert!(
+        states(&h.actions()).is_empty(),
+        "not connected before the login"
+    );
+    h.submit(OpCode::Sync, PostAction::None, 1, 1);
+    let (xid, rspauth) = answer_first_step(&mut h, 2);
+    h.reply(
+        xid,
+        0,
+        ErrorCode::Ok,
+        &sasl_body(format!("rspauth={rspauth}").as_bytes()),
+        3,
+    );
+    assert_eq!(states(&h.actions()), vec![SessionState::Connected]);
+    let sent: Vec<_> = h.sent().into_iter().map(|(hd, _)| hd.opcode).collect();
+    assert_eq!(
+        sent,
+        vec![OpCode::Auth, OpCode::Sync],
+        "then auth, then the parked request"
+    );
+
+    h.s.on_disconnected(h.at(10));
+    h.actions();
+    h.establish(200, 1);
+    let (xid, rspauth) = answer_first_step(&mut h, 201);
+    h.reply(
+        xid,
+        0,
+        ErrorCode::Ok,
+        &sasl_body(format!("rspauth={rspauth}").as_bytes()),
+        202,
+    );
+    assert!(states(&h.actions()).contains(&SessionState::Connected));
+}
+
+#[test]
+fn sasl_refusal_is_terminal_with_the_reason() {
+    let mut h = Harness::new(sasl_config());
+    h.establish(0, 1);
+    h.submit(OpCode::Sync, PostAction::None, 1, 1);
+    let (xid, _) = answer_first_step(&mut h, 2);
+    // Apache: AuthFailed and a null token, then it closes the connection.
+    let mut b = BytesMut::new();
+    zk_proto::ops::SaslToken { token: None }.write(&mut b);
+    h.reply(xid, 0, ErrorCode::AuthFailed, &b, 3);
+    assert_eq!(h.s.state(), SessionState::AuthFailed);
+    let r = replies(&h.actions());
+    let [(1, Err(Error::Auth { host, reason }))] = &r[..] else {
+        panic!("{r:?}");
+    };
+    assert_eq!(host, "127.0.0.1:1000");
+    assert!(
+        reason.contains("alice") && reason.contains("AUTHFAILED"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn sasl_bad_server_tokens_fail_cleanly() {
+    // A server that does not know the password cannot produce the rspauth.
+    let mut h = Harness::new(sasl_config());
+    h.establish(0, 1);
+    let (xid, _) = answer_first_step(&mut h, 1);
+    h.reply(xid, 0, ErrorCode::Ok, &sasl_body(b"rspauth=0123"), 2);
+    assert_eq!(h.s.state(), SessionState::AuthFailed);
+    assert!(
+        matches!(h.s.terminal_error(), Error::Auth { reason, .. } if reason.contains("rspauth"))
+    );
+
+    // No SASL on the server: a null challenge.
+    let mut h = Harness::new(sasl_config());
+    h.establish(0, 1);
+    let xid = h.sent()[0].0.xid;
+    h.reply(xid, 0, ErrorCode::Ok, &(-1i32).to_be_bytes(), 1);
+    assert!(
+        matches!(h.s.terminal_error(), Error::Auth { reason, .. } if reason.contains("no DIGEST-MD5 challenge"))
+    );
+
+    // A token length beyond the frame, and a reply to a request never sent: no panic,
+    // no allocation from the length; the connection is dropped or the login refused.
+    let mut h = Harness::new(sasl_config());
+    h.establish(0, 1);
+    let xid = h.sent()[0].0.xid;
+    h.reply(xid, 0, ErrorCode::Ok, &i32::MAX.to_be_bytes(), 1);
+    assert_eq!(h.s.state(), SessionState::AuthFailed);
+    let mut h = Harness::new(sasl_config());
+    h.establish(0, 1);
+    h.reply(77, 0, ErrorCode::Ok, b"", 1);
+    assert!(h.actions().iter().any(|a| matches!(a, Action::Disconnect)));
+    assert_eq!(h.s.state(), SessionState::Disconnected);
 }
