@@ -143,7 +143,27 @@ async fn java_cli_sees_the_same_server() {
         mine.contains("WatchedEvent state:SyncConnected type:NodeDataChanged path:/j"),
         "{mine}"
     );
-    assert_eq!(mine, theirs);
+    // The CLI prints watch events from its event thread, so where they land among the
+    // command output depends on timing: compare the events and the rest separately.
+    assert_eq!(split_watch_events(&mine), split_watch_events(&theirs));
+}
+
+/// The CLI's output without its `WATCHER::` blocks, and those blocks' events in order.
+fn split_watch_events(out: &str) -> (String, Vec<String>) {
+    const MARK: &str = "\nWATCHER::\n\n";
+    let mut rest = String::new();
+    let mut events = Vec::new();
+    let mut s = out;
+    while let Some(i) = s.find(MARK) {
+        rest.push_str(&s[..i]);
+        let after = &s[i + MARK.len()..];
+        // The block is printed as whole lines: `\nWATCHER::\n\n<event>\n`.
+        let end = after.find('\n').unwrap_or(after.len());
+        events.push(after[..end].to_string());
+        s = after.get(end + 1..).unwrap_or("");
+    }
+    rest.push_str(s);
+    (rest, events)
 }
 
 async fn kazoo(port: u16) -> String {
@@ -269,4 +289,18 @@ async fn c_cli_sees_the_same_server() {
     let mine = c_cli(ours.port()).await;
     assert!(mine.contains("rc = 0"), "{mine}");
     assert_eq!(mine, theirs);
+}
+
+#[test]
+fn watch_events_split_wherever_they_land() {
+    let early = "3\ndata\n\nWATCHER::\n\nWatchedEvent path:/j\ncZxid = 0x2\nmZxid = 0x9\n";
+    let late = "3\ndata\ncZxid = 0x2\n\nWATCHER::\n\nWatchedEvent path:/j\nmZxid = 0x9\n";
+    assert_eq!(split_watch_events(early), split_watch_events(late));
+    assert_eq!(
+        split_watch_events(early),
+        (
+            "3\ndata\ncZxid = 0x2\nmZxid = 0x9\n".to_string(),
+            vec!["WatchedEvent path:/j".to_string()]
+        )
+    );
 }
