@@ -447,11 +447,7 @@ pub async fn resume_session(c: &Client, hosts: &str) {
 /// list are skipped.
 pub async fn host_names_and_dead_hosts(hosts: &str) {
     let port = hosts.rsplit(':').next().unwrap();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let dead = tests::ports::free_port().unwrap();
     let list = format!("no-such-host.invalid:1,127.0.0.1:{dead},localhost:{port}");
     let c = Client::builder(&list)
         .session_timeout(Duration::from_secs(4))
