@@ -1,6 +1,9 @@
-//! Starts real Apache ZooKeeper 3.8 servers (Debian's jars in /usr/share/java): a
-//! standalone server or a 3-node ensemble (QuorumPeerMain), each on free loopback ports
-//! with its own temp dir. Processes are killed by pid on Drop.
+//! The one place that runs Apache ZooKeeper 3.8 (Debian's jars in /usr/share/java): a
+//! standalone server ([`ApacheServer`], on a fresh or a given data dir), a 3-node ensemble
+//! ([`ApacheEnsemble`], QuorumPeerMain), its Java CLI ([`cli_command`], [`ApacheServer::cli`]),
+//! and the `java` command line for anything else that runs its classes ([`java`], e.g. the
+//! Apache members of a mixed ensemble). Servers listen on free loopback ports with their
+//! own temp dirs and are killed by their child handle on Drop.
 //!
 //! ```no_run
 //! let zk = tests::apache::ApacheServer::start().unwrap();
@@ -8,10 +11,12 @@
 //! ```
 
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::ports::{free_port, free_ports};
 
 /// Tick time of the servers started here: short, so session timeouts can be short
 /// (the server clamps them to [2, 20] ticks = [400 ms, 4 s]).
@@ -19,36 +24,85 @@ pub const TICK_MS: u64 = 200;
 
 const JAVA_DIR: &str = "/usr/share/java";
 
-/// The Java classpath that runs Apache ZooKeeper 3.8 from Debian's jars.
+const JARS: &[&str] = &[
+    "zookeeper.jar",
+    "zookeeper-jute.jar",
+    "slf4j-api.jar",
+    "slf4j-simple.jar",
+    "netty-all.jar",
+    // Debian's netty-all.jar is an empty aggregate: the Netty connection factory (which
+    // `secureClientPort`, TLS, needs) loads these.
+    "netty-buffer.jar",
+    "netty-codec.jar",
+    "netty-common.jar",
+    "netty-handler.jar",
+    "netty-resolver.jar",
+    "netty-transport.jar",
+    "netty-transport-native-epoll.jar",
+    "netty-transport-native-unix-common.jar",
+    "metrics-core.jar",
+    "commons-cli.jar",
+];
+
+/// JVM options of the servers started here unless a caller passes its own to [`java`]:
+/// a small heap and a fast start (C1 only), which is what tests want (a benchmark wants
+/// the full JIT instead).
+pub const TEST_JVM_ARGS: &[&str] = &["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"];
+
+/// The Java classpath that runs Apache ZooKeeper 3.8 (server and CLI) from Debian's jars.
 pub fn classpath() -> String {
-    [
-        "zookeeper.jar",
-        "zookeeper-jute.jar",
-        "slf4j-api.jar",
-        "slf4j-simple.jar",
-        "netty-all.jar",
-        // Debian's netty-all.jar is an empty aggregate: the Netty connection factory (which
-        // `secureClientPort`, TLS, needs) loads these.
-        "netty-buffer.jar",
-        "netty-codec.jar",
-        "netty-common.jar",
-        "netty-handler.jar",
-        "netty-resolver.jar",
-        "netty-transport.jar",
-        "netty-transport-native-epoll.jar",
-        "netty-transport-native-unix-common.jar",
-        "metrics-core.jar",
-        "commons-cli.jar",
-    ]
-    .iter()
-    .map(|j| format!("{JAVA_DIR}/{j}"))
-    .collect::<Vec<_>>()
-    .join(":")
+    JARS.iter()
+        .map(|j| format!("{JAVA_DIR}/{j}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
-/// A free loopback TCP port (bound and released; good enough for tests).
-pub fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// Ok when `java` runs and every jar of [`classpath`] is there; else an error naming what
+/// to install. Interop suites fail (never skip) without Apache.
+pub fn installed() -> io::Result<()> {
+    let missing: Vec<String> = JARS
+        .iter()
+        .map(|j| Path::new(JAVA_DIR).join(j))
+        .filter(|p| !p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "Apache ZooKeeper jars missing ({}): install the Debian packages `zookeeper`, \
+                 `libslf4j-java`, `libcommons-cli-java`, `libnetty-java` (see .ci/run)",
+                missing.join(", ")
+            ),
+        ));
+    }
+    let java = Command::new("java").arg("-version").output();
+    if !java.map(|o| o.status.success()).unwrap_or(false) {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "`java` not found: install a Java 17 runtime (default-jre-headless)",
+        ));
+    }
+    Ok(())
+}
+
+/// `java <jvm_args> -cp <classpath> <main_class>`: the one command line that runs
+/// Apache's classes; callers add the program's own arguments (e.g. a zoo.cfg).
+pub fn java(jvm_args: &[&str], main_class: &str) -> Command {
+    let mut cmd = Command::new("java");
+    cmd.args(jvm_args).args(["-cp", &classpath(), main_class]);
+    cmd
+}
+
+/// Apache's Java CLI (`ZooKeeperMain -server <connect>`), its logging off so that its
+/// output is only what the commands print (suites compare it between servers).
+pub fn cli_command(connect: &str) -> Command {
+    let mut cmd = java(
+        &["-Dorg.slf4j.simpleLogger.defaultLogLevel=off"],
+        "org.apache.zookeeper.ZooKeeperMain",
+    );
+    cmd.args(["-server", connect]);
+    cmd
 }
 
 /// Sends a four-letter word and returns the text answer ("" if the server is not up).
@@ -94,18 +148,16 @@ pub struct ApacheNode {
 
 impl ApacheNode {
     fn spawn(&mut self) -> io::Result<()> {
+        installed()?;
         let log = std::fs::File::create(&self.log)?;
-        let child = Command::new("java")
-            .args([
-                "-Xmx256m",
-                "-XX:+UseSerialGC",
-                "-XX:TieredStopAtLevel=1",
-                "-Dzookeeper.extendedTypesEnabled=true",
-                "-Dzookeeper.admin.enableServer=false",
-                "-Dzookeeper.4lw.commands.whitelist=*",
-            ])
-            .args(&self.jvm_props)
-            .args(["-cp", &classpath(), self.main_class])
+        let mut args: Vec<&str> = TEST_JVM_ARGS.to_vec();
+        args.extend([
+            "-Dzookeeper.extendedTypesEnabled=true",
+            "-Dzookeeper.admin.enableServer=false",
+            "-Dzookeeper.4lw.commands.whitelist=*",
+        ]);
+        args.extend(self.jvm_props.iter().map(String::as_str));
+        let child = java(&args, self.main_class)
             .arg(&self.cfg)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -118,6 +170,20 @@ impl ApacheNode {
     /// True while the process runs.
     pub fn is_running(&self) -> bool {
         self.child.is_some()
+    }
+
+    /// An error with the log when the process exited by itself (e.g. a bad config).
+    fn check_alive(&mut self) -> io::Result<()> {
+        if let Some(c) = self.child.as_mut() {
+            if let Some(status) = c.try_wait()? {
+                self.child = None;
+                return Err(io::Error::other(format!(
+                    "Apache ZooKeeper exited with {status}:\n{}",
+                    self.log()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Kills the process (SIGKILL, by pid) and reaps it.
@@ -187,9 +253,25 @@ impl ApacheServer {
     /// zoo.cfg lines.
     pub fn start_with(jvm_props: &[&str], cfg_lines: &[&str]) -> io::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let port = free_port()?;
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data)?;
+        Self::launch(dir, &data, jvm_props, cfg_lines)
+    }
+
+    /// Starts a standalone server on an existing `data_dir` (snapshots and txn logs both
+    /// there, as `ZooKeeperServerMain <port> <dir>` has them), e.g. one another server
+    /// wrote; the zoo.cfg and log go to a temp dir of their own.
+    pub fn start_on(data_dir: &Path, jvm_props: &[&str]) -> io::Result<Self> {
+        Self::launch(tempfile::tempdir()?, data_dir, jvm_props, &[])
+    }
+
+    fn launch(
+        dir: tempfile::TempDir,
+        data: &Path,
+        jvm_props: &[&str],
+        cfg_lines: &[&str],
+    ) -> io::Result<Self> {
+        let port = free_port()?;
         let cfg = dir.path().join("zoo.cfg");
         write_cfg(
             &cfg,
@@ -217,8 +299,21 @@ impl ApacheServer {
             child: None,
         };
         node.spawn()?;
-        let s = ApacheServer { node, _dir: dir };
-        s.wait_serving()?;
+        let mut s = ApacheServer { node, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while mode(port).as_deref() != Some("standalone") {
+            s.node.check_alive()?;
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "apache standalone not serving after 30 s:\n{}",
+                        s.node.log()
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         Ok(s)
     }
 
@@ -228,6 +323,59 @@ impl ApacheServer {
         wait_until("apache standalone", Duration::from_secs(30), || {
             mode(port).as_deref() == Some("standalone")
         })
+    }
+
+    /// Runs Java CLI commands against this server (one JVM, commands on stdin, then
+    /// `quit`) and returns its stdout and stderr; panics if the server died or the CLI
+    /// runs for over 60 s.
+    pub fn cli(&mut self, commands: &[&str]) -> String {
+        if let Err(e) = self.node.check_alive() {
+            panic!("{e}");
+        }
+        let mut child = cli_command(&self.connect_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn java cli");
+        {
+            let mut stdin = child.stdin.take().expect("cli stdin");
+            for c in commands {
+                writeln!(stdin, "{c}").expect("write cli command");
+            }
+            writeln!(stdin, "quit").expect("write quit");
+        }
+        let (mut out, mut err) = (
+            child.stdout.take().expect("cli stdout"),
+            child.stderr.take().expect("cli stderr"),
+        );
+        let readers = std::thread::spawn(move || {
+            let mut o = Vec::new();
+            let _ = out.read_to_end(&mut o);
+            let _ = err.read_to_end(&mut o);
+            o
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().expect("cli status").is_none() {
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("Java CLI still running after 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        String::from_utf8_lossy(&readers.join().expect("cli output")).into_owned()
+    }
+
+    /// The server's output so far (for failure messages and log checks).
+    pub fn log_text(&self) -> String {
+        self.node.log()
+    }
+
+    /// Stops the server with SIGKILL (Apache fsyncs every commit: this is a crash that
+    /// loses nothing acknowledged).
+    pub fn stop(mut self) {
+        self.node.kill();
     }
 
     /// `127.0.0.1:PORT`.
@@ -265,15 +413,7 @@ impl ApacheEnsemble {
     /// read-only server needs to create sessions).
     pub fn start_with(n: u32, jvm_props: &[&str], cfg_lines: &[&str]) -> io::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let mut ports = Vec::new();
-        // Hold all listeners while choosing, so the 3n ports are distinct.
-        let mut held = Vec::new();
-        for _ in 0..(3 * n) {
-            let l = TcpListener::bind("127.0.0.1:0")?;
-            ports.push(l.local_addr()?.port());
-            held.push(l);
-        }
-        drop(held);
+        let ports = free_ports(3 * n as usize)?;
         let servers: Vec<String> = (0..n)
             .map(|i| {
                 let b = (3 * i) as usize;

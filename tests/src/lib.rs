@@ -1,12 +1,17 @@
-//! Cross-crate integration and interoperability suites (see `tests/tests/`), and the shared
-//! test kit:
-//! - [`apache`]: start Apache ZooKeeper 3.8 (standalone or a 3-node ensemble);
+//! Cross-crate integration and interoperability suites (see `tests/tests/`), and the one
+//! test kit of the workspace (the suites' other helpers live beside them in `tests/tests/`):
+//! - [`apache`]: Apache ZooKeeper 3.8 (standalone, 3-node ensemble, Java CLI, classpath);
 //! - [`client`]: zk-client sessions as the suites open them;
+//! - [`ports`]: free loopback ports for servers started as processes;
 //! - [`proxy`]: a fault-injecting TCP proxy (drop, delay, blackhole connections);
-//! - [`zk_processes`]: real `zk-server` processes as an ensemble (kill -9, restart, partition).
+//! - [`raw`]: a raw zk-proto frame client (sees exactly what a server sends);
+//! - [`zk_processes`]: real `zk-server` processes, one ([`zk_processes::ServerProcess`]) or
+//!   an ensemble (kill -9, restart, partition).
 #![deny(missing_docs)]
 
 pub mod apache;
 pub mod client;
+pub mod ports;
 pub mod proxy;
+pub mod raw;
 pub mod zk_processes;

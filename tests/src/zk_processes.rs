@@ -38,7 +38,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::apache::free_port;
+use crate::ports::free_ports;
 use crate::proxy::Proxy;
 
 /// The `zk-server` binary: `ZK_SERVER_BIN`, or built once with cargo (same target dir
@@ -96,6 +96,61 @@ fn running_target_dir() -> Option<PathBuf> {
         return None;
     }
     Some(deps.parent()?.parent()?.to_path_buf())
+}
+
+/// One `zk-server` process on a zoo.cfg the test wrote (standalone, or one member of an
+/// ensemble the test configures itself), SIGKILLed by its own child handle on Drop.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: Option<Child>,
+}
+
+impl ServerProcess {
+    /// Runs `zk-server [props...] <cfg>`, its output discarded.
+    pub fn start_with(cfg: &Path, props: &[&str]) -> io::Result<ServerProcess> {
+        let child = Command::new(zk_server_bin()?)
+            .args(props)
+            .arg(cfg)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(ServerProcess { child: Some(child) })
+    }
+
+    /// Runs `zk-server <cfg>`.
+    pub fn start(cfg: &Path) -> io::Result<ServerProcess> {
+        Self::start_with(cfg, &[])
+    }
+
+    /// The process id, while it runs.
+    pub fn id(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The process, while it runs (e.g. to `try_wait` after a signal).
+    pub fn child(&mut self) -> Option<&mut Child> {
+        self.child.as_mut()
+    }
+
+    /// Forgets a process that has exited (reaped by the caller).
+    pub fn forget(&mut self) {
+        self.child = None;
+    }
+
+    /// Kills the process with SIGKILL and reaps it.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
 }
 
 /// How to start the ensemble.
@@ -203,15 +258,14 @@ impl ProcessEnsemble {
         let root = tempfile::tempdir()?;
         let voters = opts.members;
         let n = voters + opts.observers;
-        let ports = (0..n)
-            .map(|_| {
-                Ok(Ports {
-                    client: free_port()?,
-                    quorum: free_port()?,
-                    election: free_port()?,
-                })
+        let ports: Vec<Ports> = free_ports(3 * n)?
+            .chunks(3)
+            .map(|p| Ports {
+                client: p[0],
+                quorum: p[1],
+                election: p[2],
             })
-            .collect::<io::Result<Vec<Ports>>>()?;
+            .collect();
         let mut links = BTreeMap::new();
         if opts.proxied {
             for from in 0..n {

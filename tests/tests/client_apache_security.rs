@@ -9,7 +9,8 @@ use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
-use tests::apache::{free_port, ApacheServer};
+use tests::apache::ApacheServer;
+use tests::ports::free_port;
 use tests::proxy::Proxy;
 use zk_client::{Acl, Client, CreateMode, Error, EventType, Perms, SessionState, TlsConfig};
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tests::apache::{classpath, mode};
+use tests::apache::mode;
 use tests::zk_processes::zk_server_bin;
 use zk_client::{Acl, Client, CreateMode};
 
@@ -32,17 +32,9 @@ impl Member {
             .expect("log");
         let cfg = self.dir.join("zoo.cfg");
         let mut cmd = if self.apache {
-            let mut c = Command::new("java");
-            c.args([
-                "-Xmx256m",
-                "-XX:+UseSerialGC",
-                "-XX:TieredStopAtLevel=1",
-                "-Dzookeeper.admin.enableServer=false",
-                "-cp",
-                &classpath(),
-                "org.apache.zookeeper.server.quorum.QuorumPeerMain",
-            ]);
-            c
+            let mut args = tests::apache::TEST_JVM_ARGS.to_vec();
+            args.push("-Dzookeeper.admin.enableServer=false");
+            tests::apache::java(&args, "org.apache.zookeeper.server.quorum.QuorumPeerMain")
         } else {
             let mut c = Command::new(zk_server_bin().expect("zk-server binary"));
             c.env("RUST_LOG", "info");
@@ -86,14 +78,7 @@ impl Drop for Member {
 /// Members 1 and 2 are Apache, member 3 is zk-server (the highest id, so it wins an
 /// election between equally up-to-date servers).
 fn configure(root: &Path) -> Vec<Member> {
-    let held: Vec<std::net::TcpListener> = (0..9)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    let ports: Vec<u16> = held
-        .iter()
-        .map(|l| l.local_addr().expect("addr").port())
-        .collect();
-    drop(held);
+    let ports = tests::ports::free_ports(9).expect("ports");
     let servers: String = (0..3)
         .map(|i| {
             format!(

@@ -12,16 +12,6 @@ use tests::apache::ApacheServer;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-const JAVA_CP: &[&str] = &[
-    "zookeeper.jar",
-    "zookeeper-jute.jar",
-    "slf4j-api.jar",
-    "slf4j-nop.jar",
-    "netty-all.jar",
-    "metrics-core.jar",
-    "commons-cli.jar",
-];
-
 /// Runs a program (killed if it overstays), feeding `stdin`; returns stdout+stderr.
 async fn run(mut cmd: Command, stdin: &str) -> String {
     cmd.stdin(Stdio::piped())
@@ -115,19 +105,7 @@ close\n\
 quit\n";
 
 async fn java_cli(port: u16) -> String {
-    let cp = JAVA_CP
-        .iter()
-        .map(|j| format!("/usr/share/java/{j}"))
-        .collect::<Vec<_>>()
-        .join(":");
-    let mut cmd = Command::new("java");
-    cmd.args([
-        "-cp",
-        &cp,
-        "org.apache.zookeeper.ZooKeeperMain",
-        "-server",
-        &format!("127.0.0.1:{port}"),
-    ]);
+    let cmd = Command::from(tests::apache::cli_command(&format!("127.0.0.1:{port}")));
     mask(&run(cmd, JAVA_SCRIPT).await, port)
 }
 

@@ -146,17 +146,8 @@ async fn apache_reads_our_data_dir() {
     let ours = c.get("/from-rust", false).await.stat();
     h.stop().await.unwrap();
 
-    let port = tests::apache::free_port().unwrap();
-    let zoo = dir.path().join("apache.cfg");
-    std::fs::write(
-        &zoo,
-        format!(
-            "tickTime=200\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n",
-            dir.path().display()
-        ),
-    )
-    .unwrap();
-    let mut java = JavaServer::start(&zoo, port);
+    let java = tests::apache::ApacheServer::start_on(dir.path(), &[]).expect("apache starts");
+    let port = java.port();
     let mut a = RawClient::connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
     let got = a.get("/from-rust", false).await;
     assert_eq!(got.data().as_deref(), Some(&b"hello again"[..]));
@@ -165,57 +156,5 @@ async fn apache_reads_our_data_dir() {
         a.children("/from-rust", false).await.children(),
         vec!["child".to_string()]
     );
-    java.kill();
-}
-
-/// A `ZooKeeperServerMain` process, killed on drop.
-struct JavaServer(Option<std::process::Child>);
-
-impl JavaServer {
-    fn start(cfg: &Path, port: u16) -> JavaServer {
-        let cp = [
-            "zookeeper.jar",
-            "zookeeper-jute.jar",
-            "slf4j-api.jar",
-            "slf4j-nop.jar",
-            "netty-all.jar",
-            "metrics-core.jar",
-            "commons-cli.jar",
-        ]
-        .iter()
-        .map(|j| format!("/usr/share/java/{j}"))
-        .collect::<Vec<_>>()
-        .join(":");
-        let child = std::process::Command::new("java")
-            .args([
-                "-cp",
-                &cp,
-                "org.apache.zookeeper.server.ZooKeeperServerMain",
-            ])
-            .arg(cfg)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("java");
-        let s = JavaServer(Some(child));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while tests::apache::mode(port).is_none() {
-            assert!(Instant::now() < deadline, "Apache did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        s
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for JavaServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
+    java.stop();
 }

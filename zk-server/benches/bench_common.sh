@@ -1,6 +1,8 @@
 # Shared by the side-by-side bench scripts here (sourced, not run).
 
-# Apache ZooKeeper 3.8's classpath from the Debian packages.
+# Apache ZooKeeper 3.8's classpath from the Debian packages. Shell scripts cannot call the
+# Rust kit (tests::apache::classpath in tests/src/apache.rs); keep the two in step. slf4j-nop
+# here: a benchmarked server should not spend time logging.
 CP=/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-nop.jar:/usr/share/java/netty-all.jar:/usr/share/java/metrics-core.jar:/usr/share/java/commons-cli.jar
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

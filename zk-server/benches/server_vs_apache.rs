@@ -94,6 +94,8 @@ fn start_apache(dir: &std::path::Path) -> Option<(Apache, SocketAddr)> {
         format!("tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\nmaxClientCnxns=0\n", dir.display()),
     )
     .ok()?;
+    // Not tests::apache: zk-server cannot depend on the `tests` crate (which depends on
+    // it), and a benchmark wants the full JIT and no logging, unlike the kit's test JVMs.
     let cp = [
         "zookeeper.jar",
         "zookeeper-jute.jar",

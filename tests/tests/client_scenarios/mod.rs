@@ -1,7 +1,11 @@
-//! Client scenarios run against every server kind (Apache standalone, zk-server): each
-//! `*_suite` takes a connect string and asserts Apache's behaviour.
+//! Client scenarios run against every server kind (Apache standalone and ensemble, zk-server
+//! standalone, in-process ensemble and process ensemble): each `*_suite` takes the
+//! `127.0.0.1:port` of one server (for an ensemble, one member: the suites read their own
+//! and other sessions' writes without `sync`, so every session of a suite is on that
+//! member) and asserts Apache's behaviour; [`failover`] takes every member.
 #![allow(dead_code, unused_imports)]
 
+pub mod failover;
 mod watches;
 pub use watches::watch_suite;
 
@@ -443,11 +447,7 @@ pub async fn resume_session(c: &Client, hosts: &str) {
 /// list are skipped.
 pub async fn host_names_and_dead_hosts(hosts: &str) {
     let port = hosts.rsplit(':').next().unwrap();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let dead = tests::ports::free_port().unwrap();
     let list = format!("no-such-host.invalid:1,127.0.0.1:{dead},localhost:{port}");
     let c = Client::builder(&list)
         .session_timeout(Duration::from_secs(4))

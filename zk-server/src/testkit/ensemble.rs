@@ -28,6 +28,17 @@ use crate::host::quorum::driver::{PeerAddrs, PeerStatus};
 use crate::storage::Autopurge;
 use crate::zab::{LearnerType, PeerState, QuorumConfig, QuorumServer, Sid};
 
+/// The members' core settings unless [`Ensemble::start_with_core`] adjusts them: ticks of
+/// 100 ms, session timeouts from 400 ms to 40 s.
+fn default_core() -> CoreSettings {
+    CoreSettings {
+        tick_ms: 100,
+        min_timeout: 400,
+        max_timeout: 40_000,
+        ..CoreSettings::default()
+    }
+}
+
 fn io_error(e: crate::error::ServerError) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
@@ -49,6 +60,8 @@ pub struct Ensemble {
     read_only: bool,
     /// Members cut off by [`Ensemble::isolate`].
     isolated: BTreeSet<usize>,
+    /// Every member's core settings but its server id.
+    core: CoreSettings,
 }
 
 impl Ensemble {
@@ -95,11 +108,33 @@ impl Ensemble {
         Self::launch(n, 0, dir, &tune).await
     }
 
+    /// Like [`Ensemble::start`], with `core` adjusting every member's core settings (on
+    /// each start and restart), e.g. `s.prep.extended_types = true` for TTL nodes, which
+    /// Apache enables with `zookeeper.extendedTypesEnabled`.
+    pub async fn start_with_core(
+        n: usize,
+        core: impl FnOnce(&mut CoreSettings),
+    ) -> std::io::Result<Ensemble> {
+        let mut settings = default_core();
+        core(&mut settings);
+        Self::launch_with(n, 0, None, &|_| {}, settings).await
+    }
+
     async fn launch(
         voters: usize,
         observers: usize,
         dir: Option<&Path>,
         tune: &dyn Fn(&mut QuorumConfig),
+    ) -> std::io::Result<Ensemble> {
+        Self::launch_with(voters, observers, dir, tune, default_core()).await
+    }
+
+    async fn launch_with(
+        voters: usize,
+        observers: usize,
+        dir: Option<&Path>,
+        tune: &dyn Fn(&mut QuorumConfig),
+        core: CoreSettings,
     ) -> std::io::Result<Ensemble> {
         let n = voters + observers;
         let mut election = BTreeMap::new();
@@ -150,6 +185,7 @@ impl Ensemble {
             members,
             read_only: false,
             isolated: BTreeSet::new(),
+            core,
         };
         for i in 0..n {
             ens.restart(i).await?;
@@ -341,10 +377,7 @@ impl Ensemble {
         m.disk.recover().map_err(io_error)?;
         let settings = CoreSettings {
             server_id: sid,
-            tick_ms: 100,
-            min_timeout: 400,
-            max_timeout: 40_000,
-            ..CoreSettings::default()
+            ..self.core.clone()
         };
         let node = Node::start(NodeSetup {
             quorum: m.quorum.clone(),

@@ -1,8 +1,9 @@
-//! Shared helpers of the persistence tests: txn builders, a tiny replay of txns onto a
-//! tree (to check what a data dir holds), and a guard running Apache ZooKeeper 3.8.
+//! Shared helpers of the persistence tests: txn builders and a tiny replay of txns onto a
+//! tree (to check what a data dir holds). Also included (by `#[path]`) by the `tests`
+//! crate's `storage_apache.rs`, which runs Apache on the dirs `Storage` writes; it lives
+//! there because Apache is started only by the kit in `tests/src`.
 #![allow(dead_code)]
 
-pub mod apache;
 pub mod tree;
 
 use bytes::Bytes;

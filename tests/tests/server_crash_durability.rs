@@ -1,14 +1,14 @@
 //! `kill -9` during a pipelined write load: after a restart on the same data dir every
 //! acknowledged write is there, and what survived is a prefix of the session's writes.
 
-mod support;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use support::{free_port, read_frame, Proc};
+use tests::ports::free_port;
+use tests::raw::read_frame;
+use tests::zk_processes::ServerProcess;
 use zk_proto::ops::{CreateRequest, GetDataResponse, PathWatchRequest};
 use zk_proto::{
     write_frame, Acl, ConnectRequest, ConnectResponse, CreateMode, ErrorCode, JuteReader, OpCode,
@@ -54,7 +54,7 @@ fn value(i: usize) -> String {
 #[test]
 fn every_acknowledged_write_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = free_port().unwrap();
     let cfg = dir.path().join("zoo.cfg");
     std::fs::write(
         &cfg,
@@ -65,7 +65,7 @@ fn every_acknowledged_write_survives_kill_9() {
     )
     .unwrap();
 
-    let mut server = Proc::start(&cfg);
+    let mut server = ServerProcess::start(&cfg).unwrap();
     let mut s = session(port);
     // Pipeline every create at once so many are in flight (and in group-commit batches)
     // when the process dies.
@@ -112,7 +112,7 @@ fn every_acknowledged_write_survives_kill_9() {
         "the kill landed after the whole load; nothing was tested"
     );
 
-    let _server = Proc::start(&cfg);
+    let _server = ServerProcess::start(&cfg).unwrap();
     let mut s = session(port);
     let mut present = 0usize;
     let mut gap_seen = false;

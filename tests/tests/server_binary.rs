@@ -1,14 +1,15 @@
 //! The `zk-server` binary: zoo.cfg and -D properties, clear config errors, SIGTERM.
 
-mod support;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use support::{four_letter, free_port, read_frame, Proc};
+use tests::apache::four_letter;
+use tests::ports::free_port;
+use tests::raw::read_frame;
+use tests::zk_processes::{zk_server_bin, ServerProcess};
 use zk_proto::ops::CreateTtlRequest;
 use zk_proto::{
     write_frame, Acl, ConnectRequest, ConnectResponse, CreateMode, ErrorCode, OpCode, Record,
@@ -62,7 +63,7 @@ fn wait_serving(port: u16) {
 #[test]
 fn runs_from_zoo_cfg_with_properties_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = free_port().unwrap();
     let cfg = dir.path().join("zoo.cfg");
     std::fs::write(
         &cfg,
@@ -73,10 +74,11 @@ fn runs_from_zoo_cfg_with_properties_and_stops_on_sigterm() {
     )
     .unwrap();
     std::fs::write(dir.path().join("myid"), "7\n").unwrap();
-    let mut p = Proc::start_with(
+    let mut p = ServerProcess::start_with(
         &cfg,
         &["-Dzookeeper.extendedTypesEnabled=true", "-Dsome.unknown=1"],
-    );
+    )
+    .unwrap();
     wait_serving(port);
     let conf = four_letter(port, "conf");
     assert!(conf.contains(&format!("clientPort={port}")), "{conf}");
@@ -94,7 +96,7 @@ fn runs_from_zoo_cfg_with_properties_and_stops_on_sigterm() {
         "-D property enabled TTL nodes"
     );
 
-    let pid = p.0.as_ref().unwrap().id();
+    let pid = p.id().unwrap();
     let st = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
@@ -102,27 +104,28 @@ fn runs_from_zoo_cfg_with_properties_and_stops_on_sigterm() {
     assert!(st.success());
     let deadline = Instant::now() + Duration::from_secs(10);
     let code = loop {
-        if let Some(code) = p.0.as_mut().unwrap().try_wait().unwrap() {
+        if let Some(code) = p.child().unwrap().try_wait().unwrap() {
             break code;
         }
         assert!(Instant::now() < deadline, "no exit after SIGTERM");
         std::thread::sleep(Duration::from_millis(20));
     };
-    p.0.take();
+    p.forget();
     assert!(code.success(), "{code:?}");
 
     // Restarted on the same dataDir (now with three runtime workers), the node is still
     // there (NodeExists).
-    let p = Proc::start_with(
+    let p = ServerProcess::start_with(
         &cfg,
         &[
             "-Dzookeeper.extendedTypesEnabled=true",
             "-Dzookeeper.serverThreads=3",
         ],
-    );
+    )
+    .unwrap();
     wait_serving(port);
     assert_eq!(create_ttl(port, "/ttl"), ErrorCode::NodeExists);
-    assert_eq!(runtime_workers(p.0.as_ref().unwrap().id()), 3);
+    assert_eq!(runtime_workers(p.id().unwrap()), 3);
 }
 
 /// Threads of a process named as tokio's multi-thread runtime names its workers.
@@ -137,18 +140,18 @@ fn runtime_workers(pid: u32) -> usize {
 #[test]
 fn zoo_cfg_keys_map_to_properties() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = free_port().unwrap();
     let cfg = dir.path().join("zoo.cfg");
     std::fs::write(
         &cfg,
         format!("dataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nextendedTypesEnabled=true\nserverThreads=1\n", dir.path().display()),
     )
     .unwrap();
-    let p = Proc::start_with(&cfg, &[]);
+    let p = ServerProcess::start_with(&cfg, &[]).unwrap();
     wait_serving(port);
     assert_eq!(create_ttl(port, "/t"), ErrorCode::Ok);
     // One thread runs everything: no runtime worker threads.
-    assert_eq!(runtime_workers(p.0.as_ref().unwrap().id()), 0);
+    assert_eq!(runtime_workers(p.id().unwrap()), 0);
 }
 
 #[test]
@@ -156,7 +159,7 @@ fn malformed_config_names_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("zoo.cfg");
     std::fs::write(&cfg, "tickTime=2000\ndataDir=/tmp/x\nthis line is wrong\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_zk-server"))
+    let out = Command::new(zk_server_bin().unwrap())
         .arg(&cfg)
         .output()
         .unwrap();
@@ -165,16 +168,14 @@ fn malformed_config_names_the_line() {
     assert!(err.contains("line 3"), "{err}");
 
     std::fs::write(&cfg, "clientPort=notaport\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_zk-server"))
+    let out = Command::new(zk_server_bin().unwrap())
         .arg(&cfg)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("clientPort"));
 
-    let out = Command::new(env!("CARGO_BIN_EXE_zk-server"))
-        .output()
-        .unwrap();
+    let out = Command::new(zk_server_bin().unwrap()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("usage"));
 }
@@ -184,7 +185,7 @@ fn malformed_config_names_the_line() {
 fn refused(dir: &std::path::Path, cfg_text: &str, props: &[&str]) -> (Option<i32>, String) {
     let cfg = dir.join("zoo.cfg");
     std::fs::write(&cfg, cfg_text).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zk-server"))
+    let mut child = Command::new(zk_server_bin().unwrap())
         .args(props)
         .arg(&cfg)
         .stderr(std::process::Stdio::piped())
@@ -214,7 +215,7 @@ fn secured_config_fails_closed() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    let port = free_port();
+    let port = free_port().unwrap();
     let base = format!(
         "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n",
         data.display()

@@ -1,14 +1,17 @@
-//! Data dirs move both ways between Apache ZooKeeper 3.8 and `Storage`. Needs Java and the
-//! Debian `zookeeper` package; fails (does not skip) without them.
+//! Data dirs move both ways between Apache ZooKeeper 3.8 and zk-server's `Storage`. Needs
+//! Java and the Debian `zookeeper` package; fails (does not skip) without them.
 
+// The txn builders and the replaying tree are shared with zk-server's own persistence tests
+// (zk-server cannot dev-depend on this crate), so they are included from there, not copied.
+#[path = "../../zk-server/tests/persistence_support/mod.rs"]
 mod persistence_support;
 
 use std::collections::BTreeMap;
 
 use bytes::BytesMut;
-use persistence_support::apache::{classpath, ApacheServer};
 use persistence_support::tree::Tree;
 use persistence_support::*;
+use tests::apache::{self, ApacheServer};
 use zk_proto::persistence::{FileHeader, FILE_VERSION, TXNLOG_MAGIC};
 use zk_proto::txn::{Txn, TxnEntry};
 use zk_proto::{Acl, OpCode, Perms, Record};
@@ -39,14 +42,15 @@ fn acl_of(snap: &SnapshotData, index: i64) -> Vec<Acl> {
 /// and replaying them gives exactly the nodes the CLI created.
 #[test]
 fn storage_reads_what_apache_wrote() {
-    classpath();
+    apache::installed().expect("Apache ZooKeeper 3.8 installed");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let mut zk = ApacheServer::start(
+    let mut zk = ApacheServer::start_on(
         &data,
         &["-Dzookeeper.snapCount=4", "-Dzookeeper.preAllocSize=64"],
-    );
+    )
+    .expect("apache starts");
     let out = zk.cli(&[
         "create /x hello",
         "create /x/y world",
@@ -159,7 +163,7 @@ fn storage_reads_what_apache_wrote() {
 /// Apache has added to opens with Storage again.
 #[test]
 fn apache_reads_what_storage_wrote() {
-    classpath();
+    apache::installed().expect("Apache ZooKeeper 3.8 installed");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (mut storage, restored) = Storage::open(&data, &data, small()).unwrap();
@@ -205,7 +209,7 @@ fn apache_reads_what_storage_wrote() {
         "layout Apache expects"
     );
 
-    let mut zk = ApacheServer::start(&data, &[]);
+    let mut zk = ApacheServer::start_on(&data, &[]).expect("apache starts");
     let out = zk.cli(&[
         "get /x",
         "get /after",
@@ -253,7 +257,7 @@ fn apache_reads_what_storage_wrote() {
 /// starts on the dir, ignores the set-aside file and serves the surviving txns.
 #[test]
 fn apache_accepts_a_dir_after_torn_tail_repair() {
-    classpath();
+    apache::installed().expect("Apache ZooKeeper 3.8 installed");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (mut storage, _) = Storage::open(&data, &data, small()).unwrap();
@@ -276,7 +280,7 @@ fn apache_accepts_a_dir_after_torn_tail_repair() {
         .iter()
         .any(|n| n.starts_with("corrupt.log.1.")));
 
-    let mut zk = ApacheServer::start(&data, &[]);
+    let mut zk = ApacheServer::start_on(&data, &[]).expect("apache starts");
     let out = zk.cli(&["get /a", "get /b", "get /c"]);
     let log_text = zk.log_text();
     zk.stop();

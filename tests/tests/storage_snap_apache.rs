@@ -5,12 +5,7 @@
 //! `Learner.syncWithLeader` reads it. Needs Java 17 and the Debian `zookeeper` package;
 //! fails (does not skip) without them.
 
-mod persistence_support;
-
-use std::process::Command;
-
 use bytes::{Bytes, BytesMut};
-use persistence_support::apache::classpath;
 use zk_proto::persistence::DataNodeRecord;
 use zk_proto::{Acl, StatPersisted};
 use zk_server::storage::snap_stream;
@@ -67,10 +62,8 @@ public class SnapStream {
 fn java(dir: &std::path::Path, args: &[&str]) -> String {
     let src = dir.join("SnapStream.java");
     std::fs::write(&src, JAVA).expect("java source");
-    let out = Command::new("java")
-        .arg("-cp")
-        .arg(classpath())
-        .arg(&src)
+    // A single-file source program runs as `java -cp <classpath> File.java args`.
+    let out = tests::apache::java(&[], src.to_str().expect("utf-8 path"))
         .args(args)
         .output()
         .expect("run java");

@@ -2,8 +2,10 @@
 //! `myid` form an ensemble: one leads (`srvr` says so), writes through one member are
 //! read on another, `kill -9` of the leader leaves a working majority, and the killed
 //! member catches up from its on-disk txn log when restarted.
-
-mod support;
+//!
+//! The zoo.cfg files are written here rather than by `tests::zk_processes::ProcessEnsemble`:
+//! what is tested is the config shape itself (member 1 names its client port with
+//! `clientPort=`, the others in their `server.N` line; `dataLogDir` apart from `dataDir`).
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -11,7 +13,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use support::{four_letter, free_port, read_frame, Proc};
+use tests::apache::four_letter;
+use tests::ports::free_ports;
+use tests::raw::read_frame;
+use tests::zk_processes::ServerProcess;
 use zk_proto::ops::{CreateRequest, GetDataResponse, PathWatchRequest};
 use zk_proto::{
     write_frame, Acl, ConnectRequest, ConnectResponse, CreateMode, ErrorCode, JuteReader, OpCode,
@@ -128,8 +133,10 @@ struct Member {
 }
 
 fn write_configs(root: &Path, n: usize) -> Vec<Member> {
-    let ports: Vec<(u16, u16, u16)> = (0..n)
-        .map(|_| (free_port(), free_port(), free_port()))
+    let ports: Vec<(u16, u16, u16)> = free_ports(3 * n)
+        .unwrap()
+        .chunks(3)
+        .map(|p| (p[0], p[1], p[2]))
         .collect();
     // Member 1's line has no `;clientPort` (it uses clientPort=); the others' do.
     let servers: String = ports
@@ -182,7 +189,10 @@ fn write_configs(root: &Path, n: usize) -> Vec<Member> {
 fn three_processes_elect_replicate_survive_leader_kill_and_catch_up() {
     let root = tempfile::tempdir().unwrap();
     let members = write_configs(root.path(), 3);
-    let mut procs: Vec<Proc> = members.iter().map(|m| Proc::start(&m.cfg)).collect();
+    let mut procs: Vec<ServerProcess> = members
+        .iter()
+        .map(|m| ServerProcess::start(&m.cfg).unwrap())
+        .collect();
     let all: Vec<(usize, u16)> = members.iter().map(|m| m.client).enumerate().collect();
 
     let leader = wait_roles(&all);
@@ -220,7 +230,7 @@ fn three_processes_elect_replicate_survive_leader_kill_and_catch_up() {
     read(members[follower].client, "/b", "two");
     read(members[follower].client, "/a", "one");
 
-    procs[leader] = Proc::start(&members[leader].cfg);
+    procs[leader] = ServerProcess::start(&members[leader].cfg).unwrap();
     read(members[leader].client, "/a", "one");
     read(members[leader].client, "/b", "two");
     // ... and it writes again as part of the ensemble.
