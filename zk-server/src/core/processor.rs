@@ -905,7 +905,7 @@ impl Processor {
                 c.sasl.evaluate(
                     t,
                     users,
-                    || zk_proto::sasl::hex(&rand::random::<[u8; 24]>()),
+                    || zk_proto::sasl::hex(&rand::random::<[u8; 20]>()),
                 )
             }
             None => {
@@ -1352,7 +1352,8 @@ mod tests {
         assert!(!ids(&p).iter().any(|i| i.scheme == "sasl"));
         // With sasl enforced the code says why the session is useless.
         let mut p = connected(sasl_settings(&["sasl"]));
-        let out = sasl(&mut p, 1, b"garbage");
+        sasl(&mut p, 1, b"");
+        let out = sasl(&mut p, 2, b"garbage");
         assert_eq!(
             token_of(&out),
             (ErrorCode::SessionClosedRequireSaslAuth, None)
