@@ -541,3 +541,69 @@ finally:
         assert!(out.contains(want), "no {want:?} in\n{out}");
     }
 }
+
+/// Ensemble members (the `zk-server` binary, configured with `-D` properties as Apache's
+/// JVM is): a follower logs a client in, forwards its sasl-ACL write with the sasl identity
+/// to the leader, and every member enforces the ACL on reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensemble_members_log_in_and_check_sasl_acls() {
+    use tests::zk_processes::{Options, ProcessEnsemble};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let jaas = server_jaas(dir.path());
+    let mut o = Options::members(3);
+    o.props = vec![
+        format!("-Djava.security.auth.login.config={}", jaas.display()),
+        format!("-Dzookeeper.authProvider.1={SASL_PROVIDER}"),
+        "-Dzookeeper.superUser=root".into(),
+    ];
+    let ens = ProcessEnsemble::start(o).await.expect("ensemble");
+    let leader = ens.wait_for_leader(WITHIN).await.expect("a leader");
+    let follower = (0..3).find(|i| *i != leader).expect("a follower");
+    let other = (0..3)
+        .find(|i| *i != leader && *i != follower)
+        .expect("another");
+    let at = |i: usize| ens.client_addr(i).to_string();
+    let alice = connect(Client::builder(&at(follower)).sasl_digest("alice", "secret"))
+        .await
+        .expect("login on a follower");
+    assert_sasl_identity(&alice, "alice").await;
+    let acl = vec![Acl::new(Perms::ALL, "sasl", "alice")];
+    alice
+        .create("/e", b"ens", &acl, CreateMode::Persistent)
+        .await
+        .expect("forwarded create with a sasl ACL");
+    alice
+        .create("/e/auth", b"", &Acl::creator_all(), CreateMode::Persistent)
+        .await
+        .expect("auth ACL expanded by the leader from the forwarded identity");
+    let alice2 = connect(Client::builder(&at(other)).sasl_digest("alice", "secret"))
+        .await
+        .expect("login on another member");
+    alice2.sync("/e").await.expect("sync");
+    assert_eq!(
+        &alice2.get_data("/e", false).await.expect("read").0[..],
+        b"ens"
+    );
+    assert_eq!(alice2.get_acl("/e/auth").await.expect("acl").0, acl);
+    let root = connect(Client::builder(&at(leader)).sasl_digest("root", "toor"))
+        .await
+        .expect("root on the leader");
+    assert_eq!(
+        &root.get_data("/e", false).await.expect("super reads").0[..],
+        b"ens"
+    );
+    let anon = connect(Client::builder(&at(leader)))
+        .await
+        .expect("anonymous");
+    assert_eq!(
+        anon.get_data("/e", false).await.map(|_| ()),
+        Err(Error::NoAuth)
+    );
+    assert!(matches!(
+        connect(Client::builder(&at(other)).sasl_digest("bob", "wrong")).await,
+        Err(Error::Auth { .. })
+    ));
+    for c in [alice, alice2, root, anon] {
+        c.close().await.expect("close");
+    }
+}
