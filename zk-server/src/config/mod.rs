@@ -403,7 +403,7 @@ impl ServerConfig {
     pub fn load_security(&mut self) -> Result<()> {
         let err = |message: String| ServerError::Config {
             line: None,
-            message,
+            message: format!("{message}; refusing to start"),
         };
         self.sasl_users = None;
         if let Some(file) = &self.jaas_file {
@@ -472,9 +472,14 @@ impl ServerConfig {
             let known = matches!(scheme.as_str(), "digest" | "ip")
                 || (scheme == "sasl" && self.sasl_provider);
             if !known {
+                let keys = if self.session_require_client_sasl_auth {
+                    "zookeeper.sessionRequireClientSASLAuth"
+                } else {
+                    "zookeeper.enforce.auth.enabled with zookeeper.enforce.auth.schemes"
+                };
                 return Err(err(format!(
-                    "zookeeper.enforce.auth.schemes: authentication scheme {scheme} is not \
-                     available (for sasl, register authProvider.N={})",
+                    "{keys}: authentication scheme {scheme} is not available (for sasl, \
+                     register authProvider.N={})",
                     protection::SASL_PROVIDER
                 )));
             }
