@@ -223,7 +223,7 @@ fn secured_config_fails_closed() {
     let cases: &[(&str, &[&str], &str)] = &[
         ("secureClientPort=2281\n", &[], "line 5"),
         (
-            "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n",
+            "authProvider.1=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n",
             &[],
             "line 5",
         ),
@@ -234,7 +234,13 @@ fn secured_config_fails_closed() {
             &[],
             "line 5",
         ),
-        ("enforce.auth.enabled=true\n", &[], "line 5"),
+        // Enforcement without schemes, or of sasl without its provider, as Apache.
+        ("enforce.auth.enabled=true\n", &[], "enforce.auth.schemes"),
+        (
+            "enforce.auth.enabled=true\nenforce.auth.schemes=sasl\n",
+            &[],
+            "sasl is not available",
+        ),
         ("quorum.auth.enableSasl=true\n", &[], "line 5"),
         (
             "",
@@ -243,8 +249,8 @@ fn secured_config_fails_closed() {
         ),
         (
             "",
-            &["-Dzookeeper.superUser=admin"],
-            "-Dzookeeper.superUser",
+            &["-Dzookeeper.X509AuthenticationProvider.superUser=CN=admin"],
+            "-Dzookeeper.X509AuthenticationProvider.superUser",
         ),
     ];
     for (extra, props, place) in cases {

@@ -10,14 +10,12 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use md5::{Digest, Md5};
+pub(crate) use zk_proto::sasl::{digest_response, DigestInput};
+use zk_proto::sasl::{hex, jaas, quote};
 
 use crate::error::{Error, Result};
 
-/// SASL protocol name Java's client uses (the `digest-uri` is `zookeeper/zk-sasl-md5`).
-pub const SERVICE: &str = "zookeeper";
-/// SASL server name Java's client uses for DIGEST-MD5.
-pub const DIGEST_SERVER_NAME: &str = "zk-sasl-md5";
+pub use zk_proto::sasl::{DIGEST_SERVER_NAME, SERVICE};
 /// JAAS section Java's client reads unless `zookeeper.sasl.clientconfig` says otherwise.
 pub const DEFAULT_JAAS_SECTION: &str = "Client";
 /// Environment variable naming a JAAS file (this crate's; Apache names the file with the
@@ -129,127 +127,6 @@ fn jaas_from_vars(var: impl Fn(&str) -> Option<String>) -> Option<(std::path::Pa
     Some((file.into(), section))
 }
 
-/// A small JAAS configuration parser: `Name { module flag key="value" ...; ... };`,
-/// with `//` and `/* */` comments.
-mod jaas {
-    /// One login module line.
-    pub struct Entry {
-        pub module: String,
-        pub options: Vec<(String, String)>,
-    }
-
-    #[derive(Debug, PartialEq)]
-    enum Tok {
-        Word(String),
-        Quoted(String),
-        Punct(char),
-    }
-
-    fn lex(text: &str) -> Result<Vec<Tok>, String> {
-        let mut out = Vec::new();
-        let mut it = text.chars().peekable();
-        while let Some(c) = it.next() {
-            match c {
-                c if c.is_whitespace() => {}
-                '/' if it.peek() == Some(&'/') => {
-                    for c in it.by_ref() {
-                        if c == '\n' {
-                            break;
-                        }
-                    }
-                }
-                '/' if it.peek() == Some(&'*') => {
-                    it.next();
-                    let mut prev = ' ';
-                    loop {
-                        match it.next() {
-                            Some('/') if prev == '*' => break,
-                            Some(c) => prev = c,
-                            None => return Err("unterminated comment".into()),
-                        }
-                    }
-                }
-                '"' => {
-                    let mut s = String::new();
-                    loop {
-                        match it.next() {
-                            Some('"') => break,
-                            Some('\\') => match it.next() {
-                                Some(c) => s.push(c),
-                                None => return Err("unterminated string".into()),
-                            },
-                            Some(c) => s.push(c),
-                            None => return Err("unterminated string".into()),
-                        }
-                    }
-                    out.push(Tok::Quoted(s));
-                }
-                '{' | '}' | ';' | '=' => out.push(Tok::Punct(c)),
-                _ => {
-                    let mut s = String::from(c);
-                    while let Some(&n) = it.peek() {
-                        if n.is_whitespace() || "{};=\"".contains(n) {
-                            break;
-                        }
-                        s.push(n);
-                        it.next();
-                    }
-                    out.push(Tok::Word(s));
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Sections in file order, each with its login modules.
-    pub fn parse(text: &str) -> Result<Vec<(String, Vec<Entry>)>, String> {
-        let toks = lex(text)?;
-        let mut it = toks.into_iter().peekable();
-        let mut sections = Vec::new();
-        let word = |t: Option<Tok>, what: &str| match t {
-            Some(Tok::Word(w)) | Some(Tok::Quoted(w)) => Ok(w),
-            other => Err(format!("expected {what}, found {other:?}")),
-        };
-        while it.peek().is_some() {
-            let name = word(it.next(), "a section name")?;
-            if it.next() != Some(Tok::Punct('{')) {
-                return Err(format!("expected '{{' after {name:?}"));
-            }
-            let mut entries = Vec::new();
-            loop {
-                if it.peek() == Some(&Tok::Punct('}')) {
-                    it.next();
-                    break;
-                }
-                let module = word(it.next(), "a login module class")?;
-                let _flag = word(it.next(), "a control flag (required, optional...)")?;
-                let mut options = Vec::new();
-                loop {
-                    match it.next() {
-                        Some(Tok::Punct(';')) => break,
-                        Some(Tok::Word(k)) => {
-                            if it.next() != Some(Tok::Punct('=')) {
-                                return Err(format!("expected '=' after option {k:?}"));
-                            }
-                            let v = word(it.next(), "an option value")?;
-                            options.push((k, v));
-                        }
-                        other => {
-                            return Err(format!("in {module}: unexpected {other:?}"));
-                        }
-                    }
-                }
-                entries.push(Entry { module, options });
-            }
-            if it.peek() == Some(&Tok::Punct(';')) {
-                it.next();
-            }
-            sections.push((name, entries));
-        }
-        Ok(sections)
-    }
-}
-
 /// Where a DIGEST-MD5 exchange is.
 #[derive(Debug)]
 pub(crate) enum DigestStep {
@@ -262,117 +139,9 @@ pub(crate) enum DigestStep {
 /// Largest challenge accepted (RFC 2831 caps it at 2048 bytes).
 const MAX_CHALLENGE: usize = 2048;
 
-/// Parses `key=value, key="quoted, value", ...` (RFC 2831 section 7.1).
+/// Parses a server token (RFC 2831 section 7.1), bounded.
 pub(crate) fn parse_directives(text: &[u8]) -> std::result::Result<Vec<(String, String)>, String> {
-    if text.len() > MAX_CHALLENGE {
-        return Err(format!("challenge of {} bytes is too long", text.len()));
-    }
-    let text = std::str::from_utf8(text).map_err(|_| "challenge is not UTF-8".to_owned())?;
-    let mut out = Vec::new();
-    let mut it = text.chars().peekable();
-    loop {
-        while it.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
-            it.next();
-        }
-        if it.peek().is_none() {
-            return Ok(out);
-        }
-        let mut key = String::new();
-        while let Some(&c) = it.peek() {
-            if c == '=' || c == ',' || c.is_whitespace() {
-                break;
-            }
-            key.push(c);
-            it.next();
-        }
-        while it.peek().is_some_and(|c| c.is_whitespace()) {
-            it.next();
-        }
-        if it.next() != Some('=') {
-            return Err(format!("directive {key:?} has no value"));
-        }
-        while it.peek().is_some_and(|c| c.is_whitespace()) {
-            it.next();
-        }
-        let mut value = String::new();
-        if it.peek() == Some(&'"') {
-            it.next();
-            loop {
-                match it.next() {
-                    Some('"') => break,
-                    Some('\\') => match it.next() {
-                        Some(c) => value.push(c),
-                        None => return Err("unterminated quoted value".into()),
-                    },
-                    Some(c) => value.push(c),
-                    None => return Err("unterminated quoted value".into()),
-                }
-            }
-        } else {
-            while let Some(&c) = it.peek() {
-                if c == ',' || c.is_whitespace() {
-                    break;
-                }
-                value.push(c);
-                it.next();
-            }
-        }
-        out.push((key.to_ascii_lowercase(), value));
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
-fn md5(parts: &[&[u8]]) -> [u8; 16] {
-    let mut h = Md5::new();
-    for p in parts {
-        h.update(p);
-    }
-    h.finalize().into()
-}
-
-/// Everything the response and `rspauth` depend on.
-pub(crate) struct DigestInput<'a> {
-    pub username: &'a [u8],
-    pub realm: &'a [u8],
-    pub password: &'a [u8],
-    pub nonce: &'a str,
-    pub cnonce: &'a str,
-    pub nc: &'a str,
-    pub qop: &'a str,
-    pub digest_uri: &'a str,
-}
-
-/// `(response, rspauth)` of RFC 2831 section 2.1.2.1 (md5-sess, no authzid).
-pub(crate) fn digest_response(i: &DigestInput<'_>) -> (String, String) {
-    let secret = md5(&[i.username, b":", i.realm, b":", i.password]);
-    let a1 = md5(&[&secret, b":", i.nonce.as_bytes(), b":", i.cnonce.as_bytes()]);
-    let ha1 = hex(&a1);
-    let kd = |a2: &[u8]| {
-        let ha2 = hex(&md5(&[a2]));
-        hex(&md5(&[
-            ha1.as_bytes(),
-            b":",
-            i.nonce.as_bytes(),
-            b":",
-            i.nc.as_bytes(),
-            b":",
-            i.cnonce.as_bytes(),
-            b":",
-            i.qop.as_bytes(),
-            b":",
-            ha2.as_bytes(),
-        ]))
-    };
-    let response = kd(format!("AUTHENTICATE:{}", i.digest_uri).as_bytes());
-    let rspauth = kd(format!(":{}", i.digest_uri).as_bytes());
-    (response, rspauth)
+    zk_proto::sasl::parse_directives(text, MAX_CHALLENGE)
 }
 
 /// Text as the server expects it: UTF-8 when it offered `charset=utf-8`, else ISO 8859-1.
@@ -384,10 +153,6 @@ fn encode(s: &str, utf8: bool) -> std::result::Result<Vec<u8>, String> {
         .map(|c| u8::try_from(u32::from(c)).ok())
         .collect::<Option<Vec<u8>>>()
         .ok_or_else(|| "the server did not offer UTF-8 and a credential is not Latin-1".into())
-}
-
-fn quote(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 /// Answers the server's challenge: `(response token, expected rspauth)`.
@@ -431,6 +196,7 @@ pub(crate) fn answer_challenge(
         nc,
         qop: "auth",
         digest_uri: &digest_uri,
+        authzid: None,
     });
     let mut out = format!("username=\"{}\"", quote(username));
     if get("realm").is_some() {
@@ -468,23 +234,6 @@ pub(crate) fn cnonce() -> String {
 mod tests {
     use super::*;
 
-    /// RFC 2831 section 4, example 1 (IMAP): the published response and rspauth.
-    #[test]
-    fn rfc2831_example_response_and_rspauth() {
-        let (response, rspauth) = digest_response(&DigestInput {
-            username: b"chris",
-            realm: b"elwood.innosoft.com",
-            password: b"secret",
-            nonce: "OA6MG9tEQGm2hh",
-            cnonce: "OA6MHXh6VqTrRk",
-            nc: "00000001",
-            qop: "auth",
-            digest_uri: "imap/elwood.innosoft.com",
-        });
-        assert_eq!(response, "d388dad90d4bbd760a152321f2143af7");
-        assert_eq!(rspauth, "ea40f60335c427b5527b84dbabcdfffd");
-    }
-
     #[test]
     fn answers_a_zookeeper_challenge() {
         let challenge =
@@ -507,6 +256,7 @@ mod tests {
             nc: "00000001",
             qop: "auth",
             digest_uri: "zookeeper/zk-sasl-md5",
+            authzid: None,
         });
         assert_eq!(get("response"), expected);
         assert_eq!(rspauth, rsp);

@@ -40,6 +40,7 @@ pub mod ops;
 pub mod perms;
 pub mod persistence;
 pub mod quorum;
+pub mod sasl;
 pub mod txn;
 pub mod watch;
 

@@ -579,6 +579,7 @@ fn answer_first_step(h: &mut Harness, ms: u64) -> (i32, String) {
         nc: "00000001",
         qop: "auth",
         digest_uri: "zookeeper/zk-sasl-md5",
+        authzid: None,
     });
     assert_eq!(get("response"), response);
     (sent[0].0.xid, rspauth)

@@ -5,9 +5,20 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Result, ServerError};
+use crate::state::acl::sasl::{SaslUsers, DEFAULT_SECTION};
 
 mod protection;
 use protection::Verdict;
+
+/// A secret setting: `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
 
 /// Every four-letter word the server knows.
 pub const ALL_FOUR_LETTER_WORDS: &[&str] = &[
@@ -61,6 +72,30 @@ pub struct ServerConfig {
     pub global_outstanding_limit: usize,
     /// `zookeeper.DigestAuthenticationProvider.superDigest` (`user:hash`).
     pub super_digest: Option<String>,
+    /// `-Djava.security.auth.login.config`: the JAAS file (Apache reads it from that JVM
+    /// property only).
+    pub jaas_file: Option<PathBuf>,
+    /// `zookeeper.sasl.serverconfig`: the JAAS section of the server (`Server` if unset).
+    pub sasl_server_section: Option<String>,
+    /// DIGEST-MD5 users of the JAAS section, loaded by [`Self::load_security`]; `None`: no
+    /// SASL server, and `sasl` requests get an empty answer, as in Apache.
+    pub sasl_users: Option<SaslUsers>,
+    /// `authProvider.N=org.apache.zookeeper.server.auth.SASLAuthenticationProvider`.
+    pub sasl_provider: bool,
+    /// `zookeeper.letAnySaslUserDoX`.
+    pub sasl_any_user: Option<String>,
+    /// `zookeeper.SASLAuthenticationProvider.superPassword`, applied to a JAAS user `super`.
+    pub sasl_super_password: Option<Secret>,
+    /// `zookeeper.superUser` and `zookeeper.superUser.*`: SASL users with super rights.
+    pub super_users: Vec<String>,
+    /// `zookeeper.enforce.auth.enabled`.
+    pub enforce_auth_enabled: bool,
+    /// `zookeeper.enforce.auth.schemes`.
+    pub enforce_auth_schemes: Vec<String>,
+    /// `zookeeper.sessionRequireClientSASLAuth`: shorthand for enforcing `sasl`.
+    pub session_require_client_sasl_auth: bool,
+    /// `zookeeper.allowSaslFailedClients`: keep a connection whose SASL login failed.
+    pub allow_sasl_failed_clients: bool,
     /// `readonlymode.enabled`.
     pub read_only_mode: bool,
     /// `reconfigEnabled`.
@@ -104,6 +139,17 @@ impl Default for ServerConfig {
             container_check_interval_ms: 60_000,
             global_outstanding_limit: 1000,
             super_digest: None,
+            jaas_file: None,
+            sasl_server_section: None,
+            sasl_users: None,
+            sasl_provider: false,
+            sasl_any_user: None,
+            sasl_super_password: None,
+            super_users: Vec::new(),
+            enforce_auth_enabled: false,
+            enforce_auth_schemes: Vec::new(),
+            session_require_client_sasl_auth: false,
+            allow_sasl_failed_clients: false,
             read_only_mode: false,
             reconfig_enabled: false,
             commit_log_count: 500,
@@ -303,6 +349,10 @@ impl ServerConfig {
             }
         }
         for (k, v) in props {
+            if k == "java.security.auth.login.config" {
+                cfg.jaas_file = Some(PathBuf::from(v));
+                continue;
+            }
             match protection::judge(k, v) {
                 Verdict::Refused(why) => {
                     return Err(ServerError::Config {
@@ -330,7 +380,118 @@ impl ServerConfig {
                 message: "tickTime must be positive".into(),
             });
         }
+        cfg.load_security()?;
         Ok(cfg)
+    }
+
+    /// The auth schemes a connection must hold one of before it is served (empty: none),
+    /// as Apache's `AuthenticationHelper` derives them.
+    pub fn enforced_auth_schemes(&self) -> Vec<String> {
+        if self.session_require_client_sasl_auth {
+            vec!["sasl".to_owned()]
+        } else if self.enforce_auth_enabled {
+            self.enforce_auth_schemes.clone()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Reads the JAAS section of the server's SASL logins and checks the authentication
+    /// settings fit together, failing closed: an unreadable JAAS file, a login module we
+    /// cannot serve, a missing section that was named explicitly, enforcement without
+    /// schemes or of a scheme without provider all stop the server, naming the setting.
+    pub fn load_security(&mut self) -> Result<()> {
+        let err = |message: String| ServerError::Config {
+            line: None,
+            message: format!("{message}; refusing to start"),
+        };
+        self.sasl_users = None;
+        if let Some(file) = &self.jaas_file {
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                err(format!(
+                    "-Djava.security.auth.login.config={}: {e}",
+                    file.display()
+                ))
+            })?;
+            let section = self
+                .sasl_server_section
+                .as_deref()
+                .unwrap_or(DEFAULT_SECTION);
+            let entries = zk_proto::sasl::jaas::section(&text, section).map_err(|e| {
+                err(format!(
+                    "-Djava.security.auth.login.config={}: {e}",
+                    file.display()
+                ))
+            })?;
+            match entries {
+                Some(entries) => {
+                    let users = SaslUsers::from_section(
+                        &entries,
+                        self.sasl_super_password.as_ref().map(|s| s.0.as_str()),
+                    )
+                    .map_err(|e| {
+                        err(format!(
+                            "JAAS section {section:?} of {}: {e}",
+                            file.display()
+                        ))
+                    })?;
+                    if users.is_empty() {
+                        self.warnings.push(format!(
+                            "JAAS section {section:?} of {} has no user_<name> entries: \
+                             every SASL login will fail",
+                            file.display()
+                        ));
+                    }
+                    self.sasl_users = Some(users);
+                }
+                // Apache runs without a SASL server then, unless the section was named.
+                None if self.sasl_server_section.is_some() => {
+                    return Err(err(format!(
+                        "zookeeper.sasl.serverconfig={section}: no such JAAS section in {}",
+                        file.display()
+                    )))
+                }
+                None => self.warnings.push(format!(
+                    "JAAS file {} has no {section:?} section: no SASL logins on the client port",
+                    file.display()
+                )),
+            }
+        }
+        let enforced = self.enforced_auth_schemes();
+        if self.enforce_auth_enabled
+            && !self.session_require_client_sasl_auth
+            && enforced.is_empty()
+        {
+            return Err(err(
+                "zookeeper.enforce.auth.enabled is true: zookeeper.enforce.auth.schemes must be \
+                 configured"
+                    .into(),
+            ));
+        }
+        for scheme in &enforced {
+            let known = matches!(scheme.as_str(), "digest" | "ip")
+                || (scheme == "sasl" && self.sasl_provider);
+            if !known {
+                let keys = if self.session_require_client_sasl_auth {
+                    "zookeeper.sessionRequireClientSASLAuth"
+                } else {
+                    "zookeeper.enforce.auth.enabled with zookeeper.enforce.auth.schemes"
+                };
+                return Err(err(format!(
+                    "{keys}: authentication scheme {scheme} is not available (for sasl, \
+                     register authProvider.N={})",
+                    protection::SASL_PROVIDER
+                )));
+            }
+        }
+        if enforced.iter().any(|s| s == "sasl") && self.sasl_users.is_none() {
+            self.warnings.push(
+                "SASL authentication is enforced but no JAAS Server section configures SASL \
+                 logins: every client will be refused"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     /// Worker threads for the binary's runtime: `serverThreads` if set, else half the CPUs.
@@ -355,6 +516,28 @@ impl ServerConfig {
             "DigestAuthenticationProvider.superDigest" => {
                 self.super_digest = Some(value.to_string())
             }
+            k if k.starts_with("authProvider.") => {
+                // The protection rules let only providers we implement through.
+                if value.trim() == protection::SASL_PROVIDER {
+                    self.sasl_provider = true;
+                }
+            }
+            "sasl.serverconfig" => self.sasl_server_section = Some(value.trim().to_string()),
+            "letAnySaslUserDoX" => self.sasl_any_user = Some(value.to_string()),
+            "SASLAuthenticationProvider.superPassword" => {
+                self.sasl_super_password = Some(Secret(value.to_string()))
+            }
+            k if k == "superUser" || k.starts_with("superUser.") => {
+                self.super_users.push(value.to_string())
+            }
+            "enforce.auth.enabled" => self.enforce_auth_enabled = parse_bool(value),
+            "enforce.auth.schemes" => {
+                self.enforce_auth_schemes = value.split(',').map(|s| s.trim().to_string()).collect()
+            }
+            "sessionRequireClientSASLAuth" => {
+                self.session_require_client_sasl_auth = parse_bool(value)
+            }
+            "allowSaslFailedClients" => self.allow_sasl_failed_clients = parse_bool(value),
             "jute.maxbuffer" => self.jute_max_buffer = parse_num(name, value, line)?,
             "snapCount" => self.snap_count = parse_num(name, value, line)?,
             "preAllocSize" => {
@@ -397,6 +580,9 @@ impl ServerConfig {
             | "fsync.warningthresholdms"
             | "forceSync"
             | "txnLogSizeLimitInKb"
+            | "jaasLoginRenew"
+            | "kerberos.removeRealmFromPrincipal"
+            | "kerberos.removeHostFromPrincipal"
             | "admin.enableServer" => {
                 self.warnings
                     .push(format!("property {name} accepted, not used"));
@@ -510,6 +696,89 @@ mod tests {
     }
 
     #[test]
+    fn sasl_settings_as_apache_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let jaas = dir.path().join("jaas.conf");
+        std::fs::write(
+            &jaas,
+            "Server { org.apache.zookeeper.server.auth.DigestLoginModule required \
+             user_alice=\"secret\" user_super=\"file\"; };\n\
+             Kerb { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true; };\n\
+             Client { org.apache.zookeeper.server.auth.DigestLoginModule required \
+             username=\"a\" password=\"b\"; };\n",
+        )
+        .unwrap();
+        let jaas_prop = (
+            "java.security.auth.login.config".to_string(),
+            jaas.display().to_string(),
+        );
+        let sasl = "dataDir=/x\nauthProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n";
+        // zoo.cfg keys become zookeeper.* properties, as in Apache.
+        let text = format!(
+            "{sasl}superUser=alice\nsuperUser.2=bob\nenforce.auth.enabled=true\n\
+             enforce.auth.schemes=sasl, digest\nSASLAuthenticationProvider.superPassword=pw\n"
+        );
+        let c = ServerConfig::parse(&text, std::slice::from_ref(&jaas_prop)).unwrap();
+        assert!(c.sasl_provider);
+        assert_eq!(c.sasl_users.as_ref().map(|u| u.len()), Some(2));
+        assert_eq!(c.super_users, vec!["alice", "bob"]);
+        assert_eq!(c.enforced_auth_schemes(), vec!["sasl", "digest"]);
+        assert!(!format!("{c:?}").contains("secret") && !format!("{c:?}").contains("pw"));
+        let c = ServerConfig::parse(&format!("{sasl}sessionRequireClientSASLAuth=true\n"), &[])
+            .unwrap();
+        assert_eq!(c.enforced_auth_schemes(), vec!["sasl"]);
+        // Refusals name the setting.
+        for (text, props, needle) in [
+            // sasl enforced without its provider: Apache's "scheme sasl is not available".
+            (
+                "dataDir=/x\nenforce.auth.enabled=true\nenforce.auth.schemes=sasl\n".to_string(),
+                vec![],
+                "sasl is not available",
+            ),
+            (
+                "dataDir=/x\nenforce.auth.enabled=true\n".to_string(),
+                vec![],
+                "enforce.auth.schemes must",
+            ),
+            (
+                format!("{sasl}sasl.serverconfig=Kerb\n"),
+                vec![jaas_prop.clone()],
+                "GSSAPI",
+            ),
+            (
+                format!("{sasl}sasl.serverconfig=Nope\n"),
+                vec![jaas_prop.clone()],
+                "Nope",
+            ),
+            (
+                format!("{sasl}java.security.auth.login.config={}\n", jaas.display()),
+                vec![],
+                "JVM property",
+            ),
+            (
+                format!("{sasl}quorum.auth.enableSasl=true\n"),
+                vec![],
+                "quorum SASL",
+            ),
+        ] {
+            let e = ServerConfig::parse(&text, &props).unwrap_err().to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+        // A JAAS file without a Server section: no SASL server, as in Apache.
+        let client_only = dir.path().join("client.conf");
+        std::fs::write(&client_only, "Client { m required; };").unwrap();
+        let c = ServerConfig::parse(
+            sasl,
+            &[(
+                "java.security.auth.login.config".into(),
+                client_only.display().to_string(),
+            )],
+        )
+        .unwrap();
+        assert!(c.sasl_users.is_none() && !c.warnings.is_empty());
+    }
+
+    #[test]
     fn protection_we_lack_fails_closed_naming_key_and_line() {
         let text = "dataDir=/x\nclientPort=2181\nsecureClientPort=2281\n";
         let e = ServerConfig::parse(text, &[]).unwrap_err().to_string();
@@ -520,7 +789,7 @@ mod tests {
         let text = "dataDir=/x\nauthProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\nrequireClientAuthScheme=sasl\n";
         let e = ServerConfig::parse(text, &[]).unwrap_err().to_string();
         assert!(
-            e.contains("line 2") && e.contains("SASLAuthenticationProvider"),
+            e.contains("line 3") && e.contains("requireClientAuthScheme"),
             "{e}"
         );
         let props = vec![(

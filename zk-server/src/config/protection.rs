@@ -1,5 +1,6 @@
-//! Settings that ask for protection zk-server does not give yet: TLS, SASL, authentication
-//! enforcement, other authentication providers, other super users, audit logs.
+//! Settings that ask for protection zk-server does not give yet: TLS, quorum SASL, other
+//! authentication providers, x509 super users, audit logs; and security keys Apache 3.8
+//! does not read where they were written.
 //!
 //! A drop-in replacement that read such a zoo.cfg and started anyway would serve plaintext,
 //! unauthenticated, to an operator who believes the data is protected. So these keys fail
@@ -15,6 +16,8 @@ struct Rule {
     switch: bool,
     /// What the key asks for, for the error message.
     asks_for: &'static str,
+    /// Why it is refused when the reason is not "not provided yet".
+    note: Option<&'static str>,
 }
 
 const RULES: &[Rule] = &[
@@ -22,56 +25,69 @@ const RULES: &[Rule] = &[
         matches: |k| k == "secureClientPort" || k == "secureClientPortAddress",
         switch: false,
         asks_for: "TLS on a secure client port",
+        note: None,
     },
     Rule {
         matches: |k| k.starts_with("ssl.") || k == "ssl",
         switch: false,
         asks_for: "TLS (keystores, truststores, client certificates)",
+        note: None,
     },
     Rule {
         matches: |k| k.starts_with("sslQuorum"),
         switch: true,
         asks_for: "TLS between ensemble members",
+        note: None,
     },
     Rule {
         matches: |k| k == "portUnification" || k == "client.portUnification",
         switch: true,
         asks_for: "TLS and plaintext on one port",
+        note: None,
     },
     Rule {
         matches: |k| k.starts_with("authProvider."),
         switch: false,
-        asks_for: "an authentication provider other than digest and ip",
+        asks_for: "an authentication provider other than digest, ip and sasl",
+        note: None,
     },
     Rule {
-        matches: |k| k == "requireClientAuthScheme" || k == "sessionRequireClientSASLAuth",
-        switch: true,
+        matches: |k| k == "requireClientAuthScheme",
+        switch: false,
         asks_for: "clients to authenticate before they are served",
-    },
-    Rule {
-        matches: |k| k.starts_with("enforce.auth."),
-        switch: true,
-        asks_for: "clients to authenticate before they are served",
+        note: Some(
+            "but Apache 3.8 ignores this key and would serve anonymous clients; say \
+             sessionRequireClientSASLAuth=true, or enforce.auth.enabled=true with \
+             enforce.auth.schemes=sasl",
+        ),
     },
     Rule {
         matches: |k| k.starts_with("quorum.auth."),
         switch: true,
-        asks_for: "SASL authentication between ensemble members",
+        asks_for: "SASL authentication between ensemble members (quorum SASL)",
+        note: None,
     },
     Rule {
-        matches: |k| k == "superUser" || k == "X509AuthenticationProvider.superUser",
+        matches: |k| k == "X509AuthenticationProvider.superUser",
         switch: false,
-        asks_for: "a super user authenticated by SASL or x509",
+        asks_for: "a super user authenticated by x509",
+        note: None,
     },
     Rule {
-        matches: |k| k == "java.security.auth.login.config" || k == "jaasLoginRenew",
+        matches: |k| k == "java.security.auth.login.config",
         switch: false,
         asks_for: "SASL logins from a JAAS file",
+        note: Some(
+            "but Apache reads the JAAS file only from the JVM property (in zoo.cfg the key \
+             becomes zookeeper.java.security.auth.login.config, which nothing reads); pass \
+             -Djava.security.auth.login.config=FILE",
+        ),
     },
     Rule {
         matches: |k| k == "audit.enable",
         switch: true,
         asks_for: "an audit log of who changed what",
+        note: None,
     },
 ];
 
@@ -81,6 +97,10 @@ const IMPLEMENTED_PROVIDERS: &[&str] = &[
     "org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
     "org.apache.zookeeper.server.auth.IPAuthenticationProvider",
 ];
+
+/// The SASL provider (the `sasl` scheme): implemented, and recorded by the config.
+pub(super) const SASL_PROVIDER: &str =
+    "org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
 
 /// What a protection setting means here.
 pub(super) enum Verdict {
@@ -106,11 +126,14 @@ pub(super) fn judge(name: &str, value: &str) -> Verdict {
     {
         return Verdict::Given;
     }
+    if key.starts_with("authProvider.") && value == SASL_PROVIDER {
+        return Verdict::Other;
+    }
     Verdict::Refused(format!(
-        "{name}={value} asks for {}, which zk-server does not provide yet; refusing to \
-         start rather than run with less protection than the config asks for (remove the \
-         setting to run without it)",
-        rule.asks_for
+        "{name}={value} asks for {}, {}; refusing to start rather than run with less \
+         protection than the config asks for (remove the setting to run without it)",
+        rule.asks_for,
+        rule.note.unwrap_or("which zk-server does not provide yet")
     ))
 }
 
@@ -136,21 +159,15 @@ mod tests {
             ("portUnification", "true"),
             ("client.portUnification", "true"),
             (
-                "authProvider.1",
-                "org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
-            ),
-            (
                 "zookeeper.authProvider.x509",
                 "org.apache.zookeeper.server.auth.X509AuthenticationProvider",
             ),
             ("requireClientAuthScheme", "sasl"),
-            ("enforce.auth.enabled", "true"),
-            ("zookeeper.enforce.auth.schemes", "sasl"),
             ("quorum.auth.enableSasl", "true"),
             ("quorum.auth.learner.saslLoginContext", "QuorumLearner"),
-            ("zookeeper.superUser", "admin"),
+            ("quorum.auth.serverRequireSasl", "true"),
+            ("X509AuthenticationProvider.superUser", "CN=admin"),
             ("java.security.auth.login.config", "/etc/jaas.conf"),
-            ("zookeeper.sessionRequireClientSASLAuth", "true"),
             ("audit.enable", "true"),
         ] {
             let why = refusal(k, v).unwrap_or_else(|| panic!("{k}={v} accepted"));
@@ -175,6 +192,15 @@ mod tests {
             ),
             ("tickTime", "2000"),
             ("DigestAuthenticationProvider.superDigest", "super:x"),
+            // Implemented now: judged by the config as it reads them.
+            (
+                "authProvider.1",
+                "org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+            ),
+            ("enforce.auth.enabled", "true"),
+            ("zookeeper.enforce.auth.schemes", "sasl"),
+            ("zookeeper.superUser", "admin"),
+            ("zookeeper.sessionRequireClientSASLAuth", "true"),
             ("quorumListenOnAllIPs", "true"),
         ] {
             assert_eq!(refusal(k, v), None, "{k}={v}");

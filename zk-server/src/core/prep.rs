@@ -46,6 +46,8 @@ pub struct PrepSettings {
     pub max_data: usize,
     /// Reconfig enabled (never in standalone).
     pub reconfig_enabled: bool,
+    /// Auth providers beyond digest and ip (ACL ids they validate and match).
+    pub schemes: crate::state::acl::Schemes,
 }
 
 impl Default for PrepSettings {
@@ -54,6 +56,7 @@ impl Default for PrepSettings {
             extended_types: false,
             max_data: zk_proto::frame::DEFAULT_JUTE_MAX_BUFFER,
             reconfig_enabled: false,
+            schemes: Default::default(),
         }
     }
 }
@@ -119,8 +122,8 @@ impl Prep {
         self.pending.get(db, p).ok_or(ErrorCode::NoNode)
     }
 
-    fn check_acl(view: &NodeView, perm: Perms, auth: &[Id]) -> Result<(), ErrorCode> {
-        if acl::check(&view.acl, perm, auth) {
+    fn check_acl(&self, view: &NodeView, perm: Perms, auth: &[Id]) -> Result<(), ErrorCode> {
+        if acl::check(&view.acl, perm, auth, &self.settings.schemes) {
             Ok(())
         } else {
             Err(ErrorCode::NoAuth)
@@ -253,9 +256,9 @@ impl Prep {
             return Err(ErrorCode::BadArguments);
         }
         let parent_path = parent_for(&r.path)?.to_string();
-        let acl = acl::fixup(&r.acl, ctx.auth)?;
+        let acl = acl::fixup(&r.acl, ctx.auth, &self.settings.schemes)?;
         let mut parent = self.record(db, &parent_path)?;
-        Self::check_acl(&parent, Perms::CREATE, ctx.auth)?;
+        self.check_acl(&parent, Perms::CREATE, ctx.auth)?;
         let mut p = r.path.clone();
         if mode.is_sequential() {
             p.push_str(&format!("{:010}", parent.stat.cversion));
@@ -330,7 +333,7 @@ impl Prep {
             return Err(ErrorCode::BadArguments);
         }
         let mut parent = self.record(db, &parent_path)?;
-        Self::check_acl(&parent, Perms::DELETE, ctx.auth)?;
+        self.check_acl(&parent, Perms::DELETE, ctx.auth)?;
         let node = self.record(db, &r.path)?;
         check_version(node.stat.version, r.version)?;
         if node.child_count > 0 {
@@ -389,7 +392,7 @@ impl Prep {
     ) -> Result<(OpCode, Txn), ErrorCode> {
         validate_path(&r.path)?;
         let mut node = self.record(db, &r.path)?;
-        Self::check_acl(&node, Perms::WRITE, ctx.auth)?;
+        self.check_acl(&node, Perms::WRITE, ctx.auth)?;
         self.check_data(&r.data)?;
         let version = check_version(node.stat.version, r.version)?;
         node.stat.version = version;
@@ -413,9 +416,9 @@ impl Prep {
         r: &SetAclRequest,
     ) -> Result<(OpCode, Txn), ErrorCode> {
         validate_path(&r.path)?;
-        let acl = acl::fixup(&r.acl, ctx.auth)?;
+        let acl = acl::fixup(&r.acl, ctx.auth, &self.settings.schemes)?;
         let mut node = self.record(db, &r.path)?;
-        Self::check_acl(&node, Perms::ADMIN, ctx.auth)?;
+        self.check_acl(&node, Perms::ADMIN, ctx.auth)?;
         let version = check_version(node.stat.aversion, r.version)?;
         node.stat.aversion = version;
         node.acl = std::sync::Arc::new(acl.clone());
@@ -438,7 +441,7 @@ impl Prep {
     ) -> Result<(OpCode, Txn), ErrorCode> {
         validate_path(&r.path)?;
         let node = self.record(db, &r.path)?;
-        Self::check_acl(&node, Perms::READ, ctx.auth)?;
+        self.check_acl(&node, Perms::READ, ctx.auth)?;
         let version = check_version(node.stat.version, r.version)?;
         Ok((
             OpCode::Check,

@@ -20,6 +20,7 @@ use crate::core::prep::{Prep, PrepContext, PrepSettings};
 use crate::core::read::{self, Caller};
 use crate::core::session::{session_password, SessionTracker};
 use crate::state::acl;
+use crate::state::acl::sasl::{DigestServer, SaslUsers, Step};
 use crate::state::apply::{ApplyResult, Outcome};
 use crate::state::database::ZkDatabase;
 use crate::state::tree::node::NodeKind;
@@ -117,6 +118,14 @@ pub struct CoreSettings {
     pub container_check_ms: i64,
     /// Prep settings.
     pub prep: PrepSettings,
+    /// DIGEST-MD5 users of the JAAS `Server` section; `None`: no SASL server.
+    pub sasl_users: Option<SaslUsers>,
+    /// `zookeeper.superUser*`: SASL users that get super rights.
+    pub super_users: Vec<String>,
+    /// Schemes a connection must hold an identity of before it is served (empty: none).
+    pub enforce_auth: Vec<String>,
+    /// `zookeeper.allowSaslFailedClients`.
+    pub allow_sasl_failed_clients: bool,
 }
 
 impl CoreSettings {
@@ -134,7 +143,15 @@ impl CoreSettings {
                 extended_types: config.extended_types,
                 max_data: config.jute_max_buffer,
                 reconfig_enabled: false,
+                schemes: acl::Schemes {
+                    sasl: config.sasl_provider,
+                    sasl_any_user: config.sasl_any_user.clone(),
+                },
             },
+            sasl_users: config.sasl_users.clone(),
+            super_users: config.super_users.clone(),
+            enforce_auth: config.enforced_auth_schemes(),
+            allow_sasl_failed_clients: config.allow_sasl_failed_clients,
         }
     }
 }
@@ -149,6 +166,10 @@ impl Default for CoreSettings {
             super_digest: None,
             container_check_ms: 60_000,
             prep: PrepSettings::default(),
+            sasl_users: None,
+            super_users: Vec::new(),
+            enforce_auth: Vec::new(),
+            allow_sasl_failed_clients: false,
         }
     }
 }
@@ -161,6 +182,8 @@ struct Conn {
     /// The client sent no read-only byte (pre-3.4): Apache then sends none back either,
     /// as old C clients reset the connection on the extra byte.
     old_client: bool,
+    /// This connection's SASL exchange (Apache makes one SASL server per connection).
+    sasl: DigestServer,
 }
 
 #[derive(Debug)]
@@ -381,6 +404,7 @@ impl Processor {
                 auth: vec![Id::new("ip", ip)],
                 ip: ip.to_string(),
                 old_client: req.read_only.is_none(),
+                sasl: DigestServer::default(),
             },
         );
         if self.mode == WriteMode::ReadOnly {
@@ -576,6 +600,39 @@ impl Processor {
             out.push(Output::Close { conn });
             return out;
         }
+        if !self.settings.enforce_auth.is_empty()
+            && !matches!(req, Request::Auth(_) | Request::Sasl(_))
+        {
+            let ids = self
+                .conns
+                .get(&conn)
+                .map(|c| c.auth.as_slice())
+                .unwrap_or(&[]);
+            if !ids
+                .iter()
+                .any(|i| self.settings.enforce_auth.contains(&i.scheme))
+            {
+                // Apache's AuthenticationHelper: answer, then close the connection (the
+                // session itself lives on until it expires).
+                tracing::warn!(
+                    "session {session:#x}: client holds no identity of the enforced auth \
+                     schemes {:?} (has {:?}): closing its connection",
+                    self.settings.enforce_auth,
+                    ids.iter().map(|i| i.scheme.as_str()).collect::<Vec<_>>()
+                );
+                out.push(Output::Reply {
+                    conn,
+                    header: ReplyHeader {
+                        xid,
+                        zxid: 0,
+                        err: ErrorCode::SessionClosedRequireSaslAuth,
+                    },
+                    body: Response::Empty,
+                });
+                out.push(Output::Close { conn });
+                return out;
+            }
+        }
         match req {
             Request::Auth(a) => {
                 let ip = self
@@ -621,14 +678,6 @@ impl Processor {
             // it alone.
             Request::Check(_) => {
                 out.push(Output::Close { conn });
-            }
-            // Without SASL configured Apache answers Ok with a null token.
-            Request::Sasl(_) => {
-                out.push(Output::Reply {
-                    conn,
-                    header: ok_header(xid, 0),
-                    body: Response::Sasl(zk_proto::ops::SaslToken { token: None }),
-                });
             }
             // A read-only member closes its local sessions itself.
             Request::CloseSession if self.mode == WriteMode::ReadOnly => {
@@ -796,6 +845,9 @@ impl Processor {
                     body: Response::Empty,
                 });
             }
+            // Answered in order with the session's other replies: Java's client fails on
+            // replies out of xid order.
+            Request::Sasl(t) => self.sasl(conn, session, xid, t.token.as_deref(), out),
             // Apache answers every ping with the ping xid, whatever the request carried.
             Request::Ping => {
                 out.push(Output::Reply {
@@ -808,6 +860,7 @@ impl Processor {
                 let caller = Caller {
                     session,
                     auth: &auth,
+                    schemes: &self.settings.prep.schemes,
                 };
                 let (err, body) = read::execute(&self.db, &mut self.watches, &caller, req);
                 out.push(Output::Reply {
@@ -819,6 +872,89 @@ impl Processor {
                     },
                     body,
                 });
+            }
+        }
+    }
+
+    /// One SASL token (Apache's `processSasl`). Without a JAAS `Server` section there is no
+    /// SASL server and the answer is Ok with a null token. A failed login answers AuthFailed
+    /// (SessionClosedRequireSaslAuth when sasl is enforced) with a null token and closes the
+    /// connection, unless `allowSaslFailedClients` keeps it.
+    fn sasl(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        token: Option<&[u8]>,
+        out: &mut Vec<Output>,
+    ) {
+        let reply = |err: ErrorCode, token: Option<Vec<u8>>| Output::Reply {
+            conn,
+            header: ReplyHeader { xid, zxid: 0, err },
+            body: Response::Sasl(zk_proto::ops::SaslToken {
+                token: token.map(Into::into),
+            }),
+        };
+        let (Some(users), Some(c)) = (self.settings.sasl_users.as_ref(), self.conns.get_mut(&conn))
+        else {
+            out.push(reply(ErrorCode::Ok, None));
+            return;
+        };
+        let step = match token {
+            Some(t) => {
+                c.sasl.evaluate(
+                    t,
+                    users,
+                    || zk_proto::sasl::hex(&rand::random::<[u8; 20]>()),
+                )
+            }
+            None => {
+                c.sasl = DigestServer::Failed;
+                Err(acl::sasl::Failure {
+                    reason: "null token".into(),
+                    user: None,
+                })
+            }
+        };
+        match step {
+            Ok(Step::Continue(t)) => out.push(reply(ErrorCode::Ok, Some(t))),
+            Ok(Step::Complete { token, user }) => {
+                tracing::info!(
+                    "session {session:#x} from {}: SASL DIGEST-MD5 login of {user:?}",
+                    c.ip
+                );
+                let id = Id::new("sasl", user.as_str());
+                if !c.auth.contains(&id) {
+                    c.auth.push(id);
+                }
+                if self.settings.super_users.contains(&user) {
+                    tracing::info!("session {session:#x}: SASL user {user:?} is a super user");
+                    let sup = Id::new("super", "");
+                    if !c.auth.contains(&sup) {
+                        c.auth.push(sup);
+                    }
+                }
+                out.push(reply(ErrorCode::Ok, Some(token)));
+            }
+            Err(f) => {
+                let required = self.settings.enforce_auth.iter().any(|s| s == "sasl");
+                tracing::warn!(
+                    "session {session:#x} from {}: SASL login failed (user {:?}): {}",
+                    c.ip,
+                    f.user.as_deref().unwrap_or("?"),
+                    f.reason
+                );
+                if self.settings.allow_sasl_failed_clients && !required {
+                    out.push(reply(ErrorCode::Ok, None));
+                    return;
+                }
+                let err = if required {
+                    ErrorCode::SessionClosedRequireSaslAuth
+                } else {
+                    ErrorCode::AuthFailed
+                };
+                out.push(reply(err, None));
+                out.push(Output::Close { conn });
             }
         }
     }
@@ -1114,6 +1250,162 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    fn sasl_settings(enforce: &[&str]) -> CoreSettings {
+        let jaas = zk_proto::sasl::jaas::section(
+            r#"Server { org.apache.zookeeper.server.auth.DigestLoginModule required
+                 user_alice="secret" user_root="toor"; };"#,
+            "Server",
+        )
+        .unwrap()
+        .unwrap();
+        let mut s = CoreSettings {
+            sasl_users: Some(SaslUsers::from_section(&jaas, None).unwrap()),
+            super_users: vec!["root".into()],
+            enforce_auth: enforce.iter().map(|s| s.to_string()).collect(),
+            ..CoreSettings::default()
+        };
+        s.prep.schemes.sasl = true;
+        s
+    }
+
+    /// A connected session on connection 1.
+    fn connected(settings: CoreSettings) -> Processor {
+        let mut p = Processor::new(ZkDatabase::new(), settings, 1000);
+        let txns = proposals(&p.connect(1, "127.0.0.1", &connect_req(), 1000));
+        assert!(matches!(
+            p.committed(&txns, 1001)[0],
+            Output::Connected { .. }
+        ));
+        p
+    }
+
+    fn sasl(p: &mut Processor, xid: i32, token: &[u8]) -> Vec<Output> {
+        let req = Request::Sasl(zk_proto::ops::SaslToken {
+            token: Some(token.to_vec().into()),
+        });
+        p.request(1, xid, req, 1002)
+    }
+
+    fn token_of(out: &[Output]) -> (ErrorCode, Option<Vec<u8>>) {
+        match &out[0] {
+            Output::Reply {
+                header,
+                body: Response::Sasl(t),
+                ..
+            } => (header.err, t.token.as_ref().map(|b| b.to_vec())),
+            other => panic!("not a sasl reply: {other:?}"),
+        }
+    }
+
+    /// Logs `user` in over DIGEST-MD5 as Java's client would; the last step's outputs.
+    fn login(p: &mut Processor, user: &str, password: &str) -> Vec<Output> {
+        let (err, challenge) = token_of(&sasl(p, 1, b""));
+        assert_eq!(err, ErrorCode::Ok);
+        let d = zk_proto::sasl::parse_directives(&challenge.unwrap(), 4096).unwrap();
+        let nonce = d.iter().find(|(k, _)| k == "nonce").unwrap().1.clone();
+        let (response, _) = zk_proto::sasl::digest_response(&zk_proto::sasl::DigestInput {
+            username: user.as_bytes(),
+            realm: b"zk-sasl-md5",
+            password: password.as_bytes(),
+            nonce: &nonce,
+            cnonce: "c",
+            nc: "00000001",
+            qop: "auth",
+            digest_uri: "zookeeper/zk-sasl-md5",
+            authzid: None,
+        });
+        let answer = format!(
+            "charset=utf-8,username=\"{user}\",realm=\"zk-sasl-md5\",nonce=\"{nonce}\",\
+             nc=00000001,cnonce=\"c\",digest-uri=\"zookeeper/zk-sasl-md5\",\
+             response={response},qop=auth"
+        );
+        sasl(p, 2, answer.as_bytes())
+    }
+
+    fn ids(p: &Processor) -> Vec<Id> {
+        p.conns[&1].auth.clone()
+    }
+
+    #[test]
+    fn sasl_login_adds_the_identity_and_super_users_get_super() {
+        let mut p = connected(sasl_settings(&[]));
+        let out = login(&mut p, "alice", "secret");
+        let (err, token) = token_of(&out);
+        assert_eq!(err, ErrorCode::Ok);
+        assert!(token.unwrap().starts_with(b"rspauth="));
+        assert_eq!(out.len(), 1);
+        assert!(ids(&p).contains(&Id::new("sasl", "alice")));
+        assert!(!ids(&p).contains(&Id::new("super", "")));
+        let mut p = connected(sasl_settings(&[]));
+        login(&mut p, "root", "toor");
+        assert!(ids(&p).contains(&Id::new("super", "")));
+    }
+
+    #[test]
+    fn sasl_failure_is_auth_failed_with_a_null_token_and_closes() {
+        let mut p = connected(sasl_settings(&[]));
+        let out = login(&mut p, "alice", "wrong");
+        assert_eq!(token_of(&out), (ErrorCode::AuthFailed, None));
+        assert_eq!(out[1], Output::Close { conn: 1 });
+        assert!(!ids(&p).iter().any(|i| i.scheme == "sasl"));
+        // With sasl enforced the code says why the session is useless.
+        let mut p = connected(sasl_settings(&["sasl"]));
+        sasl(&mut p, 1, b"");
+        let out = sasl(&mut p, 2, b"garbage");
+        assert_eq!(
+            token_of(&out),
+            (ErrorCode::SessionClosedRequireSaslAuth, None)
+        );
+        // Without a JAAS Server section: Ok and a null token, as Apache.
+        let mut p = connected(CoreSettings::default());
+        assert_eq!(token_of(&sasl(&mut p, 1, b"")), (ErrorCode::Ok, None));
+        // allowSaslFailedClients keeps the connection (when sasl is not enforced).
+        let mut st = sasl_settings(&[]);
+        st.allow_sasl_failed_clients = true;
+        let mut p = connected(st);
+        let out = login(&mut p, "alice", "wrong");
+        assert_eq!(
+            out,
+            vec![Output::Reply {
+                conn: 1,
+                header: ok_header(2, 0),
+                body: Response::Sasl(zk_proto::ops::SaslToken { token: None }),
+            }]
+        );
+    }
+
+    #[test]
+    fn enforced_auth_refuses_anonymous_requests_but_not_logins() {
+        let mut p = connected(sasl_settings(&["sasl"]));
+        let exists = || {
+            Request::Exists(PathWatchRequest {
+                path: "/".into(),
+                watch: false,
+            })
+        };
+        // The identity `ip` every connection holds does not count.
+        let out = p.request(1, 5, exists(), 1002);
+        assert_eq!(
+            out,
+            vec![
+                Output::Reply {
+                    conn: 1,
+                    header: ReplyHeader {
+                        xid: 5,
+                        zxid: 0,
+                        err: ErrorCode::SessionClosedRequireSaslAuth
+                    },
+                    body: Response::Empty,
+                },
+                Output::Close { conn: 1 }
+            ]
+        );
+        let mut p = connected(sasl_settings(&["sasl"]));
+        login(&mut p, "alice", "secret");
+        let out = p.request(1, 5, exists(), 1002);
+        assert!(matches!(&out[0], Output::Reply { header, .. } if header.err == ErrorCode::Ok));
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub struct Caller<'a> {
     pub session: i64,
     /// The connection's identities.
     pub auth: &'a [Id],
+    /// Auth providers beyond digest and ip.
+    pub schemes: &'a acl::Schemes,
 }
 
 fn node_for_read<'d>(
@@ -31,7 +33,7 @@ fn node_for_read<'d>(
     perm: Perms,
 ) -> Result<&'d crate::state::tree::DataNode, ErrorCode> {
     let n = db.tree.get(path).ok_or(ErrorCode::NoNode)?;
-    if !acl::check(&n.acl, perm, who.auth) {
+    if !acl::check(&n.acl, perm, who.auth, who.schemes) {
         return Err(ErrorCode::NoAuth);
     }
     Ok(n)
@@ -112,7 +114,7 @@ pub fn execute(
         }
         Request::GetAcl(r) => {
             let n = node_for_read(db, &r.path, who, Perms::READ | Perms::ADMIN)?;
-            let list = if acl::check(&n.acl, Perms::ADMIN, who.auth) {
+            let list = if acl::check(&n.acl, Perms::ADMIN, who.auth, who.schemes) {
                 (*n.acl).clone()
             } else {
                 acl::redact_digests(&n.acl)

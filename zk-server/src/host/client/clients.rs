@@ -215,7 +215,10 @@ impl Clients {
         let mut b = BytesMut::new();
         write_frame(&mut b, |w| {
             header.write(w);
-            if header.err == ErrorCode::Ok || matches!(body, Response::Multi(_)) {
+            // Apache writes any non-null record, whatever the error: a failed multi's
+            // results, a failed sasl's null token.
+            if header.err == ErrorCode::Ok || matches!(body, Response::Multi(_) | Response::Sasl(_))
+            {
                 body.write(w);
             }
         });

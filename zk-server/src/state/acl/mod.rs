@@ -1,13 +1,31 @@
-//! ACL checks and auth providers: world, auth, digest, ip and the super user.
+//! ACL checks and auth providers: world, auth, digest, ip, sasl and the super user.
 
 pub mod digest;
 pub mod ip;
+pub mod sasl;
 
 use zk_proto::{Acl, ClientInfo, ErrorCode, Id, Perms};
 
+/// The auth providers registered besides Apache's built-in `digest` and `ip` (Apache's
+/// `ProviderRegistry`): a scheme without a provider matches no ACL and is no valid ACL id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Schemes {
+    /// `authProvider.N=...SASLAuthenticationProvider`: the `sasl` scheme.
+    pub sasl: bool,
+    /// `zookeeper.letAnySaslUserDoX`: a `sasl` ACL id every SASL user matches.
+    pub sasl_any_user: Option<String>,
+}
+
+impl Schemes {
+    /// Whether `scheme` has a provider.
+    pub fn has(&self, scheme: &str) -> bool {
+        matches!(scheme, "digest" | "ip") || (scheme == "sasl" && self.sasl)
+    }
+}
+
 /// Apache's `checkACL`: whether identities `ids` hold any of the bits of `perm` on a node
 /// with ACL `acl`. Super users and empty ACLs pass.
-pub fn check(acl: &[Acl], perm: Perms, ids: &[Id]) -> bool {
+pub fn check(acl: &[Acl], perm: Perms, ids: &[Id], schemes: &Schemes) -> bool {
     if acl.is_empty() || ids.iter().any(|i| i.scheme == "super") {
         return true;
     }
@@ -15,28 +33,29 @@ pub fn check(acl: &[Acl], perm: Perms, ids: &[Id]) -> bool {
         a.perms & perm.0 != 0
             && ((a.id.scheme == "world" && a.id.id == "anyone")
                 || ids.iter().any(|i| {
-                    i.scheme == a.id.scheme && provider_matches(&i.scheme, &i.id, &a.id.id)
+                    i.scheme == a.id.scheme && provider_matches(&i.scheme, &i.id, &a.id.id, schemes)
                 }))
     })
 }
 
-fn provider_matches(scheme: &str, have: &str, acl_id: &str) -> bool {
+fn provider_matches(scheme: &str, have: &str, acl_id: &str, schemes: &Schemes) -> bool {
     match scheme {
         "digest" => have == acl_id,
         "ip" => ip::matches(have, acl_id),
+        "sasl" if schemes.sasl => sasl::matches(have, acl_id, schemes.sasl_any_user.as_deref()),
         _ => false,
     }
 }
 
 /// Whether a scheme's identities count for the `auth` pseudo-scheme (Apache's
-/// `isAuthenticated`: digest yes, ip no).
-fn is_authenticated(scheme: &str) -> bool {
-    scheme == "digest"
+/// `isAuthenticated`: digest and sasl yes, ip no; a scheme without provider no).
+fn is_authenticated(scheme: &str, schemes: &Schemes) -> bool {
+    scheme == "digest" || (scheme == "sasl" && schemes.sasl)
 }
 
 /// Apache's `fixupACL`: drop duplicates, expand `auth` into the caller's authenticated ids,
 /// validate the rest. Any problem is InvalidACL.
-pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
+pub fn fixup(acl: &[Acl], ids: &[Id], schemes: &Schemes) -> Result<Vec<Acl>, ErrorCode> {
     if acl.is_empty() {
         return Err(ErrorCode::InvalidAcl);
     }
@@ -54,7 +73,7 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
                 let mut any = false;
                 for id in java_set_order(ids)
                     .into_iter()
-                    .filter(|i| is_authenticated(&i.scheme))
+                    .filter(|i| is_authenticated(&i.scheme, schemes))
                 {
                     any = true;
                     out.push(Acl { perms: a.perms, id });
@@ -65,6 +84,7 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
             }
             "digest" if digest::is_valid_id(&a.id.id) => out.push(a.clone()),
             "ip" if ip::is_valid_id(&a.id.id) => out.push(a.clone()),
+            "sasl" if schemes.sasl && sasl::is_valid_id(&a.id.id) => out.push(a.clone()),
             _ => return Err(ErrorCode::InvalidAcl),
         }
     }
@@ -165,6 +185,49 @@ pub fn redact_digests(acl: &[Acl]) -> Vec<Acl> {
 mod tests {
     use super::*;
 
+    fn chk(acl: &[Acl], perm: Perms, ids: &[Id]) -> bool {
+        check(acl, perm, ids, &Schemes::default())
+    }
+
+    fn fx(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
+        fixup(acl, ids, &Schemes::default())
+    }
+
+    #[test]
+    fn sasl_needs_its_provider() {
+        let alice = Id::new("sasl", "alice");
+        let acl = vec![Acl::new(Perms::ALL, "sasl", "alice")];
+        let on = Schemes {
+            sasl: true,
+            sasl_any_user: None,
+        };
+        assert!(!chk(&acl, Perms::READ, std::slice::from_ref(&alice)));
+        assert!(check(&acl, Perms::READ, std::slice::from_ref(&alice), &on));
+        assert!(!check(&acl, Perms::READ, &[Id::new("sasl", "bob")], &on));
+        assert!(check(&acl, Perms::READ, &[Id::new("sasl", "super")], &on));
+        let any = Schemes {
+            sasl: true,
+            sasl_any_user: Some("alice".into()),
+        };
+        assert!(check(&acl, Perms::READ, &[Id::new("sasl", "bob")], &any));
+        assert_eq!(fx(&acl, &[]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup(&acl, &[], &on).unwrap(), acl);
+        assert_eq!(
+            fixup(&[Acl::new(Perms::ALL, "sasl", "a@b@c")], &[], &on),
+            Err(ErrorCode::InvalidAcl)
+        );
+        // `auth` expands to the sasl identity only with the provider.
+        let ids = [Id::new("ip", "127.0.0.1"), alice.clone()];
+        assert_eq!(fx(&Acl::creator_all(), &ids), Err(ErrorCode::InvalidAcl));
+        assert_eq!(
+            fixup(&Acl::creator_all(), &ids, &on).unwrap(),
+            vec![Acl {
+                perms: 31,
+                id: alice
+            }]
+        );
+    }
+
     fn digest_id(up: &str) -> Id {
         Id::new("digest", digest::generate_digest(up))
     }
@@ -176,46 +239,46 @@ mod tests {
             perms: Perms::READ.0,
             id: bob.clone(),
         }];
-        assert!(check(&acl, Perms::READ, std::slice::from_ref(&bob)));
-        assert!(!check(&acl, Perms::WRITE, std::slice::from_ref(&bob)));
-        assert!(!check(&acl, Perms::READ, &[Id::new("ip", "127.0.0.1")]));
-        assert!(check(&acl, Perms::WRITE, &[Id::new("super", "")]));
-        assert!(check(&Acl::open_unsafe(), Perms::ALL, &[]));
-        assert!(check(&[], Perms::ADMIN, &[]));
+        assert!(chk(&acl, Perms::READ, std::slice::from_ref(&bob)));
+        assert!(!chk(&acl, Perms::WRITE, std::slice::from_ref(&bob)));
+        assert!(!chk(&acl, Perms::READ, &[Id::new("ip", "127.0.0.1")]));
+        assert!(chk(&acl, Perms::WRITE, &[Id::new("super", "")]));
+        assert!(chk(&Acl::open_unsafe(), Perms::ALL, &[]));
+        assert!(chk(&[], Perms::ADMIN, &[]));
         let ipacl = vec![Acl::new(Perms::ALL, "ip", "127.0.0.0/8")];
-        assert!(check(&ipacl, Perms::READ, &[Id::new("ip", "127.0.0.1")]));
+        assert!(chk(&ipacl, Perms::READ, &[Id::new("ip", "127.0.0.1")]));
         // READ|ADMIN means either bit.
-        assert!(check(&acl, Perms::READ | Perms::ADMIN, &[bob]));
+        assert!(chk(&acl, Perms::READ | Perms::ADMIN, &[bob]));
     }
 
     #[test]
     fn fixup_rules() {
-        assert_eq!(fixup(&[], &[]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fx(&[], &[]), Err(ErrorCode::InvalidAcl));
         assert_eq!(
-            fixup(&Acl::creator_all(), &[Id::new("ip", "1.2.3.4")]),
+            fx(&Acl::creator_all(), &[Id::new("ip", "1.2.3.4")]),
             Err(ErrorCode::InvalidAcl)
         );
         let bob = digest_id("bob:pw");
-        let fixed = fixup(
+        let fixed = fx(
             &Acl::creator_all(),
             &[Id::new("ip", "1.2.3.4"), bob.clone()],
         )
         .unwrap();
         assert_eq!(fixed, vec![Acl { perms: 31, id: bob }]);
         assert_eq!(
-            fixup(&[Acl::new(Perms::ALL, "world", "bob")], &[]),
+            fx(&[Acl::new(Perms::ALL, "world", "bob")], &[]),
             Err(ErrorCode::InvalidAcl)
         );
         assert_eq!(
-            fixup(&[Acl::new(Perms::ALL, "foo", "x")], &[]),
+            fx(&[Acl::new(Perms::ALL, "foo", "x")], &[]),
             Err(ErrorCode::InvalidAcl)
         );
         assert_eq!(
-            fixup(&[Acl::new(Perms::ALL, "digest", "nocolon")], &[]),
+            fx(&[Acl::new(Perms::ALL, "digest", "nocolon")], &[]),
             Err(ErrorCode::InvalidAcl)
         );
         let dup = vec![Acl::new(Perms::ALL, "world", "anyone"); 2];
-        assert_eq!(fixup(&dup, &[]).unwrap().len(), 1);
+        assert_eq!(fx(&dup, &[]).unwrap().len(), 1);
     }
 
     #[test]
