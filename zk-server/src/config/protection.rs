@@ -1,5 +1,7 @@
-//! Settings that ask for protection zk-server does not give yet: TLS, SASL, authentication
-//! enforcement, other authentication providers, other super users, audit logs.
+//! Settings that ask for protection zk-server does not give yet: TLS between ensemble
+//! members, TLS settings beyond those of the client port (revocation checks, custom SSL
+//! contexts), SASL, authentication enforcement, other authentication providers, other
+//! super users, audit logs.
 //!
 //! A drop-in replacement that read such a zoo.cfg and started anyway would serve plaintext,
 //! unauthenticated, to an operator who believes the data is protected. So these keys fail
@@ -17,16 +19,42 @@ struct Rule {
     asks_for: &'static str,
 }
 
+/// The client-port TLS keys zk-server implements (see [`super::tls`]).
+const IMPLEMENTED_SSL: &[&str] = &[
+    "ssl.keyStore.location",
+    "ssl.keyStore.password",
+    "ssl.keyStore.passwordPath",
+    "ssl.keyStore.type",
+    "ssl.trustStore.location",
+    "ssl.trustStore.password",
+    "ssl.trustStore.passwordPath",
+    "ssl.trustStore.type",
+    "ssl.clientAuth",
+    "ssl.protocol",
+    "ssl.enabledProtocols",
+    "ssl.ciphersuites",
+    "ssl.hostnameVerification",
+    "ssl.handshakeDetectionTimeoutMillis",
+    "ssl.authProvider",
+    "ssl.storeCheckIntervalMillis",
+];
+
 const RULES: &[Rule] = &[
     Rule {
-        matches: |k| k == "secureClientPort" || k == "secureClientPortAddress",
-        switch: false,
-        asks_for: "TLS on a secure client port",
+        matches: |k| k == "ssl.crl" || k == "ssl.ocsp",
+        switch: true,
+        asks_for: "revocation checks of client certificates (CRL / OCSP)",
     },
     Rule {
-        matches: |k| k.starts_with("ssl.") || k == "ssl",
+        matches: |k| k.starts_with("ssl.quorum.") || k == "ssl.quorum",
         switch: false,
-        asks_for: "TLS (keystores, truststores, client certificates)",
+        asks_for: "TLS between ensemble members",
+    },
+    Rule {
+        matches: |k| (k.starts_with("ssl.") && !IMPLEMENTED_SSL.contains(&k)) || k == "ssl",
+        switch: false,
+        asks_for: "a TLS setting beyond the client port's keystore, truststore, client \
+                   authentication, protocols and cipher suites",
     },
     Rule {
         matches: |k| k.starts_with("sslQuorum"),
@@ -34,9 +62,9 @@ const RULES: &[Rule] = &[
         asks_for: "TLS between ensemble members",
     },
     Rule {
-        matches: |k| k == "portUnification" || k == "client.portUnification",
+        matches: |k| k == "portUnification",
         switch: true,
-        asks_for: "TLS and plaintext on one port",
+        asks_for: "TLS and plaintext on one quorum port",
     },
     Rule {
         matches: |k| k.starts_with("authProvider."),
@@ -59,9 +87,9 @@ const RULES: &[Rule] = &[
         asks_for: "SASL authentication between ensemble members",
     },
     Rule {
-        matches: |k| k == "superUser" || k == "X509AuthenticationProvider.superUser",
+        matches: |k| k == "superUser",
         switch: false,
-        asks_for: "a super user authenticated by SASL or x509",
+        asks_for: "a super user authenticated by SASL",
     },
     Rule {
         matches: |k| k == "java.security.auth.login.config" || k == "jaasLoginRenew",
@@ -75,11 +103,12 @@ const RULES: &[Rule] = &[
     },
 ];
 
-/// Apache's built-in providers, which zk-server implements (the `digest` and `ip`
-/// schemes): naming them in `authProvider.N` asks for nothing new.
+/// Apache's built-in providers, which zk-server implements (the `digest`, `ip` and
+/// `x509` schemes): naming them in `authProvider.N` asks for nothing new.
 const IMPLEMENTED_PROVIDERS: &[&str] = &[
     "org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
     "org.apache.zookeeper.server.auth.IPAuthenticationProvider",
+    "org.apache.zookeeper.server.auth.X509AuthenticationProvider",
 ];
 
 /// What a protection setting means here.
@@ -128,21 +157,19 @@ mod tests {
     #[test]
     fn protection_keys_are_refused() {
         for (k, v) in [
-            ("secureClientPort", "2281"),
-            ("secureClientPortAddress", "0.0.0.0"),
-            ("ssl.keyStore.location", "/k.jks"),
             ("zookeeper.ssl.quorum.trustStore.location", "/t.jks"),
+            ("ssl.quorum.keyStore.location", "/k.jks"),
+            ("ssl.crl", "true"),
+            ("zookeeper.ssl.ocsp", "true"),
+            ("ssl.context.supplier.class", "com.example.Ctx"),
+            ("ssl.keyStore.algorithm", "SunX509"),
             ("sslQuorum", "true"),
             ("portUnification", "true"),
-            ("client.portUnification", "true"),
             (
                 "authProvider.1",
                 "org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
             ),
-            (
-                "zookeeper.authProvider.x509",
-                "org.apache.zookeeper.server.auth.X509AuthenticationProvider",
-            ),
+            ("authProvider.x", "com.example.MyProvider"),
             ("requireClientAuthScheme", "sasl"),
             ("enforce.auth.enabled", "true"),
             ("zookeeper.enforce.auth.schemes", "sasl"),
@@ -164,6 +191,19 @@ mod tests {
     #[test]
     fn switches_off_and_implemented_providers_pass() {
         for (k, v) in [
+            ("secureClientPort", "2281"),
+            ("secureClientPortAddress", "0.0.0.0"),
+            ("client.portUnification", "true"),
+            ("ssl.keyStore.location", "/k.jks"),
+            ("zookeeper.ssl.trustStore.type", "PEM"),
+            ("ssl.clientAuth", "want"),
+            ("ssl.crl", "false"),
+            ("ssl.ocsp", "false"),
+            ("zookeeper.X509AuthenticationProvider.superUser", "CN=admin"),
+            (
+                "zookeeper.authProvider.x509",
+                "org.apache.zookeeper.server.auth.X509AuthenticationProvider",
+            ),
             ("sslQuorum", "false"),
             ("portUnification", "false"),
             ("quorum.auth.enableSasl", "false"),

@@ -24,14 +24,16 @@ fn provider_matches(scheme: &str, have: &str, acl_id: &str) -> bool {
     match scheme {
         "digest" => have == acl_id,
         "ip" => ip::matches(have, acl_id),
+        // Apache's X509AuthenticationProvider: the certificate's DN, exactly.
+        "x509" => have == acl_id,
         _ => false,
     }
 }
 
 /// Whether a scheme's identities count for the `auth` pseudo-scheme (Apache's
-/// `isAuthenticated`: digest yes, ip no).
+/// `isAuthenticated`: digest and x509 yes, ip no).
 fn is_authenticated(scheme: &str) -> bool {
-    scheme == "digest"
+    scheme == "digest" || scheme == "x509"
 }
 
 /// Apache's `fixupACL`: drop duplicates, expand `auth` into the caller's authenticated ids,
@@ -65,6 +67,8 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
             }
             "digest" if digest::is_valid_id(&a.id.id) => out.push(a.clone()),
             "ip" if ip::is_valid_id(&a.id.id) => out.push(a.clone()),
+            // Apache accepts any name `X500Principal` parses: at least one `type=value`.
+            "x509" if a.id.id.contains('=') => out.push(a.clone()),
             _ => return Err(ErrorCode::InvalidAcl),
         }
     }
