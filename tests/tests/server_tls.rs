@@ -12,8 +12,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -37,7 +37,9 @@ impl std::io::Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
         eprint!("{text}");
-        LOGS.lock().unwrap_or_else(|e| e.into_inner()).push_str(&text);
+        LOGS.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_str(&text);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -223,7 +225,10 @@ async fn zk_client_over_tls_with_client_auth_need_want_none() {
         let anonymous = connect(&host, Some(TlsConfig::new(pki.ca.pem().as_bytes()))).await;
         match auth {
             ClientAuth::Need => {
-                assert!(anonymous.is_err(), "need: a client without certificate is refused");
+                assert!(
+                    anonymous.is_err(),
+                    "need: a client without certificate is refused"
+                );
             }
             _ => {
                 let c = anonymous.unwrap_or_else(|e| panic!("{auth:?}: anonymous TLS: {e}"));
@@ -233,8 +238,13 @@ async fn zk_client_over_tls_with_client_auth_need_want_none() {
             }
         }
         // The plain port beside it still serves plaintext.
-        let plain = connect(&server.connect_string(), None).await.expect("plain");
-        assert_eq!(&plain.get_data(&path, false).await.expect("get").0[..], b"v");
+        let plain = connect(&server.connect_string(), None)
+            .await
+            .expect("plain");
+        assert_eq!(
+            &plain.get_data(&path, false).await.expect("get").0[..],
+            b"v"
+        );
         plain.close().await.expect("close");
         with_cert.close().await.expect("close");
         server.stop().await.expect("stop");
@@ -248,17 +258,27 @@ async fn x509_acl_admits_the_certificate_holder_and_super_user() {
     cfg.ssl.x509_super_user = Some("CN=root,O=zk-rs".into());
     let server = start(cfg).await;
     let host = secure_host(&server);
-    let alice = connect(&host, Some(pki.ca.client("alice"))).await.expect("alice");
+    let alice = connect(&host, Some(pki.ca.client("alice")))
+        .await
+        .expect("alice");
     let dn = "CN=alice,O=zk-rs";
     let acl = vec![Acl::new(Perms::ALL, "x509", dn)];
     alice
         .create("/alice", b"secret", &acl, CreateMode::Persistent)
         .await
         .expect("create with an x509 ACL");
-    assert_eq!(&alice.get_data("/alice", false).await.expect("read").0[..], b"secret");
+    assert_eq!(
+        &alice.get_data("/alice", false).await.expect("read").0[..],
+        b"secret"
+    );
     // `auth` expands to the certificate identity, as Apache's x509 provider is authenticated.
     alice
-        .create("/alice-auth", b"", &Acl::creator_all(), CreateMode::Persistent)
+        .create(
+            "/alice-auth",
+            b"",
+            &Acl::creator_all(),
+            CreateMode::Persistent,
+        )
         .await
         .expect("create with auth ACL");
     let (acl_back, _) = alice.get_acl("/alice-auth").await.expect("getAcl");
@@ -267,19 +287,32 @@ async fn x509_acl_admits_the_certificate_holder_and_super_user() {
     let anonymous = connect(&host, Some(TlsConfig::new(pki.ca.pem().as_bytes())))
         .await
         .expect("anonymous TLS");
-    assert_eq!(anonymous.get_data("/alice", false).await, Err(Error::NoAuth));
-    let bob = connect(&host, Some(pki.ca.client("bob"))).await.expect("bob");
+    assert_eq!(
+        anonymous.get_data("/alice", false).await,
+        Err(Error::NoAuth)
+    );
+    let bob = connect(&host, Some(pki.ca.client("bob")))
+        .await
+        .expect("bob");
     assert_eq!(bob.get_data("/alice", false).await, Err(Error::NoAuth));
-    let plain = connect(&server.connect_string(), None).await.expect("plain");
+    let plain = connect(&server.connect_string(), None)
+        .await
+        .expect("plain");
     assert_eq!(plain.get_data("/alice", false).await, Err(Error::NoAuth));
 
-    let root = connect(&host, Some(pki.ca.client("root"))).await.expect("root");
+    let root = connect(&host, Some(pki.ca.client("root")))
+        .await
+        .expect("root");
     let who = root.who_am_i().await.expect("whoami");
     assert!(
-        who.iter().any(|i| i.auth_scheme == "super" && i.user == "CN=root,O=zk-rs"),
+        who.iter()
+            .any(|i| i.auth_scheme == "super" && i.user == "CN=root,O=zk-rs"),
         "{who:?}"
     );
-    assert_eq!(&root.get_data("/alice", false).await.expect("super reads").0[..], b"secret");
+    assert_eq!(
+        &root.get_data("/alice", false).await.expect("super reads").0[..],
+        b"secret"
+    );
     for c in [alice, anonymous, bob, plain, root] {
         c.close().await.expect("close");
     }
@@ -295,10 +328,14 @@ async fn bad_input_is_logged_and_everyone_else_is_served() {
     cfg.ssl.handshake_timeout = Duration::from_millis(500);
     let server = start(cfg).await;
     let host = secure_host(&server);
-    let good = connect(&host, Some(pki.ca.client("alice"))).await.expect("good client");
+    let good = connect(&host, Some(pki.ca.client("alice")))
+        .await
+        .expect("good client");
 
     // Plaintext (a ZooKeeper handshake frame) on the TLS-only port.
-    let mut s = TcpStream::connect(server.secure_addr().unwrap()).await.unwrap();
+    let mut s = TcpStream::connect(server.secure_addr().unwrap())
+        .await
+        .unwrap();
     let me = s.local_addr().unwrap().to_string();
     s.write_all(&[0, 0, 0, 44, 0, 0, 0, 0]).await.unwrap();
     assert_closed(&mut s).await;
@@ -307,17 +344,24 @@ async fn bad_input_is_logged_and_everyone_else_is_served() {
     // A TLS ClientHello on the plaintext port.
     let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
     let me = s.local_addr().unwrap().to_string();
-    s.write_all(&[0x16, 0x03, 0x01, 0x00, 0xf0, 0x01]).await.unwrap();
+    s.write_all(&[0x16, 0x03, 0x01, 0x00, 0xf0, 0x01])
+        .await
+        .unwrap();
     assert_closed(&mut s).await;
     log_line(&[&me, "TLS handshake on the plaintext client port"]).await;
 
     // A client that stops halfway through its handshake is cut off by the timeout.
-    let mut s = TcpStream::connect(server.secure_addr().unwrap()).await.unwrap();
+    let mut s = TcpStream::connect(server.secure_addr().unwrap())
+        .await
+        .unwrap();
     let me = s.local_addr().unwrap().to_string();
     s.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
     let started = Instant::now();
     assert_closed(&mut s).await;
-    assert!(started.elapsed() >= Duration::from_millis(400), "closed by the timeout");
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "closed by the timeout"
+    );
     log_line(&[&me, "no TLS handshake within 500 ms"]).await;
 
     // A certificate from a CA the server does not trust.
@@ -340,7 +384,9 @@ async fn bad_input_is_logged_and_everyone_else_is_served() {
     good.create("/still", b"ok", &Acl::open_unsafe(), CreateMode::Persistent)
         .await
         .expect("good client still served");
-    let again = connect(&host, Some(pki.ca.client("carol"))).await.expect("new client");
+    let again = connect(&host, Some(pki.ca.client("carol")))
+        .await
+        .expect("new client");
     assert_eq!(&again.get_data("/still", false).await.unwrap().0[..], b"ok");
     again.close().await.unwrap();
     good.close().await.unwrap();
@@ -408,18 +454,27 @@ async fn replaced_keystore_is_served_to_new_connections() {
     let fresh = loop {
         match connect(&host, Some(trusts_next.clone())).await {
             Ok(c) => break c,
-            Err(e) => assert!(Instant::now() < deadline, "new certificate never served: {e}"),
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "new certificate never served: {e}"
+            ),
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert!(connect(&host, Some(TlsConfig::new(pki.ca.pem().as_bytes())))
-        .await
-        .is_err());
+    assert!(
+        connect(&host, Some(TlsConfig::new(pki.ca.pem().as_bytes())))
+            .await
+            .is_err()
+    );
     // The connection made before the rotation carries on.
     old.create("/rotated", b"", &Acl::open_unsafe(), CreateMode::Persistent)
         .await
         .expect("old connection still served");
-    fresh.exists("/rotated", false).await.expect("exists").expect("seen");
+    fresh
+        .exists("/rotated", false)
+        .await
+        .expect("exists")
+        .expect("seen");
     // A broken replacement keeps the previous certificates in force.
     write(pki.dir.path(), "server.pem", "garbage");
     log_line(&[&keystore, "cannot be loaded, keeping the previous"]).await;
@@ -447,18 +502,22 @@ async fn pkcs12_and_jks_stores() {
     let (cert, key) = pki.ca.leaf("zk-server", false);
     write(d, "leaf.crt", &cert);
     write(d, "leaf.key", &key);
-    run_tool(std::process::Command::new("openssl").args(["pkcs12", "-export"]).args([
-        "-in",
-        &d.join("leaf.crt").display().to_string(),
-        "-inkey",
-        &d.join("leaf.key").display().to_string(),
-        "-name",
-        "zk",
-        "-passout",
-        "pass:p12secret",
-        "-out",
-        &d.join("server.p12").display().to_string(),
-    ]));
+    run_tool(
+        std::process::Command::new("openssl")
+            .args(["pkcs12", "-export"])
+            .args([
+                "-in",
+                &d.join("leaf.crt").display().to_string(),
+                "-inkey",
+                &d.join("leaf.key").display().to_string(),
+                "-name",
+                "zk",
+                "-passout",
+                "pass:p12secret",
+                "-out",
+                &d.join("server.p12").display().to_string(),
+            ]),
+    );
     run_tool(std::process::Command::new("keytool").args([
         "-importkeystore",
         "-srckeystore",
@@ -532,7 +591,10 @@ async fn run_with_stdin(mut cmd: tokio::process::Command, stdin: &str) -> String
         .kill_on_drop(true);
     let mut child = cmd.spawn().expect("spawn");
     let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin.as_bytes()).await.expect("write stdin");
+    input
+        .write_all(stdin.as_bytes())
+        .await
+        .expect("write stdin");
     drop(input);
     let out = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
         .await
@@ -575,13 +637,24 @@ async fn apache_java_client_over_tls() {
     )
     .await;
     assert!(out.contains("Created /java-tls"), "{out}");
-    assert!(out.contains("x509") && out.contains("CN=java,O=zk-rs"), "{out}");
+    assert!(
+        out.contains("x509") && out.contains("CN=java,O=zk-rs"),
+        "{out}"
+    );
     assert!(out.contains("Created /java-x509"), "{out}");
     // The CLI prints the comma of the DN URL-encoded.
     assert!(out.contains("'x509,'CN=java%2CO=zk-rs"), "{out}");
-    let plain = connect(&server.connect_string(), None).await.expect("plain");
-    assert_eq!(&plain.get_data("/java-tls", false).await.unwrap().0[..], b"data");
-    assert_eq!(plain.get_data("/java-x509", false).await, Err(Error::NoAuth));
+    let plain = connect(&server.connect_string(), None)
+        .await
+        .expect("plain");
+    assert_eq!(
+        &plain.get_data("/java-tls", false).await.unwrap().0[..],
+        b"data"
+    );
+    assert_eq!(
+        plain.get_data("/java-x509", false).await,
+        Err(Error::NoAuth)
+    );
     plain.close().await.unwrap();
     server.stop().await.unwrap();
 }
@@ -648,7 +721,10 @@ async fn ensemble_members_unify_tls_and_plaintext() {
         .await
         .expect("sync in time")
         .expect("sync");
-    assert_eq!(plain.get_data("/member-tls", false).await, Err(Error::NoAuth));
+    assert_eq!(
+        plain.get_data("/member-tls", false).await,
+        Err(Error::NoAuth)
+    );
     let anon = connect(
         &ens.client_addr(2).to_string(),
         Some(TlsConfig::new(pki.ca.pem().as_bytes())),
@@ -656,7 +732,10 @@ async fn ensemble_members_unify_tls_and_plaintext() {
     .await
     .expect("anonymous TLS to a member");
     anon.sync("/member-tls").await.expect("sync");
-    assert_eq!(anon.get_data("/member-tls", false).await, Err(Error::NoAuth));
+    assert_eq!(
+        anon.get_data("/member-tls", false).await,
+        Err(Error::NoAuth)
+    );
     assert_eq!(
         &tls.get_data("/member-tls", false).await.unwrap().0[..],
         b"m"
@@ -664,4 +743,75 @@ async fn ensemble_members_unify_tls_and_plaintext() {
     for c in [tls, plain, anon] {
         c.close().await.unwrap();
     }
+}
+
+// ---- the x509 identity is the DN exactly as Apache prints it ----
+
+/// A client certificate whose subject exercises Java's RFC 2253 printing: string types,
+/// escapes, leading and trailing spaces, a non-RFC 2253 attribute (printed as `OID=#hex`).
+fn tricky_client(ca: &Ca) -> TlsConfig {
+    let key = KeyPair::generate().expect("key");
+    let mut p = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+    let mut dn = DistinguishedName::new();
+    dn.push(
+        DnType::CountryName,
+        rcgen::DnValue::PrintableString("DE".try_into().expect("printable")),
+    );
+    dn.push(DnType::OrganizationName, "Acme, Inc.");
+    dn.push(DnType::OrganizationalUnitName, " ops+dev ");
+    dn.push(
+        DnType::LocalityName,
+        rcgen::DnValue::BmpString("Zürich".try_into().expect("bmp")),
+    );
+    dn.push(
+        DnType::CustomDnType(vec![1, 2, 840, 113549, 1, 9, 1]),
+        rcgen::DnValue::Ia5String("alice@example.com".try_into().expect("ia5")),
+    );
+    dn.push(DnType::CommonName, "alice;#1 <x>");
+    p.distinguished_name = dn;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = p.signed_by(&key, &ca.cert, &ca.key).expect("cert");
+    TlsConfig::new(ca.pem().as_bytes())
+        .client_cert(cert.pem().as_bytes(), key.serialize_pem().as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x509_identity_matches_apache() {
+    let pki = Pki::new();
+    let server = start(pki.config(ClientAuth::Need)).await;
+    let secure_port = tests::apache::free_port().expect("free port");
+    let props = [
+        "-Dzookeeper.serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory"
+            .to_owned(),
+        format!(
+            "-Dzookeeper.ssl.keyStore.location={}",
+            pki.path("server.pem").display()
+        ),
+        format!(
+            "-Dzookeeper.ssl.trustStore.location={}",
+            pki.path("ca.pem").display()
+        ),
+    ];
+    let props: Vec<&str> = props.iter().map(String::as_str).collect();
+    let cfg = [
+        format!("secureClientPort={secure_port}"),
+        "secureClientPortAddress=127.0.0.1".to_owned(),
+    ];
+    let cfg: Vec<&str> = cfg.iter().map(String::as_str).collect();
+    let apache = tests::apache::ApacheServer::start_with(&props, &cfg).expect("Apache with TLS");
+    let client = tricky_client(&pki.ca);
+    let theirs = connect(&format!("127.0.0.1:{secure_port}"), Some(client.clone()))
+        .await
+        .expect("TLS to Apache");
+    let ours = connect(&secure_host(&server), Some(client))
+        .await
+        .expect("TLS to zk-server");
+    let want = x509_ids(&theirs).await;
+    assert_eq!(want.len(), 1, "Apache gives one x509 identity: {want:?}");
+    assert_eq!(x509_ids(&ours).await, want);
+    theirs.close().await.unwrap();
+    ours.close().await.unwrap();
+    drop(apache);
+    server.stop().await.unwrap();
 }

@@ -141,22 +141,14 @@ fn rfc2253_keyword(oid: &str) -> Option<&'static str> {
     })
 }
 
-/// The value of a string-typed attribute, as Java decodes it; `None` for other types
-/// (printed as `#hex`).
+/// The value of a string-typed attribute as Java prints it; `None` for other types
+/// (printed as `#hex`). Java's `AVA.toRFC2253String` decodes every string type's bytes as
+/// UTF-8, so a BMPString prints with `\00` escapes; so must we, to give the same identity.
 fn string_value(t: &Tlv<'_>) -> Option<String> {
     match t.tag {
-        // PrintableString, IA5String, GeneralString, UTF8String
-        0x13 | 0x16 | 0x1b | 0x0c => Some(String::from_utf8_lossy(t.content).into_owned()),
-        // T61String: Java reads it as ISO-8859-1.
-        0x14 => Some(t.content.iter().map(|&b| char::from(b)).collect()),
-        // BMPString: UTF-16BE.
-        0x1e => {
-            let units: Vec<u16> = t
-                .content
-                .chunks(2)
-                .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))
-                .collect();
-            Some(String::from_utf16_lossy(&units))
+        // PrintableString, T61String, IA5String, GeneralString, BMPString, UTF8String
+        0x13 | 0x14 | 0x16 | 0x1b | 0x1e | 0x0c => {
+            Some(String::from_utf8_lossy(t.content).into_owned())
         }
         _ => None,
     }
