@@ -220,7 +220,7 @@ fn secured_config_fails_closed() {
         data.display()
     );
     let cases: &[(&str, &[&str], &str)] = &[
-        ("secureClientPort=2281\n", &[], "line 5"),
+        ("ssl.crl=true\n", &[], "line 5"),
         (
             "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n",
             &[],
@@ -229,7 +229,7 @@ fn secured_config_fails_closed() {
         ("requireClientAuthScheme=sasl\n", &[], "line 5"),
         ("sslQuorum=true\n", &[], "line 5"),
         (
-            "ssl.keyStore.location=/etc/zk/keystore.jks\n",
+            "ssl.quorum.keyStore.location=/etc/zk/keystore.jks\n",
             &[],
             "line 5",
         ),
@@ -268,6 +268,23 @@ fn secured_config_fails_closed() {
             "dataDir written"
         );
     }
+    // TLS asked for with a keystore that cannot be read: stopped, naming the file.
+    let (code, err) = refused(
+        dir.path(),
+        &format!("{base}secureClientPort={}\nssl.keyStore.location=/nonexistent/ks.jks\nssl.clientAuth=none\n", free_port()),
+        &[],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("/nonexistent/ks.jks"), "{err}");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "plain client port open"
+    );
+    assert_eq!(
+        std::fs::read_dir(&data).unwrap().count(),
+        0,
+        "dataDir written"
+    );
 }
 
 /// No dataDir is an error, as in Apache, rather than a silent /tmp/zookeeper; and a server

@@ -223,6 +223,28 @@ mod tests {
     }
 
     #[test]
+    fn x509_ids_match_exactly_and_count_as_authenticated() {
+        let alice = Id::new("x509", "CN=alice,O=zk");
+        let acl = vec![Acl::new(Perms::ALL, "x509", "CN=alice,O=zk")];
+        assert!(check(&acl, Perms::READ, std::slice::from_ref(&alice)));
+        assert!(!check(&acl, Perms::READ, &[Id::new("x509", "CN=alice")]));
+        assert!(!check(&acl, Perms::READ, &[Id::new("ip", "127.0.0.1")]));
+        // `auth` expands to the certificate identity; a malformed DN is InvalidACL.
+        let fixed = fixup(&Acl::creator_all(), &[Id::new("ip", "::1"), alice.clone()]).unwrap();
+        assert_eq!(
+            fixed,
+            vec![Acl {
+                perms: Perms::ALL.0,
+                id: alice
+            }]
+        );
+        assert_eq!(
+            fixup(&[Acl::new(Perms::ALL, "x509", "alice")], &[]),
+            Err(ErrorCode::InvalidAcl)
+        );
+    }
+
+    #[test]
     fn authenticate_schemes() {
         let sup = digest::generate_digest("super:secret");
         let ids = authenticate("digest", b"super:secret", "1.1.1.1", Some(&sup)).unwrap();
