@@ -815,3 +815,34 @@ async fn x509_identity_matches_apache() {
     drop(apache);
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_only_server_from_apache_zoo_cfg_lines() {
+    let pki = Pki::new();
+    let port = tests::apache::free_port().expect("free port");
+    let text = format!(
+        "tickTime=200\ndataDir={}\nsecureClientPort={port}\nsecureClientPortAddress=127.0.0.1\n\
+         serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+         ssl.keyStore.location={}\nssl.keyStore.type=PEM\nssl.trustStore.location={}\n\
+         ssl.clientAuth=need\nssl.enabledProtocols=TLSv1.2\n\
+         ssl.ciphersuites=TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\n\
+         authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n",
+        pki.dir.path().display(),
+        pki.path("server.pem").display(),
+        pki.path("ca.pem").display(),
+    );
+    let cfg = ServerConfig::parse(&text, &[]).expect("Apache's TLS lines parse");
+    assert!(
+        !cfg.plain_client_port,
+        "only secureClientPort: no plaintext port"
+    );
+    let server = start(cfg).await;
+    assert_eq!(server.local_addr(), server.secure_addr().unwrap());
+    assert_eq!(server.local_addr().port(), port);
+    let c = connect(&secure_host(&server), Some(pki.ca.client("alice")))
+        .await
+        .expect("TLS 1.2 with the one suite offered");
+    assert_eq!(x509_ids(&c).await, ["CN=alice,O=zk-rs"]);
+    c.close().await.unwrap();
+    server.stop().await.unwrap();
+}
