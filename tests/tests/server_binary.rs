@@ -221,16 +221,12 @@ fn secured_config_fails_closed() {
         data.display()
     );
     let cases: &[(&str, &[&str], &str)] = &[
-        ("secureClientPort=2281\n", &[], "line 5"),
-        (
-            "authProvider.1=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n",
-            &[],
-            "line 5",
-        ),
+        ("ssl.crl=true\n", &[], "line 5"),
+        ("authProvider.1=com.example.MyAuthProvider\n", &[], "line 5"),
         ("requireClientAuthScheme=sasl\n", &[], "line 5"),
         ("sslQuorum=true\n", &[], "line 5"),
         (
-            "ssl.keyStore.location=/etc/zk/keystore.jks\n",
+            "ssl.quorum.keyStore.location=/etc/zk/keystore.jks\n",
             &[],
             "line 5",
         ),
@@ -247,11 +243,7 @@ fn secured_config_fails_closed() {
             &["-Djava.security.auth.login.config=/etc/zk/jaas.conf"],
             "-Djava.security.auth.login.config",
         ),
-        (
-            "",
-            &["-Dzookeeper.X509AuthenticationProvider.superUser=CN=admin"],
-            "-Dzookeeper.X509AuthenticationProvider.superUser",
-        ),
+        ("", &["-Dzookeeper.ssl.ocsp=true"], "-Dzookeeper.ssl.ocsp"),
     ];
     for (extra, props, place) in cases {
         let (code, err) = refused(dir.path(), &format!("{base}{extra}"), props);
@@ -275,6 +267,23 @@ fn secured_config_fails_closed() {
             "dataDir written"
         );
     }
+    // TLS asked for with a keystore that cannot be read: stopped, naming the file.
+    let (code, err) = refused(
+        dir.path(),
+        &format!("{base}secureClientPort={}\nssl.keyStore.location=/nonexistent/ks.jks\nssl.clientAuth=none\n", free_port().expect("free port")),
+        &[],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("/nonexistent/ks.jks"), "{err}");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "plain client port open"
+    );
+    assert_eq!(
+        std::fs::read_dir(&data).unwrap().count(),
+        0,
+        "dataDir written"
+    );
 }
 
 /// No dataDir is an error, as in Apache, rather than a silent /tmp/zookeeper; and a server

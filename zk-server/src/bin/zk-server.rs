@@ -91,7 +91,7 @@ fn main() -> ExitCode {
             Ok(h) => h,
             Err(e) => {
                 eprintln!("zk-server: {e}");
-                return ExitCode::FAILURE;
+                return start_failure(&e);
             }
         };
         let mut term =
@@ -116,6 +116,15 @@ fn main() -> ExitCode {
     })
 }
 
+/// A settings problem found at start (a TLS store that cannot be read) exits 2, as one
+/// found reading zoo.cfg does; anything else (a port taken) 1.
+fn start_failure(e: &zk_server::ServerError) -> ExitCode {
+    match e {
+        zk_server::ServerError::Config { .. } => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    }
+}
+
 /// Runs as an ensemble member until SIGTERM or ^C (then stops like a crash: every
 /// txn was already made durable before it was acknowledged).
 async fn run_member(config: ServerConfig) -> ExitCode {
@@ -123,7 +132,7 @@ async fn run_member(config: ServerConfig) -> ExitCode {
         Ok(n) => n,
         Err(e) => {
             eprintln!("zk-server: {e}");
-            return ExitCode::FAILURE;
+            return start_failure(&e);
         }
     };
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

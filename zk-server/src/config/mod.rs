@@ -8,6 +8,7 @@ use crate::error::{Result, ServerError};
 use crate::state::acl::sasl::{SaslUsers, DEFAULT_SECTION};
 
 mod protection;
+pub mod tls;
 use protection::Verdict;
 
 /// A secret setting: `Debug` does not show it.
@@ -40,6 +41,16 @@ pub struct ServerConfig {
     pub client_port: u16,
     /// `clientPortAddress`; all interfaces when absent.
     pub client_port_address: Option<IpAddr>,
+    /// Whether `clientPort` is served: false when zoo.cfg sets only `secureClientPort`.
+    pub plain_client_port: bool,
+    /// `secureClientPort`: a TLS-only client port (0 picks a free one); `None`: none.
+    pub secure_client_port: Option<u16>,
+    /// `secureClientPortAddress`; all interfaces when absent.
+    pub secure_client_port_address: Option<IpAddr>,
+    /// `client.portUnification`: `clientPort` accepts TLS and plaintext alike.
+    pub port_unification: bool,
+    /// Client-port TLS (`ssl.*` keys, `X509AuthenticationProvider.superUser`).
+    pub ssl: tls::SslConfig,
     /// `maxClientCnxns` per client IP; 0 is unlimited.
     pub max_client_cnxns: usize,
     /// `minSessionTimeout` (ms); -1 means 2 ticks.
@@ -123,6 +134,11 @@ impl Default for ServerConfig {
             data_log_dir: PathBuf::new(),
             client_port: 2181,
             client_port_address: None,
+            plain_client_port: true,
+            secure_client_port: None,
+            secure_client_port_address: None,
+            port_unification: false,
+            ssl: tls::SslConfig::default(),
             max_client_cnxns: 60,
             min_session_timeout: -1,
             max_session_timeout: -1,
@@ -169,7 +185,6 @@ const JAVA_ONLY_PREFIXES: &[&str] = &[
     "clientCnxnSocket",
     "sslQuorum",
     "portUnification",
-    "client.portUnification",
     "quorum.",
     "quorumListenOnAllIPs",
     "standaloneEnabled",
@@ -198,6 +213,16 @@ fn parse_num<T: std::str::FromStr>(key: &str, v: &str, line: Option<usize>) -> R
 
 fn parse_bool(v: &str) -> bool {
     v.trim().eq_ignore_ascii_case("true")
+}
+
+fn parse_ip(key: &str, v: &str, line: Option<usize>) -> Result<IpAddr> {
+    match v {
+        "localhost" => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        v => v.parse().map_err(|_| ServerError::Config {
+            line,
+            message: format!("{key}: '{v}' is not an IP address"),
+        }),
+    }
 }
 
 impl ServerConfig {
@@ -247,6 +272,22 @@ impl ServerConfig {
         )
     }
 
+    /// The TLS-only client address (`secureClientPort`), if any.
+    pub fn secure_client_addr(&self) -> Option<SocketAddr> {
+        self.secure_client_port.map(|p| {
+            SocketAddr::new(
+                self.secure_client_port_address
+                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                p,
+            )
+        })
+    }
+
+    /// Whether some client port speaks TLS (`secureClientPort` or `client.portUnification`).
+    pub fn tls_enabled(&self) -> bool {
+        self.secure_client_port.is_some() || self.port_unification
+    }
+
     /// Reads a zoo.cfg file, then `myid` from its data dir; `props` are `-D` properties,
     /// which win over the file as Java system properties do.
     pub fn from_file(path: &Path, props: &[(String, String)]) -> Result<Self> {
@@ -268,6 +309,7 @@ impl ServerConfig {
         let mut cfg = ServerConfig::default();
         let mut data_dir = None;
         let mut data_log_dir = None;
+        let mut client_port_given = false;
         for (i, raw) in text.lines().enumerate() {
             let lineno = Some(i + 1);
             let line = raw.trim();
@@ -302,16 +344,22 @@ impl ServerConfig {
                 "tickTime" => cfg.tick_time = parse_num(key, value, lineno)?,
                 "dataDir" => data_dir = Some(PathBuf::from(value)),
                 "dataLogDir" => data_log_dir = Some(PathBuf::from(value)),
-                "clientPort" => cfg.client_port = parse_num(key, value, lineno)?,
-                "clientPortAddress" => {
-                    cfg.client_port_address = Some(match value {
-                        "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
-                        v => v.parse().map_err(|_| ServerError::Config {
-                            line: lineno,
-                            message: format!("clientPortAddress: '{v}' is not an IP address"),
-                        })?,
-                    })
+                "clientPort" => {
+                    cfg.client_port = parse_num(key, value, lineno)?;
+                    client_port_given = true;
                 }
+                "clientPortAddress" => {
+                    cfg.client_port_address = Some(parse_ip(key, value, lineno)?)
+                }
+                // As Apache, 0 means no secure port.
+                "secureClientPort" => {
+                    cfg.secure_client_port =
+                        Some(parse_num(key, value, lineno)?).filter(|p| *p != 0)
+                }
+                "secureClientPortAddress" => {
+                    cfg.secure_client_port_address = Some(parse_ip(key, value, lineno)?)
+                }
+                "client.portUnification" => cfg.port_unification = parse_bool(value),
                 "maxClientCnxns" => cfg.max_client_cnxns = parse_num(key, value, lineno)?,
                 "minSessionTimeout" => cfg.min_session_timeout = parse_num(key, value, lineno)?,
                 "maxSessionTimeout" => cfg.max_session_timeout = parse_num(key, value, lineno)?,
@@ -374,6 +422,16 @@ impl ServerConfig {
             message: "dataDir is not set".into(),
         })?;
         cfg.data_log_dir = data_log_dir.unwrap_or_else(|| cfg.data_dir.clone());
+        // As Apache: a config naming only the secure port has no plaintext port.
+        if cfg.secure_client_port.is_some() && !client_port_given {
+            cfg.plain_client_port = false;
+        }
+        if cfg.tls_enabled() {
+            cfg.ssl.validate().map_err(|message| ServerError::Config {
+                line: None,
+                message,
+            })?;
+        }
         if cfg.tick_time == 0 {
             return Err(ServerError::Config {
                 line: None,
@@ -509,6 +567,13 @@ impl ServerConfig {
     /// Applies a Java system property; false if it is not one we know.
     pub fn apply_property(&mut self, name: &str, value: &str, line: Option<usize>) -> Result<bool> {
         let short = name.strip_prefix("zookeeper.").unwrap_or(name);
+        if self
+            .ssl
+            .apply(short, value)
+            .map_err(|message| ServerError::Config { line, message })?
+        {
+            return Ok(true);
+        }
         match short {
             "extendedTypesEnabled" | "emulate353TTLNodes" => {
                 self.extended_types |= parse_bool(value)
@@ -780,12 +845,13 @@ mod tests {
 
     #[test]
     fn protection_we_lack_fails_closed_naming_key_and_line() {
-        let text = "dataDir=/x\nclientPort=2181\nsecureClientPort=2281\n";
+        let text = "dataDir=/x\nclientPort=2181\nsslQuorum=true\n";
         let e = ServerConfig::parse(text, &[]).unwrap_err().to_string();
-        assert!(
-            e.contains("line 3") && e.contains("secureClientPort"),
-            "{e}"
-        );
+        assert!(e.contains("line 3") && e.contains("sslQuorum"), "{e}");
+        let text =
+            "dataDir=/x\nsecureClientPort=2281\nssl.keyStore.location=/k.pem\nssl.crl=true\n";
+        let e = ServerConfig::parse(text, &[]).unwrap_err().to_string();
+        assert!(e.contains("line 4") && e.contains("ssl.crl"), "{e}");
         let text = "dataDir=/x\nauthProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\nrequireClientAuthScheme=sasl\n";
         let e = ServerConfig::parse(text, &[]).unwrap_err().to_string();
         assert!(
@@ -804,5 +870,47 @@ mod tests {
         let text = "dataDir=/x\nsslQuorum=false\nauthProvider.1=org.apache.zookeeper.server.auth.DigestAuthenticationProvider\n";
         let c = ServerConfig::parse(text, &[]).unwrap();
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn secure_client_port_and_ssl_keys() {
+        let text = "dataDir=/x\nsecureClientPort=2281\nsecureClientPortAddress=127.0.0.1\n\
+                    ssl.keyStore.location=/k.p12\nssl.keyStore.password=pw\n\
+                    ssl.trustStore.location=/t.pem\nssl.clientAuth=want\n\
+                    authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n";
+        let props = vec![(
+            "zookeeper.X509AuthenticationProvider.superUser".to_string(),
+            "CN=admin,O=zk".to_string(),
+        )];
+        let c = ServerConfig::parse(text, &props).unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert!(!c.plain_client_port, "only secureClientPort: no plain port");
+        assert_eq!(
+            c.secure_client_addr(),
+            Some("127.0.0.1:2281".parse().unwrap())
+        );
+        assert_eq!(c.ssl.client_auth, tls::ClientAuth::Want);
+        assert_eq!(c.ssl.key_store.password.as_deref(), Some("pw"));
+        assert_eq!(c.ssl.x509_super_user.as_deref(), Some("CN=admin,O=zk"));
+        let c = ServerConfig::parse(
+            "dataDir=/x\nclientPort=2181\nclient.portUnification=true\n\
+             ssl.keyStore.location=/k.pem\nssl.clientAuth=none\n",
+            &[],
+        )
+        .unwrap();
+        assert!(c.plain_client_port && c.port_unification && c.secure_client_port.is_none());
+        // TLS asked for without a keystore names the missing key.
+        let e = ServerConfig::parse("dataDir=/x\nsecureClientPort=2281\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ssl.keyStore.location"), "{e}");
+        // A value we cannot honour names key and line.
+        let e = ServerConfig::parse(
+            "dataDir=/x\nssl.keyStore.location=/k.pem\nssl.enabledProtocols=TLSv1.1\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("line 3") && e.contains("TLSv1.1"), "{e}");
     }
 }

@@ -1,6 +1,7 @@
-//! Settings that ask for protection zk-server does not give yet: TLS, quorum SASL, other
-//! authentication providers, x509 super users, audit logs; and security keys Apache 3.8
-//! does not read where they were written.
+//! Settings that ask for protection zk-server does not give yet: TLS between ensemble
+//! members, TLS settings beyond those of the client port (revocation checks, custom SSL
+//! contexts), quorum SASL, other authentication providers, audit logs; and security keys
+//! Apache 3.8 does not read where they were written.
 //!
 //! A drop-in replacement that read such a zoo.cfg and started anyway would serve plaintext,
 //! unauthenticated, to an operator who believes the data is protected. So these keys fail
@@ -20,17 +21,44 @@ struct Rule {
     note: Option<&'static str>,
 }
 
+/// The client-port TLS keys zk-server implements (see [`super::tls`]).
+const IMPLEMENTED_SSL: &[&str] = &[
+    "ssl.keyStore.location",
+    "ssl.keyStore.password",
+    "ssl.keyStore.passwordPath",
+    "ssl.keyStore.type",
+    "ssl.trustStore.location",
+    "ssl.trustStore.password",
+    "ssl.trustStore.passwordPath",
+    "ssl.trustStore.type",
+    "ssl.clientAuth",
+    "ssl.protocol",
+    "ssl.enabledProtocols",
+    "ssl.ciphersuites",
+    "ssl.hostnameVerification",
+    "ssl.handshakeDetectionTimeoutMillis",
+    "ssl.authProvider",
+    "ssl.storeCheckIntervalMillis",
+];
+
 const RULES: &[Rule] = &[
     Rule {
-        matches: |k| k == "secureClientPort" || k == "secureClientPortAddress",
-        switch: false,
-        asks_for: "TLS on a secure client port",
+        matches: |k| k == "ssl.crl" || k == "ssl.ocsp",
+        switch: true,
+        asks_for: "revocation checks of client certificates (CRL / OCSP)",
         note: None,
     },
     Rule {
-        matches: |k| k.starts_with("ssl.") || k == "ssl",
+        matches: |k| k.starts_with("ssl.quorum.") || k == "ssl.quorum",
         switch: false,
-        asks_for: "TLS (keystores, truststores, client certificates)",
+        asks_for: "TLS between ensemble members",
+        note: None,
+    },
+    Rule {
+        matches: |k| (k.starts_with("ssl.") && !IMPLEMENTED_SSL.contains(&k)) || k == "ssl",
+        switch: false,
+        asks_for: "a TLS setting beyond the client port's keystore, truststore, client \
+                   authentication, protocols and cipher suites",
         note: None,
     },
     Rule {
@@ -40,15 +68,15 @@ const RULES: &[Rule] = &[
         note: None,
     },
     Rule {
-        matches: |k| k == "portUnification" || k == "client.portUnification",
+        matches: |k| k == "portUnification",
         switch: true,
-        asks_for: "TLS and plaintext on one port",
+        asks_for: "TLS and plaintext on one quorum port",
         note: None,
     },
     Rule {
         matches: |k| k.starts_with("authProvider."),
         switch: false,
-        asks_for: "an authentication provider other than digest, ip and sasl",
+        asks_for: "an authentication provider other than digest, ip, x509 and sasl",
         note: None,
     },
     Rule {
@@ -65,12 +93,6 @@ const RULES: &[Rule] = &[
         matches: |k| k.starts_with("quorum.auth."),
         switch: true,
         asks_for: "SASL authentication between ensemble members (quorum SASL)",
-        note: None,
-    },
-    Rule {
-        matches: |k| k == "X509AuthenticationProvider.superUser",
-        switch: false,
-        asks_for: "a super user authenticated by x509",
         note: None,
     },
     Rule {
@@ -91,11 +113,12 @@ const RULES: &[Rule] = &[
     },
 ];
 
-/// Apache's built-in providers, which zk-server implements (the `digest` and `ip`
-/// schemes): naming them in `authProvider.N` asks for nothing new.
+/// Apache's built-in providers, which zk-server implements (the `digest`, `ip` and
+/// `x509` schemes): naming them in `authProvider.N` asks for nothing new.
 const IMPLEMENTED_PROVIDERS: &[&str] = &[
     "org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
     "org.apache.zookeeper.server.auth.IPAuthenticationProvider",
+    "org.apache.zookeeper.server.auth.X509AuthenticationProvider",
 ];
 
 /// The SASL provider (the `sasl` scheme): implemented, and recorded by the config.
@@ -151,22 +174,19 @@ mod tests {
     #[test]
     fn protection_keys_are_refused() {
         for (k, v) in [
-            ("secureClientPort", "2281"),
-            ("secureClientPortAddress", "0.0.0.0"),
-            ("ssl.keyStore.location", "/k.jks"),
             ("zookeeper.ssl.quorum.trustStore.location", "/t.jks"),
+            ("ssl.quorum.keyStore.location", "/k.jks"),
+            ("ssl.crl", "true"),
+            ("zookeeper.ssl.ocsp", "true"),
+            ("ssl.context.supplier.class", "com.example.Ctx"),
+            ("ssl.keyStore.algorithm", "SunX509"),
             ("sslQuorum", "true"),
             ("portUnification", "true"),
-            ("client.portUnification", "true"),
-            (
-                "zookeeper.authProvider.x509",
-                "org.apache.zookeeper.server.auth.X509AuthenticationProvider",
-            ),
+            ("authProvider.x", "com.example.MyProvider"),
             ("requireClientAuthScheme", "sasl"),
             ("quorum.auth.enableSasl", "true"),
             ("quorum.auth.learner.saslLoginContext", "QuorumLearner"),
             ("quorum.auth.serverRequireSasl", "true"),
-            ("X509AuthenticationProvider.superUser", "CN=admin"),
             ("java.security.auth.login.config", "/etc/jaas.conf"),
             ("audit.enable", "true"),
         ] {
@@ -202,6 +222,19 @@ mod tests {
             ("zookeeper.superUser", "admin"),
             ("zookeeper.sessionRequireClientSASLAuth", "true"),
             ("quorumListenOnAllIPs", "true"),
+            ("secureClientPort", "2281"),
+            ("secureClientPortAddress", "0.0.0.0"),
+            ("client.portUnification", "true"),
+            ("ssl.keyStore.location", "/k.jks"),
+            ("zookeeper.ssl.trustStore.type", "PEM"),
+            ("ssl.clientAuth", "want"),
+            ("ssl.crl", "false"),
+            ("ssl.ocsp", "false"),
+            ("zookeeper.X509AuthenticationProvider.superUser", "CN=admin"),
+            (
+                "zookeeper.authProvider.x509",
+                "org.apache.zookeeper.server.auth.X509AuthenticationProvider",
+            ),
         ] {
             assert_eq!(refusal(k, v), None, "{k}={v}");
         }

@@ -238,6 +238,9 @@ pub struct Processor {
     mode: WriteMode,
     forwarded: HashMap<(i64, i32), Waiter>,
     forwarded_connects: HashMap<i64, Waiter>,
+    /// Identities proved by a connection's transport (TLS client certificates) before its
+    /// handshake frame: added to the connection's `ip` identity by [`Processor::connect`].
+    transport_auth: HashMap<ConnId, Vec<Id>>,
 }
 
 fn ok_header(xid: i32, zxid: i64) -> ReplyHeader {
@@ -271,6 +274,15 @@ impl Processor {
             mode: WriteMode::Local,
             forwarded: HashMap::new(),
             forwarded_connects: HashMap::new(),
+            transport_auth: HashMap::new(),
+        }
+    }
+
+    /// Records what a connection's transport proved (Apache's `X509AuthenticationProvider`
+    /// at the end of the TLS handshake), ahead of its handshake frame.
+    pub fn transport_auth(&mut self, conn: ConnId, ids: Vec<Id>) {
+        if !ids.is_empty() {
+            self.transport_auth.insert(conn, ids);
         }
     }
 
@@ -397,11 +409,13 @@ impl Processor {
             return out;
         }
         let timeout = self.negotiated_timeout(req.timeout);
+        let mut auth = vec![Id::new("ip", ip)];
+        auth.extend(self.transport_auth.remove(&conn).unwrap_or_default());
         self.conns.insert(
             conn,
             Conn {
                 session: None,
-                auth: vec![Id::new("ip", ip)],
+                auth,
                 ip: ip.to_string(),
                 old_client: req.read_only.is_none(),
                 sasl: DigestServer::default(),
@@ -545,6 +559,7 @@ impl Processor {
 
     /// The connection went away; its session lives on until it expires.
     pub fn disconnected(&mut self, conn: ConnId) {
+        self.transport_auth.remove(&conn);
         if let Some(c) = self.conns.remove(&conn) {
             if let Some(s) = c.session {
                 if self.session_conn.get(&s) == Some(&conn) {

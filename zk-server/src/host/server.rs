@@ -23,7 +23,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::net::TcpListener;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -36,7 +35,8 @@ use crate::core::processor::{CoreSettings, Output, Processor};
 use crate::error::{Result, ServerError};
 use crate::host::client::clients::{self, Clients};
 use crate::host::client::connection::{ConnSettings, Throttle};
-use crate::host::client::{listener, ClientMsg};
+use crate::host::client::listener::ClientPorts;
+use crate::host::client::ClientMsg;
 use crate::state::database::{FuzzySnapshot, ZkDatabase};
 use crate::storage::store::{MemoryStore, Recovered, TxnStore};
 use crate::storage::{Autopurge, PurgeTimer};
@@ -87,6 +87,7 @@ pub struct Server;
 /// A running server.
 pub struct ServerHandle {
     addr: SocketAddr,
+    secure_addr: Option<SocketAddr>,
     core_tx: UnboundedSender<CoreMsg>,
     core: Option<JoinHandle<()>>,
     listener: JoinHandle<()>,
@@ -120,26 +121,31 @@ impl Server {
 
     /// Starts a server over the store `open` returns.
     pub async fn start_with_store(config: ServerConfig, open: StoreOpener) -> Result<ServerHandle> {
-        // Bind first: a server that cannot take its port must leave dataDir untouched.
-        let listener = TcpListener::bind(config.client_addr())
-            .await
-            .map_err(|e| ServerError::io(format!("binding {}", config.client_addr()), e))?;
+        // Bind first: a server that cannot take its port (or read its TLS stores) must
+        // leave dataDir untouched.
+        let plain = config.plain_client_port.then(|| config.client_addr());
+        let ports = ClientPorts::bind(&config, plain, false).await?;
         let (store, recovered) = open(&config)?;
         let db = recovered.into_database();
-        let addr = listener
-            .local_addr()
-            .map_err(|e| ServerError::io("reading the bound address", e))?;
+        let secure_addr = ports.secure_addr();
+        let addr = ports.plain_addr().or(secure_addr).ok_or_else(|| {
+            ServerError::io(
+                "reading the bound address",
+                std::io::ErrorKind::Other.into(),
+            )
+        })?;
         let mut config = config;
-        config.client_port = addr.port();
+        if let Some(a) = ports.plain_addr() {
+            config.client_port = a.port();
+        }
+        if let Some(a) = secure_addr {
+            config.secure_client_port = Some(a.port());
+            tracing::info!("zk-server serving TLS clients on {a}");
+        }
         let (core_tx, core_rx) = mpsc::unbounded_channel();
         let throttle = Arc::new(Throttle::default());
         let conn_settings = Arc::new(ConnSettings::from_config(&config));
-        let listener = tokio::spawn(listener::run(
-            listener,
-            core_tx.clone(),
-            conn_settings,
-            throttle.clone(),
-        ));
+        let listener = ports.spawn(core_tx.clone(), conn_settings, throttle.clone());
         let store_tx = spawn_store(store, core_tx.clone());
         let now = now_ms();
         let settings = CoreSettings::from_config(&config);
@@ -160,6 +166,7 @@ impl Server {
         tracing::info!("zk-server listening on {addr}");
         Ok(ServerHandle {
             addr,
+            secure_addr,
             core_tx,
             core: Some(core),
             listener,
@@ -169,9 +176,14 @@ impl Server {
 }
 
 impl ServerHandle {
-    /// The address clients connect to.
+    /// The address clients connect to: the plain (or unified) port, else the TLS one.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The TLS-only client port (`secureClientPort`), if configured.
+    pub fn secure_addr(&self) -> Option<SocketAddr> {
+        self.secure_addr
     }
 
     /// `host:port` connect string.
@@ -402,7 +414,15 @@ impl Core {
     fn client_msg(&mut self, msg: ClientMsg) {
         let now = now_ms();
         match msg {
-            ClientMsg::Accepted { conn, peer, tx } => self.clients.accepted(conn, peer, tx, now),
+            ClientMsg::Accepted {
+                conn,
+                peer,
+                tx,
+                auth,
+            } => {
+                self.clients.accepted(conn, peer, tx, now);
+                self.processor.transport_auth(conn, auth);
+            }
             ClientMsg::Connect { conn, req } => {
                 self.clients.connect_received(conn, req.session_id == 0);
                 let ip = self.clients.ip(conn);

@@ -383,7 +383,7 @@ impl Ensemble {
             quorum: m.quorum.clone(),
             settings,
             disk: m.disk.clone(),
-            client: cl,
+            client: cl.into(),
             election: el,
             quorum_listener: ql,
             addrs: self.addrs.clone(),

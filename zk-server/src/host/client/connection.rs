@@ -7,13 +7,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use futures::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::sync::{oneshot, Notify};
 use tokio_util::codec::FramedRead;
 use zk_proto::{
-    ConnectRequest, FrameCodec, JuteReader, OpCode, ProtoError, Record, Request, RequestHeader,
+    ConnectRequest, FrameCodec, Id, JuteReader, OpCode, ProtoError, Record, Request, RequestHeader,
 };
 
 use super::ClientMsg;
@@ -82,6 +82,45 @@ impl Throttle {
     }
 }
 
+/// A client stream (plain TCP or TLS) that splits into a reader and a writer.
+pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Reading half.
+    type Read: AsyncRead + Unpin + Send + 'static;
+    /// Writing half.
+    type Write: AsyncWrite + Unpin + Send + 'static;
+    /// Splits the stream.
+    fn split_io(self) -> (Self::Read, Self::Write);
+}
+
+impl ClientStream for TcpStream {
+    type Read = tokio::net::tcp::OwnedReadHalf;
+    type Write = tokio::net::tcp::OwnedWriteHalf;
+    fn split_io(self) -> (Self::Read, Self::Write) {
+        self.into_split()
+    }
+}
+
+impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
+    type Read = tokio::io::ReadHalf<Self>;
+    type Write = tokio::io::WriteHalf<Self>;
+    fn split_io(self) -> (Self::Read, Self::Write) {
+        tokio::io::split(self)
+    }
+}
+
+/// Who is on the other end of a connection.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Connection id.
+    pub conn: u64,
+    /// Identities the transport proved (`x509` from a client certificate).
+    pub auth: Vec<Id>,
+    /// Whether the connection speaks TLS.
+    pub tls: bool,
+}
+
 fn four_letter(b: &[u8; 4]) -> Option<&'static str> {
     crate::config::ALL_FOUR_LETTER_WORDS
         .iter()
@@ -90,14 +129,19 @@ fn four_letter(b: &[u8; 4]) -> Option<&'static str> {
 }
 
 /// Serves one connection until either side closes it.
-pub async fn run<M: From<ClientMsg> + Send + 'static>(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    conn: u64,
+pub async fn run<M: From<ClientMsg> + Send + 'static, S: ClientStream>(
+    mut stream: S,
+    who: Peer,
     core: UnboundedSender<M>,
     settings: Arc<ConnSettings>,
     throttle: Arc<Throttle>,
 ) {
+    let Peer {
+        addr: peer,
+        conn,
+        auth,
+        tls,
+    } = who;
     let mut first = [0u8; 4];
     if stream.read_exact(&mut first).await.is_err() {
         return;
@@ -125,6 +169,13 @@ pub async fn run<M: From<ClientMsg> + Send + 'static>(
     }
     // The handshake frame is read by hand: its length prefix is already consumed.
     let len = i32::from_be_bytes(first);
+    if !tls && first[0] == 0x16 && first[1] == 0x03 {
+        tracing::warn!(
+            "closing {peer}: TLS handshake on the plaintext client port (connect to \
+             secureClientPort, or set client.portUnification=true)"
+        );
+        return;
+    }
     if len < 0 || len as usize > settings.max_frame {
         tracing::info!("closing {peer}: handshake frame length {len}");
         return;
@@ -140,12 +191,17 @@ pub async fn run<M: From<ClientMsg> + Send + 'static>(
             return;
         }
     };
-    let (rd, wr) = stream.into_split();
+    let (rd, wr) = stream.split_io();
     let mut frames = FramedRead::new(rd, FrameCodec::new(settings.max_frame));
     let (tx, mut rx) = mpsc::unbounded_channel::<ConnCmd>();
     let session_id = connect.session_id;
     if core
-        .send(M::from(ClientMsg::Accepted { conn, peer, tx }))
+        .send(M::from(ClientMsg::Accepted {
+            conn,
+            peer,
+            tx,
+            auth,
+        }))
         .is_err()
         || core
             .send(M::from(ClientMsg::Connect { conn, req: connect }))

@@ -4,13 +4,14 @@
 pub mod clients;
 pub mod connection;
 pub mod listener;
+pub mod tls;
 
 use std::net::SocketAddr;
 
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
-use zk_proto::{ConnectRequest, Request};
+use zk_proto::{ConnectRequest, Id, Request};
 
 use crate::core::processor::ConnId;
 
@@ -41,6 +42,9 @@ pub enum ClientMsg {
         peer: SocketAddr,
         /// Where its output goes.
         tx: UnboundedSender<ConnCmd>,
+        /// Identities its transport proved (`x509`, and `super` for
+        /// `X509AuthenticationProvider.superUser`), for [`crate::core::processor::Processor::transport_auth`].
+        auth: Vec<Id>,
     },
     /// The handshake.
     Connect {

@@ -10,6 +10,7 @@ use super::replica::NodeDisk;
 use crate::config::ServerConfig;
 use crate::core::processor::CoreSettings;
 use crate::error::{Result, ServerError};
+use crate::host::client::listener::ClientPorts;
 use crate::host::quorum::driver::PeerAddrs;
 use crate::storage::Autopurge;
 use crate::zab::{QuorumConfig, QuorumServer, Sid};
@@ -79,28 +80,28 @@ pub async fn start_member(config: &ServerConfig) -> Result<Node> {
     ) else {
         return Err(config_error(format!("no server.{me} line")));
     };
-    let client = match &my_server.client_addr {
-        Some(a) => resolve(a).await?,
-        None => config.client_addr(),
+    let plain = match &my_server.client_addr {
+        Some(a) => Some(resolve(a).await?),
+        None => config.plain_client_port.then(|| config.client_addr()),
     };
     let bind = |addr: SocketAddr| async move {
         crate::host::bind(addr)
             .await
             .map_err(|e| ServerError::io(format!("binding {addr}"), e))
     };
-    let client = bind(client).await?;
+    let client = ClientPorts::bind(config, plain, true).await?;
     let election_listener = bind(my_election).await?;
     let quorum_listener = bind(my_quorum).await?;
     let disk = NodeDisk::open_split(&config.data_dir, &config.data_log_dir)?;
     disk.set_snap_count(config.snap_count);
     disk.set_autopurge(Autopurge::from_config(config));
     let settings = CoreSettings::from_config(config);
+    let show = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or("-".into());
     tracing::info!(
-        "ensemble member {me}: clients on {}, election on {my_election}, quorum on {my_quorum}",
-        client
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default()
+        "ensemble member {me}: clients on {} (TLS on {}), election on {my_election}, quorum on \
+         {my_quorum}",
+        show(client.plain_addr()),
+        show(client.secure_addr())
     );
     Ok(Node::start_configured(
         NodeSetup {

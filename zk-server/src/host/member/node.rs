@@ -29,7 +29,7 @@ use crate::core::processor::{is_write, ConnId, CoreSettings, Output, Processor, 
 use crate::core::session::{session_password, Owner};
 use crate::host::client::clients::{self, Clients};
 use crate::host::client::connection::{ConnSettings, Throttle};
-use crate::host::client::listener;
+use crate::host::client::listener::ClientPorts;
 use crate::host::client::ClientMsg;
 use crate::host::quorum::driver::{
     spawn_peer, IsolationSwitch, LeaderStats, PeerAddrs, PeerHandle, PeerStatus,
@@ -47,8 +47,8 @@ pub struct NodeSetup {
     pub settings: CoreSettings,
     /// Its durable state.
     pub disk: NodeDisk,
-    /// Bound client listener.
-    pub client: TcpListener,
+    /// Bound client ports (a plain listener converts with `.into()`).
+    pub client: ClientPorts,
     /// Bound election listener.
     pub election: TcpListener,
     /// Bound quorum listener.
@@ -99,7 +99,7 @@ impl Node {
     /// Starts a member from its disk (every four-letter word allowed, read-only mode off
     /// until [`Node::set_read_only_mode`]).
     pub fn start(s: NodeSetup) -> Node {
-        let client = s.client.local_addr().ok();
+        let client = s.client.plain_addr().or(s.client.secure_addr());
         let config = default_config(&s, client);
         Self::start_configured(s, config)
     }
@@ -129,12 +129,7 @@ impl Node {
         let (core_tx, core_rx) = mpsc::unbounded_channel();
         let throttle = Arc::new(Throttle::default());
         let conn_settings = Arc::new(ConnSettings::from_config(&config));
-        let listener = tokio::spawn(listener::run(
-            s.client,
-            core_tx,
-            conn_settings,
-            throttle.clone(),
-        ));
+        let listener = s.client.spawn(core_tx, conn_settings, throttle.clone());
         let status = Arc::new(Mutex::new(PeerStatus {
             state: PeerState::Looking,
             leader: None,
@@ -360,7 +355,15 @@ impl NodeTask {
     async fn client_msg(&mut self, msg: ClientMsg) {
         let now = now_ms();
         match msg {
-            ClientMsg::Accepted { conn, peer, tx } => self.clients.accepted(conn, peer, tx, now),
+            ClientMsg::Accepted {
+                conn,
+                peer,
+                tx,
+                auth,
+            } => {
+                self.clients.accepted(conn, peer, tx, now);
+                lock(&self.core).processor.transport_auth(conn, auth);
+            }
             ClientMsg::Connect { conn, req } => {
                 self.clients.connect_received(conn, req.session_id == 0);
                 self.connect(conn, req);

@@ -1,4 +1,4 @@
-//! ACL checks and auth providers: world, auth, digest, ip, sasl and the super user.
+//! ACL checks and auth providers: world, auth, digest, ip, sasl, x509 and the super user.
 
 pub mod digest;
 pub mod ip;
@@ -6,7 +6,7 @@ pub mod sasl;
 
 use zk_proto::{Acl, ClientInfo, ErrorCode, Id, Perms};
 
-/// The auth providers registered besides Apache's built-in `digest` and `ip` (Apache's
+/// The auth providers registered besides the built-in `digest`, `ip` and `x509` (Apache's
 /// `ProviderRegistry`): a scheme without a provider matches no ACL and is no valid ACL id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Schemes {
@@ -19,7 +19,7 @@ pub struct Schemes {
 impl Schemes {
     /// Whether `scheme` has a provider.
     pub fn has(&self, scheme: &str) -> bool {
-        matches!(scheme, "digest" | "ip") || (scheme == "sasl" && self.sasl)
+        matches!(scheme, "digest" | "ip" | "x509") || (scheme == "sasl" && self.sasl)
     }
 }
 
@@ -43,14 +43,16 @@ fn provider_matches(scheme: &str, have: &str, acl_id: &str, schemes: &Schemes) -
         "digest" => have == acl_id,
         "ip" => ip::matches(have, acl_id),
         "sasl" if schemes.sasl => sasl::matches(have, acl_id, schemes.sasl_any_user.as_deref()),
+        // Apache's X509AuthenticationProvider: the certificate's DN, exactly.
+        "x509" => have == acl_id,
         _ => false,
     }
 }
 
 /// Whether a scheme's identities count for the `auth` pseudo-scheme (Apache's
-/// `isAuthenticated`: digest and sasl yes, ip no; a scheme without provider no).
+/// `isAuthenticated`: digest, x509 and sasl yes, ip no; a scheme without provider no).
 fn is_authenticated(scheme: &str, schemes: &Schemes) -> bool {
-    scheme == "digest" || (scheme == "sasl" && schemes.sasl)
+    scheme == "digest" || scheme == "x509" || (scheme == "sasl" && schemes.sasl)
 }
 
 /// Apache's `fixupACL`: drop duplicates, expand `auth` into the caller's authenticated ids,
@@ -85,6 +87,8 @@ pub fn fixup(acl: &[Acl], ids: &[Id], schemes: &Schemes) -> Result<Vec<Acl>, Err
             "digest" if digest::is_valid_id(&a.id.id) => out.push(a.clone()),
             "ip" if ip::is_valid_id(&a.id.id) => out.push(a.clone()),
             "sasl" if schemes.sasl && sasl::is_valid_id(&a.id.id) => out.push(a.clone()),
+            // Apache accepts any name `X500Principal` parses: at least one `type=value`.
+            "x509" if a.id.id.contains('=') => out.push(a.clone()),
             _ => return Err(ErrorCode::InvalidAcl),
         }
     }
@@ -279,6 +283,44 @@ mod tests {
         );
         let dup = vec![Acl::new(Perms::ALL, "world", "anyone"); 2];
         assert_eq!(fx(&dup, &[]).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn x509_ids_match_exactly_and_count_as_authenticated() {
+        let alice = Id::new("x509", "CN=alice,O=zk");
+        let acl = vec![Acl::new(Perms::ALL, "x509", "CN=alice,O=zk")];
+        let none = Schemes::default();
+        assert!(check(
+            &acl,
+            Perms::READ,
+            std::slice::from_ref(&alice),
+            &none
+        ));
+        assert!(!check(
+            &acl,
+            Perms::READ,
+            &[Id::new("x509", "CN=alice")],
+            &none
+        ));
+        assert!(!check(
+            &acl,
+            Perms::READ,
+            &[Id::new("ip", "127.0.0.1")],
+            &none
+        ));
+        // `auth` expands to the certificate identity; a malformed DN is InvalidACL.
+        let fixed = fx(&Acl::creator_all(), &[Id::new("ip", "::1"), alice.clone()]).unwrap();
+        assert_eq!(
+            fixed,
+            vec![Acl {
+                perms: Perms::ALL.0,
+                id: alice
+            }]
+        );
+        assert_eq!(
+            fx(&[Acl::new(Perms::ALL, "x509", "alice")], &[]),
+            Err(ErrorCode::InvalidAcl)
+        );
     }
 
     #[test]
