@@ -117,7 +117,16 @@ fn connect(
 ) -> BoxFut<std::result::Result<Stream, String>> {
     Box::pin(async move {
         let attempt = async {
-            let s = TcpStream::connect((host.host.as_str(), host.port))
+            // Resolving apart from connecting tells "no such host" from "nobody listening".
+            let addrs: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.host.as_str(), host.port))
+                    .await
+                    .map_err(|e| format!("failed to resolve {:?}: {e}", host.host))?
+                    .collect();
+            if addrs.is_empty() {
+                return Err(format!("failed to resolve {:?}: no addresses", host.host));
+            }
+            let s = TcpStream::connect(&addrs[..])
                 .await
                 .map_err(|e| format!("tcp connect failed: {e}"))?;
             s.set_nodelay(true)

@@ -49,33 +49,46 @@ pub struct ConnectString {
 
 impl ConnectString {
     /// Parses `host[:port][,host[:port]...][/chroot]`; IPv6 literals go in brackets.
+    ///
+    /// Errors are [`Error::InvalidConfig`] naming the connect string, the offending host
+    /// and why (a URL scheme, a port outside 1..=65535, a bad chroot...).
     pub fn parse(s: &str) -> Result<Self> {
+        let input = s;
+        let bad = |why: String| Error::InvalidConfig(format!("connect string {input:?}: {why}"));
         let s = s.trim();
+        if let Some((scheme, _)) = s.split_once("://") {
+            return Err(bad(format!(
+                "{scheme:?} is a URL scheme; give host:port pairs such as 127.0.0.1:2181"
+            )));
+        }
         let (list, chroot) = match s.find('/') {
-            Some(i) => (&s[..i], Chroot::new(&s[i..])?),
+            Some(i) => (
+                &s[..i],
+                Chroot::new(&s[i..]).map_err(|e| bad(format!("chroot: {e}")))?,
+            ),
             None => (s, Chroot::default()),
         };
         let mut hosts = Vec::new();
         for item in list.split(',').map(str::trim).filter(|x| !x.is_empty()) {
-            hosts.push(parse_host(item)?);
+            hosts.push(parse_host(item).map_err(|why| bad(format!("host {item:?}: {why}")))?);
         }
         if hosts.is_empty() {
-            return Err(Error::BadArgument("connect string has no hosts"));
+            return Err(bad("no hosts".into()));
         }
         Ok(ConnectString { hosts, chroot })
     }
 }
 
-fn parse_host(item: &str) -> Result<HostPort> {
-    let bad = Error::BadArgument("malformed host in connect string");
+/// One `host[:port]` item; the error says what is wrong with it.
+fn parse_host(item: &str) -> std::result::Result<HostPort, String> {
     let (host, port) = if let Some(rest) = item.strip_prefix('[') {
-        let end = rest.find(']').ok_or(bad.clone())?;
+        let end = rest.find(']').ok_or("missing ] after an IPv6 address")?;
         let host = &rest[..end];
         let tail = &rest[end + 1..];
         let port = match tail.strip_prefix(':') {
             Some(p) => Some(p),
             None if tail.is_empty() => None,
-            None => return Err(bad),
+            None => return Err(format!("unexpected {tail:?} after ]")),
         };
         (host, port)
     } else {
@@ -85,11 +98,14 @@ fn parse_host(item: &str) -> Result<HostPort> {
         }
     };
     let port = match port {
-        Some(p) => p.parse::<u16>().map_err(|_| bad.clone())?,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(format!("port {p:?} is not a number in 1..=65535")),
+        },
         None => DEFAULT_PORT,
     };
     if host.is_empty() {
-        return Err(bad);
+        return Err("empty host name".into());
     }
     Ok(HostPort {
         host: host.to_owned(),
@@ -159,6 +175,30 @@ mod tests {
         assert!(ConnectString::parse("").is_err());
         assert!(ConnectString::parse("h:x").is_err());
         assert!(ConnectString::parse("h:1/bad/").is_err());
+    }
+
+    #[test]
+    fn parse_errors_name_the_host_and_the_reason() {
+        let msg = |s: &str| ConnectString::parse(s).unwrap_err().to_string();
+        let m = msg("http://127.0.0.1:2181");
+        assert!(
+            m.contains("http://127.0.0.1:2181") && m.contains("URL scheme"),
+            "{m}"
+        );
+        let m = msg("127.0.0.1:99999");
+        assert!(
+            m.contains("\"127.0.0.1:99999\"") && m.contains("port \"99999\""),
+            "{m}"
+        );
+        assert!(m.contains("1..=65535"), "{m}");
+        let m = msg("a:1,b:x");
+        assert!(
+            m.contains("host \"b:x\"") && m.contains("port \"x\""),
+            "{m}"
+        );
+        let m = msg("h:1/bad/");
+        assert!(m.contains("chroot"), "{m}");
+        assert!(msg(" , ").contains("no hosts"));
     }
 
     #[test]
