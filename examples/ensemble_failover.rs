@@ -22,7 +22,7 @@ async fn create_retrying(c: &Client, path: &str, data: &[u8]) -> Result<Duration
             .create(path, data, &Acl::open_unsafe(), CreateMode::Persistent)
             .await
         {
-            Ok(_) | Err(Error::NodeExists) => return Ok(start.elapsed()),
+            Ok(_) | Err(Error::NodeExists { .. }) => return Ok(start.elapsed()),
             Err(e) if e.is_retryable() && start.elapsed() < WAIT => {
                 tokio::time::sleep(Duration::from_millis(10)).await
             }

@@ -5,20 +5,20 @@
 //! loopback port with a temporary data directory, so `cargo run --example X` just works.
 #![deny(missing_docs)]
 
-use zk_server::{Server, ServerConfig, ServerHandle};
+use zk_server::testkit::TestServer;
 
 /// Where an example connects, and the embedded server it owns (if any).
 pub struct Target {
     /// The connect string to hand to `zk_client::Client::connect`.
     pub hosts: String,
-    /// The embedded server, stopped when this is dropped.
-    pub embedded: Option<(ServerHandle, tempfile::TempDir)>,
+    /// The embedded server (its temp dir included), stopped when this is dropped.
+    pub embedded: Option<TestServer>,
 }
 
 impl Target {
     /// Stops the embedded server cleanly (a no-op with `--hosts`).
     pub async fn shutdown(self) {
-        if let Some((server, _dir)) = self.embedded {
+        if let Some(server) = self.embedded {
             if let Err(e) = server.stop().await {
                 eprintln!("embedded server stop: {e}");
             }
@@ -48,12 +48,13 @@ pub async fn target() -> Result<Target, Box<dyn std::error::Error>> {
             embedded: None,
         });
     }
-    let dir = tempfile::tempdir()?;
-    let server = Server::start(ServerConfig::for_tests(dir.path())).await?;
+    // TestServer rather than ServerConfig::for_tests: the examples ask for 10 s sessions,
+    // which for_tests' 200 ms tick would cap at 4 s.
+    let server = TestServer::start().await?;
     let hosts = server.connect_string();
     println!("started embedded zk-server at {hosts} (pass --hosts to use a real ensemble)");
     Ok(Target {
         hosts,
-        embedded: Some((server, dir)),
+        embedded: Some(server),
     })
 }

@@ -291,7 +291,7 @@ fn bench(rt: &tokio::runtime::Runtime, hosts: &str, ops: usize) {
             .create(PATH, &[1u8; 100], &zk_client::Acl::open_unsafe(), zk_client::CreateMode::Persistent)
             .await
         {
-            Ok(_) | Err(zk_client::Error::NodeExists) => {}
+            Ok(_) | Err(zk_client::Error::NodeExists { .. }) => {}
             Err(e) => panic!("create: {e}"),
         }
         println!("server {hosts}, {ops} ops per run, pipeline depth {DEPTH} per connection");

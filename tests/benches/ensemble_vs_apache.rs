@@ -175,7 +175,7 @@ async fn failover_round(c: &mut dyn Cluster) -> f64 {
         )
         .await
     {
-        Ok(_) | Err(zk_client::Error::NodeExists) => {}
+        Ok(_) | Err(zk_client::Error::NodeExists { .. }) => {}
         Err(e) => panic!("create /failover: {e}"),
     }
     let start = Instant::now();
@@ -232,7 +232,7 @@ async fn throughput(
             )
             .await
         {
-            Ok(_) | Err(zk_client::Error::NodeExists) => {}
+            Ok(_) | Err(zk_client::Error::NodeExists { .. }) => {}
             Err(e) => panic!("create {path}: {e}"),
         }
         clients.push((zk, path));

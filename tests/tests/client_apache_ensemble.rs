@@ -43,7 +43,9 @@ async fn failover_and_expiry_on_apache_ensemble() {
         c.reconfig(None, Some(&victim_id.to_string()), None, None)
             .await
             .unwrap_err(),
-        Error::NoAuth
+        Error::NoAuth {
+            path: "/zookeeper/config".into()
+        }
     );
     c.add_auth("digest", b"super:pw").await.unwrap();
     assert_eq!(
@@ -55,7 +57,9 @@ async fn failover_and_expiry_on_apache_ensemble() {
         )
         .await
         .unwrap_err(),
-        Error::BadVersion
+        Error::BadVersion {
+            path: "/zookeeper/config".into()
+        }
     );
     let (new_cfg, _) = c
         .reconfig(None, Some(&victim_id.to_string()), None, None)

@@ -351,7 +351,9 @@ async fn sasl_digest_login_whoami_and_acl() {
         .expect("anonymous");
     assert_eq!(
         anonymous.get_data("/alice", false).await.map(|_| ()),
-        Err(Error::NoAuth)
+        Err(Error::NoAuth {
+            path: "/alice".into()
+        })
     );
     // Bob logs in through a Java client's JAAS file, unchanged; the ACL refuses him too.
     let jaas = srv.client_jaas("bob", "builder");
@@ -361,7 +363,9 @@ async fn sasl_digest_login_whoami_and_acl() {
     assert_sasl_identity(&bob, "bob").await;
     assert_eq!(
         bob.set_data("/alice", b"mine", None).await.map(|_| ()),
-        Err(Error::NoAuth)
+        Err(Error::NoAuth {
+            path: "/alice".into()
+        })
     );
     // A JAAS file without the section is a configuration error, before anything is sent.
     let e = Client::builder(&host)

@@ -78,7 +78,7 @@ async fn isolated_leader_is_replaced_and_rejoins_after_heal() {
         let deadline = tokio::time::Instant::now() + T;
         loop {
             match c.create(&path, b"x", &acl, CreateMode::Persistent).await {
-                Ok(_) | Err(Error::NodeExists) => break,
+                Ok(_) | Err(Error::NodeExists { .. }) => break,
                 Err(e) if e.is_retryable() && tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(20)).await
                 }

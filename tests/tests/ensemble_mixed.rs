@@ -159,7 +159,7 @@ async fn write(port: u16, tag: &str, n: usize) {
         .create("/mixed", b"", &Acl::open_unsafe(), CreateMode::Persistent)
         .await
     {
-        Ok(_) | Err(zk_client::Error::NodeExists) => {}
+        Ok(_) | Err(zk_client::Error::NodeExists { .. }) => {}
         Err(e) => panic!("create /mixed: {e}"),
     }
     for i in 0..n {

@@ -145,7 +145,7 @@ async fn kill_leader_under_load(n: usize) -> Duration {
     let c0 = clients[0].clone();
     retry("parent", || async {
         match c0.create("/load", b"", &acl, CreateMode::Persistent).await {
-            Err(Error::NodeExists) => Ok(String::new()),
+            Err(Error::NodeExists { .. }) => Ok(String::new()),
             r => r,
         }
     })
@@ -380,7 +380,7 @@ async fn partitioned_leader_stops_serving_and_rejoins_after_heal() {
         let path = format!("/part/during-{i:02}");
         retry("write in the majority", || async {
             match c.create(&path, b"d", &acl, CreateMode::Persistent).await {
-                Err(Error::NodeExists) => Ok(String::new()),
+                Err(Error::NodeExists { .. }) => Ok(String::new()),
                 r => r,
             }
         })

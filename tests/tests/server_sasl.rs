@@ -159,7 +159,7 @@ async fn java_cli_logs_in_from_a_jaas_client_section_like_against_apache() {
             .expect("anonymous");
         assert_eq!(
             anon.get_data("/x", false).await.map(|_| ()),
-            Err(Error::NoAuth),
+            Err(Error::NoAuth { path: "/x".into() }),
             "{who}"
         );
         anon.close().await.expect("close");
@@ -200,7 +200,9 @@ async fn zk_client_logs_in_and_sasl_acls_hold() {
     let anonymous = connect(Client::builder(&host)).await.expect("anonymous");
     assert_eq!(
         anonymous.get_data("/alice", false).await.map(|_| ()),
-        Err(Error::NoAuth)
+        Err(Error::NoAuth {
+            path: "/alice".into()
+        })
     );
     // A sasl ACL id needs the provider, which this server has: an invalid one is refused.
     assert_eq!(
@@ -220,7 +222,9 @@ async fn zk_client_logs_in_and_sasl_acls_hold() {
         .expect("bob");
     assert_eq!(
         bob.set_data("/alice", b"mine", None).await.map(|_| ()),
-        Err(Error::NoAuth)
+        Err(Error::NoAuth {
+            path: "/alice".into()
+        })
     );
     for c in [alice, anonymous, bob] {
         c.close().await.expect("close");
@@ -303,7 +307,9 @@ async fn super_user_passes_every_acl() {
         .expect("create again");
     assert_eq!(
         bob.get_data("/private", false).await.map(|_| ()),
-        Err(Error::NoAuth)
+        Err(Error::NoAuth {
+            path: "/private".into()
+        })
     );
     for c in [alice, root, bob] {
         c.close().await.expect("close");
@@ -604,7 +610,7 @@ async fn ensemble_members_log_in_and_check_sasl_acls() {
         .expect("anonymous");
     assert_eq!(
         anon.get_data("/e", false).await.map(|_| ()),
-        Err(Error::NoAuth)
+        Err(Error::NoAuth { path: "/e".into() })
     );
     assert!(matches!(
         connect(Client::builder(&at(other)).sasl_digest("bob", "wrong")).await,

@@ -289,16 +289,28 @@ async fn x509_acl_admits_the_certificate_holder_and_super_user() {
         .expect("anonymous TLS");
     assert_eq!(
         anonymous.get_data("/alice", false).await,
-        Err(Error::NoAuth)
+        Err(Error::NoAuth {
+            path: "/alice".into()
+        })
     );
     let bob = connect(&host, Some(pki.ca.client("bob")))
         .await
         .expect("bob");
-    assert_eq!(bob.get_data("/alice", false).await, Err(Error::NoAuth));
+    assert_eq!(
+        bob.get_data("/alice", false).await,
+        Err(Error::NoAuth {
+            path: "/alice".into()
+        })
+    );
     let plain = connect(&server.connect_string(), None)
         .await
         .expect("plain");
-    assert_eq!(plain.get_data("/alice", false).await, Err(Error::NoAuth));
+    assert_eq!(
+        plain.get_data("/alice", false).await,
+        Err(Error::NoAuth {
+            path: "/alice".into()
+        })
+    );
 
     let root = connect(&host, Some(pki.ca.client("root")))
         .await
@@ -653,7 +665,9 @@ async fn apache_java_client_over_tls() {
     );
     assert_eq!(
         plain.get_data("/java-x509", false).await,
-        Err(Error::NoAuth)
+        Err(Error::NoAuth {
+            path: "/java-x509".into()
+        })
     );
     plain.close().await.unwrap();
     server.stop().await.unwrap();
@@ -723,7 +737,9 @@ async fn ensemble_members_unify_tls_and_plaintext() {
         .expect("sync");
     assert_eq!(
         plain.get_data("/member-tls", false).await,
-        Err(Error::NoAuth)
+        Err(Error::NoAuth {
+            path: "/member-tls".into()
+        })
     );
     let anon = connect(
         &ens.client_addr(2).to_string(),
@@ -734,7 +750,9 @@ async fn ensemble_members_unify_tls_and_plaintext() {
     anon.sync("/member-tls").await.expect("sync");
     assert_eq!(
         anon.get_data("/member-tls", false).await,
-        Err(Error::NoAuth)
+        Err(Error::NoAuth {
+            path: "/member-tls".into()
+        })
     );
     assert_eq!(
         &tls.get_data("/member-tls", false).await.unwrap().0[..],

@@ -72,16 +72,18 @@ fn version(v: Option<i32>) -> i32 {
     v.unwrap_or(-1)
 }
 
-fn ok_body(reply: Reply) -> Result<JuteReader> {
+/// The reply's body, or its error code naming `path` (the caller's path, so messages say
+/// which node; empty for requests not about a node).
+fn ok_body(reply: Reply, path: &str) -> Result<JuteReader> {
     if reply.err == ErrorCode::Ok {
         Ok(JuteReader::new(reply.body))
     } else {
-        Err(Error::from_code(reply.err))
+        Err(Error::from_code_at(reply.err, path))
     }
 }
 
-fn decode<T: Record>(reply: Reply) -> Result<T> {
-    let mut r = ok_body(reply)?;
+fn decode<T: Record>(reply: Reply, path: &str) -> Result<T> {
+    let mut r = ok_body(reply, path)?;
     let v = T::read(&mut r)?;
     Ok(v)
 }
@@ -452,7 +454,7 @@ impl Client {
         let reply = self
             .create_call(OpCode::Create, path, data, acl, mode, None)
             .await?;
-        let r: CreateResponse = decode(reply)?;
+        let r: CreateResponse = decode(reply, path)?;
         Ok(self.client_path(&r.path))
     }
 
@@ -478,7 +480,7 @@ impl Client {
             OpCode::Create2
         };
         let reply = self.create_call(op, path, data, acl, mode, None).await?;
-        let r: Create2Response = decode(reply)?;
+        let r: Create2Response = decode(reply, path)?;
         Ok((self.client_path(&r.path), r.stat))
     }
 
@@ -510,7 +512,7 @@ impl Client {
         let reply = self
             .create_call(OpCode::CreateTtl, path, data, acl, mode, Some(ms))
             .await?;
-        let r: Create2Response = decode(reply)?;
+        let r: Create2Response = decode(reply, path)?;
         Ok((self.client_path(&r.path), r.stat))
     }
 
@@ -547,7 +549,7 @@ impl Client {
     /// ```no_run
     /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
     /// match c.delete("/old", None).await {
-    ///     Ok(()) | Err(zk_client::Error::NoNode) => {}
+    ///     Ok(()) | Err(zk_client::Error::NoNode { .. }) => {}
     ///     Err(e) => return Err(e),
     /// }
     /// # Ok(()) }
@@ -556,7 +558,10 @@ impl Client {
         validate_path(path, false)?;
         let mut b = self.body(path, 4);
         b.put_i32(self::version(version));
-        ok_body(self.call(OpCode::Delete, b, PostAction::None, None).await?)?;
+        ok_body(
+            self.call(OpCode::Delete, b, PostAction::None, None).await?,
+            path,
+        )?;
         Ok(())
     }
 
@@ -577,7 +582,7 @@ impl Client {
         let reply = self
             .path_watch_call(OpCode::Exists, path, WatchKind::Exists, w)
             .await?;
-        exists_reply(reply)
+        exists_reply(reply, path)
     }
 
     /// Like [`Self::exists`] with a per-call watch future.
@@ -600,7 +605,7 @@ impl Client {
                 Some((id, Some(sink))),
             )
             .await?;
-        Ok((exists_reply(reply)?, fut))
+        Ok((exists_reply(reply, path)?, fut))
     }
 
     /// The node's data and Stat. With `watch`, a one-shot watch (data change or deletion)
@@ -617,7 +622,7 @@ impl Client {
         let reply = self
             .path_watch_call(OpCode::GetData, path, WatchKind::Data, w)
             .await?;
-        let r: GetDataResponse = decode(reply)?;
+        let r: GetDataResponse = decode(reply, path)?;
         Ok((r.data.unwrap_or_default(), r.stat))
     }
 
@@ -639,7 +644,7 @@ impl Client {
                 Some((id, Some(sink))),
             )
             .await?;
-        let r: GetDataResponse = decode(reply)?;
+        let r: GetDataResponse = decode(reply, path)?;
         Ok((r.data.unwrap_or_default(), r.stat, fut))
     }
 
@@ -659,6 +664,7 @@ impl Client {
         let r: StatResponse = decode(
             self.call(OpCode::SetData, b, PostAction::None, None)
                 .await?,
+            path,
         )?;
         Ok(r.stat)
     }
@@ -674,8 +680,10 @@ impl Client {
     pub async fn get_acl(&self, path: &str) -> Result<(Vec<Acl>, Stat)> {
         validate_path(path, false)?;
         let b = self.body(path, 0);
-        let r: GetAclResponse =
-            decode(self.call(OpCode::GetAcl, b, PostAction::None, None).await?)?;
+        let r: GetAclResponse = decode(
+            self.call(OpCode::GetAcl, b, PostAction::None, None).await?,
+            path,
+        )?;
         Ok((r.acl, r.stat))
     }
 
@@ -696,7 +704,10 @@ impl Client {
         let mut b = self.body(path, 64);
         b.write_vec(acl);
         b.put_i32(self::version(version));
-        let r: StatResponse = decode(self.call(OpCode::SetAcl, b, PostAction::None, None).await?)?;
+        let r: StatResponse = decode(
+            self.call(OpCode::SetAcl, b, PostAction::None, None).await?,
+            path,
+        )?;
         Ok(r.stat)
     }
 
@@ -715,7 +726,7 @@ impl Client {
         let reply = self
             .path_watch_call(OpCode::GetChildren, path, WatchKind::Children, w)
             .await?;
-        let r: GetChildrenResponse = decode(reply)?;
+        let r: GetChildrenResponse = decode(reply, path)?;
         Ok(r.children)
     }
 
@@ -736,7 +747,7 @@ impl Client {
         let reply = self
             .path_watch_call(OpCode::GetChildren2, path, WatchKind::Children, w)
             .await?;
-        let r: GetChildren2Response = decode(reply)?;
+        let r: GetChildren2Response = decode(reply, path)?;
         Ok((r.children, r.stat))
     }
 
@@ -761,7 +772,7 @@ impl Client {
                 Some((id, Some(sink))),
             )
             .await?;
-        let r: GetChildren2Response = decode(reply)?;
+        let r: GetChildren2Response = decode(reply, path)?;
         Ok((r.children, r.stat, fut))
     }
 
@@ -778,6 +789,7 @@ impl Client {
         let r: GetAllChildrenNumberResponse = decode(
             self.call(OpCode::GetAllChildrenNumber, b, PostAction::None, None)
                 .await?,
+            path,
         )?;
         Ok(r.total_number)
     }
@@ -801,6 +813,7 @@ impl Client {
         let r: GetEphemeralsResponse = decode(
             self.call(OpCode::GetEphemerals, b, PostAction::None, None)
                 .await?,
+            prefix,
         )?;
         Ok(r.ephemerals.iter().map(|p| self.client_path(p)).collect())
     }
@@ -816,7 +829,10 @@ impl Client {
     pub async fn sync(&self, path: &str) -> Result<()> {
         validate_path(path, false)?;
         let b = self.body(path, 0);
-        ok_body(self.call(OpCode::Sync, b, PostAction::None, None).await?)?;
+        ok_body(
+            self.call(OpCode::Sync, b, PostAction::None, None).await?,
+            path,
+        )?;
         Ok(())
     }
 
@@ -887,6 +903,7 @@ impl Client {
         let r: WhoAmIResponse = decode(
             self.call(OpCode::WhoAmI, BytesMut::new(), PostAction::None, None)
                 .await?,
+            "",
         )?;
         Ok(r.client_info)
     }
@@ -916,7 +933,10 @@ impl Client {
         } else {
             PostAction::None
         };
-        let r: GetDataResponse = decode(self.call(OpCode::GetData, b, post, None).await?)?;
+        let r: GetDataResponse = decode(
+            self.call(OpCode::GetData, b, post, None).await?,
+            CONFIG_NODE,
+        )?;
         Ok((r.data.unwrap_or_default(), r.stat))
     }
 
@@ -948,6 +968,7 @@ impl Client {
         let r: GetDataResponse = decode(
             self.call(OpCode::Reconfig, b, PostAction::None, None)
                 .await?,
+            CONFIG_NODE,
         )?;
         Ok((r.data.unwrap_or_default(), r.stat))
     }
@@ -984,6 +1005,7 @@ impl Client {
         ok_body(
             self.call(OpCode::AddWatch, b, post, Some((id, Sink::Stream(tx))))
                 .await?,
+            path,
         )?;
         Ok(PersistentWatch::new(path.to_owned(), rx))
     }
@@ -1006,7 +1028,7 @@ impl Client {
             path: self.server_path(path),
             wtype,
         };
-        ok_body(self.call(OpCode::RemoveWatches, b, post, None).await?)?;
+        ok_body(self.call(OpCode::RemoveWatches, b, post, None).await?, path)?;
         Ok(())
     }
 
@@ -1030,16 +1052,17 @@ impl Client {
         ok_body(
             self.call(OpCode::CheckWatches, b, PostAction::None, None)
                 .await?,
+            path,
         )?;
         Ok(())
     }
 }
 
-fn exists_reply(reply: Reply) -> Result<Option<Stat>> {
+fn exists_reply(reply: Reply, path: &str) -> Result<Option<Stat>> {
     if reply.err == ErrorCode::NoNode {
         return Ok(None);
     }
-    let r: StatResponse = decode(reply)?;
+    let r: StatResponse = decode(reply, path)?;
     Ok(Some(r.stat))
 }
 

@@ -7,37 +7,60 @@ use crate::multi::OpResult;
 /// Everything a client call can fail with.
 ///
 /// Server answers map to their own variants ([`Error::NoNode`], [`Error::BadVersion`], ...;
-/// rarer codes land in [`Error::Server`]); connection trouble is [`Error::ConnectionLoss`],
+/// rarer codes land in [`Error::Server`]); the ones about a node carry its `path`, so
+/// `Error: no node: /app/cfg` says which node. Match them with `Error::NoNode { .. }` or
+/// by code (`err.code() == Some(ErrorCode::NoNode)`); connection trouble is [`Error::ConnectionLoss`],
 /// [`Error::SessionExpired`], [`Error::Timeout`]; misuse ([`Error::InvalidPath`],
 /// [`Error::DataTooLarge`], [`Error::BadArgument`]) is rejected before anything is sent.
 ///
 /// ```
 /// use zk_client::Error;
 /// use zk_proto::ErrorCode;
-/// assert_eq!(Error::from_code(ErrorCode::NoNode), Error::NoNode);
-/// assert_eq!(Error::NoNode.code(), Some(ErrorCode::NoNode));
+/// let e = Error::from_code_at(ErrorCode::NoNode, "/app/cfg");
+/// assert!(matches!(e, Error::NoNode { .. }));
+/// assert_eq!(e.code(), Some(ErrorCode::NoNode));
+/// assert_eq!(e.path(), Some("/app/cfg"));
+/// assert_eq!(e.to_string(), "no node: /app/cfg");
 /// assert!(Error::ConnectionLoss.is_retryable());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The node does not exist.
-    #[error("no node")]
-    NoNode,
+    #[error("no node{}", at(.path))]
+    NoNode {
+        /// The request's path (chroot removed); empty when unknown (e.g. [`Error::from_code`]).
+        path: String,
+    },
     /// The node already exists.
-    #[error("node exists")]
-    NodeExists,
+    #[error("node exists{}", at(.path))]
+    NodeExists {
+        /// The request's path (chroot removed); empty when unknown (e.g. [`Error::from_code`]).
+        path: String,
+    },
     /// The expected version did not match.
-    #[error("bad version")]
-    BadVersion,
+    #[error("bad version{}", at(.path))]
+    BadVersion {
+        /// The request's path (chroot removed); empty when unknown (e.g. [`Error::from_code`]).
+        path: String,
+    },
     /// The node has children.
-    #[error("node not empty")]
-    NotEmpty,
+    #[error("node not empty{}", at(.path))]
+    NotEmpty {
+        /// The request's path (chroot removed); empty when unknown (e.g. [`Error::from_code`]).
+        path: String,
+    },
     /// The ACL forbids the operation.
-    #[error("not authorized")]
-    NoAuth,
+    #[error("not authorized{}", at(.path))]
+    NoAuth {
+        /// The request's path (chroot removed); empty when unknown (e.g. [`Error::from_code`]).
+        path: String,
+    },
     /// Ephemeral nodes cannot have children.
-    #[error("ephemeral nodes cannot have children")]
-    NoChildrenForEphemerals,
+    #[error("ephemeral nodes cannot have children{}", at(.path))]
+    NoChildrenForEphemerals {
+        /// The request's path (chroot removed); empty when unknown (e.g. [`Error::from_code`]).
+        path: String,
+    },
     /// The ACL is invalid (e.g. `auth` scheme without any credentials).
     #[error("invalid ACL")]
     InvalidAcl,
@@ -130,16 +153,33 @@ pub enum Error {
     },
 }
 
+/// `": <path>"` for the messages of path-carrying variants, nothing when the path is unknown.
+fn at(path: &str) -> String {
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!(": {path}")
+    }
+}
+
 impl Error {
-    /// Maps a non-zero server code.
+    /// Maps a non-zero server code; path-carrying variants get an empty path (see
+    /// [`Error::from_code_at`]).
     pub fn from_code(code: ErrorCode) -> Error {
+        Error::from_code_at(code, "")
+    }
+
+    /// Maps a non-zero server code answered for a request on `path` (as the caller wrote
+    /// it, chroot removed), so the message names the node.
+    pub fn from_code_at(code: ErrorCode, path: &str) -> Error {
+        let path = path.to_owned();
         match code {
-            ErrorCode::NoNode => Error::NoNode,
-            ErrorCode::NodeExists => Error::NodeExists,
-            ErrorCode::BadVersion => Error::BadVersion,
-            ErrorCode::NotEmpty => Error::NotEmpty,
-            ErrorCode::NoAuth => Error::NoAuth,
-            ErrorCode::NoChildrenForEphemerals => Error::NoChildrenForEphemerals,
+            ErrorCode::NoNode => Error::NoNode { path },
+            ErrorCode::NodeExists => Error::NodeExists { path },
+            ErrorCode::BadVersion => Error::BadVersion { path },
+            ErrorCode::NotEmpty => Error::NotEmpty { path },
+            ErrorCode::NoAuth => Error::NoAuth { path },
+            ErrorCode::NoChildrenForEphemerals => Error::NoChildrenForEphemerals { path },
             ErrorCode::InvalidAcl => Error::InvalidAcl,
             ErrorCode::Unimplemented => Error::Unimplemented,
             ErrorCode::BadArguments => Error::BadArguments,
@@ -152,15 +192,33 @@ impl Error {
         }
     }
 
-    /// The ZooKeeper code this error corresponds to, if any.
+    /// The node a server answer was about, when the error carries one.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            Error::NoNode { path }
+            | Error::NodeExists { path }
+            | Error::BadVersion { path }
+            | Error::NotEmpty { path }
+            | Error::NoAuth { path }
+            | Error::NoChildrenForEphemerals { path }
+            | Error::InvalidPath { path, .. } => {
+                Some(path).filter(|p| !p.is_empty()).map(|p| p.as_str())
+            }
+            Error::Multi { source, .. } => source.path(),
+            _ => None,
+        }
+    }
+
+    /// The ZooKeeper code this error corresponds to, if any. Matching on the code is
+    /// independent of the path: `err.code() == Some(ErrorCode::NoNode)`.
     pub fn code(&self) -> Option<ErrorCode> {
         Some(match self {
-            Error::NoNode => ErrorCode::NoNode,
-            Error::NodeExists => ErrorCode::NodeExists,
-            Error::BadVersion => ErrorCode::BadVersion,
-            Error::NotEmpty => ErrorCode::NotEmpty,
-            Error::NoAuth => ErrorCode::NoAuth,
-            Error::NoChildrenForEphemerals => ErrorCode::NoChildrenForEphemerals,
+            Error::NoNode { .. } => ErrorCode::NoNode,
+            Error::NodeExists { .. } => ErrorCode::NodeExists,
+            Error::BadVersion { .. } => ErrorCode::BadVersion,
+            Error::NotEmpty { .. } => ErrorCode::NotEmpty,
+            Error::NoAuth { .. } => ErrorCode::NoAuth,
+            Error::NoChildrenForEphemerals { .. } => ErrorCode::NoChildrenForEphemerals,
             Error::InvalidAcl => ErrorCode::InvalidAcl,
             Error::Unimplemented => ErrorCode::Unimplemented,
             Error::BadArguments | Error::InvalidPath { .. } | Error::BadArgument(_) => {

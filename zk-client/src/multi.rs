@@ -38,7 +38,20 @@ pub enum OpResult {
     Error(Error),
 }
 
-fn convert(client: &Client, r: WireResult) -> OpResult {
+/// The server path an op is about.
+fn op_path(op: &MultiOp) -> &str {
+    match op {
+        MultiOp::Create(_, r) => &r.path,
+        MultiOp::CreateTtl(r) => &r.path,
+        MultiOp::Delete(r) => &r.path,
+        MultiOp::SetData(r) => &r.path,
+        MultiOp::Check(r) => &r.path,
+        MultiOp::GetChildren(r) | MultiOp::GetData(r) => &r.path,
+    }
+}
+
+/// `path` is the op's path as the caller wrote it, for the error's message.
+fn convert(client: &Client, r: WireResult, path: &str) -> OpResult {
     match r {
         WireResult::Create(p) => OpResult::Create {
             path: client.client_path(&p),
@@ -55,7 +68,7 @@ fn convert(client: &Client, r: WireResult) -> OpResult {
         WireResult::GetData(d, s) => OpResult::GetData(d.unwrap_or_default(), s),
         WireResult::Error(ErrorCode::Ok) => OpResult::Error(Error::Server(ErrorCode::Ok)),
         WireResult::Error(c @ ErrorCode::RuntimeInconsistency) => OpResult::Error(Error::Server(c)),
-        WireResult::Error(c) => OpResult::Error(Error::from_code(c)),
+        WireResult::Error(c) => OpResult::Error(Error::from_code_at(c, path)),
     }
 }
 
@@ -220,6 +233,7 @@ impl Transaction {
 }
 
 async fn run(client: &Client, op: OpCode, ops: Vec<MultiOp>) -> Result<Vec<OpResult>> {
+    let paths: Vec<String> = ops.iter().map(|o| client.client_path(op_path(o))).collect();
     let mut b = BytesMut::new();
     MultiRequest { ops }.write(&mut b);
     let reply = client.call(op, b, PostAction::None, None).await?;
@@ -230,7 +244,13 @@ async fn run(client: &Client, op: OpCode, ops: Vec<MultiOp>) -> Result<Vec<OpRes
     Ok(resp
         .results
         .into_iter()
-        .map(|r| convert(client, r))
+        .zip(
+            paths
+                .iter()
+                .map(String::as_str)
+                .chain(std::iter::repeat("")),
+        )
+        .map(|(r, p)| convert(client, r, p))
         .collect())
 }
 

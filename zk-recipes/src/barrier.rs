@@ -34,7 +34,7 @@ impl Barrier {
         let client = self.session.live_client().await?;
         match retry(|| client.delete(&self.path, None)).await {
             Ok(()) => Ok(true),
-            Err(zk_client::Error::NoNode) => Ok(false),
+            Err(zk_client::Error::NoNode { .. }) => Ok(false),
             Err(e) => Err(e.into()),
         }
     }

@@ -140,7 +140,7 @@ impl<T: ConfigValue> Config<T> {
                 version: stat.version,
                 mzxid: stat.mzxid,
             })),
-            Err(zk_client::Error::NoNode) => Ok(None),
+            Err(zk_client::Error::NoNode { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
@@ -161,7 +161,7 @@ impl<T: ConfigValue> Config<T> {
         loop {
             match retry(|| client.set_data(&self.path, &data, expected)).await {
                 Ok(stat) => return Ok(stat.version),
-                Err(zk_client::Error::NoNode) if expected.is_none() => {
+                Err(zk_client::Error::NoNode { .. }) if expected.is_none() => {
                     ensure_path(&client, parent(&self.path)).await?;
                     match client
                         .create(
@@ -173,7 +173,7 @@ impl<T: ConfigValue> Config<T> {
                         .await
                     {
                         Ok(_) => return Ok(0),
-                        Err(zk_client::Error::NodeExists) => continue,
+                        Err(zk_client::Error::NodeExists { .. }) => continue,
                         Err(e) if e.is_retryable() => continue,
                         Err(e) => return Err(e.into()),
                     }
@@ -224,19 +224,21 @@ impl<T: ConfigValue> Config<T> {
                     }
                     Some(w)
                 }
-                Err(zk_client::Error::NoNode) => match client.exists_watched(&self.path).await {
-                    Ok((Some(_), _)) => continue,
-                    Ok((None, w)) => {
-                        if !absent_sent {
-                            absent_sent = true;
-                            if tx.send(ConfigEvent::Absent).is_err() {
-                                return;
+                Err(zk_client::Error::NoNode { .. }) => {
+                    match client.exists_watched(&self.path).await {
+                        Ok((Some(_), _)) => continue,
+                        Ok((None, w)) => {
+                            if !absent_sent {
+                                absent_sent = true;
+                                if tx.send(ConfigEvent::Absent).is_err() {
+                                    return;
+                                }
                             }
+                            Some(w)
                         }
-                        Some(w)
+                        Err(_) => None,
                     }
-                    Err(_) => None,
-                },
+                }
                 Err(_) => None,
             };
             match watch {

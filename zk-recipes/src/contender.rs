@@ -77,7 +77,7 @@ impl Contender {
     pub async fn find(&self, client: &Client) -> Result<Option<String>> {
         match retry(|| client.get_children(&self.dir, false)).await {
             Ok(children) => Ok(children.into_iter().find(|c| c.starts_with(&self.prefix))),
-            Err(zk_client::Error::NoNode) => Ok(None),
+            Err(zk_client::Error::NoNode { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
@@ -103,7 +103,7 @@ impl Contender {
                         return Ok(n);
                     }
                 }
-                Err(zk_client::Error::NoNode) => ensure_path(client, &self.dir).await?,
+                Err(zk_client::Error::NoNode { .. }) => ensure_path(client, &self.dir).await?,
                 Err(e) => return Err(e.into()),
             }
         }
@@ -114,11 +114,13 @@ impl Contender {
     pub async fn predecessor(&self, client: &Client, me: &str) -> Result<Option<String>> {
         let children = match retry(|| client.get_children(&self.dir, false)).await {
             Ok(c) => c,
-            Err(zk_client::Error::NoNode) => return Err(zk_client::Error::NoNode.into()),
             Err(e) => return Err(e.into()),
         };
         if !children.iter().any(|c| c == me) {
-            return Err(zk_client::Error::NoNode.into());
+            return Err(zk_client::Error::NoNode {
+                path: format!("{}/{me}", self.dir),
+            }
+            .into());
         }
         let mine = sequence(me, &[self.kind])
             .ok_or_else(|| Error::InvalidArgument(format!("not a contender node name: {me}")))?;
@@ -162,7 +164,7 @@ impl Contender {
     pub async fn leave(&self, client: &Client, me: &str) -> Result<()> {
         let p = join(&self.dir, me);
         match retry(|| client.delete(&p, None)).await {
-            Ok(()) | Err(zk_client::Error::NoNode) => Ok(()),
+            Ok(()) | Err(zk_client::Error::NoNode { .. }) => Ok(()),
             Err(e) if e.is_terminal() => Ok(()),
             Err(e) => Err(e.into()),
         }
@@ -172,7 +174,7 @@ impl Contender {
     pub async fn contenders(client: &Client, dir: &str, kinds: &[&str]) -> Result<Vec<String>> {
         let children = match retry(|| client.get_children(dir, false)).await {
             Ok(c) => c,
-            Err(zk_client::Error::NoNode) => return Ok(Vec::new()),
+            Err(zk_client::Error::NoNode { .. }) => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         };
         let mut seqs: Vec<(i64, String)> = children
@@ -185,7 +187,7 @@ impl Contender {
             let p = join(dir, &c);
             match retry(|| client.get_data(&p, false)).await {
                 Ok((d, _)) => out.push(String::from_utf8_lossy(&d).into_owned()),
-                Err(zk_client::Error::NoNode) => {}
+                Err(zk_client::Error::NoNode { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
         }

@@ -42,13 +42,13 @@ impl Counter {
         loop {
             match retry(|| client.get_data(&self.path, false)).await {
                 Ok((d, st)) => return Ok((parse(&self.path, &d)?, st.version)),
-                Err(zk_client::Error::NoNode) => {
+                Err(zk_client::Error::NoNode { .. }) => {
                     ensure_path(&client, parent(&self.path)).await?;
                     let acl = Acl::open_unsafe();
                     match retry(|| client.create(&self.path, b"0", &acl, CreateMode::Persistent))
                         .await
                     {
-                        Ok(_) | Err(zk_client::Error::NodeExists) => {}
+                        Ok(_) | Err(zk_client::Error::NodeExists { .. }) => {}
                         Err(e) => return Err(e.into()),
                     }
                 }
@@ -72,7 +72,7 @@ impl Counter {
                 Ok(_) => return Ok((v, next)),
                 // Lost the race, or the reply: read again (a lost reply that was applied
                 // shows up as a newer version, and we add again, as kazoo does).
-                Err(zk_client::Error::BadVersion) => {}
+                Err(zk_client::Error::BadVersion { .. }) => {}
                 Err(e) if e.is_retryable() => {}
                 Err(e) => return Err(e.into()),
             }

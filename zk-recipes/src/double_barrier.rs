@@ -43,7 +43,7 @@ impl DoubleBarrier {
         match retry(|| client.create(&me, self.identifier.as_bytes(), &acl, CreateMode::Ephemeral))
             .await
         {
-            Ok(_) | Err(zk_client::Error::NodeExists) => {}
+            Ok(_) | Err(zk_client::Error::NodeExists { .. }) => {}
             Err(e) => return Err(e.into()),
         }
         let ready = join(&self.path, "ready");
@@ -55,7 +55,7 @@ impl DoubleBarrier {
         let present = children.iter().filter(|c| c.as_str() != "ready").count();
         if present >= self.count {
             match retry(|| client.create(&ready, b"", &acl, CreateMode::Persistent)).await {
-                Ok(_) | Err(zk_client::Error::NodeExists) => return Ok(()),
+                Ok(_) | Err(zk_client::Error::NodeExists { .. }) => return Ok(()),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -71,7 +71,7 @@ impl DoubleBarrier {
         let client = self.session.live_client().await?;
         let ready = join(&self.path, "ready");
         match retry(|| client.delete(&ready, None)).await {
-            Ok(()) | Err(zk_client::Error::NoNode) => {}
+            Ok(()) | Err(zk_client::Error::NoNode { .. }) => {}
             Err(e) => return Err(e.into()),
         }
         let me = join(&self.path, &self.node);
@@ -87,7 +87,7 @@ impl DoubleBarrier {
             }
             if children.len() == 1 && children[0] == self.node {
                 match retry(|| client.delete(&me, None)).await {
-                    Ok(()) | Err(zk_client::Error::NoNode) => return Ok(()),
+                    Ok(()) | Err(zk_client::Error::NoNode { .. }) => return Ok(()),
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -95,7 +95,7 @@ impl DoubleBarrier {
                 children.last().cloned()
             } else {
                 match retry(|| client.delete(&me, None)).await {
-                    Ok(()) | Err(zk_client::Error::NoNode) => {}
+                    Ok(()) | Err(zk_client::Error::NoNode { .. }) => {}
                     Err(e) => return Err(e.into()),
                 }
                 children.first().cloned()

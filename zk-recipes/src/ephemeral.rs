@@ -63,14 +63,18 @@ async fn create_owned(client: &Client, path: &str, data: &[u8]) -> zk_client::Re
             .await
         {
             Ok((_, stat)) => return Ok(stat.version),
-            Err(zk_client::Error::NodeExists) => {
+            Err(zk_client::Error::NodeExists { .. }) => {
                 match retry(|| client.exists(path, false)).await? {
                     Some(stat) if stat.ephemeral_owner == client.session_id() => {
                         // Ours (an earlier attempt landed): make sure it has the data.
                         let st = retry(|| client.set_data(path, data, None)).await?;
                         return Ok(st.version);
                     }
-                    Some(_) => return Err(zk_client::Error::NodeExists),
+                    Some(_) => {
+                        return Err(zk_client::Error::NodeExists {
+                            path: path.to_owned(),
+                        })
+                    }
                     None => continue,
                 }
             }
@@ -138,7 +142,7 @@ impl EphemeralNode {
                     }
                     return Ok(());
                 }
-                Err(zk_client::Error::BadVersion) => {
+                Err(zk_client::Error::BadVersion { .. }) => {
                     tracing::debug!(path, "our ephemeral node was changed by someone else");
                     let stat = retry(|| client.exists(path, false)).await?;
                     if let Ok(mut v) = self.shared.version.lock() {
@@ -146,7 +150,7 @@ impl EphemeralNode {
                     }
                 }
                 // Gone or session gone: the upkeep task re-creates it with this data.
-                Err(zk_client::Error::NoNode) => return Ok(()),
+                Err(zk_client::Error::NoNode { .. }) => return Ok(()),
                 Err(e) if e.is_terminal() => return Ok(()),
                 Err(e) => return Err(e.into()),
             }
@@ -158,7 +162,7 @@ impl EphemeralNode {
         self.task.abort();
         let client = self.session.live_client().await?;
         match retry(|| client.delete(&self.shared.path, None)).await {
-            Ok(()) | Err(zk_client::Error::NoNode) => Ok(()),
+            Ok(()) | Err(zk_client::Error::NoNode { .. }) => Ok(()),
             Err(e) if e.is_terminal() => Ok(()),
             Err(e) => Err(e.into()),
         }

@@ -115,7 +115,9 @@ impl Lock {
                 }
                 Ok(Turn::NotYet) => {}
                 // Our node vanished or the session ended: queue again on a live session.
-                Err(Error::Zk(e)) if e == zk_client::Error::NoNode || e.is_terminal() => {
+                Err(Error::Zk(e))
+                    if matches!(e, zk_client::Error::NoNode { .. }) || e.is_terminal() =>
+                {
                     held.node = None;
                     let left = wait_until.saturating_duration_since(tokio::time::Instant::now());
                     if self.session.connected_client(left).await.is_err() {

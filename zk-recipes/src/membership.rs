@@ -97,7 +97,7 @@ impl Group {
         let client = self.session.live_client().await?;
         let mut ids = match retry(|| client.get_children(&self.path, false)).await {
             Ok(c) => c,
-            Err(zk_client::Error::NoNode) => return Ok(Vec::new()),
+            Err(zk_client::Error::NoNode { .. }) => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         };
         ids.sort();
@@ -106,7 +106,7 @@ impl Group {
             let p = join(&self.path, &id);
             match retry(|| client.get_data(&p, false)).await {
                 Ok((data, _)) => out.push(Member { id, data }),
-                Err(zk_client::Error::NoNode) => {}
+                Err(zk_client::Error::NoNode { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
         }

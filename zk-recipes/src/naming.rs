@@ -43,13 +43,13 @@ impl Names {
         loop {
             match retry(|| client.set_data(&path, value, None)).await {
                 Ok(_) => return Ok(()),
-                Err(zk_client::Error::NoNode) => {
+                Err(zk_client::Error::NoNode { .. }) => {
                     ensure_path(&client, &self.root).await?;
                     let acl = Acl::open_unsafe();
                     match retry(|| client.create(&path, value, &acl, CreateMode::Persistent)).await
                     {
                         Ok(_) => return Ok(()),
-                        Err(zk_client::Error::NodeExists) => continue,
+                        Err(zk_client::Error::NodeExists { .. }) => continue,
                         Err(e) => return Err(e.into()),
                     }
                 }
@@ -91,7 +91,7 @@ impl Names {
         let path = join(&self.root, name);
         match retry(|| client.get_data(&path, false)).await {
             Ok((data, _)) => Ok(Some(data)),
-            Err(zk_client::Error::NoNode) => Ok(None),
+            Err(zk_client::Error::NoNode { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
@@ -104,7 +104,7 @@ impl Names {
                 v.sort();
                 Ok(v)
             }
-            Err(zk_client::Error::NoNode) => Ok(Vec::new()),
+            Err(zk_client::Error::NoNode { .. }) => Ok(Vec::new()),
             Err(e) => Err(e.into()),
         }
     }
@@ -116,7 +116,7 @@ impl Names {
         let path = join(&self.root, name);
         match retry(|| client.delete(&path, None)).await {
             Ok(()) => Ok(true),
-            Err(zk_client::Error::NoNode) => Ok(false),
+            Err(zk_client::Error::NoNode { .. }) => Ok(false),
             Err(e) => Err(e.into()),
         }
     }

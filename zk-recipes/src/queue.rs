@@ -52,7 +52,7 @@ impl Queue {
         let client = self.session.live_client().await?;
         let mut names = match retry(|| client.get_children(&self.path, false)).await {
             Ok(c) => c,
-            Err(zk_client::Error::NoNode) => return Ok(None),
+            Err(zk_client::Error::NoNode { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         names.sort();
@@ -60,13 +60,13 @@ impl Queue {
             let p = join(&self.path, &name);
             let (data, stat) = match retry(|| client.get_data(&p, false)).await {
                 Ok(v) => v,
-                Err(zk_client::Error::NoNode) => continue,
+                Err(zk_client::Error::NoNode { .. }) => continue,
                 Err(e) => return Err(e.into()),
             };
             // Whoever deletes it owns it.
             match client.delete(&p, Some(stat.version)).await {
                 Ok(()) => return Ok(Some(data)),
-                Err(zk_client::Error::NoNode) => continue,
+                Err(zk_client::Error::NoNode { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }
         }

@@ -80,7 +80,7 @@ impl Semaphore {
                     })
                     .await
                     {
-                        Ok(_) | Err(zk_client::Error::NodeExists) => return Ok(true),
+                        Ok(_) | Err(zk_client::Error::NodeExists { .. }) => return Ok(true),
                         Err(e) => return Err(Error::from(e)),
                     }
                 }
@@ -98,7 +98,7 @@ impl Semaphore {
     pub async fn release(&self) -> Result<()> {
         let client = self.session.live_client().await?;
         match retry(|| client.delete(&self.lease, None)).await {
-            Ok(()) | Err(zk_client::Error::NoNode) => Ok(()),
+            Ok(()) | Err(zk_client::Error::NoNode { .. }) => Ok(()),
             Err(e) if e.is_terminal() => Ok(()),
             Err(e) => Err(e.into()),
         }
@@ -109,7 +109,7 @@ impl Semaphore {
         let client = self.session.live_client().await?;
         let children = match retry(|| client.get_children(&self.path, false)).await {
             Ok(c) => c,
-            Err(zk_client::Error::NoNode) => return Ok(Vec::new()),
+            Err(zk_client::Error::NoNode { .. }) => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         };
         let mut out = Vec::new();

@@ -159,7 +159,7 @@ async fn read_tree(client: &Client, root: &str, max_depth: usize) -> zk_client::
     while let Some((path, depth)) = queue.pop() {
         let (data, stat) = match retry(|| client.get_data(&path, false)).await {
             Ok(v) => v,
-            Err(zk_client::Error::NoNode) => continue,
+            Err(zk_client::Error::NoNode { .. }) => continue,
             Err(e) => return Err(e),
         };
         if depth < max_depth && stat.num_children > 0 {
@@ -169,7 +169,7 @@ async fn read_tree(client: &Client, root: &str, max_depth: usize) -> zk_client::
                         queue.push((join(&path, &c), depth + 1));
                     }
                 }
-                Err(zk_client::Error::NoNode) => {}
+                Err(zk_client::Error::NoNode { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -262,7 +262,7 @@ impl Shared {
                     seen_at: Instant::now(),
                 },
             ),
-            Err(zk_client::Error::NoNode) => self.remove(path),
+            Err(zk_client::Error::NoNode { .. }) => self.remove(path),
             Err(e) => return Err(e),
         }
         Ok(())

@@ -43,7 +43,7 @@ pub async fn ensure_path(client: &Client, path: &str) -> zk_client::Result<()> {
         cur.push('/');
         cur.push_str(part);
         match retry(|| client.create(&cur, b"", &acl, CreateMode::Persistent)).await {
-            Ok(_) | Err(zk_client::Error::NodeExists) => {}
+            Ok(_) | Err(zk_client::Error::NodeExists { .. }) => {}
             Err(e) => return Err(e),
         }
     }

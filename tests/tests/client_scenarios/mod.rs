@@ -63,12 +63,16 @@ pub async fn crud(c: &Client) {
     assert_eq!(
         c.create("/crud", b"", &open(), CreateMode::Persistent)
             .await,
-        Err(Error::NodeExists)
+        Err(Error::NodeExists {
+            path: "/crud".into()
+        })
     );
     assert_eq!(
         c.create("/nope/child", b"", &open(), CreateMode::Persistent)
             .await,
-        Err(Error::NoNode)
+        Err(Error::NoNode {
+            path: "/nope/child".into()
+        })
     );
     let (data, stat) = c.get_data("/crud", false).await.unwrap();
     assert_eq!(&data[..], b"v0");
@@ -78,22 +82,49 @@ pub async fn crud(c: &Client) {
     assert_eq!(st.version, 1);
     assert_eq!(
         c.set_data("/crud", b"v2", Some(0)).await,
-        Err(Error::BadVersion)
+        Err(Error::BadVersion {
+            path: "/crud".into()
+        })
     );
     let st = c.set_data("/crud", b"v2", None).await.unwrap();
     assert_eq!(st.version, 2);
     assert_eq!(c.exists("/crud", false).await.unwrap().unwrap().version, 2);
     assert_eq!(c.exists("/missing", false).await.unwrap(), None);
-    assert_eq!(c.get_data("/missing", false).await, Err(Error::NoNode));
-    assert_eq!(c.set_data("/missing", b"", None).await, Err(Error::NoNode));
+    assert_eq!(
+        c.get_data("/missing", false).await,
+        Err(Error::NoNode {
+            path: "/missing".into()
+        })
+    );
+    assert_eq!(
+        c.set_data("/missing", b"", None).await,
+        Err(Error::NoNode {
+            path: "/missing".into()
+        })
+    );
     c.create("/crud/kid", b"", &open(), CreateMode::Persistent)
         .await
         .unwrap();
-    assert_eq!(c.delete("/crud", None).await, Err(Error::NotEmpty));
-    assert_eq!(c.delete("/crud/kid", Some(5)).await, Err(Error::BadVersion));
+    assert_eq!(
+        c.delete("/crud", None).await,
+        Err(Error::NotEmpty {
+            path: "/crud".into()
+        })
+    );
+    assert_eq!(
+        c.delete("/crud/kid", Some(5)).await,
+        Err(Error::BadVersion {
+            path: "/crud/kid".into()
+        })
+    );
     c.delete("/crud/kid", Some(0)).await.unwrap();
     c.delete("/crud", None).await.unwrap();
-    assert_eq!(c.delete("/crud", None).await, Err(Error::NoNode));
+    assert_eq!(
+        c.delete("/crud", None).await,
+        Err(Error::NoNode {
+            path: "/crud".into()
+        })
+    );
     c.sync("/").await.unwrap();
     // Large (but legal) payload round trips.
     let big = vec![7u8; 1_000_000];
@@ -117,7 +148,9 @@ pub async fn create_modes(c: &Client) {
     assert_eq!(
         c.create("/modes/e/child", b"", &open(), CreateMode::Persistent)
             .await,
-        Err(Error::NoChildrenForEphemerals)
+        Err(Error::NoChildrenForEphemerals {
+            path: "/modes/e/child".into()
+        })
     );
     let s1 = c
         .create("/modes/s-", b"", &open(), CreateMode::PersistentSequential)
@@ -189,7 +222,12 @@ pub async fn children_and_counts(c: &Client) {
     assert_eq!(kids.len(), 3);
     assert_eq!(stat.num_children, 3);
     assert_eq!(c.get_all_children_number("/kids").await.unwrap(), 4);
-    assert_eq!(c.get_children("/none", false).await, Err(Error::NoNode));
+    assert_eq!(
+        c.get_children("/none", false).await,
+        Err(Error::NoNode {
+            path: "/none".into()
+        })
+    );
 }
 
 pub async fn acls_and_auth(c: &Client, hosts: &str) {
@@ -208,7 +246,12 @@ pub async fn acls_and_auth(c: &Client, hosts: &str) {
     assert_eq!(stat.aversion, 0);
     // Another session without the credentials is refused.
     let other = connect(hosts).await;
-    assert_eq!(other.get_data("/secret", false).await, Err(Error::NoAuth));
+    assert_eq!(
+        other.get_data("/secret", false).await,
+        Err(Error::NoAuth {
+            path: "/secret".into()
+        })
+    );
     // With the right credentials in the builder, allowed.
     let alice = Client::builder(hosts)
         .auth("digest", "alice:secret")
@@ -222,14 +265,18 @@ pub async fn acls_and_auth(c: &Client, hosts: &str) {
     read_all.push(Acl::new(Perms::READ, "world", "anyone"));
     assert_eq!(
         c.set_acl("/secret", &read_all, Some(3)).await,
-        Err(Error::BadVersion)
+        Err(Error::BadVersion {
+            path: "/secret".into()
+        })
     );
     let st = c.set_acl("/secret", &read_all, Some(0)).await.unwrap();
     assert_eq!(st.aversion, 1);
     assert_eq!(&other.get_data("/secret", false).await.unwrap().0[..], b"s");
     assert_eq!(
         other.set_data("/secret", b"x", None).await,
-        Err(Error::NoAuth)
+        Err(Error::NoAuth {
+            path: "/secret".into()
+        })
     );
     // auth scheme ACL with no credentials is invalid.
     assert_eq!(
@@ -279,7 +326,7 @@ pub async fn multi(c: &Client) {
             results,
         } => {
             assert_eq!(index, 1);
-            assert_eq!(*source, Error::BadVersion);
+            assert_eq!(*source, Error::BadVersion { path: "/m".into() });
             assert_eq!(results.len(), 3);
             assert_eq!(results[0], OpResult::Error(Error::Server(ErrorCode::Ok)));
             assert_eq!(
@@ -300,7 +347,12 @@ pub async fn multi(c: &Client) {
         .unwrap();
     assert!(matches!(&reads[0], OpResult::GetData(d, s) if &d[..] == b"1" && s.version == 1));
     assert_eq!(reads[1], OpResult::GetChildren(vec!["a".into()]));
-    assert_eq!(reads[2], OpResult::Error(Error::NoNode));
+    assert_eq!(
+        reads[2],
+        OpResult::Error(Error::NoNode {
+            path: "/m/none".into()
+        })
+    );
 }
 
 pub async fn misuse(c: &Client) {

@@ -119,7 +119,7 @@ impl ServiceRegistry {
                 v.sort();
                 Ok(v)
             }
-            Err(zk_client::Error::NoNode) => Ok(Vec::new()),
+            Err(zk_client::Error::NoNode { .. }) => Ok(Vec::new()),
             Err(e) => Err(e.into()),
         }
     }
@@ -130,7 +130,7 @@ impl ServiceRegistry {
         let dir = self.service_path(name);
         let ids = match retry(|| client.get_children(&dir, false)).await {
             Ok(v) => v,
-            Err(zk_client::Error::NoNode) => return Ok(Vec::new()),
+            Err(zk_client::Error::NoNode { .. }) => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         };
         let mut out = Vec::new();
@@ -141,7 +141,7 @@ impl ServiceRegistry {
                     Ok(i) => out.push(i),
                     Err(e) => tracing::warn!(error = %e, "skipping bad instance"),
                 },
-                Err(zk_client::Error::NoNode) => {}
+                Err(zk_client::Error::NoNode { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
         }

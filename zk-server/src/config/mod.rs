@@ -228,6 +228,10 @@ fn parse_ip(key: &str, v: &str, line: Option<usize>) -> Result<IpAddr> {
 impl ServerConfig {
     /// A config for an in-process test server: loopback, port 0, the given data dir,
     /// every four-letter word allowed.
+    ///
+    /// tickTime is 200 ms, so by ZooKeeper's rule sessions are granted 400 ms to 4 s: a
+    /// client asking for 10 s gets 4 s. [`crate::testkit::TestServer`] lifts the cap to 60 s
+    /// and owns its directory.
     pub fn for_tests(data_dir: &Path) -> Self {
         ServerConfig {
             data_dir: data_dir.to_path_buf(),

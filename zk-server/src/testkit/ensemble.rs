@@ -54,6 +54,11 @@ struct Member {
 /// N client-serving members on loopback, with in-memory disks that survive a kill.
 /// Members are numbered `0..n` (server id `i + 1`); observers, if any, come after the
 /// voters.
+///
+/// Defaults (unless [`Ensemble::start_with_core`] changes them): tickTime 100 ms, session
+/// timeouts granted between 400 ms and 40 s (so a client's 10 s or 30 s is honoured),
+/// read-only mode off, disks in memory. For a single server, see
+/// [`crate::testkit::TestServer`].
 pub struct Ensemble {
     addrs: PeerAddrs,
     members: Vec<Member>,
