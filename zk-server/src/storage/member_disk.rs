@@ -22,12 +22,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::storage::snapshot_walk::SnapshotWalk;
 use bytes::BytesMut;
 use zk_proto::txn::TxnEntry;
 
 use crate::error::{Result, ServerError};
-use crate::state::database::{DatabaseImage, FuzzySnapshot, ZkDatabase};
+use crate::state::database::{DatabaseImage, ZkDatabase};
 use crate::storage::database_builder::DatabaseBuilder;
 use crate::storage::snapshot_reader::{read_snap_body, ReadError};
 use crate::storage::store::{to_snapshot, Recovered};
@@ -239,6 +238,31 @@ pub struct NodeDisk {
     purge_clock: Arc<PurgeClock>,
 }
 
+/// Where the node task sends the pieces of a fuzzy snapshot file it walks
+/// ([`NodeDisk::stream_snapshot`]); dropping it before [`SnapshotFeed::end`] abandons
+/// the file.
+#[derive(Debug)]
+pub struct SnapshotFeed(std::sync::mpsc::Sender<SnapshotPiece>);
+
+#[derive(Debug)]
+enum SnapshotPiece {
+    Nodes(bytes::Bytes),
+    End(Vec<(i64, Vec<zk_proto::Acl>)>),
+}
+
+impl SnapshotFeed {
+    /// Node records, as [`crate::storage::snapshot_walk::SnapshotWalk::step`] writes them.
+    pub fn nodes(&self, records: bytes::Bytes) {
+        let _ = self.0.send(SnapshotPiece::Nodes(records));
+    }
+
+    /// The walk is complete: the file gets its sessions (given at the start) and the ACL
+    /// table, and is published.
+    pub fn end(self, acls: Vec<(i64, Vec<zk_proto::Acl>)>) {
+        let _ = self.0.send(SnapshotPiece::End(acls));
+    }
+}
+
 /// Autopurge inputs readable without the disk's lock.
 #[derive(Debug, Default)]
 struct PurgeClock {
@@ -429,46 +453,44 @@ impl NodeDisk {
         matches!(self.lock().log, Log::Disk { .. })
     }
 
-    /// Writes a fuzzy snapshot to the data directory without stalling the member: the log
-    /// rolls here (in order with the appends), then a thread walks the tree a slice at a
-    /// time with `step` (which takes the core's lock for each slice only) while txns
-    /// keep being applied; a restart replays the log from `snap.last_zxid` over it, as
-    /// Apache does with its fuzzy snapshots.
-    pub fn stream_snapshot(
-        &self,
-        snap: FuzzySnapshot,
-        mut step: impl FnMut(&mut SnapshotWalk, &mut BytesMut) -> bool + Send + 'static,
-    ) {
+    /// Starts a fuzzy snapshot file in the data directory for a walk that the member's
+    /// node task carries out a slice at a time between its other work (so it never
+    /// stalls): the log rolls here, then a thread writes the pieces sent to the returned
+    /// feed. Txns keep being applied during the walk; a restart replays the log from
+    /// `zxid` over the file, as Apache does with its fuzzy snapshots. `None` in memory,
+    /// or when the file cannot be created.
+    pub fn stream_snapshot(&self, zxid: i64, sessions: Vec<(i64, i32)>) -> Option<SnapshotFeed> {
         let mut d = self.lock();
         d.wait_for_snapshot_thread();
         d.next_snapshot_due();
         d.snapshots_taken += 1;
         let Log::Disk { storage, .. } = &mut d.log else {
-            return;
+            return None;
         };
         storage.roll_log();
-        let zxid = snap.last_zxid;
         let mut stream = match storage.snapshot_writer().stream(zxid) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!("snapshot {zxid:#x} failed: {e}");
-                return;
+                return None;
             }
         };
-        let FuzzySnapshot {
-            sessions, mut walk, ..
-        } = snap;
+        let (tx, rx) = std::sync::mpsc::channel::<SnapshotPiece>();
         d.spawn_snapshot_thread(self.purge_clock.clone(), zxid, move || {
             loop {
-                let mut buf = BytesMut::new();
-                let done = step(&mut walk, &mut buf);
-                stream.nodes(&buf)?;
-                if done {
-                    break;
+                match rx.recv() {
+                    Ok(SnapshotPiece::Nodes(b)) => stream.nodes(&b)?,
+                    Ok(SnapshotPiece::End(acls)) => return stream.finish(&sessions, &acls),
+                    // The walk stopped (the database was replaced): the partial file goes.
+                    Err(_) => {
+                        return Err(ServerError::Storage(format!(
+                            "snapshot {zxid:#x} abandoned"
+                        )))
+                    }
                 }
             }
-            stream.finish(&sessions, &walk.acl_table())
         });
+        Some(SnapshotFeed(tx))
     }
 
     /// Saves a snapshot of the database (its state as applied, which may run ahead of
