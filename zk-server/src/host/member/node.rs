@@ -12,7 +12,6 @@
 //! LOOKING for longer than a grace period serves read-only clients until it rejoins a
 //! quorum.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,6 +30,7 @@ use super::replica::{DiskEvent, MemberAppender, NodeDisk, Walks, SLICE_BYTES};
 use super::request_packet::{self, Forwarded};
 use crate::admin::four_letter::{self, QuorumView};
 use crate::config::{ServerConfig, ALL_FOUR_LETTER_WORDS};
+use crate::core::member_gate::MemberGate;
 use crate::core::processor::{is_write, ConnId, CoreSettings, Output, Processor, WriteMode};
 use crate::core::session::owner::LearnerConn;
 use crate::core::session::{session_password, Owner, SessionOwners};
@@ -131,6 +131,8 @@ impl Node {
             s.addrs,
         );
         let (peer, first) = QuorumPeer::new(s.quorum, disk_state, io.now());
+        // Apache waits max(2 s, tickTime) of LOOKING before serving read-only.
+        let gate = MemberGate::new((tick_ms as i64).max(2000), io.now() as i64);
         let isolation = io.isolation_switch();
         let (core_tx, core_rx) = mpsc::unbounded_channel();
         let throttle = Arc::new(Throttle::default());
@@ -156,18 +158,11 @@ impl Node {
             io,
             actions: first,
             walks: Walks::default(),
+            gate,
             clients: Clients::new(throttle),
             role: looking,
-            looking_since: now,
             status: status_tx,
-            syncs: VecDeque::new(),
-            held: HashMap::new(),
-            revalidating: HashMap::new(),
-            unapplied: Vec::new(),
             read_only_enabled: read_only_enabled.clone(),
-            // Apache waits max(2 s, tickTime) of LOOKING before serving read-only.
-            read_only_grace: (tick_ms as i64).max(2000),
-            read_only: false,
             config,
             quorum,
             started: now,
@@ -262,27 +257,14 @@ struct NodeTask {
     /// Fuzzy snapshot walks in progress (SNAP bodies, snapshot files).
     walks: Walks,
     clients: Clients,
+    /// Held syncs, handshakes waiting on the quorum, read-only timing (sans-IO, on the
+    /// peer's monotonic clock).
+    gate: MemberGate,
     /// The peer's latest role.
     role: PeerStatus,
-    /// Since when the peer has been LOOKING (ms; read-only mode starts after a grace).
-    looking_since: i64,
     /// The role, published for [`Node::status`].
     status: watch::Sender<PeerStatus>,
-    /// Connections whose syncs were forwarded, oldest first (the leader answers in order).
-    syncs: VecDeque<ConnId>,
-    /// Per connection: a forwarded sync and the requests that came after it.
-    held: HashMap<ConnId, VecDeque<(i32, Request)>>,
-    /// Handshakes waiting for the leader to revalidate their session, by session, oldest
-    /// first (the leader answers in order).
-    revalidating: HashMap<i64, VecDeque<(ConnId, ConnectRequest)>>,
-    /// Handshakes of sessions valid ensemble-wide whose createSession is not applied here
-    /// yet, with the time they give up.
-    unapplied: Vec<(ConnId, ConnectRequest, i64)>,
     read_only_enabled: Arc<AtomicBool>,
-    /// LOOKING this long (ms) before serving read-only clients.
-    read_only_grace: i64,
-    /// Serving read-only clients while cut off from a quorum.
-    read_only: bool,
     config: ServerConfig,
     quorum: QuorumView,
     started: i64,
@@ -301,6 +283,12 @@ struct NodeTask {
 }
 
 impl NodeTask {
+    /// The member's monotonic clock (ms), for timeouts; wall-clock time (`now_ms`) only
+    /// goes into txns and session expiry, as the processor keeps it.
+    fn mono(&self) -> i64 {
+        self.io.now() as i64
+    }
+
     fn serving(&self) -> bool {
         self.role.serving
     }
@@ -459,14 +447,12 @@ impl NodeTask {
     /// what the old role's clients were waiting for when the member stops serving.
     fn role_changed(&mut self, st: PeerStatus, next_zxid: Option<Zxid>) {
         tracing::debug!("member role: {st:?}");
-        let was_read_only = std::mem::take(&mut self.read_only);
+        let looking = st.state == PeerState::Looking;
+        let was_read_only = self.gate.role_changed(looking, st.serving, self.mono());
         if was_read_only {
             // Any role change ends read-only mode (Apache shuts its read-only server down
             // when the election ends): local sessions go, their clients reconnect.
             self.reset();
-        }
-        if st.state == PeerState::Looking && self.role.state != PeerState::Looking {
-            self.looking_since = now_ms();
         }
         self.role = st;
         match next_zxid {
@@ -485,10 +471,6 @@ impl NodeTask {
             false => None,
         };
         if !st.serving || was_read_only {
-            self.syncs.clear();
-            self.held.clear();
-            self.revalidating.clear();
-            self.unapplied.clear();
             // Our clients' requests would hang without a quorum, and read-only
             // sessions end with read-only mode: let the clients move.
             self.clients.close_all();
@@ -557,18 +539,14 @@ impl NodeTask {
 
     fn tick(&mut self) {
         let now = now_ms();
-        if !self.read_only
-            && self.read_only_enabled.load(Ordering::SeqCst)
-            && self.role.state == PeerState::Looking
-            && now - self.looking_since >= self.read_only_grace
-        {
+        let enabled = self.read_only_enabled.load(Ordering::SeqCst);
+        if let Some(looked) = self.gate.enter_read_only(enabled, self.mono()) {
             tracing::info!(
-                "no quorum for {} ms: serving read-only clients",
-                now - self.looking_since
+                "peer {}: no quorum for {looked} ms: serving read-only clients",
+                self.peer.sid()
             );
             self.reset();
             self.processor.set_write_mode(WriteMode::ReadOnly);
-            self.read_only = true;
         }
         if now - self.last_owner_prune >= 1000 {
             self.last_owner_prune = now;
@@ -626,7 +604,7 @@ impl NodeTask {
             }
             ClientMsg::Disconnected { conn } => {
                 self.clients.disconnected(conn);
-                self.held.remove(&conn);
+                self.gate.disconnected(conn);
                 self.processor.disconnected(conn);
             }
             ClientMsg::FourLetter { cmd, peer, reply } => {
@@ -644,7 +622,7 @@ impl NodeTask {
 
     /// The mode `srvr` reports, or `None` when the member serves no clients.
     fn mode(&self) -> Option<&'static str> {
-        if self.read_only {
+        if self.gate.read_only() {
             return Some("read-only");
         }
         let s = self.role;
@@ -710,7 +688,7 @@ impl NodeTask {
     /// A handshake. A learner asks the leader to revalidate a session moving here; the
     /// leader records itself as the owner of a session reconnecting to it.
     fn connect(&mut self, conn: ConnId, req: ConnectRequest) {
-        if !self.serving() && !self.read_only {
+        if !self.serving() && !self.gate.read_only() {
             // Not part of an established quorum: the client tries another member.
             self.clients.close(conn);
             return;
@@ -719,15 +697,12 @@ impl NodeTask {
         // The password is derived from the session id: every member can check it.
         let password_ok =
             session != 0 && req.passwd.as_ref() == session_password(session).as_slice();
-        if password_ok && !self.read_only {
+        if password_ok && !self.gate.read_only() {
             if !self.leading() {
                 // Apache's learners check the password locally, then ask the leader
                 // with the timeout this connection negotiates.
                 let timeout = self.processor.negotiated_timeout(req.timeout);
-                self.revalidating
-                    .entry(session)
-                    .or_default()
-                    .push_back((conn, req.clone()));
+                self.gate.await_revalidation(session, conn, req.clone());
                 self.forward(revalidate_request(session, timeout));
                 return;
             }
@@ -744,18 +719,18 @@ impl NodeTask {
     fn finish_connect(&mut self, conn: ConnId, req: ConnectRequest) {
         let session = req.session_id;
         let applied = self.processor.db.sessions().contains_key(&session);
-        if session != 0 && !self.read_only && !applied {
+        if session != 0 && !self.gate.read_only() && !applied {
             let known = !self.leading() || self.processor.sessions.contains(session);
             if known {
-                let wait = i64::from(req.timeout.clamp(0, 10_000));
-                self.unapplied.push((conn, req, now_ms() + wait));
+                let now = self.mono();
+                self.gate.await_apply(conn, req, now);
                 return;
             }
         }
         let ip = self.clients.ip(conn);
         let out = self.processor.connect(conn, &ip, &req, now_ms());
         self.outputs(out);
-        if session != 0 && !self.read_only {
+        if session != 0 && !self.gate.read_only() {
             // The timeout this connection negotiated (clamped), which the session's
             // expiry follows from now on.
             let t = self
@@ -770,36 +745,29 @@ impl NodeTask {
     /// Retries the handshakes waiting for their session's createSession to be applied;
     /// past their deadline they are answered (as expired, by the processor).
     fn retry_unapplied(&mut self) {
-        if self.unapplied.is_empty() {
+        if !self.gate.awaits_apply() {
             return;
         }
         let now = now_ms();
-        let waiting = std::mem::take(&mut self.unapplied);
-        for (conn, req, deadline) in waiting {
-            if !self.clients.contains(conn) {
-                continue;
-            }
-            let applied = self.processor.db.sessions().contains_key(&req.session_id);
-            if applied || now >= deadline {
-                let ip = self.clients.ip(conn);
-                let out = self.processor.connect(conn, &ip, &req, now);
-                self.outputs(out);
-            } else {
-                self.unapplied.push((conn, req, deadline));
-            }
+        let ready = {
+            let sessions = self.processor.db.sessions();
+            let clients = &self.clients;
+            self.gate.applied_or_due(
+                self.io.now() as i64,
+                |s| sessions.contains_key(&s),
+                |c| clients.contains(c),
+            )
+        };
+        for (conn, req) in ready {
+            let ip = self.clients.ip(conn);
+            let out = self.processor.connect(conn, &ip, &req, now);
+            self.outputs(out);
         }
     }
 
     /// The leader answered a REVALIDATE: finish the oldest handshake waiting on it.
     fn revalidated(&mut self, session: i64, valid: bool) {
-        let Some(q) = self.revalidating.get_mut(&session) else {
-            return;
-        };
-        let waiting = q.pop_front();
-        if q.is_empty() {
-            self.revalidating.remove(&session);
-        }
-        let Some((conn, req)) = waiting else {
+        let Some((conn, req)) = self.gate.revalidated(session) else {
             return;
         };
         if !self.clients.contains(conn) {
@@ -828,11 +796,10 @@ impl NodeTask {
 
     /// A client request: held behind a sync forwarded to the leader, or processed.
     fn request(&mut self, conn: ConnId, xid: i32, req: Request) {
-        if let Some(q) = self.held.get_mut(&conn) {
-            q.push_back((xid, req));
+        let Some((xid, req)) = self.gate.hold(conn, xid, req) else {
             return;
-        }
-        if self.read_only {
+        };
+        if self.gate.read_only() {
             let out = self.processor.request(conn, xid, req, now_ms());
             self.outputs(out);
             return;
@@ -857,8 +824,7 @@ impl NodeTask {
             // committed before the sync has been applied here. Later requests of the
             // connection wait behind it to keep replies in order.
             self.forward(request_packet::write(s, xid, &req, Vec::new()));
-            self.syncs.push_back(conn);
-            self.held.insert(conn, VecDeque::from([(xid, req)]));
+            self.gate.sync_forwarded(conn, xid, req);
             return;
         }
         tracing::trace!("request {conn} xid {xid}: {:?}", req.opcode());
@@ -868,10 +834,7 @@ impl NodeTask {
 
     /// The leader answered the oldest forwarded sync: answer it and release what waited.
     fn sync_done(&mut self) {
-        let Some(conn) = self.syncs.pop_front() else {
-            return;
-        };
-        let Some(mut q) = self.held.remove(&conn) else {
+        let Some((conn, mut q)) = self.gate.sync_done() else {
             return;
         };
         if let Some((xid, req)) = q.pop_front() {
