@@ -198,13 +198,13 @@ enum Waiter {
 #[derive(Debug)]
 pub struct Processor {
     /// Applied state.
-    pub db: ZkDatabase,
+    db: ZkDatabase,
     /// Prepare stage (outstanding changes).
-    pub prep: Prep,
+    prep: Prep,
     /// Watches.
-    pub watches: WatchManager,
+    watches: WatchManager,
     /// Session liveness.
-    pub sessions: SessionTracker,
+    sessions: SessionTracker,
     settings: CoreSettings,
     conns: HashMap<ConnId, Conn>,
     session_conn: HashMap<i64, ConnId>,
@@ -248,6 +248,37 @@ impl Processor {
             mode: WriteMode::Local,
             forwarded: HashMap::new(),
             forwarded_connects: HashMap::new(),
+        }
+    }
+
+    /// The applied state (read by `mntr`/`dump`, snapshot walks and handshakes).
+    pub fn db(&self) -> &ZkDatabase {
+        &self.db
+    }
+
+    /// The applied state, taking the core apart (to rebuild a core over it).
+    pub fn into_db(self) -> ZkDatabase {
+        self.db
+    }
+
+    /// Session liveness (which sessions are alive here, their timeouts, expiry buckets).
+    pub fn sessions(&self) -> &SessionTracker {
+        &self.sessions
+    }
+
+    /// The watches (`wchs`, `wchc`, `wchp`, `mntr`).
+    pub fn watches(&self) -> &WatchManager {
+        &self.watches
+    }
+
+    /// A new leadership: every session of the database gets a fresh timeout from `now`
+    /// (as in Apache), so clients of the old leader have time to move over.
+    pub fn renew_sessions(&mut self, now: i64) {
+        let sessions: Vec<(i64, i32)> = self.db.sessions().iter().map(|(s, t)| (*s, *t)).collect();
+        for (s, t) in sessions {
+            if !self.touch_session(s, now) {
+                self.sessions.add(s, t, now);
+            }
         }
     }
 

@@ -308,7 +308,7 @@ impl NodeTask {
         loop {
             if self.walks.is_busy() {
                 // One slice per event: a large tree never stalls the member.
-                self.walks.step(&self.processor.db, SLICE_BYTES);
+                self.walks.step(self.processor.db(), SLICE_BYTES);
             }
             let busy = self.walks.is_busy();
             tokio::select! {
@@ -367,7 +367,7 @@ impl NodeTask {
                 // Walked a slice at a time by this task, so the member keeps serving and
                 // committing meanwhile; it starts now, with every txn up to the SNAP's
                 // zxid applied.
-                let body = self.walks.for_learner(&self.processor.db);
+                let body = self.walks.for_learner(self.processor.db());
                 self.io.send_snapshot(conn, zxid, body);
             }
             Action::InstallSnapshot { zxid, data } => {
@@ -486,21 +486,15 @@ impl NodeTask {
         let p = &mut self.processor;
         p.set_write_mode(WriteMode::Local);
         p.set_next_zxid(next_zxid);
-        // Sessions get a fresh timeout under a new leader (as in Apache), so clients of
-        // the old leader have time to move over.
-        let sessions: Vec<(i64, i32)> = p.db.sessions().iter().map(|(s, t)| (*s, *t)).collect();
-        for (s, t) in sessions {
-            if !p.touch_session(s, now) {
-                p.sessions.add(s, t, now);
-            }
-        }
+        p.renew_sessions(now);
     }
 
     /// Rebuilds the processor over its own database, dropping connections, queues,
     /// waiters and prepared-but-uncommitted changes: when a member stops serving its
     /// clients are disconnected, and what it proposed as leader may never commit.
     fn reset(&mut self) {
-        let db = std::mem::take(&mut self.processor.db);
+        let empty = Processor::new(ZkDatabase::new(), self.settings.clone(), now_ms());
+        let db = std::mem::replace(&mut self.processor, empty).into_db();
         self.rebuild(db);
     }
 
@@ -525,7 +519,7 @@ impl NodeTask {
             return;
         }
         if self.disk.on_disk() {
-            let snap = self.processor.db.begin_snapshot();
+            let snap = self.processor.db().begin_snapshot();
             if let Some(feed) = self
                 .disk
                 .stream_snapshot(snap.last_zxid, snap.sessions.clone())
@@ -533,7 +527,7 @@ impl NodeTask {
                 self.walks.to_file(snap, feed);
             }
         } else {
-            self.disk.take_snapshot(self.processor.db.image());
+            self.disk.take_snapshot(self.processor.db().image());
         }
     }
 
@@ -550,7 +544,7 @@ impl NodeTask {
         }
         if now - self.last_owner_prune >= 1000 {
             self.last_owner_prune = now;
-            let sessions = &self.processor.sessions;
+            let sessions = self.processor.sessions();
             self.owners.retain(|s| sessions.contains(s));
         }
         let out = self.processor.tick(now);
@@ -706,7 +700,7 @@ impl NodeTask {
                 self.forward(revalidate_request(session, timeout));
                 return;
             }
-            if self.processor.sessions.contains(session) {
+            if self.processor.sessions().contains(session) {
                 self.owners.set(session, Owner::Leader);
             }
         }
@@ -718,9 +712,9 @@ impl NodeTask {
     /// client moving right after creating its session is not told it expired.
     fn finish_connect(&mut self, conn: ConnId, req: ConnectRequest) {
         let session = req.session_id;
-        let applied = self.processor.db.sessions().contains_key(&session);
+        let applied = self.processor.db().sessions().contains_key(&session);
         if session != 0 && !self.gate.read_only() && !applied {
-            let known = !self.leading() || self.processor.sessions.contains(session);
+            let known = !self.leading() || self.processor.sessions().contains(session);
             if known {
                 let now = self.mono();
                 self.gate.await_apply(conn, req, now);
@@ -735,7 +729,7 @@ impl NodeTask {
             // expiry follows from now on.
             let t = self
                 .processor
-                .sessions
+                .sessions()
                 .timeout(session)
                 .unwrap_or(req.timeout);
             self.peer.touch_session(session, t);
@@ -750,7 +744,7 @@ impl NodeTask {
         }
         let now = now_ms();
         let ready = {
-            let sessions = self.processor.db.sessions();
+            let sessions = self.processor.db().sessions();
             let clients = &self.clients;
             self.gate.applied_or_due(
                 self.io.now() as i64,
@@ -806,7 +800,7 @@ impl NodeTask {
         }
         let session = self.processor.session_of(conn);
         if let Some(s) = session {
-            let t = self.processor.sessions.timeout(s).unwrap_or(0);
+            let t = self.processor.sessions().timeout(s).unwrap_or(0);
             self.peer.touch_session(s, t);
         }
         let leading = self.leading();
