@@ -789,38 +789,11 @@ impl Processor {
             .map(|c| c.auth.clone())
             .unwrap_or_default();
         match req {
-            Request::SetWatches(s) => {
-                let evs = read::set_watches(
-                    &self.db,
-                    &mut self.watches,
-                    session,
-                    s.relative_zxid,
-                    &s.data_watches,
-                    &s.exist_watches,
-                    &s.child_watches,
-                    &[],
-                    &[],
-                );
-                out.extend(evs.into_iter().map(|event| Output::Event { conn, event }));
-                out.push(Output::Reply {
-                    conn,
-                    header: ok_header(xid, self.db.last_zxid()),
-                    body: Response::Empty,
-                });
-            }
-            Request::SetWatches2(s) => {
-                let evs = read::set_watches(
-                    &self.db,
-                    &mut self.watches,
-                    session,
-                    s.relative_zxid,
-                    &s.data_watches,
-                    &s.exist_watches,
-                    &s.child_watches,
-                    &s.persistent_watches,
-                    &s.persistent_recursive_watches,
-                );
-                out.extend(evs.into_iter().map(|event| Output::Event { conn, event }));
+            Request::SetWatches(_) | Request::SetWatches2(_) => {
+                if let Some(r) = read::Rewatch::of(req) {
+                    let evs = read::set_watches(&self.db, &mut self.watches, session, &r);
+                    out.extend(evs.into_iter().map(|event| Output::Event { conn, event }));
+                }
                 out.push(Output::Reply {
                     conn,
                     header: ok_header(xid, self.db.last_zxid()),

@@ -219,19 +219,57 @@ pub fn execute(
     }
 }
 
+/// The watches a reconnecting client re-registers: SetWatches, or SetWatches2 which adds
+/// persistent ones. Both take one path through [`set_watches`].
+#[derive(Debug, Clone, Copy)]
+pub struct Rewatch<'a> {
+    /// The last zxid the client saw; anything newer fires at once.
+    pub relative_zxid: i64,
+    /// Paths with data watches.
+    pub data: &'a [String],
+    /// Paths with exist watches.
+    pub exist: &'a [String],
+    /// Paths with child watches.
+    pub child: &'a [String],
+    /// Paths with persistent watches.
+    pub persistent: &'a [String],
+    /// Paths with persistent recursive watches.
+    pub recursive: &'a [String],
+}
+
+impl<'a> Rewatch<'a> {
+    /// The watches of a SetWatches or SetWatches2 request (`None` for any other).
+    pub fn of(req: &'a zk_proto::Request) -> Option<Self> {
+        use zk_proto::Request;
+        match req {
+            Request::SetWatches(s) => Some(Rewatch {
+                relative_zxid: s.relative_zxid,
+                data: &s.data_watches,
+                exist: &s.exist_watches,
+                child: &s.child_watches,
+                persistent: &[],
+                recursive: &[],
+            }),
+            Request::SetWatches2(s) => Some(Rewatch {
+                relative_zxid: s.relative_zxid,
+                data: &s.data_watches,
+                exist: &s.exist_watches,
+                child: &s.child_watches,
+                persistent: &s.persistent_watches,
+                recursive: &s.persistent_recursive_watches,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// SetWatches / SetWatches2 (Apache's `DataTree.setWatches`): events missed since
 /// `relative_zxid` are returned at once, the other watches are registered.
-#[allow(clippy::too_many_arguments)]
 pub fn set_watches(
     db: &ZkDatabase,
     w: &mut WatchManager,
     session: i64,
-    relative_zxid: i64,
-    data: &[String],
-    exist: &[String],
-    child: &[String],
-    persistent: &[String],
-    recursive: &[String],
+    r: &Rewatch<'_>,
 ) -> Vec<zk_proto::WatcherEvent> {
     use zk_proto::{EventType, KeeperState, WatcherEvent};
     let ev = |t: EventType, p: &str| WatcherEvent {
@@ -239,22 +277,23 @@ pub fn set_watches(
         state: KeeperState::SyncConnected,
         path: p.to_string(),
     };
+    let relative_zxid = r.relative_zxid;
     let mut out = Vec::new();
-    for p in data {
+    for p in r.data {
         match db.tree.get(p) {
             None => out.push(ev(EventType::NodeDeleted, p)),
             Some(n) if n.stat.mzxid > relative_zxid => out.push(ev(EventType::NodeDataChanged, p)),
             Some(_) => w.add_data(p, session),
         }
     }
-    for p in exist {
+    for p in r.exist {
         if db.tree.get(p).is_some() {
             out.push(ev(EventType::NodeCreated, p));
         } else {
             w.add_data(p, session);
         }
     }
-    for p in child {
+    for p in r.child {
         match db.tree.get(p) {
             None => out.push(ev(EventType::NodeDeleted, p)),
             Some(n) if n.stat.pzxid > relative_zxid => {
@@ -263,10 +302,10 @@ pub fn set_watches(
             Some(_) => w.add_child(p, session),
         }
     }
-    for p in persistent {
+    for p in r.persistent {
         w.add_persistent(p, session, false);
     }
-    for p in recursive {
+    for p in r.recursive {
         w.add_persistent(p, session, true);
     }
     out

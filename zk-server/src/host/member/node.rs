@@ -44,6 +44,7 @@ use crate::host::quorum::driver::{
 use crate::host::server::now_ms;
 use crate::state::database::ZkDatabase;
 use crate::storage::PurgeTimer;
+use crate::zab::broadcast::leader::ProposeError;
 use crate::zab::broadcast::packets::revalidate_request;
 use crate::zab::{Action, LearnerType, PeerState, QuorumConfig, QuorumPeer, Zxid};
 
@@ -880,17 +881,26 @@ impl NodeTask {
     /// Leader: proposes a txn the processor prepared.
     fn propose(&mut self, e: TxnEntry) {
         let zxid = e.header.zxid;
+        let e_session = e.header.client_id;
         let mut b = BytesMut::new();
         e.write(&mut b);
         self.quorum.proposal_sizes.record(b.len());
         self.quorum.proposal_count += 1;
-        let (r, more) = self.peer.propose(self.io.now(), b.freeze());
+        // The processor assigned the zxid; the peer only checks that it is the next one.
+        let (r, more) = self.peer.propose_txn(self.io.now(), zxid, b.freeze());
         self.actions.extend(more);
         match r {
-            Ok(z) if z == zxid => {}
-            Ok(z) => tracing::error!("txn {zxid:#x} was proposed as {z:#x}"),
+            Ok(_) => {}
+            Err(e @ ProposeError::OutOfOrder { .. }) => tracing::error!(
+                "peer {}: txn {zxid:#x} of session {:#x} not proposed: {e:?}",
+                self.peer.sid(),
+                e_session
+            ),
             // Leadership is gone; the role change disconnects the clients.
-            Err(e) => tracing::warn!("cannot propose {zxid:#x}: {e:?}"),
+            Err(e) => tracing::warn!(
+                "peer {}: cannot propose {zxid:#x} of session {e_session:#x}: {e:?}",
+                self.peer.sid()
+            ),
         }
     }
 
