@@ -608,46 +608,7 @@ impl Processor {
             return out;
         }
         match req {
-            Request::Auth(a) => {
-                let ip = self
-                    .conns
-                    .get(&conn)
-                    .map(|c| c.ip.clone())
-                    .unwrap_or_default();
-                match acl::authenticate(
-                    &a.scheme,
-                    &a.auth,
-                    &ip,
-                    self.settings.super_digest.as_deref(),
-                ) {
-                    Ok(ids) => {
-                        if let Some(c) = self.conns.get_mut(&conn) {
-                            for id in ids {
-                                if !c.auth.contains(&id) {
-                                    c.auth.push(id);
-                                }
-                            }
-                        }
-                        out.push(Output::Reply {
-                            conn,
-                            header: ok_header(xid, 0),
-                            body: Response::Empty,
-                        });
-                    }
-                    Err(e) => {
-                        out.push(Output::Reply {
-                            conn,
-                            header: ReplyHeader {
-                                xid,
-                                zxid: 0,
-                                err: e,
-                            },
-                            body: Response::Empty,
-                        });
-                        out.push(Output::Close { conn });
-                    }
-                }
-            }
+            Request::Auth(a) => self.authenticate(conn, xid, &a, &mut out),
             // Apache 3.8 accepts check only inside a multi and drops a connection sending
             // it alone.
             Request::Check(_) => {
@@ -688,78 +649,9 @@ impl Processor {
                 });
             }
             req if is_write(&req) && self.mode == WriteMode::Forward => {
-                if matches!(req, Request::CloseSession) {
-                    self.sessions.set_closing(session);
-                }
-                let sub_ops = match &req {
-                    Request::Multi(m) => m.ops.iter().map(|o| o.opcode()).collect(),
-                    _ => Vec::new(),
-                };
-                self.queues
-                    .entry(session)
-                    .or_default()
-                    .push_back(Queued::Forwarded { cxid: xid });
-                self.forwarded.insert(
-                    (session, xid),
-                    Waiter::Request {
-                        conn,
-                        session,
-                        xid,
-                        opcode: req.opcode(),
-                        sub_ops,
-                    },
-                );
-                let auth = self
-                    .conns
-                    .get(&conn)
-                    .map(|c| c.auth.clone())
-                    .unwrap_or_default();
-                out.push(Output::Forward {
-                    session,
-                    cxid: xid,
-                    request: req,
-                    auth,
-                });
+                self.forward_write(conn, session, xid, req, &mut out)
             }
-            req if is_write(&req) => {
-                let opcode = req.opcode();
-                let sub_ops = match &req {
-                    Request::Multi(m) => m.ops.iter().map(|o| o.opcode()).collect(),
-                    _ => Vec::new(),
-                };
-                if matches!(req, Request::CloseSession) {
-                    self.sessions.set_closing(session);
-                }
-                let zxid = self.take_zxid();
-                let auth = self
-                    .conns
-                    .get(&conn)
-                    .map(|c| c.auth.clone())
-                    .unwrap_or_default();
-                let ctx = PrepContext {
-                    session,
-                    auth: &auth,
-                    cxid: xid,
-                    zxid,
-                    time: now,
-                };
-                let e = self.prep.prepare(&self.db, &ctx, &req);
-                self.queues
-                    .entry(session)
-                    .or_default()
-                    .push_back(Queued::Write { zxid });
-                self.propose(
-                    e,
-                    Some(Waiter::Request {
-                        conn,
-                        session,
-                        xid,
-                        opcode,
-                        sub_ops,
-                    }),
-                    &mut out,
-                );
-            }
+            req if is_write(&req) => self.prepare_write(conn, session, xid, req, now, &mut out),
             req => {
                 let q = self.queues.entry(session).or_default();
                 if q.is_empty() {
@@ -770,6 +662,148 @@ impl Processor {
             }
         }
         out
+    }
+
+    /// An auth packet: the connection gains the ids it proves; a failure closes it.
+    fn authenticate(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        a: &zk_proto::AuthPacket,
+        out: &mut Vec<Output>,
+    ) {
+        let ip = self
+            .conns
+            .get(&conn)
+            .map(|c| c.ip.clone())
+            .unwrap_or_default();
+        match acl::authenticate(
+            &a.scheme,
+            &a.auth,
+            &ip,
+            self.settings.super_digest.as_deref(),
+        ) {
+            Ok(ids) => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    for id in ids {
+                        if !c.auth.contains(&id) {
+                            c.auth.push(id);
+                        }
+                    }
+                }
+                out.push(Output::Reply {
+                    conn,
+                    header: ok_header(xid, 0),
+                    body: Response::Empty,
+                });
+            }
+            Err(e) => {
+                out.push(Output::Reply {
+                    conn,
+                    header: ReplyHeader {
+                        xid,
+                        zxid: 0,
+                        err: e,
+                    },
+                    body: Response::Empty,
+                });
+                out.push(Output::Close { conn });
+            }
+        }
+    }
+
+    /// A follower's write: queued in session order and forwarded to the leader, answered
+    /// when the leader's txn commits here.
+    fn forward_write(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        req: Request,
+        out: &mut Vec<Output>,
+    ) {
+        if matches!(req, Request::CloseSession) {
+            self.sessions.set_closing(session);
+        }
+        let sub_ops = match &req {
+            Request::Multi(m) => m.ops.iter().map(|o| o.opcode()).collect(),
+            _ => Vec::new(),
+        };
+        self.queues
+            .entry(session)
+            .or_default()
+            .push_back(Queued::Forwarded { cxid: xid });
+        self.forwarded.insert(
+            (session, xid),
+            Waiter::Request {
+                conn,
+                session,
+                xid,
+                opcode: req.opcode(),
+                sub_ops,
+            },
+        );
+        let auth = self
+            .conns
+            .get(&conn)
+            .map(|c| c.auth.clone())
+            .unwrap_or_default();
+        out.push(Output::Forward {
+            session,
+            cxid: xid,
+            request: req,
+            auth,
+        });
+    }
+
+    /// A write prepared here (standalone, leader): a txn with the next zxid, proposed,
+    /// answered when it commits.
+    fn prepare_write(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        req: Request,
+        now: i64,
+        out: &mut Vec<Output>,
+    ) {
+        let opcode = req.opcode();
+        let sub_ops = match &req {
+            Request::Multi(m) => m.ops.iter().map(|o| o.opcode()).collect(),
+            _ => Vec::new(),
+        };
+        if matches!(req, Request::CloseSession) {
+            self.sessions.set_closing(session);
+        }
+        let zxid = self.take_zxid();
+        let auth = self
+            .conns
+            .get(&conn)
+            .map(|c| c.auth.clone())
+            .unwrap_or_default();
+        let ctx = PrepContext {
+            session,
+            auth: &auth,
+            cxid: xid,
+            zxid,
+            time: now,
+        };
+        let e = self.prep.prepare(&self.db, &ctx, &req);
+        self.queues
+            .entry(session)
+            .or_default()
+            .push_back(Queued::Write { zxid });
+        self.propose(
+            e,
+            Some(Waiter::Request {
+                conn,
+                session,
+                xid,
+                opcode,
+                sub_ops,
+            }),
+            out,
+        );
     }
 
     fn run_read(
