@@ -72,6 +72,9 @@ pub struct DiskData {
     /// Txns logged since the last snapshot, and how many trigger the next one.
     since_snapshot: u64,
     snapshot_due: u64,
+    /// Bumped whenever the count restarts (a snapshot taken or installed, a restart):
+    /// names the snapshot an append reports due, so a stale report is ignored.
+    due_round: u64,
     /// Log appends so far (each one write + sync of a whole batch).
     syncs: u64,
     /// Snapshots taken (periodic) and received from a leader (SNAP).
@@ -104,6 +107,7 @@ impl Default for DiskData {
             append_delay: std::time::Duration::ZERO,
             since_snapshot: 0,
             snapshot_due: 0,
+            due_round: 0,
             syncs: 0,
             snapshots_taken: 0,
             snapshots_installed: 0,
@@ -151,6 +155,7 @@ impl DiskData {
             % half;
         self.snapshot_due = half + jitter;
         self.since_snapshot = 0;
+        self.due_round += 1;
     }
 
     /// Writes a snapshot file on a thread of its own (so appends go on), counting it for
@@ -433,8 +438,10 @@ impl NodeDisk {
 
     /// Appends txns with one write and one sync (dropped when `incarnation` is given and
     /// stale). Returns `None` when they are not durable (stale incarnation, disk error),
-    /// else whether a snapshot is due (see [`NodeDisk::stream_snapshot`]).
-    pub fn append(&self, incarnation: Option<u64>, txns: &[Proposal]) -> Option<bool> {
+    /// else `Some(round)` when a snapshot is due: pass `round` to
+    /// [`NodeDisk::stream_snapshot`] or [`NodeDisk::take_snapshot_if_due`], which do
+    /// nothing once that snapshot was taken.
+    pub fn append(&self, incarnation: Option<u64>, txns: &[Proposal]) -> Option<Option<u64>> {
         let entries = decode_all(txns);
         let delay = self.lock().append_delay;
         if !delay.is_zero() {
@@ -444,7 +451,7 @@ impl NodeDisk {
         if incarnation.is_some_and(|i| i != d.incarnation) || !d.append(&entries) {
             return None;
         }
-        Some(d.since_snapshot >= d.snapshot_due)
+        Some((d.since_snapshot >= d.snapshot_due).then_some(d.due_round))
     }
 
     /// Whether snapshots go to a data directory (taken with
@@ -459,8 +466,17 @@ impl NodeDisk {
     /// feed. Txns keep being applied during the walk; a restart replays the log from
     /// `zxid` over the file, as Apache does with its fuzzy snapshots. `None` in memory,
     /// or when the file cannot be created.
-    pub fn stream_snapshot(&self, zxid: i64, sessions: Vec<(i64, i32)>) -> Option<SnapshotFeed> {
+    pub fn stream_snapshot(
+        &self,
+        round: u64,
+        zxid: i64,
+        sessions: Vec<(i64, i32)>,
+    ) -> Option<SnapshotFeed> {
         let mut d = self.lock();
+        if d.due_round != round {
+            // Taken already (a report queued behind the one that started it).
+            return None;
+        }
         d.wait_for_snapshot_thread();
         d.next_snapshot_due();
         d.snapshots_taken += 1;
@@ -498,7 +514,17 @@ impl NodeDisk {
     /// disk the log is rolled here, in order with the appends, and the file is written on
     /// its own thread.
     pub fn take_snapshot(&self, image: DatabaseImage) {
+        self.take_snapshot_if_due(None, || image);
+    }
+
+    /// [`NodeDisk::take_snapshot`] of the image `image` makes, unless `round` (from
+    /// [`NodeDisk::append`]) is given and that snapshot was taken already.
+    pub fn take_snapshot_if_due(&self, round: Option<u64>, image: impl FnOnce() -> DatabaseImage) {
         let mut d = self.lock();
+        if round.is_some_and(|r| r != d.due_round) {
+            return;
+        }
+        let image = image();
         d.next_snapshot_due();
         d.snapshots_taken += 1;
         let zxid = image.last_zxid;
@@ -716,6 +742,33 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn a_due_snapshot_is_taken_once_however_many_appends_report_it() {
+        let disk = NodeDisk::default();
+        disk.set_snap_count(2);
+        let mut db = ZkDatabase::new();
+        let mut rounds = Vec::new();
+        for z in 1..=3 {
+            let ps = vec![create(z)];
+            for e in decode_all(&ps) {
+                db.apply(&e);
+            }
+            rounds.push(disk.append(None, &ps).expect("durable"));
+        }
+        // Every append past the count reports the same snapshot due.
+        let round = rounds[0].expect("due after one txn");
+        assert!(rounds.iter().all(|r| *r == Some(round)), "{rounds:?}");
+        for _ in &rounds {
+            disk.take_snapshot_if_due(Some(round), || db.image());
+        }
+        let stats = disk.stats();
+        assert_eq!(stats.snapshots_taken, 1);
+        assert_eq!(stats.txns_in_memory, 0);
+        // The next one is a new round.
+        let next = disk.append(None, &[create(4)]).expect("durable");
+        assert!(next.is_some_and(|r| r != round), "{next:?}");
     }
 
     #[test]

@@ -325,7 +325,7 @@ impl NodeTask {
                     None => return,
                 },
                 Some(e) = disk_events.recv() => match e {
-                    DiskEvent::SnapshotDue => self.snapshot_due(),
+                    DiskEvent::SnapshotDue { round, on_disk } => self.snapshot_due(round, on_disk),
                 },
                 _ = ticker.tick() => self.tick(),
                 // Walks go on while nothing else is ready.
@@ -514,21 +514,20 @@ impl NodeTask {
 
     /// The disk thread logged `snapCount` txns since the last snapshot: on disk a fuzzy
     /// snapshot file, walked a slice at a time by this task; in memory a copy.
-    fn snapshot_due(&mut self) {
+    fn snapshot_due(&mut self, round: u64, on_disk: bool) {
         if self.walks.writing_file() {
             // The previous file is still being walked; the next append asks again.
             return;
         }
-        if self.disk.on_disk() {
+        if on_disk {
             let snap = self.processor.db().begin_snapshot();
-            if let Some(feed) = self
-                .disk
-                .stream_snapshot(snap.last_zxid, snap.sessions.clone())
-            {
+            let sessions = snap.sessions.clone();
+            if let Some(feed) = self.disk.stream_snapshot(round, snap.last_zxid, sessions) {
                 self.walks.to_file(snap, feed);
             }
         } else {
-            self.disk.take_snapshot(self.processor.db().image());
+            let db = self.processor.db();
+            self.disk.take_snapshot_if_due(Some(round), || db.image());
         }
     }
 

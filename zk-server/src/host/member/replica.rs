@@ -127,8 +127,16 @@ impl Walks {
 /// What the disk thread tells the node task.
 #[derive(Debug)]
 pub enum DiskEvent {
-    /// `snapCount` txns were logged since the last snapshot: take one.
-    SnapshotDue,
+    /// `snapCount` txns were logged since the last snapshot: take one (a file when the
+    /// disk is a data directory, else an image in memory).
+    SnapshotDue {
+        /// Which snapshot (see [`NodeDisk::append`]): reports queued behind the one that
+        /// took it are ignored.
+        round: u64,
+        /// Whether snapshots go to a data directory (read here, on the disk thread, so
+        /// the node task does not wait for the disk's lock across a sync to learn it).
+        on_disk: bool,
+    },
 }
 
 /// The disk thread's side of a member: appends with one write + one sync per batch, and
@@ -154,11 +162,12 @@ impl MemberAppender {
 
 impl LogAppender for MemberAppender {
     fn append(&mut self, txns: &[Proposal]) -> bool {
-        let Some(snapshot_due) = self.disk.append(Some(self.incarnation), txns) else {
+        let Some(due) = self.disk.append(Some(self.incarnation), txns) else {
             return false;
         };
-        if snapshot_due {
-            let _ = self.events.send(DiskEvent::SnapshotDue);
+        if let Some(round) = due {
+            let on_disk = self.disk.on_disk();
+            let _ = self.events.send(DiskEvent::SnapshotDue { round, on_disk });
         }
         true
     }
