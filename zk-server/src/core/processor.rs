@@ -414,51 +414,70 @@ impl Processor {
                 old_client: req.read_only.is_none(),
             },
         );
-        if self.mode == WriteMode::ReadOnly {
-            self.connect_read_only(conn, req, timeout, now, &mut out);
-            return out;
+        match (self.mode, req.session_id) {
+            (WriteMode::ReadOnly, _) => self.connect_read_only(conn, req, timeout, now, &mut out),
+            (WriteMode::Forward, 0) => self.forward_new_session(conn, timeout, now, &mut out),
+            (_, 0) => self.create_session(conn, timeout, now, &mut out),
+            (_, session) => self.resume_session(conn, session, req, timeout, now, &mut out),
         }
-        if req.session_id == 0 && self.mode == WriteMode::Forward {
-            let session = self.sessions.next_session_id();
-            self.sessions.add(session, timeout, now);
-            self.bind(conn, session, &mut out);
-            self.queues
-                .entry(session)
-                .or_default()
-                .push_back(Queued::Forwarded { cxid: 0 });
-            self.forwarded_connects.insert(
+        out
+    }
+
+    /// Follower: a new session gets its id here and is created through the leader; the
+    /// handshake is answered when the createSession txn commits here.
+    fn forward_new_session(&mut self, conn: ConnId, timeout: i32, now: i64, out: &mut Vec<Output>) {
+        let session = self.sessions.next_session_id();
+        self.sessions.add(session, timeout, now);
+        self.bind(conn, session, out);
+        self.queues
+            .entry(session)
+            .or_default()
+            .push_back(Queued::Forwarded { cxid: 0 });
+        self.forwarded_connects.insert(
+            session,
+            Waiter::Connect {
+                conn,
                 session,
-                Waiter::Connect {
-                    conn,
-                    session,
-                    timeout,
-                },
-            );
-            out.push(Output::ForwardCreateSession { session, timeout });
-            return out;
-        }
-        if req.session_id == 0 {
-            let session = self.sessions.next_session_id();
-            self.sessions.add(session, timeout, now);
-            self.bind(conn, session, &mut out);
-            let zxid = self.take_zxid();
-            let e = self.prep.create_session(session, timeout, zxid, now);
-            self.queues
-                .entry(session)
-                .or_default()
-                .push_back(Queued::Write { zxid });
-            self.propose(
-                e,
-                Some(Waiter::Connect {
-                    conn,
-                    session,
-                    timeout,
-                }),
-                &mut out,
-            );
-            return out;
-        }
-        let session = req.session_id;
+                timeout,
+            },
+        );
+        out.push(Output::ForwardCreateSession { session, timeout });
+    }
+
+    /// Standalone, leader: a new session's createSession txn, proposed; the handshake is
+    /// answered when it commits.
+    fn create_session(&mut self, conn: ConnId, timeout: i32, now: i64, out: &mut Vec<Output>) {
+        let session = self.sessions.next_session_id();
+        self.sessions.add(session, timeout, now);
+        self.bind(conn, session, out);
+        let zxid = self.take_zxid();
+        let e = self.prep.create_session(session, timeout, zxid, now);
+        self.queues
+            .entry(session)
+            .or_default()
+            .push_back(Queued::Write { zxid });
+        self.propose(
+            e,
+            Some(Waiter::Connect {
+                conn,
+                session,
+                timeout,
+            }),
+            out,
+        );
+    }
+
+    /// A reconnection with an existing session: answered at once, as expired (session id
+    /// 0, then closed) when the session is gone, closing or the password is wrong.
+    fn resume_session(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        req: &ConnectRequest,
+        timeout: i32,
+        now: i64,
+        out: &mut Vec<Output>,
+    ) {
         let valid = self.db.sessions().contains_key(&session)
             && !self.sessions.is_closing(session)
             && req.passwd.as_ref() == session_password(session).as_slice();
@@ -474,11 +493,11 @@ impl Processor {
                 },
             });
             out.push(Output::Close { conn });
-            return out;
+            return;
         }
         // The session now expires by the timeout this connection negotiated.
         self.sessions.touch_with(session, timeout, now);
-        self.bind(conn, session, &mut out);
+        self.bind(conn, session, out);
         out.push(Output::Connected {
             conn,
             resp: ConnectResponse {
@@ -489,7 +508,6 @@ impl Processor {
                 read_only: req.read_only.map(|_| false),
             },
         });
-        out
     }
 
     /// Read-only handshake: only clients allowing it, only sessions local to this member
@@ -897,48 +915,12 @@ impl Processor {
             }
             _ => {}
         }
-        let waiter = self.waiting.remove(&res.zxid).or_else(|| {
-            if res.outcome == Outcome::SessionCreated {
-                let w = self.forwarded_connects.remove(&res.client_id);
-                if w.is_some() {
-                    self.pop_forwarded(res.client_id, 0);
-                }
-                w
-            } else {
-                let w = self.forwarded.remove(&(res.client_id, res.cxid));
-                if w.is_some() {
-                    self.pop_forwarded(res.client_id, res.cxid);
-                }
-                w
-            }
-        });
-        match waiter {
+        match self.take_waiter(&res) {
             Some(Waiter::Connect {
                 conn,
                 session,
                 timeout,
-            }) => {
-                out.push(Output::Connected {
-                    conn,
-                    resp: ConnectResponse {
-                        protocol_version: 0,
-                        timeout,
-                        session_id: session,
-                        passwd: session_password(session).to_vec().into(),
-                        read_only: match self.conns.get(&conn) {
-                            Some(c) if c.old_client => None,
-                            _ => Some(false),
-                        },
-                    },
-                });
-                // Requests pipelined behind the handshake run once it is answered.
-                if let Some(q) = self.queues.get_mut(&session) {
-                    if matches!(q.front(), Some(Queued::Write { zxid }) if *zxid == res.zxid) {
-                        q.pop_front();
-                    }
-                }
-                self.drain_reads(session, out);
-            }
+            }) => self.answer_connect(conn, session, timeout, res.zxid, out),
             Some(Waiter::Request {
                 conn,
                 session,
@@ -947,11 +929,7 @@ impl Processor {
                 sub_ops,
             }) => {
                 let (err, body) = reply_for(opcode, &sub_ops, &res.outcome);
-                if let Some(q) = self.queues.get_mut(&session) {
-                    if matches!(q.front(), Some(Queued::Write { zxid }) if *zxid == res.zxid) {
-                        q.pop_front();
-                    }
-                }
+                self.pop_write(session, res.zxid);
                 if self.session_conn.get(&session) == Some(&conn) || opcode == OpCode::CloseSession
                 {
                     out.push(Output::Reply {
@@ -975,6 +953,59 @@ impl Processor {
                 out.push(Output::Close { conn });
             }
         }
+    }
+
+    /// Who waits for an applied txn: a request or handshake prepared here (by zxid), or
+    /// one forwarded to the leader (by session and cxid; createSession by session).
+    fn take_waiter(&mut self, res: &ApplyResult) -> Option<Waiter> {
+        if let Some(w) = self.waiting.remove(&res.zxid) {
+            return Some(w);
+        }
+        let (w, cxid) = if res.outcome == Outcome::SessionCreated {
+            (self.forwarded_connects.remove(&res.client_id), 0)
+        } else {
+            (self.forwarded.remove(&(res.client_id, res.cxid)), res.cxid)
+        };
+        if w.is_some() {
+            self.pop_forwarded(res.client_id, cxid);
+        }
+        w
+    }
+
+    /// The session's oldest queued write, if it is txn `zxid`, is done.
+    fn pop_write(&mut self, session: i64, zxid: i64) {
+        if let Some(q) = self.queues.get_mut(&session) {
+            if matches!(q.front(), Some(Queued::Write { zxid: z }) if *z == zxid) {
+                q.pop_front();
+            }
+        }
+    }
+
+    /// A new session's createSession txn (`zxid`) was applied: the handshake is answered
+    /// and the requests pipelined behind it run.
+    fn answer_connect(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        timeout: i32,
+        zxid: i64,
+        out: &mut Vec<Output>,
+    ) {
+        out.push(Output::Connected {
+            conn,
+            resp: ConnectResponse {
+                protocol_version: 0,
+                timeout,
+                session_id: session,
+                passwd: session_password(session).to_vec().into(),
+                read_only: match self.conns.get(&conn) {
+                    Some(c) if c.old_client => None,
+                    _ => Some(false),
+                },
+            },
+        });
+        self.pop_write(session, zxid);
+        self.drain_reads(session, out);
     }
 
     fn pop_forwarded(&mut self, session: i64, cxid: i32) {
