@@ -168,7 +168,7 @@ fn java_double(v: f64) -> String {
 
 /// Apache's "Node count": its node map holds the root twice (as "" and "/").
 fn node_count(v: &View) -> usize {
-    v.core.db.tree.node_count() + 1
+    v.core.db().tree.node_count() + 1
 }
 
 fn latency_line(s: &ServerStats) -> String {
@@ -219,7 +219,7 @@ fn server_summary(v: &View, r: Role) -> String {
         v.stats.packets_sent,
         v.conns.len(),
         v.outstanding,
-        v.core.db.last_zxid(),
+        v.core.db().last_zxid(),
         r.mode,
         node_count(v)
     );
@@ -254,14 +254,19 @@ fn dump_buckets(s: &mut String, buckets: &[(i64, Vec<i64>)]) {
 fn dump_sessions(v: &View, r: Role) -> String {
     let mut s = String::from("SessionTracker dump:\n");
     match r.mode {
-        "standalone" | "leader" => dump_buckets(&mut s, &v.core.sessions.buckets()),
+        "standalone" | "leader" => dump_buckets(&mut s, &v.core.sessions().buckets()),
         mode => {
             if mode == "read-only" {
                 s.push_str("Local ");
-                dump_buckets(&mut s, &v.core.sessions.buckets());
+                dump_buckets(&mut s, &v.core.sessions().buckets());
             }
-            let mut global: Vec<(i64, i32)> =
-                v.core.db.sessions().iter().map(|(s, t)| (*s, *t)).collect();
+            let mut global: Vec<(i64, i32)> = v
+                .core
+                .db()
+                .sessions()
+                .iter()
+                .map(|(s, t)| (*s, *t))
+                .collect();
             global.sort_unstable();
             let _ = writeln!(s, "Global Sessions({}):", global.len());
             for (id, t) in global {
@@ -351,12 +356,12 @@ pub fn render_as(cmd: &str, v: &View, r: Role) -> String {
         ),
         // Apache reports only its data-watch table here.
         "wchs" => {
-            let (watchers, paths, total) = v.core.watches.data_summary();
+            let (watchers, paths, total) = v.core.watches().data_summary();
             format!("{watchers} connections watching {paths} paths\nTotal watches:{total}\n")
         }
         "wchc" => {
             let mut s = String::new();
-            for (sid, paths) in v.core.watches.data_by_session() {
+            for (sid, paths) in v.core.watches().data_by_session() {
                 let _ = writeln!(s, "0x{sid:x}");
                 for p in paths {
                     let _ = writeln!(s, "\t{p}");
@@ -367,7 +372,7 @@ pub fn render_as(cmd: &str, v: &View, r: Role) -> String {
         }
         "wchp" => {
             let mut s = String::new();
-            for (p, sids) in v.core.watches.data_by_path() {
+            for (p, sids) in v.core.watches().data_by_path() {
                 let _ = writeln!(s, "{p}");
                 for sid in sids {
                     let _ = writeln!(s, "\t0x{sid:x}");
@@ -378,7 +383,7 @@ pub fn render_as(cmd: &str, v: &View, r: Role) -> String {
         }
         "dump" => {
             let mut s = dump_sessions(v, r);
-            let eph = v.core.db.tree.ephemerals_by_session();
+            let eph = v.core.db().tree.ephemerals_by_session();
             let _ = writeln!(
                 s,
                 "ephemeral nodes dump:\nSessions with Ephemerals ({}):",
@@ -591,7 +596,7 @@ fn summary_lines(lines: &mut Vec<(String, String)>, name: &str, s: &Summary) {
 /// them: `zk_peer_state` and `zk_quorum_size` on serving members, the leader's learner
 /// and proposal keys on the leader.
 fn mntr(v: &View, r: Role) -> String {
-    let db = &v.core.db;
+    let db = &v.core.db();
     let eph: usize = db
         .tree
         .ephemerals_by_session()
@@ -601,7 +606,7 @@ fn mntr(v: &View, r: Role) -> String {
     let quorum = r.quorum.filter(|_| r.mode != "read-only");
     let leader = quorum.and_then(|q| q.leader.map(|l| (q, l)));
     let local_sessions = match r.mode {
-        "read-only" => v.core.sessions.len(),
+        "read-only" => v.core.sessions().len(),
         _ => 0,
     };
     let st = v.stats;
@@ -646,7 +651,7 @@ fn mntr(v: &View, r: Role) -> String {
     if let Some((_, l)) = leader {
         put("zk_synced_followers", l.followers.to_string());
     }
-    put("zk_watch_count", v.core.watches.count().to_string());
+    put("zk_watch_count", v.core.watches().count().to_string());
     if let Some((_, l)) = leader {
         // Apache's non-voting followers are voters syncing as observers during a
         // reconfig; this server has no reconfig.

@@ -10,10 +10,13 @@
 //!   ([`processor::WriteMode::Forward`]) emits [`processor::Output::Forward`] and the
 //!   leader prepares with [`processor::Processor::prepare_forwarded`].
 //! - [`prep`]: request -> txn (validation, ACLs, zxid).
+//! - [`member_gate`]: what an ensemble member holds back while the quorum answers (syncs,
+//!   handshakes waiting for a revalidation or their session) and read-only timing.
 //! - [`pending`]: outstanding changes of prepared-but-uncommitted txns.
 //! - [`read`]: read requests and SetWatches.
 //! - [`session`]: session ids, passwords, tick-bucket expiry, which member owns a session.
 
+pub mod member_gate;
 pub mod pending;
 pub mod prep;
 pub mod processor;

@@ -221,13 +221,13 @@ enum Waiter {
 #[derive(Debug)]
 pub struct Processor {
     /// Applied state.
-    pub db: ZkDatabase,
+    db: ZkDatabase,
     /// Prepare stage (outstanding changes).
-    pub prep: Prep,
+    prep: Prep,
     /// Watches.
-    pub watches: WatchManager,
+    watches: WatchManager,
     /// Session liveness.
-    pub sessions: SessionTracker,
+    sessions: SessionTracker,
     settings: CoreSettings,
     conns: HashMap<ConnId, Conn>,
     session_conn: HashMap<i64, ConnId>,
@@ -283,6 +283,37 @@ impl Processor {
     pub fn transport_auth(&mut self, conn: ConnId, ids: Vec<Id>) {
         if !ids.is_empty() {
             self.transport_auth.insert(conn, ids);
+        }
+    }
+
+    /// The applied state (read by `mntr`/`dump`, snapshot walks and handshakes).
+    pub fn db(&self) -> &ZkDatabase {
+        &self.db
+    }
+
+    /// The applied state, taking the core apart (to rebuild a core over it).
+    pub fn into_db(self) -> ZkDatabase {
+        self.db
+    }
+
+    /// Session liveness (which sessions are alive here, their timeouts, expiry buckets).
+    pub fn sessions(&self) -> &SessionTracker {
+        &self.sessions
+    }
+
+    /// The watches (`wchs`, `wchc`, `wchp`, `mntr`).
+    pub fn watches(&self) -> &WatchManager {
+        &self.watches
+    }
+
+    /// A new leadership: every session of the database gets a fresh timeout from `now`
+    /// (as in Apache), so clients of the old leader have time to move over.
+    pub fn renew_sessions(&mut self, now: i64) {
+        let sessions: Vec<(i64, i32)> = self.db.sessions().iter().map(|(s, t)| (*s, *t)).collect();
+        for (s, t) in sessions {
+            if !self.touch_session(s, now) {
+                self.sessions.add(s, t, now);
+            }
         }
     }
 
@@ -421,51 +452,70 @@ impl Processor {
                 sasl: DigestServer::default(),
             },
         );
-        if self.mode == WriteMode::ReadOnly {
-            self.connect_read_only(conn, req, timeout, now, &mut out);
-            return out;
+        match (self.mode, req.session_id) {
+            (WriteMode::ReadOnly, _) => self.connect_read_only(conn, req, timeout, now, &mut out),
+            (WriteMode::Forward, 0) => self.forward_new_session(conn, timeout, now, &mut out),
+            (_, 0) => self.create_session(conn, timeout, now, &mut out),
+            (_, session) => self.resume_session(conn, session, req, timeout, now, &mut out),
         }
-        if req.session_id == 0 && self.mode == WriteMode::Forward {
-            let session = self.sessions.next_session_id();
-            self.sessions.add(session, timeout, now);
-            self.bind(conn, session, &mut out);
-            self.queues
-                .entry(session)
-                .or_default()
-                .push_back(Queued::Forwarded { cxid: 0 });
-            self.forwarded_connects.insert(
+        out
+    }
+
+    /// Follower: a new session gets its id here and is created through the leader; the
+    /// handshake is answered when the createSession txn commits here.
+    fn forward_new_session(&mut self, conn: ConnId, timeout: i32, now: i64, out: &mut Vec<Output>) {
+        let session = self.sessions.next_session_id();
+        self.sessions.add(session, timeout, now);
+        self.bind(conn, session, out);
+        self.queues
+            .entry(session)
+            .or_default()
+            .push_back(Queued::Forwarded { cxid: 0 });
+        self.forwarded_connects.insert(
+            session,
+            Waiter::Connect {
+                conn,
                 session,
-                Waiter::Connect {
-                    conn,
-                    session,
-                    timeout,
-                },
-            );
-            out.push(Output::ForwardCreateSession { session, timeout });
-            return out;
-        }
-        if req.session_id == 0 {
-            let session = self.sessions.next_session_id();
-            self.sessions.add(session, timeout, now);
-            self.bind(conn, session, &mut out);
-            let zxid = self.take_zxid();
-            let e = self.prep.create_session(session, timeout, zxid, now);
-            self.queues
-                .entry(session)
-                .or_default()
-                .push_back(Queued::Write { zxid });
-            self.propose(
-                e,
-                Some(Waiter::Connect {
-                    conn,
-                    session,
-                    timeout,
-                }),
-                &mut out,
-            );
-            return out;
-        }
-        let session = req.session_id;
+                timeout,
+            },
+        );
+        out.push(Output::ForwardCreateSession { session, timeout });
+    }
+
+    /// Standalone, leader: a new session's createSession txn, proposed; the handshake is
+    /// answered when it commits.
+    fn create_session(&mut self, conn: ConnId, timeout: i32, now: i64, out: &mut Vec<Output>) {
+        let session = self.sessions.next_session_id();
+        self.sessions.add(session, timeout, now);
+        self.bind(conn, session, out);
+        let zxid = self.take_zxid();
+        let e = self.prep.create_session(session, timeout, zxid, now);
+        self.queues
+            .entry(session)
+            .or_default()
+            .push_back(Queued::Write { zxid });
+        self.propose(
+            e,
+            Some(Waiter::Connect {
+                conn,
+                session,
+                timeout,
+            }),
+            out,
+        );
+    }
+
+    /// A reconnection with an existing session: answered at once, as expired (session id
+    /// 0, then closed) when the session is gone, closing or the password is wrong.
+    fn resume_session(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        req: &ConnectRequest,
+        timeout: i32,
+        now: i64,
+        out: &mut Vec<Output>,
+    ) {
         let valid = self.db.sessions().contains_key(&session)
             && !self.sessions.is_closing(session)
             && req.passwd.as_ref() == session_password(session).as_slice();
@@ -481,11 +531,11 @@ impl Processor {
                 },
             });
             out.push(Output::Close { conn });
-            return out;
+            return;
         }
         // The session now expires by the timeout this connection negotiated.
         self.sessions.touch_with(session, timeout, now);
-        self.bind(conn, session, &mut out);
+        self.bind(conn, session, out);
         out.push(Output::Connected {
             conn,
             resp: ConnectResponse {
@@ -496,7 +546,6 @@ impl Processor {
                 read_only: req.read_only.map(|_| false),
             },
         });
-        out
     }
 
     /// Read-only handshake: only clients allowing it, only sessions local to this member
@@ -649,46 +698,7 @@ impl Processor {
             }
         }
         match req {
-            Request::Auth(a) => {
-                let ip = self
-                    .conns
-                    .get(&conn)
-                    .map(|c| c.ip.clone())
-                    .unwrap_or_default();
-                match acl::authenticate(
-                    &a.scheme,
-                    &a.auth,
-                    &ip,
-                    self.settings.super_digest.as_deref(),
-                ) {
-                    Ok(ids) => {
-                        if let Some(c) = self.conns.get_mut(&conn) {
-                            for id in ids {
-                                if !c.auth.contains(&id) {
-                                    c.auth.push(id);
-                                }
-                            }
-                        }
-                        out.push(Output::Reply {
-                            conn,
-                            header: ok_header(xid, 0),
-                            body: Response::Empty,
-                        });
-                    }
-                    Err(e) => {
-                        out.push(Output::Reply {
-                            conn,
-                            header: ReplyHeader {
-                                xid,
-                                zxid: 0,
-                                err: e,
-                            },
-                            body: Response::Empty,
-                        });
-                        out.push(Output::Close { conn });
-                    }
-                }
-            }
+            Request::Auth(a) => self.authenticate(conn, xid, &a, &mut out),
             // Apache 3.8 accepts check only inside a multi and drops a connection sending
             // it alone.
             Request::Check(_) => {
@@ -721,78 +731,9 @@ impl Processor {
                 });
             }
             req if is_write(&req) && self.mode == WriteMode::Forward => {
-                if matches!(req, Request::CloseSession) {
-                    self.sessions.set_closing(session);
-                }
-                let sub_ops = match &req {
-                    Request::Multi(m) => m.ops.iter().map(|o| o.opcode()).collect(),
-                    _ => Vec::new(),
-                };
-                self.queues
-                    .entry(session)
-                    .or_default()
-                    .push_back(Queued::Forwarded { cxid: xid });
-                self.forwarded.insert(
-                    (session, xid),
-                    Waiter::Request {
-                        conn,
-                        session,
-                        xid,
-                        opcode: req.opcode(),
-                        sub_ops,
-                    },
-                );
-                let auth = self
-                    .conns
-                    .get(&conn)
-                    .map(|c| c.auth.clone())
-                    .unwrap_or_default();
-                out.push(Output::Forward {
-                    session,
-                    cxid: xid,
-                    request: req,
-                    auth,
-                });
+                self.forward_write(conn, session, xid, req, &mut out)
             }
-            req if is_write(&req) => {
-                let opcode = req.opcode();
-                let sub_ops = match &req {
-                    Request::Multi(m) => m.ops.iter().map(|o| o.opcode()).collect(),
-                    _ => Vec::new(),
-                };
-                if matches!(req, Request::CloseSession) {
-                    self.sessions.set_closing(session);
-                }
-                let zxid = self.take_zxid();
-                let auth = self
-                    .conns
-                    .get(&conn)
-                    .map(|c| c.auth.clone())
-                    .unwrap_or_default();
-                let ctx = PrepContext {
-                    session,
-                    auth: &auth,
-                    cxid: xid,
-                    zxid,
-                    time: now,
-                };
-                let e = self.prep.prepare(&self.db, &ctx, &req);
-                self.queues
-                    .entry(session)
-                    .or_default()
-                    .push_back(Queued::Write { zxid });
-                self.propose(
-                    e,
-                    Some(Waiter::Request {
-                        conn,
-                        session,
-                        xid,
-                        opcode,
-                        sub_ops,
-                    }),
-                    &mut out,
-                );
-            }
+            req if is_write(&req) => self.prepare_write(conn, session, xid, req, now, &mut out),
             req => {
                 let q = self.queues.entry(session).or_default();
                 if q.is_empty() {
@@ -803,6 +744,148 @@ impl Processor {
             }
         }
         out
+    }
+
+    /// An auth packet: the connection gains the ids it proves; a failure closes it.
+    fn authenticate(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        a: &zk_proto::AuthPacket,
+        out: &mut Vec<Output>,
+    ) {
+        let ip = self
+            .conns
+            .get(&conn)
+            .map(|c| c.ip.clone())
+            .unwrap_or_default();
+        match acl::authenticate(
+            &a.scheme,
+            &a.auth,
+            &ip,
+            self.settings.super_digest.as_deref(),
+        ) {
+            Ok(ids) => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    for id in ids {
+                        if !c.auth.contains(&id) {
+                            c.auth.push(id);
+                        }
+                    }
+                }
+                out.push(Output::Reply {
+                    conn,
+                    header: ok_header(xid, 0),
+                    body: Response::Empty,
+                });
+            }
+            Err(e) => {
+                out.push(Output::Reply {
+                    conn,
+                    header: ReplyHeader {
+                        xid,
+                        zxid: 0,
+                        err: e,
+                    },
+                    body: Response::Empty,
+                });
+                out.push(Output::Close { conn });
+            }
+        }
+    }
+
+    /// A follower's write: queued in session order and forwarded to the leader, answered
+    /// when the leader's txn commits here.
+    fn forward_write(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        req: Request,
+        out: &mut Vec<Output>,
+    ) {
+        if matches!(req, Request::CloseSession) {
+            self.sessions.set_closing(session);
+        }
+        let sub_ops = match &req {
+            Request::Multi(m) => m.ops.iter().map(|o| o.opcode()).collect(),
+            _ => Vec::new(),
+        };
+        self.queues
+            .entry(session)
+            .or_default()
+            .push_back(Queued::Forwarded { cxid: xid });
+        self.forwarded.insert(
+            (session, xid),
+            Waiter::Request {
+                conn,
+                session,
+                xid,
+                opcode: req.opcode(),
+                sub_ops,
+            },
+        );
+        let auth = self
+            .conns
+            .get(&conn)
+            .map(|c| c.auth.clone())
+            .unwrap_or_default();
+        out.push(Output::Forward {
+            session,
+            cxid: xid,
+            request: req,
+            auth,
+        });
+    }
+
+    /// A write prepared here (standalone, leader): a txn with the next zxid, proposed,
+    /// answered when it commits.
+    fn prepare_write(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        req: Request,
+        now: i64,
+        out: &mut Vec<Output>,
+    ) {
+        let opcode = req.opcode();
+        let sub_ops = match &req {
+            Request::Multi(m) => m.ops.iter().map(|o| o.opcode()).collect(),
+            _ => Vec::new(),
+        };
+        if matches!(req, Request::CloseSession) {
+            self.sessions.set_closing(session);
+        }
+        let zxid = self.take_zxid();
+        let auth = self
+            .conns
+            .get(&conn)
+            .map(|c| c.auth.clone())
+            .unwrap_or_default();
+        let ctx = PrepContext {
+            session,
+            auth: &auth,
+            cxid: xid,
+            zxid,
+            time: now,
+        };
+        let e = self.prep.prepare(&self.db, &ctx, &req);
+        self.queues
+            .entry(session)
+            .or_default()
+            .push_back(Queued::Write { zxid });
+        self.propose(
+            e,
+            Some(Waiter::Request {
+                conn,
+                session,
+                xid,
+                opcode,
+                sub_ops,
+            }),
+            out,
+        );
     }
 
     fn run_read(
@@ -822,38 +905,11 @@ impl Processor {
             .map(|c| c.auth.clone())
             .unwrap_or_default();
         match req {
-            Request::SetWatches(s) => {
-                let evs = read::set_watches(
-                    &self.db,
-                    &mut self.watches,
-                    session,
-                    s.relative_zxid,
-                    &s.data_watches,
-                    &s.exist_watches,
-                    &s.child_watches,
-                    &[],
-                    &[],
-                );
-                out.extend(evs.into_iter().map(|event| Output::Event { conn, event }));
-                out.push(Output::Reply {
-                    conn,
-                    header: ok_header(xid, self.db.last_zxid()),
-                    body: Response::Empty,
-                });
-            }
-            Request::SetWatches2(s) => {
-                let evs = read::set_watches(
-                    &self.db,
-                    &mut self.watches,
-                    session,
-                    s.relative_zxid,
-                    &s.data_watches,
-                    &s.exist_watches,
-                    &s.child_watches,
-                    &s.persistent_watches,
-                    &s.persistent_recursive_watches,
-                );
-                out.extend(evs.into_iter().map(|event| Output::Event { conn, event }));
+            Request::SetWatches(_) | Request::SetWatches2(_) => {
+                if let Some(r) = read::Rewatch::of(req) {
+                    let evs = read::set_watches(&self.db, &mut self.watches, session, &r);
+                    out.extend(evs.into_iter().map(|event| Output::Event { conn, event }));
+                }
                 out.push(Output::Reply {
                     conn,
                     header: ok_header(xid, self.db.last_zxid()),
@@ -1010,48 +1066,12 @@ impl Processor {
             }
             _ => {}
         }
-        let waiter = self.waiting.remove(&res.zxid).or_else(|| {
-            if res.outcome == Outcome::SessionCreated {
-                let w = self.forwarded_connects.remove(&res.client_id);
-                if w.is_some() {
-                    self.pop_forwarded(res.client_id, 0);
-                }
-                w
-            } else {
-                let w = self.forwarded.remove(&(res.client_id, res.cxid));
-                if w.is_some() {
-                    self.pop_forwarded(res.client_id, res.cxid);
-                }
-                w
-            }
-        });
-        match waiter {
+        match self.take_waiter(&res) {
             Some(Waiter::Connect {
                 conn,
                 session,
                 timeout,
-            }) => {
-                out.push(Output::Connected {
-                    conn,
-                    resp: ConnectResponse {
-                        protocol_version: 0,
-                        timeout,
-                        session_id: session,
-                        passwd: session_password(session).to_vec().into(),
-                        read_only: match self.conns.get(&conn) {
-                            Some(c) if c.old_client => None,
-                            _ => Some(false),
-                        },
-                    },
-                });
-                // Requests pipelined behind the handshake run once it is answered.
-                if let Some(q) = self.queues.get_mut(&session) {
-                    if matches!(q.front(), Some(Queued::Write { zxid }) if *zxid == res.zxid) {
-                        q.pop_front();
-                    }
-                }
-                self.drain_reads(session, out);
-            }
+            }) => self.answer_connect(conn, session, timeout, res.zxid, out),
             Some(Waiter::Request {
                 conn,
                 session,
@@ -1060,11 +1080,7 @@ impl Processor {
                 sub_ops,
             }) => {
                 let (err, body) = reply_for(opcode, &sub_ops, &res.outcome);
-                if let Some(q) = self.queues.get_mut(&session) {
-                    if matches!(q.front(), Some(Queued::Write { zxid }) if *zxid == res.zxid) {
-                        q.pop_front();
-                    }
-                }
+                self.pop_write(session, res.zxid);
                 if self.session_conn.get(&session) == Some(&conn) || opcode == OpCode::CloseSession
                 {
                     out.push(Output::Reply {
@@ -1088,6 +1104,59 @@ impl Processor {
                 out.push(Output::Close { conn });
             }
         }
+    }
+
+    /// Who waits for an applied txn: a request or handshake prepared here (by zxid), or
+    /// one forwarded to the leader (by session and cxid; createSession by session).
+    fn take_waiter(&mut self, res: &ApplyResult) -> Option<Waiter> {
+        if let Some(w) = self.waiting.remove(&res.zxid) {
+            return Some(w);
+        }
+        let (w, cxid) = if res.outcome == Outcome::SessionCreated {
+            (self.forwarded_connects.remove(&res.client_id), 0)
+        } else {
+            (self.forwarded.remove(&(res.client_id, res.cxid)), res.cxid)
+        };
+        if w.is_some() {
+            self.pop_forwarded(res.client_id, cxid);
+        }
+        w
+    }
+
+    /// The session's oldest queued write, if it is txn `zxid`, is done.
+    fn pop_write(&mut self, session: i64, zxid: i64) {
+        if let Some(q) = self.queues.get_mut(&session) {
+            if matches!(q.front(), Some(Queued::Write { zxid: z }) if *z == zxid) {
+                q.pop_front();
+            }
+        }
+    }
+
+    /// A new session's createSession txn (`zxid`) was applied: the handshake is answered
+    /// and the requests pipelined behind it run.
+    fn answer_connect(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        timeout: i32,
+        zxid: i64,
+        out: &mut Vec<Output>,
+    ) {
+        out.push(Output::Connected {
+            conn,
+            resp: ConnectResponse {
+                protocol_version: 0,
+                timeout,
+                session_id: session,
+                passwd: session_password(session).to_vec().into(),
+                read_only: match self.conns.get(&conn) {
+                    Some(c) if c.old_client => None,
+                    _ => Some(false),
+                },
+            },
+        });
+        self.pop_write(session, zxid);
+        self.drain_reads(session, out);
     }
 
     fn pop_forwarded(&mut self, session: i64, cxid: i32) {

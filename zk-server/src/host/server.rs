@@ -379,7 +379,7 @@ impl Core {
         let mut buf = bytes::BytesMut::with_capacity(SLICE_BYTES + 4096);
         let done = snap
             .walk
-            .step(&self.processor.db.tree, &mut buf, SLICE_BYTES);
+            .step(&self.processor.db().tree, &mut buf, SLICE_BYTES);
         if !buf.is_empty() {
             let _ = self.store_tx.send(StoreJob::SnapshotNodes(buf.freeze()));
         }
@@ -467,7 +467,7 @@ impl Core {
                 self.outputs(out);
                 if self.since_snapshot >= self.config.snap_count.max(1) && self.snapshot.is_none() {
                     self.since_snapshot = 0;
-                    let snap = self.processor.db.begin_snapshot();
+                    let snap = self.processor.db().begin_snapshot();
                     let _ = self.store_tx.send(StoreJob::SnapshotBegin(
                         snap.last_zxid,
                         snap.sessions.clone(),

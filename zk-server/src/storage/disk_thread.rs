@@ -1,11 +1,12 @@
-//! The driver's disk thread (Apache's `SyncRequestProcessor`): txn log appends run here,
-//! off the driver task, so the peer keeps receiving proposals and acks while the log
+//! A peer's disk thread (Apache's `SyncRequestProcessor`): txn log appends run here, off
+//! the task that owns the peer, so it keeps receiving proposals and acks while the log
 //! syncs. Whatever was handed over while a sync ran goes to disk with the next single
 //! write + fdatasync (group commit); each sync is reported back as `(generation, last
-//! zxid)` and the driver then calls `on_persisted`.
+//! zxid)` and the owner then calls `on_persisted` (through
+//! [`crate::host::quorum::driver::QuorumIo`]).
 //!
 //! Before anything that must see the log complete or change it (reading it for a DIFF,
-//! TRUNC, SNAP) the driver waits for the thread to drain ([`DiskThread::barrier`]);
+//! TRUNC, SNAP) the owner waits for the thread to drain ([`DiskThread::barrier`]);
 //! reports sent before a barrier carry an older generation and are ignored, so a late
 //! report can never describe a log that was truncated meanwhile.
 

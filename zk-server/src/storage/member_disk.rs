@@ -22,12 +22,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::storage::snapshot_walk::SnapshotWalk;
 use bytes::BytesMut;
 use zk_proto::txn::TxnEntry;
 
 use crate::error::{Result, ServerError};
-use crate::state::database::{DatabaseImage, FuzzySnapshot, ZkDatabase};
+use crate::state::database::{DatabaseImage, ZkDatabase};
 use crate::storage::database_builder::DatabaseBuilder;
 use crate::storage::snapshot_reader::{read_snap_body, ReadError};
 use crate::storage::store::{to_snapshot, Recovered};
@@ -73,6 +72,9 @@ pub struct DiskData {
     /// Txns logged since the last snapshot, and how many trigger the next one.
     since_snapshot: u64,
     snapshot_due: u64,
+    /// Bumped whenever the count restarts (a snapshot taken or installed, a restart):
+    /// names the snapshot an append reports due, so a stale report is ignored.
+    due_round: u64,
     /// Log appends so far (each one write + sync of a whole batch).
     syncs: u64,
     /// Snapshots taken (periodic) and received from a leader (SNAP).
@@ -105,6 +107,7 @@ impl Default for DiskData {
             append_delay: std::time::Duration::ZERO,
             since_snapshot: 0,
             snapshot_due: 0,
+            due_round: 0,
             syncs: 0,
             snapshots_taken: 0,
             snapshots_installed: 0,
@@ -152,6 +155,7 @@ impl DiskData {
             % half;
         self.snapshot_due = half + jitter;
         self.since_snapshot = 0;
+        self.due_round += 1;
     }
 
     /// Writes a snapshot file on a thread of its own (so appends go on), counting it for
@@ -237,6 +241,31 @@ pub struct NodeDisk {
     /// What the driver's tick reads to time autopurge, outside the lock: appends hold
     /// it across a sync, which must not stall the member's async task.
     purge_clock: Arc<PurgeClock>,
+}
+
+/// Where the node task sends the pieces of a fuzzy snapshot file it walks
+/// ([`NodeDisk::stream_snapshot`]); dropping it before [`SnapshotFeed::end`] abandons
+/// the file.
+#[derive(Debug)]
+pub struct SnapshotFeed(std::sync::mpsc::Sender<SnapshotPiece>);
+
+#[derive(Debug)]
+enum SnapshotPiece {
+    Nodes(bytes::Bytes),
+    End(Vec<(i64, Vec<zk_proto::Acl>)>),
+}
+
+impl SnapshotFeed {
+    /// Node records, as [`crate::storage::snapshot_walk::SnapshotWalk::step`] writes them.
+    pub fn nodes(&self, records: bytes::Bytes) {
+        let _ = self.0.send(SnapshotPiece::Nodes(records));
+    }
+
+    /// The walk is complete: the file gets its sessions (given at the start) and the ACL
+    /// table, and is published.
+    pub fn end(self, acls: Vec<(i64, Vec<zk_proto::Acl>)>) {
+        let _ = self.0.send(SnapshotPiece::End(acls));
+    }
 }
 
 /// Autopurge inputs readable without the disk's lock.
@@ -409,8 +438,10 @@ impl NodeDisk {
 
     /// Appends txns with one write and one sync (dropped when `incarnation` is given and
     /// stale). Returns `None` when they are not durable (stale incarnation, disk error),
-    /// else whether a snapshot is due (see [`NodeDisk::stream_snapshot`]).
-    pub fn append(&self, incarnation: Option<u64>, txns: &[Proposal]) -> Option<bool> {
+    /// else `Some(round)` when a snapshot is due: pass `round` to
+    /// [`NodeDisk::stream_snapshot`] or [`NodeDisk::take_snapshot_if_due`], which do
+    /// nothing once that snapshot was taken.
+    pub fn append(&self, incarnation: Option<u64>, txns: &[Proposal]) -> Option<Option<u64>> {
         let entries = decode_all(txns);
         let delay = self.lock().append_delay;
         if !delay.is_zero() {
@@ -420,7 +451,7 @@ impl NodeDisk {
         if incarnation.is_some_and(|i| i != d.incarnation) || !d.append(&entries) {
             return None;
         }
-        Some(d.since_snapshot >= d.snapshot_due)
+        Some((d.since_snapshot >= d.snapshot_due).then_some(d.due_round))
     }
 
     /// Whether snapshots go to a data directory (taken with
@@ -429,46 +460,53 @@ impl NodeDisk {
         matches!(self.lock().log, Log::Disk { .. })
     }
 
-    /// Writes a fuzzy snapshot to the data directory without stalling the member: the log
-    /// rolls here (in order with the appends), then a thread walks the tree a slice at a
-    /// time with `step` (which takes the core's lock for each slice only) while txns
-    /// keep being applied; a restart replays the log from `snap.last_zxid` over it, as
-    /// Apache does with its fuzzy snapshots.
+    /// Starts a fuzzy snapshot file in the data directory for a walk that the member's
+    /// node task carries out a slice at a time between its other work (so it never
+    /// stalls): the log rolls here, then a thread writes the pieces sent to the returned
+    /// feed. Txns keep being applied during the walk; a restart replays the log from
+    /// `zxid` over the file, as Apache does with its fuzzy snapshots. `None` in memory,
+    /// or when the file cannot be created.
     pub fn stream_snapshot(
         &self,
-        snap: FuzzySnapshot,
-        mut step: impl FnMut(&mut SnapshotWalk, &mut BytesMut) -> bool + Send + 'static,
-    ) {
+        round: u64,
+        zxid: i64,
+        sessions: Vec<(i64, i32)>,
+    ) -> Option<SnapshotFeed> {
         let mut d = self.lock();
+        if d.due_round != round {
+            // Taken already (a report queued behind the one that started it).
+            return None;
+        }
         d.wait_for_snapshot_thread();
         d.next_snapshot_due();
         d.snapshots_taken += 1;
         let Log::Disk { storage, .. } = &mut d.log else {
-            return;
+            return None;
         };
         storage.roll_log();
-        let zxid = snap.last_zxid;
         let mut stream = match storage.snapshot_writer().stream(zxid) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!("snapshot {zxid:#x} failed: {e}");
-                return;
+                return None;
             }
         };
-        let FuzzySnapshot {
-            sessions, mut walk, ..
-        } = snap;
+        let (tx, rx) = std::sync::mpsc::channel::<SnapshotPiece>();
         d.spawn_snapshot_thread(self.purge_clock.clone(), zxid, move || {
             loop {
-                let mut buf = BytesMut::new();
-                let done = step(&mut walk, &mut buf);
-                stream.nodes(&buf)?;
-                if done {
-                    break;
+                match rx.recv() {
+                    Ok(SnapshotPiece::Nodes(b)) => stream.nodes(&b)?,
+                    Ok(SnapshotPiece::End(acls)) => return stream.finish(&sessions, &acls),
+                    // The walk stopped (the database was replaced): the partial file goes.
+                    Err(_) => {
+                        return Err(ServerError::Storage(format!(
+                            "snapshot {zxid:#x} abandoned"
+                        )))
+                    }
                 }
             }
-            stream.finish(&sessions, &walk.acl_table())
         });
+        Some(SnapshotFeed(tx))
     }
 
     /// Saves a snapshot of the database (its state as applied, which may run ahead of
@@ -476,7 +514,17 @@ impl NodeDisk {
     /// disk the log is rolled here, in order with the appends, and the file is written on
     /// its own thread.
     pub fn take_snapshot(&self, image: DatabaseImage) {
+        self.take_snapshot_if_due(None, || image);
+    }
+
+    /// [`NodeDisk::take_snapshot`] of the image `image` makes, unless `round` (from
+    /// [`NodeDisk::append`]) is given and that snapshot was taken already.
+    pub fn take_snapshot_if_due(&self, round: Option<u64>, image: impl FnOnce() -> DatabaseImage) {
         let mut d = self.lock();
+        if round.is_some_and(|r| r != d.due_round) {
+            return;
+        }
+        let image = image();
         d.next_snapshot_due();
         d.snapshots_taken += 1;
         let zxid = image.last_zxid;
@@ -694,6 +742,33 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn a_due_snapshot_is_taken_once_however_many_appends_report_it() {
+        let disk = NodeDisk::default();
+        disk.set_snap_count(2);
+        let mut db = ZkDatabase::new();
+        let mut rounds = Vec::new();
+        for z in 1..=3 {
+            let ps = vec![create(z)];
+            for e in decode_all(&ps) {
+                db.apply(&e);
+            }
+            rounds.push(disk.append(None, &ps).expect("durable"));
+        }
+        // Every append past the count reports the same snapshot due.
+        let round = rounds[0].expect("due after one txn");
+        assert!(rounds.iter().all(|r| *r == Some(round)), "{rounds:?}");
+        for _ in &rounds {
+            disk.take_snapshot_if_due(Some(round), || db.image());
+        }
+        let stats = disk.stats();
+        assert_eq!(stats.snapshots_taken, 1);
+        assert_eq!(stats.txns_in_memory, 0);
+        // The next one is a new round.
+        let next = disk.append(None, &[create(4)]).expect("durable");
+        assert!(next.is_some_and(|r| r != round), "{next:?}");
     }
 
     #[test]

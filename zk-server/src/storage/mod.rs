@@ -22,8 +22,7 @@
 //! - [`store`]: a standalone server's txn store (disk or memory) and its disk thread.
 //! - [`member_disk`]: an ensemble member's epochs, snapshot and txn log (memory or
 //!   Apache's files), and its autopurge.
-//! - [`disk_thread`]: a member's txn log appends off the quorum driver's task (group
-//!   commit).
+//! - [`disk_thread`]: a member's txn log appends off its node task (group commit).
 //!
 //! Conventions callers must follow, as Apache does:
 //! - Snapshot nodes are in pre-order with the root's path `""`; ACL index -1 is the open

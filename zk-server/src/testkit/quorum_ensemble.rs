@@ -1,6 +1,9 @@
 //! An embedded test ensemble: N peers in-process on loopback, each with an in-memory
 //! database and disk ([`MemReplica`]); find the leader, write, kill / restart / isolate a
-//! server, heal. The server core will wrap this with client-serving servers.
+//! server, heal.
+//!
+//! Each peer runs in one small owner task ([`PeerHandle`]) holding the [`QuorumPeer`], its
+//! [`QuorumIo`] and its replica, as a member's node task does with the server core.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -11,11 +14,12 @@ use tokio::net::TcpListener;
 
 use super::txn_list_snapshot;
 use crate::host::quorum::driver::{
-    spawn_peer, LogAppender, PeerAddrs, PeerHandle, PeerStatus, PendingSnapshot, Replica,
+    is_sync_request, IsolationSwitch, LogAppender, PeerAddrs, PeerStatus, PendingSnapshot, QuorumIo,
 };
 use crate::zab::broadcast::leader::ProposeError;
 use crate::zab::broadcast::{DiskState, Proposal};
-use crate::zab::{LearnerType, QuorumConfig, QuorumServer, Sid, Zxid};
+use crate::zab::{Action, LearnerType, QuorumConfig, QuorumPeer, QuorumServer, Sid, Zxid};
+use tokio::sync::{mpsc, oneshot, watch};
 
 #[derive(Debug, Default)]
 struct MemDisk {
@@ -118,28 +122,22 @@ impl MemReplica {
     }
 }
 
-impl Replica for MemReplica {
-    fn persist(&mut self, p: &Proposal) {
-        self.persist_batch(std::slice::from_ref(p));
-    }
-    fn persist_batch(&mut self, ps: &[Proposal]) {
-        self.with(|m| m.append(ps));
-    }
-    fn log_appender(&mut self) -> Option<Box<dyn LogAppender>> {
-        Some(Box::new(MemAppender {
+impl MemReplica {
+    fn appender(&self) -> Box<dyn LogAppender> {
+        Box::new(MemAppender {
             replica: self.clone(),
             incarnation: self.with(|m| m.incarnation),
-        }))
+        })
     }
-    fn apply(&mut self, p: &Proposal) {
+    fn apply(&self, p: &Proposal) {
         self.with(|m| m.applied.push(p.clone()));
     }
     fn snapshot(&self) -> PendingSnapshot {
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (tx, rx) = oneshot::channel();
         let _ = tx.send(vec![self.with(|m| txn_list_snapshot::encode(&m.applied))]);
         rx
     }
-    fn install_snapshot(&mut self, _zxid: Zxid, data: Bytes) {
+    fn install_snapshot(&self, data: Bytes) {
         let txns = txn_list_snapshot::decode(data);
         self.with(|m| {
             m.log = txns.clone();
@@ -147,7 +145,7 @@ impl Replica for MemReplica {
             m.snapshots_installed += 1;
         });
     }
-    fn truncate(&mut self, zxid: Zxid) {
+    fn truncate(&self, zxid: Zxid) {
         self.with(|m| {
             m.log.retain(|p| p.zxid <= zxid);
             m.applied.retain(|p| p.zxid <= zxid);
@@ -164,11 +162,168 @@ impl Replica for MemReplica {
             (txns.first().map(|p| p.zxid) == Some(from)).then_some(txns)
         })
     }
-    fn save_accepted_epoch(&mut self, e: i64) {
-        self.with(|m| m.accepted = e);
+}
+
+/// A command to a peer's owner task.
+type Propose = (Bytes, oneshot::Sender<Result<Zxid, ProposeError>>);
+
+/// A running test peer: its owner task, proposals into it, its status out.
+pub struct PeerHandle {
+    proposals: mpsc::UnboundedSender<Propose>,
+    isolation: IsolationSwitch,
+    status: watch::Receiver<PeerStatus>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PeerHandle {
+    fn drop(&mut self) {
+        self.task.abort();
     }
-    fn save_current_epoch(&mut self, e: i64) {
-        self.with(|m| m.current = e);
+}
+
+impl PeerHandle {
+    /// Starts a peer on already-bound listeners over `replica`, restarted from `disk`.
+    pub fn spawn(
+        cfg: QuorumConfig,
+        disk: DiskState,
+        replica: MemReplica,
+        election: TcpListener,
+        quorum: TcpListener,
+        addrs: PeerAddrs,
+    ) -> PeerHandle {
+        let io = QuorumIo::start(&cfg, || replica.appender(), election, quorum, addrs);
+        let (peer, first) = QuorumPeer::new(cfg, disk, io.now());
+        let (proposals, rx) = mpsc::unbounded_channel();
+        let (status_tx, status) = watch::channel(PeerStatus {
+            state: crate::zab::PeerState::Looking,
+            leader: None,
+            serving: false,
+        });
+        let isolation = io.isolation_switch();
+        let owner = PeerTask {
+            peer,
+            io,
+            replica,
+            status: status_tx,
+        };
+        let task = tokio::spawn(owner.run(first, rx));
+        PeerHandle {
+            proposals,
+            isolation,
+            status,
+            task,
+        }
+    }
+
+    /// The latest status.
+    pub fn status(&self) -> PeerStatus {
+        *self.status.borrow()
+    }
+
+    /// Proposes a serialized txn (leader only); resolves once it is proposed.
+    pub async fn propose(&self, data: Bytes) -> Result<Zxid, ProposeError> {
+        let (tx, rx) = oneshot::channel();
+        if self.proposals.send((data, tx)).is_err() {
+            return Err(ProposeError::NotEstablished);
+        }
+        rx.await.unwrap_or(Err(ProposeError::NotEstablished))
+    }
+
+    /// Cuts (or restores) all of this peer's traffic, both ways.
+    pub fn isolate(&self, on: bool) {
+        self.isolation.set(on);
+    }
+
+    /// Stops the peer at once (like a crash: connections drop, nothing is flushed).
+    pub fn kill(self) {
+        self.task.abort();
+    }
+}
+
+/// The owner of one test peer: the peer, its I/O and its replica.
+struct PeerTask {
+    peer: QuorumPeer,
+    io: QuorumIo,
+    replica: MemReplica,
+    status: watch::Sender<PeerStatus>,
+}
+
+impl PeerTask {
+    async fn run(mut self, first: Vec<Action>, mut proposals: mpsc::UnboundedReceiver<Propose>) {
+        self.perform(first);
+        loop {
+            let actions = tokio::select! {
+                ev = self.io.next() => match ev {
+                    Some(ev) => self.io.handle(&mut self.peer, ev),
+                    None => return,
+                },
+                p = proposals.recv() => match p {
+                    Some((data, reply)) => {
+                        let (r, out) = self.peer.propose(self.io.now(), data);
+                        let _ = reply.send(r);
+                        out
+                    }
+                    None => return,
+                },
+            };
+            self.perform(actions);
+        }
+    }
+
+    /// Performs actions until none are left (persist confirmations may produce more).
+    fn perform(&mut self, mut pending: Vec<Action>) {
+        while !pending.is_empty() {
+            let batch = std::mem::take(&mut pending);
+            if let Some(st) = self.io.begin_round(&batch) {
+                let _ = self.status.send(st);
+            }
+            for a in batch {
+                if let Some(a) = self.io.perform(&mut self.peer, a) {
+                    pending.extend(self.replica_action(a));
+                }
+            }
+            pending.extend(self.io.end_round(&mut self.peer));
+        }
+    }
+
+    /// The actions `QuorumIo` leaves to the owner: the replica's part.
+    fn replica_action(&mut self, a: Action) -> Vec<Action> {
+        let now = self.io.now();
+        match a {
+            Action::Deliver(p) => self.replica.apply(&p),
+            Action::SendSnapshot { conn, zxid } => {
+                let body = self.replica.snapshot();
+                self.io.send_snapshot(conn, zxid, body);
+            }
+            Action::InstallSnapshot { data, .. } => self.replica.install_snapshot(data),
+            Action::Truncate(z) => self.replica.truncate(z),
+            Action::ReadLog { conn, from, to } => {
+                let txns = self.replica.read_log(from, to);
+                return self.peer.on_log_read(now, conn, txns);
+            }
+            Action::SaveAcceptedEpoch(e) => self.replica.with(|m| m.accepted = e),
+            Action::SaveCurrentEpoch(e) => self.replica.with(|m| m.current = e),
+            Action::StateChanged {
+                state,
+                leader,
+                serving,
+            } => {
+                let _ = self.status.send(PeerStatus {
+                    state,
+                    leader,
+                    serving,
+                });
+            }
+            // No server core here: forwarded writes are dropped, sessions always valid.
+            Action::LearnerRequest { conn, packet, .. } if is_sync_request(&packet) => {
+                return self.peer.sync_request(now, conn);
+            }
+            Action::Revalidate {
+                conn, session_id, ..
+            } => return self.peer.revalidate_reply(now, conn, session_id, true),
+            _ => {}
+        }
+        Vec::new()
     }
 }
 
@@ -273,7 +428,7 @@ impl TestEnsemble {
             None => (crate::host::bind(*e).await?, crate::host::bind(*q).await?),
         };
         let disk = replica.restart();
-        let h = spawn_peer(
+        let h = PeerHandle::spawn(
             cfg.clone(),
             disk,
             replica.clone(),

@@ -366,6 +366,28 @@ impl QuorumPeer {
         now: Millis,
         data: Bytes,
     ) -> (Result<Zxid, ProposeError>, Vec<Action>) {
+        self.propose_inner(now, None, data)
+    }
+
+    /// Leader: proposes a serialized txn whose zxid `zxid` the server core assigned
+    /// (from [`QuorumPeer::next_zxid`] on when this leadership began): the core is the one
+    /// place that assigns zxids, and a txn out of order is refused rather than proposed
+    /// under another zxid than its header's.
+    pub fn propose_txn(
+        &mut self,
+        now: Millis,
+        zxid: Zxid,
+        data: Bytes,
+    ) -> (Result<Zxid, ProposeError>, Vec<Action>) {
+        self.propose_inner(now, Some(zxid), data)
+    }
+
+    fn propose_inner(
+        &mut self,
+        now: Millis,
+        zxid: Option<Zxid>,
+        data: Bytes,
+    ) -> (Result<Zxid, ProposeError>, Vec<Action>) {
         let mut out = Vec::new();
         let r = match &mut self.role {
             Role::Leading(l) if l.next_zxid().is_some() => {
@@ -375,7 +397,10 @@ impl QuorumPeer {
                     history: &mut self.history,
                     out: &mut out,
                 };
-                l.propose(&mut ctx, data)
+                match zxid {
+                    Some(z) => l.propose_at(&mut ctx, z, data),
+                    None => l.propose(&mut ctx, data),
+                }
             }
             Role::Leading(l) if l.is_established() => {
                 // The counter would roll over: Apache forces a re-election.

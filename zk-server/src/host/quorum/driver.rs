@@ -1,12 +1,13 @@
-//! The tokio driver of a whole [`QuorumPeer`]: election connections, the quorum port,
-//! leader-learner connections, timers and the caller's replica (database + disk).
+//! The tokio side of a [`QuorumPeer`]: election connections, the quorum port,
+//! leader-learner connections, the disk thread and the peer's timer ([`QuorumIo`]).
 //!
-//! The driver owns the peer in one task; everything else talks to it through channels.
-//! Txn log appends are group commits: the `Persist` actions of a round go to disk together,
-//! on a disk thread ([`crate::storage::disk_thread`]) when the replica offers a
-//! [`LogAppender`] (the driver keeps receiving while the log syncs, and confirms with
-//! `on_persisted` when the sync reports back), else with one
-//! [`Replica::persist_batch`] on the driver task, confirmed right after the round.
+//! The peer itself and the database belong to the owner of the [`QuorumIo`] (a member's
+//! node task, or the test ensemble's peer task), which performs the peer's actions: the
+//! network and log ones through the `QuorumIo`, the others (deliveries, role changes,
+//! learner requests, SNAP bodies) with direct calls on what it owns. Txn log appends are
+//! group commits: the `Persist` actions of a round go to disk together on a disk thread
+//! ([`crate::storage::disk_thread`]), and the peer keeps receiving while the log syncs
+//! (`on_persisted` follows when the sync reports back).
 //!
 //! Wire: election as in [`super::election`]; leader-learner QuorumPackets as bare jute
 //! records. SNAP is followed by the database as Apache streams it ([`crate::storage::snap_stream`]).
@@ -21,8 +22,9 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::Decoder;
+use zk_proto::election::Notification;
 use zk_proto::jute::{JuteWrite, Record};
 use zk_proto::quorum::{QuorumPacket, QuorumPacketType};
 
@@ -33,8 +35,7 @@ use super::parked::ParkedLearners;
 use crate::storage::disk_thread::DiskThread;
 pub use crate::storage::disk_thread::LogAppender;
 use crate::storage::snap_stream;
-use crate::zab::broadcast::leader::ProposeError;
-use crate::zab::broadcast::{DiskState, Proposal};
+use crate::zab::broadcast::Proposal;
 use crate::zab::{Action, ConnId, PeerState, QuorumConfig, QuorumPeer, Sid, ZabMessage, Zxid};
 
 /// Largest snapshot accepted from a leader.
@@ -44,7 +45,7 @@ const MAX_SNAPSHOT: usize = 1 << 30;
 /// handed to the new round (see [`EarlyVotes`]).
 const EARLY_VOTE_MAX_AGE: u64 = 1000;
 
-/// A SNAP body still being produced (see [`Replica::snapshot`]), as parts written one
+/// A SNAP body still being produced (see [`QuorumIo::send_snapshot`]), as parts written one
 /// after the other (so a body assembled from pieces is never copied into one buffer).
 pub type PendingSnapshot = oneshot::Receiver<Vec<Bytes>>;
 
@@ -56,64 +57,6 @@ enum Outgoing {
         zxid: Zxid,
         body: PendingSnapshot,
     },
-}
-
-/// The caller's database and disk, as the driver needs them.
-pub trait Replica: Send + 'static {
-    /// Appends a txn to the log and makes it durable.
-    fn persist(&mut self, p: &Proposal);
-    /// Appends txns (ascending) and makes them durable, ideally with one write and one
-    /// sync (group commit).
-    fn persist_batch(&mut self, ps: &[Proposal]) {
-        for p in ps {
-            self.persist(p);
-        }
-    }
-    /// An appender the driver runs on its disk thread, so appends and their syncs happen
-    /// while the driver goes on; `None` (the default) persists on the driver task with
-    /// [`Replica::persist_batch`]. Called once when the peer starts.
-    fn log_appender(&mut self) -> Option<Box<dyn LogAppender>> {
-        None
-    }
-    /// Applies a committed txn to the database.
-    fn apply(&mut self, p: &Proposal);
-    /// Serializes the database as a SNAP body: sessions, ACL cache and nodes as Apache
-    /// streams them ([`crate::storage::snap_stream`]). The body may be produced off the driver's
-    /// task, so a large tree does not stall the member; it then holds every txn applied
-    /// so far and possibly later ones (a fuzzy snapshot, as Apache's: the learner
-    /// replays the txns queued after it, and replaying a txn is harmless). The
-    /// learner's connection sends it when ready, before anything queued after it; a
-    /// dropped sender closes that connection.
-    fn snapshot(&self) -> PendingSnapshot;
-    /// Replaces the database with a leader's snapshot (a SNAP body), durably.
-    fn install_snapshot(&mut self, zxid: Zxid, data: Bytes);
-    /// Drops logged txns after `zxid` and reloads the database to `zxid`.
-    fn truncate(&mut self, zxid: Zxid);
-    /// The logged txns with `from <= zxid <= to`, or `None` when the log (after purging
-    /// and snapshots) no longer holds `from`.
-    fn read_log(&self, from: Zxid, to: Zxid) -> Option<Vec<Proposal>>;
-    /// Durably records acceptedEpoch.
-    fn save_accepted_epoch(&mut self, e: i64);
-    /// Durably records currentEpoch.
-    fn save_current_epoch(&mut self, e: i64);
-    /// The peer changed role; `next_zxid` is what the next proposal will get (an
-    /// established leader only). Lets a server core switch between leading and forwarding.
-    fn role_changed(&mut self, _status: PeerStatus, _next_zxid: Option<Zxid>) {}
-    /// Leader side: a learner (its connection `learner`) forwarded a client write
-    /// (REQUEST other than sync); the server core prepares it and proposes the txn.
-    fn learner_request(&mut self, _learner: ConnId, _packet: &QuorumPacket) {}
-    /// Leader side: a learner (connection `learner`) asks whether a session moving to it
-    /// is still valid (REVALIDATE); a valid session is then owned by that learner.
-    fn revalidate(&mut self, _learner: ConnId, _session_id: i64, _timeout: i32) -> bool {
-        true
-    }
-    /// Learner side: the leader answered our REVALIDATE.
-    fn revalidated(&mut self, _session_id: i64, _valid: bool) {}
-    /// Learner side: the leader answered our oldest forwarded sync (everything committed
-    /// before it has been applied).
-    fn sync_done(&mut self) {}
-    /// Leader side: a learner reports these sessions alive (session id, timeout).
-    fn sessions_touched(&mut self, _sessions: &[(i64, i32)]) {}
 }
 
 /// What a leader reports about its learners (`mntr`).
@@ -140,13 +83,6 @@ pub struct PeerStatus {
     pub serving: bool,
 }
 
-enum Command {
-    Propose(Bytes, oneshot::Sender<Result<Zxid, ProposeError>>),
-    Forward(QuorumPacket),
-    TouchSession(i64, i32),
-    LeaderStats(oneshot::Sender<Option<LeaderStats>>),
-}
-
 enum NetEvent {
     LeaderConnected(ConnId, mpsc::UnboundedSender<Outgoing>),
     LearnerConnected(ConnId, mpsc::UnboundedSender<Outgoing>),
@@ -154,78 +90,7 @@ enum NetEvent {
     Closed(ConnId, bool),
 }
 
-/// A running peer.
-pub struct PeerHandle {
-    cmds: mpsc::UnboundedSender<Command>,
-    isolated: Arc<AtomicBool>,
-    status: watch::Receiver<PeerStatus>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for PeerHandle {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl PeerHandle {
-    /// The latest status.
-    pub fn status(&self) -> PeerStatus {
-        *self.status.borrow()
-    }
-
-    /// Waits until `f` holds for the status, or `timeout` passes.
-    pub async fn wait_for(&mut self, timeout: Duration, f: impl Fn(&PeerStatus) -> bool) -> bool {
-        tokio::time::timeout(timeout, self.status.wait_for(|s| f(s)))
-            .await
-            .is_ok_and(|r| r.is_ok())
-    }
-
-    /// Proposes a serialized txn (leader only); resolves once it is proposed.
-    pub async fn propose(&self, data: Bytes) -> Result<Zxid, ProposeError> {
-        let (tx, rx) = oneshot::channel();
-        if self.cmds.send(Command::Propose(data, tx)).is_err() {
-            return Err(ProposeError::NotEstablished);
-        }
-        rx.await.unwrap_or(Err(ProposeError::NotEstablished))
-    }
-
-    /// Learner: forwards a packet (a client's REQUEST) to the leader; dropped when not
-    /// following an established leader.
-    pub fn forward(&self, p: QuorumPacket) {
-        let _ = self.cmds.send(Command::Forward(p));
-    }
-
-    /// Learner: a local client touched a session (reported to the leader with PINGs).
-    pub fn touch_session(&self, session_id: i64, timeout: i32) {
-        let _ = self.cmds.send(Command::TouchSession(session_id, timeout));
-    }
-
-    /// The leader's learner counts (`None` when not leading).
-    pub async fn leader_stats(&self) -> Option<LeaderStats> {
-        let (tx, rx) = oneshot::channel();
-        self.cmds.send(Command::LeaderStats(tx)).ok()?;
-        rx.await.ok().flatten()
-    }
-
-    /// Cuts (or restores) all of this peer's traffic, both ways, like a network
-    /// partition around it: messages in either direction are dropped meanwhile.
-    pub fn isolate(&self, on: bool) {
-        self.isolated.store(on, Ordering::SeqCst);
-    }
-
-    /// A switch for [`PeerHandle::isolate`] that can be kept apart from the handle.
-    pub fn isolation_switch(&self) -> IsolationSwitch {
-        IsolationSwitch(self.isolated.clone())
-    }
-
-    /// Stops the peer at once (like a crash: connections drop, nothing is flushed).
-    pub fn kill(self) {
-        self.task.abort();
-    }
-}
-
-/// Cuts (or restores) one peer's traffic, like [`PeerHandle::isolate`]; cloneable.
+/// Cuts (or restores) one peer's traffic, like a network partition around it; cloneable.
 #[derive(Debug, Clone)]
 pub struct IsolationSwitch(Arc<AtomicBool>);
 
@@ -248,41 +113,6 @@ pub struct PeerAddrs {
     pub election: BTreeMap<Sid, SocketAddr>,
     /// Quorum (leader-learner) address of every server.
     pub quorum: BTreeMap<Sid, SocketAddr>,
-}
-
-/// Starts a peer on already-bound listeners.
-pub fn spawn_peer<R: Replica>(
-    cfg: QuorumConfig,
-    disk: DiskState,
-    replica: R,
-    election_listener: TcpListener,
-    quorum_listener: TcpListener,
-    addrs: PeerAddrs,
-) -> PeerHandle {
-    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-    let (status_tx, status_rx) = watch::channel(PeerStatus {
-        state: PeerState::Looking,
-        leader: None,
-        serving: false,
-    });
-    let isolated = Arc::new(AtomicBool::new(false));
-    let task = tokio::spawn(run(
-        isolated.clone(),
-        cfg,
-        disk,
-        replica,
-        election_listener,
-        quorum_listener,
-        addrs,
-        cmd_rx,
-        status_tx,
-    ));
-    PeerHandle {
-        cmds: cmd_tx,
-        isolated,
-        status: status_rx,
-        task,
-    }
 }
 
 /// The SNAP packet; the database follows it (see [`snap_stream`]).
@@ -443,326 +273,433 @@ async fn read_messages<R: AsyncRead + Unpin>(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run<R: Replica>(
+/// Where a round's txns go to be logged.
+enum LogSink {
+    /// The disk thread: appends group-commit there and report back on `durable`.
+    Thread(DiskThread),
+    /// No thread could be started: appends run inline, on the owner's task.
+    Inline(Box<dyn LogAppender>),
+}
+
+/// What [`QuorumIo::next`] waits for: one input to the peer.
+pub struct QuorumEvent(Event);
+
+enum Event {
+    Durable(u64, Zxid),
+    Notification(Sid, Notification),
+    Net(NetEvent),
+    Tick,
+}
+
+/// The I/O side of a [`QuorumPeer`]: election connections, the quorum port,
+/// leader-learner connections, the disk thread for txn log appends and the peer's timer.
+///
+/// Its owner (the member's node task, or the test ensemble's peer task) owns the peer
+/// too, and drives both: it waits on [`QuorumIo::next`], feeds the event to the peer with
+/// [`QuorumIo::handle`], and performs the resulting actions with [`QuorumIo::begin_round`],
+/// [`QuorumIo::perform`] and [`QuorumIo::end_round`]. `perform` carries out the network
+/// and logging actions itself and hands the others (deliveries, role changes, learner
+/// requests, SNAP bodies, log reads, epochs) back to the owner, which handles them with
+/// direct calls on the data it owns.
+pub struct QuorumIo {
+    me: Sid,
+    start: tokio::time::Instant,
     isolated: Arc<AtomicBool>,
-    cfg: QuorumConfig,
-    disk: DiskState,
-    mut replica: R,
-    election_listener: TcpListener,
-    quorum_listener: TcpListener,
     addrs: PeerAddrs,
-    mut cmds: mpsc::UnboundedReceiver<Command>,
-    status: watch::Sender<PeerStatus>,
-) {
-    let start = tokio::time::Instant::now();
-    let now = || start.elapsed().as_millis() as u64;
-    let me = cfg.my_sid;
-    let mut net = ElectionNet::start(me, election_listener, addrs.election.clone());
-    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<NetEvent>();
-    let accept_tx = ev_tx.clone();
-    let acceptor = tokio::spawn(async move {
-        let mut next: u64 = 0;
-        while let Ok((s, _)) = quorum_listener.accept().await {
-            next += 1;
-            let conn = (1u64 << 63) | next;
-            let tx = spawn_conn(s, conn, true, accept_tx.clone());
-            if accept_tx
-                .send(NetEvent::LearnerConnected(conn, tx))
-                .is_err()
-            {
-                break;
-            }
-        }
-    });
-    let _acceptor_guard = AbortOnDrop(acceptor);
-    let init_timeout = cfg.init_timeout();
-    let (mut peer, first) = QuorumPeer::new(cfg, disk, now());
-    // Syncs of the disk thread report here; `durable_tx` stays alive so the channel only
-    // ends with the driver.
-    let (durable_tx, mut durable_rx) = mpsc::unbounded_channel::<(u64, Zxid)>();
-    let mut disk =
-        replica
-            .log_appender()
-            .and_then(|a| match DiskThread::start(a, durable_tx.clone()) {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    tracing::warn!("peer {me}: no disk thread ({e}); syncing on the driver");
-                    None
+    net: ElectionNet,
+    ev_tx: mpsc::UnboundedSender<NetEvent>,
+    ev_rx: mpsc::UnboundedReceiver<NetEvent>,
+    _acceptor: AbortOnDrop,
+    init_timeout: u64,
+    /// Kept so the channel only ends with the driver.
+    _durable_tx: mpsc::UnboundedSender<(u64, Zxid)>,
+    durable_rx: mpsc::UnboundedReceiver<(u64, Zxid)>,
+    log: LogSink,
+    /// Txns to persist, collected over a round of actions.
+    to_log: Vec<Proposal>,
+    /// The last zxid known durable during the current round (inline appends, barriers).
+    persisted: Option<Zxid>,
+    /// Whether the peer was cut off when the round began.
+    cut: bool,
+    /// Actions for the next round (votes taken over from before we were looking).
+    deferred: Vec<Action>,
+    /// Learners that connect while we are still looking (see `parked`).
+    parked: ParkedLearners,
+    /// Votes of peers that started looking before we did (see `early_votes`).
+    early: EarlyVotes,
+    writers: BTreeMap<ConnId, mpsc::UnboundedSender<Outgoing>>,
+    tick: tokio::time::Interval,
+}
+
+impl QuorumIo {
+    /// Starts the network side of peer `cfg.my_sid` on already-bound listeners; txns are
+    /// logged by an appender from `appender` on a disk thread (by another one inline, if
+    /// no thread can be started).
+    pub fn start(
+        cfg: &QuorumConfig,
+        appender: impl Fn() -> Box<dyn LogAppender>,
+        election_listener: TcpListener,
+        quorum_listener: TcpListener,
+        addrs: PeerAddrs,
+    ) -> QuorumIo {
+        let me = cfg.my_sid;
+        let net = ElectionNet::start(me, election_listener, addrs.election.clone());
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel::<NetEvent>();
+        let accept_tx = ev_tx.clone();
+        let acceptor = tokio::spawn(async move {
+            let mut next: u64 = 0;
+            while let Ok((s, _)) = quorum_listener.accept().await {
+                next += 1;
+                let conn = (1u64 << 63) | next;
+                let tx = spawn_conn(s, conn, true, accept_tx.clone());
+                if accept_tx
+                    .send(NetEvent::LearnerConnected(conn, tx))
+                    .is_err()
+                {
+                    break;
                 }
-            });
-    // Txns to persist, collected over a round of actions.
-    let mut to_log: Vec<Proposal> = Vec::new();
-    // Learners that connect while we are still looking (see `parked`).
-    let mut parked = ParkedLearners::default();
-    // Votes of peers that started looking before we did (see `early_votes`).
-    let mut early = EarlyVotes::default();
-    let mut writers: BTreeMap<ConnId, mpsc::UnboundedSender<Outgoing>> = BTreeMap::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(10));
-    let mut pending = first;
-    loop {
-        if !parked.is_empty() && peer.state() != PeerState::Looking {
+            }
+        });
+        let (durable_tx, durable_rx) = mpsc::unbounded_channel::<(u64, Zxid)>();
+        let log = match DiskThread::start(appender(), durable_tx.clone()) {
+            Ok(d) => LogSink::Thread(d),
+            Err(e) => {
+                tracing::warn!("peer {me}: no disk thread ({e}); logging on the peer's task");
+                LogSink::Inline(appender())
+            }
+        };
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        QuorumIo {
+            me,
+            start: tokio::time::Instant::now(),
+            isolated: Arc::new(AtomicBool::new(false)),
+            addrs,
+            net,
+            ev_tx,
+            ev_rx,
+            _acceptor: AbortOnDrop(acceptor),
+            init_timeout: cfg.init_timeout(),
+            _durable_tx: durable_tx,
+            durable_rx,
+            log,
+            to_log: Vec::new(),
+            persisted: None,
+            cut: false,
+            deferred: Vec::new(),
+            parked: ParkedLearners::default(),
+            early: EarlyVotes::default(),
+            writers: BTreeMap::new(),
+            tick,
+        }
+    }
+
+    /// The peer's monotonic clock (ms since the driver started).
+    pub fn now(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// A switch cutting this peer's traffic with the others (a simulated partition).
+    pub fn isolation_switch(&self) -> IsolationSwitch {
+        IsolationSwitch(self.isolated.clone())
+    }
+
+    fn is_isolated(&self) -> bool {
+        self.isolated.load(Ordering::SeqCst)
+    }
+
+    /// The next input for the peer; `None` when the election network is gone. Cancel
+    /// safe: every branch is a channel receive or a timer tick.
+    pub async fn next(&mut self) -> Option<QuorumEvent> {
+        let ev = tokio::select! {
+            d = self.durable_rx.recv() => match d {
+                Some((g, z)) => Event::Durable(g, z),
+                None => return None,
+            },
+            m = self.net.recv() => match m {
+                Some((from, n)) => Event::Notification(from, n),
+                None => return None,
+            },
+            e = self.ev_rx.recv() => match e {
+                Some(e) => Event::Net(e),
+                None => return None,
+            },
+            _ = self.tick.tick() => Event::Tick,
+        };
+        Some(QuorumEvent(ev))
+    }
+
+    /// Feeds an event to the peer; returns the actions to perform.
+    pub fn handle(&mut self, peer: &mut QuorumPeer, ev: QuorumEvent) -> Vec<Action> {
+        let now = self.now();
+        let mut out = match ev.0 {
+            Event::Durable(generation, z) => match &self.log {
+                LogSink::Thread(d) if d.is_current(generation) => peer.on_persisted(now, z),
+                _ => Vec::new(),
+            },
+            Event::Notification(from, n) => {
+                tracing::debug!(
+                    "peer {}: notification from {from}: state {} leader {} zxid {:#x} round {} epoch {}",
+                    self.me, n.state, n.leader, n.zxid, n.election_epoch, n.peer_epoch
+                );
+                if self.is_isolated() && from != self.me {
+                    Vec::new()
+                } else {
+                    if from != self.me && peer.state() != PeerState::Looking {
+                        self.early.record(from, &n, now);
+                    }
+                    peer.on_notification(now, from, &n)
+                }
+            }
+            Event::Net(e) => self.net_event(peer, now, e),
+            Event::Tick => {
+                for conn in self.parked.expired(now, self.init_timeout) {
+                    self.writers.remove(&conn);
+                }
+                peer.tick(now)
+            }
+        };
+        if !self.parked.is_empty() && peer.state() != PeerState::Looking {
             // The election ended: a leader takes the early learners, anyone else closes
             // them (on_learner_connected does either).
-            for (conn, msgs) in parked.take_all() {
-                pending.extend(peer.on_learner_connected(now(), conn));
+            for (conn, msgs) in self.parked.take_all() {
+                out.extend(peer.on_learner_connected(now, conn));
                 for m in msgs {
-                    pending.extend(peer.on_learner_message(now(), conn, m));
+                    out.extend(peer.on_learner_message(now, conn, m));
                 }
             }
         }
-        // Perform actions until none are left (persist confirmations may produce more).
-        while !pending.is_empty() {
-            let mut persisted: Option<Zxid> = None;
-            let cut = isolated.load(Ordering::SeqCst);
-            let batch = std::mem::take(&mut pending);
-            if let Some(st) = stops_after_fast_forward(&batch) {
-                // A role that ends applies what it logged (Apache's fastForwardDataBase)
-                // before it announces LOOKING. Stop serving first: a client waiting for
-                // one of those txns must not hear that it committed, as no quorum
-                // acknowledged it (the next leader may well truncate it).
-                replica.role_changed(st, None);
+        out
+    }
+
+    fn net_event(&mut self, peer: &mut QuorumPeer, now: u64, e: NetEvent) -> Vec<Action> {
+        match e {
+            NetEvent::LeaderConnected(conn, w) => {
+                self.writers.insert(conn, w);
+                peer.on_leader_connected(now, conn)
             }
-            for a in batch {
-                match a {
-                    Action::SendNotification { to, n } => {
-                        if !cut || to == me {
-                            net.send(to, &n)
-                        }
-                    }
-                    Action::ConnectLeader { leader, conn } => {
-                        let addr = if cut {
-                            None
-                        } else {
-                            addrs.quorum.get(&leader).copied()
-                        };
-                        let tx = ev_tx.clone();
-                        tokio::spawn(async move {
-                            let s = match addr {
-                                Some(a) => {
-                                    tokio::time::timeout(
-                                        Duration::from_secs(2),
-                                        TcpStream::connect(a),
-                                    )
-                                    .await
-                                }
-                                None => return,
-                            };
-                            match s {
-                                Ok(Ok(s)) => {
-                                    let w = spawn_conn(s, conn, false, tx.clone());
-                                    let _ = tx.send(NetEvent::LeaderConnected(conn, w));
-                                }
-                                _ => {
-                                    let _ = tx.send(NetEvent::Closed(conn, false));
-                                }
-                            }
-                        });
-                    }
-                    Action::Send { conn, msg } if !cut => {
-                        if let Some(w) = writers.get(&conn) {
-                            let _ = w.send(Outgoing::Message(msg));
-                        }
-                    }
-                    Action::Send { .. } => {}
-                    Action::SendSnapshot { conn, zxid } if !cut => {
-                        if let Some(w) = writers.get(&conn) {
-                            let _ = w.send(Outgoing::Snapshot {
-                                zxid,
-                                body: replica.snapshot(),
-                            });
-                        }
-                    }
-                    Action::SendSnapshot { .. } => {}
-                    Action::Close { conn } => {
-                        writers.remove(&conn);
-                    }
-                    Action::Persist(p) => to_log.push(p),
-                    Action::ReadLog { conn, from, to } => {
-                        // The log must hold everything handed over so far.
-                        if let Some(z) = settle(&mut to_log, &mut disk, &mut replica) {
-                            persisted = persisted.max(Some(z));
-                        }
-                        let txns = replica.read_log(from, to);
-                        pending_later(&mut pending, peer.on_log_read(now(), conn, txns));
-                    }
-                    Action::Truncate(z) => {
-                        settle(&mut to_log, &mut disk, &mut replica);
-                        replica.truncate(z);
-                    }
-                    Action::InstallSnapshot { zxid, data } => {
-                        settle(&mut to_log, &mut disk, &mut replica);
-                        replica.install_snapshot(zxid, data);
-                    }
-                    Action::Deliver(p) => replica.apply(&p),
-                    Action::SaveAcceptedEpoch(e) => replica.save_accepted_epoch(e),
-                    Action::SaveCurrentEpoch(e) => replica.save_current_epoch(e),
-                    Action::StateChanged {
-                        state,
-                        leader,
-                        serving,
-                    } => {
-                        let st = PeerStatus {
-                            state,
-                            leader,
-                            serving,
-                        };
-                        if state == PeerState::Looking && !cut {
-                            for (from, n) in early.take_recent(now(), EARLY_VOTE_MAX_AGE) {
-                                pending.extend(peer.on_notification(now(), from, &n));
-                            }
-                        }
-                        if state == PeerState::Looking {
-                            let why = peer.last_role_end().map(|e| e.to_string());
-                            tracing::info!(
-                                "peer {me}: LOOKING ({})",
-                                why.as_deref().unwrap_or("start")
-                            );
-                        } else {
-                            tracing::info!(
-                                "peer {me}: {state:?}, leader {leader:?}, serving {serving}"
-                            );
-                        }
-                        replica.role_changed(st, peer.next_zxid());
-                        let _ = status.send(st);
-                    }
-                    Action::LearnerRequest { conn, packet, .. } => {
-                        // REQUEST data: sessionId, cxid, type, request. Forwarded writes
-                        // go to the server core; syncs are answered once everything
-                        // proposed before them is committed.
-                        if request_type(&packet) == Some(zk_proto::OpCode::Sync.to_i32()) {
-                            pending_later(&mut pending, peer.sync_request(now(), conn));
-                        } else {
-                            replica.learner_request(conn, &packet);
-                        }
-                    }
-                    Action::Revalidate {
-                        conn,
-                        session_id,
-                        timeout,
-                    } => {
-                        let valid = replica.revalidate(conn, session_id, timeout);
-                        pending_later(
-                            &mut pending,
-                            peer.revalidate_reply(now(), conn, session_id, valid),
-                        );
-                    }
-                    Action::SyncDone => replica.sync_done(),
-                    Action::SessionsTouched { sessions, .. } => replica.sessions_touched(&sessions),
-                    Action::Revalidated { session_id, valid } => {
-                        replica.revalidated(session_id, valid)
-                    }
+            NetEvent::LearnerConnected(conn, w) => {
+                self.writers.insert(conn, w);
+                if peer.state() == PeerState::Looking {
+                    self.parked.park(conn, now);
+                    Vec::new()
+                } else {
+                    peer.on_learner_connected(now, conn)
                 }
             }
-            if let Some(z) = flush(&mut to_log, &disk, &mut replica) {
-                persisted = persisted.max(Some(z));
+            NetEvent::Message(..) if self.is_isolated() => Vec::new(),
+            NetEvent::Message(conn, true, m) if self.parked.contains(conn) => {
+                self.parked.message(conn, m);
+                Vec::new()
             }
-            if let Some(z) = persisted {
-                pending.extend(peer.on_persisted(now(), z));
+            NetEvent::Closed(conn, true) if self.parked.contains(conn) => {
+                self.parked.closed(conn);
+                self.writers.remove(&conn);
+                Vec::new()
             }
-        }
-        tokio::select! {
-            d = durable_rx.recv(), if disk.is_some() => {
-                if let Some((generation, z)) = d {
-                    if disk.as_ref().is_some_and(|d| d.is_current(generation)) {
-                        pending = peer.on_persisted(now(), z);
-                    }
-                }
+            NetEvent::Message(conn, true, m) => peer.on_learner_message(now, conn, m),
+            NetEvent::Message(conn, false, m) => {
+                log_sync_mode(&m);
+                peer.on_leader_message(now, conn, m)
             }
-            m = net.recv() => match m {
-                Some((from, n)) => {
-                    tracing::debug!(
-                        "notification from {from}: state {} leader {} zxid 0x{:x} round {} epoch {}",
-                        n.state, n.leader, n.zxid, n.election_epoch, n.peer_epoch
-                    );
-                    if !isolated.load(Ordering::SeqCst) || from == me {
-                        if from != me && peer.state() != PeerState::Looking {
-                            early.record(from, &n, now());
-                        }
-                        pending = peer.on_notification(now(), from, &n);
-                    }
+            NetEvent::Closed(conn, leader_side) => {
+                self.writers.remove(&conn);
+                if leader_side {
+                    peer.on_learner_disconnected(now, conn)
+                } else {
+                    peer.on_leader_disconnected(now, conn)
                 }
-                None => return,
-            },
-            e = ev_rx.recv() => match e {
-                Some(NetEvent::LeaderConnected(conn, w)) => {
-                    writers.insert(conn, w);
-                    pending = peer.on_leader_connected(now(), conn);
-                }
-                Some(NetEvent::LearnerConnected(conn, w)) => {
-                    writers.insert(conn, w);
-                    if peer.state() == PeerState::Looking {
-                        parked.park(conn, now());
-                    } else {
-                        pending = peer.on_learner_connected(now(), conn);
-                    }
-                }
-                Some(NetEvent::Message(..)) if isolated.load(Ordering::SeqCst) => {}
-                Some(NetEvent::Message(conn, true, m)) if parked.contains(conn) => {
-                    parked.message(conn, m);
-                }
-                Some(NetEvent::Closed(conn, true)) if parked.contains(conn) => {
-                    parked.closed(conn);
-                    writers.remove(&conn);
-                }
-                Some(NetEvent::Message(conn, leader_side, m)) => {
-                    if !leader_side {
-                        log_sync_mode(&m);
-                    }
-                    pending = if leader_side {
-                        peer.on_learner_message(now(), conn, m)
-                    } else {
-                        peer.on_leader_message(now(), conn, m)
-                    };
-                }
-                Some(NetEvent::Closed(conn, leader_side)) => {
-                    writers.remove(&conn);
-                    pending = if leader_side {
-                        peer.on_learner_disconnected(now(), conn)
-                    } else {
-                        peer.on_leader_disconnected(now(), conn)
-                    };
-                }
-                None => return,
-            },
-            c = cmds.recv() => match c {
-                Some(Command::Propose(data, reply)) => {
-                    let (r, out) = peer.propose(now(), data);
-                    pending = out;
-                    let _ = reply.send(r);
-                }
-                Some(Command::Forward(p)) => {
-                    if !isolated.load(Ordering::SeqCst) {
-                        pending = peer.forward(now(), p).1;
-                    }
-                }
-                Some(Command::TouchSession(s, t)) => peer.touch_session(s, t),
-                Some(Command::LeaderStats(reply)) => {
-                    let stats = peer.as_leader().map(|l| {
-                        let learners = l.learners();
-                        let observers = learners
-                            .iter()
-                            .filter(|(_, k)| *k == crate::zab::LearnerType::Observer)
-                            .count();
-                        LeaderStats {
-                            learners: learners.len(),
-                            followers: learners.len() - observers,
-                            observers,
-                            pending_syncs: l.pending_syncs(),
-                        }
-                    });
-                    let _ = reply.send(stats);
-                }
-                None => return,
-            },
-            _ = tick.tick() => {
-                for conn in parked.expired(now(), init_timeout) {
-                    writers.remove(&conn);
-                }
-                pending = peer.tick(now());
             }
         }
     }
+
+    /// Learner: forwards a packet (a client's REQUEST, a REVALIDATE) to the leader;
+    /// dropped when cut off or not following an established leader.
+    pub fn forward(&mut self, peer: &mut QuorumPeer, p: QuorumPacket) -> Vec<Action> {
+        if self.is_isolated() {
+            return Vec::new();
+        }
+        peer.forward(self.now(), p).1
+    }
+
+    /// Starts performing a batch of actions. Returns the status to switch to before the
+    /// batch's deliveries when the batch ends a role after delivering txns: a role that
+    /// ends applies what it logged (Apache's fastForwardDataBase) before it announces
+    /// LOOKING, and the owner must stop serving first: a client waiting for one of those
+    /// txns must not hear that it committed, as no quorum acknowledged it (the next
+    /// leader may well truncate it).
+    pub fn begin_round(&mut self, batch: &[Action]) -> Option<PeerStatus> {
+        self.cut = self.is_isolated();
+        self.persisted = None;
+        stops_after_fast_forward(batch)
+    }
+
+    /// Performs one action of the round: network sends and log appends here; the rest
+    /// is returned for the owner to handle, in order. Before a [`Action::ReadLog`],
+    /// [`Action::Truncate`] or [`Action::InstallSnapshot`] is returned, everything handed
+    /// to the log so far is durable. A returned [`Action::SendSnapshot`] is answered with
+    /// [`QuorumIo::send_snapshot`].
+    pub fn perform(&mut self, peer: &mut QuorumPeer, a: Action) -> Option<Action> {
+        let cut = self.cut;
+        match a {
+            Action::SendNotification { to, n } => {
+                if !cut || to == self.me {
+                    self.net.send(to, &n)
+                }
+                None
+            }
+            Action::ConnectLeader { leader, conn } => {
+                let addr = if cut {
+                    None
+                } else {
+                    self.addrs.quorum.get(&leader).copied()
+                };
+                self.connect_leader(addr, conn);
+                None
+            }
+            Action::Send { conn, msg } => {
+                if !cut {
+                    if let Some(w) = self.writers.get(&conn) {
+                        let _ = w.send(Outgoing::Message(msg));
+                    }
+                }
+                None
+            }
+            Action::SendSnapshot { .. } if cut => None,
+            Action::Close { conn } => {
+                self.writers.remove(&conn);
+                None
+            }
+            Action::Persist(p) => {
+                self.to_log.push(p);
+                None
+            }
+            a @ (Action::ReadLog { .. } | Action::Truncate(_) | Action::InstallSnapshot { .. }) => {
+                // The log must hold everything handed over so far.
+                let z = self.settle();
+                self.persisted = self.persisted.max(z);
+                Some(a)
+            }
+            Action::StateChanged {
+                state,
+                leader,
+                serving,
+            } => {
+                let now = self.now();
+                if state == PeerState::Looking {
+                    if !cut {
+                        for (from, n) in self.early.take_recent(now, EARLY_VOTE_MAX_AGE) {
+                            // Performed in the next round (`end_round` returns them).
+                            let more = peer.on_notification(now, from, &n);
+                            self.deferred.extend(more);
+                        }
+                    }
+                    let why = peer.last_role_end().map(|e| e.to_string());
+                    tracing::info!(
+                        "peer {}: LOOKING ({})",
+                        self.me,
+                        why.as_deref().unwrap_or("start")
+                    );
+                } else {
+                    tracing::info!(
+                        "peer {}: {state:?}, leader {leader:?}, serving {serving}",
+                        self.me
+                    );
+                }
+                Some(Action::StateChanged {
+                    state,
+                    leader,
+                    serving,
+                })
+            }
+            a => Some(a),
+        }
+    }
+
+    /// Sends SNAP on `conn` with a body still being produced: what is queued behind it
+    /// waits until the body is ready; a dropped sender closes the connection.
+    pub fn send_snapshot(&mut self, conn: ConnId, zxid: Zxid, body: PendingSnapshot) {
+        if let Some(w) = self.writers.get(&conn) {
+            let _ = w.send(Outgoing::Snapshot { zxid, body });
+        }
+    }
+
+    /// Ends a round: hands its txns to the log and returns the peer's reaction to what
+    /// became durable (and to votes taken over from before we were looking).
+    pub fn end_round(&mut self, peer: &mut QuorumPeer) -> Vec<Action> {
+        let mut out = std::mem::take(&mut self.deferred);
+        let z = self.flush();
+        self.persisted = self.persisted.max(z);
+        if let Some(z) = self.persisted.take() {
+            out.extend(peer.on_persisted(self.now(), z));
+        }
+        out
+    }
+
+    fn connect_leader(&self, addr: Option<SocketAddr>, conn: ConnId) {
+        let tx = self.ev_tx.clone();
+        tokio::spawn(async move {
+            let Some(a) = addr else {
+                return;
+            };
+            match tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(a)).await {
+                Ok(Ok(s)) => {
+                    let w = spawn_conn(s, conn, false, tx.clone());
+                    let _ = tx.send(NetEvent::LeaderConnected(conn, w));
+                }
+                _ => {
+                    let _ = tx.send(NetEvent::Closed(conn, false));
+                }
+            }
+        });
+    }
+
+    /// Hands the round's txns to the log: to the disk thread (confirmed when its sync
+    /// reports back), or appended inline; returns the zxid now durable.
+    fn flush(&mut self) -> Option<Zxid> {
+        let last = self.to_log.last()?.zxid;
+        let batch = std::mem::take(&mut self.to_log);
+        match &mut self.log {
+            LogSink::Thread(d) => {
+                d.submit(batch);
+                None
+            }
+            LogSink::Inline(a) => a.append(&batch).then_some(last),
+        }
+    }
+
+    /// Flushes and waits until everything handed to the log is durable (before reading,
+    /// truncating or replacing the log); returns the last zxid durable.
+    fn settle(&mut self) -> Option<Zxid> {
+        let here = self.flush();
+        match &mut self.log {
+            LogSink::Thread(d) => d.barrier(),
+            LogSink::Inline(_) => here,
+        }
+    }
+}
+
+/// What a leader reports about its learners (`mntr`); `None` when not leading.
+pub fn leader_stats(peer: &QuorumPeer) -> Option<LeaderStats> {
+    peer.as_leader().map(|l| {
+        let learners = l.learners();
+        let observers = learners
+            .iter()
+            .filter(|(_, k)| *k == crate::zab::LearnerType::Observer)
+            .count();
+        LeaderStats {
+            learners: learners.len(),
+            followers: learners.len() - observers,
+            observers,
+            pending_syncs: l.pending_syncs(),
+        }
+    })
+}
+
+/// Leader: whether a learner's REQUEST is a sync (answered by the peer once everything
+/// proposed before it is committed) rather than a write for the server core.
+pub fn is_sync_request(p: &QuorumPacket) -> bool {
+    request_type(p) == Some(zk_proto::OpCode::Sync.to_i32())
 }
 
 /// The status to switch to before a batch's deliveries, when the batch ends a role after
@@ -810,45 +747,6 @@ fn request_type(p: &QuorumPacket) -> Option<i32> {
     let d = p.data.as_deref()?;
     let b = d.get(12..16)?;
     Some(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-}
-
-/// Hands the round's txns to the disk: to the disk thread (confirmed when its sync reports
-/// back), or persisted here with one batch; then returns the zxid now durable.
-fn flush<R: Replica>(
-    batch: &mut Vec<Proposal>,
-    disk: &Option<DiskThread>,
-    replica: &mut R,
-) -> Option<Zxid> {
-    let last = batch.last()?.zxid;
-    match disk {
-        Some(d) => {
-            d.submit(std::mem::take(batch));
-            None
-        }
-        None => {
-            replica.persist_batch(batch);
-            batch.clear();
-            Some(last)
-        }
-    }
-}
-
-/// Flushes and waits until everything handed to the disk is durable (before reading,
-/// truncating or replacing the log); returns the last zxid durable.
-fn settle<R: Replica>(
-    batch: &mut Vec<Proposal>,
-    disk: &mut Option<DiskThread>,
-    replica: &mut R,
-) -> Option<Zxid> {
-    let here = flush(batch, disk, replica);
-    match disk {
-        Some(d) => d.barrier(),
-        None => here,
-    }
-}
-
-fn pending_later(pending: &mut Vec<Action>, more: Vec<Action>) {
-    pending.extend(more);
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

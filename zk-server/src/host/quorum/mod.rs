@@ -4,8 +4,8 @@
 //!   connection per pair, the larger sid keeps it, length-prefixed notifications).
 //! - [`packet_codec`]: leader-learner framing (QuorumPackets written back to back as jute
 //!   records, as Apache does: no length prefix).
-//! - [`driver`]: a whole peer over tokio, with the caller's database and disk behind
-//!   [`driver::Replica`].
+//! - [`driver`]: the I/O side of a peer over tokio ([`driver::QuorumIo`]), driven by the
+//!   task that owns the peer and the database.
 //! - [`early_votes`]: LOOKING votes that arrive just before we start looking ourselves.
 //! - [`parked`]: learner connections that arrive before the election made us leader.
 

@@ -86,6 +86,13 @@ pub struct Leader {
 pub enum ProposeError {
     /// The leader is not established yet (no NEWLEADER quorum).
     NotEstablished,
+    /// The caller's txn does not carry the next zxid (see [`Leader::propose_at`]).
+    OutOfOrder {
+        /// The zxid the next proposal gets.
+        expected: Zxid,
+        /// The zxid the txn carries.
+        got: Zxid,
+    },
 }
 
 impl Leader {
@@ -624,6 +631,24 @@ impl Leader {
             },
         );
         Ok(zxid)
+    }
+
+    /// Proposes a txn whose zxid `zxid` the caller's server core assigned (starting from
+    /// [`Leader::next_zxid`] when it took over): refused unless it is the next one, so a
+    /// txn header and its proposal can never disagree.
+    pub fn propose_at(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        zxid: Zxid,
+        data: Bytes,
+    ) -> Result<Zxid, ProposeError> {
+        match self.next_zxid() {
+            Some(expected) if expected != zxid => Err(ProposeError::OutOfOrder {
+                expected,
+                got: zxid,
+            }),
+            _ => self.propose(ctx, data),
+        }
     }
 
     /// The zxid the next proposal will get, or `None` when the leader cannot propose

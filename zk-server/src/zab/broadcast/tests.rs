@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use zk_proto::quorum::QuorumPacketType as T;
 
+use super::leader::ProposeError;
 use super::*;
 use crate::zab::zxid::make_zxid;
 use crate::zab::{Action, LearnerType, QuorumConfig, QuorumServer, ZabMessage};
@@ -377,4 +378,45 @@ fn leader_steps_down_and_learner_gives_up_without_traffic() {
     assert!(pair.learner.tick(&mut ctx).is_ok());
     ctx.now += 2 * tick;
     assert!(pair.learner.tick(&mut ctx).is_err());
+}
+
+#[test]
+fn a_txn_out_of_order_is_refused_not_renumbered() {
+    let mut pair = Pair::new(disk(1, vec![p(1, 1)]), disk(1, vec![p(1, 1)]));
+    pair.pump();
+    pair.follower_fsync();
+    pair.pump();
+    assert!(pair.leader.is_established());
+    let next = pair.leader.next_zxid().expect("established");
+    assert_eq!(next, make_zxid(2, 1));
+    let mut ctx = Ctx {
+        now: 2,
+        cfg: &pair.lcfg,
+        history: &mut pair.lh,
+        out: &mut pair.lout,
+    };
+    // The server core's txn skips a zxid: nothing is proposed.
+    assert_eq!(
+        pair.leader
+            .propose_at(&mut ctx, next + 1, Bytes::from_static(b"x")),
+        Err(ProposeError::OutOfOrder {
+            expected: next,
+            got: next + 1
+        })
+    );
+    assert!(packets(ctx.out).is_empty());
+    assert_eq!(pair.leader.next_zxid(), Some(next));
+    // The next zxid is proposed as itself.
+    let mut ctx = Ctx {
+        now: 2,
+        cfg: &pair.lcfg,
+        history: &mut pair.lh,
+        out: &mut pair.lout,
+    };
+    assert_eq!(
+        pair.leader
+            .propose_at(&mut ctx, next, Bytes::from_static(b"x")),
+        Ok(next)
+    );
+    assert_eq!(packets(ctx.out), [(T::Proposal, next)]);
 }
