@@ -106,7 +106,8 @@ fn escapes_complete(s: &str) -> bool {
 
 /// Hex digits that decode to exactly one DER value (tag, length, contents).
 fn valid_der_hex(hex: &str) -> bool {
-    if hex.is_empty() || hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if hex.is_empty() || !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return false;
     }
     let bytes: Vec<u8> = (0..hex.len())
