@@ -5,6 +5,8 @@
 //! - [`ports`]: free loopback ports for servers started as processes;
 //! - [`proxy`]: a fault-injecting TCP proxy (drop, delay, blackhole connections);
 //! - [`raw`]: a raw zk-proto frame client (sees exactly what a server sends);
+//! - [`sasl`]: JAAS files for SASL DIGEST-MD5 servers and Java clients;
+//! - [`tls`]: test CAs, certificates and PEM stores (rcgen);
 //! - [`zk_processes`]: real `zk-server` processes, one ([`zk_processes::ServerProcess`]) or
 //!   an ensemble (kill -9, restart, partition).
 #![deny(missing_docs)]
@@ -14,4 +16,6 @@ pub mod client;
 pub mod ports;
 pub mod proxy;
 pub mod raw;
+pub mod sasl;
+pub mod tls;
 pub mod zk_processes;

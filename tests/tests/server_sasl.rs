@@ -7,7 +7,7 @@
 
 mod server_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use bytes::Bytes;
 use server_support::*;
 use tests::apache::ApacheServer;
 use tests::proxy::Proxy;
+use tests::sasl::{client_jaas, server_jaas, SASL_PROVIDER};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 use zk_client::{Acl, Client, CreateMode, Error, Perms, SessionState};
@@ -22,34 +23,6 @@ use zk_proto::ops::SaslToken;
 use zk_proto::{ConnectRequest, ErrorCode, Request, Response};
 
 const WITHIN: Duration = Duration::from_secs(20);
-const SASL_PROVIDER: &str = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
-
-/// A server JAAS file with users alice/secret, bob/builder and root/toor.
-fn server_jaas(dir: &Path) -> PathBuf {
-    let path = dir.join("server_jaas.conf");
-    std::fs::write(
-        &path,
-        "Server {\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n  \
-         user_alice=\"secret\"\n  user_bob=\"builder\"\n  user_root=\"toor\";\n};\n",
-    )
-    .expect("write jaas");
-    path
-}
-
-/// A Java client's JAAS file.
-fn client_jaas(dir: &Path, user: &str, password: &str) -> PathBuf {
-    let path = dir.join(format!("client_{user}.conf"));
-    std::fs::write(
-        &path,
-        format!(
-            "Client {{\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n  \
-             username=\"{user}\"\n  password=\"{password}\";\n}};\n"
-        ),
-    )
-    .expect("write client jaas");
-    path
-}
-
 /// zk-server with SASL; `props` are further `zookeeper.*` properties as zoo.cfg keys give
 /// them (e.g. `superUser`).
 async fn sasl_server(props: &[(&str, &str)]) -> (TestServer, tempfile::TempDir) {

@@ -6,15 +6,14 @@
 //! closed with a log line naming the peer while everyone else is served.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose,
 };
+use tests::tls::{write, Ca, Pki};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use zk_client::{Acl, Client, CreateMode, Error, Id, Perms, TlsConfig};
@@ -75,98 +74,17 @@ async fn log_line(parts: &[&str]) -> String {
     }
 }
 
-// ---- certificates ----
+// ---- certificates: tests::tls ----
 
-struct Ca {
-    cert: Certificate,
-    key: KeyPair,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let key = KeyPair::generate().expect("CA key");
-        let mut p = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let cert = p.self_signed(&key).expect("CA cert");
-        Ca { cert, key }
-    }
-
-    fn pem(&self) -> String {
-        self.cert.pem()
-    }
-
-    /// A leaf for `127.0.0.1` / `localhost` with subject `O=zk-rs, CN=<cn>` (Java prints
-    /// it `CN=<cn>,O=zk-rs`), its key; `expired` makes it valid only in 2020.
-    fn leaf(&self, cn: &str, expired: bool) -> (String, String) {
-        let key = KeyPair::generate().expect("leaf key");
-        let mut p = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .expect("leaf params");
-        // Fresh: rcgen's default name would put its CN first.
-        p.distinguished_name = DistinguishedName::new();
-        p.distinguished_name.push(DnType::OrganizationName, "zk-rs");
-        p.distinguished_name.push(DnType::CommonName, cn);
-        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        p.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        if expired {
-            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
-            p.not_after = rcgen::date_time_ymd(2020, 12, 31);
-        }
-        let cert = p.signed_by(&key, &self.cert, &self.key).expect("leaf cert");
-        (cert.pem(), key.serialize_pem())
-    }
-
-    /// A client configuration trusting this CA, with a client certificate for `cn`.
-    fn client(&self, cn: &str) -> TlsConfig {
-        let (cert, key) = self.leaf(cn, false);
-        TlsConfig::new(self.pem().as_bytes()).client_cert(cert.as_bytes(), key.as_bytes())
-    }
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).expect("write test file");
-    p
-}
-
-/// A CA, a server keystore (`server.pem`: key and certificate) and truststore (`ca.pem`).
-struct Pki {
-    ca: Ca,
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ca = Ca::new("zk-rs test CA");
-        let (cert, key) = ca.leaf("zk-server", false);
-        write(dir.path(), "server.pem", &format!("{key}{cert}"));
-        write(dir.path(), "ca.pem", &ca.pem());
-        Pki { ca, dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// A config with a TLS-only port beside the plain one, stores as PEM.
-    fn config(&self, auth: ClientAuth) -> ServerConfig {
-        let mut cfg = ServerConfig::for_tests(self.dir.path());
-        cfg.secure_client_port = Some(0);
-        cfg.secure_client_port_address = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        cfg.ssl.key_store.location = Some(self.path("server.pem"));
-        cfg.ssl.trust_store.location = Some(self.path("ca.pem"));
-        cfg.ssl.client_auth = auth;
-        cfg
-    }
+/// A config with a TLS-only port beside the plain one, stores as PEM.
+fn config(pki: &Pki, auth: ClientAuth) -> ServerConfig {
+    let mut cfg = ServerConfig::for_tests(pki.dir.path());
+    cfg.secure_client_port = Some(0);
+    cfg.secure_client_port_address = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    cfg.ssl.key_store.location = Some(pki.path("server.pem"));
+    cfg.ssl.trust_store.location = Some(pki.path("ca.pem"));
+    cfg.ssl.client_auth = auth;
+    cfg
 }
 
 async fn start(cfg: ServerConfig) -> ServerHandle {
@@ -206,7 +124,7 @@ async fn x509_ids(c: &Client) -> Vec<String> {
 async fn zk_client_over_tls_with_client_auth_need_want_none() {
     let pki = Pki::new();
     for auth in [ClientAuth::Need, ClientAuth::Want, ClientAuth::None] {
-        let server = start(pki.config(auth)).await;
+        let server = start(config(&pki, auth)).await;
         let host = secure_host(&server);
         let with_cert = connect(&host, Some(pki.ca.client("alice")))
             .await
@@ -254,7 +172,7 @@ async fn zk_client_over_tls_with_client_auth_need_want_none() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn x509_acl_admits_the_certificate_holder_and_super_user() {
     let pki = Pki::new();
-    let mut cfg = pki.config(ClientAuth::Want);
+    let mut cfg = config(&pki, ClientAuth::Want);
     cfg.ssl.x509_super_user = Some("CN=root,O=zk-rs".into());
     let server = start(cfg).await;
     let host = secure_host(&server);
@@ -336,7 +254,7 @@ async fn x509_acl_admits_the_certificate_holder_and_super_user() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_logged_and_everyone_else_is_served() {
     let pki = Pki::new();
-    let mut cfg = pki.config(ClientAuth::Need);
+    let mut cfg = config(&pki, ClientAuth::Need);
     cfg.ssl.handshake_timeout = Duration::from_millis(500);
     let server = start(cfg).await;
     let host = secure_host(&server);
@@ -422,7 +340,7 @@ async fn assert_closed(s: &mut TcpStream) {
 async fn bad_stores_stop_the_server_naming_the_file() {
     let pki = Pki::new();
     init_logs();
-    let mut cfg = pki.config(ClientAuth::Need);
+    let mut cfg = config(&pki, ClientAuth::Need);
     cfg.ssl.key_store.location = Some(pki.path("missing.pem"));
     let e = Server::start_in_memory(cfg, MemoryStore::new())
         .await
@@ -430,7 +348,7 @@ async fn bad_stores_stop_the_server_naming_the_file() {
         .expect("missing keystore refused")
         .to_string();
     assert!(e.contains("missing.pem"), "{e}");
-    let mut cfg = pki.config(ClientAuth::Need);
+    let mut cfg = config(&pki, ClientAuth::Need);
     cfg.ssl.trust_store.location = Some(write(pki.dir.path(), "junk.pem", "not a certificate"));
     let e = Server::start_in_memory(cfg, MemoryStore::new())
         .await
@@ -445,7 +363,7 @@ async fn bad_stores_stop_the_server_naming_the_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replaced_keystore_is_served_to_new_connections() {
     let pki = Pki::new();
-    let mut cfg = pki.config(ClientAuth::None);
+    let mut cfg = config(&pki, ClientAuth::None);
     cfg.ssl.reload_interval = Duration::from_millis(100);
     let server = start(cfg).await;
     let host = secure_host(&server);
@@ -569,7 +487,7 @@ async fn pkcs12_and_jks_stores() {
         ("server.p12", "p12secret", "trust.jks"),
         ("server.jks", "jkssecret", "trust.p12"),
     ] {
-        let mut cfg = pki.config(ClientAuth::Need);
+        let mut cfg = config(&pki, ClientAuth::Need);
         cfg.ssl.key_store.location = Some(d.join(keystore));
         cfg.ssl.key_store.password = Some(pw.into());
         cfg.ssl.trust_store.location = Some(d.join(truststore));
@@ -583,7 +501,7 @@ async fn pkcs12_and_jks_stores() {
         server.stop().await.unwrap();
     }
     // A wrong password stops the server naming the store.
-    let mut cfg = pki.config(ClientAuth::Need);
+    let mut cfg = config(&pki, ClientAuth::Need);
     cfg.ssl.key_store.location = Some(d.join("server.jks"));
     cfg.ssl.key_store.password = Some("wrong".into());
     let e = Server::start_in_memory(cfg, MemoryStore::new())
@@ -622,7 +540,7 @@ async fn run_with_stdin(mut cmd: tokio::process::Command, stdin: &str) -> String
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apache_java_client_over_tls() {
     let pki = Pki::new();
-    let server = start(pki.config(ClientAuth::Need)).await;
+    let server = start(config(&pki, ClientAuth::Need)).await;
     let (cert, key) = pki.ca.leaf("java", false);
     let client_pem = write(pki.dir.path(), "java.pem", &format!("{key}{cert}"));
     let mut cmd = tokio::process::Command::new("java");
@@ -676,7 +594,7 @@ async fn apache_java_client_over_tls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kazoo_over_tls() {
     let pki = Pki::new();
-    let server = start(pki.config(ClientAuth::Need)).await;
+    let server = start(config(&pki, ClientAuth::Need)).await;
     let (cert, key) = pki.ca.leaf("kazoo", false);
     let certfile = write(pki.dir.path(), "kazoo.crt", &cert);
     let keyfile = write(pki.dir.path(), "kazoo.key", &key);
@@ -797,20 +715,9 @@ fn tricky_client(ca: &Ca) -> TlsConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn x509_identity_matches_apache() {
     let pki = Pki::new();
-    let server = start(pki.config(ClientAuth::Need)).await;
+    let server = start(config(&pki, ClientAuth::Need)).await;
     let secure_port = tests::ports::free_port().expect("free port");
-    let props = [
-        "-Dzookeeper.serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory"
-            .to_owned(),
-        format!(
-            "-Dzookeeper.ssl.keyStore.location={}",
-            pki.path("server.pem").display()
-        ),
-        format!(
-            "-Dzookeeper.ssl.trustStore.location={}",
-            pki.path("ca.pem").display()
-        ),
-    ];
+    let props = pki.apache_props();
     let props: Vec<&str> = props.iter().map(String::as_str).collect();
     let cfg = [
         format!("secureClientPort={secure_port}"),

@@ -5,6 +5,11 @@
 # here: a benchmarked server should not spend time logging.
 CP=/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-nop.jar:/usr/share/java/netty-all.jar:/usr/share/java/metrics-core.jar:/usr/share/java/commons-cli.jar
 
+# Debian's netty-all.jar is an empty aggregate: Apache's Netty connection factory (which TLS,
+# `secureClientPort`, needs) loads these (tests::apache's JARS lists them too).
+CP_NETTY=$CP:$(printf '/usr/share/java/netty-%s.jar:' buffer codec common handler resolver transport \
+  transport-native-epoll transport-native-unix-common | sed 's/:$//')
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # write_zoo_cfg FILE DATA_DIR PORT: the one config both servers get (defaults otherwise,

@@ -6,7 +6,11 @@
 //! ```text
 //! zk-load --server 127.0.0.1:2181 --op get --sessions 8 --inflight 32 --payload 100 --secs 10
 //! zk-load --server 127.0.0.1:2181 --op create --ops 1000000     # populate 1M znodes
+//! zk-load --server 127.0.0.1:2281 --tls-ca ca.pem --tls-cert c.pem --tls-key c.key --op get
 //! ```
+//!
+//! `--tls-ca` (a PEM CA bundle) switches to TLS; `--tls-cert`/`--tls-key` add a client
+//! certificate, which servers with `ssl.clientAuth=need` (Apache's default) require.
 //!
 //! Ops: `get` (getData), `set` (setData), `create` (new persistent znodes), `mixed` (half
 //! getData, half setData). Each session works on its own node under `--root`.
@@ -14,11 +18,16 @@
 use std::collections::VecDeque;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 use tokio_util::codec::Framed;
 use zk_proto::ops::{CreateRequest, PathWatchRequest, SetDataRequest};
 use zk_proto::{
@@ -34,7 +43,7 @@ enum Op {
     Mixed,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 struct Opts {
     server: SocketAddr,
     op: Op,
@@ -44,10 +53,12 @@ struct Opts {
     secs: f64,
     ops: Option<u64>,
     root: String,
+    tls: Option<TlsConnector>,
 }
 
 const USAGE: &str = "usage: zk-load --server HOST:PORT [--op get|set|create|mixed] \
-[--sessions N] [--inflight M] [--payload BYTES] [--secs S | --ops COUNT] [--root /zk-load]";
+[--sessions N] [--inflight M] [--payload BYTES] [--secs S | --ops COUNT] [--root /zk-load] \
+[--tls-ca CA.pem [--tls-cert CERT.pem --tls-key KEY.pem]]";
 
 fn parse_args() -> Result<Opts, String> {
     let mut o = Opts {
@@ -59,7 +70,9 @@ fn parse_args() -> Result<Opts, String> {
         secs: 10.0,
         ops: None,
         root: "/zk-load".into(),
+        tls: None,
     };
+    let (mut ca, mut cert, mut key) = (None, None, None);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
@@ -94,20 +107,71 @@ fn parse_args() -> Result<Opts, String> {
             "--secs" => o.secs = num(val)?,
             "--ops" => o.ops = Some(num(val)? as u64),
             "--root" => o.root = val.clone(),
+            "--tls-ca" => ca = Some(val.clone()),
+            "--tls-cert" => cert = Some(val.clone()),
+            "--tls-key" => key = Some(val.clone()),
             other => return Err(format!("unknown flag {other}\n{USAGE}")),
         }
         i += 2;
     }
+    o.tls = match (ca, cert, key) {
+        (None, None, None) => None,
+        (Some(ca), cert, key) => Some(tls_connector(&ca, cert.zip(key))?),
+        _ => return Err(format!("--tls-cert and --tls-key need --tls-ca\n{USAGE}")),
+    };
     Ok(o)
 }
 
-type Conn = Framed<TcpStream, FrameCodec>;
+/// A rustls connector trusting the PEM CAs in `ca`, with an optional client certificate
+/// (`cert` chain, `key`); the ring provider, as zk-server and zk-client use.
+fn tls_connector(ca: &str, client: Option<(String, String)>) -> Result<TlsConnector, String> {
+    let read = |p: &str| std::fs::read(p).map_err(|e| format!("{p}: {e}"));
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(&read(ca)?) {
+        roots
+            .add(c.map_err(|e| format!("{ca}: {e}"))?)
+            .map_err(|e| format!("{ca}: {e}"))?;
+    }
+    #[allow(deprecated)] // ring's provider lacks only post-quantum key exchange
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_slice_iter(&read(&cert)?)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("{cert}: {e}"))?;
+            let key_der =
+                PrivateKeyDer::from_pem_slice(&read(&key)?).map_err(|e| format!("{key}: {e}"))?;
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .map_err(|e| format!("{cert}, {key}: {e}"))?
+        }
+    };
+    Ok(TlsConnector::from(Arc::new(config)))
+}
 
-async fn session(addr: SocketAddr) -> Result<Conn, String> {
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+type Conn = Framed<Box<dyn Io>, FrameCodec>;
+
+async fn session(addr: SocketAddr, tls: Option<&TlsConnector>) -> Result<Conn, String> {
     let s = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect {addr}: {e}"))?;
     s.set_nodelay(true).map_err(|e| e.to_string())?;
+    let s: Box<dyn Io> = match tls {
+        None => Box::new(s),
+        Some(t) => Box::new(
+            t.connect(ServerName::IpAddress(addr.ip().into()), s)
+                .await
+                .map_err(|e| format!("TLS handshake with {addr}: {e}"))?,
+        ),
+    };
     let mut io = Framed::new(s, FrameCodec::default());
     let req = ConnectRequest {
         timeout: 30_000,
@@ -174,7 +238,7 @@ async fn run_session(
     quota: Option<u64>,
     deadline: Instant,
 ) -> Result<SessionResult, String> {
-    let mut io = session(o.server).await?;
+    let mut io = session(o.server, o.tls.as_ref()).await?;
     let payload = Bytes::from(vec![b'x'; o.payload]);
     let node = format!("{}/s{idx}", o.root);
     call(&mut io, 1, create(node.clone(), payload.clone())).await?;
@@ -250,7 +314,7 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
 }
 
 async fn run(o: Opts) -> Result<(), String> {
-    let mut setup = session(o.server).await?;
+    let mut setup = session(o.server, o.tls.as_ref()).await?;
     call(&mut setup, 1, create(o.root.clone(), Bytes::new())).await?;
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(o.secs);

@@ -3,6 +3,7 @@
 pub mod digest;
 pub mod ip;
 pub mod sasl;
+pub mod x509;
 
 use zk_proto::{Acl, ClientInfo, ErrorCode, Id, Perms};
 
@@ -87,8 +88,7 @@ pub fn fixup(acl: &[Acl], ids: &[Id], schemes: &Schemes) -> Result<Vec<Acl>, Err
             "digest" if digest::is_valid_id(&a.id.id) => out.push(a.clone()),
             "ip" if ip::is_valid_id(&a.id.id) => out.push(a.clone()),
             "sasl" if schemes.sasl && sasl::is_valid_id(&a.id.id) => out.push(a.clone()),
-            // Apache accepts any name `X500Principal` parses: at least one `type=value`.
-            "x509" if a.id.id.contains('=') => out.push(a.clone()),
+            "x509" if x509::is_valid_id(&a.id.id) => out.push(a.clone()),
             _ => return Err(ErrorCode::InvalidAcl),
         }
     }
@@ -321,6 +321,7 @@ mod tests {
             fx(&[Acl::new(Perms::ALL, "x509", "alice")], &[]),
             Err(ErrorCode::InvalidAcl)
         );
+        assert!(fx(&[Acl::new(Perms::ALL, "x509", "")], &[]).is_ok());
     }
 
     #[test]

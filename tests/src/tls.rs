@@ -1,0 +1,126 @@
+//! Test certificates made with rcgen: a CA ([`Ca`]) issuing loopback leaves for servers and
+//! clients (subject `O=zk-rs, CN=<cn>`, which Java prints `CN=<cn>,O=zk-rs`), and a temp dir
+//! with a server keystore and truststore as PEM ([`Pki`]) that zk-server and Apache (its
+//! `ssl.keyStore.type=PEM`) both load.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+};
+use zk_client::TlsConfig;
+
+/// A certificate authority.
+pub struct Ca {
+    /// Its self-signed certificate.
+    pub cert: Certificate,
+    /// Its key.
+    pub key: KeyPair,
+}
+
+impl Ca {
+    /// A fresh CA named `CN=<name>`.
+    pub fn new(name: &str) -> Ca {
+        let key = KeyPair::generate().expect("CA key");
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = p.self_signed(&key).expect("CA cert");
+        Ca { cert, key }
+    }
+
+    /// The CA certificate as PEM.
+    pub fn pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    /// A leaf for `127.0.0.1` / `localhost` with subject `O=zk-rs, CN=<cn>` (Java prints
+    /// it `CN=<cn>,O=zk-rs`), its key; `expired` makes it valid only in 2020.
+    pub fn leaf(&self, cn: &str, expired: bool) -> (String, String) {
+        let key = KeyPair::generate().expect("leaf key");
+        let mut p = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("leaf params");
+        // Fresh: rcgen's default name would put its CN first.
+        p.distinguished_name = DistinguishedName::new();
+        p.distinguished_name.push(DnType::OrganizationName, "zk-rs");
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        if expired {
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2020, 12, 31);
+        }
+        let cert = p.signed_by(&key, &self.cert, &self.key).expect("leaf cert");
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// A client configuration trusting this CA, with a client certificate for `cn`.
+    pub fn client(&self, cn: &str) -> TlsConfig {
+        let (cert, key) = self.leaf(cn, false);
+        TlsConfig::new(self.pem().as_bytes()).client_cert(cert.as_bytes(), key.as_bytes())
+    }
+}
+
+/// Writes `text` to `dir/name`; its path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write test file");
+    p
+}
+
+/// A CA, a server keystore (`server.pem`: key and certificate) and truststore (`ca.pem`).
+pub struct Pki {
+    /// The CA that signed the server's certificate; issue clients from it.
+    pub ca: Ca,
+    /// Where the stores are.
+    pub dir: tempfile::TempDir,
+}
+
+impl Pki {
+    /// A fresh CA and server certificate (`CN=zk-server,O=zk-rs`).
+    pub fn new() -> Pki {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = Ca::new("zk-rs test CA");
+        let (cert, key) = ca.leaf("zk-server", false);
+        write(dir.path(), "server.pem", &format!("{key}{cert}"));
+        write(dir.path(), "ca.pem", &ca.pem());
+        Pki { ca, dir }
+    }
+
+    /// A file in the store dir.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The `-D` properties that give Apache a Netty TLS port with these stores (the port
+    /// itself is the zoo.cfg line `secureClientPort`).
+    pub fn apache_props(&self) -> Vec<String> {
+        vec![
+            "-Dzookeeper.serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory"
+                .to_owned(),
+            format!(
+                "-Dzookeeper.ssl.keyStore.location={}",
+                self.path("server.pem").display()
+            ),
+            format!(
+                "-Dzookeeper.ssl.trustStore.location={}",
+                self.path("ca.pem").display()
+            ),
+        ]
+    }
+}
+
+impl Default for Pki {
+    fn default() -> Self {
+        Self::new()
+    }
+}
