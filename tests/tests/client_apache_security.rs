@@ -5,63 +5,15 @@
 
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
 use tests::apache::ApacheServer;
 use tests::ports::free_port;
 use tests::proxy::Proxy;
+use tests::tls::Ca;
 use zk_client::{Acl, Client, CreateMode, Error, EventType, Perms, SessionState, TlsConfig};
 
 /// Upper bound for anything that must not hang (connects that fail, logins).
 const WITHIN: Duration = Duration::from_secs(20);
 const SESSION: Duration = Duration::from_secs(4);
-
-struct Ca {
-    cert: Certificate,
-    key: KeyPair,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let key = KeyPair::generate().expect("CA key");
-        let mut p = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let cert = p.self_signed(&key).expect("CA cert");
-        Ca { cert, key }
-    }
-
-    fn pem(&self) -> String {
-        self.cert.pem()
-    }
-
-    /// A leaf certificate for `127.0.0.1` and `localhost` (server and client use), and its
-    /// key; `expired` makes it valid only in 2020.
-    fn leaf(&self, cn: &str, expired: bool) -> (String, String) {
-        let key = KeyPair::generate().expect("leaf key");
-        let mut p = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .expect("leaf params");
-        p.distinguished_name.push(DnType::CommonName, cn);
-        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        p.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        if expired {
-            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
-            p.not_after = rcgen::date_time_ymd(2020, 12, 31);
-        }
-        let cert = p.signed_by(&key, &self.cert, &self.key).expect("leaf cert");
-        (cert.pem(), key.serialize_pem())
-    }
-}
 
 /// Apache with a TLS port beside its plain one, and the PKI the test made for it.
 struct TlsServer {
