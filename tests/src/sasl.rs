@@ -31,3 +31,53 @@ pub fn client_jaas(dir: &Path, user: &str, password: &str) -> PathBuf {
     .expect("write client jaas");
     path
 }
+
+/// Asserts that `c`'s `whoami` lists the SASL identity `user`.
+pub async fn assert_sasl_identity(c: &zk_client::Client, user: &str) {
+    let ids = c.who_am_i().await.expect("whoami");
+    assert!(
+        ids.iter()
+            .any(|i| i.auth_scheme == "sasl" && i.user == user),
+        "whoami shows sasl:{user}: {ids:?}"
+    );
+}
+
+/// The scenario both servers must pass: alice logs in through a proxy to `server`, makes
+/// a node only `sasl:alice` may read, the proxy drops the connection, and the client
+/// comes back on the same session, logged in again, reading the node.
+pub async fn login_is_replayed_after_the_connection_drops(server: std::net::SocketAddr) {
+    use std::time::Duration;
+    use zk_client::{Acl, Client, CreateMode, Error, Perms};
+    const WITHIN: Duration = Duration::from_secs(20);
+    let proxy = crate::proxy::Proxy::start(server).await.expect("proxy");
+    let builder = Client::builder(&proxy.addr().to_string())
+        .sasl_digest("alice", "secret")
+        .session_timeout(Duration::from_secs(4));
+    let c = tokio::time::timeout(WITHIN, builder.connect())
+        .await
+        .expect("connect does not hang")
+        .expect("SASL login through the proxy");
+    let acl = vec![Acl::new(Perms::ALL, "sasl", "alice")];
+    c.create("/replay", b"x", &acl, CreateMode::Persistent)
+        .await
+        .expect("create");
+    let session = c.session_id();
+    let accepted = proxy.accepted();
+    proxy.drop_connections();
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        match c.get_data("/replay", false).await {
+            Ok((d, _)) if proxy.accepted() > accepted => {
+                assert_eq!(&d[..], b"x");
+                break;
+            }
+            Ok(_) | Err(Error::ConnectionLoss) | Err(Error::Timeout) => {}
+            Err(e) => panic!("after reconnect: {e}"),
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no reconnect");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(c.session_id(), session, "same session");
+    assert_sasl_identity(&c, "alice").await;
+    c.close().await.expect("close");
+}

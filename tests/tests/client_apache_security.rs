@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tests::apache::ApacheServer;
 use tests::ports::free_port;
-use tests::proxy::Proxy;
+use tests::sasl::assert_sasl_identity;
 use tests::tls::Ca;
 use zk_client::{Acl, Client, CreateMode, Error, EventType, Perms, SessionState, TlsConfig};
 
@@ -269,15 +269,6 @@ impl SaslServer {
     }
 }
 
-async fn assert_sasl_identity(c: &Client, user: &str) {
-    let ids = c.who_am_i().await.expect("whoami");
-    assert!(
-        ids.iter()
-            .any(|i| i.auth_scheme == "sasl" && i.user == user),
-        "whoami shows sasl:{user}: {ids:?}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sasl_digest_login_whoami_and_acl() {
     let srv = SaslServer::start();
@@ -378,32 +369,5 @@ async fn sasl_wrong_password_is_auth_failed_with_the_reason() {
 async fn sasl_login_is_replayed_after_the_connection_drops() {
     let srv = SaslServer::start();
     let target = srv.zk.connect_string().parse().expect("address");
-    let proxy = Proxy::start(target).await.expect("proxy");
-    let c = try_connect(Client::builder(&proxy.addr().to_string()).sasl_digest("alice", "secret"))
-        .await
-        .expect("SASL login through the proxy");
-    let acl = vec![Acl::new(Perms::ALL, "sasl", "alice")];
-    c.create("/replay", b"x", &acl, CreateMode::Persistent)
-        .await
-        .expect("create");
-    let session = c.session_id();
-    let accepted = proxy.accepted();
-    proxy.drop_connections();
-    // Requests issued right away wait for the new connection and its login.
-    let deadline = tokio::time::Instant::now() + WITHIN;
-    loop {
-        match c.get_data("/replay", false).await {
-            Ok((d, _)) if proxy.accepted() > accepted => {
-                assert_eq!(&d[..], b"x");
-                break;
-            }
-            Ok(_) | Err(Error::ConnectionLoss) | Err(Error::Timeout) => {}
-            Err(e) => panic!("after reconnect: {e}"),
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no reconnect");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(c.session_id(), session, "same session");
-    assert_sasl_identity(&c, "alice").await;
-    c.close().await.expect("close");
+    tests::sasl::login_is_replayed_after_the_connection_drops(target).await;
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use server_support::*;
 use tests::apache::ApacheServer;
-use tests::proxy::Proxy;
+use tests::sasl::assert_sasl_identity;
 use tests::sasl::{client_jaas, server_jaas, SASL_PROVIDER};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
@@ -63,15 +63,6 @@ async fn connect(b: zk_client::ClientBuilder) -> Result<Client, Error> {
     tokio::time::timeout(WITHIN, b.session_timeout(Duration::from_secs(4)).connect())
         .await
         .expect("connect does not hang")
-}
-
-async fn assert_sasl_identity(c: &Client, user: &str) {
-    let ids = c.who_am_i().await.expect("whoami");
-    assert!(
-        ids.iter()
-            .any(|i| i.auth_scheme == "sasl" && i.user == user),
-        "whoami shows sasl:{user}: {ids:?}"
-    );
 }
 
 /// Runs a program (killed if it overstays), feeding `stdin`; returns stdout+stderr.
@@ -221,33 +212,7 @@ async fn wrong_password_and_unknown_user_are_auth_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sasl_login_is_replayed_after_the_connection_drops() {
     let (srv, _dir) = sasl_server(&[]).await;
-    let proxy = Proxy::start(srv.addr()).await.expect("proxy");
-    let c = connect(Client::builder(&proxy.addr().to_string()).sasl_digest("alice", "secret"))
-        .await
-        .expect("SASL login through the proxy");
-    let acl = vec![Acl::new(Perms::ALL, "sasl", "alice")];
-    c.create("/replay", b"x", &acl, CreateMode::Persistent)
-        .await
-        .expect("create");
-    let session = c.session_id();
-    let accepted = proxy.accepted();
-    proxy.drop_connections();
-    let deadline = tokio::time::Instant::now() + WITHIN;
-    loop {
-        match c.get_data("/replay", false).await {
-            Ok((d, _)) if proxy.accepted() > accepted => {
-                assert_eq!(&d[..], b"x");
-                break;
-            }
-            Ok(_) | Err(Error::ConnectionLoss) | Err(Error::Timeout) => {}
-            Err(e) => panic!("after reconnect: {e}"),
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no reconnect");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(c.session_id(), session, "same session");
-    assert_sasl_identity(&c, "alice").await;
-    c.close().await.expect("close");
+    tests::sasl::login_is_replayed_after_the_connection_drops(srv.addr()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
