@@ -500,3 +500,24 @@ impl ApacheEnsemble {
         self.nodes.iter_mut().find(|n| n.client_port == port)
     }
 }
+
+/// Runs a client program (the Java or C CLI, a Python script), feeding it `stdin`; its
+/// stdout then stderr. Killed if it runs over a minute, so a hung client fails the test.
+pub async fn run_feeding(mut cmd: tokio::process::Command, stdin: &str) -> String {
+    use tokio::io::AsyncWriteExt;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("spawn client");
+    if let Some(mut i) = child.stdin.take() {
+        i.write_all(stdin.as_bytes()).await.expect("stdin");
+    }
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("client finished")
+        .expect("client output");
+    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(&out.stderr));
+    s
+}

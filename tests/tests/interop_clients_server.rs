@@ -4,32 +4,11 @@
 
 mod server_support;
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use server_support::*;
 use tests::apache::ApacheServer;
-use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-/// Runs a program (killed if it overstays), feeding `stdin`; returns stdout+stderr.
-async fn run(mut cmd: Command, stdin: &str) -> String {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().expect("spawn client");
-    if let Some(mut i) = child.stdin.take() {
-        i.write_all(stdin.as_bytes()).await.expect("stdin");
-    }
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("client finished")
-        .expect("client output");
-    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
-    s.push_str(&String::from_utf8_lossy(&out.stderr));
-    s
-}
+use tests::apache::run_feeding as run;
 
 /// Masks what legitimately differs between two servers: times, session ids, ports.
 fn mask(text: &str, port: u16) -> String {

@@ -8,7 +8,6 @@
 mod server_support;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,7 +15,6 @@ use server_support::*;
 use tests::apache::ApacheServer;
 use tests::sasl::assert_sasl_identity;
 use tests::sasl::{client_jaas, server_jaas, SASL_PROVIDER};
-use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 use zk_client::{Acl, Client, CreateMode, Error, Perms, SessionState};
 use zk_proto::ops::SaslToken;
@@ -65,24 +63,7 @@ async fn connect(b: zk_client::ClientBuilder) -> Result<Client, Error> {
         .expect("connect does not hang")
 }
 
-/// Runs a program (killed if it overstays), feeding `stdin`; returns stdout+stderr.
-async fn run(mut cmd: Command, stdin: &str) -> String {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().expect("spawn client");
-    if let Some(mut i) = child.stdin.take() {
-        i.write_all(stdin.as_bytes()).await.expect("stdin");
-    }
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("client finished")
-        .expect("client output");
-    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
-    s.push_str(&String::from_utf8_lossy(&out.stderr));
-    s
-}
+use tests::apache::run_feeding as run;
 
 /// Java's CLI with a JAAS `Client` section, fed `script`.
 async fn java_cli(port: u16, jaas: &Path, script: &str) -> String {
