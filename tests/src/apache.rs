@@ -395,10 +395,43 @@ pub struct ApacheEnsemble {
     /// The servers, ids 1..=3.
     pub nodes: Vec<ApacheNode>,
     _dir: tempfile::TempDir,
+    // Last: released after the nodes are killed.
+    _turn: EnsembleTurn,
+}
+
+/// One Apache ensemble at a time per test process. Several at once (the tests of a binary
+/// run in parallel) put nine JVMs and our own members on two cores: a starved follower
+/// misses syncLimit (2 s here), drops out and closes its clients, and a test that
+/// connects then sees "closed" for reasons that are not the behaviour under test.
+#[derive(Debug)]
+struct EnsembleTurn;
+
+static TURN_TAKEN: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+static TURN_FREE: std::sync::Condvar = std::sync::Condvar::new();
+
+impl EnsembleTurn {
+    /// Blocks until no other Apache ensemble of this process is running.
+    fn take() -> EnsembleTurn {
+        let mut taken = TURN_TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+        while *taken {
+            taken = TURN_FREE.wait(taken).unwrap_or_else(|e| e.into_inner());
+        }
+        *taken = true;
+        EnsembleTurn
+    }
+}
+
+impl Drop for EnsembleTurn {
+    fn drop(&mut self) {
+        *TURN_TAKEN.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        TURN_FREE.notify_one();
+    }
 }
 
 impl ApacheEnsemble {
-    /// Starts three servers and waits until one leads and two follow.
+    /// Starts three servers and waits until one leads and two follow. Blocks while another
+    /// Apache ensemble of this process runs (see `EnsembleTurn`): call it from
+    /// `spawn_blocking` in async tests.
     pub fn start() -> io::Result<Self> {
         Self::start_n(3)
     }
@@ -412,6 +445,7 @@ impl ApacheEnsemble {
     /// node (e.g. `-Dreadonlymode.enabled=true` and `localSessionsEnabled=true`, which a
     /// read-only server needs to create sessions).
     pub fn start_with(n: u32, jvm_props: &[&str], cfg_lines: &[&str]) -> io::Result<Self> {
+        let turn = EnsembleTurn::take();
         let dir = tempfile::tempdir()?;
         let ports = free_ports(3 * n as usize)?;
         let servers: Vec<String> = (0..n)
@@ -464,7 +498,11 @@ impl ApacheEnsemble {
         for node in &mut nodes {
             node.spawn()?;
         }
-        let e = ApacheEnsemble { nodes, _dir: dir };
+        let e = ApacheEnsemble {
+            nodes,
+            _dir: dir,
+            _turn: turn,
+        };
         e.wait_quorum(Duration::from_secs(60))?;
         Ok(e)
     }

@@ -100,9 +100,14 @@ pub fn odd_cases() -> Vec<OddRequest> {
 
 /// Sends one odd request on a new session: the reply (zxid masked to its sign, as it
 /// depends on the server's history) and whether the server closed the connection.
-pub async fn odd_request(addr: SocketAddr, (name, xid, op, body): OddRequest) -> String {
+pub async fn odd_request(addr: SocketAddr, case: OddRequest) -> String {
+    odd_request_on(RawClient::connect(addr).await, case).await
+}
+
+/// [`odd_request`] on a session the caller opened (to connect to several servers before
+/// any of them sees the request).
+pub async fn odd_request_on(mut c: RawClient, (name, xid, op, body): OddRequest) -> String {
     use bytes::BufMut;
-    let mut c = RawClient::connect(addr).await;
     let mut b = BytesMut::new();
     b.put_i32(xid);
     b.put_i32(op);
