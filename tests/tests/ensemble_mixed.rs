@@ -3,6 +3,9 @@
 //! replicate over its quorum packets, and sync each other by DIFF and by SNAP (Apache's
 //! snapshot stream) in both directions, with the zk-server member as leader and as
 //! follower. A zk-client reads the same data through every member after each step.
+//!
+//! And the operator's path of the README: an Apache ensemble replaced by zk-server member by
+//! member, each keeping its zoo.cfg and dataDir, under a live session; then rolled back.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,11 +23,14 @@ struct Member {
     dir: PathBuf,
     port: u16,
     child: Option<Child>,
+    /// Length of server.log when the current process started (the log is appended to).
+    run_start: usize,
 }
 
 impl Member {
     fn start(&mut self) {
         self.kill();
+        self.run_start = self.log().len();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -67,6 +73,11 @@ impl Member {
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
+
+    /// What the current process logged.
+    fn run_log(&self) -> String {
+        self.log().get(self.run_start..).unwrap_or_default().to_owned()
+    }
 }
 
 impl Drop for Member {
@@ -78,6 +89,12 @@ impl Drop for Member {
 /// Members 1 and 2 are Apache, member 3 is zk-server (the highest id, so it wins an
 /// election between equally up-to-date servers).
 fn configure(root: &Path) -> Vec<Member> {
+    configure_with(root, |i| i < 2, "")
+}
+
+/// Three members in the 3.5+ server-line format; `apache(i)` says which run Apache;
+/// `extra` is appended to every zoo.cfg.
+fn configure_with(root: &Path, apache: impl Fn(usize) -> bool, extra: &str) -> Vec<Member> {
     let ports = tests::ports::free_ports(9).expect("ports");
     let servers: String = (0..3)
         .map(|i| {
@@ -101,16 +118,17 @@ fn configure(root: &Path) -> Vec<Member> {
                 format!(
                     "tickTime=200\ninitLimit=20\nsyncLimit=10\ndataDir={}\n\
                      4lw.commands.whitelist=*\nadmin.enableServer=false\n\
-                     standaloneEnabled=false\ncnxTimeout=1000\n{servers}",
+                     standaloneEnabled=false\ncnxTimeout=1000\n{extra}{servers}",
                     data.display()
                 ),
             )
             .expect("zoo.cfg");
             Member {
-                apache: i < 2,
+                apache: apache(i),
                 dir,
                 port: ports[3 * i],
                 child: None,
+                run_start: 0,
             }
         })
         .collect()
@@ -247,4 +265,111 @@ async fn two_apache_servers_and_one_zk_server_form_one_ensemble() {
         logged(&m[leader], "Getting a snapshot from leader"),
         "the Apache server should load our SNAP"
     );
+}
+
+/// The README's operator guide, step by step: a running Apache ensemble becomes a zk-server
+/// ensemble one member at a time (followers first, the leader last), each started with the
+/// zoo.cfg and dataDir its Apache server used; then goes back to Apache the same way. A
+/// client session with an ephemeral node and a watch lives through all six swaps, every
+/// swapped member serves within seconds, and no write is lost.
+///
+/// With `reconfigEnabled=true`, as here, Apache moves the member list out of zoo.cfg into
+/// `zoo.cfg.dynamic.<version>` on first start: zk-server must follow `dynamicConfigFile`
+/// (ignoring it once started a member as a standalone server on the ensemble's data).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apache_ensemble_is_replaced_member_by_member_and_back() {
+    let root = tempfile::tempdir().expect("tempdir");
+    zk_server_bin().expect("zk-server binary");
+    let mut m = configure_with(root.path(), |_| true, "reconfigEnabled=true\n");
+    for x in m.iter_mut() {
+        x.start();
+    }
+    wait_roles(&m);
+    for x in &m {
+        let cfg = std::fs::read_to_string(x.dir.join("zoo.cfg")).expect("zoo.cfg");
+        assert!(
+            cfg.contains("dynamicConfigFile=") && !cfg.contains("\nserver."),
+            "Apache should have moved the members out of zoo.cfg:\n{cfg}"
+        );
+    }
+    write(m[0].port, "a", 100).await;
+
+    let hosts: Vec<String> = m.iter().map(|x| format!("127.0.0.1:{}", x.port)).collect();
+    let session = tokio::time::timeout(
+        T,
+        Client::builder(&hosts.join(","))
+            .session_timeout(Duration::from_secs(4))
+            .connect(),
+    )
+    .await
+    .expect("connect in time")
+    .expect("connect");
+    let id = session.session_id();
+    session
+        .create(
+            "/rolling-owner",
+            b"",
+            &Acl::open_unsafe(),
+            CreateMode::Ephemeral,
+        )
+        .await
+        .expect("ephemeral");
+
+    let mut written = 100;
+    let mut last_tag = String::from("a");
+    for (to_apache, step) in [(false, "to zk-server"), (true, "back to Apache")] {
+        // Followers first, the leader last: one election per direction, as the guide says.
+        let leader = wait_roles(&m);
+        let order: Vec<usize> = (0..3).filter(|&i| i != leader).chain([leader]).collect();
+        for i in order {
+            let (_, _, watched) = session
+                .get_data_watched("/mixed")
+                .await
+                .expect("watch /mixed");
+            m[i].kill();
+            m[i].apache = to_apache;
+            let started = Instant::now();
+            m[i].start();
+            wait_roles(&m);
+            let took = started.elapsed();
+            assert!(
+                took < Duration::from_secs(15),
+                "member {} ({step}) served only after {took:?}:\n{}",
+                i + 1,
+                m[i].run_log()
+            );
+            eprintln!("member {} {step}: serving after {took:?}", i + 1);
+            last_tag = format!("{}{}", if to_apache { "j" } else { "r" }, i + 1);
+            // Writes through the member just swapped (forwarded if it follows).
+            write(m[i].port, &last_tag, 20).await;
+            written += 20;
+            check(&m, written, &last_tag).await;
+            tokio::time::timeout(T, watched)
+                .await
+                .expect("the watch on /mixed fired in time")
+                .expect("watch event");
+        }
+        for x in m.iter().filter(|x| !x.apache) {
+            let log = x.run_log();
+            assert!(
+                !log.contains("ERROR") && !log.contains("panicked"),
+                "zk-server member on :{} logged an error:\n{log}",
+                x.port,
+            );
+        }
+    }
+    // The same session, never expired, still owns its ephemeral on every member.
+    assert_eq!(session.session_id(), id);
+    for x in &m {
+        let c = client(x.port).await;
+        c.sync("/rolling-owner").await.expect("sync");
+        let stat = c
+            .exists("/rolling-owner", false)
+            .await
+            .expect("exists")
+            .expect("the ephemeral outlived six member swaps");
+        assert_eq!(stat.ephemeral_owner, id);
+        let _ = c.close().await;
+    }
+    check(&m, written, &last_tag).await;
 }

@@ -61,8 +61,14 @@ pub struct ServerConfig {
     pub init_limit: u32,
     /// `syncLimit` (ensemble).
     pub sync_limit: u32,
-    /// `server.N` lines, raw.
+    /// `server.N` lines, raw: from zoo.cfg, or from the file `dynamicConfigFile` names.
     pub servers: BTreeMap<u64, String>,
+    /// `dynamicConfigFile`: where the member list lives once Apache 3.5+ with
+    /// `reconfigEnabled=true` has moved it out of zoo.cfg (it rewrites zoo.cfg on first start).
+    pub dynamic_config_file: Option<PathBuf>,
+    /// The member list's version, from the dynamic file's name (`zoo.cfg.dynamic.<hex>`),
+    /// as Apache takes it.
+    pub config_version: Option<i64>,
     /// `snapCount`: txns between snapshots.
     pub snap_count: u64,
     /// `autopurge.snapRetainCount`.
@@ -145,6 +151,8 @@ impl Default for ServerConfig {
             init_limit: 10,
             sync_limit: 5,
             servers: BTreeMap::new(),
+            dynamic_config_file: None,
+            config_version: None,
             snap_count: 100_000,
             snap_retain_count: 3,
             purge_interval_hours: 0,
@@ -190,7 +198,6 @@ const JAVA_ONLY_PREFIXES: &[&str] = &[
     "standaloneEnabled",
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
-    "dynamicConfigFile",
     "electionAlg",
     "peerType",
     "maxClientCnxns.",
@@ -209,6 +216,18 @@ fn parse_num<T: std::str::FromStr>(key: &str, v: &str, line: Option<usize>) -> R
         line,
         message: format!("{key}: '{v}' is not a valid number"),
     })
+}
+
+/// Hierarchical quorums change which sets of members form a quorum: counting votes by
+/// majority instead would let a member commit what the rest of the ensemble does not.
+fn hierarchical_quorum(key: &str, line: Option<usize>) -> ServerError {
+    ServerError::Config {
+        line,
+        message: format!(
+            "{key}: hierarchical quorums (group.N / weight.N) are not supported; refusing to \
+             start rather than count votes differently from the rest of the ensemble"
+        ),
+    }
 }
 
 fn parse_bool(v: &str) -> bool {
@@ -314,6 +333,8 @@ impl ServerConfig {
         let mut data_dir = None;
         let mut data_log_dir = None;
         let mut client_port_given = false;
+        let mut static_members: Option<(String, usize)> = None;
+        let mut dynamic_file: Option<(PathBuf, usize)> = None;
         for (i, raw) in text.lines().enumerate() {
             let lineno = Some(i + 1);
             let line = raw.trim();
@@ -378,11 +399,12 @@ impl ServerConfig {
                 k if k.starts_with("server.") => {
                     let id = parse_num(key, &k["server.".len()..], lineno)?;
                     cfg.servers.insert(id, value.to_string());
+                    static_members.get_or_insert((k.to_owned(), i + 1));
                 }
                 k if k.starts_with("group.") || k.starts_with("weight.") => {
-                    cfg.warnings
-                        .push(format!("line {}: {k} is not supported, ignored", i + 1));
+                    return Err(hierarchical_quorum(k, lineno));
                 }
+                "dynamicConfigFile" => dynamic_file = Some((PathBuf::from(value), i + 1)),
                 k if JAVA_ONLY_PREFIXES.iter().any(|p| k.starts_with(p)) => {
                     cfg.warnings.push(format!(
                         "line {}: {k} only applies to the Java server, ignored",
@@ -420,6 +442,20 @@ impl ServerConfig {
                     .push(format!("unknown property -D{k}, ignored"));
             }
         }
+        if let Some((path, line)) = dynamic_file {
+            if let Some((key, at)) = static_members {
+                // As Apache: one list of members, never two that may disagree.
+                return Err(ServerError::Config {
+                    line: Some(at),
+                    message: format!(
+                        "{key} must be in the dynamic config file ({} named on line {line}), \
+                         not in zoo.cfg",
+                        path.display()
+                    ),
+                });
+            }
+            cfg.read_dynamic_config(&path, line)?;
+        }
         // As Apache: no dataDir is an error, never a silent /tmp/zookeeper.
         cfg.data_dir = data_dir.ok_or_else(|| ServerError::Config {
             line: None,
@@ -444,6 +480,61 @@ impl ServerConfig {
         }
         cfg.load_security()?;
         Ok(cfg)
+    }
+
+    /// Reads the member list from the file `dynamicConfigFile` names (line `line` of
+    /// zoo.cfg). Ignoring it would start a member of an ensemble as a standalone server on
+    /// the ensemble's data: clients would write to a server no one else replicates.
+    fn read_dynamic_config(&mut self, path: &Path, line: usize) -> Result<()> {
+        let text = std::fs::read_to_string(path).map_err(|e| ServerError::Config {
+            line: Some(line),
+            message: format!("dynamicConfigFile {}: {e}", path.display()),
+        })?;
+        let at = |n: usize| format!("{} line {}", path.display(), n + 1);
+        for (n, raw) in text.lines().enumerate() {
+            let l = raw.trim();
+            if l.is_empty() || l.starts_with('#') || l.starts_with('!') {
+                continue;
+            }
+            let Some((key, value)) = l.split_once('=') else {
+                return Err(ServerError::Config {
+                    line: Some(line),
+                    message: format!("{}: malformed line '{l}': expected key=value", at(n)),
+                });
+            };
+            let (key, value) = (key.trim(), value.trim());
+            if let Some(id) = key.strip_prefix("server.") {
+                let id = id.parse().map_err(|_| ServerError::Config {
+                    line: Some(line),
+                    message: format!("{}: '{key}' has no server id", at(n)),
+                })?;
+                self.servers.insert(id, value.to_owned());
+            } else if key.starts_with("group.") || key.starts_with("weight.") {
+                let mut e = hierarchical_quorum(key, Some(line));
+                if let ServerError::Config { message, .. } = &mut e {
+                    *message = format!("{}: {message}", at(n));
+                }
+                return Err(e);
+            } else {
+                // As Apache: the version comes from the file name, and nothing else
+                // belongs in the member list.
+                return Err(ServerError::Config {
+                    line: Some(line),
+                    message: format!(
+                        "{}: '{key}' does not belong in a dynamic config file (server.N \
+                         lines only)",
+                        at(n)
+                    ),
+                });
+            }
+        }
+        self.config_version = path
+            .file_name()
+            .and_then(|f| f.to_str())
+            .and_then(|f| f.rsplit_once(".dynamic."))
+            .and_then(|(_, v)| i64::from_str_radix(v, 16).ok());
+        self.dynamic_config_file = Some(path.to_owned());
+        Ok(())
     }
 
     /// The auth schemes a connection must hold one of before it is served (empty: none),
@@ -700,6 +791,61 @@ mod tests {
         assert_eq!(c.prealloc_size, 1024 * 1024);
         assert_eq!(c.snap_count, 50);
         assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    }
+
+    /// zoo.cfg as Apache 3.8 rewrites it on first start with `reconfigEnabled=true`: the
+    /// members are only in the dynamic file, whose name carries the version.
+    #[test]
+    fn members_come_from_the_dynamic_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let dynamic = dir.path().join("zoo.cfg.dynamic.100000000");
+        std::fs::write(
+            &dynamic,
+            "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\n\
+             server.2=127.0.0.1:2889:3889:participant;127.0.0.1:2182\n\
+             server.3=127.0.0.1:2890:3890:participant;127.0.0.1:2183\n",
+        )
+        .unwrap();
+        let text = format!(
+            "tickTime=2000\ndataDir=/var/zk\nreconfigEnabled=true\ndynamicConfigFile={}\n",
+            dynamic.display()
+        );
+        let c = ServerConfig::parse(&text, &[]).unwrap();
+        assert_eq!(c.servers.len(), 3);
+        assert_eq!(
+            c.servers.get(&2).map(String::as_str),
+            Some("127.0.0.1:2889:3889:participant;127.0.0.1:2182")
+        );
+        assert_eq!(c.config_version, Some(0x1_0000_0000));
+        assert_eq!(c.dynamic_config_file.as_deref(), Some(dynamic.as_path()));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+
+        // Members in both places: refused, naming the key and its line.
+        let e = ServerConfig::parse(&format!("server.1=a:1:2\n{text}"), &[]).unwrap_err();
+        assert!(
+            e.to_string().contains("line 1") && e.to_string().contains("server.1"),
+            "{e}"
+        );
+        // A dynamic file that is not there stops the server instead of going standalone.
+        let gone = text.replace("dynamic.100000000", "dynamic.200000000");
+        let e = ServerConfig::parse(&gone, &[]).unwrap_err();
+        assert!(e.to_string().contains("dynamic.200000000"), "{e}");
+        // Anything but server lines in it is refused, naming the file and line.
+        std::fs::write(&dynamic, "server.1=a:1:2\nversion=100000000\n").unwrap();
+        let e = ServerConfig::parse(&text, &[]).unwrap_err();
+        assert!(e.to_string().contains("line 2") && e.to_string().contains("version"), "{e}");
+    }
+
+    #[test]
+    fn hierarchical_quorums_are_refused_not_ignored() {
+        for extra in ["group.1=1:2:3", "weight.1=2"] {
+            let text = format!("dataDir=/x\nserver.1=a:1:2\nserver.2=b:1:2\n{extra}\n");
+            let e = ServerConfig::parse(&text, &[]).unwrap_err();
+            assert!(
+                e.to_string().contains("line 4") && e.to_string().contains("hierarchical"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The README's test command: installs the peers the interoperability suites talk to (Apache
+# ZooKeeper 3.8 server with its Java and C clients, openssl and keytool for TLS stores, kazoo
+# and pure-sasl), then runs every test of the workspace. Extra arguments go to `cargo test`.
+# Installing needs root (apt-get, pip); already installed packages are left alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export DEBIAN_FRONTEND=noninteractive
+need_apt=()
+dpkg -s zookeeper zookeeper-bin libzookeeper-mt-dev >/dev/null 2>&1 \
+  || need_apt+=(zookeeper zookeeper-bin libzookeeper-mt-dev)
+command -v java >/dev/null || need_apt+=(default-jre-headless)
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v tmux >/dev/null || need_apt+=(tmux)
+command -v pip >/dev/null || need_apt+=(python3-pip)
+if ((${#need_apt[@]})); then
+  echo "== installing ${need_apt[*]}"
+  apt-get update -q
+  apt-get install -y -q "${need_apt[@]}"
+fi
+if ! python3 -c "import kazoo, puresasl" 2>/dev/null; then
+  echo "== installing kazoo and pure-sasl"
+  pip install -q kazoo pure-sasl 2>/dev/null || pip install -q --break-system-packages kazoo pure-sasl
+fi
+# The Debian package starts nothing by itself, but make sure no system ZooKeeper holds ports.
+systemctl stop zookeeper >/dev/null 2>&1 || true
+
+cargo test --workspace --no-fail-fast "$@"
