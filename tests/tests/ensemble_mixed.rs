@@ -76,7 +76,10 @@ impl Member {
 
     /// What the current process logged.
     fn run_log(&self) -> String {
-        self.log().get(self.run_start..).unwrap_or_default().to_owned()
+        self.log()
+            .get(self.run_start..)
+            .unwrap_or_default()
+            .to_owned()
     }
 }
 

@@ -315,3 +315,124 @@ fn data_dir_required_and_untouched_when_the_port_is_taken() {
         "dataDir written"
     );
 }
+
+/// What an operator types first: `--help` and `--version` answer on stdout and exit 0; an
+/// unknown option is named and exits 2 (it never opens a file called `--help`).
+#[test]
+fn help_and_version_flags() {
+    let bin = zk_server_bin().unwrap();
+    for flag in ["--help", "-h"] {
+        let out = Command::new(&bin).arg(flag).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{flag}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.starts_with("usage: zk-server") && text.contains("--log-format"),
+            "{flag}: {text}"
+        );
+    }
+    for flag in ["--version", "-V"] {
+        let out = Command::new(&bin).arg(flag).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{flag}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        // zk-server 0.1.0 (git 0123456789ab, built 2026-12-04 23:59 UTC); ...
+        let re_date = text
+            .split("built ")
+            .nth(1)
+            .and_then(|t| t.get(..10))
+            .unwrap_or("");
+        assert!(
+            text.starts_with(&format!("zk-server {} (git ", env!("CARGO_PKG_VERSION"))),
+            "{text}"
+        );
+        assert!(
+            re_date.len() == 10 && re_date.as_bytes()[4] == b'-' && !re_date.starts_with("1970"),
+            "a real build date: {text}"
+        );
+    }
+    let out = Command::new(&bin).arg("--frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown option --frobnicate") && err.contains("usage"),
+        "{err}"
+    );
+}
+
+/// Logs written to a pipe or a file carry no terminal escape codes; `--log-format json`
+/// writes one JSON object per line; the first line names the version and the effective
+/// settings, and the version matches what `srvr` reports.
+#[test]
+fn logs_are_plain_when_piped_and_json_on_request() {
+    for json in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port().unwrap();
+        let cfg = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join("server.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(zk_server_bin().unwrap());
+        if json {
+            cmd.args(["--log-format", "json"]);
+        }
+        // Killed by its handle even if an assertion below fails first.
+        struct Killed(std::process::Child);
+        impl Drop for Killed {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let child = Killed(
+            cmd.arg(&cfg)
+                .env("RUST_LOG", "info")
+                .stdout(file.try_clone().unwrap())
+                .stderr(file)
+                .spawn()
+                .unwrap(),
+        );
+        wait_serving(port);
+        let srvr = four_letter(port, "srvr");
+        drop(child);
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            !text.contains('\u{1b}'),
+            "escape codes in a log file:\n{text}"
+        );
+        let first = text.lines().next().unwrap_or_default();
+        assert!(
+            first.contains("starting from")
+                && first.contains(&format!("clientPort={port}"))
+                && first.contains("tickTime=500"),
+            "{first}"
+        );
+        // srvr: "Zookeeper version: 3.8.0-zk-rs-0.1.0-<commit>, built on <date> UTC"
+        let version = srvr
+            .lines()
+            .find_map(|l| l.strip_prefix("Zookeeper version: 3.8.0-zk-rs-"))
+            .unwrap_or_else(|| panic!("{srvr}"));
+        let commit = version
+            .split(',')
+            .next()
+            .and_then(|v| v.rsplit('-').next())
+            .unwrap_or_default();
+        assert!(
+            first.contains(&format!("git {commit}")),
+            "{first} vs {srvr}"
+        );
+        if json {
+            for line in text.lines() {
+                assert!(
+                    line.starts_with('{') && line.ends_with('}') && line.contains("\"level\":"),
+                    "not a JSON line: {line}"
+                );
+            }
+        }
+    }
+}

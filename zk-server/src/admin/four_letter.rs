@@ -7,8 +7,18 @@ use crate::config::ServerConfig;
 use crate::core::processor::Processor;
 use crate::host::quorum::driver::LeaderStats;
 
-/// Version string reported where Apache reports its own.
-pub const VERSION: &str = "3.8.0-zk-rs, built on 1970-01-01 00:00 UTC";
+/// Version string reported where Apache reports its own (`3.8.0-<commit>, built on <date>
+/// UTC`): the Apache release whose protocol and formats we serve first, so that tools
+/// parsing it keep working, then this crate's version and commit.
+pub const VERSION: &str = concat!(
+    "3.8.0-zk-rs-",
+    env!("CARGO_PKG_VERSION"),
+    "-",
+    env!("ZK_GIT_COMMIT"),
+    ", built on ",
+    env!("ZK_BUILD_DATE"),
+    " UTC"
+);
 
 /// Everything a four-letter word may report.
 pub struct View<'a> {

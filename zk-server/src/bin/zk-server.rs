@@ -1,6 +1,7 @@
 //! `zk-server [-Dname=value ...] <zoo.cfg>`: a ZooKeeper server, standalone or, when
 //! zoo.cfg lists two or more `server.N` lines, the ensemble member named by `myid`.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -39,20 +40,112 @@ extern "C" fn tune_allocator() {
 #[link_section = ".init_array"]
 static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
 
+const USAGE: &str = "\
+usage: zk-server [OPTIONS] [-Dname=value ...] <zoo.cfg>
+
+A ZooKeeper server that reads Apache ZooKeeper's zoo.cfg, myid and dataDir: standalone, or
+the ensemble member named by dataDir/myid when zoo.cfg (or its dynamicConfigFile) lists
+server.N lines. -Dname=value sets what a Java system property sets for Apache's server
+(e.g. -Dzookeeper.extendedTypesEnabled=true, -Djava.security.auth.login.config=jaas.conf).
+
+Options:
+  -h, --help              print this help and exit
+  -V, --version           print the version, git commit and build date and exit
+      --log-format FORMAT text (default) or json (one JSON object per line); also
+                          ZK_LOG_FORMAT. RUST_LOG sets the level (default info).
+
+Exit status: 0 after SIGTERM or ^C, 2 for a configuration error (named with its key and
+line; nothing was bound or written), 1 for anything else.
+";
+
 fn usage() -> ExitCode {
-    eprintln!("usage: zk-server [-Dname=value ...] <zoo.cfg>");
+    eprint!("{USAGE}");
     ExitCode::from(2)
 }
 
+/// How log lines are written.
+#[derive(Clone, Copy, PartialEq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs to stderr: JSON lines, or text with colours only when stderr is a terminal (a log
+/// file or journald gets no escape codes).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+fn parse_log_format(v: &str) -> Option<LogFormat> {
+    match v {
+        "text" => Some(LogFormat::Text),
+        "json" => Some(LogFormat::Json),
+        _ => None,
+    }
+}
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut log_format = match std::env::var("ZK_LOG_FORMAT") {
+        Ok(v) => match parse_log_format(&v) {
+            Some(f) => f,
+            None => {
+                eprintln!("zk-server: ZK_LOG_FORMAT={v}: expected text or json");
+                return ExitCode::from(2);
+            }
+        },
+        Err(_) => LogFormat::Text,
+    };
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            "-V" | "--version" => {
+                println!(
+                    "zk-server {} (git {}, built {} UTC); serves ZooKeeper 3.8 clients and members",
+                    env!("CARGO_PKG_VERSION"),
+                    env!("ZK_GIT_COMMIT"),
+                    env!("ZK_BUILD_DATE")
+                );
+                return ExitCode::SUCCESS;
+            }
+            "--log-format" => {
+                let v = args.get(i + 1).cloned().unwrap_or_default();
+                let Some(f) = parse_log_format(&v) else {
+                    eprintln!("zk-server: --log-format '{v}': expected text or json");
+                    return ExitCode::from(2);
+                };
+                log_format = f;
+                args.drain(i..i + 2);
+            }
+            a if a.starts_with("--log-format=") => {
+                let v = &a["--log-format=".len()..];
+                let Some(f) = parse_log_format(v) else {
+                    eprintln!("zk-server: --log-format '{v}': expected text or json");
+                    return ExitCode::from(2);
+                };
+                log_format = f;
+                args.remove(i);
+            }
+            a if a.starts_with("--") => {
+                eprintln!("zk-server: unknown option {a}");
+                return usage();
+            }
+            _ => i += 1,
+        }
+    }
+    init_logging(log_format);
     let (props, rest) = split_properties(&args);
     let [cfg_path] = rest.as_slice() else {
         return usage();
@@ -64,6 +157,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    tracing::info!(
+        "zk-server {} (git {}, built {} UTC) starting from {cfg_path}: {}",
+        env!("CARGO_PKG_VERSION"),
+        env!("ZK_GIT_COMMIT"),
+        env!("ZK_BUILD_DATE"),
+        config.summary()
+    );
     for w in &config.warnings {
         tracing::warn!("{w}");
     }

@@ -306,6 +306,38 @@ impl ServerConfig {
         })
     }
 
+    /// The effective settings an operator checks first, on one line for the start log.
+    pub fn summary(&self) -> String {
+        let plain = if self.plain_client_port {
+            self.client_port.to_string()
+        } else {
+            "-".to_owned()
+        };
+        let secure = self
+            .secure_client_port
+            .map_or("-".to_owned(), |p| p.to_string());
+        // A member's client address may come from its server line: logged once bound.
+        let role = if self.servers.len() >= 2 {
+            format!("member {} of {}", self.my_id, self.servers.len())
+        } else {
+            format!("standalone, clientPort={plain}, secureClientPort={secure}")
+        };
+        format!(
+            "{role}, tickTime={}, \
+             session timeouts {}..{} ms, dataDir={}, dataLogDir={}, snapCount={}, \
+             autopurge every {} h keeping {}, maxClientCnxns={}",
+            self.tick_time,
+            self.min_timeout(),
+            self.max_timeout(),
+            self.data_dir.display(),
+            self.data_log_dir.display(),
+            self.snap_count,
+            self.purge_interval_hours,
+            self.snap_retain_count,
+            self.max_client_cnxns
+        )
+    }
+
     /// Whether some client port speaks TLS (`secureClientPort` or `client.portUnification`).
     pub fn tls_enabled(&self) -> bool {
         self.secure_client_port.is_some() || self.port_unification
@@ -833,7 +865,10 @@ mod tests {
         // Anything but server lines in it is refused, naming the file and line.
         std::fs::write(&dynamic, "server.1=a:1:2\nversion=100000000\n").unwrap();
         let e = ServerConfig::parse(&text, &[]).unwrap_err();
-        assert!(e.to_string().contains("line 2") && e.to_string().contains("version"), "{e}");
+        assert!(
+            e.to_string().contains("line 2") && e.to_string().contains("version"),
+            "{e}"
+        );
     }
 
     #[test]
