@@ -1074,6 +1074,36 @@ impl Client {
         Ok(PersistentWatch::new(path.to_owned(), rx))
     }
 
+    /// Adds a persistent (or persistent-recursive) watch whose events arrive on
+    /// [`Self::events`] with those of `watch: true` calls, as Java's
+    /// `addWatch(path, mode)` with the default watcher does: an event matching it and a
+    /// one-shot watch is delivered once, and its removal shows as `PersistentWatchRemoved`.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// use zk_client::AddWatchMode;
+    /// let mut events = c.events();
+    /// c.add_watch_on_events("/app", AddWatchMode::Persistent).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn add_watch_on_events(&self, path: &str, mode: AddWatchMode) -> Result<()> {
+        validate_path(path, false)?;
+        let kind = match mode {
+            AddWatchMode::Persistent => WatchKind::Persistent,
+            AddWatchMode::PersistentRecursive => WatchKind::PersistentRecursive,
+            AddWatchMode::Unknown(_) => return Err(Error::BadArgument("unknown watch mode")),
+        };
+        let mut b = self.body(path, 4);
+        b.put_i32(mode.to_i32());
+        let post = PostAction::Watch {
+            kind,
+            path: self.server_path(path),
+            watcher: DEFAULT_WATCHER,
+        };
+        ok_body(self.call(OpCode::AddWatch, b, post, None).await?, path)?;
+        Ok(())
+    }
+
     /// Removes this client's watches of `wtype` on `path` on the server and locally; each
     /// removed watcher gets a `*WatchRemoved` event (persistent streams then end).
     /// Fails with `NoWatcher` when the server has no such watch.

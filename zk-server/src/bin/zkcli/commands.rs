@@ -391,7 +391,7 @@ pub async fn run(s: &mut Session, words: &[String]) -> Result<(), CliError> {
         "listquota" => quota::listquota(s, words).await,
         "delquota" => quota::delquota(s, words).await,
         "close" => {
-            s.close().await;
+            let _ = s.close().await;
             Ok(())
         }
         "version" => {
@@ -683,9 +683,10 @@ async fn set_acl(s: &mut Session, words: &[String]) -> Result<(), CliError> {
     path_ok(path)?;
     let c = s.ready(path).await?;
     if acl.is_empty() {
+        // Java's client refuses it before sending, with no path in the exception.
         return Err(CliError::new(output::wrapper_message(
             ErrorCode::InvalidAcl,
-            Some(path),
+            None,
         )));
     }
     if p.has("R") {
@@ -898,12 +899,9 @@ async fn add_watch(s: &mut Session, words: &[String]) -> Result<(), CliError> {
     let path = &p.args[1];
     path_ok(path)?;
     let c = s.ready(path).await?;
-    let w = c
-        .add_watch(path, mode)
+    c.add_watch_on_events(path, mode)
         .await
-        .map_err(|e| CliError::wrap(&e, path))?;
-    s.add_persistent(w);
-    Ok(())
+        .map_err(|e| CliError::wrap(&e, path))
 }
 
 async fn remove_watches(s: &mut Session, words: &[String]) -> Result<(), CliError> {

@@ -1,16 +1,13 @@
 //! The shell's connection: the zk-client session (re)made by `connect`, closed by
 //! `close`, and the watch events zkCli's default watcher prints (`WATCHER::` blocks),
-//! from the session's event stream and from the persistent watches `addWatch` added.
+//! from the session's event stream (persistent `addWatch` ones included).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::stream::SelectAll;
-use futures::{FutureExt, StreamExt};
-use zk_client::{
-    Client, Error, EventStream, EventType, PersistentWatch, SessionState, WatchedEvent,
-};
+use futures::FutureExt;
+use zk_client::{Client, Error, EventStream, EventType, SessionState, WatchedEvent};
 
 use crate::client_config::ClientSettings;
 use crate::commands::CliError;
@@ -49,7 +46,6 @@ pub struct Session {
     pub host: String,
     client: Option<Client>,
     events: Option<EventStream>,
-    persistent: SelectAll<PersistentWatch>,
     /// `printwatches on|off`.
     pub print_watches: bool,
     /// How events are printed.
@@ -65,7 +61,6 @@ impl Session {
             settings,
             client: None,
             events: None,
-            persistent: SelectAll::new(),
             print_watches: true,
             printer: EventPrinter::default(),
         }
@@ -92,7 +87,7 @@ impl Session {
     /// new one to `host`, and with `-waitforconnection` waits for it.
     pub async fn connect(&mut self, host: &str) -> Result<(), CliError> {
         if self.alive() {
-            self.close().await;
+            let _ = self.close().await;
         }
         self.host = host.to_string();
         let timeout = Duration::from_millis(self.opts.timeout_ms.max(1));
@@ -104,7 +99,6 @@ impl Session {
             .build()
             .map_err(|e| CliError::new(format!("java.lang.IllegalArgumentException: {e}")))?;
         self.events = Some(client.events());
-        self.persistent = SelectAll::new();
         self.client = Some(client.clone());
         if self.opts.wait_for_connection {
             if client
@@ -112,7 +106,10 @@ impl Session {
                 .await
                 .is_err()
             {
-                self.close().await;
+                if !self.close().await {
+                    // Never connected: Java's watcher still hears the session close.
+                    self.print_event(&WatchedEvent::state_change(SessionState::Closed));
+                }
                 return Err(CliError::new(format!(
                     "java.io.IOException: org.apache.zookeeper.KeeperException$\
                      ConnectionLossException: {}",
@@ -170,33 +167,14 @@ impl Session {
         }
     }
 
-    /// The next event of the session or of a persistent watch; `None` when there is no
-    /// session left to produce any (pending forever, for `select!`, is the caller's call).
+    /// The next event of the session (watches, persistent ones included, and state
+    /// changes); `None` once the session can produce no more.
     pub async fn next_event(&mut self) -> Option<WatchedEvent> {
-        loop {
-            let has_events = self.events.is_some();
-            let has_persistent = !self.persistent.is_empty();
-            if !has_events && !has_persistent {
-                return None;
-            }
-            tokio::select! {
-                biased;
-                ev = async { self.events.as_mut().expect("checked").recv().await }, if has_events => {
-                    match ev {
-                        Some(ev) => return Some(ev),
-                        None => self.events = None,
-                    }
-                }
-                ev = self.persistent.next(), if has_persistent => {
-                    match ev {
-                        // The session's own stream reports state changes once.
-                        Some(ev) if ev.event_type == EventType::None => continue,
-                        Some(ev) => return Some(ev),
-                        None => {}
-                    }
-                }
-            }
+        let ev = self.events.as_mut()?.recv().await;
+        if ev.is_none() {
+            self.events = None;
         }
+        ev
     }
 
     /// Prints an event as zkCli's watcher does, unless `printwatches off`.
@@ -206,16 +184,13 @@ impl Session {
         }
     }
 
-    /// Keeps an `addWatch` stream so its events are printed.
-    pub fn add_persistent(&mut self, w: PersistentWatch) {
-        self.persistent.push(w);
-    }
-
-    /// `close`: ends the session and prints what its watcher saw, Closed last.
-    pub async fn close(&mut self) {
+    /// `close`: ends the session and prints what its watcher saw, Closed last; true if
+    /// that Closed event came.
+    pub async fn close(&mut self) -> bool {
         let Some(c) = self.client.clone() else {
-            return;
+            return false;
         };
+        let mut closed = false;
         let _ = tokio::time::timeout(Duration::from_secs(5), c.close()).await;
         if let Some(mut events) = self.events.take() {
             while let Ok(Some(ev)) =
@@ -223,11 +198,12 @@ impl Session {
             {
                 self.print_event(&ev);
                 if ev.event_type == EventType::None && ev.state.is_terminal() {
+                    closed = true;
                     break;
                 }
             }
         }
-        self.persistent = SelectAll::new();
+        closed
     }
 
     /// `quit` and end of input: prints what already arrived, then ends the session
