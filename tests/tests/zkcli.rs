@@ -16,19 +16,27 @@ use zk_client::{Client, Error};
 /// `super:pw`, so the harness can clear nodes a script locked with ACLs.
 const SUPER_DIGEST: &str = "super:0bX78nEegDzJM3ju0iLBEJdWzjg=";
 
-/// One CLI run: stdout, stderr, exit code.
+/// One CLI run: stdout (masked), stderr, exit code, and how many Closed events it
+/// printed (their place in Java's output races its next command: counted, not placed).
 #[derive(Debug, PartialEq, Eq)]
 struct Run {
     out: String,
     err: String,
     code: Option<i32>,
+    closed: usize,
 }
 
 fn run_of(o: Output) -> Run {
+    let raw = String::from_utf8_lossy(&o.stdout);
     Run {
-        out: mask(&String::from_utf8_lossy(&o.stdout)),
+        out: mask(&raw),
         err: String::from_utf8_lossy(&o.stderr).into_owned(),
         code: o.status.code(),
+        closed: raw
+            .strip_suffix(CLOSED)
+            .unwrap_or(&raw)
+            .matches(CLOSED)
+            .count(),
     }
 }
 
@@ -49,13 +57,11 @@ const CLOSED: &str = "\nWATCHER::\n\nWatchedEvent state:Closed type:None path:nu
 
 /// Masks what differs between two runs of the same script: zxids, times and session ids
 /// in Stat lines, the version line; drops the first connect event (Java prints it from
-/// another thread, racing its first command in one-shot mode) and a Closed event at the
-/// very end (Java's `quit` exits while its event thread may still print it).
+/// another thread, racing its first command in one-shot mode) and the Closed events
+/// (Java's event thread prints them while its next command runs; `Run::closed` counts
+/// them).
 fn mask(s: &str) -> String {
-    let mut s = s.replacen(CONNECTED, "", 1);
-    if s.ends_with(CLOSED) {
-        s.truncate(s.len() - CLOSED.len());
-    }
+    let s = s.replacen(CONNECTED, "", 1).replace(CLOSED, "");
     s.lines()
         .map(|l| {
             for key in [
@@ -137,8 +143,15 @@ async fn same_script(connect: &str, name: &str, script: &str) {
         ours.code, theirs.code,
         "exit code of script {name} differs on {connect}"
     );
+    assert_eq!(
+        ours.closed, theirs.closed,
+        "Closed events of script {name} on {connect}"
+    );
     // A script that printed nothing compared nothing.
     assert!(ours.out.lines().count() > 3, "{name}: {}", ours.out);
+    if script.contains("\nclose\n") {
+        assert_eq!(ours.closed, 1, "{name}: `close` prints the Closed event");
+    }
 }
 
 /// Nodes, data, reads, writes, deletes, and the errors and usage lines of misuse.
@@ -465,7 +478,7 @@ async fn zkcli_in_a_terminal_completes_and_recalls() {
     };
     let screen = || tmux(&["capture-pane", "-p", "-t", "zk"]);
     let wait_for = |what: &str| {
-        for _ in 0..100 {
+        for _ in 0..300 {
             let s = screen();
             if s.contains(what) {
                 return s;

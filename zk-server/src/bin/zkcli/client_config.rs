@@ -168,7 +168,7 @@ fn tls(p: &BTreeMap<String, String>) -> Result<TlsConfig, String> {
     }
     let verify = p
         .get("zookeeper.ssl.hostnameVerification")
-        .map_or(true, |v| v.eq_ignore_ascii_case("true"));
+        .is_none_or(|v| v.eq_ignore_ascii_case("true"));
     Ok(cfg.verify_hostname(verify))
 }
 

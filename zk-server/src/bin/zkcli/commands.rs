@@ -816,7 +816,7 @@ async fn reconfig(s: &mut Session, words: &[String]) -> Result<(), CliError> {
     let p = parse(&RECONFIG, words)?;
     let (file, members) = (p.has("file"), p.has("members"));
     let (add, remove) = (p.has("add"), p.has("remove"));
-    if !(file || members) && !add && !remove {
+    if !(file || members || add || remove) {
         return Err(CliError::new(usage_of("reconfig")));
     }
     let version =

@@ -369,7 +369,9 @@ mod tests {
         assert_eq!(w("set /a x\"y"), ["set", "/a", "x\"y"]);
         assert_eq!(w("get \"abc"), ["get", "abc"]);
         assert_eq!(w("\"a\"b"), ["a", "b"]);
-        assert!(w("   ").is_empty());
+        // As Java's regex: blanks alone give one blank word (the shell skips such lines).
+        assert_eq!(w("   "), [" "]);
+        assert!(w("").is_empty());
     }
 
     const LS: FlagSpec = FlagSpec {

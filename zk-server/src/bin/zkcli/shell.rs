@@ -197,10 +197,11 @@ impl Shell {
 
     /// `executeLine`: numbered in the history, then run.
     async fn execute_line(&mut self, line: String) -> Flow {
-        let words = split_words(&line);
-        if words.is_empty() {
+        // zkCli skips only "" (blanks become an unknown command " "); skip blank lines.
+        if line.trim().is_empty() {
             return Flow::Continue;
         }
+        let words = split_words(&line);
         self.history.insert(self.count, line);
         let flow = self.process(words).await;
         self.count += 1;
