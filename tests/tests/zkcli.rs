@@ -468,6 +468,16 @@ async fn zkcli_in_a_terminal_completes_and_recalls() {
     .expect("create");
     let bin = zkcli_bin().expect("zkcli binary");
     let socket = format!("zkcli-test-{}", std::process::id());
+    /// Ends this test's own tmux server (by its socket name) however the test ends.
+    struct TmuxServer(String);
+    impl Drop for TmuxServer {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("tmux")
+                .args(["-L", &self.0, "kill-server"])
+                .output();
+        }
+    }
+    let _tmux_server = TmuxServer(socket.clone());
     let tmux = |args: &[&str]| {
         let out = std::process::Command::new("tmux")
             .args(["-L", &socket])
@@ -536,7 +546,6 @@ async fn zkcli_in_a_terminal_completes_and_recalls() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let left = tmux(&["list-sessions"]);
-    tmux(&["kill-server"]);
     assert!(!left.contains("zk:"), "zkcli did not quit: {left}");
     server.stop().await.expect("stop");
 }
