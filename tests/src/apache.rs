@@ -541,7 +541,19 @@ impl ApacheEnsemble {
 
 /// Runs a client program (the Java or C CLI, a Python script), feeding it `stdin`; its
 /// stdout then stderr. Killed if it runs over a minute, so a hung client fails the test.
-pub async fn run_feeding(mut cmd: tokio::process::Command, stdin: &str) -> String {
+pub async fn run_feeding(cmd: tokio::process::Command, stdin: &str) -> String {
+    let out = run_feeding_output(cmd, stdin).await;
+    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(&out.stderr));
+    s
+}
+
+/// Like [`run_feeding`], keeping stdout, stderr and the exit status apart (for comparing
+/// two command-line clients stream by stream, exit codes included).
+pub async fn run_feeding_output(
+    mut cmd: tokio::process::Command,
+    stdin: &str,
+) -> std::process::Output {
     use tokio::io::AsyncWriteExt;
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -551,11 +563,8 @@ pub async fn run_feeding(mut cmd: tokio::process::Command, stdin: &str) -> Strin
     if let Some(mut i) = child.stdin.take() {
         i.write_all(stdin.as_bytes()).await.expect("stdin");
     }
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+    tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
         .await
         .expect("client finished")
-        .expect("client output");
-    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
-    s.push_str(&String::from_utf8_lossy(&out.stderr));
-    s
+        .expect("client output")
 }

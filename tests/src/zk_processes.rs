@@ -45,22 +45,37 @@ use crate::proxy::Proxy;
 /// and profile as the running tests' `dev` build).
 pub fn zk_server_bin() -> io::Result<PathBuf> {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("ZK_SERVER_BIN") {
+    package_bin(&BIN, "ZK_SERVER_BIN", "zk-server")
+}
+
+/// The `zkcli` binary (zk-server's zkCli.sh): `ZKCLI_BIN`, or built once as
+/// [`zk_server_bin`] is.
+pub fn zkcli_bin() -> io::Result<PathBuf> {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    package_bin(&BIN, "ZKCLI_BIN", "zkcli")
+}
+
+fn package_bin(
+    cell: &OnceLock<Result<PathBuf, String>>,
+    env: &str,
+    name: &str,
+) -> io::Result<PathBuf> {
+    cell.get_or_init(|| {
+        if let Some(p) = std::env::var_os(env) {
             return Ok(PathBuf::from(p));
         }
-        build_zk_server()
+        build_zk_server_bin(name)
     })
     .clone()
     .map_err(io::Error::other)
 }
 
-fn build_zk_server() -> Result<PathBuf, String> {
+fn build_zk_server_bin(name: &str) -> Result<PathBuf, String> {
     // Cargo releases its build lock before running tests, so a nested build is safe;
     // when the workspace build already made the binary it is a quick freshness check.
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "-q", "-p", "zk-server", "--bin", "zk-server"])
+    cmd.args(["build", "-q", "-p", "zk-server", "--bin", name])
         .arg("--manifest-path")
         .arg(&manifest);
     if let Some(dir) = running_target_dir() {
@@ -71,9 +86,12 @@ fn build_zk_server() -> Result<PathBuf, String> {
         .args(["--message-format", "json"])
         .stderr(Stdio::inherit())
         .output()
-        .map_err(|e| format!("running cargo build for zk-server: {e}"))?;
+        .map_err(|e| format!("running cargo build for {name}: {e}"))?;
     if !out.status.success() {
-        return Err(format!("cargo build -p zk-server failed: {}", out.status));
+        return Err(format!(
+            "cargo build -p zk-server --bin {name} failed: {}",
+            out.status
+        ));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
@@ -84,8 +102,8 @@ fn build_zk_server() -> Result<PathBuf, String> {
             let end = rest.find('"')?;
             Some(PathBuf::from(rest.get(..end)?))
         })
-        .find(|p| p.file_name().is_some_and(|n| n == "zk-server"))
-        .ok_or_else(|| "cargo build did not report the zk-server executable".to_string())
+        .find(|p| p.file_name().is_some_and(|n| n == name))
+        .ok_or_else(|| format!("cargo build did not report the {name} executable"))
 }
 
 /// `<target>` when this test binary is `<target>/<profile>/deps/<name>`.

@@ -452,7 +452,7 @@ impl Client {
             return Ok(self.create_with_stat(path, data, acl, mode).await?.0);
         }
         let reply = self
-            .create_call(OpCode::Create, path, data, acl, mode, None)
+            .create_call(OpCode::Create, path, Some(data), acl, mode, None)
             .await?;
         let r: CreateResponse = decode(reply, path)?;
         Ok(self.client_path(&r.path))
@@ -479,7 +479,9 @@ impl Client {
         } else {
             OpCode::Create2
         };
-        let reply = self.create_call(op, path, data, acl, mode, None).await?;
+        let reply = self
+            .create_call(op, path, Some(data), acl, mode, None)
+            .await?;
         let r: Create2Response = decode(reply, path)?;
         Ok((self.client_path(&r.path), r.stat))
     }
@@ -510,8 +512,52 @@ impl Client {
             return Err(Error::BadArgument("TTL out of range"));
         }
         let reply = self
-            .create_call(OpCode::CreateTtl, path, data, acl, mode, Some(ms))
+            .create_call(OpCode::CreateTtl, path, Some(data), acl, mode, Some(ms))
             .await?;
+        let r: Create2Response = decode(reply, path)?;
+        Ok((self.client_path(&r.path), r.stat))
+    }
+
+    /// Creates a node whose data may be absent (`None`: null, as Java's
+    /// `create(path, null, ...)`, which a later read tells apart from empty data, see
+    /// [`Self::get_data_opt`]), in any mode: TTL modes take `ttl`, the others refuse it.
+    /// Returns the actual path and the Stat.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// use zk_client::{Acl, CreateMode};
+    /// let (path, _stat) = c.create_opt("/flag", None, &Acl::open_unsafe(), CreateMode::Persistent, None).await?;
+    /// assert_eq!(c.get_data_opt(&path, false).await?.0, None);
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_opt(
+        &self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: &[Acl],
+        mode: CreateMode,
+        ttl: Option<Duration>,
+    ) -> Result<(String, Stat)> {
+        let ms = match (mode.is_ttl(), ttl) {
+            (true, Some(t)) => {
+                let ms = i64::try_from(t.as_millis()).unwrap_or(i64::MAX);
+                if zk_proto::create_mode::ttl_to_ephemeral_owner(ms).is_none() {
+                    return Err(Error::BadArgument("TTL out of range"));
+                }
+                Some(ms)
+            }
+            (true, None) => return Err(Error::BadArgument("TTL modes need a TTL")),
+            (false, Some(_)) => return Err(Error::BadArgument("a TTL needs a TTL create mode")),
+            (false, None) => None,
+        };
+        let op = if ms.is_some() {
+            OpCode::CreateTtl
+        } else if mode == CreateMode::Container {
+            OpCode::CreateContainer
+        } else {
+            OpCode::Create2
+        };
+        let reply = self.create_call(op, path, data, acl, mode, ms).await?;
         let r: Create2Response = decode(reply, path)?;
         Ok((self.client_path(&r.path), r.stat))
     }
@@ -520,7 +566,7 @@ impl Client {
         &self,
         op: OpCode,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         acl: &[Acl],
         mode: CreateMode,
         ttl: Option<i64>,
@@ -532,8 +578,8 @@ impl Client {
         if acl.is_empty() {
             return Err(Error::InvalidAcl);
         }
-        let mut b = self.body(path, data.len() + 64);
-        b.write_buffer(data);
+        let mut b = self.body(path, data.map_or(0, <[u8]>::len) + 64);
+        b.write_opt_buffer(data);
         b.write_vec(acl);
         b.put_i32(mode.to_flags());
         if let Some(t) = ttl {
@@ -646,6 +692,24 @@ impl Client {
             .await?;
         let r: GetDataResponse = decode(reply, path)?;
         Ok((r.data.unwrap_or_default(), r.stat, fut))
+    }
+
+    /// Like [`Self::get_data`], with `None` when the node's data is null (created without
+    /// data by Java's client or [`Self::create_opt`]) rather than empty.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// let (data, _stat) = c.get_data_opt("/x", false).await?;
+    /// println!("{}", data.map_or("null".into(), |d| String::from_utf8_lossy(&d).into_owned()));
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_data_opt(&self, path: &str, watch: bool) -> Result<(Option<Bytes>, Stat)> {
+        let w = watch.then_some((DEFAULT_WATCHER, None));
+        let reply = self
+            .path_watch_call(OpCode::GetData, path, WatchKind::Data, w)
+            .await?;
+        let r: GetDataResponse = decode(reply, path)?;
+        Ok((r.data, r.stat))
     }
 
     /// Replaces the data; `version: None` matches any. Returns the new Stat.
@@ -1008,6 +1072,36 @@ impl Client {
             path,
         )?;
         Ok(PersistentWatch::new(path.to_owned(), rx))
+    }
+
+    /// Adds a persistent (or persistent-recursive) watch whose events arrive on
+    /// [`Self::events`] with those of `watch: true` calls, as Java's
+    /// `addWatch(path, mode)` with the default watcher does: an event matching it and a
+    /// one-shot watch is delivered once, and its removal shows as `PersistentWatchRemoved`.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// use zk_client::AddWatchMode;
+    /// let mut events = c.events();
+    /// c.add_watch_on_events("/app", AddWatchMode::Persistent).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn add_watch_on_events(&self, path: &str, mode: AddWatchMode) -> Result<()> {
+        validate_path(path, false)?;
+        let kind = match mode {
+            AddWatchMode::Persistent => WatchKind::Persistent,
+            AddWatchMode::PersistentRecursive => WatchKind::PersistentRecursive,
+            AddWatchMode::Unknown(_) => return Err(Error::BadArgument("unknown watch mode")),
+        };
+        let mut b = self.body(path, 4);
+        b.put_i32(mode.to_i32());
+        let post = PostAction::Watch {
+            kind,
+            path: self.server_path(path),
+            watcher: DEFAULT_WATCHER,
+        };
+        ok_body(self.call(OpCode::AddWatch, b, post, None).await?, path)?;
+        Ok(())
     }
 
     /// Removes this client's watches of `wtype` on `path` on the server and locally; each

@@ -158,6 +158,9 @@ impl WatchRegistry {
                 take(&mut self.recursive, path, &mut pers);
             }
         }
+        // A watcher on both persistent lists of one path is told once.
+        pers.sort_unstable();
+        pers.dedup();
         out.extend(data.into_iter().map(|w| (w, EventType::DataWatchRemoved)));
         out.extend(child.into_iter().map(|w| (w, EventType::ChildWatchRemoved)));
         out.extend(

@@ -3,7 +3,8 @@
 //! the `x509` identity of a client that presented a certificate.
 
 mod der;
-mod stores;
+/// Keystore and truststore files (also read by the `zkcli` binary for its client side).
+pub mod stores;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};

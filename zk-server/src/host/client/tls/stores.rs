@@ -11,9 +11,11 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use super::der::{self, tag, Reader};
 use crate::config::tls::{StoreSpec, StoreType};
 
-/// A server's certificate chain and private key.
-pub(crate) struct KeyMaterial {
+/// A certificate chain and its private key (a server's, or zkcli's client certificate).
+pub struct KeyMaterial {
+    /// Leaf first.
     pub chain: Vec<CertificateDer<'static>>,
+    /// The leaf's key.
     pub key: PrivateKeyDer<'static>,
 }
 
@@ -23,7 +25,7 @@ fn read(path: &Path, key: &str) -> Result<Vec<u8>, String> {
 }
 
 /// Reads `ssl.keyStore.*`.
-pub(crate) fn key_store(spec: &StoreSpec) -> Result<KeyMaterial, String> {
+pub fn key_store(spec: &StoreSpec) -> Result<KeyMaterial, String> {
     let kind = spec.store_type("keyStore")?;
     let path = spec.location.as_deref().unwrap_or(Path::new(""));
     let data = read(path, "keyStore")?;
@@ -44,8 +46,8 @@ pub(crate) fn key_store(spec: &StoreSpec) -> Result<KeyMaterial, String> {
     Ok(m)
 }
 
-/// Reads `ssl.trustStore.*`: the CA certificates client certificates must chain to.
-pub(crate) fn trust_store(spec: &StoreSpec) -> Result<Vec<CertificateDer<'static>>, String> {
+/// Reads `ssl.trustStore.*`: the CA certificates the peer's certificate must chain to.
+pub fn trust_store(spec: &StoreSpec) -> Result<Vec<CertificateDer<'static>>, String> {
     let kind = spec.store_type("trustStore")?;
     let path = spec.location.as_deref().unwrap_or(Path::new(""));
     let data = read(path, "trustStore")?;
