@@ -48,8 +48,8 @@ impl<'a> View<'a> {
         let dir_sizes = match config.data_dir.as_os_str().is_empty() {
             true => (0, 0),
             false => (
-                crate::storage::store::dir_size(&config.data_dir),
-                crate::storage::store::dir_size(&config.data_log_dir),
+                crate::storage::fs_util::dir_size(&config.data_dir),
+                crate::storage::fs_util::dir_size(&config.data_log_dir),
             ),
         };
         View {

@@ -65,6 +65,9 @@ pub struct ServerConfig {
     pub servers: BTreeMap<u64, String>,
     /// `snapCount`: txns between snapshots.
     pub snap_count: u64,
+    /// `snapSizeLimitInKb`: KiB of logged txns between snapshots (Apache's default 4 GiB;
+    /// 0 or less: by count only).
+    pub snap_size_limit_kb: u64,
     /// `autopurge.snapRetainCount`.
     pub snap_retain_count: usize,
     /// `autopurge.purgeInterval` in hours; 0 disables.
@@ -146,6 +149,7 @@ impl Default for ServerConfig {
             sync_limit: 5,
             servers: BTreeMap::new(),
             snap_count: 100_000,
+            snap_size_limit_kb: 4 * 1024 * 1024,
             snap_retain_count: 3,
             purge_interval_hours: 0,
             prealloc_size: 64 * 1024 * 1024,
@@ -609,6 +613,9 @@ impl ServerConfig {
             "allowSaslFailedClients" => self.allow_sasl_failed_clients = parse_bool(value),
             "jute.maxbuffer" => self.jute_max_buffer = parse_num(name, value, line)?,
             "snapCount" => self.snap_count = parse_num(name, value, line)?,
+            "snapSizeLimitInKb" => {
+                self.snap_size_limit_kb = parse_num::<i64>(name, value, line)?.max(0) as u64
+            }
             "preAllocSize" => {
                 self.prealloc_size = parse_num::<u64>(name, value, line)?.saturating_mul(1024)
             }
@@ -642,7 +649,6 @@ impl ServerConfig {
             }
             "znode.container.maxPerMinute"
             | "maxCnxns"
-            | "snapSizeLimitInKb"
             | "skipACL"
             | "digest.enabled"
             | "closeSessionTxn.enabled"

@@ -114,7 +114,7 @@ mod tests {
     use crate::storage::adler32::adler32;
     use crate::storage::snapshot::read_snapshot;
     use crate::storage::snapshot_reader::{load_snapshot, read_snapshot_from, ReadError};
-    use crate::storage::store::{from_snapshot, to_snapshot, Recovered};
+    use crate::storage::disk::{from_snapshot, to_snapshot, Recovered};
     use crate::storage::{SnapshotData, Storage, StorageOptions};
     use bytes::{Bytes, BytesMut};
     use rand::Rng;
