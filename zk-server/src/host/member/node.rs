@@ -34,6 +34,7 @@ use super::replica::{DiskAppender, DiskEvent, NodeDisk, Walks, SLICE_BYTES};
 use super::request_packet::{self, Forwarded};
 use crate::admin::four_letter::{self, QuorumView, Role};
 use crate::config::{ServerConfig, ALL_FOUR_LETTER_WORDS};
+use crate::core::clock::Now;
 use crate::core::member_gate::MemberGate;
 use crate::core::processor::{is_write, ConnId, CoreSettings, Output, Processor, WriteMode};
 use crate::core::session::owner::LearnerConn;
@@ -135,7 +136,7 @@ impl Node {
     pub fn start_configured(s: NodeSetup, config: ServerConfig) -> Node {
         let (db, disk_state) = s.disk.load(s.quorum.committed_log_size);
         let now = now_ms();
-        let mut processor = Processor::new(db, s.settings.clone(), now);
+        let mut processor = Processor::new(db, s.settings.clone(), Now::new(0, now));
         processor.set_write_mode(WriteMode::Forward);
         let quorum = quorum_view(&s.quorum);
         let tick_ms = s.quorum.tick_time;
@@ -188,7 +189,7 @@ impl Node {
     pub fn start_standalone(disk: NodeDisk, client: ClientPorts, config: ServerConfig) -> Node {
         let (db, _) = disk.load(0);
         let settings = CoreSettings::from_config(&config);
-        let processor = Processor::new(db, settings.clone(), now_ms());
+        let processor = Processor::new(db, settings.clone(), Now::new(0, now_ms()));
         let (disk_tx, disk_rx) = mpsc::unbounded_channel();
         let (durable_tx, durable) = mpsc::unbounded_channel();
         let appender = || Box::new(DiskAppender::new(disk.clone(), disk_tx.clone()));
@@ -257,6 +258,7 @@ impl Node {
             jobs,
             claimed_round: 0,
             snapshots_done: 0,
+            clock: tokio::time::Instant::now(),
             purge_timer: PurgeTimer::new(),
         };
         let task = tokio::spawn(async move {
@@ -479,17 +481,25 @@ struct NodeTask {
     claimed_round: u64,
     /// Snapshots handed to the disk completely (each makes a purge due).
     snapshots_done: u64,
+    /// A standalone node's monotonic clock starts here (a member's is its peer's).
+    clock: tokio::time::Instant,
     /// When autopurge runs next (at start, every purgeInterval, after each snapshot).
     purge_timer: PurgeTimer,
 }
 
 impl NodeTask {
-    /// The node's monotonic clock (ms), for timeouts; wall-clock time (`now_ms`) only
-    /// goes into txns and session expiry, as the processor keeps it.
+    /// The time for the processor: the monotonic clock for timeouts, the wall clock for
+    /// txn times.
+    fn now(&self) -> Now {
+        Now::new(self.mono(), now_ms())
+    }
+
+    /// The node's monotonic clock (ms): a member's peer clock, so the processor, the
+    /// gate and the peer share one timeline.
     fn mono(&self) -> i64 {
         match &self.repl {
             Replication::Member(m) => m.io.now() as i64,
-            Replication::Standalone(_) => now_ms(),
+            Replication::Standalone(_) => self.clock.elapsed().as_millis() as i64,
         }
     }
 
@@ -619,7 +629,7 @@ impl NodeTask {
         };
         let entries = l.durable_up_to(zxid);
         if !entries.is_empty() {
-            let out = self.processor.committed(&entries, now_ms());
+            let out = self.processor.committed(&entries, self.now());
             self.outputs(out);
         }
     }
@@ -664,7 +674,7 @@ impl NodeTask {
         match a {
             Action::Deliver(p) => match TxnEntry::decode(p.data.clone()) {
                 Ok(e) => {
-                    let out = self.processor.committed(std::slice::from_ref(&e), now_ms());
+                    let out = self.processor.committed(std::slice::from_ref(&e), self.now());
                     self.outputs(out);
                 }
                 Err(e) => tracing::error!("undecodable committed txn {:#x}: {e}", p.zxid),
@@ -733,7 +743,8 @@ impl NodeTask {
                 session_id,
                 timeout,
             } => {
-                let valid = touch(&mut self.processor, session_id, timeout, now_ms());
+                let at = self.now();
+                let valid = touch(&mut self.processor, session_id, timeout, at);
                 let Some(m) = self.member() else { return };
                 if valid {
                     m.owners.set(session_id, Owner::Learner(conn));
@@ -743,7 +754,7 @@ impl NodeTask {
             }
             Action::SyncDone => self.sync_done(),
             Action::SessionsTouched { sessions, .. } => {
-                let now = now_ms();
+                let now = self.now();
                 for (s, t) in sessions {
                     touch(&mut self.processor, s, t, now);
                 }
@@ -794,7 +805,7 @@ impl NodeTask {
 
     /// Starts leading: proposals get zxids from `next_zxid` on.
     fn lead(&mut self, next_zxid: Zxid) {
-        let now = now_ms();
+        let now = self.now();
         // A new leadership knows no session owners yet: the first member to use a
         // session claims it (as Apache's session tracker).
         if let Some(m) = self.member() {
@@ -810,7 +821,7 @@ impl NodeTask {
     /// waiters and prepared-but-uncommitted changes: when a member stops serving its
     /// clients are disconnected, and what it proposed as leader may never commit.
     fn reset(&mut self) {
-        let empty = Processor::new(ZkDatabase::new(), self.settings.clone(), now_ms());
+        let empty = Processor::new(ZkDatabase::new(), self.settings.clone(), self.now());
         let db = std::mem::replace(&mut self.processor, empty).into_db();
         self.rebuild(db);
     }
@@ -823,7 +834,7 @@ impl NodeTask {
     }
 
     fn rebuild(&mut self, db: ZkDatabase) {
-        let mut p = Processor::new(db, self.settings.clone(), now_ms());
+        let mut p = Processor::new(db, self.settings.clone(), self.now());
         p.set_write_mode(WriteMode::Forward);
         self.processor = p;
     }
@@ -877,7 +888,7 @@ impl NodeTask {
                 m.owners.retain(|s| sessions.contains(s));
             }
         }
-        let out = self.processor.tick(now);
+        let out = self.processor.tick(self.now());
         self.outputs(out);
         self.retry_unapplied();
         self.autopurge(mono);
@@ -1074,7 +1085,7 @@ impl NodeTask {
             }
         }
         let ip = self.clients.ip(conn);
-        let out = self.processor.connect(conn, &ip, &req, now_ms());
+        let out = self.processor.connect(conn, &ip, &req, self.now());
         self.outputs(out);
         if member && session != 0 {
             // The timeout this connection negotiated (clamped), which the session's
@@ -1093,13 +1104,13 @@ impl NodeTask {
     /// Retries the handshakes waiting for their session's createSession to be applied;
     /// past their deadline they are answered (as expired, by the processor).
     fn retry_unapplied(&mut self) {
+        let now = self.now();
         let Replication::Member(m) = &mut self.repl else {
             return;
         };
         if !m.gate.awaits_apply() {
             return;
         }
-        let now = now_ms();
         let ready = {
             let sessions = self.processor.db().sessions();
             let clients = &self.clients;
@@ -1182,11 +1193,11 @@ impl NodeTask {
                 }
             }
             tracing::trace!("request {conn} xid {xid}: {:?}", req.opcode());
-            let out = self.processor.request(conn, xid, req, now_ms());
+            let out = self.processor.request(conn, xid, req, self.now());
             self.outputs(out);
             return;
         }
-        let out = self.processor.request(conn, xid, req, now_ms());
+        let out = self.processor.request(conn, xid, req, self.now());
         self.outputs(out);
     }
 
@@ -1197,7 +1208,7 @@ impl NodeTask {
             return;
         };
         if let Some((xid, req)) = q.pop_front() {
-            let out = self.processor.request(conn, xid, req, now_ms());
+            let out = self.processor.request(conn, xid, req, self.now());
             self.outputs(out);
         }
         for (xid, req) in q {
@@ -1212,8 +1223,8 @@ impl NodeTask {
             tracing::warn!("dropping a malformed forwarded request");
             return;
         };
+        let now = self.now();
         let Some(m) = self.member() else { return };
-        let now = now_ms();
         let owner = Owner::Learner(learner);
         let e = match f {
             Forwarded::CreateSession { session, timeout } => {
@@ -1321,7 +1332,7 @@ impl NodeTask {
 /// Leader: a learner's session activity. The timeout its connection negotiated (learners
 /// send it clamped) becomes the session's, as Apache's `touchSession(id, timeout)`; a
 /// packet without one keeps the old timeout.
-fn touch(p: &mut Processor, session: i64, timeout: i32, now: i64) -> bool {
+fn touch(p: &mut Processor, session: i64, timeout: i32, now: Now) -> bool {
     if timeout > 0 {
         p.touch_session_with(session, timeout, now)
     } else {
