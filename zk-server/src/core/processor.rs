@@ -374,7 +374,13 @@ impl Processor {
 
     /// Leader: an error txn answering a forwarded write (e.g. SessionMoved): committed
     /// like any txn, it releases the follower's waiting reply.
-    pub fn prepare_error(&mut self, session: i64, cxid: i32, err: ErrorCode, now: impl Into<Now>) -> TxnEntry {
+    pub fn prepare_error(
+        &mut self,
+        session: i64,
+        cxid: i32,
+        err: ErrorCode,
+        now: impl Into<Now>,
+    ) -> TxnEntry {
         let now: Now = now.into();
         self.wall_offset = now.wall - now.mono;
         let zxid = self.take_zxid();
@@ -392,7 +398,12 @@ impl Processor {
     }
 
     /// Leader: the createSession txn for a session a follower opened.
-    pub fn prepare_create_session(&mut self, session: i64, timeout: i32, now: impl Into<Now>) -> TxnEntry {
+    pub fn prepare_create_session(
+        &mut self,
+        session: i64,
+        timeout: i32,
+        now: impl Into<Now>,
+    ) -> TxnEntry {
         let now: Now = now.into();
         self.wall_offset = now.wall - now.mono;
         self.sessions.add(session, timeout, now.mono);
@@ -676,7 +687,13 @@ impl Processor {
     }
 
     /// A request after the handshake.
-    pub fn request(&mut self, conn: ConnId, xid: i32, req: Request, now: impl Into<Now>) -> Vec<Output> {
+    pub fn request(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        req: Request,
+        now: impl Into<Now>,
+    ) -> Vec<Output> {
         let now: Now = now.into();
         self.wall_offset = now.wall - now.mono;
         let mut out = Vec::new();

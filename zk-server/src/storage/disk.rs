@@ -42,8 +42,8 @@ use crate::storage::database_builder::DatabaseBuilder;
 use crate::storage::disk_thread::DiskJobs;
 use crate::storage::snapshot_reader::{read_snap_body, ReadError};
 use crate::storage::{
-    read_epoch_file, write_epoch_file, Autopurge, EpochFile, SnapshotData, SnapshotStream,
-    Storage, StorageOptions,
+    read_epoch_file, write_epoch_file, Autopurge, EpochFile, SnapshotData, SnapshotStream, Storage,
+    StorageOptions,
 };
 use crate::zab::broadcast::{DiskState, Proposal};
 use crate::zab::Zxid;

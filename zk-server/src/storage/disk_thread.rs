@@ -47,7 +47,11 @@ pub struct DiskJobs(Option<std_mpsc::Sender<Job>>);
 
 impl std::fmt::Debug for DiskJobs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "DiskJobs(thread)" } else { "DiskJobs(inline)" })
+        f.write_str(if self.0.is_some() {
+            "DiskJobs(thread)"
+        } else {
+            "DiskJobs(inline)"
+        })
     }
 }
 

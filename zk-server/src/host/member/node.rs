@@ -53,8 +53,8 @@ use crate::storage::disk::SnapshotFeed;
 use crate::storage::disk_thread::{DiskJobs, DiskThread};
 use crate::storage::PurgeTimer;
 use crate::zab::broadcast::leader::ProposeError;
-use crate::zab::broadcast::Proposal;
 use crate::zab::broadcast::packets::revalidate_request;
+use crate::zab::broadcast::Proposal;
 use crate::zab::{Action, LearnerType, PeerState, QuorumConfig, QuorumPeer, Zxid};
 
 /// Everything a member needs to start.
@@ -449,7 +449,11 @@ impl Replication {
     async fn next(&mut self) -> Option<ReplEvent> {
         match self {
             Replication::Member(m) => m.io.next().await.map(ReplEvent::Quorum),
-            Replication::Standalone(l) => l.durable.recv().await.map(|(g, z)| ReplEvent::Durable(g, z)),
+            Replication::Standalone(l) => l
+                .durable
+                .recv()
+                .await
+                .map(|(g, z)| ReplEvent::Durable(g, z)),
         }
     }
 }
@@ -674,7 +678,9 @@ impl NodeTask {
         match a {
             Action::Deliver(p) => match TxnEntry::decode(p.data.clone()) {
                 Ok(e) => {
-                    let out = self.processor.committed(std::slice::from_ref(&e), self.now());
+                    let out = self
+                        .processor
+                        .committed(std::slice::from_ref(&e), self.now());
                     self.outputs(out);
                 }
                 Err(e) => tracing::error!("undecodable committed txn {:#x}: {e}", p.zxid),
