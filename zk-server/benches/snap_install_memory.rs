@@ -14,9 +14,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use zk_proto::persistence::DataNodeRecord;
 use zk_proto::StatPersisted;
-use zk_server::storage::member_disk::NodeDisk;
+use zk_server::storage::disk::from_snapshot;
 use zk_server::storage::snap_stream;
-use zk_server::storage::store::from_snapshot;
+use zk_server::storage::NodeDisk;
 use zk_server::storage::SnapshotData;
 use zk_server::ZkDatabase;
 

@@ -11,12 +11,14 @@
 //!   ACLs.
 //! - [`core`]: the request processor (prepare -> persist -> apply -> reply), sessions and
 //!   their expiry.
-//! - [`storage`]: Apache-format txn log and snapshots, the standalone store and a member's
-//!   disk, snapshot walks and SNAP streams, autopurge.
+//! - [`storage`]: Apache-format txn log and snapshots, the one store of every node
+//!   (`NodeDisk`, memory or disk) and its one disk thread, snapshot walks and SNAP
+//!   streams, autopurge.
 //! - [`zab`]: the ensemble protocols: leader election and atomic broadcast as state
 //!   machines, the quorum peer, the deterministic simulator.
-//! - [`host`]: all tokio code: the client port, the standalone [`Server`], an ensemble
-//!   member's node task, the quorum wire layer.
+//! - [`host`]: all tokio code: the client port, the node task (a standalone [`Server`] is
+//!   a node without a peer; an ensemble member's owns its quorum peer), the quorum wire
+//!   layer.
 //! - [`admin`]: counters and four-letter words.
 //! - [`testkit`]: in-process harnesses ([`Ensemble`]).
 #![deny(missing_docs)]

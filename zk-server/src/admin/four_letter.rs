@@ -58,8 +58,8 @@ impl<'a> View<'a> {
         let dir_sizes = match config.data_dir.as_os_str().is_empty() {
             true => (0, 0),
             false => (
-                crate::storage::store::dir_size(&config.data_dir),
-                crate::storage::store::dir_size(&config.data_log_dir),
+                crate::storage::fs_util::dir_size(&config.data_dir),
+                crate::storage::fs_util::dir_size(&config.data_log_dir),
             ),
         };
         View {
@@ -264,11 +264,11 @@ fn dump_buckets(s: &mut String, buckets: &[(i64, Vec<i64>)]) {
 fn dump_sessions(v: &View, r: Role) -> String {
     let mut s = String::from("SessionTracker dump:\n");
     match r.mode {
-        "standalone" | "leader" => dump_buckets(&mut s, &v.core.sessions().buckets()),
+        "standalone" | "leader" => dump_buckets(&mut s, &v.core.session_buckets()),
         mode => {
             if mode == "read-only" {
                 s.push_str("Local ");
-                dump_buckets(&mut s, &v.core.sessions().buckets());
+                dump_buckets(&mut s, &v.core.session_buckets());
             }
             let mut global: Vec<(i64, i32)> = v
                 .core

@@ -71,6 +71,9 @@ pub struct ServerConfig {
     pub config_version: Option<i64>,
     /// `snapCount`: txns between snapshots.
     pub snap_count: u64,
+    /// `snapSizeLimitInKb`: KiB of logged txns between snapshots (Apache's default 4 GiB;
+    /// 0 or less: by count only).
+    pub snap_size_limit_kb: u64,
     /// `autopurge.snapRetainCount`.
     pub snap_retain_count: usize,
     /// `autopurge.purgeInterval` in hours; 0 disables.
@@ -154,6 +157,7 @@ impl Default for ServerConfig {
             dynamic_config_file: None,
             config_version: None,
             snap_count: 100_000,
+            snap_size_limit_kb: 4 * 1024 * 1024,
             snap_retain_count: 3,
             purge_interval_hours: 0,
             prealloc_size: 64 * 1024 * 1024,
@@ -732,6 +736,9 @@ impl ServerConfig {
             "allowSaslFailedClients" => self.allow_sasl_failed_clients = parse_bool(value),
             "jute.maxbuffer" => self.jute_max_buffer = parse_num(name, value, line)?,
             "snapCount" => self.snap_count = parse_num(name, value, line)?,
+            "snapSizeLimitInKb" => {
+                self.snap_size_limit_kb = parse_num::<i64>(name, value, line)?.max(0) as u64
+            }
             "preAllocSize" => {
                 self.prealloc_size = parse_num::<u64>(name, value, line)?.saturating_mul(1024)
             }
@@ -765,7 +772,6 @@ impl ServerConfig {
             }
             "znode.container.maxPerMinute"
             | "maxCnxns"
-            | "snapSizeLimitInKb"
             | "skipACL"
             | "digest.enabled"
             | "closeSessionTxn.enabled"

@@ -1,4 +1,5 @@
-//! The request processor, sans-IO: requests and ticks in (time is an argument), replies,
+//! The request processor, sans-IO: requests and ticks in (time is an argument, see
+//! [`clock::Now`]), replies,
 //! watch events, proposals and forwards out. Apache's PrepRequestProcessor,
 //! FinalRequestProcessor and session tracker in one state machine that standalone
 //! servers and ensemble members share.
@@ -9,6 +10,8 @@
 //!   [`processor::Processor::committed`]; a follower core
 //!   ([`processor::WriteMode::Forward`]) emits [`processor::Output::Forward`] and the
 //!   leader prepares with [`processor::Processor::prepare_forwarded`].
+//! - [`clock`]: [`clock::Now`], the time of an input: monotonic for timeouts, wall clock
+//!   only for txn times.
 //! - [`prep`]: request -> txn (validation, ACLs, zxid).
 //! - [`member_gate`]: what an ensemble member holds back while the quorum answers (syncs,
 //!   handshakes waiting for a revalidation or their session) and read-only timing.
@@ -16,6 +19,7 @@
 //! - [`read`]: read requests and SetWatches.
 //! - [`session`]: session ids, passwords, tick-bucket expiry, which member owns a session.
 
+pub mod clock;
 pub mod member_gate;
 pub mod pending;
 pub mod prep;

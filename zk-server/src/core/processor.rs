@@ -16,6 +16,7 @@ use zk_proto::{
     Request, Response, WatcherEvent,
 };
 
+use crate::core::clock::Now;
 use crate::core::prep::{Prep, PrepContext, PrepSettings};
 use crate::core::read::{self, Caller};
 use crate::core::session::{session_password, SessionTracker};
@@ -234,7 +235,11 @@ pub struct Processor {
     queues: HashMap<i64, VecDeque<Queued>>,
     waiting: HashMap<i64, Waiter>,
     next_zxid: i64,
+    /// Monotonic ms of the last container check.
     last_container_check: i64,
+    /// Wall clock minus monotonic clock at the latest input (to show expiry deadlines as
+    /// dates in `dump`).
+    wall_offset: i64,
     mode: WriteMode,
     forwarded: HashMap<(i64, i32), Waiter>,
     forwarded_connects: HashMap<i64, Waiter>,
@@ -253,10 +258,11 @@ fn ok_header(xid: i32, zxid: i64) -> ReplyHeader {
 
 impl Processor {
     /// A core over `db` (fresh or restored), with sessions from `db` tracked from `now`.
-    pub fn new(db: ZkDatabase, settings: CoreSettings, now: i64) -> Self {
-        let mut sessions = SessionTracker::new(settings.server_id, settings.tick_ms, now);
+    pub fn new(db: ZkDatabase, settings: CoreSettings, now: impl Into<Now>) -> Self {
+        let now: Now = now.into();
+        let mut sessions = SessionTracker::new(settings.server_id, settings.tick_ms, now.wall);
         for (id, t) in db.sessions() {
-            sessions.add(*id, *t, now);
+            sessions.add(*id, *t, now.mono);
         }
         let next_zxid = db.last_zxid() + 1;
         Processor {
@@ -270,7 +276,8 @@ impl Processor {
             queues: HashMap::new(),
             waiting: HashMap::new(),
             next_zxid,
-            last_container_check: now,
+            last_container_check: now.mono,
+            wall_offset: now.wall - now.mono,
             mode: WriteMode::Local,
             forwarded: HashMap::new(),
             forwarded_connects: HashMap::new(),
@@ -296,7 +303,17 @@ impl Processor {
         self.db
     }
 
-    /// Session liveness (which sessions are alive here, their timeouts, expiry buckets).
+    /// The session expiry buckets as wall-clock deadlines, for `dump`.
+    pub fn session_buckets(&self) -> Vec<(i64, Vec<i64>)> {
+        let mut b = self.sessions.buckets();
+        for (t, _) in &mut b {
+            *t += self.wall_offset;
+        }
+        b
+    }
+
+    /// Session liveness (which sessions are alive here, their timeouts, expiry buckets,
+    /// on the monotonic clock).
     pub fn sessions(&self) -> &SessionTracker {
         &self.sessions
     }
@@ -308,11 +325,13 @@ impl Processor {
 
     /// A new leadership: every session of the database gets a fresh timeout from `now`
     /// (as in Apache), so clients of the old leader have time to move over.
-    pub fn renew_sessions(&mut self, now: i64) {
+    pub fn renew_sessions(&mut self, now: impl Into<Now>) {
+        let now: Now = now.into();
+        self.wall_offset = now.wall - now.mono;
         let sessions: Vec<(i64, i32)> = self.db.sessions().iter().map(|(s, t)| (*s, *t)).collect();
         for (s, t) in sessions {
             if !self.touch_session(s, now) {
-                self.sessions.add(s, t, now);
+                self.sessions.add(s, t, now.mono);
             }
         }
     }
@@ -335,8 +354,10 @@ impl Processor {
         cxid: i32,
         req: &Request,
         auth: &[Id],
-        now: i64,
+        now: impl Into<Now>,
     ) -> TxnEntry {
+        let now: Now = now.into();
+        self.wall_offset = now.wall - now.mono;
         let zxid = self.take_zxid();
         if matches!(req, Request::CloseSession) {
             self.sessions.set_closing(session);
@@ -346,21 +367,29 @@ impl Processor {
             auth,
             cxid,
             zxid,
-            time: now,
+            time: now.wall,
         };
         self.prep.prepare(&self.db, &ctx, req)
     }
 
     /// Leader: an error txn answering a forwarded write (e.g. SessionMoved): committed
     /// like any txn, it releases the follower's waiting reply.
-    pub fn prepare_error(&mut self, session: i64, cxid: i32, err: ErrorCode, now: i64) -> TxnEntry {
+    pub fn prepare_error(
+        &mut self,
+        session: i64,
+        cxid: i32,
+        err: ErrorCode,
+        now: impl Into<Now>,
+    ) -> TxnEntry {
+        let now: Now = now.into();
+        self.wall_offset = now.wall - now.mono;
         let zxid = self.take_zxid();
         TxnEntry {
             header: zk_proto::txn::TxnHeader {
                 client_id: session,
                 cxid,
                 zxid,
-                time: now,
+                time: now.wall,
                 txn_type: OpCode::Error,
             },
             txn: zk_proto::txn::Txn::Error(zk_proto::txn::ErrorTxn { err }),
@@ -369,15 +398,24 @@ impl Processor {
     }
 
     /// Leader: the createSession txn for a session a follower opened.
-    pub fn prepare_create_session(&mut self, session: i64, timeout: i32, now: i64) -> TxnEntry {
-        self.sessions.add(session, timeout, now);
+    pub fn prepare_create_session(
+        &mut self,
+        session: i64,
+        timeout: i32,
+        now: impl Into<Now>,
+    ) -> TxnEntry {
+        let now: Now = now.into();
+        self.wall_offset = now.wall - now.mono;
+        self.sessions.add(session, timeout, now.mono);
         let zxid = self.take_zxid();
-        self.prep.create_session(session, timeout, zxid, now)
+        self.prep.create_session(session, timeout, zxid, now.wall)
     }
 
     /// Leader: a learner reported activity on a session.
-    pub fn touch_session(&mut self, session: i64, now: i64) -> bool {
-        self.sessions.touch(session, now)
+    pub fn touch_session(&mut self, session: i64, now: impl Into<Now>) -> bool {
+        let now: Now = now.into();
+        self.wall_offset = now.wall - now.mono;
+        self.sessions.touch(session, now.mono)
     }
 
     /// The session timeout a client asking `asked` ms gets: clamped to
@@ -392,8 +430,10 @@ impl Processor {
     /// Leader: a learner reported activity on a session whose connection there
     /// negotiated `timeout` (learner pings carry it): the session expires by it from now
     /// on, as Apache's `touchSession(id, timeout)`.
-    pub fn touch_session_with(&mut self, session: i64, timeout: i32, now: i64) -> bool {
-        self.sessions.touch_with(session, timeout, now)
+    pub fn touch_session_with(&mut self, session: i64, timeout: i32, now: impl Into<Now>) -> bool {
+        let now: Now = now.into();
+        self.wall_offset = now.wall - now.mono;
+        self.sessions.touch_with(session, timeout, now.mono)
     }
 
     /// Txns proposed but not yet committed.
@@ -430,8 +470,10 @@ impl Processor {
         conn: ConnId,
         ip: &str,
         req: &ConnectRequest,
-        now: i64,
+        now: impl Into<Now>,
     ) -> Vec<Output> {
+        let now: Now = now.into();
+        self.wall_offset = now.wall - now.mono;
         let mut out = Vec::new();
         if req.last_zxid_seen > self.db.last_zxid() {
             // The client has seen a newer state than ours: Apache refuses it so it tries
@@ -463,9 +505,9 @@ impl Processor {
 
     /// Follower: a new session gets its id here and is created through the leader; the
     /// handshake is answered when the createSession txn commits here.
-    fn forward_new_session(&mut self, conn: ConnId, timeout: i32, now: i64, out: &mut Vec<Output>) {
+    fn forward_new_session(&mut self, conn: ConnId, timeout: i32, now: Now, out: &mut Vec<Output>) {
         let session = self.sessions.next_session_id();
-        self.sessions.add(session, timeout, now);
+        self.sessions.add(session, timeout, now.mono);
         self.bind(conn, session, out);
         self.queues
             .entry(session)
@@ -484,12 +526,12 @@ impl Processor {
 
     /// Standalone, leader: a new session's createSession txn, proposed; the handshake is
     /// answered when it commits.
-    fn create_session(&mut self, conn: ConnId, timeout: i32, now: i64, out: &mut Vec<Output>) {
+    fn create_session(&mut self, conn: ConnId, timeout: i32, now: Now, out: &mut Vec<Output>) {
         let session = self.sessions.next_session_id();
-        self.sessions.add(session, timeout, now);
+        self.sessions.add(session, timeout, now.mono);
         self.bind(conn, session, out);
         let zxid = self.take_zxid();
-        let e = self.prep.create_session(session, timeout, zxid, now);
+        let e = self.prep.create_session(session, timeout, zxid, now.wall);
         self.queues
             .entry(session)
             .or_default()
@@ -513,7 +555,7 @@ impl Processor {
         session: i64,
         req: &ConnectRequest,
         timeout: i32,
-        now: i64,
+        now: Now,
         out: &mut Vec<Output>,
     ) {
         let valid = self.db.sessions().contains_key(&session)
@@ -534,7 +576,7 @@ impl Processor {
             return;
         }
         // The session now expires by the timeout this connection negotiated.
-        self.sessions.touch_with(session, timeout, now);
+        self.sessions.touch_with(session, timeout, now.mono);
         self.bind(conn, session, out);
         out.push(Output::Connected {
             conn,
@@ -555,7 +597,7 @@ impl Processor {
         conn: ConnId,
         req: &ConnectRequest,
         timeout: i32,
-        now: i64,
+        now: Now,
         out: &mut Vec<Output>,
     ) {
         let local = req.session_id != 0
@@ -570,11 +612,11 @@ impl Processor {
             return;
         }
         let session = if local {
-            self.sessions.touch_with(req.session_id, timeout, now);
+            self.sessions.touch_with(req.session_id, timeout, now.mono);
             req.session_id
         } else {
             let s = self.sessions.next_session_id();
-            self.sessions.add(s, timeout, now);
+            self.sessions.add(s, timeout, now.mono);
             s
         };
         self.bind(conn, session, out);
@@ -645,13 +687,21 @@ impl Processor {
     }
 
     /// A request after the handshake.
-    pub fn request(&mut self, conn: ConnId, xid: i32, req: Request, now: i64) -> Vec<Output> {
+    pub fn request(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        req: Request,
+        now: impl Into<Now>,
+    ) -> Vec<Output> {
+        let now: Now = now.into();
+        self.wall_offset = now.wall - now.mono;
         let mut out = Vec::new();
         let Some(session) = self.conns.get(&conn).and_then(|c| c.session) else {
             out.push(Output::Close { conn });
             return out;
         };
-        if !self.sessions.touch(session, now) {
+        if !self.sessions.touch(session, now.mono) {
             out.push(Output::Reply {
                 conn,
                 header: ReplyHeader {
@@ -846,7 +896,7 @@ impl Processor {
         session: i64,
         xid: i32,
         req: Request,
-        now: i64,
+        now: Now,
         out: &mut Vec<Output>,
     ) {
         let opcode = req.opcode();
@@ -868,7 +918,7 @@ impl Processor {
             auth: &auth,
             cxid: xid,
             zxid,
-            time: now,
+            time: now.wall,
         };
         let e = self.prep.prepare(&self.db, &ctx, &req);
         self.queues
@@ -1032,7 +1082,9 @@ impl Processor {
 
     /// Applies committed txns in zxid order; releases their replies, the reads queued
     /// behind them, and watch events.
-    pub fn committed(&mut self, entries: &[TxnEntry], now: i64) -> Vec<Output> {
+    pub fn committed(&mut self, entries: &[TxnEntry], now: impl Into<Now>) -> Vec<Output> {
+        let now: Now = now.into();
+        self.wall_offset = now.wall - now.mono;
         let mut out = Vec::new();
         for e in entries {
             let res = self.db.apply(e);
@@ -1042,7 +1094,7 @@ impl Processor {
         out
     }
 
-    fn after_apply(&mut self, res: ApplyResult, now: i64, out: &mut Vec<Output>) {
+    fn after_apply(&mut self, res: ApplyResult, now: Now, out: &mut Vec<Output>) {
         for t in &res.triggers {
             for (session, event) in self.watches.trigger(t) {
                 if let Some(conn) = self.session_conn.get(&session) {
@@ -1058,7 +1110,7 @@ impl Processor {
                     .get(&res.client_id)
                     .copied()
                     .unwrap_or(self.settings.max_timeout);
-                self.sessions.add(res.client_id, t, now);
+                self.sessions.add(res.client_id, t, now.mono);
             }
             Outcome::SessionClosed => {
                 self.sessions.remove(res.client_id);
@@ -1188,14 +1240,16 @@ impl Processor {
     }
 
     /// Time passes: expires sessions, reaps empty containers and expired TTL nodes.
-    pub fn tick(&mut self, now: i64) -> Vec<Output> {
+    pub fn tick(&mut self, now: impl Into<Now>) -> Vec<Output> {
+        let now: Now = now.into();
+        self.wall_offset = now.wall - now.mono;
         let mut out = Vec::new();
         if self.mode == WriteMode::Forward {
             return out;
         }
         if self.mode == WriteMode::ReadOnly {
             // Local sessions expire without a txn.
-            for session in self.sessions.expire(now) {
+            for session in self.sessions.expire(now.mono) {
                 self.sessions.remove(session);
                 self.watches.remove_watcher(session);
                 self.queues.remove(&session);
@@ -1206,13 +1260,13 @@ impl Processor {
             }
             return out;
         }
-        for session in self.sessions.expire(now) {
+        for session in self.sessions.expire(now.mono) {
             let zxid = self.take_zxid();
-            let e = self.prep.close_session(&self.db, session, zxid, now);
+            let e = self.prep.close_session(&self.db, session, zxid, now.wall);
             self.propose(e, None, &mut out);
         }
-        if now - self.last_container_check >= self.settings.container_check_ms {
-            self.last_container_check = now;
+        if now.mono - self.last_container_check >= self.settings.container_check_ms {
+            self.last_container_check = now.mono;
             let mut candidates = Vec::new();
             for p in self.db.tree.containers() {
                 if let Some(n) = self.db.tree.get(p) {
@@ -1224,7 +1278,7 @@ impl Processor {
             for p in self.db.tree.ttls() {
                 if let Some(n) = self.db.tree.get(p) {
                     if let NodeKind::Ttl(ttl) = n.kind() {
-                        if n.children.is_empty() && now - n.stat.mtime > ttl {
+                        if n.children.is_empty() && now.wall - n.stat.mtime > ttl {
                             candidates.push(p.clone());
                         }
                     }
@@ -1232,7 +1286,7 @@ impl Processor {
             }
             for p in candidates {
                 let zxid = self.next_zxid;
-                if let Some(e) = self.prep.delete_container(&self.db, &p, zxid, now) {
+                if let Some(e) = self.prep.delete_container(&self.db, &p, zxid, now.wall) {
                     self.next_zxid += 1;
                     self.propose(e, None, &mut out);
                 }

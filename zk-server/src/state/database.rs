@@ -131,7 +131,7 @@ impl ZkDatabase {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::storage::store::Recovered;
+    use crate::storage::disk::Recovered;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
     use zk_proto::txn::{
@@ -334,12 +334,12 @@ pub(crate) mod tests {
                 g.random_op();
             }
             // Through the file format too: Apache-readable, pre-order.
-            let file = crate::storage::store::to_snapshot(&img);
+            let file = crate::storage::disk::to_snapshot(&img);
             let mut bytes = Vec::new();
             file.write_to(&mut bytes).unwrap();
             let back = crate::storage::SnapshotData::decode(img.last_zxid, bytes.into()).unwrap();
             let restored = Recovered::from_image(
-                Some(&crate::storage::store::from_snapshot(back)),
+                Some(&crate::storage::disk::from_snapshot(back)),
                 g.log[from..].to_vec(),
             )
             .into_database();

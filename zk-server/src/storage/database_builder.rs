@@ -112,9 +112,9 @@ mod tests {
     use crate::error::ServerError;
     use crate::state::database::tests::{canon, Gen};
     use crate::storage::adler32::adler32;
+    use crate::storage::disk::{from_snapshot, to_snapshot, Recovered};
     use crate::storage::snapshot::read_snapshot;
     use crate::storage::snapshot_reader::{load_snapshot, read_snapshot_from, ReadError};
-    use crate::storage::store::{from_snapshot, to_snapshot, Recovered};
     use crate::storage::{SnapshotData, Storage, StorageOptions};
     use bytes::{Bytes, BytesMut};
     use rand::Rng;

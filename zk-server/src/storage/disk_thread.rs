@@ -1,6 +1,7 @@
-//! A peer's disk thread (Apache's `SyncRequestProcessor`): txn log appends run here, off
-//! the task that owns the peer, so it keeps receiving proposals and acks while the log
-//! syncs. Whatever was handed over while a sync ran goes to disk with the next single
+//! A server's one disk thread (Apache's `SyncRequestProcessor`): txn log appends run
+//! here, off the node task, so it keeps receiving requests, proposals and acks while the
+//! log syncs; so do the writes of snapshot files and autopurge ([`DiskJobs::run`]), in
+//! the order they were queued with the appends. Whatever was handed over while a sync ran goes to disk with the next single
 //! write + fdatasync (group commit); each sync is reported back as `(generation, last
 //! zxid)` and the owner then calls `on_persisted` (through
 //! [`crate::host::quorum::driver::QuorumIo`]).
@@ -32,6 +33,44 @@ pub trait LogAppender: Send + 'static {
 enum Job {
     Append(u64, Vec<Proposal>),
     Barrier(std_mpsc::SyncSender<Option<Zxid>>),
+    /// Other disk work (snapshot pieces, purges), run after what was queued before it.
+    Run(Box<dyn FnOnce() + Send>),
+    /// Finish what was queued before, then end (other [`DiskJobs`] may still hold the
+    /// channel open).
+    Stop,
+}
+
+/// Queues disk work other than appends on a [`DiskThread`] (or runs it at once when the
+/// server has none: [`DiskJobs::inline`]).
+#[derive(Clone)]
+pub struct DiskJobs(Option<std_mpsc::Sender<Job>>);
+
+impl std::fmt::Debug for DiskJobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "DiskJobs(thread)"
+        } else {
+            "DiskJobs(inline)"
+        })
+    }
+}
+
+impl DiskJobs {
+    /// Runs every job at once, on the caller's thread.
+    pub fn inline() -> DiskJobs {
+        DiskJobs(None)
+    }
+
+    /// Runs `job` on the disk thread once everything queued before it is done (dropped
+    /// when the thread has stopped).
+    pub fn run(&self, job: impl FnOnce() + Send + 'static) {
+        match &self.0 {
+            Some(tx) => {
+                let _ = tx.send(Job::Run(Box::new(job)));
+            }
+            None => job(),
+        }
+    }
 }
 
 /// A running disk thread; dropping it lets the thread finish what it was handed, then
@@ -53,7 +92,18 @@ impl DiskThread {
             .name("zk-txnlog-sync".into())
             .spawn(move || {
                 let mut last: Option<Zxid> = None;
-                while let Ok(first) = rx.recv() {
+                let mut held: Option<Job> = None;
+                loop {
+                    let first = match held.take() {
+                        Some(j) => j,
+                        None => match rx.recv() {
+                            Ok(j) => j,
+                            Err(_) => break,
+                        },
+                    };
+                    if matches!(first, Job::Stop) {
+                        break;
+                    }
                     let mut batch: Vec<Proposal> = Vec::new();
                     let mut generation = 0;
                     let mut barrier = None;
@@ -69,6 +119,9 @@ impl DiskThread {
                             }
                             // Everything handed over before the barrier is in `batch`.
                             Job::Barrier(reply) => barrier = Some(reply),
+                            // Runs (ends) after the batch before it is durable.
+                            Job::Run(f) if batch.is_empty() => f(),
+                            later @ (Job::Run(_) | Job::Stop) => held = Some(later),
                         }
                     }
                     if let Some(z) = batch.last().map(|p| p.zxid) {
@@ -87,6 +140,11 @@ impl DiskThread {
             generation: 0,
             thread: Some(thread),
         })
+    }
+
+    /// A handle queuing other disk work behind the appends.
+    pub fn jobs(&self) -> DiskJobs {
+        DiskJobs(self.jobs.clone())
     }
 
     /// Hands txns over to be appended.
@@ -119,7 +177,9 @@ impl DiskThread {
 
 impl Drop for DiskThread {
     fn drop(&mut self) {
-        self.jobs = None;
+        if let Some(jobs) = self.jobs.take() {
+            let _ = jobs.send(Job::Stop);
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -50,3 +50,22 @@ pub fn remove_file(path: &Path) -> Result<()> {
         Err(e) => Err(ServerError::io(format!("remove {}", path.display()), e)),
     }
 }
+
+/// Total size of the files in a directory tree (`dirs`, `conf`).
+pub fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}

@@ -19,10 +19,11 @@
 //! - [`snap_stream`]: the database a leader streams after SNAP (Apache's format).
 //!
 //! Who writes them:
-//! - [`store`]: a standalone server's txn store (disk or memory) and its disk thread.
-//! - [`member_disk`]: an ensemble member's epochs, snapshot and txn log (memory or
-//!   Apache's files), and its autopurge.
-//! - [`disk_thread`]: a member's txn log appends off its node task (group commit).
+//! - [`disk`]: [`NodeDisk`], the one storage of standalone servers and ensemble members:
+//!   epochs, snapshots and txn log (in memory, or Apache's files), the snapshot policy
+//!   (Apache's randomised `snapCount` / `snapSizeLimitInKb`), autopurge.
+//! - [`disk_thread`]: the one disk thread: txn log appends off the node task (group
+//!   commit), snapshot file writes and purges in order with them.
 //!
 //! Conventions callers must follow, as Apache does:
 //! - Snapshot nodes are in pre-order with the root's path `""`; ACL index -1 is the open
@@ -36,20 +37,27 @@ pub mod adler32;
 pub mod autopurge;
 mod data_dir;
 pub mod database_builder;
+pub mod disk;
 pub mod disk_thread;
 pub mod epoch_file;
 pub mod file_names;
-mod fs_util;
-pub mod member_disk;
+pub(crate) mod fs_util;
 pub mod snap_stream;
 pub mod snapshot;
 pub mod snapshot_reader;
 pub mod snapshot_walk;
-pub mod store;
 pub mod txn_log;
+
+/// The names standalone servers' stores had before they became a [`NodeDisk`] (kept for
+/// code written against them).
+pub mod store {
+    pub use super::disk::{from_snapshot, to_snapshot, MemoryState, MemoryStore, Recovered};
+    pub use super::fs_util::dir_size;
+}
 
 pub use autopurge::{Autopurge, PurgeTimer, MIN_SNAP_RETAIN_COUNT};
 pub use data_dir::{Restored, Storage, StorageOptions};
+pub use disk::{DiskStats, MemoryStore, NodeDisk, Recovered};
 pub use epoch_file::{read_epoch_file, write_epoch_file, EpochFile};
 pub use snapshot::{SnapshotCollector, SnapshotData, SnapshotStream, SnapshotWriter};
 pub use snapshot_reader::{load_snapshot, SnapshotSink};

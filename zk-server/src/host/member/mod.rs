@@ -1,6 +1,7 @@
-//! The server as an ensemble member.
+//! The node: one task per server, standalone or ensemble member.
 //!
-//! Each member runs the request [`crate::core::processor::Processor`] and the quorum peer
+//! A standalone server is a node without a peer ([`node::Node::start_standalone`]). Each
+//! member runs the request [`crate::core::processor::Processor`] and the quorum peer
 //! in one node task, the peer's network and disk thread through
 //! [`crate::host::quorum::driver::QuorumIo`]: the leader proposes its clients' writes,
 //! followers forward theirs as REQUEST packets and answer the client when the txn commits
@@ -8,7 +9,8 @@
 //!
 //! - [`request_packet`]: the REQUEST packet a follower forwards a write in.
 //! - [`replica`]: snapshot walks the node task carries out, and the disk thread's appender.
-//! - [`node`]: one member: client listener, and the node task owning processor and peer.
+//! - [`node`]: one node: client listener, and the node task owning processor, disk and
+//!   (for a member) peer.
 //! - [`from_config`]: one member started from zoo.cfg (the `zk-server` binary).
 
 pub mod from_config;

@@ -1,17 +1,21 @@
-//! One ensemble member serving clients: the client listener, and one node task owning
-//! the request [`Processor`] and the [`QuorumPeer`] (with its [`QuorumIo`]). The task
-//! performs the peer's actions with direct calls on the processor (commits, role changes,
-//! learners' writes and revalidations, SNAP bodies walked a slice at a time between its
-//! other events) and carries out the processor's outputs (frames to connections,
-//! proposals to the peer, forwards to the leader). Nothing of it sits behind a lock.
+//! One server node serving clients: the client listener, and one node task owning the
+//! request [`Processor`], its disk ([`NodeDisk`] and the one disk thread) and, for an
+//! ensemble member, the [`QuorumPeer`] (with its [`QuorumIo`]). A standalone server is a
+//! node without a peer: its writes go straight to its disk thread and commit once
+//! durable. A member performs the peer's actions with direct calls on the processor
+//! (commits, role changes, learners' writes and revalidations, SNAP bodies walked a slice
+//! at a time between its other events) and carries out the processor's outputs (frames
+//! to connections, proposals to the peer, forwards to the leader). Nothing of it sits
+//! behind a lock.
 //!
-//! Sessions are global: a client reconnecting here with a session is revalidated by the
-//! leader (REVALIDATE), which then records this member as the session's owner; a write
-//! still arriving through the member the client left fails with SessionMoved, and that
-//! member closes the stale connection (as Apache). With read-only mode enabled, a member
-//! LOOKING for longer than a grace period serves read-only clients until it rejoins a
-//! quorum.
+//! Sessions are global in an ensemble: a client reconnecting to a member with a session
+//! is revalidated by the leader (REVALIDATE), which then records this member as the
+//! session's owner; a write still arriving through the member the client left fails with
+//! SessionMoved, and that member closes the stale connection (as Apache). With read-only
+//! mode enabled, a member LOOKING for longer than a grace period serves read-only clients
+//! until it rejoins a quorum.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,17 +23,18 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc::{self, UnboundedReceiver};
-use tokio::sync::watch;
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use zk_proto::quorum::QuorumPacket;
 use zk_proto::txn::TxnEntry;
 use zk_proto::{ConnectRequest, ConnectResponse, ErrorCode, Request};
 
-use super::replica::{DiskEvent, MemberAppender, NodeDisk, Walks, SLICE_BYTES};
+use super::replica::{DiskAppender, DiskEvent, NodeDisk, Walks, SLICE_BYTES};
 use super::request_packet::{self, Forwarded};
-use crate::admin::four_letter::{self, QuorumView};
+use crate::admin::four_letter::{self, QuorumView, Role};
 use crate::config::{ServerConfig, ALL_FOUR_LETTER_WORDS};
+use crate::core::clock::Now;
 use crate::core::member_gate::MemberGate;
 use crate::core::processor::{is_write, ConnId, CoreSettings, Output, Processor, WriteMode};
 use crate::core::session::owner::LearnerConn;
@@ -39,13 +44,17 @@ use crate::host::client::connection::{ConnSettings, Throttle};
 use crate::host::client::listener::ClientPorts;
 use crate::host::client::ClientMsg;
 use crate::host::quorum::driver::{
-    is_sync_request, leader_stats, IsolationSwitch, LeaderStats, PeerAddrs, PeerStatus, QuorumIo,
+    is_sync_request, leader_stats, IsolationSwitch, LeaderStats, PeerAddrs, PeerStatus,
+    QuorumEvent, QuorumIo,
 };
 use crate::host::server::now_ms;
 use crate::state::database::ZkDatabase;
+use crate::storage::disk::SnapshotFeed;
+use crate::storage::disk_thread::{DiskJobs, DiskThread};
 use crate::storage::PurgeTimer;
 use crate::zab::broadcast::leader::ProposeError;
 use crate::zab::broadcast::packets::revalidate_request;
+use crate::zab::broadcast::Proposal;
 use crate::zab::{Action, LearnerType, PeerState, QuorumConfig, QuorumPeer, Zxid};
 
 /// Everything a member needs to start.
@@ -66,19 +75,28 @@ pub struct NodeSetup {
     pub addrs: PeerAddrs,
 }
 
-/// A running member; dropping it stops it like a crash.
+/// A running node; dropping it stops it like a crash ([`Node::stop`] stops it cleanly).
 pub struct Node {
     status: watch::Receiver<PeerStatus>,
     read_only_enabled: Arc<AtomicBool>,
-    isolation: IsolationSwitch,
-    task: JoinHandle<()>,
+    isolation: Option<IsolationSwitch>,
+    control: UnboundedSender<Control>,
+    task: Option<JoinHandle<()>>,
     listener: JoinHandle<()>,
+}
+
+/// What [`Node`] asks its task.
+enum Control {
+    /// Close the clients, make the writes in flight durable, close the disk, then answer.
+    Stop(oneshot::Sender<()>),
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
         self.listener.abort();
-        self.task.abort();
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
     }
 }
 
@@ -118,7 +136,7 @@ impl Node {
     pub fn start_configured(s: NodeSetup, config: ServerConfig) -> Node {
         let (db, disk_state) = s.disk.load(s.quorum.committed_log_size);
         let now = now_ms();
-        let mut processor = Processor::new(db, s.settings.clone(), now);
+        let mut processor = Processor::new(db, s.settings.clone(), Now::new(0, now));
         processor.set_write_mode(WriteMode::Forward);
         let quorum = quorum_view(&s.quorum);
         let tick_ms = s.quorum.tick_time;
@@ -126,7 +144,7 @@ impl Node {
         let appender_disk = s.disk.clone();
         let io = QuorumIo::start(
             &s.quorum,
-            || Box::new(MemberAppender::new(appender_disk.clone(), disk_tx.clone())),
+            || Box::new(DiskAppender::new(appender_disk.clone(), disk_tx.clone())),
             s.election,
             s.quorum_listener,
             s.addrs,
@@ -135,51 +153,130 @@ impl Node {
         // Apache waits max(2 s, tickTime) of LOOKING before serving read-only.
         let gate = MemberGate::new((tick_ms as i64).max(2000), io.now() as i64);
         let isolation = io.isolation_switch();
-        let (core_tx, core_rx) = mpsc::unbounded_channel();
-        let throttle = Arc::new(Throttle::default());
-        let conn_settings = Arc::new(ConnSettings::from_config(&config));
-        let listener = s.client.spawn(core_tx, conn_settings, throttle.clone());
+        let jobs = io.disk_jobs();
         let looking = PeerStatus {
             state: PeerState::Looking,
             leader: None,
             serving: false,
         };
-        let (status_tx, status) = watch::channel(looking);
-        let read_only_enabled = Arc::new(AtomicBool::new(config.read_only_mode));
-        let task = NodeTask {
-            processor,
-            settings: s.settings,
-            owners: SessionOwners::default(),
+        let repl = Replication::Member(Box::new(Member {
             peer,
             io,
             actions: first,
-            walks: Walks::default(),
+            owners: SessionOwners::default(),
             gate,
-            clients: Clients::new(throttle),
-            role: looking,
-            status: status_tx,
-            read_only_enabled: read_only_enabled.clone(),
-            config,
             quorum,
-            started: now,
             last_owner_prune: now,
             leading_since: None,
             last_state: None,
-            disk: s.disk,
-            purge_timer: PurgeTimer::new(),
-            purging: None,
+        }));
+        Self::spawn(
+            repl,
+            processor,
+            s.settings,
+            s.disk,
+            jobs,
+            s.client,
+            config,
+            looking,
+            Some(isolation),
+            disk_rx,
+        )
+    }
+
+    /// Starts a standalone server (a node without a peer) over `disk`, serving on the
+    /// bound `client` ports with `config`'s settings.
+    pub fn start_standalone(disk: NodeDisk, client: ClientPorts, config: ServerConfig) -> Node {
+        let (db, _) = disk.load(0);
+        let settings = CoreSettings::from_config(&config);
+        let processor = Processor::new(db, settings.clone(), Now::new(0, now_ms()));
+        let (disk_tx, disk_rx) = mpsc::unbounded_channel();
+        let (durable_tx, durable) = mpsc::unbounded_channel();
+        let appender = || Box::new(DiskAppender::new(disk.clone(), disk_tx.clone()));
+        let log = match DiskThread::start(appender(), durable_tx.clone()) {
+            Ok(t) => LogSink::Thread(t),
+            Err(e) => {
+                tracing::warn!("no disk thread ({e}): logging on the node task");
+                LogSink::Inline(appender())
+            }
         };
-        let task = tokio::spawn(task.run(core_rx, disk_rx));
+        let jobs = match &log {
+            LogSink::Thread(t) => t.jobs(),
+            LogSink::Inline(_) => DiskJobs::inline(),
+        };
+        let repl = Replication::Standalone(LocalLog {
+            log,
+            _durable_tx: durable_tx,
+            durable,
+            to_log: Vec::new(),
+            pending: VecDeque::new(),
+        });
+        let serving = PeerStatus {
+            state: PeerState::Leading,
+            leader: None,
+            serving: true,
+        };
+        Self::spawn(
+            repl, processor, settings, disk, jobs, client, config, serving, None, disk_rx,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn spawn(
+        repl: Replication,
+        processor: Processor,
+        settings: CoreSettings,
+        disk: NodeDisk,
+        jobs: DiskJobs,
+        client: ClientPorts,
+        config: ServerConfig,
+        role: PeerStatus,
+        isolation: Option<IsolationSwitch>,
+        disk_rx: UnboundedReceiver<DiskEvent>,
+    ) -> Node {
+        let now = now_ms();
+        let (core_tx, core_rx) = mpsc::unbounded_channel();
+        let throttle = Arc::new(Throttle::default());
+        let conn_settings = Arc::new(ConnSettings::from_config(&config));
+        let listener = client.spawn(core_tx, conn_settings, throttle.clone());
+        let (status_tx, status) = watch::channel(role);
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let read_only_enabled = Arc::new(AtomicBool::new(config.read_only_mode));
+        let tick = Duration::from_millis(u64::from(config.tick_time / 4).clamp(5, 50));
+        let task = NodeTask {
+            processor,
+            settings,
+            repl,
+            walks: Walks::default(),
+            clients: Clients::new(throttle),
+            role,
+            status: status_tx,
+            read_only_enabled: read_only_enabled.clone(),
+            config,
+            started: now,
+            disk,
+            jobs,
+            claimed_round: 0,
+            snapshots_done: 0,
+            clock: tokio::time::Instant::now(),
+            purge_timer: PurgeTimer::new(),
+        };
+        let task = tokio::spawn(async move {
+            if let Some(done) = task.run(core_rx, disk_rx, control_rx, tick).await {
+                let _ = done.send(());
+            }
+        });
         Node {
             status,
             read_only_enabled,
             isolation,
-            task,
+            control,
+            task: Some(task),
             listener,
         }
     }
 
-    /// The peer's latest role.
+    /// The peer's latest role (a standalone server always leads and serves).
     pub fn status(&self) -> PeerStatus {
         *self.status.borrow()
     }
@@ -193,7 +290,31 @@ impl Node {
     /// Cuts (true) or restores (false) this member's traffic with the other members, like
     /// a network partition around it; its clients still reach it.
     pub fn isolate(&self, on: bool) {
-        self.isolation.set(on);
+        if let Some(i) = &self.isolation {
+            i.set(on);
+        }
+    }
+
+    /// Stops accepting, closes every connection, waits for the writes in flight to be
+    /// durable and closes the disk.
+    pub async fn stop(mut self) {
+        self.listener.abort();
+        let (tx, rx) = oneshot::channel();
+        if self.control.send(Control::Stop(tx)).is_ok() {
+            let _ = rx.await;
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+
+    /// Like [`Node::stop`], without waiting for it.
+    pub fn stop_in_background(mut self) {
+        self.listener.abort();
+        let (tx, _rx) = oneshot::channel();
+        let _ = self.control.send(Control::Stop(tx));
+        // Detached: the task finishes the stop on its own.
+        drop(self.task.take());
     }
 }
 
@@ -236,53 +357,165 @@ fn quorum_view(q: &QuorumConfig) -> QuorumView {
     }
 }
 
-/// One member's node task: the processor, the quorum peer and its I/O, the clients.
-struct NodeTask {
-    /// The server core.
-    processor: Processor,
-    /// Its settings (to rebuild it when the member stops serving or reloads).
-    settings: CoreSettings,
-    /// Leader: which member each session's client is on.
-    owners: SessionOwners,
+/// Where a standalone node's txn log appends go.
+enum LogSink {
+    /// The disk thread (group commit), reporting syncs on `LocalLog::durable`.
+    Thread(DiskThread),
+    /// No thread could be started: appends run on the node task.
+    Inline(Box<DiskAppender>),
+}
+
+/// A standalone node's commit path: its writes go to the disk thread and commit (are
+/// applied and answered) once durable, in order.
+struct LocalLog {
+    log: LogSink,
+    /// Kept so the channel only ends with the node.
+    _durable_tx: UnboundedSender<(u64, Zxid)>,
+    durable: UnboundedReceiver<(u64, Zxid)>,
+    /// Txns proposed since the last hand-over to the disk thread.
+    to_log: Vec<Proposal>,
+    /// Txns handed over and not yet durable, in zxid order.
+    pending: VecDeque<TxnEntry>,
+}
+
+impl LocalLog {
+    /// Hands the txns proposed so far to the disk thread (one sync for all of them and
+    /// whatever else is queued meanwhile); inline, returns the zxid now durable.
+    fn flush(&mut self) -> Option<Zxid> {
+        if self.to_log.is_empty() {
+            return None;
+        }
+        let batch = std::mem::take(&mut self.to_log);
+        let last = batch.last().map(|p| p.zxid);
+        match &mut self.log {
+            LogSink::Thread(t) => {
+                t.submit(batch);
+                None
+            }
+            LogSink::Inline(a) => {
+                use crate::storage::disk_thread::LogAppender;
+                a.append(&batch).then_some(last).flatten()
+            }
+        }
+    }
+
+    /// The pending txns up to `zxid`, now durable.
+    fn durable_up_to(&mut self, zxid: Zxid) -> Vec<TxnEntry> {
+        let n = self
+            .pending
+            .iter()
+            .take_while(|e| e.header.zxid <= zxid)
+            .count();
+        self.pending.drain(..n).collect()
+    }
+}
+
+/// An ensemble member's side of the node: the quorum peer, its I/O, and what the member
+/// holds for its clients while the quorum answers.
+struct Member {
     /// The quorum peer (sans-IO).
     peer: QuorumPeer,
     /// The peer's network, disk thread and timer.
     io: QuorumIo,
     /// Peer actions still to perform (see [`NodeTask::drive`]).
     actions: Vec<Action>,
-    /// Fuzzy snapshot walks in progress (SNAP bodies, snapshot files).
-    walks: Walks,
-    clients: Clients,
+    /// Leader: which member each session's client is on.
+    owners: SessionOwners,
     /// Held syncs, handshakes waiting on the quorum, read-only timing (sans-IO, on the
     /// peer's monotonic clock).
     gate: MemberGate,
-    /// The peer's latest role.
-    role: PeerStatus,
-    /// The role, published for [`Node::status`].
-    status: watch::Sender<PeerStatus>,
-    read_only_enabled: Arc<AtomicBool>,
-    config: ServerConfig,
     quorum: QuorumView,
-    started: i64,
     last_owner_prune: i64,
     /// Since when this member leads a serving quorum (`zk_leader_uptime`).
     leading_since: Option<i64>,
     /// The peer's state in its latest role report (elections counted in `mntr`).
     last_state: Option<PeerState>,
-    /// The member's durable state (log reads, TRUNC, SNAP installs, epochs, snapshots,
-    /// autopurge; appends go through the peer's disk thread).
+}
+
+/// How a node replicates its writes: alone, or through the quorum.
+enum Replication {
+    Standalone(LocalLog),
+    Member(Box<Member>),
+}
+
+/// An input for the node task from its replication side.
+enum ReplEvent {
+    Quorum(QuorumEvent),
+    Durable(u64, Zxid),
+}
+
+impl Replication {
+    /// The next event (`None`: the network or disk thread is gone).
+    async fn next(&mut self) -> Option<ReplEvent> {
+        match self {
+            Replication::Member(m) => m.io.next().await.map(ReplEvent::Quorum),
+            Replication::Standalone(l) => l
+                .durable
+                .recv()
+                .await
+                .map(|(g, z)| ReplEvent::Durable(g, z)),
+        }
+    }
+}
+
+/// One node's task: the processor, its disk, the clients and, for a member, the peer.
+struct NodeTask {
+    /// The server core.
+    processor: Processor,
+    /// Its settings (to rebuild it when the member stops serving or reloads).
+    settings: CoreSettings,
+    /// Standalone commit path, or the quorum peer.
+    repl: Replication,
+    /// Fuzzy snapshot walks in progress (SNAP bodies, snapshot files).
+    walks: Walks,
+    clients: Clients,
+    /// The peer's latest role (a standalone node: leading, serving).
+    role: PeerStatus,
+    /// The role, published for [`Node::status`].
+    status: watch::Sender<PeerStatus>,
+    read_only_enabled: Arc<AtomicBool>,
+    config: ServerConfig,
+    started: i64,
+    /// The node's durable state (log reads, TRUNC, SNAP installs, epochs, snapshots,
+    /// autopurge; appends go through the disk thread).
     disk: NodeDisk,
-    /// When autopurge runs next (Apache runs it in QuorumPeerMain too).
+    /// Snapshot pieces and purges for the disk thread, queued behind the appends.
+    jobs: DiskJobs,
+    /// The latest snapshot round taken (later reports of it are ignored).
+    claimed_round: u64,
+    /// Snapshots handed to the disk completely (each makes a purge due).
+    snapshots_done: u64,
+    /// A standalone node's monotonic clock starts here (a member's is its peer's).
+    clock: tokio::time::Instant,
+    /// When autopurge runs next (at start, every purgeInterval, after each snapshot).
     purge_timer: PurgeTimer,
-    /// The purge running on a blocking thread, if any.
-    purging: Option<JoinHandle<()>>,
 }
 
 impl NodeTask {
-    /// The member's monotonic clock (ms), for timeouts; wall-clock time (`now_ms`) only
-    /// goes into txns and session expiry, as the processor keeps it.
+    /// The time for the processor: the monotonic clock for timeouts, the wall clock for
+    /// txn times.
+    fn now(&self) -> Now {
+        Now::new(self.mono(), now_ms())
+    }
+
+    /// The node's monotonic clock (ms): a member's peer clock, so the processor, the
+    /// gate and the peer share one timeline.
     fn mono(&self) -> i64 {
-        self.io.now() as i64
+        match &self.repl {
+            Replication::Member(m) => m.io.now() as i64,
+            Replication::Standalone(_) => self.clock.elapsed().as_millis() as i64,
+        }
+    }
+
+    fn member(&mut self) -> Option<&mut Member> {
+        match &mut self.repl {
+            Replication::Member(m) => Some(&mut **m),
+            Replication::Standalone(_) => None,
+        }
+    }
+
+    fn read_only(&self) -> bool {
+        matches!(&self.repl, Replication::Member(m) if m.gate.read_only())
     }
 
     fn serving(&self) -> bool {
@@ -297,31 +530,50 @@ impl NodeTask {
         mut self,
         mut clients: UnboundedReceiver<ClientMsg>,
         mut disk_events: UnboundedReceiver<DiskEvent>,
-    ) {
-        let mut ticker = tokio::time::interval(Duration::from_millis(50));
+        mut control: UnboundedReceiver<Control>,
+        tick: Duration,
+    ) -> Option<oneshot::Sender<()>> {
+        let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.drive();
         loop {
             if self.walks.is_busy() {
-                // One slice per event: a large tree never stalls the member.
-                self.walks.step(self.processor.db(), SLICE_BYTES);
+                // One slice per event: a large tree never stalls the node.
+                if self.walks.step(self.processor.db(), SLICE_BYTES) {
+                    self.snapshot_written();
+                }
             }
             let busy = self.walks.is_busy();
             tokio::select! {
-                ev = self.io.next() => match ev {
-                    Some(ev) => {
-                        let more = self.io.handle(&mut self.peer, ev);
-                        self.actions.extend(more);
+                ev = self.repl.next() => match ev {
+                    Some(ReplEvent::Quorum(ev)) => {
+                        if let Replication::Member(m) = &mut self.repl {
+                            let more = m.io.handle(&mut m.peer, ev);
+                            m.actions.extend(more);
+                        }
                     }
-                    None => return,
+                    Some(ReplEvent::Durable(g, z)) => self.durable(g, z),
+                    None => return None,
                 },
                 m = clients.recv() => match m {
-                    Some(m) => self.client_msg(m),
-                    None => return,
+                    Some(m) => {
+                        self.client_msg(m);
+                        // Take everything already queued, so txns that arrived together
+                        // share one sync.
+                        while let Ok(m) = clients.try_recv() {
+                            self.client_msg(m);
+                        }
+                    }
+                    None => return None,
                 },
                 Some(e) = disk_events.recv() => match e {
                     DiskEvent::SnapshotDue { round, on_disk } => self.snapshot_due(round, on_disk),
+                    DiskEvent::AppendFailed => self.append_failed(),
                 },
+                Some(Control::Stop(done)) = control.recv() => {
+                    self.stop();
+                    return Some(done);
+                }
                 _ = ticker.tick() => self.tick(),
                 // Walks go on while nothing else is ready.
                 _ = std::future::ready(()), if busy => {}
@@ -331,30 +583,104 @@ impl NodeTask {
     }
 
     /// Performs the peer's actions until none are left (each may lead to more: durable
-    /// txns, log reads, the processor's proposals).
+    /// txns, log reads, the processor's proposals); a standalone node hands its new txns
+    /// to the disk thread.
     fn drive(&mut self) {
-        while !self.actions.is_empty() {
-            let batch = std::mem::take(&mut self.actions);
-            if let Some(st) = self.io.begin_round(&batch) {
+        if let Replication::Standalone(l) = &mut self.repl {
+            if let Some(z) = l.flush() {
+                self.committed_up_to(z);
+            }
+            return;
+        }
+        loop {
+            let Some(m) = self.member() else { return };
+            if m.actions.is_empty() {
+                return;
+            }
+            let batch = std::mem::take(&mut m.actions);
+            if let Some(st) = m.io.begin_round(&batch) {
                 self.role_changed(st, None);
             }
             for a in batch {
-                if let Some(a) = self.io.perform(&mut self.peer, a) {
+                let Some(m) = self.member() else { return };
+                if let Some(a) = m.io.perform(&mut m.peer, a) {
                     self.peer_action(a);
                 }
             }
-            let more = self.io.end_round(&mut self.peer);
-            self.actions.extend(more);
+            let Some(m) = self.member() else { return };
+            let more = m.io.end_round(&mut m.peer);
+            m.actions.extend(more);
+        }
+    }
+
+    /// Standalone: the disk thread made txns up to `zxid` durable.
+    fn durable(&mut self, generation: u64, zxid: Zxid) {
+        if let Replication::Standalone(LocalLog {
+            log: LogSink::Thread(t),
+            ..
+        }) = &self.repl
+        {
+            if t.is_current(generation) {
+                self.committed_up_to(zxid);
+            }
+        }
+    }
+
+    /// Standalone: applies and answers the pending txns up to `zxid`.
+    fn committed_up_to(&mut self, zxid: Zxid) {
+        let Replication::Standalone(l) = &mut self.repl else {
+            return;
+        };
+        let entries = l.durable_up_to(zxid);
+        if !entries.is_empty() {
+            let out = self.processor.committed(&entries, self.now());
+            self.outputs(out);
+        }
+    }
+
+    /// The disk could not make txns durable. A standalone server stops serving, as
+    /// Apache halts when it cannot log: an unlogged write is never acknowledged. (A
+    /// member's peer never acknowledges them, and the member drops out until restarted.)
+    fn append_failed(&mut self) {
+        if let Replication::Standalone(l) = &mut self.repl {
+            tracing::error!("txn log write failed: closing all connections");
+            l.pending.clear();
+            self.clients.close_all();
+        }
+    }
+
+    /// A clean stop: clients closed, writes in flight made durable (and applied), the
+    /// snapshot being walked abandoned; the disk thread finishes what it was handed when
+    /// the task drops it.
+    fn stop(&mut self) {
+        self.clients.close_all();
+        if let Replication::Standalone(l) = &mut self.repl {
+            let flushed = l.flush();
+            let last = match &mut l.log {
+                LogSink::Thread(t) => t.barrier(),
+                LogSink::Inline(_) => flushed,
+            };
+            if let Some(z) = last {
+                self.committed_up_to(z);
+            }
+        }
+        self.walks.cancel();
+        for c in self.clients.ids() {
+            self.clients.disconnected(c);
         }
     }
 
     /// The peer's actions that concern the server: the database, the disk, the clients.
     fn peer_action(&mut self, a: Action) {
-        let now = self.io.now();
+        let Some(now) = self.member().map(|m| m.io.now()) else {
+            return;
+        };
         match a {
             Action::Deliver(p) => match TxnEntry::decode(p.data.clone()) {
                 Ok(e) => {
-                    let out = self.processor.committed(std::slice::from_ref(&e), now_ms());
+                    let out = self
+                        .processor
+                        .committed(std::slice::from_ref(&e), self.now());
                     self.outputs(out);
                 }
                 Err(e) => tracing::error!("undecodable committed txn {:#x}: {e}", p.zxid),
@@ -364,11 +690,12 @@ impl NodeTask {
                 // committing meanwhile; it starts now, with every txn up to the SNAP's
                 // zxid applied.
                 let body = self.walks.for_learner(self.processor.db());
-                self.io.send_snapshot(conn, zxid, body);
+                if let Some(m) = self.member() {
+                    m.io.send_snapshot(conn, zxid, body);
+                }
             }
             Action::InstallSnapshot { zxid, data } => {
-                // Walks over the old tree stop before the disk waits for its snapshot
-                // thread (which a file walk feeds).
+                // Walks over the old tree stop before the disk is replaced.
                 self.walks.cancel();
                 // The driver checked the stream's structure, so this only fails on a bug.
                 match self.disk.install(zxid, &data) {
@@ -385,8 +712,10 @@ impl NodeTask {
             }
             Action::ReadLog { conn, from, to } => {
                 let txns = self.disk.read_log(from, to);
-                let more = self.peer.on_log_read(now, conn, txns);
-                self.actions.extend(more);
+                if let Some(m) = self.member() {
+                    let more = m.peer.on_log_read(now, conn, txns);
+                    m.actions.extend(more);
+                }
             }
             Action::SaveAcceptedEpoch(e) => self.disk.save_accepted_epoch(e),
             Action::SaveCurrentEpoch(e) => self.disk.save_current_epoch(e),
@@ -400,15 +729,17 @@ impl NodeTask {
                     leader,
                     serving,
                 };
-                let next = self.peer.next_zxid();
+                let next = self.member().and_then(|m| m.peer.next_zxid());
                 self.role_changed(st, next);
             }
             Action::LearnerRequest { conn, packet, .. } => {
                 // Syncs are answered once everything proposed before them is committed;
                 // writes are prepared here and proposed.
                 if is_sync_request(&packet) {
-                    let more = self.peer.sync_request(now, conn);
-                    self.actions.extend(more);
+                    if let Some(m) = self.member() {
+                        let more = m.peer.sync_request(now, conn);
+                        m.actions.extend(more);
+                    }
                 } else {
                     self.forwarded(conn, &packet);
                 }
@@ -418,16 +749,18 @@ impl NodeTask {
                 session_id,
                 timeout,
             } => {
-                let valid = touch(&mut self.processor, session_id, timeout, now_ms());
+                let at = self.now();
+                let valid = touch(&mut self.processor, session_id, timeout, at);
+                let Some(m) = self.member() else { return };
                 if valid {
-                    self.owners.set(session_id, Owner::Learner(conn));
+                    m.owners.set(session_id, Owner::Learner(conn));
                 }
-                let more = self.peer.revalidate_reply(now, conn, session_id, valid);
-                self.actions.extend(more);
+                let more = m.peer.revalidate_reply(now, conn, session_id, valid);
+                m.actions.extend(more);
             }
             Action::SyncDone => self.sync_done(),
             Action::SessionsTouched { sessions, .. } => {
-                let now = now_ms();
+                let now = self.now();
                 for (s, t) in sessions {
                     touch(&mut self.processor, s, t, now);
                 }
@@ -444,7 +777,9 @@ impl NodeTask {
     fn role_changed(&mut self, st: PeerStatus, next_zxid: Option<Zxid>) {
         tracing::debug!("member role: {st:?}");
         let looking = st.state == PeerState::Looking;
-        let was_read_only = self.gate.role_changed(looking, st.serving, self.mono());
+        let mono = self.mono();
+        let Some(m) = self.member() else { return };
+        let was_read_only = m.gate.role_changed(looking, st.serving, mono);
         if was_read_only {
             // Any role change ends read-only mode (Apache shuts its read-only server down
             // when the election ends): local sessions go, their clients reconnect.
@@ -456,14 +791,15 @@ impl NodeTask {
             _ if !st.serving => self.reset(),
             _ => self.processor.set_write_mode(WriteMode::Forward),
         }
-        if st.state == PeerState::Looking && self.last_state != Some(PeerState::Looking) {
-            self.quorum.looking_count += 1;
-        }
-        self.last_state = Some(st.state);
         let _ = self.status.send(st);
+        let Some(m) = self.member() else { return };
+        if st.state == PeerState::Looking && m.last_state != Some(PeerState::Looking) {
+            m.quorum.looking_count += 1;
+        }
+        m.last_state = Some(st.state);
         let leads = st.serving && st.state == PeerState::Leading;
-        self.leading_since = match leads {
-            true => self.leading_since.or(Some(now_ms())),
+        m.leading_since = match leads {
+            true => m.leading_since.or(Some(now_ms())),
             false => None,
         };
         if !st.serving || was_read_only {
@@ -475,10 +811,12 @@ impl NodeTask {
 
     /// Starts leading: proposals get zxids from `next_zxid` on.
     fn lead(&mut self, next_zxid: Zxid) {
-        let now = now_ms();
+        let now = self.now();
         // A new leadership knows no session owners yet: the first member to use a
         // session claims it (as Apache's session tracker).
-        self.owners.clear();
+        if let Some(m) = self.member() {
+            m.owners.clear();
+        }
         let p = &mut self.processor;
         p.set_write_mode(WriteMode::Local);
         p.set_next_zxid(next_zxid);
@@ -489,7 +827,7 @@ impl NodeTask {
     /// waiters and prepared-but-uncommitted changes: when a member stops serving its
     /// clients are disconnected, and what it proposed as leader may never commit.
     fn reset(&mut self) {
-        let empty = Processor::new(ZkDatabase::new(), self.settings.clone(), now_ms());
+        let empty = Processor::new(ZkDatabase::new(), self.settings.clone(), self.now());
         let db = std::mem::replace(&mut self.processor, empty).into_db();
         self.rebuild(db);
     }
@@ -502,71 +840,78 @@ impl NodeTask {
     }
 
     fn rebuild(&mut self, db: ZkDatabase) {
-        let mut p = Processor::new(db, self.settings.clone(), now_ms());
+        let mut p = Processor::new(db, self.settings.clone(), self.now());
         p.set_write_mode(WriteMode::Forward);
         self.processor = p;
     }
 
-    /// The disk thread logged `snapCount` txns since the last snapshot: on disk a fuzzy
-    /// snapshot file, walked a slice at a time by this task; in memory a copy.
+    /// The disk logged enough txns since the last snapshot (Apache's randomised
+    /// `snapCount` / `snapSizeLimitInKb`): on disk a fuzzy snapshot file, walked a slice
+    /// at a time by this task and written by the disk thread; in memory a copy.
     fn snapshot_due(&mut self, round: u64, on_disk: bool) {
-        if self.walks.writing_file() {
-            // The previous file is still being walked; the next append asks again.
+        if round <= self.claimed_round || self.walks.writing_file() {
+            // Taken already, or the previous file is still being walked (the next append
+            // asks again).
             return;
         }
+        self.claimed_round = round;
         if on_disk {
             let snap = self.processor.db().begin_snapshot();
             let sessions = snap.sessions.clone();
-            if let Some(feed) = self.disk.stream_snapshot(round, snap.last_zxid, sessions) {
-                self.walks.to_file(snap, feed);
-            }
+            let feed = SnapshotFeed::begin(&self.disk, &self.jobs, round, snap.last_zxid, sessions);
+            self.walks.to_file(snap, feed);
         } else {
             let db = self.processor.db();
             self.disk.take_snapshot_if_due(Some(round), || db.image());
+            self.snapshot_written();
         }
+    }
+
+    /// A snapshot was handed to the disk whole: a purge is due right behind it.
+    fn snapshot_written(&mut self) {
+        self.snapshots_done += 1;
+        self.autopurge(self.mono());
     }
 
     fn tick(&mut self) {
         let now = now_ms();
+        let mono = self.mono();
         let enabled = self.read_only_enabled.load(Ordering::SeqCst);
-        if let Some(looked) = self.gate.enter_read_only(enabled, self.mono()) {
-            tracing::info!(
-                "peer {}: no quorum for {looked} ms: serving read-only clients",
-                self.peer.sid()
-            );
-            self.reset();
-            self.processor.set_write_mode(WriteMode::ReadOnly);
+        if let Some(m) = self.member() {
+            if let Some(looked) = m.gate.enter_read_only(enabled, mono) {
+                tracing::info!(
+                    "peer {}: no quorum for {looked} ms: serving read-only clients",
+                    m.peer.sid()
+                );
+                self.reset();
+                self.processor.set_write_mode(WriteMode::ReadOnly);
+            }
         }
-        if now - self.last_owner_prune >= 1000 {
-            self.last_owner_prune = now;
-            let sessions = self.processor.sessions();
-            self.owners.retain(|s| sessions.contains(s));
+        if let Replication::Member(m) = &mut self.repl {
+            if now - m.last_owner_prune >= 1000 {
+                m.last_owner_prune = now;
+                let sessions = self.processor.sessions();
+                m.owners.retain(|s| sessions.contains(s));
+            }
         }
-        let out = self.processor.tick(now);
+        let out = self.processor.tick(self.now());
         self.outputs(out);
         self.retry_unapplied();
-        self.autopurge(now);
+        self.autopurge(mono);
     }
 
-    /// Starts a purge when one is due (at start, every purgeInterval, after each
-    /// snapshot), off this task: deleting files must not hold up clients.
+    /// Queues a purge on the disk thread when one is due (at start, every
+    /// purgeInterval, after each snapshot): behind the snapshot just completed, and off
+    /// this task, as deleting files must not hold up clients.
     fn autopurge(&mut self, now: i64) {
-        if self.purging.as_ref().is_some_and(|p| !p.is_finished()) {
-            // Still due at the next tick once this one ends.
-            return;
-        }
-        // Lock-free reads: the disk's lock may be held across a sync.
+        // Lock-free read: the disk's lock may be held across a sync.
         let interval = self.disk.purge_interval();
-        if !self
-            .purge_timer
-            .due(now, interval, self.disk.snapshots_written())
-        {
-            return;
+        if self.purge_timer.due(now, interval, self.snapshots_done) {
+            let disk = self.disk.clone();
+            self.jobs.run(move || {
+                disk.purge();
+            });
         }
-        let disk = self.disk.clone();
-        self.purging = Some(tokio::task::spawn_blocking(move || {
-            disk.purge();
-        }));
     }
 
     fn client_msg(&mut self, msg: ClientMsg) {
@@ -601,17 +946,15 @@ impl NodeTask {
             }
             ClientMsg::Disconnected { conn } => {
                 self.clients.disconnected(conn);
-                self.gate.disconnected(conn);
+                if let Some(m) = self.member() {
+                    m.gate.disconnected(conn);
+                }
                 self.processor.disconnected(conn);
             }
             ClientMsg::FourLetter { cmd, peer, reply } => {
-                let leader = if cmd == "mntr" && self.leading() {
-                    leader_stats(&self.peer)
-                } else {
-                    None
-                };
-                let text = self.four_letter(&cmd, peer, leader);
+                let text = self.four_letter(&cmd, peer);
                 let _ = reply.send(text);
+                // ... and its answer as a sent one (seen by the next command).
                 self.clients.stats.packets_sent += 1;
             }
         }
@@ -619,7 +962,10 @@ impl NodeTask {
 
     /// The mode `srvr` reports, or `None` when the member serves no clients.
     fn mode(&self) -> Option<&'static str> {
-        if self.gate.read_only() {
+        let Replication::Member(_) = &self.repl else {
+            return Some("standalone");
+        };
+        if self.read_only() {
             return Some("read-only");
         }
         let s = self.role;
@@ -631,10 +977,13 @@ impl NodeTask {
         }
     }
 
-    fn four_letter(&mut self, cmd: &str, peer: SocketAddr, leader: Option<LeaderStats>) -> String {
+    fn four_letter(&mut self, cmd: &str, peer: SocketAddr) -> String {
+        let leading = self.leading();
         if cmd == "srst" {
             // Apache's srst resets the leader's proposal sizes along with the server stats.
-            self.quorum.proposal_sizes = Default::default();
+            if let Some(m) = self.member() {
+                m.quorum.proposal_sizes = Default::default();
+            }
         }
         let Some(mode) = self.mode() else {
             self.clients.four_letter(cmd);
@@ -646,6 +995,10 @@ impl NodeTask {
             };
         };
         self.clients.four_letter(cmd);
+        let leader = match self.member() {
+            Some(m) if cmd == "mntr" && leading => leader_stats(&m.peer),
+            _ => None,
+        };
         self.render(cmd, peer, mode, leader)
     }
 
@@ -657,15 +1010,21 @@ impl NodeTask {
         leader: Option<LeaderStats>,
     ) -> String {
         let now = now_ms();
-        let mut quorum = self.quorum.clone();
-        quorum.peer_state = match mode {
-            "leader" => "leading - broadcast",
-            "observer" => "observing - broadcast",
-            _ => "following - broadcast",
-        }
-        .to_string();
-        quorum.leader = leader;
-        quorum.leader_uptime_ms = self.leading_since.map(|t| now - t).unwrap_or(0);
+        let quorum = match &self.repl {
+            Replication::Member(m) => {
+                let mut quorum = m.quorum.clone();
+                quorum.peer_state = match mode {
+                    "leader" => "leading - broadcast",
+                    "observer" => "observing - broadcast",
+                    _ => "following - broadcast",
+                }
+                .to_string();
+                quorum.leader = leader;
+                quorum.leader_uptime_ms = m.leading_since.map(|t| now - t).unwrap_or(0);
+                Some(quorum)
+            }
+            Replication::Standalone(_) => None,
+        };
         let asking = clients::asking(peer, now);
         let view = four_letter::View::of(
             &self.processor,
@@ -675,36 +1034,40 @@ impl NodeTask {
             self.started,
             now,
         );
-        let role = four_letter::Role {
+        let role = Role {
             mode,
-            quorum: Some(&quorum),
+            quorum: quorum.as_ref(),
         };
         four_letter::render_as(cmd, &view, role)
     }
 
     /// A handshake. A learner asks the leader to revalidate a session moving here; the
-    /// leader records itself as the owner of a session reconnecting to it.
+    /// leader records itself as the owner of a session reconnecting to it. A standalone
+    /// node answers it at once.
     fn connect(&mut self, conn: ConnId, req: ConnectRequest) {
-        if !self.serving() && !self.gate.read_only() {
+        let read_only = self.read_only();
+        if !self.serving() && !read_only {
             // Not part of an established quorum: the client tries another member.
             self.clients.close(conn);
             return;
         }
+        let leading = self.leading();
         let session = req.session_id;
         // The password is derived from the session id: every member can check it.
         let password_ok =
             session != 0 && req.passwd.as_ref() == session_password(session).as_slice();
-        if password_ok && !self.gate.read_only() {
-            if !self.leading() {
+        let contains = self.processor.sessions().contains(session);
+        let timeout = self.processor.negotiated_timeout(req.timeout);
+        if let (Some(m), true) = (self.member(), password_ok && !read_only) {
+            if !leading {
                 // Apache's learners check the password locally, then ask the leader
                 // with the timeout this connection negotiates.
-                let timeout = self.processor.negotiated_timeout(req.timeout);
-                self.gate.await_revalidation(session, conn, req.clone());
+                m.gate.await_revalidation(session, conn, req.clone());
                 self.forward(revalidate_request(session, timeout));
                 return;
             }
-            if self.processor.sessions().contains(session) {
-                self.owners.set(session, Owner::Leader);
+            if contains {
+                m.owners.set(session, Owner::Leader);
             }
         }
         self.finish_connect(conn, req);
@@ -716,18 +1079,21 @@ impl NodeTask {
     fn finish_connect(&mut self, conn: ConnId, req: ConnectRequest) {
         let session = req.session_id;
         let applied = self.processor.db().sessions().contains_key(&session);
-        if session != 0 && !self.gate.read_only() && !applied {
+        let member = matches!(self.repl, Replication::Member(_)) && !self.read_only();
+        if member && session != 0 && !applied {
             let known = !self.leading() || self.processor.sessions().contains(session);
             if known {
                 let now = self.mono();
-                self.gate.await_apply(conn, req, now);
+                if let Some(m) = self.member() {
+                    m.gate.await_apply(conn, req, now);
+                }
                 return;
             }
         }
         let ip = self.clients.ip(conn);
-        let out = self.processor.connect(conn, &ip, &req, now_ms());
+        let out = self.processor.connect(conn, &ip, &req, self.now());
         self.outputs(out);
-        if session != 0 && !self.gate.read_only() {
+        if member && session != 0 {
             // The timeout this connection negotiated (clamped), which the session's
             // expiry follows from now on.
             let t = self
@@ -735,22 +1101,27 @@ impl NodeTask {
                 .sessions()
                 .timeout(session)
                 .unwrap_or(req.timeout);
-            self.peer.touch_session(session, t);
+            if let Some(m) = self.member() {
+                m.peer.touch_session(session, t);
+            }
         }
     }
 
     /// Retries the handshakes waiting for their session's createSession to be applied;
     /// past their deadline they are answered (as expired, by the processor).
     fn retry_unapplied(&mut self) {
-        if !self.gate.awaits_apply() {
+        let now = self.now();
+        let Replication::Member(m) = &mut self.repl else {
+            return;
+        };
+        if !m.gate.awaits_apply() {
             return;
         }
-        let now = now_ms();
         let ready = {
             let sessions = self.processor.db().sessions();
             let clients = &self.clients;
-            self.gate.applied_or_due(
-                self.io.now() as i64,
+            m.gate.applied_or_due(
+                m.io.now() as i64,
                 |s| sessions.contains_key(&s),
                 |c| clients.contains(c),
             )
@@ -764,7 +1135,8 @@ impl NodeTask {
 
     /// The leader answered a REVALIDATE: finish the oldest handshake waiting on it.
     fn revalidated(&mut self, session: i64, valid: bool) {
-        let Some((conn, req)) = self.gate.revalidated(session) else {
+        let Some(m) = self.member() else { return };
+        let Some((conn, req)) = m.gate.revalidated(session) else {
             return;
         };
         if !self.clients.contains(conn) {
@@ -793,49 +1165,56 @@ impl NodeTask {
 
     /// A client request: held behind a sync forwarded to the leader, or processed.
     fn request(&mut self, conn: ConnId, xid: i32, req: Request) {
-        let Some((xid, req)) = self.gate.hold(conn, xid, req) else {
-            return;
-        };
-        if self.gate.read_only() {
-            let out = self.processor.request(conn, xid, req, now_ms());
+        let read_only = self.read_only();
+        let leading = self.leading();
+        let session = self.processor.session_of(conn);
+        let timeout = session.and_then(|s| self.processor.sessions().timeout(s));
+        if let Some(m) = self.member() {
+            let Some((xid, req)) = m.gate.hold(conn, xid, req) else {
+                return;
+            };
+            if !read_only {
+                if let Some(s) = session {
+                    m.peer.touch_session(s, timeout.unwrap_or(0));
+                }
+                if let (Some(s), true) = (session, leading && is_write(&req)) {
+                    if !m.owners.check(s, Owner::Leader) {
+                        // The client moved to another member: this connection is stale.
+                        // Apache fails the write with SessionMoved by closing the
+                        // connection.
+                        tracing::info!("session {s:#x} moved: closing its old connection {conn}");
+                        self.clients.close(conn);
+                        return;
+                    }
+                }
+                if let (Request::Sync(_), Some(s), false) = (&req, session, leading) {
+                    // A follower's sync goes through the leader: once it answers,
+                    // everything committed before the sync has been applied here. Later
+                    // requests of the connection wait behind it to keep replies in order.
+                    self.forward(request_packet::write(s, xid, &req, Vec::new()));
+                    if let Some(m) = self.member() {
+                        m.gate.sync_forwarded(conn, xid, req);
+                    }
+                    return;
+                }
+            }
+            tracing::trace!("request {conn} xid {xid}: {:?}", req.opcode());
+            let out = self.processor.request(conn, xid, req, self.now());
             self.outputs(out);
             return;
         }
-        let session = self.processor.session_of(conn);
-        if let Some(s) = session {
-            let t = self.processor.sessions().timeout(s).unwrap_or(0);
-            self.peer.touch_session(s, t);
-        }
-        let leading = self.leading();
-        if let (Some(s), true) = (session, leading && is_write(&req)) {
-            if !self.owners.check(s, Owner::Leader) {
-                // The client moved to another member: this connection is stale. Apache
-                // fails the write with SessionMoved by closing the connection.
-                tracing::info!("session {s:#x} moved: closing its old connection {conn}");
-                self.clients.close(conn);
-                return;
-            }
-        }
-        if let (Request::Sync(_), Some(s), false) = (&req, session, leading) {
-            // A follower's sync goes through the leader: once it answers, everything
-            // committed before the sync has been applied here. Later requests of the
-            // connection wait behind it to keep replies in order.
-            self.forward(request_packet::write(s, xid, &req, Vec::new()));
-            self.gate.sync_forwarded(conn, xid, req);
-            return;
-        }
-        tracing::trace!("request {conn} xid {xid}: {:?}", req.opcode());
-        let out = self.processor.request(conn, xid, req, now_ms());
+        let out = self.processor.request(conn, xid, req, self.now());
         self.outputs(out);
     }
 
     /// The leader answered the oldest forwarded sync: answer it and release what waited.
     fn sync_done(&mut self) {
-        let Some((conn, mut q)) = self.gate.sync_done() else {
+        let Some(m) = self.member() else { return };
+        let Some((conn, mut q)) = m.gate.sync_done() else {
             return;
         };
         if let Some((xid, req)) = q.pop_front() {
-            let out = self.processor.request(conn, xid, req, now_ms());
+            let out = self.processor.request(conn, xid, req, self.now());
             self.outputs(out);
         }
         for (xid, req) in q {
@@ -850,14 +1229,15 @@ impl NodeTask {
             tracing::warn!("dropping a malformed forwarded request");
             return;
         };
-        let now = now_ms();
+        let now = self.now();
+        let Some(m) = self.member() else { return };
         let owner = Owner::Learner(learner);
         let e = match f {
             Forwarded::CreateSession { session, timeout } => {
-                self.owners.set(session, owner);
+                m.owners.set(session, owner);
                 self.processor.prepare_create_session(session, timeout, now)
             }
-            Forwarded::Write { session, cxid, .. } if !self.owners.check(session, owner) => {
+            Forwarded::Write { session, cxid, .. } if !m.owners.check(session, owner) => {
                 tracing::info!("session {session:#x} moved: failing a write from its old member");
                 self.processor
                     .prepare_error(session, cxid, ErrorCode::SessionMoved, now)
@@ -876,32 +1256,46 @@ impl NodeTask {
 
     /// Learner: forwards a packet to the leader (dropped when cut off or not following).
     fn forward(&mut self, p: QuorumPacket) {
-        let more = self.io.forward(&mut self.peer, p);
-        self.actions.extend(more);
+        if let Some(m) = self.member() {
+            let more = m.io.forward(&mut m.peer, p);
+            m.actions.extend(more);
+        }
     }
 
-    /// Leader: proposes a txn the processor prepared.
+    /// Proposes a txn the processor prepared: a leader to its quorum, a standalone node
+    /// to its log.
     fn propose(&mut self, e: TxnEntry) {
         let zxid = e.header.zxid;
         let e_session = e.header.client_id;
         let mut b = BytesMut::new();
         e.write(&mut b);
-        self.quorum.proposal_sizes.record(b.len());
-        self.quorum.proposal_count += 1;
+        let m = match &mut self.repl {
+            Replication::Standalone(l) => {
+                l.to_log.push(Proposal {
+                    zxid,
+                    data: b.freeze(),
+                });
+                l.pending.push_back(e);
+                return;
+            }
+            Replication::Member(m) => m,
+        };
+        m.quorum.proposal_sizes.record(b.len());
+        m.quorum.proposal_count += 1;
         // The processor assigned the zxid; the peer only checks that it is the next one.
-        let (r, more) = self.peer.propose_txn(self.io.now(), zxid, b.freeze());
-        self.actions.extend(more);
+        let (r, more) = m.peer.propose_txn(m.io.now(), zxid, b.freeze());
+        m.actions.extend(more);
         match r {
             Ok(_) => {}
             Err(e @ ProposeError::OutOfOrder { .. }) => tracing::error!(
                 "peer {}: txn {zxid:#x} of session {:#x} not proposed: {e:?}",
-                self.peer.sid(),
+                m.peer.sid(),
                 e_session
             ),
             // Leadership is gone; the role change disconnects the clients.
             Err(e) => tracing::warn!(
                 "peer {}: cannot propose {zxid:#x} of session {e_session:#x}: {e:?}",
-                self.peer.sid()
+                m.peer.sid()
             ),
         }
     }
@@ -944,7 +1338,7 @@ impl NodeTask {
 /// Leader: a learner's session activity. The timeout its connection negotiated (learners
 /// send it clamped) becomes the session's, as Apache's `touchSession(id, timeout)`; a
 /// packet without one keeps the old timeout.
-fn touch(p: &mut Processor, session: i64, timeout: i32, now: i64) -> bool {
+fn touch(p: &mut Processor, session: i64, timeout: i32, now: Now) -> bool {
     if timeout > 0 {
         p.touch_session_with(session, timeout, now)
     } else {

@@ -1,11 +1,11 @@
-//! The member's replica side, as its node task runs it: the snapshot walks it carries out
-//! a slice at a time ([`Walks`]: SNAP bodies for learners, periodic fuzzy snapshot files)
-//! and the disk thread's appender ([`MemberAppender`]).
+//! A node's replica side, as its node task runs it: the snapshot walks it carries out a
+//! slice at a time ([`Walks`]: SNAP bodies for learners, periodic fuzzy snapshot files)
+//! and the disk thread's appender ([`DiskAppender`]).
 //!
-//! Epochs, snapshots and the txn log are the member's [`NodeDisk`] (in memory, or Apache's
-//! files in a data directory); txns are appended on the peer's disk thread with group
-//! commit, which only writes: when `snapCount` txns went by it asks the node task, which
-//! owns the database, to take the snapshot.
+//! Epochs, snapshots and the txn log are the node's [`NodeDisk`] (in memory, or Apache's
+//! files in a data directory); txns are appended on the node's disk thread with group
+//! commit: when a snapshot is due it asks the node task, which owns the database, to walk
+//! it, and the pieces go back to the disk thread.
 
 use std::collections::VecDeque;
 
@@ -15,11 +15,11 @@ use tokio::sync::oneshot;
 
 use crate::host::quorum::driver::{LogAppender, PendingSnapshot};
 use crate::state::database::{FuzzySnapshot, ZkDatabase};
-use crate::storage::member_disk::SnapshotFeed;
+use crate::storage::disk::SnapshotFeed;
 use crate::storage::snap_stream;
 use crate::zab::broadcast::Proposal;
 
-pub use crate::storage::member_disk::{DiskStats, NodeDisk};
+pub use crate::storage::disk::{DiskStats, NodeDisk};
 
 /// Bytes of node records per slice of a snapshot walk (as the standalone server): the
 /// node task does one slice between two of its events.
@@ -87,13 +87,14 @@ impl Walks {
 
     /// Walks one slice (about `slice` bytes) of the oldest walk over `db`, the database
     /// every walk began on; finished walks deliver their body or complete their file.
-    pub fn step(&mut self, db: &ZkDatabase, slice: usize) {
+    /// True when a snapshot file was completed.
+    pub fn step(&mut self, db: &ZkDatabase, slice: usize) -> bool {
         let Some(mut w) = self.active.pop_front() else {
-            return;
+            return false;
         };
         let done = match &mut w.target {
             // The learner's connection is gone: nobody waits for the body.
-            Target::Learner { body, .. } if body.is_closed() => return,
+            Target::Learner { body, .. } if body.is_closed() => return false,
             Target::Learner { nodes, .. } => w.snap.walk.step(&db.tree, nodes, slice),
             Target::File(feed) => {
                 let mut buf = BytesMut::new();
@@ -104,20 +105,24 @@ impl Walks {
         };
         if !done {
             self.active.push_back(w);
-            return;
+            return false;
         }
         let acls = w.snap.walk.acl_table();
         match w.target {
             Target::Learner { nodes, body } => {
                 let pieces = snap_stream::body_pieces(&w.snap.sessions, &acls, nodes.freeze());
                 let _ = body.send(pieces);
+                false
             }
-            Target::File(feed) => feed.end(acls),
+            Target::File(feed) => {
+                feed.end(acls);
+                true
+            }
         }
     }
 
-    /// Stops every walk: the database they walk is being replaced (TRUNC, SNAP), or the
-    /// member stopped leading (a SNAP's learner is gone then too). Files in progress are
+    /// Stops every walk: the database they walk is being replaced (TRUNC, SNAP), the node
+    /// stops, or the member stopped leading (a SNAP's learner is gone then too). Files in progress are
     /// abandoned and learners waiting for a body see their connection close.
     pub fn cancel(&mut self) {
         self.active.clear();
@@ -127,8 +132,8 @@ impl Walks {
 /// What the disk thread tells the node task.
 #[derive(Debug)]
 pub enum DiskEvent {
-    /// `snapCount` txns were logged since the last snapshot: take one (a file when the
-    /// disk is a data directory, else an image in memory).
+    /// Enough txns were logged since the last snapshot: take one (a file when the disk is
+    /// a data directory, else an image in memory).
     SnapshotDue {
         /// Which snapshot (see [`NodeDisk::append`]): reports queued behind the one that
         /// took it are ignored.
@@ -137,22 +142,24 @@ pub enum DiskEvent {
         /// the node task does not wait for the disk's lock across a sync to learn it).
         on_disk: bool,
     },
+    /// Txns could not be made durable.
+    AppendFailed,
 }
 
-/// The disk thread's side of a member: appends with one write + one sync per batch, and
+/// The disk thread's side of a node: appends with one write + one sync per batch, and
 /// tells the node task when a snapshot is due.
-pub struct MemberAppender {
+pub struct DiskAppender {
     disk: NodeDisk,
     incarnation: u64,
     events: UnboundedSender<DiskEvent>,
 }
 
-impl MemberAppender {
+impl DiskAppender {
     /// An appender for `disk` as it is now (an earlier run's appender, still finishing
     /// after a kill, is refused by the disk).
     pub fn new(disk: NodeDisk, events: UnboundedSender<DiskEvent>) -> Self {
         let incarnation = disk.incarnation();
-        MemberAppender {
+        DiskAppender {
             disk,
             incarnation,
             events,
@@ -160,9 +167,10 @@ impl MemberAppender {
     }
 }
 
-impl LogAppender for MemberAppender {
+impl LogAppender for DiskAppender {
     fn append(&mut self, txns: &[Proposal]) -> bool {
         let Some(due) = self.disk.append(Some(self.incarnation), txns) else {
+            let _ = self.events.send(DiskEvent::AppendFailed);
             return false;
         };
         if let Some(round) = due {

@@ -32,8 +32,8 @@ use super::early_votes::EarlyVotes;
 use super::election::ElectionNet;
 use super::packet_codec::QuorumPacketCodec;
 use super::parked::ParkedLearners;
-use crate::storage::disk_thread::DiskThread;
 pub use crate::storage::disk_thread::LogAppender;
+use crate::storage::disk_thread::{DiskJobs, DiskThread};
 use crate::storage::snap_stream;
 use crate::zab::broadcast::Proposal;
 use crate::zab::{Action, ConnId, PeerState, QuorumConfig, QuorumPeer, Sid, ZabMessage, Zxid};
@@ -402,6 +402,15 @@ impl QuorumIo {
     /// A switch cutting this peer's traffic with the others (a simulated partition).
     pub fn isolation_switch(&self) -> IsolationSwitch {
         IsolationSwitch(self.isolated.clone())
+    }
+
+    /// Queues other disk work (snapshot files, purges) on the disk thread, behind the
+    /// appends handed to it so far.
+    pub fn disk_jobs(&self) -> DiskJobs {
+        match &self.log {
+            LogSink::Thread(d) => d.jobs(),
+            LogSink::Inline(_) => DiskJobs::inline(),
+        }
     }
 
     fn is_isolated(&self) -> bool {

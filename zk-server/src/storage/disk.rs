@@ -1,22 +1,32 @@
-//! [`NodeDisk`]: what an ensemble member keeps across a kill: its epochs, its latest
-//! snapshot and the txns logged after it.
+//! [`NodeDisk`]: what a server keeps across a restart, the one storage of standalone
+//! servers and ensemble members alike: the epochs (members), the latest snapshot and the
+//! txns logged after it.
 //!
 //! With a data directory this is Apache's layout (`version-2/log.*`, `snapshot.*`, epoch
 //! files, via [`Storage`]); without one it lives in memory, shaped the same way (one
-//! snapshot image plus the txns after it). Either way memory stays bounded: the member
-//! keeps no txn history of its own (the quorum core holds the last `commitLogCount`
-//! committed proposals for fast DIFF), older DIFF ranges are read back from the log, and
-//! every `snapCount` txns (Apache's randomised `snapCount/2 + rand(snapCount/2)`) it takes
-//! a snapshot, which in memory mode also drops the txns before it.
+//! snapshot image plus the txns after it; [`MemoryStore`] is such a disk, shared so a test
+//! can restart a server over it). Either way memory stays bounded: the disk keeps no txn
+//! history beyond the last `commitLogCount` txns a restarted member needs for fast DIFF,
+//! older DIFF ranges are read back from the log, and snapshots follow Apache's
+//! `SyncRequestProcessor` policy: one when more than `snapCount/2 + rand(snapCount/2)` txns
+//! or `snapSizeLimitInKb/2 + rand(snapSizeLimitInKb/2)` of them were logged since the
+//! last one; in memory a snapshot also drops the txns before it.
 //!
-//! A restart loads the newest snapshot and replays the log after it, like the standalone
-//! server; a SNAP from a leader replaces snapshot and log at once.
+//! All writing happens on the server's one disk thread
+//! ([`crate::storage::disk_thread::DiskThread`]): group-committed appends, the pieces of
+//! a fuzzy snapshot file the node task walks ([`NodeDisk::begin_snapshot`],
+//! [`NodeDisk::snapshot_nodes`], [`NodeDisk::end_snapshot`]) and autopurge
+//! ([`NodeDisk::purge`]), in the order the node task queued them. The lock only
+//! serialises that thread with the node task's reads and replacements of the log (DIFF,
+//! TRUNC, SNAP), which it does after waiting for the thread to drain.
 //!
-//! On disk, the files stay bounded by autopurge ([`NodeDisk::purge`], run by the member's
-//! driver on [`crate::storage::PurgeTimer`]): the newest `autopurge.snapRetainCount`
-//! snapshots and the logs to replay from the oldest of them are kept. A lagging learner
-//! whose DIFF would need a purged log gets a SNAP instead ([`NodeDisk::read_log`] says
-//! the log no longer reaches back).
+//! A restart loads the newest snapshot and replays the log after it as it reads it; a
+//! SNAP from a leader replaces snapshot and log at once.
+//!
+//! On disk, the files stay bounded by autopurge (run on [`crate::storage::PurgeTimer`]):
+//! the newest `autopurge.snapRetainCount` snapshots and the logs to replay from the
+//! oldest of them are kept. A lagging learner whose DIFF would need a purged log gets a
+//! SNAP instead ([`NodeDisk::read_log`] says the log no longer reaches back).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,13 +35,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::BytesMut;
 use zk_proto::txn::TxnEntry;
 
+use crate::config::ServerConfig;
 use crate::error::{Result, ServerError};
 use crate::state::database::{DatabaseImage, ZkDatabase};
 use crate::storage::database_builder::DatabaseBuilder;
+use crate::storage::disk_thread::DiskJobs;
 use crate::storage::snapshot_reader::{read_snap_body, ReadError};
-use crate::storage::store::{to_snapshot, Recovered};
 use crate::storage::{
-    read_epoch_file, write_epoch_file, Autopurge, EpochFile, Storage, StorageOptions,
+    read_epoch_file, write_epoch_file, Autopurge, EpochFile, SnapshotData, SnapshotStream, Storage,
+    StorageOptions,
 };
 use crate::zab::broadcast::{DiskState, Proposal};
 use crate::zab::Zxid;
@@ -39,14 +51,70 @@ use crate::zab::Zxid;
 /// Apache's default `snapCount`.
 pub const DEFAULT_SNAP_COUNT: u64 = 100_000;
 
+/// Apache's default `snapSizeLimitInKb` (4 GiB of logged txns), in bytes.
+pub const DEFAULT_SNAP_SIZE_LIMIT: u64 = 4 * 1024 * 1024 * 1024;
+
+/// What a disk held at open: the database of its newest snapshot (with the logged txns
+/// replayed as they were read) and the txns logged after the snapshot that are kept for
+/// a member's DIFF window.
+#[derive(Debug, Default, Clone)]
+pub struct Recovered {
+    /// The state the newest valid snapshot holds (the fresh database without one), and
+    /// possibly some of `txns` already applied.
+    pub database: ZkDatabase,
+    /// Txns after the snapshot, in order (those not yet applied are applied by
+    /// [`Recovered::into_database`]).
+    pub txns: Vec<TxnEntry>,
+}
+
+impl Recovered {
+    /// What a disk holding `snapshot` (if any) and `txns` recovers.
+    pub fn from_image(snapshot: Option<&DatabaseImage>, txns: Vec<TxnEntry>) -> Self {
+        Recovered {
+            database: snapshot.map_or_else(ZkDatabase::new, ZkDatabase::from_image),
+            txns,
+        }
+    }
+
+    /// The database: the snapshot's, with the txns after it applied.
+    pub fn into_database(self) -> ZkDatabase {
+        let mut db = self.database;
+        // Each txn is dropped once applied, so the memory of the txns still to replay
+        // goes to the nodes they create instead of adding to the peak.
+        for t in self.txns {
+            if t.header.zxid > db.last_zxid() {
+                db.apply(&t);
+            }
+        }
+        db
+    }
+}
+
+/// Converts a database image into the snapshot file's shape.
+pub fn to_snapshot(img: &DatabaseImage) -> SnapshotData {
+    SnapshotData {
+        last_zxid: img.last_zxid,
+        sessions: img.sessions.clone(),
+        acls: img.acls.clone(),
+        nodes: img.nodes.clone(),
+    }
+}
+
+/// Converts a snapshot read from disk into a database image.
+pub fn from_snapshot(snap: SnapshotData) -> DatabaseImage {
+    DatabaseImage {
+        last_zxid: snap.last_zxid,
+        sessions: snap.sessions,
+        acls: snap.acls,
+        nodes: snap.nodes,
+    }
+}
+
 /// Where the snapshot and log live.
 #[derive(Debug)]
 enum Log {
-    /// In memory: the latest snapshot (`None`: the empty database) and the txns after it.
-    Memory {
-        snapshot: Option<DatabaseImage>,
-        txns: Vec<TxnEntry>,
-    },
+    /// In memory: [`DiskData::snapshot`] and [`DiskData::txns`].
+    Memory,
     /// Apache's files; `restored` is what opening them found, until the member starts.
     Disk {
         storage: Box<Storage>,
@@ -56,7 +124,15 @@ enum Log {
     Broken,
 }
 
-/// The state behind a [`NodeDisk`].
+/// A fuzzy snapshot file being written from the pieces its walk sends.
+#[derive(Debug)]
+struct Streaming {
+    stream: SnapshotStream,
+    zxid: i64,
+    sessions: Vec<(i64, i32)>,
+}
+
+/// The state behind a [`NodeDisk`] (a [`MemoryStore`]'s `state()`).
 #[derive(Debug)]
 pub struct DiskData {
     accepted: i64,
@@ -64,27 +140,41 @@ pub struct DiskData {
     dir: Option<PathBuf>,
     /// Where the txn log goes when not in `dir` (zoo.cfg's dataLogDir).
     log_dir: Option<PathBuf>,
+    /// `preAllocSize` of the txn log files.
+    prealloc_size: u64,
+    /// Txns after the snapshot a restart keeps besides the tree (a member's DIFF window,
+    /// `commitLogCount`); the rest are replayed and dropped as the log is read.
+    keep_recent: usize,
     log: Log,
     snap_count: u64,
+    /// `snapSizeLimitInKb` in bytes (0: snapshots by count only).
+    snap_size_limit: u64,
     /// Extra time each append takes (tests of group commit, see
     /// [`NodeDisk::set_append_delay`]).
     append_delay: std::time::Duration,
-    /// Txns logged since the last snapshot, and how many trigger the next one.
+    /// Txns (and their bytes) logged since the last snapshot, and how many (how many
+    /// bytes) trigger the next one.
     since_snapshot: u64,
     snapshot_due: u64,
+    since_snapshot_bytes: u64,
+    snapshot_size_due: u64,
     /// Bumped whenever the count restarts (a snapshot taken or installed, a restart):
     /// names the snapshot an append reports due, so a stale report is ignored.
     due_round: u64,
-    /// Log appends so far (each one write + sync of a whole batch).
-    syncs: u64,
+    /// Log appends so far (each one write + sync of a whole batch: group commit).
+    pub appends: u64,
+    /// In memory: the latest snapshot (`None`: the empty database).
+    pub snapshot: Option<DatabaseImage>,
+    /// In memory: the txns logged after it.
+    pub txns: Vec<TxnEntry>,
     /// Snapshots taken (periodic) and received from a leader (SNAP).
     snapshots_taken: u64,
     snapshots_installed: u64,
     /// Bumped by every restart: an earlier run's disk thread (still finishing after a
     /// kill) must not append to the recovered log.
     incarnation: u64,
-    /// A snapshot file being written on its own thread.
-    snapshot_thread: Option<std::thread::JoinHandle<()>>,
+    /// The snapshot file being written, if any.
+    streaming: Option<Streaming>,
     /// `autopurge.*`: what purges keep and how often the driver runs them.
     autopurge: Autopurge,
     /// Purges run and files they removed.
@@ -99,20 +189,24 @@ impl Default for DiskData {
             current: 0,
             dir: None,
             log_dir: None,
-            log: Log::Memory {
-                snapshot: None,
-                txns: Vec::new(),
-            },
+            prealloc_size: 0,
+            keep_recent: usize::MAX,
+            log: Log::Memory,
+            snapshot: None,
+            txns: Vec::new(),
             snap_count: DEFAULT_SNAP_COUNT,
+            snap_size_limit: DEFAULT_SNAP_SIZE_LIMIT,
             append_delay: std::time::Duration::ZERO,
             since_snapshot: 0,
             snapshot_due: 0,
+            since_snapshot_bytes: 0,
+            snapshot_size_due: 0,
             due_round: 0,
-            syncs: 0,
+            appends: 0,
             snapshots_taken: 0,
             snapshots_installed: 0,
             incarnation: 0,
-            snapshot_thread: None,
+            streaming: None,
             autopurge: Autopurge::default(),
             purges: 0,
             files_purged: 0,
@@ -144,56 +238,47 @@ fn decode_all(txns: &[Proposal]) -> Vec<TxnEntry> {
 }
 
 impl DiskData {
-    /// Apache's `SyncRequestProcessor` rolls at `snapCount/2 + rand(snapCount/2)` so the
-    /// members of an ensemble do not all snapshot at once.
+    /// Apache's `SyncRequestProcessor` rolls at `snapCount/2 + rand(snapCount/2)` txns (or
+    /// `snapSizeLimit/2 + rand(snapSizeLimit/2)` bytes) so the members of an ensemble do
+    /// not all snapshot at once.
     fn next_snapshot_due(&mut self) {
-        let half = (self.snap_count / 2).max(1);
-        let jitter = std::time::SystemTime::now()
+        let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| u64::from(d.subsec_nanos()))
             .unwrap_or(0)
-            % half;
-        self.snapshot_due = half + jitter;
+            .wrapping_add(self.due_round.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let half = (self.snap_count / 2).max(1);
+        self.snapshot_due = half + seed % half;
+        let half_size = self.snap_size_limit / 2;
+        self.snapshot_size_due = match half_size {
+            0 => u64::MAX,
+            h => h + seed.rotate_left(17) % h,
+        };
         self.since_snapshot = 0;
+        self.since_snapshot_bytes = 0;
         self.due_round += 1;
     }
 
-    /// Writes a snapshot file on a thread of its own (so appends go on), counting it for
-    /// autopurge once it is complete.
-    fn spawn_snapshot_thread(
-        &mut self,
-        clock: Arc<PurgeClock>,
-        zxid: i64,
-        write: impl FnOnce() -> Result<PathBuf> + Send + 'static,
-    ) {
-        let t = std::thread::Builder::new()
-            .name("zk-snapshot".into())
-            .spawn(move || match write() {
-                Ok(p) => {
-                    clock.snapshots_written.fetch_add(1, Ordering::SeqCst);
-                    tracing::info!("snapshot {} written", p.display())
-                }
-                Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
-            });
-        match t {
-            Ok(t) => self.snapshot_thread = Some(t),
-            Err(e) => tracing::error!("cannot start the snapshot thread: {e}"),
-        }
+    fn snapshot_is_due(&self) -> bool {
+        self.since_snapshot >= self.snapshot_due
+            || self.since_snapshot_bytes >= self.snapshot_size_due
     }
 
-    fn wait_for_snapshot_thread(&mut self) {
-        if let Some(t) = self.snapshot_thread.take() {
-            let _ = t.join();
+    /// Abandons the snapshot file being written (the partial file goes).
+    fn abandon_snapshot(&mut self) {
+        if let Some(s) = self.streaming.take() {
+            tracing::info!("snapshot {:#x} abandoned", s.zxid);
         }
     }
 
     /// Appends; false when the txns could not be made durable.
-    fn append(&mut self, entries: &[TxnEntry]) -> bool {
-        self.syncs += 1;
+    fn append(&mut self, entries: &[TxnEntry], bytes: u64) -> bool {
+        self.appends += 1;
         self.since_snapshot += entries.len() as u64;
+        self.since_snapshot_bytes += bytes;
         match &mut self.log {
-            Log::Memory { txns, .. } => {
-                txns.extend_from_slice(entries);
+            Log::Memory => {
+                self.txns.extend_from_slice(entries);
                 true
             }
             Log::Disk { storage, .. } => match storage.append(entries) {
@@ -213,9 +298,7 @@ impl DiskData {
     /// if already used).
     fn recovered(&mut self) -> Recovered {
         match &mut self.log {
-            Log::Memory { snapshot, txns } => {
-                Recovered::from_image(snapshot.as_ref(), txns.clone())
-            }
+            Log::Memory => Recovered::from_image(self.snapshot.as_ref(), self.txns.clone()),
             Log::Disk { storage, restored } => match restored.take() {
                 Some(r) => *r,
                 None => match storage.load_with(DatabaseBuilder::new) {
@@ -234,37 +317,68 @@ impl DiskData {
     }
 }
 
-/// A member's durable state, shared with the ensemble so a restart finds it.
+/// A server's durable state (memory or a data directory), shared with whoever restarts
+/// the server over it (the in-process ensemble, a test's [`MemoryStore`]).
 #[derive(Debug, Clone, Default)]
 pub struct NodeDisk {
     data: Arc<Mutex<DiskData>>,
-    /// What the driver's tick reads to time autopurge, outside the lock: appends hold
-    /// it across a sync, which must not stall the member's async task.
+    /// What the node task's tick reads to time autopurge, outside the lock: appends hold
+    /// it across a sync, which must not stall the node task.
     purge_clock: Arc<PurgeClock>,
 }
 
-/// Where the node task sends the pieces of a fuzzy snapshot file it walks
-/// ([`NodeDisk::stream_snapshot`]); dropping it before [`SnapshotFeed::end`] abandons
-/// the file.
+/// Where the node task sends the pieces of a fuzzy snapshot file it walks: each goes to
+/// the disk thread, in order with the appends. Dropping it before [`SnapshotFeed::end`]
+/// abandons the file.
 #[derive(Debug)]
-pub struct SnapshotFeed(std::sync::mpsc::Sender<SnapshotPiece>);
-
-#[derive(Debug)]
-enum SnapshotPiece {
-    Nodes(bytes::Bytes),
-    End(Vec<(i64, Vec<zk_proto::Acl>)>),
+pub struct SnapshotFeed {
+    disk: NodeDisk,
+    jobs: DiskJobs,
+    zxid: i64,
+    ended: bool,
 }
 
 impl SnapshotFeed {
+    /// Starts snapshot `round` (see [`NodeDisk::begin_snapshot`]) of the database as of
+    /// `zxid` with its `sessions`.
+    pub fn begin(
+        disk: &NodeDisk,
+        jobs: &DiskJobs,
+        round: u64,
+        zxid: i64,
+        sessions: Vec<(i64, i32)>,
+    ) -> SnapshotFeed {
+        let d = disk.clone();
+        jobs.run(move || d.begin_snapshot(round, zxid, sessions));
+        SnapshotFeed {
+            disk: disk.clone(),
+            jobs: jobs.clone(),
+            zxid,
+            ended: false,
+        }
+    }
+
     /// Node records, as [`crate::storage::snapshot_walk::SnapshotWalk::step`] writes them.
     pub fn nodes(&self, records: bytes::Bytes) {
-        let _ = self.0.send(SnapshotPiece::Nodes(records));
+        let (d, zxid) = (self.disk.clone(), self.zxid);
+        self.jobs.run(move || d.snapshot_nodes(zxid, &records));
     }
 
     /// The walk is complete: the file gets its sessions (given at the start) and the ACL
     /// table, and is published.
-    pub fn end(self, acls: Vec<(i64, Vec<zk_proto::Acl>)>) {
-        let _ = self.0.send(SnapshotPiece::End(acls));
+    pub fn end(mut self, acls: Vec<(i64, Vec<zk_proto::Acl>)>) {
+        self.ended = true;
+        let (d, zxid) = (self.disk.clone(), self.zxid);
+        self.jobs.run(move || d.end_snapshot(zxid, &acls));
+    }
+}
+
+impl Drop for SnapshotFeed {
+    fn drop(&mut self) {
+        if !self.ended {
+            let (d, zxid) = (self.disk.clone(), self.zxid);
+            self.jobs.run(move || d.abandon_snapshot(zxid));
+        }
     }
 }
 
@@ -273,8 +387,46 @@ impl SnapshotFeed {
 struct PurgeClock {
     /// `autopurge.purgeInterval` in ms (0: off).
     interval_ms: AtomicU64,
-    /// Snapshot files completed on disk; bumped by the snapshot threads.
+    /// Snapshot files completed on disk.
     snapshots_written: AtomicU64,
+}
+
+/// A server's in-memory disk, durable for the life of the process only: pass the same
+/// store again to restart a server over it (`Server::start_in_memory`).
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore(NodeDisk);
+
+/// What a [`MemoryStore`] holds (its counters: `appends`).
+pub type MemoryState = DiskData;
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty store whose appends take `delay`, standing in for an fsync (tests of group
+    /// commit need a commit path slower than the requests arriving).
+    pub fn with_append_delay(delay: std::time::Duration) -> Self {
+        let s = Self::default();
+        s.0.set_append_delay(delay);
+        s
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> Arc<Mutex<MemoryState>> {
+        self.0.data.clone()
+    }
+
+    /// What a server starting over this store would recover.
+    pub fn recover(&self) -> Recovered {
+        self.0.lock().recovered()
+    }
+
+    /// The disk a server runs on.
+    pub fn disk(&self) -> NodeDisk {
+        self.0.clone()
+    }
 }
 
 impl NodeDisk {
@@ -304,9 +456,29 @@ impl NodeDisk {
         Ok(d)
     }
 
+    /// The disk zoo.cfg describes: `dataDir`, `dataLogDir`, `preAllocSize`, `snapCount`,
+    /// `snapSizeLimitInKb`, `autopurge.*`, and `keep_recent` txns kept for a member's
+    /// DIFF window (`commitLogCount`; 0 for a standalone server), recovered.
+    pub fn open_configured(config: &ServerConfig, keep_recent: usize) -> Result<NodeDisk> {
+        let d = NodeDisk::default();
+        {
+            let mut g = d.lock();
+            g.dir = Some(config.data_dir.clone());
+            g.log_dir = Some(config.data_log_dir.clone());
+            g.prealloc_size = config.prealloc_size;
+            g.keep_recent = keep_recent;
+            g.snap_size_limit = config.snap_size_limit_kb.saturating_mul(1024);
+        }
+        d.set_autopurge(Autopurge::from_config(config));
+        d.set_snap_count(config.snap_count);
+        d.recover()?;
+        Ok(d)
+    }
+
     /// The data directory and the txn log directory, when on disk (`conf`, `dirs`).
     pub fn dirs(&self) -> Option<(PathBuf, PathBuf)> {
-        let d = self.lock();
+        let guard = self.lock();
+        let d = &*guard;
         let dir = d.dir.clone()?;
         let log = d.log_dir.clone().unwrap_or_else(|| dir.clone());
         Some((dir, log))
@@ -315,8 +487,18 @@ impl NodeDisk {
     /// Sets `snapCount`: roughly how many txns between snapshots (Apache's default
     /// 100,000).
     pub fn set_snap_count(&self, n: u64) {
-        let mut d = self.lock();
+        let mut guard = self.lock();
+        let d = &mut *guard;
         d.snap_count = n.max(2);
+        d.next_snapshot_due();
+    }
+
+    /// Sets `snapSizeLimitInKb` in bytes: roughly how many bytes of logged txns between
+    /// snapshots (Apache's default 4 GiB; 0 counts txns only).
+    pub fn set_snap_size_limit(&self, bytes: u64) {
+        let mut guard = self.lock();
+        let d = &mut *guard;
+        d.snap_size_limit = bytes;
         d.next_snapshot_due();
     }
 
@@ -325,7 +507,8 @@ impl NodeDisk {
     pub fn set_autopurge(&self, a: Autopurge) {
         let ms = u64::try_from(a.interval.as_millis()).unwrap_or(u64::MAX);
         self.purge_clock.interval_ms.store(ms, Ordering::SeqCst);
-        let mut d = self.lock();
+        let mut guard = self.lock();
+        let d = &mut *guard;
         d.autopurge = a;
         if let Log::Disk { storage, .. } = &mut d.log {
             storage.set_snap_retain_count(a.snap_retain_count);
@@ -349,12 +532,13 @@ impl NodeDisk {
     }
 
     /// Autopurge: deletes snapshots beyond the newest `snapRetainCount` and the logs no
-    /// kept snapshot needs (see [`Storage::purge`]); returns the removed files. Runs under
-    /// the disk's lock, so no DIFF read or TRUNC sees a log vanish midway; a snapshot
-    /// still being written is not waited for (it does not count until complete). A
-    /// failure is logged, never fatal; in memory there is nothing to purge.
+    /// kept snapshot needs (see [`Storage::purge`]); returns the removed files. Runs on
+    /// the disk thread, after the snapshot queued before it is complete, and under the
+    /// disk's lock, so no DIFF read or TRUNC sees a log vanish midway. A failure is
+    /// logged, never fatal; in memory there is nothing to purge.
     pub fn purge(&self) -> Vec<PathBuf> {
-        let mut d = self.lock();
+        let mut guard = self.lock();
+        let d = &mut *guard;
         let Log::Disk { storage, .. } = &mut d.log else {
             return Vec::new();
         };
@@ -382,26 +566,47 @@ impl NodeDisk {
     /// What a restart does: with a data directory, forget what is in memory and read
     /// the epochs, snapshot and txn log back from disk (fixing torn log tails).
     pub fn recover(&self) -> Result<()> {
-        let mut d = self.lock();
+        let mut guard = self.lock();
+        let d = &mut *guard;
         d.incarnation += 1;
-        d.wait_for_snapshot_thread();
+        d.abandon_snapshot();
         let Some(dir) = d.dir.clone() else {
             return Ok(());
         };
         d.log = Log::Broken;
         let opts = StorageOptions {
-            prealloc_size: 0,
+            prealloc_size: d.prealloc_size,
             snap_retain_count: d.autopurge.snap_retain_count,
         };
         let log_dir = d.log_dir.clone().unwrap_or_else(|| dir.clone());
-        let (storage, restored) = Storage::open_with(&dir, &log_dir, opts, DatabaseBuilder::new)?;
+        // The log is replayed into the tree as it is read, so a restart peaks near the
+        // final tree; only the last `keep_recent` txns are kept besides it.
+        let keep = d.keep_recent;
+        let mut recent = std::collections::VecDeque::new();
+        let (storage, restored) = Storage::open_replaying(
+            &dir,
+            &log_dir,
+            opts,
+            DatabaseBuilder::new,
+            |db: &mut ZkDatabase, t: TxnEntry| {
+                if t.header.zxid > db.last_zxid() {
+                    db.apply(&t);
+                }
+                if keep > 0 {
+                    if recent.len() == keep {
+                        recent.pop_front();
+                    }
+                    recent.push_back(t);
+                }
+            },
+        )?;
         d.accepted = read_epoch_file(&dir, EpochFile::Accepted)?.unwrap_or(0);
         d.current = read_epoch_file(&dir, EpochFile::Current)?.unwrap_or(0);
         d.log = Log::Disk {
             storage: Box::new(storage),
             restored: Some(Box::new(Recovered {
                 database: restored.snapshot.unwrap_or_default(),
-                txns: restored.txns,
+                txns: recent.into(),
             })),
         };
         d.next_snapshot_due();
@@ -413,7 +618,8 @@ impl NodeDisk {
     /// window for DIFF).
     pub fn load(&self, recent: usize) -> (ZkDatabase, DiskState) {
         let (rec, accepted, current) = {
-            let mut d = self.lock();
+            let mut guard = self.lock();
+            let d = &mut *guard;
             (d.recovered(), d.accepted, d.current)
         };
         let skip = rec.txns.len().saturating_sub(recent);
@@ -439,80 +645,108 @@ impl NodeDisk {
     /// Appends txns with one write and one sync (dropped when `incarnation` is given and
     /// stale). Returns `None` when they are not durable (stale incarnation, disk error),
     /// else `Some(round)` when a snapshot is due: pass `round` to
-    /// [`NodeDisk::stream_snapshot`] or [`NodeDisk::take_snapshot_if_due`], which do
+    /// [`NodeDisk::begin_snapshot`] or [`NodeDisk::take_snapshot_if_due`], which do
     /// nothing once that snapshot was taken.
     pub fn append(&self, incarnation: Option<u64>, txns: &[Proposal]) -> Option<Option<u64>> {
         let entries = decode_all(txns);
+        let bytes = txns.iter().map(|p| p.data.len() as u64).sum();
         let delay = self.lock().append_delay;
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }
-        let mut d = self.lock();
-        if incarnation.is_some_and(|i| i != d.incarnation) || !d.append(&entries) {
+        let mut guard = self.lock();
+        let d = &mut *guard;
+        if incarnation.is_some_and(|i| i != d.incarnation) || !d.append(&entries, bytes) {
             return None;
         }
-        Some((d.since_snapshot >= d.snapshot_due).then_some(d.due_round))
+        Some(d.snapshot_is_due().then_some(d.due_round))
     }
 
-    /// Whether snapshots go to a data directory (taken with
-    /// [`NodeDisk::stream_snapshot`]) rather than memory ([`NodeDisk::take_snapshot`]).
+    /// Whether snapshots go to a data directory (written with
+    /// [`NodeDisk::begin_snapshot`]) rather than memory ([`NodeDisk::take_snapshot`]).
     pub fn on_disk(&self) -> bool {
         matches!(self.lock().log, Log::Disk { .. })
     }
 
-    /// Starts a fuzzy snapshot file in the data directory for a walk that the member's
-    /// node task carries out a slice at a time between its other work (so it never
-    /// stalls): the log rolls here, then a thread writes the pieces sent to the returned
-    /// feed. Txns keep being applied during the walk; a restart replays the log from
-    /// `zxid` over the file, as Apache does with its fuzzy snapshots. `None` in memory,
-    /// or when the file cannot be created.
-    pub fn stream_snapshot(
-        &self,
-        round: u64,
-        zxid: i64,
-        sessions: Vec<(i64, i32)>,
-    ) -> Option<SnapshotFeed> {
-        let mut d = self.lock();
+    /// Starts the fuzzy snapshot file `zxid` of snapshot `round` (from
+    /// [`NodeDisk::append`]; nothing happens if that snapshot was taken already), for a
+    /// walk the node task carries out a slice at a time between its other work: the log
+    /// rolls here, and [`NodeDisk::snapshot_nodes`] / [`NodeDisk::end_snapshot`] write the
+    /// pieces. Runs on the disk thread, in order with the appends. Txns keep being
+    /// applied during the walk; a restart replays the log from `zxid` over the file, as
+    /// Apache does with its fuzzy snapshots.
+    pub fn begin_snapshot(&self, round: u64, zxid: i64, sessions: Vec<(i64, i32)>) {
+        let mut guard = self.lock();
+        let d = &mut *guard;
         if d.due_round != round {
-            // Taken already (a report queued behind the one that started it).
-            return None;
+            // Taken already, or the log was replaced since it was due.
+            return;
         }
-        d.wait_for_snapshot_thread();
+        d.abandon_snapshot();
         d.next_snapshot_due();
         d.snapshots_taken += 1;
         let Log::Disk { storage, .. } = &mut d.log else {
-            return None;
+            return;
         };
         storage.roll_log();
-        let mut stream = match storage.snapshot_writer().stream(zxid) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!("snapshot {zxid:#x} failed: {e}");
-                return None;
+        match storage.snapshot_writer().stream(zxid) {
+            Ok(stream) => {
+                d.streaming = Some(Streaming {
+                    stream,
+                    zxid,
+                    sessions,
+                })
             }
+            Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
+        }
+    }
+
+    /// Node records of snapshot `zxid`, as
+    /// [`crate::storage::snapshot_walk::SnapshotWalk::step`] writes them.
+    pub fn snapshot_nodes(&self, zxid: i64, records: &[u8]) {
+        let mut guard = self.lock();
+        let d = &mut *guard;
+        let Some(s) = d.streaming.as_mut().filter(|s| s.zxid == zxid) else {
+            return;
         };
-        let (tx, rx) = std::sync::mpsc::channel::<SnapshotPiece>();
-        d.spawn_snapshot_thread(self.purge_clock.clone(), zxid, move || {
-            loop {
-                match rx.recv() {
-                    Ok(SnapshotPiece::Nodes(b)) => stream.nodes(&b)?,
-                    Ok(SnapshotPiece::End(acls)) => return stream.finish(&sessions, &acls),
-                    // The walk stopped (the database was replaced): the partial file goes.
-                    Err(_) => {
-                        return Err(ServerError::Storage(format!(
-                            "snapshot {zxid:#x} abandoned"
-                        )))
-                    }
-                }
+        if let Err(e) = s.stream.nodes(records) {
+            tracing::error!("snapshot {zxid:#x} failed: {e}");
+            d.streaming = None;
+        }
+    }
+
+    /// Completes snapshot `zxid` with the ACL table its nodes refer to and publishes the
+    /// file.
+    pub fn end_snapshot(&self, zxid: i64, acls: &[(i64, Vec<zk_proto::Acl>)]) {
+        let mut guard = self.lock();
+        let d = &mut *guard;
+        let Some(s) = d.streaming.take_if(|s| s.zxid == zxid) else {
+            return;
+        };
+        match s.stream.finish(&s.sessions, acls) {
+            Ok(p) => {
+                self.purge_clock
+                    .snapshots_written
+                    .fetch_add(1, Ordering::SeqCst);
+                tracing::info!("snapshot {} written", p.display());
             }
-        });
-        Some(SnapshotFeed(tx))
+            Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
+        }
+    }
+
+    /// Abandons snapshot `zxid` (its walk stopped: the database was replaced, or the
+    /// server stopped); the partial file goes.
+    pub fn abandon_snapshot(&self, zxid: i64) {
+        let mut guard = self.lock();
+        let d = &mut *guard;
+        if d.streaming.as_ref().is_some_and(|s| s.zxid == zxid) {
+            d.abandon_snapshot();
+        }
     }
 
     /// Saves a snapshot of the database (its state as applied, which may run ahead of
     /// the log on a follower: a restart replays the log after the snapshot's zxid). On
-    /// disk the log is rolled here, in order with the appends, and the file is written on
-    /// its own thread.
+    /// disk the log is rolled and the file written here.
     pub fn take_snapshot(&self, image: DatabaseImage) {
         self.take_snapshot_if_due(None, || image);
     }
@@ -520,7 +754,8 @@ impl NodeDisk {
     /// [`NodeDisk::take_snapshot`] of the image `image` makes, unless `round` (from
     /// [`NodeDisk::append`]) is given and that snapshot was taken already.
     pub fn take_snapshot_if_due(&self, round: Option<u64>, image: impl FnOnce() -> DatabaseImage) {
-        let mut d = self.lock();
+        let mut guard = self.lock();
+        let d = &mut *guard;
         if round.is_some_and(|r| r != d.due_round) {
             return;
         }
@@ -529,17 +764,21 @@ impl NodeDisk {
         d.snapshots_taken += 1;
         let zxid = image.last_zxid;
         match &mut d.log {
-            Log::Memory { snapshot, txns } => {
-                txns.retain(|t| t.header.zxid > zxid);
-                *snapshot = Some(image);
+            Log::Memory => {
+                d.txns.retain(|t| t.header.zxid > zxid);
+                d.snapshot = Some(image);
             }
             Log::Disk { storage, .. } => {
                 storage.roll_log();
-                let writer = storage.snapshot_writer();
-                d.wait_for_snapshot_thread();
-                let snap = to_snapshot(&image);
-                let clock = self.purge_clock.clone();
-                d.spawn_snapshot_thread(clock, zxid, move || writer.write(&snap));
+                match storage.snapshot_writer().write(&to_snapshot(&image)) {
+                    Ok(p) => {
+                        self.purge_clock
+                            .snapshots_written
+                            .fetch_add(1, Ordering::SeqCst);
+                        tracing::info!("snapshot {} written", p.display());
+                    }
+                    Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
+                }
             }
             Log::Broken => {}
         }
@@ -548,11 +787,12 @@ impl NodeDisk {
     /// The logged txns with `from <= zxid <= to`, starting exactly at `from`; `None` when
     /// the log no longer holds `from` (it is only in a snapshot).
     pub fn read_log(&self, from: Zxid, to: Zxid) -> Option<Vec<Proposal>> {
-        let mut d = self.lock();
+        let mut guard = self.lock();
+        let d = &mut *guard;
         let entries: Vec<TxnEntry> = match &mut d.log {
-            Log::Memory { txns, .. } => {
-                let start = txns.partition_point(|t| t.header.zxid < from);
-                txns[start..]
+            Log::Memory => {
+                let start = d.txns.partition_point(|t| t.header.zxid < from);
+                d.txns[start..]
                     .iter()
                     .take_while(|t| t.header.zxid <= to)
                     .cloned()
@@ -577,12 +817,13 @@ impl NodeDisk {
 
     /// TRUNC: drops every logged txn after `zxid`; returns the database rebuilt to it.
     pub fn truncate(&self, zxid: Zxid) -> ZkDatabase {
-        let mut d = self.lock();
-        d.wait_for_snapshot_thread();
+        let mut guard = self.lock();
+        let d = &mut *guard;
+        d.abandon_snapshot();
         match &mut d.log {
-            Log::Memory { snapshot, txns } => {
-                txns.retain(|t| t.header.zxid <= zxid);
-                if snapshot.as_ref().is_some_and(|s| s.last_zxid > zxid) {
+            Log::Memory => {
+                d.txns.retain(|t| t.header.zxid <= zxid);
+                if d.snapshot.as_ref().is_some_and(|s| s.last_zxid > zxid) {
                     tracing::error!("TRUNC to {zxid:#x} below the snapshot: keeping it");
                 }
             }
@@ -607,14 +848,15 @@ impl NodeDisk {
             ReadError::Corrupt(reason) => reason,
             ReadError::Io(e) => e.to_string(),
         })?;
-        let mut d = self.lock();
-        d.wait_for_snapshot_thread();
+        let mut guard = self.lock();
+        let d = &mut *guard;
+        d.abandon_snapshot();
         d.snapshots_installed += 1;
         d.next_snapshot_due();
         match &mut d.log {
-            Log::Memory { snapshot, txns } => {
-                txns.clear();
-                *snapshot = Some(db.image());
+            Log::Memory => {
+                d.txns.clear();
+                d.snapshot = Some(db.image());
             }
             Log::Disk { storage, restored } => {
                 *restored = None;
@@ -638,7 +880,8 @@ impl NodeDisk {
     }
 
     fn save_epoch(&self, which: EpochFile, e: i64) {
-        let mut d = self.lock();
+        let mut guard = self.lock();
+        let d = &mut *guard;
         match which {
             EpochFile::Accepted => d.accepted = e,
             EpochFile::Current => d.current = e,
@@ -652,14 +895,15 @@ impl NodeDisk {
 
     /// Counters of what the disk did.
     pub fn stats(&self) -> DiskStats {
-        let d = self.lock();
+        let guard = self.lock();
+        let d = &*guard;
         let (txns_in_memory, fsyncs) = match &d.log {
-            Log::Memory { txns, .. } => (txns.len(), 0),
+            Log::Memory => (d.txns.len(), 0),
             Log::Disk { storage, .. } => (0, storage.sync_stats().log_syncs),
             Log::Broken => (0, 0),
         };
         DiskStats {
-            appends: d.syncs,
+            appends: d.appends,
             fdatasyncs: fsyncs,
             txns_in_memory,
             snapshots_taken: d.snapshots_taken,
