@@ -233,7 +233,8 @@ impl MixedEnsemble {
     pub fn wait_roles_of(&self, among: &[usize], timeout: Duration) -> usize {
         let deadline = Instant::now() + timeout;
         loop {
-            let modes: Vec<Option<String>> = among.iter().map(|&i| self.members[i].mode()).collect();
+            let modes: Vec<Option<String>> =
+                among.iter().map(|&i| self.members[i].mode()).collect();
             let leaders: Vec<usize> = (0..among.len())
                 .filter(|&k| modes[k].as_deref() == Some("leader"))
                 .map(|k| among[k])

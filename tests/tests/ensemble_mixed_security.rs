@@ -53,9 +53,7 @@ async fn write_through(port: u16, tag: &str, n: usize) {
         .await
         .expect("create");
     }
-    c.set_data("/sec", tag.as_bytes(), None)
-        .await
-        .expect("set");
+    c.set_data("/sec", tag.as_bytes(), None).await.expect("set");
     let _ = c.close().await;
 }
 
@@ -171,7 +169,9 @@ async fn a_plaintext_ensemble_rolls_to_tls_with_port_unification() {
         check(&ens, &all, n, &tag).await;
     }
     // While rolling, our members took plaintext and TLS on the same ports.
-    assert!(ens.members[1].log().contains("plaintext, TLS accepted (portUnification)"));
+    assert!(ens.members[1]
+        .log()
+        .contains("plaintext, TLS accepted (portUnification)"));
     // Now plaintext is refused on a zk-server member's election and quorum ports.
     let ports = election_and_quorum_ports(&ens, 2);
     for p in ports {
@@ -196,7 +196,10 @@ fn election_and_quorum_ports(ens: &MixedEnsemble, i: usize) -> Vec<u16> {
         .expect("server line");
     let main = line.split(['=', ';']).nth(1).expect("addresses");
     let parts: Vec<&str> = main.split(':').collect();
-    vec![parts[1].parse().expect("quorum"), parts[2].parse().expect("election")]
+    vec![
+        parts[1].parse().expect("quorum"),
+        parts[2].parse().expect("election"),
+    ]
 }
 
 /// Waits a few seconds and asserts member `i` never joined (no role from `srvr`).
@@ -226,11 +229,7 @@ async fn a_plaintext_member_cannot_join_a_tls_ensemble() {
     assert_left_out(&ens, 2);
     // The TLS members refuse it (Apache says why only at debug level; we say it).
     assert!(
-        ens.wait_logged(
-            1,
-            "sslQuorum=true accepts only TLS between members",
-            T
-        ),
+        ens.wait_logged(1, "sslQuorum=true accepts only TLS between members", T),
         "zk-server names the reason"
     );
     // And it hears TLS from them where it expects plaintext.
@@ -298,7 +297,10 @@ async fn apache_and_zk_server_members_log_in_to_each_other_with_quorum_sasl() {
         );
     }
     let ours = ens.members[2].log();
-    assert!(ours.contains("logged in as \"zkpeer\""), "we checked logins");
+    assert!(
+        ours.contains("logged in as \"zkpeer\""),
+        "we checked logins"
+    );
     assert!(ours.contains("quorum SASL: logged in to"), "we logged in");
 }
 
@@ -331,7 +333,11 @@ async fn a_member_with_a_wrong_quorum_sasl_password_is_refused() {
     assert_left_out(&ens, 2);
     // The zk-server member it dials names it and the reason; it says it was refused.
     assert!(
-        ens.wait_logged(1, "its quorum SASL login as \"zkpeer\" failed: wrong password", T),
+        ens.wait_logged(
+            1,
+            "its quorum SASL login as \"zkpeer\" failed: wrong password",
+            T
+        ),
         "zk-server names the peer and the reason"
     );
     assert!(ens.wait_logged(1, "refusing server 3 (127.0.0.1:", T));

@@ -482,20 +482,14 @@ impl ServerConfig {
                 message,
             })?;
         }
+        let refuse = |message: String| ServerError::Config {
+            line: None,
+            message: format!("{message}; refusing to start"),
+        };
         if cfg.quorum_tls_enabled() {
-            cfg.quorum_ssl
-                .validate()
-                .map_err(|message| ServerError::Config {
-                    line: None,
-                    message,
-                })?;
+            cfg.quorum_ssl.validate().map_err(refuse)?;
         }
-        cfg.quorum_sasl
-            .validate()
-            .map_err(|message| ServerError::Config {
-                line: None,
-                message,
-            })?;
+        cfg.quorum_sasl.validate().map_err(refuse)?;
         if cfg.tick_time == 0 {
             return Err(ServerError::Config {
                 line: None,

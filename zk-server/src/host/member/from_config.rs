@@ -99,10 +99,11 @@ pub async fn start_member(config: &ServerConfig) -> Result<Node> {
             names.add(q.ip(), &s.host);
         }
     }
+    // Before any port is bound: stores that cannot be read stop the member.
     let security =
         QuorumSecurity::from_config(config, names).map_err(|message| ServerError::Config {
             line: None,
-            message,
+            message: format!("quorum TLS: {message}; refusing to start"),
         })?;
     let me = quorum.my_sid;
     let (Some(my_election), Some(my_quorum), Some(my_server)) = (
