@@ -344,3 +344,51 @@ async fn a_member_with_a_wrong_quorum_sasl_password_is_refused() {
     assert!(ens.wait_logged(2, "refused our quorum SASL login as \"zkpeer\"", T));
     check(&ens, &[0, 1], 5, "z").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_certificate_names_another_host_is_refused_unless_unchecked() {
+    let pki = Pki::new();
+    let mut ens = MixedEnsemble::configure(&[Kind::ZkServer, Kind::ZkServer, Kind::ZkServer]);
+    // Member 2's certificate is trusted but made out to another host.
+    let (cert, key) = pki
+        .ca
+        .leaf_for("zk-server", &["zk3.example.invalid"], false);
+    let dir = ens.root().to_path_buf();
+    let ks = write(&dir, "elsewhere.pem", &format!("{key}{cert}"));
+    let member2 = |check: bool| {
+        format!(
+            "sslQuorum=true\nssl.quorum.keyStore.location={}\n\
+             ssl.quorum.trustStore.location={}\nssl.quorum.hostnameVerification={check}\n",
+            ks.display(),
+            pki.path("ca.pem").display()
+        )
+    };
+    ens.members[0].extra_cfg = tls_lines(&pki, true, false);
+    ens.members[1].extra_cfg = tls_lines(&pki, true, false);
+    ens.members[2].extra_cfg = member2(true);
+    ens.start_all();
+    ens.wait_roles_of(&[0, 1], T);
+    assert_left_out(&ens, 2);
+    // The members it dials check its address against its certificate, as Apache does.
+    assert!(
+        ens.wait_logged(
+            1,
+            "its certificate is not valid for 127.0.0.1 nor for localhost \
+             (ssl.quorum.hostnameVerification is on)",
+            T
+        ),
+        "the refusal names the address and the setting"
+    );
+    // With the check off everywhere, the certificate's chain is enough.
+    for i in 0..2 {
+        ens.members[i].extra_cfg = format!(
+            "{}ssl.quorum.hostnameVerification=false\n",
+            tls_lines(&pki, true, false)
+        );
+    }
+    ens.members[2].extra_cfg = member2(false);
+    ens.start_all();
+    ens.wait_roles(T);
+    write_through(ens.members[2].port, "h", 5).await;
+    check(&ens, &[0, 1, 2], 5, "h").await;
+}
