@@ -269,8 +269,10 @@ async fn a_member_with_an_untrusted_certificate_is_refused() {
 const SASL_LINES: &str = "quorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\n\
                           quorum.auth.serverRequireSasl=true\n";
 
+/// Over TLS too: the login runs inside the encrypted link, as Apache's does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apache_and_zk_server_members_log_in_to_each_other_with_quorum_sasl() {
+    let pki = Pki::new();
     let mut ens = MixedEnsemble::configure(&[Kind::Apache, Kind::Apache, Kind::ZkServer]);
     let jaas = tests::sasl::quorum_jaas(
         ens.root(),
@@ -279,7 +281,7 @@ async fn apache_and_zk_server_members_log_in_to_each_other_with_quorum_sasl() {
         ("zkpeer", "peer-secret"),
     );
     for m in &mut ens.members {
-        m.extra_cfg = SASL_LINES.to_owned();
+        m.extra_cfg = format!("{SASL_LINES}{}", tls_lines(&pki, true, false));
         m.props = vec![format!(
             "-Djava.security.auth.login.config={}",
             jaas.display()
@@ -296,7 +298,11 @@ async fn apache_and_zk_server_members_log_in_to_each_other_with_quorum_sasl() {
             "member {i} authenticated its peers"
         );
     }
+    assert!(ens.members[0]
+        .log()
+        .contains("Accepted TLS connection from"));
     let ours = ens.members[2].log();
+    assert!(ours.contains("member links: TLS, quorum SASL required"));
     assert!(
         ours.contains("logged in as \"zkpeer\""),
         "we checked logins"
@@ -391,4 +397,43 @@ async fn a_member_whose_certificate_names_another_host_is_refused_unless_uncheck
     ens.wait_roles(T);
     write_through(ens.members[2].port, "h", 5).await;
     check(&ens, &[0, 1, 2], 5, "h").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_certificates_are_reloaded_when_their_files_change() {
+    let pki = Pki::new();
+    let mut ens = MixedEnsemble::configure(&[Kind::ZkServer, Kind::ZkServer, Kind::ZkServer]);
+    let dir = ens.root().to_path_buf();
+    // Member 0 starts with a certificate nobody trusts.
+    let rogue = Ca::new("rogue CA");
+    let (cert, key) = rogue.leaf("member-0", false);
+    let store0 = write(&dir, "m0.pem", &format!("{key}{cert}"));
+    for (i, m) in ens.members.iter_mut().enumerate() {
+        let store = if i == 0 {
+            store0.clone()
+        } else {
+            pki.path("server.pem")
+        };
+        m.extra_cfg = format!(
+            "sslQuorum=true\nsslQuorumReloadCertFiles=true\n\
+             ssl.quorum.keyStore.location={}\nssl.quorum.trustStore.location={}\n",
+            store.display(),
+            pki.path("ca.pem").display()
+        );
+    }
+    ens.start_all();
+    ens.wait_roles_of(&[1, 2], T);
+    assert_left_out(&ens, 0);
+    // Its store file is replaced by one the ensemble trusts (a rotation, no restart):
+    // it says so, and joins.
+    let (cert, key) = pki.ca.leaf("member-0", false);
+    let fresh = write(&dir, "m0.pem.new", &format!("{key}{cert}"));
+    std::fs::rename(&fresh, &store0).expect("rotate");
+    assert!(
+        ens.wait_logged(0, "changed, reloaded the quorum links' certificates", T),
+        "the rotation is picked up"
+    );
+    ens.wait_roles(T);
+    write_through(ens.members[0].port, "r", 5).await;
+    check(&ens, &[0, 1, 2], 5, "r").await;
 }

@@ -16,7 +16,7 @@
 //! - [`zab`]: the ensemble protocols: leader election and atomic broadcast as state
 //!   machines, the quorum peer, the deterministic simulator.
 //! - [`host`]: all tokio code: the client port, the standalone [`Server`], an ensemble
-//!   member's node task, the quorum wire layer.
+//!   member's node task, the quorum wire layer and how its links are secured (TLS, quorum SASL).
 //! - [`admin`]: counters and four-letter words.
 //! - [`testkit`]: in-process harnesses ([`Ensemble`]).
 #![deny(missing_docs)]
