@@ -404,14 +404,14 @@ pub struct ApacheEnsemble {
 /// misses syncLimit (2 s here), drops out and closes its clients, and a test that
 /// connects then sees "closed" for reasons that are not the behaviour under test.
 #[derive(Debug)]
-struct EnsembleTurn;
+pub(crate) struct EnsembleTurn;
 
 static TURN_TAKEN: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
 static TURN_FREE: std::sync::Condvar = std::sync::Condvar::new();
 
 impl EnsembleTurn {
     /// Blocks until no other Apache ensemble of this process is running.
-    fn take() -> EnsembleTurn {
+    pub(crate) fn take() -> EnsembleTurn {
         let mut taken = TURN_TAKEN.lock().unwrap_or_else(|e| e.into_inner());
         while *taken {
             taken = TURN_FREE.wait(taken).unwrap_or_else(|e| e.into_inner());

@@ -13,6 +13,7 @@
 
 pub mod apache;
 pub mod client;
+pub mod mixed;
 pub mod ports;
 pub mod proxy;
 pub mod raw;

@@ -81,3 +81,25 @@ pub async fn login_is_replayed_after_the_connection_drops(server: std::net::Sock
     assert_sasl_identity(&c, "alice").await;
     c.close().await.expect("close");
 }
+
+/// A member's JAAS file for quorum SASL (Apache's `SaslQuorumAuthServer` /
+/// `SaslQuorumAuthLearner`): a `QuorumServer` section admitting `users`, and a
+/// `QuorumLearner` section logging in as `login` (user, password).
+pub fn quorum_jaas(dir: &Path, name: &str, users: &[(&str, &str)], login: (&str, &str)) -> PathBuf {
+    let path = dir.join(name);
+    let users: String = users
+        .iter()
+        .map(|(u, p)| format!("\n  user_{u}=\"{p}\""))
+        .collect();
+    std::fs::write(
+        &path,
+        format!(
+            "QuorumServer {{\n  org.apache.zookeeper.server.auth.DigestLoginModule required{users};\n}};\n\
+             QuorumLearner {{\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n  \
+             username=\"{}\"\n  password=\"{}\";\n}};\n",
+            login.0, login.1
+        ),
+    )
+    .expect("write quorum jaas");
+    path
+}

@@ -43,9 +43,14 @@ impl Ca {
     /// A leaf for `127.0.0.1` / `localhost` with subject `O=zk-rs, CN=<cn>` (Java prints
     /// it `CN=<cn>,O=zk-rs`), its key; `expired` makes it valid only in 2020.
     pub fn leaf(&self, cn: &str, expired: bool) -> (String, String) {
+        self.leaf_for(cn, &["127.0.0.1", "localhost"], expired)
+    }
+
+    /// Like [`Ca::leaf`], for the given subject alternative names (addresses or DNS names).
+    pub fn leaf_for(&self, cn: &str, names: &[&str], expired: bool) -> (String, String) {
         let key = KeyPair::generate().expect("leaf key");
-        let mut p = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .expect("leaf params");
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut p = CertificateParams::new(names).expect("leaf params");
         // Fresh: rcgen's default name would put its CN first.
         p.distinguished_name = DistinguishedName::new();
         p.distinguished_name.push(DnType::OrganizationName, "zk-rs");

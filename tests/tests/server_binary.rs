@@ -224,9 +224,29 @@ fn secured_config_fails_closed() {
         ("ssl.crl=true\n", &[], "line 5"),
         ("authProvider.1=com.example.MyAuthProvider\n", &[], "line 5"),
         ("requireClientAuthScheme=sasl\n", &[], "line 5"),
-        ("sslQuorum=true\n", &[], "line 5"),
+        // Quorum TLS without its stores, or with checks we do not provide.
+        ("sslQuorum=true\n", &[], "ssl.quorum.keyStore.location"),
         (
-            "ssl.quorum.keyStore.location=/etc/zk/keystore.jks\n",
+            "portUnification=true\n",
+            &[],
+            "ssl.quorum.keyStore.location",
+        ),
+        ("ssl.quorum.crl=true\n", &[], "line 5"),
+        (
+            "",
+            &["-Dzookeeper.ssl.quorum.ocsp=true"],
+            "-Dzookeeper.ssl.quorum.ocsp",
+        ),
+        // Where Apache would not read them, the quorum switches are refused.
+        ("", &["-DsslQuorum=true"], "-DsslQuorum"),
+        (
+            "",
+            &["-Dquorum.auth.enableSasl=true"],
+            "-Dquorum.auth.enableSasl",
+        ),
+        // Kerberos between members.
+        (
+            "quorum.auth.kerberos.servicePrincipal=zkquorum/localhost\n",
             &[],
             "line 5",
         ),
@@ -237,7 +257,17 @@ fn secured_config_fails_closed() {
             &[],
             "sasl is not available",
         ),
-        ("quorum.auth.enableSasl=true\n", &[], "line 5"),
+        // Quorum SASL without its JAAS sections, or inconsistently switched, as Apache.
+        (
+            "quorum.auth.enableSasl=true\n",
+            &[],
+            "-Djava.security.auth.login.config",
+        ),
+        (
+            "quorum.auth.serverRequireSasl=true\n",
+            &[],
+            "quorum.auth.enableSasl is disabled",
+        ),
         (
             "",
             &["-Djava.security.auth.login.config=/etc/zk/jaas.conf"],
@@ -265,6 +295,39 @@ fn secured_config_fails_closed() {
             std::fs::read_dir(&data).unwrap().count(),
             0,
             "dataDir written"
+        );
+    }
+    // An ensemble member whose quorum stores cannot be read: stopped before it binds.
+    let member_dir = tempfile::tempdir().unwrap();
+    let member_data = member_dir.path().join("data");
+    std::fs::create_dir(&member_data).unwrap();
+    std::fs::write(member_data.join("myid"), "1\n").unwrap();
+    let p = tests::ports::free_ports(4).unwrap();
+    let (code, err) = refused(
+        member_dir.path(),
+        &format!(
+            "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+             server.1=127.0.0.1:{}:{}\nserver.2=127.0.0.1:{}:{}\nsslQuorum=true\n\
+             ssl.quorum.keyStore.location=/nonexistent/quorum.pem\n\
+             ssl.quorum.trustStore.location=/nonexistent/ca.pem\n",
+            member_data.display(),
+            p[0],
+            p[1],
+            p[2],
+            p[3]
+        ),
+        &[],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("ssl.quorum.trustStore.location: cannot read /nonexistent/ca.pem")
+            && err.contains("refusing to start"),
+        "{err}"
+    );
+    for q in [port, p[0], p[1]] {
+        assert!(
+            TcpStream::connect(("127.0.0.1", q)).is_err(),
+            "port {q} open"
         );
     }
     // TLS asked for with a keystore that cannot be read: stopped, naming the file.

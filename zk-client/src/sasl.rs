@@ -7,11 +7,11 @@
 //! answers with a digest response, the server answers with `rspauth`, which the client
 //! checks. The session's id is then `sasl:<username>`.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
+#[cfg(test)]
 pub(crate) use zk_proto::sasl::{digest_response, DigestInput};
-use zk_proto::sasl::{hex, jaas, quote};
+use zk_proto::sasl::{hex, jaas, DigestService};
 
 use crate::error::{Error, Result};
 
@@ -71,23 +71,15 @@ impl SaslConfig {
             .find(|(name, _)| name == section)
             .map(|(_, e)| e)
             .ok_or_else(|| format!("no {section:?} section"))?;
+        if let Some((username, password)) =
+            jaas::digest_login(entries).map_err(|e| format!("section {section:?}: {e}"))?
+        {
+            return Ok(SaslConfig::DigestMd5 { username, password });
+        }
         let entry = entries
             .first()
             .ok_or_else(|| format!("section {section:?} has no login module"))?;
-        let opt = |k: &str| {
-            entry
-                .options
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
-        };
-        if entry.module.ends_with("DigestLoginModule") {
-            let username =
-                opt("username").ok_or_else(|| format!("{}: no username option", entry.module))?;
-            let password =
-                opt("password").ok_or_else(|| format!("{}: no password option", entry.module))?;
-            Ok(SaslConfig::DigestMd5 { username, password })
-        } else if entry.module.ends_with("Krb5LoginModule") {
+        if entry.module.ends_with("Krb5LoginModule") {
             Err(format!(
                 "{}: GSSAPI (Kerberos) is not supported by zk-client yet",
                 entry.module
@@ -136,23 +128,10 @@ pub(crate) enum DigestStep {
     AwaitRspAuth(String),
 }
 
-/// Largest challenge accepted (RFC 2831 caps it at 2048 bytes).
-const MAX_CHALLENGE: usize = 2048;
-
 /// Parses a server token (RFC 2831 section 7.1), bounded.
+#[cfg(test)]
 pub(crate) fn parse_directives(text: &[u8]) -> std::result::Result<Vec<(String, String)>, String> {
-    zk_proto::sasl::parse_directives(text, MAX_CHALLENGE)
-}
-
-/// Text as the server expects it: UTF-8 when it offered `charset=utf-8`, else ISO 8859-1.
-fn encode(s: &str, utf8: bool) -> std::result::Result<Vec<u8>, String> {
-    if utf8 {
-        return Ok(s.as_bytes().to_vec());
-    }
-    s.chars()
-        .map(|c| u8::try_from(u32::from(c)).ok())
-        .collect::<Option<Vec<u8>>>()
-        .ok_or_else(|| "the server did not offer UTF-8 and a credential is not Latin-1".into())
+    zk_proto::sasl::parse_directives(text, zk_proto::sasl::MAX_CHALLENGE)
 }
 
 /// Answers the server's challenge: `(response token, expected rspauth)`.
@@ -162,68 +141,16 @@ pub(crate) fn answer_challenge(
     password: &str,
     cnonce: &str,
 ) -> std::result::Result<(Vec<u8>, String), String> {
-    let d = parse_directives(challenge)?;
-    let get = |k: &str| d.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
-    let nonce = get("nonce").ok_or("challenge has no nonce")?;
-    match get("algorithm") {
-        Some(a) if a.eq_ignore_ascii_case("md5-sess") => {}
-        other => return Err(format!("challenge algorithm is {other:?}, not md5-sess")),
-    }
-    let qops: Vec<&str> = d
-        .iter()
-        .filter(|(k, _)| k == "qop")
-        .flat_map(|(_, v)| v.split(','))
-        .map(str::trim)
-        .collect();
-    if !qops.is_empty() && !qops.contains(&"auth") {
-        return Err(format!("server offers qop {qops:?} but not auth"));
-    }
-    let realm = get("realm").unwrap_or("");
-    let utf8 = get("charset").is_some_and(|c| c.eq_ignore_ascii_case("utf-8"));
-    let digest_uri = format!("{SERVICE}/{DIGEST_SERVER_NAME}");
-    let (user_b, realm_b, pass_b) = (
-        encode(username, utf8)?,
-        encode(realm, utf8)?,
-        encode(password, utf8)?,
-    );
-    let nc = "00000001";
-    let (response, rspauth) = digest_response(&DigestInput {
-        username: &user_b,
-        realm: &realm_b,
-        password: &pass_b,
-        nonce,
+    zk_proto::sasl::answer_challenge(
+        &DigestService::CLIENT,
+        challenge,
+        username,
+        password,
         cnonce,
-        nc,
-        qop: "auth",
-        digest_uri: &digest_uri,
-        authzid: None,
-    });
-    let mut out = format!("username=\"{}\"", quote(username));
-    if get("realm").is_some() {
-        let _ = write!(out, ",realm=\"{}\"", quote(realm));
-    }
-    let _ = write!(
-        out,
-        ",nonce=\"{}\",nc={nc},cnonce=\"{}\",digest-uri=\"{}\",maxbuf=65536,response={response},qop=auth",
-        quote(nonce),
-        quote(cnonce),
-        quote(&digest_uri)
-    );
-    if utf8 {
-        out.push_str(",charset=utf-8");
-    }
-    Ok((out.into_bytes(), rspauth))
+    )
 }
 
-/// Checks the server's final `rspauth=...` token.
-pub(crate) fn check_rspauth(token: &[u8], expected: &str) -> std::result::Result<(), String> {
-    let d = parse_directives(token)?;
-    match d.iter().find(|(k, _)| k == "rspauth") {
-        Some((_, v)) if v.eq_ignore_ascii_case(expected) => Ok(()),
-        Some(_) => Err("the server's rspauth does not match: it does not know our password".into()),
-        None => Err("the server's last token has no rspauth".into()),
-    }
-}
+pub(crate) use zk_proto::sasl::check_rspauth;
 
 /// A fresh client nonce.
 pub(crate) fn cnonce() -> String {

@@ -13,6 +13,125 @@ pub const SERVICE: &str = "zookeeper";
 /// `digest-uri` is `zookeeper/zk-sasl-md5`.
 pub const DIGEST_SERVER_NAME: &str = "zk-sasl-md5";
 
+/// Which DIGEST-MD5 service an exchange is for: the protocol and server name fix the
+/// realm and `digest-uri`, so a response made for one service is refused by the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DigestService {
+    /// SASL protocol name (`zookeeper`, `zookeeper-quorum`).
+    pub protocol: &'static str,
+    /// Server name, also the realm (`zk-sasl-md5`, `zk-quorum-sasl-md5`).
+    pub server_name: &'static str,
+}
+
+impl DigestService {
+    /// Client logins on the client port (`zookeeper/zk-sasl-md5`).
+    pub const CLIENT: DigestService = DigestService {
+        protocol: SERVICE,
+        server_name: DIGEST_SERVER_NAME,
+    };
+    /// Member logins between ensemble members, Apache's `SaslQuorumAuthLearner` /
+    /// `SaslQuorumAuthServer` (`zookeeper-quorum/zk-quorum-sasl-md5`).
+    pub const QUORUM: DigestService = DigestService {
+        protocol: "zookeeper-quorum",
+        server_name: "zk-quorum-sasl-md5",
+    };
+
+    /// `protocol/server_name`.
+    pub fn digest_uri(&self) -> String {
+        format!("{}/{}", self.protocol, self.server_name)
+    }
+}
+
+/// Largest server token the client side accepts (RFC 2831 caps a challenge at 2048 bytes).
+pub const MAX_CHALLENGE: usize = 2048;
+
+/// Text as the server expects it: UTF-8 when it offered `charset=utf-8`, else ISO 8859-1.
+fn encode_charset(s: &str, utf8: bool) -> Result<Vec<u8>, String> {
+    if utf8 {
+        return Ok(s.as_bytes().to_vec());
+    }
+    s.chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(|| "the server did not offer UTF-8 and a credential is not Latin-1".into())
+}
+
+/// The client side: answers a server's challenge for `service` with
+/// `(response token, expected rspauth)`. `cnonce` must come from a cryptographic source.
+pub fn answer_challenge(
+    service: &DigestService,
+    challenge: &[u8],
+    username: &str,
+    password: &str,
+    cnonce: &str,
+) -> Result<(Vec<u8>, String), String> {
+    let d = parse_directives(challenge, MAX_CHALLENGE)?;
+    let get = |k: &str| d.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let nonce = get("nonce").ok_or("challenge has no nonce")?;
+    match get("algorithm") {
+        Some(a) if a.eq_ignore_ascii_case("md5-sess") => {}
+        other => return Err(format!("challenge algorithm is {other:?}, not md5-sess")),
+    }
+    let qops: Vec<&str> = d
+        .iter()
+        .filter(|(k, _)| k == "qop")
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+        .collect();
+    if !qops.is_empty() && !qops.contains(&"auth") {
+        return Err(format!("server offers qop {qops:?} but not auth"));
+    }
+    let realm = get("realm").unwrap_or("");
+    let utf8 = get("charset").is_some_and(|c| c.eq_ignore_ascii_case("utf-8"));
+    let digest_uri = service.digest_uri();
+    let (user_b, realm_b, pass_b) = (
+        encode_charset(username, utf8)?,
+        encode_charset(realm, utf8)?,
+        encode_charset(password, utf8)?,
+    );
+    let nc = "00000001";
+    let (response, rspauth) = digest_response(&DigestInput {
+        username: &user_b,
+        realm: &realm_b,
+        password: &pass_b,
+        nonce,
+        cnonce,
+        nc,
+        qop: "auth",
+        digest_uri: &digest_uri,
+        authzid: None,
+    });
+    let mut out = format!("username=\"{}\"", quote(username));
+    if get("realm").is_some() {
+        let _ = write!(out, ",realm=\"{}\"", quote(realm));
+    }
+    let _ = write!(
+        out,
+        ",nonce=\"{}\",nc={nc},cnonce=\"{}\",digest-uri=\"{}\",maxbuf=65536,response={response},qop=auth",
+        quote(nonce),
+        quote(cnonce),
+        quote(&digest_uri)
+    );
+    if utf8 {
+        out.push_str(",charset=utf-8");
+    }
+    Ok((out.into_bytes(), rspauth))
+}
+
+/// The client side: checks the server's final `rspauth=...` token.
+pub fn check_rspauth(token: &[u8], expected: &str) -> Result<(), String> {
+    let d = parse_directives(token, MAX_CHALLENGE)?;
+    match d.iter().find(|(k, _)| k == "rspauth") {
+        Some((_, v))
+            if constant_time_eq(v.to_ascii_lowercase().as_bytes(), expected.as_bytes()) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err("the server's rspauth does not match: it does not know our password".into()),
+        None => Err("the server's last token has no rspauth".into()),
+    }
+}
+
 /// Parses `key=value, key="quoted, value", ...` (RFC 2831 section 7.1) of at most
 /// `max_len` bytes; keys come out lower-cased.
 pub fn parse_directives(text: &[u8], max_len: usize) -> Result<Vec<(String, String)>, String> {
@@ -301,6 +420,23 @@ pub mod jaas {
             sections.push((name, entries));
         }
         Ok(sections)
+    }
+
+    /// The `username` and `password` options of a section whose first login module is
+    /// ZooKeeper's `DigestLoginModule` (a DIGEST-MD5 client's credentials, as Java's
+    /// client and quorum learner read them); `Ok(None)` when that module is another one.
+    pub fn digest_login(entries: &[Entry]) -> Result<Option<(String, String)>, String> {
+        let entry = entries.first().ok_or("the section has no login module")?;
+        if !entry.module.ends_with("DigestLoginModule") {
+            return Ok(None);
+        }
+        let opt = |k: &str| {
+            entry
+                .option(k)
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{}: no {k} option", entry.module))
+        };
+        Ok(Some((opt("username")?, opt("password")?)))
     }
 
     /// The login modules of section `name`, if the text has it.

@@ -8,8 +8,9 @@ use crate::error::{Result, ServerError};
 use crate::state::acl::sasl::{SaslUsers, DEFAULT_SECTION};
 
 mod protection;
+pub mod quorum_auth;
 pub mod tls;
-use protection::Verdict;
+use protection::{Source, Verdict};
 
 /// A secret setting: `Debug` does not show it.
 #[derive(Clone, PartialEq, Eq)]
@@ -51,6 +52,18 @@ pub struct ServerConfig {
     pub port_unification: bool,
     /// Client-port TLS (`ssl.*` keys, `X509AuthenticationProvider.superUser`).
     pub ssl: tls::SslConfig,
+    /// `sslQuorum`: the election and quorum links dial with TLS, and accept only TLS
+    /// unless `portUnification`.
+    pub ssl_quorum: bool,
+    /// `portUnification`: the election and quorum ports accept TLS and plaintext alike
+    /// (for rolling an ensemble to TLS).
+    pub quorum_port_unification: bool,
+    /// `sslQuorumReloadCertFiles`: re-read the quorum stores when their files change.
+    pub ssl_quorum_reload: bool,
+    /// Quorum-link TLS (`ssl.quorum.*` keys).
+    pub quorum_ssl: tls::SslConfig,
+    /// Quorum SASL (`quorum.auth.*` keys) and, once loaded, its JAAS sections.
+    pub quorum_sasl: quorum_auth::QuorumSaslConfig,
     /// `maxClientCnxns` per client IP; 0 is unlimited.
     pub max_client_cnxns: usize,
     /// `minSessionTimeout` (ms); -1 means 2 ticks.
@@ -148,6 +161,11 @@ impl Default for ServerConfig {
             secure_client_port_address: None,
             port_unification: false,
             ssl: tls::SslConfig::default(),
+            ssl_quorum: false,
+            quorum_port_unification: false,
+            ssl_quorum_reload: false,
+            quorum_ssl: tls::SslConfig::quorum(),
+            quorum_sasl: quorum_auth::QuorumSaslConfig::default(),
             max_client_cnxns: 60,
             min_session_timeout: -1,
             max_session_timeout: -1,
@@ -195,8 +213,6 @@ const JAVA_ONLY_PREFIXES: &[&str] = &[
     "admin.",
     "metricsProvider.",
     "clientCnxnSocket",
-    "sslQuorum",
-    "portUnification",
     "quorum.",
     "quorumListenOnAllIPs",
     "standaloneEnabled",
@@ -231,6 +247,18 @@ fn hierarchical_quorum(key: &str, line: Option<usize>) -> ServerError {
             "{key}: hierarchical quorums (group.N / weight.N) are not supported; refusing to \
              start rather than count votes differently from the rest of the ensemble"
         ),
+    }
+}
+
+/// A boolean Apache's `QuorumPeerConfig.parseBoolean` reads: true or false, else an error.
+fn parse_flag(key: &str, v: &str, line: Option<usize>) -> Result<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ServerError::Config {
+            line,
+            message: format!("{key}: '{v}' is not true or false"),
+        }),
     }
 }
 
@@ -347,6 +375,11 @@ impl ServerConfig {
         self.secure_client_port.is_some() || self.port_unification
     }
 
+    /// Whether the quorum ports speak TLS (`sslQuorum` or `portUnification`).
+    pub fn quorum_tls_enabled(&self) -> bool {
+        self.ssl_quorum || self.quorum_port_unification
+    }
+
     /// Reads a zoo.cfg file, then `myid` from its data dir; `props` are `-D` properties,
     /// which win over the file as Java system properties do.
     pub fn from_file(path: &Path, props: &[(String, String)]) -> Result<Self> {
@@ -391,7 +424,7 @@ impl ServerConfig {
                     message: format!("malformed line '{line}': empty key"),
                 });
             }
-            match protection::judge(key, value) {
+            match protection::judge(key, value, Source::File) {
                 Verdict::Refused(message) => {
                     return Err(ServerError::Config {
                         line: lineno,
@@ -421,6 +454,19 @@ impl ServerConfig {
                     cfg.secure_client_port_address = Some(parse_ip(key, value, lineno)?)
                 }
                 "client.portUnification" => cfg.port_unification = parse_bool(value),
+                "sslQuorum" => cfg.ssl_quorum = parse_flag(key, value, lineno)?,
+                "portUnification" => cfg.quorum_port_unification = parse_flag(key, value, lineno)?,
+                "sslQuorumReloadCertFiles" => {
+                    cfg.ssl_quorum_reload = parse_flag(key, value, lineno)?
+                }
+                k if quorum_auth::KEYS.contains(&k) => {
+                    cfg.quorum_sasl
+                        .apply(k, value)
+                        .map_err(|message| ServerError::Config {
+                            line: lineno,
+                            message,
+                        })?;
+                }
                 "maxClientCnxns" => cfg.max_client_cnxns = parse_num(key, value, lineno)?,
                 "minSessionTimeout" => cfg.min_session_timeout = parse_num(key, value, lineno)?,
                 "maxSessionTimeout" => cfg.max_session_timeout = parse_num(key, value, lineno)?,
@@ -463,7 +509,7 @@ impl ServerConfig {
                 cfg.jaas_file = Some(PathBuf::from(v));
                 continue;
             }
-            match protection::judge(k, v) {
+            match protection::judge(k, v, Source::Property) {
                 Verdict::Refused(why) => {
                     return Err(ServerError::Config {
                         line: None,
@@ -508,6 +554,14 @@ impl ServerConfig {
                 message,
             })?;
         }
+        let refuse = |message: String| ServerError::Config {
+            line: None,
+            message: format!("{message}; refusing to start"),
+        };
+        if cfg.quorum_tls_enabled() {
+            cfg.quorum_ssl.validate().map_err(refuse)?;
+        }
+        cfg.quorum_sasl.validate().map_err(refuse)?;
         if cfg.tick_time == 0 {
             return Err(ServerError::Config {
                 line: None,
@@ -595,18 +649,29 @@ impl ServerConfig {
             message: format!("{message}; refusing to start"),
         };
         self.sasl_users = None;
-        if let Some(file) = &self.jaas_file {
-            let text = std::fs::read_to_string(file).map_err(|e| {
+        let jaas_text = match &self.jaas_file {
+            Some(file) => Some(std::fs::read_to_string(file).map_err(|e| {
                 err(format!(
                     "-Djava.security.auth.login.config={}: {e}",
                     file.display()
                 ))
-            })?;
+            })?),
+            None => None,
+        };
+        let jaas_name = self
+            .jaas_file
+            .as_ref()
+            .map(|f| f.display().to_string())
+            .unwrap_or_default();
+        self.quorum_sasl
+            .load(jaas_text.as_deref(), &jaas_name)
+            .map_err(err)?;
+        if let (Some(file), Some(text)) = (&self.jaas_file, &jaas_text) {
             let section = self
                 .sasl_server_section
                 .as_deref()
                 .unwrap_or(DEFAULT_SECTION);
-            let entries = zk_proto::sasl::jaas::section(&text, section).map_err(|e| {
+            let entries = zk_proto::sasl::jaas::section(text, section).map_err(|e| {
                 err(format!(
                     "-Djava.security.auth.login.config={}: {e}",
                     file.display()
@@ -640,6 +705,8 @@ impl ServerConfig {
                         file.display()
                     )))
                 }
+                // A JAAS file for the quorum logins only needs no client section.
+                None if self.quorum_sasl.enabled => {}
                 None => self.warnings.push(format!(
                     "JAAS file {} has no {section:?} section: no SASL logins on the client port",
                     file.display()
@@ -698,12 +765,13 @@ impl ServerConfig {
     /// Applies a Java system property; false if it is not one we know.
     pub fn apply_property(&mut self, name: &str, value: &str, line: Option<usize>) -> Result<bool> {
         let short = name.strip_prefix("zookeeper.").unwrap_or(name);
-        if self
-            .ssl
-            .apply(short, value)
-            .map_err(|message| ServerError::Config { line, message })?
-        {
-            return Ok(true);
+        for ssl in [&mut self.ssl, &mut self.quorum_ssl] {
+            if ssl
+                .apply(short, value)
+                .map_err(|message| ServerError::Config { line, message })?
+            {
+                return Ok(true);
+            }
         }
         match short {
             "extendedTypesEnabled" | "emulate353TTLNodes" => {
@@ -1014,7 +1082,7 @@ mod tests {
             (
                 format!("{sasl}quorum.auth.enableSasl=true\n"),
                 vec![],
-                "quorum SASL",
+                "QuorumServer and QuorumLearner",
             ),
         ] {
             let e = ServerConfig::parse(&text, &props).unwrap_err().to_string();
@@ -1036,9 +1104,16 @@ mod tests {
 
     #[test]
     fn protection_we_lack_fails_closed_naming_key_and_line() {
-        let text = "dataDir=/x\nclientPort=2181\nsslQuorum=true\n";
+        let text =
+            "dataDir=/x\nclientPort=2181\nsslQuorum=true\nssl.quorum.keyStore.location=/k.pem\n\
+                    ssl.quorum.trustStore.location=/ca.pem\nssl.quorum.ocsp=true\n";
         let e = ServerConfig::parse(text, &[]).unwrap_err().to_string();
-        assert!(e.contains("line 3") && e.contains("sslQuorum"), "{e}");
+        assert!(e.contains("line 6") && e.contains("ssl.quorum.ocsp"), "{e}");
+        let props = vec![("sslQuorum".to_string(), "true".to_string())];
+        let e = ServerConfig::parse("dataDir=/x\n", &props)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("-DsslQuorum") && e.contains("zoo.cfg"), "{e}");
         let text =
             "dataDir=/x\nsecureClientPort=2281\nssl.keyStore.location=/k.pem\nssl.crl=true\n";
         let e = ServerConfig::parse(text, &[]).unwrap_err().to_string();
@@ -1060,6 +1135,87 @@ mod tests {
         // Switching protection off, or naming a provider we implement, asks for nothing.
         let text = "dataDir=/x\nsslQuorum=false\nauthProvider.1=org.apache.zookeeper.server.auth.DigestAuthenticationProvider\n";
         let c = ServerConfig::parse(text, &[]).unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn quorum_tls_and_sasl_keys() {
+        let text = "dataDir=/x\nsslQuorum=true\nportUnification=true\n\
+                    ssl.quorum.keyStore.location=/k.p12\nssl.quorum.keyStore.password=pw\n\
+                    ssl.quorum.trustStore.location=/t.pem\nssl.quorum.hostnameVerification=false\n\
+                    ssl.quorum.enabledProtocols=TLSv1.3\nssl.keyStore.location=/client.pem\n";
+        let c = ServerConfig::parse(text, &[]).unwrap();
+        assert!(c.ssl_quorum && c.quorum_port_unification && c.quorum_tls_enabled());
+        assert_eq!(
+            c.quorum_ssl.key_store.location.as_deref(),
+            Some(Path::new("/k.p12"))
+        );
+        assert!(!c.quorum_ssl.hostname_verification);
+        assert_eq!(c.quorum_ssl.versions, vec![tls::TlsVersion::V13]);
+        // The two prefixes do not mix.
+        assert_eq!(
+            c.ssl.key_store.location.as_deref(),
+            Some(Path::new("/client.pem"))
+        );
+        assert!(c.ssl.hostname_verification && !c.tls_enabled());
+        // Apache's -D form of the ssl.quorum keys.
+        let props = vec![(
+            "zookeeper.ssl.quorum.trustStore.location".to_string(),
+            "/other.pem".to_string(),
+        )];
+        let c = ServerConfig::parse(text, &props).unwrap();
+        assert_eq!(
+            c.quorum_ssl.trust_store.location.as_deref(),
+            Some(Path::new("/other.pem"))
+        );
+        // TLS on the quorum needs both stores; messages name the quorum keys.
+        for (text, needle) in [
+            (
+                "dataDir=/x\nsslQuorum=true\n",
+                "ssl.quorum.keyStore.location",
+            ),
+            (
+                "dataDir=/x\nportUnification=true\nssl.quorum.keyStore.location=/k.pem\n",
+                "ssl.quorum.trustStore.location",
+            ),
+            (
+                "dataDir=/x\nsslQuorum=true\nssl.quorum.keyStore.location=/k\n\
+                 ssl.quorum.trustStore.location=/t.pem\n",
+                "ssl.quorum.keyStore.type",
+            ),
+            ("dataDir=/x\nsslQuorum=yes\n", "sslQuorum: 'yes'"),
+            (
+                "dataDir=/x\nssl.quorum.protocol=TLSv1.1\n",
+                "ssl.quorum.protocol=TLSv1.1",
+            ),
+            (
+                "dataDir=/x\nquorum.auth.serverRequireSasl=true\n",
+                "quorum.auth.enableSasl is disabled",
+            ),
+        ] {
+            let e = ServerConfig::parse(text, &[]).unwrap_err().to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+        // Quorum SASL from the JAAS file named by the JVM property.
+        let dir = tempfile::tempdir().unwrap();
+        let jaas = dir.path().join("jaas.conf");
+        std::fs::write(
+            &jaas,
+            "QuorumServer { org.apache.zookeeper.server.auth.DigestLoginModule required \
+             user_peer=\"pw\"; };\nQuorumLearner { \
+             org.apache.zookeeper.server.auth.DigestLoginModule required username=\"peer\" \
+             password=\"pw\"; };\n",
+        )
+        .unwrap();
+        let text = "dataDir=/x\nquorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\n\
+                    quorum.auth.serverRequireSasl=true\n";
+        let props = vec![(
+            "java.security.auth.login.config".to_string(),
+            jaas.display().to_string(),
+        )];
+        let c = ServerConfig::parse(text, &props).unwrap();
+        assert!(c.quorum_sasl.server_require && c.quorum_sasl.learner_require);
+        assert_eq!(c.quorum_sasl.users.as_ref().map(|u| u.len()), Some(1));
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 

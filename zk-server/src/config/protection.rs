@@ -1,7 +1,8 @@
-//! Settings that ask for protection zk-server does not give yet: TLS between ensemble
-//! members, TLS settings beyond those of the client port (revocation checks, custom SSL
-//! contexts), quorum SASL, other authentication providers, audit logs; and security keys
-//! Apache 3.8 does not read where they were written.
+//! Settings that ask for protection zk-server does not give yet: TLS settings beyond the
+//! keystores, truststores, client authentication, protocols and cipher suites (revocation
+//! checks, custom SSL contexts), Kerberos (GSSAPI) between members, other authentication
+//! providers, audit logs; and security keys Apache 3.8 does not read where they were
+//! written (`sslQuorum` or `quorum.auth.*` as `-D` properties, `requireClientAuthScheme`).
 //!
 //! A drop-in replacement that read such a zoo.cfg and started anyway would serve plaintext,
 //! unauthenticated, to an operator who believes the data is protected. So these keys fail
@@ -41,21 +42,71 @@ const IMPLEMENTED_SSL: &[&str] = &[
     "ssl.storeCheckIntervalMillis",
 ];
 
+/// The quorum-link TLS keys zk-server implements (`ssl.quorum.*`, see [`super::tls`]).
+const IMPLEMENTED_SSL_QUORUM: &[&str] = &[
+    "ssl.quorum.keyStore.location",
+    "ssl.quorum.keyStore.password",
+    "ssl.quorum.keyStore.passwordPath",
+    "ssl.quorum.keyStore.type",
+    "ssl.quorum.trustStore.location",
+    "ssl.quorum.trustStore.password",
+    "ssl.quorum.trustStore.passwordPath",
+    "ssl.quorum.trustStore.type",
+    "ssl.quorum.clientAuth",
+    "ssl.quorum.protocol",
+    "ssl.quorum.enabledProtocols",
+    "ssl.quorum.ciphersuites",
+    "ssl.quorum.hostnameVerification",
+    "ssl.quorum.handshakeDetectionTimeoutMillis",
+];
+
+/// Keys zk-server implements when written as zoo.cfg lines, the only place Apache's
+/// `QuorumPeerConfig` reads them (see [`super::quorum_auth`] for `quorum.auth.*`).
+const IMPLEMENTED_FILE_KEYS: &[&str] = &[
+    "sslQuorum",
+    "portUnification",
+    "sslQuorumReloadCertFiles",
+    "quorum.auth.enableSasl",
+    "quorum.auth.learnerRequireSasl",
+    "quorum.auth.serverRequireSasl",
+    "quorum.auth.learner.saslLoginContext",
+    "quorum.auth.server.saslLoginContext",
+];
+
+/// Said of a zoo.cfg-only key given elsewhere.
+const FILE_ONLY_NOTE: &str = "but Apache reads this key only as a zoo.cfg line (as a \
+    property, or with a zookeeper. prefix, nothing reads it and the link runs without it); \
+    write it in zoo.cfg";
+
 const RULES: &[Rule] = &[
     Rule {
-        matches: |k| k == "ssl.crl" || k == "ssl.ocsp",
+        matches: |k| {
+            matches!(
+                k,
+                "ssl.crl" | "ssl.ocsp" | "ssl.quorum.crl" | "ssl.quorum.ocsp"
+            )
+        },
         switch: true,
-        asks_for: "revocation checks of client certificates (CRL / OCSP)",
+        asks_for: "revocation checks of peer certificates (CRL / OCSP)",
         note: None,
     },
     Rule {
-        matches: |k| k.starts_with("ssl.quorum.") || k == "ssl.quorum",
+        matches: |k| {
+            (k.starts_with("ssl.quorum.") && !IMPLEMENTED_SSL_QUORUM.contains(&k))
+                || k == "ssl.quorum"
+        },
         switch: false,
-        asks_for: "TLS between ensemble members",
+        asks_for: "a quorum TLS setting beyond the keystore, truststore, client \
+                   authentication, host name verification, protocols and cipher suites",
         note: None,
     },
     Rule {
-        matches: |k| (k.starts_with("ssl.") && !IMPLEMENTED_SSL.contains(&k)) || k == "ssl",
+        matches: |k| {
+            (k.starts_with("ssl.")
+                && !k.starts_with("ssl.quorum.")
+                && !IMPLEMENTED_SSL.contains(&k))
+                || k == "ssl"
+        },
         switch: false,
         asks_for: "a TLS setting beyond the client port's keystore, truststore, client \
                    authentication, protocols and cipher suites",
@@ -65,13 +116,13 @@ const RULES: &[Rule] = &[
         matches: |k| k.starts_with("sslQuorum"),
         switch: true,
         asks_for: "TLS between ensemble members",
-        note: None,
+        note: Some(FILE_ONLY_NOTE),
     },
     Rule {
         matches: |k| k == "portUnification",
         switch: true,
         asks_for: "TLS and plaintext on one quorum port",
-        note: None,
+        note: Some(FILE_ONLY_NOTE),
     },
     Rule {
         matches: |k| k.starts_with("authProvider."),
@@ -90,10 +141,23 @@ const RULES: &[Rule] = &[
         ),
     },
     Rule {
+        matches: |k| k.starts_with("quorum.auth.kerberos."),
+        switch: false,
+        asks_for: "Kerberos (GSSAPI) authentication between ensemble members",
+        note: Some(
+            "which zk-server does not provide (quorum SASL here is DIGEST-MD5 with \
+             DigestLoginModule sections)",
+        ),
+    },
+    Rule {
         matches: |k| k.starts_with("quorum.auth."),
         switch: true,
         asks_for: "SASL authentication between ensemble members (quorum SASL)",
-        note: None,
+        note: Some(
+            "but zk-server (as Apache) reads only quorum.auth.enableSasl, \
+             learnerRequireSasl, serverRequireSasl, learner.saslLoginContext and \
+             server.saslLoginContext, and only as zoo.cfg lines",
+        ),
     },
     Rule {
         matches: |k| k == "java.security.auth.login.config",
@@ -136,11 +200,23 @@ pub(super) enum Verdict {
     Refused(String),
 }
 
-/// Judges `name = value`; `name` may carry the `zookeeper.` prefix of its system-property
-/// form.
-pub(super) fn judge(name: &str, value: &str) -> Verdict {
+/// Where a setting was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Source {
+    /// A zoo.cfg line.
+    File,
+    /// A `-D` system property.
+    Property,
+}
+
+/// Judges `name = value` written in `source`; `name` may carry the `zookeeper.` prefix of
+/// its system-property form.
+pub(super) fn judge(name: &str, value: &str, source: Source) -> Verdict {
     let key = name.strip_prefix("zookeeper.").unwrap_or(name);
     let value = value.trim();
+    if source == Source::File && IMPLEMENTED_FILE_KEYS.contains(&name) {
+        return Verdict::Other;
+    }
     let Some(rule) = RULES.iter().find(|r| (r.matches)(key)) else {
         return Verdict::Other;
     };
@@ -162,31 +238,38 @@ pub(super) fn judge(name: &str, value: &str) -> Verdict {
 
 #[cfg(test)]
 mod tests {
-    use super::{judge, Verdict};
+    use super::{judge, Source, Verdict};
 
-    fn refusal(k: &str, v: &str) -> Option<String> {
-        match judge(k, v) {
+    fn refusal_from(k: &str, v: &str, source: Source) -> Option<String> {
+        match judge(k, v, source) {
             Verdict::Refused(why) => Some(why),
             Verdict::Other | Verdict::Given => None,
         }
     }
 
+    fn refusal(k: &str, v: &str) -> Option<String> {
+        refusal_from(k, v, Source::File)
+    }
+
     #[test]
     fn protection_keys_are_refused() {
         for (k, v) in [
-            ("zookeeper.ssl.quorum.trustStore.location", "/t.jks"),
-            ("ssl.quorum.keyStore.location", "/k.jks"),
             ("ssl.crl", "true"),
             ("zookeeper.ssl.ocsp", "true"),
+            ("ssl.quorum.crl", "true"),
+            ("zookeeper.ssl.quorum.ocsp", "true"),
+            ("ssl.quorum.context.supplier.class", "com.example.Ctx"),
+            ("ssl.quorum.keyStore.algorithm", "SunX509"),
+            ("ssl.quorum.storeCheckIntervalMillis", "10"),
             ("ssl.context.supplier.class", "com.example.Ctx"),
             ("ssl.keyStore.algorithm", "SunX509"),
-            ("sslQuorum", "true"),
-            ("portUnification", "true"),
             ("authProvider.x", "com.example.MyProvider"),
             ("requireClientAuthScheme", "sasl"),
-            ("quorum.auth.enableSasl", "true"),
-            ("quorum.auth.learner.saslLoginContext", "QuorumLearner"),
-            ("quorum.auth.serverRequireSasl", "true"),
+            (
+                "quorum.auth.kerberos.servicePrincipal",
+                "zkquorum/localhost",
+            ),
+            ("quorum.auth.digest.something", "x"),
             ("java.security.auth.login.config", "/etc/jaas.conf"),
             ("audit.enable", "true"),
         ] {
@@ -196,10 +279,41 @@ mod tests {
                 "{why}"
             );
         }
+        let why = refusal("quorum.auth.kerberos.servicePrincipal", "zk/h").unwrap();
+        assert!(why.contains("Kerberos"), "{why}");
     }
 
     #[test]
-    fn switches_off_and_implemented_providers_pass() {
+    fn quorum_keys_only_where_apache_reads_them() {
+        // Implemented as zoo.cfg lines...
+        for (k, v) in [
+            ("sslQuorum", "true"),
+            ("portUnification", "true"),
+            ("sslQuorumReloadCertFiles", "true"),
+            ("quorum.auth.enableSasl", "true"),
+            ("quorum.auth.learnerRequireSasl", "true"),
+            ("quorum.auth.serverRequireSasl", "true"),
+            ("quorum.auth.learner.saslLoginContext", "QuorumLearner"),
+            ("quorum.auth.server.saslLoginContext", "QuorumServer"),
+        ] {
+            assert_eq!(refusal(k, v), None, "{k}={v}");
+            // ...but Apache ignores them as properties or with the zookeeper. prefix, so
+            // asking for protection there is refused; switching it off is not.
+            for (name, source) in [
+                (k.to_string(), Source::Property),
+                (format!("zookeeper.{k}"), Source::Property),
+                (format!("zookeeper.{k}"), Source::File),
+            ] {
+                let why = refusal_from(&name, v, source)
+                    .unwrap_or_else(|| panic!("{name}={v} from {source:?} accepted"));
+                assert!(why.contains("zoo.cfg"), "{why}");
+            }
+            assert_eq!(refusal_from(k, "false", Source::Property), None);
+        }
+    }
+
+    #[test]
+    fn switches_off_and_implemented_keys_pass() {
         for (k, v) in [
             ("sslQuorum", "false"),
             ("portUnification", "false"),
@@ -230,6 +344,11 @@ mod tests {
             ("ssl.clientAuth", "want"),
             ("ssl.crl", "false"),
             ("ssl.ocsp", "false"),
+            ("ssl.quorum.crl", "false"),
+            ("zookeeper.ssl.quorum.keyStore.location", "/k.jks"),
+            ("ssl.quorum.trustStore.location", "/ca.pem"),
+            ("ssl.quorum.hostnameVerification", "false"),
+            ("ssl.quorum.clientAuth", "need"),
             ("zookeeper.X509AuthenticationProvider.superUser", "CN=admin"),
             (
                 "zookeeper.authProvider.x509",
@@ -238,5 +357,14 @@ mod tests {
         ] {
             assert_eq!(refusal(k, v), None, "{k}={v}");
         }
+        // ssl.quorum.* are properties in Apache: accepted either way.
+        assert_eq!(
+            refusal_from(
+                "zookeeper.ssl.quorum.keyStore.location",
+                "/k",
+                Source::Property
+            ),
+            None
+        );
     }
 }

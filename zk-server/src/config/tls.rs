@@ -1,7 +1,8 @@
-//! Apache's client-port TLS keys (`ssl.*`, as zoo.cfg keys or `-Dzookeeper.ssl.*`
-//! properties), checked when read so that a value we cannot honour stops the server with
-//! the key (and line) named. The stores themselves are read when the port starts
-//! ([`crate::host::client::tls`]).
+//! Apache's TLS keys, checked when read so that a value we cannot honour stops the server
+//! with the key (and line) named: `ssl.*` for the client port and `ssl.quorum.*` for the
+//! links between ensemble members (Apache's `ClientX509Util` and `QuorumX509Util`: the
+//! same keys under two prefixes), as zoo.cfg keys or `-Dzookeeper.ssl.*` properties. The
+//! stores themselves are read when the port starts ([`crate::host::client::tls`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -112,9 +113,12 @@ pub const CIPHER_SUITES: &[&str] = &[
     "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
 ];
 
-/// Client-port TLS settings.
+/// TLS settings of the client port (`ssl.*`) or of the quorum links (`ssl.quorum.*`).
 #[derive(Debug, Clone)]
 pub struct SslConfig {
+    /// The key prefix these settings are read under (`ssl.` or `ssl.quorum.`), for
+    /// messages.
+    pub prefix: &'static str,
     /// `ssl.keyStore.*`: the server's certificate chain and key.
     pub key_store: StoreSpec,
     /// `ssl.trustStore.*`: CAs client certificates must chain to.
@@ -127,7 +131,9 @@ pub struct SslConfig {
     pub cipher_suites: Option<Vec<String>>,
     /// `ssl.hostnameVerification`. Apache 3.8 never checks a client's host name on the
     /// client port (`ClientX509Util.shouldVerifyClientHostname()` is false), so neither
-    /// value changes what the server accepts.
+    /// value changes what the client port accepts. On the quorum links
+    /// (`ssl.quorum.hostnameVerification`) both ends check the other's certificate
+    /// against its address, as `QuorumX509Util` does.
     pub hostname_verification: bool,
     /// `ssl.handshakeDetectionTimeoutMillis`: how long a connection may take to show
     /// TLS or plaintext and finish its handshake.
@@ -142,6 +148,7 @@ pub struct SslConfig {
 impl Default for SslConfig {
     fn default() -> Self {
         SslConfig {
+            prefix: CLIENT_PREFIX,
             key_store: StoreSpec::default(),
             trust_store: StoreSpec::default(),
             client_auth: ClientAuth::Need,
@@ -161,28 +168,83 @@ fn read_password_file(key: &str, path: &str) -> Result<String, String> {
         .map_err(|e| format!("{key}: cannot read {path}: {e}"))
 }
 
+/// Prefix of the client port's keys.
+pub const CLIENT_PREFIX: &str = "ssl.";
+/// Prefix of the quorum links' keys.
+pub const QUORUM_PREFIX: &str = "ssl.quorum.";
+
+/// The settings a key names under `ssl.` that `ssl.quorum.` has too (the quorum links
+/// have no x509 ACL provider and no store check interval of their own).
+const QUORUM_KEYS: &[&str] = &[
+    "keyStore.location",
+    "keyStore.password",
+    "keyStore.passwordPath",
+    "keyStore.type",
+    "trustStore.location",
+    "trustStore.password",
+    "trustStore.passwordPath",
+    "trustStore.type",
+    "clientAuth",
+    "protocol",
+    "enabledProtocols",
+    "ciphersuites",
+    "hostnameVerification",
+    "handshakeDetectionTimeoutMillis",
+    "crl",
+    "ocsp",
+];
+
 impl SslConfig {
-    /// Applies `short` (the key without `zookeeper.`) if it is a client TLS key: Ok(false)
-    /// when it is not one, Err with the reason when the value cannot be honoured.
-    pub fn apply(&mut self, short: &str, value: &str) -> Result<bool, String> {
+    /// Settings of the quorum links (`ssl.quorum.*`), Apache's defaults.
+    pub fn quorum() -> SslConfig {
+        SslConfig {
+            prefix: QUORUM_PREFIX,
+            ..SslConfig::default()
+        }
+    }
+
+    /// The full name of setting `name` (e.g. `keyStore.location`) under our prefix.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// Applies `full` (the key without `zookeeper.`) if it is one of our TLS keys:
+    /// Ok(false) when it is not one, Err with the reason when the value cannot be honoured.
+    pub fn apply(&mut self, full: &str, value: &str) -> Result<bool, String> {
+        if full == "X509AuthenticationProvider.superUser" && self.prefix == CLIENT_PREFIX {
+            self.x509_super_user = Some(value.trim().to_string());
+            return Ok(true);
+        }
+        let Some(rest) = full.strip_prefix(self.prefix) else {
+            return Ok(false);
+        };
+        if self.prefix == QUORUM_PREFIX && !QUORUM_KEYS.contains(&rest) {
+            return Ok(false);
+        }
+        if self.prefix == CLIENT_PREFIX && rest.starts_with("quorum.") {
+            return Ok(false);
+        }
+        // Matched by the client port's names below; messages keep the full key.
+        let short = format!("ssl.{rest}");
+        let short = short.as_str();
         let v = value.trim();
-        let bad = |what: &str| Err(format!("{short}={v}: {what}"));
+        let bad = |what: &str| Err(format!("{full}={v}: {what}"));
         match short {
             "ssl.keyStore.location" => self.key_store.location = Some(PathBuf::from(v)),
             "ssl.keyStore.password" => self.key_store.password = Some(v.to_string()),
             "ssl.keyStore.passwordPath" => {
-                self.key_store.password = Some(read_password_file(short, v)?)
+                self.key_store.password = Some(read_password_file(full, v)?)
             }
             "ssl.trustStore.location" => self.trust_store.location = Some(PathBuf::from(v)),
             "ssl.trustStore.password" => self.trust_store.password = Some(v.to_string()),
             "ssl.trustStore.passwordPath" => {
-                self.trust_store.password = Some(read_password_file(short, v)?)
+                self.trust_store.password = Some(read_password_file(full, v)?)
             }
             "ssl.keyStore.type" | "ssl.trustStore.type" => {
                 let kind = match v {
                     "" => None,
                     t => Some(StoreType::from_name(t).ok_or_else(|| {
-                        format!("{short}={v}: zk-server reads PEM, PKCS12 and JKS stores")
+                        format!("{full}={v}: zk-server reads PEM, PKCS12 and JKS stores")
                     })?),
                 };
                 if short == "ssl.keyStore.type" {
@@ -241,17 +303,17 @@ impl SslConfig {
                 }
                 self.cipher_suites = Some(suites);
             }
-            "ssl.hostnameVerification" => self.hostname_verification = parse_flag(short, v)?,
+            "ssl.hostnameVerification" => self.hostname_verification = parse_flag(full, v)?,
             "ssl.handshakeDetectionTimeoutMillis" => {
                 let ms: u64 = v
                     .parse()
-                    .map_err(|_| format!("{short}: '{v}' is not a valid number"))?;
+                    .map_err(|_| format!("{full}: '{v}' is not a valid number"))?;
                 self.handshake_timeout = Duration::from_millis(ms.max(1));
             }
             "ssl.storeCheckIntervalMillis" => {
                 let ms: u64 = v
                     .parse()
-                    .map_err(|_| format!("{short}: '{v}' is not a valid number"))?;
+                    .map_err(|_| format!("{full}: '{v}' is not a valid number"))?;
                 self.reload_interval = Duration::from_millis(ms.max(10));
             }
             "ssl.authProvider" => {
@@ -261,7 +323,6 @@ impl SslConfig {
             }
             // Off only: `true` is refused by the protection rules before it gets here.
             "ssl.crl" | "ssl.ocsp" => {}
-            "X509AuthenticationProvider.superUser" => self.x509_super_user = Some(v.to_string()),
             _ => return Ok(false),
         }
         Ok(true)
@@ -269,16 +330,28 @@ impl SslConfig {
 
     /// Checks what must hold together once every key is read.
     pub fn validate(&self) -> Result<(), String> {
+        let what = if self.prefix == QUORUM_PREFIX {
+            "TLS between ensemble members (sslQuorum / portUnification)"
+        } else {
+            "TLS on the client port"
+        };
         if self.key_store.location.is_none() {
-            return Err(
-                "TLS on the client port needs ssl.keyStore.location (the server's \
-                 certificate and key)"
-                    .into(),
-            );
+            return Err(format!(
+                "{what} needs {} (this server's certificate and key)",
+                self.key("keyStore.location")
+            ));
         }
-        self.key_store.store_type("keyStore")?;
+        let store_key = |k: &str| self.key(k).trim_start_matches("ssl.").to_string();
+        self.key_store.store_type(&store_key("keyStore"))?;
         if self.trust_store.location.is_some() {
-            self.trust_store.store_type("trustStore")?;
+            self.trust_store.store_type(&store_key("trustStore"))?;
+        } else if self.prefix == QUORUM_PREFIX {
+            // Members verify each other's certificates both ways, and we have no JDK CA
+            // list to fall back to.
+            return Err(format!(
+                "{what} needs {} (the CAs members' certificates chain to)",
+                self.key("trustStore.location")
+            ));
         } else if self.client_auth != ClientAuth::None {
             // Apache would fall back to the JDK's CA list; we have none to fall back to.
             return Err(format!(
@@ -298,9 +371,12 @@ impl SslConfig {
                 TlsVersion::V12 => tls12,
             });
             if !usable {
-                return Err("ssl.ciphersuites names no suite of the enabled protocols \
-                     (ssl.enabledProtocols / ssl.protocol)"
-                    .into());
+                return Err(format!(
+                    "{} names no suite of the enabled protocols ({} / {})",
+                    self.key("ciphersuites"),
+                    self.key("enabledProtocols"),
+                    self.key("protocol")
+                ));
             }
         }
         Ok(())

@@ -186,7 +186,11 @@ impl Ensemble {
             });
         }
         let mut ens = Ensemble {
-            addrs: PeerAddrs { election, quorum },
+            addrs: PeerAddrs {
+                election,
+                quorum,
+                security: crate::host::quorum::QuorumSecurity::plaintext(),
+            },
             members,
             read_only: false,
             isolated: BTreeSet::new(),

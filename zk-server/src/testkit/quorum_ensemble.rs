@@ -381,7 +381,11 @@ impl TestEnsemble {
             configs.insert(s.sid, c);
         }
         let mut ens = TestEnsemble {
-            addrs: PeerAddrs { election, quorum },
+            addrs: PeerAddrs {
+                election,
+                quorum,
+                security: crate::host::quorum::QuorumSecurity::plaintext(),
+            },
             replicas: configs
                 .keys()
                 .map(|s| (*s, MemReplica::default()))

@@ -152,11 +152,11 @@ fn tls(p: &BTreeMap<String, String>) -> Result<TlsConfig, String> {
         "zookeeper.client.secure=true needs zookeeper.ssl.trustStore.location (the CA that \
          signs the servers' certificates)",
     )?;
-    let cas = stores::trust_store(&trust)?;
+    let cas = stores::trust_store(&trust, "ssl.")?;
     let ca_pem: String = cas.iter().map(|c| pem("CERTIFICATE", c)).collect();
     let mut cfg = TlsConfig::new(ca_pem.as_bytes());
     if let Some(spec) = store_spec(p, "keyStore")? {
-        let m = stores::key_store(&spec)?;
+        let m = stores::key_store(&spec, "ssl.")?;
         let chain: String = m.chain.iter().map(|c| pem("CERTIFICATE", c)).collect();
         let label = match &m.key {
             rustls_pki_types::PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",

@@ -11,7 +11,9 @@ use crate::config::ServerConfig;
 use crate::core::processor::CoreSettings;
 use crate::error::{Result, ServerError};
 use crate::host::client::listener::ClientPorts;
+use crate::host::client::tls::PeerNames;
 use crate::host::quorum::driver::PeerAddrs;
+use crate::host::quorum::QuorumSecurity;
 use crate::storage::Autopurge;
 use crate::zab::{QuorumConfig, QuorumServer, Sid};
 
@@ -60,6 +62,24 @@ pub fn quorum_config(config: &ServerConfig) -> Result<QuorumConfig> {
     Ok(q)
 }
 
+/// How the links with the other members are secured, for the start-up line.
+fn quorum_links(config: &ServerConfig) -> String {
+    let tls = match (config.ssl_quorum, config.quorum_port_unification) {
+        (true, false) => "TLS",
+        (true, true) => "TLS, plaintext accepted (portUnification)",
+        (false, true) => "plaintext, TLS accepted (portUnification)",
+        (false, false) => "plaintext",
+    };
+    let q = &config.quorum_sasl;
+    let sasl = match (q.enabled, q.learner_require, q.server_require) {
+        (false, ..) => "",
+        (true, _, true) => ", quorum SASL required",
+        (true, true, false) => ", quorum SASL login, not required",
+        (true, false, false) => ", quorum SASL accepted, not required",
+    };
+    format!("member links: {tls}{sasl}")
+}
+
 /// Starts this process as member `myid` of the ensemble in `config`: binds its election
 /// and quorum ports (from its `server.N` line) and its client port (the line's
 /// `;clientPort`, else `clientPort`), and recovers its disk (autopurged per
@@ -72,6 +92,19 @@ pub async fn start_member(config: &ServerConfig) -> Result<Node> {
         election.insert(s.sid, resolve(&s.election_addr()).await?);
         quorum_addrs.insert(s.sid, resolve(&s.quorum_addr()).await?);
     }
+    let mut names = PeerNames::default();
+    for s in quorum.servers.values() {
+        if let (Some(e), Some(q)) = (election.get(&s.sid), quorum_addrs.get(&s.sid)) {
+            names.add(e.ip(), &s.host);
+            names.add(q.ip(), &s.host);
+        }
+    }
+    // Before any port is bound: stores that cannot be read stop the member.
+    let security =
+        QuorumSecurity::from_config(config, names).map_err(|message| ServerError::Config {
+            line: None,
+            message: format!("quorum TLS: {message}; refusing to start"),
+        })?;
     let me = quorum.my_sid;
     let (Some(my_election), Some(my_quorum), Some(my_server)) = (
         election.get(&me).copied(),
@@ -99,9 +132,10 @@ pub async fn start_member(config: &ServerConfig) -> Result<Node> {
     let show = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or("-".into());
     tracing::info!(
         "ensemble member {me}: clients on {} (TLS on {}), election on {my_election}, quorum on \
-         {my_quorum}",
+         {my_quorum} ({})",
         show(client.plain_addr()),
-        show(client.secure_addr())
+        show(client.secure_addr()),
+        quorum_links(config)
     );
     Ok(Node::start_configured(
         NodeSetup {
@@ -114,6 +148,7 @@ pub async fn start_member(config: &ServerConfig) -> Result<Node> {
             addrs: PeerAddrs {
                 election,
                 quorum: quorum_addrs,
+                security,
             },
         },
         config.clone(),

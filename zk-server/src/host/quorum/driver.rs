@@ -11,6 +11,7 @@
 //!
 //! Wire: election as in [`super::election`]; leader-learner QuorumPackets as bare jute
 //! records. SNAP is followed by the database as Apache streams it ([`crate::storage::snap_stream`]).
+//! Both kinds of link are secured as [`super::link`] says (TLS, quorum SASL).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -20,8 +21,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedReadHalf;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::Decoder;
 use zk_proto::election::Notification;
@@ -30,6 +30,7 @@ use zk_proto::quorum::{QuorumPacket, QuorumPacketType};
 
 use super::early_votes::EarlyVotes;
 use super::election::ElectionNet;
+use super::link::{DialError, LinkKind, LinkReader, QuorumSecurity, QuorumStream};
 use super::packet_codec::QuorumPacketCodec;
 use super::parked::ParkedLearners;
 pub use crate::storage::disk_thread::LogAppender;
@@ -106,13 +107,15 @@ impl IsolationSwitch {
     }
 }
 
-/// Network addresses of the ensemble.
+/// Network addresses of the ensemble, and how the links to them are secured.
 #[derive(Debug, Clone)]
 pub struct PeerAddrs {
     /// Election address of every server.
     pub election: BTreeMap<Sid, SocketAddr>,
     /// Quorum (leader-learner) address of every server.
     pub quorum: BTreeMap<Sid, SocketAddr>,
+    /// TLS and quorum SASL on both kinds of link ([`QuorumSecurity::plaintext`]: none).
+    pub security: QuorumSecurity,
 }
 
 /// The SNAP packet; the database follows it (see [`snap_stream`]).
@@ -137,15 +140,25 @@ fn encode_into(msg: &ZabMessage, b: &mut BytesMut) {
     }
 }
 
+/// Starts the reader and writer of a leader-learner link and announces it (before any
+/// of its messages); `ahead` holds bytes of the link already read.
 fn spawn_conn(
-    stream: TcpStream,
+    stream: QuorumStream,
     conn: ConnId,
     to_leader_side: bool,
     events: mpsc::UnboundedSender<NetEvent>,
-) -> mpsc::UnboundedSender<Outgoing> {
-    let _ = stream.set_nodelay(true);
-    let (rd, mut wr) = stream.into_split();
+    ahead: Vec<u8>,
+) {
+    let (rd, mut wr) = stream.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
+    let connected = if to_leader_side {
+        NetEvent::LearnerConnected(conn, tx)
+    } else {
+        NetEvent::LeaderConnected(conn, tx)
+    };
+    if events.send(connected).is_err() {
+        return;
+    }
     let ev = events.clone();
     tokio::spawn(async move {
         // Everything queued goes out with one write (up to a bound): under load a
@@ -183,7 +196,8 @@ fn spawn_conn(
                     Err(_) => break,
                 }
             }
-            if wr.write_all(&buf).await.is_err() {
+            // The flush matters on TLS links, whose records may wait in the session.
+            if wr.write_all(&buf).await.is_err() || wr.flush().await.is_err() {
                 break;
             }
             buf.clear();
@@ -194,17 +208,17 @@ fn spawn_conn(
         }
         let _ = ev.send(NetEvent::Closed(conn, to_leader_side));
     });
-    tokio::spawn(read_conn(rd, conn, to_leader_side, events));
-    tx
+    tokio::spawn(read_conn(rd, conn, to_leader_side, events, ahead));
 }
 
 async fn read_conn(
-    mut rd: OwnedReadHalf,
+    mut rd: LinkReader,
     conn: ConnId,
     leader_side: bool,
     events: mpsc::UnboundedSender<NetEvent>,
+    ahead: Vec<u8>,
 ) {
-    read_messages(&mut rd, conn, |msg| {
+    read_messages(&mut rd, conn, ahead, |msg| {
         events
             .send(NetEvent::Message(conn, leader_side, msg))
             .is_ok()
@@ -225,11 +239,13 @@ async fn read_conn(
 async fn read_messages<R: AsyncRead + Unpin>(
     rd: &mut R,
     conn: ConnId,
+    ahead: Vec<u8>,
     mut deliver: impl FnMut(ZabMessage) -> bool,
 ) {
     const READ_CHUNK: usize = 8 * 1024;
     let mut codec = QuorumPacketCodec::default();
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut buf = BytesMut::with_capacity(READ_CHUNK.max(ahead.len()));
+    buf.extend_from_slice(&ahead);
     loop {
         let p = match codec.decode(&mut buf) {
             Ok(Some(p)) => p,
@@ -343,21 +359,35 @@ impl QuorumIo {
         addrs: PeerAddrs,
     ) -> QuorumIo {
         let me = cfg.my_sid;
-        let net = ElectionNet::start(me, election_listener, addrs.election.clone());
+        let net = ElectionNet::start_secured(
+            me,
+            election_listener,
+            addrs.election.clone(),
+            addrs.security.clone(),
+        );
         let (ev_tx, ev_rx) = mpsc::unbounded_channel::<NetEvent>();
         let accept_tx = ev_tx.clone();
+        let security = addrs.security.clone();
         let acceptor = tokio::spawn(async move {
             let mut next: u64 = 0;
-            while let Ok((s, _)) = quorum_listener.accept().await {
-                next += 1;
-                let conn = (1u64 << 63) | next;
-                let tx = spawn_conn(s, conn, true, accept_tx.clone());
-                if accept_tx
-                    .send(NetEvent::LearnerConnected(conn, tx))
-                    .is_err()
-                {
+            while let Ok((s, peer)) = quorum_listener.accept().await {
+                if accept_tx.is_closed() {
                     break;
                 }
+                next += 1;
+                let conn = (1u64 << 63) | next;
+                let (security, tx) = (security.clone(), accept_tx.clone());
+                // TLS and SASL take round trips: never in the accept loop.
+                tokio::spawn(async move {
+                    let Some(mut stream) = security.accept(s, peer, LinkKind::Quorum).await else {
+                        return;
+                    };
+                    let who = format!("learner {peer} (quorum port)");
+                    match security.check_login(&mut stream, &who).await {
+                        Ok(ahead) => spawn_conn(stream, conn, true, tx, ahead),
+                        Err(why) => tracing::warn!("refusing {who}: {why}"),
+                    }
+                });
             }
         });
         let (durable_tx, durable_rx) = mpsc::unbounded_channel::<(u64, Zxid)>();
@@ -647,16 +677,27 @@ impl QuorumIo {
 
     fn connect_leader(&self, addr: Option<SocketAddr>, conn: ConnId) {
         let tx = self.ev_tx.clone();
+        let security = self.addrs.security.clone();
         tokio::spawn(async move {
             let Some(a) = addr else {
                 return;
             };
-            match tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(a)).await {
-                Ok(Ok(s)) => {
-                    let w = spawn_conn(s, conn, false, tx.clone());
-                    let _ = tx.send(NetEvent::LeaderConnected(conn, w));
-                }
-                _ => {
+            let link = async {
+                let mut s = security
+                    .dial(a, LinkKind::Quorum, Duration::from_secs(2))
+                    .await?;
+                security
+                    .login(&mut s, &format!("the leader at {a} (quorum port)"))
+                    .await
+                    .map_err(|e| DialError::Refused(e.to_string()))?;
+                Ok::<_, DialError>(s)
+            };
+            match link.await {
+                Ok(s) => spawn_conn(s, conn, false, tx, Vec::new()),
+                Err(e) => {
+                    if let DialError::Refused(why) = &e {
+                        tracing::warn!("cannot follow the leader at {a}: {why}");
+                    }
                     let _ = tx.send(NetEvent::Closed(conn, false));
                 }
             }
@@ -805,7 +846,7 @@ mod tests {
         }
         let (got_tx, mut got_rx) = mpsc::unbounded_channel();
         let reader = tokio::spawn(async move {
-            read_messages(&mut rx, 1, |m| got_tx.send(m).is_ok()).await;
+            read_messages(&mut rx, 1, Vec::new(), |m| got_tx.send(m).is_ok()).await;
         });
         let mut got = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(1);

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use zk_proto::election::{
@@ -22,6 +22,7 @@ use zk_proto::election::{
 };
 use zk_proto::FrameCodec;
 
+use super::link::{DialError, LinkKind, QuorumSecurity, QuorumStream};
 use crate::zab::Sid;
 
 /// Largest notification accepted (Apache caps election packets at 512 KiB).
@@ -40,6 +41,7 @@ struct Shared {
     dialing: Mutex<std::collections::BTreeSet<Sid>>,
     generation: std::sync::atomic::AtomicU64,
     inbound: mpsc::UnboundedSender<(Sid, Notification)>,
+    security: QuorumSecurity,
 }
 
 /// The election network of one server.
@@ -66,6 +68,16 @@ impl ElectionNet {
     /// Starts serving election connections on `listener` for server `my_sid`, whose peers
     /// listen at `peers` (our own entry is ignored).
     pub fn start(my_sid: Sid, listener: TcpListener, peers: BTreeMap<Sid, SocketAddr>) -> Self {
+        Self::start_secured(my_sid, listener, peers, QuorumSecurity::plaintext())
+    }
+
+    /// [`ElectionNet::start`] with links secured by `security`.
+    pub fn start_secured(
+        my_sid: Sid,
+        listener: TcpListener,
+        peers: BTreeMap<Sid, SocketAddr>,
+        security: QuorumSecurity,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let my_addr = listener
             .local_addr()
@@ -80,13 +92,14 @@ impl ElectionNet {
             dialing: Mutex::new(Default::default()),
             generation: Default::default(),
             inbound: tx,
+            security,
         });
         let s = shared.clone();
         let accept_task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
+            while let Ok((stream, peer)) = listener.accept().await {
                 let s = s.clone();
                 tokio::spawn(async move {
-                    let _ = accepted(s, stream).await;
+                    let _ = accepted(s, stream, peer).await;
                 });
             }
         });
@@ -139,10 +152,10 @@ fn dial(shared: Arc<Shared>, to: Sid) {
     }
     tokio::spawn(async move {
         let r = async {
-            let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-                .await
-                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-            stream.set_nodelay(true)?;
+            let mut stream = shared
+                .security
+                .dial(addr, LinkKind::Election, CONNECT_TIMEOUT)
+                .await?;
             let mut hs = BytesMut::new();
             InitialMessage {
                 protocol_version: Some(ELECTION_PROTOCOL_VERSION),
@@ -150,26 +163,52 @@ fn dial(shared: Arc<Shared>, to: Sid) {
                 addr: shared.my_addr.clone(),
             }
             .write(&mut hs);
-            stream.write_all(&hs).await?;
-            Ok::<_, std::io::Error>(stream)
+            let io = |e: std::io::Error| DialError::Unreachable(e);
+            stream.write_all(&hs).await.map_err(io)?;
+            stream.flush().await.map_err(io)?;
+            // As Apache: the dialing side logs in whichever sid keeps the link.
+            shared
+                .security
+                .login(
+                    &mut stream,
+                    &format!("server {to} at {addr} (election port)"),
+                )
+                .await
+                .map_err(|e| DialError::Refused(e.to_string()))?;
+            Ok::<_, DialError>(stream)
         }
         .await;
         lock(&shared.dialing).remove(&to);
-        if let Ok(stream) = r {
-            if shared.my_sid > to {
-                register(shared, to, stream);
+        match r {
+            Ok(stream) => {
+                if shared.my_sid > to {
+                    register(shared, to, stream, Vec::new());
+                }
+                // Otherwise the peer (larger sid) drops this connection and calls us back.
             }
-            // Otherwise the peer (larger sid) drops this connection and calls us back.
+            Err(DialError::Refused(why)) => {
+                tracing::warn!("election: cannot open a link to server {to}: {why}")
+            }
+            Err(DialError::Unreachable(e)) => {
+                tracing::debug!("election: server {to} at {addr} unreachable: {e}")
+            }
         }
     });
 }
 
-async fn accepted(shared: Arc<Shared>, mut stream: TcpStream) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
-    let first = stream.read_i64().await?;
-    let sid = if first >= 0 {
-        first
-    } else {
+async fn accepted(
+    shared: Arc<Shared>,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+) -> std::io::Result<()> {
+    let Some(mut stream) = shared.security.accept(tcp, peer, LinkKind::Election).await else {
+        return Ok(());
+    };
+    let handshake = async {
+        let first = stream.read_i64().await?;
+        if first >= 0 {
+            return Ok(first);
+        }
         let sid = stream.read_i64().await?;
         let len = stream.read_i32().await?;
         if len < 0 || len as usize > MAX_HANDSHAKE_ADDR_LEN {
@@ -180,7 +219,29 @@ async fn accepted(shared: Arc<Shared>, mut stream: TcpStream) -> std::io::Result
         }
         let mut addr = vec![0u8; len as usize];
         stream.read_exact(&mut addr).await?;
-        sid
+        Ok(sid)
+    };
+    let sid = match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
+        Ok(Ok(sid)) => sid,
+        Ok(Err(e)) => {
+            tracing::debug!("election: bad handshake from {peer}: {e}");
+            return Ok(());
+        }
+        Err(_) => {
+            tracing::debug!("election: no handshake from {peer} in time");
+            return Ok(());
+        }
+    };
+    let ahead = match shared
+        .security
+        .check_login(&mut stream, &format!("server {sid} ({peer})"))
+        .await
+    {
+        Ok(ahead) => ahead,
+        Err(why) => {
+            tracing::warn!("election: refusing server {sid} ({peer}): {why}");
+            return Ok(());
+        }
     };
     if sid < shared.my_sid {
         // The larger sid keeps the connection: close theirs, call them.
@@ -190,16 +251,18 @@ async fn accepted(shared: Arc<Shared>, mut stream: TcpStream) -> std::io::Result
         }
         return Ok(());
     }
-    register(shared, sid, stream);
+    register(shared, sid, stream, ahead);
     Ok(())
 }
 
 /// Makes `stream` the connection with `sid`, replacing any older one.
-fn register(shared: Arc<Shared>, sid: Sid, stream: TcpStream) {
+/// `ahead`: bytes of the link already read (while looking for a quorum SASL login).
+fn register(shared: Arc<Shared>, sid: Sid, stream: QuorumStream, ahead: Vec<u8>) {
     let gen = shared
         .generation
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (rd, wr) = stream.into_split();
+    let (rd, wr) = stream.split();
+    let rd = std::io::Cursor::new(ahead).chain(rd);
     let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
     if let Some(m) = lock(&shared.pending).remove(&sid) {
         let _ = tx.send(m);

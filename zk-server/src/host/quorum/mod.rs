@@ -8,12 +8,16 @@
 //!   task that owns the peer and the database.
 //! - [`early_votes`]: LOOKING votes that arrive just before we start looking ourselves.
 //! - [`parked`]: learner connections that arrive before the election made us leader.
+//! - [`link`]: how links between members are secured (TLS, port unification, quorum
+//!   SASL), for both the election and the quorum port.
 
 pub mod driver;
 pub mod early_votes;
 pub mod election;
+pub mod link;
 pub mod packet_codec;
 pub mod parked;
 
 pub use election::ElectionNet;
+pub use link::QuorumSecurity;
 pub use packet_codec::QuorumPacketCodec;

@@ -12,8 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use zk_proto::sasl::{
-    constant_time_eq, digest_response, jaas, parse_directives, DigestInput, DIGEST_SERVER_NAME,
-    SERVICE,
+    constant_time_eq, digest_response, jaas, parse_directives, DigestInput, DigestService,
 };
 
 /// Largest client token Java's `DigestMD5Server` evaluates (`MAX_RESPONSE_LENGTH`).
@@ -144,6 +143,18 @@ impl DigestServer {
         users: &SaslUsers,
         nonce: impl FnOnce() -> String,
     ) -> Result<Step, Failure> {
+        self.evaluate_for(&DigestService::CLIENT, token, users, nonce)
+    }
+
+    /// [`DigestServer::evaluate`] for another service (the quorum's
+    /// `zookeeper-quorum/zk-quorum-sasl-md5`): its realm and `digest-uri` are expected.
+    pub fn evaluate_for(
+        &mut self,
+        service: &DigestService,
+        token: &[u8],
+        users: &SaslUsers,
+        nonce: impl FnOnce() -> String,
+    ) -> Result<Step, Failure> {
         let state = std::mem::replace(self, DigestServer::Failed);
         let fail = |reason: String| Failure { reason, user: None };
         if token.len() > MAX_TOKEN {
@@ -158,14 +169,14 @@ impl DigestServer {
             DigestServer::Start => {
                 let nonce = nonce();
                 let challenge = format!(
-                    "realm=\"{DIGEST_SERVER_NAME}\",nonce=\"{nonce}\",charset=utf-8,\
-                     algorithm=md5-sess"
+                    "realm=\"{}\",nonce=\"{nonce}\",charset=utf-8,algorithm=md5-sess",
+                    service.server_name
                 );
                 *self = DigestServer::Challenged { nonce };
                 Ok(Step::Continue(challenge.into_bytes()))
             }
             DigestServer::Challenged { nonce } => {
-                let (user, rspauth) = check_response(token, &nonce, users)?;
+                let (user, rspauth) = check_response(service, token, &nonce, users)?;
                 *self = DigestServer::Done;
                 Ok(Step::Complete {
                     token: format!("rspauth={rspauth}").into_bytes(),
@@ -181,6 +192,7 @@ impl DigestServer {
 
 /// Validates a digest response against our nonce: `(user, rspauth)`.
 fn check_response(
+    service: &DigestService,
     token: &[u8],
     nonce: &str,
     users: &SaslUsers,
@@ -204,7 +216,7 @@ fn check_response(
         Some(c) => return Err(fail(format!("charset {c:?} is not utf-8"), u)),
     };
     let realm = get("realm").unwrap_or("");
-    if realm != DIGEST_SERVER_NAME {
+    if realm != service.server_name {
         return Err(fail(format!("realm {realm:?} is not ours"), u));
     }
     if !get("nonce").is_some_and(|n| constant_time_eq(n.as_bytes(), nonce.as_bytes())) {
@@ -220,7 +232,7 @@ fn check_response(
         return Err(fail(format!("qop {qop:?} was not offered"), u));
     }
     let uri = get("digest-uri").ok_or_else(|| fail("no digest-uri".into(), u))?;
-    let expected_uri = format!("{SERVICE}/{DIGEST_SERVER_NAME}");
+    let expected_uri = service.digest_uri();
     if !uri.eq_ignore_ascii_case(&expected_uri) {
         return Err(fail(
             format!("digest-uri {uri:?} is not {expected_uri:?}"),

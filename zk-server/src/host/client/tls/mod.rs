@@ -1,19 +1,27 @@
-//! TLS on the client port: the rustls server configuration built from Apache's `ssl.*`
-//! keys, rebuilt when a store file changes (certificate rotation without a restart), and
-//! the `x509` identity of a client that presented a certificate.
+//! TLS from Apache's keys: the rustls configurations built from `ssl.*` (the client
+//! port) or `ssl.quorum.*` (the links between ensemble members, which also dial: a client
+//! configuration presenting our certificate, and both ends checking the other's address
+//! against its certificate as `QuorumX509Util` does), rebuilt when a store file changes
+//! (certificate rotation without a restart), and the `x509` identity of a client that
+//! presented a certificate.
 
 mod der;
 /// Keystore and truststore files (also read by the `zkcli` binary for its client side).
 pub mod stores;
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
-use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
-use tokio_rustls::TlsAcceptor;
+use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 use zk_proto::Id;
 
 use crate::config::tls::{ClientAuth, SslConfig, TlsVersion};
@@ -38,10 +46,119 @@ fn stamp(path: &PathBuf) -> Option<Stamp> {
     })
 }
 
-/// The client port's TLS settings and the server configuration currently in force.
+/// The host names of the ensemble's members by address (from their `server.N` lines):
+/// a member's certificate may name its host rather than its address.
+#[derive(Debug, Clone, Default)]
+pub struct PeerNames(BTreeMap<IpAddr, Vec<String>>);
+
+impl PeerNames {
+    /// Records that `host` is at `ip`.
+    pub fn add(&mut self, ip: IpAddr, host: &str) {
+        let names = self.0.entry(ip).or_default();
+        if host.parse::<IpAddr>().is_err() && !names.iter().any(|n| n == host) {
+            names.push(host.to_owned());
+        }
+    }
+
+    /// The names a certificate of a peer at `ip` may carry instead of the address:
+    /// its configured host names, and `localhost` for a loopback address (what Java's
+    /// reverse lookup gives there).
+    fn of(&self, ip: IpAddr) -> Vec<String> {
+        let mut v = self.0.get(&ip).cloned().unwrap_or_default();
+        if ip.is_loopback() && !v.iter().any(|n| n == "localhost") {
+            v.push("localhost".to_owned());
+        }
+        v
+    }
+
+    /// Whether `cert` is valid for a peer at `ip` (its address, else one of its names),
+    /// as Java's `ZKTrustManager` checks a quorum peer.
+    fn matches(&self, cert: &CertificateDer<'_>, ip: IpAddr) -> bool {
+        let Ok(parsed) = ParsedCertificate::try_from(cert) else {
+            return false;
+        };
+        if rustls::client::verify_server_name(&parsed, &ServerName::IpAddress(ip.into())).is_ok() {
+            return true;
+        }
+        self.of(ip).iter().any(|n| {
+            ServerName::try_from(n.as_str())
+                .is_ok_and(|name| rustls::client::verify_server_name(&parsed, &name).is_ok())
+        })
+    }
+}
+
+/// Checks a member's certificate when we dial it: the chain against the quorum
+/// truststore, and (with `ssl.quorum.hostnameVerification`) its address or host name.
+#[derive(Debug)]
+struct PeerVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+    names: Arc<PeerNames>,
+    verify_names: bool,
+}
+
+impl ServerCertVerifier for PeerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // The chain is checked before the name: a name error means a trusted chain.
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if !self.verify_names => Ok(ServerCertVerified::assertion()),
+            Err(
+                e @ rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName
+                    | CertificateError::NotValidForNameContext { .. },
+                ),
+            ) => match server_name {
+                ServerName::IpAddress(ip) if self.names.matches(end_entity, (*ip).into()) => {
+                    Ok(ServerCertVerified::assertion())
+                }
+                _ => Err(e),
+            },
+            r => r,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// TLS settings and the configurations currently in force: the acceptor's, and for the
+/// quorum links the dialer's too.
 pub struct TlsContext {
     ssl: SslConfig,
+    /// Quorum links only: the members' names, for the dialer and for checking a peer.
+    peers: Option<Arc<PeerNames>>,
     current: RwLock<Arc<ServerConfig>>,
+    client: RwLock<Option<Arc<ClientConfig>>>,
 }
 
 impl std::fmt::Debug for TlsContext {
@@ -68,40 +185,62 @@ fn provider(ssl: &SslConfig) -> Arc<CryptoProvider> {
     Arc::new(p)
 }
 
-/// Builds the rustls server configuration from the stores on disk.
-fn build(ssl: &SslConfig) -> Result<ServerConfig, String> {
-    let provider = provider(ssl);
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> = ssl
-        .versions
+fn versions(ssl: &SslConfig) -> Vec<&'static rustls::SupportedProtocolVersion> {
+    ssl.versions
         .iter()
         .map(|v| match v {
             TlsVersion::V12 => &rustls::version::TLS12,
             TlsVersion::V13 => &rustls::version::TLS13,
         })
-        .collect();
+        .collect()
+}
+
+/// The truststore's CAs.
+fn roots(ssl: &SslConfig) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    for (i, c) in stores::trust_store(&ssl.trust_store, ssl.prefix)?
+        .into_iter()
+        .enumerate()
+    {
+        roots.add(c).map_err(|e| {
+            format!(
+                "truststore {}: certificate {} is not a usable CA: {e}",
+                ssl.trust_store
+                    .location
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new(""))
+                    .display(),
+                i + 1
+            )
+        })?;
+    }
+    Ok(roots)
+}
+
+fn key_path(ssl: &SslConfig) -> std::path::Display<'_> {
+    ssl.key_store
+        .location
+        .as_deref()
+        .unwrap_or(std::path::Path::new(""))
+        .display()
+}
+
+/// Builds the rustls server configuration from the stores on disk.
+fn build(ssl: &SslConfig) -> Result<ServerConfig, String> {
+    let provider = provider(ssl);
     let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&versions)
-        .map_err(|e| format!("ssl.ciphersuites / ssl.enabledProtocols: {e}"))?;
+        .with_protocol_versions(&versions(ssl))
+        .map_err(|e| {
+            format!(
+                "{} / {}: {e}",
+                ssl.key("ciphersuites"),
+                ssl.key("enabledProtocols")
+            )
+        })?;
     let builder = match ssl.client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
         auth => {
-            let mut roots = RootCertStore::empty();
-            for (i, c) in stores::trust_store(&ssl.trust_store)?
-                .into_iter()
-                .enumerate()
-            {
-                roots.add(c).map_err(|e| {
-                    format!(
-                        "truststore {}: certificate {} is not a usable CA: {e}",
-                        ssl.trust_store
-                            .location
-                            .as_deref()
-                            .unwrap_or(std::path::Path::new(""))
-                            .display(),
-                        i + 1
-                    )
-                })?;
-            }
+            let roots = roots(ssl)?;
             let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             let v = match auth {
                 ClientAuth::Want => v.allow_unauthenticated(),
@@ -113,28 +252,115 @@ fn build(ssl: &SslConfig) -> Result<ServerConfig, String> {
             )
         }
     };
-    let keys = stores::key_store(&ssl.key_store)?;
-    builder.with_single_cert(keys.chain, keys.key).map_err(|e| {
-        format!(
-            "keystore {}: {e}",
-            ssl.key_store
-                .location
-                .as_deref()
-                .unwrap_or(std::path::Path::new(""))
-                .display()
-        )
-    })
+    let keys = stores::key_store(&ssl.key_store, ssl.prefix)?;
+    builder
+        .with_single_cert(keys.chain, keys.key)
+        .map_err(|e| format!("keystore {}: {e}", key_path(ssl)))
+}
+
+/// Builds the dialer's configuration of a quorum link: our certificate for the peer's
+/// check, the peer's checked by [`PeerVerifier`].
+fn build_client(ssl: &SslConfig, names: &Arc<PeerNames>) -> Result<ClientConfig, String> {
+    let provider = provider(ssl);
+    let inner =
+        WebPkiServerVerifier::builder_with_provider(Arc::new(roots(ssl)?), provider.clone())
+            .build()
+            .map_err(|e| format!("peer certificate verifier: {e}"))?;
+    let verifier = Arc::new(PeerVerifier {
+        inner,
+        names: names.clone(),
+        verify_names: ssl.hostname_verification,
+    });
+    let keys = stores::key_store(&ssl.key_store, ssl.prefix)?;
+    ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions(ssl))
+        .map_err(|e| {
+            format!(
+                "{} / {}: {e}",
+                ssl.key("ciphersuites"),
+                ssl.key("enabledProtocols")
+            )
+        })?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(keys.chain, keys.key)
+        .map_err(|e| format!("keystore {}: {e}", key_path(ssl)))
+}
+
+/// Both configurations of a context.
+fn build_all(
+    ssl: &SslConfig,
+    peers: Option<&Arc<PeerNames>>,
+) -> Result<(ServerConfig, Option<ClientConfig>), String> {
+    let server = build(ssl)?;
+    let client = peers.map(|p| build_client(ssl, p)).transpose()?;
+    Ok((server, client))
 }
 
 impl TlsContext {
     /// Reads the stores; an error names the file and the cause.
     pub fn new(ssl: &SslConfig) -> Result<Arc<TlsContext>, String> {
+        Self::with_peers(ssl, None)
+    }
+
+    /// The context of the quorum links (`ssl.quorum.*`): it also dials, and checks a
+    /// peer's certificate against its address or one of `names`.
+    pub fn for_quorum(ssl: &SslConfig, names: PeerNames) -> Result<Arc<TlsContext>, String> {
+        Self::with_peers(ssl, Some(Arc::new(names)))
+    }
+
+    fn with_peers(
+        ssl: &SslConfig,
+        peers: Option<Arc<PeerNames>>,
+    ) -> Result<Arc<TlsContext>, String> {
         ssl.validate()?;
-        let config = build(ssl)?;
+        let (server, client) = build_all(ssl, peers.as_ref())?;
         Ok(Arc::new(TlsContext {
             ssl: ssl.clone(),
-            current: RwLock::new(Arc::new(config)),
+            peers,
+            current: RwLock::new(Arc::new(server)),
+            client: RwLock::new(client.map(Arc::new)),
         }))
+    }
+
+    /// The settings this context was built from.
+    pub fn settings(&self) -> &SslConfig {
+        &self.ssl
+    }
+
+    /// A connector with the certificates currently in force (quorum contexts only).
+    pub fn connector(&self) -> Option<TlsConnector> {
+        let c = self.client.read().unwrap_or_else(|e| e.into_inner());
+        c.clone().map(TlsConnector::from)
+    }
+
+    /// Quorum links: whether a peer that connected from `ip` presented a certificate
+    /// valid for that address (or a name of it), when `ssl.quorum.hostnameVerification`
+    /// asks (Java's `QuorumX509Util` checks the connecting member too). Err: why not.
+    pub fn check_peer_name(
+        &self,
+        ip: IpAddr,
+        chain: Option<&[CertificateDer<'_>]>,
+    ) -> Result<(), String> {
+        let Some(peers) = &self.peers else {
+            return Ok(());
+        };
+        if !self.ssl.hostname_verification {
+            return Ok(());
+        }
+        match chain.and_then(|c| c.first()) {
+            // Without a certificate the verifier has already decided (clientAuth=want/none).
+            None => Ok(()),
+            Some(cert) if peers.matches(cert, ip) => Ok(()),
+            Some(_) => Err(format!(
+                "its certificate is not valid for {ip}{} ({} is on)",
+                match peers.of(ip).as_slice() {
+                    [] => String::new(),
+                    names => format!(" nor for {}", names.join(", ")),
+                },
+                self.ssl.key("hostnameVerification")
+            )),
+        }
     }
 
     /// An acceptor with the certificates currently in force.
@@ -151,7 +377,7 @@ impl TlsContext {
     fn files(&self) -> Vec<PathBuf> {
         let mut v = Vec::new();
         v.extend(self.ssl.key_store.location.clone());
-        if self.ssl.client_auth != ClientAuth::None {
+        if self.ssl.client_auth != ClientAuth::None || self.peers.is_some() {
             v.extend(self.ssl.trust_store.location.clone());
         }
         v
@@ -178,12 +404,19 @@ impl TlsContext {
                 continue;
             }
             let ssl = self.ssl.clone();
-            match tokio::task::spawn_blocking(move || build(&ssl)).await {
-                Ok(Ok(config)) => {
-                    *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+            let peers = self.peers.clone();
+            match tokio::task::spawn_blocking(move || build_all(&ssl, peers.as_ref())).await {
+                Ok(Ok((server, client))) => {
+                    *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(server);
+                    *self.client.write().unwrap_or_else(|e| e.into_inner()) = client.map(Arc::new);
                     tracing::info!(
-                        "TLS: {} changed, reloaded the client port's certificates",
-                        changed.join(", ")
+                        "TLS: {} changed, reloaded the {} certificates",
+                        changed.join(", "),
+                        if self.peers.is_some() {
+                            "quorum links'"
+                        } else {
+                            "client port's"
+                        }
                     );
                     seen = now;
                 }

@@ -20,17 +20,26 @@ pub struct KeyMaterial {
 }
 
 fn read(path: &Path, key: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path)
-        .map_err(|e| format!("ssl.{key}.location: cannot read {}: {e}", path.display()))
+    std::fs::read(path).map_err(|e| format!("{key}.location: cannot read {}: {e}", path.display()))
 }
 
+<<<<<<< HEAD
 /// Reads `ssl.keyStore.*`.
 pub fn key_store(spec: &StoreSpec) -> Result<KeyMaterial, String> {
     let kind = spec.store_type("keyStore")?;
+=======
+/// Reads `<prefix>keyStore.*` (`prefix` is `ssl.` or `ssl.quorum.`).
+pub(crate) fn key_store(spec: &StoreSpec, prefix: &str) -> Result<KeyMaterial, String> {
+    let key = format!("{prefix}keyStore");
+    let kind = spec.store_type(key.trim_start_matches("ssl."))?;
+>>>>>>> squorum
     let path = spec.location.as_deref().unwrap_or(Path::new(""));
-    let data = read(path, "keyStore")?;
+    let data = read(path, &key)?;
     let password = spec.password.as_deref().unwrap_or("");
-    let ctx = |e: String| format!("keystore {} ({kind:?}): {e}", path.display());
+    let ctx = |e: String| {
+        format!("keystore {} ({kind:?}): {e}", path.display())
+            .replace("ssl.keyStore.", &format!("{key}."))
+    };
     let m = match kind {
         StoreType::Pem => pem_key_store(&data),
         StoreType::Pkcs12 => pkcs12_key_store(&data, password),
@@ -46,13 +55,26 @@ pub fn key_store(spec: &StoreSpec) -> Result<KeyMaterial, String> {
     Ok(m)
 }
 
+<<<<<<< HEAD
 /// Reads `ssl.trustStore.*`: the CA certificates the peer's certificate must chain to.
 pub fn trust_store(spec: &StoreSpec) -> Result<Vec<CertificateDer<'static>>, String> {
     let kind = spec.store_type("trustStore")?;
+=======
+/// Reads `<prefix>trustStore.*`: the CA certificates peer certificates must chain to.
+pub(crate) fn trust_store(
+    spec: &StoreSpec,
+    prefix: &str,
+) -> Result<Vec<CertificateDer<'static>>, String> {
+    let key = format!("{prefix}trustStore");
+    let kind = spec.store_type(key.trim_start_matches("ssl."))?;
+>>>>>>> squorum
     let path = spec.location.as_deref().unwrap_or(Path::new(""));
-    let data = read(path, "trustStore")?;
+    let data = read(path, &key)?;
     let password = spec.password.as_deref();
-    let ctx = |e: String| format!("truststore {} ({kind:?}): {e}", path.display());
+    let ctx = |e: String| {
+        format!("truststore {} ({kind:?}): {e}", path.display())
+            .replace("ssl.trustStore.", &format!("{key}."))
+    };
     let certs = match kind {
         StoreType::Pem => pem_certs(&data),
         StoreType::Pkcs12 => pkcs12_certs(&data, password.unwrap_or("")),
