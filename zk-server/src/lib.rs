@@ -16,14 +16,9 @@
 //!   streams, autopurge.
 //! - [`zab`]: the ensemble protocols: leader election and atomic broadcast as state
 //!   machines, the quorum peer, the deterministic simulator.
-<<<<<<< HEAD
 //! - [`host`]: all tokio code: the client port, the node task (a standalone [`Server`] is
 //!   a node without a peer; an ensemble member's owns its quorum peer), the quorum wire
-//!   layer.
-=======
-//! - [`host`]: all tokio code: the client port, the standalone [`Server`], an ensemble
-//!   member's node task, the quorum wire layer and how its links are secured (TLS, quorum SASL).
->>>>>>> squorum
+//!   layer and how its links are secured (TLS, quorum SASL).
 //! - [`admin`]: counters and four-letter words.
 //! - [`testkit`]: in-process harnesses ([`Ensemble`]).
 #![deny(missing_docs)]

@@ -23,16 +23,10 @@ fn read(path: &Path, key: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{key}.location: cannot read {}: {e}", path.display()))
 }
 
-<<<<<<< HEAD
-/// Reads `ssl.keyStore.*`.
-pub fn key_store(spec: &StoreSpec) -> Result<KeyMaterial, String> {
-    let kind = spec.store_type("keyStore")?;
-=======
 /// Reads `<prefix>keyStore.*` (`prefix` is `ssl.` or `ssl.quorum.`).
-pub(crate) fn key_store(spec: &StoreSpec, prefix: &str) -> Result<KeyMaterial, String> {
+pub fn key_store(spec: &StoreSpec, prefix: &str) -> Result<KeyMaterial, String> {
     let key = format!("{prefix}keyStore");
     let kind = spec.store_type(key.trim_start_matches("ssl."))?;
->>>>>>> squorum
     let path = spec.location.as_deref().unwrap_or(Path::new(""));
     let data = read(path, &key)?;
     let password = spec.password.as_deref().unwrap_or("");
@@ -55,19 +49,13 @@ pub(crate) fn key_store(spec: &StoreSpec, prefix: &str) -> Result<KeyMaterial, S
     Ok(m)
 }
 
-<<<<<<< HEAD
-/// Reads `ssl.trustStore.*`: the CA certificates the peer's certificate must chain to.
-pub fn trust_store(spec: &StoreSpec) -> Result<Vec<CertificateDer<'static>>, String> {
-    let kind = spec.store_type("trustStore")?;
-=======
 /// Reads `<prefix>trustStore.*`: the CA certificates peer certificates must chain to.
-pub(crate) fn trust_store(
+pub fn trust_store(
     spec: &StoreSpec,
     prefix: &str,
 ) -> Result<Vec<CertificateDer<'static>>, String> {
     let key = format!("{prefix}trustStore");
     let kind = spec.store_type(key.trim_start_matches("ssl."))?;
->>>>>>> squorum
     let path = spec.location.as_deref().unwrap_or(Path::new(""));
     let data = read(path, &key)?;
     let password = spec.password.as_deref();
