@@ -836,6 +836,72 @@ impl Client {
         Ok(())
     }
 
+    // ---- synced reads ----
+
+    /// [`Self::sync`] then [`Self::get_data`] on the same connection, in one round trip.
+    ///
+    /// What it promises: reads in ZooKeeper are answered by the member the client is
+    /// connected to, which may lag the leader, so a plain read can miss a write another
+    /// client already had acknowledged. `sync` makes that member apply everything the
+    /// leader had committed when it handled the sync, and the read, queued behind it on the
+    /// same connection (a session's requests are answered in order), sees at least those
+    /// writes. Both are sent at once; if the connection drops between them the call fails
+    /// with that error rather than re-reading unsynced from another member.
+    ///
+    /// What it does not: it is not a linearizable read. The leader answers a sync without
+    /// a quorum round (ZOOKEEPER-1675 asks for sync to become a quorum operation), so a
+    /// deposed leader that has not yet noticed it is cut off can answer one from its stale
+    /// state; and writes racing the call may or may not be seen. For a decision that must
+    /// not act on stale state, use a conditional write (a version check or a `multi` with
+    /// `check`) instead.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// // Another process wrote /config and told us so out of band: see its write.
+    /// let (data, stat) = c.get_data_synced("/config").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_data_synced(&self, path: &str) -> Result<(Bytes, Stat)> {
+        self.synced(path, self.get_data(path, false)).await
+    }
+
+    /// [`Self::sync`] then [`Self::get_children`] (see [`Self::get_data_synced`] for what
+    /// it promises and what not).
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// let members = c.get_children_synced("/group").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_children_synced(&self, path: &str) -> Result<Vec<String>> {
+        self.synced(path, self.get_children(path, false)).await
+    }
+
+    /// [`Self::sync`] then [`Self::exists`] (see [`Self::get_data_synced`] for what it
+    /// promises and what not).
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// let there = c.exists_synced("/flag").await?.is_some();
+    /// # Ok(()) }
+    /// ```
+    pub async fn exists_synced(&self, path: &str) -> Result<Option<Stat>> {
+        self.synced(path, self.exists(path, false)).await
+    }
+
+    /// Sends a sync of `path` and then `read` (both queued before either is awaited, so
+    /// they share a connection); the read counts only if the sync succeeded.
+    async fn synced<T>(
+        &self,
+        path: &str,
+        read: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        // `join` polls the sync first: its request is queued before the read's.
+        let (synced, value) = futures::future::join(self.sync(path), read).await;
+        synced?;
+        value
+    }
+
     // ---- multi ----
 
     /// Starts an atomic transaction (see [`Transaction`]).
