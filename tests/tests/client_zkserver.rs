@@ -64,3 +64,11 @@ async fn reconnect_jitter_spreads_a_crowd_against_zk_server() {
     );
     server.stop().await.unwrap();
 }
+
+/// Request and connection spans with their fields, and the client's counters.
+#[tokio::test]
+async fn spans_and_counters_against_zk_server() {
+    let server = zk_server::testkit::TestServer::start().await.unwrap();
+    client_scenarios::observability::spans_and_counters(&server.connect_string()).await;
+    server.stop().await.unwrap();
+}

@@ -258,6 +258,7 @@ impl ClientBuilder {
         let shared = Arc::new(Shared {
             state: state_tx,
             info: Mutex::new(SessionInfo::default()),
+            counters: Default::default(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(driver::run(

@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tracing::Instrument;
 use tokio::sync::{mpsc, oneshot, watch};
 use zk_proto::ops::{
     Create2Response, CreateResponse, GetAclResponse, GetAllChildrenNumberResponse,
@@ -22,6 +23,7 @@ use crate::builder::ClientBuilder;
 use crate::driver::{Command, Shared, Sink};
 use crate::error::{Error, Result};
 use crate::hosts::HostPort;
+use crate::metrics::Metrics;
 use crate::multi::{MultiRead, Transaction};
 use crate::path::{validate_path, Chroot};
 use crate::session::{PostAction, Reply, Submit};
@@ -80,6 +82,42 @@ fn ok_body(reply: Reply, path: &str) -> Result<JuteReader> {
     } else {
         Err(Error::from_code_at(reply.err, path))
     }
+}
+
+/// The server path a request body starts with, for the request's span (requests about
+/// one node put its path first).
+fn body_path(op: OpCode, body: &[u8]) -> Option<String> {
+    use OpCode::*;
+    if !matches!(
+        op,
+        Create
+            | Delete
+            | Exists
+            | GetData
+            | SetData
+            | GetAcl
+            | SetAcl
+            | GetChildren
+            | Sync
+            | GetChildren2
+            | CheckWatches
+            | RemoveWatches
+            | CreateContainer
+            | CreateTtl
+            | Create2
+            | GetEphemerals
+            | GetAllChildrenNumber
+            | AddWatch
+    ) {
+        return None;
+    }
+    let mut b = body;
+    if b.len() < 4 {
+        return None;
+    }
+    let len = usize::try_from(b.get_i32()).ok()?;
+    let p = b.get(..len)?;
+    Some(String::from_utf8_lossy(p).into_owned())
 }
 
 fn decode<T: Record>(reply: Reply, path: &str) -> Result<T> {
@@ -384,6 +422,21 @@ impl Client {
                 max: self.inner.max_frame,
             });
         }
+        let span = tracing::debug_span!(
+            "zk_request",
+            op = ?op,
+            path = tracing::field::Empty,
+            xid = tracing::field::Empty,
+            zxid = tracing::field::Empty,
+            server = tracing::field::Empty,
+            err = tracing::field::Empty,
+        );
+        if !span.is_disabled() {
+            if let Some(p) = body_path(op, &body) {
+                span.record("path", self.client_path(&p).as_str());
+            }
+        }
+        let started = std::time::Instant::now();
         let (tx, rx) = oneshot::channel();
         let req = Submit {
             op,
@@ -391,11 +444,50 @@ impl Client {
             post,
             reply: tx,
         };
-        self.inner
-            .tx
-            .send(Command::Request(req, sink))
-            .map_err(|_| self.terminal_error(self.state()))?;
-        rx.await.map_err(|_| self.terminal_error(self.state()))?
+        // Sent before the first await: callers rely on the order of their calls' first
+        // polls being the order on the wire (see `synced`).
+        let sent = self.inner.tx.send(Command::Request(req, sink));
+        let res = async {
+            sent.map_err(|_| self.terminal_error(self.state()))?;
+            rx.await.map_err(|_| self.terminal_error(self.state()))?
+        }
+        .instrument(span.clone())
+        .await;
+        let code = match &res {
+            Ok(r) if r.err == ErrorCode::Ok => None,
+            // How the server says "no such node" to `exists`: an answer, not an error.
+            Ok(r) if op == OpCode::Exists && r.err == ErrorCode::NoNode => None,
+            Ok(r) => Some(r.err),
+            Err(e) => e.code(),
+        };
+        self.inner.shared.counters.request(started.elapsed(), code);
+        if !span.is_disabled() {
+            if let Ok(r) = &res {
+                span.record("xid", r.xid);
+                span.record("zxid", r.zxid);
+            }
+            if let Some(h) = self.connected_host() {
+                span.record("server", h.to_string().as_str());
+            }
+            if let Some(c) = code {
+                span.record("err", tracing::field::debug(c));
+            }
+        }
+        res
+    }
+
+    /// This client's counters (requests, latency, errors by code, connection attempts,
+    /// reconnects, expiries, watch events), shared by its clones; see [`Metrics`].
+    ///
+    /// ```no_run
+    /// # fn f(c: zk_client::Client) {
+    /// let m = c.metrics();
+    /// println!("{} requests, {} errors, mean {:?}, {} reconnects",
+    ///     m.requests, m.error_count(), m.mean_latency(), m.reconnects);
+    /// # }
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        self.inner.shared.counters.snapshot()
     }
 
     async fn path_watch_call(

@@ -6,6 +6,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod failover;
+pub mod observability;
 pub mod stampede;
 mod watches;
 pub use watches::watch_suite;

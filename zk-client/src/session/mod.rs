@@ -69,6 +69,9 @@ pub struct SessionConfig {
 /// A reply frame for a user request; the body is decoded by the caller, which knows the type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
+    /// xid of the request and its reply (0 for a reply made locally, e.g. a close
+    /// without a server).
+    pub xid: i32,
     /// zxid of the reply header.
     pub zxid: i64,
     /// Server code (`Ok` or not; a failed multi still has a body).
@@ -496,6 +499,7 @@ impl<R> Session<R> {
                 self.actions.push_back(Action::Reply(
                     reply,
                     Ok(Reply {
+                        xid: 0,
                         zxid: self.last_zxid,
                         err: ErrorCode::Ok,
                         body: Bytes::new(),
@@ -579,6 +583,7 @@ impl<R> Session<R> {
                 self.actions.push_back(Action::Reply(
                     p.req.reply,
                     Ok(Reply {
+                        xid: 0,
                         zxid: self.last_zxid,
                         err: ErrorCode::Ok,
                         body: Bytes::new(),
@@ -919,6 +924,7 @@ impl<R> Session<R> {
                 } else if let Some(w) = waiter {
                     let res = if hdr.err == ErrorCode::Ok {
                         Ok(Reply {
+                            xid: hdr.xid,
                             zxid: hdr.zxid,
                             err: hdr.err,
                             body: Bytes::new(),
@@ -970,6 +976,7 @@ impl<R> Session<R> {
             self.actions.push_back(Action::Reply(
                 reply,
                 Ok(Reply {
+                    xid: hdr.xid,
                     zxid: hdr.zxid,
                     err: hdr.err,
                     body: r.take_rest(),
