@@ -54,8 +54,7 @@ async fn reconnect_jitter_spreads_a_crowd_against_zk_server() {
     .await;
     assert_eq!(jittered.window_ms, 1000.0);
     stampede::assert_spread(&jittered);
-    let burst =
-        stampede::reconnect_after_server_loss(&hosts, 1000, session, Duration::ZERO).await;
+    let burst = stampede::reconnect_after_server_loss(&hosts, 1000, session, Duration::ZERO).await;
     eprintln!(
         "without jitter: p10 {:.0} ms, p90 {:.0} ms, last {:.0} ms",
         burst.quantile(0.1),

@@ -181,8 +181,10 @@ impl ClientBuilder {
     }
 
     /// Delay policy given as a `backoff` crate policy.
-    #[deprecated(note = "use `retry_policy(RetryPolicy::...)`: the public API no longer \
-                         names the backoff crate")]
+    #[deprecated(
+        note = "use `retry_policy(RetryPolicy::...)`: the public API no longer \
+                         names the backoff crate"
+    )]
     pub fn backoff(mut self, policy: impl Backoff + Send + 'static) -> Self {
         self.retry = RetryPolicy::from_backoff(policy);
         self

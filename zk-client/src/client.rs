@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use tracing::Instrument;
 use tokio::sync::{mpsc, oneshot, watch};
+use tracing::Instrument;
 use zk_proto::ops::{
     Create2Response, CreateResponse, GetAclResponse, GetAllChildrenNumberResponse,
     GetChildren2Response, GetChildrenResponse, GetDataResponse, GetEphemeralsResponse,

@@ -130,17 +130,19 @@ impl RetryPolicy {
                 initial,
                 max,
                 multiplier,
-            } => Inner::Own(Box::new(backoff::exponential::ExponentialBackoff::<Frozen> {
-                current_interval: *initial,
-                initial_interval: *initial,
-                // Jitter is ours (seeded); backoff's would use the thread's generator.
-                randomization_factor: 0.0,
-                multiplier: *multiplier,
-                max_interval: *max,
-                start_time: now,
-                max_elapsed_time: None,
-                clock: Frozen(now),
-            })),
+            } => Inner::Own(Box::new(
+                backoff::exponential::ExponentialBackoff::<Frozen> {
+                    current_interval: *initial,
+                    initial_interval: *initial,
+                    // Jitter is ours (seeded); backoff's would use the thread's generator.
+                    randomization_factor: 0.0,
+                    multiplier: *multiplier,
+                    max_interval: *max,
+                    start_time: now,
+                    max_elapsed_time: None,
+                    clock: Frozen(now),
+                },
+            )),
             Kind::Fixed(d) => Inner::Own(Box::new(backoff::backoff::Constant::new(*d))),
             Kind::Legacy(b) => Inner::Shared(b.clone()),
         };
@@ -219,7 +221,10 @@ mod tests {
         for b in base {
             let got = d.next(&mut rng).unwrap().as_secs_f64() * 1000.0;
             let b = b as f64;
-            assert!(got >= b * 0.75 - 1e-6 && got <= b * 1.25 + 1e-6, "{got} vs {b}");
+            assert!(
+                got >= b * 0.75 - 1e-6 && got <= b * 1.25 + 1e-6,
+                "{got} vs {b}"
+            );
         }
         d.reset();
         let first = d.next(&mut rng).unwrap().as_millis();
@@ -234,7 +239,9 @@ mod tests {
         let run = |seed| {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
             let mut d = RetryPolicy::default().start(Instant::now());
-            (0..8).map(|_| d.next(&mut rng).unwrap()).collect::<Vec<_>>()
+            (0..8)
+                .map(|_| d.next(&mut rng).unwrap())
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(3), run(3));
         assert_ne!(run(3), run(4));

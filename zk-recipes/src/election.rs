@@ -14,8 +14,8 @@ use tokio::task::JoinHandle;
 
 use crate::contender::{Contender, Turn, LOCK};
 use crate::error::{Error, Result};
-use crate::fencing::FencingToken;
 use crate::events::{EventStream, Subscribers};
+use crate::fencing::FencingToken;
 use crate::session::{Session, SessionEvent, SessionWatcher};
 
 /// A leadership change.

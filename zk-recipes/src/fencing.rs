@@ -114,7 +114,9 @@ mod tests {
         f.check(FencingToken::new(5)).unwrap();
         f.check(FencingToken::new(5)).unwrap();
         let e = f.check(FencingToken::new(4)).unwrap_err();
-        assert!(matches!(e, Error::StaleToken { accepted, .. } if accepted == FencingToken::new(5)));
+        assert!(
+            matches!(e, Error::StaleToken { accepted, .. } if accepted == FencingToken::new(5))
+        );
         assert!(e.to_string().contains("stale fencing token 0x4"), "{e}");
         f.check(FencingToken::new(9)).unwrap();
         assert!(f.check(FencingToken::new(5)).is_err());

@@ -544,7 +544,9 @@ pub async fn synced_reads(writer_host: &str, reader_host: &str) {
     let w = connect(writer_host).await;
     let r = connect(reader_host).await;
     assert_ne!(w.connected_host(), r.connected_host(), "two members");
-    let _ = w.create("/synced", b"", &open(), CreateMode::Persistent).await;
+    let _ = w
+        .create("/synced", b"", &open(), CreateMode::Persistent)
+        .await;
     for i in 0..100u32 {
         let v = i.to_string();
         w.set_data("/synced", v.as_bytes(), None).await.unwrap();

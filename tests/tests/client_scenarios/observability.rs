@@ -32,8 +32,7 @@ struct Fields<'a>(&'a mut BTreeMap<String, String>);
 
 impl Visit for Fields<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().to_owned(), format!("{value:?}"));
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         self.0.insert(field.name().to_owned(), value.to_owned());
@@ -48,7 +47,10 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
         };
         attrs.record(&mut Fields(&mut rec.fields));
         let mut spans = self.spans.lock().unwrap();
-        self.by_id.lock().unwrap().insert(id.into_u64(), spans.len());
+        self.by_id
+            .lock()
+            .unwrap()
+            .insert(id.into_u64(), spans.len());
         spans.push(rec);
     }
 
@@ -154,7 +156,10 @@ pub async fn spans_and_counters(hosts: &str) {
     // The exists watch fired on the create.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while c.metrics().watch_events < 1 {
-        assert!(tokio::time::Instant::now() < deadline, "no watch event counted");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no watch event counted"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(m.reconnects, 0);
@@ -185,8 +190,7 @@ pub async fn spans_and_counters(hosts: &str) {
         {
             let _ = other.close().await;
         }
-        if c
-            .wait_for_state(Duration::from_secs(3), |s| s == SessionState::Expired)
+        if c.wait_for_state(Duration::from_secs(3), |s| s == SessionState::Expired)
             .await
             .is_ok()
         {

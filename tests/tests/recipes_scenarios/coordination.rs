@@ -298,7 +298,11 @@ pub async fn fencing(hosts: &str) {
         .unwrap();
     assert_eq!(t1, FencingToken::new(stat.czxid));
     l1.acquire().await.unwrap();
-    assert_eq!(l1.fencing_token(), Some(t1), "reentrant hold keeps its token");
+    assert_eq!(
+        l1.fencing_token(),
+        Some(t1),
+        "reentrant hold keeps its token"
+    );
 
     // The downstream resource: writes carry the token.
     let storage = Fence::new();
@@ -318,9 +322,16 @@ pub async fn fencing(hosts: &str) {
         .unwrap()
         .unwrap();
     let t2 = l2.fencing_token().expect("new holder's token");
-    assert!(t2 > t1, "next holder's token {t2} must exceed the expired holder's {t1}");
+    assert!(
+        t2 > t1,
+        "next holder's token {t2} must exceed the expired holder's {t1}"
+    );
     assert_eq!(l1.fencing_token(), None, "expired holder holds nothing");
-    assert_eq!(l1.last_fencing_token(), Some(t1), "but remembers what it held");
+    assert_eq!(
+        l1.last_fencing_token(),
+        Some(t1),
+        "but remembers what it held"
+    );
     storage.check(t2).unwrap();
     // The stale holder, unaware, writes with its old token: refused.
     let stale = storage.check(l1.last_fencing_token().unwrap()).unwrap_err();

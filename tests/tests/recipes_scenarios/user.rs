@@ -468,7 +468,10 @@ impl StreamView {
         match ev {
             DiscoveryEvent::Up(i) => {
                 let id = i.id.clone();
-                assert!(self.view.insert(id.clone(), i).is_none(), "Up of {id} twice");
+                assert!(
+                    self.view.insert(id.clone(), i).is_none(),
+                    "Up of {id} twice"
+                );
             }
             DiscoveryEvent::Changed(i) => {
                 let id = i.id.clone();
@@ -478,7 +481,11 @@ impl StreamView {
                 );
             }
             DiscoveryEvent::Down(i) => {
-                assert!(self.view.remove(&i.id).is_some(), "Down of unknown {}", i.id);
+                assert!(
+                    self.view.remove(&i.id).is_some(),
+                    "Down of unknown {}",
+                    i.id
+                );
             }
             DiscoveryEvent::Initialized => {
                 assert!(!self.initialized, "Initialized twice");
@@ -597,7 +604,10 @@ pub async fn discovery_stream(hosts: &str) {
         kept.extend(churn.await.unwrap());
         let truth = by_id(registry.instances("feed").await.unwrap());
         assert_eq!(truth.len(), 3 + kept.len());
-        until("cache matches the registry", || by_id(cache.instances()) == truth).await;
+        until("cache matches the registry", || {
+            by_id(cache.instances()) == truth
+        })
+        .await;
         for (view, stream) in consumers.iter_mut() {
             view.catch_up(stream, &truth).await;
         }
@@ -617,7 +627,11 @@ pub async fn discovery_stream(hosts: &str) {
             truth.len()
         );
     }
-    assert!(consumers.len() >= 6, "only {} subscriptions raced", consumers.len());
+    assert!(
+        consumers.len() >= 6,
+        "only {} subscriptions raced",
+        consumers.len()
+    );
 }
 
 /// Out of rotation without unregistering (CURATOR-38/275): a disabled instance stays
@@ -677,7 +691,10 @@ pub async fn rotation(hosts: &str) {
         assert!(!got.contains("b"), "picked a disabled instance: {got:?}");
     }
     let listed = registry.instances("rot").await.unwrap();
-    let b = listed.iter().find(|i| i.id == "b").expect("b still registered");
+    let b = listed
+        .iter()
+        .find(|i| i.id == "b")
+        .expect("b still registered");
     assert!(!b.enabled);
     assert_eq!(b.load.as_ref().map(|l| l.value), Some(0), "load kept");
     // Least-loaded now goes to a (5) rather than c (9).
@@ -746,10 +763,13 @@ pub async fn rotation(hosts: &str) {
     until("more checks", || checks.load(Ordering::SeqCst) >= seen + 4).await;
     assert!(monitor.is_healthy());
     assert_eq!(p_listed(&registry, "c").await, Some(false));
-    assert_eq!(enabled_ids(providers[0].cache())
-        .iter()
-        .filter(|i| *i == "c")
-        .count(), 0);
+    assert_eq!(
+        enabled_ids(providers[0].cache())
+            .iter()
+            .filter(|i| *i == "c")
+            .count(),
+        0
+    );
     drop(monitor);
 }
 

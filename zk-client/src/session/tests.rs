@@ -698,9 +698,15 @@ fn reconnect_at(seed: u64, bound_ms: u64) -> u64 {
     let ms = at.duration_since(h.t0).as_millis() as u64;
     // Nothing happens before it; the attempt is made at it.
     h.s.tick(at - Duration::from_millis(1));
-    assert!(h.actions().iter().all(|a| !matches!(a, Action::Connect { .. })));
+    assert!(h
+        .actions()
+        .iter()
+        .all(|a| !matches!(a, Action::Connect { .. })));
     h.s.tick(at);
-    assert!(h.actions().iter().any(|a| matches!(a, Action::Connect { .. })));
+    assert!(h
+        .actions()
+        .iter()
+        .any(|a| matches!(a, Action::Connect { .. })));
     ms
 }
 
@@ -718,7 +724,10 @@ fn reconnect_jitter_is_seeded_bounded_and_spread() {
         assert!((100..=500).contains(&ms), "seed {seed}: {ms} ms");
         buckets[(((ms - 100) / 40) as usize).min(9)] += 1;
     }
-    assert!(buckets.iter().all(|n| (60..=140).contains(n)), "{buckets:?}");
+    assert!(
+        buckets.iter().all(|n| (60..=140).contains(n)),
+        "{buckets:?}"
+    );
     // Capped at a fifth of the session timeout (3 s here): a 10 s bound acts as 600 ms.
     let worst = (0..200).map(|s| reconnect_at(s, 10_000)).max().unwrap();
     assert!((500..=700).contains(&worst), "{worst}");
