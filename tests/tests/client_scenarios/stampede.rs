@@ -24,11 +24,16 @@ impl Spread {
         self.attempts_ms[i]
     }
 
-    /// Attempts per tenth of the window.
+    /// Attempts per tenth of the window, the window starting at the first attempt: a
+    /// busy machine takes a while to notice a thousand dropped connections, which shifts
+    /// every attempt alike and says nothing about their spread.
     pub fn tenths(&self) -> [usize; 10] {
+        let first = self.attempts_ms[0];
         let mut b = [0usize; 10];
         for t in &self.attempts_ms {
-            let i = (t / (self.window_ms / 10.0)).floor().clamp(0.0, 9.0) as usize;
+            let i = ((t - first) / (self.window_ms / 10.0))
+                .floor()
+                .clamp(0.0, 9.0) as usize;
             b[i] += 1;
         }
         b
@@ -115,16 +120,16 @@ pub fn assert_spread(s: &Spread) {
         s.window_ms,
         s.attempts_ms[n - 1]
     );
-    // Uniform over the window: p10/p50/p90 near 10/50/90% of it (wide margins: a busy
-    // machine delays timers, never advances them).
-    assert!(p10 >= 0.02 * s.window_ms, "p10 {p10} too early");
+    // Uniform over the window: p10 to p90 covers most of it (a busy machine delays
+    // timers, which can only bunch attempts, never spread them).
     assert!(
         p90 - p10 >= 0.5 * s.window_ms,
         "attempts bunched: p10 {p10} p90 {p90}"
     );
     assert!(
-        p50 >= 0.3 * s.window_ms && p50 <= 0.75 * s.window_ms + 100.0,
-        "p50 {p50}"
+        p50 - s.attempts_ms[0] >= 0.3 * s.window_ms,
+        "half the crowd within {} ms of the first attempt",
+        p50 - s.attempts_ms[0]
     );
     // No burst: no tenth of the window takes more than a quarter of the crowd (10% each
     // if uniform), and every tenth sees some.
