@@ -20,7 +20,9 @@
 //! pings, read timeout, SetWatches replay, self-reported expiry); `driver` runs it on a
 //! tokio socket; [`Client`] (client.rs) is the typed API, [`multi`] the transaction builder,
 //! [`watch`] the watch registry and streams, [`hosts`] / [`path`] parse connect strings and
-//! validate paths, [`builder`] holds the settings, [`error`] the one error enum.
+//! validate paths, [`builder`] holds the settings, [`retry`] the delays between connection
+//! attempts and the reconnect jitter, [`metrics`] the counters (and the tracing spans),
+//! [`error`] the one error enum.
 #![deny(missing_docs)]
 
 mod arena;

@@ -217,6 +217,8 @@ impl Shared {
             None => TreeEvent::Added(path.to_owned(), node.clone()),
         };
         nodes.insert(path.to_owned(), node);
+        #[cfg(test)]
+        hooks::at_emit();
         self.events.emit(ev);
     }
 
@@ -349,6 +351,16 @@ mod hooks {
     type Hook = Box<dyn Fn() + Send>;
     pub(super) static AT_SUBSCRIBE: Mutex<Option<Hook>> = Mutex::new(None);
 
+    pub(super) static AT_EMIT: Mutex<Option<Hook>> = Mutex::new(None);
+
+    /// Between a change to the cache and its event.
+    pub(super) fn at_emit() {
+        let h = AT_EMIT.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = h {
+            h();
+        }
+    }
+
     pub(super) fn at_subscribe() {
         if let Ok(h) = AT_SUBSCRIBE.lock() {
             if let Some(h) = h.as_ref() {
@@ -361,6 +373,9 @@ mod hooks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hooks are global: tests that set them run one at a time.
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
     fn node(mzxid: i64) -> CachedNode {
         CachedNode {
@@ -377,6 +392,7 @@ mod tests {
     /// the writer is started from inside the subscription (the hook) and must wait for it.
     #[tokio::test]
     async fn a_change_during_subscription_is_in_the_snapshot_or_the_stream() {
+        let _serial = SERIAL.lock().await;
         let shared = Arc::new(Shared {
             root: "/r".into(),
             max_depth: 1,
@@ -422,5 +438,41 @@ mod tests {
             });
         }
         assert_eq!(got, ["+/r/b@2", "~/r/a@3", "-/r/a@3"]);
+    }
+
+    /// A subscription attempted between a change and its event waits for the event to
+    /// go out: it then has the change in its snapshot and not on its stream (no double).
+    #[tokio::test]
+    async fn a_subscription_between_a_change_and_its_event_sees_it_once() {
+        let _serial = SERIAL.lock().await;
+        let shared = Arc::new(Shared {
+            root: "/r".into(),
+            max_depth: 1,
+            nodes: RwLock::new(Nodes::new()),
+            events: Subscribers::new(),
+        });
+        let cache = Arc::new(TreeCache {
+            shared: shared.clone(),
+            task: tokio::spawn(async {}),
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let subscriber = cache.clone();
+        *hooks::AT_EMIT.lock().unwrap() = Some(Box::new(move || {
+            // The change is in the map, its event not yet sent: subscribe now, and give
+            // the subscription every chance to get through before the event goes out.
+            let subscriber = subscriber.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(subscriber.snapshot_and_events());
+            });
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }));
+        shared.upsert("/r/b", node(2));
+        let (snap, mut events) = rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+        assert!(snap.contains_key("/r/b"));
+        let next = tokio::time::timeout(std::time::Duration::from_millis(50), events.recv()).await;
+        assert!(next.is_err(), "the change came twice: {next:?}");
+        shared.upsert("/r/c", node(3));
+        assert!(matches!(events.recv().await, Some(TreeEvent::Added(p, _)) if p == "/r/c"));
     }
 }

@@ -54,17 +54,11 @@ impl Registration {
         self.node.path()
     }
 
-    /// Rewrites the instance (id and name must stay). Its `enabled` becomes the
-    /// operator's choice ([`Self::set_enabled`]); a failing health check still keeps it
-    /// out of rotation.
+    /// Rewrites the instance (id and name must stay). Its `enabled` field is ignored:
+    /// rotation is [`Self::set_enabled`]'s and the health check's (so rewriting a copy
+    /// read while unhealthy does not disable the instance for good).
     pub async fn update(&self, instance: ServiceInstance) -> Result<()> {
-        self.modify(|i| {
-            if let Ok(mut f) = self.flags.lock() {
-                f.admin = instance.enabled;
-            }
-            *i = instance;
-        })
-        .await
+        self.modify(|i| *i = instance).await
     }
 
     /// Applies `f` to the instance and writes the result, one update at a time.
