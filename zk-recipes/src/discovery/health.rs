@@ -38,7 +38,7 @@ impl Default for HealthOptions {
 }
 
 /// Runs a health check against a [`Registration`] and flips its `enabled` with the
-/// result (see the module docs). An operator's [`Registration::set_enabled(false)`] wins:
+/// result (see the module docs). An operator's `set_enabled(false)` ([`Registration::set_enabled`]) wins:
 /// a passing check does not put back an instance taken out by hand. Stops when dropped
 /// (leaving the last published status).
 ///
