@@ -1,8 +1,10 @@
 //! Service registration + discovery with least-loaded routing, all in one process:
 //! four TCP "servers" of different speeds register under `/services/echo` and publish
 //! their number of in-flight requests; three clients discover them through a cache and
-//! send each request to the least-loaded instance. Halfway through, one server crashes
-//! (its session is closed) and the clients stop routing to it.
+//! send each request to the least-loaded instance. Early on, the fastest server is taken
+//! out of rotation for a while (still registered: drained, as for maintenance) and put
+//! back; halfway through, one server crashes (its session is closed) and the clients stop
+//! routing to it.
 //!
 //! `cargo run -p examples --example service_discovery [-- --hosts h:p,...]`
 
@@ -14,7 +16,9 @@ use futures::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use zk_recipes::balancing::{LeastLoaded, LoadPublisher, ServiceProvider};
-use zk_recipes::discovery::{DiscoveryEvent, ServiceCache, ServiceInstance, ServiceRegistry};
+use zk_recipes::discovery::{
+    DiscoveryEvent, Registration, ServiceCache, ServiceInstance, ServiceRegistry,
+};
 use zk_recipes::Session;
 
 type Tally = Arc<Mutex<BTreeMap<String, u32>>>;
@@ -24,7 +28,7 @@ async fn server(
     hosts: String,
     id: String,
     service_ms: u64,
-) -> Result<(Session, LoadPublisher), Box<dyn std::error::Error>> {
+) -> Result<(Session, LoadPublisher, Arc<Registration>), Box<dyn std::error::Error>> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     let session = Session::connect(&hosts).await?;
@@ -34,8 +38,9 @@ async fn server(
                 .with_payload(serde_json::json!({ "service_ms": service_ms })),
         )
         .await?;
+    let registration = Arc::new(registration);
     let publisher = LoadPublisher::start(
-        Arc::new(registration),
+        registration.clone(),
         0,
         Duration::from_millis(20),  // at most 50 load writes per second
         Duration::from_millis(500), // heartbeat even when the load is unchanged
@@ -56,7 +61,7 @@ async fn server(
             });
         }
     });
-    Ok((session, publisher))
+    Ok((session, publisher, registration))
 }
 
 /// One client: picks the least-loaded instance for every request.
@@ -107,13 +112,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let session = Session::connect(&hosts).await?;
     let registry = ServiceRegistry::new(&session, "/services");
     let watch = ServiceCache::start(&registry, "echo").await?;
-    let mut events = watch.events();
+    // The current instances first, then every change: no gap between the two.
+    let mut events = watch.stream();
     tokio::spawn(async move {
+        let mut enabled = BTreeMap::new();
         while let Some(ev) = events.next().await {
             match ev {
-                DiscoveryEvent::Up(i) => println!("  [discovery] up   {} {}", i.id, i.endpoint()),
+                DiscoveryEvent::Up(i) => {
+                    println!("  [discovery] up   {} {}", i.id, i.endpoint());
+                    enabled.insert(i.id, i.enabled);
+                }
+                DiscoveryEvent::Initialized => println!("  [discovery] initial set complete"),
+                DiscoveryEvent::Changed(i) => {
+                    if enabled.insert(i.id.clone(), i.enabled) != Some(i.enabled) {
+                        let what = if i.enabled {
+                            "back in rotation"
+                        } else {
+                            "out of rotation"
+                        };
+                        println!("  [discovery] {} {what}", i.id);
+                    }
+                }
                 DiscoveryEvent::Down(i) => println!("  [discovery] down {}", i.id),
-                _ => {}
+                DiscoveryEvent::Session(_) => {}
             }
         }
     });
@@ -128,9 +149,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         clients.push(tokio::spawn(client(provider, 300, tally.clone())));
     }
 
+    // Drain s1 for a while: registered, but no client picks it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s1 = servers[0].1 .2.clone();
+    s1.set_enabled(false).await?;
+    println!("server s1 drained (out of rotation)");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s1.set_enabled(true).await?;
+    println!("server s1 back in rotation");
+
     // Crash s2 halfway: its ephemeral registration disappears with its session.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let (_, (s2_session, _s2_pub)) = servers.remove(1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (_, (s2_session, _s2_pub, _)) = servers.remove(1);
     s2_session.close().await?;
     println!("server s2 crashed");
 
@@ -141,7 +171,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (id, n) in tally.lock().unwrap().iter() {
         println!("  {id}: {n}");
     }
-    for (_, (s, p)) in servers {
+    for (_, (s, p, _)) in servers {
         drop(p);
         s.close().await?;
     }

@@ -151,7 +151,7 @@ fn hosts(ports: &[u16]) -> String {
 async fn client(hosts: &str) -> Client {
     Client::builder(hosts)
         .session_timeout(Duration::from_secs(10))
-        .backoff(backoff::backoff::Constant::new(Duration::from_millis(10)))
+        .retry_policy(zk_client::RetryPolicy::fixed(Duration::from_millis(10)))
         .connect()
         .await
         .expect("connect")

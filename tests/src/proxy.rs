@@ -42,6 +42,8 @@ pub struct Proxy {
     addr: SocketAddr,
     faults: watch::Sender<Faults>,
     accepted: Arc<Mutex<u64>>,
+    /// When each connection was accepted, in order.
+    accept_times: Arc<Mutex<Vec<std::time::Instant>>>,
     task: JoinHandle<()>,
 }
 
@@ -59,12 +61,17 @@ impl Proxy {
         });
         let accepted = Arc::new(Mutex::new(0u64));
         let count = accepted.clone();
+        let accept_times = Arc::new(Mutex::new(Vec::new()));
+        let times = accept_times.clone();
         let task = tokio::spawn(async move {
             let mut conns: Vec<JoinHandle<()>> = Vec::new();
             while let Ok((client, _)) = listener.accept().await {
                 conns.retain(|c| !c.is_finished());
                 if let Ok(mut n) = count.lock() {
                     *n += 1;
+                }
+                if let Ok(mut t) = times.lock() {
+                    t.push(std::time::Instant::now());
                 }
                 let f = rx.borrow().clone();
                 if f.refuse {
@@ -82,6 +89,7 @@ impl Proxy {
             addr,
             faults: tx,
             accepted,
+            accept_times,
             task,
         })
     }
@@ -94,6 +102,15 @@ impl Proxy {
     /// Connections accepted so far.
     pub fn accepted(&self) -> u64 {
         self.accepted.lock().map(|n| *n).unwrap_or(0)
+    }
+
+    /// When each connection so far was accepted (the server's view of connection
+    /// attempts, e.g. to measure how a crowd of clients reconnects).
+    pub fn accept_times(&self) -> Vec<std::time::Instant> {
+        self.accept_times
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default()
     }
 
     /// Closes every current connection.

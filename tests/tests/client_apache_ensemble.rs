@@ -87,3 +87,10 @@ async fn failover_and_expiry_on_apache_ensemble() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synced_reads_across_apache_members() {
+    let ens = tests::apache::ApacheEnsemble::start_n(3).expect("ensemble");
+    let host = |i: usize| format!("127.0.0.1:{}", ens.nodes[i].client_port);
+    client_scenarios::synced_reads(&host(0), &host(1)).await;
+}

@@ -54,3 +54,11 @@ async fn session_fails_over_to_another_member_then_expires() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synced_reads_on_a_follower_see_writes_acknowledged_by_the_leader() {
+    let ens = ensemble().await;
+    let leader = ens.leader().expect("leader");
+    let writer = ens.client_addr(leader).expect("leader addr").to_string();
+    client_scenarios::synced_reads(&writer, &follower(&ens)).await;
+}

@@ -75,3 +75,12 @@ scenario!(
     tree_cache_against_apache,
     recipes_scenarios::data::tree_cache
 );
+scenario!(
+    discovery_stream_against_apache,
+    recipes_scenarios::user::discovery_stream
+);
+scenario!(rotation_against_apache, recipes_scenarios::user::rotation);
+scenario!(
+    fencing_against_apache,
+    recipes_scenarios::coordination::fencing
+);

@@ -45,3 +45,6 @@ scenario!(
     tree_cache_against_zk_server,
     recipes_scenarios::data::tree_cache
 );
+scenario!(discovery_stream_against_zk_server, user::discovery_stream);
+scenario!(rotation_against_zk_server, user::rotation);
+scenario!(fencing_against_zk_server, coordination::fencing);

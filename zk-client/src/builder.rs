@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backoff::backoff::Backoff;
-use backoff::ExponentialBackoff;
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
@@ -15,6 +14,7 @@ use crate::driver::{self, SessionInfo, Shared};
 use crate::error::{Error, Result};
 use crate::hosts::ConnectString;
 use crate::path::Chroot;
+use crate::retry::RetryPolicy;
 use crate::sasl::SaslConfig;
 use crate::session::{Session, SessionConfig};
 use crate::state::SessionState;
@@ -22,6 +22,10 @@ use crate::tls::TlsConfig;
 
 /// Default requested session timeout.
 pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default bound of the random delay before reconnecting after a lost connection (as
+/// Java's client, which sleeps up to 1 s); see [`ClientBuilder::reconnect_jitter`].
+pub const DEFAULT_RECONNECT_JITTER: Duration = Duration::from_secs(1);
 
 /// Settings of a client.
 ///
@@ -46,7 +50,8 @@ pub struct ClientBuilder {
     chroot: Option<String>,
     auth: Vec<(String, Bytes)>,
     read_only: bool,
-    backoff: Option<Box<dyn Backoff + Send>>,
+    retry: RetryPolicy,
+    reconnect_jitter: Duration,
     resume: Option<(i64, Bytes)>,
     seed: Option<u64>,
     max_frame: usize,
@@ -80,7 +85,8 @@ impl ClientBuilder {
             chroot: None,
             auth: Vec::new(),
             read_only: false,
-            backoff: None,
+            retry: RetryPolicy::default(),
+            reconnect_jitter: DEFAULT_RECONNECT_JITTER,
             resume: None,
             seed: None,
             max_frame: zk_proto::frame::DEFAULT_JUTE_MAX_BUFFER,
@@ -166,10 +172,35 @@ impl ClientBuilder {
         self
     }
 
-    /// Delay policy between connection attempts (default: exponential 10 ms .. 1 s with
-    /// jitter, never giving up).
+    /// Delay policy between failed connection attempts (default
+    /// [`RetryPolicy::default`]: exponential 10 ms .. 1 s with ±50% jitter, never giving
+    /// up; the session timeout bounds how long a disconnected client keeps trying).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Delay policy given as a `backoff` crate policy.
+    #[deprecated(
+        note = "use `retry_policy(RetryPolicy::...)`: the public API no longer \
+                         names the backoff crate"
+    )]
     pub fn backoff(mut self, policy: impl Backoff + Send + 'static) -> Self {
-        self.backoff = Some(Box::new(policy));
+        self.retry = RetryPolicy::from_backoff(policy);
+        self
+    }
+
+    /// Bound of the random delay before the first reconnect attempt after a connection
+    /// is lost (default [`DEFAULT_RECONNECT_JITTER`], 1 s; zero turns it off).
+    ///
+    /// When a server dies, every client it served loses its connection at the same
+    /// moment; without jitter they all reconnect (and re-register their watches) on the
+    /// survivors in one burst. Each client instead waits a uniform random time in
+    /// `[0, bound]`, spreading the reconnections over the window. The window is also
+    /// capped at a fifth of the negotiated session timeout, so the jitter alone never
+    /// costs a session. The draw is seeded by [`Self::seed`].
+    pub fn reconnect_jitter(mut self, bound: Duration) -> Self {
+        self.reconnect_jitter = bound;
         self
     }
 
@@ -180,7 +211,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Seed of the host-list shuffle (default: random).
+    /// Seed of the host-list shuffle, the retry jitter and the reconnect jitter (default:
+    /// random).
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
@@ -208,14 +240,6 @@ impl ClientBuilder {
             (Some((path, section)), None) => Some(SaslConfig::from_jaas_file(path, section)?),
             (_, sasl) => sasl,
         };
-        let backoff = self.backoff.unwrap_or_else(|| {
-            Box::new(ExponentialBackoff {
-                initial_interval: Duration::from_millis(10),
-                max_interval: Duration::from_secs(1),
-                max_elapsed_time: None,
-                ..ExponentialBackoff::default()
-            })
-        });
         let cfg = SessionConfig {
             hosts: cs.hosts,
             chroot: chroot.clone(),
@@ -227,7 +251,8 @@ impl ClientBuilder {
             resume: self.resume,
             auth: self.auth,
             sasl,
-            backoff,
+            retry: self.retry,
+            reconnect_jitter: self.reconnect_jitter,
             seed: self.seed.unwrap_or_else(rand::random),
         };
         let session = Session::new(cfg, std::time::Instant::now());
@@ -235,6 +260,7 @@ impl ClientBuilder {
         let shared = Arc::new(Shared {
             state: state_tx,
             info: Mutex::new(SessionInfo::default()),
+            counters: Default::default(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(driver::run(

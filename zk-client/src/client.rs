@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot, watch};
+use tracing::Instrument;
 use zk_proto::ops::{
     Create2Response, CreateResponse, GetAclResponse, GetAllChildrenNumberResponse,
     GetChildren2Response, GetChildrenResponse, GetDataResponse, GetEphemeralsResponse,
@@ -22,6 +23,7 @@ use crate::builder::ClientBuilder;
 use crate::driver::{Command, Shared, Sink};
 use crate::error::{Error, Result};
 use crate::hosts::HostPort;
+use crate::metrics::Metrics;
 use crate::multi::{MultiRead, Transaction};
 use crate::path::{validate_path, Chroot};
 use crate::session::{PostAction, Reply, Submit};
@@ -80,6 +82,42 @@ fn ok_body(reply: Reply, path: &str) -> Result<JuteReader> {
     } else {
         Err(Error::from_code_at(reply.err, path))
     }
+}
+
+/// The server path a request body starts with, for the request's span (requests about
+/// one node put its path first).
+fn body_path(op: OpCode, body: &[u8]) -> Option<String> {
+    use OpCode::*;
+    if !matches!(
+        op,
+        Create
+            | Delete
+            | Exists
+            | GetData
+            | SetData
+            | GetAcl
+            | SetAcl
+            | GetChildren
+            | Sync
+            | GetChildren2
+            | CheckWatches
+            | RemoveWatches
+            | CreateContainer
+            | CreateTtl
+            | Create2
+            | GetEphemerals
+            | GetAllChildrenNumber
+            | AddWatch
+    ) {
+        return None;
+    }
+    let mut b = body;
+    if b.len() < 4 {
+        return None;
+    }
+    let len = usize::try_from(b.get_i32()).ok()?;
+    let p = b.get(..len)?;
+    Some(String::from_utf8_lossy(p).into_owned())
 }
 
 fn decode<T: Record>(reply: Reply, path: &str) -> Result<T> {
@@ -384,6 +422,21 @@ impl Client {
                 max: self.inner.max_frame,
             });
         }
+        let span = tracing::debug_span!(
+            "zk_request",
+            op = ?op,
+            path = tracing::field::Empty,
+            xid = tracing::field::Empty,
+            zxid = tracing::field::Empty,
+            server = tracing::field::Empty,
+            err = tracing::field::Empty,
+        );
+        if !span.is_disabled() {
+            if let Some(p) = body_path(op, &body) {
+                span.record("path", self.client_path(&p).as_str());
+            }
+        }
+        let started = std::time::Instant::now();
         let (tx, rx) = oneshot::channel();
         let req = Submit {
             op,
@@ -391,11 +444,50 @@ impl Client {
             post,
             reply: tx,
         };
-        self.inner
-            .tx
-            .send(Command::Request(req, sink))
-            .map_err(|_| self.terminal_error(self.state()))?;
-        rx.await.map_err(|_| self.terminal_error(self.state()))?
+        // Sent before the first await: callers rely on the order of their calls' first
+        // polls being the order on the wire (see `synced`).
+        let sent = self.inner.tx.send(Command::Request(req, sink));
+        let res = async {
+            sent.map_err(|_| self.terminal_error(self.state()))?;
+            rx.await.map_err(|_| self.terminal_error(self.state()))?
+        }
+        .instrument(span.clone())
+        .await;
+        let code = match &res {
+            Ok(r) if r.err == ErrorCode::Ok => None,
+            // How the server says "no such node" to `exists`: an answer, not an error.
+            Ok(r) if op == OpCode::Exists && r.err == ErrorCode::NoNode => None,
+            Ok(r) => Some(r.err),
+            Err(e) => e.code(),
+        };
+        self.inner.shared.counters.request(started.elapsed(), code);
+        if !span.is_disabled() {
+            if let Ok(r) = &res {
+                span.record("xid", r.xid);
+                span.record("zxid", r.zxid);
+            }
+            if let Some(h) = self.connected_host() {
+                span.record("server", h.to_string().as_str());
+            }
+            if let Some(c) = code {
+                span.record("err", tracing::field::debug(c));
+            }
+        }
+        res
+    }
+
+    /// This client's counters (requests, latency, errors by code, connection attempts,
+    /// reconnects, expiries, watch events), shared by its clones; see [`Metrics`].
+    ///
+    /// ```no_run
+    /// # fn f(c: zk_client::Client) {
+    /// let m = c.metrics();
+    /// println!("{} requests, {} errors, mean {:?}, {} reconnects",
+    ///     m.requests, m.error_count(), m.mean_latency(), m.reconnects);
+    /// # }
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        self.inner.shared.counters.snapshot()
     }
 
     async fn path_watch_call(
@@ -898,6 +990,72 @@ impl Client {
             path,
         )?;
         Ok(())
+    }
+
+    // ---- synced reads ----
+
+    /// [`Self::sync`] then [`Self::get_data`] on the same connection, in one round trip.
+    ///
+    /// What it promises: reads in ZooKeeper are answered by the member the client is
+    /// connected to, which may lag the leader, so a plain read can miss a write another
+    /// client already had acknowledged. `sync` makes that member apply everything the
+    /// leader had committed when it handled the sync, and the read, queued behind it on the
+    /// same connection (a session's requests are answered in order), sees at least those
+    /// writes. Both are sent at once; if the connection drops between them the call fails
+    /// with that error rather than re-reading unsynced from another member.
+    ///
+    /// What it does not: it is not a linearizable read. The leader answers a sync without
+    /// a quorum round (ZOOKEEPER-1675 asks for sync to become a quorum operation), so a
+    /// deposed leader that has not yet noticed it is cut off can answer one from its stale
+    /// state; and writes racing the call may or may not be seen. For a decision that must
+    /// not act on stale state, use a conditional write (a version check or a `multi` with
+    /// `check`) instead.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// // Another process wrote /config and told us so out of band: see its write.
+    /// let (data, stat) = c.get_data_synced("/config").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_data_synced(&self, path: &str) -> Result<(Bytes, Stat)> {
+        self.synced(path, self.get_data(path, false)).await
+    }
+
+    /// [`Self::sync`] then [`Self::get_children`] (see [`Self::get_data_synced`] for what
+    /// it promises and what not).
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// let members = c.get_children_synced("/group").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_children_synced(&self, path: &str) -> Result<Vec<String>> {
+        self.synced(path, self.get_children(path, false)).await
+    }
+
+    /// [`Self::sync`] then [`Self::exists`] (see [`Self::get_data_synced`] for what it
+    /// promises and what not).
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// let there = c.exists_synced("/flag").await?.is_some();
+    /// # Ok(()) }
+    /// ```
+    pub async fn exists_synced(&self, path: &str) -> Result<Option<Stat>> {
+        self.synced(path, self.exists(path, false)).await
+    }
+
+    /// Sends a sync of `path` and then `read` (both queued before either is awaited, so
+    /// they share a connection); the read counts only if the sync succeeded.
+    async fn synced<T>(
+        &self,
+        path: &str,
+        read: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        // `join` polls the sync first: its request is queued before the read's.
+        let (synced, value) = futures::future::join(self.sync(path), read).await;
+        synced?;
+        value
     }
 
     // ---- multi ----

@@ -18,6 +18,7 @@ use zk_proto::FrameCodec;
 
 use crate::error::{Error, Result};
 use crate::hosts::HostPort;
+use crate::metrics::Counters;
 use crate::session::{Action, Reply, Session, Submit};
 use crate::state::SessionState;
 use crate::tls::Connector;
@@ -68,6 +69,7 @@ pub(crate) struct SessionInfo {
 pub(crate) struct Shared {
     pub state: watch::Sender<SessionState>,
     pub info: Mutex<SessionInfo>,
+    pub counters: Counters,
 }
 
 type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -114,8 +116,18 @@ fn connect(
     host: HostPort,
     timeout: Duration,
     tls: Option<Connector>,
+    attempt: u64,
 ) -> BoxFut<std::result::Result<Stream, String>> {
-    Box::pin(async move {
+    use tracing::Instrument;
+    let span = tracing::debug_span!(
+        "zk_connect",
+        server = %host,
+        attempt,
+        tls = tls.is_some(),
+        outcome = tracing::field::Empty,
+    );
+    let record = span.clone();
+    let fut = async move {
         let attempt = async {
             // Resolving apart from connecting tells "no such host" from "nobody listening".
             let addrs: Vec<std::net::SocketAddr> =
@@ -147,7 +159,18 @@ fn connect(
         tokio::time::timeout(timeout, attempt)
             .await
             .map_err(|_| format!("no connection within {timeout:?}"))?
-    })
+    };
+    Box::pin(
+        async move {
+            let res = fut.await;
+            match &res {
+                Ok(_) => record.record("outcome", "connected"),
+                Err(cause) => record.record("outcome", cause.as_str()),
+            };
+            res
+        }
+        .instrument(span),
+    )
 }
 
 /// Asks a server whether it serves writes (four-letter word `isro`: "rw" or "ro"), over
@@ -194,6 +217,8 @@ struct Driver {
     sinks: HashMap<WatcherId, Sink>,
     subscribers: Vec<mpsc::UnboundedSender<WatchedEvent>>,
     finished: bool,
+    /// A session was established on an earlier connection: the next one is a reconnect.
+    ever_established: bool,
 }
 
 /// Runs a session until it ends (terminal state) or every handle is dropped and the close
@@ -221,6 +246,7 @@ pub(crate) async fn run(
         sinks: HashMap::new(),
         subscribers: Vec::new(),
         finished: false,
+        ever_established: false,
     };
     let mut cmds_open = true;
     d.session.tick(std::time::Instant::now());
@@ -404,7 +430,10 @@ impl Driver {
                     self.writer = None;
                     self.host = Some(host.clone());
                     self.established = false;
-                    self.connecting = Some(connect(host, timeout, self.tls.clone()));
+                    let c = &self.shared.counters.connection_attempts;
+                    Counters::bump(c);
+                    let attempt = c.load(std::sync::atomic::Ordering::Relaxed);
+                    self.connecting = Some(connect(host, timeout, self.tls.clone(), attempt));
                 }
                 Action::Disconnect => {
                     let attempt_open = self.connecting.is_some() || self.reader.is_some();
@@ -422,6 +451,7 @@ impl Driver {
                     let _ = tx.send(res);
                 }
                 Action::Event { event, watchers } => {
+                    Counters::bump(&self.shared.counters.watch_events);
                     for id in watchers {
                         if id == DEFAULT_WATCHER {
                             self.broadcast(&event);
@@ -444,6 +474,9 @@ impl Driver {
                     self.sinks.remove(&id);
                 }
                 Action::State(s) => {
+                    if s == SessionState::Expired {
+                        Counters::bump(&self.shared.counters.session_expiries);
+                    }
                     if s.is_terminal() {
                         if let Ok(mut i) = self.shared.info.lock() {
                             i.failure = Some(self.session.terminal_error());
@@ -466,6 +499,10 @@ impl Driver {
                         i.last_connect_error = None;
                     }
                     self.established = true;
+                    if self.ever_established {
+                        Counters::bump(&self.shared.counters.reconnects);
+                    }
+                    self.ever_established = true;
                 }
                 Action::ProbeReadWrite { host, timeout } => {
                     if self.probing.is_none() {

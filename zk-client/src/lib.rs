@@ -20,7 +20,9 @@
 //! pings, read timeout, SetWatches replay, self-reported expiry); `driver` runs it on a
 //! tokio socket; [`Client`] (client.rs) is the typed API, [`multi`] the transaction builder,
 //! [`watch`] the watch registry and streams, [`hosts`] / [`path`] parse connect strings and
-//! validate paths, [`builder`] holds the settings, [`error`] the one error enum.
+//! validate paths, [`builder`] holds the settings, [`retry`] the delays between connection
+//! attempts and the reconnect jitter, [`metrics`] the counters (and the tracing spans),
+//! [`error`] the one error enum.
 #![deny(missing_docs)]
 
 mod arena;
@@ -29,8 +31,10 @@ mod client;
 mod driver;
 pub mod error;
 pub mod hosts;
+pub mod metrics;
 pub mod multi;
 pub mod path;
+pub mod retry;
 pub mod sasl;
 pub mod session;
 pub mod state;
@@ -40,7 +44,9 @@ pub mod watch;
 pub use builder::ClientBuilder;
 pub use client::{Client, CONFIG_NODE};
 pub use error::{Error, Result};
+pub use metrics::Metrics;
 pub use multi::{MultiRead, OpResult, Transaction};
+pub use retry::RetryPolicy;
 pub use sasl::SaslConfig;
 pub use state::SessionState;
 pub use tls::TlsConfig;

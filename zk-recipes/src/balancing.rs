@@ -25,6 +25,9 @@
 //! 3. **Random ties.** Instances with equal effective load are picked at random, so many
 //!    clients reading the same stale data do not all choose the same server.
 //!
+//! Instances taken out of rotation ([`crate::discovery::Registration::set_enabled`], or
+//! a failing [`crate::discovery::HealthMonitor`]) stay registered but are never picked.
+//!
 //! Liveness is not a load question: a crashed server disappears from the cache when its
 //! session expires (its ephemeral node goes), whatever its last load said.
 
@@ -191,9 +194,16 @@ impl ServiceProvider {
         }
     }
 
-    /// An instance to use now (`None` when no instance is live).
+    /// An instance to use now (`None` when no instance is live and in rotation).
+    /// Instances out of rotation ([`ServiceInstance::enabled`] false) are never offered to
+    /// the strategy, whichever it is.
     pub fn pick(&self) -> Option<ServiceInstance> {
-        let live = self.cache.live();
+        let live: Vec<LiveInstance> = self
+            .cache
+            .live()
+            .into_iter()
+            .filter(|l| l.instance.enabled)
+            .collect();
         let i = self.strategy.pick(&live)?;
         live.into_iter().nth(i).map(|l| l.instance)
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use zk_client::{Acl, Client, CreateMode};
 
 use crate::error::{Error, Result};
+use crate::fencing::FencingToken;
 use crate::util::{ensure_path, join, retry, token};
 
 /// Node kind of an exclusive lock / write lock / election contender.
@@ -82,13 +83,14 @@ impl Contender {
         }
     }
 
-    /// Creates our node (once, even when a reply is lost) and returns its name.
-    pub async fn enter(&self, client: &Client) -> Result<String> {
+    /// Creates our node (once, even when a reply is lost) and returns its name and
+    /// `czxid` (the fencing token of a hold on it).
+    pub async fn enter(&self, client: &Client) -> Result<(String, FencingToken)> {
         ensure_path(client, &self.dir).await?;
         let path = join(&self.dir, &self.prefix);
         loop {
             match client
-                .create(
+                .create_with_stat(
                     &path,
                     &self.data,
                     &Acl::open_unsafe(),
@@ -96,11 +98,21 @@ impl Contender {
                 )
                 .await
             {
-                Ok(p) => return Ok(crate::util::name(&p).to_owned()),
+                Ok((p, stat)) => {
+                    return Ok((
+                        crate::util::name(&p).to_owned(),
+                        FencingToken::new(stat.czxid),
+                    ))
+                }
                 Err(e) if e.is_retryable() => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     if let Some(n) = self.find(client).await? {
-                        return Ok(n);
+                        let p = join(&self.dir, &n);
+                        match retry(|| client.exists(&p, false)).await? {
+                            Some(stat) => return Ok((n, FencingToken::new(stat.czxid))),
+                            // Gone again (e.g. the session ended): make a new one.
+                            None => continue,
+                        }
                     }
                 }
                 Err(zk_client::Error::NoNode { .. }) => ensure_path(client, &self.dir).await?,

@@ -4,7 +4,8 @@
 //!
 //! [`LeaderLatch`] contends in the background for as long as it lives: it reports
 //! leadership as a [`Leadership`] stream and state, steps down when its session expires
-//! and contends again on the new session.
+//! and contends again on the new session. Each term has a [`FencingToken`]
+//! ([`LeaderLatch::fencing_token`]), greater for every later leader.
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use tokio::task::JoinHandle;
 use crate::contender::{Contender, Turn, LOCK};
 use crate::error::{Error, Result};
 use crate::events::{EventStream, Subscribers};
+use crate::fencing::FencingToken;
 use crate::session::{Session, SessionEvent, SessionWatcher};
 
 /// A leadership change.
@@ -41,6 +43,8 @@ pub struct LeaderLatch {
     session: Session,
     dir: String,
     state: watch::Receiver<bool>,
+    /// The token of the current term; `None` while not leading.
+    token: std::sync::Arc<std::sync::Mutex<Option<FencingToken>>>,
     events: std::sync::Arc<Subscribers<Leadership>>,
     cmd: mpsc::UnboundedSender<Cmd>,
     task: JoinHandle<()>,
@@ -62,17 +66,20 @@ impl LeaderLatch {
         let events = std::sync::Arc::new(Subscribers::new());
         let (cmd, cmd_rx) = mpsc::unbounded_channel();
         let contender = Contender::new(path, LOCK, &[LOCK], identifier.as_bytes());
+        let token = std::sync::Arc::new(std::sync::Mutex::new(None));
         let task = tokio::spawn(run(
             contender,
             session.watcher(),
             state_tx,
             events.clone(),
             cmd_rx,
+            token.clone(),
         ));
         LeaderLatch {
             session: session.clone(),
             dir: path.to_owned(),
             state,
+            token,
             events,
             cmd,
             task,
@@ -82,6 +89,14 @@ impl LeaderLatch {
     /// True while leading (and not suspended).
     pub fn is_leader(&self) -> bool {
         *self.state.borrow()
+    }
+
+    /// The fencing token of the current leadership term, while leading (see
+    /// [`crate::fencing`]): greater for every later leader, so downstream systems can
+    /// refuse a deposed leader that has not noticed yet. The same through `Suspended` /
+    /// `Resumed` on one session.
+    pub fn fencing_token(&self) -> Option<FencingToken> {
+        self.token.lock().ok().and_then(|t| *t)
     }
 
     /// A watch of [`Self::is_leader`].
@@ -155,12 +170,24 @@ async fn run(
     state: watch::Sender<bool>,
     events: std::sync::Arc<Subscribers<Leadership>>,
     mut cmd: mpsc::UnboundedReceiver<Cmd>,
+    token: std::sync::Arc<std::sync::Mutex<Option<FencingToken>>>,
 ) {
     let mut guard = LeaveOnDrop {
         contender: contender.clone(),
         node: None,
     };
+    // The token of our node; published as the term's token exactly while leading, so a
+    // latch never shows a token it does not lead with (a newer node's token would be
+    // greater than the real leader's).
+    let node_token: std::sync::Mutex<Option<FencingToken>> = std::sync::Mutex::new(None);
     let set = |leader: bool, ev: Option<Leadership>| {
+        if let Ok(mut t) = token.lock() {
+            *t = if leader {
+                node_token.lock().ok().and_then(|n| *n)
+            } else {
+                None
+            };
+        }
         state.send_replace(leader);
         if let Some(ev) = ev {
             events.emit(ev);
@@ -173,7 +200,10 @@ async fn run(
         let me = match &guard.node {
             Some((_, n)) => n.clone(),
             None => match contender.enter(&client).await {
-                Ok(n) => {
+                Ok((n, t)) => {
+                    if let Ok(mut g) = node_token.lock() {
+                        *g = Some(t);
+                    }
                     guard.node = Some((client.clone(), n.clone()));
                     n
                 }

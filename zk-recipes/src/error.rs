@@ -28,6 +28,15 @@ pub enum Error {
     /// The session that held an ephemeral lock, lease or leadership expired.
     #[error("session lost while holding {0}")]
     SessionLost(String),
+    /// A downstream [`crate::fencing::Fence`] refused a token lower than one it already
+    /// accepted: the holder that presented it has been superseded.
+    #[error("stale fencing token {presented}: {accepted} already accepted")]
+    StaleToken {
+        /// The refused token.
+        presented: crate::fencing::FencingToken,
+        /// The greatest token accepted so far.
+        accepted: crate::fencing::FencingToken,
+    },
     /// Misuse, e.g. a semaphore opened with a different lease count than stored.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -42,7 +51,7 @@ impl Error {
             Error::SessionLost(_) => Some(ErrorCode::SessionExpired),
             Error::InvalidArgument(_) => Some(ErrorCode::BadArguments),
             Error::Decode { .. } | Error::Encode(_) => Some(ErrorCode::MarshallingError),
-            Error::Closed => None,
+            Error::Closed | Error::StaleToken { .. } => None,
         }
     }
 }

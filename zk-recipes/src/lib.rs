@@ -20,6 +20,7 @@
 //! | shared counter (kazoo layout) | [`counter`] |
 //! | distributed queue (kazoo layout) | [`queue`] |
 //! | tree cache (persistent recursive watch) | [`tree_cache`] |
+//! | fencing tokens of locks and leaders | [`fencing`] |
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -63,6 +64,7 @@ pub mod election;
 pub mod ephemeral;
 pub mod error;
 pub mod events;
+pub mod fencing;
 pub mod lock;
 pub mod membership;
 pub mod naming;

@@ -9,6 +9,9 @@
 //!   and [`Lock::lost`] resolves; a waiting `acquire` re-queues on the new session.
 //!   After a `Suspended` event the holder cannot know whether it still holds the lock
 //!   until `Reconnected` (it does) or `Expired` (it does not).
+//! - Fencing: each hold has a [`FencingToken`] ([`Lock::fencing_token`]), greater for
+//!   every later holder, so downstream systems can refuse a holder that lost its session
+//!   without knowing it (see [`crate::fencing`]).
 
 use std::time::Duration;
 
@@ -16,12 +19,13 @@ use tokio::sync::Mutex;
 
 use crate::contender::{Contender, Turn, LOCK};
 use crate::error::{Error, Result};
+use crate::fencing::FencingToken;
 use crate::session::{Session, SessionEvent};
 
 #[derive(Debug, Default)]
 struct Held {
-    /// Our node name and the session generation it belongs to.
-    node: Option<(String, u64)>,
+    /// Our node name, the session generation it belongs to and its fencing token.
+    node: Option<(String, u64, FencingToken)>,
     holds: usize,
 }
 
@@ -31,9 +35,9 @@ pub struct Lock {
     session: Session,
     contender: Contender,
     held: Mutex<Held>,
-    /// Generation of the session we hold the lock on, readable without waiting for an
-    /// acquire in progress.
-    holding: std::sync::Mutex<Option<u64>>,
+    /// Generation of the session we hold the lock on and the hold's token, readable
+    /// without waiting for an acquire in progress.
+    holding: std::sync::Mutex<Option<(u64, FencingToken)>>,
 }
 
 impl Lock {
@@ -90,10 +94,10 @@ impl Lock {
             let client = epoch.client.clone();
             let outcome: Result<Turn> = async {
                 let me = match &held.node {
-                    Some((n, g)) if *g == epoch.generation => n.clone(),
+                    Some((n, g, _)) if *g == epoch.generation => n.clone(),
                     _ => {
-                        let n = self.contender.enter(&client).await?;
-                        held.node = Some((n.clone(), epoch.generation));
+                        let (n, token) = self.contender.enter(&client).await?;
+                        held.node = Some((n.clone(), epoch.generation, token));
                         n
                     }
                 };
@@ -104,7 +108,7 @@ impl Lock {
             match outcome {
                 Ok(Turn::Ours) => {
                     held.holds = 1;
-                    self.set_holding(held.node.as_ref().map(|(_, g)| *g));
+                    self.set_holding(held.node.as_ref().map(|(_, g, t)| (*g, *t)));
                     return Ok(true);
                 }
                 Ok(Turn::NotYet)
@@ -132,7 +136,7 @@ impl Lock {
         }
     }
 
-    fn set_holding(&self, generation: Option<u64>) {
+    fn set_holding(&self, generation: Option<(u64, FencingToken)>) {
         if let Ok(mut h) = self.holding.lock() {
             *h = generation;
         }
@@ -140,7 +144,7 @@ impl Lock {
 
     async fn give_up(&self, held: &mut Held) {
         self.set_holding(None);
-        if let Some((n, g)) = held.node.take() {
+        if let Some((n, g, _)) = held.node.take() {
             let epoch = self.session.epoch();
             if epoch.generation == g {
                 let _ = self.contender.leave(&epoch.client, &n).await;
@@ -151,7 +155,7 @@ impl Lock {
 
     fn still_ours(&self, held: &Held) -> bool {
         let epoch = self.session.epoch();
-        matches!(&held.node, Some((_, g)) if *g == epoch.generation)
+        matches!(&held.node, Some((_, g, _)) if *g == epoch.generation)
             && !epoch.client.state().is_terminal()
     }
 
@@ -171,11 +175,23 @@ impl Lock {
 
     /// True while this owner holds the lock on a live session.
     pub fn is_held(&self) -> bool {
-        let Some(generation) = self.holding.lock().ok().and_then(|h| *h) else {
-            return false;
-        };
+        self.fencing_token().is_some()
+    }
+
+    /// The fencing token of the current hold, while held (see [`crate::fencing`]): pass
+    /// it with every request made under the lock, so a downstream system can refuse this
+    /// holder once a later one has been seen. Greater for every later holder.
+    pub fn fencing_token(&self) -> Option<FencingToken> {
+        let (generation, token) = self.holding.lock().ok().and_then(|h| *h)?;
         let epoch = self.session.epoch();
-        epoch.generation == generation && !epoch.client.state().is_terminal()
+        (epoch.generation == generation && !epoch.client.state().is_terminal()).then_some(token)
+    }
+
+    /// The token of the last hold even if it has since been lost (e.g. to session
+    /// expiry), for a holder that must still present it downstream to learn whether it
+    /// has been superseded. `None` before the first acquire and after a release.
+    pub fn last_fencing_token(&self) -> Option<FencingToken> {
+        self.holding.lock().ok().and_then(|h| *h).map(|(_, t)| t)
     }
 
     /// Resolves when the session holding the lock expires (or the session is closed).

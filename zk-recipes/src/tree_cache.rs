@@ -119,6 +119,19 @@ impl TreeCache {
         self.shared.events.subscribe()
     }
 
+    /// The cached nodes and the changes after them, taken together: every change is
+    /// either already in the snapshot or the first thing on the stream, never both and
+    /// never neither (changes are applied and published under the cache's write lock;
+    /// this takes its read lock for the snapshot and the subscription).
+    pub fn snapshot_and_events(&self) -> (BTreeMap<String, CachedNode>, EventStream<TreeEvent>) {
+        let Ok(nodes) = self.shared.nodes.read() else {
+            return (BTreeMap::new(), self.shared.events.subscribe());
+        };
+        #[cfg(test)]
+        hooks::at_subscribe();
+        (nodes.clone(), self.shared.events.subscribe())
+    }
+
     /// A cached node.
     pub fn get(&self, path: &str) -> Option<CachedNode> {
         self.shared.nodes.read().ok()?.get(path).cloned()
@@ -191,46 +204,39 @@ impl Shared {
     }
 
     /// Stores a read of `path` unless the cache already has that version or newer.
+    ///
+    /// The event is published while the write lock is held, so
+    /// [`TreeCache::snapshot_and_events`] sees each change exactly once.
     fn upsert(&self, path: &str, node: CachedNode) {
-        let ev = {
-            let Ok(mut nodes) = self.nodes.write() else {
-                return;
-            };
-            match nodes.get(path) {
-                Some(old) if old.stat.mzxid >= node.stat.mzxid => None,
-                Some(_) => {
-                    nodes.insert(path.to_owned(), node.clone());
-                    Some(TreeEvent::Updated(path.to_owned(), node))
-                }
-                None => {
-                    nodes.insert(path.to_owned(), node.clone());
-                    Some(TreeEvent::Added(path.to_owned(), node))
-                }
-            }
+        let Ok(mut nodes) = self.nodes.write() else {
+            return;
         };
-        if let Some(ev) = ev {
-            self.events.emit(ev);
-        }
+        let ev = match nodes.get(path) {
+            Some(old) if old.stat.mzxid >= node.stat.mzxid => return,
+            Some(_) => TreeEvent::Updated(path.to_owned(), node.clone()),
+            None => TreeEvent::Added(path.to_owned(), node.clone()),
+        };
+        nodes.insert(path.to_owned(), node);
+        #[cfg(test)]
+        hooks::at_emit();
+        self.events.emit(ev);
     }
 
     /// Drops `path` and everything below it.
     fn remove(&self, path: &str) {
-        let removed: Vec<(String, CachedNode)> = {
-            let Ok(mut nodes) = self.nodes.write() else {
-                return;
-            };
-            let prefix = format!("{}/", path.trim_end_matches('/'));
-            let keys: Vec<String> = nodes
-                .keys()
-                .filter(|k| k.as_str() == path || k.starts_with(&prefix))
-                .cloned()
-                .collect();
-            keys.into_iter()
-                .filter_map(|k| nodes.remove(&k).map(|v| (k, v)))
-                .collect()
+        let Ok(mut nodes) = self.nodes.write() else {
+            return;
         };
-        for (k, v) in removed {
-            self.events.emit(TreeEvent::Removed(k, v));
+        let prefix = format!("{}/", path.trim_end_matches('/'));
+        let keys: Vec<String> = nodes
+            .keys()
+            .filter(|k| k.as_str() == path || k.starts_with(&prefix))
+            .cloned()
+            .collect();
+        for k in keys {
+            if let Some(v) = nodes.remove(&k) {
+                self.events.emit(TreeEvent::Removed(k, v));
+            }
         }
     }
 
@@ -333,5 +339,140 @@ async fn run(shared: Arc<Shared>, mut watcher: SessionWatcher, init: watch::Send
                 _ = tokio::time::sleep(std::time::Duration::from_millis(200)), if needs_work => {}
             }
         }
+    }
+}
+
+/// Test hook: code run inside [`TreeCache::snapshot_and_events`] while it holds the read
+/// lock, to race a change against the subscription deterministically.
+#[cfg(test)]
+mod hooks {
+    use std::sync::Mutex;
+
+    type Hook = Box<dyn Fn() + Send>;
+    pub(super) static AT_SUBSCRIBE: Mutex<Option<Hook>> = Mutex::new(None);
+
+    pub(super) static AT_EMIT: Mutex<Option<Hook>> = Mutex::new(None);
+
+    /// Between a change to the cache and its event.
+    pub(super) fn at_emit() {
+        let h = AT_EMIT.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = h {
+            h();
+        }
+    }
+
+    pub(super) fn at_subscribe() {
+        if let Ok(h) = AT_SUBSCRIBE.lock() {
+            if let Some(h) = h.as_ref() {
+                h();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hooks are global: tests that set them run one at a time.
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+    fn node(mzxid: i64) -> CachedNode {
+        CachedNode {
+            data: Bytes::new(),
+            stat: Stat {
+                mzxid,
+                ..Stat::default()
+            },
+            seen_at: Instant::now(),
+        }
+    }
+
+    /// A change that lands while a subscriber takes its snapshot is seen exactly once:
+    /// the writer is started from inside the subscription (the hook) and must wait for it.
+    #[tokio::test]
+    async fn a_change_during_subscription_is_in_the_snapshot_or_the_stream() {
+        let _serial = SERIAL.lock().await;
+        let shared = Arc::new(Shared {
+            root: "/r".into(),
+            max_depth: 1,
+            nodes: RwLock::new(Nodes::new()),
+            events: Subscribers::new(),
+        });
+        shared.upsert("/r/a", node(1));
+        let cache = TreeCache {
+            shared: shared.clone(),
+            task: tokio::spawn(async {}),
+        };
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let writer_shared = shared.clone();
+        let started = Arc::new(std::sync::Barrier::new(2));
+        let started2 = started.clone();
+        let writer = std::thread::spawn(move || {
+            started2.wait();
+            // Blocks until the subscription released the read lock.
+            writer_shared.upsert("/r/b", node(2));
+            writer_shared.upsert("/r/a", node(3));
+            writer_shared.remove("/r/a");
+            let _ = done_tx.send(());
+        });
+        *hooks::AT_SUBSCRIBE.lock().unwrap() = Some(Box::new(move || {
+            started.wait();
+            // Give the writer every chance to slip in if the lock did not hold it off.
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }));
+        let (snap, mut events) = cache.snapshot_and_events();
+        *hooks::AT_SUBSCRIBE.lock().unwrap() = None;
+        done_rx.recv().unwrap();
+        writer.join().unwrap();
+        assert_eq!(snap.keys().collect::<Vec<_>>(), ["/r/a"]);
+        let mut got = Vec::new();
+        while let Ok(Some(ev)) =
+            tokio::time::timeout(std::time::Duration::from_millis(50), events.recv()).await
+        {
+            got.push(match ev {
+                TreeEvent::Added(p, n) => format!("+{p}@{}", n.stat.mzxid),
+                TreeEvent::Updated(p, n) => format!("~{p}@{}", n.stat.mzxid),
+                TreeEvent::Removed(p, n) => format!("-{p}@{}", n.stat.mzxid),
+                other => format!("{other:?}"),
+            });
+        }
+        assert_eq!(got, ["+/r/b@2", "~/r/a@3", "-/r/a@3"]);
+    }
+
+    /// A subscription attempted between a change and its event waits for the event to
+    /// go out: it then has the change in its snapshot and not on its stream (no double).
+    #[tokio::test]
+    async fn a_subscription_between_a_change_and_its_event_sees_it_once() {
+        let _serial = SERIAL.lock().await;
+        let shared = Arc::new(Shared {
+            root: "/r".into(),
+            max_depth: 1,
+            nodes: RwLock::new(Nodes::new()),
+            events: Subscribers::new(),
+        });
+        let cache = Arc::new(TreeCache {
+            shared: shared.clone(),
+            task: tokio::spawn(async {}),
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let subscriber = cache.clone();
+        *hooks::AT_EMIT.lock().unwrap() = Some(Box::new(move || {
+            // The change is in the map, its event not yet sent: subscribe now, and give
+            // the subscription every chance to get through before the event goes out.
+            let subscriber = subscriber.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(subscriber.snapshot_and_events());
+            });
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }));
+        shared.upsert("/r/b", node(2));
+        let (snap, mut events) = rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+        assert!(snap.contains_key("/r/b"));
+        let next = tokio::time::timeout(std::time::Duration::from_millis(50), events.recv()).await;
+        assert!(next.is_err(), "the change came twice: {next:?}");
+        shared.upsert("/r/c", node(3));
+        assert!(matches!(events.recv().await, Some(TreeEvent::Added(p, _)) if p == "/r/c"));
     }
 }

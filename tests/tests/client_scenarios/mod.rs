@@ -6,6 +6,8 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod failover;
+pub mod observability;
+pub mod stampede;
 mod watches;
 pub use watches::watch_suite;
 
@@ -533,4 +535,35 @@ pub async fn auth_failure_is_terminal(hosts: &str) {
         .connect()
         .await;
     assert_eq!(r.unwrap_err(), Error::AuthFailed);
+}
+
+/// Synced reads across members: a writer on one member, a reader on another; after each
+/// acknowledged write the reader's synced read sees it (a plain read on a lagging member
+/// need not). `get_children_synced` and `exists_synced` likewise.
+pub async fn synced_reads(writer_host: &str, reader_host: &str) {
+    let w = connect(writer_host).await;
+    let r = connect(reader_host).await;
+    assert_ne!(w.connected_host(), r.connected_host(), "two members");
+    let _ = w
+        .create("/synced", b"", &open(), CreateMode::Persistent)
+        .await;
+    for i in 0..100u32 {
+        let v = i.to_string();
+        w.set_data("/synced", v.as_bytes(), None).await.unwrap();
+        let (data, _) = r.get_data_synced("/synced").await.unwrap();
+        assert_eq!(&data[..], v.as_bytes(), "write {i} not seen after sync");
+        let child = format!("/synced/c{i}");
+        w.create(&child, b"", &open(), CreateMode::Persistent)
+            .await
+            .unwrap();
+        assert!(r.exists_synced(&child).await.unwrap().is_some());
+        assert_eq!(
+            r.get_children_synced("/synced").await.unwrap().len(),
+            i as usize + 1
+        );
+    }
+    assert!(matches!(
+        r.get_data_synced("/synced/none").await,
+        Err(Error::NoNode { path }) if path == "/synced/none"
+    ));
 }

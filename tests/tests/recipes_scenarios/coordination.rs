@@ -273,3 +273,98 @@ pub async fn barriers(hosts: &str) {
     assert!(children.is_empty(), "{children:?}");
     s.close().await.unwrap();
 }
+
+/// Fencing tokens: a lock holder whose session expires has a lower token than the next
+/// holder, and a downstream fence refuses it once the next holder has written; the token is
+/// the holder node's czxid; a reentrant hold keeps it. Leadership terms likewise.
+pub async fn fencing(hosts: &str) {
+    use zk_recipes::fencing::{Fence, FencingToken};
+
+    let s1 = session(hosts, 2000).await;
+    let s2 = session(hosts, 2000).await;
+    let l1 = Arc::new(Lock::new(&s1, "/fenced/res", "one"));
+    let l2 = Arc::new(Lock::new(&s2, "/fenced/res", "two"));
+    assert_eq!(l1.fencing_token(), None);
+    l1.acquire().await.unwrap();
+    let t1 = l1.fencing_token().expect("token while held");
+    // The token is the holder node's czxid.
+    let client = s2.client();
+    let children = client.get_children("/fenced/res", false).await.unwrap();
+    assert_eq!(children.len(), 1);
+    let stat = client
+        .exists(&format!("/fenced/res/{}", children[0]), false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t1, FencingToken::new(stat.czxid));
+    l1.acquire().await.unwrap();
+    assert_eq!(
+        l1.fencing_token(),
+        Some(t1),
+        "reentrant hold keeps its token"
+    );
+
+    // The downstream resource: writes carry the token.
+    let storage = Fence::new();
+    storage.check(t1).unwrap();
+
+    // Two queues; one's session expires while it holds the lock.
+    let waiter = {
+        let l2 = l2.clone();
+        tokio::spawn(async move { l2.acquire().await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!l2.is_held());
+    expire(&s1.client(), hosts).await;
+    tokio::time::timeout(WAIT, waiter)
+        .await
+        .expect("next holder in time")
+        .unwrap()
+        .unwrap();
+    let t2 = l2.fencing_token().expect("new holder's token");
+    assert!(
+        t2 > t1,
+        "next holder's token {t2} must exceed the expired holder's {t1}"
+    );
+    assert_eq!(l1.fencing_token(), None, "expired holder holds nothing");
+    assert_eq!(
+        l1.last_fencing_token(),
+        Some(t1),
+        "but remembers what it held"
+    );
+    storage.check(t2).unwrap();
+    // The stale holder, unaware, writes with its old token: refused.
+    let stale = storage.check(l1.last_fencing_token().unwrap()).unwrap_err();
+    assert!(
+        matches!(stale, zk_recipes::Error::StaleToken { presented, accepted } if presented == t1 && accepted == t2),
+        "{stale}"
+    );
+    storage.check(t2).unwrap();
+    // Queuing again after expiry gets a new, greater token.
+    l2.release().await.unwrap();
+    l1.acquire().await.unwrap();
+    let t3 = l1.fencing_token().unwrap();
+    assert!(t3 > t2);
+    l1.release().await.unwrap();
+    l1.release().await.unwrap();
+    assert_eq!(l1.fencing_token(), None);
+
+    // Leadership terms.
+    let e1 = session(hosts, 2000).await;
+    let e2 = session(hosts, 2000).await;
+    let a = LeaderLatch::start(&e1, "/fenced/election", "a");
+    a.wait_leader(WAIT).await.unwrap();
+    let b = LeaderLatch::start(&e2, "/fenced/election", "b");
+    let ta = a.fencing_token().expect("leader's token");
+    until_async("b queued", || async {
+        b.contenders().await.map(|c| c.len() == 2).unwrap_or(false)
+    })
+    .await;
+    assert_eq!(b.fencing_token(), None, "no token while not leading");
+    expire(&e1.client(), hosts).await;
+    b.wait_leader(WAIT).await.unwrap();
+    let tb = b.fencing_token().unwrap();
+    assert!(tb > ta, "{tb} vs {ta}");
+    until_async("a revoked", || async { a.fencing_token().is_none() }).await;
+    assert!(storage.check(tb).is_ok() && storage.check(ta).is_err());
+}

@@ -14,7 +14,7 @@ use zk_recipes::membership::{Group, MembershipEvent};
 use zk_recipes::naming::Names;
 use zk_recipes::SessionEvent;
 
-use super::{addr, expire, recv_until, session, until, WAIT};
+use super::{addr, expire, recv_until, session, until, until_async, WAIT};
 
 /// Bind, rebind, resolve, list, unique names; an ephemeral binding survives expiry.
 pub async fn naming(hosts: &str) {
@@ -452,4 +452,334 @@ pub async fn balancing(hosts: &str) {
     assert!((0..30).all(|_| rnd.pick().unwrap().id != "a"));
     drop(regs);
     s.close().await.unwrap();
+}
+
+/// A consumer's view built only from [`ServiceCache::stream`] events; panics on an event
+/// that does not fit the view (an `Up` of a listed id, a `Changed` or `Down` of an unlisted
+/// one), i.e. on a doubled or missed event.
+#[derive(Default, Debug)]
+struct StreamView {
+    view: std::collections::BTreeMap<String, ServiceInstance>,
+    initialized: bool,
+}
+
+impl StreamView {
+    fn apply(&mut self, ev: DiscoveryEvent) {
+        match ev {
+            DiscoveryEvent::Up(i) => {
+                let id = i.id.clone();
+                assert!(
+                    self.view.insert(id.clone(), i).is_none(),
+                    "Up of {id} twice"
+                );
+            }
+            DiscoveryEvent::Changed(i) => {
+                let id = i.id.clone();
+                assert!(
+                    self.view.insert(id.clone(), i).is_some(),
+                    "Changed of unknown {id}"
+                );
+            }
+            DiscoveryEvent::Down(i) => {
+                assert!(
+                    self.view.remove(&i.id).is_some(),
+                    "Down of unknown {}",
+                    i.id
+                );
+            }
+            DiscoveryEvent::Initialized => {
+                assert!(!self.initialized, "Initialized twice");
+                self.initialized = true;
+            }
+            DiscoveryEvent::Session(_) => {}
+        }
+    }
+
+    /// Applies what is queued on `stream` until the view equals `want` (panics after WAIT).
+    async fn catch_up(
+        &mut self,
+        stream: &mut zk_recipes::EventStream<DiscoveryEvent>,
+        want: &std::collections::BTreeMap<String, ServiceInstance>,
+    ) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !(self.initialized && &self.view == want) {
+            let ev = tokio::time::timeout_at(deadline, stream.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "view never matched: have {:?}, want {:?}",
+                        self.view.keys().collect::<Vec<_>>(),
+                        want.keys().collect::<Vec<_>>()
+                    )
+                })
+                .expect("stream open");
+            self.apply(ev);
+        }
+    }
+}
+
+fn by_id(v: Vec<ServiceInstance>) -> std::collections::BTreeMap<String, ServiceInstance> {
+    v.into_iter().map(|i| (i.id.clone(), i)).collect()
+}
+
+/// `ServiceCache::stream`: the current set first, then changes in order; and, with 100
+/// instances registering and leaving while consumers subscribe, every consumer's view
+/// equals the registry at each quiescent point, with no event missed or doubled.
+pub async fn discovery_stream(hosts: &str) {
+    let observer = session(hosts, 4000).await;
+    let servers = session(hosts, 4000).await;
+    let registry = ServiceRegistry::new(&observer, "/services");
+    let server_side = ServiceRegistry::new(&servers, "/services");
+    let inst = |i: u16| ServiceInstance::new("feed", &format!("f{i:03}"), "10.0.0.2", 7000 + i);
+
+    // Registered before the cache exists: delivered first, sorted, then Initialized.
+    let mut regs = std::collections::BTreeMap::new();
+    for i in [3u16, 1, 2] {
+        regs.insert(i, server_side.register(inst(i)).await.unwrap());
+    }
+    let cache = ServiceCache::start(&registry, "feed").await.unwrap();
+    let mut stream = cache.stream();
+    let mut first = Vec::new();
+    loop {
+        let ev = recv_until(&mut stream, "initial set", |_| true).await;
+        if ev == DiscoveryEvent::Initialized {
+            break;
+        }
+        match ev {
+            DiscoveryEvent::Up(i) => first.push(i.id),
+            other => panic!("before Initialized: {other:?}"),
+        }
+    }
+    assert_eq!(first, ["f001", "f002", "f003"]);
+
+    // Changes after, in order: up, changed, down.
+    regs.insert(4, server_side.register(inst(4)).await.unwrap());
+    regs[&1].report_load(7).await.unwrap();
+    regs.remove(&2).unwrap().unregister().await.unwrap();
+    let mut changes = Vec::new();
+    while changes.len() < 3 {
+        match recv_until(&mut stream, "changes", |_| true).await {
+            DiscoveryEvent::Up(i) => changes.push(format!("up {}", i.id)),
+            DiscoveryEvent::Changed(i) => {
+                changes.push(format!("changed {} {:?}", i.id, i.load.map(|l| l.value)))
+            }
+            DiscoveryEvent::Down(i) => changes.push(format!("down {}", i.id)),
+            DiscoveryEvent::Session(_) => {}
+            DiscoveryEvent::Initialized => panic!("Initialized twice"),
+        }
+    }
+    assert_eq!(changes, ["up f004", "changed f001 Some(7)", "down f002"]);
+
+    // The race: consumers subscribe while 100 instances register and leave. Each round
+    // churns, subscribes in the middle of it, then quiesces and compares every view with
+    // the registry as read from the server.
+    let mut consumers: Vec<(StreamView, zk_recipes::EventStream<DiscoveryEvent>)> = Vec::new();
+    let mut kept = Vec::new();
+    for round in 0..3u16 {
+        let churn = {
+            let server_side = server_side.clone();
+            tokio::spawn(async move {
+                let mut live = Vec::new();
+                for k in 0..100u16 {
+                    let id = 100 + round * 100 + k;
+                    live.push(server_side.register(inst(id)).await.unwrap());
+                    // Every third step one leaves (oldest first), the rest stay a while.
+                    if k % 3 == 2 {
+                        live.remove(0).unregister().await.unwrap();
+                    }
+                }
+                // Leave with half of them still registered for the next round's start.
+                let keep = live.split_off(live.len() / 2);
+                for r in live {
+                    r.unregister().await.unwrap();
+                }
+                keep
+            })
+        };
+        // Subscribe repeatedly while the churn runs.
+        while !churn.is_finished() {
+            consumers.push((StreamView::default(), cache.stream()));
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+        kept.extend(churn.await.unwrap());
+        let truth = by_id(registry.instances("feed").await.unwrap());
+        assert_eq!(truth.len(), 3 + kept.len());
+        until("cache matches the registry", || {
+            by_id(cache.instances()) == truth
+        })
+        .await;
+        for (view, stream) in consumers.iter_mut() {
+            view.catch_up(stream, &truth).await;
+        }
+        // Nothing more is queued (no doubled event waiting behind the match).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for (view, stream) in consumers.iter_mut() {
+            while let Ok(Some(ev)) =
+                tokio::time::timeout(Duration::from_millis(1), stream.recv()).await
+            {
+                view.apply(ev);
+            }
+            assert_eq!(view.view, truth);
+        }
+        eprintln!(
+            "round {round}: {} consumers agree on {} instances",
+            consumers.len(),
+            truth.len()
+        );
+    }
+    assert!(
+        consumers.len() >= 6,
+        "only {} subscriptions raced",
+        consumers.len()
+    );
+}
+
+/// Out of rotation without unregistering (CURATOR-38/275): a disabled instance stays
+/// registered and listed, every picker skips it, it comes back when enabled, and stays
+/// disabled across its session's expiry. Health-driven: a failing check takes an
+/// instance out after `fall` failures and back after `rise` passes; an operator's
+/// disable wins over a passing check.
+pub async fn rotation(hosts: &str) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use zk_recipes::discovery::{HealthMonitor, HealthOptions};
+
+    let observer = session(hosts, 4000).await;
+    let registry = ServiceRegistry::new(&observer, "/services");
+    let mut sessions = Vec::new();
+    let mut regs = Vec::new();
+    for (id, load) in [("a", 5u64), ("b", 0), ("c", 9)] {
+        let s = session(hosts, 4000).await;
+        let r = ServiceRegistry::new(&s, "/services")
+            .register(ServiceInstance::new("rot", id, "10.0.0.3", 80))
+            .await
+            .unwrap();
+        r.report_load(load).await.unwrap();
+        sessions.push(s);
+        regs.push(Arc::new(r));
+    }
+    let enabled_ids = |cache: &ServiceCache| -> Vec<String> {
+        cache.enabled().into_iter().map(|i| i.id).collect()
+    };
+    let picks = |p: &ServiceProvider| -> BTreeSet<String> {
+        (0..60).filter_map(|_| p.pick()).map(|i| i.id).collect()
+    };
+    let providers = [
+        ServiceProvider::new(
+            ServiceCache::start(&registry, "rot").await.unwrap(),
+            RoundRobin::default(),
+        ),
+        ServiceProvider::new(
+            ServiceCache::start(&registry, "rot").await.unwrap(),
+            Random::seeded(9),
+        ),
+        ServiceProvider::new(
+            ServiceCache::start(&registry, "rot").await.unwrap(),
+            LeastLoaded::seeded(Duration::from_secs(30), 1).count_own_picks(false),
+        ),
+    ];
+    for p in &providers {
+        until("all three cached", || p.cache().instances().len() == 3).await;
+    }
+
+    // Take b (the least loaded) out by hand.
+    regs[1].set_enabled(false).await.unwrap();
+    assert!(!regs[1].is_enabled());
+    for p in &providers {
+        until("b out of rotation", || enabled_ids(p.cache()) == ["a", "c"]).await;
+        assert_eq!(p.cache().instances().len(), 3, "b stays listed");
+        let got = picks(p);
+        assert!(!got.contains("b"), "picked a disabled instance: {got:?}");
+    }
+    let listed = registry.instances("rot").await.unwrap();
+    let b = listed
+        .iter()
+        .find(|i| i.id == "b")
+        .expect("b still registered");
+    assert!(!b.enabled);
+    assert_eq!(b.load.as_ref().map(|l| l.value), Some(0), "load kept");
+    // Least-loaded now goes to a (5) rather than c (9).
+    assert_eq!(picks(&providers[2]), BTreeSet::from(["a".to_owned()]));
+
+    // Its session expires: the re-created node is still out of rotation.
+    expire(&sessions[1].client(), hosts).await;
+    until_async("b re-registered on a new session", || async {
+        registry
+            .instances("rot")
+            .await
+            .unwrap()
+            .iter()
+            .any(|i| i.id == "b" && !i.enabled)
+            && sessions[1].client().session_id() != 0
+            && sessions[1].client().state().is_connected()
+    })
+    .await;
+    regs[1].set_enabled(true).await.unwrap();
+    for p in &providers[..2] {
+        until("b back", || enabled_ids(p.cache()) == ["a", "b", "c"]).await;
+        assert!(picks(p).contains("b"));
+    }
+
+    // Health-driven: c's check fails, c leaves after 2 failures; passes, back after 2.
+    let ok = Arc::new(AtomicBool::new(true));
+    let checks = Arc::new(AtomicUsize::new(0));
+    let monitor = {
+        let (ok, checks) = (ok.clone(), checks.clone());
+        HealthMonitor::start(
+            regs[2].clone(),
+            HealthOptions {
+                interval: Duration::from_millis(50),
+                timeout: Duration::from_millis(500),
+                fall: 2,
+                rise: 2,
+            },
+            move || {
+                let (ok, checks) = (ok.clone(), checks.clone());
+                async move {
+                    checks.fetch_add(1, Ordering::SeqCst);
+                    ok.load(Ordering::SeqCst)
+                }
+            },
+        )
+    };
+    until("checks run", || checks.load(Ordering::SeqCst) >= 3).await;
+    assert!(monitor.is_healthy());
+    assert_eq!(enabled_ids(providers[0].cache()), ["a", "b", "c"]);
+    ok.store(false, Ordering::SeqCst);
+    until("c unhealthy", || !monitor.is_healthy()).await;
+    for p in &providers {
+        until("c out", || enabled_ids(p.cache()) == ["a", "b"]).await;
+        assert!(!picks(p).contains("c"));
+    }
+    assert_eq!(p_listed(&registry, "c").await, Some(false));
+    ok.store(true, Ordering::SeqCst);
+    until("c healthy", || monitor.is_healthy()).await;
+    until("c back", || {
+        enabled_ids(providers[0].cache()) == ["a", "b", "c"]
+    })
+    .await;
+    // The operator's disable wins over a passing check.
+    regs[2].set_enabled(false).await.unwrap();
+    let seen = checks.load(Ordering::SeqCst);
+    until("more checks", || checks.load(Ordering::SeqCst) >= seen + 4).await;
+    assert!(monitor.is_healthy());
+    assert_eq!(p_listed(&registry, "c").await, Some(false));
+    assert_eq!(
+        enabled_ids(providers[0].cache())
+            .iter()
+            .filter(|i| *i == "c")
+            .count(),
+        0
+    );
+    drop(monitor);
+}
+
+/// `enabled` of instance `id` of service "rot" as read from the server.
+async fn p_listed(registry: &ServiceRegistry, id: &str) -> Option<bool> {
+    registry
+        .instances("rot")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.id == id)
+        .map(|i| i.enabled)
 }

@@ -17,7 +17,6 @@ mod tests;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use backoff::backoff::Backoff;
 use bytes::{BufMut, Bytes, BytesMut};
 use zk_proto::{
     header::xid, write_frame, AuthPacket, ConnectRequest, ConnectResponse, ErrorCode, EventType,
@@ -28,6 +27,7 @@ use zk_proto::{
 use crate::error::{Error, Result};
 use crate::hosts::{HostList, HostPort};
 use crate::path::Chroot;
+use crate::retry::{Delays, RetryPolicy};
 use crate::sasl::{self, DigestStep, SaslConfig};
 use crate::state::SessionState;
 use crate::watch::registry::{WatchKind, WatchRegistry, WatcherId};
@@ -55,15 +55,23 @@ pub struct SessionConfig {
     pub auth: Vec<(String, Bytes)>,
     /// SASL login run after every handshake, before anything else is sent.
     pub sasl: Option<SaslConfig>,
-    /// Delay policy between connection attempts; reset after each successful handshake.
-    pub backoff: Box<dyn Backoff + Send>,
-    /// Seed of the host shuffle.
+    /// Delay policy between failed connection attempts; reset after each successful
+    /// handshake.
+    pub retry: RetryPolicy,
+    /// Upper bound of the random delay before the first attempt after losing an
+    /// established connection (also capped at a fifth of the negotiated session timeout);
+    /// zero reconnects at once.
+    pub reconnect_jitter: Duration,
+    /// Seed of the host shuffle and of every random delay.
     pub seed: u64,
 }
 
 /// A reply frame for a user request; the body is decoded by the caller, which knows the type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
+    /// xid of the request and its reply (0 for a reply made locally, e.g. a close
+    /// without a server).
+    pub xid: i32,
     /// zxid of the reply header.
     pub zxid: i64,
     /// Server code (`Ok` or not; a failed multi still has a body).
@@ -215,7 +223,8 @@ struct Parked<R> {
 ///         resume: None,
 ///         auth: vec![],
 ///         sasl: None,
-///         backoff: Box::new(backoff::backoff::Zero {}),
+///         retry: zk_client::RetryPolicy::fixed(Duration::ZERO),
+///         reconnect_jitter: Duration::ZERO,
 ///         seed: 1,
 ///     },
 ///     t0,
@@ -240,7 +249,10 @@ pub struct Session<R> {
     request_timeout: Duration,
     read_only_allowed: bool,
     rw_probe_interval: Duration,
-    backoff: Box<dyn Backoff + Send>,
+    delays: Delays,
+    reconnect_jitter: Duration,
+    /// Seeded: reconnect jitter and retry delays are reproducible in tests.
+    rng: rand::rngs::StdRng,
 
     phase: Phase,
     state: SessionState,
@@ -294,7 +306,10 @@ impl<R> Session<R> {
             request_timeout: cfg.request_timeout,
             read_only_allowed: cfg.read_only,
             rw_probe_interval: cfg.rw_probe_interval,
-            backoff: cfg.backoff,
+            delays: cfg.retry.start(now),
+            reconnect_jitter: cfg.reconnect_jitter,
+            // A different stream from the host shuffle's.
+            rng: rand::SeedableRng::seed_from_u64(cfg.seed ^ 0x6a09_e667_f3bc_c908),
             phase: Phase::Idle { retry_at: now },
             state: SessionState::Disconnected,
             current: None,
@@ -484,6 +499,7 @@ impl<R> Session<R> {
                 self.actions.push_back(Action::Reply(
                     reply,
                     Ok(Reply {
+                        xid: 0,
                         zxid: self.last_zxid,
                         err: ErrorCode::Ok,
                         body: Bytes::new(),
@@ -567,6 +583,7 @@ impl<R> Session<R> {
                 self.actions.push_back(Action::Reply(
                     p.req.reply,
                     Ok(Reply {
+                        xid: 0,
                         zxid: self.last_zxid,
                         err: ErrorCode::Ok,
                         body: Bytes::new(),
@@ -642,6 +659,24 @@ impl<R> Session<R> {
             SessionState::Closed => Error::Closed,
             _ => Error::SessionExpired,
         }
+    }
+
+    /// The jitter window after losing an established connection: the configured bound,
+    /// capped at a fifth of the session timeout so the delay never threatens the session.
+    pub fn reconnect_jitter_window(&self) -> Duration {
+        self.reconnect_jitter.min(self.negotiated / 5)
+    }
+
+    /// A uniform draw from the jitter window, so clients that lost the same server
+    /// (thousands of them when a member dies) do not all reconnect in the same instant.
+    fn reconnect_delay(&mut self) -> Duration {
+        use rand::Rng;
+        let window = self.reconnect_jitter_window();
+        if window.is_zero() {
+            return Duration::ZERO;
+        }
+        let nanos = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(self.rng.gen_range(0..=nanos))
     }
 
     fn probe_target(&mut self) -> Option<HostPort> {
@@ -835,7 +870,7 @@ impl<R> Session<R> {
     /// watches and what waited for the connection.
     fn established(&mut self, read_only: bool, now: Instant) {
         self.disconnected_since = None;
-        self.backoff.reset();
+        self.delays.reset();
         self.phase = Phase::Connected { read_only };
         self.next_probe = read_only.then(|| now + self.rw_probe_interval);
         self.actions.push_back(Action::Established {
@@ -889,6 +924,7 @@ impl<R> Session<R> {
                 } else if let Some(w) = waiter {
                     let res = if hdr.err == ErrorCode::Ok {
                         Ok(Reply {
+                            xid: hdr.xid,
                             zxid: hdr.zxid,
                             err: hdr.err,
                             body: Bytes::new(),
@@ -940,6 +976,7 @@ impl<R> Session<R> {
             self.actions.push_back(Action::Reply(
                 reply,
                 Ok(Reply {
+                    xid: hdr.xid,
                     zxid: hdr.zxid,
                     err: hdr.err,
                     body: r.take_rest(),
@@ -1061,7 +1098,8 @@ impl<R> Session<R> {
         // The state goes first so callers failed below already see `Disconnected`.
         // Only a global session (one a read-write server created or accepted) can expire
         // on the ensemble; a read-only server's session is replaced on the next handshake.
-        if let Phase::Connected { .. } = self.phase {
+        let was_established = matches!(self.phase, Phase::Connected { .. });
+        if was_established {
             if self.disconnected_since.is_none() && self.seen_rw {
                 self.disconnected_since = Some(self.last_recv);
             }
@@ -1085,7 +1123,17 @@ impl<R> Session<R> {
         let delay = if immediate {
             Duration::ZERO
         } else {
-            self.backoff.next_backoff().unwrap_or(self.connect_timeout)
+            // After losing an established connection the policy's first delay gets the
+            // reconnect jitter on top.
+            let jitter = if was_established {
+                self.reconnect_delay()
+            } else {
+                Duration::ZERO
+            };
+            self.delays
+                .next(&mut self.rng)
+                .unwrap_or(self.connect_timeout)
+                + jitter
         };
         self.next_probe = None;
         self.phase = Phase::Idle {

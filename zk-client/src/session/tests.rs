@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use backoff::backoff::Constant;
 use bytes::{Buf, Bytes, BytesMut};
 use zk_proto::{
     header::xid, ConnectRequest, ConnectResponse, ErrorCode, EventType, JuteReader, KeeperState,
@@ -33,7 +32,8 @@ fn config(n_hosts: u16) -> SessionConfig {
         resume: None,
         auth: vec![],
         sasl: None,
-        backoff: Box::new(Constant::new(Duration::from_millis(100))),
+        retry: crate::RetryPolicy::fixed(Duration::from_millis(100)),
+        reconnect_jitter: Duration::ZERO,
         seed: 1,
     }
 }
@@ -681,4 +681,54 @@ fn sasl_bad_server_tokens_fail_cleanly() {
     h.reply(77, 0, ErrorCode::Ok, b"", 1);
     assert!(h.actions().iter().any(|a| matches!(a, Action::Disconnect)));
     assert_eq!(h.s.state(), SessionState::Disconnected);
+}
+
+/// When the first attempt after losing an established connection is made, for a session
+/// seeded with `seed` and a jitter bound of `bound_ms` (the retry policy adds 100 ms).
+fn reconnect_at(seed: u64, bound_ms: u64) -> u64 {
+    let mut cfg = config(1);
+    cfg.seed = seed;
+    cfg.reconnect_jitter = Duration::from_millis(bound_ms);
+    let mut h = Harness::new(cfg);
+    h.establish(0, 1);
+    h.actions();
+    h.s.on_disconnected(h.at(0));
+    h.actions();
+    let at = h.s.next_deadline().expect("a retry is scheduled");
+    let ms = at.duration_since(h.t0).as_millis() as u64;
+    // Nothing happens before it; the attempt is made at it.
+    h.s.tick(at - Duration::from_millis(1));
+    assert!(h
+        .actions()
+        .iter()
+        .all(|a| !matches!(a, Action::Connect { .. })));
+    h.s.tick(at);
+    assert!(h
+        .actions()
+        .iter()
+        .any(|a| matches!(a, Action::Connect { .. })));
+    ms
+}
+
+#[test]
+fn reconnect_jitter_is_seeded_bounded_and_spread() {
+    // Off: the retry policy's delay alone.
+    assert_eq!(reconnect_at(5, 0), 100);
+    // Reproducible per seed.
+    assert_eq!(reconnect_at(5, 400), reconnect_at(5, 400));
+    // 1,000 clients: all within [100, 100 + 400] ms, spread over the window (each
+    // 40 ms tenth of it holds 10% ± a few points, never a burst).
+    let mut buckets = [0u32; 10];
+    for seed in 0..1000 {
+        let ms = reconnect_at(seed, 400);
+        assert!((100..=500).contains(&ms), "seed {seed}: {ms} ms");
+        buckets[(((ms - 100) / 40) as usize).min(9)] += 1;
+    }
+    assert!(
+        buckets.iter().all(|n| (60..=140).contains(n)),
+        "{buckets:?}"
+    );
+    // Capped at a fifth of the session timeout (3 s here): a 10 s bound acts as 600 ms.
+    let worst = (0..200).map(|s| reconnect_at(s, 10_000)).max().unwrap();
+    assert!((500..=700).contains(&worst), "{worst}");
 }

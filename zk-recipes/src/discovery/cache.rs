@@ -31,6 +31,9 @@ pub enum DiscoveryEvent {
     Changed(ServiceInstance),
     /// An instance went down (unregistered, or its session ended).
     Down(ServiceInstance),
+    /// [`ServiceCache::stream`] only: the instances live at subscription have all been
+    /// delivered (as `Up` events before this one); what follows are changes.
+    Initialized,
     /// A connection or session event of the cache's own session.
     Session(SessionEvent),
 }
@@ -90,7 +93,87 @@ impl ServiceCache {
             .collect()
     }
 
-    /// Up/down events from now on.
+    /// The instances that take requests now (live and [`ServiceInstance::enabled`]),
+    /// sorted by id.
+    pub fn enabled(&self) -> Vec<ServiceInstance> {
+        self.instances().into_iter().filter(|i| i.enabled).collect()
+    }
+
+    /// The current instances, then every change, as one stream (as Curator's cache
+    /// listeners with initial data): an `Up` for each instance live now (sorted by id),
+    /// [`DiscoveryEvent::Initialized`], then `Up` / `Changed` / `Down` and session events
+    /// as they happen.
+    ///
+    /// There is no gap and no overlap between the initial set and the changes: the
+    /// snapshot and the subscription are taken atomically with respect to the cache's
+    /// updates, so a registration racing the call shows up once, either as one of the
+    /// initial `Up`s or as a later event. Applying the events in order to an empty set
+    /// gives the cache's view at every point.
+    ///
+    /// ```no_run
+    /// # async fn f(cache: zk_recipes::discovery::ServiceCache) {
+    /// use std::collections::BTreeMap;
+    /// use zk_recipes::discovery::DiscoveryEvent;
+    /// let mut view = BTreeMap::new();
+    /// let mut stream = cache.stream();
+    /// while let Some(ev) = stream.recv().await {
+    ///     match ev {
+    ///         DiscoveryEvent::Up(i) | DiscoveryEvent::Changed(i) => { view.insert(i.id.clone(), i); }
+    ///         DiscoveryEvent::Down(i) => { view.remove(&i.id); }
+    ///         DiscoveryEvent::Initialized => println!("{} instances at start", view.len()),
+    ///         DiscoveryEvent::Session(_) => {}
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn stream(&self) -> EventStream<DiscoveryEvent> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (snapshot, mut tree) = self.tree.snapshot_and_events();
+        let root = self.tree.root().to_owned();
+        // Instances delivered as up, by path: a change is `Up` for one not delivered yet
+        // (e.g. whose first version did not decode), a removal is reported only for one
+        // delivered, with its last decoded form.
+        let mut known = std::collections::BTreeMap::new();
+        for (path, node) in &snapshot {
+            if parent(path) != root {
+                continue;
+            }
+            if let Some(i) = decode(path, node) {
+                known.insert(path.clone(), i.clone());
+                let _ = tx.send(DiscoveryEvent::Up(i));
+            }
+        }
+        let _ = tx.send(DiscoveryEvent::Initialized);
+        tokio::spawn(async move {
+            while let Some(ev) = tree.recv().await {
+                let out = match ev {
+                    TreeEvent::Added(p, n) | TreeEvent::Updated(p, n) if parent(&p) == root => {
+                        match decode(&p, &n) {
+                            Some(i) => match known.insert(p, i.clone()) {
+                                None => Some(DiscoveryEvent::Up(i)),
+                                Some(_) => Some(DiscoveryEvent::Changed(i)),
+                            },
+                            // Now unreadable: no longer an instance anyone can use.
+                            None => known.remove(&p).map(DiscoveryEvent::Down),
+                        }
+                    }
+                    TreeEvent::Removed(p, _) if parent(&p) == root => {
+                        known.remove(&p).map(DiscoveryEvent::Down)
+                    }
+                    TreeEvent::Session(s) => Some(DiscoveryEvent::Session(s)),
+                    _ => None,
+                };
+                if let Some(out) = out {
+                    if tx.send(out).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        EventStream::from_rx(rx)
+    }
+
+    /// Up/down events from now on (without the current set: see [`Self::stream`]).
     pub fn events(&self) -> EventStream<DiscoveryEvent> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let mut tree = self.tree.events();

@@ -49,10 +49,19 @@ pub struct ServiceInstance {
     /// The latest load report, if the server publishes load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<LoadReport>,
+    /// Whether the instance is in rotation (Curator's `enabled`, CURATOR-275): a
+    /// registered but disabled instance stays listed and is skipped by
+    /// [`crate::balancing::ServiceProvider`]. Absent in older JSON: enabled.
+    #[serde(default = "yes")]
+    pub enabled: bool,
 }
 
 fn dynamic() -> String {
     "DYNAMIC".to_owned()
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Wall clock in ms since the epoch.
@@ -77,6 +86,7 @@ impl ServiceInstance {
             service_type: dynamic(),
             uri_spec: None,
             load: None,
+            enabled: true,
         }
     }
 
@@ -129,6 +139,10 @@ mod tests {
         let curator = br#"{"name":"api","id":"x","address":"h","port":1,"sslPort":null,"payload":null,"registrationTimeUTC":1,"serviceType":"DYNAMIC","uriSpec":null}"#;
         let c = ServiceInstance::from_json("/p", curator).unwrap();
         assert_eq!(c.load, None);
+        assert!(c.enabled, "no `enabled` key: in rotation");
+        let off = br#"{"name":"api","id":"x","address":"h","port":1,"registrationTimeUTC":1,"serviceType":"DYNAMIC","enabled":false}"#;
+        assert!(!ServiceInstance::from_json("/p", off).unwrap().enabled);
+        assert!(text.contains("\"enabled\":true"));
         assert!(ServiceInstance::from_json("/p", b"{").is_err());
     }
 }

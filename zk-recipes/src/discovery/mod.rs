@@ -8,13 +8,18 @@
 //!   used by [`crate::balancing`];
 //! - [`registry`]: [`ServiceRegistry`] (register, unregister, query) and
 //!   [`Registration`];
-//! - [`cache`]: [`ServiceCache`] and [`DiscoveryEvent`].
+//! - [`cache`]: [`ServiceCache`] (current set, changes, or both as one stream) and
+//!   [`DiscoveryEvent`];
+//! - [`health`]: [`HealthMonitor`], taking an instance out of rotation and back on a
+//!   health check (an operator does it by hand with [`Registration::set_enabled`]).
 
 pub mod cache;
+pub mod health;
 pub mod instance;
 pub mod registry;
 
 pub use cache::{DiscoveryEvent, LiveInstance, ServiceCache};
+pub use health::{HealthMonitor, HealthOptions};
 pub use instance::{LoadReport, ServiceInstance};
 pub use registry::{Registration, ServiceRegistry};
 

@@ -18,10 +18,26 @@ pub struct ServiceRegistry {
 
 /// A registered instance, kept registered across session expiry until
 /// [`Registration::unregister`] (or drop).
+///
+/// Taking it out of rotation ([`Self::set_enabled`], or a failing
+/// [`super::HealthMonitor`]) keeps it registered and listed with `enabled: false`; pickers
+/// skip it. The published `enabled` is "an operator has not disabled it *and* its health
+/// check (if any) passes", so a health check never puts back an instance an operator took
+/// out.
 #[derive(Debug)]
 pub struct Registration {
     node: EphemeralNode,
     instance: Mutex<ServiceInstance>,
+    /// Serializes read-modify-write updates (load reports, rotation, health), so one
+    /// never overwrites another's field with a stale copy.
+    writes: tokio::sync::Mutex<()>,
+    flags: Mutex<Flags>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Flags {
+    admin: bool,
+    healthy: bool,
 }
 
 impl Registration {
@@ -38,27 +54,74 @@ impl Registration {
         self.node.path()
     }
 
-    /// Rewrites the instance (id and name must stay).
+    /// Rewrites the instance (id and name must stay). Its `enabled` field is ignored:
+    /// rotation is [`Self::set_enabled`]'s and the health check's (so rewriting a copy
+    /// read while unhealthy does not disable the instance for good).
     pub async fn update(&self, instance: ServiceInstance) -> Result<()> {
-        let data = instance.to_json()?;
+        self.modify(|i| *i = instance).await
+    }
+
+    /// Applies `f` to the instance and writes the result, one update at a time.
+    async fn modify(&self, f: impl FnOnce(&mut ServiceInstance)) -> Result<()> {
+        let _turn = self.writes.lock().await;
+        let mut inst = self.instance();
+        f(&mut inst);
+        let flags = self.flags();
+        inst.enabled = flags.admin && flags.healthy;
+        let data = inst.to_json()?;
         if let Ok(mut i) = self.instance.lock() {
-            *i = instance;
+            *i = inst;
         }
         self.node.set_data(&data).await
+    }
+
+    fn flags(&self) -> Flags {
+        self.flags.lock().map(|f| *f).unwrap_or(Flags {
+            admin: true,
+            healthy: true,
+        })
     }
 
     /// Publishes a load report (version-checked write of the instance node). Returns the
     /// report written. Rate limiting is [`crate::balancing::LoadPublisher`]'s job.
     pub async fn report_load(&self, value: u64) -> Result<LoadReport> {
-        let mut inst = self.instance();
-        let report = LoadReport {
-            value,
-            seq: inst.load.as_ref().map_or(1, |l| l.seq + 1),
-            reported_at_ms: now_ms(),
-        };
-        inst.load = Some(report.clone());
-        self.update(inst).await?;
-        Ok(report)
+        let mut report = None;
+        self.modify(|inst| {
+            let r = LoadReport {
+                value,
+                seq: inst.load.as_ref().map_or(1, |l| l.seq + 1),
+                reported_at_ms: now_ms(),
+            };
+            inst.load = Some(r.clone());
+            report = Some(r);
+        })
+        .await?;
+        report.ok_or(Error::Closed)
+    }
+
+    /// Takes the instance out of rotation (`false`) or puts it back (`true`) without
+    /// unregistering it (CURATOR-38, CURATOR-275): it stays registered and listed with
+    /// `enabled: false`, and [`crate::balancing::ServiceProvider`] no longer picks it, e.g.
+    /// to drain a server before maintenance. Survives session expiry (the re-created node
+    /// carries it).
+    pub async fn set_enabled(&self, enabled: bool) -> Result<()> {
+        if let Ok(mut f) = self.flags.lock() {
+            f.admin = enabled;
+        }
+        self.modify(|_| {}).await
+    }
+
+    /// Whether the instance is published as in rotation.
+    pub fn is_enabled(&self) -> bool {
+        self.instance().enabled
+    }
+
+    /// The health half of `enabled` (see [`super::HealthMonitor`]).
+    pub(crate) async fn set_healthy(&self, healthy: bool) -> Result<()> {
+        if let Ok(mut f) = self.flags.lock() {
+            f.healthy = healthy;
+        }
+        self.modify(|_| {}).await
     }
 
     /// Session events and re-registrations of this instance.
@@ -107,7 +170,12 @@ impl ServiceRegistry {
         let node = EphemeralNode::create(&self.session, &path, &instance.to_json()?).await?;
         Ok(Registration {
             node,
+            flags: Mutex::new(Flags {
+                admin: instance.enabled,
+                healthy: true,
+            }),
             instance: Mutex::new(instance),
+            writes: tokio::sync::Mutex::new(()),
         })
     }
 
