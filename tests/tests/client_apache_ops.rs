@@ -27,10 +27,3 @@ async fn reconnect_jitter_spreads_a_crowd_against_apache() {
     assert_eq!(s.window_ms, 800.0);
     client_scenarios::stampede::assert_spread(&s);
 }
-
-/// Request and connection spans with their fields, and the client's counters.
-#[tokio::test]
-async fn spans_and_counters_against_apache() {
-    let zk = ApacheServer::start().expect("start apache");
-    client_scenarios::observability::spans_and_counters(&zk.connect_string()).await;
-}

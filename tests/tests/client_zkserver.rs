@@ -31,11 +31,3 @@ async fn watches_and_failover_against_zk_server() {
     client_scenarios::watch_suite(&s.connect_string()).await;
     s.stop().await.unwrap();
 }
-
-/// Request and connection spans with their fields, and the client's counters.
-#[tokio::test]
-async fn spans_and_counters_against_zk_server() {
-    let server = zk_server::testkit::TestServer::start().await.unwrap();
-    client_scenarios::observability::spans_and_counters(&server.connect_string()).await;
-    server.stop().await.unwrap();
-}
