@@ -20,21 +20,35 @@ async fn reconnect_jitter_spreads_a_crowd_against_zk_server() {
         .unwrap();
     let hosts = server.connect_string();
     let session = Duration::from_secs(10);
-    let jittered = stampede::reconnect_after_server_loss(
-        &hosts,
-        300,
-        session,
-        zk_client::builder::DEFAULT_RECONNECT_JITTER,
+    let jittered = tokio::time::timeout(
+        Duration::from_secs(120),
+        stampede::reconnect_after_server_loss(
+            &hosts,
+            300,
+            session,
+            zk_client::builder::DEFAULT_RECONNECT_JITTER,
+        ),
     )
-    .await;
+    .await
+    .expect("the jittered crowd was measured within 120 s");
     assert_eq!(jittered.window_ms, 1000.0);
     stampede::assert_spread(&jittered);
-    let burst = stampede::reconnect_after_server_loss(&hosts, 300, session, Duration::ZERO).await;
+    let burst = tokio::time::timeout(
+        Duration::from_secs(120),
+        stampede::reconnect_after_server_loss(&hosts, 300, session, Duration::ZERO),
+    )
+    .await
+    .expect("the crowd without jitter was measured within 120 s");
     eprintln!(
         "without jitter: p10 {:.0} ms, p90 {:.0} ms, last {:.0} ms",
         burst.quantile(0.1),
         burst.quantile(0.9),
         burst.attempts_ms[299]
     );
-    server.stop().await.unwrap();
+    // Bounded: once (out of dozens of runs) this test hung after its measurements with
+    // no socket and no timer left in the process; fail there, naming the step, instead.
+    tokio::time::timeout(Duration::from_secs(30), server.stop())
+        .await
+        .expect("the server stopped within 30 s")
+        .unwrap();
 }
