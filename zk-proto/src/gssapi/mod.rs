@@ -15,7 +15,9 @@
 //! server's last answer carries no token.
 
 use std::ffi::{c_int, c_void, CString};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+pub use crate::sasl::jaas::{KerberosLogin, KRB5_LOGIN_MODULE};
 use std::sync::Arc;
 
 mod ffi;
@@ -47,7 +49,9 @@ pub fn default_realm() -> Result<String, String> {
     // SAFETY: out-pointer to a context we free below.
     let rc = unsafe { (lib.krb5_init_context)(&mut ctx) };
     if rc != 0 || ctx.is_null() {
-        return Err(format!("cannot read the Kerberos configuration (error {rc})"));
+        return Err(format!(
+            "cannot read the Kerberos configuration (error {rc})"
+        ));
     }
     let mut realm: *mut std::ffi::c_char = std::ptr::null_mut();
     // SAFETY: ctx is live; realm is freed with the matching call.
@@ -166,60 +170,6 @@ impl Drop for Name {
         let mut min = 0;
         // SAFETY: h came from gss_import_name/accept and is released once.
         unsafe { (self.lib.release_name)(&mut min, &mut self.h) };
-    }
-}
-
-/// Where a client's Kerberos credentials come from: the options of a JAAS
-/// `com.sun.security.auth.module.Krb5LoginModule` entry, or the builder's equivalents.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KerberosLogin {
-    /// `principal`: who logs in (`alice@REALM`, `zkcli/host@REALM`); `None`: the
-    /// ticket cache's principal, or the keytab's first entry.
-    pub principal: Option<String>,
-    /// `useKeyTab=true` with `keyTab=FILE`: get a ticket with this keytab's key.
-    pub keytab: Option<PathBuf>,
-    /// `useTicketCache=true`: use the tickets of a cache (tried before the keytab).
-    pub use_ticket_cache: bool,
-    /// `ticketCache=NAME`: that cache instead of the default (`KRB5CCNAME`).
-    pub ticket_cache: Option<String>,
-}
-
-/// Options of Java's `Krb5LoginModule` this crate acts on; the others (`storeKey`,
-/// `doNotPrompt`, `debug`, `refreshKrb5Config`, ...) change nothing here.
-pub const KRB5_LOGIN_MODULE: &str = "com.sun.security.auth.module.Krb5LoginModule";
-
-impl KerberosLogin {
-    /// Reads a `Krb5LoginModule` entry's options. A module that could only prompt for a
-    /// password (neither `useKeyTab` nor `useTicketCache`) is an error.
-    pub fn from_options(options: &[(String, String)]) -> Result<KerberosLogin, String> {
-        let get = |k: &str| {
-            options
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.as_str())
-        };
-        let flag = |k: &str| get(k).is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        let keytab = if flag("useKeyTab") {
-            let path = get("keyTab")
-                .ok_or("useKeyTab=true without keyTab: name the keytab file")?;
-            Some(PathBuf::from(path.strip_prefix("FILE:").unwrap_or(path)))
-        } else {
-            None
-        };
-        let login = KerberosLogin {
-            principal: get("principal").map(str::to_owned),
-            keytab,
-            use_ticket_cache: flag("useTicketCache"),
-            ticket_cache: get("ticketCache").map(str::to_owned),
-        };
-        if login.keytab.is_none() && !login.use_ticket_cache {
-            return Err(
-                "neither useKeyTab=true nor useTicketCache=true: Krb5LoginModule would \
-                 prompt for a password, which a non-interactive login cannot do"
-                    .into(),
-            );
-        }
-        Ok(login)
     }
 }
 
@@ -366,10 +316,7 @@ impl Credentials {
             } else {
                 let store = [
                     ("client_keytab", kt.display().to_string()),
-                    (
-                        "ccache",
-                        format!("MEMORY:zk-{:016x}", unique()),
-                    ),
+                    ("ccache", format!("MEMORY:zk-{:016x}", unique())),
                 ];
                 match acquire(lib, login.principal.as_deref(), ffi::GSS_C_INITIATE, &store) {
                     Ok(c) => return Ok(c),
@@ -776,41 +723,5 @@ impl SaslServer {
     /// The server's own principal.
     pub fn principal(&self) -> &str {
         &self.creds.principal
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn opts(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn krb5_login_module_options() {
-        let l = KerberosLogin::from_options(&opts(&[
-            ("useKeyTab", "true"),
-            ("keyTab", "/etc/zk.keytab"),
-            ("storeKey", "true"),
-            ("principal", "zkcli@EXAMPLE.COM"),
-        ]))
-        .unwrap();
-        assert_eq!(l.keytab, Some(PathBuf::from("/etc/zk.keytab")));
-        assert_eq!(l.principal.as_deref(), Some("zkcli@EXAMPLE.COM"));
-        assert!(!l.use_ticket_cache);
-        let l = KerberosLogin::from_options(&opts(&[
-            ("useTicketCache", "TRUE"),
-            ("ticketCache", "/tmp/cc"),
-        ]))
-        .unwrap();
-        assert!(l.use_ticket_cache && l.keytab.is_none());
-        let e = KerberosLogin::from_options(&opts(&[("useKeyTab", "true")])).unwrap_err();
-        assert!(e.contains("keyTab"), "{e}");
-        let e = KerberosLogin::from_options(&opts(&[("principal", "a@B")])).unwrap_err();
-        assert!(e.contains("prompt"), "{e}");
     }
 }
