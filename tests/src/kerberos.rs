@@ -188,7 +188,10 @@ impl Kdc {
     /// Creates `principal` (e.g. `alice`, `zookeeper/localhost`) with a random key, if it
     /// does not exist yet.
     pub fn add_principal(&self, principal: &str) -> io::Result<()> {
-        if self.kadmin(&format!("getprinc {principal}"), "Principal: ").is_ok() {
+        if self
+            .kadmin(&format!("getprinc {principal}"), "Principal: ")
+            .is_ok()
+        {
             return Ok(());
         }
         self.kadmin(&format!("addprinc -randkey {principal}"), "created")?;

@@ -117,10 +117,17 @@ fn reverse_lookup(_: SocketAddr) -> Option<String> {
 
 /// Blocking: starts the exchange with the server reached at `peer` (named `host`).
 #[cfg(feature = "kerberos")]
-pub(crate) fn start(cfg: &GssapiConfig, host: &str, peer: SocketAddr, cache: &CredsCache) -> GssStart {
+pub(crate) fn start(
+    cfg: &GssapiConfig,
+    host: &str,
+    peer: SocketAddr,
+    cache: &CredsCache,
+) -> GssStart {
     use zk_proto::gssapi::{Credentials, SaslClient};
     let creds = {
-        let mut slot = cache.lock().map_err(|_| "credential cache poisoned".to_owned())?;
+        let mut slot = cache
+            .lock()
+            .map_err(|_| "credential cache poisoned".to_owned())?;
         match &*slot {
             Some(c) => c.clone(),
             None => {

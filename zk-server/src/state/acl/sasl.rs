@@ -277,7 +277,10 @@ impl SaslServer {
                         *self = SaslServer::Gss(g);
                         Ok(Step::Continue(t))
                     }
-                    (Ok(zk_proto::gssapi::ServerStep::Complete { principal, authzid }), Some(ids)) => {
+                    (
+                        Ok(zk_proto::gssapi::ServerStep::Complete { principal, authzid }),
+                        Some(ids),
+                    ) => {
                         let user = ids.id_of(&principal);
                         if authzid != principal {
                             tracing::info!(
@@ -569,8 +572,8 @@ mod tests {
             .unwrap_err()
             .contains("GSSAPI"));
         // Where Kerberos is served, a keytab is required (a server accepts with its key).
-        let e = SaslUsers::from_section(&krb, None, Some(&KerberosSettings::default()))
-            .unwrap_err();
+        let e =
+            SaslUsers::from_section(&krb, None, Some(&KerberosSettings::default())).unwrap_err();
         assert!(e.contains("keyTab"), "{e}");
         let other = jaas::section("Server { a.B required; };", "Server")
             .unwrap()

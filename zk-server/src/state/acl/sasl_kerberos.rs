@@ -173,7 +173,9 @@ impl NameRules {
                         Some((from, to, false)) => from.replace(&base, to.as_str()).into(),
                     };
                     if out.contains(['/', '@']) {
-                        return Err(format!("Non-simple name {out} after auth_to_local rule {text}"));
+                        return Err(format!(
+                            "Non-simple name {out} after auth_to_local rule {text}"
+                        ));
                     }
                     Some(out)
                 }
@@ -352,7 +354,9 @@ impl KerberosServer {
         let keytab = login
             .keytab
             .ok_or("a server needs useKeyTab=true and keyTab=FILE (it accepts with the key)")?;
-        let principal = login.principal.ok_or("no principal option (zookeeper/host@REALM)")?;
+        let principal = login
+            .principal
+            .ok_or("no principal option (zookeeper/host@REALM)")?;
         let head = principal.split('@').next().unwrap_or("");
         if !head.contains('/') {
             return Err(format!(
@@ -420,7 +424,10 @@ mod tests {
         let short = ids("DEFAULT", true, true);
         assert_eq!(short.id_of("zkcli/h1@EXAMPLE.COM"), "zkcli");
         assert_eq!(short.id_of("alice@EXAMPLE.COM"), "alice");
-        assert_eq!(ids("DEFAULT", true, false).id_of("a/h@EXAMPLE.COM"), "a@EXAMPLE.COM");
+        assert_eq!(
+            ids("DEFAULT", true, false).id_of("a/h@EXAMPLE.COM"),
+            "a@EXAMPLE.COM"
+        );
     }
 
     #[test]
