@@ -244,30 +244,40 @@ fn load() -> Result<Lib, String> {
     let g = open(&gss_name)?;
     let k = open(KRB5_SONAME)?;
     macro_rules! f {
-        ($h:expr, $lib:expr, $name:literal) => {
+        ($h:expr, $lib:expr, $name:literal, $ty:ty) => {
             // SAFETY: the symbol is the C function of this name, whose prototype (RFC 2744,
             // MIT's krb5.h) the field's type spells out.
-            unsafe { std::mem::transmute::<*mut c_void, _>(sym($h, $lib, $name)?) }
+            unsafe { std::mem::transmute::<*mut c_void, $ty>(sym($h, $lib, $name)?) }
         };
     }
     Ok(Lib {
-        import_name: f!(g, &gss_name, "gss_import_name"),
-        display_name: f!(g, &gss_name, "gss_display_name"),
-        release_name: f!(g, &gss_name, "gss_release_name"),
-        release_buffer: f!(g, &gss_name, "gss_release_buffer"),
-        release_cred: f!(g, &gss_name, "gss_release_cred"),
-        delete_sec_context: f!(g, &gss_name, "gss_delete_sec_context"),
-        acquire_cred_from: f!(g, &gss_name, "gss_acquire_cred_from"),
-        inquire_cred: f!(g, &gss_name, "gss_inquire_cred"),
-        init_sec_context: f!(g, &gss_name, "gss_init_sec_context"),
-        accept_sec_context: f!(g, &gss_name, "gss_accept_sec_context"),
-        wrap: f!(g, &gss_name, "gss_wrap"),
-        unwrap: f!(g, &gss_name, "gss_unwrap"),
-        display_status: f!(g, &gss_name, "gss_display_status"),
-        krb5_init_context: f!(k, KRB5_SONAME, "krb5_init_context"),
-        krb5_free_context: f!(k, KRB5_SONAME, "krb5_free_context"),
-        krb5_get_default_realm: f!(k, KRB5_SONAME, "krb5_get_default_realm"),
-        krb5_free_default_realm: f!(k, KRB5_SONAME, "krb5_free_default_realm"),
+        import_name: f!(g, &gss_name, "gss_import_name", ImportName),
+        display_name: f!(g, &gss_name, "gss_display_name", DisplayName),
+        release_name: f!(g, &gss_name, "gss_release_name", ReleaseName),
+        release_buffer: f!(g, &gss_name, "gss_release_buffer", ReleaseBuffer),
+        release_cred: f!(g, &gss_name, "gss_release_cred", ReleaseCred),
+        delete_sec_context: f!(g, &gss_name, "gss_delete_sec_context", DeleteSecContext),
+        acquire_cred_from: f!(g, &gss_name, "gss_acquire_cred_from", AcquireCredFrom),
+        inquire_cred: f!(g, &gss_name, "gss_inquire_cred", InquireCred),
+        init_sec_context: f!(g, &gss_name, "gss_init_sec_context", InitSecContext),
+        accept_sec_context: f!(g, &gss_name, "gss_accept_sec_context", AcceptSecContext),
+        wrap: f!(g, &gss_name, "gss_wrap", Wrap),
+        unwrap: f!(g, &gss_name, "gss_unwrap", Unwrap),
+        display_status: f!(g, &gss_name, "gss_display_status", DisplayStatus),
+        krb5_init_context: f!(k, KRB5_SONAME, "krb5_init_context", Krb5InitContext),
+        krb5_free_context: f!(k, KRB5_SONAME, "krb5_free_context", Krb5FreeContext),
+        krb5_get_default_realm: f!(
+            k,
+            KRB5_SONAME,
+            "krb5_get_default_realm",
+            Krb5GetDefaultRealm
+        ),
+        krb5_free_default_realm: f!(
+            k,
+            KRB5_SONAME,
+            "krb5_free_default_realm",
+            Krb5FreeDefaultRealm
+        ),
     })
 }
 
