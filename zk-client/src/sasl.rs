@@ -360,10 +360,32 @@ mod tests {
         );
         let e = SaslConfig::from_jaas(text, "Other").unwrap_err();
         assert!(e.contains("no \"Other\" section"), "{e}");
-        let krb =
-            "Client { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true; };";
-        let e = SaslConfig::from_jaas(krb, "Client").unwrap_err();
-        assert!(e.contains("GSSAPI"), "{e}");
+        // Kerberos, as Java users write it.
+        let krb = r#"Client {
+              com.sun.security.auth.module.Krb5LoginModule required
+              useKeyTab=true keyTab="/etc/zkcli.keytab" storeKey=true
+              useTicketCache=false principal="zkcli@EXAMPLE.COM";
+            };"#;
+        assert_eq!(
+            SaslConfig::from_jaas(krb, "Client").unwrap(),
+            SaslConfig::Gssapi(GssapiConfig::keytab(
+                "zkcli@EXAMPLE.COM",
+                "/etc/zkcli.keytab"
+            ))
+        );
+        // A module that could only prompt for a password is refused, saying why.
+        let e = SaslConfig::from_jaas(
+            "Client { com.sun.security.auth.module.Krb5LoginModule required; };",
+            "Client",
+        )
+        .unwrap_err();
+        assert!(e.contains("prompt"), "{e}");
+        let e = SaslConfig::from_jaas(
+            "Client { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true; };",
+            "Client",
+        )
+        .unwrap_err();
+        assert!(e.contains("keyTab"), "{e}");
         assert!(SaslConfig::from_jaas("Client { x", "Client").is_err());
         assert!(SaslConfig::from_jaas("Client { a b c=; };", "Client").is_err());
     }
