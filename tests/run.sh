@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs the peers the interoperability suites talk to (Apache
 # ZooKeeper 3.8 server with its Java and C clients, openssl and keytool for TLS stores, kazoo
-# and pure-sasl), then runs every test of the workspace. Extra arguments go to `cargo test`.
+# and pure-sasl, MIT Kerberos' KDC and tools for the Kerberos suite), then runs every test of
+# the workspace. Extra arguments go to `cargo test`.
 # Installing needs root (apt-get, pip); already installed packages are left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,11 @@ command -v java >/dev/null || need_apt+=(default-jre-headless)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v tmux >/dev/null || need_apt+=(tmux)
 command -v pip >/dev/null || need_apt+=(python3-pip)
+# The Kerberos suite (tests/tests/interop_kerberos.rs) runs its own realm with these; zk-server
+# and zk-client load libgssapi-krb5 at run time (nothing is needed to build them).
+command -v krb5kdc >/dev/null || [ -x /usr/sbin/krb5kdc ] || need_apt+=(krb5-kdc)
+command -v kadmin.local >/dev/null || [ -x /usr/sbin/kadmin.local ] || need_apt+=(krb5-admin-server)
+command -v kinit >/dev/null || need_apt+=(krb5-user)
 if ((${#need_apt[@]})); then
   echo "== installing ${need_apt[*]}"
   apt-get update -q

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::hosts::ConnectString;
 use crate::path::Chroot;
 use crate::retry::RetryPolicy;
-use crate::sasl::SaslConfig;
+use crate::sasl::{GssapiConfig, SaslConfig};
 use crate::session::{Session, SessionConfig};
 use crate::state::SessionState;
 use crate::tls::TlsConfig;
@@ -115,9 +115,21 @@ impl ClientBuilder {
         self
     }
 
+    /// Logs in with Kerberos v5 (SASL GSSAPI) after every handshake, as Java's client does
+    /// with a JAAS `Client` section using `Krb5LoginModule`: to the server principal
+    /// `zookeeper/<canonical host>@<realm>` (see [`GssapiConfig`]). The Kerberos
+    /// configuration is MIT's (`KRB5_CONFIG`, else `/etc/krb5.conf`). The session's identity
+    /// is what the server's name rules make of the principal (Apache's default:
+    /// `sasl:<principal>`); a refused login ends the session with [`Error::Auth`].
+    pub fn sasl_gssapi(mut self, config: GssapiConfig) -> Self {
+        self.sasl = Some(SaslConfig::Gssapi(config));
+        self
+    }
+
     /// Logs in with the credentials of `section` (Java's default: `Client`) of a JAAS file,
-    /// the file Java clients name with `-Djava.security.auth.login.config=`. Read at `build`;
-    /// an explicit [`Self::sasl_digest`] takes precedence.
+    /// the file Java clients name with `-Djava.security.auth.login.config=`: `DigestLoginModule`
+    /// (DIGEST-MD5) or `Krb5LoginModule` (GSSAPI). Read at `build`; an explicit
+    /// [`Self::sasl_digest`] or [`Self::sasl_gssapi`] takes precedence.
     pub fn jaas_file(mut self, path: impl AsRef<Path>, section: &str) -> Self {
         self.jaas = Some((path.as_ref().to_owned(), section.to_owned()));
         self
@@ -240,6 +252,13 @@ impl ClientBuilder {
             (Some((path, section)), None) => Some(SaslConfig::from_jaas_file(path, section)?),
             (_, sasl) => sasl,
         };
+        let gss = match &sasl {
+            Some(SaslConfig::Gssapi(g)) => Some(driver::GssJob {
+                cfg: g.clone(),
+                creds: Default::default(),
+            }),
+            _ => None,
+        };
         let cfg = SessionConfig {
             hosts: cs.hosts,
             chroot: chroot.clone(),
@@ -269,6 +288,7 @@ impl ClientBuilder {
             shared.clone(),
             self.max_frame + 1024,
             tls,
+            gss,
         ));
         Ok(Client {
             inner: Arc::new(Inner {

@@ -19,6 +19,8 @@ use zk_proto::FrameCodec;
 use crate::error::{Error, Result};
 use crate::hosts::HostPort;
 use crate::metrics::Counters;
+use crate::sasl::GssapiConfig;
+use crate::sasl_gssapi::{CredsCache, GssStart};
 use crate::session::{Action, Reply, Session, Submit};
 use crate::state::SessionState;
 use crate::tls::Connector;
@@ -110,14 +112,26 @@ async fn poll_opt<T>(f: &mut Option<BoxFut<T>>) -> T {
 /// Far enough to mean "no deadline" for the reusable timer.
 const NEVER: Duration = Duration::from_secs(86_400 * 365);
 
-/// TCP connect, then the TLS handshake when configured, all within `timeout`. The error
-/// is the cause, for [`Error::Connect`].
+/// A Kerberos login to start on each new connection.
+#[derive(Clone)]
+pub(crate) struct GssJob {
+    pub cfg: GssapiConfig,
+    pub creds: CredsCache,
+}
+
+/// A made connection, with the GSSAPI exchange started on it when the login is Kerberos.
+type Connected = (Stream, Option<GssStart>);
+
+/// TCP connect, then the TLS handshake when configured, then (Kerberos logins) the
+/// blocking start of the GSSAPI exchange on a blocking thread, all within `timeout`. The
+/// error is the cause, for [`Error::Connect`].
 fn connect(
     host: HostPort,
     timeout: Duration,
     tls: Option<Connector>,
     attempt: u64,
-) -> BoxFut<std::result::Result<Stream, String>> {
+    gss: Option<GssJob>,
+) -> BoxFut<std::result::Result<Connected, String>> {
     use tracing::Instrument;
     let span = tracing::debug_span!(
         "zk_connect",
@@ -143,8 +157,11 @@ fn connect(
                 .map_err(|e| format!("tcp connect failed: {e}"))?;
             s.set_nodelay(true)
                 .map_err(|e| format!("tcp connect failed: {e}"))?;
-            match tls {
-                None => Ok(Box::new(s) as Stream),
+            let peer = s
+                .peer_addr()
+                .map_err(|e| format!("tcp connect failed: {e}"))?;
+            let stream = match tls {
+                None => Box::new(s) as Stream,
                 Some(c) => {
                     let name = c.name_for(&host.host)?;
                     let t = c
@@ -152,9 +169,22 @@ fn connect(
                         .connect(name, s)
                         .await
                         .map_err(|e| format!("tls handshake failed: {e}"))?;
-                    Ok(Box::new(t) as Stream)
+                    Box::new(t) as Stream
                 }
-            }
+            };
+            let started = match gss {
+                None => None,
+                Some(job) => {
+                    let name = host.host.clone();
+                    let res = tokio::task::spawn_blocking(move || {
+                        crate::sasl_gssapi::start(&job.cfg, &name, peer, &job.creds)
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(format!("GSSAPI start failed: {e}")));
+                    Some(res)
+                }
+            };
+            Ok((stream, started))
         };
         tokio::time::timeout(timeout, attempt)
             .await
@@ -204,7 +234,9 @@ struct Driver {
     shared: Arc<Shared>,
     reader: Option<Reader>,
     writer: Option<Writer>,
-    connecting: Option<BoxFut<std::result::Result<Stream, String>>>,
+    connecting: Option<BoxFut<std::result::Result<Connected, String>>>,
+    /// The Kerberos login, when the client uses one.
+    gss: Option<GssJob>,
     /// Host of the current connection or attempt, for error messages.
     host: Option<HostPort>,
     /// The session was established on the current connection.
@@ -229,8 +261,10 @@ pub(crate) async fn run(
     shared: Arc<Shared>,
     max_frame: usize,
     tls: Option<Connector>,
+    gss: Option<GssJob>,
 ) {
     let mut d = Driver {
+        gss,
         session,
         shared,
         reader: None,
@@ -310,13 +344,13 @@ pub(crate) async fn run(
                 d.connecting = None;
                 let now = std::time::Instant::now();
                 match c {
-                    Ok(s) => {
+                    Ok((s, gss)) => {
                         let (r, w) = tokio::io::split(s);
                         d.reader = Some(r);
                         d.writer = Some(w);
                         d.rbuf.clear();
                         d.wbuf.clear();
-                        d.session.on_connected(now);
+                        d.session.on_connected_with(now, gss);
                     }
                     Err(cause) => {
                         tracing::debug!(host = ?d.host, %cause, "connect failed");
@@ -433,7 +467,13 @@ impl Driver {
                     let c = &self.shared.counters.connection_attempts;
                     Counters::bump(c);
                     let attempt = c.load(std::sync::atomic::Ordering::Relaxed);
-                    self.connecting = Some(connect(host, timeout, self.tls.clone(), attempt));
+                    self.connecting = Some(connect(
+                        host,
+                        timeout,
+                        self.tls.clone(),
+                        attempt,
+                        self.gss.clone(),
+                    ));
                 }
                 Action::Disconnect => {
                     let attempt_open = self.connecting.is_some() || self.reader.is_some();

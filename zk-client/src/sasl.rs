@@ -1,13 +1,20 @@
-//! SASL for ZooKeeper: the DIGEST-MD5 client (RFC 2831, `qop=auth`) as Java's client runs
-//! it against a server with `SASLAuthenticationProvider`, and the JAAS `Client` section
-//! that configures it.
+//! SASL for ZooKeeper as Java's client runs it against a server with
+//! `SASLAuthenticationProvider`: DIGEST-MD5 (RFC 2831, `qop=auth`) and GSSAPI (Kerberos v5,
+//! RFC 4752, no security layer), and the JAAS `Client` section that configures either.
 //!
-//! The exchange (opcode `sasl`, normal xids, right after the ConnectResponse): the client
+//! DIGEST-MD5 (opcode `sasl`, normal xids, right after the ConnectResponse): the client
 //! sends an empty token, the server answers with a challenge (realm, nonce), the client
 //! answers with a digest response, the server answers with `rspauth`, which the client
 //! checks. The session's id is then `sasl:<username>`.
+//!
+//! GSSAPI: the client logs in to the server principal `<service>/<host>@<realm>`, where
+//! the service is `zookeeper` (`zookeeper.sasl.client.username`), the host is the server's
+//! canonical name (the reverse lookup of the address connected to, kept only when it
+//! resolves back to that address, as Java's `getCanonicalHostName`; the name as written
+//! when canonicalisation is off or finds nothing), and the realm is the client principal's
+//! (`zookeeper.server.realm` overrides it). See [`zk_proto::gssapi`] for the exchange.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[cfg(test)]
 pub(crate) use zk_proto::sasl::{digest_response, DigestInput};
@@ -22,6 +29,10 @@ pub const DEFAULT_JAAS_SECTION: &str = "Client";
 /// JVM property `java.security.auth.login.config` only).
 pub const JAAS_ENV: &str = "ZK_CLIENT_JAAS";
 
+/// The service part of the server principal unless `zookeeper.sasl.client.username`
+/// says otherwise.
+pub const DEFAULT_SERVICE_NAME: &str = "zookeeper";
+
 /// SASL credentials of a client.
 #[derive(Clone, PartialEq, Eq)]
 pub enum SaslConfig {
@@ -32,6 +43,8 @@ pub enum SaslConfig {
         /// Password.
         password: String,
     },
+    /// Kerberos v5 (SASL GSSAPI), Java's `Krb5LoginModule`.
+    Gssapi(GssapiConfig),
 }
 
 impl std::fmt::Debug for SaslConfig {
@@ -41,6 +54,93 @@ impl std::fmt::Debug for SaslConfig {
                 .debug_struct("DigestMd5")
                 .field("username", username)
                 .finish_non_exhaustive(),
+            SaslConfig::Gssapi(g) => g.fmt(f),
+        }
+    }
+}
+
+/// A Kerberos (SASL GSSAPI) login: where the client's credentials come from and how the
+/// server principal is formed.
+///
+/// ```
+/// use zk_client::sasl::GssapiConfig;
+/// let login = GssapiConfig::keytab("zkcli@EXAMPLE.COM", "/etc/zkcli.keytab")
+///     .service_name("zookeeper")          // the default
+///     .canonicalize_hostname(true);       // the default, as Java's client
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GssapiConfig {
+    /// The client's credentials (the options of a `Krb5LoginModule` entry).
+    pub login: zk_proto::sasl::jaas::KerberosLogin,
+    /// Service part of the server principal (`zookeeper.sasl.client.username`).
+    pub service: String,
+    /// Use the server's canonical host name (`zookeeper.sasl.client.canonicalize.hostname`).
+    pub canonicalize: bool,
+    /// Realm of the server principal (`zookeeper.server.realm`); `None`: the client's.
+    pub server_realm: Option<String>,
+}
+
+impl GssapiConfig {
+    /// Credentials as Java's `Krb5LoginModule` gets them from these options.
+    pub fn new(login: zk_proto::sasl::jaas::KerberosLogin) -> Self {
+        GssapiConfig {
+            login,
+            service: DEFAULT_SERVICE_NAME.to_owned(),
+            canonicalize: true,
+            server_realm: None,
+        }
+    }
+
+    /// Logs in as `principal` with its key in `keytab` (`useKeyTab=true keyTab=...
+    /// principal=...`); the ticket stays in memory, never in the user's cache.
+    pub fn keytab(principal: &str, keytab: impl Into<PathBuf>) -> Self {
+        Self::new(zk_proto::sasl::jaas::KerberosLogin {
+            principal: Some(principal.to_owned()),
+            keytab: Some(keytab.into()),
+            use_ticket_cache: false,
+            ticket_cache: None,
+        })
+    }
+
+    /// Uses the tickets of a credential cache (`useTicketCache=true`): `cache` names it
+    /// (`FILE:/tmp/krb5cc_1000`), `None` is the default one (`KRB5CCNAME`), as after `kinit`.
+    pub fn ticket_cache(cache: Option<&str>) -> Self {
+        Self::new(zk_proto::sasl::jaas::KerberosLogin {
+            principal: None,
+            keytab: None,
+            use_ticket_cache: true,
+            ticket_cache: cache.map(str::to_owned),
+        })
+    }
+
+    /// The service part of the server principal (default `zookeeper`).
+    pub fn service_name(mut self, service: &str) -> Self {
+        self.service = service.to_owned();
+        self
+    }
+
+    /// Whether the server principal's host is the server's canonical name (default true).
+    pub fn canonicalize_hostname(mut self, on: bool) -> Self {
+        self.canonicalize = on;
+        self
+    }
+
+    /// The realm of the server principal (default: the client principal's).
+    pub fn server_realm(mut self, realm: &str) -> Self {
+        self.server_realm = Some(realm.to_owned());
+        self
+    }
+
+    /// The server principal for a client whose principal is `client` connected to `host`
+    /// (already canonicalised).
+    pub fn server_principal(&self, host: &str, client: &str) -> String {
+        let realm = self
+            .server_realm
+            .clone()
+            .or_else(|| client.rsplit_once('@').map(|(_, r)| r.to_owned()));
+        match realm {
+            Some(r) => format!("{}/{host}@{r}", self.service),
+            None => format!("{}/{host}", self.service),
         }
     }
 }
@@ -50,6 +150,7 @@ impl SaslConfig {
     pub fn mechanism(&self) -> &'static str {
         match self {
             SaslConfig::DigestMd5 { .. } => "DIGEST-MD5",
+            SaslConfig::Gssapi(_) => "GSSAPI",
         }
     }
 
@@ -61,9 +162,9 @@ impl SaslConfig {
             .map_err(|e| Error::InvalidConfig(format!("JAAS file {}: {e}", path.display())))
     }
 
-    /// Parses `section` of a JAAS configuration text. Only ZooKeeper's
-    /// `DigestLoginModule` (with `username` and `password` options) is supported;
-    /// `Krb5LoginModule` (GSSAPI) is rejected with a clear error.
+    /// Parses `section` of a JAAS configuration text: ZooKeeper's `DigestLoginModule`
+    /// (`username`, `password`) or Java's `Krb5LoginModule` (`useKeyTab`, `keyTab`,
+    /// `principal`, `useTicketCache`, `ticketCache`); other modules are refused.
     pub fn from_jaas(text: &str, section: &str) -> std::result::Result<SaslConfig, String> {
         let sections = jaas::parse(text)?;
         let entries = sections
@@ -79,11 +180,10 @@ impl SaslConfig {
         let entry = entries
             .first()
             .ok_or_else(|| format!("section {section:?} has no login module"))?;
-        if entry.module.ends_with("Krb5LoginModule") {
-            Err(format!(
-                "{}: GSSAPI (Kerberos) is not supported by zk-client yet",
-                entry.module
-            ))
+        if entry.module == zk_proto::sasl::jaas::KRB5_LOGIN_MODULE {
+            let login = zk_proto::sasl::jaas::KerberosLogin::from_options(&entry.options)
+                .map_err(|e| format!("section {section:?}: {}: {e}", entry.module))?;
+            Ok(SaslConfig::Gssapi(GssapiConfig::new(login)))
         } else {
             Err(format!("unsupported login module {}", entry.module))
         }
@@ -119,13 +219,15 @@ fn jaas_from_vars(var: impl Fn(&str) -> Option<String>) -> Option<(std::path::Pa
     Some((file.into(), section))
 }
 
-/// Where a DIGEST-MD5 exchange is.
+/// Where a SASL exchange is.
 #[derive(Debug)]
-pub(crate) enum DigestStep {
-    /// The empty first token was sent; the server's challenge is next.
+pub(crate) enum SaslStep {
+    /// DIGEST-MD5: the empty first token was sent; the server's challenge is next.
     AwaitChallenge,
-    /// The response was sent; the server's `rspauth` is next, it must equal this.
+    /// DIGEST-MD5: the response was sent; the server's `rspauth` is next, it must equal this.
     AwaitRspAuth(String),
+    /// GSSAPI: a token was sent; the exchange answers the server's next one.
+    Gss(Box<crate::sasl_gssapi::GssClient>),
 }
 
 /// Parses a server token (RFC 2831 section 7.1), bounded.
@@ -258,10 +360,32 @@ mod tests {
         );
         let e = SaslConfig::from_jaas(text, "Other").unwrap_err();
         assert!(e.contains("no \"Other\" section"), "{e}");
-        let krb =
-            "Client { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true; };";
-        let e = SaslConfig::from_jaas(krb, "Client").unwrap_err();
-        assert!(e.contains("GSSAPI"), "{e}");
+        // Kerberos, as Java users write it.
+        let krb = r#"Client {
+              com.sun.security.auth.module.Krb5LoginModule required
+              useKeyTab=true keyTab="/etc/zkcli.keytab" storeKey=true
+              useTicketCache=false principal="zkcli@EXAMPLE.COM";
+            };"#;
+        assert_eq!(
+            SaslConfig::from_jaas(krb, "Client").unwrap(),
+            SaslConfig::Gssapi(GssapiConfig::keytab(
+                "zkcli@EXAMPLE.COM",
+                "/etc/zkcli.keytab"
+            ))
+        );
+        // A module that could only prompt for a password is refused, saying why.
+        let e = SaslConfig::from_jaas(
+            "Client { com.sun.security.auth.module.Krb5LoginModule required; };",
+            "Client",
+        )
+        .unwrap_err();
+        assert!(e.contains("prompt"), "{e}");
+        let e = SaslConfig::from_jaas(
+            "Client { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true; };",
+            "Client",
+        )
+        .unwrap_err();
+        assert!(e.contains("keyTab"), "{e}");
         assert!(SaslConfig::from_jaas("Client { x", "Client").is_err());
         assert!(SaslConfig::from_jaas("Client { a b c=; };", "Client").is_err());
     }

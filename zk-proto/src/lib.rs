@@ -31,6 +31,8 @@ pub mod election;
 pub mod error;
 pub mod error_code;
 pub mod frame;
+#[cfg(feature = "kerberos")]
+pub mod gssapi;
 pub mod header;
 pub mod jute;
 pub mod message;

@@ -439,6 +439,62 @@ pub mod jaas {
         Ok(Some((opt("username")?, opt("password")?)))
     }
 
+    /// Where a client's Kerberos credentials come from: the options of a JAAS
+    /// `com.sun.security.auth.module.Krb5LoginModule` entry, or the builder's equivalents.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct KerberosLogin {
+        /// `principal`: who logs in (`alice@REALM`, `zkcli/host@REALM`); `None`: the
+        /// ticket cache's principal, or the keytab's first entry.
+        pub principal: Option<String>,
+        /// `useKeyTab=true` with `keyTab=FILE`: get a ticket with this keytab's key.
+        pub keytab: Option<std::path::PathBuf>,
+        /// `useTicketCache=true`: use the tickets of a cache (tried before the keytab).
+        pub use_ticket_cache: bool,
+        /// `ticketCache=NAME`: that cache instead of the default (`KRB5CCNAME`).
+        pub ticket_cache: Option<String>,
+    }
+
+    /// Options of Java's `Krb5LoginModule` this crate acts on; the others (`storeKey`,
+    /// `doNotPrompt`, `debug`, `refreshKrb5Config`, ...) change nothing here.
+    pub const KRB5_LOGIN_MODULE: &str = "com.sun.security.auth.module.Krb5LoginModule";
+
+    impl KerberosLogin {
+        /// Reads a `Krb5LoginModule` entry's options. A module that could only prompt for a
+        /// password (neither `useKeyTab` nor `useTicketCache`) is an error.
+        pub fn from_options(options: &[(String, String)]) -> Result<KerberosLogin, String> {
+            let get = |k: &str| {
+                options
+                    .iter()
+                    .find(|(key, _)| key == k)
+                    .map(|(_, v)| v.as_str())
+            };
+            let flag = |k: &str| get(k).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            let keytab = if flag("useKeyTab") {
+                let path =
+                    get("keyTab").ok_or("useKeyTab=true without keyTab: name the keytab file")?;
+                Some(std::path::PathBuf::from(
+                    path.strip_prefix("FILE:").unwrap_or(path),
+                ))
+            } else {
+                None
+            };
+            let login = KerberosLogin {
+                principal: get("principal").map(str::to_owned),
+                keytab,
+                use_ticket_cache: flag("useTicketCache"),
+                ticket_cache: get("ticketCache").map(str::to_owned),
+            };
+            if login.keytab.is_none() && !login.use_ticket_cache {
+                return Err(
+                    "neither useKeyTab=true nor useTicketCache=true: Krb5LoginModule would \
+                     prompt for a password, which a non-interactive login cannot do"
+                        .into(),
+                );
+            }
+            Ok(login)
+        }
+    }
+
     /// The login modules of section `name`, if the text has it.
     pub fn section(text: &str, name: &str) -> Result<Option<Vec<Entry>>, String> {
         Ok(parse(text)?
@@ -488,6 +544,37 @@ mod tests {
         assert!(constant_time_eq(b"ab", b"ab"));
         assert!(!constant_time_eq(b"ab", b"ac"));
         assert!(!constant_time_eq(b"ab", b"abc"));
+    }
+
+    #[test]
+    fn krb5_login_module_options() {
+        use jaas::KerberosLogin;
+        let opts = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let l = KerberosLogin::from_options(&opts(&[
+            ("useKeyTab", "true"),
+            ("keyTab", "/etc/zk.keytab"),
+            ("storeKey", "true"),
+            ("principal", "zkcli@EXAMPLE.COM"),
+        ]))
+        .unwrap();
+        assert_eq!(l.keytab, Some("/etc/zk.keytab".into()));
+        assert_eq!(l.principal.as_deref(), Some("zkcli@EXAMPLE.COM"));
+        assert!(!l.use_ticket_cache);
+        let l = KerberosLogin::from_options(&opts(&[
+            ("useTicketCache", "TRUE"),
+            ("ticketCache", "/tmp/cc"),
+        ]))
+        .unwrap();
+        assert!(l.use_ticket_cache && l.keytab.is_none());
+        let e = KerberosLogin::from_options(&opts(&[("useKeyTab", "true")])).unwrap_err();
+        assert!(e.contains("keyTab"), "{e}");
+        let e = KerberosLogin::from_options(&opts(&[("principal", "a@B")])).unwrap_err();
+        assert!(e.contains("prompt"), "{e}");
     }
 
     #[test]

@@ -28,7 +28,8 @@ use crate::error::{Error, Result};
 use crate::hosts::{HostList, HostPort};
 use crate::path::Chroot;
 use crate::retry::{Delays, RetryPolicy};
-use crate::sasl::{self, DigestStep, SaslConfig};
+use crate::sasl::{self, SaslConfig, SaslStep};
+use crate::sasl_gssapi::GssStart;
 use crate::state::SessionState;
 use crate::watch::registry::{WatchKind, WatchRegistry, WatcherId};
 use crate::watch::WatchedEvent;
@@ -177,7 +178,7 @@ enum Phase {
         deadline: Instant,
         read_only: bool,
         xid: i32,
-        step: DigestStep,
+        step: SaslStep,
     },
     /// Session established on this connection.
     Connected { read_only: bool },
@@ -278,6 +279,8 @@ pub struct Session<R> {
     parked_auth: VecDeque<R>,
     auths: Vec<AuthPacket>,
     sasl: Option<SaslConfig>,
+    /// The GSSAPI exchange the driver started for the current connection.
+    gss_start: Option<GssStart>,
     /// Why authentication failed (terminal), for [`Error::Auth`].
     auth_failure: Option<(String, String)>,
     watches: WatchRegistry,
@@ -338,6 +341,7 @@ impl<R> Session<R> {
                 })
                 .collect(),
             sasl: cfg.sasl,
+            gss_start: None,
             auth_failure: None,
             watches: WatchRegistry::default(),
             out: BytesMut::with_capacity(8 * 1024),
@@ -511,9 +515,16 @@ impl<R> Session<R> {
 
     /// The driver established the TCP connection it was asked for.
     pub fn on_connected(&mut self, now: Instant) {
+        self.on_connected_with(now, None);
+    }
+
+    /// The connection is up, with the GSSAPI exchange the driver started on it (its first
+    /// token needs the KDC, so it is made off the session) when the login is Kerberos.
+    pub(crate) fn on_connected_with(&mut self, now: Instant, gss: Option<GssStart>) {
         if !matches!(self.phase, Phase::Connecting { .. }) {
             return;
         }
+        self.gss_start = gss;
         let session_id = if self.seen_rw || !self.read_only_allowed {
             self.session_id
         } else {
@@ -730,9 +741,23 @@ impl<R> Session<R> {
         if self.sasl.is_some() {
             // As Java's client: log in first; the session counts as connected (state,
             // pending requests, watches) only once the server accepted us.
+            let (first, step) = match self.sasl {
+                Some(SaslConfig::Gssapi(_)) => match self.gss_start.take() {
+                    Some(Ok((client, token))) => (token, SaslStep::Gss(client)),
+                    Some(Err(e)) => {
+                        self.auth_failed(format!("GSSAPI login not started: {e}"));
+                        return;
+                    }
+                    None => {
+                        self.auth_failed("GSSAPI login not started by the driver".into());
+                        return;
+                    }
+                },
+                _ => (Vec::new(), SaslStep::AwaitChallenge),
+            };
             let xid = self.next_xid();
             let token = zk_proto::ops::SaslToken {
-                token: Some(Bytes::new()),
+                token: Some(Bytes::from(first)),
             };
             self.write_special(xid, OpCode::Sasl, |w| token.write(w), now);
             if let Phase::Handshake { deadline } = self.phase {
@@ -740,7 +765,7 @@ impl<R> Session<R> {
                     deadline,
                     read_only,
                     xid,
-                    step: DigestStep::AwaitChallenge,
+                    step,
                 };
             }
             return;
@@ -776,9 +801,18 @@ impl<R> Session<R> {
         }
         let mech = self.sasl.as_ref().map_or("SASL", |c| c.mechanism());
         if hdr.err != ErrorCode::Ok {
-            let who = match &self.sasl {
-                Some(SaslConfig::DigestMd5 { username, .. }) => format!(" of user {username:?}"),
-                None => String::new(),
+            let who = match (&self.sasl, &self.phase) {
+                (Some(SaslConfig::DigestMd5 { username, .. }), _) => {
+                    format!(" of user {username:?}")
+                }
+                (
+                    _,
+                    Phase::Sasl {
+                        step: SaslStep::Gss(c),
+                        ..
+                    },
+                ) => format!(" of principal {:?}", c.principal()),
+                _ => String::new(),
             };
             let reason = if matches!(
                 hdr.err,
@@ -795,7 +829,7 @@ impl<R> Session<R> {
             return;
         }
         let token = match zk_proto::ops::SaslToken::read(&mut r) {
-            Ok(t) => t.token.unwrap_or_default(),
+            Ok(t) => t.token,
             Err(e) => {
                 self.auth_failed(format!("malformed {mech} reply: {e}"));
                 return;
@@ -810,11 +844,17 @@ impl<R> Session<R> {
         else {
             return;
         };
+        if let SaslStep::Gss(client) = step {
+            self.on_gss_token(client, token, deadline, read_only, now);
+            return;
+        }
+        let token = token.unwrap_or_default();
         let Some(SaslConfig::DigestMd5 { username, password }) = self.sasl.clone() else {
             return;
         };
         match step {
-            DigestStep::AwaitChallenge => {
+            SaslStep::Gss(_) => {}
+            SaslStep::AwaitChallenge => {
                 if token.is_empty() {
                     self.phase = Phase::Connecting { deadline };
                     self.auth_failed(format!(
@@ -833,7 +873,7 @@ impl<R> Session<R> {
                             deadline,
                             read_only,
                             xid,
-                            step: DigestStep::AwaitRspAuth(rspauth),
+                            step: SaslStep::AwaitRspAuth(rspauth),
                         };
                     }
                     Err(e) => {
@@ -842,7 +882,7 @@ impl<R> Session<R> {
                     }
                 }
             }
-            DigestStep::AwaitRspAuth(expected) => {
+            SaslStep::AwaitRspAuth(expected) => {
                 if let Err(e) = sasl::check_rspauth(&token, &expected) {
                     self.phase = Phase::Connecting { deadline };
                     self.auth_failed(e);
@@ -850,6 +890,50 @@ impl<R> Session<R> {
                 }
                 tracing::debug!(%username, "SASL {mech} login accepted");
                 self.established(read_only, now);
+            }
+        }
+    }
+
+    /// A server token of a GSSAPI exchange. The server's last answer carries no token (as
+    /// Java's client expects); before that, every answer must carry one.
+    fn on_gss_token(
+        &mut self,
+        mut client: Box<crate::sasl_gssapi::GssClient>,
+        token: Option<Bytes>,
+        deadline: Instant,
+        read_only: bool,
+        now: Instant,
+    ) {
+        if client.is_complete() {
+            tracing::debug!(principal = client.principal(), "SASL GSSAPI login accepted");
+            self.established(read_only, now);
+            return;
+        }
+        let Some(token) = token else {
+            self.phase = Phase::Connecting { deadline };
+            self.auth_failed(
+                "the server answered the GSSAPI login with no token (is SASL enabled on it?)"
+                    .into(),
+            );
+            return;
+        };
+        match client.step(&token) {
+            Ok(out) => {
+                let xid = self.next_xid();
+                let t = zk_proto::ops::SaslToken {
+                    token: Some(Bytes::from(out.unwrap_or_default())),
+                };
+                self.write_special(xid, OpCode::Sasl, |w| t.write(w), now);
+                self.phase = Phase::Sasl {
+                    deadline,
+                    read_only,
+                    xid,
+                    step: SaslStep::Gss(client),
+                };
+            }
+            Err(e) => {
+                self.phase = Phase::Connecting { deadline };
+                self.auth_failed(format!("GSSAPI login of {}: {e}", client.principal()));
             }
         }
     }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Result, ServerError};
 use crate::state::acl::sasl::{SaslUsers, DEFAULT_SECTION};
+use crate::state::acl::sasl_kerberos::KerberosSettings;
 
 mod protection;
 pub mod quorum_auth;
@@ -121,6 +122,9 @@ pub struct ServerConfig {
     pub sasl_super_password: Option<Secret>,
     /// `zookeeper.superUser` and `zookeeper.superUser.*`: SASL users with super rights.
     pub super_users: Vec<String>,
+    /// How Kerberos principals become `sasl` ids (`zookeeper.security.auth_to_local`,
+    /// `zookeeper.kerberos.removeHostFromPrincipal` / `removeRealmFromPrincipal`).
+    pub kerberos: KerberosSettings,
     /// `zookeeper.enforce.auth.enabled`.
     pub enforce_auth_enabled: bool,
     /// `zookeeper.enforce.auth.schemes`.
@@ -192,6 +196,7 @@ impl Default for ServerConfig {
             sasl_any_user: None,
             sasl_super_password: None,
             super_users: Vec::new(),
+            kerberos: KerberosSettings::default(),
             enforce_auth_enabled: false,
             enforce_auth_schemes: Vec::new(),
             session_require_client_sasl_auth: false,
@@ -682,6 +687,7 @@ impl ServerConfig {
                     let users = SaslUsers::from_section(
                         &entries,
                         self.sasl_super_password.as_ref().map(|s| s.0.as_str()),
+                        Some(&self.kerberos),
                     )
                     .map_err(|e| {
                         err(format!(
@@ -694,6 +700,16 @@ impl ServerConfig {
                             "JAAS section {section:?} of {} has no user_<name> entries: \
                              every SASL login will fail",
                             file.display()
+                        ));
+                    }
+                    if let Some(k) = users.kerberos() {
+                        self.warnings.push(format!(
+                            "JAAS section {section:?} of {}: Kerberos (GSSAPI) logins as {} \
+                             with keytab {}; DIGEST-MD5 users of the section cannot log in \
+                             (one mechanism per server, as in Apache)",
+                            file.display(),
+                            k.principal,
+                            k.keytab.display()
                         ));
                     }
                     self.sasl_users = Some(users);
@@ -802,6 +818,10 @@ impl ServerConfig {
                 self.session_require_client_sasl_auth = parse_bool(value)
             }
             "allowSaslFailedClients" => self.allow_sasl_failed_clients = parse_bool(value),
+            // Apache compares with "true" exactly (String.equals).
+            "kerberos.removeHostFromPrincipal" => self.kerberos.remove_host = value == "true",
+            "kerberos.removeRealmFromPrincipal" => self.kerberos.remove_realm = value == "true",
+            "security.auth_to_local" => self.kerberos.auth_to_local = Some(value.to_string()),
             "jute.maxbuffer" => self.jute_max_buffer = parse_num(name, value, line)?,
             "snapCount" => self.snap_count = parse_num(name, value, line)?,
             "snapSizeLimitInKb" => {
@@ -847,8 +867,6 @@ impl ServerConfig {
             | "forceSync"
             | "txnLogSizeLimitInKb"
             | "jaasLoginRenew"
-            | "kerberos.removeRealmFromPrincipal"
-            | "kerberos.removeHostFromPrincipal"
             | "admin.enableServer" => {
                 self.warnings
                     .push(format!("property {name} accepted, not used"));
@@ -1067,7 +1085,7 @@ mod tests {
             (
                 format!("{sasl}sasl.serverconfig=Kerb\n"),
                 vec![jaas_prop.clone()],
-                "GSSAPI",
+                "useKeyTab=true without keyTab",
             ),
             (
                 format!("{sasl}sasl.serverconfig=Nope\n"),

@@ -130,7 +130,7 @@ impl QuorumSaslConfig {
                 })
         };
         let server = section(&self.server_section, "quorum.auth.server.saslLoginContext")?;
-        let users = SaslUsers::from_section(&server, None).map_err(|e| {
+        let users = SaslUsers::from_section(&server, None, None).map_err(|e| {
             format!(
                 "JAAS section {:?} of {file}: {e}",
                 self.server_section.as_str()

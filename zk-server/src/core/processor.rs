@@ -21,7 +21,7 @@ use crate::core::prep::{Prep, PrepContext, PrepSettings};
 use crate::core::read::{self, Caller};
 use crate::core::session::{session_password, SessionTracker};
 use crate::state::acl;
-use crate::state::acl::sasl::{DigestServer, SaslUsers, Step};
+use crate::state::acl::sasl::{SaslServer, SaslUsers, Step};
 use crate::state::apply::{ApplyResult, Outcome};
 use crate::state::database::ZkDatabase;
 use crate::state::tree::node::NodeKind;
@@ -184,7 +184,7 @@ struct Conn {
     /// as old C clients reset the connection on the extra byte.
     old_client: bool,
     /// This connection's SASL exchange (Apache makes one SASL server per connection).
-    sasl: DigestServer,
+    sasl: SaslServer,
 }
 
 #[derive(Debug)]
@@ -491,7 +491,7 @@ impl Processor {
                 auth,
                 ip: ip.to_string(),
                 old_client: req.read_only.is_none(),
-                sasl: DigestServer::default(),
+                sasl: SaslServer::default(),
             },
         );
         match (self.mode, req.session_id) {
@@ -1030,7 +1030,7 @@ impl Processor {
                 )
             }
             None => {
-                c.sasl = DigestServer::Failed;
+                c.sasl = SaslServer::Failed;
                 Err(acl::sasl::Failure {
                     reason: "null token".into(),
                     user: None,
@@ -1039,9 +1039,13 @@ impl Processor {
         };
         match step {
             Ok(Step::Continue(t)) => out.push(reply(ErrorCode::Ok, Some(t))),
-            Ok(Step::Complete { token, user }) => {
+            Ok(Step::Complete {
+                token,
+                user,
+                mechanism,
+            }) => {
                 tracing::info!(
-                    "session {session:#x} from {}: SASL DIGEST-MD5 login of {user:?}",
+                    "session {session:#x} from {}: SASL {mechanism} login of {user:?}",
                     c.ip
                 );
                 let id = Id::new("sasl", user.as_str());
@@ -1055,7 +1059,7 @@ impl Processor {
                         c.auth.push(sup);
                     }
                 }
-                out.push(reply(ErrorCode::Ok, Some(token)));
+                out.push(reply(ErrorCode::Ok, token));
             }
             Err(f) => {
                 let required = self.settings.enforce_auth.iter().any(|s| s == "sasl");
@@ -1399,7 +1403,7 @@ mod tests {
         .unwrap()
         .unwrap();
         let mut s = CoreSettings {
-            sasl_users: Some(SaslUsers::from_section(&jaas, None).unwrap()),
+            sasl_users: Some(SaslUsers::from_section(&jaas, None, None).unwrap()),
             super_users: vec!["root".into()],
             enforce_auth: enforce.iter().map(|s| s.to_string()).collect(),
             ..CoreSettings::default()

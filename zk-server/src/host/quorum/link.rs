@@ -571,8 +571,8 @@ impl QuorumSecurity {
                             .map_err(|e| e.to_string())?;
                         token = read_auth(s).await.map_err(|e| e.to_string())?.1;
                     }
-                    Ok(Step::Complete { token, user: u }) => {
-                        send_auth(s, SUCCESS, &token)
+                    Ok(Step::Complete { token, user: u, .. }) => {
+                        send_auth(s, SUCCESS, &token.unwrap_or_default())
                             .await
                             .map_err(|e| e.to_string())?;
                         user = u;

@@ -3,6 +3,7 @@
 pub mod digest;
 pub mod ip;
 pub mod sasl;
+pub mod sasl_kerberos;
 pub mod x509;
 
 use zk_proto::{Acl, ClientInfo, ErrorCode, Id, Perms};

@@ -1,4 +1,8 @@
-//! The `sasl` scheme: DIGEST-MD5 logins on the client port, as Apache's server runs them.
+//! The `sasl` scheme: DIGEST-MD5 and Kerberos (GSSAPI) logins on the client port, as
+//! Apache's server runs them.
+//!
+//! Apache's server speaks one mechanism: GSSAPI when its JAAS section logs in with
+//! `Krb5LoginModule` (see [`super::sasl_kerberos`] for the ids), DIGEST-MD5 otherwise.
 //!
 //! Apache creates one `SaslServer("DIGEST-MD5", "zookeeper", "zk-sasl-md5")` per connection
 //! when the JAAS section `Server` (or `zookeeper.sasl.serverconfig`) exists; its users are
@@ -15,6 +19,8 @@ use zk_proto::sasl::{
     constant_time_eq, digest_response, jaas, parse_directives, DigestInput, DigestService,
 };
 
+use super::sasl_kerberos::{KerberosServer, KerberosSettings};
+
 /// Largest client token Java's `DigestMD5Server` evaluates (`MAX_RESPONSE_LENGTH`).
 pub const MAX_TOKEN: usize = 4096;
 /// JAAS section Apache's server reads unless `zookeeper.sasl.serverconfig` names another.
@@ -22,10 +28,12 @@ pub const DEFAULT_SECTION: &str = "Server";
 /// The only login module whose users we can serve: DIGEST-MD5 with passwords in the file.
 const DIGEST_LOGIN_MODULE: &str = "org.apache.zookeeper.server.auth.DigestLoginModule";
 
-/// The DIGEST-MD5 users of a JAAS `Server` section. `Debug` never shows passwords.
+/// Who may log in through a JAAS `Server` section: its DIGEST-MD5 users, or its Kerberos
+/// keytab. `Debug` never shows passwords.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SaslUsers {
     passwords: Arc<HashMap<String, String>>,
+    kerberos: Option<KerberosServer>,
 }
 
 impl std::fmt::Debug for SaslUsers {
@@ -34,28 +42,46 @@ impl std::fmt::Debug for SaslUsers {
         names.sort();
         f.debug_struct("SaslUsers")
             .field("users", &names)
+            .field("kerberos", &self.kerberos)
             .finish_non_exhaustive()
     }
 }
 
 impl SaslUsers {
-    /// Users from the login modules of a JAAS section. Only `DigestLoginModule` is served:
-    /// Kerberos (GSSAPI) and other modules are refused with the reason, as are user names
-    /// Apache would rewrite through Kerberos name rules (`/` or `@`).
-    /// `super_password` is `zookeeper.SASLAuthenticationProvider.superPassword`, which Apache
-    /// uses for a configured user `super`.
+    /// Users from the login modules of a JAAS section: `DigestLoginModule` users, and with
+    /// `kerberos` (the name-rule settings; `None` where Kerberos is not served) a
+    /// `Krb5LoginModule` keytab, whose key is checked now. Other modules are refused with the
+    /// reason, as are DIGEST-MD5 user names Apache would rewrite through Kerberos name rules
+    /// (`/` or `@`). `super_password` is `zookeeper.SASLAuthenticationProvider.superPassword`,
+    /// which Apache uses for a configured user `super`.
     pub fn from_section(
         entries: &[jaas::Entry],
         super_password: Option<&str>,
+        kerberos: Option<&KerberosSettings>,
     ) -> Result<SaslUsers, String> {
         let mut passwords = HashMap::new();
+        let mut krb = None;
         for e in entries {
             if e.module.ends_with("Krb5LoginModule") {
-                return Err(format!(
-                    "{}: Kerberos (GSSAPI) logins are not provided by zk-server; only {} \
-                     (DIGEST-MD5) is",
-                    e.module, DIGEST_LOGIN_MODULE
-                ));
+                let Some(settings) = kerberos else {
+                    return Err(format!(
+                        "{}: Kerberos (GSSAPI) logins are not provided here by zk-server; only \
+                         {} (DIGEST-MD5) is",
+                        e.module, DIGEST_LOGIN_MODULE
+                    ));
+                };
+                if e.module != jaas::KRB5_LOGIN_MODULE {
+                    return Err(format!(
+                        "login module {} is not provided by zk-server; Kerberos logins use {}",
+                        e.module,
+                        jaas::KRB5_LOGIN_MODULE
+                    ));
+                }
+                krb = Some(
+                    KerberosServer::from_options(&e.options, settings)
+                        .map_err(|err| format!("{}: {err}", e.module))?,
+                );
+                continue;
             }
             if e.module != DIGEST_LOGIN_MODULE {
                 return Err(format!(
@@ -80,7 +106,13 @@ impl SaslUsers {
         }
         Ok(SaslUsers {
             passwords: Arc::new(passwords),
+            kerberos: krb,
         })
+    }
+
+    /// The Kerberos side, when the section logs in with a keytab.
+    pub fn kerberos(&self) -> Option<&KerberosServer> {
+        self.kerberos.as_ref()
     }
 
     /// Number of users.
@@ -88,9 +120,9 @@ impl SaslUsers {
         self.passwords.len()
     }
 
-    /// Whether there are no users (every login then fails).
+    /// Whether no one can log in (no DIGEST-MD5 users and no keytab).
     pub fn is_empty(&self) -> bool {
-        self.passwords.is_empty()
+        self.passwords.is_empty() && self.kerberos.is_none()
     }
 }
 
@@ -116,12 +148,15 @@ pub enum DigestServer {
 pub enum Step {
     /// Send this token and wait for the next.
     Continue(Vec<u8>),
-    /// Send this token (`rspauth`); the client is `user`.
+    /// Send this token (DIGEST-MD5's `rspauth`; GSSAPI's last answer has none); the
+    /// client is `user`.
     Complete {
         /// Final token.
-        token: Vec<u8>,
+        token: Option<Vec<u8>>,
         /// Authenticated user name (the `sasl` id).
         user: String,
+        /// The mechanism, for logs.
+        mechanism: &'static str,
     },
 }
 
@@ -179,13 +214,97 @@ impl DigestServer {
                 let (user, rspauth) = check_response(service, token, &nonce, users)?;
                 *self = DigestServer::Done;
                 Ok(Step::Complete {
-                    token: format!("rspauth={rspauth}").into_bytes(),
+                    token: Some(format!("rspauth={rspauth}").into_bytes()),
                     user,
+                    mechanism: "DIGEST-MD5",
                 })
             }
             DigestServer::Done | DigestServer::Failed => Err(fail(
                 "a SASL token after the exchange ended (server at illegal state)".into(),
             )),
+        }
+    }
+}
+
+/// One connection's SASL exchange, whichever mechanism the server speaks.
+#[derive(Debug, Default)]
+pub enum SaslServer {
+    /// Nothing received yet.
+    #[default]
+    Start,
+    /// A DIGEST-MD5 exchange.
+    Digest(DigestServer),
+    /// A Kerberos exchange.
+    #[cfg(feature = "kerberos")]
+    Gss(Box<zk_proto::gssapi::SaslServer>),
+    /// Failed (or a token came without a SASL server); further tokens are errors.
+    Failed,
+}
+
+impl SaslServer {
+    /// Evaluates a client token: GSSAPI when `users` has a keytab, else DIGEST-MD5.
+    /// `nonce` makes a DIGEST-MD5 server nonce (cryptographic source).
+    pub fn evaluate(
+        &mut self,
+        token: &[u8],
+        users: &SaslUsers,
+        nonce: impl FnOnce() -> String,
+    ) -> Result<Step, Failure> {
+        let state = std::mem::replace(self, SaslServer::Failed);
+        let state = match state {
+            SaslServer::Start => match &users.kerberos {
+                #[cfg(feature = "kerberos")]
+                Some(k) => SaslServer::Gss(Box::new(k.exchange())),
+                #[cfg(not(feature = "kerberos"))]
+                Some(_) => SaslServer::Failed,
+                None => SaslServer::Digest(DigestServer::Start),
+            },
+            other => other,
+        };
+        match state {
+            SaslServer::Digest(mut d) => {
+                let r = d.evaluate(token, users, nonce);
+                if r.is_ok() {
+                    *self = SaslServer::Digest(d);
+                }
+                r
+            }
+            #[cfg(feature = "kerberos")]
+            SaslServer::Gss(mut g) => {
+                let ids = users.kerberos.as_ref().map(|k| &k.ids);
+                match (g.step(token), ids) {
+                    (Ok(zk_proto::gssapi::ServerStep::Continue(t)), _) => {
+                        *self = SaslServer::Gss(g);
+                        Ok(Step::Continue(t))
+                    }
+                    (
+                        Ok(zk_proto::gssapi::ServerStep::Complete { principal, authzid }),
+                        Some(ids),
+                    ) => {
+                        let user = ids.id_of(&principal);
+                        if authzid != principal {
+                            tracing::info!(
+                                "Kerberos principal {principal:?} asked for authorization id \
+                                 {authzid:?}; its sasl id is {user:?} (Apache's rules)"
+                            );
+                        }
+                        Ok(Step::Complete {
+                            token: None,
+                            user,
+                            mechanism: "GSSAPI",
+                        })
+                    }
+                    (Ok(_), None) => Err(Failure {
+                        reason: "no Kerberos settings".into(),
+                        user: None,
+                    }),
+                    (Err(reason), _) => Err(Failure { reason, user: None }),
+                }
+            }
+            SaslServer::Start | SaslServer::Failed => Err(Failure {
+                reason: "a SASL token after the exchange ended (server at illegal state)".into(),
+                user: None,
+            }),
         }
     }
 }
@@ -314,7 +433,7 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        SaslUsers::from_section(&e, Some("sup")).unwrap()
+        SaslUsers::from_section(&e, Some("sup"), None).unwrap()
     }
 
     /// The client side of the exchange, computed independently of `check_response`.
@@ -357,7 +476,7 @@ mod tests {
             ch,
             b"realm=\"zk-sasl-md5\",nonce=\"n1\",charset=utf-8,algorithm=md5-sess"
         );
-        let Step::Complete { token, user } = s
+        let Step::Complete { token, user, .. } = s
             .evaluate(&answer(&ch, "alice", "secret", None), &u, || unreachable!())
             .unwrap()
         else {
@@ -375,7 +494,7 @@ mod tests {
             digest_uri: "zookeeper/zk-sasl-md5",
             authzid: None,
         });
-        assert_eq!(token, format!("rspauth={rspauth}").into_bytes());
+        assert_eq!(token, Some(format!("rspauth={rspauth}").into_bytes()));
         // The exchange is over: anything more is an error.
         assert!(s.evaluate(b"", &u, || "n".into()).is_err());
     }
@@ -449,20 +568,24 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert!(SaslUsers::from_section(&krb, None)
+        assert!(SaslUsers::from_section(&krb, None, None)
             .unwrap_err()
             .contains("GSSAPI"));
+        // Where Kerberos is served, a keytab is required (a server accepts with its key).
+        let e =
+            SaslUsers::from_section(&krb, None, Some(&KerberosSettings::default())).unwrap_err();
+        assert!(e.contains("keyTab"), "{e}");
         let other = jaas::section("Server { a.B required; };", "Server")
             .unwrap()
             .unwrap();
-        assert!(SaslUsers::from_section(&other, None).is_err());
+        assert!(SaslUsers::from_section(&other, None, None).is_err());
         let at = jaas::section(
             "Server { org.apache.zookeeper.server.auth.DigestLoginModule required user_a@R=\"x\"; };",
             "Server",
         )
         .unwrap()
         .unwrap();
-        assert!(SaslUsers::from_section(&at, None).is_err());
+        assert!(SaslUsers::from_section(&at, None, None).is_err());
         assert!(!format!("{:?}", users()).contains("secret"));
     }
 
