@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Result, ServerError};
 use crate::state::acl::sasl::{SaslUsers, DEFAULT_SECTION};
 
+pub mod admin;
 mod protection;
 pub mod quorum_auth;
 pub mod tls;
@@ -142,6 +143,15 @@ pub struct ServerConfig {
     /// `serverThreads` (zk-server only): worker threads of the `zk-server` binary's async
     /// runtime; 0 or 1 runs everything on one thread. `None` picks from the CPU count.
     pub server_threads: Option<usize>,
+    /// The AdminServer (`admin.*` keys, `-Dzookeeper.admin.*` properties).
+    pub admin: admin::AdminConfig,
+    /// The Prometheus `/metrics` endpoint (`metricsProvider.*`); `None`: no endpoint.
+    pub metrics: Option<admin::MetricsConfig>,
+    /// The zoo.cfg text the server started from (the AdminServer's
+    /// `initial_configuration`).
+    pub initial_config: Option<String>,
+    /// The `-D` properties given on the command line, in order (`system_properties`).
+    pub system_properties: Vec<(String, String)>,
     /// `myid` from the data dir (0 in standalone without one).
     pub my_id: u64,
     /// Warnings for accepted-but-ignored keys and properties.
@@ -201,6 +211,10 @@ impl Default for ServerConfig {
             commit_log_count: 500,
             snapshot_size_factor: 0.33,
             server_threads: None,
+            admin: admin::AdminConfig::default(),
+            metrics: None,
+            initial_config: None,
+            system_properties: Vec::new(),
             my_id: 0,
             warnings: Vec::new(),
         }
@@ -210,8 +224,6 @@ impl Default for ServerConfig {
 /// Keys that only mean something to the Java server: accepted with a warning.
 const JAVA_ONLY_PREFIXES: &[&str] = &[
     "serverCnxnFactory",
-    "admin.",
-    "metricsProvider.",
     "clientCnxnSocket",
     "quorum.",
     "quorumListenOnAllIPs",
@@ -296,6 +308,8 @@ impl ServerConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            // Parallel tests must not race for port 8080.
+            admin: admin::AdminConfig::disabled(),
             ..Default::default()
         }
     }
@@ -386,6 +400,7 @@ impl ServerConfig {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ServerError::io(format!("reading {}", path.display()), e))?;
         let mut cfg = Self::parse(&text, props)?;
+        cfg.initial_config = Some(text);
         let myid = cfg.data_dir.join("myid");
         if let Ok(s) = std::fs::read_to_string(&myid) {
             cfg.my_id = s.trim().parse().map_err(|_| ServerError::Config {
@@ -404,6 +419,7 @@ impl ServerConfig {
         let mut client_port_given = false;
         let mut static_members: Option<(String, usize)> = None;
         let mut dynamic_file: Option<(PathBuf, usize)> = None;
+        let mut metrics_lines = admin::MetricsLines::default();
         for (i, raw) in text.lines().enumerate() {
             let lineno = Some(i + 1);
             let line = raw.trim();
@@ -487,6 +503,8 @@ impl ServerConfig {
                     return Err(hierarchical_quorum(k, lineno));
                 }
                 "dynamicConfigFile" => dynamic_file = Some((PathBuf::from(value), i + 1)),
+                // Apache reads these from zoo.cfg only (not as system properties).
+                k if k.starts_with("metricsProvider.") => metrics_lines.push(k, value, i + 1),
                 k if JAVA_ONLY_PREFIXES.iter().any(|p| k.starts_with(p)) => {
                     cfg.warnings.push(format!(
                         "line {}: {k} only applies to the Java server, ignored",
@@ -504,6 +522,13 @@ impl ServerConfig {
                 }
             }
         }
+        cfg.metrics = metrics_lines
+            .resolve(&mut cfg.warnings)
+            .map_err(|(line, message)| ServerError::Config {
+                line: Some(line),
+                message,
+            })?;
+        cfg.system_properties = props.to_vec();
         for (k, v) in props {
             if k == "java.security.auth.login.config" {
                 cfg.jaas_file = Some(PathBuf::from(v));
@@ -835,6 +860,22 @@ impl ServerConfig {
             "snapshotSizeFactor" => self.snapshot_size_factor = parse_num(name, value, line)?,
             "reconfigEnabled" => self.reconfig_enabled = parse_bool(value),
             "serverThreads" => self.server_threads = Some(parse_num(name, value, line)?),
+            k if k.starts_with("admin.") => {
+                let known = self
+                    .admin
+                    .apply(k, value)
+                    .map_err(|message| ServerError::Config { line, message })?;
+                if !known {
+                    match k {
+                        // Jetty's connection idle timeout and HTTP version: the HTTP/1.1
+                        // server here keeps its own.
+                        "admin.idleTimeout" | "admin.httpVersion" => self
+                            .warnings
+                            .push(format!("property {name} accepted, not used")),
+                        _ => return Ok(false),
+                    }
+                }
+            }
             "znode.container.checkIntervalMs" | "container.checkIntervalMs" => {
                 self.container_check_interval_ms = parse_num(name, value, line)?
             }
@@ -848,8 +889,7 @@ impl ServerConfig {
             | "txnLogSizeLimitInKb"
             | "jaasLoginRenew"
             | "kerberos.removeRealmFromPrincipal"
-            | "kerberos.removeHostFromPrincipal"
-            | "admin.enableServer" => {
+            | "kerberos.removeHostFromPrincipal" => {
                 self.warnings
                     .push(format!("property {name} accepted, not used"));
             }
