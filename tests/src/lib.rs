@@ -2,6 +2,7 @@
 //! test kit of the workspace (the suites' other helpers live beside them in `tests/tests/`):
 //! - [`apache`]: Apache ZooKeeper 3.8 (standalone, 3-node ensemble, Java CLI, classpath);
 //! - [`client`]: zk-client sessions as the suites open them;
+//! - [`http`]: plain HTTP GETs (AdminServer, `/metrics`);
 //! - [`ports`]: free loopback ports for servers started as processes;
 //! - [`proxy`]: a fault-injecting TCP proxy (drop, delay, blackhole connections);
 //! - [`raw`]: a raw zk-proto frame client (sees exactly what a server sends);
@@ -13,6 +14,7 @@
 
 pub mod apache;
 pub mod client;
+pub mod http;
 pub mod mixed;
 pub mod ports;
 pub mod proxy;

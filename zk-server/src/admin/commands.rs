@@ -472,7 +472,7 @@ fn environment() -> Vec<(&'static str, String)> {
         ("os.name", os),
         ("os.arch", java_arch().to_owned()),
         ("os.version", release),
-        ("user.name", env("USER")),
+        ("user.name", user_name().unwrap_or_else(|| env("USER"))),
         ("user.home", env("HOME")),
         (
             "user.dir",
@@ -506,6 +506,32 @@ fn uname() -> (String, String) {
                 .into_owned()
         };
         (field(&u.sysname), field(&u.release))
+    }
+}
+
+/// The name of the user the process runs as (Java's `user.name`).
+fn user_name() -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: getpwuid_r writes into `pw` and `buf` (whose length it is given) only;
+    // `found` points at `pw` on success, and the name it holds lives in `buf`.
+    unsafe {
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(
+            libc::getuid(),
+            &mut pw,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        );
+        if rc != 0 || found.is_null() || pw.pw_name.is_null() {
+            return None;
+        }
+        Some(
+            std::ffi::CStr::from_ptr(pw.pw_name)
+                .to_string_lossy()
+                .into_owned(),
+        )
     }
 }
 
