@@ -277,7 +277,9 @@ pub fn render(name: &str, params: &[(String, String)], v: &View, role: Option<Ro
                 ("line.separator".to_owned(), "\n".to_owned()),
                 ("path.separator".to_owned(), ":".to_owned()),
             ]);
-            props.extend(v.config.system_properties.iter().cloned());
+            // Secrets (keystore passwords, digests) show as ********: unlike Apache 3.8,
+            // which prints them to anyone who can reach the port.
+            props.extend(v.config.system_properties.shown());
             // Apache sorts them (a TreeMap); a later -D wins, as in Java.
             let sorted: std::collections::BTreeMap<String, String> = props.into_iter().collect();
             for (k, val) in sorted {

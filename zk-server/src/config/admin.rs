@@ -15,6 +15,50 @@ const SILENT_PROVIDERS: &[&str] = &[
     "org.apache.zookeeper.metrics.impl.NullMetricsProvider",
 ];
 
+/// The `-D` properties of the command line. `Debug` shows their names only, and
+/// [`SystemProperties::shown`] hides the values of secrets: some carry passwords.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SystemProperties(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for SystemProperties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| k))
+            .finish()
+    }
+}
+
+impl SystemProperties {
+    /// Whether a property's value is a secret (a password, a digest, a key).
+    pub fn is_secret(name: &str) -> bool {
+        let n = name.to_ascii_lowercase();
+        ["password", "secret", "digest", "passwd", "credential"]
+            .iter()
+            .any(|w| n.contains(w))
+    }
+
+    /// Name and value of each, secrets' values replaced by `********`.
+    pub fn shown(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.0.iter().map(|(k, v)| {
+            let v = match Self::is_secret(k) {
+                true => "********".to_owned(),
+                false => v.clone(),
+            };
+            (k.clone(), v)
+        })
+    }
+
+    /// Number of properties.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// The AdminServer (`admin.enableServer`, `admin.serverAddress`, `admin.serverPort`,
 /// `admin.commandURL`), with Apache's defaults: on, `0.0.0.0:8080`, `/commands`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,5 +270,109 @@ mod tests {
         );
         assert_eq!(m.resolve(&mut w).unwrap(), None);
         assert_eq!(MetricsLines::default().resolve(&mut w).unwrap(), None);
+    }
+
+    fn parse(
+        text: &str,
+        props: &[(&str, &str)],
+    ) -> crate::error::Result<crate::config::ServerConfig> {
+        let props: Vec<(String, String)> = props
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        crate::config::ServerConfig::parse(&format!("dataDir=/tmp/zk\n{text}"), &props)
+    }
+
+    #[test]
+    fn zoo_cfg_lines_and_properties() {
+        let c = parse("", &[]).unwrap();
+        assert_eq!(c.admin, AdminConfig::default(), "on by default, as Apache");
+        assert_eq!(c.metrics, None);
+        let c = parse(
+            "admin.serverPort=9999\nadmin.serverAddress=127.0.0.1\nadmin.commandURL=/cmd\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.admin.addr().to_string(), "127.0.0.1:9999");
+        assert_eq!(c.admin.command_url, "/cmd");
+        assert!(
+            c.warnings.iter().all(|w| !w.contains("admin.")),
+            "{:?}",
+            c.warnings
+        );
+        // -D properties, which win over zoo.cfg as elsewhere.
+        let c = parse(
+            "admin.serverPort=9999\n",
+            &[
+                ("zookeeper.admin.enableServer", "false"),
+                ("zookeeper.admin.serverPort", "7777"),
+            ],
+        )
+        .unwrap();
+        assert!(!c.admin.enabled);
+        assert_eq!(c.admin.port, 7777);
+        assert_eq!(c.system_properties.len(), 2);
+        let c = parse("", &[("my.app.password", "hush")]).unwrap();
+        assert!(!format!("{c:?}").contains("hush"));
+        let shown: Vec<_> = c.system_properties.shown().collect();
+        assert_eq!(shown[0].1, "********");
+        // Accepted, not used.
+        let c = parse("admin.idleTimeout=1000\n", &[]).unwrap();
+        assert!(c.warnings.iter().any(|w| w.contains("admin.idleTimeout")));
+        let e = parse("admin.serverPort=http\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("admin.serverPort") && e.contains("line 2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn metrics_provider_lines() {
+        let c = parse(
+            &format!(
+                "metricsProvider.className={PROMETHEUS_PROVIDER}\nmetricsProvider.httpPort=7070\n"
+            ),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.metrics.unwrap().addr().to_string(), "0.0.0.0:7070");
+        // Apache reads the provider from zoo.cfg only.
+        let c = parse(
+            "",
+            &[("zookeeper.metricsProvider.className", PROMETHEUS_PROVIDER)],
+        )
+        .unwrap();
+        assert_eq!(c.metrics, None);
+        assert!(c
+            .warnings
+            .iter()
+            .any(|w| w.contains("metricsProvider.className")));
+        let e = parse("metricsProvider.className=x.Y\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("metricsProvider.className") && e.contains("line 2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn https_asked_for_is_refused() {
+        for (text, props) in [
+            ("admin.forceHttps=true\n", vec![]),
+            ("admin.portUnification=true\n", vec![]),
+            ("", vec![("zookeeper.admin.forceHttps", "true")]),
+            ("metricsProvider.httpsPort=7443\n", vec![]),
+        ] {
+            let e = parse(text, &props).unwrap_err().to_string();
+            assert!(
+                e.contains("HTTPS") && e.contains("refusing to start"),
+                "{text}{props:?}: {e}"
+            );
+        }
+        // Saying no is fine.
+        assert!(parse("admin.forceHttps=false\n", &[]).is_ok());
     }
 }
