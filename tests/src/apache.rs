@@ -42,6 +42,18 @@ const JARS: &[&str] = &[
     "netty-transport-native-unix-common.jar",
     "metrics-core.jar",
     "commons-cli.jar",
+    // The AdminServer (Jetty, Jackson): off unless a test asks for it.
+    "jetty9-server.jar",
+    "jetty9-servlet.jar",
+    "jetty9-http.jar",
+    "jetty9-io.jar",
+    "jetty9-util.jar",
+    "jetty9-util-ajax.jar",
+    "jetty9-security.jar",
+    "servlet-api.jar",
+    "jackson-core.jar",
+    "jackson-databind.jar",
+    "jackson-annotations.jar",
 ];
 
 /// JVM options of the servers started here unless a caller passes its own to [`java`]:
@@ -139,6 +151,9 @@ pub struct ApacheNode {
     pub id: u32,
     /// Client port.
     pub client_port: u16,
+    /// AdminServer port, when started with one ([`ApacheServer::start_with_admin`],
+    /// [`ApacheEnsemble::start_with_admin`]).
+    pub admin_port: Option<u16>,
     cfg: PathBuf,
     log: PathBuf,
     main_class: &'static str,
@@ -235,6 +250,16 @@ fn write_cfg(path: &Path, lines: &[String]) -> io::Result<()> {
     std::fs::write(path, lines.join("\n") + "\n")
 }
 
+/// zoo.cfg lines turning the AdminServer on at `port` on loopback (they come after the
+/// kit's `admin.enableServer=false`, and a later line wins).
+fn admin_lines(port: u16) -> Vec<String> {
+    vec![
+        "admin.enableServer=true".into(),
+        format!("admin.serverPort={port}"),
+        "admin.serverAddress=127.0.0.1".into(),
+    ]
+}
+
 /// A standalone Apache ZooKeeper 3.8 server.
 #[derive(Debug)]
 pub struct ApacheServer {
@@ -255,14 +280,23 @@ impl ApacheServer {
         let dir = tempfile::tempdir()?;
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data)?;
-        Self::launch(dir, &data, jvm_props, cfg_lines)
+        Self::launch(dir, &data, jvm_props, cfg_lines, None)
+    }
+
+    /// Like [`Self::start_with`] with the AdminServer on a free loopback port
+    /// (`node.admin_port`).
+    pub fn start_with_admin(jvm_props: &[&str], cfg_lines: &[&str]) -> io::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data)?;
+        Self::launch(dir, &data, jvm_props, cfg_lines, Some(free_port()?))
     }
 
     /// Starts a standalone server on an existing `data_dir` (snapshots and txn logs both
     /// there, as `ZooKeeperServerMain <port> <dir>` has them), e.g. one another server
     /// wrote; the zoo.cfg and log go to a temp dir of their own.
     pub fn start_on(data_dir: &Path, jvm_props: &[&str]) -> io::Result<Self> {
-        Self::launch(tempfile::tempdir()?, data_dir, jvm_props, &[])
+        Self::launch(tempfile::tempdir()?, data_dir, jvm_props, &[], None)
     }
 
     fn launch(
@@ -270,6 +304,7 @@ impl ApacheServer {
         data: &Path,
         jvm_props: &[&str],
         cfg_lines: &[&str],
+        admin_port: Option<u16>,
     ) -> io::Result<Self> {
         let port = free_port()?;
         let cfg = dir.path().join("zoo.cfg");
@@ -287,11 +322,13 @@ impl ApacheServer {
             ]
             .into_iter()
             .chain(cfg_lines.iter().map(|l| l.to_string()))
+            .chain(admin_port.map(admin_lines).unwrap_or_default())
             .collect::<Vec<String>>(),
         )?;
         let mut node = ApacheNode {
             id: 0,
             client_port: port,
+            admin_port,
             cfg,
             log: dir.path().join("server.log"),
             main_class: "org.apache.zookeeper.server.ZooKeeperServerMain",
@@ -445,6 +482,16 @@ impl ApacheEnsemble {
     /// node (e.g. `-Dreadonlymode.enabled=true` and `localSessionsEnabled=true`, which a
     /// read-only server needs to create sessions).
     pub fn start_with(n: u32, jvm_props: &[&str], cfg_lines: &[&str]) -> io::Result<Self> {
+        Self::launch(n, jvm_props, cfg_lines, false)
+    }
+
+    /// Like [`Self::start_n`] with each node's AdminServer on a free loopback port
+    /// (`nodes[i].admin_port`).
+    pub fn start_with_admin(n: u32) -> io::Result<Self> {
+        Self::launch(n, &[], &[], true)
+    }
+
+    fn launch(n: u32, jvm_props: &[&str], cfg_lines: &[&str], admin: bool) -> io::Result<Self> {
         let turn = EnsembleTurn::take();
         let dir = tempfile::tempdir()?;
         let ports = free_ports(3 * n as usize)?;
@@ -483,11 +530,17 @@ impl ApacheEnsemble {
                 "cnxTimeout=1000".into(),
             ];
             lines.extend(cfg_lines.iter().map(|l| l.to_string()));
+            let admin_port = match admin {
+                true => Some(free_port()?),
+                false => None,
+            };
+            lines.extend(admin_port.map(admin_lines).unwrap_or_default());
             lines.extend(servers.iter().cloned());
             write_cfg(&cfg, &lines)?;
             nodes.push(ApacheNode {
                 id: i + 1,
                 client_port: ports[(3 * i) as usize],
+                admin_port,
                 cfg,
                 log: ndir.join("server.log"),
                 main_class: "org.apache.zookeeper.server.quorum.QuorumPeerMain",

@@ -2,6 +2,7 @@
 //! test kit of the workspace (the suites' other helpers live beside them in `tests/tests/`):
 //! - [`apache`]: Apache ZooKeeper 3.8 (standalone, 3-node ensemble, Java CLI, classpath);
 //! - [`client`]: zk-client sessions as the suites open them;
+//! - [`http`]: plain HTTP GETs (AdminServer, `/metrics`);
 //! - [`kerberos`]: a throwaway MIT Kerberos realm (KDC, principals, keytabs);
 //! - [`ports`]: free loopback ports for servers started as processes;
 //! - [`proxy`]: a fault-injecting TCP proxy (drop, delay, blackhole connections);
@@ -14,6 +15,7 @@
 
 pub mod apache;
 pub mod client;
+pub mod http;
 pub mod kerberos;
 pub mod mixed;
 pub mod ports;

@@ -124,9 +124,16 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Runs `zk-server [props...] <cfg>`, its output discarded.
+    /// Runs `zk-server [props...] <cfg>`, its output discarded. Unless the zoo.cfg or the
+    /// properties say something about the AdminServer, it runs without one
+    /// (`-Dzookeeper.admin.enableServer=false`): parallel tests must not race for port 8080.
     pub fn start_with(cfg: &Path, props: &[&str]) -> io::Result<ServerProcess> {
+        let text = std::fs::read_to_string(cfg).unwrap_or_default();
+        let admin_set = text.lines().any(|l| l.trim_start().starts_with("admin."))
+            || props.iter().any(|p| p.starts_with("-Dzookeeper.admin."));
+        let quiet_admin = (!admin_set).then_some("-Dzookeeper.admin.enableServer=false");
         let child = Command::new(zk_server_bin()?)
+            .args(quiet_admin)
             .args(props)
             .arg(cfg)
             .stdin(Stdio::null())
@@ -325,7 +332,7 @@ impl ProcessEnsemble {
                 &cfg,
                 format!(
                     "tickTime={}\ninitLimit={}\nsyncLimit={}\ndataDir={}\ndataLogDir={}\n\
-                     4lw.commands.whitelist=srvr,ruok\n{}{servers}",
+                     4lw.commands.whitelist=srvr,ruok\nadmin.enableServer=false\n{}{servers}",
                     opts.tick_time,
                     opts.init_limit,
                     opts.sync_limit,

@@ -423,7 +423,7 @@ async fn every_scheme_permission_and_op_answers_as_apache() {
     let data = tempfile::tempdir().expect("tempdir");
     let text = format!(
         "tickTime=200\ndataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\n\
-         secureClientPortAddress=127.0.0.1\n",
+         secureClientPortAddress=127.0.0.1\nadmin.enableServer=false\n",
         data.path().display()
     );
     let mut cfg = ServerConfig::parse(&text, &props).expect("the same settings parse");

@@ -433,7 +433,8 @@ fn logs_are_plain_when_piped_and_json_on_request() {
         std::fs::write(
             &cfg,
             format!(
-                "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n",
+                "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+                 admin.enableServer=false\n",
                 dir.path().display()
             ),
         )

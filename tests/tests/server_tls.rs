@@ -751,7 +751,8 @@ async fn tls_only_server_from_apache_zoo_cfg_lines() {
          ssl.keyStore.location={}\nssl.keyStore.type=PEM\nssl.trustStore.location={}\n\
          ssl.clientAuth=need\nssl.enabledProtocols=TLSv1.2\n\
          ssl.ciphersuites=TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\n\
-         authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n",
+         authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n\
+         admin.enableServer=false\n",
         pki.dir.path().display(),
         pki.path("server.pem").display(),
         pki.path("ca.pem").display(),

@@ -54,6 +54,20 @@ pub enum ServerError {
     /// The ensemble layer failed (election, sync with the leader...).
     #[error("quorum: {0}")]
     Quorum(String),
+    /// An HTTP endpoint (the AdminServer, `/metrics`) could not listen, naming the key
+    /// that sets its port.
+    #[error("{key}: cannot serve {what} on {addr}: {source}")]
+    Endpoint {
+        /// The config key of the port (`admin.serverPort`, `metricsProvider.httpPort`).
+        key: &'static str,
+        /// What would have listened there.
+        what: &'static str,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why it could not.
+        #[source]
+        source: std::io::Error,
+    },
     /// The server is shutting down.
     #[error("server is shutting down")]
     ShuttingDown,

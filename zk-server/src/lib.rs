@@ -19,7 +19,7 @@
 //! - [`host`]: all tokio code: the client port, the node task (a standalone [`Server`] is
 //!   a node without a peer; an ensemble member's owns its quorum peer), the quorum wire
 //!   layer and how its links are secured (TLS, quorum SASL).
-//! - [`admin`]: counters and four-letter words.
+//! - [`admin`]: counters, four-letter words, AdminServer commands, Prometheus exposition.
 //! - [`testkit`]: in-process harnesses ([`Ensemble`]).
 #![deny(missing_docs)]
 

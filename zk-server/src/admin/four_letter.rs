@@ -52,8 +52,20 @@ impl<'a> View<'a> {
         started_ms: i64,
         now_ms: i64,
     ) -> Self {
-        let mut conns = clients.listing();
-        conns.push(asking);
+        let mut v = Self::without_asking(core, config, clients, started_ms, now_ms);
+        v.conns.push(asking);
+        v
+    }
+
+    /// The view for an HTTP endpoint (AdminServer, metrics): no client connection asks.
+    pub fn without_asking(
+        core: &'a Processor,
+        config: &'a ServerConfig,
+        clients: &'a crate::host::client::clients::Clients,
+        started_ms: i64,
+        now_ms: i64,
+    ) -> Self {
+        let conns = clients.listing();
         // An in-process member without a data directory has nothing on disk to size.
         let dir_sizes = match config.data_dir.as_os_str().is_empty() {
             true => (0, 0),
@@ -121,6 +133,12 @@ pub struct QuorumView {
     pub proposal_count: u64,
     /// Times this member started LOOKING for a leader (`zk_looking_count`).
     pub looking_count: u64,
+    /// The members, as their `server.N` lines give them (`voting_view`, `zabstate`).
+    pub servers: Vec<crate::zab::QuorumServer>,
+    /// This member's id.
+    pub my_id: crate::zab::Sid,
+    /// The leader this member follows or is, when known (`leader`).
+    pub leader_id: Option<crate::zab::Sid>,
 }
 
 /// What a member answers when it serves no clients (Apache's text).
@@ -589,23 +607,75 @@ pub fn mntr_omits(key: &str) -> bool {
     MNTR_OMITTED_SUMMARIES.contains(&base)
 }
 
-/// A summary's lines, as Apache's metrics provider prints them.
-fn summary_lines(lines: &mut Vec<(String, String)>, name: &str, s: &Summary) {
-    lines.push((format!("zk_avg_{name}"), java_double(s.avg())));
-    lines.push((format!("zk_min_{name}"), s.min.to_string()));
-    lines.push((format!("zk_max_{name}"), s.max.to_string()));
-    lines.push((format!("zk_cnt_{name}"), s.count.to_string()));
-    lines.push((format!("zk_sum_{name}"), s.sum.to_string()));
-    for (p, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)] {
-        lines.push((format!("zk_{p}_{name}"), s.quantile(q).to_string()));
+/// One `mntr` value, typed as Apache's `monitor` command returns it in JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MonitorValue {
+    /// A string (`version`, `server_state`, `peer_state`).
+    Text(String),
+    /// A count, a size or a time in ms.
+    Int(i64),
+    /// An average (printed as Java prints a double).
+    Float(f64),
+}
+
+impl MonitorValue {
+    fn int(v: impl TryInto<i64>) -> Self {
+        MonitorValue::Int(v.try_into().unwrap_or(i64::MAX))
+    }
+
+    /// As `mntr` prints it.
+    pub fn text(&self) -> String {
+        match self {
+            MonitorValue::Text(s) => s.clone(),
+            MonitorValue::Int(i) => i.to_string(),
+            MonitorValue::Float(f) => java_double(*f),
+        }
     }
 }
 
-/// `mntr`: Apache 3.8's keys in its order, minus the ones in [`MNTR_OMITTED_KEYS`] and
+/// How much of a summary Apache's metrics providers export (its `DetailLevel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Count, sum, min, max, average (Prometheus: the median only).
+    Basic,
+    /// Also the percentiles (Prometheus: the 0.5, 0.9 and 0.99 quantiles).
+    Advanced,
+}
+
+/// The summaries this server keeps, by Apache's names, in `mntr`'s order.
+pub fn summaries<'a>(v: &View<'a>) -> Vec<(&'static str, Detail, &'a Summary)> {
+    vec![
+        ("updatelatency", Detail::Advanced, &v.stats.update_latency),
+        ("readlatency", Detail::Advanced, &v.stats.read_latency),
+    ]
+}
+
+/// A summary's values, as Apache's default metrics provider dumps them (names without
+/// the `zk_` prefix `mntr` adds).
+fn summary_values(out: &mut Vec<(String, MonitorValue)>, name: &str, detail: Detail, s: &Summary) {
+    out.push((format!("avg_{name}"), MonitorValue::Float(s.avg())));
+    out.push((format!("min_{name}"), MonitorValue::int(s.min)));
+    out.push((format!("max_{name}"), MonitorValue::int(s.max)));
+    out.push((format!("cnt_{name}"), MonitorValue::int(s.count)));
+    out.push((format!("sum_{name}"), MonitorValue::int(s.sum)));
+    if detail == Detail::Basic {
+        return;
+    }
+    for (p, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)] {
+        out.push((format!("{p}_{name}"), MonitorValue::int(s.quantile(q))));
+    }
+}
+
+/// `mntr` / the AdminServer's `monitor`: Apache 3.8's keys (without `mntr`'s `zk_`
+/// prefix) in its order, minus the ones in [`MNTR_OMITTED_KEYS`] and
 /// [`MNTR_OMITTED_SUMMARIES`]. Role-specific keys appear exactly where Apache prints
-/// them: `zk_peer_state` and `zk_quorum_size` on serving members, the leader's learner
-/// and proposal keys on the leader.
-fn mntr(v: &View, r: Role) -> String {
+/// them: `peer_state` and `quorum_size` on serving members, the leader's learner and
+/// proposal keys on the leader.
+pub fn monitor(v: &View, r: Role) -> Vec<(String, MonitorValue)> {
+    use MonitorValue::{Float, Text};
+    fn int(v: impl TryInto<i64>) -> MonitorValue {
+        MonitorValue::int(v)
+    }
     let db = &v.core.db();
     let eph: usize = db
         .tree
@@ -620,18 +690,18 @@ fn mntr(v: &View, r: Role) -> String {
         _ => 0,
     };
     let st = v.stats;
-    let mut lines: Vec<(String, String)> = Vec::new();
-    let mut put = |k: &str, val: String| lines.push((k.to_string(), val));
-    put("zk_version", VERSION.to_string());
-    put("zk_server_state", r.mode.into());
+    let mut lines: Vec<(String, MonitorValue)> = Vec::new();
+    let mut put = |k: &str, val: MonitorValue| lines.push((k.to_string(), val));
+    put("version", Text(VERSION.to_string()));
+    put("server_state", Text(r.mode.into()));
     if let Some(q) = quorum {
-        put("zk_peer_state", q.peer_state.clone());
+        put("peer_state", Text(q.peer_state.clone()));
     }
-    put("zk_ephemerals_count", eph.to_string());
+    put("ephemerals_count", int(eph));
     // Apache's keys come from a Java HashMap: a read-only server's (built from another
     // set of gauges) lists these two the other way round.
-    let alive = ("zk_num_alive_connections", v.conns.len().to_string());
-    let avg = ("zk_avg_latency", java_double(st.avg_latency()));
+    let alive = ("num_alive_connections", int(v.conns.len()));
+    let avg = ("avg_latency", Float(st.avg_latency()));
     let pair = match r.mode {
         "read-only" => [avg, alive],
         _ => [alive, avg],
@@ -640,81 +710,75 @@ fn mntr(v: &View, r: Role) -> String {
         put(k, val);
     }
     if let Some((q, _)) = leader {
-        put("zk_min_proposal_size", q.proposal_sizes.min.to_string());
+        put("min_proposal_size", int(q.proposal_sizes.min));
     }
-    put("zk_outstanding_requests", v.outstanding.to_string());
-    put("zk_znode_count", node_count(v).to_string());
-    put("zk_global_sessions", db.sessions().len().to_string());
-    put(
-        "zk_last_client_response_size",
-        st.client_response.last.to_string(),
-    );
-    put("zk_packets_sent", st.packets_sent.to_string());
-    put("zk_packets_received", st.packets_received.to_string());
+    put("outstanding_requests", int(v.outstanding));
+    put("znode_count", int(node_count(v)));
+    put("global_sessions", int(db.sessions().len()));
+    put("last_client_response_size", int(st.client_response.last));
+    put("packets_sent", int(st.packets_sent));
+    put("packets_received", int(st.packets_received));
     if let Some((q, _)) = leader {
-        put("zk_max_proposal_size", q.proposal_sizes.max.to_string());
+        put("max_proposal_size", int(q.proposal_sizes.max));
     }
-    put(
-        "zk_max_client_response_size",
-        st.client_response.max.to_string(),
-    );
+    put("max_client_response_size", int(st.client_response.max));
     if let Some((_, l)) = leader {
-        put("zk_synced_followers", l.followers.to_string());
+        put("synced_followers", int(l.followers));
     }
-    put("zk_watch_count", v.core.watches().count().to_string());
+    put("watch_count", int(v.core.watches().count()));
     if let Some((_, l)) = leader {
         // Apache's non-voting followers are voters syncing as observers during a
         // reconfig; this server has no reconfig.
-        put("zk_synced_non_voting_followers", "0".into());
-        put("zk_synced_observers", l.observers.to_string());
+        put("synced_non_voting_followers", int(0));
+        put("synced_observers", int(l.observers));
     }
-    put("zk_min_latency", st.min_latency.to_string());
+    put("min_latency", int(st.min_latency));
     if let Some(n) = crate::admin::stats::max_file_descriptors() {
-        put("zk_max_file_descriptor_count", n.to_string());
+        put("max_file_descriptor_count", int(n));
     }
     put(
-        "zk_approximate_data_size",
-        db.tree.approximate_data_size().to_string(),
+        "approximate_data_size",
+        int(db.tree.approximate_data_size()),
     );
     if let Some(n) = crate::admin::stats::open_file_descriptors() {
-        put("zk_open_file_descriptor_count", n.to_string());
+        put("open_file_descriptor_count", int(n));
     }
     if let Some((q, l)) = leader {
-        put("zk_last_proposal_size", q.proposal_sizes.last.to_string());
-        put("zk_pending_syncs", l.pending_syncs.to_string());
-        put("zk_leader_uptime", q.leader_uptime_ms.to_string());
+        put("last_proposal_size", int(q.proposal_sizes.last));
+        put("pending_syncs", int(l.pending_syncs));
+        put("leader_uptime", int(q.leader_uptime_ms));
     }
-    put("zk_local_sessions", local_sessions.to_string());
-    put("zk_uptime", v.uptime_ms.to_string());
-    put("zk_max_latency", st.max_latency.to_string());
+    put("local_sessions", int(local_sessions));
+    put("uptime", int(v.uptime_ms));
+    put("max_latency", int(st.max_latency));
     if let Some((_, l)) = leader {
-        put("zk_learners", l.learners.to_string());
+        put("learners", int(l.learners));
     }
-    put(
-        "zk_min_client_response_size",
-        st.client_response.min.to_string(),
-    );
+    put("min_client_response_size", int(st.client_response.min));
     if let Some(q) = quorum {
-        put("zk_quorum_size", q.quorum_size.to_string());
+        put("quorum_size", int(q.quorum_size));
     }
     // Apache's counters, then its summaries.
     // A read-only member still counts what it did as a member.
-    let member = |f: fn(&QuorumView) -> u64| r.quorum.map(f).unwrap_or(0).to_string();
-    put("zk_proposal_count", member(|q| q.proposal_count));
-    put("zk_looking_count", member(|q| q.looking_count));
+    let member = |f: fn(&QuorumView) -> u64| int(r.quorum.map(f).unwrap_or(0));
+    put("proposal_count", member(|q| q.proposal_count));
+    put("looking_count", member(|q| q.looking_count));
+    put("connection_request_count", int(st.connection_requests));
     put(
-        "zk_connection_request_count",
-        st.connection_requests.to_string(),
+        "connection_revalidate_count",
+        int(st.connection_revalidates),
     );
-    put(
-        "zk_connection_revalidate_count",
-        st.connection_revalidates.to_string(),
-    );
-    summary_lines(&mut lines, "updatelatency", &st.update_latency);
-    summary_lines(&mut lines, "readlatency", &st.read_latency);
+    for (name, detail, summary) in summaries(v) {
+        summary_values(&mut lines, name, detail, summary);
+    }
+    lines
+}
+
+/// `mntr`: [`monitor`]'s values, one `zk_<key>\t<value>` line each.
+fn mntr(v: &View, r: Role) -> String {
     let mut s = String::new();
-    for (k, val) in lines {
-        let _ = writeln!(s, "{k}\t{val}");
+    for (k, val) in monitor(v, r) {
+        let _ = writeln!(s, "zk_{k}\t{}", val.text());
     }
     s
 }

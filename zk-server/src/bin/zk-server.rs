@@ -217,10 +217,15 @@ fn main() -> ExitCode {
 }
 
 /// A settings problem found at start (a TLS store that cannot be read) exits 2, as one
-/// found reading zoo.cfg does; anything else (a port taken) 1.
+/// found reading zoo.cfg does; an AdminServer that cannot listen 4 (Apache's
+/// `ERROR_STARTING_ADMIN_SERVER`); anything else (a port taken) 1.
 fn start_failure(e: &zk_server::ServerError) -> ExitCode {
     match e {
         zk_server::ServerError::Config { .. } => ExitCode::from(2),
+        zk_server::ServerError::Endpoint {
+            key: "admin.serverPort",
+            ..
+        } => ExitCode::from(4),
         _ => ExitCode::FAILURE,
     }
 }

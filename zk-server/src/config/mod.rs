@@ -8,6 +8,7 @@ use crate::error::{Result, ServerError};
 use crate::state::acl::sasl::{SaslUsers, DEFAULT_SECTION};
 use crate::state::acl::sasl_kerberos::KerberosSettings;
 
+pub mod admin;
 mod protection;
 pub mod quorum_auth;
 pub mod tls;
@@ -146,6 +147,15 @@ pub struct ServerConfig {
     /// `serverThreads` (zk-server only): worker threads of the `zk-server` binary's async
     /// runtime; 0 or 1 runs everything on one thread. `None` picks from the CPU count.
     pub server_threads: Option<usize>,
+    /// The AdminServer (`admin.*` keys, `-Dzookeeper.admin.*` properties).
+    pub admin: admin::AdminConfig,
+    /// The Prometheus `/metrics` endpoint (`metricsProvider.*`); `None`: no endpoint.
+    pub metrics: Option<admin::MetricsConfig>,
+    /// The zoo.cfg text the server started from (the AdminServer's
+    /// `initial_configuration`).
+    pub initial_config: Option<String>,
+    /// The `-D` properties given on the command line, in order (`system_properties`).
+    pub system_properties: admin::SystemProperties,
     /// `myid` from the data dir (0 in standalone without one).
     pub my_id: u64,
     /// Warnings for accepted-but-ignored keys and properties.
@@ -206,6 +216,10 @@ impl Default for ServerConfig {
             commit_log_count: 500,
             snapshot_size_factor: 0.33,
             server_threads: None,
+            admin: admin::AdminConfig::default(),
+            metrics: None,
+            initial_config: None,
+            system_properties: admin::SystemProperties::default(),
             my_id: 0,
             warnings: Vec::new(),
         }
@@ -215,8 +229,6 @@ impl Default for ServerConfig {
 /// Keys that only mean something to the Java server: accepted with a warning.
 const JAVA_ONLY_PREFIXES: &[&str] = &[
     "serverCnxnFactory",
-    "admin.",
-    "metricsProvider.",
     "clientCnxnSocket",
     "quorum.",
     "quorumListenOnAllIPs",
@@ -301,6 +313,8 @@ impl ServerConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            // Parallel tests must not race for port 8080.
+            admin: admin::AdminConfig::disabled(),
             ..Default::default()
         }
     }
@@ -391,6 +405,7 @@ impl ServerConfig {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ServerError::io(format!("reading {}", path.display()), e))?;
         let mut cfg = Self::parse(&text, props)?;
+        cfg.initial_config = Some(text);
         let myid = cfg.data_dir.join("myid");
         if let Ok(s) = std::fs::read_to_string(&myid) {
             cfg.my_id = s.trim().parse().map_err(|_| ServerError::Config {
@@ -409,6 +424,7 @@ impl ServerConfig {
         let mut client_port_given = false;
         let mut static_members: Option<(String, usize)> = None;
         let mut dynamic_file: Option<(PathBuf, usize)> = None;
+        let mut metrics_lines = admin::MetricsLines::default();
         for (i, raw) in text.lines().enumerate() {
             let lineno = Some(i + 1);
             let line = raw.trim();
@@ -492,6 +508,8 @@ impl ServerConfig {
                     return Err(hierarchical_quorum(k, lineno));
                 }
                 "dynamicConfigFile" => dynamic_file = Some((PathBuf::from(value), i + 1)),
+                // Apache reads these from zoo.cfg only (not as system properties).
+                k if k.starts_with("metricsProvider.") => metrics_lines.push(k, value, i + 1),
                 k if JAVA_ONLY_PREFIXES.iter().any(|p| k.starts_with(p)) => {
                     cfg.warnings.push(format!(
                         "line {}: {k} only applies to the Java server, ignored",
@@ -509,6 +527,13 @@ impl ServerConfig {
                 }
             }
         }
+        cfg.metrics = metrics_lines
+            .resolve(&mut cfg.warnings)
+            .map_err(|(line, message)| ServerError::Config {
+                line: Some(line),
+                message,
+            })?;
+        cfg.system_properties = admin::SystemProperties(props.to_vec());
         for (k, v) in props {
             if k == "java.security.auth.login.config" {
                 cfg.jaas_file = Some(PathBuf::from(v));
@@ -855,6 +880,22 @@ impl ServerConfig {
             "snapshotSizeFactor" => self.snapshot_size_factor = parse_num(name, value, line)?,
             "reconfigEnabled" => self.reconfig_enabled = parse_bool(value),
             "serverThreads" => self.server_threads = Some(parse_num(name, value, line)?),
+            k if k.starts_with("admin.") => {
+                let known = self
+                    .admin
+                    .apply(k, value)
+                    .map_err(|message| ServerError::Config { line, message })?;
+                if !known {
+                    match k {
+                        // Jetty's connection idle timeout and HTTP version: the HTTP/1.1
+                        // server here keeps its own.
+                        "admin.idleTimeout" | "admin.httpVersion" => self
+                            .warnings
+                            .push(format!("property {name} accepted, not used")),
+                        _ => return Ok(false),
+                    }
+                }
+            }
             "znode.container.checkIntervalMs" | "container.checkIntervalMs" => {
                 self.container_check_interval_ms = parse_num(name, value, line)?
             }
@@ -866,8 +907,7 @@ impl ServerConfig {
             | "fsync.warningthresholdms"
             | "forceSync"
             | "txnLogSizeLimitInKb"
-            | "jaasLoginRenew"
-            | "admin.enableServer" => {
+            | "jaasLoginRenew" => {
                 self.warnings
                     .push(format!("property {name} accepted, not used"));
             }
@@ -914,7 +954,9 @@ mod tests {
         assert!(c.extended_types);
         assert_eq!(c.prealloc_size, 1024 * 1024);
         assert_eq!(c.snap_count, 50);
-        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        // admin.enableServer is the AdminServer's own key now: only serverCnxnFactory warns.
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(!c.admin.enabled);
     }
 
     /// zoo.cfg as Apache 3.8 rewrites it on first start with `reconfigEnabled=true`: the

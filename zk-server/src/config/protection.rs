@@ -80,6 +80,18 @@ const FILE_ONLY_NOTE: &str = "but Apache reads this key only as a zoo.cfg line (
 
 const RULES: &[Rule] = &[
     Rule {
+        matches: |k| matches!(k, "admin.portUnification" | "admin.forceHttps"),
+        switch: true,
+        asks_for: "HTTPS on the AdminServer",
+        note: Some("which zk-server does not provide (its AdminServer speaks plain HTTP)"),
+    },
+    Rule {
+        matches: |k| k.starts_with("metricsProvider.https") || k.starts_with("metricsProvider.ssl"),
+        switch: false,
+        asks_for: "HTTPS on the metrics endpoint",
+        note: Some("which zk-server does not provide (its /metrics is plain HTTP)"),
+    },
+    Rule {
         matches: |k| {
             matches!(
                 k,

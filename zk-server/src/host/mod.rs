@@ -5,10 +5,12 @@
 //! - [`server`]: the embeddable standalone [`server::Server`] / [`server::ServerHandle`].
 //! - [`quorum`]: the quorum wire layer (election connections, leader-learner framing, the
 //!   whole-peer driver).
+//! - [`http`]: the AdminServer and the Prometheus `/metrics` endpoint.
 //! - [`member`]: the server as an ensemble member: node task, the core as the driver's
 //!   replica, start from zoo.cfg.
 
 pub mod client;
+pub mod http;
 pub mod member;
 pub mod quorum;
 pub mod server;

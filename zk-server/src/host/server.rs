@@ -26,6 +26,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::config::ServerConfig;
 use crate::error::{Result, ServerError};
 use crate::host::client::listener::ClientPorts;
+use crate::host::http::HttpEndpoints;
 use crate::host::member::node::Node;
 use crate::state::database::ZkDatabase;
 use crate::storage::{MemoryStore, NodeDisk};
@@ -45,6 +46,8 @@ pub struct Server;
 pub struct ServerHandle {
     addr: SocketAddr,
     secure_addr: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
     node: Option<Node>,
     config: ServerConfig,
 }
@@ -82,6 +85,7 @@ impl Server {
         // leave dataDir untouched.
         let plain = config.plain_client_port.then(|| config.client_addr());
         let ports = ClientPorts::bind(&config, plain, false).await?;
+        let http = HttpEndpoints::bind(&config, false).await?;
         let disk = open(&config)?;
         let secure_addr = ports.secure_addr();
         let addr = ports.plain_addr().or(secure_addr).ok_or_else(|| {
@@ -98,11 +102,21 @@ impl Server {
             config.secure_client_port = Some(a.port());
             tracing::info!("zk-server serving TLS clients on {a}");
         }
-        let node = Node::start_standalone(disk, ports, config.clone());
+        let (admin_addr, metrics_addr) = (http.admin_addr(), http.metrics_addr());
+        if let Some(a) = admin_addr {
+            config.admin.port = a.port();
+        }
+        if let (Some(m), Some(a)) = (config.metrics.as_mut(), metrics_addr) {
+            m.port = a.port();
+        }
+        let mut node = Node::start_standalone(disk, ports, config.clone());
+        node.serve_http(http);
         tracing::info!("zk-server listening on {addr}");
         Ok(ServerHandle {
             addr,
             secure_addr,
+            admin_addr,
+            metrics_addr,
             node: Some(node),
             config,
         })
@@ -118,6 +132,17 @@ impl ServerHandle {
     /// The TLS-only client port (`secureClientPort`), if configured.
     pub fn secure_addr(&self) -> Option<SocketAddr> {
         self.secure_addr
+    }
+
+    /// The AdminServer's address (`admin.enableServer`, on by default as in Apache; off
+    /// in [`ServerConfig::for_tests`]).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// The Prometheus `/metrics` address (`metricsProvider.className`).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// `host:port` connect string.

@@ -272,12 +272,15 @@ impl Clients {
         self.stats.packets_received += 1;
         match cmd {
             "srst" => self.stats.reset(),
-            "crst" => {
-                for c in self.conns.values_mut() {
-                    c.stats.reset();
-                }
-            }
+            "crst" => self.reset_connection_stats(),
             _ => {}
+        }
+    }
+
+    /// Resets every connection's counters (`crst`, `connection_stat_reset`).
+    pub fn reset_connection_stats(&mut self) {
+        for c in self.conns.values_mut() {
+            c.stats.reset();
         }
     }
 

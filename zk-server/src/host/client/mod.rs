@@ -78,6 +78,13 @@ pub enum ClientMsg {
         /// Connection.
         conn: ConnId,
     },
+    /// An AdminServer command or a `/metrics` scrape (from [`crate::host::http`]).
+    Admin {
+        /// What is asked.
+        request: crate::admin::commands::AdminRequest,
+        /// Where the rendered body (JSON or exposition text) goes.
+        reply: oneshot::Sender<String>,
+    },
     /// A four-letter word.
     FourLetter {
         /// Command.

@@ -125,6 +125,7 @@ pub async fn start_member(config: &ServerConfig) -> Result<Node> {
     let client = ClientPorts::bind(config, plain, true).await?;
     let election_listener = bind(my_election).await?;
     let quorum_listener = bind(my_quorum).await?;
+    let http = crate::host::http::HttpEndpoints::bind(config, true).await?;
     let disk = NodeDisk::open_split(&config.data_dir, &config.data_log_dir)?;
     disk.set_snap_count(config.snap_count);
     disk.set_autopurge(Autopurge::from_config(config));
@@ -137,7 +138,7 @@ pub async fn start_member(config: &ServerConfig) -> Result<Node> {
         show(client.secure_addr()),
         quorum_links(config)
     );
-    Ok(Node::start_configured(
+    let mut node = Node::start_configured(
         NodeSetup {
             quorum,
             settings,
@@ -152,5 +153,7 @@ pub async fn start_member(config: &ServerConfig) -> Result<Node> {
             },
         },
         config.clone(),
-    ))
+    );
+    node.serve_http(http);
+    Ok(node)
 }

@@ -78,6 +78,10 @@ pub struct NodeSetup {
 /// A running node; dropping it stops it like a crash ([`Node::stop`] stops it cleanly).
 pub struct Node {
     status: watch::Receiver<PeerStatus>,
+    /// The node task's inbox, for the HTTP endpoints.
+    requests: UnboundedSender<ClientMsg>,
+    /// The AdminServer and metrics tasks ([`Node::serve_http`]).
+    http: Vec<JoinHandle<()>>,
     read_only_enabled: Arc<AtomicBool>,
     isolation: Option<IsolationSwitch>,
     control: UnboundedSender<Control>,
@@ -94,6 +98,9 @@ enum Control {
 impl Drop for Node {
     fn drop(&mut self) {
         self.listener.abort();
+        for t in &self.http {
+            t.abort();
+        }
         if let Some(t) = self.task.take() {
             t.abort();
         }
@@ -238,7 +245,7 @@ impl Node {
         let (core_tx, core_rx) = mpsc::unbounded_channel();
         let throttle = Arc::new(Throttle::default());
         let conn_settings = Arc::new(ConnSettings::from_config(&config));
-        let listener = client.spawn(core_tx, conn_settings, throttle.clone());
+        let listener = client.spawn(core_tx.clone(), conn_settings, throttle.clone());
         let (status_tx, status) = watch::channel(role);
         let (control, control_rx) = mpsc::unbounded_channel();
         let read_only_enabled = Arc::new(AtomicBool::new(config.read_only_mode));
@@ -268,12 +275,20 @@ impl Node {
         });
         Node {
             status,
+            requests: core_tx,
+            http: Vec::new(),
             read_only_enabled,
             isolation,
             control,
             task: Some(task),
             listener,
         }
+    }
+
+    /// Serves the AdminServer and `/metrics` on the bound `endpoints`, answered by this
+    /// node; they stop with it.
+    pub fn serve_http(&mut self, endpoints: crate::host::http::HttpEndpoints) {
+        self.http.extend(endpoints.spawn(self.requests.clone()));
     }
 
     /// The peer's latest role (a standalone server always leads and serves).
@@ -299,6 +314,9 @@ impl Node {
     /// durable and closes the disk.
     pub async fn stop(mut self) {
         self.listener.abort();
+        for t in self.http.drain(..) {
+            t.abort();
+        }
         let (tx, rx) = oneshot::channel();
         if self.control.send(Control::Stop(tx)).is_ok() {
             let _ = rx.await;
@@ -311,6 +329,9 @@ impl Node {
     /// Like [`Node::stop`], without waiting for it.
     pub fn stop_in_background(mut self) {
         self.listener.abort();
+        for t in self.http.drain(..) {
+            t.abort();
+        }
         let (tx, _rx) = oneshot::channel();
         let _ = self.control.send(Control::Stop(tx));
         // Detached: the task finishes the stop on its own.
@@ -354,6 +375,9 @@ fn quorum_view(q: &QuorumConfig) -> QuorumView {
         proposal_sizes: Default::default(),
         proposal_count: 0,
         looking_count: 0,
+        servers: q.servers.values().cloned().collect(),
+        my_id: q.my_sid,
+        leader_id: None,
     }
 }
 
@@ -951,6 +975,10 @@ impl NodeTask {
                 }
                 self.processor.disconnected(conn);
             }
+            ClientMsg::Admin { request, reply } => {
+                let body = self.admin(request);
+                let _ = reply.send(body);
+            }
             ClientMsg::FourLetter { cmd, peer, reply } => {
                 let text = self.four_letter(&cmd, peer);
                 let _ = reply.send(text);
@@ -1010,21 +1038,7 @@ impl NodeTask {
         leader: Option<LeaderStats>,
     ) -> String {
         let now = now_ms();
-        let quorum = match &self.repl {
-            Replication::Member(m) => {
-                let mut quorum = m.quorum.clone();
-                quorum.peer_state = match mode {
-                    "leader" => "leading - broadcast",
-                    "observer" => "observing - broadcast",
-                    _ => "following - broadcast",
-                }
-                .to_string();
-                quorum.leader = leader;
-                quorum.leader_uptime_ms = m.leading_since.map(|t| now - t).unwrap_or(0);
-                Some(quorum)
-            }
-            Replication::Standalone(_) => None,
-        };
+        let quorum = self.quorum_now(mode, leader, now);
         let asking = clients::asking(peer, now);
         let view = four_letter::View::of(
             &self.processor,
@@ -1039,6 +1053,75 @@ impl NodeTask {
             quorum: quorum.as_ref(),
         };
         four_letter::render_as(cmd, &view, role)
+    }
+
+    /// What `mntr`, `conf` and the AdminServer report about the ensemble now, for a
+    /// member in `mode` (`None` for a standalone node).
+    fn quorum_now(&self, mode: &str, leader: Option<LeaderStats>, now: i64) -> Option<QuorumView> {
+        let Replication::Member(m) = &self.repl else {
+            return None;
+        };
+        let mut quorum = m.quorum.clone();
+        quorum.peer_state = match mode {
+            "leader" => "leading - broadcast",
+            "observer" => "observing - broadcast",
+            _ => "following - broadcast",
+        }
+        .to_string();
+        quorum.leader = leader;
+        quorum.leader_uptime_ms = m.leading_since.map(|t| now - t).unwrap_or(0);
+        quorum.leader_id = self.role.leader;
+        Some(quorum)
+    }
+
+    /// An AdminServer command or a metrics scrape, rendered from the same view as the
+    /// four-letter words.
+    fn admin(&mut self, request: crate::admin::commands::AdminRequest) -> String {
+        use crate::admin::commands::{self, AdminRequest};
+        let mode = self.mode();
+        let leading = self.leading();
+        let leader = match self.member() {
+            Some(m) if leading => leader_stats(&m.peer),
+            _ => None,
+        };
+        if let (AdminRequest::Command { name, .. }, Some(_)) = (&request, mode) {
+            match commands::resolve(name).map(|(c, _)| c) {
+                Some("stat_reset") => {
+                    self.clients.stats.reset();
+                    if let Some(m) = self.member() {
+                        m.quorum.proposal_sizes = Default::default();
+                    }
+                }
+                Some("connection_stat_reset") => self.clients.reset_connection_stats(),
+                _ => {}
+            }
+        }
+        let now = now_ms();
+        let quorum = self.quorum_now(mode.unwrap_or("looking"), leader, now);
+        let view = four_letter::View::without_asking(
+            &self.processor,
+            &self.config,
+            &self.clients,
+            self.started,
+            now,
+        );
+        let role = mode.map(|mode| Role {
+            mode,
+            quorum: quorum.as_ref(),
+        });
+        match request {
+            AdminRequest::Metrics => {
+                let role = role.unwrap_or(Role {
+                    mode: "looking",
+                    quorum: quorum.as_ref(),
+                });
+                crate::admin::metrics::exposition(&view, role)
+            }
+            AdminRequest::Command { name, params } => {
+                let json = commands::render(&name, &params, &view, role);
+                serde_json::to_string_pretty(&json).unwrap_or_default()
+            }
+        }
     }
 
     /// A handshake. A learner asks the leader to revalidate a session moving here; the
