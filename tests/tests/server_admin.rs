@@ -509,6 +509,7 @@ const APACHE_TYPES: &[(&str, &str)] = &[
     ("looking_count", "counter"),
     ("connection_request_count", "counter"),
     ("connection_revalidate_count", "counter"),
+    ("response_bytes", "counter"),
     ("readlatency", "summary"),
     ("updatelatency", "summary"),
 ];
@@ -639,6 +640,7 @@ async fn metrics_have_apache_names_and_move_with_load() {
     assert_eq!(after.values["num_alive_connections"], 1.0);
     assert_eq!(after.values["global_sessions"], 1.0);
     assert!(after.values["connection_request_count"] >= 1.0);
+    assert!(after.values["response_bytes"] > before.values["response_bytes"]);
     // Once there are samples, quantiles are numbers (NaN before, as Apache's client).
     assert!(!after.values["readlatency{quantile=0.5}"].is_nan());
     assert_eq!(get(addr, "/other").await.status, 404);
