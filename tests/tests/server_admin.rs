@@ -509,6 +509,7 @@ const APACHE_TYPES: &[(&str, &str)] = &[
     ("looking_count", "counter"),
     ("connection_request_count", "counter"),
     ("connection_revalidate_count", "counter"),
+    ("response_bytes", "counter"),
     ("readlatency", "summary"),
     ("updatelatency", "summary"),
 ];
@@ -639,6 +640,7 @@ async fn metrics_have_apache_names_and_move_with_load() {
     assert_eq!(after.values["num_alive_connections"], 1.0);
     assert_eq!(after.values["global_sessions"], 1.0);
     assert!(after.values["connection_request_count"] >= 1.0);
+    assert!(after.values["response_bytes"] > before.values["response_bytes"]);
     // Once there are samples, quantiles are numbers (NaN before, as Apache's client).
     assert!(!after.values["readlatency{quantile=0.5}"].is_nan());
     assert_eq!(get(addr, "/other").await.status, 404);
@@ -749,4 +751,45 @@ async fn taken_ports_are_handled_as_apache_does() {
     let node = from_config::start_member(&config).await;
     assert!(node.is_ok(), "a member starts without its AdminServer");
     drop(taken);
+}
+
+#[test]
+fn binary_exits_4_when_its_admin_port_is_taken() {
+    // As Apache's ZooKeeperServerMain ("Unable to start AdminServer, exiting abnormally").
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("zoo.cfg");
+    write(
+        &cfg,
+        &format!(
+            "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\nadmin.serverPort={port}\n\
+             admin.serverAddress=127.0.0.1\n",
+            dir.path().join("data").display(),
+            free_port().unwrap()
+        ),
+    );
+    let mut child = std::process::Command::new(tests::zk_processes::zk_server_bin().unwrap())
+        .arg(&cfg)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("zk-server kept running with its AdminServer port taken");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(4), "{err}");
+    assert!(err.contains("admin.serverPort"), "{err}");
+    // Nothing was written: the port is checked before dataDir is touched.
+    assert!(!dir.path().join("data").join("version-2").exists());
 }

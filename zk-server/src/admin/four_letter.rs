@@ -493,7 +493,6 @@ pub const MNTR_OMITTED_KEYS: &[&str] = &[
     "zk_response_packet_get_children_cache_hits",
     "zk_response_packet_get_children_cache_misses",
     "zk_bytes_received_count",
-    "zk_response_bytes",
     "zk_requests_not_forwarded_to_commit_processor",
     "zk_ensemble_auth_success",
     "zk_ensemble_auth_fail",
@@ -764,6 +763,7 @@ pub fn monitor(v: &View, r: Role) -> Vec<(String, MonitorValue)> {
     put("proposal_count", member(|q| q.proposal_count));
     put("looking_count", member(|q| q.looking_count));
     put("connection_request_count", int(st.connection_requests));
+    put("response_bytes", int(st.response_bytes));
     put(
         "connection_revalidate_count",
         int(st.connection_revalidates),

@@ -22,6 +22,7 @@ pub const COUNTERS: &[&str] = &[
     "proposal_count",
     "looking_count",
     "connection_request_count",
+    "response_bytes",
     "connection_revalidate_count",
 ];
 

@@ -115,6 +115,8 @@ pub struct ServerStats {
     pub connection_requests: u64,
     /// Handshakes resuming a session (`zk_connection_revalidate_count`).
     pub connection_revalidates: u64,
+    /// Bytes of the replies sent to clients, length prefixes excluded (`zk_response_bytes`).
+    pub response_bytes: u64,
     /// Latencies of reads, pings included (`zk_*_readlatency`).
     pub read_latency: Summary,
     /// Latencies of writes (`zk_*_updatelatency`).

@@ -223,7 +223,9 @@ impl Clients {
             }
         });
         // Apache's response size: the frame without its length prefix.
-        self.stats.client_response.record(b.len().saturating_sub(4));
+        let size = b.len().saturating_sub(4);
+        self.stats.client_response.record(size);
+        self.stats.response_bytes += size as u64;
         self.send(conn, b);
     }
 
