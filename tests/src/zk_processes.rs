@@ -143,6 +143,26 @@ impl ServerProcess {
         Ok(ServerProcess { child: Some(child) })
     }
 
+    /// Runs `zk-server [props...] <cfg>` with `RUST_LOG=rust_log`, appending its stdout
+    /// and stderr to `log` (a file, as an operator's service manager would).
+    pub fn start_logging(
+        cfg: &Path,
+        props: &[&str],
+        log: &Path,
+        rust_log: &str,
+    ) -> io::Result<ServerProcess> {
+        let file = OpenOptions::new().create(true).append(true).open(log)?;
+        let child = Command::new(zk_server_bin()?)
+            .args(props)
+            .arg(cfg)
+            .env("RUST_LOG", rust_log)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()?;
+        Ok(ServerProcess { child: Some(child) })
+    }
+
     /// Runs `zk-server <cfg>`.
     pub fn start(cfg: &Path) -> io::Result<ServerProcess> {
         Self::start_with(cfg, &[])

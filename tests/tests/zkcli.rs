@@ -343,7 +343,9 @@ connect {HOST}
 ls /t
 "#;
 
-/// Quotas as zkCli writes them under /zookeeper/quota.
+/// Quotas as zkCli writes them under /zookeeper/quota, the usage the server keeps as
+/// nodes are written under a quota, and (the servers run with `zookeeper.enforceQuota`)
+/// writes refused past a hard limit.
 const QUOTAS: &str = r#"create /t
 create /t/q
 create /t/q/x "hello world"
@@ -367,10 +369,32 @@ delquota /t/q
 listquota /t/q
 delquota /t/q
 ls /zookeeper/quota
-setquota -N 2 /t
-setquota -n 2 /t/q
+setquota -n 3 /t/q
+create /t/q/y 12345
+create /t/q/z
+set /t/q/x hi
+create /t/q/y/deep 1
+listquota /t/q
+get /zookeeper/quota/t/q/zookeeper_stats
+delete /t/q/y/deep
+set /t/q/y ""
+listquota /t/q
+delquota /t/q
+setquota -N 7 /t
+create /t/w
+create /t/w2
+create /t/w3
+listquota /t
+setquota -B 30 /t
+listquota /t
+set /t/w 0123456789012345678901234567890123456789
+set /t/w 0123456789
+delquota -N /t
+create /t/w3 x
 listquota /t
 delquota /t
+create /t/w4
+listquota /t
 "#;
 
 const SCRIPTS: &[(&str, &str)] = &[
@@ -431,10 +455,12 @@ async fn compare_all(connect: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zkcli_matches_apache_zkcli_on_apache_server() {
     let prop = format!("-Dzookeeper.DigestAuthenticationProvider.superDigest={SUPER_DIGEST}");
-    let zk = tokio::task::spawn_blocking(move || ApacheServer::start_with(&[&prop], &[]))
-        .await
-        .expect("join")
-        .expect("apache server");
+    let zk = tokio::task::spawn_blocking(move || {
+        ApacheServer::start_with(&[&prop, "-Dzookeeper.enforceQuota=true"], &[])
+    })
+    .await
+    .expect("join")
+    .expect("apache server");
     compare_all(&zk.connect_string()).await;
 }
 
@@ -443,10 +469,50 @@ async fn zkcli_matches_apache_zkcli_on_zk_server() {
     let server = zk_server::testkit::TestServer::start_with(|c| {
         c.extended_types = true;
         c.super_digest = Some(SUPER_DIGEST.into());
+        c.enforce_quota = true;
     })
     .await
     .expect("zk-server");
     compare_all(&server.connect_string()).await;
+    server.stop().await.expect("stop");
+}
+
+/// The quota script through zkcli against Apache's server and against zk-server: the
+/// same output, so the usage `listquota` prints and the refused writes are the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zkcli_quota_output_is_the_same_on_both_servers() {
+    let zk = tokio::task::spawn_blocking(|| {
+        ApacheServer::start_with(&["-Dzookeeper.enforceQuota=true"], &[])
+    })
+    .await
+    .expect("join")
+    .expect("apache server");
+    let server = zk_server::testkit::TestServer::start_with(|c| c.enforce_quota = true)
+        .await
+        .expect("zk-server");
+    let mut theirs = zkcli(&zk.connect_string(), &[], QUOTAS).await;
+    let mut ours = zkcli(&server.connect_string(), &[], QUOTAS).await;
+    for run in [&mut theirs, &mut ours] {
+        // "Connecting to 127.0.0.1:PORT": the one line that names the server.
+        run.out = run.out.lines().skip(1).collect::<Vec<_>>().join("\n");
+    }
+    assert_eq!(
+        ours, theirs,
+        "zkcli on zk-server:\n{}\nzkcli on Apache:\n{}",
+        ours.out, theirs.out
+    );
+    for line in [
+        "Output stat for /t/q count=5,bytes=8",
+        "Output stat for /t/q count=4,bytes=2",
+        "Output stat for /t count=8,bytes=13",
+        "Quota has exceeded : /t/w3",
+        "Quota has exceeded : /t/w\n",
+    ] {
+        assert!(
+            ours.out.contains(line) || ours.err.contains(line),
+            "{line}: {ours:?}"
+        );
+    }
     server.stop().await.expect("stop");
 }
 

@@ -101,6 +101,8 @@ pub struct ServerConfig {
     pub jute_max_buffer: usize,
     /// `zookeeper.extendedTypesEnabled` (TTL nodes).
     pub extended_types: bool,
+    /// `zookeeper.enforceQuota`: writes past a hard quota limit fail with QuotaExceeded.
+    pub enforce_quota: bool,
     /// `znode.container.checkIntervalMs`.
     pub container_check_interval_ms: u64,
     /// `globalOutstandingLimit`: requests in flight before reads from sockets pause.
@@ -196,6 +198,7 @@ impl Default for ServerConfig {
             four_letter_whitelist: ["srvr".to_string()].into_iter().collect(),
             jute_max_buffer: zk_proto::frame::DEFAULT_JUTE_MAX_BUFFER,
             extended_types: false,
+            enforce_quota: false,
             container_check_interval_ms: 60_000,
             global_outstanding_limit: 1000,
             super_digest: None,
@@ -376,7 +379,7 @@ impl ServerConfig {
         format!(
             "{role}, tickTime={}, \
              session timeouts {}..{} ms, dataDir={}, dataLogDir={}, snapCount={}, \
-             autopurge every {} h keeping {}, maxClientCnxns={}",
+             autopurge every {} h keeping {}, maxClientCnxns={}{}",
             self.tick_time,
             self.min_timeout(),
             self.max_timeout(),
@@ -385,7 +388,12 @@ impl ServerConfig {
             self.snap_count,
             self.purge_interval_hours,
             self.snap_retain_count,
-            self.max_client_cnxns
+            self.max_client_cnxns,
+            if self.enforce_quota {
+                ", enforceQuota=true"
+            } else {
+                ""
+            }
         )
     }
 
@@ -818,6 +826,7 @@ impl ServerConfig {
             "extendedTypesEnabled" | "emulate353TTLNodes" => {
                 self.extended_types |= parse_bool(value)
             }
+            "enforceQuota" => self.enforce_quota = parse_bool(value),
             "DigestAuthenticationProvider.superDigest" => {
                 self.super_digest = Some(value.to_string())
             }
@@ -938,8 +947,9 @@ mod tests {
 
     #[test]
     fn parses_apache_sample() {
-        let text = "# comment\ntickTime=3000\ninitLimit=10\nsyncLimit=5\ndataDir=/var/zk\nclientPort=2182\nclientPortAddress=127.0.0.1\nmaxClientCnxns=7\nautopurge.snapRetainCount=5\nautopurge.purgeInterval=1\nserver.1=a:2888:3888\n4lw.commands.whitelist=ruok, stat\nextendedTypesEnabled=true\nadmin.enableServer=false\nserverCnxnFactory=org.x.Y\npreAllocSize=1024\nsnapCount=50\n";
+        let text = "# comment\ntickTime=3000\ninitLimit=10\nsyncLimit=5\ndataDir=/var/zk\nclientPort=2182\nclientPortAddress=127.0.0.1\nmaxClientCnxns=7\nautopurge.snapRetainCount=5\nautopurge.purgeInterval=1\nserver.1=a:2888:3888\n4lw.commands.whitelist=ruok, stat\nextendedTypesEnabled=true\nadmin.enableServer=false\nserverCnxnFactory=org.x.Y\npreAllocSize=1024\nsnapCount=50\nenforceQuota=true\n";
         let c = ServerConfig::parse(text, &[]).unwrap();
+        assert!(c.enforce_quota);
         assert_eq!(c.tick_time, 3000);
         assert_eq!(c.client_port, 2182);
         assert_eq!(c.data_log_dir, PathBuf::from("/var/zk"));

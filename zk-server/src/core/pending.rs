@@ -18,6 +18,8 @@ pub struct NodeView {
     pub child_count: i32,
     /// ACL.
     pub acl: Arc<Vec<Acl>>,
+    /// Length of the data (quota checks weigh a setData against it).
+    pub data_len: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +60,7 @@ impl PendingChanges {
             stat: n.stat.clone(),
             child_count: i32::try_from(n.children.len()).unwrap_or(i32::MAX),
             acl: n.acl.clone(),
+            data_len: n.data_len(),
         })
     }
 
@@ -145,6 +148,7 @@ mod tests {
             stat: StatPersisted::default(),
             child_count: 0,
             acl: Arc::new(vec![]),
+            data_len: 0,
         };
         p.set(1, "/a", Some(v.clone()));
         assert!(p.get(&db, "/a").is_some());

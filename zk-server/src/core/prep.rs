@@ -48,6 +48,9 @@ pub struct PrepSettings {
     pub reconfig_enabled: bool,
     /// Auth providers beyond digest and ip (ACL ids they validate and match).
     pub schemes: crate::state::acl::Schemes,
+    /// `zookeeper.enforceQuota`: creates and setData past a hard quota limit fail with
+    /// QuotaExceeded, and writes past a soft one are logged.
+    pub enforce_quota: bool,
 }
 
 impl Default for PrepSettings {
@@ -57,6 +60,7 @@ impl Default for PrepSettings {
             max_data: zk_proto::frame::DEFAULT_JUTE_MAX_BUFFER,
             reconfig_enabled: false,
             schemes: Default::default(),
+            enforce_quota: false,
         }
     }
 }
@@ -68,6 +72,49 @@ pub struct Prep {
     pub pending: PendingChanges,
     /// Settings.
     pub settings: PrepSettings,
+    /// Quota warnings, rate limited.
+    quota_log: QuotaLog,
+}
+
+/// Apache's `RateLogger` for quota messages: a new message is logged at once; repeats
+/// within 100 ms are counted and logged with their count when the interval ends or
+/// another message comes.
+#[derive(Debug, Default)]
+struct QuotaLog {
+    msg: Option<String>,
+    since: i64,
+    count: u32,
+}
+
+impl QuotaLog {
+    const INTERVAL_MS: i64 = 100;
+
+    fn flush(&mut self) {
+        if let Some(m) = self.msg.take() {
+            if self.count > 1 {
+                tracing::warn!("[{} times] {m}", self.count);
+            } else if self.count == 1 {
+                tracing::warn!("{m}");
+            }
+        }
+        self.count = 0;
+    }
+
+    fn log(&mut self, msg: String, now: i64) {
+        if self.msg.as_deref() == Some(msg.as_str()) {
+            self.count += 1;
+            if now - self.since >= Self::INTERVAL_MS {
+                self.flush();
+                self.msg = Some(msg);
+                self.since = now;
+            }
+        } else {
+            self.flush();
+            tracing::warn!("{msg}");
+            self.msg = Some(msg);
+            self.since = now;
+        }
+    }
 }
 
 fn header(ctx: &PrepContext, ty: OpCode) -> TxnHeader {
@@ -115,7 +162,38 @@ impl Prep {
         Prep {
             pending: PendingChanges::new(),
             settings,
+            quota_log: QuotaLog::default(),
         }
+    }
+
+    /// Apache's `checkQuota` for a create (`count_diff` 1) or setData (0) under `p`: only
+    /// with `zookeeper.enforceQuota`, against the applied tree as in Apache.
+    fn check_quota(
+        &mut self,
+        db: &ZkDatabase,
+        ctx: &PrepContext,
+        p: &str,
+        bytes_diff: i64,
+        count_diff: i64,
+    ) -> Result<(), ErrorCode> {
+        if !self.settings.enforce_quota {
+            return Ok(());
+        }
+        let breaches = db
+            .tree
+            .check_quota(p, bytes_diff, count_diff)
+            .map_err(|e| {
+                // Apache's parser throws, and the request fails as unprocessable.
+                tracing::error!("quota check of {p} failed: {e}");
+                ErrorCode::MarshallingError
+            })?;
+        for b in &breaches {
+            self.quota_log.log(b.to_string(), ctx.time);
+        }
+        if breaches.iter().any(|b| b.hard) {
+            return Err(ErrorCode::QuotaExceeded);
+        }
+        Ok(())
     }
 
     fn record(&self, db: &ZkDatabase, p: &str) -> Result<NodeView, ErrorCode> {
@@ -274,6 +352,8 @@ impl Prep {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
         self.check_data(&r.data)?;
+        let data_len = r.data.as_ref().map_or(0, Bytes::len);
+        self.check_quota(db, ctx, &p, data_len as i64, 1)?;
         let new_cversion = parent.stat.cversion.wrapping_add(1);
         let owner = if mode.is_container() {
             CONTAINER_EPHEMERAL_OWNER
@@ -317,6 +397,7 @@ impl Prep {
                 stat: new_stat(ctx.zxid, ctx.time, owner),
                 child_count: 0,
                 acl: std::sync::Arc::new(acl),
+                data_len,
             }),
         );
         Ok((ty, txn))
@@ -394,8 +475,11 @@ impl Prep {
         let mut node = self.record(db, &r.path)?;
         self.check_acl(&node, Perms::WRITE, ctx.auth)?;
         self.check_data(&r.data)?;
+        let data_len = r.data.as_ref().map_or(0, Bytes::len);
+        self.check_quota(db, ctx, &r.path, data_len as i64 - node.data_len as i64, 0)?;
         let version = check_version(node.stat.version, r.version)?;
         node.stat.version = version;
+        node.data_len = data_len;
         node.stat.mzxid = ctx.zxid;
         node.stat.mtime = ctx.time;
         self.pending.set(ctx.zxid, &r.path, Some(node));
@@ -699,6 +783,92 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(p.pending.get(&db, "/m").is_none());
+    }
+
+    #[test]
+    fn enforced_quota_refuses_writes_past_hard_limits() {
+        use zk_proto::txn::TxnHeader;
+        let mut db = ZkDatabase::new();
+        let mut p = Prep::new(PrepSettings {
+            enforce_quota: true,
+            ..Default::default()
+        });
+        let mut zxid = 0;
+        let mut apply = |db: &mut ZkDatabase, path: &str, data: &str| {
+            zxid += 1;
+            db.apply(&TxnEntry {
+                header: TxnHeader {
+                    client_id: 5,
+                    cxid: 1,
+                    zxid,
+                    time: 1,
+                    txn_type: OpCode::Create,
+                },
+                txn: Txn::Create(CreateTxn {
+                    path: path.into(),
+                    data: Some(data.to_string().into()),
+                    acl: Acl::open_unsafe(),
+                    ephemeral: false,
+                    parent_c_version: -1,
+                }),
+                digest: None,
+            });
+        };
+        apply(&mut db, "/q", "abc");
+        apply(&mut db, "/zookeeper/quota/q", "");
+        apply(
+            &mut db,
+            "/zookeeper/quota/q/zookeeper_limits",
+            "count=-1,bytes=-1=;byteHardLimit=5;countHardLimit=2",
+        );
+        apply(
+            &mut db,
+            "/zookeeper/quota/q/zookeeper_stats",
+            "count=0,bytes=0",
+        );
+        let create = |path: &str, data: &str| {
+            Request::Create(CreateRequest {
+                path: path.into(),
+                data: Some(data.to_string().into()),
+                acl: Acl::open_unsafe(),
+                flags: 0,
+            })
+        };
+        // Usage: 1 node, 3 bytes. A second node of 2 bytes fits; of 3 it does not.
+        let e = p.prepare(&db, &ctx(10), &create("/q/a", "xyz"));
+        assert_eq!(err_of(&e), Some(ErrorCode::QuotaExceeded));
+        let e = p.prepare(&db, &ctx(11), &create("/q/a", "xy"));
+        assert_eq!(err_of(&e), None);
+        // Checked against the applied tree, as Apache does: /q/a is still outstanding.
+        let e = p.prepare(&db, &ctx(12), &create("/q/b", ""));
+        assert_eq!(err_of(&e), None);
+        // setData weighs the new data against the old (outstanding) data, before the
+        // version check.
+        let sd = |data: &str, version| {
+            Request::SetData(SetDataRequest {
+                path: "/q".into(),
+                data: Some(data.to_string().into()),
+                version,
+            })
+        };
+        assert_eq!(
+            err_of(&p.prepare(&db, &ctx(13), &sd("abcdefg", 7))),
+            Some(ErrorCode::QuotaExceeded)
+        );
+        assert_eq!(
+            err_of(&p.prepare(&db, &ctx(14), &sd("abcde", 7))),
+            Some(ErrorCode::BadVersion)
+        );
+        // Outside the quota, and with enforcement off, anything goes.
+        assert_eq!(
+            err_of(&p.prepare(&db, &ctx(15), &create("/r", "xyzxyz"))),
+            None
+        );
+        p.settings.enforce_quota = false;
+        assert_eq!(
+            err_of(&p.prepare(&db, &ctx(16), &create("/q/c", "xyzxyz"))),
+            None
+        );
     }
 
     #[test]

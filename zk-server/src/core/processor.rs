@@ -144,6 +144,7 @@ impl CoreSettings {
                 extended_types: config.extended_types,
                 max_data: config.jute_max_buffer,
                 reconfig_enabled: false,
+                enforce_quota: config.enforce_quota,
                 schemes: acl::Schemes {
                     sasl: config.sasl_provider,
                     sasl_any_user: config.sasl_any_user.clone(),

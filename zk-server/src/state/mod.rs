@@ -8,9 +8,11 @@
 //! - [`apply`]: [`database::ZkDatabase::apply`], a pure function of a committed txn.
 //! - [`watch`]: the watch manager (one-shot, persistent, persistent-recursive).
 //! - [`acl`]: ACL checks and auth providers (world, auth, digest, ip, super).
+//! - [`quota`]: quota limits and the usage every write keeps up to date, as Apache 3.8.
 
 pub mod acl;
 pub mod apply;
 pub mod database;
+pub mod quota;
 pub mod tree;
 pub mod watch;

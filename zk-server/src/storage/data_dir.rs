@@ -465,6 +465,13 @@ fn restore<S: SnapshotSink>(
     let mut last_logged = -1i64;
     let mut prev_damaged = false;
     for (i, f) in logs.iter().enumerate() {
+        // A log followed by one starting at or before the txn after the snapshot holds
+        // only txns the snapshot has: not read at all (Apache's `getLogFiles`), so a
+        // restart does not scan the preallocated tails of every old log.
+        if snapshot.is_some() && logs.get(i + 1).is_some_and(|n| n.zxid <= snap_zxid + 1) {
+            prev_damaged = false;
+            continue;
+        }
         // Entries are taken as they are read; a log cut off after a damaged one (see below)
         // is recognised at its first entry, before any of its entries is taken.
         let mut first = None;

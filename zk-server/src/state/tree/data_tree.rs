@@ -16,6 +16,7 @@ use zk_proto::{Acl, ErrorCode, EventType, Perms, Stat, StatPersisted};
 use super::children::{java_bucket, sort_java_order, ChildSet};
 use super::node::{new_stat, DataNode, NodeKind, NIL};
 use super::path;
+use crate::state::quota::QuotaTrie;
 
 /// `/zookeeper`.
 pub const PROC_ZOOKEEPER: &str = "/zookeeper";
@@ -60,6 +61,8 @@ pub struct DataTree {
     ttls: BTreeSet<String>,
     /// One shared copy per distinct ACL list (Apache's ACL cache), keyed by its encoding.
     acl_cache: HashMap<Bytes, Arc<Vec<Acl>>>,
+    /// Paths with a quota (see [`crate::state::quota`]).
+    pub(crate) quotas: QuotaTrie,
 }
 
 impl std::fmt::Debug for DataTree {
@@ -134,6 +137,7 @@ impl DataTree {
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
             acl_cache: HashMap::new(),
+            quotas: QuotaTrie::default(),
         }
     }
 
@@ -577,6 +581,7 @@ impl DataTree {
         let stat = node.client_stat();
         self.link(pid, node);
         self.index_kind(p, ephemeral_owner);
+        self.quota_created(p, data.as_ref().map_or(0, Bytes::len));
         triggers.push(Trigger {
             path: p.to_string(),
             event: EventType::NodeCreated,
@@ -622,6 +627,8 @@ impl DataTree {
             }
             i += 1;
         }
+        // Apache counts the deleted node alone against its quota.
+        let data_len = self.node_at(id).map_or(0, DataNode::data_len);
         for &cur in doomed.iter().rev() {
             let owner = self.node_at(cur).map(|n| n.stat.ephemeral_owner);
             if let Some(owner) = owner.filter(|o| *o != 0) {
@@ -630,6 +637,7 @@ impl DataTree {
             }
             self.unlink(cur);
         }
+        self.quota_deleted(p, data_len);
         triggers.push(Trigger {
             path: p.to_string(),
             event: EventType::NodeDeleted,
@@ -653,11 +661,13 @@ impl DataTree {
     ) -> Result<Stat, ErrorCode> {
         let id = self.find(p).ok_or(ErrorCode::NoNode)?;
         let node = self.node_at_mut(id).ok_or(ErrorCode::NoNode)?;
+        let old_len = node.data_len();
         node.set_data(data.as_deref());
         node.stat.mtime = time;
         node.stat.mzxid = zxid;
         node.stat.version = version;
         let stat = node.client_stat();
+        self.quota_data_changed(p, old_len, data.as_ref().map_or(0, Bytes::len));
         triggers.push(Trigger {
             path: p.to_string(),
             event: EventType::NodeDataChanged,
@@ -741,6 +751,33 @@ impl DataTree {
         self.insert_system_node(PROC_ZOOKEEPER, open.clone(), 0);
         self.insert_system_node(CONFIG_ZOOKEEPER, config, -1);
         self.insert_system_node(QUOTA_ZOOKEEPER, open, 0);
+        self.setup_quota();
+    }
+
+    /// Replaces the data of the node at `p` and nothing else (no stat change, no watch):
+    /// how Apache writes quota usage. False if there is no such node.
+    pub(crate) fn replace_data(&mut self, p: &str, data: &[u8]) -> bool {
+        match self.find(p).and_then(|id| self.node_at_mut(id)) {
+            Some(n) => {
+                n.set_data(Some(data));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Nodes and data bytes in the subtree at `p`, itself included; zeros without a node
+    /// (Apache's `getCounts`).
+    pub(crate) fn subtree_counts(&self, p: &str) -> (i64, i64) {
+        let (mut count, mut bytes) = (0i64, 0i64);
+        let mut stack: Vec<u32> = self.find(p).into_iter().collect();
+        while let Some(cur) = stack.pop() {
+            let Some(n) = self.node_at(cur) else { continue };
+            count += 1;
+            bytes += n.data_len() as i64;
+            stack.extend(self.child_ids(n));
+        }
+        (count, bytes)
     }
 }
 
