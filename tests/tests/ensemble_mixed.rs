@@ -182,7 +182,10 @@ async fn an_apache_ensemble_is_replaced_member_by_member_and_back() {
 
     let mut written = 100;
     let mut last_tag = String::from("a");
-    for (kind, step) in [(Kind::ZkServer, "to zk-server"), (Kind::Apache, "back to Apache")] {
+    for (kind, step) in [
+        (Kind::ZkServer, "to zk-server"),
+        (Kind::Apache, "back to Apache"),
+    ] {
         // Followers first, the leader last: one election per direction, as the guide says.
         let leader = wait_roles(&ens);
         let order: Vec<usize> = (0..3).filter(|&i| i != leader).chain([leader]).collect();

@@ -50,10 +50,7 @@ pub fn key_store(spec: &StoreSpec, prefix: &str) -> Result<KeyMaterial, String> 
 }
 
 /// Reads `<prefix>trustStore.*`: the CA certificates peer certificates must chain to.
-pub fn trust_store(
-    spec: &StoreSpec,
-    prefix: &str,
-) -> Result<Vec<CertificateDer<'static>>, String> {
+pub fn trust_store(spec: &StoreSpec, prefix: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let key = format!("{prefix}trustStore");
     let kind = spec.store_type(key.trim_start_matches("ssl."))?;
     let path = spec.location.as_deref().unwrap_or(Path::new(""));
