@@ -810,7 +810,7 @@ impl NodeTask {
         if let Some(m) = self.member() {
             m.io.set_members(cfg);
             let counts = (
-                m.quorum.proposal_sizes.clone(),
+                m.quorum.proposal_sizes,
                 m.quorum.proposal_count,
                 m.quorum.looking_count,
             );
