@@ -195,3 +195,246 @@ fn kazoo_test_reconfig_passes_against_zk_server() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// One zk-server member started from its own zoo.cfg (killed by pid on drop).
+struct Grown {
+    id: usize,
+    client: u16,
+    spec: String,
+    cfg: std::path::PathBuf,
+    process: tests::zk_processes::ServerProcess,
+}
+
+/// Starts member `id` of the servers `known` (its own spec among them) in `root`.
+fn start_member(root: &Path, id: usize, ports: &[u16], known: &[usize]) -> Grown {
+    let spec = |i: usize| {
+        let p = &ports[3 * (i - 1)..3 * i];
+        format!("127.0.0.1:{}:{}:participant;127.0.0.1:{}", p[1], p[2], p[0])
+    };
+    let dir = root.join(format!("m{id}"));
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("myid"), format!("{id}\n")).unwrap();
+    let servers: String = known
+        .iter()
+        .map(|i| format!("server.{i}={}\n", spec(*i)))
+        .collect();
+    let cfg = dir.join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nreconfigEnabled=true\n\
+             standaloneEnabled=false\n4lw.commands.whitelist=*\n{servers}",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let process = tests::zk_processes::ServerProcess::start_with(&cfg, &[SUPER_DIGEST]).unwrap();
+    Grown {
+        id,
+        client: ports[3 * (id - 1)],
+        spec: spec(id),
+        cfg,
+        process,
+    }
+}
+
+fn wait_mode(port: u16, want: &[&str]) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(m) = tests::apache::mode(port) {
+            if want.contains(&m.as_str()) {
+                return m;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "member on {port} never became {want:?} (now {:?})",
+            tests::apache::mode(port)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn version_of(config: &[u8]) -> i64 {
+    let text = String::from_utf8_lossy(config);
+    let v = text
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("version="))
+        .unwrap_or_else(|| panic!("no version line in {text:?}"));
+    i64::from_str_radix(v, 16).unwrap()
+}
+
+/// A quorum of one (standaloneEnabled=false) grows to three members by reconfig under a
+/// write load, then its first leader is removed and hands over to a designated successor:
+/// no acknowledged write is lost, the ephemeral's session survives, every member ends on
+/// the same config, and watchers of the config hear each change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_of_one_grows_to_three_and_hands_over_its_leadership() {
+    use zk_client::{Acl, Client, CreateMode, EventType};
+
+    let root = tempfile::tempdir().unwrap();
+    let ports = free_ports(9).unwrap();
+    let mut members = vec![start_member(root.path(), 1, &ports, &[1])];
+    tokio::task::spawn_blocking({
+        let p = members[0].client;
+        move || wait_mode(p, &["leader"])
+    })
+    .await
+    .unwrap();
+    let hosts: Vec<String> = (0..3)
+        .map(|i| format!("127.0.0.1:{}", ports[3 * i]))
+        .collect();
+    let client = Client::builder(&hosts.join(","))
+        .session_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .expect("connect");
+    client.add_auth("digest", b"super:test").await.unwrap();
+    client
+        .create("/owner", b"", &Acl::open_unsafe(), CreateMode::Ephemeral)
+        .await
+        .unwrap();
+    let session = client.session_id();
+    let (first, _) = client.get_config(false).await.unwrap();
+    assert!(
+        version_of(&first) > 0,
+        "the first leadership sets a version"
+    );
+
+    // A writer acknowledging writes all along.
+    let writer = {
+        let c = Client::connect(&hosts.join(",")).await.unwrap();
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let _ = c
+                .create("/w", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+                .await;
+            for i in 0..100_000 {
+                match c
+                    .create(
+                        &format!("/w/n{i}"),
+                        b"x",
+                        &Acl::open_unsafe(),
+                        CreateMode::Persistent,
+                    )
+                    .await
+                {
+                    Ok(_) => acked.push(i),
+                    Err(zk_client::Error::NodeExists { .. }) => acked.push(i),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+                if c.exists("/stop", false).await.ok().flatten().is_some() {
+                    break;
+                }
+            }
+            acked
+        })
+    };
+
+    let mut events = client.events();
+    for id in [2, 3] {
+        let known: Vec<usize> = (1..=id).collect();
+        members.push(start_member(root.path(), id, &ports, &known));
+        // It syncs as a non-voting follower before it is added.
+        let p = members[id - 1].client;
+        tokio::task::spawn_blocking(move || wait_mode(p, &["follower"]))
+            .await
+            .unwrap();
+        let (before, _) = client.get_config(true).await.unwrap();
+        let joining = format!("server.{id}={}", members[id - 1].spec);
+        let (after, _) = client
+            .reconfig(Some(&joining), None, None, Some(version_of(&before)))
+            .await
+            .unwrap_or_else(|e| panic!("adding server.{id}: {e}"));
+        let text = String::from_utf8_lossy(&after).into_owned();
+        assert!(text.contains(&joining), "{text}");
+        assert!(version_of(&after) > version_of(&before));
+        // The config watch fires for the change.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let ev = tokio::time::timeout_at(deadline, events.recv())
+                .await
+                .expect("config watch fired")
+                .expect("event stream");
+            if ev.event_type == EventType::NodeDataChanged && ev.path == "/zookeeper/config" {
+                break;
+            }
+        }
+    }
+    // The first leader leaves; a member that acked the reconfig leads from then on.
+    let (before, _) = client.get_config(false).await.unwrap();
+    let (after, _) = client.reconfig(None, Some("1"), None, None).await.unwrap();
+    let text = String::from_utf8_lossy(&after).into_owned();
+    assert!(!text.contains("server.1="), "{text}");
+    assert!(version_of(&after) > version_of(&before));
+    let modes = tokio::task::spawn_blocking({
+        let ports: Vec<u16> = members.iter().map(|m| m.client).collect();
+        move || {
+            let leader = wait_mode(ports[1], &["leader"]);
+            let follower = wait_mode(ports[2], &["follower"]);
+            let removed = wait_mode(ports[0], &["follower"]);
+            (leader, follower, removed)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        modes,
+        ("leader".into(), "follower".into(), "follower".into()),
+        "server.2 is designated (the smallest new voter that acked), server.1 follows without a vote"
+    );
+
+    client
+        .create("/stop", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    let acked = writer.await.unwrap();
+    assert!(acked.len() > 10, "the load ran: {} writes", acked.len());
+    let stat = client.exists("/w", false).await.unwrap().expect("/w");
+    assert!(stat.num_children as usize >= acked.len());
+    for i in &acked {
+        assert!(
+            client
+                .exists(&format!("/w/n{i}"), false)
+                .await
+                .unwrap()
+                .is_some(),
+            "acknowledged write /w/n{i} lost"
+        );
+    }
+    assert_eq!(client.session_id(), session);
+    assert!(client.exists("/owner", false).await.unwrap().is_some());
+    // Every member ends on the same config, and wrote it beside its zoo.cfg.
+    let want = version_of(&after);
+    for m in &members {
+        let c = Client::connect(&format!("127.0.0.1:{}", m.client))
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            c.sync("/").await.unwrap();
+            let (cfg, _) = c.get_config(false).await.unwrap();
+            if version_of(&cfg) == want {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "server.{} stays on {}",
+                m.id,
+                String::from_utf8_lossy(&cfg)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let zoo = std::fs::read_to_string(&m.cfg).unwrap();
+        assert!(
+            zoo.contains("dynamicConfigFile=") && zoo.contains(&format!("{want:x}")),
+            "server.{}: {zoo}",
+            m.id
+        );
+    }
+    for m in &mut members {
+        m.process.kill9();
+    }
+}
