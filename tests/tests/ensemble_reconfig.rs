@@ -438,3 +438,126 @@ async fn a_quorum_of_one_grows_to_three_and_hands_over_its_leadership() {
         m.process.kill9();
     }
 }
+
+/// Three members of one kind take a fourth of the other kind in by reconfig (it syncs as
+/// a non-voting follower first), then the leader is removed and hands over: the two
+/// implementations agree on every config byte, and writes go through all of it.
+async fn mixed_grow_and_remove_leader(first: tests::mixed::Kind, joiner: tests::mixed::Kind) {
+    use tests::mixed::MixedEnsemble;
+    use zk_client::{Acl, Client, CreateMode};
+
+    let t = Duration::from_secs(60);
+    let mut ens = tokio::task::spawn_blocking(move || {
+        MixedEnsemble::configure(&[first, first, first, joiner])
+    })
+    .await
+    .unwrap();
+    let three = ens.server_lines(&[0, 1, 2]);
+    let four = ens.server_lines(&[0, 1, 2, 3]);
+    for (i, m) in ens.members.iter_mut().enumerate() {
+        m.extra_cfg = "reconfigEnabled=true\n".into();
+        m.props = vec![SUPER_DIGEST.to_owned()];
+        m.set_servers(if i < 3 { three.clone() } else { four.clone() });
+    }
+    let ens = tokio::task::spawn_blocking(move || {
+        for m in ens.members[..3].iter_mut().rev() {
+            m.start();
+        }
+        ens.wait_roles(t);
+        ens.members[3].start();
+        // The joiner adopts the ensemble's config (gossiped in the election) and follows
+        // without a vote.
+        ens.wait_roles(t);
+        ens
+    })
+    .await
+    .unwrap();
+    let hosts: Vec<String> = ens
+        .members
+        .iter()
+        .map(|m| format!("127.0.0.1:{}", m.port))
+        .collect();
+    let admin = Client::connect(&hosts[..3].join(",")).await.unwrap();
+    admin.add_auth("digest", b"super:test").await.unwrap();
+    let joining = format!("server.4={}", ens.spec(3));
+    let (added, _) = admin
+        .reconfig(Some(&joining), None, None, None)
+        .await
+        .unwrap_or_else(|e| panic!("adding a {joiner:?} member to a {first:?} ensemble: {e}"));
+    let added = String::from_utf8_lossy(&added).into_owned();
+    assert!(added.contains(&joining), "{added}");
+    // The joiner votes now and serves writes.
+    let via_joiner = Client::connect(&hosts[3]).await.unwrap();
+    via_joiner
+        .create("/joined", b"x", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .unwrap();
+
+    let (ens, leader) = tokio::task::spawn_blocking(move || {
+        let l = ens.wait_roles(t);
+        (ens, l)
+    })
+    .await
+    .unwrap();
+    let (removed, _) = admin
+        .reconfig(None, Some(&(leader + 1).to_string()), None, None)
+        .await
+        .unwrap_or_else(|e| panic!("removing the {:?} leader: {e}", ens.members[leader].kind));
+    let removed = String::from_utf8_lossy(&removed).into_owned();
+    assert!(
+        !removed.contains(&format!("server.{}=", leader + 1)),
+        "{removed}"
+    );
+    let voters: Vec<usize> = (0..4).filter(|&i| i != leader).collect();
+    let (ens, new_leader) = tokio::task::spawn_blocking(move || {
+        let l = ens.wait_roles_of(&voters, t);
+        (ens, l)
+    })
+    .await
+    .unwrap();
+    assert_ne!(new_leader, leader);
+    eprintln!(
+        "{first:?} ensemble, {joiner:?} joiner: leader server.{} ({:?}) removed, server.{} ({:?}) leads; config now:\n{removed}",
+        leader + 1,
+        ens.members[leader].kind,
+        new_leader + 1,
+        ens.members[new_leader].kind
+    );
+    let via_new = Client::connect(&hosts[new_leader]).await.unwrap();
+    via_new
+        .create(
+            "/handed-over",
+            b"x",
+            &Acl::open_unsafe(),
+            CreateMode::Persistent,
+        )
+        .await
+        .unwrap();
+    // Every member, of either kind, holds the same config text, byte for byte.
+    for (i, h) in hosts.iter().enumerate() {
+        let c = Client::connect(h).await.unwrap();
+        c.sync("/").await.unwrap();
+        let (cfg, _) = c.get_config(false).await.unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&cfg),
+            removed,
+            "server.{} ({:?})",
+            i + 1,
+            ens.members[i].kind
+        );
+        assert!(c.exists("/joined", false).await.unwrap().is_some());
+        assert!(c.exists("/handed-over", false).await.unwrap().is_some());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_server_ensemble_takes_in_an_apache_member_and_loses_its_leader() {
+    use tests::mixed::Kind;
+    mixed_grow_and_remove_leader(Kind::ZkServer, Kind::Apache).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_ensemble_takes_in_a_zk_server_member_and_loses_its_leader() {
+    use tests::mixed::Kind;
+    mixed_grow_and_remove_leader(Kind::Apache, Kind::ZkServer).await;
+}
