@@ -25,9 +25,12 @@ if ((${#need_apt[@]})); then
   apt-get update -q
   apt-get install -y -q "${need_apt[@]}"
 fi
-if ! python3 -c "import kazoo, puresasl" 2>/dev/null; then
-  echo "== installing kazoo and pure-sasl"
-  pip install -q kazoo pure-sasl 2>/dev/null || pip install -q --break-system-packages kazoo pure-sasl
+# pytest, pyOpenSSL (< 24.3: kazoo's harness calls X509.add_extensions) and pyjks run
+# kazoo's own test suite (its harness) against zk-server (tests/tests/ensemble_reconfig.rs).
+if ! python3 -c "import kazoo, puresasl, pytest, OpenSSL, jks" 2>/dev/null; then
+  echo "== installing kazoo, pure-sasl and kazoo's test harness needs"
+  py=(kazoo pure-sasl pytest "pyOpenSSL<24.3" pyjks)
+  pip install -q "${py[@]}" 2>/dev/null || pip install -q --break-system-packages "${py[@]}"
 fi
 # The Debian package starts nothing by itself, but make sure no system ZooKeeper holds ports.
 systemctl stop zookeeper >/dev/null 2>&1 || true

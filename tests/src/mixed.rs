@@ -144,6 +144,12 @@ impl Member {
             .to_owned()
     }
 
+    /// Replaces the `server.N` lines its next fresh zoo.cfg lists (a member joining by
+    /// reconfig knows the ensemble and itself; the ensemble does not list it yet).
+    pub fn set_servers(&mut self, lines: String) {
+        self.servers = lines;
+    }
+
     /// Its role from `srvr` (`leader`, `follower`, ...), None when it does not serve.
     pub fn mode(&self) -> Option<String> {
         self.child.as_ref().and_then(|_| mode(self.port))
@@ -161,6 +167,8 @@ impl Drop for Member {
 pub struct MixedEnsemble {
     /// Member `i` has server id `i + 1`.
     pub members: Vec<Member>,
+    /// Member `i`'s spec (`host:quorumPort:electionPort:participant;host:clientPort`).
+    specs: Vec<String>,
     root: tempfile::TempDir,
     // Last: released after the members are killed.
     _turn: Option<crate::apache::EnsembleTurn>,
@@ -182,16 +190,20 @@ impl MixedEnsemble {
         let root = tempfile::tempdir().expect("tempdir");
         let n = kinds.len();
         let ports = crate::ports::free_ports(3 * n).expect("ports");
-        let servers: String = (0..n)
+        let specs: Vec<String> = (0..n)
             .map(|i| {
                 format!(
-                    "server.{}=127.0.0.1:{}:{}:participant;127.0.0.1:{}\n",
-                    i + 1,
+                    "127.0.0.1:{}:{}:participant;127.0.0.1:{}",
                     ports[3 * i + 1],
                     ports[3 * i + 2],
                     ports[3 * i]
                 )
             })
+            .collect();
+        let servers: String = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("server.{}={s}\n", i + 1))
             .collect();
         let members = kinds
             .iter()
@@ -216,9 +228,22 @@ impl MixedEnsemble {
             .collect();
         MixedEnsemble {
             members,
+            specs,
             root,
             _turn: turn,
         }
+    }
+
+    /// Member `i`'s spec, as its `server.{i+1}=` line and Apache's config text write it.
+    pub fn spec(&self, i: usize) -> &str {
+        &self.specs[i]
+    }
+
+    /// `server.N=spec` lines of the members `ids` (indices).
+    pub fn server_lines(&self, ids: &[usize]) -> String {
+        ids.iter()
+            .map(|&i| format!("server.{}={}\n", i + 1, self.specs[i]))
+            .collect()
     }
 
     /// The directory holding the members' directories (a place for shared files).

@@ -9,6 +9,7 @@ use crate::state::acl::sasl::{SaslUsers, DEFAULT_SECTION};
 use crate::state::acl::sasl_kerberos::KerberosSettings;
 
 pub mod admin;
+pub mod dynamic;
 mod protection;
 pub mod quorum_auth;
 pub mod tls;
@@ -140,6 +141,12 @@ pub struct ServerConfig {
     pub read_only_mode: bool,
     /// `reconfigEnabled`.
     pub reconfig_enabled: bool,
+    /// `standaloneEnabled` (default true): false runs even a one-server list as an
+    /// ensemble member (a quorum of one that reconfig can grow).
+    pub standalone_enabled: bool,
+    /// The zoo.cfg this config was read from (rewritten as Apache does when the member
+    /// list changes: members move to `<file>.dynamic.<version>`).
+    pub config_file: Option<PathBuf>,
     /// `zookeeper.commitLogCount`: recent committed txns an ensemble leader keeps in
     /// memory for DIFF syncs.
     pub commit_log_count: usize,
@@ -216,6 +223,8 @@ impl Default for ServerConfig {
             allow_sasl_failed_clients: false,
             read_only_mode: false,
             reconfig_enabled: false,
+            standalone_enabled: true,
+            config_file: None,
             commit_log_count: 500,
             snapshot_size_factor: 0.33,
             server_threads: None,
@@ -235,7 +244,6 @@ const JAVA_ONLY_PREFIXES: &[&str] = &[
     "clientCnxnSocket",
     "quorum.",
     "quorumListenOnAllIPs",
-    "standaloneEnabled",
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
     "electionAlg",
@@ -414,6 +422,7 @@ impl ServerConfig {
             .map_err(|e| ServerError::io(format!("reading {}", path.display()), e))?;
         let mut cfg = Self::parse(&text, props)?;
         cfg.initial_config = Some(text);
+        cfg.config_file = Some(path.to_owned());
         let myid = cfg.data_dir.join("myid");
         if let Ok(s) = std::fs::read_to_string(&myid) {
             cfg.my_id = s.trim().parse().map_err(|_| ServerError::Config {
@@ -518,6 +527,7 @@ impl ServerConfig {
                 "dynamicConfigFile" => dynamic_file = Some((PathBuf::from(value), i + 1)),
                 // Apache reads these from zoo.cfg only (not as system properties).
                 k if k.starts_with("metricsProvider.") => metrics_lines.push(k, value, i + 1),
+                "standaloneEnabled" => cfg.standalone_enabled = parse_bool(value),
                 k if JAVA_ONLY_PREFIXES.iter().any(|p| k.starts_with(p)) => {
                     cfg.warnings.push(format!(
                         "line {}: {k} only applies to the Java server, ignored",
@@ -619,6 +629,7 @@ impl ServerConfig {
             message: format!("dynamicConfigFile {}: {e}", path.display()),
         })?;
         let at = |n: usize| format!("{} line {}", path.display(), n + 1);
+        let mut version_line = None;
         for (n, raw) in text.lines().enumerate() {
             let l = raw.trim();
             if l.is_empty() || l.starts_with('#') || l.starts_with('!') {
@@ -637,6 +648,15 @@ impl ServerConfig {
                     message: format!("{}: '{key}' has no server id", at(n)),
                 })?;
                 self.servers.insert(id, value.to_owned());
+            } else if key == "version" {
+                // Apache writes it into `.dynamic.next`; the file name wins otherwise.
+                version_line =
+                    Some(
+                        i64::from_str_radix(value, 16).map_err(|_| ServerError::Config {
+                            line: Some(line),
+                            message: format!("{}: version={value} is not hexadecimal", at(n)),
+                        })?,
+                    );
             } else if key.starts_with("group.") || key.starts_with("weight.") {
                 let mut e = hierarchical_quorum(key, Some(line));
                 if let ServerError::Config { message, .. } = &mut e {
@@ -650,7 +670,7 @@ impl ServerConfig {
                     line: Some(line),
                     message: format!(
                         "{}: '{key}' does not belong in a dynamic config file (server.N \
-                         lines only)",
+                         and version lines only)",
                         at(n)
                     ),
                 });
@@ -660,7 +680,8 @@ impl ServerConfig {
             .file_name()
             .and_then(|f| f.to_str())
             .and_then(|f| f.rsplit_once(".dynamic."))
-            .and_then(|(_, v)| i64::from_str_radix(v, 16).ok());
+            .and_then(|(_, v)| i64::from_str_radix(v, 16).ok())
+            .or(version_line);
         self.dynamic_config_file = Some(path.to_owned());
         Ok(())
     }
@@ -1006,11 +1027,16 @@ mod tests {
         let gone = text.replace("dynamic.100000000", "dynamic.200000000");
         let e = ServerConfig::parse(&gone, &[]).unwrap_err();
         assert!(e.to_string().contains("dynamic.200000000"), "{e}");
-        // Anything but server lines in it is refused, naming the file and line.
-        std::fs::write(&dynamic, "server.1=a:1:2\nversion=100000000\n").unwrap();
+        // A version line (Apache writes one into `.dynamic.next`) is accepted; the
+        // file name's version wins.
+        std::fs::write(&dynamic, "server.1=a:1:2\nversion=200000000\n").unwrap();
+        let c = ServerConfig::parse(&text, &[]).unwrap();
+        assert_eq!(c.config_version, Some(0x1_0000_0000));
+        // Anything but server and version lines in it is refused, naming the file and line.
+        std::fs::write(&dynamic, "server.1=a:1:2\ntickTime=100\n").unwrap();
         let e = ServerConfig::parse(&text, &[]).unwrap_err();
         assert!(
-            e.to_string().contains("line 2") && e.to_string().contains("version"),
+            e.to_string().contains("line 2") && e.to_string().contains("tickTime"),
             "{e}"
         );
     }

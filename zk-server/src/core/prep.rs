@@ -3,9 +3,13 @@
 //! `PrepRequestProcessor`). Sans-IO: time and zxid come in as arguments.
 
 use bytes::Bytes;
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use zk_proto::create_mode::{ttl_to_ephemeral_owner, CONTAINER_EPHEMERAL_OWNER};
+
 use zk_proto::ops::{
-    CheckVersionRequest, CreateRequest, DeleteRequest, SetAclRequest, SetDataRequest,
+    CheckVersionRequest, CreateRequest, DeleteRequest, ReconfigRequest, SetAclRequest,
+    SetDataRequest,
 };
 use zk_proto::txn::{
     CheckVersionTxn, CloseSessionTxn, CreateContainerTxn, CreateSessionTxn, CreateTtlTxn,
@@ -18,6 +22,20 @@ use crate::state::acl;
 use crate::state::database::ZkDatabase;
 use crate::state::tree::node::{new_stat, NodeKind};
 use crate::state::tree::{path, DataTree};
+use crate::zab::config::ConfigText;
+use crate::zab::{QuorumConfig, QuorumServer, Sid};
+
+/// What an ensemble leader knows when it prepares a reconfig (set by its node before
+/// each reconfig request; absent on learners' and standalone processors).
+#[derive(Debug, Clone)]
+pub struct ReconfigContext {
+    /// The committed config.
+    pub committed: Arc<QuorumConfig>,
+    /// The last config seen proposed (the committed one when no reconfig is in progress).
+    pub last_seen: Arc<QuorumConfig>,
+    /// The leader and the participants synced with it now.
+    pub synced: BTreeSet<Sid>,
+}
 
 /// Largest TTL Apache accepts (40 bits; the bits above hold the extended type).
 pub const MAX_TTL_MS: i64 = 0x00ff_ffff_ffff;
@@ -72,6 +90,8 @@ pub struct Prep {
     pub pending: PendingChanges,
     /// Settings.
     pub settings: PrepSettings,
+    /// The leader's view of the ensemble, for reconfig requests.
+    pub reconfig: Option<ReconfigContext>,
     /// Quota warnings, rate limited.
     quota_log: QuotaLog,
 }
@@ -149,6 +169,52 @@ fn parent_for(p: &str) -> Result<&str, ErrorCode> {
     }
 }
 
+/// An incremental reconfig's member list: `leaving` ids removed, `joining` specs
+/// (`server.N=spec`, comma separated) added or replacing. Ids that are not numbers fail as
+/// Apache's uncaught NumberFormatException does (MarshallingError); anything else wrong
+/// is BadArguments.
+fn incremental(
+    last_seen: &QuorumConfig,
+    joining: Option<&str>,
+    leaving: Option<&str>,
+) -> Result<std::collections::BTreeMap<Sid, QuorumServer>, ErrorCode> {
+    let mut next = last_seen.servers.clone();
+    for id in leaving.into_iter().flat_map(|l| l.split(',')) {
+        let id = id.trim();
+        if id.is_empty() {
+            continue;
+        }
+        let sid: Sid = id.parse().map_err(|_| ErrorCode::MarshallingError)?;
+        next.remove(&sid);
+    }
+    for joiner in joining.into_iter().flat_map(|j| j.split(',')) {
+        let joiner = joiner.trim();
+        if joiner.is_empty() {
+            continue;
+        }
+        let parts: Vec<&str> = joiner.split('=').filter(|p| !p.is_empty()).collect();
+        let [key, spec] = parts[..] else {
+            tracing::info!("reconfig: {joiner:?}: Wrong format of server string");
+            return Err(ErrorCode::BadArguments);
+        };
+        let id = key.rsplit('.').next().unwrap_or(key).trim();
+        let sid: Sid = id.parse().map_err(|_| ErrorCode::MarshallingError)?;
+        let qs = QuorumServer::parse(sid, spec.trim()).map_err(|e| {
+            tracing::info!("reconfig: {joiner:?}: {e}");
+            ErrorCode::BadArguments
+        })?;
+        if qs.client_addr.is_none() {
+            tracing::info!(
+                "reconfig: {joiner:?}: Wrong format of server string - each server should \
+                 have 3 ports specified"
+            );
+            return Err(ErrorCode::BadArguments);
+        }
+        next.insert(sid, qs);
+    }
+    Ok(next)
+}
+
 fn check_version(current: i32, expected: i32) -> Result<i32, ErrorCode> {
     if expected != -1 && expected != current {
         return Err(ErrorCode::BadVersion);
@@ -162,6 +228,7 @@ impl Prep {
         Prep {
             pending: PendingChanges::new(),
             settings,
+            reconfig: None,
             quota_log: QuotaLog::default(),
         }
     }
@@ -250,13 +317,86 @@ impl Prep {
             Request::SetData(r) => self.set_data(db, ctx, r),
             Request::SetAcl(r) => self.set_acl(db, ctx, r),
             Request::Check(r) => self.check(db, ctx, r),
-            Request::Reconfig(_) => Err(ErrorCode::ReconfigDisabled),
+            Request::Reconfig(r) => self.reconfig(db, ctx, r),
             _ => Err(ErrorCode::BadArguments),
         };
         match result {
             Ok((ty, txn)) => entry(header(ctx, ty), txn),
             Err(e) => entry(header(ctx, OpCode::Error), Txn::Error(ErrorTxn { err: e })),
         }
+    }
+
+    /// Apache's reconfig checks, in its order: enabled, an ensemble, no reconfig in
+    /// progress, `fromConfig`, the new member list (incremental or not), enough voters, a
+    /// synced quorum of the new config, then WRITE on `/zookeeper/config` (super only by
+    /// default). The txn is a SetData of the new config text under the reconfig type;
+    /// the config's version is its zxid.
+    fn reconfig(
+        &mut self,
+        db: &ZkDatabase,
+        ctx: &PrepContext,
+        r: &ReconfigRequest,
+    ) -> Result<(OpCode, Txn), ErrorCode> {
+        if !self.settings.reconfig_enabled {
+            return Err(ErrorCode::ReconfigDisabled);
+        }
+        let Some(q) = &self.reconfig else {
+            // Standalone (or not leading): Apache cannot cast to a leader server.
+            return Err(ErrorCode::Unimplemented);
+        };
+        if q.last_seen.version != q.committed.version {
+            return Err(ErrorCode::ReconfigInProgress);
+        }
+        if r.cur_config_id != -1 && r.cur_config_id != q.last_seen.version {
+            return Err(ErrorCode::BadVersion);
+        }
+        let servers = match &r.new_members {
+            Some(members) => {
+                ConfigText::parse(members)
+                    .map_err(|e| {
+                        tracing::info!("reconfig: bad member list {members:?}: {e}");
+                        ErrorCode::BadArguments
+                    })?
+                    .servers
+            }
+            None => incremental(
+                &q.last_seen,
+                r.joining_servers.as_deref(),
+                r.leaving_servers.as_deref(),
+            )?,
+        };
+        let next = q.committed.with_members(servers, ctx.zxid);
+        let voters = next.voters().count();
+        if (q.committed.standalone_enabled && voters < 2) || voters < 1 {
+            tracing::info!(
+                "reconfig failed: the new configuration must include at least {} followers",
+                if q.committed.standalone_enabled { 2 } else { 1 }
+            );
+            return Err(ErrorCode::BadArguments);
+        }
+        let synced: BTreeSet<Sid> = q
+            .synced
+            .iter()
+            .copied()
+            .filter(|s| next.is_voter(*s))
+            .collect();
+        if !next.contains_quorum(&synced) {
+            tracing::info!(
+                "reconfig failed: no connected and synced quorum in the new configuration \
+                 (synced: {synced:?})"
+            );
+            return Err(ErrorCode::NewConfigNoQuorum);
+        }
+        let view = self.record(db, crate::state::tree::data_tree::CONFIG_ZOOKEEPER)?;
+        self.check_acl(&view, Perms::WRITE, ctx.auth)?;
+        Ok((
+            OpCode::Reconfig,
+            Txn::SetData(SetDataTxn {
+                path: crate::state::tree::data_tree::CONFIG_ZOOKEEPER.to_owned(),
+                data: Some(Bytes::from(next.to_config_string())),
+                version: -1,
+            }),
+        ))
     }
 
     fn prepare_multi(&mut self, db: &ZkDatabase, ctx: &PrepContext, ops: &[MultiOp]) -> TxnEntry {

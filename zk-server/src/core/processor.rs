@@ -143,7 +143,7 @@ impl CoreSettings {
             prep: PrepSettings {
                 extended_types: config.extended_types,
                 max_data: config.jute_max_buffer,
-                reconfig_enabled: false,
+                reconfig_enabled: config.reconfig_enabled,
                 enforce_quota: config.enforce_quota,
                 schemes: acl::Schemes {
                     sasl: config.sasl_provider,
@@ -292,6 +292,44 @@ impl Processor {
         if !ids.is_empty() {
             self.transport_auth.insert(conn, ids);
         }
+    }
+
+    /// What an ensemble leader knows for reconfig requests (`None` when not leading):
+    /// set before preparing one.
+    pub fn set_reconfig_context(&mut self, ctx: Option<crate::core::prep::ReconfigContext>) {
+        self.prep.reconfig = ctx;
+    }
+
+    /// Puts the config in force into `/zookeeper/config` (Apache's
+    /// initConfigInZKDatabase): its text, mzxid = its version.
+    pub fn init_config_node(&mut self, text: &str, version: i64, time: i64) -> Vec<Output> {
+        let same = self
+            .db
+            .tree
+            .get(crate::state::tree::data_tree::CONFIG_ZOOKEEPER)
+            .is_some_and(|n| n.data() == Some(text.as_bytes()) && n.stat.mzxid == version);
+        if same {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        let mut triggers = Vec::new();
+        let _ = self.db.tree.set_data(
+            crate::state::tree::data_tree::CONFIG_ZOOKEEPER,
+            Some(bytes::Bytes::copy_from_slice(text.as_bytes())),
+            -1,
+            version,
+            time,
+            &mut triggers,
+        );
+        for t in &triggers {
+            // Watchers of the config see the change, as Apache's setData fires them.
+            for (session, event) in self.watches.trigger(t) {
+                if let Some(conn) = self.session_conn.get(&session) {
+                    out.push(Output::Event { conn: *conn, event });
+                }
+            }
+        }
+        out
     }
 
     /// The applied state (read by `mntr`/`dump`, snapshot walks and handshakes).
@@ -1136,7 +1174,20 @@ impl Processor {
                 opcode,
                 sub_ops,
             }) => {
-                let (err, body) = reply_for(opcode, &sub_ops, &res.outcome);
+                let (err, mut body) = reply_for(opcode, &sub_ops, &res.outcome);
+                if let (OpCode::Reconfig, Outcome::SetData(stat)) = (opcode, &res.outcome) {
+                    // Apache answers a reconfig with the config now in force and its stat.
+                    let data = self
+                        .db
+                        .tree
+                        .get(crate::state::tree::data_tree::CONFIG_ZOOKEEPER)
+                        .and_then(|n| n.data())
+                        .map(bytes::Bytes::copy_from_slice);
+                    body = Response::GetData(zk_proto::ops::GetDataResponse {
+                        data,
+                        stat: stat.clone(),
+                    });
+                }
                 self.pop_write(session, res.zxid);
                 if self.session_conn.get(&session) == Some(&conn) || opcode == OpCode::CloseSession
                 {

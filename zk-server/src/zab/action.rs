@@ -1,12 +1,14 @@
 //! What the sans-IO cores ask their driver to do, and the units travelling on a
 //! leader-learner connection.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use zk_proto::election::Notification;
 use zk_proto::quorum::QuorumPacket;
 
 use super::broadcast::Proposal;
-use super::{PeerState, Sid, Zxid};
+use super::{PeerState, QuorumConfig, Sid, Zxid};
 
 /// Identifies one leader-learner connection (chosen by the learner's peer when it asks to
 /// connect; the leader side gets the same id from its driver).
@@ -145,4 +147,10 @@ pub enum Action {
     /// Learner side: the leader answered a forwarded sync; every txn committed before it
     /// has been delivered.
     SyncDone,
+    /// A config was seen proposed and is not committed yet (Apache writes it to
+    /// `<zoo.cfg>.dynamic.next`); its members must be reachable (election links).
+    ConfigSeen(Arc<QuorumConfig>),
+    /// A new config is committed and in force: write `<zoo.cfg>.dynamic.<version>`, point
+    /// zoo.cfg at it, put it in `/zookeeper/config`, reach its members.
+    ConfigActivated(Arc<QuorumConfig>),
 }

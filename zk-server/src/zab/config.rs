@@ -66,14 +66,51 @@ impl QuorumServer {
                 Some(format!("0.0.0.0:{c}"))
             }
         };
+        let quorum_port = port(parts[1], "quorum port")?;
+        let election_port = port(parts[2], "election port")?;
+        if parts[0].is_empty() {
+            return Err(bad(format!("server.{sid}: no host in {value:?}")));
+        }
+        if quorum_port == election_port {
+            // Apache's words: the check compares the quorum and election ports.
+            return Err(bad(format!(
+                "server.{sid}: Client and election port must be different! ({value:?})"
+            )));
+        }
         Ok(QuorumServer {
             sid,
             host: parts[0].to_owned(),
-            quorum_port: port(parts[1], "quorum port")?,
-            election_port: port(parts[2], "election port")?,
+            quorum_port,
+            election_port,
             learner_type,
             client_addr,
         })
+    }
+
+    /// The server's spec as Apache's `QuorumServer.toString()` writes it (the value of
+    /// its `server.N=` line in `/zookeeper/config` and the dynamic files).
+    pub fn spec(&self) -> String {
+        let ty = match self.learner_type {
+            LearnerType::Participant => "participant",
+            LearnerType::Observer => "observer",
+        };
+        let mut s = format!(
+            "{}:{}:{}:{ty}",
+            self.host, self.quorum_port, self.election_port
+        );
+        if let Some(c) = &self.client_addr {
+            s.push(';');
+            s.push_str(c);
+        }
+        s
+    }
+
+    /// The client port of the spec's `;[host:]port` part.
+    pub fn client_port(&self) -> Option<u16> {
+        self.client_addr
+            .as_deref()
+            .and_then(|c| c.rsplit_once(':'))
+            .and_then(|(_, p)| p.parse().ok())
     }
 
     /// `host:quorumPort` for learners connecting to this server as leader.
@@ -88,7 +125,7 @@ impl QuorumServer {
 }
 
 /// Everything the cores need to know about the ensemble and its timing.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuorumConfig {
     /// This server's id.
     pub my_sid: Sid,
@@ -109,6 +146,64 @@ pub struct QuorumConfig {
     /// Whether a leader may DIFF from its txn log when a learner is older than the
     /// committed log (Apache's txnlog sync; SNAP otherwise).
     pub txn_log_sync: bool,
+    /// The config's version (`version=` / the dynamic file's suffix; 0 when never set):
+    /// the zxid of the reconfig txn that made it, or of the NEWLEADER that first
+    /// established it (ZOOKEEPER-1783).
+    pub version: i64,
+    /// `reconfigEnabled`: the config may change (reconfig txns, versions gossiped in
+    /// elections, the version bump of the first established leadership).
+    pub reconfig_enabled: bool,
+    /// `standaloneEnabled`: a reconfig must leave at least two voters (one otherwise).
+    pub standalone_enabled: bool,
+}
+
+/// A config's members and version as written in `/zookeeper/config`, reconfig txns,
+/// election notifications and NEWLEADER: `server.N=spec` lines and `version=<hex>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigText {
+    /// The members.
+    pub servers: BTreeMap<Sid, QuorumServer>,
+    /// The version (0 when the text has none).
+    pub version: i64,
+}
+
+impl ConfigText {
+    /// Parses config text; `,` separates entries like a newline (as Apache's
+    /// non-incremental reconfig accepts). Anything but `server.N` and `version` lines is
+    /// refused, as is a text without any server.
+    pub fn parse(text: &str) -> Result<ConfigText> {
+        let bad = |message: String| ServerError::Config {
+            line: None,
+            message,
+        };
+        let mut servers = BTreeMap::new();
+        let mut version = 0;
+        for raw in text.split(['\n', ',']) {
+            let l = raw.trim();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            let Some((key, value)) = l.split_once('=') else {
+                return Err(bad(format!("{l:?} is not key=value")));
+            };
+            let (key, value) = (key.trim(), value.trim());
+            if key == "version" {
+                version = i64::from_str_radix(value, 16)
+                    .map_err(|_| bad(format!("version={value} is not hexadecimal")))?;
+            } else if let Some(id) = key.strip_prefix("server.") {
+                let sid: Sid = id
+                    .parse()
+                    .map_err(|_| bad(format!("{key}: {id:?} is not a server id")))?;
+                servers.insert(sid, QuorumServer::parse(sid, value)?);
+            } else {
+                return Err(bad(format!("{key} does not belong in a member list")));
+            }
+        }
+        if servers.is_empty() {
+            return Err(bad("no server.N entry".into()));
+        }
+        Ok(ConfigText { servers, version })
+    }
 }
 
 impl QuorumConfig {
@@ -124,7 +219,26 @@ impl QuorumConfig {
             max_notification_interval: 60_000,
             committed_log_size: 500,
             txn_log_sync: true,
+            version: 0,
+            reconfig_enabled: false,
+            standalone_enabled: true,
         }
+    }
+
+    /// The same server and timing with other members (a config a reconfig or a peer
+    /// brought).
+    pub fn with_members(&self, servers: BTreeMap<Sid, QuorumServer>, version: i64) -> Self {
+        QuorumConfig {
+            servers,
+            version,
+            ..self.clone()
+        }
+    }
+
+    /// Whether both list the same members the same way (Apache's `QuorumMaj.equals`:
+    /// versions aside).
+    pub fn same_members(&self, other: &QuorumConfig) -> bool {
+        self.servers == other.servers
     }
 
     /// Whether `sid` is a voting member.
@@ -157,21 +271,9 @@ impl QuorumConfig {
     pub fn to_config_string(&self) -> String {
         let mut s = String::new();
         for srv in self.servers.values() {
-            let ty = match srv.learner_type {
-                LearnerType::Participant => "participant",
-                LearnerType::Observer => "observer",
-            };
-            s.push_str(&format!(
-                "server.{}={}:{}:{}:{}",
-                srv.sid, srv.host, srv.quorum_port, srv.election_port, ty
-            ));
-            if let Some(c) = &srv.client_addr {
-                s.push(';');
-                s.push_str(c);
-            }
-            s.push('\n');
+            s.push_str(&format!("server.{}={}\n", srv.sid, srv.spec()));
         }
-        s.push_str("version=0");
+        s.push_str(&format!("version={:x}", self.version));
         s
     }
 

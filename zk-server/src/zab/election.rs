@@ -42,6 +42,8 @@ type Proposal = (Sid, Zxid, i64);
 #[derive(Debug, Clone)]
 pub struct Election {
     cfg: Arc<QuorumConfig>,
+    /// The config proposed and not committed yet: its voters are told and must agree too.
+    next: Option<Arc<QuorumConfig>>,
     config_bytes: Bytes,
     logical_clock: i64,
     proposed: Proposal,
@@ -60,6 +62,7 @@ impl Election {
         let me = cfg.my_sid;
         Election {
             cfg,
+            next: None,
             config_bytes,
             logical_clock: 0,
             proposed: (me, last_zxid, current_epoch),
@@ -77,6 +80,34 @@ impl Election {
             },
             peer_state: PeerState::Looking,
         }
+    }
+
+    /// A new committed config and the one proposed after it, if any (notifications carry
+    /// the committed one, as Apache's).
+    pub fn set_config(&mut self, cfg: Arc<QuorumConfig>, next: Option<Arc<QuorumConfig>>) {
+        self.config_bytes = Bytes::from(cfg.to_config_string());
+        self.cfg = cfg;
+        self.next = next.filter(|n| n.version > self.cfg.version);
+    }
+
+    /// The version of the proposed config the election knows of.
+    pub fn next_version(&self) -> Option<i64> {
+        self.next.as_ref().map(|n| n.version)
+    }
+
+    /// Settles on a decision taken outside an election (a designated leader after a
+    /// reconfig, Apache's reconfigFlag path).
+    pub fn adopt(&mut self, d: Decision) {
+        self.current_vote = d.vote;
+        self.peer_state = d.state;
+        self.looking = None;
+        self.recvset.clear();
+        self.outofelection.clear();
+    }
+
+    /// Whether `sid` votes in the committed or the proposed config (Apache's validVoter).
+    fn valid_voter(&self, sid: Sid) -> bool {
+        self.cfg.is_voter(sid) || self.next.as_ref().is_some_and(|n| n.is_voter(sid))
     }
 
     /// The round we are in.
@@ -140,7 +171,7 @@ impl Election {
         n: &Notification,
         out: &mut Vec<Action>,
     ) -> Option<Decision> {
-        if !self.cfg.is_voter(from) {
+        if !self.valid_voter(from) {
             // Observers and strangers only learn our current vote.
             let v = self.current_vote;
             self.send(
@@ -199,7 +230,7 @@ impl Election {
             }
         }
         looking.poll_deadline = now + looking.not_timeout;
-        if !(self.cfg.is_voter(from) && self.cfg.is_voter(n.leader)) {
+        if !(self.valid_voter(from) && self.valid_voter(n.leader)) {
             return None;
         }
         match state {
@@ -304,6 +335,10 @@ impl Election {
             .map(|(s, _)| *s)
             .collect();
         self.cfg.contains_quorum(&agreeing)
+            && self
+                .next
+                .as_ref()
+                .is_none_or(|n| n.contains_quorum(&agreeing))
     }
 
     /// Advances timers: ends the finalize wait, or re-sends after a silent poll.
@@ -330,12 +365,17 @@ impl Election {
     }
 
     fn decide(&mut self, (leader, zxid, peer_epoch): Proposal) -> Decision {
+        let observer = matches!(
+            self.cfg.servers.get(&self.cfg.my_sid),
+            Some(s) if s.learner_type == super::LearnerType::Observer
+        );
+        // Apache's learningState: a server missing from the config follows (not voting).
         let state = if leader == self.cfg.my_sid {
             PeerState::Leading
-        } else if self.cfg.i_vote() {
-            PeerState::Following
-        } else {
+        } else if observer {
             PeerState::Observing
+        } else {
+            PeerState::Following
         };
         let vote = Vote {
             leader,
@@ -354,7 +394,11 @@ impl Election {
     }
 
     fn send_notifications(&self, out: &mut Vec<Action>) {
-        for to in self.cfg.voters() {
+        let mut to_all: std::collections::BTreeSet<Sid> = self.cfg.voters().collect();
+        if let Some(n) = &self.next {
+            to_all.extend(n.voters());
+        }
+        for to in to_all {
             self.send(
                 out,
                 to,

@@ -9,8 +9,12 @@ use zk_proto::election::Notification;
 use zk_proto::quorum::QuorumPacket;
 
 use super::broadcast::leader::ProposeError;
-use super::broadcast::{Ctx, DiskState, History, Leader, Learner, RoleEnded, RoleResult};
+use super::broadcast::{
+    parse_config, Activation, Ctx, DiskState, History, Leader, Learner, RoleEnded, RoleResult,
+    Views,
+};
 use super::election::{Decision, Election};
+use super::Vote;
 use super::{Action, ConnId, LearnerType, Millis, PeerState, QuorumConfig, Sid, ZabMessage, Zxid};
 
 enum Role {
@@ -21,7 +25,13 @@ enum Role {
 
 /// A server of the ensemble, sans IO.
 pub struct QuorumPeer {
+    /// The committed config (Apache's quorumVerifier).
     cfg: Arc<QuorumConfig>,
+    /// A config proposed and not committed yet; activations to carry out.
+    views: Views,
+    /// Participant or observer: from the config, a participant when not in it (Apache's
+    /// non-voting follower).
+    learner_type: LearnerType,
     history: History,
     election: Election,
     role: Role,
@@ -36,8 +46,11 @@ impl QuorumPeer {
         let cfg = Arc::new(cfg);
         let history = History::from_disk(disk, cfg.committed_log_size);
         let election = Election::new(cfg.clone(), history.last_logged(), history.current_epoch);
+        let learner_type = learner_type_in(&cfg);
         let mut p = QuorumPeer {
             cfg,
+            views: Views::default(),
+            learner_type,
             history,
             election,
             role: Role::Looking,
@@ -55,9 +68,29 @@ impl QuorumPeer {
         self.cfg.my_sid
     }
 
-    /// The config.
+    /// The committed config.
     pub fn config(&self) -> &QuorumConfig {
         &self.cfg
+    }
+
+    /// The committed config, shared.
+    pub fn config_arc(&self) -> Arc<QuorumConfig> {
+        self.cfg.clone()
+    }
+
+    /// The last config seen (proposed and not yet committed, else the committed one).
+    pub fn last_seen_config(&self) -> Arc<QuorumConfig> {
+        self.views.next.clone().unwrap_or_else(|| self.cfg.clone())
+    }
+
+    /// Leader: the sids that could ack now (us and synced participants), for a reconfig's
+    /// NewConfigNoQuorum check; `None` when not an established leader.
+    pub fn synced_sids(&self, now: Millis) -> Option<std::collections::BTreeSet<Sid>> {
+        let Role::Leading(l) = &self.role else {
+            return None;
+        };
+        l.is_established()
+            .then(|| l.synced_sids(now, self.cfg.sync_timeout()))
     }
 
     /// Current state.
@@ -65,7 +98,9 @@ impl QuorumPeer {
         match &self.role {
             Role::Looking => PeerState::Looking,
             Role::Leading(_) => PeerState::Leading,
-            Role::Learning(_) if self.cfg.i_vote() => PeerState::Following,
+            Role::Learning(_) if self.learner_type == LearnerType::Participant => {
+                PeerState::Following
+            }
             Role::Learning(_) => PeerState::Observing,
         }
     }
@@ -140,12 +175,108 @@ impl QuorumPeer {
             cfg: &self.cfg,
             history: &mut self.history,
             out,
+            views: &mut self.views,
         };
         let r = f(&mut self.role, &mut ctx);
         match r {
-            Ok(()) => self.after_step(out),
-            Err(e) => self.end_role(now, e, out),
+            Ok(()) => {
+                self.after_step(out);
+                self.sync_election_views();
+                self.activate_pending(now, out);
+            }
+            Err(e) => self.end_role(now, e, None, out),
         }
+    }
+
+    /// Carries out an activation a role asked for (Apache's processReconfig): the new
+    /// config is in force; when this server's role or leader changes with it, the role
+    /// ends and (with a designated leader) the new one starts without an election.
+    fn activate_pending(&mut self, now: Millis, out: &mut Vec<Action>) {
+        let Some(Activation { config, designated }) = self.views.activate.take() else {
+            return;
+        };
+        if !self.install_config(config, out) {
+            return;
+        }
+        let prev_type = self.learner_type;
+        self.learner_type = learner_type_in(&self.cfg);
+        let role_change = prev_type != self.learner_type
+            || matches!(self.role, Role::Leading(_)) && !self.cfg.is_voter(self.cfg.my_sid);
+        let leader = self.leader();
+        let leader_change = match designated {
+            Some(d) => leader != Some(d),
+            None => leader.is_none_or(|l| !self.cfg.is_voter(l)),
+        };
+        if !(role_change || leader_change) {
+            return;
+        }
+        let why = RoleEnded(format!(
+            "config {:#x} changes {}",
+            self.cfg.version,
+            if role_change {
+                "our role"
+            } else {
+                "the leader"
+            }
+        ));
+        let then = designated.map(|d| {
+            let state = if d == self.cfg.my_sid && self.cfg.is_voter(d) {
+                PeerState::Leading
+            } else if self.learner_type == LearnerType::Participant {
+                PeerState::Following
+            } else {
+                PeerState::Observing
+            };
+            Decision {
+                state,
+                vote: Vote {
+                    leader: d,
+                    zxid: self.history.last_logged(),
+                    election_epoch: self.election.logical_clock(),
+                    peer_epoch: self.history.current_epoch,
+                    state,
+                    version: zk_proto::election::NOTIFICATION_VERSION,
+                },
+            }
+        });
+        self.end_role(now, why, then, out);
+    }
+
+    /// Tells the election about a config a role saw proposed (its voters get
+    /// notifications too, and its quorum is needed).
+    fn sync_election_views(&mut self) {
+        let next = self.views.next.as_ref().map(|n| n.version);
+        if self.election.next_version() != next {
+            self.election
+                .set_config(self.cfg.clone(), self.views.next.clone());
+        }
+    }
+
+    /// Makes `config` the committed config if it is newer (Apache's setQuorumVerifier);
+    /// false when it was not.
+    fn install_config(&mut self, config: Arc<QuorumConfig>, out: &mut Vec<Action>) -> bool {
+        if !self.cfg.reconfig_enabled || config.version <= self.cfg.version {
+            return false;
+        }
+        tracing::info!(
+            "peer {}: config {:#x} in force (was {:#x})",
+            self.cfg.my_sid,
+            config.version,
+            self.cfg.version
+        );
+        self.cfg = config;
+        if self
+            .views
+            .next
+            .as_ref()
+            .is_some_and(|n| n.version <= self.cfg.version)
+        {
+            self.views.next = None;
+        }
+        self.election
+            .set_config(self.cfg.clone(), self.views.next.clone());
+        out.push(Action::ConfigActivated(self.cfg.clone()));
+        true
     }
 
     /// Notices a role becoming established (serving) and publishes it.
@@ -167,13 +298,20 @@ impl QuorumPeer {
         }
     }
 
-    fn end_role(&mut self, now: Millis, why: RoleEnded, out: &mut Vec<Action>) {
+    fn end_role(
+        &mut self,
+        now: Millis,
+        why: RoleEnded,
+        then: Option<Decision>,
+        out: &mut Vec<Action>,
+    ) {
         let role = std::mem::replace(&mut self.role, Role::Looking);
         let mut ctx = Ctx {
             now,
             cfg: &self.cfg,
             history: &mut self.history,
             out,
+            views: &mut self.views,
         };
         match role {
             Role::Looking => {}
@@ -183,7 +321,15 @@ impl QuorumPeer {
         // Like Apache's fastForwardDataBase: what we logged is part of our history.
         self.history.fast_forward(out);
         self.last_end = Some(why);
-        self.start_looking(now, out);
+        match then {
+            Some(d) => {
+                // Apache's reconfigFlag: the designated leader is taken without an election.
+                self.serving = false;
+                self.election.adopt(d);
+                self.decided(now, d, out);
+            }
+            None => self.start_looking(now, out),
+        }
     }
 
     fn decided(&mut self, now: Millis, d: Decision, out: &mut Vec<Action>) {
@@ -197,30 +343,50 @@ impl QuorumPeer {
             cfg: &self.cfg,
             history: &mut self.history,
             out,
+            views: &mut self.views,
         };
         match d.state {
             PeerState::Leading => match Leader::new(&mut ctx) {
                 Ok(l) => self.role = Role::Leading(l),
-                Err(e) => return self.end_role(now, e, out),
+                Err(e) => return self.end_role(now, e, None, out),
             },
             PeerState::Following | PeerState::Observing => {
                 self.next_conn += 1;
                 let conn = ((self.cfg.my_sid as u64) << 40) | self.next_conn;
-                let kind = if self.cfg.i_vote() {
-                    LearnerType::Participant
-                } else {
-                    LearnerType::Observer
-                };
+                let kind = self.learner_type;
                 self.role = Role::Learning(Learner::new(&mut ctx, kind, d.vote.leader, conn));
             }
             PeerState::Looking => {}
         }
         self.after_step(out);
+        self.activate_pending(now, out);
     }
 
     /// An election notification from `from` (possibly ourselves).
     pub fn on_notification(&mut self, now: Millis, from: Sid, n: &Notification) -> Vec<Action> {
         let mut out = Vec::new();
+        if from != self.cfg.my_sid
+            && n.version > 1
+            && self.cfg.reconfig_enabled
+            && matches!(self.role, Role::Looking)
+            && n.config.len() > 1
+        {
+            // A newer config gossiped in the election (Apache's WorkerReceiver): take it,
+            // and look again under it when its members differ.
+            let qv = std::str::from_utf8(&n.config)
+                .ok()
+                .and_then(|t| parse_config(&self.cfg, t));
+            if let Some(qv) = qv.filter(|q| q.version > self.cfg.version) {
+                let prev = self.cfg.clone();
+                if self.install_config(Arc::new(qv), &mut out) {
+                    self.learner_type = learner_type_in(&self.cfg);
+                    if !prev.same_members(&self.cfg) {
+                        self.start_looking(now, &mut out);
+                        return out;
+                    }
+                }
+            }
+        }
         if let Some(d) = self.election.on_notification(now, from, n, &mut out) {
             self.decided(now, d, &mut out);
         }
@@ -351,6 +517,33 @@ impl QuorumPeer {
         out
     }
 
+    /// Leader: proposes a reconfig txn (zxid `zxid`, assigned by the server core) that
+    /// brings `config`; committed by a quorum of the current and the new config.
+    pub fn propose_reconfig(
+        &mut self,
+        now: Millis,
+        zxid: Zxid,
+        data: Bytes,
+        config: QuorumConfig,
+    ) -> (Result<Zxid, ProposeError>, Vec<Action>) {
+        let mut out = Vec::new();
+        let r = match &mut self.role {
+            Role::Leading(l) => {
+                let mut ctx = Ctx {
+                    now,
+                    cfg: &self.cfg,
+                    history: &mut self.history,
+                    out: &mut out,
+                    views: &mut self.views,
+                };
+                l.propose_reconfig(&mut ctx, zxid, data, config)
+            }
+            _ => Err(ProposeError::NotEstablished),
+        };
+        self.sync_election_views();
+        (r, out)
+    }
+
     /// The zxid the next [`QuorumPeer::propose`] will get (serialize the txn header with it),
     /// or `None` when this server cannot propose now.
     pub fn next_zxid(&self) -> Option<Zxid> {
@@ -396,6 +589,7 @@ impl QuorumPeer {
                     cfg: &self.cfg,
                     history: &mut self.history,
                     out: &mut out,
+                    views: &mut self.views,
                 };
                 match zxid {
                     Some(z) => l.propose_at(&mut ctx, z, data),
@@ -407,6 +601,7 @@ impl QuorumPeer {
                 self.end_role(
                     now,
                     RoleEnded("zxid counter rolled over, forcing re-election".into()),
+                    None,
                     &mut out,
                 );
                 Err(ProposeError::NotEstablished)
@@ -471,5 +666,14 @@ impl QuorumPeer {
     /// The earliest time `tick` has election work to do, when looking.
     pub fn next_election_deadline(&self) -> Option<Millis> {
         self.election.next_deadline()
+    }
+}
+
+/// Apache's updateLearnerType: an observer when the config lists us as one, a
+/// participant otherwise (voting when listed, non-voting when not in the config).
+fn learner_type_in(cfg: &QuorumConfig) -> LearnerType {
+    match cfg.servers.get(&cfg.my_sid) {
+        Some(s) => s.learner_type,
+        None => LearnerType::Participant,
     }
 }

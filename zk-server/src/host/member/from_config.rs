@@ -32,10 +32,11 @@ async fn resolve(addr: &str) -> Result<SocketAddr> {
         .ok_or_else(|| config_error(format!("{addr} resolves to no address")))
 }
 
-/// Whether `config` describes an ensemble (two or more `server.N` lines) rather than a
+/// Whether `config` describes an ensemble (two or more `server.N` lines, or one with
+/// `standaloneEnabled=false`: a quorum of one that reconfig can grow) rather than a
 /// standalone server.
 pub fn is_ensemble(config: &ServerConfig) -> bool {
-    config.servers.len() >= 2
+    config.servers.len() >= 2 || (!config.standalone_enabled && !config.servers.is_empty())
 }
 
 /// The quorum config of this member (`myid`) from the `server.N` lines.
@@ -59,6 +60,9 @@ pub fn quorum_config(config: &ServerConfig) -> Result<QuorumConfig> {
     q.sync_limit = u64::from(config.sync_limit);
     q.committed_log_size = config.commit_log_count.max(1);
     q.txn_log_sync = config.snapshot_size_factor >= 0.0;
+    q.version = config.config_version.unwrap_or(0);
+    q.reconfig_enabled = config.reconfig_enabled;
+    q.standalone_enabled = config.standalone_enabled;
     Ok(q)
 }
 

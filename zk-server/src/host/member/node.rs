@@ -145,6 +145,8 @@ impl Node {
         let now = now_ms();
         let mut processor = Processor::new(db, s.settings.clone(), Now::new(0, now));
         processor.set_write_mode(WriteMode::Forward);
+        // As Apache's QuorumPeerMain: the config in force is in /zookeeper/config.
+        let _ = processor.init_config_node(&s.quorum.to_config_string(), s.quorum.version, now);
         let quorum = quorum_view(&s.quorum);
         let tick_ms = s.quorum.tick_time;
         let (disk_tx, disk_rx) = mpsc::unbounded_channel();
@@ -790,9 +792,98 @@ impl NodeTask {
                 }
             }
             Action::Revalidated { session_id, valid } => self.revalidated(session_id, valid),
+            Action::ConfigSeen(cfg) => {
+                if let Some(m) = self.member() {
+                    m.io.set_members(&cfg);
+                }
+                if let Some(file) = self.dynamic_files() {
+                    let next = crate::config::dynamic::next_file(&file);
+                    if let Err(e) =
+                        crate::config::dynamic::write_config(&next, &cfg.to_config_string(), true)
+                    {
+                        tracing::error!(
+                            "cannot record the proposed config {:#x}: {e}",
+                            cfg.version
+                        );
+                    }
+                }
+            }
+            Action::ConfigActivated(cfg) => self.config_activated(&cfg),
             // Network and log actions are the QuorumIo's.
             other => tracing::debug!("peer action left unhandled: {other:?}"),
         }
+    }
+
+    /// zoo.cfg, when this member keeps Apache's dynamic config files beside it (read from
+    /// a file, with reconfig enabled).
+    fn dynamic_files(&self) -> Option<std::path::PathBuf> {
+        self.config
+            .reconfig_enabled
+            .then(|| self.config.config_file.clone())
+            .flatten()
+    }
+
+    /// A new config is in force: in `/zookeeper/config`, in the dynamic file zoo.cfg now
+    /// points at, in the addresses the member reaches, in what `conf` reports.
+    fn config_activated(&mut self, cfg: &crate::zab::QuorumConfig) {
+        let now = now_ms();
+        let out = self
+            .processor
+            .init_config_node(&cfg.to_config_string(), cfg.version, now);
+        self.outputs(out);
+        if let Some(m) = self.member() {
+            m.io.set_members(cfg);
+            let counts = (
+                m.quorum.proposal_sizes,
+                m.quorum.proposal_count,
+                m.quorum.looking_count,
+            );
+            m.quorum = quorum_view(cfg);
+            (
+                m.quorum.proposal_sizes,
+                m.quorum.proposal_count,
+                m.quorum.looking_count,
+            ) = counts;
+        }
+        if let Some(file) = self.dynamic_files() {
+            use crate::config::dynamic;
+            let dynamic_file = dynamic::committed_file(&file, cfg.version);
+            // Apache erases clientPort from zoo.cfg once the member's spec carries it.
+            let erase = cfg
+                .servers
+                .get(&cfg.my_sid)
+                .is_some_and(|s| s.client_addr.is_some());
+            let r = dynamic::write_config(&dynamic_file, &cfg.to_config_string(), false)
+                .and_then(|_| dynamic::edit_static_config(&file, &dynamic_file, erase));
+            match r {
+                Ok(()) => {
+                    let next = dynamic::next_file(&file);
+                    if next.exists() {
+                        let _ = std::fs::remove_file(next);
+                    }
+                }
+                Err(e) => tracing::error!("cannot record config {:#x}: {e}", cfg.version),
+            }
+        }
+    }
+
+    /// Leader: what the processor needs for a reconfig request (None on others).
+    fn set_reconfig_context(&mut self) {
+        let leading = self.leading();
+        let ctx = match self.member() {
+            Some(m) if leading => {
+                let now = m.io.now();
+                m.peer
+                    .synced_sids(now)
+                    .map(|synced| crate::core::prep::ReconfigContext {
+                        committed: m.peer.config_arc(),
+                        last_seen: m.peer.last_seen_config(),
+                        synced,
+                    })
+            }
+            _ => None,
+        };
+        self.processor.set_reconfig_context(ctx);
     }
 
     /// The peer changed role; `next_zxid` is what the next proposal gets (an established
@@ -866,6 +957,11 @@ impl NodeTask {
     fn rebuild(&mut self, db: ZkDatabase) {
         let mut p = Processor::new(db, self.settings.clone(), self.now());
         p.set_write_mode(WriteMode::Forward);
+        if let Replication::Member(m) = &self.repl {
+            // As Apache's learners after a sync: the config in force, not the leader's.
+            let cfg = m.peer.config();
+            let _ = p.init_config_node(&cfg.to_config_string(), cfg.version, now_ms());
+        }
         self.processor = p;
     }
 
@@ -1282,6 +1378,9 @@ impl NodeTask {
                 }
             }
             tracing::trace!("request {conn} xid {xid}: {:?}", req.opcode());
+            if matches!(req, Request::Reconfig(_)) {
+                self.set_reconfig_context();
+            }
             let out = self.processor.request(conn, xid, req, self.now());
             self.outputs(out);
             return;
@@ -1330,9 +1429,13 @@ impl NodeTask {
                 cxid,
                 request,
                 auth,
-            } => self
-                .processor
-                .prepare_forwarded(session, cxid, &request, &auth, now),
+            } => {
+                if matches!(request, Request::Reconfig(_)) {
+                    self.set_reconfig_context();
+                }
+                self.processor
+                    .prepare_forwarded(session, cxid, &request, &auth, now)
+            }
         };
         self.propose(e);
     }
@@ -1366,7 +1469,14 @@ impl NodeTask {
         m.quorum.proposal_sizes.record(b.len());
         m.quorum.proposal_count += 1;
         // The processor assigned the zxid; the peer only checks that it is the next one.
-        let (r, more) = m.peer.propose_txn(m.io.now(), zxid, b.freeze());
+        let data = b.freeze();
+        let reconfig = (e.header.txn_type == zk_proto::OpCode::Reconfig)
+            .then(|| crate::zab::broadcast::reconfig_of(m.peer.config(), &data))
+            .flatten();
+        let (r, more) = match reconfig {
+            Some(qv) => m.peer.propose_reconfig(m.io.now(), zxid, data, qv),
+            None => m.peer.propose_txn(m.io.now(), zxid, data),
+        };
         m.actions.extend(more);
         match r {
             Ok(_) => {}

@@ -429,6 +429,36 @@ impl QuorumIo {
         self.start.elapsed().as_millis() as u64
     }
 
+    /// Makes the members of `cfg` reachable (a reconfig brought them): their election
+    /// and quorum addresses, resolved now. Addresses that do not resolve are left out
+    /// (with a warning) and tried no more.
+    pub fn set_members(&mut self, cfg: &QuorumConfig) {
+        use std::net::ToSocketAddrs;
+        let resolve = |a: String| match a.to_socket_addrs().map(|mut i| i.next()) {
+            Ok(Some(s)) => Some(s),
+            _ => {
+                tracing::warn!("peer {}: member address {a} does not resolve", self.me);
+                None
+            }
+        };
+        let mut election = BTreeMap::new();
+        for s in cfg.servers.values() {
+            if s.sid == self.me {
+                continue;
+            }
+            if let Some(e) = resolve(s.election_addr()) {
+                election.insert(s.sid, e);
+            }
+            if let Some(q) = resolve(s.quorum_addr()) {
+                self.addrs.quorum.insert(s.sid, q);
+            }
+        }
+        self.addrs
+            .election
+            .extend(election.iter().map(|(k, v)| (*k, *v)));
+        self.net.set_peers(&election);
+    }
+
     /// A switch cutting this peer's traffic with the others (a simulated partition).
     pub fn isolation_switch(&self) -> IsolationSwitch {
         IsolationSwitch(self.isolated.clone())

@@ -33,7 +33,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 struct Shared {
     my_sid: Sid,
     my_addr: String,
-    peers: BTreeMap<Sid, SocketAddr>,
+    /// Election addresses of the members (changed by reconfig).
+    peers: Mutex<BTreeMap<Sid, SocketAddr>>,
     /// Live connections: sid -> (generation, writer queue).
     conns: Mutex<BTreeMap<Sid, (u64, mpsc::UnboundedSender<Bytes>)>>,
     /// The latest message waiting for a connection, per sid.
@@ -86,7 +87,7 @@ impl ElectionNet {
         let shared = Arc::new(Shared {
             my_sid,
             my_addr,
-            peers,
+            peers: Mutex::new(peers),
             conns: Mutex::new(BTreeMap::new()),
             pending: Mutex::new(BTreeMap::new()),
             dialing: Mutex::new(Default::default()),
@@ -126,6 +127,14 @@ impl ElectionNet {
         self.inbound.recv().await
     }
 
+    /// Adds or changes members' election addresses (a reconfig brought them).
+    pub fn set_peers(&self, peers: &BTreeMap<Sid, SocketAddr>) {
+        let mut p = lock(&self.shared.peers);
+        for (sid, a) in peers {
+            p.insert(*sid, *a);
+        }
+    }
+
     /// Sids we currently hold a connection with.
     pub fn connected(&self) -> Vec<Sid> {
         lock(&self.shared.conns).keys().copied().collect()
@@ -144,7 +153,7 @@ fn send_bytes(shared: &Arc<Shared>, to: Sid, msg: Bytes) {
 }
 
 fn dial(shared: Arc<Shared>, to: Sid) {
-    let Some(addr) = shared.peers.get(&to).copied() else {
+    let Some(addr) = lock(&shared.peers).get(&to).copied() else {
         return;
     };
     if !lock(&shared.dialing).insert(to) {

@@ -14,6 +14,7 @@ pub(super) fn on_broadcast(l: &mut Learner, ctx: &mut Ctx<'_>, p: QuorumPacket) 
     match p.packet_type {
         T::Proposal => l.log_proposal(ctx, &p),
         T::Commit => ctx.history.commit(p.zxid, ctx.out),
+        T::CommitAndActivate => l.commit_and_activate(ctx, &p),
         _ => on_common(l, ctx, p),
     }
 }

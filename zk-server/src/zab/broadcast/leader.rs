@@ -12,10 +12,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use zk_proto::quorum::{QuorumPacket, QuorumPacketType as T};
 
+use std::sync::Arc;
+
 use super::packets::{self, simple, with_data};
 use super::sync::{plan, plan_over, SyncPlan};
-use super::{end, Ctx, Proposal, RoleResult};
+use super::{end, quorum_in, Activation, Ctx, Proposal, RoleResult};
 use crate::zab::zxid::{counter_of, hex, make_zxid};
+use crate::zab::QuorumConfig;
 use crate::zab::{Action, ConnId, LearnerType, Millis, Sid, ZabMessage, Zxid};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +62,11 @@ struct Handler {
 struct Outstanding {
     proposal: Proposal,
     acks: BTreeSet<Sid>,
+    /// Voter sets that must each ack by a majority, when a reconfig was in progress as
+    /// this was proposed (the old and the new config); `None`: the committed config's.
+    quorums: Option<Vec<BTreeSet<Sid>>>,
+    /// The config a reconfig txn brings.
+    reconfig: Option<Arc<QuorumConfig>>,
 }
 
 /// The leader role.
@@ -78,7 +86,9 @@ pub struct Leader {
     pending_syncs: Vec<(Zxid, ConnId)>,
     next_ping: Millis,
     next_check: Millis,
-    config_bytes: Bytes,
+    /// False once this leader committed a reconfig designating another leader: it
+    /// commits nothing more (Apache's allowedToCommit).
+    allowed_to_commit: bool,
 }
 
 /// A write the leader could not propose.
@@ -114,7 +124,7 @@ impl Leader {
             pending_syncs: Vec::new(),
             next_ping: 0,
             next_check: 0,
-            config_bytes: Bytes::from(ctx.cfg.to_config_string()),
+            allowed_to_commit: true,
         };
         l.offer_epoch(ctx, me, ctx.history.accepted_epoch);
         Ok(l)
@@ -164,6 +174,14 @@ impl Leader {
             self.phase = Phase::EpochAck;
             self.phase_deadline = ctx.now + ctx.cfg.init_timeout();
             ctx.history.set_accepted_epoch(self.epoch, ctx.out);
+            if ctx.cfg.version == 0 && ctx.views.next.is_none() {
+                // ZOOKEEPER-1783: a config never established gets the NEWLEADER zxid as
+                // its version, agreed on through NEWLEADER and activated once established.
+                let bumped = ctx
+                    .cfg
+                    .with_members(ctx.cfg.servers.clone(), make_zxid(self.epoch, 0));
+                ctx.views.see(ctx.cfg, bumped, ctx.out);
+            }
             let waiting: Vec<ConnId> = self.in_stage(Stage::WaitEpoch);
             for conn in waiting {
                 self.send_leader_info(ctx, conn);
@@ -212,9 +230,22 @@ impl Leader {
     fn check_established(&mut self, ctx: &mut Ctx<'_>) {
         if self.phase == Phase::NewLeaderAck
             && self.newleader_acks.contains(&self.me)
-            && ctx.cfg.contains_quorum(&self.newleader_acks)
+            && ctx.quorum_of_all(&self.newleader_acks)
         {
             self.phase = Phase::Established;
+            if let Some(next) = ctx.views.next.clone() {
+                // The last seen config went out with NEWLEADER and a quorum of it acked:
+                // it is in force now (this completes a reconfig a previous leader left
+                // uncommitted, or the ZOOKEEPER-1783 version bump).
+                let designated = self.designated_leader(&next, &self.newleader_acks, None);
+                if designated != self.me {
+                    self.allowed_to_commit = false;
+                }
+                ctx.views.activate = Some(Activation {
+                    config: next,
+                    designated: Some(designated),
+                });
+            }
             self.last_proposed = make_zxid(self.epoch, 0);
             self.next_ping = ctx.now;
             self.next_check = ctx.now + ctx.cfg.tick_time;
@@ -348,11 +379,8 @@ impl Leader {
             }
         }
         let zxid = self.new_leader_zxid();
-        Self::send(
-            ctx,
-            conn,
-            with_data(T::NewLeader, zxid, self.config_bytes.clone()),
-        );
+        let config = Bytes::from(ctx.last_seen_text());
+        Self::send(ctx, conn, with_data(T::NewLeader, zxid, config));
     }
 
     fn up_to_date(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
@@ -450,12 +478,27 @@ impl Leader {
             return false;
         };
         let sid = info.serverid;
-        let configured = match ctx.cfg.servers.get(&sid) {
-            Some(s) => s.learner_type,
-            None => return false,
-        };
-        if configured != kind || sid == self.me {
+        if sid == self.me {
             return false;
+        }
+        if info.config_version > ctx.cfg.version {
+            tracing::warn!(
+                "leader {}: learner sid {sid} is ahead of the leader (config version {:#x} > \
+                 {:#x})",
+                self.me,
+                info.config_version,
+                ctx.cfg.version
+            );
+            return false;
+        }
+        if !ctx.cfg.servers.contains_key(&sid) {
+            // As Apache: a server not in the config may learn (a joiner before the
+            // reconfig adding it); its acks count in no quorum.
+            tracing::info!(
+                "leader {}: learner sid {sid} is not in the current config {:#x}",
+                self.me,
+                ctx.cfg.version
+            );
         }
         let stale: Vec<ConnId> = self
             .handlers
@@ -562,6 +605,9 @@ impl Leader {
     }
 
     fn process_ack(&mut self, ctx: &mut Ctx<'_>, sid: Sid, zxid: Zxid) {
+        if !self.allowed_to_commit {
+            return;
+        }
         if let Some(o) = self.outstanding.get_mut(&zxid) {
             o.acks.insert(sid);
         }
@@ -571,7 +617,15 @@ impl Leader {
     /// Commits, in zxid order, every proposal at the head that has a quorum.
     fn try_commit(&mut self, ctx: &mut Ctx<'_>) {
         while let Some(entry) = self.outstanding.first_entry() {
-            if !ctx.cfg.contains_quorum(&entry.get().acks) {
+            if !self.allowed_to_commit {
+                break;
+            }
+            let o = entry.get();
+            let ok = match &o.quorums {
+                Some(sets) => quorum_in(sets, &o.acks),
+                None => ctx.cfg.contains_quorum(&o.acks),
+            };
+            if !ok {
                 break;
             }
             let o = entry.remove();
@@ -580,6 +634,23 @@ impl Leader {
                 // Cannot happen: outstanding proposals are exactly the pending log tail.
                 break;
             }
+            let designated = o.reconfig.as_ref().map(|qv| {
+                let d = self.designated_leader(qv, &o.acks, Some(zxid));
+                tracing::info!(
+                    "leader {}: committing reconfig {} to config {:#x}; designated leader {d}",
+                    self.me,
+                    hex(zxid),
+                    qv.version
+                );
+                if d != self.me {
+                    self.allowed_to_commit = false;
+                }
+                ctx.views.activate = Some(Activation {
+                    config: qv.clone(),
+                    designated: Some(d),
+                });
+                d
+            });
             let targets: Vec<(ConnId, LearnerType)> = self
                 .handlers
                 .iter()
@@ -587,9 +658,19 @@ impl Leader {
                 .map(|(c, h)| (*c, h.kind))
                 .collect();
             for (conn, kind) in targets {
-                let pkt = match kind {
-                    LearnerType::Participant => simple(T::Commit, zxid),
-                    LearnerType::Observer => with_data(T::Inform, zxid, o.proposal.data.clone()),
+                let pkt = match (kind, designated) {
+                    (LearnerType::Participant, None) => simple(T::Commit, zxid),
+                    (LearnerType::Observer, None) => {
+                        with_data(T::Inform, zxid, o.proposal.data.clone())
+                    }
+                    (LearnerType::Participant, Some(d)) => {
+                        with_data(T::CommitAndActivate, zxid, packets::long_data(d))
+                    }
+                    (LearnerType::Observer, Some(d)) => with_data(
+                        T::InformAndActivate,
+                        zxid,
+                        packets::designated_with(d, &o.proposal.data),
+                    ),
                 };
                 Self::send(ctx, conn, pkt);
             }
@@ -602,10 +683,91 @@ impl Leader {
         }
     }
 
+    /// Apache's getDesignatedLeader: we stay leader if we are a voter of `qv` at the
+    /// same quorum address; otherwise the new voter among those that acked the reconfig
+    /// (`acks`) that also acked the most of the proposals after it.
+    fn designated_leader(
+        &self,
+        qv: &QuorumConfig,
+        acks: &BTreeSet<Sid>,
+        zxid: Option<Zxid>,
+    ) -> Sid {
+        if qv.is_voter(self.me) {
+            return self.me;
+        }
+        let mut candidates: BTreeSet<Sid> = acks
+            .iter()
+            .copied()
+            .filter(|s| *s != self.me && qv.is_voter(*s))
+            .collect();
+        let Some(mut best) = candidates.first().copied() else {
+            return self.me;
+        };
+        if let Some(z) = zxid {
+            for (_, o) in self.outstanding.range(z + 1..) {
+                candidates.retain(|s| o.acks.contains(s));
+                match candidates.first() {
+                    None => break,
+                    Some(c) => best = *c,
+                }
+                if candidates.len() == 1 {
+                    break;
+                }
+            }
+        }
+        best
+    }
+
+    /// Sids that could ack right now (Apache's isQuorumSynced): us and the participants
+    /// synced with us and heard from within syncLimit.
+    pub fn synced_sids(&self, now: Millis, sync_timeout: Millis) -> BTreeSet<Sid> {
+        let mut ids: BTreeSet<Sid> = self
+            .handlers
+            .values()
+            .filter(|h| {
+                h.kind == LearnerType::Participant
+                    && h.forwarding
+                    && h.sid >= 0
+                    && now.saturating_sub(h.last_rx) <= sync_timeout
+            })
+            .map(|h| h.sid)
+            .collect();
+        ids.insert(self.me);
+        ids
+    }
+
+    /// Proposes a reconfig txn bringing `qv` (its version is the txn's zxid): from now on
+    /// every proposal needs a quorum of the committed config and of `qv`.
+    pub fn propose_reconfig(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        zxid: Zxid,
+        data: Bytes,
+        qv: QuorumConfig,
+    ) -> Result<Zxid, ProposeError> {
+        match self.next_zxid() {
+            Some(expected) if expected != zxid => {
+                return Err(ProposeError::OutOfOrder {
+                    expected,
+                    got: zxid,
+                })
+            }
+            None => return Err(ProposeError::NotEstablished),
+            _ => {}
+        }
+        ctx.views.see(ctx.cfg, qv, ctx.out);
+        let reconfig = ctx.views.next.clone();
+        let z = self.propose(ctx, data)?;
+        if let Some(o) = self.outstanding.get_mut(&z) {
+            o.reconfig = reconfig;
+        }
+        Ok(z)
+    }
+
     /// Proposes a txn (the caller assigns `data`'s zxid from the returned value: call
     /// [`Leader::next_zxid`] first and serialize the txn with it).
     pub fn propose(&mut self, ctx: &mut Ctx<'_>, data: Bytes) -> Result<Zxid, ProposeError> {
-        if self.phase != Phase::Established {
+        if self.phase != Phase::Established || !self.allowed_to_commit {
             return Err(ProposeError::NotEstablished);
         }
         let zxid = self.last_proposed + 1;
@@ -623,11 +785,14 @@ impl Leader {
         for conn in targets {
             Self::send(ctx, conn, with_data(T::Proposal, zxid, p.data.clone()));
         }
+        let quorums = ctx.views.next.is_some().then(|| ctx.voter_sets());
         self.outstanding.insert(
             zxid,
             Outstanding {
                 proposal: p,
                 acks: BTreeSet::new(),
+                quorums,
+                reconfig: None,
             },
         );
         Ok(zxid)
@@ -654,7 +819,7 @@ impl Leader {
     /// The zxid the next proposal will get, or `None` when the leader cannot propose
     /// (not established, or the counter would roll over: Apache forces a re-election).
     pub fn next_zxid(&self) -> Option<Zxid> {
-        if self.phase != Phase::Established {
+        if self.phase != Phase::Established || !self.allowed_to_commit {
             return None;
         }
         let z = self.last_proposed + 1;
@@ -754,7 +919,7 @@ impl Leader {
                 .map(|h| h.sid)
                 .collect();
             synced.insert(self.me);
-            if !ctx.cfg.contains_quorum(&synced) {
+            if !ctx.quorum_of_all(&synced) {
                 return end(format!(
                     "not sufficient followers synced, only synced with sids {synced:?} (last proposed {})",
                     hex(self.last_proposed)

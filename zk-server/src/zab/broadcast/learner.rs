@@ -9,9 +9,12 @@ use std::collections::{BTreeMap, VecDeque};
 
 use zk_proto::quorum::{QuorumPacket, QuorumPacketType as T};
 
+use std::sync::Arc;
+
 use super::packets::{self, simple};
-use super::{end, Ctx, RoleResult};
+use super::{end, parse_config, reconfig_of, Activation, Ctx, RoleResult};
 use crate::zab::zxid::{epoch_of, hex, make_zxid};
+use crate::zab::QuorumConfig;
 use crate::zab::{Action, ConnId, LearnerType, Millis, Sid, ZabMessage, Zxid};
 
 /// Where a learner is in its life.
@@ -46,6 +49,8 @@ pub struct Learner {
     /// Proposals to ack once durable (followers only), ascending.
     pub(super) ack_queue: VecDeque<Zxid>,
     pub(super) touches: BTreeMap<i64, i32>,
+    /// The config NEWLEADER carried, activated at UPTODATE.
+    pub(super) newleader_config: Option<Arc<QuorumConfig>>,
 }
 
 impl Learner {
@@ -62,6 +67,7 @@ impl Learner {
             newleader_needs: None,
             ack_queue: VecDeque::new(),
             touches: BTreeMap::new(),
+            newleader_config: None,
         }
     }
 
@@ -104,7 +110,12 @@ impl Learner {
         };
         self.send(
             ctx,
-            packets::learner_info(ty, ctx.cfg.my_sid, ctx.history.accepted_epoch),
+            packets::learner_info(
+                ty,
+                ctx.cfg.my_sid,
+                ctx.history.accepted_epoch,
+                ctx.cfg.version,
+            ),
         );
         self.stage = LearnerStage::AwaitLeaderInfo;
         Ok(())
@@ -186,9 +197,13 @@ impl Learner {
         match p.packet_type {
             T::Proposal => self.log_proposal(ctx, &p),
             T::Commit => ctx.history.commit(p.zxid, ctx.out),
+            T::CommitAndActivate => self.commit_and_activate(ctx, &p),
             T::Inform if self.kind == LearnerType::Observer => {
                 self.log_proposal(ctx, &p)?;
                 ctx.history.commit(p.zxid, ctx.out)
+            }
+            T::InformAndActivate if self.kind == LearnerType::Observer => {
+                self.inform_and_activate(ctx, &p)
             }
             T::NewLeader => {
                 if self.stage != LearnerStage::Syncing {
@@ -201,6 +216,16 @@ impl Learner {
                         self.new_epoch
                     ));
                 }
+                if let Some(text) = p.data.as_deref().filter(|d| d.len() > 1) {
+                    // The leader's last seen config: seen now, in force at UPTODATE.
+                    let qv = std::str::from_utf8(text)
+                        .ok()
+                        .and_then(|t| parse_config(ctx.cfg, t));
+                    if let Some(qv) = qv {
+                        ctx.views.see(ctx.cfg, qv.clone(), ctx.out);
+                        self.newleader_config = Some(Arc::new(qv));
+                    }
+                }
                 ctx.history.set_current_epoch(self.new_epoch, ctx.out);
                 self.stage = LearnerStage::Synced;
                 self.newleader_needs = Some(ctx.history.last_logged());
@@ -212,6 +237,14 @@ impl Learner {
                     return end("UPTODATE before NEWLEADER was acked");
                 }
                 self.stage = LearnerStage::Broadcast;
+                if let Some(config) = self.newleader_config.take() {
+                    if ctx.cfg.reconfig_enabled && config.version > ctx.cfg.version {
+                        ctx.views.activate = Some(Activation {
+                            config,
+                            designated: None,
+                        });
+                    }
+                }
                 Ok(())
             }
             // PINGs are only answered once up to date (Apache does the same).
@@ -221,6 +254,11 @@ impl Learner {
 
     pub(super) fn log_proposal(&mut self, ctx: &mut Ctx<'_>, p: &QuorumPacket) -> RoleResult {
         let data = p.data.clone().unwrap_or_default();
+        if p.packet_type == T::Proposal && ctx.cfg.reconfig_enabled {
+            if let Some(qv) = reconfig_of(ctx.cfg, &data) {
+                ctx.views.see(ctx.cfg, qv, ctx.out);
+            }
+        }
         ctx.history
             .append(super::Proposal { zxid: p.zxid, data }, ctx.out)?;
         if self.kind == LearnerType::Participant {
@@ -228,6 +266,55 @@ impl Learner {
             self.flush_acks(ctx);
         }
         Ok(())
+    }
+
+    /// COMMITANDACTIVATE: commits the pending reconfig txn and activates its config with
+    /// the leader the committing leader designated.
+    pub(super) fn commit_and_activate(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        p: &QuorumPacket,
+    ) -> RoleResult {
+        let (designated, _) = packets::parse_designated(p)?;
+        let qv = match ctx.history.pending().front() {
+            Some(head) if head.zxid == p.zxid => reconfig_of(ctx.cfg, &head.data),
+            _ => None,
+        };
+        ctx.history.commit(p.zxid, ctx.out)?;
+        self.activate(ctx, qv, designated);
+        Ok(())
+    }
+
+    /// INFORMANDACTIVATE (observers): the designated leader and the committed reconfig
+    /// txn; logged, applied and activated.
+    pub(super) fn inform_and_activate(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        p: &QuorumPacket,
+    ) -> RoleResult {
+        let (designated, txn) = packets::parse_designated(p)?;
+        let qv = reconfig_of(ctx.cfg, &txn);
+        let inner = packets::with_data(T::Inform, p.zxid, txn);
+        self.log_proposal(ctx, &inner)?;
+        ctx.history.commit(p.zxid, ctx.out)?;
+        self.activate(ctx, qv, designated);
+        Ok(())
+    }
+
+    fn activate(&mut self, ctx: &mut Ctx<'_>, qv: Option<QuorumConfig>, designated: Sid) {
+        match qv {
+            Some(qv) if ctx.cfg.reconfig_enabled => {
+                ctx.views.activate = Some(Activation {
+                    config: Arc::new(qv),
+                    designated: Some(designated),
+                })
+            }
+            Some(_) => {}
+            None => tracing::warn!(
+                "learner {}: activation without a reconfig txn to activate",
+                ctx.cfg.my_sid
+            ),
+        }
     }
 
     /// Sends the NEWLEADER ack and proposal acks whose txns are durable, in order.

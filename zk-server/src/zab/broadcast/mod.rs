@@ -17,13 +17,19 @@ pub mod observer;
 pub mod packets;
 pub mod sync;
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
 use bytes::Bytes;
+use zk_proto::txn::{Txn, TxnEntry};
+use zk_proto::OpCode;
 
 pub use history::{DiskState, History};
 pub use leader::Leader;
 pub use learner::Learner;
 
-use super::Zxid;
+use super::config::ConfigText;
+use super::{QuorumConfig, Sid, Zxid};
 
 /// A txn as replicated: its zxid and its serialized `TxnHeader` + txn record (+ digest),
 /// exactly the PROPOSAL / INFORM payload. The cores never look inside `data`.
@@ -58,12 +64,121 @@ pub(crate) fn end<T>(why: impl Into<String>) -> RoleResult<T> {
 pub struct Ctx<'a> {
     /// The driver's current time.
     pub now: super::Millis,
-    /// Ensemble config.
+    /// Ensemble config (the committed one: Apache's quorumVerifier).
     pub cfg: &'a super::QuorumConfig,
     /// This server's history.
     pub history: &'a mut History,
     /// Actions produced so far.
     pub out: &'a mut Vec<super::Action>,
+    /// The config proposed but not yet committed, and configs to activate.
+    pub views: &'a mut Views,
+}
+
+/// A config a role saw committed: the peer activates it once the step is over.
+#[derive(Debug, Clone)]
+pub struct Activation {
+    /// The new committed config.
+    pub config: Arc<QuorumConfig>,
+    /// The leader the committing leader designated (COMMITANDACTIVATE /
+    /// INFORMANDACTIVATE); `None` when the config came another way (NEWLEADER).
+    pub designated: Option<Sid>,
+}
+
+/// Configs beyond the committed one, shared by the peer and its roles.
+#[derive(Debug, Default, Clone)]
+pub struct Views {
+    /// The last config seen proposed, while newer than the committed one (Apache's
+    /// lastSeenQuorumVerifier when it differs): a reconfig in progress. Proposals then
+    /// need a quorum of both.
+    pub next: Option<Arc<QuorumConfig>>,
+    /// A config committed during the step, for the peer to activate.
+    pub activate: Option<Activation>,
+}
+
+impl Views {
+    /// Records a config seen proposed (PROPOSAL of a reconfig txn, NEWLEADER, the leader's
+    /// own reconfig); returns whether it is news. Ignored when reconfig is disabled, as
+    /// Apache's `setLastSeenQuorumVerifier`.
+    pub fn see(
+        &mut self,
+        committed: &QuorumConfig,
+        qv: QuorumConfig,
+        out: &mut Vec<super::Action>,
+    ) -> bool {
+        if !committed.reconfig_enabled || qv.version <= committed.version {
+            return false;
+        }
+        if self.next.as_ref().is_some_and(|n| n.version >= qv.version) {
+            return false;
+        }
+        let qv = Arc::new(qv);
+        self.next = Some(qv.clone());
+        out.push(super::Action::ConfigSeen(qv));
+        true
+    }
+}
+
+impl Ctx<'_> {
+    /// The voter sets a quorum is needed in: the committed config's, and the next one's
+    /// while a reconfig is in progress.
+    pub fn voter_sets(&self) -> Vec<BTreeSet<Sid>> {
+        let mut v = vec![self.cfg.voters().collect::<BTreeSet<Sid>>()];
+        if let Some(n) = &self.views.next {
+            v.push(n.voters().collect());
+        }
+        v
+    }
+
+    /// Whether `acks` holds a quorum of the committed config and of the next one.
+    pub fn quorum_of_all(&self, acks: &BTreeSet<Sid>) -> bool {
+        self.cfg.contains_quorum(acks)
+            && self
+                .views
+                .next
+                .as_ref()
+                .is_none_or(|n| n.contains_quorum(acks))
+    }
+
+    /// The config a NEWLEADER carries: the last seen one.
+    pub fn last_seen_text(&self) -> String {
+        match &self.views.next {
+            Some(n) => n.to_config_string(),
+            None => self.cfg.to_config_string(),
+        }
+    }
+}
+
+/// Whether a txn's sets of voters all have a majority in `acks`.
+pub fn quorum_in(sets: &[BTreeSet<Sid>], acks: &BTreeSet<Sid>) -> bool {
+    sets.iter()
+        .all(|set| set.iter().filter(|s| acks.contains(s)).count() > set.len() / 2)
+}
+
+/// The config a serialized reconfig txn carries (a `SetDataTxn` on `/zookeeper/config`
+/// whose header type is reconfig), read against `base` (this server's id and timing);
+/// `None` for any other txn, or one whose config text does not parse.
+pub fn reconfig_of(base: &QuorumConfig, data: &Bytes) -> Option<QuorumConfig> {
+    let ty = data.get(28..32)?;
+    if i32::from_be_bytes([ty[0], ty[1], ty[2], ty[3]]) != OpCode::Reconfig.to_i32() {
+        return None;
+    }
+    let e = TxnEntry::decode(data.clone()).ok()?;
+    let Txn::SetData(s) = e.txn else {
+        return None;
+    };
+    let text = String::from_utf8(s.data?.to_vec()).ok()?;
+    parse_config(base, &text)
+}
+
+/// Config text (from a reconfig txn, NEWLEADER or a notification) read against `base`.
+pub fn parse_config(base: &QuorumConfig, text: &str) -> Option<QuorumConfig> {
+    match ConfigText::parse(text) {
+        Ok(c) => Some(base.with_members(c.servers, c.version)),
+        Err(e) => {
+            tracing::warn!("ignoring a config that does not parse ({e}): {text:?}");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

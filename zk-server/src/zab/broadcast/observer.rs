@@ -13,6 +13,7 @@ pub(super) fn on_broadcast(l: &mut Learner, ctx: &mut Ctx<'_>, p: QuorumPacket) 
             l.log_proposal(ctx, &p)?;
             ctx.history.commit(p.zxid, ctx.out)
         }
+        T::InformAndActivate => l.inform_and_activate(ctx, &p),
         T::Proposal | T::Commit => Ok(()),
         _ => super::follower::on_common(l, ctx, p),
     }

@@ -27,12 +27,18 @@ pub fn with_data(ty: QuorumPacketType, zxid: Zxid, data: Bytes) -> QuorumPacket 
     }
 }
 
-/// FOLLOWERINFO / OBSERVERINFO: zxid = (acceptedEpoch, 0), data = LearnerInfo.
-pub fn learner_info(ty: QuorumPacketType, sid: Sid, accepted_epoch: i64) -> QuorumPacket {
+/// FOLLOWERINFO / OBSERVERINFO: zxid = (acceptedEpoch, 0), data = LearnerInfo (with
+/// the version of the learner's committed config).
+pub fn learner_info(
+    ty: QuorumPacketType,
+    sid: Sid,
+    accepted_epoch: i64,
+    config_version: i64,
+) -> QuorumPacket {
     let info = LearnerInfo {
         serverid: sid,
         protocol_version: LEARNER_PROTOCOL_VERSION,
-        config_version: 0,
+        config_version,
     };
     with_data(
         ty,
@@ -55,6 +61,34 @@ pub fn parse_learner_info(p: &QuorumPacket) -> RoleResult<LearnerInfo> {
         });
     }
     LearnerInfo::decode(data).or_else(|e| end(format!("bad LearnerInfo: {e}")))
+}
+
+/// An 8-byte big-endian long payload (COMMITANDACTIVATE's designated leader).
+pub fn long_data(v: i64) -> Bytes {
+    Bytes::copy_from_slice(&v.to_be_bytes())
+}
+
+/// INFORMANDACTIVATE's payload: the designated leader, then the txn.
+pub fn designated_with(leader: Sid, txn: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(8 + txn.len());
+    b.write_i64(leader);
+    b.extend_from_slice(txn);
+    b.freeze()
+}
+
+/// Splits COMMITANDACTIVATE / INFORMANDACTIVATE data into the designated leader and
+/// what follows it.
+pub fn parse_designated(p: &QuorumPacket) -> RoleResult<(Sid, Bytes)> {
+    let data = p.data.clone().unwrap_or_default();
+    if data.len() < 8 {
+        return end(format!(
+            "{:?} without its 8-byte designated leader",
+            p.packet_type
+        ));
+    }
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&data[..8]);
+    Ok((i64::from_be_bytes(a), data.slice(8..)))
 }
 
 /// A 4-byte big-endian int payload (LEADERINFO's protocol version, ACKEPOCH's epoch).
@@ -137,10 +171,23 @@ mod tests {
 
     #[test]
     fn payloads_round_trip_and_reject_garbage() {
-        let fi = learner_info(QuorumPacketType::FollowerInfo, 3, 5);
+        let fi = learner_info(QuorumPacketType::FollowerInfo, 3, 5, 0x1_0000_0000);
         assert_eq!(fi.zxid, 5 << 32);
         let li = parse_learner_info(&fi).unwrap();
         assert_eq!((li.serverid, li.protocol_version), (3, 0x10000));
+        assert_eq!(li.config_version, 0x1_0000_0000);
+        let ca = with_data(QuorumPacketType::CommitAndActivate, 9, long_data(4));
+        assert_eq!(parse_designated(&ca).unwrap(), (4, Bytes::new()));
+        let ia = with_data(
+            QuorumPacketType::InformAndActivate,
+            9,
+            designated_with(2, b"txn"),
+        );
+        assert_eq!(
+            parse_designated(&ia).unwrap(),
+            (2, Bytes::from_static(b"txn"))
+        );
+        assert!(parse_designated(&simple(QuorumPacketType::CommitAndActivate, 9)).is_err());
         let old = with_data(
             QuorumPacketType::FollowerInfo,
             0,

@@ -86,6 +86,7 @@ impl Pair {
             now: 0,
             cfg: &lcfg,
             history: &mut lh,
+            views: &mut Views::default(),
             out: &mut lout,
         })
         .unwrap();
@@ -94,6 +95,7 @@ impl Pair {
                 now: 0,
                 cfg: &fcfg,
                 history: &mut fh,
+                views: &mut Views::default(),
                 out: &mut fout,
             },
             LearnerType::Participant,
@@ -105,6 +107,7 @@ impl Pair {
                 now: 0,
                 cfg: &lcfg,
                 history: &mut lh,
+                views: &mut Views::default(),
                 out: &mut lout,
             },
             7,
@@ -114,6 +117,7 @@ impl Pair {
                 now: 0,
                 cfg: &fcfg,
                 history: &mut fh,
+                views: &mut Views::default(),
                 out: &mut fout,
             })
             .unwrap();
@@ -144,6 +148,7 @@ impl Pair {
                     now: self.now,
                     cfg: &self.lcfg,
                     history: &mut self.lh,
+                    views: &mut Views::default(),
                     out: &mut self.lout,
                 };
                 self.leader.on_message(&mut ctx, 7, m).unwrap();
@@ -156,6 +161,7 @@ impl Pair {
                     now: self.now,
                     cfg: &self.fcfg,
                     history: &mut self.fh,
+                    views: &mut Views::default(),
                     out: &mut self.fout,
                 };
                 self.learner.on_message(&mut ctx, m).unwrap();
@@ -170,6 +176,7 @@ impl Pair {
             now: 1,
             cfg: &self.fcfg,
             history: &mut self.fh,
+            views: &mut Views::default(),
             out: &mut self.fout,
         };
         self.learner.on_persisted(&mut ctx);
@@ -214,6 +221,7 @@ fn diff_sync_acks_newleader_only_once_durable() {
             now: 2,
             cfg: &pair.lcfg,
             history: &mut pair.lh,
+            views: &mut Views::default(),
             out: &mut pair.lout,
         };
         pair.leader
@@ -237,6 +245,7 @@ fn diff_sync_acks_newleader_only_once_durable() {
         now: 3,
         cfg: &pair.lcfg,
         history: &mut pair.lh,
+        views: &mut Views::default(),
         out: &mut pair.lout,
     };
     pair.leader.on_persisted(&mut ctx);
@@ -275,6 +284,7 @@ fn follower_ahead_is_truncated_and_stale_one_gets_a_snapshot() {
         now: 1,
         cfg: &pair.lcfg,
         history: &mut pair.lh,
+        views: &mut Views::default(),
         out: &mut pair.lout,
     };
     pair.leader.on_log_read(&mut ctx, 7, None);
@@ -304,6 +314,7 @@ fn follower_ahead_is_truncated_and_stale_one_gets_a_snapshot() {
         now: 1,
         cfg: &pair.lcfg,
         history: &mut pair.lh,
+        views: &mut Views::default(),
         out: &mut pair.lout,
     };
     pair.leader.on_log_read(&mut ctx, 7, Some(many));
@@ -344,6 +355,7 @@ fn leader_steps_down_and_learner_gives_up_without_traffic() {
             now: pair.now,
             cfg: &pair.lcfg,
             history: &mut pair.lh,
+            views: &mut Views::default(),
             out: &mut pair.lout,
         };
         pair.leader.tick(&mut ctx).unwrap();
@@ -358,6 +370,7 @@ fn leader_steps_down_and_learner_gives_up_without_traffic() {
             now: base + t * tick / 2,
             cfg: &pair.lcfg,
             history: &mut pair.lh,
+            views: &mut Views::default(),
             out: &mut pair.lout,
         };
         if let Err(e) = pair.leader.tick(&mut ctx) {
@@ -373,6 +386,7 @@ fn leader_steps_down_and_learner_gives_up_without_traffic() {
         now: base + pair.fcfg.sync_timeout(),
         cfg: &pair.fcfg,
         history: &mut pair.fh,
+        views: &mut Views::default(),
         out: &mut pair.fout,
     };
     assert!(pair.learner.tick(&mut ctx).is_ok());
@@ -393,6 +407,7 @@ fn a_txn_out_of_order_is_refused_not_renumbered() {
         now: 2,
         cfg: &pair.lcfg,
         history: &mut pair.lh,
+        views: &mut Views::default(),
         out: &mut pair.lout,
     };
     // The server core's txn skips a zxid: nothing is proposed.
@@ -411,6 +426,7 @@ fn a_txn_out_of_order_is_refused_not_renumbered() {
         now: 2,
         cfg: &pair.lcfg,
         history: &mut pair.lh,
+        views: &mut Views::default(),
         out: &mut pair.lout,
     };
     assert_eq!(

@@ -485,6 +485,8 @@ impl World {
                 }
             }
             Action::SessionsTouched { .. } | Action::Revalidated { .. } | Action::SyncDone => {}
+            // The simulated network reaches every server; configs change no address.
+            Action::ConfigSeen(_) | Action::ConfigActivated(_) => {}
         }
     }
 

@@ -1,0 +1,563 @@
+//! Dynamic reconfiguration (`reconfig`) against zk-server ensembles started with
+//! `reconfigEnabled=true`: kazoo's own `TestReconfig` passes against zk-server processes
+//! started by kazoo's test harness, and every reconfig error case (and an observer added
+//! then removed) gets the same answer from a zk-server ensemble as from Apache 3.8.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use tests::apache::ApacheEnsemble;
+use tests::ports::free_ports;
+use tests::zk_processes::{zk_server_bin, Options, ProcessEnsemble};
+
+/// `super:test` (kazoo's harness gives Apache this super user).
+const SUPER_DIGEST: &str =
+    "-Dzookeeper.DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=";
+
+/// Runs `reconfig_errors.py` against `hosts`; its lines, or the script's failure.
+fn reconfig_cases(hosts: &str) -> Vec<String> {
+    let script = format!(
+        "{}/tests/kazoo/reconfig_errors.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let spare: Vec<String> = free_ports(3)
+        .expect("free ports")
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(hosts)
+        .args(&spare)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "reconfig_errors.py against {hosts} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn wait_for_leader(ens: &ProcessEnsemble) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut modes = Vec::new();
+        for i in 0..ens.len() {
+            modes.push(ens.mode(i).await);
+        }
+        let leaders = modes
+            .iter()
+            .filter(|m| m.as_deref() == Some("leader"))
+            .count();
+        let followers = modes
+            .iter()
+            .filter(|m| m.as_deref() == Some("follower"))
+            .count();
+        if leaders == 1 && followers == ens.len() - 1 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no serving quorum: {modes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconfig_answers_like_apache() {
+    let apache =
+        tokio::task::spawn_blocking(|| ApacheEnsemble::start_with(3, &[SUPER_DIGEST], &[]))
+            .await
+            .unwrap()
+            .expect("apache ensemble");
+    let hosts = apache.connect_string();
+    let want = tokio::task::spawn_blocking(move || reconfig_cases(&hosts))
+        .await
+        .unwrap();
+    drop(apache);
+
+    let mut opts = Options::members(3);
+    opts.extra_cfg = "reconfigEnabled=true\nstandaloneEnabled=false\n".into();
+    opts.props = vec![SUPER_DIGEST.to_owned()];
+    let ens = ProcessEnsemble::start(opts)
+        .await
+        .expect("zk-server ensemble");
+    wait_for_leader(&ens).await;
+    let hosts = ens.connect_string();
+    let got = tokio::task::spawn_blocking(move || reconfig_cases(&hosts))
+        .await
+        .unwrap();
+    assert_eq!(got, want, "zk-server (left) and Apache (right) differ");
+    // The cases themselves are what we think they are.
+    for line in [
+        "not super: NoAuthError",
+        "not a server spec: BadArgumentsError",
+        "leave every participant: BadArgumentsError",
+        "future fromConfig: BadVersionError",
+        "new voters not running: NewConfigNoQuorumError",
+        "add observer: ok True",
+        "remove observer: ok True",
+    ] {
+        assert!(got.iter().any(|l| l == line), "{line:?} not in {got:#?}");
+    }
+    // Each member wrote the config in force beside its zoo.cfg, as Apache does, and
+    // zoo.cfg now points at it.
+    for i in 0..ens.len() {
+        let cfg = ens.root().join(format!("m{}", i + 1)).join("zoo.cfg");
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        let dynamic = text
+            .lines()
+            .find_map(|l| l.strip_prefix("dynamicConfigFile="))
+            .unwrap_or_else(|| panic!("{} not rewritten:\n{text}", cfg.display()));
+        assert!(!text.contains("server."), "{text}");
+        let members = std::fs::read_to_string(dynamic).unwrap();
+        assert_eq!(members.lines().count(), 3, "{members}");
+    }
+}
+
+/// The directory of kazoo's own tests (installed with kazoo).
+fn kazoo_tests_dir() -> String {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import os, kazoo.tests; print(os.path.dirname(kazoo.tests.__file__))",
+        ])
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "kazoo is not installed");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A `java` that kazoo's harness runs as `java -cp .. QuorumPeerMain zoo.cfg`: it starts
+/// zk-server on that zoo.cfg with the `-D` properties instead. The harness's TLS port
+/// goes: it makes X.509 v1 certificates, which rustls refuses (TestReconfig uses no TLS).
+fn java_shim(dir: &Path, bin: &Path) {
+    let shim = dir.join("java");
+    std::fs::write(
+        &shim,
+        format!(
+            "#!/bin/sh\nprops=\"\"\ncfg=\"\"\nfor a in \"$@\"; do\n  case \"$a\" in\n    \
+             -D*) props=\"$props $a\" ;;\n    *) cfg=\"$a\" ;;\n  esac\ndone\n\
+             sed -i '/^secureClientPort=/d; /^ssl\\./d' \"$cfg\"\nexec {} $props \"$cfg\"\n",
+            bin.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn kazoo_test_reconfig_passes_against_zk_server() {
+    let bin = zk_server_bin().expect("zk-server binary");
+    let dir = tempfile::tempdir().unwrap();
+    java_shim(dir.path(), &bin);
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // kazoo's cluster takes client ports offset+0..2, and more above: a free block.
+    let offset = free_ports(1).unwrap()[0].saturating_sub(100).max(20000);
+    let tests = kazoo_tests_dir();
+    let out = Command::new("python3")
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "ignore",
+            &format!("{tests}/test_client.py"),
+            "-k",
+            "TestReconfig",
+        ])
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env("ZOOKEEPER_VERSION", "3.8.0")
+        .env("ZOOKEEPER_CLASSPATH", tests::apache::classpath())
+        .env("ZOOKEEPER_PORT_OFFSET", offset.to_string())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("pytest runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("3 passed"),
+        "kazoo's TestReconfig against zk-server:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One zk-server member started from its own zoo.cfg (killed by pid on drop).
+struct Grown {
+    id: usize,
+    client: u16,
+    spec: String,
+    cfg: std::path::PathBuf,
+    process: tests::zk_processes::ServerProcess,
+}
+
+/// Starts member `id` of the servers `known` (its own spec among them) in `root`.
+fn start_member(root: &Path, id: usize, ports: &[u16], known: &[usize]) -> Grown {
+    let spec = |i: usize| {
+        let p = &ports[3 * (i - 1)..3 * i];
+        format!("127.0.0.1:{}:{}:participant;127.0.0.1:{}", p[1], p[2], p[0])
+    };
+    let dir = root.join(format!("m{id}"));
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("myid"), format!("{id}\n")).unwrap();
+    let servers: String = known
+        .iter()
+        .map(|i| format!("server.{i}={}\n", spec(*i)))
+        .collect();
+    let cfg = dir.join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nreconfigEnabled=true\n\
+             standaloneEnabled=false\n4lw.commands.whitelist=*\n{servers}",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let process = tests::zk_processes::ServerProcess::start_with(&cfg, &[SUPER_DIGEST]).unwrap();
+    Grown {
+        id,
+        client: ports[3 * (id - 1)],
+        spec: spec(id),
+        cfg,
+        process,
+    }
+}
+
+fn wait_mode(port: u16, want: &[&str]) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(m) = tests::apache::mode(port) {
+            if want.contains(&m.as_str()) {
+                return m;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "member on {port} never became {want:?} (now {:?})",
+            tests::apache::mode(port)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn version_of(config: &[u8]) -> i64 {
+    let text = String::from_utf8_lossy(config);
+    let v = text
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("version="))
+        .unwrap_or_else(|| panic!("no version line in {text:?}"));
+    i64::from_str_radix(v, 16).unwrap()
+}
+
+/// A quorum of one (standaloneEnabled=false) grows to three members by reconfig under a
+/// write load, then its first leader is removed and hands over to a designated successor:
+/// no acknowledged write is lost, the ephemeral's session survives, every member ends on
+/// the same config, and watchers of the config hear each change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_of_one_grows_to_three_and_hands_over_its_leadership() {
+    use zk_client::{Acl, Client, CreateMode, EventType};
+
+    let root = tempfile::tempdir().unwrap();
+    let ports = free_ports(9).unwrap();
+    let mut members = vec![start_member(root.path(), 1, &ports, &[1])];
+    tokio::task::spawn_blocking({
+        let p = members[0].client;
+        move || wait_mode(p, &["leader"])
+    })
+    .await
+    .unwrap();
+    let hosts: Vec<String> = (0..3)
+        .map(|i| format!("127.0.0.1:{}", ports[3 * i]))
+        .collect();
+    let client = Client::builder(&hosts.join(","))
+        .session_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .expect("connect");
+    client.add_auth("digest", b"super:test").await.unwrap();
+    client
+        .create("/owner", b"", &Acl::open_unsafe(), CreateMode::Ephemeral)
+        .await
+        .unwrap();
+    let session = client.session_id();
+    let (first, _) = client.get_config(false).await.unwrap();
+    assert!(
+        version_of(&first) > 0,
+        "the first leadership sets a version"
+    );
+
+    // A writer acknowledging writes all along.
+    let writer = {
+        let c = Client::connect(&hosts.join(",")).await.unwrap();
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let _ = c
+                .create("/w", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+                .await;
+            for i in 0..100_000 {
+                match c
+                    .create(
+                        &format!("/w/n{i}"),
+                        b"x",
+                        &Acl::open_unsafe(),
+                        CreateMode::Persistent,
+                    )
+                    .await
+                {
+                    Ok(_) => acked.push(i),
+                    Err(zk_client::Error::NodeExists { .. }) => acked.push(i),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+                if c.exists("/stop", false).await.ok().flatten().is_some() {
+                    break;
+                }
+            }
+            acked
+        })
+    };
+
+    let mut events = client.events();
+    for id in [2, 3] {
+        let known: Vec<usize> = (1..=id).collect();
+        members.push(start_member(root.path(), id, &ports, &known));
+        // It syncs as a non-voting follower before it is added.
+        let p = members[id - 1].client;
+        tokio::task::spawn_blocking(move || wait_mode(p, &["follower"]))
+            .await
+            .unwrap();
+        let (before, _) = client.get_config(true).await.unwrap();
+        let joining = format!("server.{id}={}", members[id - 1].spec);
+        let (after, _) = client
+            .reconfig(Some(&joining), None, None, Some(version_of(&before)))
+            .await
+            .unwrap_or_else(|e| panic!("adding server.{id}: {e}"));
+        let text = String::from_utf8_lossy(&after).into_owned();
+        assert!(text.contains(&joining), "{text}");
+        assert!(version_of(&after) > version_of(&before));
+        // The config watch fires for the change.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let ev = tokio::time::timeout_at(deadline, events.recv())
+                .await
+                .expect("config watch fired")
+                .expect("event stream");
+            if ev.event_type == EventType::NodeDataChanged && ev.path == "/zookeeper/config" {
+                break;
+            }
+        }
+    }
+    // The first leader leaves; a member that acked the reconfig leads from then on.
+    let (before, _) = client.get_config(false).await.unwrap();
+    let (after, _) = client.reconfig(None, Some("1"), None, None).await.unwrap();
+    let text = String::from_utf8_lossy(&after).into_owned();
+    assert!(!text.contains("server.1="), "{text}");
+    assert!(version_of(&after) > version_of(&before));
+    let modes = tokio::task::spawn_blocking({
+        let ports: Vec<u16> = members.iter().map(|m| m.client).collect();
+        move || {
+            let leader = wait_mode(ports[1], &["leader"]);
+            let follower = wait_mode(ports[2], &["follower"]);
+            let removed = wait_mode(ports[0], &["follower"]);
+            (leader, follower, removed)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        modes,
+        ("leader".into(), "follower".into(), "follower".into()),
+        "server.2 is designated (the smallest new voter that acked), server.1 follows without a vote"
+    );
+
+    client
+        .create("/stop", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    let acked = writer.await.unwrap();
+    assert!(acked.len() > 10, "the load ran: {} writes", acked.len());
+    let stat = client.exists("/w", false).await.unwrap().expect("/w");
+    assert!(stat.num_children as usize >= acked.len());
+    for i in &acked {
+        assert!(
+            client
+                .exists(&format!("/w/n{i}"), false)
+                .await
+                .unwrap()
+                .is_some(),
+            "acknowledged write /w/n{i} lost"
+        );
+    }
+    assert_eq!(client.session_id(), session);
+    assert!(client.exists("/owner", false).await.unwrap().is_some());
+    // Every member ends on the same config, and wrote it beside its zoo.cfg.
+    let want = version_of(&after);
+    for m in &members {
+        let c = Client::connect(&format!("127.0.0.1:{}", m.client))
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            c.sync("/").await.unwrap();
+            let (cfg, _) = c.get_config(false).await.unwrap();
+            if version_of(&cfg) == want {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "server.{} stays on {}",
+                m.id,
+                String::from_utf8_lossy(&cfg)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let zoo = std::fs::read_to_string(&m.cfg).unwrap();
+        assert!(
+            zoo.contains("dynamicConfigFile=") && zoo.contains(&format!("{want:x}")),
+            "server.{}: {zoo}",
+            m.id
+        );
+    }
+    for m in &mut members {
+        m.process.kill9();
+    }
+}
+
+/// Three members of one kind take a fourth of the other kind in by reconfig (it syncs as
+/// a non-voting follower first), then the leader is removed and hands over: the two
+/// implementations agree on every config byte, and writes go through all of it.
+async fn mixed_grow_and_remove_leader(first: tests::mixed::Kind, joiner: tests::mixed::Kind) {
+    use tests::mixed::MixedEnsemble;
+    use zk_client::{Acl, Client, CreateMode};
+
+    let t = Duration::from_secs(60);
+    let mut ens = tokio::task::spawn_blocking(move || {
+        MixedEnsemble::configure(&[first, first, first, joiner])
+    })
+    .await
+    .unwrap();
+    let three = ens.server_lines(&[0, 1, 2]);
+    let four = ens.server_lines(&[0, 1, 2, 3]);
+    for (i, m) in ens.members.iter_mut().enumerate() {
+        m.extra_cfg = "reconfigEnabled=true\n".into();
+        m.props = vec![SUPER_DIGEST.to_owned()];
+        m.set_servers(if i < 3 { three.clone() } else { four.clone() });
+    }
+    let ens = tokio::task::spawn_blocking(move || {
+        for m in ens.members[..3].iter_mut().rev() {
+            m.start();
+        }
+        ens.wait_roles(t);
+        ens.members[3].start();
+        // The joiner adopts the ensemble's config (gossiped in the election) and follows
+        // without a vote.
+        ens.wait_roles(t);
+        ens
+    })
+    .await
+    .unwrap();
+    let hosts: Vec<String> = ens
+        .members
+        .iter()
+        .map(|m| format!("127.0.0.1:{}", m.port))
+        .collect();
+    let admin = Client::connect(&hosts[..3].join(",")).await.unwrap();
+    admin.add_auth("digest", b"super:test").await.unwrap();
+    let joining = format!("server.4={}", ens.spec(3));
+    let (added, _) = admin
+        .reconfig(Some(&joining), None, None, None)
+        .await
+        .unwrap_or_else(|e| panic!("adding a {joiner:?} member to a {first:?} ensemble: {e}"));
+    let added = String::from_utf8_lossy(&added).into_owned();
+    assert!(added.contains(&joining), "{added}");
+    // The joiner votes now and serves writes.
+    let via_joiner = Client::connect(&hosts[3]).await.unwrap();
+    via_joiner
+        .create("/joined", b"x", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .unwrap();
+
+    let (ens, leader) = tokio::task::spawn_blocking(move || {
+        let l = ens.wait_roles(t);
+        (ens, l)
+    })
+    .await
+    .unwrap();
+    let (removed, _) = admin
+        .reconfig(None, Some(&(leader + 1).to_string()), None, None)
+        .await
+        .unwrap_or_else(|e| panic!("removing the {:?} leader: {e}", ens.members[leader].kind));
+    let removed = String::from_utf8_lossy(&removed).into_owned();
+    assert!(
+        !removed.contains(&format!("server.{}=", leader + 1)),
+        "{removed}"
+    );
+    let voters: Vec<usize> = (0..4).filter(|&i| i != leader).collect();
+    let (ens, new_leader) = tokio::task::spawn_blocking(move || {
+        let l = ens.wait_roles_of(&voters, t);
+        (ens, l)
+    })
+    .await
+    .unwrap();
+    assert_ne!(new_leader, leader);
+    eprintln!(
+        "{first:?} ensemble, {joiner:?} joiner: leader server.{} ({:?}) removed, server.{} ({:?}) leads; config now:\n{removed}",
+        leader + 1,
+        ens.members[leader].kind,
+        new_leader + 1,
+        ens.members[new_leader].kind
+    );
+    let via_new = Client::connect(&hosts[new_leader]).await.unwrap();
+    via_new
+        .create(
+            "/handed-over",
+            b"x",
+            &Acl::open_unsafe(),
+            CreateMode::Persistent,
+        )
+        .await
+        .unwrap();
+    // Every member, of either kind, holds the same config text, byte for byte.
+    for (i, h) in hosts.iter().enumerate() {
+        let c = Client::connect(h).await.unwrap();
+        c.sync("/").await.unwrap();
+        let (cfg, _) = c.get_config(false).await.unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&cfg),
+            removed,
+            "server.{} ({:?})",
+            i + 1,
+            ens.members[i].kind
+        );
+        assert!(c.exists("/joined", false).await.unwrap().is_some());
+        assert!(c.exists("/handed-over", false).await.unwrap().is_some());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_server_ensemble_takes_in_an_apache_member_and_loses_its_leader() {
+    use tests::mixed::Kind;
+    mixed_grow_and_remove_leader(Kind::ZkServer, Kind::Apache).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_ensemble_takes_in_a_zk_server_member_and_loses_its_leader() {
+    use tests::mixed::Kind;
+    mixed_grow_and_remove_leader(Kind::Apache, Kind::ZkServer).await;
+}
