@@ -427,7 +427,16 @@ impl Prep {
                 continue;
             }
             let r = match op {
-                MultiOp::Create(code, r) => self.create(db, ctx, *code, r, -1),
+                MultiOp::Create(_, r) => {
+                    // Apache rebuilds a multi's creates as `Op.create(path, data, acl,
+                    // flags)`: the sub-txn's type comes from the flags (createContainer or
+                    // create), never create2, which Apache's DataTree would not apply.
+                    let ty = match CreateMode::from_flags(r.flags) {
+                        Ok(m) if m.is_container() => OpCode::CreateContainer,
+                        _ => OpCode::Create,
+                    };
+                    self.create(db, ctx, ty, r, -1)
+                }
                 MultiOp::CreateTtl(r) => {
                     let c = CreateRequest {
                         path: r.path.clone(),
@@ -923,6 +932,42 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(p.pending.get(&db, "/m").is_none());
+    }
+
+    #[test]
+    fn multi_creates_are_typed_by_their_flags_as_in_apache() {
+        let db = ZkDatabase::new();
+        let mut p = Prep::default();
+        let op = |code, path: &str, mode: CreateMode| {
+            MultiOp::Create(
+                code,
+                CreateRequest {
+                    path: path.into(),
+                    data: None,
+                    acl: Acl::open_unsafe(),
+                    flags: mode.to_flags(),
+                },
+            )
+        };
+        let m = Request::Multi(MultiRequest {
+            ops: vec![
+                op(OpCode::Create2, "/a", CreateMode::Persistent),
+                op(OpCode::Create2, "/c", CreateMode::Container),
+                op(OpCode::CreateContainer, "/p", CreateMode::Persistent),
+            ],
+        });
+        match p.prepare(&db, &ctx(1), &m).txn {
+            Txn::Multi(subs) => {
+                let types: Vec<OpCode> = subs.iter().map(|(t, _)| *t).collect();
+                assert_eq!(
+                    types,
+                    [OpCode::Create, OpCode::CreateContainer, OpCode::Create]
+                );
+                assert!(matches!(subs[1].1, Txn::CreateContainer(_)));
+                assert!(matches!(&subs[2].1, Txn::Create(c) if !c.ephemeral));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
