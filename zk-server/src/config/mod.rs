@@ -1143,7 +1143,11 @@ mod tests {
         assert_eq!(c.sasl_users.as_ref().map(|u| u.len()), Some(2));
         assert_eq!(c.super_users, vec!["alice", "bob"]);
         assert_eq!(c.enforced_auth_schemes(), vec!["sasl", "digest"]);
-        assert!(!format!("{c:?}").contains("secret") && !format!("{c:?}").contains("pw"));
+        let dbg = format!("{c:?}");
+        assert!(
+            !dbg.contains("secret") && !dbg.contains("=pw") && !dbg.contains("\"pw\""),
+            "{dbg}"
+        );
         let c = ServerConfig::parse(&format!("{sasl}sessionRequireClientSASLAuth=true\n"), &[])
             .unwrap();
         assert_eq!(c.enforced_auth_schemes(), vec!["sasl"]);
