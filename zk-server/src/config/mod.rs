@@ -96,6 +96,8 @@ pub struct ServerConfig {
     pub purge_interval_hours: u32,
     /// `preAllocSize`, in bytes (zoo.cfg gives KiB).
     pub prealloc_size: u64,
+    /// `zookeeper.fsync.warningthresholdms`: a txn log sync slower than this is logged.
+    pub fsync_warning_ms: u64,
     /// `4lw.commands.whitelist`.
     pub four_letter_whitelist: BTreeSet<String>,
     /// `jute.maxbuffer`: largest packet and node data.
@@ -202,6 +204,7 @@ impl Default for ServerConfig {
             snap_retain_count: 3,
             purge_interval_hours: 0,
             prealloc_size: 64 * 1024 * 1024,
+            fsync_warning_ms: 1000,
             four_letter_whitelist: ["srvr".to_string()].into_iter().collect(),
             jute_max_buffer: zk_proto::frame::DEFAULT_JUTE_MAX_BUFFER,
             extended_types: false,
@@ -848,6 +851,7 @@ impl ServerConfig {
                 self.extended_types |= parse_bool(value)
             }
             "enforceQuota" => self.enforce_quota = parse_bool(value),
+            "fsync.warningthresholdms" => self.fsync_warning_ms = parse_num(name, value, line)?,
             "DigestAuthenticationProvider.superDigest" => {
                 self.super_digest = Some(value.to_string())
             }
@@ -934,7 +938,6 @@ impl ServerConfig {
             | "skipACL"
             | "digest.enabled"
             | "closeSessionTxn.enabled"
-            | "fsync.warningthresholdms"
             | "forceSync"
             | "txnLogSizeLimitInKb"
             | "jaasLoginRenew" => {

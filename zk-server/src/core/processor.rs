@@ -601,6 +601,10 @@ impl Processor {
             && !self.sessions.is_closing(session)
             && req.passwd.as_ref() == session_password(session).as_slice();
         if !valid {
+            tracing::info!(
+                "session {session:#x}: refusing client {}: expired, closing or wrong password",
+                self.conns.get(&conn).map_or("?", |c| c.ip.as_str())
+            );
             out.push(Output::Connected {
                 conn,
                 resp: ConnectResponse {
@@ -1156,6 +1160,15 @@ impl Processor {
                 self.sessions.add(res.client_id, t, now.mono);
             }
             Outcome::SessionClosed => {
+                if self.sessions.contains(res.client_id) {
+                    let client = self
+                        .session_conn
+                        .get(&res.client_id)
+                        .and_then(|c| self.conns.get(c))
+                        .map(|c| format!(" (client {})", c.ip))
+                        .unwrap_or_default();
+                    tracing::info!("session {:#x} closed{client}", res.client_id);
+                }
                 self.sessions.remove(res.client_id);
                 self.watches.remove_watcher(res.client_id);
             }
@@ -1295,6 +1308,11 @@ impl Processor {
         }
     }
 
+    fn log_expired(&self, session: i64) {
+        let timeout = self.sessions.timeout(session).unwrap_or_default();
+        tracing::info!("session {session:#x} expired: timeout of {timeout} ms exceeded");
+    }
+
     /// Time passes: expires sessions, reaps empty containers and expired TTL nodes.
     pub fn tick(&mut self, now: impl Into<Now>) -> Vec<Output> {
         let now: Now = now.into();
@@ -1306,6 +1324,7 @@ impl Processor {
         if self.mode == WriteMode::ReadOnly {
             // Local sessions expire without a txn.
             for session in self.sessions.expire(now.mono) {
+                self.log_expired(session);
                 self.sessions.remove(session);
                 self.watches.remove_watcher(session);
                 self.queues.remove(&session);
@@ -1317,6 +1336,7 @@ impl Processor {
             return out;
         }
         for session in self.sessions.expire(now.mono) {
+            self.log_expired(session);
             let zxid = self.take_zxid();
             let e = self.prep.close_session(&self.db, session, zxid, now.wall);
             self.propose(e, None, &mut out);

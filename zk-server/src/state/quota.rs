@@ -244,6 +244,10 @@ impl QuotaTrie {
     /// The deepest path at or above `p` with a quota; `None` for none (Apache's
     /// `getMaxPrefixWithQuota`, which never reports the root).
     pub fn max_prefix(&self, p: &str) -> Option<String> {
+        if self.is_empty() {
+            // Every write asks: without quotas that must cost nothing.
+            return None;
+        }
         let mut node = &self.root;
         let mut walked = Vec::new();
         let mut deepest = 0;

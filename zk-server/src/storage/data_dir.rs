@@ -239,6 +239,11 @@ impl Storage {
         Ok(path)
     }
 
+    /// Sets how long a txn log sync may take before it is logged as slow.
+    pub fn set_fsync_warning(&mut self, threshold: std::time::Duration) {
+        self.log.set_fsync_warning(threshold);
+    }
+
     /// Sets how many snapshots [`Storage::purge`] keeps (`autopurge.snapRetainCount`).
     pub fn set_snap_retain_count(&mut self, n: usize) {
         self.opts.snap_retain_count = n;

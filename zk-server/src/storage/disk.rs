@@ -130,6 +130,18 @@ struct Streaming {
     stream: SnapshotStream,
     zxid: i64,
     sessions: Vec<(i64, i32)>,
+    /// When the walk began, for the log line saying how long the snapshot took.
+    started: std::time::Instant,
+}
+
+/// The operator's line for a snapshot on disk: where, how big, how long it took.
+fn log_snapshot_written(path: &Path, zxid: i64, started: std::time::Instant) {
+    let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+    tracing::info!(
+        "snapshot {zxid:#x} written to {}: {bytes} bytes in {} ms",
+        path.display(),
+        started.elapsed().as_millis()
+    );
 }
 
 /// The state behind a [`NodeDisk`] (a [`MemoryStore`]'s `state()`).
@@ -142,6 +154,8 @@ pub struct DiskData {
     log_dir: Option<PathBuf>,
     /// `preAllocSize` of the txn log files.
     prealloc_size: u64,
+    /// `fsync.warningthresholdms`: a txn log sync slower than this is logged.
+    fsync_warning_ms: u64,
     /// Txns after the snapshot a restart keeps besides the tree (a member's DIFF window,
     /// `commitLogCount`); the rest are replayed and dropped as the log is read.
     keep_recent: usize,
@@ -190,6 +204,7 @@ impl Default for DiskData {
             dir: None,
             log_dir: None,
             prealloc_size: 0,
+            fsync_warning_ms: 1000,
             keep_recent: usize::MAX,
             log: Log::Memory,
             snapshot: None,
@@ -466,6 +481,7 @@ impl NodeDisk {
             g.dir = Some(config.data_dir.clone());
             g.log_dir = Some(config.data_log_dir.clone());
             g.prealloc_size = config.prealloc_size;
+            g.fsync_warning_ms = config.fsync_warning_ms;
             g.keep_recent = keep_recent;
             g.snap_size_limit = config.snap_size_limit_kb.saturating_mul(1024);
         }
@@ -482,6 +498,16 @@ impl NodeDisk {
         let dir = d.dir.clone()?;
         let log = d.log_dir.clone().unwrap_or_else(|| dir.clone());
         Some((dir, log))
+    }
+
+    /// Sets `fsync.warningthresholdms`: a txn log sync slower than `ms` is logged.
+    pub fn set_fsync_warning(&self, ms: u64) {
+        let mut guard = self.lock();
+        let d = &mut *guard;
+        d.fsync_warning_ms = ms;
+        if let Log::Disk { storage, .. } = &mut d.log {
+            storage.set_fsync_warning(std::time::Duration::from_millis(ms));
+        }
     }
 
     /// Sets `snapCount`: roughly how many txns between snapshots (Apache's default
@@ -583,13 +609,20 @@ impl NodeDisk {
         // final tree; only the last `keep_recent` txns are kept besides it.
         let keep = d.keep_recent;
         let mut recent = std::collections::VecDeque::new();
-        let (storage, restored) = Storage::open_replaying(
+        let started = std::time::Instant::now();
+        // (zxid of the snapshot, txns replayed, first and last replayed)
+        let mut replay: Option<(i64, u64, i64, i64)> = None;
+        let (mut storage, restored) = Storage::open_replaying(
             &dir,
             &log_dir,
             opts,
             DatabaseBuilder::new,
             |db: &mut ZkDatabase, t: TxnEntry| {
                 if t.header.zxid > db.last_zxid() {
+                    let z = t.header.zxid;
+                    let r = replay.get_or_insert((db.last_zxid(), 0, z, z));
+                    r.1 += 1;
+                    r.3 = z;
                     db.apply(&t);
                 }
                 if keep > 0 {
@@ -600,6 +633,20 @@ impl NodeDisk {
                 }
             },
         )?;
+        storage.set_fsync_warning(std::time::Duration::from_millis(d.fsync_warning_ms));
+        let ms = started.elapsed().as_millis();
+        match (replay, restored.snapshot.as_ref()) {
+            (Some((snap, n, first, last)), _) => tracing::info!(
+                "recovered to zxid {last:#x} in {ms} ms: snapshot {snap:#x}, then {n} txns \
+                 replayed from the txn log ({first:#x}..{last:#x})"
+            ),
+            (None, Some(db)) => tracing::info!(
+                "recovered to zxid {:#x} in {ms} ms: snapshot {:#x}, no txns to replay",
+                db.last_zxid(),
+                db.last_zxid()
+            ),
+            (None, None) => {}
+        }
         d.accepted = read_epoch_file(&dir, EpochFile::Accepted)?.unwrap_or(0);
         d.current = read_epoch_file(&dir, EpochFile::Current)?.unwrap_or(0);
         d.log = Log::Disk {
@@ -695,6 +742,7 @@ impl NodeDisk {
                     stream,
                     zxid,
                     sessions,
+                    started: std::time::Instant::now(),
                 })
             }
             Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
@@ -728,7 +776,7 @@ impl NodeDisk {
                 self.purge_clock
                     .snapshots_written
                     .fetch_add(1, Ordering::SeqCst);
-                tracing::info!("snapshot {} written", p.display());
+                log_snapshot_written(&p, zxid, s.started);
             }
             Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
         }
@@ -770,12 +818,13 @@ impl NodeDisk {
             }
             Log::Disk { storage, .. } => {
                 storage.roll_log();
+                let started = std::time::Instant::now();
                 match storage.snapshot_writer().write(&to_snapshot(&image)) {
                     Ok(p) => {
                         self.purge_clock
                             .snapshots_written
                             .fetch_add(1, Ordering::SeqCst);
-                        tracing::info!("snapshot {} written", p.display());
+                        log_snapshot_written(&p, zxid, started);
                     }
                     Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
                 }

@@ -405,7 +405,7 @@ impl SnapshotWriter {
             ));
         }
         rename_durably(&tmp, &path)?;
-        tracing::info!(zxid = format_args!("{:#x}", last_zxid), file = %path.display(), "snapshot written");
+        tracing::debug!(zxid = format_args!("{:#x}", last_zxid), file = %path.display(), "snapshot written");
         Ok(path)
     }
 }

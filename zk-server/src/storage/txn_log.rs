@@ -76,6 +76,8 @@ pub struct LogWriter {
     /// Set after a failed write or sync: the file's state is unknown, so nothing more may be
     /// appended (Linux may drop dirty pages after a failed fsync).
     failed: Option<String>,
+    /// A sync slower than this is logged (`fsync.warningthresholdms`, 1000 ms).
+    fsync_warning: std::time::Duration,
 }
 
 impl LogWriter {
@@ -88,7 +90,14 @@ impl LogWriter {
             current: None,
             stats: SyncStats::default(),
             failed: None,
+            fsync_warning: std::time::Duration::from_millis(1000),
         }
+    }
+
+    /// Sets how long a sync may take before it is logged as slow
+    /// (`zookeeper.fsync.warningthresholdms`).
+    pub fn set_fsync_warning(&mut self, threshold: std::time::Duration) {
+        self.fsync_warning = threshold;
     }
 
     /// Sync counters.
@@ -144,6 +153,7 @@ impl LogWriter {
                 .create_new(true)
                 .open(&path)
                 .map_err(|e| ServerError::io(format!("create txn log {}", path.display()), e))?;
+            tracing::info!("creating new txn log {}", path.display());
             self.current = Some(OpenLog {
                 file,
                 path,
@@ -171,9 +181,22 @@ impl LogWriter {
         log.file
             .write_all_at(buf, log.pos)
             .map_err(|e| ServerError::io(format!("write txn log {}", log.path.display()), e))?;
+        let started = std::time::Instant::now();
         log.file
             .sync_data()
             .map_err(|e| ServerError::io(format!("fsync txn log {}", log.path.display()), e))?;
+        let took = started.elapsed();
+        if took > self.fsync_warning {
+            // Apache's warning: every write waits for this sync.
+            tracing::warn!(
+                "fsync of txn log {} took {} ms (threshold {} ms), which slows every write; \
+                 file size {} bytes",
+                log.path.display(),
+                took.as_millis(),
+                self.fsync_warning.as_millis(),
+                log.allocated
+            );
+        }
         self.stats.log_syncs += 1;
         let created = log.pos == 0;
         log.pos = end;

@@ -97,6 +97,7 @@ impl Clients {
         tx: UnboundedSender<ConnCmd>,
         now: i64,
     ) {
+        tracing::debug!("connection {conn} from {peer} accepted");
         self.conns.insert(
             conn,
             Entry {
@@ -150,6 +151,11 @@ impl Clients {
     /// The connection closed: what it had in flight no longer counts.
     pub fn disconnected(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.remove(&conn) {
+            tracing::debug!(
+                "connection {conn} from {} closed (session {:#x})",
+                c.stats.peer,
+                c.stats.session.unwrap_or(0)
+            );
             self.throttle.done(c.stats.queued as usize);
         }
         self.in_flight.retain(|(c, _), _| *c != conn);
@@ -232,10 +238,24 @@ impl Clients {
     /// Sends the handshake reply and, for a live session, lets the connection read the
     /// requests behind it.
     pub fn connected(&mut self, conn: ConnId, resp: &ConnectResponse) {
-        if let (Some(t), true) = (self.creating.remove(&conn), resp.session_id != 0) {
+        let created = self.creating.remove(&conn);
+        if let (Some(t), true) = (created, resp.session_id != 0) {
             let ms = t.elapsed().as_millis() as u64;
             self.stats.record_latency(ms);
             self.stats.update_latency.record(ms);
+        }
+        if let (Some(c), true) = (self.conns.get(&conn), resp.session_id != 0) {
+            let what = if created.is_some() {
+                "established"
+            } else {
+                "reconnected"
+            };
+            tracing::info!(
+                "session {:#x} {what} for client {}, timeout {} ms",
+                resp.session_id,
+                c.stats.peer,
+                resp.timeout
+            );
         }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stats.session = Some(resp.session_id).filter(|s| *s != 0);

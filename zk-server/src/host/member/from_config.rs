@@ -132,6 +132,7 @@ pub async fn start_member(config: &ServerConfig) -> Result<Node> {
     let http = crate::host::http::HttpEndpoints::bind(config, true).await?;
     let disk = NodeDisk::open_split(&config.data_dir, &config.data_log_dir)?;
     disk.set_snap_count(config.snap_count);
+    disk.set_fsync_warning(config.fsync_warning_ms);
     disk.set_autopurge(Autopurge::from_config(config));
     let settings = CoreSettings::from_config(config);
     let show = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or("-".into());

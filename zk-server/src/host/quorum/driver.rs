@@ -345,6 +345,9 @@ pub struct QuorumIo {
     early: EarlyVotes,
     writers: BTreeMap<ConnId, mpsc::UnboundedSender<Outgoing>>,
     tick: tokio::time::Interval,
+    /// When the current election began (ms on [`Self::now`]'s clock), for the log line
+    /// saying how long it took; `None` once the new role serves.
+    looking_since: Option<u64>,
 }
 
 impl QuorumIo {
@@ -421,6 +424,7 @@ impl QuorumIo {
             early: EarlyVotes::default(),
             writers: BTreeMap::new(),
             tick,
+            looking_since: Some(0),
         }
     }
 
@@ -664,16 +668,15 @@ impl QuorumIo {
                         }
                     }
                     let why = peer.last_role_end().map(|e| e.to_string());
+                    self.looking_since.get_or_insert(now);
                     tracing::info!(
-                        "peer {}: LOOKING ({})",
+                        "peer {}: LOOKING ({}), last zxid {:#x}",
                         self.me,
-                        why.as_deref().unwrap_or("start")
+                        why.as_deref().unwrap_or("start"),
+                        peer.history().last_logged()
                     );
                 } else {
-                    tracing::info!(
-                        "peer {}: {state:?}, leader {leader:?}, serving {serving}",
-                        self.me
-                    );
+                    self.log_role(peer, now, state, leader, serving);
                 }
                 Some(Action::StateChanged {
                     state,
@@ -683,6 +686,45 @@ impl QuorumIo {
             }
             a => Some(a),
         }
+    }
+
+    /// The operator's lines for a role: who won the election and how long it took, then
+    /// (once synced) the epoch served; what Apache logs as `LEADING - LEADER ELECTION TOOK`.
+    fn log_role(
+        &mut self,
+        peer: &QuorumPeer,
+        now: u64,
+        state: PeerState,
+        leader: Option<Sid>,
+        serving: bool,
+    ) {
+        let role = match state {
+            PeerState::Leading => "LEADING",
+            PeerState::Following => "FOLLOWING",
+            PeerState::Observing => "OBSERVING",
+            PeerState::Looking => "LOOKING",
+        };
+        let leader = leader.map_or("-".to_string(), |l| l.to_string());
+        let took = self.looking_since.map(|t| now.saturating_sub(t));
+        if !serving {
+            tracing::info!(
+                "peer {}: election won by server {leader}: {role} (election took {} ms, \
+                 election epoch {:#x})",
+                self.me,
+                took.unwrap_or(0),
+                peer.election().logical_clock()
+            );
+            return;
+        }
+        self.looking_since = None;
+        tracing::info!(
+            "peer {}: {role} leader {leader}, serving epoch {:#x}, last zxid {:#x} ({} ms \
+             after the election began)",
+            self.me,
+            peer.serving_epoch().unwrap_or(-1),
+            peer.history().last_logged(),
+            took.unwrap_or(0)
+        );
     }
 
     /// Sends SNAP on `conn` with a body still being produced: what is queued behind it
