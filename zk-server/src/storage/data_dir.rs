@@ -156,19 +156,35 @@ impl Storage {
     /// this returns. Zxids must increase strictly. After a failed write or sync every later
     /// call fails: the server must restart and recover from disk.
     pub fn append(&mut self, entries: &[TxnEntry]) -> Result<()> {
-        let mut last = self.last_zxid;
-        for e in entries {
-            if e.header.zxid <= last {
-                return Err(ServerError::Storage(format!(
-                    "zxid {:#x} does not follow {last:#x}",
-                    e.header.zxid
-                )));
-            }
-            last = e.header.zxid;
-        }
+        let last = self.check_order(entries.iter().map(|e| e.header.zxid))?;
         self.log.append(entries)?;
         self.last_zxid = last;
         Ok(())
+    }
+
+    /// [`Storage::append`] of txns already serialized (`(zxid, bytes)`, the bytes as
+    /// [`TxnEntry::write`] makes them, e.g. a proposal's): written as they are, with the
+    /// same framing and checks (each one's header must name its zxid), so the file is
+    /// the same as if the decoded txns were appended.
+    pub fn append_encoded(&mut self, txns: &[(i64, &[u8])]) -> Result<()> {
+        let last = self.check_order(txns.iter().map(|t| t.0))?;
+        self.log.append_encoded(txns)?;
+        self.last_zxid = last;
+        Ok(())
+    }
+
+    /// The last of `zxids` if they increase strictly from the last one on disk.
+    fn check_order(&self, zxids: impl Iterator<Item = i64>) -> Result<i64> {
+        let mut last = self.last_zxid;
+        for z in zxids {
+            if z <= last {
+                return Err(ServerError::Storage(format!(
+                    "zxid {z:#x} does not follow {last:#x}"
+                )));
+            }
+            last = z;
+        }
+        Ok(last)
     }
 
     /// Zxid of the newest txn on disk (logged, or covered by a snapshot); a fresh store

@@ -286,25 +286,32 @@ impl DiskData {
         }
     }
 
-    /// Appends; false when the txns could not be made durable.
-    fn append(&mut self, entries: &[TxnEntry], bytes: u64) -> bool {
+    /// Appends; false when the txns could not be made durable. On disk the proposals'
+    /// bytes are framed as they are (they are the txns as the log holds them); only
+    /// the in-memory log keeps decoded txns.
+    fn append(&mut self, txns: &[Proposal]) -> bool {
         self.appends += 1;
-        self.since_snapshot += entries.len() as u64;
-        self.since_snapshot_bytes += bytes;
+        self.since_snapshot += txns.len() as u64;
+        self.since_snapshot_bytes += txns.iter().map(|p| p.data.len() as u64).sum::<u64>();
         match &mut self.log {
             Log::Memory => {
-                self.txns.extend_from_slice(entries);
+                self.txns.extend(decode_all(txns));
                 true
             }
-            Log::Disk { storage, .. } => match storage.append(entries) {
-                Ok(()) => true,
-                Err(e) => {
-                    // The log is unusable from here on (Storage refuses later appends):
-                    // this member stops acknowledging until it restarts and recovers.
-                    tracing::error!("txn log append failed: {e}");
-                    false
+            Log::Disk { storage, .. } => {
+                let encoded: Vec<(i64, &[u8])> =
+                    txns.iter().map(|p| (p.zxid, &p.data[..])).collect();
+                match storage.append_encoded(&encoded) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        // The log is unusable from here on (Storage refuses later
+                        // appends, or this batch holds a txn it cannot log): this member
+                        // stops acknowledging until it restarts and recovers.
+                        tracing::error!("txn log append failed: {e}");
+                        false
+                    }
                 }
-            },
+            }
             Log::Broken => false,
         }
     }
@@ -336,6 +343,15 @@ impl DiskData {
 /// the server over it (the in-process ensemble, a test's [`MemoryStore`]).
 #[derive(Debug, Clone, Default)]
 pub struct NodeDisk {
+    /// Taken once per batch by the disk thread, which holds it across the write and
+    /// sync. It is off the write path of the node task: that task hands txns over by
+    /// channel ([`crate::storage::disk_thread::DiskThread::submit`]) and is told of
+    /// syncs and due snapshots by channel (`on_disk` travels with the report); autopurge
+    /// timing is read from `purge_clock`. The node task takes the lock only for what
+    /// needs the log drained or replaced first, after waiting for the thread anyway
+    /// (DIFF reads, TRUNC, SNAP installs, epochs during a sync with the leader), for an
+    /// in-memory snapshot once per `snapCount` txns, and for `stats` (read by tests).
+    /// So per write the lock is uncontended.
     data: Arc<Mutex<DiskData>>,
     /// What the node task's tick reads to time autopurge, outside the lock: appends hold
     /// it across a sync, which must not stall the node task.
@@ -695,15 +711,15 @@ impl NodeDisk {
     /// [`NodeDisk::begin_snapshot`] or [`NodeDisk::take_snapshot_if_due`], which do
     /// nothing once that snapshot was taken.
     pub fn append(&self, incarnation: Option<u64>, txns: &[Proposal]) -> Option<Option<u64>> {
-        let entries = decode_all(txns);
-        let bytes = txns.iter().map(|p| p.data.len() as u64).sum();
-        let delay = self.lock().append_delay;
-        if !delay.is_zero() {
-            std::thread::sleep(delay);
-        }
         let mut guard = self.lock();
+        let delay = guard.append_delay;
+        if !delay.is_zero() {
+            drop(guard);
+            std::thread::sleep(delay);
+            guard = self.lock();
+        }
         let d = &mut *guard;
-        if incarnation.is_some_and(|i| i != d.incarnation) || !d.append(&entries, bytes) {
+        if incarnation.is_some_and(|i| i != d.incarnation) || !d.append(txns) {
             return None;
         }
         Some(d.snapshot_is_due().then_some(d.due_round))

@@ -31,18 +31,48 @@ const PREALLOC_SLACK: u64 = 4096;
 pub fn encode_entry(entry: &TxnEntry, out: &mut BytesMut) -> Result<()> {
     let mut body = BytesMut::new();
     entry.write(&mut body);
+    frame(entry.header.zxid, &body, out)
+}
+
+/// Bytes of a serialized `TxnHeader` (client id, cxid, zxid, time, type).
+const TXN_HEADER_LEN: usize = 8 + 4 + 8 + 8 + 4;
+/// Where the zxid sits in a serialized `TxnHeader`.
+const HEADER_ZXID_AT: usize = 8 + 4;
+
+/// Frames `body`, the serialized txn `zxid`, as one log entry (checksum, length, the
+/// bytes, 'B') onto `out`.
+fn frame(zxid: i64, body: &[u8], out: &mut BytesMut) -> Result<()> {
     let len = i32::try_from(body.len()).map_err(|_| {
         ServerError::Storage(format!(
-            "txn {:#x} is {} bytes, too large to log",
-            entry.header.zxid,
+            "txn {zxid:#x} is {} bytes, too large to log",
             body.len()
         ))
     })?;
-    out.put_i64(i64::from(adler32(&body)));
+    out.reserve(body.len() + ENTRY_OVERHEAD as usize);
+    out.put_i64(i64::from(adler32(body)));
     out.put_i32(len);
-    out.put_slice(&body);
+    out.put_slice(body);
     out.put_u8(LOG_ENTRY_END);
     Ok(())
+}
+
+/// Frames `body`, txn `zxid` serialized as [`TxnEntry::write`] does (a proposal's
+/// bytes), without decoding it: only its header is checked to name `zxid`, so a log
+/// entry can never claim another zxid than the one the log orders it by.
+pub fn frame_encoded(zxid: i64, body: &[u8], out: &mut BytesMut) -> Result<()> {
+    let named = body
+        .get(HEADER_ZXID_AT..HEADER_ZXID_AT + 8)
+        .filter(|_| body.len() >= TXN_HEADER_LEN)
+        .map(|b| i64::from_be_bytes(b.try_into().unwrap_or_default()));
+    if named != Some(zxid) {
+        return Err(ServerError::Storage(format!(
+            "txn {zxid:#x} not logged: its {} bytes do not start with a txn header for \
+             that zxid (header names {})",
+            body.len(),
+            named.map_or("none".to_string(), |z| format!("{z:#x}"))
+        )));
+    }
+    frame(zxid, body, out)
 }
 
 /// Counts of the syncs the log writer issued; group commit means one `log_syncs` per
@@ -112,12 +142,43 @@ impl LogWriter {
 
     /// Writes every entry with one write and one fdatasync. Durable on return.
     pub fn append(&mut self, entries: &[TxnEntry]) -> Result<()> {
+        let first = entries.first().map(|e| e.header.zxid);
+        self.append_framed(first, entries.len(), |buf, starts| {
+            for e in entries {
+                starts.push(buf.len() as u64);
+                encode_entry(e, buf)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// [`LogWriter::append`] of txns already serialized (`(zxid, bytes)`, as proposals
+    /// carry them): the bytes are framed as they are, not decoded and encoded again.
+    pub fn append_encoded(&mut self, txns: &[(i64, &[u8])]) -> Result<()> {
+        let first = txns.first().map(|t| t.0);
+        self.append_framed(first, txns.len(), |buf, starts| {
+            for (zxid, body) in txns {
+                starts.push(buf.len() as u64);
+                frame_encoded(*zxid, body, buf)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// One write + fdatasync of the `count` entries `fill` frames (pushing where each
+    /// starts), after the file header when a new file begins with `first_zxid`.
+    fn append_framed(
+        &mut self,
+        first_zxid: Option<i64>,
+        count: usize,
+        fill: impl FnOnce(&mut BytesMut, &mut Vec<u64>) -> Result<()>,
+    ) -> Result<()> {
         if let Some(why) = &self.failed {
             return Err(ServerError::Storage(format!(
                 "txn log unusable after an earlier failure ({why}); restart to recover"
             )));
         }
-        let Some(first) = entries.first() else {
+        let Some(first) = first_zxid else {
             return Ok(());
         };
         let mut buf = BytesMut::new();
@@ -130,13 +191,11 @@ impl LogWriter {
             }
             .write(&mut buf);
         }
-        // Entry boundaries, so preallocation grows exactly where Apache's would.
-        let mut starts = Vec::with_capacity(entries.len());
-        for e in entries {
-            starts.push(buf.len() as u64);
-            encode_entry(e, &mut buf)?;
-        }
-        let res = self.write_and_sync(first.header.zxid, &buf, &starts);
+        // Entry boundaries, so preallocation grows exactly where Apache's would. A txn
+        // that cannot be framed fails the batch before anything is written.
+        let mut starts = Vec::with_capacity(count);
+        fill(&mut buf, &mut starts)?;
+        let res = self.write_and_sync(first, &buf, &starts);
         if let Err(e) = &res {
             self.failed = Some(e.to_string());
             self.current = None;
