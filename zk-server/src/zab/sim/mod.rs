@@ -59,6 +59,11 @@ pub struct SimConfig {
     pub fault_interval: (Millis, Millis),
     /// Mean time between client writes to the leader.
     pub write_interval: Millis,
+    /// Mean time between sessions reconnecting to a follower with requests pipelined
+    /// behind the handshake, while faults run (0: none). Drives the member's
+    /// [`crate::core::member_gate::MemberGate`] (revalidation, held syncs) as a member's
+    /// node task does.
+    pub reconnect_interval: Millis,
 }
 
 impl SimConfig {
@@ -83,6 +88,7 @@ impl SimConfig {
             dup_rate: 0.05,
             fault_interval: (100, 800),
             write_interval: 25,
+            reconnect_interval: 0,
         }
     }
 }

@@ -19,10 +19,15 @@ use bytes::{Bytes, BytesMut};
 use zk_proto::election::Notification;
 use zk_proto::jute::{JuteReader, JuteWrite};
 
+use zk_proto::ops::{PathRequest, PathWatchRequest};
+use zk_proto::quorum::{QuorumPacket, QuorumPacketType};
+use zk_proto::{ConnectRequest, Request};
+
 use super::checker::{Checker, Entry};
 use super::rng::SimRng;
 use super::SimConfig;
-use crate::zab::broadcast::{DiskState, Proposal};
+use crate::core::member_gate::MemberGate;
+use crate::zab::broadcast::{packets, DiskState, Proposal};
 use crate::zab::{
     Action, ConnId, Millis, PeerState, QuorumConfig, QuorumPeer, QuorumServer, Sid, ZabMessage,
     Zxid,
@@ -59,6 +64,7 @@ enum Event {
     },
     Fault,
     Write,
+    Reconnect,
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +101,37 @@ struct Node {
     disk: Disk,
     applied: Vec<Entry>,
     applied_data: Vec<Proposal>,
+    /// What the member holds back for its clients while the quorum answers (a fresh
+    /// one per incarnation).
+    gate: MemberGate,
+}
+
+/// Where a simulated client connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientState {
+    /// Its handshake waits for the leader's REVALIDATE answer.
+    Handshaking,
+    /// The handshake was answered: the session lives here now.
+    Connected,
+    /// The leader said the session expired; the connection was closed.
+    Expired,
+    /// The member closed the connection (it stopped serving or crashed).
+    Closed,
+}
+
+/// A session moving to a follower: its handshake and the requests the client pipelined
+/// right behind it (they wait in the socket until the handshake is answered, as the
+/// member's connections do), each a read or a sync.
+#[derive(Debug)]
+struct SimClient {
+    sid: Sid,
+    inc: u32,
+    session: i64,
+    /// xids 1.. of the pipelined requests, whether each is a sync.
+    sent: Vec<bool>,
+    /// How many were answered (always the first ones: replies come in order).
+    answered: usize,
+    state: ClientState,
 }
 
 /// Counters of one run.
@@ -118,6 +155,12 @@ pub struct RunStats {
     pub truncs: u64,
     /// Syncs that read the leader's txn log for a DIFF.
     pub log_diffs: u64,
+    /// Sessions that moved to a follower ([`super::SimConfig::reconnect_interval`]).
+    pub clients: usize,
+    /// Their handshakes the leader revalidated (the session lives there now).
+    pub clients_connected: usize,
+    /// Requests pipelined behind those handshakes and answered, syncs among them.
+    pub client_requests_answered: usize,
 }
 
 /// One simulation run.
@@ -137,7 +180,16 @@ pub struct World {
     stats: RunStats,
     trace: VecDeque<String>,
     violation: Option<String>,
+    /// Client connections of [`SimConfig::reconnect_interval`], by id.
+    clients: BTreeMap<ClientConn, SimClient>,
 }
+
+/// A simulated client connection's id (the member gate's connection id).
+type ClientConn = u64;
+
+/// Sessions the simulated clients use: few, so handshakes of one session queue up on a
+/// member. The leader calls sessions divisible by this expired.
+const CLIENT_SESSIONS: u64 = 5;
 
 fn hash(data: &[u8]) -> u64 {
     // FNV-1a: stable and cheap.
@@ -202,6 +254,7 @@ impl World {
             stats: RunStats::default(),
             trace: VecDeque::new(),
             violation: None,
+            clients: BTreeMap::new(),
         };
         for s in &servers {
             let mut qc = QuorumConfig::new(s.sid, servers.clone());
@@ -222,6 +275,7 @@ impl World {
                     disk: Disk::default(),
                     applied: Vec::new(),
                     applied_data: Vec::new(),
+                    gate: MemberGate::new(0, 0),
                 },
             );
         }
@@ -232,6 +286,9 @@ impl World {
         let first_fault = w.rng.range(w.cfg.fault_interval.0, w.cfg.fault_interval.1);
         w.schedule(first_fault, Event::Fault);
         w.schedule(w.cfg.write_interval, Event::Write);
+        if w.cfg.reconnect_interval > 0 {
+            w.schedule(w.cfg.reconnect_interval, Event::Reconnect);
+        }
         w
     }
 
@@ -259,6 +316,13 @@ impl World {
         s.sim_ms = self.now;
         s.committed = self.checker.committed().len();
         s.epochs = self.checker.leaders().len();
+        s.clients = self.clients.len();
+        s.clients_connected = self
+            .clients
+            .values()
+            .filter(|c| c.state == ClientState::Connected)
+            .count();
+        s.client_requests_answered = self.clients.values().map(|c| c.answered).sum();
         s
     }
 
@@ -286,6 +350,7 @@ impl World {
             .collect();
         let (peer, out) = QuorumPeer::new(node.cfg.clone(), disk, now);
         node.peer = Some(peer);
+        node.gate = MemberGate::new(i64::MAX, now as i64);
         self.checker.reset(sid);
         let jitter = self.rng.range(1, self.cfg.node_tick);
         self.schedule(jitter, Event::Tick(sid));
@@ -302,6 +367,7 @@ impl World {
         node.disk.buffer.clear();
         self.stats.crashes += 1;
         self.note(format!("crash {sid}"));
+        self.close_clients(sid);
         let conns: Vec<ConnId> = self
             .conns
             .iter()
@@ -467,6 +533,16 @@ impl World {
                         "{sid} -> {state:?} leader={leader:?} serving={serving}"
                     ));
                 }
+                // As the node task does: a member that stops serving drops what its
+                // clients wait for and closes their connections.
+                let now = self.now as i64;
+                if let Some(n) = self.nodes.get_mut(&sid) {
+                    n.gate
+                        .role_changed(state == PeerState::Looking, serving, now);
+                }
+                if !serving {
+                    self.close_clients(sid);
+                }
             }
             Action::LearnerRequest { conn, .. } => {
                 let now = self.now;
@@ -479,12 +555,15 @@ impl World {
                 conn, session_id, ..
             } => {
                 let now = self.now;
+                let valid = session_id as u64 % CLIENT_SESSIONS != 0;
                 if let Some(p) = self.nodes.get_mut(&sid).and_then(|n| n.peer.as_mut()) {
-                    let out = p.revalidate_reply(now, conn, session_id, true);
+                    let out = p.revalidate_reply(now, conn, session_id, valid);
                     self.perform(sid, out);
                 }
             }
-            Action::SessionsTouched { .. } | Action::Revalidated { .. } | Action::SyncDone => {}
+            Action::Revalidated { session_id, valid } => self.revalidated(sid, session_id, valid),
+            Action::SyncDone => self.sync_done(sid),
+            Action::SessionsTouched { .. } => {}
             // The simulated network reaches every server; configs change no address.
             Action::ConfigSeen(_) | Action::ConfigActivated(_) => {}
         }
@@ -861,6 +940,7 @@ impl World {
                 }
             }
             Event::Write => self.write(),
+            Event::Reconnect => self.reconnect(),
         }
         self.check()?;
         Ok(true)
@@ -925,7 +1005,29 @@ impl World {
                 _ => state = Some(&n.applied),
             }
         }
-        self.checker.committed().len() > since
+        self.unsettled_clients().is_empty() && self.checker.committed().len() > since
+    }
+
+    /// Client connections still open and waiting: for their handshake, or for an
+    /// answer to a request. Once the ensemble serves again there must be none.
+    pub fn unsettled_clients(&self) -> Vec<String> {
+        self.clients
+            .iter()
+            .filter(|(_, c)| {
+                c.state == ClientState::Handshaking
+                    || (c.state == ClientState::Connected && c.answered < c.sent.len())
+            })
+            .map(|(id, c)| {
+                format!(
+                    "client {id} of session {:#x} on server {}: {:?}, {} of {} requests answered",
+                    c.session,
+                    c.sid,
+                    c.state,
+                    c.answered,
+                    c.sent.len()
+                )
+            })
+            .collect()
     }
 
     /// Size of the committed history.
@@ -952,6 +1054,219 @@ impl World {
                     p.last_role_end().map(|e| e.0.clone()),
                 ),
             })
+            .chain(self.unsettled_clients())
             .collect()
+    }
+}
+
+/// A simulated member's client side, as its node task drives the member gate: a moving
+/// session's handshake waits for the leader's REVALIDATE answer with the requests
+/// pipelined behind it unread; a follower's sync goes through the leader and the
+/// connection's later requests wait behind it.
+impl World {
+    /// A session moves to a random serving follower, its requests pipelined behind the
+    /// handshake.
+    fn reconnect(&mut self) {
+        if !self.faults_on {
+            return;
+        }
+        let d = self.rng.range(1, 2 * self.cfg.reconnect_interval);
+        self.schedule(d, Event::Reconnect);
+        let followers: Vec<Sid> = self
+            .nodes
+            .values()
+            .filter(|n| {
+                n.peer
+                    .as_ref()
+                    .is_some_and(|p| p.is_serving() && p.state() != PeerState::Leading)
+            })
+            .map(|n| n.sid)
+            .collect();
+        let Some(sid) = self.rng.pick(&followers).copied() else {
+            return;
+        };
+        let session = self.rng.range(1, CLIENT_SESSIONS * 2) as i64;
+        let n = self.rng.range(1, 6) as usize;
+        let sent: Vec<bool> = (0..n).map(|_| self.rng.chance(0.3)).collect();
+        let id = self.clients.len() as ClientConn + 1;
+        let inc = self.nodes[&sid].inc;
+        self.clients.insert(
+            id,
+            SimClient {
+                sid,
+                inc,
+                session,
+                sent,
+                answered: 0,
+                state: ClientState::Handshaking,
+            },
+        );
+        self.note(format!(
+            "client {id} moves session {session:#x} to {sid} with {n} requests"
+        ));
+        let handshake = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout: 4000,
+            session_id: session,
+            passwd: vec![0u8; 16].into(),
+            read_only: None,
+        };
+        if let Some(node) = self.nodes.get_mut(&sid) {
+            node.gate.await_revalidation(session, id, handshake);
+        }
+        self.forward(sid, packets::revalidate_request(session, 4000));
+    }
+
+    /// A learner's packet to its leader (dropped when it has none, as a member's is).
+    fn forward(&mut self, sid: Sid, p: QuorumPacket) {
+        let now = self.now;
+        let Some(peer) = self.nodes.get_mut(&sid).and_then(|n| n.peer.as_mut()) else {
+            return;
+        };
+        let (sent, out) = peer.forward(now, p);
+        if !sent {
+            self.note(format!("{sid}: forward to the leader dropped"));
+        }
+        self.perform(sid, out);
+    }
+
+    /// The member's connections close (it stopped serving, or crashed).
+    fn close_clients(&mut self, sid: Sid) {
+        for c in self.clients.values_mut() {
+            if c.sid == sid && matches!(c.state, ClientState::Handshaking | ClientState::Connected)
+            {
+                c.state = ClientState::Closed;
+            }
+        }
+    }
+
+    /// Whether client `id` is connected to `sid`'s current incarnation, still open.
+    fn client_open_on(&self, id: ClientConn, sid: Sid) -> bool {
+        self.clients.get(&id).is_some_and(|c| {
+            c.sid == sid
+                && self.nodes.get(&sid).is_some_and(|n| n.inc == c.inc)
+                && matches!(c.state, ClientState::Handshaking | ClientState::Connected)
+        })
+    }
+
+    /// The leader answered a REVALIDATE of `session`: the oldest handshake of it waiting
+    /// here is answered, then the requests behind it are read.
+    fn revalidated(&mut self, sid: Sid, session: i64, valid: bool) {
+        let Some((id, _)) = self
+            .nodes
+            .get_mut(&sid)
+            .and_then(|n| n.gate.revalidated(session))
+        else {
+            return;
+        };
+        if !self.client_open_on(id, sid) {
+            // The client is gone; the answer was its.
+            return;
+        }
+        // Answers pair with handshakes in order: no older one of the session may still
+        // wait on this member.
+        let inc = self.nodes[&sid].inc;
+        if let Some((older, _)) = self.clients.range(..id).find(|(_, c)| {
+            c.sid == sid
+                && c.inc == inc
+                && c.session == session
+                && c.state == ClientState::Handshaking
+        }) {
+            self.violation = Some(format!(
+                "server {sid}: REVALIDATE answer of session {session:#x} went to client {id} \
+                 while the older client {older} still waits"
+            ));
+            return;
+        }
+        let Some(c) = self.clients.get_mut(&id) else {
+            return;
+        };
+        if !valid {
+            c.state = ClientState::Expired;
+            return;
+        }
+        c.state = ClientState::Connected;
+        let n = c.sent.len();
+        for xid in 1..=n as i32 {
+            self.client_request(sid, id, xid);
+        }
+    }
+
+    /// A request of client `id` reaches the member: held behind a forwarded sync, a sync
+    /// forwarded to the leader, or answered.
+    fn client_request(&mut self, sid: Sid, id: ClientConn, xid: i32) {
+        let Some(sync) = self
+            .clients
+            .get(&id)
+            .and_then(|c| c.sent.get(xid as usize - 1).copied())
+        else {
+            return;
+        };
+        let req = if sync {
+            Request::Sync(PathRequest { path: "/".into() })
+        } else {
+            Request::GetData(PathWatchRequest {
+                path: "/".into(),
+                watch: false,
+            })
+        };
+        let Some(node) = self.nodes.get_mut(&sid) else {
+            return;
+        };
+        let Some((xid, req)) = node.gate.hold(id, xid, req) else {
+            return;
+        };
+        let leading = node
+            .peer
+            .as_ref()
+            .is_some_and(|p| p.state() == PeerState::Leading);
+        if matches!(req, Request::Sync(_)) && !leading {
+            let session = self.clients[&id].session;
+            let mut b = BytesMut::new();
+            b.write_i64(session);
+            b.write_i32(xid);
+            b.write_i32(zk_proto::OpCode::Sync.to_i32());
+            let p = packets::with_data(QuorumPacketType::Request, 0, b.freeze());
+            if let Some(node) = self.nodes.get_mut(&sid) {
+                node.gate.sync_forwarded(id, xid, req);
+            }
+            self.forward(sid, p);
+            return;
+        }
+        self.answer(id, xid);
+    }
+
+    /// The leader answered the oldest forwarded sync: it is answered, and what waited
+    /// behind it goes on.
+    fn sync_done(&mut self, sid: Sid) {
+        let Some((id, mut q)) = self.nodes.get_mut(&sid).and_then(|n| n.gate.sync_done()) else {
+            return;
+        };
+        if !self.client_open_on(id, sid) {
+            return;
+        }
+        if let Some((xid, _)) = q.pop_front() {
+            self.answer(id, xid);
+        }
+        for (xid, _) in q {
+            self.client_request(sid, id, xid);
+        }
+    }
+
+    /// Client `id` gets the answer to `xid`, which must be its next one.
+    fn answer(&mut self, id: ClientConn, xid: i32) {
+        let Some(c) = self.clients.get_mut(&id) else {
+            return;
+        };
+        if c.state != ClientState::Connected || xid as usize != c.answered + 1 {
+            self.violation = Some(format!(
+                "client {id} of session {:#x} on server {}: request {xid} answered while \
+                 {:?} with {} answered",
+                c.session, c.sid, c.state, c.answered
+            ));
+            return;
+        }
+        c.answered += 1;
     }
 }
