@@ -11,6 +11,14 @@
 //! peer hears `on_persisted`); a crash loses the buffer; epochs, TRUNC and SNAP are
 //! durable at once. A restart replays the durable log into the state machine, as Apache
 //! does.
+//!
+//! Client model (when [`SimConfig::reconnect_interval`] is set): sessions move to
+//! serving followers, with reads and syncs pipelined behind the handshake. Each member
+//! holds them in a real [`MemberGate`] exactly where its node task does (handshakes
+//! until the leader's REVALIDATE answer, requests behind a sync forwarded to the
+//! leader), and the checks are that answers pair with handshakes in order per session,
+//! requests are answered only after their handshake and in order, and, once the
+//! ensemble serves again, no open connection still waits for anything.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
