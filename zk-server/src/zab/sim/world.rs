@@ -563,7 +563,7 @@ impl World {
                 conn, session_id, ..
             } => {
                 let now = self.now;
-                let valid = session_id as u64 % CLIENT_SESSIONS != 0;
+                let valid = !(session_id as u64).is_multiple_of(CLIENT_SESSIONS);
                 if let Some(p) = self.nodes.get_mut(&sid).and_then(|n| n.peer.as_mut()) {
                     let out = p.revalidate_reply(now, conn, session_id, valid);
                     self.perform(sid, out);
