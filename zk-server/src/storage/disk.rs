@@ -1081,6 +1081,30 @@ mod tests {
     }
 
     #[test]
+    fn proposals_are_logged_as_carried_and_one_naming_another_zxid_is_never_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = NodeDisk::open(dir.path()).unwrap();
+        assert!(disk.append(None, &[create(1)]).is_some());
+        // A leader's bytes for txn 4 proposed as txn 3: the batch is not durable (so
+        // never acknowledged) and nothing of it is logged.
+        let wrong = Proposal {
+            zxid: 3,
+            data: create(4).data,
+        };
+        assert!(disk.append(None, &[create(2), wrong]).is_none());
+        assert!(disk.append(None, &[create(2), create(3)]).is_some());
+        disk.recover().unwrap();
+        let (db, state) = disk.load(10);
+        assert_eq!(state.last_zxid, 3);
+        let logged: Vec<Proposal> = (1..=3).map(create).collect();
+        assert_eq!(
+            state.recent, logged,
+            "the bytes come back as they were proposed"
+        );
+        assert!(db.tree.node_count() >= 3);
+    }
+
+    #[test]
     fn purge_keeps_what_a_restart_needs_and_a_failure_is_not_fatal() {
         let dir = tempfile::tempdir().unwrap();
         let v2 = dir.path().join("version-2");
