@@ -144,6 +144,10 @@ fn log_snapshot_written(path: &Path, zxid: i64, started: std::time::Instant) {
     );
 }
 
+fn elapsed_ms(since: std::time::Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 /// The state behind a [`NodeDisk`] (a [`MemoryStore`]'s `state()`).
 #[derive(Debug)]
 pub struct DiskData {
@@ -184,6 +188,8 @@ pub struct DiskData {
     /// Snapshots taken (periodic) and received from a leader (SNAP).
     snapshots_taken: u64,
     snapshots_installed: u64,
+    /// Sync and snapshot timings (`fsynctime`, `snapshottime` in `mntr`).
+    timings: crate::admin::stats::DiskTimings,
     /// Bumped by every restart: an earlier run's disk thread (still finishing after a
     /// kill) must not append to the recovered log.
     incarnation: u64,
@@ -220,6 +226,7 @@ impl Default for DiskData {
             appends: 0,
             snapshots_taken: 0,
             snapshots_installed: 0,
+            timings: Default::default(),
             incarnation: 0,
             streaming: None,
             autopurge: Autopurge::default(),
@@ -297,7 +304,12 @@ impl DiskData {
                 true
             }
             Log::Disk { storage, .. } => match storage.append(entries) {
-                Ok(()) => true,
+                Ok(()) => {
+                    let ms = storage.sync_stats().last_sync_ms;
+                    self.timings.fsync.record(ms);
+                    self.timings.batch_size.record(entries.len() as u64);
+                    true
+                }
                 Err(e) => {
                     // The log is unusable from here on (Storage refuses later appends):
                     // this member stops acknowledging until it restarts and recovers.
@@ -777,6 +789,7 @@ impl NodeDisk {
                     .snapshots_written
                     .fetch_add(1, Ordering::SeqCst);
                 log_snapshot_written(&p, zxid, s.started);
+                d.timings.snapshot.record(elapsed_ms(s.started));
             }
             Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
         }
@@ -825,6 +838,7 @@ impl NodeDisk {
                             .snapshots_written
                             .fetch_add(1, Ordering::SeqCst);
                         log_snapshot_written(&p, zxid, started);
+                        d.timings.snapshot.record(elapsed_ms(started));
                     }
                     Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
                 }
@@ -940,6 +954,16 @@ impl NodeDisk {
                 tracing::error!("writing {} failed: {err}", which.file_name());
             }
         }
+    }
+
+    /// What the disk timed so far (`fsynctime`, `snapshottime`).
+    pub fn timings(&self) -> crate::admin::stats::DiskTimings {
+        self.lock().timings.clone()
+    }
+
+    /// Forgets the timings (`srst`).
+    pub fn reset_timings(&self) {
+        self.lock().timings = Default::default();
     }
 
     /// Counters of what the disk did.

@@ -53,6 +53,8 @@ pub struct SyncStats {
     pub log_syncs: u64,
     /// fsync calls on the log directory (one per new log file).
     pub dir_syncs: u64,
+    /// How long the latest fdatasync took, ms (`fsynctime` in `mntr`).
+    pub last_sync_ms: u64,
 }
 
 /// The file being appended to.
@@ -198,6 +200,7 @@ impl LogWriter {
             );
         }
         self.stats.log_syncs += 1;
+        self.stats.last_sync_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
         let created = log.pos == 0;
         log.pos = end;
         if created {

@@ -704,6 +704,12 @@ impl NodeTask {
         match a {
             Action::Deliver(p) => match TxnEntry::decode(p.data.clone()) {
                 Ok(e) => {
+                    // A synced learner's commits (Apache's FollowerZooKeeperServer
+                    // times them; replayed sync history would only add noise).
+                    let learner = !self.leading() && self.serving();
+                    if let Some(m) = self.member().filter(|_| learner) {
+                        m.io.record_commit_propagation(e.header.time, now_ms());
+                    }
                     let out = self
                         .processor
                         .committed(std::slice::from_ref(&e), self.now());
@@ -1104,10 +1110,9 @@ impl NodeTask {
     fn four_letter(&mut self, cmd: &str, peer: SocketAddr) -> String {
         let leading = self.leading();
         if cmd == "srst" {
-            // Apache's srst resets the leader's proposal sizes along with the server stats.
-            if let Some(m) = self.member() {
-                m.quorum.proposal_sizes = Default::default();
-            }
+            // Apache's srst resets the leader's proposal sizes along with the server stats
+            // (and every ServerMetrics summary: the timings).
+            self.reset_timings();
         }
         let Some(mode) = self.mode() else {
             self.clients.four_letter(cmd);
@@ -1136,7 +1141,7 @@ impl NodeTask {
         let now = now_ms();
         let quorum = self.quorum_now(mode, leader, now);
         let asking = clients::asking(peer, now);
-        let view = four_letter::View::of(
+        let mut view = four_letter::View::of(
             &self.processor,
             &self.config,
             &self.clients,
@@ -1144,11 +1149,31 @@ impl NodeTask {
             self.started,
             now,
         );
+        (view.disk, view.quorum) = self.timings();
         let role = Role {
             mode,
             quorum: quorum.as_ref(),
         };
         four_letter::render_as(cmd, &view, role)
+    }
+
+    /// What the disk and (on a member) the quorum side measured, for `mntr` and
+    /// `/metrics`.
+    fn timings(&self) -> (crate::admin::stats::DiskTimings, crate::admin::stats::QuorumTimings) {
+        let quorum = match &self.repl {
+            Replication::Member(m) => m.io.timings().clone(),
+            Replication::Standalone(_) => Default::default(),
+        };
+        (self.disk.timings(), quorum)
+    }
+
+    /// `srst`: the leader's proposal sizes and every timing start again.
+    fn reset_timings(&mut self) {
+        self.disk.reset_timings();
+        if let Some(m) = self.member() {
+            m.quorum.proposal_sizes = Default::default();
+            m.io.reset_timings();
+        }
     }
 
     /// What `mntr`, `conf` and the AdminServer report about the ensemble now, for a
@@ -1184,9 +1209,7 @@ impl NodeTask {
             match commands::resolve(name).map(|(c, _)| c) {
                 Some("stat_reset") => {
                     self.clients.stats.reset();
-                    if let Some(m) = self.member() {
-                        m.quorum.proposal_sizes = Default::default();
-                    }
+                    self.reset_timings();
                 }
                 Some("connection_stat_reset") => self.clients.reset_connection_stats(),
                 _ => {}
@@ -1194,13 +1217,14 @@ impl NodeTask {
         }
         let now = now_ms();
         let quorum = self.quorum_now(mode.unwrap_or("looking"), leader, now);
-        let view = four_letter::View::without_asking(
+        let mut view = four_letter::View::without_asking(
             &self.processor,
             &self.config,
             &self.clients,
             self.started,
             now,
         );
+        (view.disk, view.quorum) = self.timings();
         let role = mode.map(|mode| Role {
             mode,
             quorum: quorum.as_ref(),
