@@ -313,7 +313,15 @@ impl DiskData {
                 Err(e) => {
                     // The log is unusable from here on (Storage refuses later appends):
                     // this member stops acknowledging until it restarts and recovers.
-                    tracing::error!("txn log append failed: {e}");
+                    let errno = match &e {
+                        crate::error::ServerError::Io { source, .. } => source.raw_os_error(),
+                        _ => None,
+                    };
+                    tracing::error!(
+                        "disk trouble: txn log append failed ({e}; errno {}): no write \
+                         is acknowledged from here on until the server restarts",
+                        errno.map_or("-".to_string(), |n| n.to_string())
+                    );
                     false
                 }
             },

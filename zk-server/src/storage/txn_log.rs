@@ -184,8 +184,8 @@ impl LogWriter {
             .write_all_at(buf, log.pos)
             .map_err(|e| ServerError::io(format!("write txn log {}", log.path.display()), e))?;
         let started = std::time::Instant::now();
-        log.file
-            .sync_data()
+        super::fault::sync_fault(&log.path)
+            .map_or_else(|| log.file.sync_data(), Err)
             .map_err(|e| ServerError::io(format!("fsync txn log {}", log.path.display()), e))?;
         let took = started.elapsed();
         if took > self.fsync_warning {
