@@ -126,9 +126,7 @@ async fn member_timings_move_with_elections_writes_and_syncs() {
     let want = synced(&before_follower) + 1;
     assert!(wait_at_least(&ens, follower, "zk_cnt_fsynctime", want).await >= want);
     let want = before_follower["zk_cnt_commit_propagation_latency"] + 6;
-    assert!(
-        wait_at_least(&ens, follower, "zk_cnt_commit_propagation_latency", want).await >= want
-    );
+    assert!(wait_at_least(&ens, follower, "zk_cnt_commit_propagation_latency", want).await >= want);
     let f = mntr(&ens, follower).await;
     assert!(
         f["zk_cnt_proposal_latency"] >= before_follower["zk_cnt_proposal_latency"] + 6,

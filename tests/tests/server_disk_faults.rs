@@ -84,7 +84,10 @@ async fn standalone_never_acknowledges_a_write_its_fsync_failed() {
     );
     let errors = wait_for_errors(&dir).await;
     let line = errors.first().expect("an ERROR line about the failed sync");
-    assert!(line.contains("fsync txn log") && line.contains("/log."), "{line}");
+    assert!(
+        line.contains("fsync txn log") && line.contains("/log."),
+        "{line}"
+    );
     assert!(line.contains("errno 5"), "{line}");
     // Later writes are refused too, a new session (a txn itself) included: the log
     // stays unusable until a restart.
@@ -109,7 +112,10 @@ async fn members_whose_fsync_fails_stop_acknowledging() {
     let ens = Ensemble::start_on_disk(3, root.path())
         .await
         .expect("ensemble");
-    let leader = ens.wait_for_leader(Duration::from_secs(15)).await.expect("leader");
+    let leader = ens
+        .wait_for_leader(Duration::from_secs(15))
+        .await
+        .expect("leader");
     let (f1, f2) = ((leader + 1) % 3, (leader + 2) % 3);
     let addr = ens.client_addr(leader).expect("leader").to_string();
     let c = tests::client::connect(&addr, Duration::from_secs(10)).await;
@@ -125,7 +131,9 @@ async fn members_whose_fsync_fails_stop_acknowledging() {
         .await
         .expect("a quorum is durable without the failing follower");
     let errors = wait_for_errors(&d1).await;
-    let line = errors.first().expect("an ERROR line from the failing member");
+    let line = errors
+        .first()
+        .expect("an ERROR line from the failing member");
     assert!(line.contains("errno 5") && line.contains("/log."), "{line}");
 
     // The second follower's disk fails too: only the leader's log is durable, which is

@@ -2,7 +2,9 @@
 
 use std::fmt::Write;
 
-use crate::admin::stats::{BufferStats, ConnStats, DiskTimings, QuorumTimings, ServerStats, Summary};
+use crate::admin::stats::{
+    BufferStats, ConnStats, DiskTimings, QuorumTimings, ServerStats, Summary,
+};
 use crate::config::ServerConfig;
 use crate::core::processor::Processor;
 use crate::host::quorum::driver::LeaderStats;
@@ -647,7 +649,11 @@ pub fn summaries<'a, 'b>(v: &'b View<'a>) -> Vec<(&'static str, Detail, &'b Summ
         ("fsynctime", Detail::Basic, &v.disk.fsync),
         ("snapshottime", Detail::Basic, &v.disk.snapshot),
         ("election_time", Detail::Basic, &v.quorum.election),
-        ("sync_processor_batch_size", Detail::Basic, &v.disk.batch_size),
+        (
+            "sync_processor_batch_size",
+            Detail::Basic,
+            &v.disk.batch_size,
+        ),
         ("updatelatency", Detail::Advanced, &v.stats.update_latency),
         ("readlatency", Detail::Advanced, &v.stats.read_latency),
         (
@@ -655,7 +661,11 @@ pub fn summaries<'a, 'b>(v: &'b View<'a>) -> Vec<(&'static str, Detail, &'b Summ
             Detail::Advanced,
             &v.quorum.commit_propagation,
         ),
-        ("proposal_latency", Detail::Advanced, &v.quorum.proposal_latency),
+        (
+            "proposal_latency",
+            Detail::Advanced,
+            &v.quorum.proposal_latency,
+        ),
     ]
 }
 

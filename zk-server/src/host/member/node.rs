@@ -1159,7 +1159,12 @@ impl NodeTask {
 
     /// What the disk and (on a member) the quorum side measured, for `mntr` and
     /// `/metrics`.
-    fn timings(&self) -> (crate::admin::stats::DiskTimings, crate::admin::stats::QuorumTimings) {
+    fn timings(
+        &self,
+    ) -> (
+        crate::admin::stats::DiskTimings,
+        crate::admin::stats::QuorumTimings,
+    ) {
         let quorum = match &self.repl {
             Replication::Member(m) => m.io.timings().clone(),
             Replication::Standalone(_) => Default::default(),
