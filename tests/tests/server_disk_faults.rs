@@ -82,6 +82,11 @@ async fn standalone_never_acknowledges_a_write_its_fsync_failed() {
         !matches!(r, Ok(Ok(_))),
         "a write whose fsync failed was acknowledged: {r:?}"
     );
+    // The server stops serving (Apache's shuts down), and tells its owner.
+    tokio::time::timeout(Duration::from_secs(10), s.handle().failed())
+        .await
+        .expect("the handle reports the failure");
+    assert!(s.handle().has_failed());
     let errors = wait_for_errors(&dir).await;
     let line = errors.first().expect("an ERROR line about the failed sync");
     assert!(
@@ -102,7 +107,18 @@ async fn standalone_never_acknowledges_a_write_its_fsync_failed() {
         !matches!(r, Ok(Ok(_))),
         "a session was created on a disk that cannot sync"
     );
+    // Nor is any handshake answered (a read-only one needs no txn): the server
+    // answers nobody any more.
+    let hello = zk_proto::ConnectRequest {
+        timeout: 4000,
+        passwd: vec![0u8; 16].into(),
+        read_only: Some(true),
+        ..Default::default()
+    };
+    let r = tests::raw::RawClient::handshake(s.addr(), hello).await;
+    assert!(r.is_err(), "a failed server answered a handshake");
     zk_server::testkit::heal_txn_log_syncs_under(&dir);
+    s.stop().await.expect("stop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
