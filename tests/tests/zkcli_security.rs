@@ -85,7 +85,8 @@ async fn zkcli_over_tls_with_client_auth_need_on_both_servers() {
         format!("secureClientPort={secure_port}"),
         "secureClientPortAddress=127.0.0.1".to_owned(),
     ];
-    let apache = tokio::task::spawn_blocking(move || {
+    // Kept to the end of the test (the server runs while it lives).
+    let _apache = tokio::task::spawn_blocking(move || {
         let props: Vec<&str> = props.iter().map(String::as_str).collect();
         let cfg: Vec<&str> = cfg_lines.iter().map(String::as_str).collect();
         ApacheServer::start_with(&props, &cfg)
@@ -147,7 +148,7 @@ async fn zkcli_sasl_digest_whoami_on_both_servers() {
         .await
         .expect("zk-server with SASL")
     };
-    let props = vec![
+    let props = [
         format!("-Djava.security.auth.login.config={}", jaas.display()),
         format!("-Dzookeeper.authProvider.1={SASL_PROVIDER}"),
     ];
