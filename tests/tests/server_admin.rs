@@ -517,6 +517,8 @@ const APACHE_TYPES: &[(&str, &str)] = &[
     ("fsynctime", "summary"),
     ("snapshottime", "summary"),
     ("election_time", "summary"),
+    ("startup_txns_loaded", "summary"),
+    ("dbinittime", "summary"),
     ("sync_processor_batch_size", "summary"),
     ("proposal_latency", "summary"),
     ("commit_propagation_latency", "summary"),

@@ -231,3 +231,33 @@ async fn mntr_times_txn_log_fsyncs_on_disk() {
     assert_eq!(n(&reset, "zk_cnt_fsynctime"), 0);
     s.stop().await.expect("stop");
 }
+
+/// The start is timed too: reading the data directory back (`dbinittime`) and the txns
+/// replayed from the log (`startup_txns_loaded`), once per start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mntr_times_the_database_load_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = zk_server::ServerConfig::for_tests(dir.path());
+    let s = zk_server::Server::start(cfg.clone()).await.expect("start");
+    let n = |m: &[(String, String)], k: &str| value(m, k).parse::<u64>().unwrap();
+    let fresh = mntr_map(&fl(s.local_addr().port(), "mntr").await);
+    assert_eq!(n(&fresh, "zk_cnt_dbinittime"), 1);
+    assert_eq!(n(&fresh, "zk_cnt_startup_txns_loaded"), 1);
+    assert_eq!(
+        n(&fresh, "zk_sum_startup_txns_loaded"),
+        0,
+        "nothing to replay"
+    );
+    mntr_traffic(s.local_addr()).await;
+    s.stop().await.expect("stop");
+    let s = zk_server::Server::start(cfg).await.expect("restart");
+    let again = mntr_map(&fl(s.local_addr().port(), "mntr").await);
+    assert_eq!(n(&again, "zk_cnt_dbinittime"), 1);
+    // Sessions, a create, a set and the closes were replayed.
+    assert!(
+        n(&again, "zk_sum_startup_txns_loaded") >= 4,
+        "{}",
+        value(&again, "zk_sum_startup_txns_loaded")
+    );
+    s.stop().await.expect("stop");
+}

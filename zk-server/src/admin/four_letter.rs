@@ -540,7 +540,6 @@ pub const MNTR_OMITTED_SUMMARIES: &[&str] = &[
     "reads_issued_from_session_queue",
     "learner_request_processor_queue_size",
     "unavailable_time",
-    "startup_txns_loaded",
     "reads_after_write_in_session_queue",
     "requests_in_session_queue",
     "write_commit_proc_issued",
@@ -548,7 +547,6 @@ pub const MNTR_OMITTED_SUMMARIES: &[&str] = &[
     "pending_session_queue_size",
     "time_waiting_empty_pool_in_commit_processor_read_ms",
     "commit_process_time",
-    "dbinittime",
     "inflight_diff_count",
     "netty_queued_buffer_capacity",
     "commit_commit_proc_req_queued",
@@ -648,6 +646,8 @@ pub fn summaries<'a, 'b>(v: &'b View<'a>) -> Vec<(&'static str, Detail, &'b Summ
     vec![
         ("fsynctime", Detail::Basic, &v.disk.fsync),
         ("snapshottime", Detail::Basic, &v.disk.snapshot),
+        ("startup_txns_loaded", Detail::Basic, &v.disk.txns_loaded),
+        ("dbinittime", Detail::Basic, &v.disk.db_init),
         ("election_time", Detail::Basic, &v.quorum.election),
         (
             "sync_processor_batch_size",

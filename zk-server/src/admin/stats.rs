@@ -160,6 +160,11 @@ pub struct DiskTimings {
     pub snapshot: Summary,
     /// Txns made durable by each fdatasync (`sync_processor_batch_size`).
     pub batch_size: Summary,
+    /// Reading the data directory back at start (snapshot and txn log replay), ms
+    /// (`dbinittime`).
+    pub db_init: Summary,
+    /// Txns replayed from the txn log at start (`startup_txns_loaded`).
+    pub txns_loaded: Summary,
 }
 
 /// What the quorum side measured (Apache's `ServerMetrics` that need a clock or count

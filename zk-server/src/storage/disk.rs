@@ -655,6 +655,8 @@ impl NodeDisk {
         )?;
         storage.set_fsync_warning(std::time::Duration::from_millis(d.fsync_warning_ms));
         let ms = started.elapsed().as_millis();
+        d.timings.db_init.record(elapsed_ms(started));
+        d.timings.txns_loaded.record(replay.map_or(0, |r| r.1));
         match (replay, restored.snapshot.as_ref()) {
             (Some((snap, n, first, last)), _) => tracing::info!(
                 "recovered to zxid {last:#x} in {ms} ms: snapshot {snap:#x}, then {n} txns \
