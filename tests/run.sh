@@ -14,6 +14,8 @@ dpkg -s zookeeper zookeeper-bin libzookeeper-mt-dev >/dev/null 2>&1 \
 command -v java >/dev/null || need_apt+=(default-jre-headless)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v tmux >/dev/null || need_apt+=(tmux)
+# tests::disk_faults builds a small preload library (a failing fdatasync) with cc.
+command -v cc >/dev/null || need_apt+=(gcc libc6-dev)
 command -v pip >/dev/null || need_apt+=(python3-pip)
 # The Kerberos suite (tests/tests/interop_kerberos.rs) runs its own realm with these; zk-server
 # and zk-client load libgssapi-krb5 at run time (nothing is needed to build them).

@@ -154,6 +154,9 @@ pub struct ApacheNode {
     /// AdminServer port, when started with one ([`ApacheServer::start_with_admin`],
     /// [`ApacheEnsemble::start_with_admin`]).
     pub admin_port: Option<u16>,
+    /// Extra environment of the process from its next (re)start on (e.g.
+    /// [`crate::disk_faults::FailingFsync::env`]).
+    pub env: Vec<(String, String)>,
     cfg: PathBuf,
     log: PathBuf,
     main_class: &'static str,
@@ -174,6 +177,7 @@ impl ApacheNode {
         args.extend(self.jvm_props.iter().map(String::as_str));
         let child = java(&args, self.main_class)
             .arg(&self.cfg)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -199,6 +203,22 @@ impl ApacheNode {
             }
         }
         Ok(())
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; its status if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.child.as_mut()?.try_wait().ok().flatten();
+            if let Some(st) = status {
+                self.child = None;
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Kills the process (SIGKILL, by pid) and reaps it.
@@ -333,6 +353,7 @@ impl ApacheServer {
             log: dir.path().join("server.log"),
             main_class: "org.apache.zookeeper.server.ZooKeeperServerMain",
             jvm_props: jvm_props.iter().map(|p| p.to_string()).collect(),
+            env: Vec::new(),
             child: None,
         };
         node.spawn()?;
@@ -545,6 +566,7 @@ impl ApacheEnsemble {
                 log: ndir.join("server.log"),
                 main_class: "org.apache.zookeeper.server.quorum.QuorumPeerMain",
                 jvm_props: jvm_props.iter().map(|p| p.to_string()).collect(),
+                env: Vec::new(),
                 child: None,
             });
         }

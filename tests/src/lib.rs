@@ -2,6 +2,7 @@
 //! test kit of the workspace (the suites' other helpers live beside them in `tests/tests/`):
 //! - [`apache`]: Apache ZooKeeper 3.8 (standalone, 3-node ensemble, Java CLI, classpath);
 //! - [`client`]: zk-client sessions as the suites open them;
+//! - [`disk_faults`]: a failing disk for server processes (fdatasync of txn logs fails);
 //! - [`http`]: plain HTTP GETs (AdminServer, `/metrics`);
 //! - [`kerberos`]: a throwaway MIT Kerberos realm (KDC, principals, keytabs);
 //! - [`ports`]: free loopback ports for servers started as processes;
@@ -15,6 +16,7 @@
 
 pub mod apache;
 pub mod client;
+pub mod disk_faults;
 pub mod http;
 pub mod kerberos;
 pub mod mixed;

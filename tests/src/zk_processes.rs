@@ -163,6 +163,26 @@ impl ServerProcess {
         Ok(ServerProcess { child: Some(child) })
     }
 
+    /// [`ServerProcess::start_logging`] with extra environment variables (e.g.
+    /// [`crate::disk_faults::FailingFsync::env`]).
+    pub fn start_logging_with_env(
+        cfg: &Path,
+        log: &Path,
+        rust_log: &str,
+        env: &[(String, String)],
+    ) -> io::Result<ServerProcess> {
+        let file = OpenOptions::new().create(true).append(true).open(log)?;
+        let child = Command::new(zk_server_bin()?)
+            .arg(cfg)
+            .env("RUST_LOG", rust_log)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()?;
+        Ok(ServerProcess { child: Some(child) })
+    }
+
     /// Runs `zk-server <cfg>`.
     pub fn start(cfg: &Path) -> io::Result<ServerProcess> {
         Self::start_with(cfg, &[])

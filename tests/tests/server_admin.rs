@@ -510,8 +510,18 @@ const APACHE_TYPES: &[(&str, &str)] = &[
     ("connection_request_count", "counter"),
     ("connection_revalidate_count", "counter"),
     ("response_bytes", "counter"),
+    ("diff_count", "counter"),
+    ("snap_count", "counter"),
     ("readlatency", "summary"),
     ("updatelatency", "summary"),
+    ("fsynctime", "summary"),
+    ("snapshottime", "summary"),
+    ("election_time", "summary"),
+    ("startup_txns_loaded", "summary"),
+    ("dbinittime", "summary"),
+    ("sync_processor_batch_size", "summary"),
+    ("proposal_latency", "summary"),
+    ("commit_propagation_latency", "summary"),
 ];
 
 struct Scrape {
@@ -597,6 +607,12 @@ async fn metrics_have_apache_names_and_move_with_load() {
         "approximate_data_size",
         "readlatency",
         "updatelatency",
+        "fsynctime",
+        "snapshottime",
+        "election_time",
+        "proposal_latency",
+        "diff_count",
+        "snap_count",
     ] {
         assert!(
             before.types.contains_key(name),
@@ -615,6 +631,9 @@ async fn metrics_have_apache_names_and_move_with_load() {
         );
     }
     assert_eq!(before.values["readlatency_count"], 0.0);
+    // Apache's basic summaries (fsynctime...) export the median only.
+    assert!(before.text.contains("fsynctime{quantile=\"0.5\"}"));
+    assert!(!before.text.contains("fsynctime{quantile=\"0.9\"}"));
 
     let c = tests::client::connect(&server.connect_string(), Duration::from_secs(10)).await;
     c.create("/m", b"x", &Acl::open_unsafe(), CreateMode::Persistent)
@@ -641,6 +660,13 @@ async fn metrics_have_apache_names_and_move_with_load() {
     assert_eq!(after.values["global_sessions"], 1.0);
     assert!(after.values["connection_request_count"] >= 1.0);
     assert!(after.values["response_bytes"] > before.values["response_bytes"]);
+    // The create was made durable by a timed fdatasync.
+    assert!(
+        after.values["fsynctime_count"] > before.values["fsynctime_count"],
+        "a write is fsynced: {:?}",
+        moved("fsynctime_count")
+    );
+    assert!(!after.values["fsynctime{quantile=0.5}"].is_nan());
     // Once there are samples, quantiles are numbers (NaN before, as Apache's client).
     assert!(!after.values["readlatency{quantile=0.5}"].is_nan());
     assert_eq!(get(addr, "/other").await.status, 404);

@@ -186,9 +186,78 @@ async fn mntr_has_apaches_keys_minus_documented_omissions() {
     assert!(p("zk_p50_readlatency") <= p("zk_p99_readlatency"));
     assert!(p("zk_p999_readlatency") <= p("zk_max_readlatency"));
 
+    // This server keeps its log in memory: nothing is fsynced (as Apache with
+    // forceSync=no, which times no syncs either).
+    assert_eq!(p("zk_cnt_fsynctime"), 0);
+    // A standalone server is in no election and syncs no learner.
+    assert_eq!(p("zk_cnt_election_time"), 0);
+    assert_eq!(value(&o, "zk_diff_count"), "0");
+    assert_eq!(value(&o, "zk_snap_count"), "0");
+
     // srst resets the counters and summaries.
     fl(s.port(), "srst").await;
     let o = mntr_map(&fl(s.port(), "mntr").await);
     assert_eq!(value(&o, "zk_cnt_readlatency"), "0");
     assert_eq!(value(&o, "zk_max_client_response_size"), "-1");
+}
+
+/// On disk, every write batch is made durable by one timed fdatasync (`fsynctime`,
+/// `sync_processor_batch_size`), and a write raises the count; `srst` starts it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mntr_times_txn_log_fsyncs_on_disk() {
+    let s = zk_server::testkit::TestServer::start()
+        .await
+        .expect("on-disk server");
+    let port = s.addr().port();
+    let before = mntr_map(&fl(port, "mntr").await);
+    let n = |m: &[(String, String)], k: &str| value(m, k).parse::<u64>().unwrap();
+    mntr_traffic(s.addr()).await;
+    let after = mntr_map(&fl(port, "mntr").await);
+    let fsyncs = n(&after, "zk_cnt_fsynctime");
+    assert!(
+        fsyncs > n(&before, "zk_cnt_fsynctime"),
+        "writes raise fsynctime: {fsyncs}"
+    );
+    assert_eq!(n(&after, "zk_cnt_sync_processor_batch_size"), fsyncs);
+    // Two sessions, a create, a set, two closes: every txn was in some batch.
+    assert!(n(&after, "zk_sum_sync_processor_batch_size") >= 4);
+    assert!(n(&after, "zk_max_fsynctime") >= n(&after, "zk_min_fsynctime"));
+    let mut c = RawClient::connect(s.addr()).await;
+    c.create("/fsync", "x", CreateMode::Persistent).await;
+    let later = mntr_map(&fl(port, "mntr").await);
+    assert!(n(&later, "zk_cnt_fsynctime") > fsyncs);
+    fl(port, "srst").await;
+    let reset = mntr_map(&fl(port, "mntr").await);
+    assert_eq!(n(&reset, "zk_cnt_fsynctime"), 0);
+    s.stop().await.expect("stop");
+}
+
+/// The start is timed too: reading the data directory back (`dbinittime`) and the txns
+/// replayed from the log (`startup_txns_loaded`), once per start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mntr_times_the_database_load_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = zk_server::ServerConfig::for_tests(dir.path());
+    let s = zk_server::Server::start(cfg.clone()).await.expect("start");
+    let n = |m: &[(String, String)], k: &str| value(m, k).parse::<u64>().unwrap();
+    let fresh = mntr_map(&fl(s.local_addr().port(), "mntr").await);
+    assert_eq!(n(&fresh, "zk_cnt_dbinittime"), 1);
+    assert_eq!(n(&fresh, "zk_cnt_startup_txns_loaded"), 1);
+    assert_eq!(
+        n(&fresh, "zk_sum_startup_txns_loaded"),
+        0,
+        "nothing to replay"
+    );
+    mntr_traffic(s.local_addr()).await;
+    s.stop().await.expect("stop");
+    let s = zk_server::Server::start(cfg).await.expect("restart");
+    let again = mntr_map(&fl(s.local_addr().port(), "mntr").await);
+    assert_eq!(n(&again, "zk_cnt_dbinittime"), 1);
+    // Sessions, a create, a set and the closes were replayed.
+    assert!(
+        n(&again, "zk_sum_startup_txns_loaded") >= 4,
+        "{}",
+        value(&again, "zk_sum_startup_txns_loaded")
+    );
+    s.stop().await.expect("stop");
 }

@@ -2,7 +2,9 @@
 
 use std::fmt::Write;
 
-use crate::admin::stats::{BufferStats, ConnStats, ServerStats, Summary};
+use crate::admin::stats::{
+    BufferStats, ConnStats, DiskTimings, QuorumTimings, ServerStats, Summary,
+};
 use crate::config::ServerConfig;
 use crate::core::processor::Processor;
 use crate::host::quorum::driver::LeaderStats;
@@ -38,6 +40,10 @@ pub struct View<'a> {
     pub dir_sizes: (u64, u64),
     /// Wall clock, ms.
     pub now_ms: i64,
+    /// What the disk timed (the owner fills it in; empty by default).
+    pub disk: DiskTimings,
+    /// What the quorum side timed and counted (a member's owner fills it in).
+    pub quorum: QuorumTimings,
 }
 
 impl<'a> View<'a> {
@@ -83,6 +89,8 @@ impl<'a> View<'a> {
             uptime_ms: now_ms - started_ms,
             dir_sizes,
             now_ms,
+            disk: DiskTimings::default(),
+            quorum: QuorumTimings::default(),
         }
     }
 }
@@ -455,8 +463,9 @@ pub fn render_as(cmd: &str, v: &View, r: Role) -> String {
 /// admin server, connection throttling and its
 /// token bucket, Java's processor pipeline (prep / sync / commit processor queues and
 /// their timings, response caches, learner handler queues), JVM pauses, dead-watcher
-/// cleaning, digests, quotas per namespace, and the startup / election / sync timings
-/// and event counters it does not record. Summaries are named by their base (Apache
+/// cleaning, digests, quotas per namespace, and the startup / sync timings and event
+/// counters it does not record (it does time fsyncs, snapshots, elections, proposals
+/// and commits reaching a learner, and counts DIFF / SNAP syncs). Summaries are named by their base (Apache
 /// prints `zk_avg_`, `zk_min_`, `zk_max_`, `zk_cnt_`, `zk_sum_` and, for some,
 /// `zk_p50_` .. `zk_p999_` of each).
 pub const MNTR_OMITTED_KEYS: &[&str] = &[
@@ -501,8 +510,6 @@ pub const MNTR_OMITTED_KEYS: &[&str] = &[
     "zk_sync_processor_request_queued",
     "zk_request_commit_queued",
     "zk_skip_learner_request_to_next_processor_count",
-    "zk_diff_count",
-    "zk_snap_count",
     "zk_commit_count",
     "zk_revalidate_count",
     "zk_quit_leading_due_to_disloyal_voter",
@@ -529,13 +536,10 @@ pub const MNTR_OMITTED_SUMMARIES: &[&str] = &[
     "sync_processor_queue_size",
     "follower_sync_time",
     "prep_processor_queue_size",
-    "fsynctime",
     "inflight_snap_count",
     "reads_issued_from_session_queue",
     "learner_request_processor_queue_size",
-    "snapshottime",
     "unavailable_time",
-    "startup_txns_loaded",
     "reads_after_write_in_session_queue",
     "requests_in_session_queue",
     "write_commit_proc_issued",
@@ -543,12 +547,9 @@ pub const MNTR_OMITTED_SUMMARIES: &[&str] = &[
     "pending_session_queue_size",
     "time_waiting_empty_pool_in_commit_processor_read_ms",
     "commit_process_time",
-    "dbinittime",
     "inflight_diff_count",
     "netty_queued_buffer_capacity",
-    "election_time",
     "commit_commit_proc_req_queued",
-    "sync_processor_batch_size",
     "node_children_watch_count",
     "write_batch_time_in_commit_processor",
     "read_commit_proc_issued",
@@ -566,11 +567,9 @@ pub const MNTR_OMITTED_SUMMARIES: &[&str] = &[
     "quorum_ack_latency",
     "om_commit_process_time_ms",
     "read_final_proc_time_ms",
-    "commit_propagation_latency",
     "dead_watchers_cleaner_latency",
     "write_final_proc_time_ms",
     "proposal_ack_creation_latency",
-    "proposal_latency",
     "om_proposal_process_time_ms",
     "sync_processor_queue_and_flush_time_ms",
     "propagation_latency",
@@ -641,11 +640,32 @@ pub enum Detail {
     Advanced,
 }
 
-/// The summaries this server keeps, by Apache's names, in `mntr`'s order.
-pub fn summaries<'a>(v: &View<'a>) -> Vec<(&'static str, Detail, &'a Summary)> {
+/// The summaries this server keeps, by Apache's names, in `mntr`'s order (Apache's
+/// HashMap order); all in ms but the batch size (txns).
+pub fn summaries<'a, 'b>(v: &'b View<'a>) -> Vec<(&'static str, Detail, &'b Summary)> {
     vec![
+        ("fsynctime", Detail::Basic, &v.disk.fsync),
+        ("snapshottime", Detail::Basic, &v.disk.snapshot),
+        ("startup_txns_loaded", Detail::Basic, &v.disk.txns_loaded),
+        ("dbinittime", Detail::Basic, &v.disk.db_init),
+        ("election_time", Detail::Basic, &v.quorum.election),
+        (
+            "sync_processor_batch_size",
+            Detail::Basic,
+            &v.disk.batch_size,
+        ),
         ("updatelatency", Detail::Advanced, &v.stats.update_latency),
         ("readlatency", Detail::Advanced, &v.stats.read_latency),
+        (
+            "commit_propagation_latency",
+            Detail::Advanced,
+            &v.quorum.commit_propagation,
+        ),
+        (
+            "proposal_latency",
+            Detail::Advanced,
+            &v.quorum.proposal_latency,
+        ),
     ]
 }
 
@@ -764,10 +784,12 @@ pub fn monitor(v: &View, r: Role) -> Vec<(String, MonitorValue)> {
     put("looking_count", member(|q| q.looking_count));
     put("connection_request_count", int(st.connection_requests));
     put("response_bytes", int(st.response_bytes));
+    put("diff_count", int(v.quorum.diff_count));
     put(
         "connection_revalidate_count",
         int(st.connection_revalidates),
     );
+    put("snap_count", int(v.quorum.snap_count));
     for (name, detail, summary) in summaries(v) {
         summary_values(&mut lines, name, detail, summary);
     }

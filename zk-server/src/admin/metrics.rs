@@ -24,6 +24,8 @@ pub const COUNTERS: &[&str] = &[
     "connection_request_count",
     "response_bytes",
     "connection_revalidate_count",
+    "diff_count",
+    "snap_count",
 ];
 
 /// Prefixes `mntr` gives a summary's values.

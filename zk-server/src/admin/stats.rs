@@ -149,6 +149,49 @@ impl ServerStats {
     }
 }
 
+/// What the disk measured (Apache's `fsynctime`, `snapshottime` and
+/// `sync_processor_batch_size` summaries), kept by the storage layer: the cores never
+/// read a clock.
+#[derive(Debug, Clone, Default)]
+pub struct DiskTimings {
+    /// Each txn log fdatasync, ms (`fsynctime`).
+    pub fsync: Summary,
+    /// Each snapshot written, from start to the file being complete, ms (`snapshottime`).
+    pub snapshot: Summary,
+    /// Txns made durable by each fdatasync (`sync_processor_batch_size`).
+    pub batch_size: Summary,
+    /// Reading the data directory back at start (snapshot and txn log replay), ms
+    /// (`dbinittime`).
+    pub db_init: Summary,
+    /// Txns replayed from the txn log at start (`startup_txns_loaded`).
+    pub txns_loaded: Summary,
+}
+
+/// What the quorum side measured (Apache's `ServerMetrics` that need a clock or count
+/// learner syncs), kept by the host: elections, proposals reaching a learner, learner
+/// syncs served by a leader.
+#[derive(Debug, Clone, Default)]
+pub struct QuorumTimings {
+    /// Each election, from starting to look to knowing the leader, ms (`election_time`).
+    pub election: Summary,
+    /// Learner: from the leader creating a txn (its header time) to the PROPOSAL
+    /// arriving, ms (`proposal_latency`; wall clocks, so skew shows).
+    pub proposal_latency: Summary,
+    /// Learner: from the leader creating a txn to it committing here, ms
+    /// (`commit_propagation_latency`).
+    pub commit_propagation: Summary,
+    /// Leader: learners synced by DIFF or TRUNC (`diff_count`).
+    pub diff_count: u64,
+    /// Leader: learners synced by a snapshot (`snap_count`).
+    pub snap_count: u64,
+}
+
+/// Wall-clock ms from a txn header's `time` to `now_ms`; `None` when negative (clocks
+/// skewed), which Apache does not record either.
+pub fn since_txn_time(header_time: i64, now_ms: i64) -> Option<u64> {
+    u64::try_from(now_ms.checked_sub(header_time)?).ok()
+}
+
 /// Per-connection counters (`cons`).
 #[derive(Debug, Clone)]
 pub struct ConnStats {

@@ -202,12 +202,19 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+        // Disk trouble ends the server as Apache's ends (it stops serving and exits), but
+        // with a failure code, so a supervisor (systemd's Restart=on-failure) sees it.
+        let mut code = ExitCode::SUCCESS;
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
             _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: shutting down"),
+            _ = handle.failed() => {
+                tracing::error!("the txn log cannot be written: shutting down, exit code 1");
+                code = ExitCode::FAILURE;
+            }
         }
         match handle.stop().await {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(()) => code,
             Err(e) => {
                 eprintln!("zk-server: {e}");
                 ExitCode::FAILURE

@@ -145,6 +145,21 @@ impl ServerHandle {
         self.metrics_addr
     }
 
+    /// Resolves once the server stopped serving because its txn log could not be made
+    /// durable (disk trouble, logged as an ERROR): call [`ServerHandle::stop`] then. The
+    /// `zk-server` binary exits with code 1.
+    pub async fn failed(&self) {
+        match &self.node {
+            Some(n) => n.failed().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Whether [`ServerHandle::failed`] has resolved.
+    pub fn has_failed(&self) -> bool {
+        self.node.as_ref().is_some_and(Node::has_failed)
+    }
+
     /// `host:port` connect string.
     pub fn connect_string(&self) -> String {
         self.addr.to_string()

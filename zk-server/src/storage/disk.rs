@@ -144,6 +144,10 @@ fn log_snapshot_written(path: &Path, zxid: i64, started: std::time::Instant) {
     );
 }
 
+fn elapsed_ms(since: std::time::Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 /// The state behind a [`NodeDisk`] (a [`MemoryStore`]'s `state()`).
 #[derive(Debug)]
 pub struct DiskData {
@@ -184,6 +188,8 @@ pub struct DiskData {
     /// Snapshots taken (periodic) and received from a leader (SNAP).
     snapshots_taken: u64,
     snapshots_installed: u64,
+    /// Sync and snapshot timings (`fsynctime`, `snapshottime` in `mntr`).
+    timings: crate::admin::stats::DiskTimings,
     /// Bumped by every restart: an earlier run's disk thread (still finishing after a
     /// kill) must not append to the recovered log.
     incarnation: u64,
@@ -220,6 +226,7 @@ impl Default for DiskData {
             appends: 0,
             snapshots_taken: 0,
             snapshots_installed: 0,
+            timings: Default::default(),
             incarnation: 0,
             streaming: None,
             autopurge: Autopurge::default(),
@@ -302,12 +309,25 @@ impl DiskData {
                 let encoded: Vec<(i64, &[u8])> =
                     txns.iter().map(|p| (p.zxid, &p.data[..])).collect();
                 match storage.append_encoded(&encoded) {
-                    Ok(()) => true,
+                    Ok(()) => {
+                        let ms = storage.sync_stats().last_sync_ms;
+                        self.timings.fsync.record(ms);
+                        self.timings.batch_size.record(txns.len() as u64);
+                        true
+                    }
                     Err(e) => {
                         // The log is unusable from here on (Storage refuses later
                         // appends, or this batch holds a txn it cannot log): this member
                         // stops acknowledging until it restarts and recovers.
-                        tracing::error!("txn log append failed: {e}");
+                        let errno = match &e {
+                            crate::error::ServerError::Io { source, .. } => source.raw_os_error(),
+                            _ => None,
+                        };
+                        tracing::error!(
+                            "disk trouble: txn log append failed ({e}; errno {}): no write \
+                             is acknowledged from here on until the server restarts",
+                            errno.map_or("-".to_string(), |n| n.to_string())
+                        );
                         false
                     }
                 }
@@ -651,6 +671,8 @@ impl NodeDisk {
         )?;
         storage.set_fsync_warning(std::time::Duration::from_millis(d.fsync_warning_ms));
         let ms = started.elapsed().as_millis();
+        d.timings.db_init.record(elapsed_ms(started));
+        d.timings.txns_loaded.record(replay.map_or(0, |r| r.1));
         match (replay, restored.snapshot.as_ref()) {
             (Some((snap, n, first, last)), _) => tracing::info!(
                 "recovered to zxid {last:#x} in {ms} ms: snapshot {snap:#x}, then {n} txns \
@@ -793,6 +815,7 @@ impl NodeDisk {
                     .snapshots_written
                     .fetch_add(1, Ordering::SeqCst);
                 log_snapshot_written(&p, zxid, s.started);
+                d.timings.snapshot.record(elapsed_ms(s.started));
             }
             Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
         }
@@ -841,6 +864,7 @@ impl NodeDisk {
                             .snapshots_written
                             .fetch_add(1, Ordering::SeqCst);
                         log_snapshot_written(&p, zxid, started);
+                        d.timings.snapshot.record(elapsed_ms(started));
                     }
                     Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
                 }
@@ -956,6 +980,16 @@ impl NodeDisk {
                 tracing::error!("writing {} failed: {err}", which.file_name());
             }
         }
+    }
+
+    /// What the disk timed so far (`fsynctime`, `snapshottime`).
+    pub fn timings(&self) -> crate::admin::stats::DiskTimings {
+        self.lock().timings.clone()
+    }
+
+    /// Forgets the timings (`srst`).
+    pub fn reset_timings(&self) {
+        self.lock().timings = Default::default();
     }
 
     /// Counters of what the disk did.

@@ -40,6 +40,7 @@ pub mod database_builder;
 pub mod disk;
 pub mod disk_thread;
 pub mod epoch_file;
+pub mod fault;
 pub mod file_names;
 pub(crate) mod fs_util;
 pub mod snap_stream;

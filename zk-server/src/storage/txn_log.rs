@@ -83,6 +83,8 @@ pub struct SyncStats {
     pub log_syncs: u64,
     /// fsync calls on the log directory (one per new log file).
     pub dir_syncs: u64,
+    /// How long the latest fdatasync took, ms (`fsynctime` in `mntr`).
+    pub last_sync_ms: u64,
 }
 
 /// The file being appended to.
@@ -241,8 +243,8 @@ impl LogWriter {
             .write_all_at(buf, log.pos)
             .map_err(|e| ServerError::io(format!("write txn log {}", log.path.display()), e))?;
         let started = std::time::Instant::now();
-        log.file
-            .sync_data()
+        super::fault::sync_fault(&log.path)
+            .map_or_else(|| log.file.sync_data(), Err)
             .map_err(|e| ServerError::io(format!("fsync txn log {}", log.path.display()), e))?;
         let took = started.elapsed();
         if took > self.fsync_warning {
@@ -257,6 +259,7 @@ impl LogWriter {
             );
         }
         self.stats.log_syncs += 1;
+        self.stats.last_sync_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
         let created = log.pos == 0;
         log.pos = end;
         if created {

@@ -15,3 +15,15 @@ pub mod txn_list_snapshot;
 
 pub use ensemble::Ensemble;
 pub use server::TestServer;
+
+/// Makes every txn log fdatasync under `dir` fail with `errno` from now on, in this
+/// process (a failing disk, for tests of what a server does then); see
+/// [`crate::storage::fault`].
+pub fn fail_txn_log_syncs_under(dir: &std::path::Path, errno: i32) {
+    crate::storage::fault::fail_syncs_under(dir, errno);
+}
+
+/// Ends the faults [`fail_txn_log_syncs_under`] registered for `dir`.
+pub fn heal_txn_log_syncs_under(dir: &std::path::Path) {
+    crate::storage::fault::clear_under(dir);
+}

@@ -79,6 +79,11 @@ impl TestServer {
         self.handle.config()
     }
 
+    /// The running server's handle (addresses, [`ServerHandle::failed`]).
+    pub fn handle(&self) -> &ServerHandle {
+        &self.handle
+    }
+
     /// Stops the server (connections closed, in-flight txns durable), then deletes its
     /// directory.
     pub async fn stop(self) -> Result<()> {

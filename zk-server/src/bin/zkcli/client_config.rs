@@ -5,6 +5,15 @@
 //! `jute.maxbuffer`. A key asking for protection zk-client does not give (CRL / OCSP
 //! checks, named cipher suites, TLS versions other than 1.2 / 1.3) is refused with its
 //! name, so nothing connects with less security than the file asked for.
+//!
+//! The same keys are read as Java system properties first: the `-Dzookeeper.*=` words of
+//! `CLIENT_JVMFLAGS` and `JVMFLAGS`, the variables zkCli.sh hands to Java, so an Apache
+//! user's `CLIENT_JVMFLAGS="-Dzookeeper.client.secure=true
+//! -Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty
+//! -Dzookeeper.ssl.keyStore.location=... -Djava.security.auth.login.config=..."` works
+//! unchanged; a `-client-configuration` file overrides them key by key, as Apache's
+//! `ZKClientConfig` does. `zookeeper.clientCnxnSocket` names a Java socket class and means
+//! nothing here.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,26 +33,30 @@ pub struct ClientSettings {
 }
 
 impl ClientSettings {
-    /// Settings without a file: only a JAAS `Client` section named by the environment
-    /// (`CLIENT_JVMFLAGS` / `JVMFLAGS` `-Djava.security.auth.login.config=`, or
-    /// `ZK_CLIENT_JAAS`), as zkCli.sh passes it to Java.
-    pub fn from_env() -> ClientSettings {
-        ClientSettings {
-            jaas: zk_client::sasl::jaas_from_env(),
-            ..ClientSettings::default()
-        }
+    /// Settings without a file: the system properties of the environment's JVM flags
+    /// ([`jvm_properties`]) and the JAAS `Client` section they (or `ZK_CLIENT_JAAS`)
+    /// name, as zkCli.sh passes them to Java. The error names the variables and the key.
+    pub fn from_env() -> Result<ClientSettings, String> {
+        Self::from_properties(&jvm_properties(|v| std::env::var(v).ok()))
+            .map_err(|e| format!("Error while processing {JVM_FLAGS_VARS}: {e}"))
     }
 
-    /// Reads a properties file; the error names the file and the key.
+    /// Reads a properties file over the environment's system properties (the file wins
+    /// key by key); the error names the file and the key.
     pub fn load(path: &Path) -> Result<ClientSettings, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("Error while processing {}: {e}", path.display()))?;
-        Self::from_properties(&parse_properties(&text))
+        let mut p = jvm_properties(|v| std::env::var(v).ok());
+        p.extend(parse_properties(&text));
+        Self::from_properties(&p)
             .map_err(|e| format!("Error while processing {}: {e}", path.display()))
     }
 
     fn from_properties(p: &BTreeMap<String, String>) -> Result<ClientSettings, String> {
-        let mut s = ClientSettings::from_env();
+        let mut s = ClientSettings {
+            jaas: zk_client::sasl::jaas_from_env(),
+            ..ClientSettings::default()
+        };
         let get = |k: &str| p.get(k).map(String::as_str);
         let flag =
             |k: &str, default: bool| get(k).map_or(default, |v| v.eq_ignore_ascii_case("true"));
@@ -116,6 +129,29 @@ impl ClientSettings {
         }
         b
     }
+}
+
+/// The variables whose `-D` words zkCli.sh passes to Java, in its order.
+const JVM_FLAGS_VARS: &str = "CLIENT_JVMFLAGS / JVMFLAGS";
+
+/// The `-Dkey=value` system properties in `CLIENT_JVMFLAGS` then `JVMFLAGS` (split on
+/// whitespace, as the unquoted variables in zkCli.sh are; a later one wins, as in Java).
+/// A bare `-Dkey` is `key=""`, as Java has it.
+pub fn jvm_properties(var: impl Fn(&str) -> Option<String>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for name in ["CLIENT_JVMFLAGS", "JVMFLAGS"] {
+        let Some(flags) = var(name) else { continue };
+        for word in flags.split_whitespace() {
+            let Some(prop) = word.strip_prefix("-D") else {
+                continue;
+            };
+            let (k, v) = prop.split_once('=').unwrap_or((prop, ""));
+            if !k.is_empty() {
+                out.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+    out
 }
 
 fn store_spec(p: &BTreeMap<String, String>, which: &str) -> Result<Option<StoreSpec>, String> {
@@ -239,6 +275,26 @@ mod tests {
         assert_eq!(p["a.b"], "c");
         assert_eq!(p["long"], "xy");
         assert_eq!(p["sp"], "value here");
+    }
+
+    #[test]
+    fn jvm_flags_are_system_properties() {
+        let env = |v: &str| match v {
+            "CLIENT_JVMFLAGS" => Some(
+                "-Xmx64m -Dzookeeper.client.secure=true \
+                 -Dzookeeper.ssl.trustStore.location=/a.pem -Dflag"
+                    .to_string(),
+            ),
+            "JVMFLAGS" => Some("-Dzookeeper.ssl.trustStore.location=/b.pem".to_string()),
+            _ => None,
+        };
+        let p = jvm_properties(env);
+        assert_eq!(p["zookeeper.client.secure"], "true");
+        // JVMFLAGS comes later on zkCli.sh's java line: it wins.
+        assert_eq!(p["zookeeper.ssl.trustStore.location"], "/b.pem");
+        assert_eq!(p["flag"], "");
+        assert!(!p.contains_key("-Xmx64m") && !p.contains_key("Xmx64m"));
+        assert!(jvm_properties(|_| None).is_empty());
     }
 
     #[test]

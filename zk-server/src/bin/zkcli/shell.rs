@@ -44,14 +44,15 @@ struct Shell {
 /// Runs zkcli with its parsed flags; returns the exit code.
 pub async fn run(opts: MainOptions) -> i32 {
     let settings = match &opts.client_configuration {
-        Some(p) => match ClientSettings::load(std::path::Path::new(p)) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("{e}");
-                return 2;
-            }
-        },
+        Some(p) => ClientSettings::load(std::path::Path::new(p)),
         None => ClientSettings::from_env(),
+    };
+    let settings = match settings {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
     };
     println!("Connecting to {}", opts.server);
     let command = opts.command.clone();

@@ -78,6 +78,8 @@ pub struct NodeSetup {
 /// A running node; dropping it stops it like a crash ([`Node::stop`] stops it cleanly).
 pub struct Node {
     status: watch::Receiver<PeerStatus>,
+    /// Set once a standalone node's txn log failed ([`Node::failed`]).
+    failed: watch::Receiver<bool>,
     /// The node task's inbox, for the HTTP endpoints.
     requests: UnboundedSender<ClientMsg>,
     /// The AdminServer and metrics tasks ([`Node::serve_http`]).
@@ -249,6 +251,7 @@ impl Node {
         let conn_settings = Arc::new(ConnSettings::from_config(&config));
         let listener = client.spawn(core_tx.clone(), conn_settings, throttle.clone());
         let (status_tx, status) = watch::channel(role);
+        let (failed_tx, failed) = watch::channel(false);
         let (control, control_rx) = mpsc::unbounded_channel();
         let read_only_enabled = Arc::new(AtomicBool::new(config.read_only_mode));
         let tick = Duration::from_millis(u64::from(config.tick_time / 4).clamp(5, 50));
@@ -260,6 +263,7 @@ impl Node {
             clients: Clients::new(throttle),
             role,
             status: status_tx,
+            failed: failed_tx,
             read_only_enabled: read_only_enabled.clone(),
             config,
             started: now,
@@ -277,6 +281,7 @@ impl Node {
         });
         Node {
             status,
+            failed,
             requests: core_tx,
             http: Vec::new(),
             read_only_enabled,
@@ -296,6 +301,22 @@ impl Node {
     /// The peer's latest role (a standalone server always leads and serves).
     pub fn status(&self) -> PeerStatus {
         *self.status.borrow()
+    }
+
+    /// Whether a standalone node stopped serving because its txn log could not be made
+    /// durable (see [`Node::failed`]).
+    pub fn has_failed(&self) -> bool {
+        *self.failed.borrow()
+    }
+
+    /// Resolves once a standalone node's txn log could not be made durable: from then on
+    /// it answers no client (Apache's standalone server shuts down then); its owner
+    /// should stop it. Pending forever otherwise.
+    pub async fn failed(&self) {
+        let mut rx = self.failed.clone();
+        if rx.wait_for(|f| *f).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// Turns read-only mode (`readonlymode.enabled`) on or off: when on, a member LOOKING
@@ -499,6 +520,8 @@ struct NodeTask {
     role: PeerStatus,
     /// The role, published for [`Node::status`].
     status: watch::Sender<PeerStatus>,
+    /// Set when a standalone node's txn log fails ([`Node::failed`]).
+    failed: watch::Sender<bool>,
     read_only_enabled: Arc<AtomicBool>,
     config: ServerConfig,
     started: i64,
@@ -665,13 +688,21 @@ impl NodeTask {
     }
 
     /// The disk could not make txns durable. A standalone server stops serving, as
-    /// Apache halts when it cannot log: an unlogged write is never acknowledged. (A
-    /// member's peer never acknowledges them, and the member drops out until restarted.)
+    /// Apache's shuts down when it cannot log: an unlogged write is never acknowledged,
+    /// every connection closes and later ones are refused ([`Node::failed`] tells the
+    /// owner, which stops it). A member's peer never acknowledges them, and the member
+    /// drops out of the quorum's acks until restarted.
     fn append_failed(&mut self) {
         if let Replication::Standalone(l) = &mut self.repl {
-            tracing::error!("txn log write failed: closing all connections");
+            if !*self.failed.borrow() {
+                tracing::error!(
+                    "disk trouble: the txn log cannot be written; this server stops serving \
+                     clients (restart it once the disk is fixed)"
+                );
+            }
             l.pending.clear();
             self.clients.close_all();
+            self.failed.send_replace(true);
         }
     }
 
@@ -704,6 +735,12 @@ impl NodeTask {
         match a {
             Action::Deliver(p) => match TxnEntry::decode(p.data.clone()) {
                 Ok(e) => {
+                    // A synced learner's commits (Apache's FollowerZooKeeperServer
+                    // times them; replayed sync history would only add noise).
+                    let learner = !self.leading() && self.serving();
+                    if let Some(m) = self.member().filter(|_| learner) {
+                        m.io.record_commit_propagation(e.header.time, now_ms());
+                    }
                     let out = self
                         .processor
                         .committed(std::slice::from_ref(&e), self.now());
@@ -1104,10 +1141,9 @@ impl NodeTask {
     fn four_letter(&mut self, cmd: &str, peer: SocketAddr) -> String {
         let leading = self.leading();
         if cmd == "srst" {
-            // Apache's srst resets the leader's proposal sizes along with the server stats.
-            if let Some(m) = self.member() {
-                m.quorum.proposal_sizes = Default::default();
-            }
+            // Apache's srst resets the leader's proposal sizes along with the server stats
+            // (and every ServerMetrics summary: the timings).
+            self.reset_timings();
         }
         let Some(mode) = self.mode() else {
             self.clients.four_letter(cmd);
@@ -1136,7 +1172,7 @@ impl NodeTask {
         let now = now_ms();
         let quorum = self.quorum_now(mode, leader, now);
         let asking = clients::asking(peer, now);
-        let view = four_letter::View::of(
+        let mut view = four_letter::View::of(
             &self.processor,
             &self.config,
             &self.clients,
@@ -1144,11 +1180,36 @@ impl NodeTask {
             self.started,
             now,
         );
+        (view.disk, view.quorum) = self.timings();
         let role = Role {
             mode,
             quorum: quorum.as_ref(),
         };
         four_letter::render_as(cmd, &view, role)
+    }
+
+    /// What the disk and (on a member) the quorum side measured, for `mntr` and
+    /// `/metrics`.
+    fn timings(
+        &self,
+    ) -> (
+        crate::admin::stats::DiskTimings,
+        crate::admin::stats::QuorumTimings,
+    ) {
+        let quorum = match &self.repl {
+            Replication::Member(m) => m.io.timings().clone(),
+            Replication::Standalone(_) => Default::default(),
+        };
+        (self.disk.timings(), quorum)
+    }
+
+    /// `srst`: the leader's proposal sizes and every timing start again.
+    fn reset_timings(&mut self) {
+        self.disk.reset_timings();
+        if let Some(m) = self.member() {
+            m.quorum.proposal_sizes = Default::default();
+            m.io.reset_timings();
+        }
     }
 
     /// What `mntr`, `conf` and the AdminServer report about the ensemble now, for a
@@ -1184,9 +1245,7 @@ impl NodeTask {
             match commands::resolve(name).map(|(c, _)| c) {
                 Some("stat_reset") => {
                     self.clients.stats.reset();
-                    if let Some(m) = self.member() {
-                        m.quorum.proposal_sizes = Default::default();
-                    }
+                    self.reset_timings();
                 }
                 Some("connection_stat_reset") => self.clients.reset_connection_stats(),
                 _ => {}
@@ -1194,13 +1253,14 @@ impl NodeTask {
         }
         let now = now_ms();
         let quorum = self.quorum_now(mode.unwrap_or("looking"), leader, now);
-        let view = four_letter::View::without_asking(
+        let mut view = four_letter::View::without_asking(
             &self.processor,
             &self.config,
             &self.clients,
             self.started,
             now,
         );
+        (view.disk, view.quorum) = self.timings();
         let role = mode.map(|mode| Role {
             mode,
             quorum: quorum.as_ref(),
@@ -1224,6 +1284,11 @@ impl NodeTask {
     /// leader records itself as the owner of a session reconnecting to it. A standalone
     /// node answers it at once.
     fn connect(&mut self, conn: ConnId, req: ConnectRequest) {
+        if *self.failed.borrow() {
+            // The txn log failed: no session is served any more.
+            self.clients.close(conn);
+            return;
+        }
         let read_only = self.read_only();
         if !self.serving() && !read_only {
             // Not part of an established quorum: the client tries another member.

@@ -348,6 +348,8 @@ pub struct QuorumIo {
     /// When the current election began (ms on [`Self::now`]'s clock), for the log line
     /// saying how long it took; `None` once the new role serves.
     looking_since: Option<u64>,
+    /// Elections, proposal latencies and learner syncs, for `mntr` and `/metrics`.
+    timings: crate::admin::stats::QuorumTimings,
 }
 
 impl QuorumIo {
@@ -425,6 +427,25 @@ impl QuorumIo {
             writers: BTreeMap::new(),
             tick,
             looking_since: Some(0),
+            timings: Default::default(),
+        }
+    }
+
+    /// What this side measured (`election_time`, `proposal_latency`, `diff_count`...).
+    pub fn timings(&self) -> &crate::admin::stats::QuorumTimings {
+        &self.timings
+    }
+
+    /// Forgets the timings (`srst`).
+    pub fn reset_timings(&mut self) {
+        self.timings = Default::default();
+    }
+
+    /// Learner: records a committed txn's trip from the leader's clock to here
+    /// (`commit_propagation_latency`).
+    pub fn record_commit_propagation(&mut self, header_time: i64, now_ms: i64) {
+        if let Some(ms) = crate::admin::stats::since_txn_time(header_time, now_ms) {
+            self.timings.commit_propagation.record(ms);
         }
     }
 
@@ -573,6 +594,9 @@ impl QuorumIo {
             NetEvent::Message(conn, true, m) => peer.on_learner_message(now, conn, m),
             NetEvent::Message(conn, false, m) => {
                 log_sync_mode(&m);
+                if peer.is_serving() {
+                    self.record_proposal_latency(&m);
+                }
                 peer.on_leader_message(now, conn, m)
             }
             NetEvent::Closed(conn, leader_side) => {
@@ -583,6 +607,26 @@ impl QuorumIo {
                     peer.on_leader_disconnected(now, conn)
                 }
             }
+        }
+    }
+
+    /// Learner, once synced: a PROPOSAL's trip from the leader's clock (its txn
+    /// header's time) to here, as Apache's `Follower` measures `proposal_latency`.
+    fn record_proposal_latency(&mut self, m: &ZabMessage) {
+        let ZabMessage::Packet(p) = m else { return };
+        if p.packet_type != QuorumPacketType::Proposal {
+            return;
+        }
+        // TxnHeader: client id (8), cxid (4), zxid (8), then the leader's time (8).
+        let time = p
+            .data
+            .as_deref()
+            .and_then(|d| d.get(20..28))
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(i64::from_be_bytes);
+        let now = crate::host::server::now_ms();
+        if let Some(ms) = time.and_then(|t| crate::admin::stats::since_txn_time(t, now)) {
+            self.timings.proposal_latency.record(ms);
         }
     }
 
@@ -631,6 +675,15 @@ impl QuorumIo {
                 None
             }
             Action::Send { conn, msg } => {
+                // Apache counts each learner sync by how it is done (its LearnerHandler).
+                if let ZabMessage::Packet(p) = &msg {
+                    if matches!(
+                        p.packet_type,
+                        QuorumPacketType::Diff | QuorumPacketType::Trunc
+                    ) {
+                        self.timings.diff_count += 1;
+                    }
+                }
                 if !cut {
                     if let Some(w) = self.writers.get(&conn) {
                         let _ = w.send(Outgoing::Message(msg));
@@ -639,6 +692,10 @@ impl QuorumIo {
                 None
             }
             Action::SendSnapshot { .. } if cut => None,
+            a @ Action::SendSnapshot { .. } => {
+                self.timings.snap_count += 1;
+                Some(a)
+            }
             Action::Close { conn } => {
                 self.writers.remove(&conn);
                 None
@@ -707,6 +764,9 @@ impl QuorumIo {
         let leader = leader.map_or("-".to_string(), |l| l.to_string());
         let took = self.looking_since.map(|t| now.saturating_sub(t));
         if !serving {
+            if let Some(ms) = took {
+                self.timings.election.record(ms);
+            }
             tracing::info!(
                 "peer {}: election won by server {leader}: {role} (election took {} ms, \
                  election epoch {:#x})",

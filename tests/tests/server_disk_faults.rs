@@ -1,0 +1,184 @@
+//! Disk trouble: a txn log fdatasync that fails (injected through the storage layer with
+//! `zk_server::testkit::fail_txn_log_syncs_under`) is logged as an ERROR naming the file
+//! and errno, and no client ever gets an OK for a write that is not durable: a
+//! standalone server closes its clients' connections instead of answering, and an
+//! ensemble member stops acknowledging, so a write lacking a durable quorum is never
+//! answered. In-process `zk_server::testkit` servers.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use zk_client::{Acl, CreateMode};
+use zk_server::testkit::{fail_txn_log_syncs_under, Ensemble, TestServer};
+
+const EIO: i32 = 5;
+
+/// Every log line of this test binary (its tests share one subscriber).
+fn log() -> Arc<Mutex<Vec<u8>>> {
+    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || Capture(sink.clone()))
+            .try_init();
+        buf
+    })
+    .clone()
+}
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The ERROR lines about disk trouble with a txn log under `dir`.
+fn disk_errors(dir: &std::path::Path) -> Vec<String> {
+    let text = String::from_utf8_lossy(&log().lock().unwrap()).to_string();
+    text.lines()
+        .filter(|l| l.contains("ERROR") && l.contains("disk trouble"))
+        .filter(|l| l.contains(&dir.display().to_string()))
+        .map(str::to_string)
+        .collect()
+}
+
+async fn wait_for_errors(dir: &std::path::Path) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let e = disk_errors(dir);
+        if !e.is_empty() || tokio::time::Instant::now() >= deadline {
+            return e;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_never_acknowledges_a_write_its_fsync_failed() {
+    let _ = log();
+    let s = TestServer::start().await.expect("server");
+    let c = tests::client::connect(&s.connect_string(), Duration::from_secs(10)).await;
+    c.create("/before", b"x", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .expect("a write while the disk is fine");
+    let dir = s.server_config().data_log_dir.clone();
+    fail_txn_log_syncs_under(&dir, EIO);
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        c.create("/lost", b"x", &Acl::open_unsafe(), CreateMode::Persistent),
+    )
+    .await;
+    assert!(
+        !matches!(r, Ok(Ok(_))),
+        "a write whose fsync failed was acknowledged: {r:?}"
+    );
+    // The server stops serving (Apache's shuts down), and tells its owner.
+    tokio::time::timeout(Duration::from_secs(10), s.handle().failed())
+        .await
+        .expect("the handle reports the failure");
+    assert!(s.handle().has_failed());
+    let errors = wait_for_errors(&dir).await;
+    let line = errors.first().expect("an ERROR line about the failed sync");
+    assert!(
+        line.contains("fsync txn log") && line.contains("/log."),
+        "{line}"
+    );
+    assert!(line.contains("errno 5"), "{line}");
+    // Later writes are refused too, a new session (a txn itself) included: the log
+    // stays unusable until a restart.
+    let r = tokio::time::timeout(
+        Duration::from_secs(5),
+        zk_client::Client::builder(&s.connect_string())
+            .session_timeout(Duration::from_secs(4))
+            .connect(),
+    )
+    .await;
+    assert!(
+        !matches!(r, Ok(Ok(_))),
+        "a session was created on a disk that cannot sync"
+    );
+    // Nor is any handshake answered (a read-only one needs no txn): the server
+    // answers nobody any more.
+    let hello = zk_proto::ConnectRequest {
+        timeout: 4000,
+        passwd: vec![0u8; 16].into(),
+        read_only: Some(true),
+        ..Default::default()
+    };
+    let r = tests::raw::RawClient::handshake(s.addr(), hello).await;
+    assert!(r.is_err(), "a failed server answered a handshake");
+    zk_server::testkit::heal_txn_log_syncs_under(&dir);
+    s.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_whose_fsync_fails_stop_acknowledging() {
+    let _ = log();
+    let root = tempfile::tempdir().expect("temp dir");
+    let ens = Ensemble::start_on_disk(3, root.path())
+        .await
+        .expect("ensemble");
+    let leader = ens
+        .wait_for_leader(Duration::from_secs(15))
+        .await
+        .expect("leader");
+    let (f1, f2) = ((leader + 1) % 3, (leader + 2) % 3);
+    let addr = ens.client_addr(leader).expect("leader").to_string();
+    let c = tests::client::connect(&addr, Duration::from_secs(10)).await;
+    c.create("/p", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .expect("a write while every disk is fine");
+
+    // One follower's disk fails: the leader and the other follower are a durable
+    // quorum, so writes go on; the failing member says why it stopped acking.
+    let d1 = root.path().join(format!("member-{f1}"));
+    fail_txn_log_syncs_under(&d1, EIO);
+    c.create("/p/a", b"x", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .expect("a quorum is durable without the failing follower");
+    let errors = wait_for_errors(&d1).await;
+    let line = errors
+        .first()
+        .expect("an ERROR line from the failing member");
+    assert!(line.contains("errno 5") && line.contains("/log."), "{line}");
+
+    // The second follower's disk fails too: only the leader's log is durable, which is
+    // no quorum, so the write must never be answered OK.
+    let d2 = root.path().join(format!("member-{f2}"));
+    let lp = ens.client_addr(leader).expect("leader").port();
+    let nodes = || async move {
+        let text = tokio::task::spawn_blocking(move || tests::apache::four_letter(lp, "mntr"))
+            .await
+            .expect("mntr task");
+        text.lines()
+            .find_map(|l| l.strip_prefix("zk_znode_count\t"))
+            .map(str::to_string)
+            .expect("zk_znode_count")
+    };
+    let before = nodes().await;
+    fail_txn_log_syncs_under(&d2, EIO);
+    let r = tokio::time::timeout(
+        Duration::from_secs(4),
+        c.create("/p/b", b"x", &Acl::open_unsafe(), CreateMode::Persistent),
+    )
+    .await;
+    assert!(
+        !matches!(r, Ok(Ok(_))),
+        "a write durable on one member of three was acknowledged: {r:?}"
+    );
+    assert!(!wait_for_errors(&d2).await.is_empty());
+    // Nor did the leader apply it.
+    assert_eq!(nodes().await, before);
+    zk_server::testkit::heal_txn_log_syncs_under(&d1);
+    zk_server::testkit::heal_txn_log_syncs_under(&d2);
+}
