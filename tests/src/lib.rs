@@ -3,6 +3,7 @@
 //! - [`apache`]: Apache ZooKeeper 3.8 (standalone, 3-node ensemble, Java CLI, classpath);
 //! - [`client`]: zk-client sessions as the suites open them;
 //! - [`http`]: plain HTTP GETs (AdminServer, `/metrics`);
+//! - [`kazoo`]: kazoo's own test suite against `zk-server` processes (a `java` shim);
 //! - [`kerberos`]: a throwaway MIT Kerberos realm (KDC, principals, keytabs);
 //! - [`ports`]: free loopback ports for servers started as processes;
 //! - [`proxy`]: a fault-injecting TCP proxy (drop, delay, blackhole connections);
@@ -16,6 +17,7 @@
 pub mod apache;
 pub mod client;
 pub mod http;
+pub mod kazoo;
 pub mod kerberos;
 pub mod mixed;
 pub mod ports;
