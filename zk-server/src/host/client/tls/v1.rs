@@ -159,8 +159,14 @@ fn bad(e: impl Into<String>) -> rustls::Error {
 }
 
 /// Why a version 1 certificate was refused.
-#[derive(Debug)]
 struct V1Error(String);
+
+// rustls logs an `Other` certificate error with `Debug`: the reason, readable.
+impl std::fmt::Debug for V1Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
 
 impl std::fmt::Display for V1Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -180,10 +186,16 @@ pub(super) fn verify(
 ) -> Result<(), rustls::Error> {
     let now = now.as_secs();
     if now < cert.not_before {
-        return Err(rustls::Error::InvalidCertificate(CertificateError::NotValidYet));
+        return Err(bad(format!(
+            "not valid before {} s after the epoch (now {now})",
+            cert.not_before
+        )));
     }
     if now > cert.not_after {
-        return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
+        return Err(bad(format!(
+            "expired {} s after the epoch (now {now})",
+            cert.not_after
+        )));
     }
     let mut issuers = roots
         .roots
@@ -191,9 +203,7 @@ pub(super) fn verify(
         .filter(|a| a.subject.as_ref() == cert.issuer)
         .peekable();
     if issuers.peek().is_none() {
-        return Err(rustls::Error::InvalidCertificate(
-            CertificateError::UnknownIssuer,
-        ));
+        return Err(bad("its issuer is not a CA of the truststore"));
     }
     for anchor in issuers {
         if anchor.name_constraints.is_some() {
@@ -211,8 +221,8 @@ pub(super) fn verify(
             }
         }
     }
-    Err(rustls::Error::InvalidCertificate(
-        CertificateError::BadSignature,
+    Err(bad(
+        "bad signature: not signed by the truststore's CA of its issuer's name",
     ))
 }
 
