@@ -26,10 +26,11 @@ if ((${#need_apt[@]})); then
   apt-get install -y -q "${need_apt[@]}"
 fi
 # pytest, pyOpenSSL (< 24.3: kazoo's harness calls X509.add_extensions) and pyjks run
-# kazoo's own test suite (its harness) against zk-server (tests/tests/ensemble_reconfig.rs).
-if ! python3 -c "import kazoo, puresasl, pytest, OpenSSL, jks" 2>/dev/null; then
+# kazoo's own test suite (its harness) against zk-server (tests/tests/kazoo_suite.rs);
+# objgraph, gevent and eventlet let its cache and handler tests run instead of skipping.
+if ! python3 -c "import kazoo, puresasl, pytest, OpenSSL, jks, objgraph, gevent, eventlet" 2>/dev/null; then
   echo "== installing kazoo, pure-sasl and kazoo's test harness needs"
-  py=(kazoo pure-sasl pytest "pyOpenSSL<24.3" pyjks)
+  py=(kazoo pure-sasl pytest "pyOpenSSL<24.3" pyjks objgraph gevent eventlet)
   pip install -q "${py[@]}" 2>/dev/null || pip install -q --break-system-packages "${py[@]}"
 fi
 # The Debian package starts nothing by itself, but make sure no system ZooKeeper holds ports.

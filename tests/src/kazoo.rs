@@ -51,6 +51,7 @@ fn free_block(n: u16) -> std::io::Result<u16> {
 /// A directory holding the `java` shim (and the pids of the members it started).
 pub struct Harness {
     dir: tempfile::TempDir,
+    env: Vec<(String, std::ffi::OsString)>,
 }
 
 impl Harness {
@@ -74,7 +75,17 @@ impl Harness {
         )?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755))?;
-        Ok(Harness { dir })
+        Ok(Harness {
+            dir,
+            env: Vec::new(),
+        })
+    }
+
+    /// Sets `key` in pytest's environment (and so in the members' too): kazoo's Kerberos
+    /// tests read `KRB5_TEST_ENV`, `KRB5_CONFIG`, `KRB5CCNAME`.
+    pub fn env(mut self, key: &str, value: impl Into<std::ffi::OsString>) -> Harness {
+        self.env.push((key.to_owned(), value.into()));
+        self
     }
 
     /// Runs `pytest` on `args` (test files under [`tests_dir`], `-k` expressions) with a
@@ -96,6 +107,9 @@ impl Harness {
             .env("ZOOKEEPER_CLASSPATH", crate::apache::classpath())
             .env("ZOOKEEPER_PORT_OFFSET", offset.to_string())
             .env("RUST_LOG", "warn")
+            // kazoo's test_build checks the server's version only when CI is set.
+            .env("CI", "true")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
     }
 }

@@ -5,7 +5,6 @@
 //! (certificate rotation without a restart), and the `x509` identity of a client that
 //! presented a certificate.
 
-mod der;
 mod v1;
 /// Keystore and truststore files (also read by the `zkcli` binary for its client side).
 pub mod stores;
@@ -448,7 +447,7 @@ impl TlsContext {
         let Some(cert) = chain.and_then(|c| c.first()) else {
             return Ok(Vec::new());
         };
-        let dn = der::rfc2253(der::subject(cert.as_ref())?)?;
+        let dn = zk_proto::x509::der::rfc2253(zk_proto::x509::der::subject(cert.as_ref())?)?;
         let mut ids = Vec::new();
         if self.ssl.x509_super_user.as_deref() == Some(dn.as_str()) {
             ids.push(Id::new("super", dn.clone()));

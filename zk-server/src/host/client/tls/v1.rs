@@ -21,11 +21,8 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore};
 use rustls_pki_types::{CertificateDer, SubjectPublicKeyInfoDer, UnixTime};
 
-use super::der::{tag, Reader, Tlv};
-
-const BIT_STRING: u8 = 0x03;
-const UTC_TIME: u8 = 0x17;
-const GENERALIZED_TIME: u8 = 0x18;
+use zk_proto::x509::der::tag::{BIT_STRING, GENERALIZED_TIME, UTC_TIME};
+use zk_proto::x509::der::{tag, Reader, Tlv};
 
 /// The parts of a version 1 certificate that its checks need.
 #[derive(Debug)]
