@@ -10,6 +10,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Mutex;
 
 use crate::ports::free_port;
 
@@ -31,14 +32,27 @@ pub fn tests_dir() -> std::io::Result<PathBuf> {
 }
 
 /// A base port with `n` free loopback ports above it (kazoo's cluster takes
-/// `offset..offset+10*size`).
+/// `offset..offset+10*size`), overlapping no block handed out before in this process: two
+/// harnesses run side by side, and neither binds its ports until its cluster starts.
 fn free_block(n: u16) -> std::io::Result<u16> {
-    for _ in 0..200 {
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    // The block stays below the ephemeral range, as `free_port`'s ports do.
+    let ephemeral: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768);
+    for _ in 0..2000 {
         let base = free_port()?;
-        if base.checked_add(n).is_none() {
+        if base.checked_add(n).is_none_or(|end| end > ephemeral)
+            || given
+                .iter()
+                .any(|&g| base < g.saturating_add(n) && g < base + n)
+        {
             continue;
         }
         if (base..base + n).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            given.push(base);
             return Ok(base);
         }
     }
@@ -98,7 +112,16 @@ impl Harness {
         );
         let offset = free_block(40)?;
         Command::new("python3")
-            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore", "-rfEs"])
+            .args([
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-W",
+                "ignore",
+                "-rfEs",
+            ])
             .args(args)
             .current_dir(self.dir.path())
             .env("PATH", path)

@@ -414,6 +414,24 @@ async fn replaced_keystore_is_served_to_new_connections() {
     server.stop().await.unwrap();
 }
 
+/// zk-client with Java's stores (a JKS keystore and truststore made by `keytool`) against
+/// zk-server with `ssl.clientAuth=need`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_client_with_jks_keystore_and_truststore() {
+    let pki = Pki::new();
+    let server = start(config(&pki, ClientAuth::Need)).await;
+    let (keystore, truststore) =
+        tests::tls::java_stores(pki.dir.path(), &pki.ca, "client", "jks-client", "storepw");
+    let tls =
+        TlsConfig::trust_store(&truststore, Some("storepw")).key_store(&keystore, Some("storepw"));
+    let c = connect(&secure_host(&server), Some(tls))
+        .await
+        .expect("TLS connect with JKS stores");
+    assert_eq!(x509_ids(&c).await, ["CN=jks-client,O=zk-rs"]);
+    c.close().await.unwrap();
+    server.stop().await.unwrap();
+}
+
 // ---- PKCS12 and JKS stores (made by openssl and keytool, as operators make them) ----
 
 fn run_tool(cmd: &mut std::process::Command) {
@@ -844,7 +862,12 @@ fn openssl_ca(d: &std::path::Path, name: &str, cn: &str) {
 }
 
 /// kazoo over TLS with a client certificate: its output ("ok <x509 id>" or the error).
-async fn kazoo_tls(host: &str, ca: &std::path::Path, cert: &std::path::Path, key: &std::path::Path) -> String {
+async fn kazoo_tls(
+    host: &str,
+    ca: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> String {
     const SCRIPT: &str = r#"
 import sys
 from kazoo.client import KazooClient
@@ -906,10 +929,17 @@ async fn version1_certificates_are_checked_as_java_checks_them() {
         async move { kazoo_tls(&host, &ca, &cert, &key).await }
     };
     let out = run("good").await;
-    assert!(out.contains("ok True"), "v1 client certificate admitted: {out}");
+    assert!(
+        out.contains("ok True"),
+        "v1 client certificate admitted: {out}"
+    );
     let out = run("forged").await;
     assert!(out.contains("refused"), "forged v1 certificate: {out}");
-    log_line(&["TLS handshake failed", "X.509 v1 certificate: bad signature"]).await;
+    log_line(&[
+        "TLS handshake failed",
+        "X.509 v1 certificate: bad signature",
+    ])
+    .await;
     let out = run("old").await;
     assert!(out.contains("refused"), "expired v1 certificate: {out}");
     log_line(&["TLS handshake failed", "X.509 v1 certificate: expired"]).await;

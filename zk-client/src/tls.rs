@@ -183,9 +183,8 @@ impl TlsConfig {
             }
             Trust::Store(f) => {
                 let (data, kind) = f.read("truststore")?;
-                store::trust_store(&data, kind, f.password.as_deref()).map_err(|e| {
-                    format!("truststore {} ({kind:?}): {e}", f.path.display())
-                })
+                store::trust_store(&data, kind, f.password.as_deref())
+                    .map_err(|e| format!("truststore {} ({kind:?}): {e}", f.path.display()))
             }
         }
     }

@@ -5,9 +5,9 @@
 //! (certificate rotation without a restart), and the `x509` identity of a client that
 //! presented a certificate.
 
-mod v1;
 /// Keystore and truststore files (also read by the `zkcli` binary for its client side).
 pub mod stores;
+mod v1;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -108,8 +108,7 @@ fn time(t: &Tlv<'_>) -> Result<u64, String> {
     }
     let f = |i: usize| digits(&rest[i..i + 2]);
     let (month, day, hour, min, sec) = (f(0)?, f(2)?, f(4)?, f(6)?, f(8)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 59
-    {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 59 {
         return Err(format!("DER: bad time {s:?}"));
     }
     Ok(days_from_civil(year, month, day) * 86_400 + hour * 3600 + min * 60 + sec)
@@ -277,8 +276,12 @@ impl ClientCertVerifier for ClientVerifier {
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         match parse(end_entity) {
-            Ok(v1) => verify(&v1, &self.roots, &self.algs, now).map(|()| ClientCertVerified::assertion()),
-            Err(_) => self.inner.verify_client_cert(end_entity, intermediates, now),
+            Ok(v1) => {
+                verify(&v1, &self.roots, &self.algs, now).map(|()| ClientCertVerified::assertion())
+            }
+            Err(_) => self
+                .inner
+                .verify_client_cert(end_entity, intermediates, now),
         }
     }
 
@@ -358,8 +361,17 @@ mod tests {
             whole: b"",
         };
         assert_eq!(time(&g).unwrap(), 1_709_208_000);
-        for bad in [&b"2402291200Z"[..], b"240229120000+", b"24a229120000Z", b"241329120000Z"] {
-            let t = Tlv { tag: UTC_TIME, content: bad, whole: b"" };
+        for bad in [
+            &b"2402291200Z"[..],
+            b"240229120000+",
+            b"24a229120000Z",
+            b"241329120000Z",
+        ] {
+            let t = Tlv {
+                tag: UTC_TIME,
+                content: bad,
+                whole: b"",
+            };
             assert!(time(&t).is_err(), "{bad:?}");
         }
     }
