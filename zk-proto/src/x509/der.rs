@@ -50,7 +50,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next value; errors on truncated input or lengths beyond 4 bytes.
-    pub fn next(&mut self) -> Result<Tlv<'a>, String> {
+    pub fn read(&mut self) -> Result<Tlv<'a>, String> {
         let b = self.0;
         let (&tag, rest) = b.split_first().ok_or("truncated DER: no tag")?;
         if tag & 0x1f == 0x1f {
@@ -86,7 +86,7 @@ impl<'a> Reader<'a> {
 
     /// The next value, which must carry `want`.
     pub fn expect(&mut self, want: u8, what: &str) -> Result<Tlv<'a>, String> {
-        let t = self.next()?;
+        let t = self.read()?;
         if t.tag != want {
             return Err(format!(
                 "DER: expected {what} (tag {want:#04x}), found tag {:#04x}",
@@ -105,9 +105,9 @@ pub fn subject(cert: &[u8]) -> Result<&[u8], String> {
             .expect(tag::SEQUENCE, "TBSCertificate")?
             .content,
     );
-    let mut t = tbs.next()?;
+    let mut t = tbs.read()?;
     if t.tag == tag::CONTEXT_0 {
-        t = tbs.next()?; // version
+        t = tbs.read()?; // version
     }
     if t.tag != tag::INTEGER {
         return Err("DER: certificate without a serial number".into());
@@ -212,7 +212,7 @@ pub fn rfc2253(name: &[u8]) -> Result<String, String> {
             let ava = s.expect(tag::SEQUENCE, "AttributeTypeAndValue")?;
             let mut a = Reader::new(ava.content);
             let oid = oid_string(a.expect(tag::OID, "attribute type")?.content);
-            let value = a.next()?;
+            let value = a.read()?;
             let keyword = rfc2253_keyword(&oid);
             let text = match (keyword, string_value(&value)) {
                 (Some(k), Some(v)) => format!("{k}={}", escape(&v)),

@@ -376,7 +376,11 @@ mod tests {
             ("/a/k.pfx", StoreType::Pkcs12),
             ("/a/k.jks", StoreType::Jks),
         ] {
-            assert_eq!(StoreType::from_path(Path::new(f)), Some(t), "{f}");
+            assert_eq!(
+                StoreType::from_path(std::path::Path::new(f)),
+                Some(t),
+                "{f}"
+            );
         }
         let spec = StoreSpec {
             location: Some("/a/keys".into()),

@@ -72,8 +72,8 @@ pub(super) fn parse(cert: &[u8]) -> Result<V1Cert<'_>, String> {
     }
     let issuer = t.expect(tag::SEQUENCE, "issuer")?;
     let mut validity = Reader::new(t.expect(tag::SEQUENCE, "validity")?.content);
-    let not_before = time(&validity.next()?)?;
-    let not_after = time(&validity.next()?)?;
+    let not_before = time(&validity.read()?)?;
+    let not_after = time(&validity.read()?)?;
     t.expect(tag::SEQUENCE, "subject")?;
     let spki = t.expect(tag::SEQUENCE, "subjectPublicKeyInfo")?;
     if !t.is_empty() {
