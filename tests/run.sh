@@ -22,16 +22,21 @@ command -v pip >/dev/null || need_apt+=(python3-pip)
 command -v krb5kdc >/dev/null || [ -x /usr/sbin/krb5kdc ] || need_apt+=(krb5-kdc)
 command -v kadmin.local >/dev/null || [ -x /usr/sbin/kadmin.local ] || need_apt+=(krb5-admin-server)
 command -v kinit >/dev/null || need_apt+=(krb5-user)
+# kazoo's Kerberos tests (tests/tests/kazoo_suite.rs) need python's `kerberos`, built here.
+dpkg -s libkrb5-dev >/dev/null 2>&1 || need_apt+=(libkrb5-dev)
+command -v gcc >/dev/null || need_apt+=(gcc)
 if ((${#need_apt[@]})); then
   echo "== installing ${need_apt[*]}"
   apt-get update -q
   apt-get install -y -q "${need_apt[@]}"
 fi
 # pytest, pyOpenSSL (< 24.3: kazoo's harness calls X509.add_extensions) and pyjks run
-# kazoo's own test suite (its harness) against zk-server (tests/tests/ensemble_reconfig.rs).
-if ! python3 -c "import kazoo, puresasl, pytest, OpenSSL, jks" 2>/dev/null; then
+# kazoo's own test suite (its harness) against zk-server (tests/tests/kazoo_suite.rs);
+# objgraph, gevent, eventlet and kerberos let its cache, handler and GSSAPI tests run
+# instead of skipping.
+if ! python3 -c "import kazoo, puresasl, pytest, OpenSSL, jks, objgraph, gevent, eventlet, kerberos" 2>/dev/null; then
   echo "== installing kazoo, pure-sasl and kazoo's test harness needs"
-  py=(kazoo pure-sasl pytest "pyOpenSSL<24.3" pyjks)
+  py=(kazoo pure-sasl pytest "pyOpenSSL<24.3" pyjks objgraph gevent eventlet kerberos)
   pip install -q "${py[@]}" 2>/dev/null || pip install -q --break-system-packages "${py[@]}"
 fi
 # The Debian package starts nothing by itself, but make sure no system ZooKeeper holds ports.

@@ -21,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// The realm every test KDC serves.
+/// The realm a test KDC serves unless started with [`Kdc::start_realm`].
 pub const REALM: &str = "ZK.TEST";
 /// The principal a zk-server or Apache server on loopback uses (`zookeeper/localhost`):
 /// clients connecting to 127.0.0.1 canonicalise it to `localhost`.
@@ -33,6 +33,7 @@ static IN_PROCESS: Mutex<()> = Mutex::new(());
 #[derive(Debug)]
 pub struct Kdc {
     dir: tempfile::TempDir,
+    realm: String,
     port: u16,
     child: Child,
     _in_process: Option<MutexGuard<'static, ()>>,
@@ -70,6 +71,12 @@ fn sbin(prog: &str) -> PathBuf {
 impl Kdc {
     /// Creates the realm [`REALM`] and starts its KDC.
     pub fn start() -> io::Result<Kdc> {
+        Self::start_realm(REALM)
+    }
+
+    /// Creates the realm `realm` (the default realm of its krb5.conf) and starts its KDC:
+    /// for suites whose principals name their own realm (kazoo's: `KAZOOTEST.ORG`).
+    pub fn start_realm(realm: &str) -> io::Result<Kdc> {
         installed()?;
         let dir = tempfile::tempdir()?;
         let port = crate::ports::free_port()?;
@@ -77,11 +84,11 @@ impl Kdc {
         std::fs::write(
             dir.path().join("krb5.conf"),
             format!(
-                "[libdefaults]\n  default_realm = {REALM}\n  dns_lookup_kdc = false\n  \
+                "[libdefaults]\n  default_realm = {realm}\n  dns_lookup_kdc = false\n  \
                  dns_lookup_realm = false\n  dns_canonicalize_hostname = false\n  \
                  rdns = false\n  udp_preference_limit = 1\n  ticket_lifetime = 1h\n\
-                 [realms]\n  {REALM} = {{\n    kdc = 127.0.0.1:{port}\n  }}\n\
-                 [domain_realm]\n  localhost = {REALM}\n"
+                 [realms]\n  {realm} = {{\n    kdc = 127.0.0.1:{port}\n  }}\n\
+                 [domain_realm]\n  localhost = {realm}\n"
             ),
         )?;
         std::fs::write(
@@ -89,23 +96,24 @@ impl Kdc {
             format!(
                 "[kdcdefaults]\n  kdc_listen = 127.0.0.1:{port}\n  \
                  kdc_tcp_listen = 127.0.0.1:{port}\n\
-                 [realms]\n  {REALM} = {{\n    database_name = {d}/principal\n    \
+                 [realms]\n  {realm} = {{\n    database_name = {d}/principal\n    \
                  key_stash_file = {d}/stash\n    acl_file = {d}/kadm5.acl\n    \
                  max_life = 1h\n    supported_enctypes = aes256-cts-hmac-sha1-96:normal \
                  aes128-cts-hmac-sha1-96:normal\n  }}\n[logging]\n  kdc = FILE:{d}/kdc.log\n"
             ),
         )?;
         let mut create = Command::new(sbin("kdb5_util"));
-        create.args(["create", "-s", "-r", REALM, "-P", "zk-test-master", "-W"]);
+        create.args(["create", "-s", "-r", realm, "-P", "zk-test-master", "-W"]);
         run(Self::with_env(dir.path(), &mut create))?;
         let mut kdc_cmd = Command::new(sbin("krb5kdc"));
         kdc_cmd
-            .args(["-n", "-r", REALM])
+            .args(["-n", "-r", realm])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let child = Self::with_env(dir.path(), &mut kdc_cmd).spawn()?;
         let mut kdc = Kdc {
             dir,
+            realm: realm.to_owned(),
             port,
             child,
             _in_process: None,
@@ -176,7 +184,7 @@ impl Kdc {
     /// `expect` appearing in what it printed.
     fn kadmin(&self, query: &str, expect: &str) -> io::Result<String> {
         let mut cmd = Command::new(sbin("kadmin.local"));
-        cmd.args(["-r", REALM, "-q", query]);
+        cmd.args(["-r", &self.realm, "-q", query]);
         let out = run(Self::with_env(self.dir.path(), &mut cmd))?;
         if out.contains(expect) {
             Ok(out)

@@ -4,6 +4,7 @@
 //! - [`client`]: zk-client sessions as the suites open them;
 //! - [`disk_faults`]: a failing disk for server processes (fdatasync of txn logs fails);
 //! - [`http`]: plain HTTP GETs (AdminServer, `/metrics`);
+//! - [`kazoo`]: kazoo's own test suite against `zk-server` processes (a `java` shim);
 //! - [`kerberos`]: a throwaway MIT Kerberos realm (KDC, principals, keytabs);
 //! - [`ports`]: free loopback ports for servers started as processes;
 //! - [`proxy`]: a fault-injecting TCP proxy (drop, delay, blackhole connections);
@@ -18,6 +19,7 @@ pub mod apache;
 pub mod client;
 pub mod disk_faults;
 pub mod http;
+pub mod kazoo;
 pub mod kerberos;
 pub mod mixed;
 pub mod ports;

@@ -129,3 +129,94 @@ impl Default for Pki {
         Self::new()
     }
 }
+
+/// Java's stores for a client or server, made as Java users make them (`openssl pkcs12`,
+/// then `keytool -importkeystore` and `keytool -importcert`): `<name>.keystore.jks` with
+/// the key and certificate of a fresh leaf of `ca` for `cn`, and `<name>.truststore.jks`
+/// with `ca`'s certificate, both under `password`. Their paths.
+pub fn java_stores(
+    dir: &Path,
+    ca: &Ca,
+    name: &str,
+    cn: &str,
+    password: &str,
+) -> (PathBuf, PathBuf) {
+    let (cert, key) = ca.leaf(cn, false);
+    let leaf = write(dir, &format!("{name}.leaf.pem"), &format!("{key}{cert}"));
+    let ca_pem = write(dir, &format!("{name}.ca.pem"), &ca.pem());
+    let p12 = dir.join(format!("{name}.p12"));
+    let keystore = dir.join(format!("{name}.keystore.jks"));
+    let truststore = dir.join(format!("{name}.truststore.jks"));
+    let pass = format!("pass:{password}");
+    tool(
+        "openssl",
+        &[
+            "pkcs12",
+            "-export",
+            "-in",
+            &s(&leaf),
+            "-name",
+            name,
+            "-passout",
+            &pass,
+            "-out",
+            &s(&p12),
+        ],
+    );
+    tool(
+        "keytool",
+        &[
+            "-importkeystore",
+            "-noprompt",
+            "-srckeystore",
+            &s(&p12),
+            "-srcstoretype",
+            "PKCS12",
+            "-srcstorepass",
+            password,
+            "-destkeystore",
+            &s(&keystore),
+            "-deststoretype",
+            "JKS",
+            "-deststorepass",
+            password,
+            "-destkeypass",
+            password,
+        ],
+    );
+    tool(
+        "keytool",
+        &[
+            "-importcert",
+            "-noprompt",
+            "-alias",
+            "ca",
+            "-file",
+            &s(&ca_pem),
+            "-keystore",
+            &s(&truststore),
+            "-storetype",
+            "JKS",
+            "-storepass",
+            password,
+        ],
+    );
+    (keystore, truststore)
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Runs a store tool; panics with its output when it fails.
+fn tool(prog: &str, args: &[&str]) {
+    let out = std::process::Command::new(prog)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{prog} (install openssl and a JRE's keytool): {e}"));
+    assert!(
+        out.status.success(),
+        "{prog} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

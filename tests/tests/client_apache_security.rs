@@ -152,6 +152,43 @@ async fn tls_with_client_certificate_does_every_day_work() {
     other.close().await.expect("close");
 }
 
+/// Java users' stores: a JKS keystore and truststore made by `keytool`, given to zk-client
+/// as files (type from the extension, with passwords), against Apache with
+/// `ssl.clientAuth=need`; a wrong keystore password is a clear configuration error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_jks_keystore_and_truststore() {
+    let srv = TlsServer::start("need", false);
+    let host = srv.secure_address();
+    let dir = tempfile::tempdir().unwrap();
+    let (keystore, truststore) =
+        tests::tls::java_stores(dir.path(), &srv.ca, "client", "jks-client", "storepw");
+    let tls =
+        TlsConfig::trust_store(&truststore, Some("storepw")).key_store(&keystore, Some("storepw"));
+    let c = try_connect(Client::builder(&host).tls(tls))
+        .await
+        .unwrap_or_else(|e| panic!("TLS connect with JKS stores: {e}\n{}", srv.zk.node.log()));
+    c.create("/jks", b"v", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .expect("create over TLS");
+    let ids = c.who_am_i().await.expect("whoami over TLS");
+    assert!(
+        ids.iter()
+            .any(|i| i.auth_scheme == "x509" && i.user.contains("CN=jks-client")),
+        "the keystore's certificate was presented: {ids:?}"
+    );
+    c.close().await.expect("close");
+
+    let wrong =
+        TlsConfig::trust_store(&truststore, Some("storepw")).key_store(&keystore, Some("nope"));
+    match try_connect(Client::builder(&host).tls(wrong)).await {
+        Err(Error::InvalidConfig(msg)) => assert!(
+            msg.contains("client.keystore.jks") && msg.contains("password"),
+            "{msg}"
+        ),
+        other => panic!("a wrong keystore password must be a config error: {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_untrusted_ca_and_wrong_hostname_give_clear_errors() {
     let srv = TlsServer::start("none", false);

@@ -122,71 +122,14 @@ async fn reconfig_answers_like_apache() {
     }
 }
 
-/// The directory of kazoo's own tests (installed with kazoo).
-fn kazoo_tests_dir() -> String {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import os, kazoo.tests; print(os.path.dirname(kazoo.tests.__file__))",
-        ])
-        .output()
-        .expect("python3 runs");
-    assert!(out.status.success(), "kazoo is not installed");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// A `java` that kazoo's harness runs as `java -cp .. QuorumPeerMain zoo.cfg`: it starts
-/// zk-server on that zoo.cfg with the `-D` properties instead. The harness's TLS port
-/// goes: it makes X.509 v1 certificates, which rustls refuses (TestReconfig uses no TLS).
-fn java_shim(dir: &Path, bin: &Path) {
-    let shim = dir.join("java");
-    std::fs::write(
-        &shim,
-        format!(
-            "#!/bin/sh\nprops=\"\"\ncfg=\"\"\nfor a in \"$@\"; do\n  case \"$a\" in\n    \
-             -D*) props=\"$props $a\" ;;\n    *) cfg=\"$a\" ;;\n  esac\ndone\n\
-             sed -i '/^secureClientPort=/d; /^ssl\\./d' \"$cfg\"\nexec {} $props \"$cfg\"\n",
-            bin.display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 #[test]
 fn kazoo_test_reconfig_passes_against_zk_server() {
     let bin = zk_server_bin().expect("zk-server binary");
-    let dir = tempfile::tempdir().unwrap();
-    java_shim(dir.path(), &bin);
-    let path = format!(
-        "{}:{}",
-        dir.path().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    // kazoo's cluster takes client ports offset+0..2, and more above: a free block.
-    let offset = free_ports(1).unwrap()[0].saturating_sub(100).max(20000);
-    let tests = kazoo_tests_dir();
-    let out = Command::new("python3")
-        .args([
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-W",
-            "ignore",
-            &format!("{tests}/test_client.py"),
-            "-k",
-            "TestReconfig",
-        ])
-        .current_dir(dir.path())
-        .env("PATH", path)
-        .env("ZOOKEEPER_VERSION", "3.8.0")
-        .env("ZOOKEEPER_CLASSPATH", tests::apache::classpath())
-        .env("ZOOKEEPER_PORT_OFFSET", offset.to_string())
-        .env("RUST_LOG", "warn")
-        .output()
+    let harness = tests::kazoo::Harness::new(&bin).expect("java shim");
+    let tests = tests::kazoo::tests_dir().expect("kazoo's tests");
+    let file = tests.join("test_client.py").display().to_string();
+    let out = harness
+        .pytest(&[&file, "-k", "TestReconfig"])
         .expect("pytest runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -414,6 +414,24 @@ async fn replaced_keystore_is_served_to_new_connections() {
     server.stop().await.unwrap();
 }
 
+/// zk-client with Java's stores (a JKS keystore and truststore made by `keytool`) against
+/// zk-server with `ssl.clientAuth=need`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_client_with_jks_keystore_and_truststore() {
+    let pki = Pki::new();
+    let server = start(config(&pki, ClientAuth::Need)).await;
+    let (keystore, truststore) =
+        tests::tls::java_stores(pki.dir.path(), &pki.ca, "client", "jks-client", "storepw");
+    let tls =
+        TlsConfig::trust_store(&truststore, Some("storepw")).key_store(&keystore, Some("storepw"));
+    let c = connect(&secure_host(&server), Some(tls))
+        .await
+        .expect("TLS connect with JKS stores");
+    assert_eq!(x509_ids(&c).await, ["CN=jks-client,O=zk-rs"]);
+    c.close().await.unwrap();
+    server.stop().await.unwrap();
+}
+
 // ---- PKCS12 and JKS stores (made by openssl and keytool, as operators make them) ----
 
 fn run_tool(cmd: &mut std::process::Command) {
@@ -770,5 +788,160 @@ async fn tls_only_server_from_apache_zoo_cfg_lines() {
         .expect("TLS 1.2 with the one suite offered");
     assert_eq!(x509_ids(&c).await, ["CN=alice,O=zk-rs"]);
     c.close().await.unwrap();
+    server.stop().await.unwrap();
+}
+
+// ---- X.509 version 1 certificates (kazoo's harness, `openssl x509 -req` without extensions) ----
+
+/// `openssl x509 -req` without extensions: a version 1 certificate for a fresh key with
+/// subject `/CN=<cn>`, signed by `ca` (`ca.pem`/`ca.key` names in `d`); valid for `days`
+/// (negative: expired). Writes `<name>.crt` and `<name>.key`.
+fn openssl_v1_leaf(d: &std::path::Path, ca: &str, name: &str, cn: &str, days: i32) {
+    let p = |f: String| d.join(f).display().to_string();
+    run_tool(std::process::Command::new("openssl").args([
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &p(format!("{name}.key")),
+        "-out",
+        &p(format!("{name}.csr")),
+        "-subj",
+        &format!("/CN={cn}"),
+    ]));
+    run_tool(std::process::Command::new("openssl").args([
+        "x509",
+        "-req",
+        "-in",
+        &p(format!("{name}.csr")),
+        "-CA",
+        &p(format!("{ca}.pem")),
+        "-CAkey",
+        &p(format!("{ca}.key")),
+        "-set_serial",
+        "7",
+        "-days",
+        &days.to_string(),
+        "-out",
+        &p(format!("{name}.crt")),
+    ]));
+    let text = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in", &p(format!("{name}.crt"))])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("Version: 1 (0x0)"),
+        "openssl made a version 1 certificate"
+    );
+}
+
+/// A self-signed (version 3) CA `/CN=<cn>` as `<name>.pem` / `<name>.key`.
+fn openssl_ca(d: &std::path::Path, name: &str, cn: &str) {
+    let p = |f: String| d.join(f).display().to_string();
+    run_tool(std::process::Command::new("openssl").args([
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &p(format!("{name}.key")),
+        "-out",
+        &p(format!("{name}.pem")),
+        "-subj",
+        &format!("/CN={cn}"),
+        "-days",
+        "2",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]));
+}
+
+/// kazoo over TLS with a client certificate: its output ("ok <x509 id>" or the error).
+async fn kazoo_tls(
+    host: &str,
+    ca: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> String {
+    const SCRIPT: &str = r#"
+import sys
+from kazoo.client import KazooClient
+z = KazooClient(hosts=sys.argv[1], use_ssl=True, ca=sys.argv[2], certfile=sys.argv[3],
+                keyfile=sys.argv[4], timeout=4, connection_retry={"max_tries": 1})
+try:
+    z.start(timeout=6)
+except Exception as e:
+    print("refused", type(e).__name__)
+    sys.exit(0)
+z.create("/v1-" + sys.argv[5], b"x")
+print("ok", z.exists("/v1-" + sys.argv[5]) is not None)
+z.stop()
+"#;
+    let mut cmd = tokio::process::Command::new("python3");
+    cmd.arg("-c")
+        .arg(SCRIPT)
+        .arg(host)
+        .arg(ca)
+        .arg(cert)
+        .arg(key)
+        .arg(cert.file_stem().unwrap());
+    run_with_stdin(cmd, "").await
+}
+
+/// kazoo's harness signs version 1 server and client certificates with a v3 CA, which
+/// Java accepts and webpki refuses. zk-server serves a v1 certificate and admits a v1
+/// client certificate signed by a CA of its truststore; a v1 certificate with the right
+/// issuer name but another CA's signature, or an expired one, is refused, naming why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version1_certificates_are_checked_as_java_checks_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    openssl_ca(d, "ca", "v1 test CA");
+    // Same name, other key: only the signature tells them apart.
+    openssl_ca(d, "impostor", "v1 test CA");
+    openssl_v1_leaf(d, "ca", "server", "localhost", 2);
+    openssl_v1_leaf(d, "ca", "good", "v1-client", 2);
+    openssl_v1_leaf(d, "impostor", "forged", "v1-client", 2);
+    openssl_v1_leaf(d, "ca", "old", "v1-client", -1);
+    let server_pem = format!(
+        "{}{}",
+        std::fs::read_to_string(d.join("server.key")).unwrap(),
+        std::fs::read_to_string(d.join("server.crt")).unwrap()
+    );
+    write(d, "server.pem", &server_pem);
+    let mut cfg = ServerConfig::for_tests(d);
+    cfg.secure_client_port = Some(0);
+    cfg.secure_client_port_address = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    cfg.ssl.key_store.location = Some(d.join("server.pem"));
+    cfg.ssl.trust_store.location = Some(d.join("ca.pem"));
+    cfg.ssl.client_auth = ClientAuth::Need;
+    let server = start(cfg).await;
+    let host = secure_host(&server);
+    let ca = d.join("ca.pem");
+    let run = |name: &str| {
+        let (cert, key) = (d.join(format!("{name}.crt")), d.join(format!("{name}.key")));
+        let (host, ca) = (host.clone(), ca.clone());
+        async move { kazoo_tls(&host, &ca, &cert, &key).await }
+    };
+    let out = run("good").await;
+    assert!(
+        out.contains("ok True"),
+        "v1 client certificate admitted: {out}"
+    );
+    let out = run("forged").await;
+    assert!(out.contains("refused"), "forged v1 certificate: {out}");
+    log_line(&[
+        "TLS handshake failed",
+        "X.509 v1 certificate: bad signature",
+    ])
+    .await;
+    let out = run("old").await;
+    assert!(out.contains("refused"), "expired v1 certificate: {out}");
+    log_line(&["TLS handshake failed", "X.509 v1 certificate: expired"]).await;
     server.stop().await.unwrap();
 }

@@ -50,7 +50,7 @@ pub use multi::{MultiRead, OpResult, Transaction};
 pub use retry::RetryPolicy;
 pub use sasl::{GssapiConfig, SaslConfig};
 pub use state::SessionState;
-pub use tls::TlsConfig;
+pub use tls::{StoreType, TlsConfig};
 pub use watch::{EventStream, PersistentWatch, WatchFuture, WatchedEvent};
 pub use zk_proto::{
     Acl, AddWatchMode, ClientInfo, CreateMode, ErrorCode, EventType, Id, Perms, Stat, WatcherType,

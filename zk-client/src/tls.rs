@@ -7,9 +7,13 @@
 //! let tls = TlsConfig::new(&ca)
 //!     .client_cert(&std::fs::read("client.pem").unwrap(), &std::fs::read("client.key").unwrap());
 //! let client = Client::builder("zk1:2281,zk2:2281").tls(tls).connect().await?;
+//! // Or Java's stores, as a Java client's `zookeeper.ssl.*` properties name them:
+//! let tls = TlsConfig::trust_store("truststore.jks", Some("secret"))
+//!     .key_store("keystore.jks", Some("secret"));
 //! # Ok(()) }
 //! ```
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -17,24 +21,77 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use zk_proto::x509::store::{self, KeyMaterial};
+
+pub use zk_proto::x509::store::StoreType;
 
 use crate::error::{Error, Result};
 
-/// TLS settings: the CA bundle that signs the servers' certificates, an optional client
-/// certificate (for `ssl.clientAuth=need`), hostname verification (on by default) and an
-/// optional server name override. Everything is PEM; keystores (JKS/PKCS12) are not read:
-/// convert them with `openssl pkcs12 -in ks.p12 -nodes`.
+/// TLS settings: the CA certificates that sign the servers' certificates (PEM, or a
+/// truststore file), an optional client certificate (for `ssl.clientAuth=need`: PEM, or a
+/// keystore file), hostname verification (on by default) and an optional server name
+/// override. Store files are JKS, PKCS12 or PEM, the type inferred from the extension as
+/// Apache infers it (`.jks`, `.p12`/`.pfx`, `.pem`/`.crt`) unless given.
 #[derive(Clone)]
 pub struct TlsConfig {
-    ca_pem: Vec<u8>,
-    client: Option<(Vec<u8>, Vec<u8>)>,
+    trust: Trust,
+    client: Option<ClientKeys>,
     verify_hostname: bool,
     server_name: Option<String>,
 }
 
+/// Where the CA certificates come from.
+#[derive(Clone)]
+enum Trust {
+    Pem(Vec<u8>),
+    Store(StoreFile),
+}
+
+/// Where the client certificate and key come from.
+#[derive(Clone)]
+enum ClientKeys {
+    Pem(Vec<u8>, Vec<u8>),
+    Store(StoreFile),
+}
+
+/// A keystore or truststore file, read when the client is built.
+#[derive(Clone)]
+struct StoreFile {
+    path: PathBuf,
+    kind: Option<StoreType>,
+    password: Option<String>,
+}
+
+impl StoreFile {
+    fn new(path: &Path, password: Option<&str>) -> StoreFile {
+        StoreFile {
+            path: path.to_owned(),
+            kind: None,
+            password: password.map(str::to_owned),
+        }
+    }
+
+    /// The file's bytes and type; errors name the file.
+    fn read(&self, what: &str) -> std::result::Result<(Vec<u8>, StoreType), String> {
+        let kind = self
+            .kind
+            .or_else(|| StoreType::from_path(&self.path))
+            .ok_or_else(|| {
+                format!(
+                    "{what} {}: cannot infer its type from the file name (use .jks, .p12, \
+                     .pfx, .pem or .crt, or give the type)",
+                    self.path.display()
+                )
+            })?;
+        let data = std::fs::read(&self.path)
+            .map_err(|e| format!("{what} {}: cannot read: {e}", self.path.display()))?;
+        Ok((data, kind))
+    }
+}
+
 impl std::fmt::Debug for TlsConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the private key.
+        // Never print the private key or a password.
         f.debug_struct("TlsConfig")
             .field("client_cert", &self.client.is_some())
             .field("verify_hostname", &self.verify_hostname)
@@ -47,16 +104,53 @@ impl TlsConfig {
     /// Trusts the CA certificates in `ca_pem` (one or more `CERTIFICATE` blocks).
     pub fn new(ca_pem: &[u8]) -> Self {
         TlsConfig {
-            ca_pem: ca_pem.to_vec(),
+            trust: Trust::Pem(ca_pem.to_vec()),
             client: None,
             verify_hostname: true,
             server_name: None,
         }
     }
 
+    /// Trusts the certificates of a truststore file (Apache's `zookeeper.ssl.trustStore.*`):
+    /// JKS, PKCS12 or PEM by its extension. Without a password a JKS file's integrity
+    /// check is skipped, as Java does. Read when the client is built.
+    pub fn trust_store(path: impl AsRef<Path>, password: Option<&str>) -> Self {
+        TlsConfig {
+            trust: Trust::Store(StoreFile::new(path.as_ref(), password)),
+            client: None,
+            verify_hostname: true,
+            server_name: None,
+        }
+    }
+
+    /// The truststore's type, for a file whose extension does not tell (no effect on PEM
+    /// given with [`TlsConfig::new`]).
+    pub fn trust_store_type(mut self, kind: StoreType) -> Self {
+        if let Trust::Store(f) = &mut self.trust {
+            f.kind = Some(kind);
+        }
+        self
+    }
+
     /// Presents this certificate chain (leaf first) and PKCS#8, PKCS#1 or SEC1 private key.
     pub fn client_cert(mut self, chain_pem: &[u8], key_pem: &[u8]) -> Self {
-        self.client = Some((chain_pem.to_vec(), key_pem.to_vec()));
+        self.client = Some(ClientKeys::Pem(chain_pem.to_vec(), key_pem.to_vec()));
+        self
+    }
+
+    /// Presents the first private key and its chain from a keystore file (Apache's
+    /// `zookeeper.ssl.keyStore.*`): JKS, PKCS12 or PEM by its extension. Read when the
+    /// client is built.
+    pub fn key_store(mut self, path: impl AsRef<Path>, password: Option<&str>) -> Self {
+        self.client = Some(ClientKeys::Store(StoreFile::new(path.as_ref(), password)));
+        self
+    }
+
+    /// The keystore's type, for a file whose extension does not tell.
+    pub fn key_store_type(mut self, kind: StoreType) -> Self {
+        if let Some(ClientKeys::Store(f)) = &mut self.client {
+            f.kind = Some(kind);
+        }
         self
     }
 
@@ -75,7 +169,52 @@ impl TlsConfig {
         self
     }
 
-    /// Parses the PEM and builds the connector (at `build`, so bad files fail early).
+    /// The CA certificates.
+    fn roots(&self) -> std::result::Result<Vec<CertificateDer<'static>>, String> {
+        match &self.trust {
+            Trust::Pem(pem) => {
+                let certs = CertificateDer::pem_slice_iter(pem)
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| format!("CA bundle: {e}"))?;
+                if certs.is_empty() {
+                    return Err("CA bundle has no CERTIFICATE block".into());
+                }
+                Ok(certs)
+            }
+            Trust::Store(f) => {
+                let (data, kind) = f.read("truststore")?;
+                store::trust_store(&data, kind, f.password.as_deref())
+                    .map_err(|e| format!("truststore {} ({kind:?}): {e}", f.path.display()))
+            }
+        }
+    }
+
+    /// The client certificate chain and key, if any.
+    fn client_keys(&self) -> std::result::Result<Option<KeyMaterial>, String> {
+        match &self.client {
+            None => Ok(None),
+            Some(ClientKeys::Pem(chain_pem, key_pem)) => {
+                let chain = CertificateDer::pem_slice_iter(chain_pem)
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| format!("client certificate: {e}"))?;
+                if chain.is_empty() {
+                    return Err("client certificate has no CERTIFICATE block".into());
+                }
+                let key = PrivateKeyDer::from_pem_slice(key_pem)
+                    .map_err(|e| format!("client key: {e}"))?;
+                Ok(Some(KeyMaterial { chain, key }))
+            }
+            Some(ClientKeys::Store(f)) => {
+                let (data, kind) = f.read("keystore")?;
+                store::key_store(&data, kind, f.password.as_deref().unwrap_or(""))
+                    .map(Some)
+                    .map_err(|e| format!("keystore {} ({kind:?}): {e}", f.path.display()))
+            }
+        }
+    }
+
+    /// Reads the certificates and builds the connector (at `build`, so bad files fail
+    /// early).
     pub(crate) fn connector(&self) -> Result<Connector> {
         let bad = |what: String| Error::InvalidConfig(format!("tls: {what}"));
         // ring, not aws-lc-rs: no cmake/C toolchain beyond cc. Its provider is deprecated
@@ -83,14 +222,10 @@ impl TlsConfig {
         #[allow(deprecated)]
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(&self.ca_pem) {
-            let cert = cert.map_err(|e| bad(format!("CA bundle: {e}")))?;
+        for cert in self.roots().map_err(bad)? {
             roots
                 .add(cert)
                 .map_err(|e| bad(format!("CA certificate: {e}")))?;
-        }
-        if roots.is_empty() {
-            return Err(bad("CA bundle has no CERTIFICATE block".into()));
         }
         let verifier =
             WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
@@ -106,21 +241,11 @@ impl TlsConfig {
             .map_err(|e| bad(e.to_string()))?
             .dangerous()
             .with_custom_certificate_verifier(verifier);
-        let config = match &self.client {
+        let config = match self.client_keys().map_err(bad)? {
             None => builder.with_no_client_auth(),
-            Some((chain_pem, key_pem)) => {
-                let chain = CertificateDer::pem_slice_iter(chain_pem)
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(|e| bad(format!("client certificate: {e}")))?;
-                if chain.is_empty() {
-                    return Err(bad("client certificate has no CERTIFICATE block".into()));
-                }
-                let key = PrivateKeyDer::from_pem_slice(key_pem)
-                    .map_err(|e| bad(format!("client key: {e}")))?;
-                builder
-                    .with_client_auth_cert(chain, key)
-                    .map_err(|e| bad(format!("client certificate and key: {e}")))?
-            }
+            Some(m) => builder
+                .with_client_auth_cert(m.chain, m.key)
+                .map_err(|e| bad(format!("client certificate and key: {e}")))?,
         };
         let server_name = match &self.server_name {
             Some(n) => Some(

@@ -45,6 +45,8 @@ pub mod quorum;
 pub mod sasl;
 pub mod txn;
 pub mod watch;
+#[cfg(feature = "x509")]
+pub mod x509;
 
 pub use connect::{ConnectRequest, ConnectResponse, PASSWORD_LEN};
 pub use create_mode::CreateMode;

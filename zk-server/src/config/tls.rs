@@ -4,42 +4,12 @@
 //! same keys under two prefixes), as zoo.cfg keys or `-Dzookeeper.ssl.*` properties. The
 //! stores themselves are read when the port starts ([`crate::host::client::tls`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-/// A keystore or truststore file format (`ssl.keyStore.type`, `ssl.trustStore.type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreType {
-    /// PEM certificates (and, for a keystore, an unencrypted private key).
-    Pem,
-    /// PKCS#12 (`.p12`, `.pfx`).
-    Pkcs12,
-    /// Java's JKS.
-    Jks,
-}
-
-impl StoreType {
-    /// Apache's `KeyStoreFileType.fromPropertyValue` (case-insensitive).
-    pub fn from_name(v: &str) -> Option<StoreType> {
-        match v.trim().to_ascii_uppercase().as_str() {
-            "PEM" => Some(StoreType::Pem),
-            "PKCS12" => Some(StoreType::Pkcs12),
-            "JKS" => Some(StoreType::Jks),
-            _ => None,
-        }
-    }
-
-    /// The type Apache infers from a file name when no type is configured.
-    pub fn from_path(p: &Path) -> Option<StoreType> {
-        let ext = p.extension()?.to_str()?.to_ascii_lowercase();
-        match ext.as_str() {
-            "pem" | "crt" => Some(StoreType::Pem),
-            "p12" | "pfx" => Some(StoreType::Pkcs12),
-            "jks" => Some(StoreType::Jks),
-            _ => None,
-        }
-    }
-}
+/// A keystore or truststore file format (`ssl.keyStore.type`, `ssl.trustStore.type`),
+/// shared with zk-client.
+pub use zk_proto::x509::store::StoreType;
 
 /// One store's three keys (`location`, `password` or `passwordPath`, `type`).
 #[derive(Debug, Clone, Default)]
@@ -406,7 +376,11 @@ mod tests {
             ("/a/k.pfx", StoreType::Pkcs12),
             ("/a/k.jks", StoreType::Jks),
         ] {
-            assert_eq!(StoreType::from_path(Path::new(f)), Some(t), "{f}");
+            assert_eq!(
+                StoreType::from_path(std::path::Path::new(f)),
+                Some(t),
+                "{f}"
+            );
         }
         let spec = StoreSpec {
             location: Some("/a/keys".into()),

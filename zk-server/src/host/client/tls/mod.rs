@@ -5,9 +5,9 @@
 //! (certificate rotation without a restart), and the `x509` identity of a client that
 //! presented a certificate.
 
-mod der;
 /// Keystore and truststore files (also read by the `zkcli` binary for its client side).
 pub mod stores;
+mod v1;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -240,22 +240,27 @@ fn build(ssl: &SslConfig) -> Result<ServerConfig, String> {
     let builder = match ssl.client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
         auth => {
-            let roots = roots(ssl)?;
-            let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let roots = Arc::new(roots(ssl)?);
+            let v = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone());
             let v = match auth {
                 ClientAuth::Want => v.allow_unauthenticated(),
                 _ => v,
             };
-            builder.with_client_cert_verifier(
-                v.build()
-                    .map_err(|e| format!("client certificate verifier: {e}"))?,
-            )
+            let inner = v
+                .build()
+                .map_err(|e| format!("client certificate verifier: {e}"))?;
+            // Version 1 client certificates as Java accepts them (see `v1`).
+            builder.with_client_cert_verifier(Arc::new(v1::ClientVerifier {
+                inner,
+                roots,
+                algs: provider.signature_verification_algorithms,
+            }))
         }
     };
     let keys = stores::key_store(&ssl.key_store, ssl.prefix)?;
-    builder
-        .with_single_cert(keys.chain, keys.key)
-        .map_err(|e| format!("keystore {}: {e}", key_path(ssl)))
+    let key = v1::certified_key(&provider, keys.chain, keys.key)
+        .map_err(|e| format!("keystore {}: {e}", key_path(ssl)))?;
+    Ok(builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(key))))
 }
 
 /// Builds the dialer's configuration of a quorum link: our certificate for the peer's
@@ -442,7 +447,7 @@ impl TlsContext {
         let Some(cert) = chain.and_then(|c| c.first()) else {
             return Ok(Vec::new());
         };
-        let dn = der::rfc2253(der::subject(cert.as_ref())?)?;
+        let dn = zk_proto::x509::der::rfc2253(zk_proto::x509::der::subject(cert.as_ref())?)?;
         let mut ids = Vec::new();
         if self.ssl.x509_super_user.as_deref() == Some(dn.as_str()) {
             ids.push(Id::new("super", dn.clone()));

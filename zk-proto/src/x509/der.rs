@@ -1,39 +1,56 @@
-//! Just enough DER to read a certificate's subject, a JKS key's wrapping, and to print a
+//! Just enough DER to read a certificate's fields, a JKS key's wrapping, and to print a
 //! subject as Java's `X500Principal.getName()` does (RFC 2253), which is the `x509`
-//! identity Apache gives a client.
+//! identity Apache gives a client. Every read checks its length against the bytes left.
 
 /// Tags used here.
-pub(super) mod tag {
+pub mod tag {
+    /// `INTEGER`.
     pub const INTEGER: u8 = 0x02;
+    /// `BIT STRING`.
+    pub const BIT_STRING: u8 = 0x03;
+    /// `OCTET STRING`.
     pub const OCTET_STRING: u8 = 0x04;
+    /// `OBJECT IDENTIFIER`.
     pub const OID: u8 = 0x06;
+    /// `UTCTime`.
+    pub const UTC_TIME: u8 = 0x17;
+    /// `GeneralizedTime`.
+    pub const GENERALIZED_TIME: u8 = 0x18;
+    /// `SEQUENCE`.
     pub const SEQUENCE: u8 = 0x30;
+    /// `SET`.
     pub const SET: u8 = 0x31;
+    /// `[0]` constructed (a certificate's version).
     pub const CONTEXT_0: u8 = 0xa0;
 }
 
 /// One tag-length-value: its tag, contents, and the whole encoding.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Tlv<'a> {
+pub struct Tlv<'a> {
+    /// The (single-byte) tag.
     pub tag: u8,
+    /// The value's contents.
     pub content: &'a [u8],
+    /// Tag, length and contents.
     pub whole: &'a [u8],
 }
 
 /// Reads DER values one after another.
-pub(super) struct Reader<'a>(&'a [u8]);
+pub struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
+    /// Reads `b` from its start.
     pub fn new(b: &'a [u8]) -> Self {
         Reader(b)
     }
 
+    /// Whether every value has been read.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     /// The next value; errors on truncated input or lengths beyond 4 bytes.
-    pub fn next(&mut self) -> Result<Tlv<'a>, String> {
+    pub fn read(&mut self) -> Result<Tlv<'a>, String> {
         let b = self.0;
         let (&tag, rest) = b.split_first().ok_or("truncated DER: no tag")?;
         if tag & 0x1f == 0x1f {
@@ -69,7 +86,7 @@ impl<'a> Reader<'a> {
 
     /// The next value, which must carry `want`.
     pub fn expect(&mut self, want: u8, what: &str) -> Result<Tlv<'a>, String> {
-        let t = self.next()?;
+        let t = self.read()?;
         if t.tag != want {
             return Err(format!(
                 "DER: expected {what} (tag {want:#04x}), found tag {:#04x}",
@@ -81,16 +98,16 @@ impl<'a> Reader<'a> {
 }
 
 /// The DER of a certificate's subject `Name`.
-pub(super) fn subject(cert: &[u8]) -> Result<&[u8], String> {
+pub fn subject(cert: &[u8]) -> Result<&[u8], String> {
     let c = Reader::new(cert).expect(tag::SEQUENCE, "Certificate")?;
     let mut tbs = Reader::new(
         Reader::new(c.content)
             .expect(tag::SEQUENCE, "TBSCertificate")?
             .content,
     );
-    let mut t = tbs.next()?;
+    let mut t = tbs.read()?;
     if t.tag == tag::CONTEXT_0 {
-        t = tbs.next()?; // version
+        t = tbs.read()?; // version
     }
     if t.tag != tag::INTEGER {
         return Err("DER: certificate without a serial number".into());
@@ -102,7 +119,7 @@ pub(super) fn subject(cert: &[u8]) -> Result<&[u8], String> {
 }
 
 /// Dotted form of an OID's contents.
-pub(super) fn oid_string(b: &[u8]) -> String {
+pub fn oid_string(b: &[u8]) -> String {
     let mut parts: Vec<u64> = Vec::new();
     let mut v: u64 = 0;
     for &x in b {
@@ -183,7 +200,7 @@ fn escape(value: &str) -> String {
 
 /// A DER `Name` as `X500Principal.getName()` prints it: RDNs last first, joined by `,`;
 /// the attributes of a multi-valued RDN in encoded order, joined by `+`.
-pub(super) fn rfc2253(name: &[u8]) -> Result<String, String> {
+pub fn rfc2253(name: &[u8]) -> Result<String, String> {
     let seq = Reader::new(name).expect(tag::SEQUENCE, "Name")?;
     let mut rdns = Vec::new();
     let mut r = Reader::new(seq.content);
@@ -195,7 +212,7 @@ pub(super) fn rfc2253(name: &[u8]) -> Result<String, String> {
             let ava = s.expect(tag::SEQUENCE, "AttributeTypeAndValue")?;
             let mut a = Reader::new(ava.content);
             let oid = oid_string(a.expect(tag::OID, "attribute type")?.content);
-            let value = a.next()?;
+            let value = a.read()?;
             let keyword = rfc2253_keyword(&oid);
             let text = match (keyword, string_value(&value)) {
                 (Some(k), Some(v)) => format!("{k}={}", escape(&v)),

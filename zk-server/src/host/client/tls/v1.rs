@@ -1,0 +1,389 @@
+//! X.509 version 1 end-entity certificates, which Java accepts and webpki refuses.
+//!
+//! webpki (under rustls) only parses version 3 certificates, except as trust anchors.
+//! Java's PKIX validator accepts a version 1 certificate as a leaf: kazoo's test harness
+//! (and older `openssl x509 -req` recipes without `-extfile`) make exactly those, a v3 CA
+//! signing v1 server and client certificates, and Apache serves and admits them. So that
+//! the same stores work here, a v1 *end-entity* certificate is checked by this module
+//! instead of webpki, no less strictly than Java: it must be signed directly by a trust
+//! anchor of the truststore (no intermediates: Java refuses a v1 certificate as a CA, and
+//! we do not build longer paths for one), with a signature algorithm of the provider
+//! matching the anchor's key, and be within its validity period. A v1 certificate has no
+//! extensions, so there is no key usage or name constraint to honour; an anchor that
+//! carries name constraints is never used for a v1 leaf (we could not check them). Every
+//! version 3 certificate still goes to webpki unchanged.
+
+use std::sync::Arc;
+
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore};
+use rustls_pki_types::{CertificateDer, SubjectPublicKeyInfoDer, UnixTime};
+
+use zk_proto::x509::der::tag::{BIT_STRING, GENERALIZED_TIME, UTC_TIME};
+use zk_proto::x509::der::{tag, Reader, Tlv};
+
+/// The parts of a version 1 certificate that its checks need.
+#[derive(Debug)]
+pub(super) struct V1Cert<'a> {
+    /// The whole `TBSCertificate`: what the issuer signed.
+    tbs: &'a [u8],
+    /// Contents of the signature `AlgorithmIdentifier`.
+    sig_alg: &'a [u8],
+    /// Contents of the issuer `Name`.
+    issuer: &'a [u8],
+    not_before: u64,
+    not_after: u64,
+    /// The whole `SubjectPublicKeyInfo`.
+    spki: &'a [u8],
+    signature: &'a [u8],
+}
+
+/// The bits of a `BIT STRING` with no unused bits.
+fn bits<'a>(t: &Tlv<'a>) -> Result<&'a [u8], String> {
+    match t.content.split_first() {
+        Some((0, rest)) => Ok(rest),
+        _ => Err("DER: bit string with unused bits".into()),
+    }
+}
+
+/// Parses a version 1 certificate; an error for a v3 one or malformed input (which is
+/// then left to webpki and its errors).
+pub(super) fn parse(cert: &[u8]) -> Result<V1Cert<'_>, String> {
+    let mut outer = Reader::new(cert);
+    let c = outer.expect(tag::SEQUENCE, "Certificate")?;
+    if !outer.is_empty() {
+        return Err("DER: data after the certificate".into());
+    }
+    let mut r = Reader::new(c.content);
+    let tbs = r.expect(tag::SEQUENCE, "TBSCertificate")?;
+    let sig_alg = r.expect(tag::SEQUENCE, "signatureAlgorithm")?;
+    let signature = bits(&r.expect(BIT_STRING, "signature")?)?;
+    if !r.is_empty() {
+        return Err("DER: data after the signature".into());
+    }
+    let mut t = Reader::new(tbs.content);
+    // A v1 certificate starts with its serial number; v2 and v3 with `[0] version`.
+    t.expect(tag::INTEGER, "serialNumber (a version 1 certificate)")?;
+    let inner_alg = t.expect(tag::SEQUENCE, "signature")?;
+    if inner_alg.content != sig_alg.content {
+        return Err("the certificate's two signature algorithms differ".into());
+    }
+    let issuer = t.expect(tag::SEQUENCE, "issuer")?;
+    let mut validity = Reader::new(t.expect(tag::SEQUENCE, "validity")?.content);
+    let not_before = time(&validity.read()?)?;
+    let not_after = time(&validity.read()?)?;
+    t.expect(tag::SEQUENCE, "subject")?;
+    let spki = t.expect(tag::SEQUENCE, "subjectPublicKeyInfo")?;
+    if !t.is_empty() {
+        // Unique identifiers and extensions belong to v2 and v3 only.
+        return Err("DER: a version 1 certificate with fields after its key".into());
+    }
+    Ok(V1Cert {
+        tbs: tbs.whole,
+        sig_alg: sig_alg.content,
+        issuer: issuer.content,
+        not_before,
+        not_after,
+        spki: spki.whole,
+        signature,
+    })
+}
+
+/// Seconds since the epoch of a `UTCTime` or `GeneralizedTime` in the `...Z` form
+/// RFC 5280 requires.
+fn time(t: &Tlv<'_>) -> Result<u64, String> {
+    let s = std::str::from_utf8(t.content).map_err(|_| "DER: time is not ASCII")?;
+    let (year, rest) = match t.tag {
+        UTC_TIME if s.len() == 13 => {
+            let yy: u64 = digits(&s[..2])?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &s[2..])
+        }
+        GENERALIZED_TIME if s.len() == 15 => (digits(&s[..4])?, &s[4..]),
+        _ => return Err(format!("DER: unsupported time {s:?}")),
+    };
+    if !rest.ends_with('Z') {
+        return Err(format!("DER: time {s:?} is not in UTC"));
+    }
+    let f = |i: usize| digits(&rest[i..i + 2]);
+    let (month, day, hour, min, sec) = (f(0)?, f(2)?, f(4)?, f(6)?, f(8)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 59 {
+        return Err(format!("DER: bad time {s:?}"));
+    }
+    Ok(days_from_civil(year, month, day) * 86_400 + hour * 3600 + min * 60 + sec)
+}
+
+fn digits(s: &str) -> Result<u64, String> {
+    if !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("DER: {s:?} is not a number"));
+    }
+    s.parse().map_err(|_| format!("DER: {s:?} is not a number"))
+}
+
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (years >= 1970).
+fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe).saturating_sub(719_468)
+}
+
+/// The algorithm (contents of its identifier) and key bits of a `SubjectPublicKeyInfo`
+/// given with (`whole`) or without its outer header.
+fn key_parts(spki: &[u8], whole: bool) -> Result<(&[u8], &[u8]), String> {
+    let content = if whole {
+        Reader::new(spki)
+            .expect(tag::SEQUENCE, "SubjectPublicKeyInfo")?
+            .content
+    } else {
+        spki
+    };
+    let mut r = Reader::new(content);
+    let alg = r.expect(tag::SEQUENCE, "key algorithm")?.content;
+    let key = bits(&r.expect(BIT_STRING, "subjectPublicKey")?)?;
+    Ok((alg, key))
+}
+
+fn bad(e: impl Into<String>) -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
+        V1Error(e.into()),
+    ))))
+}
+
+/// Why a version 1 certificate was refused.
+struct V1Error(String);
+
+// rustls logs an `Other` certificate error with `Debug`: the reason, readable.
+impl std::fmt::Debug for V1Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::fmt::Display for V1Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "X.509 v1 certificate: {}", self.0)
+    }
+}
+
+impl std::error::Error for V1Error {}
+
+/// Checks a v1 end-entity certificate against the trust anchors at `now` (see the
+/// module's comment for what is checked, and why).
+pub(super) fn verify(
+    cert: &V1Cert<'_>,
+    roots: &RootCertStore,
+    algs: &WebPkiSupportedAlgorithms,
+    now: UnixTime,
+) -> Result<(), rustls::Error> {
+    let now = now.as_secs();
+    if now < cert.not_before {
+        return Err(bad(format!(
+            "not valid before {} s after the epoch (now {now})",
+            cert.not_before
+        )));
+    }
+    if now > cert.not_after {
+        return Err(bad(format!(
+            "expired {} s after the epoch (now {now})",
+            cert.not_after
+        )));
+    }
+    let mut issuers = roots
+        .roots
+        .iter()
+        .filter(|a| a.subject.as_ref() == cert.issuer)
+        .peekable();
+    if issuers.peek().is_none() {
+        return Err(bad("its issuer is not a CA of the truststore"));
+    }
+    for anchor in issuers {
+        if anchor.name_constraints.is_some() {
+            continue;
+        }
+        let Ok((key_alg, key)) = key_parts(anchor.subject_public_key_info.as_ref(), false) else {
+            continue;
+        };
+        for alg in algs.all.iter().filter(|a| {
+            a.signature_alg_id().as_ref() == cert.sig_alg
+                && a.public_key_alg_id().as_ref() == key_alg
+        }) {
+            if alg.verify_signature(key, cert.tbs, cert.signature).is_ok() {
+                return Ok(());
+            }
+        }
+    }
+    Err(bad(
+        "bad signature: not signed by the truststore's CA of its issuer's name",
+    ))
+}
+
+/// Checks a handshake signature made with a v1 certificate's key (TLS 1.2: any of the
+/// provider's algorithms for the scheme that fits the key).
+fn verify_tls12(
+    message: &[u8],
+    cert: &V1Cert<'_>,
+    dss: &DigitallySignedStruct,
+    algs: &WebPkiSupportedAlgorithms,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    let (key_alg, key) = key_parts(cert.spki, true).map_err(bad)?;
+    let candidates = algs
+        .mapping
+        .iter()
+        .filter(|(s, _)| *s == dss.scheme)
+        .flat_map(|(_, a)| a.iter())
+        .filter(|a| a.public_key_alg_id().as_ref() == key_alg);
+    for alg in candidates {
+        if alg.verify_signature(key, message, dss.signature()).is_ok() {
+            return Ok(HandshakeSignatureValid::assertion());
+        }
+    }
+    Err(rustls::Error::InvalidCertificate(
+        CertificateError::BadSignature,
+    ))
+}
+
+/// A client certificate verifier: webpki's for every certificate but a v1 one, which
+/// is checked by [`verify`] (see the module's comment).
+#[derive(Debug)]
+pub(super) struct ClientVerifier {
+    pub inner: Arc<dyn ClientCertVerifier>,
+    pub roots: Arc<RootCertStore>,
+    pub algs: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for ClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        match parse(end_entity) {
+            Ok(v1) => {
+                verify(&v1, &self.roots, &self.algs, now).map(|()| ClientCertVerified::assertion())
+            }
+            Err(_) => self
+                .inner
+                .verify_client_cert(end_entity, intermediates, now),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        match parse(cert) {
+            Ok(v1) => verify_tls12(message, &v1, dss, &self.algs),
+            Err(_) => self.inner.verify_tls12_signature(message, cert, dss),
+        }
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        match parse(cert) {
+            Ok(v1) => rustls::crypto::verify_tls13_signature_with_raw_key(
+                message,
+                &SubjectPublicKeyInfoDer::from(v1.spki),
+                dss,
+                &self.algs,
+            ),
+            Err(_) => self.inner.verify_tls13_signature(message, cert, dss),
+        }
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Our own certificate and key for the acceptor. rustls checks that the key matches the
+/// certificate by parsing it with webpki, which refuses a v1 certificate; for one of
+/// those the match is checked here instead (serving a v1 certificate weakens no one's
+/// verification: the peer decides whether to trust it, as Java's clients do).
+pub(super) fn certified_key(
+    provider: &rustls::crypto::CryptoProvider,
+    chain: Vec<CertificateDer<'static>>,
+    key: rustls_pki_types::PrivateKeyDer<'static>,
+) -> Result<rustls::sign::CertifiedKey, rustls::Error> {
+    let Some(v1) = chain.first().and_then(|c| parse(c).ok()) else {
+        return rustls::sign::CertifiedKey::from_der(chain, key, provider);
+    };
+    let spki = v1.spki.to_vec();
+    let signing = provider.key_provider.load_private_key(key)?;
+    match signing.public_key() {
+        Some(k) if k.as_ref() != spki.as_slice() => Err(rustls::Error::InconsistentKeys(
+            rustls::InconsistentKeys::KeyMismatch,
+        )),
+        _ => Ok(rustls::sign::CertifiedKey::new(chain, signing)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_count_from_the_epoch() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        let t = Tlv {
+            tag: UTC_TIME,
+            content: b"491231235959Z",
+            whole: b"",
+        };
+        assert_eq!(time(&t).unwrap(), 2_524_607_999);
+        let g = Tlv {
+            tag: GENERALIZED_TIME,
+            content: b"20240229120000Z",
+            whole: b"",
+        };
+        assert_eq!(time(&g).unwrap(), 1_709_208_000);
+        for bad in [
+            &b"2402291200Z"[..],
+            b"240229120000+",
+            b"24a229120000Z",
+            b"241329120000Z",
+        ] {
+            let t = Tlv {
+                tag: UTC_TIME,
+                content: bad,
+                whole: b"",
+            };
+            assert!(time(&t).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn garbage_and_truncation_are_errors_not_panics() {
+        let mut cert = vec![0x30, 0x82, 0x01, 0x00];
+        cert.extend(std::iter::repeat_n(0x30, 256));
+        for n in 0..cert.len() {
+            let _ = parse(&cert[..n]);
+        }
+        assert!(parse(&[]).is_err());
+        assert!(parse(&[0x30, 0x03, 0x30, 0x01, 0x02]).is_err());
+    }
+}
