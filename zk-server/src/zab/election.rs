@@ -50,6 +50,8 @@ pub struct Election {
     init: Proposal,
     recvset: BTreeMap<Sid, Vote>,
     outofelection: BTreeMap<Sid, Vote>,
+    /// Worse votes we answered with ours in this round (each is answered once).
+    told: BTreeMap<Sid, Proposal>,
     looking: Option<Looking>,
     current_vote: Vote,
     peer_state: PeerState,
@@ -69,6 +71,7 @@ impl Election {
             init: (me, last_zxid, current_epoch),
             recvset: BTreeMap::new(),
             outofelection: BTreeMap::new(),
+            told: BTreeMap::new(),
             looking: None,
             current_vote: Vote {
                 leader: me,
@@ -148,6 +151,7 @@ impl Election {
         self.proposed = self.init;
         self.recvset.clear();
         self.outofelection.clear();
+        self.told.clear();
         self.peer_state = PeerState::Looking;
         self.looking = Some(Looking {
             not_timeout: self.cfg.finalize_wait,
@@ -172,6 +176,11 @@ impl Election {
         out: &mut Vec<Action>,
     ) -> Option<Decision> {
         if !self.valid_voter(from) {
+            if from == self.cfg.my_sid {
+                // Our own notification, sent while we were a voter of a config we no
+                // longer hold: answering it would answer ourselves forever.
+                return None;
+            }
             // Observers and strangers only learn our current vote.
             let v = self.current_vote;
             self.send(
@@ -229,9 +238,28 @@ impl Election {
                 return None;
             }
         }
-        looking.poll_deadline = now + looking.not_timeout;
         if !(self.valid_voter(from) && self.valid_voter(n.leader)) {
+            if state == PeerState::Looking
+                && self.valid_voter(from)
+                && n.election_epoch > self.logical_clock
+            {
+                // A voter of the proposed config that votes for nobody yet (it is not a
+                // voter of its committed config) is in a later round: join that round
+                // with our proposal, or neither would ever count the other (Apache would
+                // ignore it and wait forever).
+                self.logical_clock = n.election_epoch;
+                self.recvset.clear();
+                self.told.clear();
+                self.proposed = self.init;
+                self.send_notifications(out);
+            }
             return None;
+        }
+        // Only a vote that counts restarts the wait before we re-send: votes for nobody
+        // (non-voters of the committed config) arriving just before each timeout would
+        // otherwise keep us silent forever.
+        if let Some(l) = self.looking.as_mut() {
+            l.poll_deadline = now + l.not_timeout;
         }
         match state {
             PeerState::Looking => {
@@ -241,6 +269,7 @@ impl Election {
                 if n.election_epoch > self.logical_clock {
                     self.logical_clock = n.election_epoch;
                     self.recvset.clear();
+                    self.told.clear();
                     self.proposed = if beats(true, theirs, self.init) {
                         theirs
                     } else {
@@ -252,6 +281,23 @@ impl Election {
                 } else if beats(true, theirs, self.proposed) {
                     self.proposed = theirs;
                     self.send_notifications(out);
+                } else if theirs != self.proposed
+                    && from != self.cfg.my_sid
+                    && self.valid_voter(self.cfg.my_sid)
+                    && self.told.get(&from) != Some(&theirs)
+                {
+                    // A voter of our round holds a worse vote: tell it ours now (once per
+                    // vote of theirs). Waiting for our poll timeout could wait forever when
+                    // its re-sends keep arriving just before that timeout (each arrival
+                    // restarts it).
+                    self.told.insert(from, theirs);
+                    self.send(
+                        out,
+                        from,
+                        PeerState::Looking,
+                        self.proposed,
+                        self.logical_clock,
+                    );
                 }
                 self.recvset.insert(
                     from,
@@ -365,10 +411,8 @@ impl Election {
     }
 
     fn decide(&mut self, (leader, zxid, peer_epoch): Proposal) -> Decision {
-        let observer = matches!(
-            self.cfg.servers.get(&self.cfg.my_sid),
-            Some(s) if s.learner_type == super::LearnerType::Observer
-        );
+        let observer = super::peer::learner_type_in(&self.cfg, self.next.as_deref())
+            == super::LearnerType::Observer;
         // Apache's learningState: a server missing from the config follows (not voting).
         let state = if leader == self.cfg.my_sid {
             PeerState::Leading
