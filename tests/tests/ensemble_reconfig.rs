@@ -224,7 +224,7 @@ fn start_member(root: &Path, id: usize, ports: &[u16], known: &[usize]) -> Grown
         &cfg,
         format!(
             "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nreconfigEnabled=true\n\
-             standaloneEnabled=false\n4lw.commands.whitelist=*\n{servers}",
+             standaloneEnabled=false\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n{servers}",
             data.display()
         ),
     )
@@ -588,4 +588,165 @@ async fn zk_server_ensemble_takes_in_an_apache_member_and_loses_its_leader() {
 async fn apache_ensemble_takes_in_a_zk_server_member_and_loses_its_leader() {
     use tests::mixed::Kind;
     mixed_grow_and_remove_leader(Kind::Apache, Kind::ZkServer).await;
+}
+
+/// Clients per member port, from each client's own view of where it is connected.
+fn spread(clients: &[zk_client::Client], members: &[Grown]) -> Vec<(usize, usize)> {
+    members
+        .iter()
+        .map(|m| {
+            let n = clients
+                .iter()
+                .filter(|c| c.connected_host().is_some_and(|h| h.port == m.client))
+                .count();
+            (m.id, n)
+        })
+        .collect()
+}
+
+/// Waits until `ok` holds for the spread of `clients` over `members` with every client
+/// connected, or fails after 30 s naming the last spread.
+async fn wait_spread(
+    clients: &[zk_client::Client],
+    members: &[Grown],
+    what: &str,
+    ok: impl Fn(&[(usize, usize)]) -> bool,
+) -> Vec<(usize, usize)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = spread(clients, members);
+        let all = s.iter().map(|(_, n)| n).sum::<usize>() == clients.len();
+        if all && ok(&s) {
+            // Still so a moment later: no move in flight.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let again = spread(clients, members);
+            if again == s {
+                return s;
+            }
+            continue;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: clients per member {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// ZOOKEEPER-1355 end to end: 100 clients that follow the ensemble
+/// (`ClientBuilder::follow_ensemble`) connect to three members; the ensemble grows to
+/// five by reconfig and the new members get about their fair share (a fifth each), then a
+/// member is removed and its clients move to the others. No session is lost on the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_clients_rebalance_when_the_ensemble_grows_and_shrinks() {
+    use zk_client::Client;
+
+    let root = tempfile::tempdir().unwrap();
+    let ports = free_ports(15).unwrap();
+    let mut members: Vec<Grown> = (1..=3)
+        .map(|id| start_member(root.path(), id, &ports, &[1, 2, 3]))
+        .collect();
+    let first: Vec<u16> = members.iter().map(|m| m.client).collect();
+    tokio::task::spawn_blocking(move || {
+        for p in first {
+            wait_mode(p, &["leader", "follower"]);
+        }
+    })
+    .await
+    .unwrap();
+    let hosts3: String = (0..3)
+        .map(|i| format!("127.0.0.1:{}", ports[3 * i]))
+        .collect::<Vec<_>>()
+        .join(",");
+    let admin = Client::builder(&hosts3)
+        .session_timeout(Duration::from_secs(20))
+        .connect()
+        .await
+        .unwrap();
+    admin.add_auth("digest", b"super:test").await.unwrap();
+
+    let mut clients = Vec::new();
+    for i in 0..100u64 {
+        let c = Client::builder(&hosts3)
+            .session_timeout(Duration::from_secs(20))
+            .follow_ensemble(true)
+            .seed(0x1355 + i)
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("client {i}: {e}"));
+        clients.push(c);
+    }
+    let sessions: Vec<i64> = clients.iter().map(|c| c.session_id()).collect();
+    let before = wait_spread(&clients, &members, "initial spread", |s| {
+        s.iter().all(|(_, n)| *n > 0)
+    })
+    .await;
+
+    // Grow to five: both join in one reconfig once they synced as non-voters.
+    for id in [4, 5] {
+        let known: Vec<usize> = (1..=id).collect();
+        members.push(start_member(root.path(), id, &ports, &known));
+        let p = members[id - 1].client;
+        tokio::task::spawn_blocking(move || wait_mode(p, &["follower"]))
+            .await
+            .unwrap();
+    }
+    let joining = format!("server.4={},server.5={}", members[3].spec, members[4].spec);
+    admin
+        .reconfig(Some(&joining), None, None, None)
+        .await
+        .unwrap_or_else(|e| panic!("adding 4 and 5: {e}"));
+    // A fifth each is 20; with 100 independent draws 8..=34 is beyond four standard
+    // deviations either way. The old members keep about three fifths of theirs.
+    let grown = wait_spread(&clients, &members, "after growing to five", |s| {
+        s[3].1 >= 8 && s[4].1 >= 8
+    })
+    .await;
+    println!("clients per member: 3 members {before:?}, grown to 5 {grown:?}");
+    for (id, n) in &grown {
+        assert!(
+            (8..=34).contains(n),
+            "server.{id} holds {n} of 100 clients after growing to five: {grown:?}"
+        );
+    }
+
+    // Remove a member that does not lead: its clients go to the four left.
+    let mut removed = 0;
+    for m in &members[..3] {
+        if tests::apache::mode(m.client).as_deref() == Some("follower") {
+            removed = m.id;
+            break;
+        }
+    }
+    assert!(removed > 0, "a follower among the first three");
+    admin
+        .reconfig(None, Some(&removed.to_string()), None, None)
+        .await
+        .unwrap_or_else(|e| panic!("removing server.{removed}: {e}"));
+    let shrunk = wait_spread(&clients, &members, "after removing a member", |s| {
+        s[removed - 1].1 == 0
+    })
+    .await;
+    println!("after removing server.{removed}: {shrunk:?}");
+    for (id, n) in &shrunk {
+        if *id != removed {
+            assert!(
+                (10..=42).contains(n),
+                "server.{id} holds {n} of 100 clients after server.{removed} left: {shrunk:?}"
+            );
+        }
+    }
+
+    // Nobody lost a session: every client is connected with the session it began with.
+    for (i, c) in clients.iter().enumerate() {
+        assert!(c.state().is_connected(), "client {i}: {:?}", c.state());
+        assert_eq!(c.session_id(), sessions[i], "client {i} changed session");
+        c.exists("/", false)
+            .await
+            .unwrap_or_else(|e| panic!("client {i}: {e}"));
+    }
+    drop(clients);
+    for m in &mut members {
+        m.process.kill9();
+    }
 }
