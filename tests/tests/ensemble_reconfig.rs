@@ -750,3 +750,295 @@ async fn following_clients_rebalance_when_the_ensemble_grows_and_shrinks() {
         m.process.kill9();
     }
 }
+
+/// Member `id` of `known` started from a zoo.cfg with `dynamicConfigFile=` naming a file
+/// of its `server.N` lines, as kazoo and Apache's docs start 3.5+ ensembles.
+fn start_member_dynamic(root: &Path, id: usize, ports: &[u16], known: &[usize]) -> Grown {
+    let spec = |i: usize| {
+        let p = &ports[3 * (i - 1)..3 * i];
+        format!("127.0.0.1:{}:{}:participant;127.0.0.1:{}", p[1], p[2], p[0])
+    };
+    let dir = root.join(format!("m{id}"));
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("myid"), format!("{id}\n")).unwrap();
+    let dynamic = dir.join("zoo.cfg.dynamic");
+    let servers: String = known
+        .iter()
+        .map(|i| format!("server.{i}={}\n", spec(*i)))
+        .collect();
+    std::fs::write(&dynamic, servers).unwrap();
+    let cfg = dir.join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nreconfigEnabled=true\n\
+             standaloneEnabled=false\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n\
+             dynamicConfigFile={}\n",
+            data.display(),
+            dynamic.display()
+        ),
+    )
+    .unwrap();
+    let process = start_logged(&cfg);
+    Grown {
+        id,
+        client: ports[3 * (id - 1)],
+        spec: spec(id),
+        cfg,
+        process,
+    }
+}
+
+/// Starts the member of `cfg`, its output appended to `server.log` beside it.
+fn start_logged(cfg: &Path) -> tests::zk_processes::ServerProcess {
+    let log = cfg.with_file_name("server.log");
+    tests::zk_processes::ServerProcess::start_logging(
+        cfg,
+        &[SUPER_DIGEST, "-Dzookeeper.admin.enableServer=false"],
+        &log,
+        "info",
+    )
+    .unwrap()
+}
+
+/// Waits until member `m` serves (leads, follows or observes); its log on failure.
+async fn wait_serving(m: &Grown) {
+    let (port, log) = (m.client, m.cfg.with_file_name("server.log"));
+    let id = m.id;
+    tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(mode) = tests::apache::mode(port) {
+                if ["leader", "follower", "observer"].contains(&mode.as_str()) {
+                    return;
+                }
+            }
+            if std::time::Instant::now() > deadline {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                panic!(
+                    "server.{id} never served; its log ends:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await
+    .unwrap();
+}
+
+/// The member list file a member's zoo.cfg names now (it moves to
+/// `zoo.cfg.dynamic.<version>` once a config is committed).
+fn dynamic_file_of(m: &Grown) -> std::path::PathBuf {
+    let zoo = std::fs::read_to_string(&m.cfg).unwrap();
+    let path = zoo
+        .lines()
+        .find_map(|l| l.strip_prefix("dynamicConfigFile="))
+        .unwrap_or_else(|| panic!("server.{} zoo.cfg names no dynamic file: {zoo}", m.id));
+    std::path::PathBuf::from(path.trim())
+}
+
+/// Waits until some member leads and a write through `c` commits.
+async fn wait_commits(c: &zk_client::Client, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match c.set_data("/rolling", what.as_bytes(), None).await {
+            Ok(_) => return,
+            Err(e) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: no write commits: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// ZOOKEEPER-3829 replayed on members started with `reconfigEnabled` and a
+/// `dynamicConfigFile`, under a zk-client write load: servers 1-3 run with config {1,2,3};
+/// server 4 starts with {1,2,3,4} and joins (by reconfig, as reconfig is enabled); then 1,
+/// 2 and 3 are restarted one at a time (in Apache 3.5/3.6 server.4 ended up leading and
+/// unable to commit anything). Then every member is restarted once more, one at a time,
+/// the leader included. Afterwards: exactly one leader, a write commits through every
+/// member, no acknowledged write is lost and every member holds the same config version,
+/// the one with server.4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_restarts_lose_nothing_and_leave_one_leader_that_commits() {
+    use zk_client::{Acl, Client, CreateMode};
+
+    let root = tempfile::tempdir().unwrap();
+    let ports = free_ports(12).unwrap();
+    let mut members: Vec<Grown> = (1..=3)
+        .map(|id| start_member_dynamic(root.path(), id, &ports, &[1, 2, 3]))
+        .collect();
+    for m in &members {
+        wait_serving(m).await;
+    }
+    let all_hosts: String = (0..4)
+        .map(|i| format!("127.0.0.1:{}", ports[3 * i]))
+        .collect::<Vec<_>>()
+        .join(",");
+    let client = Client::builder(&all_hosts)
+        .session_timeout(Duration::from_secs(20))
+        .connect()
+        .await
+        .unwrap();
+    client
+        .create("/rolling", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .unwrap();
+
+    // The load: sequential creates, each recorded once acknowledged.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let c = Client::builder(&all_hosts)
+            .session_timeout(Duration::from_secs(20))
+            .connect()
+            .await
+            .unwrap();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let (mut attempts, mut i) = (0u64, 0u64);
+            c.create("/w", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+                .await
+                .unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                attempts += 1;
+                let path = format!("/w/n{i}");
+                match c
+                    .create(&path, b"x", &Acl::open_unsafe(), CreateMode::Persistent)
+                    .await
+                {
+                    Ok(_) | Err(zk_client::Error::NodeExists { .. }) => {
+                        acked.push(path);
+                        i += 1;
+                    }
+                    // Not acknowledged: retried under the same name (it may have
+                    // committed, then NodeExists acknowledges it).
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+            (acked, attempts)
+        })
+    };
+
+    // ZOOKEEPER-3829: a fourth member starts with {1,2,3,4} and syncs as a non-voter
+    // (the ensemble's config has the higher version); with reconfig enabled it joins by
+    // reconfig, then 1, 2 and 3 are restarted one at a time, as in the JIRA.
+    members.push(start_member_dynamic(root.path(), 4, &ports, &[1, 2, 3, 4]));
+    wait_serving(&members[3]).await;
+    wait_commits(&client, "server.4 started").await;
+    let admin = Client::builder(&all_hosts)
+        .session_timeout(Duration::from_secs(20))
+        .connect()
+        .await
+        .unwrap();
+    admin.add_auth("digest", b"super:test").await.unwrap();
+    let joining = format!("server.4={}", members[3].spec);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let added = loop {
+        match admin.reconfig(Some(&joining), None, None, None).await {
+            Ok((cfg, _)) => break cfg,
+            // Not synced yet, or the reply lost with a connection: retried.
+            Err(e) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "adding server.4: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(String::from_utf8_lossy(&added).contains(&joining));
+    for i in 0..3 {
+        members[i].process.kill9();
+        members[i].process = start_logged(&members[i].cfg);
+        wait_serving(&members[i]).await;
+        wait_commits(&client, &format!("server.{} restarted", i + 1)).await;
+    }
+    // Every member once more, one at a time, the leader among them.
+    for i in 0..4 {
+        members[i].process.kill9();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        members[i].process = start_logged(&members[i].cfg);
+        wait_serving(&members[i]).await;
+        wait_commits(&client, &format!("server.{} restarted again", i + 1)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acked, attempts) = writer.await.unwrap();
+    println!(
+        "rolling restarts: {} writes acknowledged of {attempts} attempts",
+        acked.len()
+    );
+    assert!(acked.len() > 20, "the load ran: {} writes", acked.len());
+
+    // Exactly one leader, and it commits through every member.
+    let modes: Vec<Option<String>> = members
+        .iter()
+        .map(|m| tests::apache::mode(m.client))
+        .collect();
+    assert_eq!(
+        modes
+            .iter()
+            .filter(|m| m.as_deref() == Some("leader"))
+            .count(),
+        1,
+        "exactly one leader: {modes:?}"
+    );
+    let mut version = None;
+    for m in &members {
+        let c = Client::builder(&format!("127.0.0.1:{}", m.client))
+            .session_timeout(Duration::from_secs(20))
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("server.{}: {e}", m.id));
+        c.set_data("/rolling", format!("via {}", m.id).as_bytes(), None)
+            .await
+            .unwrap_or_else(|e| panic!("a write through server.{}: {e}", m.id));
+        c.sync("/").await.unwrap();
+        let (cfg, _) = c.get_config(false).await.unwrap();
+        let v = version_of(&cfg);
+        assert!(
+            String::from_utf8_lossy(&cfg).contains(&joining),
+            "server.{} config lacks server.4: {}",
+            m.id,
+            String::from_utf8_lossy(&cfg)
+        );
+        assert!(
+            version.is_none() || version == Some(v),
+            "server.{} holds config {v:x}, others {version:x?}: {}",
+            m.id,
+            String::from_utf8_lossy(&cfg)
+        );
+        version = Some(v);
+        let file = dynamic_file_of(m);
+        assert!(
+            file.to_string_lossy().ends_with(&format!(".dynamic.{v:x}")),
+            "server.{} zoo.cfg names {}, not config {v:x}",
+            m.id,
+            file.display()
+        );
+        let n = c.get_all_children_number("/w").await.unwrap();
+        assert!(
+            n as usize >= acked.len(),
+            "server.{} holds {n} of {} acknowledged writes",
+            m.id,
+            acked.len()
+        );
+        for path in &acked {
+            assert!(
+                c.exists(path, false).await.unwrap().is_some(),
+                "acknowledged write {path} lost on server.{}",
+                m.id
+            );
+        }
+    }
+    println!(
+        "every member on config version {:x}: {modes:?}",
+        version.unwrap()
+    );
+    for m in &mut members {
+        m.process.kill9();
+    }
+}
