@@ -1042,3 +1042,161 @@ async fn rolling_restarts_lose_nothing_and_leave_one_leader_that_commits() {
         m.process.kill9();
     }
 }
+
+/// A quorum of one grows to three, then five members, then shrinks back to three, by
+/// reconfig under a write load of clients that know only the first member's address and
+/// follow the ensemble: no acknowledged write is lost, the ephemeral's session survives,
+/// and every member (the two removed ones too, now non-voting) reports the same config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_grows_to_three_then_five_and_shrinks_back_to_three_under_load() {
+    use zk_client::{Acl, Client, CreateMode};
+
+    let root = tempfile::tempdir().unwrap();
+    let ports = free_ports(15).unwrap();
+    let mut members = vec![start_member(root.path(), 1, &ports, &[1])];
+    let p1 = members[0].client;
+    tokio::task::spawn_blocking(move || wait_mode(p1, &["leader"]))
+        .await
+        .unwrap();
+    let first = format!("127.0.0.1:{p1}");
+    let client = Client::builder(&first)
+        .session_timeout(Duration::from_secs(20))
+        .follow_ensemble(true)
+        .seed(1)
+        .connect()
+        .await
+        .unwrap();
+    client.add_auth("digest", b"super:test").await.unwrap();
+    client
+        .create("/owner", b"", &Acl::open_unsafe(), CreateMode::Ephemeral)
+        .await
+        .unwrap();
+    let session = client.session_id();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let c = Client::builder(&first)
+            .session_timeout(Duration::from_secs(20))
+            .follow_ensemble(true)
+            .seed(2)
+            .connect()
+            .await
+            .unwrap();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut i = 0u64;
+            let began = c.session_id();
+            c.create("/w", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+                .await
+                .unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let path = format!("/w/n{i}");
+                match c
+                    .create(&path, b"x", &Acl::open_unsafe(), CreateMode::Persistent)
+                    .await
+                {
+                    Ok(_) | Err(zk_client::Error::NodeExists { .. }) => {
+                        acked.push(path);
+                        i += 1;
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+            assert!(c.state().is_connected(), "writer: {:?}", c.state());
+            (acked, began, c.session_id())
+        })
+    };
+
+    let reconfig = |joining: Option<String>, leaving: Option<String>| {
+        let client = client.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                match client
+                    .reconfig(joining.as_deref(), leaving.as_deref(), None, None)
+                    .await
+                {
+                    Ok((cfg, _)) => return cfg,
+                    Err(e) => assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "reconfig +{joining:?} -{leaving:?}: {e}"
+                    ),
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    };
+    let mut versions = Vec::new();
+    for group in [&[2usize, 3][..], &[4, 5][..]] {
+        for &id in group {
+            let known: Vec<usize> = (1..=id).collect();
+            members.push(start_member(root.path(), id, &ports, &known));
+            let p = members[id - 1].client;
+            tokio::task::spawn_blocking(move || wait_mode(p, &["follower"]))
+                .await
+                .unwrap();
+        }
+        let joining: Vec<String> = group
+            .iter()
+            .map(|&id| format!("server.{id}={}", members[id - 1].spec))
+            .collect();
+        let cfg = reconfig(Some(joining.join(",")), None).await;
+        versions.push(version_of(&cfg));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let shrunk = reconfig(None, Some("4,5".into())).await;
+    let text = String::from_utf8_lossy(&shrunk).into_owned();
+    assert!(
+        !text.contains("server.4=") && !text.contains("server.5="),
+        "{text}"
+    );
+    versions.push(version_of(&shrunk));
+    assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:x?}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acked, began, ended) = writer.await.unwrap();
+    assert_eq!(began, ended, "the writer's session survives");
+    println!(
+        "1 -> 3 -> 5 -> 3: {} writes acknowledged, configs {versions:x?}",
+        acked.len()
+    );
+    assert!(acked.len() > 20, "the load ran: {} writes", acked.len());
+
+    assert_eq!(client.session_id(), session);
+    assert!(client.state().is_connected(), "{:?}", client.state());
+    assert!(client.exists("/owner", false).await.unwrap().is_some());
+    let want = version_of(&shrunk);
+    for m in &members {
+        let c = Client::connect(&format!("127.0.0.1:{}", m.client))
+            .await
+            .unwrap_or_else(|e| panic!("server.{}: {e}", m.id));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            c.sync("/").await.unwrap();
+            let (cfg, _) = c.get_config(false).await.unwrap();
+            if version_of(&cfg) == want {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "server.{} stays on {}",
+                m.id,
+                String::from_utf8_lossy(&cfg)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for path in &acked {
+            assert!(
+                c.exists(path, false).await.unwrap().is_some(),
+                "acknowledged write {path} lost on server.{}",
+                m.id
+            );
+        }
+        let owner = c.exists("/owner", false).await.unwrap().expect("/owner");
+        assert_eq!(owner.ephemeral_owner, session, "server.{}", m.id);
+    }
+    for m in &mut members {
+        m.process.kill9();
+    }
+}

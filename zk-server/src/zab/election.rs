@@ -50,8 +50,6 @@ pub struct Election {
     init: Proposal,
     recvset: BTreeMap<Sid, Vote>,
     outofelection: BTreeMap<Sid, Vote>,
-    /// Worse votes we answered with ours in this round (each is answered once).
-    told: BTreeMap<Sid, Proposal>,
     looking: Option<Looking>,
     current_vote: Vote,
     peer_state: PeerState,
@@ -71,7 +69,6 @@ impl Election {
             init: (me, last_zxid, current_epoch),
             recvset: BTreeMap::new(),
             outofelection: BTreeMap::new(),
-            told: BTreeMap::new(),
             looking: None,
             current_vote: Vote {
                 leader: me,
@@ -151,7 +148,6 @@ impl Election {
         self.proposed = self.init;
         self.recvset.clear();
         self.outofelection.clear();
-        self.told.clear();
         self.peer_state = PeerState::Looking;
         self.looking = Some(Looking {
             not_timeout: self.cfg.finalize_wait,
@@ -249,7 +245,6 @@ impl Election {
                 // ignore it and wait forever).
                 self.logical_clock = n.election_epoch;
                 self.recvset.clear();
-                self.told.clear();
                 self.proposed = self.init;
                 self.send_notifications(out);
             }
@@ -269,7 +264,6 @@ impl Election {
                 if n.election_epoch > self.logical_clock {
                     self.logical_clock = n.election_epoch;
                     self.recvset.clear();
-                    self.told.clear();
                     self.proposed = if beats(true, theirs, self.init) {
                         theirs
                     } else {
@@ -284,13 +278,12 @@ impl Election {
                 } else if theirs != self.proposed
                     && from != self.cfg.my_sid
                     && self.valid_voter(self.cfg.my_sid)
-                    && self.told.get(&from) != Some(&theirs)
                 {
-                    // A voter of our round holds a worse vote: tell it ours now (once per
-                    // vote of theirs). Waiting for our poll timeout could wait forever when
-                    // its re-sends keep arriving just before that timeout (each arrival
-                    // restarts it).
-                    self.told.insert(from, theirs);
+                    // A voter of our round holds a worse vote: tell it ours now, every
+                    // time (an answer may be lost). Waiting for our poll timeout could
+                    // wait forever when its re-sends keep arriving just before that
+                    // timeout (each arrival restarts it). It switches on our answer, so
+                    // the answers stop.
                     self.send(
                         out,
                         from,
