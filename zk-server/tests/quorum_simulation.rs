@@ -172,3 +172,19 @@ fn reconfigurations_mixed_into_faulty_schedules_keep_every_invariant() {
         assert!(leader_removals > 0, "no schedule removed its leader");
     }
 }
+
+#[test]
+fn reconfig_regression_seeds() {
+    let mut cfg = SimConfig::small(3, 2);
+    cfg.reconfig_rate = 0.1;
+    cfg.txn_log_sync = false;
+    // A server that lost its vote answered its own election notification, forever, at one
+    // instant (a livelock).
+    // Two voters left by a reconfig, one's answer to the other's worse vote lost: each
+    // waited for the other until the heal deadline.
+    for seed in [3394205313400966, 3394205313401482] {
+        if let Err(f) = run(&cfg, seed) {
+            panic!("{f}\nreplay: ZK_SIM_SEED={seed} ZK_SIM_SHAPE=3+2 cargo test -p zk-server --test quorum_simulation reconfigurations -- --nocapture");
+        }
+    }
+}

@@ -654,8 +654,8 @@ impl<R> Session<R> {
                     self.lose_connection(now, false);
                     return;
                 }
-                if self.rebalance_pending {
-                    self.maybe_rebalance(now);
+                self.maybe_rebalance(now);
+                if !matches!(self.phase, Phase::Connected { .. }) {
                     return;
                 }
                 if now >= self.last_send + self.read_timeout / 2 {
