@@ -950,19 +950,19 @@ async fn rolling_restarts_lose_nothing_and_leave_one_leader_that_commits() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     assert!(String::from_utf8_lossy(&added).contains(&joining));
-    for i in 0..3 {
-        members[i].process.kill9();
-        members[i].process = start_logged(&members[i].cfg);
-        wait_serving(&members[i]).await;
-        wait_commits(&client, &format!("server.{} restarted", i + 1)).await;
+    for m in &mut members[..3] {
+        m.process.kill9();
+        m.process = start_logged(&m.cfg);
+        wait_serving(m).await;
+        wait_commits(&client, &format!("server.{} restarted", m.id)).await;
     }
     // Every member once more, one at a time, the leader among them.
-    for i in 0..4 {
-        members[i].process.kill9();
+    for m in &mut members {
+        m.process.kill9();
         tokio::time::sleep(Duration::from_millis(300)).await;
-        members[i].process = start_logged(&members[i].cfg);
-        wait_serving(&members[i]).await;
-        wait_commits(&client, &format!("server.{} restarted again", i + 1)).await;
+        m.process = start_logged(&m.cfg);
+        wait_serving(m).await;
+        wait_commits(&client, &format!("server.{} restarted again", m.id)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -105,6 +105,10 @@ pub enum ProposeError {
     },
 }
 
+/// A proposal waiting for acks as diagnostics show it: zxid, who acked, and the voter
+/// sets whose quorums it needs (`None`: the committed config's alone).
+pub type OutstandingView = (Zxid, Vec<Sid>, Option<Vec<Vec<Sid>>>);
+
 impl Leader {
     /// Starts leading (Leader.lead): we count towards the epoch and ack our own epoch.
     pub fn new(ctx: &mut Ctx<'_>) -> RoleResult<Self> {
@@ -152,7 +156,7 @@ impl Leader {
 
     /// The oldest proposal waiting for acks: its zxid, who acked, the voter sets it
     /// needs (for diagnostics).
-    pub fn oldest_outstanding(&self) -> Option<(Zxid, Vec<Sid>, Option<Vec<Vec<Sid>>>)> {
+    pub fn oldest_outstanding(&self) -> Option<OutstandingView> {
         self.outstanding.first_key_value().map(|(z, o)| {
             (
                 *z,
