@@ -167,7 +167,7 @@ fn start_member(root: &Path, id: usize, ports: &[u16], known: &[usize]) -> Grown
         &cfg,
         format!(
             "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nreconfigEnabled=true\n\
-             standaloneEnabled=false\n4lw.commands.whitelist=*\n{servers}",
+             standaloneEnabled=false\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n{servers}",
             data.display()
         ),
     )
@@ -531,4 +531,615 @@ async fn zk_server_ensemble_takes_in_an_apache_member_and_loses_its_leader() {
 async fn apache_ensemble_takes_in_a_zk_server_member_and_loses_its_leader() {
     use tests::mixed::Kind;
     mixed_grow_and_remove_leader(Kind::Apache, Kind::ZkServer).await;
+}
+
+/// Clients per member port, from each client's own view of where it is connected.
+fn spread(clients: &[zk_client::Client], members: &[Grown]) -> Vec<(usize, usize)> {
+    members
+        .iter()
+        .map(|m| {
+            let n = clients
+                .iter()
+                .filter(|c| c.connected_host().is_some_and(|h| h.port == m.client))
+                .count();
+            (m.id, n)
+        })
+        .collect()
+}
+
+/// Waits until `ok` holds for the spread of `clients` over `members` with every client
+/// connected, or fails after 30 s naming the last spread.
+async fn wait_spread(
+    clients: &[zk_client::Client],
+    members: &[Grown],
+    what: &str,
+    ok: impl Fn(&[(usize, usize)]) -> bool,
+) -> Vec<(usize, usize)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = spread(clients, members);
+        let all = s.iter().map(|(_, n)| n).sum::<usize>() == clients.len();
+        if all && ok(&s) {
+            // Still so a moment later: no move in flight.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let again = spread(clients, members);
+            if again == s {
+                return s;
+            }
+            continue;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: clients per member {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// ZOOKEEPER-1355 end to end: 100 clients that follow the ensemble
+/// (`ClientBuilder::follow_ensemble`) connect to three members; the ensemble grows to
+/// five by reconfig and the new members get about their fair share (a fifth each), then a
+/// member is removed and its clients move to the others. No session is lost on the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_clients_rebalance_when_the_ensemble_grows_and_shrinks() {
+    use zk_client::Client;
+
+    let root = tempfile::tempdir().unwrap();
+    let ports = free_ports(15).unwrap();
+    let mut members: Vec<Grown> = (1..=3)
+        .map(|id| start_member(root.path(), id, &ports, &[1, 2, 3]))
+        .collect();
+    let first: Vec<u16> = members.iter().map(|m| m.client).collect();
+    tokio::task::spawn_blocking(move || {
+        for p in first {
+            wait_mode(p, &["leader", "follower"]);
+        }
+    })
+    .await
+    .unwrap();
+    let hosts3: String = (0..3)
+        .map(|i| format!("127.0.0.1:{}", ports[3 * i]))
+        .collect::<Vec<_>>()
+        .join(",");
+    let admin = Client::builder(&hosts3)
+        .session_timeout(Duration::from_secs(20))
+        .connect()
+        .await
+        .unwrap();
+    admin.add_auth("digest", b"super:test").await.unwrap();
+
+    let mut clients = Vec::new();
+    for i in 0..100u64 {
+        let c = Client::builder(&hosts3)
+            .session_timeout(Duration::from_secs(20))
+            .follow_ensemble(true)
+            .seed(0x1355 + i)
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("client {i}: {e}"));
+        clients.push(c);
+    }
+    let sessions: Vec<i64> = clients.iter().map(|c| c.session_id()).collect();
+    let before = wait_spread(&clients, &members, "initial spread", |s| {
+        s.iter().all(|(_, n)| *n > 0)
+    })
+    .await;
+
+    // Grow to five: both join in one reconfig once they synced as non-voters.
+    for id in [4, 5] {
+        let known: Vec<usize> = (1..=id).collect();
+        members.push(start_member(root.path(), id, &ports, &known));
+        let p = members[id - 1].client;
+        tokio::task::spawn_blocking(move || wait_mode(p, &["follower"]))
+            .await
+            .unwrap();
+    }
+    let joining = format!("server.4={},server.5={}", members[3].spec, members[4].spec);
+    admin
+        .reconfig(Some(&joining), None, None, None)
+        .await
+        .unwrap_or_else(|e| panic!("adding 4 and 5: {e}"));
+    // A fifth each is 20; with 100 independent draws 8..=34 is beyond four standard
+    // deviations either way. The old members keep about three fifths of theirs.
+    let grown = wait_spread(&clients, &members, "after growing to five", |s| {
+        s[3].1 >= 8 && s[4].1 >= 8
+    })
+    .await;
+    println!("clients per member: 3 members {before:?}, grown to 5 {grown:?}");
+    for (id, n) in &grown {
+        assert!(
+            (8..=34).contains(n),
+            "server.{id} holds {n} of 100 clients after growing to five: {grown:?}"
+        );
+    }
+
+    // Remove a member that does not lead: its clients go to the four left.
+    let mut removed = 0;
+    for m in &members[..3] {
+        if tests::apache::mode(m.client).as_deref() == Some("follower") {
+            removed = m.id;
+            break;
+        }
+    }
+    assert!(removed > 0, "a follower among the first three");
+    admin
+        .reconfig(None, Some(&removed.to_string()), None, None)
+        .await
+        .unwrap_or_else(|e| panic!("removing server.{removed}: {e}"));
+    let shrunk = wait_spread(&clients, &members, "after removing a member", |s| {
+        s[removed - 1].1 == 0
+    })
+    .await;
+    println!("after removing server.{removed}: {shrunk:?}");
+    for (id, n) in &shrunk {
+        if *id != removed {
+            assert!(
+                (10..=42).contains(n),
+                "server.{id} holds {n} of 100 clients after server.{removed} left: {shrunk:?}"
+            );
+        }
+    }
+
+    // Nobody lost a session: every client is connected with the session it began with.
+    for (i, c) in clients.iter().enumerate() {
+        assert!(c.state().is_connected(), "client {i}: {:?}", c.state());
+        assert_eq!(c.session_id(), sessions[i], "client {i} changed session");
+        c.exists("/", false)
+            .await
+            .unwrap_or_else(|e| panic!("client {i}: {e}"));
+    }
+    drop(clients);
+    for m in &mut members {
+        m.process.kill9();
+    }
+}
+
+/// Member `id` of `known` started from a zoo.cfg with `dynamicConfigFile=` naming a file
+/// of its `server.N` lines, as kazoo and Apache's docs start 3.5+ ensembles.
+fn start_member_dynamic(root: &Path, id: usize, ports: &[u16], known: &[usize]) -> Grown {
+    let spec = |i: usize| {
+        let p = &ports[3 * (i - 1)..3 * i];
+        format!("127.0.0.1:{}:{}:participant;127.0.0.1:{}", p[1], p[2], p[0])
+    };
+    let dir = root.join(format!("m{id}"));
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("myid"), format!("{id}\n")).unwrap();
+    let dynamic = dir.join("zoo.cfg.dynamic");
+    let servers: String = known
+        .iter()
+        .map(|i| format!("server.{i}={}\n", spec(*i)))
+        .collect();
+    std::fs::write(&dynamic, servers).unwrap();
+    let cfg = dir.join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nreconfigEnabled=true\n\
+             standaloneEnabled=false\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n\
+             dynamicConfigFile={}\n",
+            data.display(),
+            dynamic.display()
+        ),
+    )
+    .unwrap();
+    let process = start_logged(&cfg);
+    Grown {
+        id,
+        client: ports[3 * (id - 1)],
+        spec: spec(id),
+        cfg,
+        process,
+    }
+}
+
+/// Starts the member of `cfg`, its output appended to `server.log` beside it.
+fn start_logged(cfg: &Path) -> tests::zk_processes::ServerProcess {
+    let log = cfg.with_file_name("server.log");
+    tests::zk_processes::ServerProcess::start_logging(
+        cfg,
+        &[SUPER_DIGEST, "-Dzookeeper.admin.enableServer=false"],
+        &log,
+        "info",
+    )
+    .unwrap()
+}
+
+/// Waits until member `m` serves (leads, follows or observes); its log on failure.
+async fn wait_serving(m: &Grown) {
+    let (port, log) = (m.client, m.cfg.with_file_name("server.log"));
+    let id = m.id;
+    tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(mode) = tests::apache::mode(port) {
+                if ["leader", "follower", "observer"].contains(&mode.as_str()) {
+                    return;
+                }
+            }
+            if std::time::Instant::now() > deadline {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                panic!(
+                    "server.{id} never served; its log ends:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await
+    .unwrap();
+}
+
+/// The member list file a member's zoo.cfg names now (it moves to
+/// `zoo.cfg.dynamic.<version>` once a config is committed).
+fn dynamic_file_of(m: &Grown) -> std::path::PathBuf {
+    let zoo = std::fs::read_to_string(&m.cfg).unwrap();
+    let path = zoo
+        .lines()
+        .find_map(|l| l.strip_prefix("dynamicConfigFile="))
+        .unwrap_or_else(|| panic!("server.{} zoo.cfg names no dynamic file: {zoo}", m.id));
+    std::path::PathBuf::from(path.trim())
+}
+
+/// Waits until some member leads and a write through `c` commits.
+async fn wait_commits(c: &zk_client::Client, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match c.set_data("/rolling", what.as_bytes(), None).await {
+            Ok(_) => return,
+            Err(e) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: no write commits: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// ZOOKEEPER-3829 replayed on members started with `reconfigEnabled` and a
+/// `dynamicConfigFile`, under a zk-client write load: servers 1-3 run with config {1,2,3};
+/// server 4 starts with {1,2,3,4} and joins (by reconfig, as reconfig is enabled); then 1,
+/// 2 and 3 are restarted one at a time (in Apache 3.5/3.6 server.4 ended up leading and
+/// unable to commit anything). Then every member is restarted once more, one at a time,
+/// the leader included. Afterwards: exactly one leader, a write commits through every
+/// member, no acknowledged write is lost and every member holds the same config version,
+/// the one with server.4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_restarts_lose_nothing_and_leave_one_leader_that_commits() {
+    use zk_client::{Acl, Client, CreateMode};
+
+    let root = tempfile::tempdir().unwrap();
+    let ports = free_ports(12).unwrap();
+    let mut members: Vec<Grown> = (1..=3)
+        .map(|id| start_member_dynamic(root.path(), id, &ports, &[1, 2, 3]))
+        .collect();
+    for m in &members {
+        wait_serving(m).await;
+    }
+    let all_hosts: String = (0..4)
+        .map(|i| format!("127.0.0.1:{}", ports[3 * i]))
+        .collect::<Vec<_>>()
+        .join(",");
+    let client = Client::builder(&all_hosts)
+        .session_timeout(Duration::from_secs(20))
+        .connect()
+        .await
+        .unwrap();
+    client
+        .create("/rolling", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .unwrap();
+
+    // The load: sequential creates, each recorded once acknowledged.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let c = Client::builder(&all_hosts)
+            .session_timeout(Duration::from_secs(20))
+            .connect()
+            .await
+            .unwrap();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let (mut attempts, mut i) = (0u64, 0u64);
+            c.create("/w", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+                .await
+                .unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                attempts += 1;
+                let path = format!("/w/n{i}");
+                match c
+                    .create(&path, b"x", &Acl::open_unsafe(), CreateMode::Persistent)
+                    .await
+                {
+                    Ok(_) | Err(zk_client::Error::NodeExists { .. }) => {
+                        acked.push(path);
+                        i += 1;
+                    }
+                    // Not acknowledged: retried under the same name (it may have
+                    // committed, then NodeExists acknowledges it).
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+            (acked, attempts)
+        })
+    };
+
+    // ZOOKEEPER-3829: a fourth member starts with {1,2,3,4} and syncs as a non-voter
+    // (the ensemble's config has the higher version); with reconfig enabled it joins by
+    // reconfig, then 1, 2 and 3 are restarted one at a time, as in the JIRA.
+    members.push(start_member_dynamic(root.path(), 4, &ports, &[1, 2, 3, 4]));
+    wait_serving(&members[3]).await;
+    wait_commits(&client, "server.4 started").await;
+    let admin = Client::builder(&all_hosts)
+        .session_timeout(Duration::from_secs(20))
+        .connect()
+        .await
+        .unwrap();
+    admin.add_auth("digest", b"super:test").await.unwrap();
+    let joining = format!("server.4={}", members[3].spec);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let added = loop {
+        match admin.reconfig(Some(&joining), None, None, None).await {
+            Ok((cfg, _)) => break cfg,
+            // Not synced yet, or the reply lost with a connection: retried.
+            Err(e) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "adding server.4: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(String::from_utf8_lossy(&added).contains(&joining));
+    for m in &mut members[..3] {
+        m.process.kill9();
+        m.process = start_logged(&m.cfg);
+        wait_serving(m).await;
+        wait_commits(&client, &format!("server.{} restarted", m.id)).await;
+    }
+    // Every member once more, one at a time, the leader among them.
+    for m in &mut members {
+        m.process.kill9();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        m.process = start_logged(&m.cfg);
+        wait_serving(m).await;
+        wait_commits(&client, &format!("server.{} restarted again", m.id)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acked, attempts) = writer.await.unwrap();
+    println!(
+        "rolling restarts: {} writes acknowledged of {attempts} attempts",
+        acked.len()
+    );
+    assert!(acked.len() > 20, "the load ran: {} writes", acked.len());
+
+    // Exactly one leader, and it commits through every member.
+    let modes: Vec<Option<String>> = members
+        .iter()
+        .map(|m| tests::apache::mode(m.client))
+        .collect();
+    assert_eq!(
+        modes
+            .iter()
+            .filter(|m| m.as_deref() == Some("leader"))
+            .count(),
+        1,
+        "exactly one leader: {modes:?}"
+    );
+    let mut version = None;
+    for m in &members {
+        let c = Client::builder(&format!("127.0.0.1:{}", m.client))
+            .session_timeout(Duration::from_secs(20))
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("server.{}: {e}", m.id));
+        c.set_data("/rolling", format!("via {}", m.id).as_bytes(), None)
+            .await
+            .unwrap_or_else(|e| panic!("a write through server.{}: {e}", m.id));
+        c.sync("/").await.unwrap();
+        let (cfg, _) = c.get_config(false).await.unwrap();
+        let v = version_of(&cfg);
+        assert!(
+            String::from_utf8_lossy(&cfg).contains(&joining),
+            "server.{} config lacks server.4: {}",
+            m.id,
+            String::from_utf8_lossy(&cfg)
+        );
+        assert!(
+            version.is_none() || version == Some(v),
+            "server.{} holds config {v:x}, others {version:x?}: {}",
+            m.id,
+            String::from_utf8_lossy(&cfg)
+        );
+        version = Some(v);
+        let file = dynamic_file_of(m);
+        assert!(
+            file.to_string_lossy().ends_with(&format!(".dynamic.{v:x}")),
+            "server.{} zoo.cfg names {}, not config {v:x}",
+            m.id,
+            file.display()
+        );
+        let n = c.get_all_children_number("/w").await.unwrap();
+        assert!(
+            n as usize >= acked.len(),
+            "server.{} holds {n} of {} acknowledged writes",
+            m.id,
+            acked.len()
+        );
+        for path in &acked {
+            assert!(
+                c.exists(path, false).await.unwrap().is_some(),
+                "acknowledged write {path} lost on server.{}",
+                m.id
+            );
+        }
+    }
+    println!(
+        "every member on config version {:x}: {modes:?}",
+        version.unwrap()
+    );
+    for m in &mut members {
+        m.process.kill9();
+    }
+}
+
+/// A quorum of one grows to three, then five members, then shrinks back to three, by
+/// reconfig under a write load of clients that know only the first member's address and
+/// follow the ensemble: no acknowledged write is lost, the ephemeral's session survives,
+/// and every member (the two removed ones too, now non-voting) reports the same config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_grows_to_three_then_five_and_shrinks_back_to_three_under_load() {
+    use zk_client::{Acl, Client, CreateMode};
+
+    let root = tempfile::tempdir().unwrap();
+    let ports = free_ports(15).unwrap();
+    let mut members = vec![start_member(root.path(), 1, &ports, &[1])];
+    let p1 = members[0].client;
+    tokio::task::spawn_blocking(move || wait_mode(p1, &["leader"]))
+        .await
+        .unwrap();
+    let first = format!("127.0.0.1:{p1}");
+    let client = Client::builder(&first)
+        .session_timeout(Duration::from_secs(20))
+        .follow_ensemble(true)
+        .seed(1)
+        .connect()
+        .await
+        .unwrap();
+    client.add_auth("digest", b"super:test").await.unwrap();
+    client
+        .create("/owner", b"", &Acl::open_unsafe(), CreateMode::Ephemeral)
+        .await
+        .unwrap();
+    let session = client.session_id();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let c = Client::builder(&first)
+            .session_timeout(Duration::from_secs(20))
+            .follow_ensemble(true)
+            .seed(2)
+            .connect()
+            .await
+            .unwrap();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut i = 0u64;
+            let began = c.session_id();
+            c.create("/w", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+                .await
+                .unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let path = format!("/w/n{i}");
+                match c
+                    .create(&path, b"x", &Acl::open_unsafe(), CreateMode::Persistent)
+                    .await
+                {
+                    Ok(_) | Err(zk_client::Error::NodeExists { .. }) => {
+                        acked.push(path);
+                        i += 1;
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+            assert!(c.state().is_connected(), "writer: {:?}", c.state());
+            (acked, began, c.session_id())
+        })
+    };
+
+    let reconfig = |joining: Option<String>, leaving: Option<String>| {
+        let client = client.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                match client
+                    .reconfig(joining.as_deref(), leaving.as_deref(), None, None)
+                    .await
+                {
+                    Ok((cfg, _)) => return cfg,
+                    Err(e) => assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "reconfig +{joining:?} -{leaving:?}: {e}"
+                    ),
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    };
+    let mut versions = Vec::new();
+    for group in [&[2usize, 3][..], &[4, 5][..]] {
+        for &id in group {
+            let known: Vec<usize> = (1..=id).collect();
+            members.push(start_member(root.path(), id, &ports, &known));
+            let p = members[id - 1].client;
+            tokio::task::spawn_blocking(move || wait_mode(p, &["follower"]))
+                .await
+                .unwrap();
+        }
+        let joining: Vec<String> = group
+            .iter()
+            .map(|&id| format!("server.{id}={}", members[id - 1].spec))
+            .collect();
+        let cfg = reconfig(Some(joining.join(",")), None).await;
+        versions.push(version_of(&cfg));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let shrunk = reconfig(None, Some("4,5".into())).await;
+    let text = String::from_utf8_lossy(&shrunk).into_owned();
+    assert!(
+        !text.contains("server.4=") && !text.contains("server.5="),
+        "{text}"
+    );
+    versions.push(version_of(&shrunk));
+    assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:x?}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acked, began, ended) = writer.await.unwrap();
+    assert_eq!(began, ended, "the writer's session survives");
+    println!(
+        "1 -> 3 -> 5 -> 3: {} writes acknowledged, configs {versions:x?}",
+        acked.len()
+    );
+    assert!(acked.len() > 20, "the load ran: {} writes", acked.len());
+
+    assert_eq!(client.session_id(), session);
+    assert!(client.state().is_connected(), "{:?}", client.state());
+    assert!(client.exists("/owner", false).await.unwrap().is_some());
+    let want = version_of(&shrunk);
+    for m in &members {
+        let c = Client::connect(&format!("127.0.0.1:{}", m.client))
+            .await
+            .unwrap_or_else(|e| panic!("server.{}: {e}", m.id));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            c.sync("/").await.unwrap();
+            let (cfg, _) = c.get_config(false).await.unwrap();
+            if version_of(&cfg) == want {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "server.{} stays on {}",
+                m.id,
+                String::from_utf8_lossy(&cfg)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for path in &acked {
+            assert!(
+                c.exists(path, false).await.unwrap().is_some(),
+                "acknowledged write {path} lost on server.{}",
+                m.id
+            );
+        }
+        let owner = c.exists("/owner", false).await.unwrap().expect("/owner");
+        assert_eq!(owner.ephemeral_owner, session, "server.{}", m.id);
+    }
+    for m in &mut members {
+        m.process.kill9();
+    }
 }

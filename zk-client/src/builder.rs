@@ -58,6 +58,7 @@ pub struct ClientBuilder {
     tls: Option<TlsConfig>,
     sasl: Option<SaslConfig>,
     jaas: Option<(PathBuf, String)>,
+    follow_ensemble: bool,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -93,6 +94,7 @@ impl ClientBuilder {
             tls: None,
             sasl: None,
             jaas: None,
+            follow_ensemble: false,
         }
     }
 
@@ -223,8 +225,18 @@ impl ClientBuilder {
         self
     }
 
-    /// Seed of the host-list shuffle, the retry jitter and the reconnect jitter (default:
-    /// random).
+    /// Follow the ensemble (default off): watch `/zookeeper/config` and, on every change
+    /// (a reconfig), replace the host list with the members' client addresses and move
+    /// this client with Apache's probabilistic rebalancing (ZOOKEEPER-1355), so that new
+    /// members get their fair share of clients and removed ones shed theirs. The session
+    /// survives a move. See [`Client::update_server_list`] to do it by hand.
+    pub fn follow_ensemble(mut self, follow: bool) -> Self {
+        self.follow_ensemble = follow;
+        self
+    }
+
+    /// Seed of the host-list shuffle, the retry jitter, the reconnect jitter and the
+    /// rebalancing draws (default: random).
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
@@ -290,7 +302,7 @@ impl ClientBuilder {
             tls,
             gss,
         ));
-        Ok(Client {
+        let client = Client {
             inner: Arc::new(Inner {
                 tx,
                 chroot,
@@ -299,7 +311,11 @@ impl ClientBuilder {
                 state_rx,
                 max_frame: self.max_frame,
             }),
-        })
+        };
+        if self.follow_ensemble {
+            client.spawn_ensemble_follower();
+        }
+        Ok(client)
     }
 
     /// Starts the client and waits for the first connection (up to the session timeout).

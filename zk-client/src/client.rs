@@ -1162,6 +1162,106 @@ impl Client {
         Ok((r.data.unwrap_or_default(), r.stat))
     }
 
+    /// Like [`Self::get_config`] with a watch of its own: the future fires on the next
+    /// config change (reconfig).
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// let (cfg, _stat, changed) = c.get_config_watched().await?;
+    /// changed.await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_config_watched(&self) -> Result<(Bytes, Stat, WatchFuture)> {
+        let (id, sink, fut) = self.once();
+        let mut b = BytesMut::with_capacity(CONFIG_NODE.len() + 5);
+        b.write_string(CONFIG_NODE);
+        b.put_u8(1);
+        let post = PostAction::Watch {
+            kind: WatchKind::Data,
+            path: CONFIG_NODE.to_owned(),
+            watcher: id,
+        };
+        let r: GetDataResponse = decode(
+            self.call(OpCode::GetData, b, post, Some((id, sink)))
+                .await?,
+            CONFIG_NODE,
+        )?;
+        Ok((r.data.unwrap_or_default(), r.stat, fut))
+    }
+
+    /// Replaces the host list (`"h1:2181,h2:2181"`; a chroot suffix is ignored) after the
+    /// ensemble changed, as Apache's `updateServerList` (ZOOKEEPER-1355): with a seeded
+    /// draw the client decides whether to move so that every member ends with its fair
+    /// share of clients. True when it moves (it reconnects, keeping its session, once no
+    /// request is in flight). [`ClientBuilder::follow_ensemble`](crate::ClientBuilder::follow_ensemble)
+    /// does this on every config change.
+    ///
+    /// ```no_run
+    /// # async fn f(c: zk_client::Client) -> zk_client::Result<()> {
+    /// let moving = c.update_server_list("10.0.0.1:2181,10.0.0.2:2181,10.0.0.4:2181").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn update_server_list(&self, hosts: &str) -> Result<bool> {
+        let cs = crate::hosts::ConnectString::parse(hosts)?;
+        self.update_hosts(cs.hosts).await
+    }
+
+    /// [`Self::update_server_list`] with the client addresses of a config as
+    /// `/zookeeper/config` holds it.
+    pub async fn update_server_list_from_config(&self, config: &str) -> Result<bool> {
+        let hosts = crate::hosts::client_hosts_from_config(config)?;
+        if hosts.is_empty() {
+            return Err(Error::InvalidConfig(format!(
+                "ensemble config lists no client address: {config:?}"
+            )));
+        }
+        self.update_hosts(hosts).await
+    }
+
+    async fn update_hosts(&self, hosts: Vec<HostPort>) -> Result<bool> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Command::UpdateHosts(hosts, tx))
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)
+    }
+
+    /// Follows `/zookeeper/config` until the last handle is dropped or the session ends,
+    /// updating the host list on every change (see [`Self::update_server_list`]).
+    pub(crate) fn spawn_ensemble_follower(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut last: Option<Bytes> = None;
+            loop {
+                let Some(inner) = weak.upgrade() else { return };
+                let c = Client { inner };
+                if c.state().is_terminal() {
+                    return;
+                }
+                match c.get_config_watched().await {
+                    Ok((data, _, changed)) => {
+                        if last.as_ref() != Some(&data) {
+                            let text = String::from_utf8_lossy(&data);
+                            if let Err(e) = c.update_server_list_from_config(&text).await {
+                                tracing::warn!(error = %e, "following the ensemble: bad config");
+                            }
+                            last = Some(data);
+                        }
+                        drop(c);
+                        // Fires on a change, or fails when the session ends.
+                        let _ = changed.await;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "following the ensemble: get_config failed");
+                        drop(c);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        });
+    }
+
     /// Dynamic reconfiguration: incremental (`joining` / `leaving`, comma separated) or
     /// whole (`new_members`); `from_config` is the expected config version. Returns the
     /// new configuration.

@@ -50,6 +50,8 @@ pub(crate) enum Command {
     },
     Subscribe(mpsc::UnboundedSender<WatchedEvent>),
     Close(ReplyTx),
+    /// A new member list; the reply says whether this client moves to rebalance.
+    UpdateHosts(Vec<HostPort>, oneshot::Sender<bool>),
 }
 
 /// Session facts published for the client handles.
@@ -449,6 +451,9 @@ impl Driver {
                 self.subscribers.push(tx);
             }
             Command::Close(reply) => self.session.close(reply, now),
+            Command::UpdateHosts(hosts, reply) => {
+                let _ = reply.send(self.session.update_hosts(hosts, now));
+            }
         }
     }
 

@@ -87,6 +87,18 @@ impl Session {
 
     /// Connects with the settings `make` returns; `make` is called again for every new
     /// session after an expiry.
+    ///
+    /// Recipes whose clients should follow the ensemble through reconfigs (moving to new
+    /// members with ZOOKEEPER-1355's rebalancing) ask for it here:
+    ///
+    /// ```no_run
+    /// # async fn f() -> zk_recipes::Result<()> {
+    /// let session = zk_recipes::Session::with_builder(|| {
+    ///     zk_client::Client::builder("10.0.0.1:2181,10.0.0.2:2181").follow_ensemble(true)
+    /// })
+    /// .await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn with_builder(
         make: impl Fn() -> ClientBuilder + Send + Sync + 'static,
     ) -> Result<Session> {

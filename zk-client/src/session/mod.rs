@@ -271,6 +271,9 @@ pub struct Session<R> {
     /// disconnect and cleared on reconnect, it drives self-reported expiry.
     disconnected_since: Option<Instant>,
     next_probe: Option<Instant>,
+    /// The host list changed and this client drew a move: reconnect once no request is
+    /// in flight (so rebalancing fails none with `ConnectionLoss`).
+    rebalance_pending: bool,
 
     in_flight: VecDeque<InFlight<R>>,
     parked: VecDeque<Parked<R>>,
@@ -327,6 +330,7 @@ impl<R> Session<R> {
             last_recv: now,
             disconnected_since: None,
             next_probe: None,
+            rebalance_pending: false,
             in_flight: VecDeque::new(),
             parked: VecDeque::new(),
             auth_pending: VecDeque::new(),
@@ -567,6 +571,36 @@ impl<R> Session<R> {
         }
     }
 
+    /// The ensemble's member list changed (ZOOKEEPER-1355): replaces the host list and
+    /// decides with a seeded draw whether this client moves to rebalance the load; true
+    /// when it will reconnect (as soon as nothing is in flight; the session survives).
+    pub fn update_hosts(&mut self, hosts: Vec<HostPort>, now: Instant) -> bool {
+        let connected = matches!(self.phase, Phase::Connected { .. });
+        let current = self.current.clone().filter(|_| connected);
+        let moving = self.hosts.update(hosts, current.as_ref());
+        if moving && connected {
+            tracing::info!(host = ?self.current, hosts = self.hosts.len(), "ensemble changed: moving to rebalance");
+            self.rebalance_pending = true;
+            self.maybe_rebalance(now);
+        }
+        moving
+    }
+
+    /// The host list in its current order.
+    pub fn hosts(&self) -> &[HostPort] {
+        self.hosts.hosts()
+    }
+
+    fn maybe_rebalance(&mut self, now: Instant) {
+        if self.rebalance_pending
+            && self.in_flight.is_empty()
+            && matches!(self.phase, Phase::Connected { .. })
+        {
+            self.rebalance_pending = false;
+            self.lose_connection(now, true);
+        }
+    }
+
     /// Advances timers: connection attempts, read timeout, pings, parked request deadlines,
     /// read-write probes and self-reported expiry.
     pub fn tick(&mut self, now: Instant) {
@@ -620,6 +654,10 @@ impl<R> Session<R> {
                     self.lose_connection(now, false);
                     return;
                 }
+                self.maybe_rebalance(now);
+                if !matches!(self.phase, Phase::Connected { .. }) {
+                    return;
+                }
                 if now >= self.last_send + self.read_timeout / 2 {
                     self.write_special(xid::PING, OpCode::Ping, |_| {}, now);
                 }
@@ -650,6 +688,8 @@ impl<R> Session<R> {
                 if let Err(e) = self.on_reply(frame) {
                     tracing::warn!(error = %e, "bad frame from server, reconnecting");
                     self.lose_connection(now, false);
+                } else {
+                    self.maybe_rebalance(now);
                 }
             }
             _ => {}
@@ -954,6 +994,7 @@ impl<R> Session<R> {
     /// watches and what waited for the connection.
     fn established(&mut self, read_only: bool, now: Instant) {
         self.disconnected_since = None;
+        self.hosts.connected();
         self.delays.reset();
         self.phase = Phase::Connected { read_only };
         self.next_probe = read_only.then(|| now + self.rw_probe_interval);
@@ -1220,6 +1261,7 @@ impl<R> Session<R> {
                 + jitter
         };
         self.next_probe = None;
+        self.rebalance_pending = false;
         self.phase = Phase::Idle {
             retry_at: now + delay,
         };

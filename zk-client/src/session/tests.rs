@@ -732,3 +732,42 @@ fn reconnect_jitter_is_seeded_bounded_and_spread() {
     let worst = (0..200).map(|s| reconnect_at(s, 10_000)).max().unwrap();
     assert!((500..=700).contains(&worst), "{worst}");
 }
+
+#[test]
+fn a_rebalancing_move_waits_for_in_flight_requests_and_keeps_the_session() {
+    let mut h = Harness::new(config(1));
+    h.establish(0, 77);
+    h.actions();
+    h.submit(OpCode::GetData, PostAction::None, 5, 10);
+    h.sent();
+    // The only member we know leaves: the move is certain, but waits for the reply.
+    let new: Vec<HostPort> = (1..3)
+        .map(|i| HostPort {
+            host: "127.0.0.1".into(),
+            port: 1000 + i,
+        })
+        .collect();
+    assert!(h.s.update_hosts(new.clone(), h.at(20)));
+    h.s.tick(h.at(30));
+    assert!(!h.actions().iter().any(|a| matches!(a, Action::Disconnect)));
+    h.reply(1, 5, ErrorCode::Ok, b"", 40);
+    let acts = h.actions();
+    assert_eq!(replies(&acts), vec![(5, Ok(ErrorCode::Ok))]);
+    assert!(acts.iter().any(|a| matches!(a, Action::Disconnect)));
+    // Reconnects at once to a member of the new list, resuming the session.
+    h.s.tick(h.at(40));
+    let target = h.actions().into_iter().find_map(|a| match a {
+        Action::Connect { host, .. } => Some(host),
+        _ => None,
+    });
+    assert!(
+        target.as_ref().is_some_and(|t| new.contains(t)),
+        "{target:?}"
+    );
+    h.s.on_connected(h.at(41));
+    let mut out = h.s.outbound().split().freeze();
+    let len = out.get_u32() as usize;
+    let req = ConnectRequest::decode(out.split_to(len)).unwrap();
+    assert_eq!(req.session_id, 77);
+    assert_eq!(h.s.hosts().len(), 2);
+}

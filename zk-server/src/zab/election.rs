@@ -172,6 +172,11 @@ impl Election {
         out: &mut Vec<Action>,
     ) -> Option<Decision> {
         if !self.valid_voter(from) {
+            if from == self.cfg.my_sid {
+                // Our own notification, sent while we were a voter of a config we no
+                // longer hold: answering it would answer ourselves forever.
+                return None;
+            }
             // Observers and strangers only learn our current vote.
             let v = self.current_vote;
             self.send(
@@ -229,9 +234,27 @@ impl Election {
                 return None;
             }
         }
-        looking.poll_deadline = now + looking.not_timeout;
         if !(self.valid_voter(from) && self.valid_voter(n.leader)) {
+            if state == PeerState::Looking
+                && self.valid_voter(from)
+                && n.election_epoch > self.logical_clock
+            {
+                // A voter of the proposed config that votes for nobody yet (it is not a
+                // voter of its committed config) is in a later round: join that round
+                // with our proposal, or neither would ever count the other (Apache would
+                // ignore it and wait forever).
+                self.logical_clock = n.election_epoch;
+                self.recvset.clear();
+                self.proposed = self.init;
+                self.send_notifications(out);
+            }
             return None;
+        }
+        // Only a vote that counts restarts the wait before we re-send: votes for nobody
+        // (non-voters of the committed config) arriving just before each timeout would
+        // otherwise keep us silent forever.
+        if let Some(l) = self.looking.as_mut() {
+            l.poll_deadline = now + l.not_timeout;
         }
         match state {
             PeerState::Looking => {
@@ -252,6 +275,22 @@ impl Election {
                 } else if beats(true, theirs, self.proposed) {
                     self.proposed = theirs;
                     self.send_notifications(out);
+                } else if theirs != self.proposed
+                    && from != self.cfg.my_sid
+                    && self.valid_voter(self.cfg.my_sid)
+                {
+                    // A voter of our round holds a worse vote: tell it ours now, every
+                    // time (an answer may be lost). Waiting for our poll timeout could
+                    // wait forever when its re-sends keep arriving just before that
+                    // timeout (each arrival restarts it). It switches on our answer, so
+                    // the answers stop.
+                    self.send(
+                        out,
+                        from,
+                        PeerState::Looking,
+                        self.proposed,
+                        self.logical_clock,
+                    );
                 }
                 self.recvset.insert(
                     from,
@@ -365,10 +404,8 @@ impl Election {
     }
 
     fn decide(&mut self, (leader, zxid, peer_epoch): Proposal) -> Decision {
-        let observer = matches!(
-            self.cfg.servers.get(&self.cfg.my_sid),
-            Some(s) if s.learner_type == super::LearnerType::Observer
-        );
+        let observer = super::peer::learner_type_in(&self.cfg, self.next.as_deref())
+            == super::LearnerType::Observer;
         // Apache's learningState: a server missing from the config follows (not voting).
         let state = if leader == self.cfg.my_sid {
             PeerState::Leading

@@ -46,7 +46,7 @@ impl QuorumPeer {
         let cfg = Arc::new(cfg);
         let history = History::from_disk(disk, cfg.committed_log_size);
         let election = Election::new(cfg.clone(), history.last_logged(), history.current_epoch);
-        let learner_type = learner_type_in(&cfg);
+        let learner_type = learner_type_in(&cfg, None);
         let mut p = QuorumPeer {
             cfg,
             views: Views::default(),
@@ -71,6 +71,15 @@ impl QuorumPeer {
     /// The committed config.
     pub fn config(&self) -> &QuorumConfig {
         &self.cfg
+    }
+
+    /// A config seen proposed before a restart (Apache's `.dynamic.next`, read back as
+    /// the last seen config): still pending, so elections and NEWLEADER carry it on.
+    pub fn restore_last_seen(&mut self, qv: QuorumConfig) {
+        let mut out = Vec::new();
+        self.views.see(&self.cfg, qv, &mut out);
+        self.sync_election_views();
+        self.learner_type = learner_type_in(&self.cfg, self.views.next.as_deref());
     }
 
     /// The committed config, shared.
@@ -183,6 +192,7 @@ impl QuorumPeer {
                 self.after_step(out);
                 self.sync_election_views();
                 self.activate_pending(now, out);
+                self.check_learner_type(now, out);
             }
             Err(e) => self.end_role(now, e, None, out),
         }
@@ -199,7 +209,7 @@ impl QuorumPeer {
             return;
         }
         let prev_type = self.learner_type;
-        self.learner_type = learner_type_in(&self.cfg);
+        self.learner_type = learner_type_in(&self.cfg, self.views.next.as_deref());
         let role_change = prev_type != self.learner_type
             || matches!(self.role, Role::Leading(_)) && !self.cfg.is_voter(self.cfg.my_sid);
         let leader = self.leader();
@@ -240,6 +250,23 @@ impl QuorumPeer {
             }
         });
         self.end_role(now, why, then, out);
+    }
+
+    /// A proposed config that makes this observer a voter: it must follow (its acks are
+    /// needed to commit that config), so it ends its role and looks again.
+    fn check_learner_type(&mut self, now: Millis, out: &mut Vec<Action>) {
+        let ty = learner_type_in(&self.cfg, self.views.next.as_deref());
+        if ty == self.learner_type {
+            return;
+        }
+        self.learner_type = ty;
+        if let Role::Learning(_) = self.role {
+            let why = RoleEnded(format!(
+                "proposed config {:#x} makes us a voter: following instead of observing",
+                self.views.next.as_ref().map(|n| n.version).unwrap_or(0)
+            ));
+            self.end_role(now, why, None, out);
+        }
     }
 
     /// Tells the election about a config a role saw proposed (its voters get
@@ -379,7 +406,7 @@ impl QuorumPeer {
             if let Some(qv) = qv.filter(|q| q.version > self.cfg.version) {
                 let prev = self.cfg.clone();
                 if self.install_config(Arc::new(qv), &mut out) {
-                    self.learner_type = learner_type_in(&self.cfg);
+                    self.learner_type = learner_type_in(&self.cfg, self.views.next.as_deref());
                     if !prev.same_members(&self.cfg) {
                         self.start_looking(now, &mut out);
                         return out;
@@ -670,8 +697,13 @@ impl QuorumPeer {
 }
 
 /// Apache's updateLearnerType: an observer when the config lists us as one, a
-/// participant otherwise (voting when listed, non-voting when not in the config).
-fn learner_type_in(cfg: &QuorumConfig) -> LearnerType {
+/// participant otherwise (voting when listed, non-voting when not in the config). A
+/// server the proposed config (`next`) makes a voter follows already: that config can
+/// only commit with its acks, and observers send none.
+pub(crate) fn learner_type_in(cfg: &QuorumConfig, next: Option<&QuorumConfig>) -> LearnerType {
+    if next.is_some_and(|n| n.is_voter(cfg.my_sid)) {
+        return LearnerType::Participant;
+    }
     match cfg.servers.get(&cfg.my_sid) {
         Some(s) => s.learner_type,
         None => LearnerType::Participant,

@@ -105,6 +105,10 @@ pub enum ProposeError {
     },
 }
 
+/// A proposal waiting for acks as diagnostics show it: zxid, who acked, and the voter
+/// sets whose quorums it needs (`None`: the committed config's alone).
+pub type OutstandingView = (Zxid, Vec<Sid>, Option<Vec<Vec<Sid>>>);
+
 impl Leader {
     /// Starts leading (Leader.lead): we count towards the epoch and ack our own epoch.
     pub fn new(ctx: &mut Ctx<'_>) -> RoleResult<Self> {
@@ -148,6 +152,20 @@ impl Leader {
     /// Sids of the learners currently connected and identified, with their type.
     pub fn learners(&self) -> Vec<(Sid, LearnerType)> {
         self.handlers.values().map(|h| (h.sid, h.kind)).collect()
+    }
+
+    /// The oldest proposal waiting for acks: its zxid, who acked, the voter sets it
+    /// needs (for diagnostics).
+    pub fn oldest_outstanding(&self) -> Option<OutstandingView> {
+        self.outstanding.first_key_value().map(|(z, o)| {
+            (
+                *z,
+                o.acks.iter().copied().collect(),
+                o.quorums
+                    .as_ref()
+                    .map(|q| q.iter().map(|s| s.iter().copied().collect()).collect()),
+            )
+        })
     }
 
     /// Learner syncs waiting for earlier proposals to commit (`mntr` zk_pending_syncs).
@@ -649,6 +667,16 @@ impl Leader {
                     config: qv.clone(),
                     designated: Some(d),
                 });
+                // The proposals after it waited for the old and the new config; with the
+                // new one in force its quorum alone commits them (they commit after this
+                // one in any case). Members dropping out of the old config (an old voter
+                // turned observer re-registers and acks no more) cannot hold them up.
+                let new_voters: BTreeSet<Sid> = qv.voters().collect();
+                for later in self.outstanding.values_mut() {
+                    if later.quorums.is_some() {
+                        later.quorums = Some(vec![new_voters.clone()]);
+                    }
+                }
                 d
             });
             let targets: Vec<(ConnId, LearnerType)> = self

@@ -64,6 +64,11 @@ pub struct SimConfig {
     /// [`crate::core::member_gate::MemberGate`] (revalidation, held syncs) as a member's
     /// node task does.
     pub reconnect_interval: Millis,
+    /// Probability that a write is a reconfig instead (0: membership never changes). A
+    /// reconfig removes a voter, brings a server back, or flips one between participant
+    /// and observer, among all the simulated servers (the ones outside the config keep
+    /// running as non-voting followers).
+    pub reconfig_rate: f64,
 }
 
 impl SimConfig {
@@ -89,6 +94,7 @@ impl SimConfig {
             fault_interval: (100, 800),
             write_interval: 25,
             reconnect_interval: 0,
+            reconfig_rate: 0.0,
         }
     }
 }
@@ -137,6 +143,9 @@ impl std::fmt::Display for SimFailure {
     }
 }
 
+/// Steps at one simulated instant after which a run counts as livelocked.
+const STALL_STEPS: u64 = 100_000;
+
 /// Runs one seeded schedule: faults for `fault_time`, then heal and require convergence
 /// (one leader, everyone serving the same state, a new write committed) within
 /// `heal_time`.
@@ -160,12 +169,26 @@ pub fn run(cfg: &SimConfig, seed: u64) -> Result<SimReport, SimFailure> {
     w.heal();
     let since = w.committed_len();
     let deadline = w.now() + cfg.heal_time;
+    // Events that keep scheduling one another at the same instant would stall simulated
+    // time: a livelock, reported rather than looped on.
+    let (mut stalled_at, mut stalled_steps) = (w.now(), 0u64);
     loop {
         if w.converged(since) {
             break;
         }
         if w.now() >= deadline {
             return Err(fail(&w, "no convergence after the final heal".into()));
+        }
+        if w.now() == stalled_at {
+            stalled_steps += 1;
+            if stalled_steps > STALL_STEPS {
+                return Err(fail(
+                    &w,
+                    format!("livelock: {STALL_STEPS} steps without simulated time advancing"),
+                ));
+            }
+        } else {
+            (stalled_at, stalled_steps) = (w.now(), 0);
         }
         match w.step() {
             Ok(true) => {}

@@ -103,7 +103,10 @@ struct Disk {
 
 struct Node {
     sid: Sid,
+    /// The committed config as on disk (the dynamic file): a restart reads it back.
     cfg: QuorumConfig,
+    /// The config last seen proposed (`.dynamic.next`), read back on restart.
+    next: Option<QuorumConfig>,
     inc: u32,
     peer: Option<QuorumPeer>,
     disk: Disk,
@@ -169,6 +172,12 @@ pub struct RunStats {
     pub clients_connected: usize,
     /// Requests pipelined behind those handshakes and answered, syncs among them.
     pub client_requests_answered: usize,
+    /// Reconfig txns proposed.
+    pub reconfigs: u64,
+    /// Config activations (a server putting a new config in force).
+    pub activations: u64,
+    /// Reconfigs proposed that remove the proposing leader or make it an observer.
+    pub leader_removals: u64,
 }
 
 /// One simulation run.
@@ -190,6 +199,10 @@ pub struct World {
     violation: Option<String>,
     /// Client connections of [`SimConfig::reconnect_interval`], by id.
     clients: BTreeMap<ClientConn, SimClient>,
+    /// Every server, as a member spec (reconfigs pick among them).
+    pool: Vec<QuorumServer>,
+    /// The members of every config version activated anywhere: one version, one config.
+    configs: BTreeMap<i64, BTreeMap<Sid, QuorumServer>>,
 }
 
 /// A simulated client connection's id (the member gate's connection id).
@@ -263,6 +276,8 @@ impl World {
             trace: VecDeque::new(),
             violation: None,
             clients: BTreeMap::new(),
+            pool: servers.clone(),
+            configs: BTreeMap::new(),
         };
         for s in &servers {
             let mut qc = QuorumConfig::new(s.sid, servers.clone());
@@ -273,11 +288,14 @@ impl World {
             qc.max_notification_interval = w.cfg.max_notification_interval;
             qc.committed_log_size = w.cfg.committed_log_size;
             qc.txn_log_sync = w.cfg.txn_log_sync;
+            qc.reconfig_enabled = w.cfg.reconfig_rate > 0.0;
+            qc.standalone_enabled = false;
             w.nodes.insert(
                 s.sid,
                 Node {
                     sid: s.sid,
                     cfg: qc,
+                    next: None,
                     inc: 0,
                     peer: None,
                     disk: Disk::default(),
@@ -356,7 +374,10 @@ impl World {
             .iter()
             .map(|p| (p.zxid, hash(&p.data)))
             .collect();
-        let (peer, out) = QuorumPeer::new(node.cfg.clone(), disk, now);
+        let (mut peer, out) = QuorumPeer::new(node.cfg.clone(), disk, now);
+        if let Some(next) = node.next.clone() {
+            peer.restore_last_seen(next);
+        }
         node.peer = Some(peer);
         node.gate = MemberGate::new(i64::MAX, now as i64);
         self.checker.reset(sid);
@@ -572,8 +593,37 @@ impl World {
             Action::Revalidated { session_id, valid } => self.revalidated(sid, session_id, valid),
             Action::SyncDone => self.sync_done(sid),
             Action::SessionsTouched { .. } => {}
-            // The simulated network reaches every server; configs change no address.
-            Action::ConfigSeen(_) | Action::ConfigActivated(_) => {}
+            // The simulated network reaches every server; configs change no address, but
+            // they are kept on disk as a member keeps its dynamic files.
+            Action::ConfigSeen(qv) => {
+                if let Some(n) = self.nodes.get_mut(&sid) {
+                    n.next = Some((*qv).clone());
+                }
+            }
+            Action::ConfigActivated(qv) => {
+                self.stats.activations += 1;
+                self.note(format!("{sid} activates config {:x}", qv.version));
+                match self.configs.get(&qv.version) {
+                    Some(members) if *members != qv.servers => {
+                        self.violation = Some(format!(
+                            "server {sid}: config {:x} with members {:?}, elsewhere {:?}",
+                            qv.version,
+                            qv.servers.keys().collect::<Vec<_>>(),
+                            members.keys().collect::<Vec<_>>()
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.configs.insert(qv.version, qv.servers.clone());
+                    }
+                }
+                if let Some(n) = self.nodes.get_mut(&sid) {
+                    n.cfg = (*qv).clone();
+                    if n.next.as_ref().is_some_and(|x| x.version <= qv.version) {
+                        n.next = None;
+                    }
+                }
+            }
         }
     }
 
@@ -856,6 +906,11 @@ impl World {
             .map(|n| n.sid)
             .collect();
         if let Some(l) = self.rng.pick(&leaders).copied() {
+            if self.rng.chance(self.cfg.reconfig_rate) && self.reconfig(l) {
+                let d = self.rng.range(1, 2 * self.cfg.write_interval);
+                self.schedule(d, Event::Write);
+                return;
+            }
             self.writes += 1;
             let data = Bytes::from(format!("w{}@{l}", self.writes));
             if let Some(p) = self.nodes.get_mut(&l).and_then(|n| n.peer.as_mut()) {
@@ -865,6 +920,91 @@ impl World {
         }
         let d = self.rng.range(1, 2 * self.cfg.write_interval);
         self.schedule(d, Event::Write);
+    }
+
+    /// Has leader `l` propose a reconfig, as a client's would be prepared: none in
+    /// progress, at least one voter left, a synced quorum of the new voters. False when
+    /// none was proposed.
+    fn reconfig(&mut self, l: Sid) -> bool {
+        let now = self.now;
+        let Some(p) = self.nodes.get(&l).and_then(|n| n.peer.as_ref()) else {
+            return false;
+        };
+        let (committed, last_seen) = (p.config_arc(), p.last_seen_config());
+        if committed.version != last_seen.version {
+            return false;
+        }
+        let Some(synced) = p.synced_sids(now) else {
+            return false;
+        };
+        let Some(zxid) = p.next_zxid() else {
+            return false;
+        };
+        let mut members = last_seen.servers.clone();
+        let pick = self.rng.pick(&self.pool).cloned();
+        let Some(target) = pick else { return false };
+        let how = match members.get(&target.sid) {
+            None => {
+                // Back in, as a participant or an observer.
+                let mut s = target.clone();
+                if self.rng.chance(0.3) {
+                    s.learner_type = crate::zab::LearnerType::Observer;
+                } else {
+                    s.learner_type = crate::zab::LearnerType::Participant;
+                }
+                members.insert(s.sid, s);
+                "add"
+            }
+            Some(_) if self.rng.chance(0.5) => {
+                members.remove(&target.sid);
+                "remove"
+            }
+            Some(s) => {
+                let mut s = s.clone();
+                s.learner_type = match s.learner_type {
+                    crate::zab::LearnerType::Observer => crate::zab::LearnerType::Participant,
+                    crate::zab::LearnerType::Participant => crate::zab::LearnerType::Observer,
+                };
+                members.insert(s.sid, s);
+                "flip"
+            }
+        };
+        let qv = committed.with_members(members, zxid);
+        let voters: BTreeSet<Sid> = qv.voters().collect();
+        let synced_voters: BTreeSet<Sid> = synced.intersection(&voters).copied().collect();
+        if voters.is_empty() || !qv.contains_quorum(&synced_voters) {
+            return false;
+        }
+        let entry = zk_proto::txn::TxnEntry {
+            header: zk_proto::txn::TxnHeader {
+                client_id: 0,
+                cxid: 0,
+                zxid,
+                time: 0,
+                txn_type: zk_proto::OpCode::Reconfig,
+            },
+            txn: zk_proto::txn::Txn::SetData(zk_proto::txn::SetDataTxn {
+                path: "/zookeeper/config".into(),
+                data: Some(Bytes::from(qv.to_config_string())),
+                version: -1,
+            }),
+            digest: None,
+        };
+        let mut b = BytesMut::new();
+        entry.write(&mut b);
+        self.stats.reconfigs += 1;
+        if target.sid == l && how != "add" {
+            self.stats.leader_removals += 1;
+        }
+        self.note(format!(
+            "{l} proposes reconfig {zxid:x}: {how} {} -> voters {voters:?}",
+            target.sid
+        ));
+        if let Some(p) = self.nodes.get_mut(&l).and_then(|n| n.peer.as_mut()) {
+            let (_, out) = p.propose_reconfig(now, zxid, b.freeze(), qv);
+            self.perform(l, out);
+        }
+        true
     }
 
     /// Processes one event; `Ok(false)` when the queue is empty.
@@ -997,6 +1137,7 @@ impl World {
     pub fn converged(&self, since: usize) -> bool {
         let mut leader = None;
         let mut state: Option<&Vec<Entry>> = None;
+        let mut config = None;
         for n in self.nodes.values() {
             let Some(p) = n.peer.as_ref() else {
                 return false;
@@ -1004,6 +1145,12 @@ impl World {
             if !p.is_serving() {
                 return false;
             }
+            // Every member ends on the same committed config.
+            let v = p.config().version;
+            if config.is_some_and(|c| c != v) {
+                return false;
+            }
+            config = Some(v);
             if leader.is_some() && leader != p.leader() {
                 return false;
             }
@@ -1050,9 +1197,14 @@ impl World {
             .map(|n| match &n.peer {
                 None => format!("server {}: down", n.sid),
                 Some(p) => format!(
-                    "server {}: {:?} leader={:?} serving={} applied={} last={:x} epochs a={} c={} end={:?}",
+                    "server {}: {:?} config={:x} next={:x?} voters={:?} round={} proposal={:?} leader={:?} serving={} applied={} last={:x} epochs a={} c={} end={:?}",
                     n.sid,
                     p.state(),
+                    p.config().version,
+                    (p.last_seen_config().version, p.last_seen_config().voters().collect::<Vec<_>>()),
+                    p.config().voters().collect::<Vec<_>>(),
+                    p.election().logical_clock(),
+                    (p.election().proposal(), p.election().is_looking(), p.election().next_deadline(), p.as_leader().map(|l| (l.oldest_outstanding(), l.learners()))),
                     p.leader(),
                     p.is_serving(),
                     n.applied.len(),
