@@ -119,7 +119,13 @@ async fn an_ensemble_rolls_into_a_new_epoch_without_losing_a_write() {
     assert_eq!(epoch_of(seeded), old);
     // The leader never issues counter 0xffffffff: one more would carry into the epoch.
     for a in &acked {
-        assert_ne!(counter_of(a.zxid), 0xffff_ffff, "write {} got {}", a.i, hex(a.zxid));
+        assert_ne!(
+            counter_of(a.zxid),
+            0xffff_ffff,
+            "write {} got {}",
+            a.i,
+            hex(a.zxid)
+        );
     }
     let new_counters: Vec<i64> = acked
         .iter()
@@ -187,7 +193,10 @@ async fn a_standalone_server_carries_its_counter_on_and_keeps_every_write() {
         assert_eq!(w[1].zxid, w[0].zxid + 1);
     }
     assert!(acked.iter().any(|a| counter_of(a.zxid) == 0xffff_ffff));
-    eprintln!("standalone: {WRITES} writes across the carry into epoch {} in {took:?}", old + 1);
+    eprintln!(
+        "standalone: {WRITES} writes across the carry into epoch {} in {took:?}",
+        old + 1
+    );
     c.close().await.expect("close");
     h.stop().await.unwrap();
 

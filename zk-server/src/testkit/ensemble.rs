@@ -362,7 +362,12 @@ impl Ensemble {
     /// nothing in flight took it.
     pub async fn seed_leader_counter(&self, counter: u32) -> Option<i64> {
         let i = self.leader()?;
-        self.members.get(i)?.node.as_ref()?.seed_zxid_counter(counter).await
+        self.members
+            .get(i)?
+            .node
+            .as_ref()?
+            .seed_zxid_counter(counter)
+            .await
     }
 
     /// Stops member `i` like a crash (its disk stays for [`Ensemble::restart`]).

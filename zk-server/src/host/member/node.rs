@@ -994,9 +994,7 @@ impl NodeTask {
                 let next = make_zxid(epoch_of(cur), i64::from(counter));
                 (next > cur).then_some(next)?
             }
-            Replication::Member(m) => {
-                m.peer.seed_counter(counter)?
-            }
+            Replication::Member(m) => m.peer.seed_counter(counter)?,
         };
         self.processor.set_next_zxid(next);
         Some(next)

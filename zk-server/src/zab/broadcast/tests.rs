@@ -446,7 +446,10 @@ fn an_exhausted_counter_is_never_issued_and_the_leader_steps_down_once_drained()
     pair.follower_fsync();
     pair.pump();
     assert!(pair.leader.is_established());
-    assert_eq!(pair.leader.seed_counter(0xffff_fffe), Some(make_zxid(2, 0xffff_fffe)));
+    assert_eq!(
+        pair.leader.seed_counter(0xffff_fffe),
+        Some(make_zxid(2, 0xffff_fffe))
+    );
     // The hook only moves forward.
     assert_eq!(pair.leader.seed_counter(5), None);
     assert_eq!(pair.leader.next_zxid(), Some(make_zxid(2, 0xffff_fffe)));
@@ -467,8 +470,11 @@ fn an_exhausted_counter_is_never_issued_and_the_leader_steps_down_once_drained()
         Err(ProposeError::CounterExhausted)
     );
     assert_eq!(
-        pair.leader
-            .propose_at(&mut ctx, make_zxid(2, 0xffff_ffff), Bytes::from_static(b"x")),
+        pair.leader.propose_at(
+            &mut ctx,
+            make_zxid(2, 0xffff_ffff),
+            Bytes::from_static(b"x")
+        ),
         Err(ProposeError::CounterExhausted)
     );
     assert_eq!(
