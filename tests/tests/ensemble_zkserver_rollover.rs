@@ -146,8 +146,8 @@ async fn an_ensemble_rolls_into_a_new_epoch_without_losing_a_write() {
     assert!(p < Duration::from_secs(2), "rollover pause {p:?}");
 
     // Every write, acknowledged or not, is on every member with the czxid its client saw.
-    for m in 0..3 {
-        let on = connect(&hosts[m]).await;
+    for (m, host) in hosts.iter().enumerate() {
+        let on = connect(host).await;
         on.sync("/roll").await.expect("sync");
         for i in 0..WRITES {
             let path = format!("/roll/n{i:03}");
