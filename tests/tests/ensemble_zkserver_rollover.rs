@@ -18,6 +18,8 @@ const T: Duration = Duration::from_secs(10);
 /// Writes per test: the counter is seeded `LEFT` short of the limit.
 const WRITES: usize = 40;
 const LEFT: u32 = 12;
+/// Concurrent write loops in the ensemble test.
+const WRITERS: usize = 4;
 
 async fn connect(hosts: &str) -> Client {
     tests::client::connect(hosts, Duration::from_secs(10)).await
@@ -30,13 +32,13 @@ struct Acked {
     at: Instant,
 }
 
-/// Creates `/roll/nNNN` for every index in turn, retrying connection trouble (a create
-/// that turns out to exist was made by an attempt whose answer was lost: not counted as
-/// acknowledged).
-async fn write_all(c: &Client) -> Vec<Acked> {
+/// Creates `/roll/nNNN` for every index of `range` in turn, retrying connection trouble
+/// (a create that turns out to exist was made by an attempt whose answer was lost: not
+/// counted as acknowledged).
+async fn write_range(c: &Client, range: std::ops::Range<usize>) -> Vec<Acked> {
     let acl = Acl::open_unsafe();
     let mut acked = Vec::new();
-    for i in 0..WRITES {
+    for i in range {
         let path = format!("/roll/n{i:03}");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -63,6 +65,25 @@ async fn write_all(c: &Client) -> Vec<Acked> {
     acked
 }
 
+/// All `WRITES` creates, one after another.
+async fn write_all(c: &Client) -> Vec<Acked> {
+    write_range(c, 0..WRITES).await
+}
+
+/// All `WRITES` creates from `WRITERS` concurrent loops on one session (so proposals are
+/// in flight when the counter runs out), sorted by zxid.
+async fn write_concurrently(c: &Client) -> Vec<Acked> {
+    let per = WRITES / WRITERS;
+    let loops = (0..WRITERS).map(|w| write_range(c, w * per..(w + 1) * per));
+    let mut acked: Vec<Acked> = futures::future::join_all(loops)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    acked.sort_by_key(|a| a.zxid);
+    acked
+}
+
 /// Zxids grow strictly and the epoch moves by exactly one. Returns the old epoch.
 fn check_zxids(acked: &[Acked]) -> i64 {
     for w in acked.windows(2) {
@@ -79,11 +100,26 @@ fn check_zxids(acked: &[Acked]) -> i64 {
     first
 }
 
-/// Time between the last acknowledged write of epoch `old` and the first of the next.
+/// Time between the last answer to a write of epoch `old` and the first of the next.
 fn pause(acked: &[Acked], old: i64) -> Duration {
-    let last_old = acked.iter().rfind(|a| epoch_of(a.zxid) == old).unwrap();
-    let first_new = acked.iter().find(|a| epoch_of(a.zxid) == old + 1).unwrap();
-    first_new.at - last_old.at
+    let last_old = acked
+        .iter()
+        .filter(|a| epoch_of(a.zxid) == old)
+        .map(|a| a.at)
+        .max();
+    let first_new = acked
+        .iter()
+        .filter(|a| epoch_of(a.zxid) == old + 1)
+        .map(|a| a.at)
+        .min();
+    let (Some(last_old), Some(first_new)) = (last_old, first_new) else {
+        panic!("writes acknowledged in both epochs");
+    };
+    assert!(
+        first_new > last_old,
+        "an old-epoch write answered after the new epoch began"
+    );
+    first_new - last_old
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,7 +150,7 @@ async fn an_ensemble_rolls_into_a_new_epoch_without_losing_a_write() {
         .expect("the leader takes the seed");
     assert_eq!(counter_of(seeded), i64::from(u32::MAX - LEFT));
 
-    let acked = write_all(&c).await;
+    let acked = write_concurrently(&c).await;
     let old = check_zxids(&acked);
     assert_eq!(epoch_of(seeded), old);
     // The leader never issues counter 0xffffffff: one more would carry into the epoch.
@@ -138,8 +174,8 @@ async fn an_ensemble_rolls_into_a_new_epoch_without_losing_a_write() {
     );
     let p = pause(&acked, old);
     eprintln!(
-        "zxid rollover, 3 in-process members: {} acknowledged of {WRITES}, last of epoch {old} \
-         to first of epoch {}: {p:?}",
+        "zxid rollover, 3 in-process members, {WRITERS} concurrent writers: {} acknowledged of \
+         {WRITES}, last of epoch {old} to first of epoch {}: {p:?}",
         acked.len(),
         old + 1
     );
