@@ -1589,6 +1589,14 @@ impl NodeTask {
                 m.peer.sid(),
                 e_session
             ),
+            // The txn's client is answered by the step-down that follows (its connection
+            // closes and it retries on the next epoch's leader).
+            Err(ProposeError::CounterExhausted) => tracing::info!(
+                "peer {}: write of session {e_session:#x} not proposed: the zxid counter of \
+                 this epoch is used up; stepping down for a new epoch once the proposals in \
+                 flight are committed",
+                m.peer.sid()
+            ),
             // Leadership is gone; the role change disconnects the clients.
             Err(e) => tracing::warn!(
                 "peer {}: cannot propose {zxid:#x} of session {e_session:#x}: {e:?}",
