@@ -375,6 +375,11 @@ impl Processor {
         }
     }
 
+    /// The next zxid this core hands out.
+    pub fn next_zxid(&self) -> i64 {
+        self.next_zxid
+    }
+
     /// Sets the next zxid to hand out (an ensemble leader starts each epoch anew).
     pub fn set_next_zxid(&mut self, zxid: i64) {
         self.next_zxid = zxid;

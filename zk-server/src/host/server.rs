@@ -170,6 +170,13 @@ impl ServerHandle {
         &self.config
     }
 
+    /// Test kit: the next write gets zxid counter `counter` (in the current epoch), to
+    /// test what happens when the 32-bit counter runs out. `None` when writes are in
+    /// flight or the counter would move back. Not a config key: Apache has none.
+    pub async fn seed_zxid_counter(&self, counter: u32) -> Option<i64> {
+        self.node.as_ref()?.seed_zxid_counter(counter).await
+    }
+
     /// Stops accepting, closes every connection, waits for in-flight txns to be durable.
     pub async fn stop(mut self) -> Result<()> {
         if let Some(n) = self.node.take() {

@@ -356,6 +356,20 @@ impl Ensemble {
         self.isolated.contains(&i)
     }
 
+    /// Has the current leader give its next write zxid counter `counter` (see
+    /// [`crate::host::member::node::Node::seed_zxid_counter`]): tests the counter
+    /// rollover without billions of writes. `None` when no established leader with
+    /// nothing in flight took it.
+    pub async fn seed_leader_counter(&self, counter: u32) -> Option<i64> {
+        let i = self.leader()?;
+        self.members
+            .get(i)?
+            .node
+            .as_ref()?
+            .seed_zxid_counter(counter)
+            .await
+    }
+
     /// Stops member `i` like a crash (its disk stays for [`Ensemble::restart`]).
     pub fn kill(&mut self, i: usize) {
         if let Some(m) = self.members.get_mut(i) {

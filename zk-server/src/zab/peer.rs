@@ -580,6 +580,16 @@ impl QuorumPeer {
         }
     }
 
+    /// Test kit: an established leader with nothing in flight moves its zxid counter so
+    /// the next proposal gets `counter` (see [`crate::zab::broadcast::leader::Leader::seed_counter`]).
+    /// Returns that zxid; the caller's server core must assign from it too.
+    pub fn seed_counter(&mut self, counter: u32) -> Option<Zxid> {
+        match &mut self.role {
+            Role::Leading(l) if l.next_zxid().is_some() => l.seed_counter(counter),
+            _ => None,
+        }
+    }
+
     /// Leader: proposes a serialized txn; it is delivered everywhere once a quorum acks.
     pub fn propose(
         &mut self,
@@ -623,16 +633,11 @@ impl QuorumPeer {
                     None => l.propose(&mut ctx, data),
                 }
             }
-            Role::Leading(l) if l.is_established() => {
-                // The counter would roll over: Apache forces a re-election.
-                self.end_role(
-                    now,
-                    RoleEnded("zxid counter rolled over, forcing re-election".into()),
-                    None,
-                    &mut out,
-                );
-                Err(ProposeError::NotEstablished)
-            }
+            // The counter is used up. Apache shuts the leader down here, abandoning the
+            // proposals in flight; we refuse only this txn and step down at the next tick
+            // once those are committed (their clients get their answers), so the new epoch
+            // starts from a history with nothing in doubt.
+            Role::Leading(l) if l.is_established() => Err(ProposeError::CounterExhausted),
             _ => Err(ProposeError::NotEstablished),
         };
         (r, out)

@@ -55,6 +55,7 @@ use crate::storage::PurgeTimer;
 use crate::zab::broadcast::leader::ProposeError;
 use crate::zab::broadcast::packets::revalidate_request;
 use crate::zab::broadcast::Proposal;
+use crate::zab::zxid::{epoch_of, make_zxid};
 use crate::zab::{Action, LearnerType, PeerState, QuorumConfig, QuorumPeer, Zxid};
 
 /// Everything a member needs to start.
@@ -95,6 +96,8 @@ pub struct Node {
 enum Control {
     /// Close the clients, make the writes in flight durable, close the disk, then answer.
     Stop(oneshot::Sender<()>),
+    /// Test kit: move the zxid counter forward (see [`Node::seed_zxid_counter`]).
+    SeedCounter(u32, oneshot::Sender<Option<Zxid>>),
 }
 
 impl Drop for Node {
@@ -347,6 +350,16 @@ impl Node {
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
+    }
+
+    /// Test kit: makes the next write of this node get zxid counter `counter` in its
+    /// current epoch, to test the counter rollover without billions of writes. Only an
+    /// established leader or a standalone server with nothing in flight moves its counter,
+    /// and only forward. Returns the next zxid, or `None` when it did not move.
+    pub async fn seed_zxid_counter(&self, counter: u32) -> Option<Zxid> {
+        let (tx, rx) = oneshot::channel();
+        self.control.send(Control::SeedCounter(counter, tx)).ok()?;
+        rx.await.ok().flatten()
     }
 
     /// Like [`Node::stop`], without waiting for it.
@@ -619,10 +632,15 @@ impl NodeTask {
                     DiskEvent::SnapshotDue { round, on_disk } => self.snapshot_due(round, on_disk),
                     DiskEvent::AppendFailed => self.append_failed(),
                 },
-                Some(Control::Stop(done)) = control.recv() => {
-                    self.stop();
-                    return Some(done);
-                }
+                Some(c) = control.recv() => match c {
+                    Control::Stop(done) => {
+                        self.stop();
+                        return Some(done);
+                    }
+                    Control::SeedCounter(counter, done) => {
+                        let _ = done.send(self.seed_counter(counter));
+                    }
+                },
                 _ = ticker.tick() => self.tick(),
                 // Walks go on while nothing else is ready.
                 _ = std::future::ready(()), if busy => {}
@@ -959,6 +977,27 @@ impl NodeTask {
             // sessions end with read-only mode: let the clients move.
             self.clients.close_all();
         }
+    }
+
+    /// [`Node::seed_zxid_counter`]: the peer (a member) checks and moves its counter,
+    /// then the processor assigns from the same zxid.
+    fn seed_counter(&mut self, counter: u32) -> Option<Zxid> {
+        if self.processor.outstanding() > 0 {
+            return None;
+        }
+        let next = match &mut self.repl {
+            Replication::Standalone(l) => {
+                if !l.to_log.is_empty() || !l.pending.is_empty() {
+                    return None;
+                }
+                let cur = self.processor.next_zxid();
+                let next = make_zxid(epoch_of(cur), i64::from(counter));
+                (next > cur).then_some(next)?
+            }
+            Replication::Member(m) => m.peer.seed_counter(counter)?,
+        };
+        self.processor.set_next_zxid(next);
+        Some(next)
     }
 
     /// Starts leading: proposals get zxids from `next_zxid` on.
@@ -1549,6 +1588,14 @@ impl NodeTask {
                 "peer {}: txn {zxid:#x} of session {:#x} not proposed: {e:?}",
                 m.peer.sid(),
                 e_session
+            ),
+            // The txn's client is answered by the step-down that follows (its connection
+            // closes and it retries on the next epoch's leader).
+            Err(ProposeError::CounterExhausted) => tracing::info!(
+                "peer {}: write of session {e_session:#x} not proposed: the zxid counter of \
+                 this epoch is used up; stepping down for a new epoch once the proposals in \
+                 flight are committed",
+                m.peer.sid()
             ),
             // Leadership is gone; the role change disconnects the clients.
             Err(e) => tracing::warn!(

@@ -18,6 +18,9 @@ use super::packets::{self, simple, with_data};
 use super::sync::{plan, plan_over, SyncPlan};
 use super::{end, quorum_in, Activation, Ctx, Proposal, RoleResult};
 use crate::zab::zxid::{counter_of, hex, make_zxid};
+
+/// The first counter a leader never proposes (Apache's rollover check).
+const COUNTER_LIMIT: i64 = 0xffff_ffff;
 use crate::zab::QuorumConfig;
 use crate::zab::{Action, ConnId, LearnerType, Millis, Sid, ZabMessage, Zxid};
 
@@ -103,6 +106,9 @@ pub enum ProposeError {
         /// The zxid the txn carries.
         got: Zxid,
     },
+    /// The epoch's zxid counter is used up: the leader steps down for a new epoch once
+    /// its proposals in flight are committed; the client retries on the new leader.
+    CounterExhausted,
 }
 
 /// A proposal waiting for acks as diagnostics show it: zxid, who acked, and the voter
@@ -798,6 +804,9 @@ impl Leader {
         if self.phase != Phase::Established || !self.allowed_to_commit {
             return Err(ProposeError::NotEstablished);
         }
+        if self.counter_exhausted() {
+            return Err(ProposeError::CounterExhausted);
+        }
         let zxid = self.last_proposed + 1;
         self.last_proposed = zxid;
         let p = Proposal { zxid, data };
@@ -850,8 +859,30 @@ impl Leader {
         if self.phase != Phase::Established || !self.allowed_to_commit {
             return None;
         }
-        let z = self.last_proposed + 1;
-        (counter_of(z) != 0xffff_ffff).then_some(z)
+        (!self.counter_exhausted()).then_some(self.last_proposed + 1)
+    }
+
+    /// Whether the next proposal would need counter 0xffffffff. Like Apache
+    /// (ZOOKEEPER-2789) that value is never issued: one more would carry into the epoch
+    /// bits and collide with the next epoch's zxids.
+    pub fn counter_exhausted(&self) -> bool {
+        counter_of(self.last_proposed + 1) >= COUNTER_LIMIT
+    }
+
+    /// Test kit: moves this established leader's counter forward so its next proposal
+    /// gets `counter` (to test the rollover without 4 billion writes). Followers accept
+    /// the gap as they accept any growing zxid. Returns the next zxid, or `None` when not
+    /// established, with proposals in flight, or when it would move the counter back.
+    pub fn seed_counter(&mut self, counter: u32) -> Option<Zxid> {
+        if self.phase != Phase::Established || !self.outstanding.is_empty() {
+            return None;
+        }
+        let next = make_zxid(self.epoch, i64::from(counter));
+        if next <= self.last_proposed || i64::from(counter) > COUNTER_LIMIT {
+            return None;
+        }
+        self.last_proposed = next - 1;
+        Some(next)
     }
 
     /// A learner's forwarded sync: answer once everything proposed so far is committed.
@@ -931,6 +962,16 @@ impl Leader {
         }
         if self.phase != Phase::Established {
             return Ok(());
+        }
+        if self.counter_exhausted() && self.outstanding.is_empty() {
+            // Every proposal of this epoch is committed and the next one would need counter
+            // 0xffffffff: step down now (not when the next write arrives, as Apache's
+            // ZOOKEEPER-2789 check does) so the new epoch starts before a client waits.
+            return end(format!(
+                "zxid counter of epoch {} exhausted at {}: new election for a new epoch",
+                self.epoch,
+                hex(self.last_proposed)
+            ));
         }
         if now >= self.next_ping {
             self.next_ping = now + (ctx.cfg.tick_time / 2).max(1);

@@ -436,3 +436,77 @@ fn a_txn_out_of_order_is_refused_not_renumbered() {
     );
     assert_eq!(packets(ctx.out), [(T::Proposal, next)]);
 }
+
+/// ZOOKEEPER-2789: the counter never reaches 0xffffffff (one more would carry into the
+/// epoch bits); the leader finishes what it proposed, then steps down for a new epoch.
+#[test]
+fn an_exhausted_counter_is_never_issued_and_the_leader_steps_down_once_drained() {
+    let mut pair = Pair::new(disk(1, vec![p(1, 1)]), disk(1, vec![p(1, 1)]));
+    pair.pump();
+    pair.follower_fsync();
+    pair.pump();
+    assert!(pair.leader.is_established());
+    assert_eq!(
+        pair.leader.seed_counter(0xffff_fffe),
+        Some(make_zxid(2, 0xffff_fffe))
+    );
+    // The hook only moves forward.
+    assert_eq!(pair.leader.seed_counter(5), None);
+    assert_eq!(pair.leader.next_zxid(), Some(make_zxid(2, 0xffff_fffe)));
+    let mut ctx = Ctx {
+        now: 2,
+        cfg: &pair.lcfg,
+        history: &mut pair.lh,
+        views: &mut Views::default(),
+        out: &mut pair.lout,
+    };
+    let last = pair.leader.propose(&mut ctx, Bytes::from_static(b"last"));
+    assert_eq!(last, Ok(make_zxid(2, 0xffff_fffe)));
+    assert_eq!(pair.leader.next_zxid(), None);
+    assert!(pair.leader.counter_exhausted());
+    // Neither counter 0xffffffff nor the carry into epoch 3 is ever proposed.
+    assert_eq!(
+        pair.leader.propose(&mut ctx, Bytes::from_static(b"x")),
+        Err(ProposeError::CounterExhausted)
+    );
+    assert_eq!(
+        pair.leader.propose_at(
+            &mut ctx,
+            make_zxid(2, 0xffff_ffff),
+            Bytes::from_static(b"x")
+        ),
+        Err(ProposeError::CounterExhausted)
+    );
+    assert_eq!(
+        pair.leader
+            .propose_at(&mut ctx, make_zxid(3, 0), Bytes::from_static(b"x")),
+        Err(ProposeError::CounterExhausted)
+    );
+    assert_eq!(packets(ctx.out), [(T::Proposal, make_zxid(2, 0xffff_fffe))]);
+    // Still in flight: the leader stays so the proposal can commit.
+    assert!(pair.leader.tick(&mut ctx).is_ok());
+    pair.pump();
+    pair.follower_fsync();
+    pair.lh.persisted(make_zxid(2, 0xffff_fffe));
+    let mut ctx = Ctx {
+        now: 3,
+        cfg: &pair.lcfg,
+        history: &mut pair.lh,
+        views: &mut Views::default(),
+        out: &mut pair.lout,
+    };
+    pair.leader.on_persisted(&mut ctx);
+    pair.pump();
+    assert_eq!(pair.lh.applied(), make_zxid(2, 0xffff_fffe));
+    assert_eq!(pair.fh.applied(), make_zxid(2, 0xffff_fffe));
+    // Drained: the next tick ends the leadership, naming the cause.
+    let mut ctx = Ctx {
+        now: 4,
+        cfg: &pair.lcfg,
+        history: &mut pair.lh,
+        views: &mut Views::default(),
+        out: &mut pair.lout,
+    };
+    let ended = pair.leader.tick(&mut ctx).expect_err("steps down");
+    assert!(format!("{ended:?}").contains("exhausted"), "{ended:?}");
+}

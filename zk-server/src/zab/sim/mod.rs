@@ -69,6 +69,10 @@ pub struct SimConfig {
     /// and observer, among all the simulated servers (the ones outside the config keep
     /// running as non-voting followers).
     pub reconfig_rate: f64,
+    /// When not 0, every established leader moves its zxid counter to this value
+    /// before its first write (as soon as nothing is in flight), so each epoch runs out
+    /// of counter after a few writes and the rollover runs under faults.
+    pub counter_seed: u32,
 }
 
 impl SimConfig {
@@ -95,6 +99,7 @@ impl SimConfig {
             write_interval: 25,
             reconnect_interval: 0,
             reconfig_rate: 0.0,
+            counter_seed: 0,
         }
     }
 }

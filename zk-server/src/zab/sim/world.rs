@@ -36,6 +36,7 @@ use super::rng::SimRng;
 use super::SimConfig;
 use crate::core::member_gate::MemberGate;
 use crate::zab::broadcast::{packets, DiskState, Proposal};
+use crate::zab::zxid::{counter_of, epoch_of};
 use crate::zab::{
     Action, ConnId, Millis, PeerState, QuorumConfig, QuorumPeer, QuorumServer, Sid, ZabMessage,
     Zxid,
@@ -178,6 +179,13 @@ pub struct RunStats {
     pub activations: u64,
     /// Reconfigs proposed that remove the proposing leader or make it an observer.
     pub leader_removals: u64,
+    /// Leaders whose zxid counter was moved near the limit ([`super::SimConfig::counter_seed`]).
+    pub counter_seeds: u64,
+    /// Epochs of the committed history that used their last counter (0xfffffffe) and were
+    /// followed by another epoch: rollovers completed.
+    pub rollovers: usize,
+    /// Committed txns with counter 0xffffffff (must stay 0).
+    pub counter_limit_used: usize,
 }
 
 /// One simulation run.
@@ -342,6 +350,15 @@ impl World {
         s.sim_ms = self.now;
         s.committed = self.checker.committed().len();
         s.epochs = self.checker.leaders().len();
+        let committed = self.checker.committed();
+        s.rollovers = committed
+            .windows(2)
+            .filter(|w| counter_of(w[0].0) == 0xffff_fffe && epoch_of(w[1].0) > epoch_of(w[0].0))
+            .count();
+        s.counter_limit_used = committed
+            .iter()
+            .filter(|e| counter_of(e.0) == 0xffff_ffff)
+            .count();
         s.clients = self.clients.len();
         s.clients_connected = self
             .clients
@@ -914,6 +931,11 @@ impl World {
             self.writes += 1;
             let data = Bytes::from(format!("w{}@{l}", self.writes));
             if let Some(p) = self.nodes.get_mut(&l).and_then(|n| n.peer.as_mut()) {
+                let seed = i64::from(self.cfg.counter_seed);
+                if seed > 0 && p.next_zxid().is_some_and(|z| counter_of(z) < seed) {
+                    self.stats.counter_seeds +=
+                        u64::from(p.seed_counter(self.cfg.counter_seed).is_some());
+                }
                 let (_, out) = p.propose(now, data);
                 self.perform(l, out);
             }
