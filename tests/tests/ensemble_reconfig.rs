@@ -1,7 +1,8 @@
 //! Dynamic reconfiguration (`reconfig`) against zk-server ensembles started with
 //! `reconfigEnabled=true`: kazoo's own `TestReconfig` passes against zk-server processes
 //! started by kazoo's test harness, and every reconfig error case (and an observer added
-//! then removed) gets the same answer from a zk-server ensemble as from Apache 3.8.
+//! then removed) gets the same answer from a zk-server ensemble as from Apache 3.8; and
+//! Apache's Java CLI prints the same for a `reconfig` script against either.
 
 use std::path::Path;
 use std::process::Command;
@@ -1142,4 +1143,181 @@ async fn one_grows_to_three_then_five_and_shrinks_back_to_three_under_load() {
     for m in &mut members {
         m.process.kill9();
     }
+}
+
+/// The Java CLI script of [`java_cli_reconfig_prints_the_same_against_zk_server_and_apache`]:
+/// `{SPEC<n>}` is member n's spec, `{V1}` the config version before the script ran.
+const CLI_RECONFIG_SCRIPT: &str = "addauth digest super:test
+config
+reconfig -add server.4={SPEC4}
+config
+reconfig -remove 4
+config
+reconfig -members server.1={SPEC1},server.2={SPEC2},server.3={SPEC3},server.4={SPEC4}
+config
+reconfig -add server.5=127.0.0.1:notaport
+reconfig -add server.5
+reconfig -remove 1,2,3,4
+reconfig -v {V1} -remove 3
+config
+";
+
+/// The same without `addauth`: a non-super caller.
+const CLI_RECONFIG_NOAUTH: &str = "reconfig -remove 3
+reconfig -add server.5=127.0.0.1:1:2;3
+config
+";
+
+/// Java CLI output with what must differ between two ensembles masked: every port of
+/// `specs` (member n's client, quorum and election ports become `c<n>`, `q<n>`, `e<n>`),
+/// and each config version, which becomes `V<k>` by its order of first appearance (so
+/// that the same version printed twice still reads the same). Watcher blocks are dropped:
+/// Java prints them from its event thread, racing the commands' output.
+fn mask_cli(out: &str, specs: &[String], versions: &mut Vec<String>) -> Vec<String> {
+    let mut ports = std::collections::HashMap::new();
+    for (i, spec) in specs.iter().enumerate() {
+        // host:quorum:election:role;host:client
+        let (quorum, client) = spec.split_once(';').unwrap();
+        let q: Vec<&str> = quorum.split(':').collect();
+        let c = client.rsplit(':').next().unwrap();
+        ports.insert(q[1].to_owned(), format!("q{}", i + 1));
+        ports.insert(q[2].to_owned(), format!("e{}", i + 1));
+        ports.insert(c.to_owned(), format!("c{}", i + 1));
+    }
+    let mut lines = Vec::new();
+    for l in out.lines() {
+        if l.is_empty() || l == "WATCHER::" || l.starts_with("WatchedEvent ") {
+            continue;
+        }
+        if let Some(v) = l.strip_prefix("version=") {
+            let k = match versions.iter().position(|x| x == v) {
+                Some(k) => k,
+                None => {
+                    versions.push(v.to_owned());
+                    versions.len() - 1
+                }
+            };
+            lines.push(format!("version=V{}", k + 1));
+            continue;
+        }
+        // Every run of digits after a ':' that is one of the ensemble's ports.
+        let mut masked = String::new();
+        let mut rest = l;
+        while let Some(at) = rest.find(':') {
+            masked.push_str(&rest[..=at]);
+            rest = &rest[at + 1..];
+            let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            match ports.get(&rest[..digits]) {
+                Some(name) => masked.push_str(name),
+                None => masked.push_str(&rest[..digits]),
+            }
+            rest = &rest[digits..];
+        }
+        masked.push_str(rest);
+        lines.push(masked);
+    }
+    lines
+}
+
+/// Runs the reconfig CLI scripts against a 3-member ensemble of `kind` (reconfigEnabled,
+/// `super:test`), a fourth member of the same kind started and synced as a non-voter
+/// first (as a joiner must be); returns the masked output of the super script then of the
+/// non-super one, the raw outputs (for failure messages) and the config versions in the
+/// order they first appeared.
+async fn cli_reconfig_run(kind: tests::mixed::Kind) -> (Vec<String>, String, Vec<i64>) {
+    use tests::mixed::MixedEnsemble;
+
+    let t = Duration::from_secs(60);
+    let mut ens = tokio::task::spawn_blocking(move || MixedEnsemble::configure(&[kind; 4]))
+        .await
+        .unwrap();
+    let three = ens.server_lines(&[0, 1, 2]);
+    let four = ens.server_lines(&[0, 1, 2, 3]);
+    for (i, m) in ens.members.iter_mut().enumerate() {
+        m.extra_cfg = "reconfigEnabled=true\n".into();
+        m.props = vec![SUPER_DIGEST.to_owned()];
+        m.set_servers(if i < 3 { three.clone() } else { four.clone() });
+    }
+    let ens = tokio::task::spawn_blocking(move || {
+        for m in ens.members[..3].iter_mut().rev() {
+            m.start();
+        }
+        ens.wait_roles(t);
+        ens.members[3].start();
+        ens.wait_roles(t);
+        ens
+    })
+    .await
+    .unwrap();
+    let specs: Vec<String> = (0..4).map(|i| ens.spec(i).to_owned()).collect();
+    let connect: String = ens.members[..3]
+        .iter()
+        .map(|m| format!("127.0.0.1:{}", m.port))
+        .collect::<Vec<_>>()
+        .join(",");
+    let c = zk_client::Client::connect(&connect).await.unwrap();
+    let (first, _) = c.get_config(false).await.unwrap();
+    c.close().await.unwrap();
+    let mut script = CLI_RECONFIG_SCRIPT.replace("{V1}", &format!("{:x}", version_of(&first)));
+    for (i, s) in specs.iter().enumerate() {
+        script = script.replace(&format!("{{SPEC{}}}", i + 1), s);
+    }
+    let mut raw = String::new();
+    let mut versions = Vec::new();
+    let mut masked = Vec::new();
+    for (name, script) in [
+        ("super", script.as_str()),
+        ("not super", CLI_RECONFIG_NOAUTH),
+    ] {
+        let cmd = tokio::process::Command::from(tests::apache::cli_command(&connect));
+        let out = tests::apache::run_feeding(cmd, script).await;
+        raw.push_str(&format!("---- {name} script:\n{out}"));
+        masked.push(format!("---- {name} script"));
+        masked.extend(mask_cli(&out, &specs, &mut versions));
+    }
+    drop(ens);
+    let versions = versions
+        .iter()
+        .map(|v| i64::from_str_radix(v, 16).unwrap())
+        .collect();
+    (masked, raw, versions)
+}
+
+/// Apache's own Java CLI (`ZooKeeperMain`) runs the same `reconfig` script against a
+/// zk-server ensemble and an Apache 3.8 one, configured alike: `config`, `reconfig -add`
+/// of a synced joiner, `-remove`, `-members` with the full list, a malformed spec, leaving
+/// every participant, a stale `-v`, and a caller who is not super. Both print the same
+/// lines once ports and config versions (numbered by first appearance) are masked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_cli_reconfig_prints_the_same_against_zk_server_and_apache() {
+    use tests::mixed::Kind;
+    let (want, want_raw, want_versions) = cli_reconfig_run(Kind::Apache).await;
+    let (got, got_raw, got_versions) = cli_reconfig_run(Kind::ZkServer).await;
+    eprintln!("==== Apache:\n{want_raw}\n==== zk-server:\n{got_raw}");
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "line {i}: zk-server (left) and Apache (right) differ");
+    }
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "zk-server:\n{got:#?}\nApache:\n{want:#?}"
+    );
+    // The script did what it says, on Apache (so on both): three reconfigs committed, each
+    // a new, higher version; the three bad ones, the stale one and the two non-super ones
+    // refused, leaving the config of the last good one.
+    let count = |what: &str| want.iter().filter(|l| *l == what).count();
+    assert_eq!(count("Committed new configuration:"), 3, "{want_raw}");
+    assert_eq!(count("Arguments are not valid : "), 3, "{want_raw}");
+    assert_eq!(count("version No is not valid : "), 1, "{want_raw}");
+    assert_eq!(count("Insufficient permission : "), 2, "{want_raw}");
+    assert_eq!(count("version=V4"), 4, "{want_raw}");
+    for versions in [&want_versions, &got_versions] {
+        assert_eq!(versions.len(), 4, "{versions:x?}");
+        assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:x?}");
+    }
+    assert_eq!(
+        want.iter().filter(|l| l.starts_with("server.4=")).count(),
+        6,
+        "server.4 listed after -add and -members (reply and config), and in the last two configs"
+    );
 }
