@@ -383,19 +383,17 @@ async fn a_quorum_of_one_grows_to_three_and_hands_over_its_leadership() {
     }
 }
 
-/// Three members of one kind take a fourth of the other kind in by reconfig (it syncs as
-/// a non-voting follower first), then the leader is removed and hands over: the two
-/// implementations agree on every config byte, and writes go through all of it.
-async fn mixed_grow_and_remove_leader(first: tests::mixed::Kind, joiner: tests::mixed::Kind) {
-    use tests::mixed::MixedEnsemble;
-    use zk_client::{Acl, Client, CreateMode};
-
-    let t = Duration::from_secs(60);
-    let mut ens = tokio::task::spawn_blocking(move || {
-        MixedEnsemble::configure(&[first, first, first, joiner])
-    })
-    .await
-    .unwrap();
+/// Members 1-3 (reconfigEnabled, `super:test`) elect among themselves; member 4 knows all
+/// four, adopts the ensemble's config (gossiped in the election) and follows without a
+/// vote until a reconfig adds it.
+async fn three_voters_and_a_joiner(
+    kinds: [tests::mixed::Kind; 4],
+    t: Duration,
+) -> tests::mixed::MixedEnsemble {
+    let mut ens =
+        tokio::task::spawn_blocking(move || tests::mixed::MixedEnsemble::configure(&kinds))
+            .await
+            .unwrap();
     let three = ens.server_lines(&[0, 1, 2]);
     let four = ens.server_lines(&[0, 1, 2, 3]);
     for (i, m) in ens.members.iter_mut().enumerate() {
@@ -403,19 +401,27 @@ async fn mixed_grow_and_remove_leader(first: tests::mixed::Kind, joiner: tests::
         m.props = vec![SUPER_DIGEST.to_owned()];
         m.set_servers(if i < 3 { three.clone() } else { four.clone() });
     }
-    let ens = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         for m in ens.members[..3].iter_mut().rev() {
             m.start();
         }
         ens.wait_roles(t);
         ens.members[3].start();
-        // The joiner adopts the ensemble's config (gossiped in the election) and follows
-        // without a vote.
         ens.wait_roles(t);
         ens
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// Three members of one kind take a fourth of the other kind in by reconfig (it syncs as
+/// a non-voting follower first), then the leader is removed and hands over: the two
+/// implementations agree on every config byte, and writes go through all of it.
+async fn mixed_grow_and_remove_leader(first: tests::mixed::Kind, joiner: tests::mixed::Kind) {
+    use zk_client::{Acl, Client, CreateMode};
+
+    let t = Duration::from_secs(60);
+    let ens = three_voters_and_a_joiner([first, first, first, joiner], t).await;
     let hosts: Vec<String> = ens
         .members
         .iter()
@@ -1225,30 +1231,8 @@ fn mask_cli(out: &str, specs: &[String], versions: &mut Vec<String>) -> Vec<Stri
 /// non-super one, the raw outputs (for failure messages) and the config versions in the
 /// order they first appeared.
 async fn cli_reconfig_run(kind: tests::mixed::Kind) -> (Vec<String>, String, Vec<i64>) {
-    use tests::mixed::MixedEnsemble;
-
     let t = Duration::from_secs(60);
-    let mut ens = tokio::task::spawn_blocking(move || MixedEnsemble::configure(&[kind; 4]))
-        .await
-        .unwrap();
-    let three = ens.server_lines(&[0, 1, 2]);
-    let four = ens.server_lines(&[0, 1, 2, 3]);
-    for (i, m) in ens.members.iter_mut().enumerate() {
-        m.extra_cfg = "reconfigEnabled=true\n".into();
-        m.props = vec![SUPER_DIGEST.to_owned()];
-        m.set_servers(if i < 3 { three.clone() } else { four.clone() });
-    }
-    let ens = tokio::task::spawn_blocking(move || {
-        for m in ens.members[..3].iter_mut().rev() {
-            m.start();
-        }
-        ens.wait_roles(t);
-        ens.members[3].start();
-        ens.wait_roles(t);
-        ens
-    })
-    .await
-    .unwrap();
+    let ens = three_voters_and_a_joiner([kind; 4], t).await;
     let specs: Vec<String> = (0..4).map(|i| ens.spec(i).to_owned()).collect();
     let connect: String = ens.members[..3]
         .iter()
