@@ -55,6 +55,9 @@ ok, added = outcome(admin, joining=observer, from_config=version)
 print("add observer:", ok, observer in (added or ""))
 after = int(added.strip().split("\n")[-1].split("=")[1], 16) if added else 0
 print("version grew:", after > version)
+# Another session may sit on a member that has not applied the commit yet: sync first,
+# as ZooKeeper requires for reading another session's write.
+anon.sync("/zookeeper/config")
 data, _ = anon.get("/zookeeper/config")
 print("everyone reads it:", observer in data.decode())
 ok, removed = outcome(admin, leaving="100")
