@@ -139,7 +139,9 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 [ "$(four_letter "$ZK_PORT" ruok)" = "imok" ] || { echo "server not ready" >&2; exit 1; }
-four_letter "$ZK_PORT" srvr | head -n 1
+# Not `| head`: with pipefail, the writer dying of SIGPIPE once head has its line fails the run.
+SRVR="$(four_letter "$ZK_PORT" srvr)"
+echo "${SRVR%%$'\n'*}"
 
 # ------------------------------------------------------------------ proxy helpers
 PROXY_PID=""
