@@ -1348,3 +1348,80 @@ async fn odd_requests_like_an_apache_ensemble() {
     // Ours refuses the request instead of replicating it: the quorum stays.
     assert_eq!(ens.wait_for_leader(T).await, Some(leader));
 }
+
+/// A `mntr` value as a number.
+fn mntr_num(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('\t'))
+        .unwrap_or_else(|| panic!("mntr lacks {key}:\n{text}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{key}: {e}"))
+}
+
+/// `mntr` counts the quorum's work as Apache's `ServerMetrics` do: the leader its commits
+/// (each timed to its quorum of acks), the sessions learners asked it to revalidate and
+/// the one time it became available; followers the proposals and commits they received,
+/// their sync with the leader and their own time unavailable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mntr_counts_the_quorums_work_on_each_member() {
+    init_tracing();
+    let ens = Ensemble::start(3).await.expect("ensemble");
+    let leader = ens.wait_for_leader(T).await.expect("leader");
+    let f: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    for &m in &f {
+        let srvr = wait_word(port(&ens, m), "isro", "rw", T).await;
+        assert_eq!(srvr, "rw", "member {m} serves");
+    }
+    let mut c = RawClient::connect(ens.client_addr(leader).unwrap()).await;
+    for i in 0..20 {
+        assert_eq!(c.call(create(&format!("/q{i}"))).await.err(), ErrorCode::Ok);
+    }
+    // A session moving to a follower is revalidated by the leader.
+    moved_session(&ens, leader, f[0]).await;
+
+    let lm = word(port(&ens, leader), "mntr").await;
+    let commits = mntr_num(&lm, "zk_commit_count");
+    assert!(
+        commits >= 21,
+        "20 creates and a session at least: {commits}"
+    );
+    assert_eq!(mntr_num(&lm, "zk_cnt_quorum_ack_latency"), commits);
+    assert!(mntr_num(&lm, "zk_revalidate_count") >= 1, "{lm}");
+    assert_eq!(mntr_num(&lm, "zk_cnt_leader_unavailable_time"), 1);
+    assert_eq!(mntr_num(&lm, "zk_cnt_unavailable_time"), 1);
+    assert_eq!(mntr_num(&lm, "zk_cnt_follower_sync_time"), 0);
+    assert_eq!(mntr_num(&lm, "zk_learner_proposal_received_count"), 0);
+    for &m in &f {
+        // The last COMMIT may still be on its way.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let fm = loop {
+            let fm = word(port(&ens, m), "mntr").await;
+            let (p, c) = (
+                mntr_num(&fm, "zk_learner_proposal_received_count"),
+                mntr_num(&fm, "zk_learner_commit_received_count"),
+            );
+            if (p == c && c >= 20) || tokio::time::Instant::now() > deadline {
+                break fm;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let received = mntr_num(&fm, "zk_learner_commit_received_count");
+        assert_eq!(
+            mntr_num(&fm, "zk_learner_proposal_received_count"),
+            received,
+            "member {m}: every proposal it received was committed"
+        );
+        assert!(received >= 20, "member {m}: {received}");
+        assert!(received <= commits, "member {m}: {received} of {commits}");
+        assert_eq!(mntr_num(&fm, "zk_commit_count"), 0);
+        assert_eq!(mntr_num(&fm, "zk_cnt_follower_sync_time"), 1, "member {m}");
+        assert_eq!(mntr_num(&fm, "zk_cnt_unavailable_time"), 1, "member {m}");
+        assert_eq!(mntr_num(&fm, "zk_cnt_leader_unavailable_time"), 0);
+        assert_eq!(mntr_num(&fm, "zk_cnt_quorum_ack_latency"), 0);
+    }
+    // srst starts them again.
+    word(port(&ens, leader), "srst").await;
+    let lm = word(port(&ens, leader), "mntr").await;
+    assert_eq!(mntr_num(&lm, "zk_cnt_quorum_ack_latency"), 0);
+    assert_eq!(mntr_num(&lm, "zk_cnt_unavailable_time"), 0);
+}

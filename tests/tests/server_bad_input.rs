@@ -235,3 +235,81 @@ async fn pipelined_pings_do_not_leak_throttle_slots() {
     // Had the replies not released their slots, the reader would now be stuck.
     assert_eq!(c.exists("/", false).await.err(), ErrorCode::Ok);
 }
+
+/// A `mntr` value; retried while the server refuses the connection (a slot of a closed
+/// connection may take a moment to come back).
+async fn mntr_value(port: u16, key: &str) -> u64 {
+    mntr_value_after_refusals(port, key).await.0
+}
+
+/// [`mntr_value`] and how many attempts the server refused first.
+async fn mntr_value_after_refusals(port: u16, key: &str) -> (u64, u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut text;
+    let mut refused = 0;
+    loop {
+        text = tokio::task::spawn_blocking(move || tests::apache::four_letter(port, "mntr"))
+            .await
+            .unwrap();
+        if !text.is_empty() || std::time::Instant::now() > deadline {
+            break;
+        }
+        refused += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let v = text
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('\t'))
+        .unwrap_or_else(|| panic!("mntr lacks {key}: {text}"))
+        .parse()
+        .unwrap();
+    (v, refused)
+}
+
+/// Whether the server closes `s` (EOF or reset) within `wait`.
+async fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(wait, s.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+/// A connection that never sends its handshake is closed after the sessionless
+/// connection timeout (Apache's `zookeeper.nio.sessionlessCnxnTimeout`), so idle sockets
+/// cannot hold the server's slots; `maxCnxns` caps connections over every IP. Both are
+/// counted in `mntr` as Apache counts them, and the server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_surplus_connections_are_closed_and_counted() {
+    let s = TestServer::start_with(|c| {
+        c.sessionless_cnxn_timeout_ms = 300;
+        c.max_cnxns = 3;
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let mut idle = TcpStream::connect(s.addr()).await.unwrap();
+    assert!(closed_within(&mut idle, Duration::from_secs(5)).await);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    // Half a handshake: the length, then nothing.
+    let mut half = TcpStream::connect(s.addr()).await.unwrap();
+    half.write_all(&44i32.to_be_bytes()).await.unwrap();
+    assert!(closed_within(&mut half, Duration::from_secs(5)).await);
+    assert_eq!(
+        mntr_value(s.port(), "zk_sessionless_connections_expired").await,
+        2
+    );
+
+    // Three sessions fill maxCnxns; a fourth connection is closed at once.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(RawClient::connect(s.addr()).await);
+    }
+    let mut surplus = TcpStream::connect(s.addr()).await.unwrap();
+    assert!(closed_within(&mut surplus, Duration::from_millis(250)).await);
+    // A slot comes back when a connection closes.
+    drop(held.pop());
+    let (rejected, refused) = mntr_value_after_refusals(s.port(), "zk_connection_rejected").await;
+    assert_eq!(rejected, 1 + refused);
+    let mut c = held.pop().unwrap();
+    assert_eq!(c.exists("/", false).await.err(), ErrorCode::Ok);
+}

@@ -103,6 +103,29 @@ async fn mntr_traffic(addr: std::net::SocketAddr) {
     c2.get("/m", false).await;
 }
 
+/// Watches firing: one NodeCreated, one NodeDataChanged, NodeDeleted in both tables (a
+/// data and a child watch on the node) and one NodeChildrenChanged (on `/`).
+async fn watch_traffic(addr: std::net::SocketAddr) {
+    let mut c = RawClient::connect(addr).await;
+    c.exists("/w", true).await;
+    c.create("/w", "", CreateMode::Persistent).await;
+    c.get("/w", true).await;
+    c.set("/w", "z", -1).await;
+    c.get("/w", true).await;
+    c.children("/w", true).await;
+    c.children("/", true).await;
+    c.delete("/w", -1).await;
+    let mut events = c.drain_events().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while events.len() < 4 && std::time::Instant::now() < deadline {
+        if let Some(e) = c.event(std::time::Duration::from_millis(200)).await {
+            events.push(e);
+        }
+    }
+    // One NodeDeleted: the session watches /w in both tables, and hears it once.
+    assert_eq!(events.len(), 4, "{events:?}");
+}
+
 fn mntr_map(text: &str) -> Vec<(String, String)> {
     text.lines()
         .filter_map(|l| l.split_once('\t'))
@@ -129,8 +152,15 @@ async fn mntr_has_apaches_keys_minus_documented_omissions() {
         .expect("apache server");
     let s = TestServer::start().await;
     let apache_addr: std::net::SocketAddr = format!("127.0.0.1:{}", apache.port()).parse().unwrap();
+    // Apache's start polls it with `ruok`: compare the bytes received from here on.
+    let bytes =
+        |m: &[(String, String)]| -> u64 { value(m, "zk_bytes_received_count").parse().unwrap() };
+    let a0 = bytes(&mntr_map(&fl(apache.port(), "mntr").await));
+    let o0 = bytes(&mntr_map(&fl(s.port(), "mntr").await));
     mntr_traffic(apache_addr).await;
     mntr_traffic(s.addr()).await;
+    watch_traffic(apache_addr).await;
+    watch_traffic(s.addr()).await;
     let a = mntr_map(&fl(apache.port(), "mntr").await);
     let o = mntr_map(&fl(s.port(), "mntr").await);
     assert!(a.len() > 400, "Apache's mntr: {a:?}");
@@ -156,15 +186,32 @@ async fn mntr_has_apaches_keys_minus_documented_omissions() {
         "zk_local_sessions",
         "zk_connection_request_count",
         "zk_connection_revalidate_count",
+        "zk_cnt_node_created_watch_count",
+        "zk_sum_node_created_watch_count",
+        "zk_cnt_node_deleted_watch_count",
+        "zk_sum_node_deleted_watch_count",
+        "zk_cnt_node_changed_watch_count",
+        "zk_cnt_node_children_watch_count",
+        "zk_sum_node_children_watch_count",
+        "zk_connection_rejected",
+        "zk_sessionless_connections_expired",
+        "zk_commit_count",
+        "zk_learner_proposal_received_count",
+        "zk_cnt_unavailable_time",
     ] {
         assert_eq!(value(&o, k), value(&a, k), "{k}");
     }
-    // Two session creations, create and set; reads are the rest (get, exists, ping,
-    // getChildren, ...).
-    assert_eq!(value(&o, "zk_cnt_updatelatency"), "4");
+    // The same packets: the same bytes (each four-letter word counts its 4).
+    assert_eq!(bytes(&o) - o0, bytes(&a) - a0, "bytes received");
+    assert!(bytes(&o) - o0 > 200, "{}", bytes(&o) - o0);
+    assert_eq!(value(&o, "zk_cnt_node_deleted_watch_count"), "2");
+    assert_eq!(value(&o, "zk_sum_node_changed_watch_count"), "1");
+    // Three sessions, create and set, then create, set and delete; reads are the rest
+    // (get, exists, ping, getChildren, ...).
+    assert_eq!(value(&o, "zk_cnt_updatelatency"), "8");
     let reads: u64 = value(&o, "zk_cnt_readlatency").parse().unwrap();
     assert!(reads >= 4, "reads {reads}");
-    assert_eq!(value(&o, "zk_connection_request_count"), "3");
+    assert_eq!(value(&o, "zk_connection_request_count"), "4");
     assert_eq!(value(&o, "zk_connection_revalidate_count"), "1");
     assert_eq!(value(&o, "zk_looking_count"), "0");
     let size = |k: &str| value(&o, k).parse::<i64>().unwrap();
@@ -253,6 +300,13 @@ async fn mntr_times_the_database_load_at_start() {
     let s = zk_server::Server::start(cfg).await.expect("restart");
     let again = mntr_map(&fl(s.local_addr().port(), "mntr").await);
     assert_eq!(n(&again, "zk_cnt_dbinittime"), 1);
+    // Apache times the two halves of that load apart, once per start.
+    assert_eq!(n(&again, "zk_cnt_startup_snap_load_time"), 1);
+    assert_eq!(n(&again, "zk_cnt_startup_txns_load_time"), 1);
+    assert!(
+        n(&again, "zk_sum_startup_snap_load_time") + n(&again, "zk_sum_startup_txns_load_time")
+            <= n(&again, "zk_sum_dbinittime") + 1
+    );
     // Sessions, a create, a set and the closes were replayed.
     assert!(
         n(&again, "zk_sum_startup_txns_loaded") >= 4,

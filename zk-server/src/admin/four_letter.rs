@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::admin::stats::{
-    BufferStats, ConnStats, DiskTimings, QuorumTimings, ServerStats, Summary,
+    BufferStats, ConnStats, DiskTimings, NetCounters, QuorumTimings, ServerStats, Summary,
 };
 use crate::config::ServerConfig;
 use crate::core::processor::Processor;
@@ -30,6 +30,8 @@ pub struct View<'a> {
     pub config: &'a ServerConfig,
     /// Server counters.
     pub stats: &'a ServerStats,
+    /// What the connection tasks counted.
+    pub net: &'a NetCounters,
     /// Connections.
     pub conns: Vec<&'a ConnStats>,
     /// Requests in flight.
@@ -84,6 +86,7 @@ impl<'a> View<'a> {
             core,
             config,
             stats: &clients.stats,
+            net: &clients.net,
             conns,
             outstanding: clients.outstanding(),
             uptime_ms: now_ms - started_ms,
@@ -478,7 +481,6 @@ pub const MNTR_OMITTED_KEYS: &[&str] = &[
     "zk_auth_failed_count",
     "zk_connection_drop_probability",
     "zk_connection_drop_count",
-    "zk_connection_rejected",
     "zk_throttled_ops",
     "zk_request_throttle_wait_count",
     "zk_watch_bytes",
@@ -490,18 +492,14 @@ pub const MNTR_OMITTED_KEYS: &[&str] = &[
     "zk_stale_sessions_expired",
     "zk_large_requests_rejected",
     "zk_cnxn_closed_without_zk_server_running",
-    "zk_sessionless_connections_expired",
     "zk_dead_watchers_queued",
     "zk_dead_watchers_cleared",
     "zk_add_dead_watcher_stall_time",
-    "zk_learner_proposal_received_count",
-    "zk_learner_commit_received_count",
     "zk_digest_mismatches_count",
     "zk_response_packet_cache_hits",
     "zk_response_packet_cache_misses",
     "zk_response_packet_get_children_cache_hits",
     "zk_response_packet_get_children_cache_misses",
-    "zk_bytes_received_count",
     "zk_requests_not_forwarded_to_commit_processor",
     "zk_ensemble_auth_success",
     "zk_ensemble_auth_fail",
@@ -510,11 +508,8 @@ pub const MNTR_OMITTED_KEYS: &[&str] = &[
     "zk_sync_processor_request_queued",
     "zk_request_commit_queued",
     "zk_skip_learner_request_to_next_processor_count",
-    "zk_commit_count",
-    "zk_revalidate_count",
     "zk_quit_leading_due_to_disloyal_voter",
     "zk_unrecoverable_error_count",
-    "zk_unsuccessful_handshake",
 ];
 
 /// Base names of the Apache 3.8 `mntr` summaries this server does not print (see
@@ -525,21 +520,15 @@ pub const MNTR_OMITTED_KEYS: &[&str] = &[
 pub const MNTR_OMITTED_SUMMARIES: &[&str] = &[
     "socket_closing_time",
     "proposal_process_time",
-    "leader_unavailable_time",
-    "node_created_watch_count",
     "session_queues_drained",
     "write_commit_proc_req_queued",
     "connection_token_deficit",
     "read_commit_proc_req_queued",
-    "node_deleted_watch_count",
-    "startup_txns_load_time",
     "sync_processor_queue_size",
-    "follower_sync_time",
     "prep_processor_queue_size",
     "inflight_snap_count",
     "reads_issued_from_session_queue",
     "learner_request_processor_queue_size",
-    "unavailable_time",
     "reads_after_write_in_session_queue",
     "requests_in_session_queue",
     "write_commit_proc_issued",
@@ -550,21 +539,16 @@ pub const MNTR_OMITTED_SUMMARIES: &[&str] = &[
     "inflight_diff_count",
     "netty_queued_buffer_capacity",
     "commit_commit_proc_req_queued",
-    "node_children_watch_count",
     "write_batch_time_in_commit_processor",
     "read_commit_proc_issued",
     "concurrent_request_processing_in_commit_processor",
-    "observer_sync_time",
-    "node_changed_watch_count",
     "sync_process_time",
-    "startup_snap_load_time",
     "prep_processor_queue_time_ms",
     "jvm_pause_time_ms",
     "close_session_prep_time",
     "read_commitproc_time_ms",
     "local_write_committed_time_ms",
     "request_throttle_queue_time_ms",
-    "quorum_ack_latency",
     "om_commit_process_time_ms",
     "read_final_proc_time_ms",
     "dead_watchers_cleaner_latency",
@@ -643,19 +627,28 @@ pub enum Detail {
 /// The summaries this server keeps, by Apache's names, in `mntr`'s order (Apache's
 /// HashMap order); all in ms but the batch size (txns).
 pub fn summaries<'a, 'b>(v: &'b View<'a>) -> Vec<(&'static str, Detail, &'b Summary)> {
+    let (q, d, fires) = (&v.quorum, &v.disk, &v.core.watches().fires);
+    use Detail::{Advanced, Basic};
     vec![
-        ("fsynctime", Detail::Basic, &v.disk.fsync),
-        ("snapshottime", Detail::Basic, &v.disk.snapshot),
-        ("startup_txns_loaded", Detail::Basic, &v.disk.txns_loaded),
-        ("dbinittime", Detail::Basic, &v.disk.db_init),
-        ("election_time", Detail::Basic, &v.quorum.election),
-        (
-            "sync_processor_batch_size",
-            Detail::Basic,
-            &v.disk.batch_size,
-        ),
-        ("updatelatency", Detail::Advanced, &v.stats.update_latency),
-        ("readlatency", Detail::Advanced, &v.stats.read_latency),
+        ("leader_unavailable_time", Basic, &q.leader_unavailable),
+        ("node_created_watch_count", Basic, &fires.created),
+        ("node_deleted_watch_count", Basic, &fires.deleted),
+        ("startup_txns_load_time", Basic, &d.txns_load),
+        ("follower_sync_time", Basic, &q.follower_sync),
+        ("fsynctime", Basic, &d.fsync),
+        ("snapshottime", Basic, &d.snapshot),
+        ("unavailable_time", Basic, &q.unavailable),
+        ("startup_txns_loaded", Basic, &d.txns_loaded),
+        ("dbinittime", Basic, &d.db_init),
+        ("election_time", Basic, &q.election),
+        ("sync_processor_batch_size", Basic, &d.batch_size),
+        ("node_children_watch_count", Basic, &fires.children),
+        ("observer_sync_time", Basic, &q.observer_sync),
+        ("node_changed_watch_count", Basic, &fires.changed),
+        ("startup_snap_load_time", Basic, &d.snap_load),
+        ("updatelatency", Advanced, &v.stats.update_latency),
+        ("readlatency", Advanced, &v.stats.read_latency),
+        ("quorum_ack_latency", Advanced, &q.quorum_ack_latency),
         (
             "commit_propagation_latency",
             Detail::Advanced,
@@ -780,16 +773,35 @@ pub fn monitor(v: &View, r: Role) -> Vec<(String, MonitorValue)> {
     // Apache's counters, then its summaries.
     // A read-only member still counts what it did as a member.
     let member = |f: fn(&QuorumView) -> u64| int(r.quorum.map(f).unwrap_or(0));
+    let net = |c: &std::sync::atomic::AtomicU64| int(NetCounters::get(c));
+    let q = &v.quorum;
     put("proposal_count", member(|q| q.proposal_count));
+    put("connection_rejected", net(&v.net.connection_rejected));
+    put(
+        "sessionless_connections_expired",
+        net(&v.net.sessionless_expired),
+    );
     put("looking_count", member(|q| q.looking_count));
+    put(
+        "learner_proposal_received_count",
+        int(q.learner_proposals_received),
+    );
+    put("bytes_received_count", net(&v.net.bytes_received));
+    put(
+        "learner_commit_received_count",
+        int(q.learner_commits_received),
+    );
     put("connection_request_count", int(st.connection_requests));
     put("response_bytes", int(st.response_bytes));
-    put("diff_count", int(v.quorum.diff_count));
+    put("diff_count", int(q.diff_count));
     put(
         "connection_revalidate_count",
         int(st.connection_revalidates),
     );
-    put("snap_count", int(v.quorum.snap_count));
+    put("snap_count", int(q.snap_count));
+    put("unsuccessful_handshake", net(&v.net.unsuccessful_handshake));
+    put("commit_count", int(q.commit_count));
+    put("revalidate_count", int(q.revalidate_count));
     for (name, detail, summary) in summaries(v) {
         summary_values(&mut lines, name, detail, summary);
     }

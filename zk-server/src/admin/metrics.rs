@@ -26,6 +26,14 @@ pub const COUNTERS: &[&str] = &[
     "connection_revalidate_count",
     "diff_count",
     "snap_count",
+    "connection_rejected",
+    "sessionless_connections_expired",
+    "learner_proposal_received_count",
+    "bytes_received_count",
+    "learner_commit_received_count",
+    "unsuccessful_handshake",
+    "commit_count",
+    "revalidate_count",
 ];
 
 /// Prefixes `mntr` gives a summary's values.

@@ -1,6 +1,7 @@
 //! Server counters reported by `srvr`, `stat`, `mntr` and reset by `srst` / `crst`.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
 /// Sizes of buffers sent (Apache's `BufferStats`: -1 until the first one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +166,10 @@ pub struct DiskTimings {
     pub db_init: Summary,
     /// Txns replayed from the txn log at start (`startup_txns_loaded`).
     pub txns_loaded: Summary,
+    /// Reading the snapshot at start, ms (`startup_snap_load_time`).
+    pub snap_load: Summary,
+    /// Replaying the txn log after the snapshot at start, ms (`startup_txns_load_time`).
+    pub txns_load: Summary,
 }
 
 /// What the quorum side measured (Apache's `ServerMetrics` that need a clock or count
@@ -184,6 +189,91 @@ pub struct QuorumTimings {
     pub diff_count: u64,
     /// Leader: learners synced by a snapshot (`snap_count`).
     pub snap_count: u64,
+    /// Leader: txns committed while leading (`commit_count`; Apache counts each COMMIT
+    /// it broadcasts).
+    pub commit_count: u64,
+    /// Leader: from a txn's creation (its header time) to its quorum of acks, ms
+    /// (`quorum_ack_latency`).
+    pub quorum_ack_latency: Summary,
+    /// Leader: sessions a learner asked it to revalidate (`revalidate_count`).
+    pub revalidate_count: u64,
+    /// Learner, once synced: PROPOSALs received (`learner_proposal_received_count`).
+    pub learner_proposals_received: u64,
+    /// Learner, once synced: COMMITs (an observer: INFORMs) received
+    /// (`learner_commit_received_count`).
+    pub learner_commits_received: u64,
+    /// From the member starting to look for a leader (or starting) to serving again, ms
+    /// (`unavailable_time`).
+    pub unavailable: Summary,
+    /// The same, for the times this member came back as leader
+    /// (`leader_unavailable_time`).
+    pub leader_unavailable: Summary,
+    /// Follower: from the election naming the leader to being synced with it, ms
+    /// (`follower_sync_time`; Apache starts after the epoch exchange, so this one also
+    /// holds the connection to the leader).
+    pub follower_sync: Summary,
+    /// The same for an observer (`observer_sync_time`).
+    pub observer_sync: Summary,
+}
+
+/// Counters the connection tasks keep beside the core (Apache's `ServerMetrics` for what
+/// happens before a request reaches it). Atomics: the tasks share one set.
+#[derive(Debug, Default)]
+pub struct NetCounters {
+    /// Bytes of client packets, length prefixes included (`bytes_received_count`).
+    pub bytes_received: AtomicU64,
+    /// Connections refused by `maxClientCnxns` or `maxCnxns` (`connection_rejected`).
+    pub connection_rejected: AtomicU64,
+    /// Failed TLS handshakes (`unsuccessful_handshake`).
+    pub unsuccessful_handshake: AtomicU64,
+    /// Connections closed for sending no handshake in time
+    /// (`sessionless_connections_expired`).
+    pub sessionless_expired: AtomicU64,
+}
+
+impl NetCounters {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, AtomicOrdering::Relaxed);
+    }
+
+    /// A counter's value.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(AtomicOrdering::Relaxed)
+    }
+
+    /// `srst`.
+    pub fn reset(&self) {
+        for c in [
+            &self.bytes_received,
+            &self.connection_rejected,
+            &self.unsuccessful_handshake,
+            &self.sessionless_expired,
+        ] {
+            c.store(0, AtomicOrdering::Relaxed);
+        }
+    }
+}
+
+/// How many watches each trigger of one kind fired (Apache's `node_*_watch_count`
+/// summaries; a trigger that fires none is not counted, as in Apache).
+#[derive(Debug, Clone, Default)]
+pub struct WatchFires {
+    /// NodeCreated (`node_created_watch_count`).
+    pub created: Summary,
+    /// NodeDeleted, each table apart (`node_deleted_watch_count`).
+    pub deleted: Summary,
+    /// NodeDataChanged (`node_changed_watch_count`).
+    pub changed: Summary,
+    /// NodeChildrenChanged (`node_children_watch_count`).
+    pub children: Summary,
+}
+
+/// The leader's wall-clock time in a serialized txn (its TxnHeader: client id (8), cxid
+/// (4), zxid (8), then the time (8)).
+pub fn txn_header_time(txn: &[u8]) -> Option<i64> {
+    let b = txn.get(20..28)?;
+    Some(i64::from_be_bytes(<[u8; 8]>::try_from(b).ok()?))
 }
 
 /// Wall-clock ms from a txn header's `time` to `now_ms`; `None` when negative (clocks

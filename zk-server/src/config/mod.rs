@@ -69,6 +69,11 @@ pub struct ServerConfig {
     pub quorum_sasl: quorum_auth::QuorumSaslConfig,
     /// `maxClientCnxns` per client IP; 0 is unlimited.
     pub max_client_cnxns: usize,
+    /// `maxCnxns`: connections over all client IPs; 0 is unlimited.
+    pub max_cnxns: usize,
+    /// `zookeeper.nio.sessionlessCnxnTimeout` (ms): how long a connection may stay
+    /// without completing its handshake (or four-letter word) before it is closed.
+    pub sessionless_cnxn_timeout_ms: u64,
     /// `minSessionTimeout` (ms); -1 means 2 ticks.
     pub min_session_timeout: i32,
     /// `maxSessionTimeout` (ms); -1 means 20 ticks.
@@ -192,6 +197,8 @@ impl Default for ServerConfig {
             quorum_ssl: tls::SslConfig::quorum(),
             quorum_sasl: quorum_auth::QuorumSaslConfig::default(),
             max_client_cnxns: 60,
+            max_cnxns: 0,
+            sessionless_cnxn_timeout_ms: 10_000,
             min_session_timeout: -1,
             max_session_timeout: -1,
             init_limit: 10,
@@ -933,8 +940,11 @@ impl ServerConfig {
             "znode.container.checkIntervalMs" | "container.checkIntervalMs" => {
                 self.container_check_interval_ms = parse_num(name, value, line)?
             }
+            "maxCnxns" => self.max_cnxns = parse_num(name, value, line)?,
+            "nio.sessionlessCnxnTimeout" => {
+                self.sessionless_cnxn_timeout_ms = parse_num(name, value, line)?
+            }
             "znode.container.maxPerMinute"
-            | "maxCnxns"
             | "skipACL"
             | "digest.enabled"
             | "closeSessionTxn.enabled"
@@ -971,8 +981,10 @@ mod tests {
 
     #[test]
     fn parses_apache_sample() {
-        let text = "# comment\ntickTime=3000\ninitLimit=10\nsyncLimit=5\ndataDir=/var/zk\nclientPort=2182\nclientPortAddress=127.0.0.1\nmaxClientCnxns=7\nautopurge.snapRetainCount=5\nautopurge.purgeInterval=1\nserver.1=a:2888:3888\n4lw.commands.whitelist=ruok, stat\nextendedTypesEnabled=true\nadmin.enableServer=false\nserverCnxnFactory=org.x.Y\npreAllocSize=1024\nsnapCount=50\nenforceQuota=true\n";
+        let text = "# comment\ntickTime=3000\ninitLimit=10\nsyncLimit=5\ndataDir=/var/zk\nclientPort=2182\nclientPortAddress=127.0.0.1\nmaxClientCnxns=7\nautopurge.snapRetainCount=5\nautopurge.purgeInterval=1\nserver.1=a:2888:3888\n4lw.commands.whitelist=ruok, stat\nextendedTypesEnabled=true\nadmin.enableServer=false\nserverCnxnFactory=org.x.Y\npreAllocSize=1024\nsnapCount=50\nenforceQuota=true\nmaxCnxns=9\nnio.sessionlessCnxnTimeout=700\n";
         let c = ServerConfig::parse(text, &[]).unwrap();
+        assert_eq!(c.max_cnxns, 9);
+        assert_eq!(c.sessionless_cnxn_timeout_ms, 700);
         assert!(c.enforce_quota);
         assert_eq!(c.tick_time, 3000);
         assert_eq!(c.client_port, 2182);

@@ -362,6 +362,11 @@ impl Processor {
         &self.watches
     }
 
+    /// `srst`: the watch-trigger summaries start again.
+    pub fn reset_watch_fires(&mut self) {
+        self.watches.fires = Default::default();
+    }
+
     /// A new leadership: every session of the database gets a fresh timeout from `now`
     /// (as in Apache), so clients of the old leader have time to move over.
     pub fn renew_sessions(&mut self, now: impl Into<Now>) {

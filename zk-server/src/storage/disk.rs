@@ -648,12 +648,15 @@ impl NodeDisk {
         let started = std::time::Instant::now();
         // (zxid of the snapshot, txns replayed, first and last replayed)
         let mut replay: Option<(i64, u64, i64, i64)> = None;
+        // The snapshot is read before the first txn of the log is handed over.
+        let mut snap_loaded: Option<std::time::Instant> = None;
         let (mut storage, restored) = Storage::open_replaying(
             &dir,
             &log_dir,
             opts,
             DatabaseBuilder::new,
             |db: &mut ZkDatabase, t: TxnEntry| {
+                snap_loaded.get_or_insert_with(std::time::Instant::now);
                 if t.header.zxid > db.last_zxid() {
                     let z = t.header.zxid;
                     let r = replay.get_or_insert((db.last_zxid(), 0, z, z));
@@ -673,6 +676,13 @@ impl NodeDisk {
         let ms = started.elapsed().as_millis();
         d.timings.db_init.record(elapsed_ms(started));
         d.timings.txns_loaded.record(replay.map_or(0, |r| r.1));
+        let snap_done = snap_loaded.unwrap_or_else(std::time::Instant::now);
+        d.timings.snap_load.record(
+            u64::try_from(snap_done.duration_since(started).as_millis()).unwrap_or(u64::MAX),
+        );
+        d.timings
+            .txns_load
+            .record(u64::try_from(snap_done.elapsed().as_millis()).unwrap_or(u64::MAX));
         match (replay, restored.snapshot.as_ref()) {
             (Some((snap, n, first, last)), _) => tracing::info!(
                 "recovered to zxid {last:#x} in {ms} ms: snapshot {snap:#x}, then {n} txns \

@@ -30,6 +30,8 @@ pub struct Clients {
     /// Server-wide counters (`srvr`, `mntr`; reset by `srst`).
     pub stats: ServerStats,
     throttle: Arc<Throttle>,
+    /// What the connection tasks count (`mntr`; reset by `srst` with the rest).
+    pub net: Arc<crate::admin::stats::NetCounters>,
     /// Requests awaiting their reply, by connection and xid (several pings may share one).
     in_flight: HashMap<(ConnId, i32), VecDeque<(Instant, OpCode)>>,
     /// Handshakes creating a session, awaiting their reply: Apache measures a session's
@@ -54,11 +56,12 @@ fn op_name(op: OpCode) -> &'static str {
 
 impl Clients {
     /// No connections yet; replies release requests counted in `throttle`.
-    pub fn new(throttle: Arc<Throttle>) -> Self {
+    pub fn new(throttle: Arc<Throttle>, net: Arc<crate::admin::stats::NetCounters>) -> Self {
         Clients {
             conns: HashMap::new(),
             stats: ServerStats::default(),
             throttle,
+            net,
             in_flight: HashMap::new(),
             creating: HashMap::new(),
         }
@@ -293,7 +296,10 @@ impl Clients {
         // Apache counts the command as a received packet.
         self.stats.packets_received += 1;
         match cmd {
-            "srst" => self.stats.reset(),
+            "srst" => {
+                self.stats.reset();
+                self.net.reset();
+            }
             "crst" => self.reset_connection_stats(),
             _ => {}
         }

@@ -18,9 +18,10 @@ use zk_proto::{
 
 use super::ClientMsg;
 use super::ConnCmd;
+use crate::admin::stats::NetCounters;
 
 /// Settings every connection needs.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ConnSettings {
     /// Largest frame (`jute.maxbuffer`).
     pub max_frame: usize,
@@ -30,6 +31,14 @@ pub struct ConnSettings {
     pub four_letter_whitelist: BTreeSet<String>,
     /// `globalOutstandingLimit`.
     pub global_outstanding_limit: usize,
+    /// `maxCnxns` over every client IP (0: unlimited).
+    pub max_cnxns: usize,
+    /// How long a connection may take to send its handshake or four-letter word.
+    pub sessionless_timeout: std::time::Duration,
+    /// Counters the connection tasks keep (`mntr`), shared with the core.
+    pub counters: Arc<NetCounters>,
+    /// Client connections open now, for `maxCnxns`.
+    pub open: AtomicUsize,
 }
 
 impl ConnSettings {
@@ -40,6 +49,12 @@ impl ConnSettings {
             max_client_cnxns: config.max_client_cnxns,
             four_letter_whitelist: config.four_letter_whitelist.clone(),
             global_outstanding_limit: config.global_outstanding_limit,
+            max_cnxns: config.max_cnxns,
+            sessionless_timeout: std::time::Duration::from_millis(
+                config.sessionless_cnxn_timeout_ms.max(1),
+            ),
+            counters: Arc::default(),
+            open: AtomicUsize::new(0),
         }
     }
 }
@@ -142,10 +157,23 @@ pub async fn run<M: From<ClientMsg> + Send + 'static, S: ClientStream>(
         auth,
         tls,
     } = who;
+    // Apache closes a connection that sends no handshake within its sessionless
+    // connection timeout; without one an idle socket would hold its slot forever.
+    let limit = settings.sessionless_timeout;
+    let expired = || {
+        NetCounters::add(&settings.counters.sessionless_expired, 1);
+        tracing::info!(
+            "closing {peer}: no handshake within {} ms (zookeeper.nio.sessionlessCnxnTimeout)",
+            limit.as_millis()
+        );
+    };
     let mut first = [0u8; 4];
-    if stream.read_exact(&mut first).await.is_err() {
-        return;
+    match tokio::time::timeout(limit, stream.read_exact(&mut first)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return,
+        Err(_) => return expired(),
     }
+    NetCounters::add(&settings.counters.bytes_received, 4);
     if let Some(cmd) = four_letter(&first) {
         let text = if settings.four_letter_whitelist.contains(cmd) {
             let (tx, rx) = oneshot::channel();
@@ -181,9 +209,12 @@ pub async fn run<M: From<ClientMsg> + Send + 'static, S: ClientStream>(
         return;
     }
     let mut body = vec![0u8; len as usize];
-    if stream.read_exact(&mut body).await.is_err() {
-        return;
+    match tokio::time::timeout(limit, stream.read_exact(&mut body)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return,
+        Err(_) => return expired(),
     }
+    NetCounters::add(&settings.counters.bytes_received, len as u64);
     let connect = match ConnectRequest::decode(body.into()) {
         Ok(c) => c,
         Err(e) => {
@@ -261,6 +292,7 @@ pub async fn run<M: From<ClientMsg> + Send + 'static, S: ClientStream>(
                 }
                 None => break,
             };
+            NetCounters::add(&settings.counters.bytes_received, 4 + frame.len() as u64);
             let mut r = JuteReader::new(frame);
             let Ok(h) = RequestHeader::read(&mut r) else {
                 tracing::info!("closing {peer}: truncated request header");

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use super::connection::{self, ConnSettings, Peer, Throttle};
 use super::tls::TlsContext;
 use super::ClientMsg;
+use crate::admin::stats::NetCounters;
 use crate::config::ServerConfig;
 use crate::error::{Result, ServerError};
 
@@ -198,7 +199,20 @@ async fn serve<M: From<ClientMsg> + Send + 'static>(
                 continue;
             }
         };
+        let open = settings.open.fetch_add(1, Ordering::AcqRel);
+        if settings.max_cnxns > 0 && open >= settings.max_cnxns {
+            settings.open.fetch_sub(1, Ordering::AcqRel);
+            NetCounters::add(&settings.counters.connection_rejected, 1);
+            tracing::warn!(
+                "closing {peer}: too many connections, max allowed is {} (maxCnxns)",
+                settings.max_cnxns
+            );
+            drop(stream);
+            continue;
+        }
         if !counts.try_add(peer.ip(), settings.max_client_cnxns) {
+            settings.open.fetch_sub(1, Ordering::AcqRel);
+            NetCounters::add(&settings.counters.connection_rejected, 1);
             tracing::warn!(
                 "too many connections from {} - max is {}",
                 peer.ip(),
@@ -211,6 +225,7 @@ async fn serve<M: From<ClientMsg> + Send + 'static>(
         let id = ids.fetch_add(1, Ordering::Relaxed);
         let core = core.clone();
         let settings = settings.clone();
+        let open_slot = settings.clone();
         let throttle = throttle.clone();
         let counts = counts.clone();
         let kind = kind.clone();
@@ -227,7 +242,7 @@ async fn serve<M: From<ClientMsg> + Send + 'static>(
                 }
                 PortKind::Tls(ref ctx) | PortKind::Unified(ref ctx) => {
                     let unified = matches!(kind, PortKind::Unified(_));
-                    match secure(stream, peer, ctx, unified).await {
+                    match secure(stream, peer, ctx, unified, &settings.counters).await {
                         Some(Secured::Plain(s)) => {
                             connection::run(s, who, core, settings, throttle).await
                         }
@@ -241,6 +256,7 @@ async fn serve<M: From<ClientMsg> + Send + 'static>(
                 }
             }
             counts.remove(peer.ip());
+            open_slot.open.fetch_sub(1, Ordering::AcqRel);
         });
     }
 }
@@ -267,6 +283,7 @@ async fn secure(
     peer: SocketAddr,
     ctx: &TlsContext,
     unified: bool,
+    counters: &NetCounters,
 ) -> Option<Secured> {
     let limit = ctx.handshake_timeout();
     let handshake = async {
@@ -289,6 +306,7 @@ async fn secure(
         let tls = match ctx.acceptor().accept(stream).await {
             Ok(t) => t,
             Err(e) => {
+                NetCounters::add(&counters.unsuccessful_handshake, 1);
                 tracing::warn!("closing {peer}: TLS handshake failed: {e}");
                 return None;
             }
@@ -309,6 +327,7 @@ async fn secure(
     match tokio::time::timeout(limit, handshake).await {
         Ok(s) => s,
         Err(_) => {
+            NetCounters::add(&counters.unsuccessful_handshake, 1);
             tracing::warn!(
                 "closing {peer}: no TLS handshake within {} ms \
                  (ssl.handshakeDetectionTimeoutMillis)",

@@ -252,6 +252,7 @@ impl Node {
         let (core_tx, core_rx) = mpsc::unbounded_channel();
         let throttle = Arc::new(Throttle::default());
         let conn_settings = Arc::new(ConnSettings::from_config(&config));
+        let net_counters = conn_settings.counters.clone();
         let listener = client.spawn(core_tx.clone(), conn_settings, throttle.clone());
         let (status_tx, status) = watch::channel(role);
         let (failed_tx, failed) = watch::channel(false);
@@ -263,7 +264,7 @@ impl Node {
             settings,
             repl,
             walks: Walks::default(),
-            clients: Clients::new(throttle),
+            clients: Clients::new(throttle, net_counters),
             role,
             status: status_tx,
             failed: failed_tx,
@@ -1245,6 +1246,7 @@ impl NodeTask {
     /// `srst`: the leader's proposal sizes and every timing start again.
     fn reset_timings(&mut self) {
         self.disk.reset_timings();
+        self.processor.reset_watch_fires();
         if let Some(m) = self.member() {
             m.quorum.proposal_sizes = Default::default();
             m.io.reset_timings();
@@ -1284,6 +1286,7 @@ impl NodeTask {
             match commands::resolve(name).map(|(c, _)| c) {
                 Some("stat_reset") => {
                     self.clients.stats.reset();
+                    self.clients.net.reset();
                     self.reset_timings();
                 }
                 Some("connection_stat_reset") => self.clients.reset_connection_stats(),

@@ -348,6 +348,8 @@ pub struct QuorumIo {
     /// When the current election began (ms on [`Self::now`]'s clock), for the log line
     /// saying how long it took; `None` once the new role serves.
     looking_since: Option<u64>,
+    /// When the election named the role now syncing, for `follower_sync_time`.
+    role_since: Option<u64>,
     /// Elections, proposal latencies and learner syncs, for `mntr` and `/metrics`.
     timings: crate::admin::stats::QuorumTimings,
 }
@@ -427,6 +429,7 @@ impl QuorumIo {
             writers: BTreeMap::new(),
             tick,
             looking_since: Some(0),
+            role_since: None,
             timings: Default::default(),
         }
     }
@@ -596,6 +599,17 @@ impl QuorumIo {
                 log_sync_mode(&m);
                 if peer.is_serving() {
                     self.record_proposal_latency(&m);
+                    if let ZabMessage::Packet(p) = &m {
+                        match p.packet_type {
+                            QuorumPacketType::Proposal => {
+                                self.timings.learner_proposals_received += 1
+                            }
+                            QuorumPacketType::Commit | QuorumPacketType::Inform => {
+                                self.timings.learner_commits_received += 1
+                            }
+                            _ => {}
+                        }
+                    }
                 }
                 peer.on_leader_message(now, conn, m)
             }
@@ -617,13 +631,10 @@ impl QuorumIo {
         if p.packet_type != QuorumPacketType::Proposal {
             return;
         }
-        // TxnHeader: client id (8), cxid (4), zxid (8), then the leader's time (8).
         let time = p
             .data
             .as_deref()
-            .and_then(|d| d.get(20..28))
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map(i64::from_be_bytes);
+            .and_then(crate::admin::stats::txn_header_time);
         let now = crate::host::server::now_ms();
         if let Some(ms) = time.and_then(|t| crate::admin::stats::since_txn_time(t, now)) {
             self.timings.proposal_latency.record(ms);
@@ -741,6 +752,23 @@ impl QuorumIo {
                     serving,
                 })
             }
+            Action::Deliver(p) => {
+                // Apache's leader counts each txn it commits, and times its quorum.
+                if peer.state() == PeerState::Leading && peer.is_serving() {
+                    self.timings.commit_count += 1;
+                    let now = crate::host::server::now_ms();
+                    if let Some(ms) = crate::admin::stats::txn_header_time(&p.data)
+                        .and_then(|t| crate::admin::stats::since_txn_time(t, now))
+                    {
+                        self.timings.quorum_ack_latency.record(ms);
+                    }
+                }
+                Some(Action::Deliver(p))
+            }
+            a @ Action::Revalidate { .. } => {
+                self.timings.revalidate_count += 1;
+                Some(a)
+            }
             a => Some(a),
         }
     }
@@ -767,6 +795,7 @@ impl QuorumIo {
             if let Some(ms) = took {
                 self.timings.election.record(ms);
             }
+            self.role_since = Some(now);
             tracing::info!(
                 "peer {}: election won by server {leader}: {role} (election took {} ms, \
                  election epoch {:#x})",
@@ -777,6 +806,20 @@ impl QuorumIo {
             return;
         }
         self.looking_since = None;
+        if let Some(ms) = took {
+            self.timings.unavailable.record(ms);
+            if state == PeerState::Leading {
+                self.timings.leader_unavailable.record(ms);
+            }
+        }
+        if let Some(since) = self.role_since.take() {
+            let ms = now.saturating_sub(since);
+            match state {
+                PeerState::Following => self.timings.follower_sync.record(ms),
+                PeerState::Observing => self.timings.observer_sync.record(ms),
+                _ => {}
+            }
+        }
         tracing::info!(
             "peer {}: {role} leader {leader}, serving epoch {:#x}, last zxid {:#x} ({} ms \
              after the election began)",

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use zk_proto::{EventType, KeeperState, WatcherEvent, WatcherType};
 
+use crate::admin::stats::{Summary, WatchFires};
 use crate::state::tree::path;
 use crate::state::tree::Trigger;
 
@@ -130,6 +131,8 @@ impl Table {
 pub struct WatchManager {
     data: Table,
     child: Table,
+    /// How many watches each trigger fired, for `mntr`.
+    pub fires: WatchFires,
 }
 
 impl WatchManager {
@@ -211,12 +214,35 @@ impl WatchManager {
 
     /// The sessions to notify of one tree change (Apache's DataTree trigger calls).
     pub fn trigger(&mut self, t: &Trigger) -> Vec<(i64, WatcherEvent)> {
+        // Apache records one sample per table a trigger fires in.
+        fn record(s: &mut Summary, fired: &BTreeSet<i64>) {
+            if !fired.is_empty() {
+                s.record(fired.len() as u64);
+            }
+        }
+        let f = &mut self.fires;
         let who = match t.event {
-            EventType::NodeCreated | EventType::NodeDataChanged => self.data.fire(&t.path, t.event),
-            EventType::NodeChildrenChanged => self.child.fire(&t.path, t.event),
+            EventType::NodeCreated => {
+                let a = self.data.fire(&t.path, t.event);
+                record(&mut f.created, &a);
+                a
+            }
+            EventType::NodeDataChanged => {
+                let a = self.data.fire(&t.path, t.event);
+                record(&mut f.changed, &a);
+                a
+            }
+            EventType::NodeChildrenChanged => {
+                let a = self.child.fire(&t.path, t.event);
+                record(&mut f.children, &a);
+                a
+            }
             EventType::NodeDeleted => {
                 let mut a = self.data.fire(&t.path, t.event);
-                a.extend(self.child.fire(&t.path, t.event));
+                record(&mut f.deleted, &a);
+                let b = self.child.fire(&t.path, t.event);
+                record(&mut f.deleted, &b);
+                a.extend(b);
                 a
             }
             _ => BTreeSet::new(),
