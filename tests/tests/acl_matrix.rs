@@ -480,3 +480,83 @@ async fn every_scheme_permission_and_op_answers_as_apache() {
         assert!(theirs.values().any(|v| v.starts_with(want)), "{want}");
     }
 }
+
+/// One `ensemble` addauth on a fresh connection to `addr`: the reply's code, or `None`
+/// when the server closed the connection instead of answering.
+async fn ensemble_auth(addr: std::net::SocketAddr, name: &str) -> Option<zk_proto::ErrorCode> {
+    let mut c = tests::raw::RawClient::connect(addr).await;
+    c.send(&zk_proto::Request::Auth(zk_proto::AuthPacket {
+        auth_type: 0,
+        scheme: "ensemble".into(),
+        auth: name.as_bytes().to_vec().into(),
+    }))
+    .await;
+    let answer = c.try_recv().await.ok().map(|r| r.err());
+    if answer.is_some() {
+        // Still served: an identity-free connection that can read.
+        assert_eq!(
+            c.exists("/", false).await.err(),
+            zk_proto::ErrorCode::Ok,
+            "{name}"
+        );
+    }
+    answer
+}
+
+/// `authProvider.N=...EnsembleAuthenticationProvider` with `ensembleAuthName`: a client
+/// naming another ensemble loses its connection (so it tries another server), the right
+/// name or none is answered Ok, and `mntr` counts each as Apache's `ensemble_auth_*`;
+/// zk-server answers exactly as Apache 3.8 does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensemble_scheme_answers_as_apache() {
+    const ENSEMBLE_PROVIDER: &str =
+        "org.apache.zookeeper.server.auth.EnsembleAuthenticationProvider";
+    let provider = format!("authProvider.1={ENSEMBLE_PROVIDER}");
+    let apache = tokio::task::spawn_blocking(move || {
+        ApacheServer::start_with(&[], &[provider.as_str(), "ensembleAuthName=prod, prod2"])
+    })
+    .await
+    .unwrap()
+    .expect("apache");
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = ServerConfig::parse(
+        &format!(
+            "tickTime=500\ndataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\n\
+             admin.enableServer=false\n4lw.commands.whitelist=*\n\
+             authProvider.1={ENSEMBLE_PROVIDER}\nensembleAuthName=prod, prod2\n",
+            dir.path().display()
+        ),
+        &[],
+    )
+    .expect("config");
+    cfg.load_security().expect("security");
+    let ours = Server::start(cfg).await.expect("zk-server");
+    let apache_addr: std::net::SocketAddr = format!("127.0.0.1:{}", apache.port()).parse().unwrap();
+    let mut answers = Vec::new();
+    for (who, addr) in [("apache", apache_addr), ("zk-server", ours.local_addr())] {
+        let mut got = Vec::new();
+        for name in ["prod", "prod2", "", "staging", "Prod"] {
+            got.push((name, ensemble_auth(addr, name).await));
+        }
+        let mntr =
+            tokio::task::spawn_blocking(move || tests::apache::four_letter(addr.port(), "mntr"))
+                .await
+                .unwrap();
+        let counts: Vec<String> = ["success", "fail", "skip"]
+            .iter()
+            .map(|k| {
+                let key = format!("zk_ensemble_auth_{k}\t");
+                mntr.lines()
+                    .find_map(|l| l.strip_prefix(&key).map(str::to_string))
+                    .unwrap_or_else(|| panic!("{who}: no {key} in mntr"))
+            })
+            .collect();
+        answers.push((got, counts));
+    }
+    assert_eq!(answers[1], answers[0], "zk-server vs Apache");
+    let (got, counts) = &answers[1];
+    assert_eq!(got[0], ("prod", Some(zk_proto::ErrorCode::Ok)));
+    assert_eq!(got[3], ("staging", None), "closed, no answer");
+    assert_eq!(counts, &["2", "2", "1"]);
+    ours.stop().await.expect("stop");
+}

@@ -541,6 +541,9 @@ const APACHE_TYPES: &[(&str, &str)] = &[
     ("node_changed_watch_count", "summary"),
     ("startup_snap_load_time", "summary"),
     ("quorum_ack_latency", "summary"),
+    ("ensemble_auth_success", "counter"),
+    ("ensemble_auth_fail", "counter"),
+    ("ensemble_auth_skip", "counter"),
 ];
 
 struct Scrape {

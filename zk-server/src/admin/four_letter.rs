@@ -501,9 +501,6 @@ pub const MNTR_OMITTED_KEYS: &[&str] = &[
     "zk_response_packet_get_children_cache_hits",
     "zk_response_packet_get_children_cache_misses",
     "zk_requests_not_forwarded_to_commit_processor",
-    "zk_ensemble_auth_success",
-    "zk_ensemble_auth_fail",
-    "zk_ensemble_auth_skip",
     "zk_prep_processor_request_queued",
     "zk_sync_processor_request_queued",
     "zk_request_commit_queued",
@@ -787,12 +784,15 @@ pub fn monitor(v: &View, r: Role) -> Vec<(String, MonitorValue)> {
         int(q.learner_proposals_received),
     );
     put("bytes_received_count", net(&v.net.bytes_received));
+    let ensemble = v.core.ensemble_auth();
+    put("ensemble_auth_success", int(ensemble.success));
     put(
         "learner_commit_received_count",
         int(q.learner_commits_received),
     );
     put("connection_request_count", int(st.connection_requests));
     put("response_bytes", int(st.response_bytes));
+    put("ensemble_auth_fail", int(ensemble.fail));
     put("diff_count", int(q.diff_count));
     put(
         "connection_revalidate_count",
@@ -801,6 +801,7 @@ pub fn monitor(v: &View, r: Role) -> Vec<(String, MonitorValue)> {
     put("snap_count", int(q.snap_count));
     put("unsuccessful_handshake", net(&v.net.unsuccessful_handshake));
     put("commit_count", int(q.commit_count));
+    put("ensemble_auth_skip", int(ensemble.skip));
     put("revalidate_count", int(q.revalidate_count));
     for (name, detail, summary) in summaries(v) {
         summary_values(&mut lines, name, detail, summary);

@@ -34,6 +34,9 @@ pub const COUNTERS: &[&str] = &[
     "unsuccessful_handshake",
     "commit_count",
     "revalidate_count",
+    "ensemble_auth_success",
+    "ensemble_auth_fail",
+    "ensemble_auth_skip",
 ];
 
 /// Prefixes `mntr` gives a summary's values.

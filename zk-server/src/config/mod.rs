@@ -127,6 +127,11 @@ pub struct ServerConfig {
     pub sasl_users: Option<SaslUsers>,
     /// `authProvider.N=org.apache.zookeeper.server.auth.SASLAuthenticationProvider`.
     pub sasl_provider: bool,
+    /// `authProvider.N=org.apache.zookeeper.server.auth.EnsembleAuthenticationProvider`:
+    /// the `ensemble` scheme checks which ensemble a client meant to reach.
+    pub ensemble_provider: bool,
+    /// `zookeeper.ensembleAuthName`: the names this ensemble answers to (`None`: any).
+    pub ensemble_auth_names: Option<Vec<String>>,
     /// `zookeeper.letAnySaslUserDoX`.
     pub sasl_any_user: Option<String>,
     /// `zookeeper.SASLAuthenticationProvider.superPassword`, applied to a JAAS user `super`.
@@ -223,6 +228,8 @@ impl Default for ServerConfig {
             sasl_server_section: None,
             sasl_users: None,
             sasl_provider: false,
+            ensemble_provider: false,
+            ensemble_auth_names: None,
             sasl_any_user: None,
             sasl_super_password: None,
             super_users: Vec::new(),
@@ -864,9 +871,15 @@ impl ServerConfig {
             }
             k if k.starts_with("authProvider.") => {
                 // The protection rules let only providers we implement through.
-                if value.trim() == protection::SASL_PROVIDER {
-                    self.sasl_provider = true;
+                match value.trim() {
+                    protection::SASL_PROVIDER => self.sasl_provider = true,
+                    protection::ENSEMBLE_PROVIDER => self.ensemble_provider = true,
+                    _ => {}
                 }
+            }
+            "ensembleAuthName" => {
+                self.ensemble_auth_names =
+                    Some(value.split(',').map(|n| n.trim().to_string()).collect())
             }
             "sasl.serverconfig" => self.sasl_server_section = Some(value.trim().to_string()),
             "letAnySaslUserDoX" => self.sasl_any_user = Some(value.to_string()),

@@ -139,7 +139,7 @@ const RULES: &[Rule] = &[
     Rule {
         matches: |k| k.starts_with("authProvider."),
         switch: false,
-        asks_for: "an authentication provider other than digest, ip, x509 and sasl",
+        asks_for: "an authentication provider other than digest, ip, x509, sasl and ensemble",
         note: None,
     },
     Rule {
@@ -201,6 +201,11 @@ const IMPLEMENTED_PROVIDERS: &[&str] = &[
 pub(super) const SASL_PROVIDER: &str =
     "org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
 
+/// The ensemble-name check (the `ensemble` scheme): implemented, and recorded by the
+/// config.
+pub(super) const ENSEMBLE_PROVIDER: &str =
+    "org.apache.zookeeper.server.auth.EnsembleAuthenticationProvider";
+
 /// What a protection setting means here.
 pub(super) enum Verdict {
     /// Not a protection setting.
@@ -237,7 +242,7 @@ pub(super) fn judge(name: &str, value: &str, source: Source) -> Verdict {
     {
         return Verdict::Given;
     }
-    if key.starts_with("authProvider.") && value == SASL_PROVIDER {
+    if key.starts_with("authProvider.") && (value == SASL_PROVIDER || value == ENSEMBLE_PROVIDER) {
         return Verdict::Other;
     }
     Verdict::Refused(format!(
@@ -342,6 +347,10 @@ mod tests {
             (
                 "authProvider.1",
                 "org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+            ),
+            (
+                "authProvider.2",
+                "org.apache.zookeeper.server.auth.EnsembleAuthenticationProvider",
             ),
             ("enforce.auth.enabled", "true"),
             ("zookeeper.enforce.auth.schemes", "sasl"),

@@ -127,6 +127,20 @@ pub struct CoreSettings {
     pub enforce_auth: Vec<String>,
     /// `zookeeper.allowSaslFailedClients`.
     pub allow_sasl_failed_clients: bool,
+    /// The `ensemble` scheme, when its provider is configured: the ensemble names this
+    /// server answers to (`Some(None)`: any).
+    pub ensemble_names: Option<Option<Vec<String>>>,
+}
+
+/// What the `ensemble` scheme decided (Apache's `ensemble_auth_*` counters).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EnsembleAuthCounts {
+    /// The client named this ensemble.
+    pub success: u64,
+    /// The client named another ensemble: its connection was closed.
+    pub fail: u64,
+    /// Nothing to check (no name given, or no names configured).
+    pub skip: u64,
 }
 
 impl CoreSettings {
@@ -154,6 +168,9 @@ impl CoreSettings {
             super_users: config.super_users.clone(),
             enforce_auth: config.enforced_auth_schemes(),
             allow_sasl_failed_clients: config.allow_sasl_failed_clients,
+            ensemble_names: config
+                .ensemble_provider
+                .then(|| config.ensemble_auth_names.clone()),
         }
     }
 }
@@ -172,6 +189,7 @@ impl Default for CoreSettings {
             super_users: Vec::new(),
             enforce_auth: Vec::new(),
             allow_sasl_failed_clients: false,
+            ensemble_names: None,
         }
     }
 }
@@ -247,6 +265,8 @@ pub struct Processor {
     /// Identities proved by a connection's transport (TLS client certificates) before its
     /// handshake frame: added to the connection's `ip` identity by [`Processor::connect`].
     transport_auth: HashMap<ConnId, Vec<Id>>,
+    /// What the `ensemble` scheme decided.
+    ensemble_auth: EnsembleAuthCounts,
 }
 
 fn ok_header(xid: i32, zxid: i64) -> ReplyHeader {
@@ -283,6 +303,7 @@ impl Processor {
             forwarded: HashMap::new(),
             forwarded_connects: HashMap::new(),
             transport_auth: HashMap::new(),
+            ensemble_auth: EnsembleAuthCounts::default(),
         }
     }
 
@@ -362,9 +383,15 @@ impl Processor {
         &self.watches
     }
 
-    /// `srst`: the watch-trigger summaries start again.
-    pub fn reset_watch_fires(&mut self) {
+    /// `srst`: the watch-trigger summaries and the `ensemble` scheme's counts start again.
+    pub fn reset_metrics(&mut self) {
         self.watches.fires = Default::default();
+        self.ensemble_auth = Default::default();
+    }
+
+    /// What the `ensemble` scheme decided so far (`mntr`).
+    pub fn ensemble_auth(&self) -> EnsembleAuthCounts {
+        self.ensemble_auth
     }
 
     /// A new leadership: every session of the database gets a fresh timeout from `now`
@@ -862,6 +889,36 @@ impl Processor {
             .get(&conn)
             .map(|c| c.ip.clone())
             .unwrap_or_default();
+        if let (Some(names), "ensemble") = (&self.settings.ensemble_names, a.scheme.as_str()) {
+            // Apache's EnsembleAuthenticationProvider: no identity either way; a client
+            // that meant another ensemble loses its connection (no reply), so it tries
+            // another server instead of failing for good.
+            let name = String::from_utf8_lossy(&a.auth);
+            let c = &mut self.ensemble_auth;
+            match names {
+                Some(names) if !a.auth.is_empty() && !names.iter().any(|n| *n == name) => {
+                    c.fail += 1;
+                    // A misconfigured fleet would otherwise flood the log.
+                    if c.fail % 1000 == 1 {
+                        tracing::warn!(
+                            "closing {ip}: unexpected ensemble name {:?} (this server                              answers to {names:?}, zookeeper.ensembleAuthName; {} refused                              so far)",
+                            name.replace(|ch: char| ch.is_control(), ""),
+                            c.fail
+                        );
+                    }
+                    out.push(Output::Close { conn });
+                    return;
+                }
+                Some(_) if !a.auth.is_empty() => c.success += 1,
+                _ => c.skip += 1,
+            }
+            out.push(Output::Reply {
+                conn,
+                header: ok_header(xid, 0),
+                body: Response::Empty,
+            });
+            return;
+        }
         match acl::authenticate(
             &a.scheme,
             &a.auth,

@@ -1246,7 +1246,7 @@ impl NodeTask {
     /// `srst`: the leader's proposal sizes and every timing start again.
     fn reset_timings(&mut self) {
         self.disk.reset_timings();
-        self.processor.reset_watch_fires();
+        self.processor.reset_metrics();
         if let Some(m) = self.member() {
             m.quorum.proposal_sizes = Default::default();
             m.io.reset_timings();
