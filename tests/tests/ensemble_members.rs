@@ -1425,3 +1425,214 @@ async fn mntr_counts_the_quorums_work_on_each_member() {
     assert_eq!(mntr_num(&lm, "zk_cnt_quorum_ack_latency"), 0);
     assert_eq!(mntr_num(&lm, "zk_cnt_unavailable_time"), 0);
 }
+
+/// A handshake asking `timeout` ms for `session` (0: a new one).
+async fn hello(
+    addr: std::net::SocketAddr,
+    session: i64,
+    timeout: i32,
+) -> (Option<RawClient>, zk_proto::ConnectResponse) {
+    let req = ConnectRequest {
+        timeout,
+        session_id: session,
+        passwd: match session {
+            0 => vec![0u8; 16].into(),
+            s => zk_server::core::session::session_password(s)
+                .to_vec()
+                .into(),
+        },
+        read_only: Some(false),
+        ..Default::default()
+    };
+    match RawClient::handshake(addr, req).await {
+        Ok((c, r)) => (Some(c), r),
+        Err(e) => panic!("handshake with {addr}: {e}"),
+    }
+}
+
+/// `localSessionsEnabled=true` as users of it see it, on any ensemble whose leader and
+/// two followers are given: a session opened on a follower is local there (it cannot
+/// move, `zk_local_sessions` counts it), it reads and writes, an ephemeral node upgrades it
+/// to a global session (which then moves), a close of a local session needs no txn, and a
+/// local session expires on its member. Returns what happened, step by step.
+async fn local_session_story(
+    leader: std::net::SocketAddr,
+    f1: std::net::SocketAddr,
+    f2: std::net::SocketAddr,
+    tag: &str,
+) -> Vec<String> {
+    let mut story = Vec::new();
+    let local = |m: &str| -> u64 { mntr_num(m, "zk_local_sessions") };
+    let (c, r) = hello(f1, 0, 10_000).await;
+    let mut c = c.expect("session");
+    let sid = r.session_id;
+    story.push(format!("opened: timeout {}", r.timeout));
+    story.push(format!(
+        "local on f1: {}",
+        local(&word(f1.port(), "mntr").await)
+    ));
+    let p = format!("/ls-{tag}");
+    story.push(format!(
+        "create persistent: {:?}",
+        c.create(&p, "x", ProtoMode::Persistent).await.err()
+    ));
+    story.push(format!("exists: {:?}", c.exists(&p, false).await.err()));
+    // Not known anywhere else: the move is refused as expired.
+    let (_, moved) = hello(f2, sid, 10_000).await;
+    story.push(format!(
+        "local session moved to f2: timeout {}",
+        moved.timeout
+    ));
+    story.push(format!(
+        "still served on f1: {:?}",
+        c.exists("/", false).await.err()
+    ));
+    // An ephemeral node makes it global.
+    let e = format!("/ls-eph-{tag}");
+    story.push(format!(
+        "create ephemeral: {:?}",
+        c.create(&e, "", ProtoMode::Ephemeral).await.err()
+    ));
+    let mut on_leader = RawClient::connect(leader).await;
+    let seen = on_leader.exists(&e, false).await;
+    let owner = (seen.err() == ErrorCode::Ok).then(|| seen.stat().ephemeral_owner);
+    story.push(format!(
+        "owner on the leader is the session: {}",
+        owner == Some(sid)
+    ));
+    story.push(format!(
+        "local on f1 after upgrade: {}",
+        local(&word(f1.port(), "mntr").await)
+    ));
+    let (moved_c, moved) = hello(f2, sid, 10_000).await;
+    story.push(format!("global session moved to f2: {}", moved.timeout > 0));
+    let mut moved_c = moved_c.expect("moved");
+    story.push(format!(
+        "ephemeral seen on f2: {:?}",
+        moved_c.exists(&e, false).await.err()
+    ));
+
+    // A local session's close: answered Ok, no txn (the leader's zxid stays).
+    let zxid_before = on_leader.exists("/", false).await.header.zxid;
+    let (c2, _) = hello(f1, 0, 10_000).await;
+    let reply = c2.expect("second session").close().await;
+    story.push(format!("local close: {:?}", reply.err()));
+    let zxid_after = on_leader.exists("/", false).await.header.zxid;
+    story.push(format!("close made a txn: {}", zxid_after != zxid_before));
+
+    // A local session that stops pinging expires on its member, which closes it.
+    let (c3, r3) = hello(f1, 0, 1).await;
+    let mut c3 = c3.expect("third session");
+    let wait = Duration::from_millis(u64::try_from(r3.timeout).unwrap() * 3 + 5_000);
+    story.push(format!(
+        "idle local session closed: {}",
+        c3.closed_within(wait).await
+    ));
+    story.push(format!(
+        "local on f1 at the end: {}",
+        local(&word(f1.port(), "mntr").await)
+    ));
+    story
+}
+
+/// Local sessions behave on zk-server members exactly as on Apache 3.8 members with
+/// `localSessionsEnabled=true` (the story above, run on both side by side).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_sessions_behave_as_apaches() {
+    init_tracing();
+    let apache = tokio::task::spawn_blocking(|| {
+        tests::apache::ApacheEnsemble::start_with(
+            3,
+            &[],
+            &[
+                "localSessionsEnabled=true",
+                "localSessionsUpgradingEnabled=true",
+            ],
+        )
+    })
+    .await
+    .expect("apache task")
+    .expect("apache ensemble");
+    let ens = Ensemble::start_with_core(3, |s| {
+        s.local_sessions = true;
+        s.local_sessions_upgrading = true;
+    })
+    .await
+    .expect("ensemble");
+    let leader = ens.wait_for_leader(T).await.expect("leader");
+    for m in 0..3 {
+        assert_eq!(wait_word(port(&ens, m), "isro", "rw", T).await, "rw");
+    }
+    let f: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let addr = |p: u16| -> std::net::SocketAddr { format!("127.0.0.1:{p}").parse().unwrap() };
+    let mut roles = std::collections::BTreeMap::new();
+    for n in &apache.nodes {
+        let mode = tests::apache::mode(n.client_port).unwrap_or_default();
+        roles
+            .entry(mode)
+            .or_insert_with(Vec::new)
+            .push(n.client_port);
+    }
+    let (al, af) = (&roles["leader"], &roles["follower"]);
+    let theirs = local_session_story(addr(al[0]), addr(af[0]), addr(af[1]), "a").await;
+    let ours = local_session_story(
+        ens.client_addr(leader).unwrap(),
+        ens.client_addr(f[0]).unwrap(),
+        ens.client_addr(f[1]).unwrap(),
+        "z",
+    )
+    .await;
+    // Timeouts are negotiated from each side's tickTime; the rest must match.
+    let without_timeout = |s: &[String]| -> Vec<String> { s[1..].to_vec() };
+    assert_eq!(without_timeout(&ours), without_timeout(&theirs));
+    assert_eq!(ours[1], "local on f1: 1", "{ours:#?}");
+    assert_eq!(ours[5], "still served on f1: Ok", "{ours:#?}");
+    assert!(
+        ours.contains(&"local on f1 after upgrade: 0".to_string()),
+        "{ours:#?}"
+    );
+    assert!(
+        ours.contains(&"close made a txn: false".to_string()),
+        "{ours:#?}"
+    );
+    assert!(
+        ours.contains(&"idle local session closed: true".to_string()),
+        "{ours:#?}"
+    );
+}
+
+/// With `localSessionsUpgradingEnabled=false`, a local session's ephemeral create fails
+/// with EphemeralOnLocalSession (-120) and the session stays local and served; a session
+/// opened on the leader is local too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_sessions_without_upgrading_refuse_ephemerals() {
+    init_tracing();
+    let ens = Ensemble::start_with_core(3, |s| {
+        s.local_sessions = true;
+        s.local_sessions_upgrading = false;
+    })
+    .await
+    .expect("ensemble");
+    let leader = ens.wait_for_leader(T).await.expect("leader");
+    for m in 0..3 {
+        assert_eq!(wait_word(port(&ens, m), "isro", "rw", T).await, "rw");
+        let (c, _) = hello(ens.client_addr(m).unwrap(), 0, 10_000).await;
+        let mut c = c.expect("session");
+        assert_eq!(
+            c.create(&format!("/e{m}"), "", ProtoMode::Ephemeral)
+                .await
+                .err(),
+            ErrorCode::EphemeralOnLocalSession,
+            "member {m} (leader {leader})"
+        );
+        assert_eq!(
+            c.create(&format!("/p{m}"), "", ProtoMode::Persistent)
+                .await
+                .err(),
+            ErrorCode::Ok
+        );
+        let mntr = word(port(&ens, m), "mntr").await;
+        assert_eq!(mntr_num(&mntr, "zk_local_sessions"), 1, "member {m}");
+        assert_eq!(mntr_num(&mntr, "zk_global_sessions"), 0, "member {m}");
+    }
+}

@@ -696,7 +696,7 @@ pub fn monitor(v: &View, r: Role) -> Vec<(String, MonitorValue)> {
     let leader = quorum.and_then(|q| q.leader.map(|l| (q, l)));
     let local_sessions = match r.mode {
         "read-only" => v.core.sessions().len(),
-        _ => 0,
+        _ => v.core.local_session_count(),
     };
     let st = v.stats;
     let mut lines: Vec<(String, MonitorValue)> = Vec::new();

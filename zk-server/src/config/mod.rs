@@ -69,6 +69,12 @@ pub struct ServerConfig {
     pub quorum_sasl: quorum_auth::QuorumSaslConfig,
     /// `maxClientCnxns` per client IP; 0 is unlimited.
     pub max_client_cnxns: usize,
+    /// `localSessionsEnabled`: an ensemble member opens sessions of its own, without a
+    /// createSession txn (Apache's local sessions).
+    pub local_sessions_enabled: bool,
+    /// `localSessionsUpgradingEnabled`: a local session that creates an ephemeral node is
+    /// made global first (else the create fails with EphemeralOnLocalSession).
+    pub local_sessions_upgrading_enabled: bool,
     /// `maxCnxns`: connections over all client IPs; 0 is unlimited.
     pub max_cnxns: usize,
     /// `zookeeper.nio.sessionlessCnxnTimeout` (ms): how long a connection may stay
@@ -203,6 +209,10 @@ impl Default for ServerConfig {
             quorum_sasl: quorum_auth::QuorumSaslConfig::default(),
             max_client_cnxns: 60,
             max_cnxns: 0,
+            local_sessions_enabled: false,
+            // Apache's QuorumPeerConfig default (QuorumPeer's own is true, but zoo.cfg
+            // readers get false).
+            local_sessions_upgrading_enabled: false,
             sessionless_cnxn_timeout_ms: 10_000,
             min_session_timeout: -1,
             max_session_timeout: -1,
@@ -261,8 +271,6 @@ const JAVA_ONLY_PREFIXES: &[&str] = &[
     "clientCnxnSocket",
     "quorum.",
     "quorumListenOnAllIPs",
-    "localSessionsEnabled",
-    "localSessionsUpgradingEnabled",
     "electionAlg",
     "peerType",
     "maxClientCnxns.",
@@ -954,6 +962,10 @@ impl ServerConfig {
                 self.container_check_interval_ms = parse_num(name, value, line)?
             }
             "maxCnxns" => self.max_cnxns = parse_num(name, value, line)?,
+            "localSessionsEnabled" => self.local_sessions_enabled = parse_bool(value),
+            "localSessionsUpgradingEnabled" => {
+                self.local_sessions_upgrading_enabled = parse_bool(value)
+            }
             "nio.sessionlessCnxnTimeout" => {
                 self.sessionless_cnxn_timeout_ms = parse_num(name, value, line)?
             }
@@ -994,8 +1006,13 @@ mod tests {
 
     #[test]
     fn parses_apache_sample() {
-        let text = "# comment\ntickTime=3000\ninitLimit=10\nsyncLimit=5\ndataDir=/var/zk\nclientPort=2182\nclientPortAddress=127.0.0.1\nmaxClientCnxns=7\nautopurge.snapRetainCount=5\nautopurge.purgeInterval=1\nserver.1=a:2888:3888\n4lw.commands.whitelist=ruok, stat\nextendedTypesEnabled=true\nadmin.enableServer=false\nserverCnxnFactory=org.x.Y\npreAllocSize=1024\nsnapCount=50\nenforceQuota=true\nmaxCnxns=9\nnio.sessionlessCnxnTimeout=700\n";
+        let text = "# comment\ntickTime=3000\ninitLimit=10\nsyncLimit=5\ndataDir=/var/zk\nclientPort=2182\nclientPortAddress=127.0.0.1\nmaxClientCnxns=7\nautopurge.snapRetainCount=5\nautopurge.purgeInterval=1\nserver.1=a:2888:3888\n4lw.commands.whitelist=ruok, stat\nextendedTypesEnabled=true\nadmin.enableServer=false\nserverCnxnFactory=org.x.Y\npreAllocSize=1024\nsnapCount=50\nenforceQuota=true\nmaxCnxns=9\nnio.sessionlessCnxnTimeout=700\nlocalSessionsEnabled=true\n";
         let c = ServerConfig::parse(text, &[]).unwrap();
+        assert!(c.local_sessions_enabled);
+        assert!(
+            !c.local_sessions_upgrading_enabled,
+            "Apache's zoo.cfg default"
+        );
         assert_eq!(c.max_cnxns, 9);
         assert_eq!(c.sessionless_cnxn_timeout_ms, 700);
         assert!(c.enforce_quota);

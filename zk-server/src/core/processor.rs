@@ -8,7 +8,7 @@
 //! ensemble the leader would broadcast it instead, and followers call
 //! [`Processor::committed`] with the leader's txns.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use zk_proto::txn::TxnEntry;
 use zk_proto::{
@@ -130,6 +130,12 @@ pub struct CoreSettings {
     /// The `ensemble` scheme, when its provider is configured: the ensemble names this
     /// server answers to (`Some(None)`: any).
     pub ensemble_names: Option<Option<Vec<String>>>,
+    /// Apache's local sessions (`localSessionsEnabled`, ensemble members only): a new
+    /// session lives on the member that opened it, without a createSession txn.
+    pub local_sessions: bool,
+    /// `localSessionsUpgradingEnabled`: a local session creating an ephemeral node is
+    /// made global first; otherwise that create fails with EphemeralOnLocalSession.
+    pub local_sessions_upgrading: bool,
 }
 
 /// What the `ensemble` scheme decided (Apache's `ensemble_auth_*` counters).
@@ -171,6 +177,10 @@ impl CoreSettings {
             ensemble_names: config
                 .ensemble_provider
                 .then(|| config.ensemble_auth_names.clone()),
+            // Apache's standalone server has no local sessions.
+            local_sessions: config.local_sessions_enabled
+                && crate::host::member::from_config::is_ensemble(config),
+            local_sessions_upgrading: config.local_sessions_upgrading_enabled,
         }
     }
 }
@@ -190,6 +200,8 @@ impl Default for CoreSettings {
             enforce_auth: Vec::new(),
             allow_sasl_failed_clients: false,
             ensemble_names: None,
+            local_sessions: false,
+            local_sessions_upgrading: false,
         }
     }
 }
@@ -267,6 +279,10 @@ pub struct Processor {
     transport_auth: HashMap<ConnId, Vec<Id>>,
     /// What the `ensemble` scheme decided.
     ensemble_auth: EnsembleAuthCounts,
+    /// Local sessions of this member (tracked in `sessions`, unknown to the ensemble).
+    local: HashSet<i64>,
+    /// Local sessions whose createSession (the upgrade to global) is on its way.
+    upgrading: HashSet<i64>,
 }
 
 fn ok_header(xid: i32, zxid: i64) -> ReplyHeader {
@@ -304,6 +320,8 @@ impl Processor {
             forwarded_connects: HashMap::new(),
             transport_auth: HashMap::new(),
             ensemble_auth: EnsembleAuthCounts::default(),
+            local: HashSet::new(),
+            upgrading: HashSet::new(),
         }
     }
 
@@ -387,6 +405,16 @@ impl Processor {
     pub fn reset_metrics(&mut self) {
         self.watches.fires = Default::default();
         self.ensemble_auth = Default::default();
+    }
+
+    /// Whether `session` is a local session of this member.
+    pub fn is_local_session(&self, session: i64) -> bool {
+        self.local.contains(&session)
+    }
+
+    /// Local sessions of this member (`zk_local_sessions`).
+    pub fn local_session_count(&self) -> usize {
+        self.local.len()
     }
 
     /// What the `ensemble` scheme decided so far (`mntr`).
@@ -572,11 +600,43 @@ impl Processor {
         );
         match (self.mode, req.session_id) {
             (WriteMode::ReadOnly, _) => self.connect_read_only(conn, req, timeout, now, &mut out),
+            (_, 0) if self.settings.local_sessions => {
+                self.create_local_session(conn, timeout, now, &mut out)
+            }
             (WriteMode::Forward, 0) => self.forward_new_session(conn, timeout, now, &mut out),
             (_, 0) => self.create_session(conn, timeout, now, &mut out),
             (_, session) => self.resume_session(conn, session, req, timeout, now, &mut out),
         }
         out
+    }
+
+    /// A local session (`localSessionsEnabled`): tracked here only, answered at once; no
+    /// txn, so the rest of the ensemble never hears of it unless it is upgraded.
+    fn create_local_session(
+        &mut self,
+        conn: ConnId,
+        timeout: i32,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) {
+        let session = self.sessions.next_session_id();
+        self.sessions.add(session, timeout, now.mono);
+        self.local.insert(session);
+        self.bind(conn, session, out);
+        tracing::debug!("session {session:#x}: local session opened (timeout {timeout} ms)");
+        out.push(Output::Connected {
+            conn,
+            resp: ConnectResponse {
+                protocol_version: 0,
+                timeout,
+                session_id: session,
+                passwd: session_password(session).to_vec().into(),
+                read_only: match self.conns.get(&conn) {
+                    Some(c) if c.old_client => None,
+                    _ => Some(false),
+                },
+            },
+        });
     }
 
     /// Follower: a new session gets its id here and is created through the leader; the
@@ -634,7 +694,7 @@ impl Processor {
         now: Now,
         out: &mut Vec<Output>,
     ) {
-        let valid = self.db.sessions().contains_key(&session)
+        let valid = (self.db.sessions().contains_key(&session) || self.local.contains(&session))
             && !self.sessions.is_closing(session)
             && req.passwd.as_ref() == session_password(session).as_slice();
         if !valid {
@@ -834,8 +894,13 @@ impl Processor {
             Request::Check(_) => {
                 out.push(Output::Close { conn });
             }
-            // A read-only member closes its local sessions itself.
-            Request::CloseSession if self.mode == WriteMode::ReadOnly => {
+            // A read-only member closes its local sessions itself, as does any member.
+            Request::CloseSession
+                if self.mode == WriteMode::ReadOnly
+                    || (self.local.contains(&session) && !self.upgrading.contains(&session)) =>
+            {
+                tracing::debug!("session {session:#x}: local session closed by its client");
+                self.local.remove(&session);
                 self.sessions.remove(session);
                 self.watches.remove_watcher(session);
                 self.queues.remove(&session);
@@ -860,6 +925,10 @@ impl Processor {
                     body: Response::Empty,
                 });
             }
+            req if is_write(&req)
+                && self.local.contains(&session)
+                && creates_ephemeral(&req)
+                && !self.upgrade_local_session(conn, session, xid, now, &mut out) => {}
             req if is_write(&req) && self.mode == WriteMode::Forward => {
                 self.forward_write(conn, session, xid, req, &mut out)
             }
@@ -952,6 +1021,48 @@ impl Processor {
                 out.push(Output::Close { conn });
             }
         }
+    }
+
+    /// A local session is about to create an ephemeral node: Apache makes it global first
+    /// (a createSession ahead of the create, on the same path to the leader) or, with
+    /// upgrading off, fails the create. False when the request was answered here.
+    fn upgrade_local_session(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) -> bool {
+        if !self.settings.local_sessions_upgrading {
+            out.push(Output::Reply {
+                conn,
+                header: ReplyHeader {
+                    xid,
+                    zxid: self.db.last_zxid(),
+                    err: ErrorCode::EphemeralOnLocalSession,
+                },
+                body: Response::Empty,
+            });
+            return false;
+        }
+        if !self.upgrading.insert(session) {
+            return true;
+        }
+        let timeout = self
+            .sessions
+            .timeout(session)
+            .unwrap_or(self.settings.max_timeout);
+        tracing::info!("session {session:#x}: upgrading a local session to a global one");
+        match self.mode {
+            WriteMode::Forward => out.push(Output::ForwardCreateSession { session, timeout }),
+            _ => {
+                let zxid = self.take_zxid();
+                let e = self.prep.create_session(session, timeout, zxid, now.wall);
+                self.propose(e, None, out);
+            }
+        }
+        true
     }
 
     /// A follower's write: queued in session order and forwarded to the leader, answered
@@ -1216,6 +1327,10 @@ impl Processor {
                 }
             }
         }
+        if res.outcome == Outcome::SessionCreated && self.local.remove(&res.client_id) {
+            // An upgraded local session: global from here on.
+            self.upgrading.remove(&res.client_id);
+        }
         match &res.outcome {
             Outcome::SessionCreated if !self.sessions.contains(res.client_id) => {
                 let t = self
@@ -1385,13 +1500,15 @@ impl Processor {
         let now: Now = now.into();
         self.wall_offset = now.wall - now.mono;
         let mut out = Vec::new();
-        if self.mode == WriteMode::Forward {
+        if self.mode == WriteMode::Forward && self.local.is_empty() {
             return out;
         }
-        if self.mode == WriteMode::ReadOnly {
-            // Local sessions expire without a txn.
-            for session in self.sessions.expire(now.mono) {
+        for session in self.sessions.expire(now.mono) {
+            if self.mode == WriteMode::ReadOnly || self.local.contains(&session) {
+                // Local sessions expire here, without a txn.
                 self.log_expired(session);
+                self.local.remove(&session);
+                self.upgrading.remove(&session);
                 self.sessions.remove(session);
                 self.watches.remove_watcher(session);
                 self.queues.remove(&session);
@@ -1399,14 +1516,22 @@ impl Processor {
                     self.conns.remove(&conn);
                     out.push(Output::Close { conn });
                 }
+            } else if self.mode == WriteMode::Forward {
+                // The leader expires global sessions; a follower keeps tracking them.
+                let t = self
+                    .sessions
+                    .timeout(session)
+                    .unwrap_or(self.settings.max_timeout);
+                self.sessions.add(session, t, now.mono);
+            } else {
+                self.log_expired(session);
+                let zxid = self.take_zxid();
+                let e = self.prep.close_session(&self.db, session, zxid, now.wall);
+                self.propose(e, None, &mut out);
             }
-            return out;
         }
-        for session in self.sessions.expire(now.mono) {
-            self.log_expired(session);
-            let zxid = self.take_zxid();
-            let e = self.prep.close_session(&self.db, session, zxid, now.wall);
-            self.propose(e, None, &mut out);
+        if self.mode != WriteMode::Local {
+            return out;
         }
         if now.mono - self.last_container_check >= self.settings.container_check_ms {
             self.last_container_check = now.mono;
@@ -1436,6 +1561,20 @@ impl Processor {
             }
         }
         out
+    }
+}
+
+/// Whether a write creates an ephemeral node (a local session must be global for it).
+fn creates_ephemeral(req: &Request) -> bool {
+    let ephemeral =
+        |flags: i32| zk_proto::CreateMode::from_flags(flags).is_ok_and(|m| m.is_ephemeral());
+    match req {
+        Request::Create(c) | Request::Create2(c) => ephemeral(c.flags),
+        Request::Multi(m) => m.ops.iter().any(|op| match op {
+            zk_proto::MultiOp::Create(_, c) => ephemeral(c.flags),
+            _ => false,
+        }),
+        _ => false,
     }
 }
 

@@ -832,7 +832,10 @@ impl NodeTask {
                 timeout,
             } => {
                 let at = self.now();
-                let valid = touch(&mut self.processor, session_id, timeout, at);
+                // Only global sessions move (Apache's checkIfValidGlobalSession): a local
+                // session of the leader's is unknown to the member asking.
+                let valid = !self.processor.is_local_session(session_id)
+                    && touch(&mut self.processor, session_id, timeout, at);
                 let Some(m) = self.member() else { return };
                 if valid {
                     m.owners.set(session_id, Owner::Learner(conn));
@@ -1344,7 +1347,9 @@ impl NodeTask {
             session != 0 && req.passwd.as_ref() == session_password(session).as_slice();
         let contains = self.processor.sessions().contains(session);
         let timeout = self.processor.negotiated_timeout(req.timeout);
-        if let (Some(m), true) = (self.member(), password_ok && !read_only) {
+        // A local session lives here only: nothing for the leader to revalidate.
+        let local = self.processor.is_local_session(session);
+        if let (Some(m), true) = (self.member(), password_ok && !read_only && !local) {
             if !leading {
                 // Apache's learners check the password locally, then ask the leader
                 // with the timeout this connection negotiates.
@@ -1364,7 +1369,8 @@ impl NodeTask {
     /// client moving right after creating its session is not told it expired.
     fn finish_connect(&mut self, conn: ConnId, req: ConnectRequest) {
         let session = req.session_id;
-        let applied = self.processor.db().sessions().contains_key(&session);
+        let applied = self.processor.db().sessions().contains_key(&session)
+            || self.processor.is_local_session(session);
         let member = matches!(self.repl, Replication::Member(_)) && !self.read_only();
         if member && session != 0 && !applied {
             let known = !self.leading() || self.processor.sessions().contains(session);
@@ -1379,7 +1385,7 @@ impl NodeTask {
         let ip = self.clients.ip(conn);
         let out = self.processor.connect(conn, &ip, &req, self.now());
         self.outputs(out);
-        if member && session != 0 {
+        if member && session != 0 && !self.processor.is_local_session(session) {
             // The timeout this connection negotiated (clamped), which the session's
             // expiry follows from now on.
             let t = self
@@ -1455,12 +1461,14 @@ impl NodeTask {
         let leading = self.leading();
         let session = self.processor.session_of(conn);
         let timeout = session.and_then(|s| self.processor.sessions().timeout(s));
+        let local = session.is_some_and(|s| self.processor.is_local_session(s));
         if let Some(m) = self.member() {
             let Some((xid, req)) = m.gate.hold(conn, xid, req) else {
                 return;
             };
             if !read_only {
-                if let Some(s) = session {
+                // The leader hears of global sessions only (Apache's learner touch table).
+                if let (Some(s), false) = (session, local) {
                     m.peer.touch_session(s, timeout.unwrap_or(0));
                 }
                 if let (Some(s), true) = (session, leading && is_write(&req)) {
