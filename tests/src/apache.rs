@@ -191,6 +191,11 @@ impl ApacheNode {
         self.child.is_some()
     }
 
+    /// The JVM's process id while it runs (to read its CPU time and memory).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// An error with the log when the process exited by itself (e.g. a bad config).
     fn check_alive(&mut self) -> io::Result<()> {
         if let Some(c) = self.child.as_mut() {

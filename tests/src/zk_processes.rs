@@ -434,6 +434,11 @@ impl ProcessEnsemble {
         self.members[i].client
     }
 
+    /// Member `i`'s process id while it runs (to read its CPU time and memory).
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.members.get(i)?.child.as_ref().map(Child::id)
+    }
+
     /// Whether member `i` was started and not killed.
     pub fn is_running(&self, i: usize) -> bool {
         self.members.get(i).is_some_and(|m| m.child.is_some())
