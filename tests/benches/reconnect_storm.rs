@@ -14,7 +14,7 @@
 //! storm and their RSS after it.
 //!
 //! ```sh
-//! cargo bench -p tests --bench reconnect_storm -- [--sessions 5000]
+//! cargo bench -p tests --bench reconnect_storm -- [--sessions 5000] [--jitter-ms 0] [--retry-ms 0]
 //! ```
 //!
 //! The zk-server binary is `ZK_SERVER_BIN`, else built in release mode into this bench's
@@ -170,7 +170,12 @@ struct Session {
 }
 
 /// Opens `n` sessions, each watching its own znode.
-async fn open_sessions(hosts: &str, n: usize) -> Vec<Arc<Session>> {
+async fn open_sessions(
+    hosts: &str,
+    n: usize,
+    jitter: Duration,
+    retry: Option<Duration>,
+) -> Vec<Arc<Session>> {
     let admin = admin(hosts).await;
     let _ = admin
         .create("/storm", b"", &Acl::open_unsafe(), CreateMode::Persistent)
@@ -190,11 +195,13 @@ async fn open_sessions(hosts: &str, n: usize) -> Vec<Arc<Session>> {
     let mut sessions = Vec::new();
     for chunk in (0..n).collect::<Vec<_>>().chunks(250) {
         let opened = join_all(chunk.iter().map(|i| async move {
-            let client = Client::builder(hosts)
+            let mut b = Client::builder(hosts)
                 .session_timeout(Duration::from_secs(30))
-                .connect()
-                .await
-                .expect("session");
+                .reconnect_jitter(jitter);
+            if let Some(r) = retry {
+                b = b.retry_policy(zk_client::RetryPolicy::fixed(r));
+            }
+            let client = b.connect().await.expect("session");
             Arc::new(Session {
                 client,
                 path: format!("/storm/s{i}"),
@@ -330,7 +337,12 @@ async fn storm(c: &mut dyn Cluster, sessions: &[Arc<Session>], victim: usize, wh
     }
 }
 
-async fn measure(c: &mut dyn Cluster, n: usize) -> Vec<Storm> {
+async fn measure(
+    c: &mut dyn Cluster,
+    n: usize,
+    jitter: Duration,
+    retry: Option<Duration>,
+) -> Vec<Storm> {
     let ports = c.ports();
     let mut running = vec![true; ports.len()];
     let leader = wait_quorum(&ports, &running, Duration::from_secs(60));
@@ -340,7 +352,7 @@ async fn measure(c: &mut dyn Cluster, n: usize) -> Vec<Storm> {
         .collect::<Vec<_>>()
         .join(",");
     let opened = Instant::now();
-    let sessions = open_sessions(&hosts, n).await;
+    let sessions = open_sessions(&hosts, n, jitter, retry).await;
     println!(
         "  {}: {n} sessions open in {:.1} s, spread {:?} (leader {leader})",
         c.name(),
@@ -364,13 +376,27 @@ async fn measure(c: &mut dyn Cluster, n: usize) -> Vec<Storm> {
 
 fn main() {
     let n: usize = arg("--sessions", 5000);
+    // zk-client spreads reconnections over up to 1 s by default; 0 makes the storm a
+    // burst, the server's worst case (and what clients without jitter do).
+    let jitter = Duration::from_millis(arg("--jitter-ms", 0));
+    // zk-client retries a refused connection with exponential backoff up to 1 s by
+    // default (members refuse clients while they elect); a fixed delay shows the servers'
+    // own recovery instead of the backoff's steps.
+    let retry = match arg("--retry-ms", 0u64) {
+        0 => None,
+        ms => Some(Duration::from_millis(ms)),
+    };
     std::env::set_var("ZK_SERVER_BIN", zk_server_bin());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    println!("3-member ensembles, tickTime=2000; {n} sessions, a data watch each");
+    println!(
+        "3-member ensembles, tickTime=2000; {n} sessions, a data watch each, reconnect jitter {} ms, retry {}",
+        jitter.as_millis(),
+        retry.map_or("zk-client's default backoff".to_string(), |r| format!("every {} ms", r.as_millis()))
+    );
     let apache = rt.block_on(async {
         let mut a = ApacheEnsemble::start_with(
             3,
@@ -383,18 +409,24 @@ fn main() {
             ],
         )
         .expect("apache ensemble");
-        measure(&mut a, n).await
+        measure(&mut a, n, jitter, retry).await
     });
     let ours = rt.block_on(async {
         let mut z = ProcessEnsemble::start(Options {
             tick_time: 2000,
-            log_filter: "warn".into(),
+            log_filter: std::env::var("ZK_STORM_LOG").unwrap_or_else(|_| "warn".into()),
             extra_cfg: "maxClientCnxns=0\n".into(),
             ..Options::members(3)
         })
         .await
         .expect("zk-server ensemble");
-        measure(&mut z, n).await
+        let figures = measure(&mut z, n, jitter, retry).await;
+        if std::env::var_os("ZK_STORM_LOG").is_some() {
+            for i in 0..z.len() {
+                println!("--- member {i}:\n{}", z.log_text(i));
+            }
+        }
+        figures
     });
     let mut rows: BTreeMap<usize, (&Storm, &Storm)> = BTreeMap::new();
     for (i, (o, a)) in ours.iter().zip(&apache).enumerate() {
