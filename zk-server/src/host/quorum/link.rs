@@ -623,6 +623,12 @@ impl QuorumSecurity {
                 && i64::from_be_bytes(head[..8].try_into().unwrap_or_default())
                     == QUORUM_AUTH_MAGIC;
             if !is_auth {
+                if q.require && head.is_empty() {
+                    return Err("it closed the link without logging in and \
+                                quorum.auth.serverRequireSasl=true (its own log says why \
+                                its login did not start)"
+                        .to_string());
+                }
                 if q.require {
                     return Err("it did not log in and quorum.auth.serverRequireSasl=true \
                                 (is quorum SASL enabled on it, with \
