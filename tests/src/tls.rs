@@ -299,7 +299,6 @@ pub fn openssl_ca(d: &std::path::Path, name: &str, cn: &str) {
     ]));
 }
 
-
 /// X.509 version 1 server certificates, as `openssl x509 -req` without extensions makes
 /// them (kazoo's harness, older recipes): a v3 CA `ca.pem` signing `server.pem` (key and
 /// v1 certificate for `CN=localhost`, valid) and `old.pem` (the same, expired), and an
@@ -409,7 +408,10 @@ pub async fn v1_server_certificate_is_checked(port: u16, certs: &V1ServerCerts) 
         v1_connect(&host, certs.client("stranger.pem").verify_hostname(false)).await,
         &host,
     );
-    assert!(cause.contains("its issuer is not a CA of the truststore"), "{cause}");
+    assert!(
+        cause.contains("its issuer is not a CA of the truststore"),
+        "{cause}"
+    );
 }
 
 /// zk-client against a server on `localhost:<port>` serving [`V1ServerCerts`]' expired

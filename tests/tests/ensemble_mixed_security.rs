@@ -471,7 +471,13 @@ impl QuorumRealm {
 
     /// A JAAS file `name`: the members' `QuorumServer` section and a `QuorumLearner`
     /// section logging in as `learner` with `keytab`.
-    fn jaas(&self, dir: &std::path::Path, name: &str, learner: &str, keytab: &std::path::Path) -> std::path::PathBuf {
+    fn jaas(
+        &self,
+        dir: &std::path::Path,
+        name: &str,
+        learner: &str,
+        keytab: &std::path::Path,
+    ) -> std::path::PathBuf {
         use tests::kerberos::Kdc;
         let text = format!(
             "{}{}",
@@ -516,9 +522,7 @@ async fn zk_server_members_log_in_to_each_other_with_quorum_kerberos() {
             "member {i} checked Kerberos logins"
         );
         assert!(
-            log.contains(
-                "as learner/127.0.0.1@ZK.TEST (Kerberos, to zkquorum/127.0.0.1@ZK.TEST)"
-            ),
+            log.contains("as learner/127.0.0.1@ZK.TEST (Kerberos, to zkquorum/127.0.0.1@ZK.TEST)"),
             "member {i} logged in with _HOST replaced"
         );
     }
@@ -545,7 +549,10 @@ async fn apache_and_zk_server_members_log_in_to_each_other_with_quorum_kerberos(
             log.contains("Successfully completed the authentication using SASL. server addr"),
             "Apache member {i} logged in"
         );
-        assert!(log.contains("will use GSSAPI as SASL mechanism"), "member {i}");
+        assert!(
+            log.contains("will use GSSAPI as SASL mechanism"),
+            "member {i}"
+        );
     }
     let ours = ens.members[2].log();
     assert!(ours.contains("logged in as learner/127.0.0.1@ZK.TEST (Kerberos)"));
@@ -563,23 +570,39 @@ async fn a_member_with_a_wrong_keytab_or_principal_is_refused() {
     // Member 2 first logs in with a keytab that lacks its principal's key, then with a
     // stale key (its principal was given a new one since): each time it stops at start,
     // naming the keytab and the cause, as Apache's login at start does.
-    let other = realm.kdc.keytab("other.keytab", &["someone"]).expect("keytab");
+    let other = realm
+        .kdc
+        .keytab("other.keytab", &["someone"])
+        .expect("keytab");
     let no_key = realm.jaas(ens.root(), "nokey.conf", LEARNER, &other);
     let stale_keytab = realm
         .kdc
         .keytab("stale.keytab", &["learner2/127.0.0.1"])
         .expect("keytab");
     realm.kdc.rekey("learner2/127.0.0.1").expect("rekey");
-    let stale = realm.jaas(ens.root(), "stale.conf", "learner2/127.0.0.1", &stale_keytab);
+    let stale = realm.jaas(
+        ens.root(),
+        "stale.conf",
+        "learner2/127.0.0.1",
+        &stale_keytab,
+    );
     for (jaas, keytab, cause) in [
-        (&no_key, "other.keytab", "does it hold a key of learner/127.0.0.1@ZK.TEST?"),
+        (
+            &no_key,
+            "other.keytab",
+            "does it hold a key of learner/127.0.0.1@ZK.TEST?",
+        ),
         (&stale, "stale.keytab", "Decrypt integrity check failed"),
     ] {
         realm.configure(&mut ens, 2, jaas);
         ens.members[2].start();
         let deadline = std::time::Instant::now() + T;
         while !ens.members[2].has_exited() {
-            assert!(std::time::Instant::now() < deadline, "{}", ens.members[2].run_log());
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}",
+                ens.members[2].run_log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         let log = ens.members[2].run_log();
@@ -601,7 +624,12 @@ async fn a_member_with_a_wrong_keytab_or_principal_is_refused() {
         .kdc
         .keytab("intruder.keytab", &["learner/intruder.test"])
         .expect("keytab");
-    let intruder = realm.jaas(ens.root(), "intruder.conf", "learner/intruder.test", &intruder_keytab);
+    let intruder = realm.jaas(
+        ens.root(),
+        "intruder.conf",
+        "learner/intruder.test",
+        &intruder_keytab,
+    );
     realm.configure(&mut ens, 2, &intruder);
     ens.members[2].start();
     assert_left_out(&ens, 2);

@@ -246,7 +246,11 @@ fn secured_config_fails_closed() {
         ),
         // Kerberos between members: a key Apache does not have, and the service
         // principal where Apache does not read it.
-        ("quorum.auth.kerberos.keytab=/etc/zk.keytab\n", &[], "line 5"),
+        (
+            "quorum.auth.kerberos.keytab=/etc/zk.keytab\n",
+            &[],
+            "line 5",
+        ),
         (
             "",
             &["-Dquorum.auth.kerberos.servicePrincipal=zkquorum/_HOST"],

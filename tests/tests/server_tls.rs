@@ -434,7 +434,6 @@ async fn zk_client_with_jks_keystore_and_truststore() {
 
 // ---- PKCS12 and JKS stores (made by openssl and keytool, as operators make them) ----
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pkcs12_and_jks_stores() {
     let pki = Pki::new();

@@ -198,7 +198,8 @@ impl QuorumSaslConfig {
             &self.learner_section,
             "quorum.auth.learner.saslLoginContext",
         )?;
-        let in_learner = |e: String| format!("JAAS section {:?} of {file}: {e}", self.learner_section);
+        let in_learner =
+            |e: String| format!("JAAS section {:?} of {file}: {e}", self.learner_section);
         let login = match learner.first() {
             Some(e) if e.module == KRB5_LOGIN_MODULE => LearnerLogin::Kerberos(
                 KerberosLogin::from_options(&e.options)
@@ -265,7 +266,10 @@ mod tests {
         assert_eq!(p("zkquorum/_HOST"), "zkquorum/zk1.example.com");
         assert_eq!(p("zkquorum/localhost"), "zkquorum/localhost");
         // Apache substitutes only `service/_HOST`: with a realm written, used as is.
-        assert_eq!(p("zkquorum/_HOST@EXAMPLE.COM"), "zkquorum/_HOST@EXAMPLE.COM");
+        assert_eq!(
+            p("zkquorum/_HOST@EXAMPLE.COM"),
+            "zkquorum/_HOST@EXAMPLE.COM"
+        );
         assert_eq!(p("_HOST"), "_HOST");
         assert_eq!(p("a/b/_HOST"), "a/b/_HOST");
         assert_eq!(

@@ -820,11 +820,7 @@ impl QuorumIo {
                     .dial(a, LinkKind::Quorum, Duration::from_secs(2))
                     .await?;
                 security
-                    .login(
-                        &mut s,
-                        &format!("the leader at {a} (quorum port)"),
-                        leader,
-                    )
+                    .login(&mut s, &format!("the leader at {a} (quorum port)"), leader)
                     .await
                     .map_err(|e| DialError::Refused(e.to_string()))?;
                 Ok::<_, DialError>(s)

@@ -412,7 +412,10 @@ impl QuorumSecurity {
         let q = self.sasl.as_ref()?;
         let server = match q.users.kerberos() {
             Some(k) => format!("members log in to us with Kerberos as {}", k.principal),
-            None => format!("members log in to us with DIGEST-MD5 ({} users)", q.users.len()),
+            None => format!(
+                "members log in to us with DIGEST-MD5 ({} users)",
+                q.users.len()
+            ),
         };
         let learner = match &q.login {
             None => "we do not log in".to_owned(),
@@ -575,7 +578,9 @@ impl QuorumSecurity {
                     service_principal,
                 } => {
                     let host = self.member_host(sid).ok_or_else(|| {
-                        invalid(format!("no host known for server {sid} (no server.{sid} line)"))
+                        invalid(format!(
+                            "no host known for server {sid} (no server.{sid} line)"
+                        ))
                     })?;
                     let mut target =
                         crate::config::quorum_auth::service_principal_for(service_principal, &host);
@@ -865,7 +870,11 @@ async fn kerberos_check<S: AsyncRead + AsyncWrite + Unpin>(
 /// acts as the principal it authenticated as, which is `service/host@REALM` with the host
 /// of one of the members' `server.N` lines.
 #[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
-fn authorize_learner(principal: &str, authzid: &str, hosts: &BTreeSet<String>) -> Result<(), String> {
+fn authorize_learner(
+    principal: &str,
+    authzid: &str,
+    hosts: &BTreeSet<String>,
+) -> Result<(), String> {
     let refused = |why: String| {
         Err(format!(
             "its Kerberos principal {principal} is not authorized to join the ensemble: {why}"
@@ -987,13 +996,22 @@ mod tests {
         ok("learner/zk1.example.com@EX.COM").unwrap();
         ok("zkquorum/127.0.0.1@EX.COM").unwrap();
         let e = ok("learner/intruder.example.com@EX.COM").unwrap_err();
-        assert!(e.contains("\"intruder.example.com\" is not the host"), "{e}");
+        assert!(
+            e.contains("\"intruder.example.com\" is not the host"),
+            "{e}"
+        );
         // No host part, or one too many: refused as Apache does.
-        assert!(ok("learner@EX.COM").unwrap_err().contains("service/host@REALM"));
+        assert!(ok("learner@EX.COM")
+            .unwrap_err()
+            .contains("service/host@REALM"));
         assert!(ok("a/zk1.example.com/x@EX.COM").is_err());
         // Acting as someone else.
-        let e = authorize_learner("a/zk1.example.com@EX.COM", "b/zk1.example.com@EX.COM", &hosts)
-            .unwrap_err();
+        let e = authorize_learner(
+            "a/zk1.example.com@EX.COM",
+            "b/zk1.example.com@EX.COM",
+            &hosts,
+        )
+        .unwrap_err();
         assert!(e.contains("asked to act as"), "{e}");
     }
 
