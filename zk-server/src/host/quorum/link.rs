@@ -432,10 +432,12 @@ impl QuorumSecurity {
         Some(format!("quorum SASL: {server}; {learner}"))
     }
 
+    #[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
     fn member_host(&self, sid: Sid) -> Option<String> {
         lock(&self.hosts).get(&sid).cloned()
     }
 
+    #[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
     fn member_hosts(&self) -> BTreeSet<String> {
         lock(&self.hosts).values().cloned().collect()
     }
