@@ -220,3 +220,207 @@ fn tool(prog: &str, args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs a tool (openssl, keytool), failing the test with its stderr.
+pub fn run_tool(cmd: &mut std::process::Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `openssl x509 -req` without extensions: a version 1 certificate for a fresh key with
+/// subject `/CN=<cn>`, signed by `ca` (`ca.pem`/`ca.key` names in `d`); valid for `days`
+/// (negative: expired). Writes `<name>.crt` and `<name>.key`.
+pub fn openssl_v1_leaf(d: &std::path::Path, ca: &str, name: &str, cn: &str, days: i32) {
+    let p = |f: String| d.join(f).display().to_string();
+    run_tool(std::process::Command::new("openssl").args([
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &p(format!("{name}.key")),
+        "-out",
+        &p(format!("{name}.csr")),
+        "-subj",
+        &format!("/CN={cn}"),
+    ]));
+    run_tool(std::process::Command::new("openssl").args([
+        "x509",
+        "-req",
+        "-in",
+        &p(format!("{name}.csr")),
+        "-CA",
+        &p(format!("{ca}.pem")),
+        "-CAkey",
+        &p(format!("{ca}.key")),
+        "-set_serial",
+        "7",
+        "-days",
+        &days.to_string(),
+        "-out",
+        &p(format!("{name}.crt")),
+    ]));
+    let text = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in", &p(format!("{name}.crt"))])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("Version: 1 (0x0)"),
+        "openssl made a version 1 certificate"
+    );
+}
+
+/// A self-signed (version 3) CA `/CN=<cn>` as `<name>.pem` / `<name>.key`.
+pub fn openssl_ca(d: &std::path::Path, name: &str, cn: &str) {
+    let p = |f: String| d.join(f).display().to_string();
+    run_tool(std::process::Command::new("openssl").args([
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &p(format!("{name}.key")),
+        "-out",
+        &p(format!("{name}.pem")),
+        "-subj",
+        &format!("/CN={cn}"),
+        "-days",
+        "2",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]));
+}
+
+/// X.509 version 1 server certificates, as `openssl x509 -req` without extensions makes
+/// them (kazoo's harness, older recipes): a v3 CA `ca.pem` signing `server.pem` (key and
+/// v1 certificate for `CN=localhost`, valid) and `old.pem` (the same, expired), and an
+/// unrelated CA `stranger.pem`.
+pub struct V1ServerCerts {
+    /// Where the files are.
+    pub dir: tempfile::TempDir,
+}
+
+impl V1ServerCerts {
+    /// Makes the certificates with openssl.
+    pub fn new() -> V1ServerCerts {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        openssl_ca(d, "ca", "v1 test CA");
+        openssl_ca(d, "stranger", "stranger CA");
+        for (name, days) in [("server", 2), ("old", -1)] {
+            openssl_v1_leaf(d, "ca", name, "localhost", days);
+            let pem = format!(
+                "{}{}",
+                std::fs::read_to_string(d.join(format!("{name}.key"))).expect("key"),
+                std::fs::read_to_string(d.join(format!("{name}.crt"))).expect("crt")
+            );
+            write(d, &format!("{name}.pem"), &pem);
+        }
+        V1ServerCerts { dir }
+    }
+
+    /// A file of the set (`ca.pem`, `server.pem`, `old.pem`, `stranger.pem`).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A client trusting the CA file `ca` of the set.
+    pub fn client(&self, ca: &str) -> TlsConfig {
+        TlsConfig::new(&std::fs::read(self.path(ca)).expect("CA file"))
+    }
+}
+
+impl Default for V1ServerCerts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Connects zk-client to `host` with `tls` (4 s sessions; a hang fails the test).
+async fn v1_connect(host: &str, tls: TlsConfig) -> zk_client::Result<zk_client::Client> {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        zk_client::Client::builder(host)
+            .session_timeout(std::time::Duration::from_secs(4))
+            .tls(tls)
+            .connect(),
+    )
+    .await
+    .expect("connect returns within 20 s: no hang")
+}
+
+/// The cause of a refused connection to `host`, checked to name the host.
+fn v1_refusal(res: zk_client::Result<zk_client::Client>, host: &str) -> String {
+    match res {
+        Err(zk_client::Error::Connect { host: h, cause }) => {
+            assert_eq!(h, host, "the error names the host");
+            eprintln!("refused as expected: {cause}");
+            cause
+        }
+        Err(e) => panic!("expected a connection error naming {host}, got {e:?}"),
+        Ok(_) => panic!("the connection to {host} should have been refused"),
+    }
+}
+
+/// zk-client against a server on `localhost:<port>` serving [`V1ServerCerts`]'
+/// `server.pem`: it connects, writes and reads as Java's client does; a client trusting
+/// another CA, or expecting another host name, is refused with the reason (and connects
+/// once hostname verification is off, the chain still checked).
+pub async fn v1_server_certificate_is_checked(port: u16, certs: &V1ServerCerts) {
+    use zk_client::{Acl, CreateMode};
+    let host = format!("localhost:{port}");
+    let c = v1_connect(&host, certs.client("ca.pem"))
+        .await
+        .expect("zk-client accepts a v1 server certificate signed by its CA");
+    let path = format!("/v1-{port}");
+    c.create(&path, b"v1", &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .expect("create over TLS");
+    assert_eq!(&c.get_data(&path, false).await.expect("get").0[..], b"v1");
+    c.close().await.expect("close");
+
+    let cause = v1_refusal(v1_connect(&host, certs.client("stranger.pem")).await, &host);
+    assert!(
+        cause.contains("tls handshake failed")
+            && cause.contains("X.509 v1 certificate: its issuer is not a CA of the truststore"),
+        "{cause}"
+    );
+    let other_name = certs.client("ca.pem").server_name("zk.example.com");
+    let cause = v1_refusal(v1_connect(&host, other_name.clone()).await, &host);
+    assert!(
+        cause.contains("tls handshake failed")
+            && cause.contains("made out to CN=localhost, not to zk.example.com"),
+        "{cause}"
+    );
+    let c = v1_connect(&host, other_name.verify_hostname(false))
+        .await
+        .expect("without hostname verification the name is not checked");
+    c.close().await.expect("close");
+    let cause = v1_refusal(
+        v1_connect(&host, certs.client("stranger.pem").verify_hostname(false)).await,
+        &host,
+    );
+    assert!(
+        cause.contains("its issuer is not a CA of the truststore"),
+        "{cause}"
+    );
+}
+
+/// zk-client against a server on `localhost:<port>` serving [`V1ServerCerts`]' expired
+/// `old.pem`: refused, saying so.
+pub async fn v1_expired_server_certificate_is_refused(port: u16, certs: &V1ServerCerts) {
+    let host = format!("localhost:{port}");
+    let cause = v1_refusal(v1_connect(&host, certs.client("ca.pem")).await, &host);
+    assert!(
+        cause.contains("tls handshake failed") && cause.contains("X.509 v1 certificate: expired"),
+        "{cause}"
+    );
+}

@@ -408,3 +408,43 @@ async fn sasl_login_is_replayed_after_the_connection_drops() {
     let target = srv.zk.connect_string().parse().expect("address");
     tests::sasl::login_is_replayed_after_the_connection_drops(target).await;
 }
+
+/// Apache serving a version 1 certificate on its TLS port (`ssl.clientAuth=none`).
+fn apache_v1(certs: &tests::tls::V1ServerCerts, keystore: &str) -> (ApacheServer, u16) {
+    let port = free_port().expect("free port");
+    let props = [
+        "-Dzookeeper.serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory"
+            .to_owned(),
+        format!(
+            "-Dzookeeper.ssl.keyStore.location={}",
+            certs.path(keystore).display()
+        ),
+        format!(
+            "-Dzookeeper.ssl.trustStore.location={}",
+            certs.path("ca.pem").display()
+        ),
+        "-Dzookeeper.ssl.clientAuth=none".to_owned(),
+    ];
+    let props: Vec<&str> = props.iter().map(String::as_str).collect();
+    let cfg = [
+        format!("secureClientPort={port}"),
+        "secureClientPortAddress=127.0.0.1".to_owned(),
+    ];
+    let cfg: Vec<&str> = cfg.iter().map(String::as_str).collect();
+    let zk = ApacheServer::start_with(&props, &cfg).expect("start apache with a v1 certificate");
+    (zk, port)
+}
+
+/// zk-client accepts Apache serving a version 1 certificate (what kazoo's harness and
+/// `openssl x509 -req` without extensions make), as Java's client does, and still checks
+/// its chain, its name and its dates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_version1_server_certificate_is_checked_as_java_checks_it() {
+    let certs = tests::tls::V1ServerCerts::new();
+    let (zk, port) = apache_v1(&certs, "server.pem");
+    tests::tls::v1_server_certificate_is_checked(port, &certs).await;
+    zk.stop();
+    let (zk, port) = apache_v1(&certs, "old.pem");
+    tests::tls::v1_expired_server_certificate_is_refused(port, &certs).await;
+    zk.stop();
+}

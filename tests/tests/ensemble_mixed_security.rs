@@ -437,3 +437,217 @@ async fn quorum_certificates_are_reloaded_when_their_files_change() {
     write_through(ens.members[0].port, "r", 5).await;
     check(&ens, &[0, 1, 2], 5, "r").await;
 }
+
+/// A realm for quorum Kerberos (its `KRB5_CONFIG` is this process's, so the zk-server
+/// members inherit it; the JVMs get it as properties), one keytab holding the members'
+/// principals, and the zoo.cfg lines Apache's guide gives.
+struct QuorumRealm {
+    kdc: tests::kerberos::Kdc,
+    keytab: std::path::PathBuf,
+}
+
+/// The members' service principal, `_HOST` written as the members' host (127.0.0.1).
+const QUORUM_SERVICE: &str = "zkquorum/127.0.0.1";
+/// The learners' principal: its host part is a member's host, as Apache requires.
+const LEARNER: &str = "learner/127.0.0.1";
+
+/// zoo.cfg lines of quorum Kerberos: SASL required both ways, the service principal with
+/// Apache's `_HOST` pattern, and Apache's connection pool size (read, sizes nothing here).
+fn kerberos_lines() -> String {
+    format!(
+        "{SASL_LINES}quorum.auth.kerberos.servicePrincipal=zkquorum/_HOST\n\
+         quorum.cnxn.threads.size=20\n"
+    )
+}
+
+impl QuorumRealm {
+    fn start() -> QuorumRealm {
+        let kdc = tests::kerberos::Kdc::start_in_process().expect("KDC");
+        let keytab = kdc
+            .keytab("quorum.keytab", &[QUORUM_SERVICE, LEARNER])
+            .expect("keytab");
+        QuorumRealm { kdc, keytab }
+    }
+
+    /// A JAAS file `name`: the members' `QuorumServer` section and a `QuorumLearner`
+    /// section logging in as `learner` with `keytab`.
+    fn jaas(
+        &self,
+        dir: &std::path::Path,
+        name: &str,
+        learner: &str,
+        keytab: &std::path::Path,
+    ) -> std::path::PathBuf {
+        use tests::kerberos::Kdc;
+        let text = format!(
+            "{}{}",
+            Kdc::jaas_keytab_section("QuorumServer", QUORUM_SERVICE, &self.keytab),
+            Kdc::jaas_keytab_section("QuorumLearner", learner, keytab)
+        );
+        write(dir, name, &text)
+    }
+
+    /// Sets member `i` up for quorum Kerberos with the JAAS file `jaas`.
+    fn configure(&self, ens: &mut MixedEnsemble, i: usize, jaas: &std::path::Path) {
+        let m = &mut ens.members[i];
+        m.extra_cfg = kerberos_lines();
+        m.props = vec![format!(
+            "-Djava.security.auth.login.config={}",
+            jaas.display()
+        )];
+        if m.kind == Kind::Apache {
+            m.props.extend(self.kdc.java_props());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_server_members_log_in_to_each_other_with_quorum_kerberos() {
+    let realm = QuorumRealm::start();
+    let mut ens = MixedEnsemble::configure(&[Kind::ZkServer, Kind::ZkServer, Kind::ZkServer]);
+    let jaas = realm.jaas(ens.root(), "jaas.conf", LEARNER, &realm.keytab);
+    for i in 0..3 {
+        realm.configure(&mut ens, i, &jaas);
+    }
+    ens.start_all();
+    lead_follow_and_commit(&mut ens).await;
+    for i in 0..3 {
+        let log = ens.members[i].log();
+        assert!(
+            log.contains("quorum SASL: members log in to us with Kerberos as zkquorum/127.0.0.1@ZK.TEST; we log in with Kerberos as learner/127.0.0.1@ZK.TEST to zkquorum/_HOST"),
+            "member {i} says how its links are secured"
+        );
+        assert!(
+            log.contains("logged in as learner/127.0.0.1@ZK.TEST (Kerberos)"),
+            "member {i} checked Kerberos logins"
+        );
+        assert!(
+            log.contains("as learner/127.0.0.1@ZK.TEST (Kerberos, to zkquorum/127.0.0.1@ZK.TEST)"),
+            "member {i} logged in with _HOST replaced"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apache_and_zk_server_members_log_in_to_each_other_with_quorum_kerberos() {
+    let realm = QuorumRealm::start();
+    let mut ens = MixedEnsemble::configure(&[Kind::Apache, Kind::Apache, Kind::ZkServer]);
+    let jaas = realm.jaas(ens.root(), "jaas.conf", LEARNER, &realm.keytab);
+    for i in 0..3 {
+        realm.configure(&mut ens, i, &jaas);
+    }
+    ens.start_all();
+    // zk-server leads the Apache members, follows an Apache leader, and leads again.
+    lead_follow_and_commit(&mut ens).await;
+    for i in 0..2 {
+        let log = ens.members[i].log();
+        assert!(
+            log.contains("Successfully completed the authentication using SASL. learner addr"),
+            "Apache member {i} checked its learners' Kerberos logins"
+        );
+        assert!(
+            log.contains("Successfully completed the authentication using SASL. server addr"),
+            "Apache member {i} logged in"
+        );
+        assert!(
+            log.contains("will use GSSAPI as SASL mechanism"),
+            "member {i}"
+        );
+    }
+    let ours = ens.members[2].log();
+    assert!(ours.contains("logged in as learner/127.0.0.1@ZK.TEST (Kerberos)"));
+    assert!(ours.contains("(Kerberos, to zkquorum/127.0.0.1@ZK.TEST)"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_with_a_wrong_keytab_or_principal_is_refused() {
+    let realm = QuorumRealm::start();
+    let mut ens = MixedEnsemble::configure(&[Kind::Apache, Kind::ZkServer, Kind::ZkServer]);
+    let good = realm.jaas(ens.root(), "good.conf", LEARNER, &realm.keytab);
+    for i in 0..3 {
+        realm.configure(&mut ens, i, &good);
+    }
+    // Member 2 first logs in with a keytab that lacks its principal's key, then with a
+    // stale key (its principal was given a new one since): each time it stops at start,
+    // naming the keytab and the cause, as Apache's login at start does.
+    let other = realm
+        .kdc
+        .keytab("other.keytab", &["someone"])
+        .expect("keytab");
+    let no_key = realm.jaas(ens.root(), "nokey.conf", LEARNER, &other);
+    let stale_keytab = realm
+        .kdc
+        .keytab("stale.keytab", &["learner2/127.0.0.1"])
+        .expect("keytab");
+    realm.kdc.rekey("learner2/127.0.0.1").expect("rekey");
+    let stale = realm.jaas(
+        ens.root(),
+        "stale.conf",
+        "learner2/127.0.0.1",
+        &stale_keytab,
+    );
+    for (jaas, keytab, cause) in [
+        (
+            &no_key,
+            "other.keytab",
+            "does it hold a key of learner/127.0.0.1@ZK.TEST?",
+        ),
+        (&stale, "stale.keytab", "Decrypt integrity check failed"),
+    ] {
+        realm.configure(&mut ens, 2, jaas);
+        ens.members[2].start();
+        let deadline = std::time::Instant::now() + T;
+        while !ens.members[2].has_exited() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}",
+                ens.members[2].run_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let log = ens.members[2].run_log();
+        assert!(
+            log.contains("quorum.auth.learner.saslLoginContext=QuorumLearner: Kerberos login")
+                && log.contains(keytab)
+                && log.contains(cause)
+                && log.contains("refusing to start"),
+            "{log}"
+        );
+    }
+    ens.members[0].start();
+    ens.members[1].start();
+    ens.wait_roles_of(&[0, 1], T);
+    write_through(ens.members[1].port, "k", 5).await;
+
+    // Then with a principal the KDC knows but whose host is no member's.
+    let intruder_keytab = realm
+        .kdc
+        .keytab("intruder.keytab", &["learner/intruder.test"])
+        .expect("keytab");
+    let intruder = realm.jaas(
+        ens.root(),
+        "intruder.conf",
+        "learner/intruder.test",
+        &intruder_keytab,
+    );
+    realm.configure(&mut ens, 2, &intruder);
+    ens.members[2].start();
+    assert_left_out(&ens, 2);
+    assert!(
+        ens.wait_logged(
+            1,
+            "its Kerberos principal learner/intruder.test@ZK.TEST is not authorized to join the ensemble: its host \"intruder.test\" is not the host of any server.N line (127.0.0.1)",
+            T
+        ),
+        "zk-server names the principal and the reason"
+    );
+    assert!(ens.wait_logged(1, "refusing server 3 (127.0.0.1:", T));
+    assert!(ens.wait_logged(
+        2,
+        "refused our quorum SASL login as learner/intruder.test@ZK.TEST (Kerberos, to zkquorum/127.0.0.1@ZK.TEST)",
+        T
+    ));
+    // The others served throughout.
+    write_through(ens.members[0].port, "l", 5).await;
+    check(&ens, &[0, 1], 10, "l").await;
+}

@@ -244,11 +244,17 @@ fn secured_config_fails_closed() {
             &["-Dquorum.auth.enableSasl=true"],
             "-Dquorum.auth.enableSasl",
         ),
-        // Kerberos between members.
+        // Kerberos between members: a key Apache does not have, and the service
+        // principal where Apache does not read it.
         (
-            "quorum.auth.kerberos.servicePrincipal=zkquorum/localhost\n",
+            "quorum.auth.kerberos.keytab=/etc/zk.keytab\n",
             &[],
             "line 5",
+        ),
+        (
+            "",
+            &["-Dquorum.auth.kerberos.servicePrincipal=zkquorum/_HOST"],
+            "-Dquorum.auth.kerberos.servicePrincipal",
         ),
         // Enforcement without schemes, or of sasl without its provider, as Apache.
         ("enforce.auth.enabled=true\n", &[], "enforce.auth.schemes"),

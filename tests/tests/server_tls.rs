@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose,
 };
-use tests::tls::{write, Ca, Pki};
+use tests::tls::{openssl_ca, openssl_v1_leaf, run_tool, write, Ca, Pki};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use zk_client::{Acl, Client, CreateMode, Error, Id, Perms, TlsConfig};
@@ -434,15 +434,6 @@ async fn zk_client_with_jks_keystore_and_truststore() {
 
 // ---- PKCS12 and JKS stores (made by openssl and keytool, as operators make them) ----
 
-fn run_tool(cmd: &mut std::process::Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pkcs12_and_jks_stores() {
     let pki = Pki::new();
@@ -793,74 +784,6 @@ async fn tls_only_server_from_apache_zoo_cfg_lines() {
 
 // ---- X.509 version 1 certificates (kazoo's harness, `openssl x509 -req` without extensions) ----
 
-/// `openssl x509 -req` without extensions: a version 1 certificate for a fresh key with
-/// subject `/CN=<cn>`, signed by `ca` (`ca.pem`/`ca.key` names in `d`); valid for `days`
-/// (negative: expired). Writes `<name>.crt` and `<name>.key`.
-fn openssl_v1_leaf(d: &std::path::Path, ca: &str, name: &str, cn: &str, days: i32) {
-    let p = |f: String| d.join(f).display().to_string();
-    run_tool(std::process::Command::new("openssl").args([
-        "req",
-        "-new",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        &p(format!("{name}.key")),
-        "-out",
-        &p(format!("{name}.csr")),
-        "-subj",
-        &format!("/CN={cn}"),
-    ]));
-    run_tool(std::process::Command::new("openssl").args([
-        "x509",
-        "-req",
-        "-in",
-        &p(format!("{name}.csr")),
-        "-CA",
-        &p(format!("{ca}.pem")),
-        "-CAkey",
-        &p(format!("{ca}.key")),
-        "-set_serial",
-        "7",
-        "-days",
-        &days.to_string(),
-        "-out",
-        &p(format!("{name}.crt")),
-    ]));
-    let text = std::process::Command::new("openssl")
-        .args(["x509", "-noout", "-text", "-in", &p(format!("{name}.crt"))])
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&text.stdout).contains("Version: 1 (0x0)"),
-        "openssl made a version 1 certificate"
-    );
-}
-
-/// A self-signed (version 3) CA `/CN=<cn>` as `<name>.pem` / `<name>.key`.
-fn openssl_ca(d: &std::path::Path, name: &str, cn: &str) {
-    let p = |f: String| d.join(f).display().to_string();
-    run_tool(std::process::Command::new("openssl").args([
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        &p(format!("{name}.key")),
-        "-out",
-        &p(format!("{name}.pem")),
-        "-subj",
-        &format!("/CN={cn}"),
-        "-days",
-        "2",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]));
-}
-
 /// kazoo over TLS with a client certificate: its output ("ok <x509 id>" or the error).
 async fn kazoo_tls(
     host: &str,
@@ -944,4 +867,28 @@ async fn version1_certificates_are_checked_as_java_checks_them() {
     assert!(out.contains("refused"), "expired v1 certificate: {out}");
     log_line(&["TLS handshake failed", "X.509 v1 certificate: expired"]).await;
     server.stop().await.unwrap();
+}
+
+/// zk-client accepts a zk-server serving a version 1 certificate, as Java's client does,
+/// and still checks its chain, its name and its dates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_client_checks_a_version1_server_certificate_as_java_does() {
+    let certs = tests::tls::V1ServerCerts::new();
+    let serve = |keystore: &str| {
+        let mut cfg = ServerConfig::for_tests(certs.dir.path());
+        cfg.secure_client_port = Some(0);
+        cfg.secure_client_port_address = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        cfg.ssl.key_store.location = Some(certs.path(keystore));
+        cfg.ssl.trust_store.location = Some(certs.path("ca.pem"));
+        cfg.ssl.client_auth = ClientAuth::None;
+        start(cfg)
+    };
+    let server = serve("server.pem").await;
+    let port = server.secure_addr().expect("secure port").port();
+    tests::tls::v1_server_certificate_is_checked(port, &certs).await;
+    server.stop().await.unwrap();
+    let expired = serve("old.pem").await;
+    let port = expired.secure_addr().expect("secure port").port();
+    tests::tls::v1_expired_server_certificate_is_refused(port, &certs).await;
+    expired.stop().await.unwrap();
 }

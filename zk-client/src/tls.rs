@@ -227,15 +227,23 @@ impl TlsConfig {
                 .add(cert)
                 .map_err(|e| bad(format!("CA certificate: {e}")))?;
         }
-        let verifier =
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .map_err(|e| bad(format!("CA bundle: {e}")))?;
-        let verifier: Arc<dyn ServerCertVerifier> = if self.verify_hostname {
+        let roots = Arc::new(roots);
+        let verifier = WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .build()
+            .map_err(|e| bad(format!("CA bundle: {e}")))?;
+        let inner: Arc<dyn ServerCertVerifier> = if self.verify_hostname {
             verifier
         } else {
             Arc::new(AnyName(verifier))
         };
+        // Version 1 server certificates as Java's client accepts them (webpki refuses
+        // them); every v3 certificate still goes to webpki.
+        let verifier: Arc<dyn ServerCertVerifier> = Arc::new(zk_proto::x509::v1::ServerVerifier {
+            inner,
+            roots,
+            algs: provider.signature_verification_algorithms,
+            check_name: self.verify_hostname,
+        });
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| bad(e.to_string()))?

@@ -635,6 +635,14 @@ impl ServerConfig {
             cfg.quorum_ssl.validate().map_err(refuse)?;
         }
         cfg.quorum_sasl.validate().map_err(refuse)?;
+        if cfg.quorum_sasl.enabled && cfg.quorum_sasl.service_principal.contains("/_HOST@") {
+            cfg.warnings.push(format!(
+                "quorum.auth.kerberos.servicePrincipal={}: as in Apache, _HOST is replaced \
+                 only in the form service/_HOST (the realm is then the learner's own); \
+                 written with a realm it is used as is",
+                cfg.quorum_sasl.service_principal
+            ));
+        }
         if cfg.tick_time == 0 {
             return Err(ServerError::Config {
                 line: None,
@@ -1362,6 +1370,21 @@ mod tests {
         assert!(c.quorum_sasl.server_require && c.quorum_sasl.learner_require);
         assert_eq!(c.quorum_sasl.users.as_ref().map(|u| u.len()), Some(1));
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        // A service principal whose _HOST Apache would not replace is used as written,
+        // with a warning.
+        let c = ServerConfig::parse(
+            &format!("{text}quorum.auth.kerberos.servicePrincipal=zkquorum/_HOST@EX.COM\n"),
+            &props,
+        )
+        .unwrap();
+        assert_eq!(c.quorum_sasl.service_principal, "zkquorum/_HOST@EX.COM");
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("_HOST is replaced only")),
+            "{:?}",
+            c.warnings
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Settings that ask for protection zk-server does not give yet: TLS settings beyond the
 //! keystores, truststores, client authentication, protocols and cipher suites (revocation
-//! checks, custom SSL contexts), Kerberos (GSSAPI) between members, other authentication
+//! checks, custom SSL contexts), quorum SASL keys beyond Apache's, other authentication
 //! providers, audit logs; and security keys Apache 3.8 does not read where they were
 //! written (`sslQuorum` or `quorum.auth.*` as `-D` properties, `requireClientAuthScheme`).
 //!
@@ -71,6 +71,7 @@ const IMPLEMENTED_FILE_KEYS: &[&str] = &[
     "quorum.auth.serverRequireSasl",
     "quorum.auth.learner.saslLoginContext",
     "quorum.auth.server.saslLoginContext",
+    "quorum.auth.kerberos.servicePrincipal",
 ];
 
 /// Said of a zoo.cfg-only key given elsewhere.
@@ -153,22 +154,14 @@ const RULES: &[Rule] = &[
         ),
     },
     Rule {
-        matches: |k| k.starts_with("quorum.auth.kerberos."),
-        switch: false,
-        asks_for: "Kerberos (GSSAPI) authentication between ensemble members",
-        note: Some(
-            "which zk-server does not provide (quorum SASL here is DIGEST-MD5 with \
-             DigestLoginModule sections)",
-        ),
-    },
-    Rule {
         matches: |k| k.starts_with("quorum.auth."),
         switch: true,
         asks_for: "SASL authentication between ensemble members (quorum SASL)",
         note: Some(
             "but zk-server (as Apache) reads only quorum.auth.enableSasl, \
-             learnerRequireSasl, serverRequireSasl, learner.saslLoginContext and \
-             server.saslLoginContext, and only as zoo.cfg lines",
+             learnerRequireSasl, serverRequireSasl, learner.saslLoginContext, \
+             server.saslLoginContext and kerberos.servicePrincipal, and only as zoo.cfg \
+             lines",
         ),
     },
     Rule {
@@ -282,10 +275,7 @@ mod tests {
             ("ssl.keyStore.algorithm", "SunX509"),
             ("authProvider.x", "com.example.MyProvider"),
             ("requireClientAuthScheme", "sasl"),
-            (
-                "quorum.auth.kerberos.servicePrincipal",
-                "zkquorum/localhost",
-            ),
+            ("quorum.auth.kerberos.keytab", "/etc/zk.keytab"),
             ("quorum.auth.digest.something", "x"),
             ("java.security.auth.login.config", "/etc/jaas.conf"),
             ("audit.enable", "true"),
@@ -296,8 +286,9 @@ mod tests {
                 "{why}"
             );
         }
-        let why = refusal("quorum.auth.kerberos.servicePrincipal", "zk/h").unwrap();
-        assert!(why.contains("Kerberos"), "{why}");
+        // A Kerberos key Apache does not have is named with the ones it has.
+        let why = refusal("quorum.auth.kerberos.keytab", "/k").unwrap();
+        assert!(why.contains("kerberos.servicePrincipal"), "{why}");
     }
 
     #[test]
@@ -312,6 +303,7 @@ mod tests {
             ("quorum.auth.serverRequireSasl", "true"),
             ("quorum.auth.learner.saslLoginContext", "QuorumLearner"),
             ("quorum.auth.server.saslLoginContext", "QuorumServer"),
+            ("quorum.auth.kerberos.servicePrincipal", "zkquorum/_HOST"),
         ] {
             assert_eq!(refusal(k, v), None, "{k}={v}");
             // ...but Apache ignores them as properties or with the zookeeper. prefix, so
@@ -357,6 +349,7 @@ mod tests {
             ("zookeeper.superUser", "admin"),
             ("zookeeper.sessionRequireClientSASLAuth", "true"),
             ("quorumListenOnAllIPs", "true"),
+            ("quorum.cnxn.threads.size", "20"),
             ("secureClientPort", "2281"),
             ("secureClientPortAddress", "0.0.0.0"),
             ("client.portUnification", "true"),

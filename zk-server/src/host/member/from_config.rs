@@ -107,8 +107,11 @@ pub async fn start_member(config: &ServerConfig) -> Result<Node> {
     let security =
         QuorumSecurity::from_config(config, names).map_err(|message| ServerError::Config {
             line: None,
-            message: format!("quorum TLS: {message}; refusing to start"),
+            message: format!("quorum security: {message}; refusing to start"),
         })?;
+    for s in quorum.servers.values() {
+        security.set_member_host(s.sid, &s.host);
+    }
     let me = quorum.my_sid;
     let (Some(my_election), Some(my_quorum), Some(my_server)) = (
         election.get(&me).copied(),
@@ -143,6 +146,9 @@ pub async fn start_member(config: &ServerConfig) -> Result<Node> {
         show(client.secure_addr()),
         quorum_links(config)
     );
+    if let Some(sasl) = security.describe_sasl() {
+        tracing::info!("{sasl}");
+    }
     let mut node = Node::start_configured(
         NodeSetup {
             quorum,

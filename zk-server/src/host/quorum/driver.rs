@@ -471,6 +471,7 @@ impl QuorumIo {
         };
         let mut election = BTreeMap::new();
         for s in cfg.servers.values() {
+            self.addrs.security.set_member_host(s.sid, &s.host);
             if s.sid == self.me {
                 continue;
             }
@@ -682,7 +683,7 @@ impl QuorumIo {
                 } else {
                     self.addrs.quorum.get(&leader).copied()
                 };
-                self.connect_leader(addr, conn);
+                self.connect_leader(addr, leader, conn);
                 None
             }
             Action::Send { conn, msg } => {
@@ -850,7 +851,7 @@ impl QuorumIo {
         out
     }
 
-    fn connect_leader(&self, addr: Option<SocketAddr>, conn: ConnId) {
+    fn connect_leader(&self, addr: Option<SocketAddr>, leader: Sid, conn: ConnId) {
         let tx = self.ev_tx.clone();
         let security = self.addrs.security.clone();
         tokio::spawn(async move {
@@ -862,7 +863,7 @@ impl QuorumIo {
                     .dial(a, LinkKind::Quorum, Duration::from_secs(2))
                     .await?;
                 security
-                    .login(&mut s, &format!("the leader at {a} (quorum port)"))
+                    .login(&mut s, &format!("the leader at {a} (quorum port)"), leader)
                     .await
                     .map_err(|e| DialError::Refused(e.to_string()))?;
                 Ok::<_, DialError>(s)

@@ -181,6 +181,7 @@ fn dial(shared: Arc<Shared>, to: Sid) {
                 .login(
                     &mut stream,
                     &format!("server {to} at {addr} (election port)"),
+                    to,
                 )
                 .await
                 .map_err(|e| DialError::Refused(e.to_string()))?;

@@ -10,17 +10,24 @@
 //!   0x16, a handshake record) from plaintext and takes both, so an ensemble can be rolled
 //!   to TLS one member at a time. Without it a TLS member refuses plaintext peers.
 //! - Quorum SASL (`quorum.auth.*`): after the election handshake, or first thing on a
-//!   learner's connection, the dialing member logs in with DIGEST-MD5
-//!   (`zookeeper-quorum/zk-quorum-sasl-md5`) in `QuorumAuthPacket`s
-//!   (`long magic, int status, buffer token`; status 0 in progress, 1 success, -1 error).
-//!   The accepting member recognises the exchange by the negative magic number where a
-//!   plaintext learner's first packet would be, and with `quorum.auth.serverRequireSasl`
-//!   refuses a peer that does not log in.
+//!   learner's connection, the dialing member logs in, in `QuorumAuthPacket`s
+//!   (`long magic, int status, buffer token`; status 0 in progress, 1 success, -1 error;
+//!   the dialing side's tokens always carry status 0). The accepting member recognises the
+//!   exchange by the negative magic number where a plaintext learner's first packet would
+//!   be, and with `quorum.auth.serverRequireSasl` refuses a peer that does not log in.
+//!   Each side's JAAS section picks its mechanism, as in Apache: DIGEST-MD5
+//!   (`zookeeper-quorum/zk-quorum-sasl-md5`, no initial token), or Kerberos GSSAPI (the
+//!   learner sends its AP-REQ for `quorum.auth.kerberos.servicePrincipal` with `_HOST`
+//!   replaced by the dialed member's host; the server accepts with its own keytab, then
+//!   authorizes the learner as Apache's `SaslQuorumServerCallbackHandler` does: it must
+//!   act as the principal it authenticated as, of the form `service/host@REALM`, with
+//!   `host` the host of one of the members' `server.N` lines).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -33,9 +40,11 @@ use zk_proto::jute::Record;
 use zk_proto::quorum::QuorumAuthPacket;
 use zk_proto::sasl::DigestService;
 
+use crate::config::quorum_auth::LearnerLogin;
 use crate::config::ServerConfig;
 use crate::host::client::tls::{PeerNames, TlsContext};
 use crate::state::acl::sasl::{DigestServer, SaslUsers, Step, MAX_TOKEN};
+use crate::zab::Sid;
 
 /// Apache's `QuorumAuth.QUORUM_AUTH_MAGIC_NUMBER`, written `-0xa0dbcafecafe1234L` in Java:
 /// the hex literal is already a negative long, so the value is this positive one. A
@@ -50,8 +59,16 @@ const TLS_HANDSHAKE: u8 = 0x16;
 /// How long a plaintext member waits for a new connection's first byte before it
 /// assumes plaintext (Apache's default handshake detection timeout).
 const DETECT_TIMEOUT: Duration = Duration::from_millis(5000);
-/// Largest token taken from a peer in a quorum login.
-const MAX_AUTH_TOKEN: usize = MAX_TOKEN;
+/// Largest token taken from a peer in a quorum login (a Kerberos ticket may be larger than
+/// any DIGEST-MD5 token).
+const MAX_AUTH_TOKEN: usize = if MAX_TOKEN > 64 * 1024 {
+    MAX_TOKEN
+} else {
+    64 * 1024
+};
+/// Apache's `SaslQuorumAuthServer.MAX_RETRIES`: challenges sent before a login is given up.
+#[cfg(feature = "kerberos")]
+const MAX_ROUNDS: usize = 5;
 
 /// Which port a link is on, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,14 +214,36 @@ impl std::fmt::Display for DialError {
     }
 }
 
+/// How we log in to the members we dial.
+enum Login {
+    /// DIGEST-MD5 as this user, with this password.
+    Digest { user: String, password: String },
+    /// Kerberos with these credentials, to the members' service principal (`_HOST`
+    /// not yet replaced).
+    #[cfg(feature = "kerberos")]
+    Kerberos {
+        creds: Arc<zk_proto::gssapi::Credentials>,
+        service_principal: String,
+    },
+}
+
 /// The quorum SASL credentials in force.
 struct QuorumSasl {
     /// Ours, when we log in to the members we dial (`quorum.auth.learnerRequireSasl`).
-    login: Option<(String, String)>,
-    /// Who may log in to us (the JAAS `QuorumServer` section).
+    login: Option<Login>,
+    /// Who may log in to us (the JAAS `QuorumServer` section): DIGEST-MD5 users, or our
+    /// keytab when it is a Kerberos section.
     users: SaslUsers,
     /// `quorum.auth.serverRequireSasl`.
     require: bool,
+}
+
+/// How a login we checked ended (I/O errors aside).
+enum Checked {
+    /// Logged in as this name.
+    In(String),
+    /// Refused: why (the peer was sent the error status).
+    Failed(String),
 }
 
 /// Stops a background task when the last clone of its owner goes.
@@ -226,6 +265,9 @@ pub struct QuorumSecurity {
     /// Accept plaintext (`sslQuorum=false`, or `portUnification=true`).
     accept_plain: bool,
     sasl: Option<Arc<QuorumSasl>>,
+    /// The host of each member's `server.N` line: a Kerberos learner replaces `_HOST`
+    /// with it, and a Kerberos server admits learners of these hosts only.
+    hosts: Arc<Mutex<BTreeMap<Sid, String>>>,
     _reload: Option<Arc<AbortOnDrop>>,
 }
 
@@ -236,6 +278,7 @@ impl Default for QuorumSecurity {
             dial_tls: false,
             accept_plain: true,
             sasl: None,
+            hosts: Arc::default(),
             _reload: None,
         }
     }
@@ -337,7 +380,11 @@ impl QuorumSecurity {
                 .clone()
                 .ok_or("quorum.auth.enableSasl=true but the QuorumServer section is not loaded")?;
             let login = match (&q.login, q.learner_require) {
-                (Some((u, p)), true) => Some((u.clone(), p.0.clone())),
+                (Some(LearnerLogin::Digest(u, p)), true) => Some(Login::Digest {
+                    user: u.clone(),
+                    password: p.0.clone(),
+                }),
+                (Some(LearnerLogin::Kerberos(k)), true) => Some(learner_kerberos(k, q)?),
                 (None, true) => {
                     return Err("quorum.auth.learnerRequireSasl=true but the QuorumLearner \
                                 section is not loaded"
@@ -352,6 +399,47 @@ impl QuorumSecurity {
             }));
         }
         Ok(s)
+    }
+
+    /// Records the host of member `sid`'s `server.N` line (at start, and for members a
+    /// reconfig adds).
+    pub fn set_member_host(&self, sid: Sid, host: &str) {
+        lock(&self.hosts).insert(sid, host.to_owned());
+    }
+
+    /// What the start-up line says of the quorum logins.
+    pub fn describe_sasl(&self) -> Option<String> {
+        let q = self.sasl.as_ref()?;
+        let server = match q.users.kerberos() {
+            Some(k) => format!("members log in to us with Kerberos as {}", k.principal),
+            None => format!(
+                "members log in to us with DIGEST-MD5 ({} users)",
+                q.users.len()
+            ),
+        };
+        let learner = match &q.login {
+            None => "we do not log in".to_owned(),
+            Some(Login::Digest { user, .. }) => format!("we log in with DIGEST-MD5 as {user:?}"),
+            #[cfg(feature = "kerberos")]
+            Some(Login::Kerberos {
+                creds,
+                service_principal,
+            }) => format!(
+                "we log in with Kerberos as {} to {service_principal}",
+                creds.principal()
+            ),
+        };
+        Some(format!("quorum SASL: {server}; {learner}"))
+    }
+
+    #[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
+    fn member_host(&self, sid: Sid) -> Option<String> {
+        lock(&self.hosts).get(&sid).cloned()
+    }
+
+    #[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
+    fn member_hosts(&self) -> BTreeSet<String> {
+        lock(&self.hosts).values().cloned().collect()
     }
 
     fn handshake_timeout(&self) -> Duration {
@@ -469,56 +557,51 @@ impl QuorumSecurity {
     }
 
     /// The dialing side's quorum SASL login (Apache's `SaslQuorumAuthLearner`), when
-    /// `quorum.auth.learnerRequireSasl`; `peer` names the member for messages.
+    /// `quorum.auth.learnerRequireSasl`; `sid` is the member dialed (its host replaces
+    /// `_HOST` in a Kerberos service principal), `peer` names it for messages.
     pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         s: &mut S,
         peer: &str,
+        sid: Sid,
     ) -> io::Result<()> {
-        let Some((user, password)) = self.sasl.as_ref().and_then(|q| q.login.as_ref()) else {
+        let Some(login) = self.sasl.as_ref().and_then(|q| q.login.as_ref()) else {
             return Ok(());
         };
         let run = async {
-            // DIGEST-MD5 has no initial response: an empty token asks for the challenge.
-            send_auth(s, IN_PROGRESS, b"").await?;
-            let mut expected_rspauth: Option<String> = None;
-            loop {
-                let (status, token) = read_auth(s).await?;
-                match (status, &expected_rspauth) {
-                    (IN_PROGRESS, None) => {
-                        let cnonce = zk_proto::sasl::hex(&rand::random::<[u8; 16]>());
-                        let (response, rspauth) = zk_proto::sasl::answer_challenge(
-                            &DigestService::QUORUM,
-                            &token,
-                            user,
-                            password,
-                            &cnonce,
-                        )
-                        .map_err(|e| invalid(format!("bad quorum SASL challenge: {e}")))?;
-                        send_auth(s, IN_PROGRESS, &response).await?;
-                        expected_rspauth = Some(rspauth);
+            match login {
+                Login::Digest { user, password } => {
+                    digest_login(s, user, password).await?;
+                    Ok::<_, io::Error>(format!("{user:?}"))
+                }
+                #[cfg(feature = "kerberos")]
+                Login::Kerberos {
+                    creds,
+                    service_principal,
+                } => {
+                    let host = self.member_host(sid).ok_or_else(|| {
+                        invalid(format!(
+                            "no host known for server {sid} (no server.{sid} line)"
+                        ))
+                    })?;
+                    let mut target =
+                        crate::config::quorum_auth::service_principal_for(service_principal, &host);
+                    if !target.contains('@') {
+                        // As Apache: the realm of our own principal.
+                        let realm = creds.principal().rsplit_once('@').map_or("", |r| r.1);
+                        target = format!("{target}@{realm}");
                     }
-                    (SUCCESS, Some(expected)) => {
-                        zk_proto::sasl::check_rspauth(&token, expected).map_err(invalid)?;
-                        return Ok(());
-                    }
-                    (ERROR, _) => {
-                        return Err(invalid(format!(
-                            "refused our quorum SASL login as {user:?} (wrong \
-                             credentials in the QuorumLearner section?)"
-                        )))
-                    }
-                    (status, _) => {
-                        return Err(invalid(format!(
-                            "unexpected quorum SASL status {status} in the exchange"
-                        )))
-                    }
+                    kerberos_login(s, creds.clone(), &target).await?;
+                    Ok(format!("{} (Kerberos, to {target})", creds.principal()))
                 }
             }
         };
+        // Only Kerberos logins need to know whom they dial.
+        #[cfg(not(feature = "kerberos"))]
+        let _ = sid;
         match tokio::time::timeout(self.handshake_timeout(), run).await {
-            Ok(Ok(())) => {
-                tracing::info!("quorum SASL: logged in to {peer} as {user:?}");
+            Ok(Ok(who)) => {
+                tracing::info!("quorum SASL: logged in to {peer} as {who}");
                 Ok(())
             }
             Ok(Err(e)) => Err(io::Error::new(
@@ -549,6 +632,12 @@ impl QuorumSecurity {
                 && i64::from_be_bytes(head[..8].try_into().unwrap_or_default())
                     == QUORUM_AUTH_MAGIC;
             if !is_auth {
+                if q.require && head.is_empty() {
+                    return Err("it closed the link without logging in and \
+                                quorum.auth.serverRequireSasl=true (its own log says why \
+                                its login did not start)"
+                        .to_string());
+                }
                 if q.require {
                     return Err("it did not log in and quorum.auth.serverRequireSasl=true \
                                 (is quorum SASL enabled on it, with \
@@ -557,51 +646,263 @@ impl QuorumSecurity {
                 }
                 return Ok(head);
             }
-            let mut server = DigestServer::default();
-            let user;
-            let (_, mut token) = read_auth_body(s).await.map_err(|e| e.to_string())?;
-            loop {
-                let step = server.evaluate_for(&DigestService::QUORUM, &token, &q.users, || {
-                    zk_proto::sasl::hex(&rand::random::<[u8; 20]>())
-                });
-                match step {
-                    Ok(Step::Continue(challenge)) => {
-                        send_auth(s, IN_PROGRESS, &challenge)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        token = read_auth(s).await.map_err(|e| e.to_string())?.1;
+            let (_, token) = read_auth_body(s).await.map_err(|e| e.to_string())?;
+            let checked = match q.users.kerberos() {
+                #[cfg(feature = "kerberos")]
+                Some(k) => kerberos_check(s, k.exchange(), token, &self.member_hosts()).await,
+                _ => digest_check(s, &q.users, token).await,
+            }
+            .map_err(|e| e.to_string())?;
+            match checked {
+                Checked::In(user) => {
+                    tracing::info!("quorum SASL: {peer} logged in as {user}");
+                    Ok(Vec::new())
+                }
+                Checked::Failed(why) => {
+                    let _ = send_auth(s, ERROR, b"").await;
+                    if q.require {
+                        return Err(why);
                     }
-                    Ok(Step::Complete { token, user: u, .. }) => {
-                        send_auth(s, SUCCESS, &token.unwrap_or_default())
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        user = u;
-                        break;
-                    }
-                    Err(f) => {
-                        let _ = send_auth(s, ERROR, b"").await;
-                        let who = f.user.map(|u| format!(" as {u:?}")).unwrap_or_default();
-                        let why = format!("its quorum SASL login{who} failed: {}", f.reason);
-                        if q.require {
-                            return Err(why);
-                        }
-                        // As Apache: without serverRequireSasl the link stays (the peer
-                        // gives up on its side when it sees the error).
-                        tracing::warn!(
-                            "{peer}: {why}; keeping the link as \
-                             quorum.auth.serverRequireSasl=false"
-                        );
-                        return Ok(Vec::new());
-                    }
+                    // As Apache: without serverRequireSasl the link stays (the peer
+                    // gives up on its side when it sees the error).
+                    tracing::warn!(
+                        "{peer}: {why}; keeping the link as \
+                         quorum.auth.serverRequireSasl=false"
+                    );
+                    Ok(Vec::new())
                 }
             }
-            tracing::info!("quorum SASL: {peer} logged in as {user:?}");
-            Ok(Vec::new())
         };
         match tokio::time::timeout(self.handshake_timeout(), run).await {
             Ok(r) => r,
             Err(_) => Err("no quorum SASL exchange within the timeout".into()),
         }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The learner's Kerberos credentials from its `Krb5LoginModule` section, got now so that
+/// a keytab without the principal's key stops the member at start.
+#[cfg(feature = "kerberos")]
+fn learner_kerberos(
+    k: &zk_proto::sasl::jaas::KerberosLogin,
+    q: &crate::config::quorum_auth::QuorumSaslConfig,
+) -> Result<Login, String> {
+    let creds = zk_proto::gssapi::Credentials::initiator(k).map_err(|e| {
+        format!(
+            "quorum.auth.learner.saslLoginContext={}: Kerberos login: {e}",
+            q.learner_section
+        )
+    })?;
+    Ok(Login::Kerberos {
+        creds: Arc::new(creds),
+        service_principal: q.service_principal.clone(),
+    })
+}
+
+#[cfg(not(feature = "kerberos"))]
+fn learner_kerberos(
+    _: &zk_proto::sasl::jaas::KerberosLogin,
+    q: &crate::config::quorum_auth::QuorumSaslConfig,
+) -> Result<Login, String> {
+    Err(format!(
+        "quorum.auth.learner.saslLoginContext={}: {}",
+        q.learner_section,
+        crate::state::acl::sasl_kerberos::NOT_BUILT
+    ))
+}
+
+/// A DIGEST-MD5 login as `user` (no initial response: an empty token asks for the
+/// challenge).
+async fn digest_login<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    user: &str,
+    password: &str,
+) -> io::Result<()> {
+    send_auth(s, IN_PROGRESS, b"").await?;
+    let mut expected_rspauth: Option<String> = None;
+    loop {
+        let (status, token) = read_auth(s).await?;
+        match (status, &expected_rspauth) {
+            (IN_PROGRESS, None) => {
+                let cnonce = zk_proto::sasl::hex(&rand::random::<[u8; 16]>());
+                let (response, rspauth) = zk_proto::sasl::answer_challenge(
+                    &DigestService::QUORUM,
+                    &token,
+                    user,
+                    password,
+                    &cnonce,
+                )
+                .map_err(|e| invalid(format!("bad quorum SASL challenge: {e}")))?;
+                send_auth(s, IN_PROGRESS, &response).await?;
+                expected_rspauth = Some(rspauth);
+            }
+            (SUCCESS, Some(expected)) => {
+                zk_proto::sasl::check_rspauth(&token, expected).map_err(invalid)?;
+                return Ok(());
+            }
+            (ERROR, _) => {
+                return Err(invalid(format!(
+                    "refused our quorum SASL login as {user:?} (wrong credentials in the \
+                     QuorumLearner section?)"
+                )))
+            }
+            (status, _) => {
+                return Err(invalid(format!(
+                    "unexpected quorum SASL status {status} in the exchange"
+                )))
+            }
+        }
+    }
+}
+
+/// A Kerberos (GSSAPI) login to the member whose principal is `target`: our AP-REQ
+/// first (asking the KDC for the ticket, off the async threads), then the mutual
+/// authentication and the security-layer negotiation.
+#[cfg(feature = "kerberos")]
+async fn kerberos_login<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    creds: Arc<zk_proto::gssapi::Credentials>,
+    target: &str,
+) -> io::Result<()> {
+    let me = creds.principal().to_owned();
+    let t = target.to_owned();
+    let (mut client, first) =
+        tokio::task::spawn_blocking(move || zk_proto::gssapi::SaslClient::start(creds, &t))
+            .await
+            .map_err(|e| invalid(format!("Kerberos login task: {e}")))?
+            .map_err(|e| invalid(format!("Kerberos: {e}")))?;
+    send_auth(s, IN_PROGRESS, &first).await?;
+    loop {
+        let (status, token) = read_auth(s).await?;
+        match status {
+            IN_PROGRESS if !client.is_complete() => {
+                let out = client
+                    .step(&token)
+                    .map_err(|e| invalid(format!("Kerberos, with {target}: {e}")))?;
+                send_auth(s, IN_PROGRESS, &out.unwrap_or_default()).await?;
+            }
+            SUCCESS if client.is_complete() => return Ok(()),
+            ERROR => {
+                return Err(invalid(format!(
+                    "refused our quorum SASL login as {me} (Kerberos, to {target}): is our \
+                     principal service/host@REALM with the host of our server.N line, as \
+                     Apache requires?"
+                )))
+            }
+            status => {
+                return Err(invalid(format!(
+                    "unexpected quorum SASL status {status} in the Kerberos exchange"
+                )))
+            }
+        }
+    }
+}
+
+/// Checks a DIGEST-MD5 login whose first token was read.
+async fn digest_check<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    users: &SaslUsers,
+    mut token: Vec<u8>,
+) -> io::Result<Checked> {
+    let mut server = DigestServer::default();
+    loop {
+        let step = server.evaluate_for(&DigestService::QUORUM, &token, users, || {
+            zk_proto::sasl::hex(&rand::random::<[u8; 20]>())
+        });
+        match step {
+            Ok(Step::Continue(challenge)) => {
+                send_auth(s, IN_PROGRESS, &challenge).await?;
+                token = read_auth(s).await?.1;
+            }
+            Ok(Step::Complete { token, user, .. }) => {
+                send_auth(s, SUCCESS, &token.unwrap_or_default()).await?;
+                return Ok(Checked::In(format!("{user:?}")));
+            }
+            Err(f) => {
+                let who = f.user.map(|u| format!(" as {u:?}")).unwrap_or_default();
+                return Ok(Checked::Failed(format!(
+                    "its quorum SASL login{who} failed: {}",
+                    f.reason
+                )));
+            }
+        }
+    }
+}
+
+/// Checks a Kerberos (GSSAPI) login whose first token (the AP-REQ) was read, and
+/// authorizes the learner by Apache's rule against the members' `hosts`.
+#[cfg(feature = "kerberos")]
+async fn kerberos_check<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    mut server: zk_proto::gssapi::SaslServer,
+    mut token: Vec<u8>,
+    hosts: &BTreeSet<String>,
+) -> io::Result<Checked> {
+    use zk_proto::gssapi::ServerStep;
+    for _ in 0..=MAX_ROUNDS {
+        match server.step(&token) {
+            Ok(ServerStep::Continue(out)) => {
+                send_auth(s, IN_PROGRESS, &out).await?;
+                token = read_auth(s).await?.1;
+            }
+            Ok(ServerStep::Complete { principal, authzid }) => {
+                return Ok(match authorize_learner(&principal, &authzid, hosts) {
+                    Ok(()) => {
+                        send_auth(s, SUCCESS, b"").await?;
+                        Checked::In(format!("{principal} (Kerberos)"))
+                    }
+                    Err(why) => Checked::Failed(why),
+                });
+            }
+            Err(e) => {
+                return Ok(Checked::Failed(format!(
+                    "its quorum SASL login (Kerberos) failed: {e}"
+                )))
+            }
+        }
+    }
+    Ok(Checked::Failed(format!(
+        "its quorum SASL login (Kerberos) took more than {MAX_ROUNDS} rounds"
+    )))
+}
+
+/// Apache's authorization of a Kerberos learner (`SaslQuorumServerCallbackHandler`): it
+/// acts as the principal it authenticated as, which is `service/host@REALM` with the host
+/// of one of the members' `server.N` lines.
+#[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
+fn authorize_learner(
+    principal: &str,
+    authzid: &str,
+    hosts: &BTreeSet<String>,
+) -> Result<(), String> {
+    let refused = |why: String| {
+        Err(format!(
+            "its Kerberos principal {principal} is not authorized to join the ensemble: {why}"
+        ))
+    };
+    if principal != authzid {
+        return refused(format!("it asked to act as {authzid:?}"));
+    }
+    // Java's split, which drops trailing empty parts.
+    let mut parts: Vec<&str> = authzid.split(['/', '@']).collect();
+    while parts.last() == Some(&"") {
+        parts.pop();
+    }
+    match parts[..] {
+        [_, host, _] if hosts.contains(host) => Ok(()),
+        [_, host, _] => refused(format!(
+            "its host {host:?} is not the host of any server.N line ({})",
+            hosts.iter().cloned().collect::<Vec<_>>().join(", ")
+        )),
+        _ => refused(
+            "it is not of the form service/host@REALM (Apache admits learners by the host \
+             part)"
+                .to_owned(),
+        ),
     }
 }
 
@@ -626,7 +927,10 @@ mod tests {
             ..Default::default()
         };
         cfg.quorum_sasl.load(Some(&jaas), "test").unwrap();
-        assert!(matches!(cfg.quorum_sasl.login, Some((_, Secret(_)))));
+        assert!(matches!(
+            cfg.quorum_sasl.login,
+            Some(LearnerLogin::Digest(_, Secret(_)))
+        ));
         QuorumSecurity::from_config(&cfg, PeerNames::default()).unwrap()
     }
 
@@ -639,7 +943,7 @@ mod tests {
     ) -> (io::Result<()>, Result<Vec<u8>, String>) {
         let (mut a, mut b) = tokio::io::duplex(64 * 1024);
         let l = async move {
-            let r = learner.login(&mut a, "server 1").await;
+            let r = learner.login(&mut a, "server 1", 1).await;
             if r.is_ok() {
                 a.write_all(after_login).await.unwrap();
             }
@@ -684,6 +988,35 @@ mod tests {
         // A short stream (a peer that closes after the election handshake).
         let (_, s) = exchange(&plain, &sasl("peer", "right", false), b"012").await;
         assert_eq!(s.unwrap(), b"012");
+    }
+
+    #[test]
+    fn kerberos_learners_are_authorized_by_host_as_in_apache() {
+        let hosts: BTreeSet<String> = ["zk1.example.com", "127.0.0.1"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let ok = |p: &str| authorize_learner(p, p, &hosts);
+        ok("learner/zk1.example.com@EX.COM").unwrap();
+        ok("zkquorum/127.0.0.1@EX.COM").unwrap();
+        let e = ok("learner/intruder.example.com@EX.COM").unwrap_err();
+        assert!(
+            e.contains("\"intruder.example.com\" is not the host"),
+            "{e}"
+        );
+        // No host part, or one too many: refused as Apache does.
+        assert!(ok("learner@EX.COM")
+            .unwrap_err()
+            .contains("service/host@REALM"));
+        assert!(ok("a/zk1.example.com/x@EX.COM").is_err());
+        // Acting as someone else.
+        let e = authorize_learner(
+            "a/zk1.example.com@EX.COM",
+            "b/zk1.example.com@EX.COM",
+            &hosts,
+        )
+        .unwrap_err();
+        assert!(e.contains("asked to act as"), "{e}");
     }
 
     #[test]

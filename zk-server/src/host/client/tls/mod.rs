@@ -7,7 +7,7 @@
 
 /// Keystore and truststore files (also read by the `zkcli` binary for its client side).
 pub mod stores;
-mod v1;
+use zk_proto::x509::v1;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

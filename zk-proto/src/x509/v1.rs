@@ -12,27 +12,35 @@
 //! extensions, so there is no key usage or name constraint to honour; an anchor that
 //! carries name constraints is never used for a v1 leaf (we could not check them). Every
 //! version 3 certificate still goes to webpki unchanged.
+//!
+//! The server uses [`ClientVerifier`] for client certificates and [`certified_key`] to
+//! serve a v1 certificate; the client uses [`ServerVerifier`], which also checks the
+//! server's name as Java's ZooKeeper client (`ZKHostnameVerifier`) does for a certificate
+//! without subject alternative names: against the subject's most specific common name
+//! (`*` matching within one label).
 
 use std::sync::Arc;
 
-use rustls::client::danger::HandshakeSignatureValid;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore};
-use rustls_pki_types::{CertificateDer, SubjectPublicKeyInfoDer, UnixTime};
+use rustls_pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
 
-use zk_proto::x509::der::tag::{BIT_STRING, GENERALIZED_TIME, UTC_TIME};
-use zk_proto::x509::der::{tag, Reader, Tlv};
+use crate::x509::der::tag::{BIT_STRING, GENERALIZED_TIME, UTC_TIME};
+use crate::x509::der::{tag, Reader, Tlv};
 
 /// The parts of a version 1 certificate that its checks need.
 #[derive(Debug)]
-pub(super) struct V1Cert<'a> {
+pub struct V1Cert<'a> {
     /// The whole `TBSCertificate`: what the issuer signed.
     tbs: &'a [u8],
     /// Contents of the signature `AlgorithmIdentifier`.
     sig_alg: &'a [u8],
     /// Contents of the issuer `Name`.
     issuer: &'a [u8],
+    /// Contents of the subject `Name`.
+    subject: &'a [u8],
     not_before: u64,
     not_after: u64,
     /// The whole `SubjectPublicKeyInfo`.
@@ -50,7 +58,7 @@ fn bits<'a>(t: &Tlv<'a>) -> Result<&'a [u8], String> {
 
 /// Parses a version 1 certificate; an error for a v3 one or malformed input (which is
 /// then left to webpki and its errors).
-pub(super) fn parse(cert: &[u8]) -> Result<V1Cert<'_>, String> {
+pub fn parse(cert: &[u8]) -> Result<V1Cert<'_>, String> {
     let mut outer = Reader::new(cert);
     let c = outer.expect(tag::SEQUENCE, "Certificate")?;
     if !outer.is_empty() {
@@ -74,7 +82,7 @@ pub(super) fn parse(cert: &[u8]) -> Result<V1Cert<'_>, String> {
     let mut validity = Reader::new(t.expect(tag::SEQUENCE, "validity")?.content);
     let not_before = time(&validity.read()?)?;
     let not_after = time(&validity.read()?)?;
-    t.expect(tag::SEQUENCE, "subject")?;
+    let subject = t.expect(tag::SEQUENCE, "subject")?;
     let spki = t.expect(tag::SEQUENCE, "subjectPublicKeyInfo")?;
     if !t.is_empty() {
         // Unique identifiers and extensions belong to v2 and v3 only.
@@ -84,6 +92,7 @@ pub(super) fn parse(cert: &[u8]) -> Result<V1Cert<'_>, String> {
         tbs: tbs.whole,
         sig_alg: sig_alg.content,
         issuer: issuer.content,
+        subject: subject.content,
         not_before,
         not_after,
         spki: spki.whole,
@@ -174,7 +183,7 @@ impl std::error::Error for V1Error {}
 
 /// Checks a v1 end-entity certificate against the trust anchors at `now` (see the
 /// module's comment for what is checked, and why).
-pub(super) fn verify(
+pub fn verify(
     cert: &V1Cert<'_>,
     roots: &RootCertStore,
     algs: &WebPkiSupportedAlgorithms,
@@ -250,9 +259,12 @@ fn verify_tls12(
 /// A client certificate verifier: webpki's for every certificate but a v1 one, which
 /// is checked by [`verify`] (see the module's comment).
 #[derive(Debug)]
-pub(super) struct ClientVerifier {
+pub struct ClientVerifier {
+    /// webpki's verifier, for version 3 certificates.
     pub inner: Arc<dyn ClientCertVerifier>,
+    /// The trust anchors a v1 certificate must be signed by.
     pub roots: Arc<RootCertStore>,
+    /// The provider's signature algorithms.
     pub algs: WebPkiSupportedAlgorithms,
 }
 
@@ -319,11 +331,157 @@ impl ClientCertVerifier for ClientVerifier {
     }
 }
 
+/// The `commonName` attribute's OID (2.5.4.3), DER contents.
+const CN_OID: &[u8] = &[0x55, 0x04, 0x03];
+
+/// The most specific (last) common name of a `Name`'s contents, as Java's
+/// `ZKHostnameVerifier.extractCN` takes it.
+fn common_name(name: &[u8]) -> Result<Option<String>, String> {
+    let mut cn = None;
+    let mut rdns = Reader::new(name);
+    while !rdns.is_empty() {
+        let set = rdns.expect(tag::SET, "RelativeDistinguishedName")?;
+        let mut atvs = Reader::new(set.content);
+        while !atvs.is_empty() {
+            let atv = atvs.expect(tag::SEQUENCE, "AttributeTypeAndValue")?;
+            let mut r = Reader::new(atv.content);
+            let oid = r.expect(tag::OID, "attribute type")?;
+            let value = r.read()?;
+            if oid.content == CN_OID {
+                cn = Some(match value.tag {
+                    // BMPString: UTF-16BE.
+                    0x1e => {
+                        let units: Vec<u16> = value
+                            .content
+                            .chunks(2)
+                            .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))
+                            .collect();
+                        String::from_utf16_lossy(&units)
+                    }
+                    _ => String::from_utf8_lossy(value.content).into_owned(),
+                });
+            }
+        }
+    }
+    Ok(cn)
+}
+
+/// Java's `matchIdentity` (strict): a case-insensitive match, one `*` standing for part
+/// of a single label.
+fn name_matches(host: &str, identity: &str) -> bool {
+    let (host, identity) = (host.to_ascii_lowercase(), identity.to_ascii_lowercase());
+    match identity.split_once('*') {
+        None => host == identity,
+        Some((prefix, suffix)) => {
+            host.len() >= prefix.len() + suffix.len()
+                && host.starts_with(prefix)
+                && host.ends_with(suffix)
+                && !host[prefix.len()..host.len() - suffix.len()].contains('.')
+        }
+    }
+}
+
+/// Checks that a v1 certificate is valid for `server_name`: its common name must name it.
+pub fn verify_name(cert: &V1Cert<'_>, server_name: &ServerName<'_>) -> Result<(), rustls::Error> {
+    let host = match server_name {
+        ServerName::DnsName(d) => d.as_ref().to_owned(),
+        ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
+        _ => return Err(bad("an unsupported kind of server name")),
+    };
+    match common_name(cert.subject).map_err(bad)? {
+        Some(cn) if name_matches(&host, &cn) => Ok(()),
+        Some(cn) => Err(bad(format!(
+            "made out to CN={cn}, not to {host} (a version 1 certificate has no subject \
+             alternative names; its common name must name the server)"
+        ))),
+        None => Err(bad(format!(
+            "its subject has no common name to match {host} (and a version 1 certificate \
+             has no subject alternative names)"
+        ))),
+    }
+}
+
+/// A server certificate verifier for the client: webpki's (`inner`, with its hostname
+/// check or without) for every certificate but a v1 one, which is checked by [`verify`]
+/// and, when `check_name`, [`verify_name`].
+#[derive(Debug)]
+pub struct ServerVerifier {
+    /// webpki's verifier, for version 3 certificates.
+    pub inner: Arc<dyn ServerCertVerifier>,
+    /// The trust anchors a v1 certificate must be signed by.
+    pub roots: Arc<RootCertStore>,
+    /// The provider's signature algorithms.
+    pub algs: WebPkiSupportedAlgorithms,
+    /// Whether a v1 certificate's common name must name the server.
+    pub check_name: bool,
+}
+
+impl ServerCertVerifier for ServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match parse(end_entity) {
+            Ok(v1) => {
+                verify(&v1, &self.roots, &self.algs, now)?;
+                if self.check_name {
+                    verify_name(&v1, server_name)?;
+                }
+                Ok(ServerCertVerified::assertion())
+            }
+            Err(_) => self.inner.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        match parse(cert) {
+            Ok(v1) => verify_tls12(message, &v1, dss, &self.algs),
+            Err(_) => self.inner.verify_tls12_signature(message, cert, dss),
+        }
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        match parse(cert) {
+            Ok(v1) => rustls::crypto::verify_tls13_signature_with_raw_key(
+                message,
+                &SubjectPublicKeyInfoDer::from(v1.spki),
+                dss,
+                &self.algs,
+            ),
+            Err(_) => self.inner.verify_tls13_signature(message, cert, dss),
+        }
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
 /// Our own certificate and key for the acceptor. rustls checks that the key matches the
 /// certificate by parsing it with webpki, which refuses a v1 certificate; for one of
 /// those the match is checked here instead (serving a v1 certificate weakens no one's
 /// verification: the peer decides whether to trust it, as Java's clients do).
-pub(super) fn certified_key(
+pub fn certified_key(
     provider: &rustls::crypto::CryptoProvider,
     chain: Vec<CertificateDer<'static>>,
     key: rustls_pki_types::PrivateKeyDer<'static>,
@@ -373,6 +531,41 @@ mod tests {
                 whole: b"",
             };
             assert!(time(&t).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names_match_as_java_matches_them() {
+        assert!(name_matches("zk1.example.com", "ZK1.example.com"));
+        assert!(name_matches("zk1.example.com", "*.example.com"));
+        assert!(name_matches("zk1.example.com", "zk*.example.com"));
+        assert!(!name_matches("a.zk1.example.com", "*.example.com"));
+        assert!(!name_matches("example.com", "*.example.com"));
+        assert!(!name_matches("zk2.example.com", "zk1.example.com"));
+        assert!(name_matches("127.0.0.1", "127.0.0.1"));
+    }
+
+    #[test]
+    fn the_most_specific_common_name_is_taken() {
+        // Name: CN=outer, O=x, CN=inner (DER order).
+        let atv = |oid: &[u8], v: &[u8]| {
+            let mut a = vec![0x06, oid.len() as u8];
+            a.extend_from_slice(oid);
+            a.extend_from_slice(&[0x0c, v.len() as u8]);
+            a.extend_from_slice(v);
+            let mut seq = vec![0x30, a.len() as u8];
+            seq.extend(a);
+            let mut set = vec![0x31, seq.len() as u8];
+            set.extend(seq);
+            set
+        };
+        let mut name = atv(CN_OID, b"outer");
+        name.extend(atv(&[0x55, 0x04, 0x0a], b"x"));
+        name.extend(atv(CN_OID, b"inner"));
+        assert_eq!(common_name(&name).unwrap().as_deref(), Some("inner"));
+        assert_eq!(common_name(&atv(&[0x55, 0x04, 0x0a], b"x")).unwrap(), None);
+        for n in 0..name.len() {
+            let _ = common_name(&name[..n]);
         }
     }
 
