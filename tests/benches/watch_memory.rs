@@ -1,0 +1,236 @@
+//! Memory per session and per watch, zk-server against Apache ZooKeeper 3.8 in one run
+//! (issue 12): a standalone server of each (processes) holding Z znodes, then S sessions,
+//! then W data watches spread over the znodes (each session watching W/S of them). The
+//! server's resident memory is read after each step; the figures are the growth per
+//! session and per watch (for Apache, of a JVM given `-Xmx4096m`: its heap grows as it
+//! needs; `jcmd` cannot attach to it in this container to read the heap itself).
+//!
+//! ```sh
+//! cargo bench -p tests --bench watch_memory -- [--znodes 100000] [--sessions 15000] [--watches 1000000]
+//! ```
+//!
+//! Sessions are raw connections (a handshake, then pipelined getData-with-watch requests)
+//! so that the client side stays light; 15,000 by default because this process holds one
+//! socket per session and the container caps open files at 20,000 (the issue's 50,000 need
+//! a higher limit and, past ~28,000, a second client address).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use tests::apache::{four_letter, ApacheServer};
+use tests::raw::RawClient;
+use tests::zk_processes::ServerProcess;
+use zk_proto::ops::{CreateRequest, PathWatchRequest};
+use zk_proto::{ConnectRequest, CreateMode, Request};
+
+fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The release zk-server binary: `ZK_SERVER_BIN`, or built into this bench's target dir.
+fn zk_server_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("ZK_SERVER_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "zk-server",
+            "--bin",
+            "zk-server",
+        ])
+        .env(
+            "CARGO_TARGET_DIR",
+            profile_dir.parent().expect("target dir"),
+        )
+        .status()
+        .expect("cargo build zk-server");
+    assert!(status.success(), "building zk-server failed");
+    profile_dir.join("zk-server")
+}
+
+/// Resident memory of a process now, MiB.
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn connect_request() -> ConnectRequest {
+    ConnectRequest {
+        timeout: 600_000,
+        passwd: vec![0u8; 16].into(),
+        ..Default::default()
+    }
+}
+
+/// Creates `/w/n0 .. /w/n{z-1}` with many requests in flight.
+async fn fill(addr: std::net::SocketAddr, z: usize) {
+    let (mut c, _) = RawClient::handshake(addr, connect_request())
+        .await
+        .expect("filler");
+    let create = |path: String| {
+        Request::Create(CreateRequest {
+            path,
+            data: Some(vec![b'x'; 100].into()),
+            acl: zk_proto::Acl::open_unsafe(),
+            flags: CreateMode::Persistent.to_flags(),
+        })
+    };
+    c.call(create("/w".into())).await;
+    for chunk in (0..z).collect::<Vec<_>>().chunks(1000) {
+        for i in chunk {
+            c.send(&create(format!("/w/n{i}"))).await;
+        }
+        for _ in chunk {
+            c.recv().await;
+        }
+    }
+}
+
+struct Figures {
+    rss: [f64; 3],
+    watches_reported: String,
+    secs: f64,
+}
+
+/// Fills, opens the sessions, sets the watches; reads the memory after each step.
+async fn measure(addr: std::net::SocketAddr, pid: u32, z: usize, s: usize, w: usize) -> Figures {
+    let started = Instant::now();
+    fill(addr, z).await;
+    let settle = || tokio::time::sleep(Duration::from_millis(500));
+    settle().await;
+    let r0 = rss_mib(pid);
+    let mut sessions = Vec::new();
+    for chunk in (0..s).collect::<Vec<_>>().chunks(500) {
+        let opened = join_all(chunk.iter().map(|_| async {
+            RawClient::handshake(addr, connect_request())
+                .await
+                .expect("session")
+                .0
+        }))
+        .await;
+        sessions.extend(opened);
+    }
+    settle().await;
+    let r1 = rss_mib(pid);
+    let per = w / s;
+    for (ci, chunk) in sessions.chunks_mut(500).enumerate() {
+        join_all(chunk.iter_mut().enumerate().map(|(j, c)| async move {
+            let i = ci * 500 + j;
+            for k in 0..per {
+                let path = format!("/w/n{}", (i * per + k) % z);
+                c.send(&Request::GetData(PathWatchRequest { path, watch: true }))
+                    .await;
+            }
+            for _ in 0..per {
+                c.recv().await;
+            }
+        }))
+        .await;
+    }
+    settle().await;
+    let r2 = rss_mib(pid);
+    let port = addr.port();
+    let wchs = tokio::task::spawn_blocking(move || four_letter(port, "wchs"))
+        .await
+        .unwrap_or_default();
+    drop(sessions);
+    Figures {
+        rss: [r0, r1, r2],
+        watches_reported: wchs.lines().last().unwrap_or("").to_string(),
+        secs: started.elapsed().as_secs_f64(),
+    }
+}
+
+fn main() {
+    let z: usize = arg("--znodes", 100_000);
+    let s: usize = arg("--sessions", 15_000);
+    let w: usize = arg("--watches", 1_000_000);
+    std::env::set_var("ZK_SERVER_BIN", zk_server_bin());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!("standalone servers; {z} znodes of 100 B, {s} sessions, {w} data watches");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = tests::ports::free_port().expect("port");
+    let cfg = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+             maxClientCnxns=0\nmaxSessionTimeout=600000\n4lw.commands.whitelist=*\n\
+             admin.enableServer=false\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .expect("zoo.cfg");
+    let ours = rt.block_on(async {
+        let server = ServerProcess::start(&cfg).expect("zk-server");
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while four_letter(port, "ruok") != "imok" {
+            assert!(Instant::now() < deadline, "zk-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let pid = server.id().expect("pid");
+        measure(addr, pid, z, s, w).await
+    });
+    let heap_mb = 4096;
+    let apache = rt.block_on(async {
+        let server =
+            ApacheServer::start_with(&[&format!("-Xmx{heap_mb}m")], &["maxSessionTimeout=600000"])
+                .expect("apache");
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{}", server.port()).parse().unwrap();
+        let pid = server.node.pid().expect("pid");
+        measure(addr, pid, z, s, w).await
+    });
+
+    println!();
+    println!("| measure | zk-server | Apache 3.8 (-Xmx{heap_mb}m) | ratio |");
+    println!("|---|---|---|---|");
+    let row = |what: &str, o: f64, a: f64| {
+        println!("| {what} | {o:.1} | {a:.1} | {:.2}x |", o / a);
+    };
+    row("RSS with the znodes, MiB", ours.rss[0], apache.rss[0]);
+    row("RSS with the sessions too, MiB", ours.rss[1], apache.rss[1]);
+    row("RSS with the watches too, MiB", ours.rss[2], apache.rss[2]);
+    let kib = |a: f64, b: f64, n: usize| (b - a) * 1024.0 * 1024.0 / n as f64;
+    row(
+        "RSS per session, bytes",
+        kib(ours.rss[0], ours.rss[1], s),
+        kib(apache.rss[0], apache.rss[1], s),
+    );
+    row(
+        "RSS per watch, bytes",
+        kib(ours.rss[1], ours.rss[2], w),
+        kib(apache.rss[1], apache.rss[2], w),
+    );
+    println!(
+        "| `wchs` total | {} | {} | |",
+        ours.watches_reported, apache.watches_reported
+    );
+    println!("| run time, s | {:.1} | {:.1} | |", ours.secs, apache.secs);
+}
