@@ -238,7 +238,7 @@ impl LogWriter {
             .set_len(log.pos)
             .map_err(|e| ServerError::io(format!("roll back txn log {}", log.path.display()), e))?;
         log.allocated = log.pos;
-        tracing::info!(
+        tracing::debug!(
             "txn log {} cut back to its last whole entry at offset {} after a write that \
              found no space",
             log.path.display(),
