@@ -608,3 +608,97 @@ async fn standalone_on_a_real_full_filesystem_recovers_when_space_returns() {
     }
     drop(fs);
 }
+
+/// kazoo's retry helper, as applications use it.
+const KAZOO_RETRY: &str = r#"
+import sys
+from kazoo.client import KazooClient
+from kazoo.retry import KazooRetry
+zk = KazooClient(hosts=sys.argv[1])
+zk.start(timeout=10)
+print("connected", flush=True)
+sys.stdin.readline()
+seen = []
+def create():
+    try:
+        return zk.create("/kazoo", b"x")
+    except Exception as e:
+        seen.append(type(e).__name__)
+        raise
+KazooRetry(max_tries=-1, delay=0.05, max_delay=0.2)(create)
+print("created after refusals: " + ",".join(sorted(set(seen))) + " x" + str(len(seen)))
+zk.stop()
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kazoo_retries_the_refusal_and_its_write_lands_once_space_returns() {
+    let _ = log();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let s = zk_server::Server::start(config(dir.path()))
+        .await
+        .expect("server");
+    let hosts = s.connect_string();
+    let holder = tests::client::connect(&hosts, Duration::from_secs(30)).await;
+    // kazoo's session exists before the disk fills (a new session is refused then).
+    let mut py = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg(KAZOO_RETRY)
+        .arg(&hosts)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs");
+    let mut stdin = py.stdin.take().expect("stdin");
+    let mut stdout = tokio::io::BufReader::new(py.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut first),
+    )
+    .await
+    .expect("kazoo connects")
+    .expect("read");
+    assert_eq!(first.trim(), "connected");
+    fill_disk_under(dir.path());
+    let held = {
+        let h = holder.clone();
+        tokio::spawn(async move {
+            h.create("/held", b"", &Acl::open_unsafe(), CreateMode::Persistent)
+                .await
+        })
+    };
+    wait_for_line("disk full in dataDir", dir.path()).await;
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"go\n")
+        .await
+        .expect("go");
+    // kazoo keeps retrying the refused write until space returns.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        py.try_wait().expect("wait").is_none(),
+        "kazoo gave up or succeeded on a full disk"
+    );
+    free_disk_under(dir.path());
+    let status = tokio::time::timeout(Duration::from_secs(20), py.wait())
+        .await
+        .expect("kazoo finishes once space returns")
+        .expect("wait");
+    let mut rest = String::new();
+    let _ = tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut rest).await;
+    let mut err = String::new();
+    if let Some(mut e) = py.stderr.take() {
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut e, &mut err).await;
+    }
+    let out = (status, rest, err);
+    let (status, stdout, stderr) = out;
+    assert!(status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("created after refusals: OperationTimeoutError x"),
+        "{stdout}"
+    );
+    held.await.expect("task").expect("the held write lands");
+    let c = tests::client::connect(&hosts, Duration::from_secs(10)).await;
+    assert!(c.exists("/kazoo", false).await.expect("exists").is_some());
+    s.stop().await.expect("stop");
+}
