@@ -702,3 +702,46 @@ async fn kazoo_retries_the_refusal_and_its_write_lands_once_space_returns() {
     assert!(c.exists("/kazoo", false).await.expect("exists").is_some());
     s.stop().await.expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_member_that_cannot_record_a_new_epoch_leaves_and_the_others_go_on() {
+    let _ = log();
+    let root = tempfile::tempdir().expect("temp dir");
+    let mut ens = Ensemble::start_on_disk(3, root.path())
+        .await
+        .expect("ensemble");
+    let leader = ens
+        .wait_for_leader(Duration::from_secs(15))
+        .await
+        .expect("leader");
+    let (full, other) = ((leader + 1) % 3, (leader + 2) % 3);
+    let d = root.path().join(format!("member-{full}"));
+    fill_disk_under(&d);
+    // A new epoch: the full member cannot write acceptedEpoch, so it must not take part
+    // (it could forget the epoch it acknowledged); the two others are a quorum.
+    ens.kill(leader);
+    ens.restart(leader).await.expect("restart");
+    let line = wait_for_line("cannot be written", &d).await;
+    assert!(line.contains("leaves the ensemble"), "{line}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let next = loop {
+        if let Some(l) = ens.leader().filter(|l| *l != full) {
+            break l;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no leader");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(!ens.status(full).expect("member").serving);
+    let hosts = [next, other]
+        .iter()
+        .map(|i| ens.client_addr(*i).expect("member").to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let c = tests::client::connect(&hosts, Duration::from_secs(10)).await;
+    let acl = open();
+    tests::client::retry("a write in the new epoch", Duration::from_secs(20), || {
+        c.create("/new-epoch", b"x", &acl, CreateMode::Persistent)
+    })
+    .await;
+    free_disk_under(&d);
+}

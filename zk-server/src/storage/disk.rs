@@ -1128,17 +1128,18 @@ impl NodeDisk {
         Ok(db)
     }
 
-    /// Durably records acceptedEpoch.
-    pub fn save_accepted_epoch(&self, e: i64) {
-        self.save_epoch(EpochFile::Accepted, e);
+    /// Durably records acceptedEpoch; an error when it could not be (the member must
+    /// then take no further part: it would answer for an epoch it could forget).
+    pub fn save_accepted_epoch(&self, e: i64) -> Result<()> {
+        self.save_epoch(EpochFile::Accepted, e)
     }
 
-    /// Durably records currentEpoch.
-    pub fn save_current_epoch(&self, e: i64) {
-        self.save_epoch(EpochFile::Current, e);
+    /// Durably records currentEpoch (an error as [`NodeDisk::save_accepted_epoch`]).
+    pub fn save_current_epoch(&self, e: i64) -> Result<()> {
+        self.save_epoch(EpochFile::Current, e)
     }
 
-    fn save_epoch(&self, which: EpochFile, e: i64) {
+    fn save_epoch(&self, which: EpochFile, e: i64) -> Result<()> {
         let mut guard = self.lock();
         let d = &mut *guard;
         match which {
@@ -1147,9 +1148,15 @@ impl NodeDisk {
         }
         if let (Some(dir), Log::Disk { .. }) = (d.dir.as_deref(), &d.log) {
             if let Err(err) = write_epoch_file(dir, which, e) {
-                tracing::error!("writing {} failed: {err}", which.file_name());
+                tracing::error!(
+                    "disk trouble in dataDir {}: writing {} failed: {err}",
+                    dir.display(),
+                    which.file_name()
+                );
+                return Err(err);
             }
         }
+        Ok(())
     }
 
     /// What the disk timed so far (`fsynctime`, `snapshottime`).

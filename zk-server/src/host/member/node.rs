@@ -276,6 +276,7 @@ impl Node {
             snapshots_done: 0,
             clock: tokio::time::Instant::now(),
             purge_timer: PurgeTimer::new(),
+            left: false,
         };
         let task = tokio::spawn(async move {
             if let Some(done) = task.run(core_rx, disk_rx, control_rx, tick).await {
@@ -551,6 +552,8 @@ struct NodeTask {
     clock: tokio::time::Instant,
     /// When autopurge runs next (at start, every purgeInterval, after each snapshot).
     purge_timer: PurgeTimer,
+    /// Set once a member's disk failed: it left the ensemble (see [`NodeTask::leave`]).
+    left: bool,
 }
 
 impl NodeTask {
@@ -654,6 +657,9 @@ impl NodeTask {
                 _ = std::future::ready(()), if busy => {}
             }
             self.drive();
+            if self.left {
+                return None;
+            }
         }
     }
 
@@ -677,6 +683,10 @@ impl NodeTask {
                 self.role_changed(st, None);
             }
             for a in batch {
+                if self.left {
+                    // Crash-stopped: nothing of the batch goes out.
+                    return;
+                }
                 let Some(m) = self.member() else { return };
                 if let Some(a) = m.io.perform(&mut m.peer, a) {
                     self.peer_action(a);
@@ -740,33 +750,50 @@ impl NodeTask {
                 self.failed.send_replace(true);
                 false
             }
-            Replication::Member(m) => {
-                let role = match self.role.state {
-                    PeerState::Leading => "leader",
-                    PeerState::Following => "follower",
-                    PeerState::Observing => "observer",
-                    PeerState::Looking => "looking member",
-                };
-                tracing::error!(
-                    "disk trouble in dataDir {dir}: the txn log cannot be made durable (cause \
-                     logged above); peer {} stops being {role} and leaves the ensemble \
-                     (crash-stop: it acknowledges nothing more); restart it once the disk is \
-                     fixed",
-                    m.peer.sid()
-                );
-                self.clients.close_all();
-                self.walks.cancel();
-                let down = PeerStatus {
-                    state: PeerState::Looking,
-                    leader: None,
-                    serving: false,
-                };
-                self.role = down;
-                let _ = self.status.send(down);
-                self.failed.send_replace(true);
+            Replication::Member(_) => {
+                self.leave("the txn log cannot be made durable");
                 true
             }
         }
+    }
+
+    /// A member's disk failed (`why`): it crash-stops as Apache's leaves. It drops its
+    /// role, performs no further peer action (no ack, no vote), closes its clients, and
+    /// the node task ends once back in its loop.
+    fn leave(&mut self, why: &str) {
+        if self.left {
+            return;
+        }
+        self.left = true;
+        let dir = self
+            .disk
+            .dirs()
+            .map_or("(in memory)".to_string(), |(d, _)| d.display().to_string());
+        let role = match self.role.state {
+            PeerState::Leading => "leader",
+            PeerState::Following => "follower",
+            PeerState::Observing => "observer",
+            PeerState::Looking => "looking member",
+        };
+        let sid = self.member().map_or(0, |m| m.peer.sid());
+        tracing::error!(
+            "disk trouble in dataDir {dir}: {why} (cause logged above); peer {sid} stops \
+             being {role} and leaves the ensemble (crash-stop: it acknowledges nothing \
+             more); restart it once the disk is fixed"
+        );
+        self.clients.close_all();
+        self.walks.cancel();
+        if let Some(m) = self.member() {
+            m.actions.clear();
+        }
+        let down = PeerStatus {
+            state: PeerState::Looking,
+            leader: None,
+            serving: false,
+        };
+        self.role = down;
+        let _ = self.status.send(down);
+        self.failed.send_replace(true);
     }
 
     /// The disk filled up (`full`) or has space again. A standalone server refuses
@@ -857,8 +884,16 @@ impl NodeTask {
                     m.actions.extend(more);
                 }
             }
-            Action::SaveAcceptedEpoch(e) => self.disk.save_accepted_epoch(e),
-            Action::SaveCurrentEpoch(e) => self.disk.save_current_epoch(e),
+            Action::SaveAcceptedEpoch(e) => {
+                if self.disk.save_accepted_epoch(e).is_err() {
+                    self.leave("acceptedEpoch cannot be written");
+                }
+            }
+            Action::SaveCurrentEpoch(e) => {
+                if self.disk.save_current_epoch(e).is_err() {
+                    self.leave("currentEpoch cannot be written");
+                }
+            }
             Action::StateChanged {
                 state,
                 leader,
