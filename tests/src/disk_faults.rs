@@ -20,11 +20,19 @@ const SHIM: &str = r#"
 static int failing(int fd) {
     const char *flag = getenv("ZK_TEST_FAIL_FSYNC_FLAG");
     if (!flag || access(flag, F_OK) != 0) return 0;
-    char link[64], target[4096];
+    char link[64], target[4096], only[1024] = {0};
     snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
     ssize_t n = readlink(link, target, sizeof target - 1);
     if (n < 0) return 0;
     target[n] = 0;
+    /* A non-empty flag file names what the failing paths contain. */
+    FILE *f = fopen(flag, "r");
+    if (f) {
+        size_t got = fread(only, 1, sizeof only - 1, f);
+        only[got] = 0;
+        fclose(f);
+    }
+    if (only[0] && strstr(target, only) == NULL) return 0;
     return strstr(target, "/log.") != NULL;
 }
 
@@ -84,5 +92,11 @@ impl FailingFsync {
     /// From now on, txn log syncs of the processes started with [`Self::env`] fail.
     pub fn start_failing(&self) -> io::Result<()> {
         std::fs::write(self.dir.path().join("failing"), b"")
+    }
+
+    /// From now on, syncs of the txn logs whose path contains `part` fail (one member of
+    /// an ensemble whose members all load the library).
+    pub fn start_failing_under(&self, part: &str) -> io::Result<()> {
+        std::fs::write(self.dir.path().join("failing"), part.as_bytes())
     }
 }

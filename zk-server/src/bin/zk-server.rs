@@ -254,10 +254,17 @@ async fn run_member(config: ServerConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // A member whose disk fails leaves the ensemble (crash-stop) and exits 1, so a
+    // supervisor (systemd's Restart=on-failure) sees it.
+    let mut code = ExitCode::SUCCESS;
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: shutting down"),
+        _ = node.failed() => {
+            tracing::error!("the txn log cannot be written: shutting down, exit code 1");
+            code = ExitCode::FAILURE;
+        }
     }
     drop(node);
-    ExitCode::SUCCESS
+    code
 }

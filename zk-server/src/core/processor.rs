@@ -231,6 +231,12 @@ enum Queued {
         xid: i32,
         req: Request,
     },
+    /// A refused write, answered with `err` in its turn.
+    Refused {
+        conn: ConnId,
+        xid: i32,
+        err: ErrorCode,
+    },
 }
 
 #[derive(Debug)]
@@ -272,6 +278,8 @@ pub struct Processor {
     /// dates in `dump`).
     wall_offset: i64,
     mode: WriteMode,
+    /// Set while writes are refused with this code (the disk is full).
+    writes_refused: Option<ErrorCode>,
     forwarded: HashMap<(i64, i32), Waiter>,
     forwarded_connects: HashMap<i64, Waiter>,
     /// Identities proved by a connection's transport (TLS client certificates) before its
@@ -316,6 +324,7 @@ impl Processor {
             last_container_check: now.mono,
             wall_offset: now.wall - now.mono,
             mode: WriteMode::Local,
+            writes_refused: None,
             forwarded: HashMap::new(),
             forwarded_connects: HashMap::new(),
             transport_auth: HashMap::new(),
@@ -448,6 +457,18 @@ impl Processor {
     /// Switches between preparing writes here and forwarding them to a leader.
     pub fn set_write_mode(&mut self, mode: WriteMode) {
         self.mode = mode;
+    }
+
+    /// Refuses clients' writes with `code` from now on (`None`: accepts them again), in
+    /// order with the session's other requests; reads go on. A server whose disk is full
+    /// refuses them rather than let them wait for space with no answer.
+    pub fn refuse_writes(&mut self, code: Option<ErrorCode>) {
+        self.writes_refused = code;
+    }
+
+    /// The code writes are refused with, if they are.
+    pub fn writes_refused(&self) -> Option<ErrorCode> {
+        self.writes_refused
     }
 
     /// Leader: prepares a write a follower forwarded, with the next zxid. Propose the
@@ -924,6 +945,23 @@ impl Processor {
                     },
                     body: Response::Empty,
                 });
+            }
+            req if is_write(&req) && self.writes_refused.is_some() => {
+                let err = self.writes_refused.unwrap_or(ErrorCode::SystemError);
+                let q = self.queues.entry(session).or_default();
+                if q.is_empty() {
+                    out.push(Output::Reply {
+                        conn,
+                        header: ReplyHeader {
+                            xid,
+                            zxid: self.db.last_zxid(),
+                            err,
+                        },
+                        body: Response::Empty,
+                    });
+                } else {
+                    q.push_back(Queued::Refused { conn, xid, err });
+                }
             }
             req if is_write(&req)
                 && self.local.contains(&session)
@@ -1479,6 +1517,21 @@ impl Processor {
                 Some(Queued::Read { .. }) => {
                     if let Some(Queued::Read { conn, xid, req }) = q.pop_front() {
                         self.run_read(conn, session, xid, &req, out);
+                    }
+                }
+                Some(Queued::Refused { .. }) => {
+                    if let Some(Queued::Refused { conn, xid, err }) = q.pop_front() {
+                        if self.session_conn.get(&session) == Some(&conn) {
+                            out.push(Output::Reply {
+                                conn,
+                                header: ReplyHeader {
+                                    xid,
+                                    zxid: self.db.last_zxid(),
+                                    err,
+                                },
+                                body: Response::Empty,
+                            });
+                        }
                     }
                 }
                 Some(Queued::Write { .. }) | Some(Queued::Forwarded { .. }) => return,

@@ -200,6 +200,34 @@ pub struct DiskData {
     /// Purges run and files they removed.
     purges: u64,
     files_purged: u64,
+    /// Txns not yet written because the disk was full, in zxid order: written first by
+    /// the next append (or [`NodeDisk::retry_held`]) once space returns.
+    held: Vec<Proposal>,
+    /// Bytes of `held`.
+    held_bytes: u64,
+    /// Since when the disk is full (`None`: it is not).
+    no_space_since: Option<std::time::Instant>,
+    /// Set when txns were lost for good (more held than [`MAX_HELD_BYTES`], a SNAP that
+    /// could not be written): no append is durable any more until a restart.
+    lost: Option<String>,
+}
+
+/// Most bytes of txns a full disk holds in memory for when space returns; beyond it the
+/// disk gives up (crash-stop), as memory must stay bounded.
+pub const MAX_HELD_BYTES: u64 = 256 * 1024 * 1024;
+
+/// What an append came to ([`NodeDisk::append_txns`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Durable, with every txn held before; `Some(round)` when a snapshot is due (see
+    /// [`NodeDisk::append`]).
+    Durable(Option<u64>),
+    /// The disk is full: the txns are held in memory, in order behind any held before,
+    /// and written by a later append or [`NodeDisk::retry_held`] once space returns.
+    NoSpace,
+    /// Not durable, and holding them would not help (a failed device, a txn that cannot
+    /// be logged, a stale incarnation).
+    Failed,
 }
 
 impl Default for DiskData {
@@ -232,6 +260,10 @@ impl Default for DiskData {
             autopurge: Autopurge::default(),
             purges: 0,
             files_purged: 0,
+            held: Vec::new(),
+            held_bytes: 0,
+            no_space_since: None,
+            lost: None,
         };
         d.next_snapshot_due();
         d
@@ -244,6 +276,14 @@ fn encode(e: &TxnEntry) -> Proposal {
     Proposal {
         zxid: e.header.zxid,
         data: b.freeze(),
+    }
+}
+
+/// `first..last` zxids of a batch, for log lines.
+fn zxid_range(txns: &[Proposal]) -> String {
+    match (txns.first(), txns.last()) {
+        (Some(a), Some(b)) => format!("{:#x}..{:#x}", a.zxid, b.zxid),
+        _ => "(none)".to_string(),
     }
 }
 
@@ -293,46 +333,122 @@ impl DiskData {
         }
     }
 
-    /// Appends; false when the txns could not be made durable. On disk the proposals'
-    /// bytes are framed as they are (they are the txns as the log holds them); only
-    /// the in-memory log keeps decoded txns.
-    fn append(&mut self, txns: &[Proposal]) -> bool {
+    /// Appends (after the txns held while the disk was full). On disk the proposals'
+    /// bytes are framed as they are (they are the txns as the log holds them); only the
+    /// in-memory log keeps decoded txns.
+    fn append(&mut self, txns: &[Proposal]) -> Appended {
+        if let Some(why) = &self.lost {
+            tracing::error!(
+                "disk trouble in dataDir {}: txns {} not logged: {why}",
+                self.dir_name(),
+                zxid_range(txns)
+            );
+            return Appended::Failed;
+        }
         self.appends += 1;
-        self.since_snapshot += txns.len() as u64;
-        self.since_snapshot_bytes += txns.iter().map(|p| p.data.len() as u64).sum::<u64>();
-        match &mut self.log {
+        let batch: std::borrow::Cow<'_, [Proposal]> = if self.held.is_empty() {
+            std::borrow::Cow::Borrowed(txns)
+        } else {
+            let mut all = std::mem::take(&mut self.held);
+            all.extend_from_slice(txns);
+            self.held_bytes = 0;
+            std::borrow::Cow::Owned(all)
+        };
+        let res = match &mut self.log {
             Log::Memory => {
-                self.txns.extend(decode_all(txns));
-                true
+                self.txns.extend(decode_all(&batch));
+                Ok(())
             }
             Log::Disk { storage, .. } => {
                 let encoded: Vec<(i64, &[u8])> =
-                    txns.iter().map(|p| (p.zxid, &p.data[..])).collect();
-                match storage.append_encoded(&encoded) {
-                    Ok(()) => {
-                        let ms = storage.sync_stats().last_sync_ms;
-                        self.timings.fsync.record(ms);
-                        self.timings.batch_size.record(txns.len() as u64);
-                        true
-                    }
-                    Err(e) => {
-                        // The log is unusable from here on (Storage refuses later
-                        // appends, or this batch holds a txn it cannot log): this member
-                        // stops acknowledging until it restarts and recovers.
-                        let errno = match &e {
-                            crate::error::ServerError::Io { source, .. } => source.raw_os_error(),
-                            _ => None,
-                        };
-                        tracing::error!(
-                            "disk trouble: txn log append failed ({e}; errno {}): no write \
-                             is acknowledged from here on until the server restarts",
-                            errno.map_or("-".to_string(), |n| n.to_string())
-                        );
-                        false
-                    }
+                    batch.iter().map(|p| (p.zxid, &p.data[..])).collect();
+                let r = storage.append_encoded(&encoded);
+                if r.is_ok() {
+                    let ms = storage.sync_stats().last_sync_ms;
+                    self.timings.fsync.record(ms);
+                    self.timings.batch_size.record(batch.len() as u64);
                 }
+                r
             }
-            Log::Broken => false,
+            Log::Broken => Err(ServerError::Storage(
+                "the data directory did not open".into(),
+            )),
+        };
+        match res {
+            Ok(()) => {
+                self.since_snapshot += batch.len() as u64;
+                self.since_snapshot_bytes += batch.iter().map(|p| p.data.len() as u64).sum::<u64>();
+                if let Some(since) = self.no_space_since.take() {
+                    tracing::info!(
+                        "disk space returned in dataDir {}: txns {} written to the txn log \
+                         after {} ms without space; writes are accepted again",
+                        self.dir_name(),
+                        zxid_range(&batch),
+                        since.elapsed().as_millis()
+                    );
+                }
+                Appended::Durable(self.snapshot_is_due().then_some(self.due_round))
+            }
+            Err(ServerError::Io { context, source }) if super::fault::is_no_space(&source) => {
+                let bytes: u64 = batch.iter().map(|p| p.data.len() as u64).sum();
+                if bytes > MAX_HELD_BYTES {
+                    let why = format!(
+                        "the disk stayed full while {bytes} bytes of txns waited for it \
+                         (at most {MAX_HELD_BYTES} are held in memory); restart once there \
+                         is space"
+                    );
+                    tracing::error!(
+                        "disk trouble in dataDir {}: {context}: {source}; {why}",
+                        self.dir_name()
+                    );
+                    self.lost = Some(why);
+                    return Appended::Failed;
+                }
+                if self.no_space_since.is_none() {
+                    // One line per episode, naming the directory, the file and the cause.
+                    tracing::error!(
+                        "disk full in dataDir {} (dataLogDir {}): {context}: {source}; \
+                         txns {} are held in memory and written once space returns; writes \
+                         are refused meanwhile, reads and sessions go on",
+                        self.dir_name(),
+                        self.log_dir_name(),
+                        zxid_range(&batch)
+                    );
+                    self.no_space_since = Some(std::time::Instant::now());
+                }
+                self.held = batch.into_owned();
+                self.held_bytes = bytes;
+                Appended::NoSpace
+            }
+            Err(e) => {
+                // The log is unusable from here on (Storage refuses later appends after a
+                // failed sync), or this batch holds a txn it cannot log: this member stops
+                // acknowledging until it restarts and recovers.
+                let errno = match &e {
+                    ServerError::Io { source, .. } => source.raw_os_error(),
+                    _ => None,
+                };
+                tracing::error!(
+                    "disk trouble in dataDir {}: txn log append failed ({e}; errno {}): no \
+                     write is acknowledged from here on until the server restarts",
+                    self.dir_name(),
+                    errno.map_or("-".to_string(), |n| n.to_string())
+                );
+                Appended::Failed
+            }
+        }
+    }
+
+    fn dir_name(&self) -> String {
+        self.dir
+            .as_deref()
+            .map_or("(in memory)".to_string(), |d| d.display().to_string())
+    }
+
+    fn log_dir_name(&self) -> String {
+        match &self.log_dir {
+            Some(d) => d.display().to_string(),
+            None => self.dir_name(),
         }
     }
 
@@ -632,6 +748,10 @@ impl NodeDisk {
         let d = &mut *guard;
         d.incarnation += 1;
         d.abandon_snapshot();
+        d.held.clear();
+        d.held_bytes = 0;
+        d.no_space_since = None;
+        d.lost = None;
         let Some(dir) = d.dir.clone() else {
             return Ok(());
         };
@@ -743,6 +863,15 @@ impl NodeDisk {
     /// [`NodeDisk::begin_snapshot`] or [`NodeDisk::take_snapshot_if_due`], which do
     /// nothing once that snapshot was taken.
     pub fn append(&self, incarnation: Option<u64>, txns: &[Proposal]) -> Option<Option<u64>> {
+        match self.append_txns(incarnation, txns) {
+            Appended::Durable(due) => Some(due),
+            Appended::NoSpace | Appended::Failed => None,
+        }
+    }
+
+    /// [`NodeDisk::append`], telling a full disk (the txns are held for when space
+    /// returns) from a failed one.
+    pub fn append_txns(&self, incarnation: Option<u64>, txns: &[Proposal]) -> Appended {
         let mut guard = self.lock();
         let delay = guard.append_delay;
         if !delay.is_zero() {
@@ -751,10 +880,27 @@ impl NodeDisk {
             guard = self.lock();
         }
         let d = &mut *guard;
-        if incarnation.is_some_and(|i| i != d.incarnation) || !d.append(txns) {
+        if incarnation.is_some_and(|i| i != d.incarnation) {
+            return Appended::Failed;
+        }
+        d.append(txns)
+    }
+
+    /// Writes the txns held while the disk was full; returns what the append came to and
+    /// the last zxid now durable (`None` when nothing was held).
+    pub fn retry_held(&self, incarnation: Option<u64>) -> Option<(Appended, Zxid)> {
+        let mut guard = self.lock();
+        let d = &mut *guard;
+        let last = d.held.last()?.zxid;
+        if incarnation.is_some_and(|i| i != d.incarnation) {
             return None;
         }
-        Some(d.snapshot_is_due().then_some(d.due_round))
+        Some((d.append(&[]), last))
+    }
+
+    /// Whether txns wait for disk space.
+    pub fn has_held(&self) -> bool {
+        !self.lock().held.is_empty()
     }
 
     /// Whether snapshots go to a data directory (written with
@@ -910,7 +1056,15 @@ impl NodeDisk {
             },
             Log::Broken => return None,
         };
-        let txns: Vec<Proposal> = entries.iter().map(encode).collect();
+        let mut txns: Vec<Proposal> = entries.iter().map(encode).collect();
+        // Txns still held for want of space are part of the log as far as a DIFF goes.
+        let after = txns.last().map_or(from - 1, |p| p.zxid);
+        txns.extend(
+            d.held
+                .iter()
+                .filter(|p| p.zxid > after && p.zxid >= from && p.zxid <= to)
+                .cloned(),
+        );
         (txns.first().map(|p| p.zxid) == Some(from)).then_some(txns)
     }
 
@@ -919,6 +1073,10 @@ impl NodeDisk {
         let mut guard = self.lock();
         let d = &mut *guard;
         d.abandon_snapshot();
+        // Held txns after `zxid` are dropped with the logged ones; those before it are
+        // still to be written.
+        d.held.retain(|p| p.zxid <= zxid);
+        d.held_bytes = d.held.iter().map(|p| p.data.len() as u64).sum();
         match &mut d.log {
             Log::Memory => {
                 d.txns.retain(|t| t.header.zxid <= zxid);
@@ -959,8 +1117,20 @@ impl NodeDisk {
             }
             Log::Disk { storage, restored } => {
                 *restored = None;
+                d.held.clear();
+                d.held_bytes = 0;
                 if let Err(e) = storage.install_snapshot(zxid, body) {
-                    tracing::error!("installing the leader's snapshot failed: {e}");
+                    // The old log is gone and the new snapshot is not there: logging on
+                    // would leave a gap a restart replays over. Crash-stop instead.
+                    let why = format!("the leader's snapshot {zxid:#x} could not be written: {e}");
+                    tracing::error!(
+                        "disk trouble in dataDir {}: {why}; no write is acknowledged from \
+                         here on until the server restarts",
+                        d.dir
+                            .as_deref()
+                            .map_or(String::new(), |p| p.display().to_string())
+                    );
+                    d.lost = Some(why);
                 }
             }
             Log::Broken => {}
@@ -968,17 +1138,18 @@ impl NodeDisk {
         Ok(db)
     }
 
-    /// Durably records acceptedEpoch.
-    pub fn save_accepted_epoch(&self, e: i64) {
-        self.save_epoch(EpochFile::Accepted, e);
+    /// Durably records acceptedEpoch; an error when it could not be (the member must
+    /// then take no further part: it would answer for an epoch it could forget).
+    pub fn save_accepted_epoch(&self, e: i64) -> Result<()> {
+        self.save_epoch(EpochFile::Accepted, e)
     }
 
-    /// Durably records currentEpoch.
-    pub fn save_current_epoch(&self, e: i64) {
-        self.save_epoch(EpochFile::Current, e);
+    /// Durably records currentEpoch (an error as [`NodeDisk::save_accepted_epoch`]).
+    pub fn save_current_epoch(&self, e: i64) -> Result<()> {
+        self.save_epoch(EpochFile::Current, e)
     }
 
-    fn save_epoch(&self, which: EpochFile, e: i64) {
+    fn save_epoch(&self, which: EpochFile, e: i64) -> Result<()> {
         let mut guard = self.lock();
         let d = &mut *guard;
         match which {
@@ -987,9 +1158,15 @@ impl NodeDisk {
         }
         if let (Some(dir), Log::Disk { .. }) = (d.dir.as_deref(), &d.log) {
             if let Err(err) = write_epoch_file(dir, which, e) {
-                tracing::error!("writing {} failed: {err}", which.file_name());
+                tracing::error!(
+                    "disk trouble in dataDir {}: writing {} failed: {err}",
+                    dir.display(),
+                    which.file_name()
+                );
+                return Err(err);
             }
         }
+        Ok(())
     }
 
     /// What the disk timed so far (`fsynctime`, `snapshottime`).
@@ -1209,6 +1386,102 @@ mod tests {
         let (back, state) = disk.load(10);
         assert_eq!(state.last_zxid, 70);
         assert_eq!(back.tree.node_count(), db.tree.node_count());
+    }
+
+    fn tmp_files(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with('.') || n.starts_with("corrupt."))
+            .collect()
+    }
+
+    #[test]
+    fn a_full_disk_holds_txns_leaves_no_torn_record_and_writes_them_when_space_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let v2 = dir.path().join("version-2");
+        let disk = NodeDisk::open(dir.path()).unwrap();
+        assert_eq!(
+            disk.append_txns(None, &[create(1), create(2)]),
+            Appended::Durable(None)
+        );
+        crate::storage::fault::fail_writes_under(dir.path(), 28);
+        // The batch that finds the disk full, and the ones after it, are held in order.
+        assert_eq!(
+            disk.append_txns(None, &[create(3), create(4)]),
+            Appended::NoSpace
+        );
+        assert_eq!(disk.append_txns(None, &[create(5)]), Appended::NoSpace);
+        assert!(disk.has_held());
+        assert!(disk
+            .retry_held(None)
+            .is_some_and(|(r, _)| r == Appended::NoSpace));
+        // The half-written entries were cut off: the log reads cleanly, strict tail check
+        // included, and holds what was durable.
+        let logs: Vec<String> = names(&v2)
+            .into_iter()
+            .filter(|n| n.starts_with("log."))
+            .collect();
+        assert_eq!(logs, ["log.1"]);
+        let scan = crate::storage::txn_log::scan(&v2.join("log.1"), true).unwrap();
+        assert_eq!(scan.damage, None);
+        assert_eq!(scan.entries.len(), 2);
+        // A DIFF still sees the held txns.
+        let diff: Vec<Zxid> = disk
+            .read_log(2, 5)
+            .unwrap()
+            .iter()
+            .map(|p| p.zxid)
+            .collect();
+        assert_eq!(diff, [2, 3, 4, 5]);
+        // A snapshot cannot be written either, and leaves nothing behind.
+        let mut db = ZkDatabase::new();
+        for e in decode_all(&(1..=5).map(create).collect::<Vec<_>>()) {
+            db.apply(&e);
+        }
+        disk.take_snapshot(db.image());
+        assert_eq!(
+            names(&v2)
+                .iter()
+                .filter(|n| n.starts_with("snapshot."))
+                .count(),
+            1,
+            "only snapshot.0: {:?}",
+            names(&v2)
+        );
+        assert!(tmp_files(&v2).is_empty(), "{:?}", tmp_files(&v2));
+        // Space returns: the held txns are written by the retry, then appends go on.
+        crate::storage::fault::clear_writes_under(dir.path());
+        assert_eq!(disk.retry_held(None), Some((Appended::Durable(None), 5)));
+        assert!(!disk.has_held());
+        assert!(disk.retry_held(None).is_none());
+        assert_eq!(
+            disk.append_txns(None, &[create(6)]),
+            Appended::Durable(None)
+        );
+        disk.recover().unwrap();
+        let (back, state) = disk.load(10);
+        assert_eq!(state.last_zxid, 6);
+        assert_eq!(back.tree.node_count(), db.tree.node_count() + 1);
+        assert!(tmp_files(&v2).is_empty(), "{:?}", tmp_files(&v2));
+    }
+
+    #[test]
+    fn a_trunc_drops_held_txns_after_its_zxid_and_keeps_those_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = NodeDisk::open(dir.path()).unwrap();
+        assert!(disk.append(None, &[create(1)]).is_some());
+        crate::storage::fault::fail_writes_under(dir.path(), 28);
+        assert_eq!(
+            disk.append_txns(None, &[create(2), create(3)]),
+            Appended::NoSpace
+        );
+        let db = disk.truncate(2);
+        assert_eq!(db.last_zxid(), 1);
+        crate::storage::fault::clear_writes_under(dir.path());
+        assert_eq!(disk.retry_held(None), Some((Appended::Durable(None), 2)));
+        disk.recover().unwrap();
+        assert_eq!(disk.load(10).1.last_zxid, 2);
     }
 
     /// A leader's database: random sessions, ephemerals, ACLs and levels.

@@ -28,11 +28,28 @@ pub trait LogAppender: Send + 'static {
     /// they are durable. On false nothing is reported to the peer, which then never acks
     /// them (a member whose disk fails stops taking part until it restarts).
     fn append(&mut self, txns: &[Proposal]) -> bool;
+
+    /// Whether txns that found the disk full are held to be written again (after an
+    /// append returned false): the thread then calls [`LogAppender::retry`] now and then.
+    fn holding(&self) -> bool {
+        false
+    }
+
+    /// Writes the held txns; the last zxid durable now, if they were written.
+    fn retry(&mut self) -> Option<Zxid> {
+        None
+    }
 }
+
+/// First pause before the txns held on a full disk are tried again; it doubles up to
+/// [`RETRY_MAX`] while the disk stays full.
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(50);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
 enum Job {
     Append(u64, Vec<Proposal>),
-    Barrier(std_mpsc::SyncSender<Option<Zxid>>),
+    /// Replies with the last zxid durable; reports after it carry the generation given.
+    Barrier(std_mpsc::SyncSender<Option<Zxid>>, u64),
     /// Other disk work (snapshot pieces, purges), run after what was queued before it.
     Run(Box<dyn FnOnce() + Send>),
     /// Finish what was queued before, then end (other [`DiskJobs`] may still hold the
@@ -93,12 +110,28 @@ impl DiskThread {
             .spawn(move || {
                 let mut last: Option<Zxid> = None;
                 let mut held: Option<Job> = None;
+                // The owner's generation as far as the jobs tell it.
+                let mut current = 0;
+                // Set while the appender holds txns a full disk refused.
+                let mut retry_in: Option<std::time::Duration> = None;
                 loop {
-                    let first = match held.take() {
-                        Some(j) => j,
-                        None => match rx.recv() {
+                    let first = match (held.take(), retry_in) {
+                        (Some(j), _) => j,
+                        (None, None) => match rx.recv() {
                             Ok(j) => j,
                             Err(_) => break,
+                        },
+                        (None, Some(wait)) => match rx.recv_timeout(wait) {
+                            Ok(j) => j,
+                            Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                                if let Some(z) = appender.retry() {
+                                    last = Some(z);
+                                    let _ = durable.send((current, z));
+                                }
+                                retry_in = appender.holding().then(|| (wait * 2).min(RETRY_MAX));
+                                continue;
+                            }
+                            Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
                         },
                     };
                     if matches!(first, Job::Stop) {
@@ -112,13 +145,14 @@ impl DiskThread {
                         match job {
                             Job::Append(g, txns) => {
                                 generation = g;
+                                current = g;
                                 batch.extend(txns);
                                 if batch.len() < MAX_BATCH {
                                     next = rx.try_recv().ok();
                                 }
                             }
                             // Everything handed over before the barrier is in `batch`.
-                            Job::Barrier(reply) => barrier = Some(reply),
+                            Job::Barrier(reply, g) => barrier = Some((reply, g)),
                             // Runs (ends) after the batch before it is durable.
                             Job::Run(f) if batch.is_empty() => f(),
                             later @ (Job::Run(_) | Job::Stop) => held = Some(later),
@@ -128,10 +162,18 @@ impl DiskThread {
                         if appender.append(&batch) {
                             last = Some(z);
                             let _ = durable.send((generation, z));
+                            retry_in = None;
+                        } else if appender.holding() {
+                            retry_in = retry_in.or(Some(RETRY_FIRST));
+                        } else {
+                            retry_in = None;
                         }
                     }
-                    if let Some(reply) = barrier {
+                    if let Some((reply, g)) = barrier {
+                        // Never waits for space: what is held stays held (the disk keeps
+                        // it in order with what the owner does to the log next).
                         let _ = reply.send(last);
+                        current = g;
                     }
                 }
             })?;
@@ -162,7 +204,9 @@ impl DiskThread {
     pub fn barrier(&mut self) -> Option<Zxid> {
         let (tx, rx) = std_mpsc::sync_channel(1);
         let last = match &self.jobs {
-            Some(jobs) if jobs.send(Job::Barrier(tx)).is_ok() => rx.recv().ok().flatten(),
+            Some(jobs) if jobs.send(Job::Barrier(tx, self.generation + 1)).is_ok() => {
+                rx.recv().ok().flatten()
+            }
             _ => None,
         };
         self.generation += 1;
@@ -246,6 +290,64 @@ mod tests {
         fn append(&mut self, _txns: &[Proposal]) -> bool {
             false
         }
+    }
+
+    /// A disk that is full until `space` is set: refused txns are held and written,
+    /// in order, by a later append or retry.
+    struct Full {
+        space: Arc<std::sync::atomic::AtomicBool>,
+        held: Vec<Zxid>,
+        written: Arc<Mutex<Vec<Zxid>>>,
+    }
+
+    impl LogAppender for Full {
+        fn append(&mut self, txns: &[Proposal]) -> bool {
+            self.held.extend(txns.iter().map(|p| p.zxid));
+            self.retry().is_some()
+        }
+        fn holding(&self) -> bool {
+            !self.held.is_empty()
+        }
+        fn retry(&mut self) -> Option<Zxid> {
+            if !self.space.load(std::sync::atomic::Ordering::SeqCst) {
+                return None;
+            }
+            let last = self.held.last().copied();
+            self.written.lock().unwrap().append(&mut self.held);
+            last
+        }
+    }
+
+    #[tokio::test]
+    async fn held_txns_are_retried_until_space_returns_and_barriers_never_wait_for_it() {
+        let space = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let full = Full {
+            space: space.clone(),
+            held: Vec::new(),
+            written: written.clone(),
+        };
+        let mut d = DiskThread::start(Box::new(full), tx).unwrap();
+        d.submit(vec![p(1), p(2)]);
+        // Answers at once with nothing durable; the txns stay held.
+        assert_eq!(d.barrier(), None);
+        d.submit(vec![p(3)]);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            rx.try_recv().is_err(),
+            "nothing is durable while the disk is full"
+        );
+        space.store(true, std::sync::atomic::Ordering::SeqCst);
+        // No new append needed: the thread retries by itself, and reports in the
+        // generation after the barrier.
+        let (g, z) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("retried")
+            .unwrap();
+        assert_eq!(z, 3);
+        assert!(d.is_current(g));
+        assert_eq!(*written.lock().unwrap(), vec![1, 2, 3]);
     }
 
     #[tokio::test]

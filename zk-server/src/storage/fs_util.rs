@@ -24,6 +24,11 @@ pub fn create_dir(dir: &Path) -> Result<()> {
 pub fn write_atomic(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<()> {
     let ctx = |what: &str| format!("{what} {}", tmp.display());
     let mut f = File::create(tmp).map_err(|e| ServerError::io(ctx("create"), e))?;
+    if let Some(e) = super::fault::write_fault(tmp) {
+        drop(f);
+        let _ = std::fs::remove_file(tmp);
+        return Err(ServerError::io(ctx("write"), e));
+    }
     f.write_all(bytes)
         .map_err(|e| ServerError::io(ctx("write"), e))?;
     f.sync_all().map_err(|e| ServerError::io(ctx("fsync"), e))?;

@@ -394,6 +394,11 @@ impl SnapshotWriter {
         let tmp = self.tmp_path(last_zxid, "");
         let res = (|| {
             let f = File::create(&tmp)?;
+            if let Some(e) = super::fault::write_fault(&tmp) {
+                // A filesystem out of blocks: part of the file, then the error.
+                (&f).write_all(&[0x5a; 4096])?;
+                return Err(e);
+            }
             fill(&f)?;
             f.sync_all()
         })();
@@ -405,6 +410,8 @@ impl SnapshotWriter {
             ));
         }
         rename_durably(&tmp, &path)?;
+        let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+        super::fault::synced(&path, len, true);
         tracing::debug!(zxid = format_args!("{:#x}", last_zxid), file = %path.display(), "snapshot written");
         Ok(path)
     }
@@ -427,8 +434,12 @@ impl SnapshotStream {
             .body
             .as_mut()
             .ok_or_else(|| ServerError::Storage("snapshot stream already finished".into()))?;
+        let ctx = || format!("write snapshot scratch {}", self.body_path.display());
+        if let Some(e) = super::fault::write_fault(&self.body_path) {
+            return Err(ServerError::io(ctx(), e));
+        }
         body.write_all(records)
-            .map_err(|e| ServerError::io("write snapshot scratch", e))
+            .map_err(|e| ServerError::io(ctx(), e))
     }
 
     /// Writes the snapshot file: header with `sessions` and `acls`, the nodes, the seals.

@@ -20,6 +20,9 @@ use super::file_names::{log_name, CORRUPT_PREFIX};
 use super::fs_util::{remove_file, sync_dir};
 use crate::error::{Result, ServerError};
 
+/// How the context of a failed txn log write starts (a failed sync's says "fsync").
+const WRITE_CONTEXT: &str = "write txn log";
+
 /// Bytes of the file header.
 pub const HEADER_LEN: u64 = 16;
 /// Bytes around each entry's txn bytes: checksum, length and the 'B'.
@@ -198,11 +201,50 @@ impl LogWriter {
         let mut starts = Vec::with_capacity(count);
         fill(&mut buf, &mut starts)?;
         let res = self.write_and_sync(first, &buf, &starts);
-        if let Err(e) = &res {
-            self.failed = Some(e.to_string());
-            self.current = None;
+        match &res {
+            Ok(()) => {}
+            // The disk is full: nothing of the batch is in the file any more (see
+            // `roll_back`), so the same txns can be written again once space returns.
+            Err(ServerError::Io { context, source })
+                if context.starts_with(WRITE_CONTEXT) && super::fault::is_no_space(source) =>
+            {
+                if let Err(e) = self.roll_back() {
+                    self.failed = Some(e.to_string());
+                    self.current = None;
+                }
+            }
+            Err(e) => {
+                self.failed = Some(e.to_string());
+                self.current = None;
+            }
         }
         res
+    }
+
+    /// Undoes a write that failed for want of space: the file is cut back to the end of
+    /// its last whole entry (a new file with no entry goes), so no partly written entry
+    /// stays behind to be read as a torn record, and later appends continue right after
+    /// the last good one. Shrinking a file needs no space.
+    fn roll_back(&mut self) -> Result<()> {
+        let Some(log) = self.current.as_mut() else {
+            return Ok(());
+        };
+        if log.pos == 0 {
+            let path = log.path.clone();
+            self.current = None;
+            return remove_file(&path);
+        }
+        log.file
+            .set_len(log.pos)
+            .map_err(|e| ServerError::io(format!("roll back txn log {}", log.path.display()), e))?;
+        log.allocated = log.pos;
+        tracing::debug!(
+            "txn log {} cut back to its last whole entry at offset {} after a write that \
+             found no space",
+            log.path.display(),
+            log.pos
+        );
+        Ok(())
     }
 
     fn write_and_sync(&mut self, first_zxid: i64, buf: &[u8], starts: &[u64]) -> Result<()> {
@@ -215,6 +257,7 @@ impl LogWriter {
                 .open(&path)
                 .map_err(|e| ServerError::io(format!("create txn log {}", path.display()), e))?;
             tracing::info!("creating new txn log {}", path.display());
+            super::fault::created(&path);
             self.current = Some(OpenLog {
                 file,
                 path,
@@ -233,15 +276,17 @@ impl LogWriter {
             wanted = padded_size(log.pos + start, wanted, self.prealloc);
         }
         wanted = wanted.max(end);
+        let write_err = |e| ServerError::io(format!("{WRITE_CONTEXT} {}", log.path.display()), e);
         if wanted != log.allocated {
-            log.file.set_len(wanted).map_err(|e| {
-                ServerError::io(format!("preallocate txn log {}", log.path.display()), e)
-            })?;
+            log.file.set_len(wanted).map_err(write_err)?;
             log.allocated = wanted;
         }
-        log.file
-            .write_all_at(buf, log.pos)
-            .map_err(|e| ServerError::io(format!("write txn log {}", log.path.display()), e))?;
+        if let Some(e) = super::fault::write_fault(&log.path) {
+            // What a filesystem running out of blocks mid-write leaves: part of the bytes.
+            let _ = log.file.write_all_at(&buf[..buf.len() / 2], log.pos);
+            return Err(write_err(e));
+        }
+        log.file.write_all_at(buf, log.pos).map_err(write_err)?;
         let started = std::time::Instant::now();
         super::fault::sync_fault(&log.path)
             .map_or_else(|| log.file.sync_data(), Err)
@@ -266,6 +311,7 @@ impl LogWriter {
             sync_dir(&self.dir)?;
             self.stats.dir_syncs += 1;
         }
+        super::fault::synced(&log.path, end, created);
         Ok(())
     }
 }
@@ -554,6 +600,7 @@ pub fn repair(path: &Path, scan: &LogScan) -> Result<bool> {
         file.set_len(damage.offset.min(len))
             .and_then(|()| file.sync_all())
             .map_err(|e| ServerError::io(ctx("truncate"), e))?;
+        super::fault::synced(path, damage.offset.min(len), true);
         false
     };
     sync_dir(dir)?;
@@ -573,5 +620,7 @@ pub fn cut(path: &Path, end: u64) -> Result<()> {
             f.set_len(end)?;
             f.sync_all()
         })
-        .map_err(|e| ServerError::io(format!("truncate txn log {}", path.display()), e))
+        .map_err(|e| ServerError::io(format!("truncate txn log {}", path.display()), e))?;
+    super::fault::synced(path, end, true);
+    Ok(())
 }

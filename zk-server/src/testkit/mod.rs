@@ -27,3 +27,17 @@ pub fn fail_txn_log_syncs_under(dir: &std::path::Path, errno: i32) {
 pub fn heal_txn_log_syncs_under(dir: &std::path::Path) {
     crate::storage::fault::clear_under(dir);
 }
+
+/// Makes the disk under `dir` full, in this process: every txn log and snapshot write
+/// there fails with `ENOSPC` after writing part of its bytes (see
+/// [`crate::storage::fault`]), until [`free_disk_under`].
+pub fn fill_disk_under(dir: &std::path::Path) {
+    crate::storage::fault::fail_writes_under(dir, 28);
+}
+
+/// Space returns under `dir` (ends [`fill_disk_under`]).
+pub fn free_disk_under(dir: &std::path::Path) {
+    crate::storage::fault::clear_writes_under(dir);
+}
+
+pub use crate::storage::fault::{power_loss, track_durability_under, PowerLoss};

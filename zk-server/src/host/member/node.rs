@@ -277,6 +277,7 @@ impl Node {
             snapshots_done: 0,
             clock: tokio::time::Instant::now(),
             purge_timer: PurgeTimer::new(),
+            left: false,
         };
         let task = tokio::spawn(async move {
             if let Some(done) = task.run(core_rx, disk_rx, control_rx, tick).await {
@@ -307,15 +308,15 @@ impl Node {
         *self.status.borrow()
     }
 
-    /// Whether a standalone node stopped serving because its txn log could not be made
-    /// durable (see [`Node::failed`]).
+    /// Whether the node stopped serving because its txn log could not be made durable
+    /// (see [`Node::failed`]).
     pub fn has_failed(&self) -> bool {
         *self.failed.borrow()
     }
 
-    /// Resolves once a standalone node's txn log could not be made durable: from then on
-    /// it answers no client (Apache's standalone server shuts down then); its owner
-    /// should stop it. Pending forever otherwise.
+    /// Resolves once the node's txn log could not be made durable: from then on it
+    /// answers no client (Apache's standalone server shuts down then), and a member has
+    /// left the ensemble; its owner should stop it. Pending forever otherwise.
     pub async fn failed(&self) {
         let mut rx = self.failed.clone();
         if rx.wait_for(|f| *f).await.is_err() {
@@ -552,6 +553,8 @@ struct NodeTask {
     clock: tokio::time::Instant,
     /// When autopurge runs next (at start, every purgeInterval, after each snapshot).
     purge_timer: PurgeTimer,
+    /// Set once a member's disk failed: it left the ensemble (see [`NodeTask::leave`]).
+    left: bool,
 }
 
 impl NodeTask {
@@ -631,7 +634,15 @@ impl NodeTask {
                 },
                 Some(e) = disk_events.recv() => match e {
                     DiskEvent::SnapshotDue { round, on_disk } => self.snapshot_due(round, on_disk),
-                    DiskEvent::AppendFailed => self.append_failed(),
+                    DiskEvent::AppendFailed => {
+                        if self.append_failed() {
+                            // A member whose disk failed leaves the ensemble: its
+                            // connections close and the others go on without it.
+                            return None;
+                        }
+                    }
+                    DiskEvent::NoSpace => self.no_space(true),
+                    DiskEvent::SpaceReturned => self.no_space(false),
                 },
                 Some(c) = control.recv() => match c {
                     Control::Stop(done) => {
@@ -647,6 +658,9 @@ impl NodeTask {
                 _ = std::future::ready(()), if busy => {}
             }
             self.drive();
+            if self.left {
+                return None;
+            }
         }
     }
 
@@ -670,6 +684,10 @@ impl NodeTask {
                 self.role_changed(st, None);
             }
             for a in batch {
+                if self.left {
+                    // Crash-stopped: nothing of the batch goes out.
+                    return;
+                }
                 let Some(m) = self.member() else { return };
                 if let Some(a) = m.io.perform(&mut m.peer, a) {
                     self.peer_action(a);
@@ -711,17 +729,85 @@ impl NodeTask {
     /// every connection closes and later ones are refused ([`Node::failed`] tells the
     /// owner, which stops it). A member's peer never acknowledges them, and the member
     /// drops out of the quorum's acks until restarted.
-    fn append_failed(&mut self) {
-        if let Replication::Standalone(l) = &mut self.repl {
-            if !*self.failed.borrow() {
-                tracing::error!(
-                    "disk trouble: the txn log cannot be written; this server stops serving \
-                     clients (restart it once the disk is fixed)"
-                );
+    ///
+    /// A member crash-stops as Apache's leaves: it stops acknowledging, drops its role
+    /// (leader or follower) and takes no further part, so the others elect a leader
+    /// among themselves; returns true then (the node task ends).
+    fn append_failed(&mut self) -> bool {
+        let dir = self
+            .disk
+            .dirs()
+            .map_or("(in memory)".to_string(), |(d, _)| d.display().to_string());
+        match &mut self.repl {
+            Replication::Standalone(l) => {
+                if !*self.failed.borrow() {
+                    tracing::error!(
+                        "disk trouble in dataDir {dir}: the txn log cannot be written; this \
+                         server stops serving clients (restart it once the disk is fixed)"
+                    );
+                }
+                l.pending.clear();
+                self.clients.close_all();
+                self.failed.send_replace(true);
+                false
             }
-            l.pending.clear();
-            self.clients.close_all();
-            self.failed.send_replace(true);
+            Replication::Member(_) => {
+                self.leave("the txn log cannot be made durable");
+                true
+            }
+        }
+    }
+
+    /// A member's disk failed (`why`): it crash-stops as Apache's leaves. It drops its
+    /// role, performs no further peer action (no ack, no vote), closes its clients, and
+    /// the node task ends once back in its loop.
+    fn leave(&mut self, why: &str) {
+        if self.left {
+            return;
+        }
+        self.left = true;
+        let dir = self
+            .disk
+            .dirs()
+            .map_or("(in memory)".to_string(), |(d, _)| d.display().to_string());
+        let role = match self.role.state {
+            PeerState::Leading => "leader",
+            PeerState::Following => "follower",
+            PeerState::Observing => "observer",
+            PeerState::Looking => "looking member",
+        };
+        let sid = self.member().map_or(0, |m| m.peer.sid());
+        tracing::error!(
+            "disk trouble in dataDir {dir}: {why} (cause logged above); peer {sid} stops \
+             being {role} and leaves the ensemble (crash-stop: it acknowledges nothing \
+             more); restart it once the disk is fixed"
+        );
+        self.clients.close_all();
+        self.walks.cancel();
+        if let Some(m) = self.member() {
+            m.actions.clear();
+        }
+        let down = PeerStatus {
+            state: PeerState::Looking,
+            leader: None,
+            serving: false,
+        };
+        self.role = down;
+        let _ = self.status.send(down);
+        self.failed.send_replace(true);
+    }
+
+    /// The disk filled up (`full`) or has space again. A standalone server refuses
+    /// writes meanwhile with OperationTimeout: Curator's and kazoo's retry loops retry
+    /// it (as ConnectionLoss), and unlike ConnectionLoss it never leaves the client
+    /// wondering whether the write happened (it was never proposed). Reads, pings and
+    /// existing sessions go on; a new session, itself a txn, is refused. A member keeps
+    /// its role: it acknowledges only what it logged, so writes go on while a quorum of
+    /// other members can log them, and it catches up when space returns.
+    fn no_space(&mut self, full: bool) {
+        if let Replication::Standalone(_) = &self.repl {
+            let code = full.then_some(ErrorCode::OperationTimeout);
+            self.processor.refuse_writes(code);
         }
     }
 
@@ -799,8 +885,16 @@ impl NodeTask {
                     m.actions.extend(more);
                 }
             }
-            Action::SaveAcceptedEpoch(e) => self.disk.save_accepted_epoch(e),
-            Action::SaveCurrentEpoch(e) => self.disk.save_current_epoch(e),
+            Action::SaveAcceptedEpoch(e) => {
+                if self.disk.save_accepted_epoch(e).is_err() {
+                    self.leave("acceptedEpoch cannot be written");
+                }
+            }
+            Action::SaveCurrentEpoch(e) => {
+                if self.disk.save_current_epoch(e).is_err() {
+                    self.leave("currentEpoch cannot be written");
+                }
+            }
             Action::StateChanged {
                 state,
                 leader,
@@ -1337,6 +1431,12 @@ impl NodeTask {
         let read_only = self.read_only();
         if !self.serving() && !read_only {
             // Not part of an established quorum: the client tries another member.
+            self.clients.close(conn);
+            return;
+        }
+        if req.session_id == 0 && self.processor.writes_refused().is_some() {
+            // The disk is full: a new session is a txn that could not be logged.
+            tracing::info!("refusing a new session from connection {conn}: the disk is full");
             self.clients.close(conn);
             return;
         }

@@ -15,9 +15,10 @@ use tokio::sync::oneshot;
 
 use crate::host::quorum::driver::{LogAppender, PendingSnapshot};
 use crate::state::database::{FuzzySnapshot, ZkDatabase};
-use crate::storage::disk::SnapshotFeed;
+use crate::storage::disk::{Appended, SnapshotFeed};
 use crate::storage::snap_stream;
 use crate::zab::broadcast::Proposal;
+use crate::zab::Zxid;
 
 pub use crate::storage::disk::{DiskStats, NodeDisk};
 
@@ -142,8 +143,13 @@ pub enum DiskEvent {
         /// the node task does not wait for the disk's lock across a sync to learn it).
         on_disk: bool,
     },
-    /// Txns could not be made durable.
+    /// Txns could not be made durable, and never will be (a failed device): crash-stop.
     AppendFailed,
+    /// The disk is full: txns are held in memory until space returns (writes should be
+    /// refused meanwhile).
+    NoSpace,
+    /// Space returned: the held txns are durable, and writes may be accepted again.
+    SpaceReturned,
 }
 
 /// The disk thread's side of a node: appends with one write + one sync per batch, and
@@ -152,6 +158,8 @@ pub struct DiskAppender {
     disk: NodeDisk,
     incarnation: u64,
     events: UnboundedSender<DiskEvent>,
+    /// Whether the last append found the disk full.
+    no_space: bool,
 }
 
 impl DiskAppender {
@@ -163,21 +171,51 @@ impl DiskAppender {
             disk,
             incarnation,
             events,
+            no_space: false,
+        }
+    }
+
+    /// Tells the node task what an append came to; true when durable.
+    fn report(&mut self, r: Appended) -> bool {
+        match r {
+            Appended::Durable(due) => {
+                if std::mem::take(&mut self.no_space) {
+                    let _ = self.events.send(DiskEvent::SpaceReturned);
+                }
+                if let Some(round) = due {
+                    let on_disk = self.disk.on_disk();
+                    let _ = self.events.send(DiskEvent::SnapshotDue { round, on_disk });
+                }
+                true
+            }
+            Appended::NoSpace => {
+                if !std::mem::replace(&mut self.no_space, true) {
+                    let _ = self.events.send(DiskEvent::NoSpace);
+                }
+                false
+            }
+            Appended::Failed => {
+                self.no_space = false;
+                let _ = self.events.send(DiskEvent::AppendFailed);
+                false
+            }
         }
     }
 }
 
 impl LogAppender for DiskAppender {
     fn append(&mut self, txns: &[Proposal]) -> bool {
-        let Some(due) = self.disk.append(Some(self.incarnation), txns) else {
-            let _ = self.events.send(DiskEvent::AppendFailed);
-            return false;
-        };
-        if let Some(round) = due {
-            let on_disk = self.disk.on_disk();
-            let _ = self.events.send(DiskEvent::SnapshotDue { round, on_disk });
-        }
-        true
+        let r = self.disk.append_txns(Some(self.incarnation), txns);
+        self.report(r)
+    }
+
+    fn holding(&self) -> bool {
+        self.no_space && self.disk.has_held()
+    }
+
+    fn retry(&mut self) -> Option<Zxid> {
+        let (r, last) = self.disk.retry_held(Some(self.incarnation))?;
+        self.report(r).then_some(last)
     }
 }
 
