@@ -6,6 +6,7 @@
 //! - [`http`]: plain HTTP GETs (AdminServer, `/metrics`);
 //! - [`kazoo`]: kazoo's own test suite against `zk-server` processes (a `java` shim);
 //! - [`kerberos`]: a throwaway MIT Kerberos realm (KDC, principals, keytabs);
+//! - [`linearizability`]: histories of register operations and a linearizability checker;
 //! - [`ports`]: free loopback ports for servers started as processes;
 //! - [`proxy`]: a fault-injecting TCP proxy (drop, delay, blackhole connections);
 //! - [`raw`]: a raw zk-proto frame client (sees exactly what a server sends);
@@ -21,6 +22,7 @@ pub mod disk_faults;
 pub mod http;
 pub mod kazoo;
 pub mod kerberos;
+pub mod linearizability;
 pub mod mixed;
 pub mod ports;
 pub mod proxy;
