@@ -1480,6 +1480,16 @@ impl NodeTask {
                     }
                     return;
                 }
+                if let (Request::Sync(_), Some(_), true) = (&req, session, leading) {
+                    // The leader's own clients' syncs wait for a read index as learners'
+                    // do (zab::broadcast::leader): a deposed leader must not answer one.
+                    if let Some(m) = self.member() {
+                        let more = m.peer.local_sync(m.io.now());
+                        m.actions.extend(more);
+                        m.gate.sync_forwarded(conn, xid, req);
+                    }
+                    return;
+                }
             }
             tracing::trace!("request {conn} xid {xid}: {:?}", req.opcode());
             if matches!(req, Request::Reconfig(_)) {
