@@ -567,6 +567,22 @@ mod tests {
         assert!(check(&h, B).is_err());
     }
 
+    /// What ensemble_jepsen found with seed 216396 (minimised): the leader, SIGSTOPped
+    /// for 1.45 s, answered a sync + read from its stale state right after SIGCONT,
+    /// 3 ms after a write through the new leader was acknowledged.
+    #[test]
+    fn the_stale_read_of_a_resumed_leader_is_rejected() {
+        let us = Duration::from_micros;
+        let mut h = History::new(0);
+        h.push(2, "w11-k0", Call::Write(2830), us(11_373_811), us(11_654_394), written(1));
+        h.push(3, "w11-k0", Call::Write(2896), us(11_792_900), us(11_798_375), written(2));
+        h.push(1, "w11-k0", Call::Read, us(11_793_054), us(11_798_305), read(2896, 2));
+        h.push(4, "w11-k0", Call::Read, us(11_801_561), us(11_803_716), read(0, 0));
+        h.push(3, "w11-k0", Call::Read, us(11_802_926), us(11_804_184), read(2896, 2));
+        let err = check(&h, B).unwrap_err();
+        assert!(err.to_string().contains("p4 w11-k0 read: ok 0 v0"), "{err}");
+    }
+
     #[test]
     fn keys_are_checked_apart() {
         let mut h = History::new(0);

@@ -441,6 +441,15 @@ impl Leader {
         if let Some(h) = self.handlers.get_mut(&conn) {
             h.stage = Stage::Active;
             Self::send(ctx, conn, simple(T::UpToDate, -1));
+            if h.kind == LearnerType::Participant {
+                // Its NEWLEADER ACK came after every pending sync arrived: it followed us
+                // since, which is what their PINGs ask (the connections those PINGs went
+                // out on may be gone, and the learner back on this one).
+                for p in &mut self.pending_syncs {
+                    p.need.push((conn, 0));
+                }
+                self.answer_syncs(ctx);
+            }
         }
     }
 
