@@ -3,10 +3,11 @@
 //! proxies, kill -9 and restart, SIGSTOP / SIGCONT, all members killed at once).
 //!
 //! Workloads, all at once, each client pinned to one member (a one-host connect string):
-//! - registers: writes, compare-and-set on the version and sync + read on a few keys (fresh
+//! - registers: writes, compare-and-set on the version and reads on a few keys (fresh
 //!   keys every second, so each key's history stays small enough to search), recorded
 //!   with invocation and completion times and checked for linearizability
-//!   (`tests::linearizability`);
+//!   (`tests::linearizability`). Half the clients read with sync + getData, the others
+//!   with a plain getData: the members run with `linearizableReads=true`;
 //! - a set: unique creates; after healing, every member holds every acknowledged create
 //!   and nothing that was never attempted;
 //! - ephemerals: clients reaching their member through a proxy create ephemerals; two
@@ -95,8 +96,11 @@ fn key_path(window: u64, k: u64) -> String {
 /// vanished, data that is not a number).
 type Anomalies = Vec<String>;
 
+/// A register worker; `synced`: reads are sync + getData, else a plain getData.
+#[allow(clippy::too_many_arguments)]
 async fn register_worker(
     id: usize,
+    synced: bool,
     host: String,
     seed: u64,
     start: Instant,
@@ -128,7 +132,15 @@ async fn register_worker(
         };
         let invoked = start.elapsed();
         let outcome = match call {
-            Call::Read => match tokio::time::timeout(OP_TIMEOUT, c.get_data_synced(&path)).await {
+            Call::Read => match tokio::time::timeout(OP_TIMEOUT, async {
+                if synced {
+                    c.get_data_synced(&path).await
+                } else {
+                    c.get_data(&path, false).await
+                }
+            })
+            .await
+            {
                 Ok(Ok((data, stat))) => {
                     versions.insert(path.clone(), stat.version);
                     match std::str::from_utf8(&data).ok().and_then(|s| s.parse().ok()) {
@@ -317,7 +329,7 @@ async fn registers_sets_and_ephemerals_stay_consistent_under_a_seeded_nemesis() 
     let mut opts = Options::members(3);
     opts.proxied = true;
     // Lets the surviving ephemeral session outlive every fault (see ephemeral_worker).
-    opts.extra_cfg = "maxSessionTimeout=20000\n".into();
+    opts.extra_cfg = "maxSessionTimeout=20000\nlinearizableReads=true\n".into();
     let mut ens = ProcessEnsemble::start(opts).await.expect("start ensemble");
     ens.wait_for_leader(Duration::from_secs(30))
         .await
@@ -360,6 +372,7 @@ async fn registers_sets_and_ephemerals_stay_consistent_under_a_seeded_nemesis() 
         for j in 0..2 {
             registers.push(tokio::spawn(register_worker(
                 2 * m + j,
+                j == 0,
                 host.clone(),
                 seed,
                 start,
@@ -424,6 +437,8 @@ async fn registers_sets_and_ephemerals_stay_consistent_under_a_seeded_nemesis() 
     let (ok, failed, unknown) = history.counts();
     let kind = |f: fn(&Entry) -> bool| history.entries.iter().filter(|e| f(e)).count();
     let reads = kind(|e| matches!(e.outcome, Outcome::Ok(Return::Read { .. })));
+    let plain_reads =
+        kind(|e| e.process % 2 == 1 && matches!(e.outcome, Outcome::Ok(Return::Read { .. })));
     let writes = kind(|e| matches!((e.call, e.outcome), (Call::Write(_), Outcome::Ok(_))));
     let cas_ok = kind(|e| {
         matches!(
@@ -433,7 +448,7 @@ async fn registers_sets_and_ephemerals_stay_consistent_under_a_seeded_nemesis() 
     });
     let cas_refused = kind(|e| matches!(e.outcome, Outcome::Ok(Return::Mismatch)));
     eprintln!(
-        "jepsen: {} register ops in {:.1} s ({ok} ok: {reads} reads, {writes} writes, {cas_ok} CAS \
+        "jepsen: {} register ops in {:.1} s ({ok} ok: {reads} reads ({plain_reads} plain), {writes} writes, {cas_ok} CAS \
          applied, {cas_refused} CAS refused; {failed} failed, {unknown} unknown) on {} keys; \
          faults: {}",
         history.entries.len(),
@@ -442,7 +457,7 @@ async fn registers_sets_and_ephemerals_stay_consistent_under_a_seeded_nemesis() 
         applied.join(", ")
     );
     assert!(
-        reads > 0 && writes > 0 && cas_ok > 0 && cas_refused > 0,
+        reads > plain_reads && plain_reads > 0 && writes > 0 && cas_ok > 0 && cas_refused > 0,
         "seed {seed}: the workload must exercise every kind of operation"
     );
     let h = history.clone();
@@ -460,7 +475,9 @@ async fn registers_sets_and_ephemerals_stay_consistent_under_a_seeded_nemesis() 
                 | tests::linearizability::Violation::TooHard { key, .. } => key.clone(),
             };
             panic!(
-                "seed {seed} (ZK_JEPSEN_SEED={seed} ZK_JEPSEN_SECS={secs}): {v}\nhistory of {key}:\n{}",
+                "seed {seed} (ZK_JEPSEN_SEED={seed} ZK_JEPSEN_SECS={secs}): {v}\nhistory of {key} \
+                 (even processes read with sync + getData, odd ones with a plain getData; \
+                 process p is pinned to member p / 2):\n{}",
                 history.render(&key)
             );
         }
