@@ -7,7 +7,8 @@
 //!   keys every second, so each key's history stays small enough to search), recorded
 //!   with invocation and completion times and checked for linearizability
 //!   (`tests::linearizability`). Half the clients read with sync + getData, the others
-//!   with a plain getData: the members run with `linearizableReads=true`;
+//!   with a plain getData: the members run with `linearizableReads=true`
+//!   (`ZK_JEPSEN_LINEARIZABLE_READS=false` turns it off, to see plain reads fail);
 //! - a set: unique creates; after healing, every member holds every acknowledged create
 //!   and nothing that was never attempted;
 //! - ephemerals: clients reaching their member through a proxy create ephemerals; two
@@ -329,7 +330,9 @@ async fn registers_sets_and_ephemerals_stay_consistent_under_a_seeded_nemesis() 
     let mut opts = Options::members(3);
     opts.proxied = true;
     // Lets the surviving ephemeral session outlive every fault (see ephemeral_worker).
-    opts.extra_cfg = "maxSessionTimeout=20000\nlinearizableReads=true\n".into();
+    // ZK_JEPSEN_LINEARIZABLE_READS=false shows what plain reads are without it.
+    let lin = std::env::var("ZK_JEPSEN_LINEARIZABLE_READS").map_or(true, |v| v != "false");
+    opts.extra_cfg = format!("maxSessionTimeout=20000\nlinearizableReads={lin}\n");
     let mut ens = ProcessEnsemble::start(opts).await.expect("start ensemble");
     ens.wait_for_leader(Duration::from_secs(30))
         .await
