@@ -116,7 +116,12 @@ async fn main() {
             .expect("leader");
         let admin = Client::connect(&ens.connect_string()).await.expect("admin");
         admin
-            .create("/bench", &[7u8; 100], &Acl::open_unsafe(), CreateMode::Persistent)
+            .create(
+                "/bench",
+                &[7u8; 100],
+                &Acl::open_unsafe(),
+                CreateMode::Persistent,
+            )
             .await
             .expect("create");
         admin.close().await.expect("close");

@@ -454,8 +454,28 @@ mod tests {
         h.push(0, "k", Call::Read, ms(0), ms(1), read(0, 0));
         h.push(0, "k", Call::Write(5), ms(2), ms(3), written(1));
         h.push(1, "k", Call::Read, ms(4), ms(5), read(5, 1));
-        h.push(1, "k", Call::Cas { expected: 1, value: 6 }, ms(6), ms(7), written(2));
-        h.push(0, "k", Call::Cas { expected: 1, value: 7 }, ms(8), ms(9), Outcome::Ok(Return::Mismatch));
+        h.push(
+            1,
+            "k",
+            Call::Cas {
+                expected: 1,
+                value: 6,
+            },
+            ms(6),
+            ms(7),
+            written(2),
+        );
+        h.push(
+            0,
+            "k",
+            Call::Cas {
+                expected: 1,
+                value: 7,
+            },
+            ms(8),
+            ms(9),
+            Outcome::Ok(Return::Mismatch),
+        );
         h.push(0, "k", Call::Read, ms(10), ms(11), read(6, 2));
         check(&h, B).unwrap();
     }
@@ -512,22 +532,72 @@ mod tests {
         // A CAS acknowledged although the version had moved on.
         let mut h = History::new(0);
         h.push(0, "k", Call::Write(1), ms(0), ms(1), written(1));
-        h.push(1, "k", Call::Cas { expected: 0, value: 2 }, ms(2), ms(3), written(1));
+        h.push(
+            1,
+            "k",
+            Call::Cas {
+                expected: 0,
+                value: 2,
+            },
+            ms(2),
+            ms(3),
+            written(1),
+        );
         assert!(check(&h, B).is_err());
         // A CAS refused although the version was the expected one, with nothing concurrent.
         let mut h = History::new(0);
         h.push(0, "k", Call::Write(1), ms(0), ms(1), written(1));
-        h.push(1, "k", Call::Cas { expected: 1, value: 2 }, ms(2), ms(3), Outcome::Ok(Return::Mismatch));
+        h.push(
+            1,
+            "k",
+            Call::Cas {
+                expected: 1,
+                value: 2,
+            },
+            ms(2),
+            ms(3),
+            Outcome::Ok(Return::Mismatch),
+        );
         assert!(check(&h, B).is_err());
         // Two CAS on the same version, both acknowledged.
         let mut h = History::new(0);
-        h.push(0, "k", Call::Cas { expected: 0, value: 1 }, ms(0), ms(10), written(1));
-        h.push(1, "k", Call::Cas { expected: 0, value: 2 }, ms(0), ms(10), written(1));
+        h.push(
+            0,
+            "k",
+            Call::Cas {
+                expected: 0,
+                value: 1,
+            },
+            ms(0),
+            ms(10),
+            written(1),
+        );
+        h.push(
+            1,
+            "k",
+            Call::Cas {
+                expected: 0,
+                value: 2,
+            },
+            ms(0),
+            ms(10),
+            written(1),
+        );
         assert!(check(&h, B).is_err());
         // ...but a refusal concurrent with a write that moved the version is fine.
         let mut h = History::new(0);
         h.push(0, "k", Call::Write(1), ms(0), ms(10), written(1));
-        h.push(1, "k", Call::Cas { expected: 0, value: 2 }, ms(5), ms(15), Outcome::Ok(Return::Mismatch));
+        h.push(
+            1,
+            "k",
+            Call::Cas {
+                expected: 0,
+                value: 2,
+            },
+            ms(5),
+            ms(15),
+            Outcome::Ok(Return::Mismatch),
+        );
         check(&h, B).unwrap();
     }
 
@@ -557,7 +627,17 @@ mod tests {
         // An unknown CAS applies only on its expected version.
         let mut h = History::new(0);
         h.push(0, "k", Call::Write(1), ms(0), ms(1), written(1));
-        h.push(1, "k", Call::Cas { expected: 0, value: 2 }, ms(2), ms(3), Outcome::Unknown);
+        h.push(
+            1,
+            "k",
+            Call::Cas {
+                expected: 0,
+                value: 2,
+            },
+            ms(2),
+            ms(3),
+            Outcome::Unknown,
+        );
         h.push(2, "k", Call::Read, ms(4), ms(5), read(2, 2));
         assert!(check(&h, B).is_err());
         // Failed operations had no effect.
@@ -574,11 +654,46 @@ mod tests {
     fn the_stale_read_of_a_resumed_leader_is_rejected() {
         let us = Duration::from_micros;
         let mut h = History::new(0);
-        h.push(2, "w11-k0", Call::Write(2830), us(11_373_811), us(11_654_394), written(1));
-        h.push(3, "w11-k0", Call::Write(2896), us(11_792_900), us(11_798_375), written(2));
-        h.push(1, "w11-k0", Call::Read, us(11_793_054), us(11_798_305), read(2896, 2));
-        h.push(4, "w11-k0", Call::Read, us(11_801_561), us(11_803_716), read(0, 0));
-        h.push(3, "w11-k0", Call::Read, us(11_802_926), us(11_804_184), read(2896, 2));
+        h.push(
+            2,
+            "w11-k0",
+            Call::Write(2830),
+            us(11_373_811),
+            us(11_654_394),
+            written(1),
+        );
+        h.push(
+            3,
+            "w11-k0",
+            Call::Write(2896),
+            us(11_792_900),
+            us(11_798_375),
+            written(2),
+        );
+        h.push(
+            1,
+            "w11-k0",
+            Call::Read,
+            us(11_793_054),
+            us(11_798_305),
+            read(2896, 2),
+        );
+        h.push(
+            4,
+            "w11-k0",
+            Call::Read,
+            us(11_801_561),
+            us(11_803_716),
+            read(0, 0),
+        );
+        h.push(
+            3,
+            "w11-k0",
+            Call::Read,
+            us(11_802_926),
+            us(11_804_184),
+            read(2896, 2),
+        );
         let err = check(&h, B).unwrap_err();
         assert!(err.to_string().contains("p4 w11-k0 read: ok 0 v0"), "{err}");
     }
@@ -592,7 +707,10 @@ mod tests {
         check(&h, B).unwrap();
         h.push(1, "b", Call::Read, ms(6), ms(7), read(1, 1));
         let err = check(&h, B).unwrap_err();
-        assert!(err.to_string().starts_with("b is not linearizable"), "{err}");
+        assert!(
+            err.to_string().starts_with("b is not linearizable"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -601,7 +719,14 @@ mod tests {
         // memoization keeps this from being 12! orders.
         let mut h = History::new(0);
         for p in 0..12u64 {
-            h.push(p as usize, "k", Call::Write(p + 1), ms(p), ms(p + 100), Outcome::Unknown);
+            h.push(
+                p as usize,
+                "k",
+                Call::Write(p + 1),
+                ms(p),
+                ms(p + 100),
+                Outcome::Unknown,
+            );
         }
         h.push(20, "k", Call::Read, ms(200), ms(201), read(12, 12));
         h.push(21, "k", Call::Read, ms(202), ms(203), read(12, 12));
@@ -615,7 +740,14 @@ mod tests {
     fn the_budget_gives_no_verdict_rather_than_a_wrong_one() {
         let mut h = History::new(0);
         for p in 0..16u64 {
-            h.push(p as usize, "k", Call::Write(p + 1), ms(p), ms(p + 100), Outcome::Unknown);
+            h.push(
+                p as usize,
+                "k",
+                Call::Write(p + 1),
+                ms(p),
+                ms(p + 100),
+                Outcome::Unknown,
+            );
         }
         h.push(20, "k", Call::Read, ms(200), ms(201), read(99, 16));
         assert!(matches!(check(&h, 1000), Err(Violation::TooHard { .. })));

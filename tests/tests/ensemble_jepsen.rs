@@ -167,11 +167,9 @@ async fn register_worker(
                     _ => None,
                 };
                 let data = v.to_string();
-                let r = tokio::time::timeout(
-                    OP_TIMEOUT,
-                    c.set_data(&path, data.as_bytes(), expected),
-                )
-                .await;
+                let r =
+                    tokio::time::timeout(OP_TIMEOUT, c.set_data(&path, data.as_bytes(), expected))
+                        .await;
                 match r {
                     Ok(Ok(stat)) => {
                         versions.insert(path.clone(), stat.version);
@@ -337,12 +335,20 @@ async fn registers_sets_and_ephemerals_stay_consistent_under_a_seeded_nemesis() 
     ens.wait_for_leader(Duration::from_secs(30))
         .await
         .expect("a leader");
-    eprintln!("jepsen: ensemble up in {:.1} s", setup.elapsed().as_secs_f64());
+    eprintln!(
+        "jepsen: ensemble up in {:.1} s",
+        setup.elapsed().as_secs_f64()
+    );
 
     // Every register key of the run exists up front, with data 0 at version 0.
     let windows = secs + 60;
     let admin = member_client(&ens, 0).await;
-    for dir in [ROOT.to_string(), format!("{ROOT}/r"), format!("{ROOT}/set"), format!("{ROOT}/eph")] {
+    for dir in [
+        ROOT.to_string(),
+        format!("{ROOT}/r"),
+        format!("{ROOT}/set"),
+        format!("{ROOT}/eph"),
+    ] {
         admin
             .create(&dir, b"", &Acl::open_unsafe(), CreateMode::Persistent)
             .await
@@ -361,7 +367,11 @@ async fn registers_sets_and_ephemerals_stay_consistent_under_a_seeded_nemesis() 
         }
     }
     admin.close().await.expect("close admin");
-    eprintln!("jepsen: {} keys created, {:.1} s after the start", all_keys.len(), setup.elapsed().as_secs_f64());
+    eprintln!(
+        "jepsen: {} keys created, {:.1} s after the start",
+        all_keys.len(),
+        setup.elapsed().as_secs_f64()
+    );
 
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
@@ -384,7 +394,12 @@ async fn registers_sets_and_ephemerals_stay_consistent_under_a_seeded_nemesis() 
                 values.clone(),
             )));
         }
-        sets.push(tokio::spawn(set_worker(m, host, seed ^ m as u64, stop.clone())));
+        sets.push(tokio::spawn(set_worker(
+            m,
+            host,
+            seed ^ m as u64,
+            stop.clone(),
+        )));
         let proxy = Proxy::start(ens.client_addr(m)).await.expect("proxy");
         ephemerals.push(tokio::spawn(ephemeral_worker(
             m,
@@ -403,14 +418,24 @@ async fn registers_sets_and_ephemerals_stay_consistent_under_a_seeded_nemesis() 
         }
         tokio::time::sleep(step.rest).await;
         let on = Nemesis::begin(&mut ens, &step).await;
-        eprintln!("jepsen: {:>7.3} s: {on} for {} ms", start.elapsed().as_secs_f64(), step.hold.as_millis());
+        eprintln!(
+            "jepsen: {:>7.3} s: {on} for {} ms",
+            start.elapsed().as_secs_f64(),
+            step.hold.as_millis()
+        );
         tokio::time::sleep(step.hold).await;
         applied.push(on.to_string());
         on.end(&mut ens).expect("end fault");
     }
     let healed = ens.wait_for_leader(Duration::from_secs(40)).await;
-    assert!(healed.is_some(), "seed {seed}: no leader 40 s after the last fault was healed");
-    eprintln!("jepsen: {:>7.3} s: healed, leader {healed:?}", start.elapsed().as_secs_f64());
+    assert!(
+        healed.is_some(),
+        "seed {seed}: no leader 40 s after the last fault was healed"
+    );
+    eprintln!(
+        "jepsen: {:>7.3} s: healed, leader {healed:?}",
+        start.elapsed().as_secs_f64()
+    );
     // Some quiet time: operations after healing are checked too.
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::SeqCst);
@@ -490,18 +515,30 @@ async fn registers_sets_and_ephemerals_stay_consistent_under_a_seeded_nemesis() 
     let mut views = Vec::new();
     for m in 0..ens.len() {
         let c = member_client(&ens, m).await;
-        let names: BTreeSet<String> = children_on(&c, &format!("{ROOT}/set")).await.into_keys().collect();
+        let names: BTreeSet<String> = children_on(&c, &format!("{ROOT}/set"))
+            .await
+            .into_keys()
+            .collect();
         let lost: Vec<&String> = set.acked.difference(&names).collect();
-        assert!(lost.is_empty(), "seed {seed}: member {m} lost acknowledged creates {lost:?}");
+        assert!(
+            lost.is_empty(),
+            "seed {seed}: member {m} lost acknowledged creates {lost:?}"
+        );
         let invented: Vec<&String> = names
             .iter()
             .filter(|n| !set.acked.contains(*n) && !set.unknown.contains(*n))
             .collect();
-        assert!(invented.is_empty(), "seed {seed}: member {m} holds never-attempted {invented:?}");
+        assert!(
+            invented.is_empty(),
+            "seed {seed}: member {m} holds never-attempted {invented:?}"
+        );
         views.push(names);
         let _ = c.close().await;
     }
-    assert!(views.windows(2).all(|w| w[0] == w[1]), "seed {seed}: the members' sets differ");
+    assert!(
+        views.windows(2).all(|w| w[0] == w[1]),
+        "seed {seed}: the members' sets differ"
+    );
     let present_unknown = set.unknown.intersection(&views[0]).count();
     eprintln!(
         "jepsen: set: {} acknowledged creates present on every member; {} unknown ({present_unknown} \
@@ -510,7 +547,10 @@ async fn registers_sets_and_ephemerals_stay_consistent_under_a_seeded_nemesis() 
         set.unknown.len(),
         set.failed.len()
     );
-    assert!(!set.acked.is_empty(), "seed {seed}: no create was acknowledged");
+    assert!(
+        !set.acked.is_empty(),
+        "seed {seed}: no create was acknowledged"
+    );
 
     // Ephemerals: cut two sessions off for good; once expired, theirs are gone everywhere.
     for p in proxies.iter().take(2) {
@@ -518,7 +558,8 @@ async fn registers_sets_and_ephemerals_stay_consistent_under_a_seeded_nemesis() 
     }
     let cut_at = Instant::now();
     let survivor = &eph[2];
-    let survivor_live = survivor.client.state().is_connected() && survivor.client.session_id() == survivor.session;
+    let survivor_live =
+        survivor.client.state().is_connected() && survivor.client.session_id() == survivor.session;
     let dead: BTreeSet<i64> = eph.iter().take(2).map(|e| e.session).collect();
     let checkers: Vec<Client> = {
         let mut v = Vec::new();
@@ -560,8 +601,15 @@ async fn registers_sets_and_ephemerals_stay_consistent_under_a_seeded_nemesis() 
             );
         }
         if survivor_live && survivor.client.state().is_connected() {
-            let missing: Vec<&String> = survivor.acked.iter().filter(|n| !nodes.contains_key(*n)).collect();
-            assert!(missing.is_empty(), "seed {seed}: member {m} lost live ephemerals {missing:?}");
+            let missing: Vec<&String> = survivor
+                .acked
+                .iter()
+                .filter(|n| !nodes.contains_key(*n))
+                .collect();
+            assert!(
+                missing.is_empty(),
+                "seed {seed}: member {m} lost live ephemerals {missing:?}"
+            );
         }
     }
     eprintln!(

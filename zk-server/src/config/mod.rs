@@ -1101,11 +1101,22 @@ mod tests {
 
     #[test]
     fn linearizable_reads_from_file_or_property() {
-        assert!(!ServerConfig::parse("dataDir=/x\n", &[]).unwrap().linearizable_reads);
+        assert!(
+            !ServerConfig::parse("dataDir=/x\n", &[])
+                .unwrap()
+                .linearizable_reads
+        );
         let c = ServerConfig::parse("dataDir=/x\nlinearizableReads=true\n", &[]).unwrap();
         assert!(c.linearizable_reads);
-        let props = vec![("zookeeper.linearizableReads".to_string(), "true".to_string())];
-        assert!(ServerConfig::parse("dataDir=/x\n", &props).unwrap().linearizable_reads);
+        let props = vec![(
+            "zookeeper.linearizableReads".to_string(),
+            "true".to_string(),
+        )];
+        assert!(
+            ServerConfig::parse("dataDir=/x\n", &props)
+                .unwrap()
+                .linearizable_reads
+        );
     }
 
     #[test]

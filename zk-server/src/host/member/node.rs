@@ -1479,7 +1479,11 @@ impl NodeTask {
                     // everything committed before the sync has been applied here. Later
                     // requests of the connection wait behind it to keep replies in order.
                     let sync = Request::Sync(zk_proto::ops::PathRequest { path: "/".into() });
-                    let ask = if matches!(req, Request::Sync(_)) { &req } else { &sync };
+                    let ask = if matches!(req, Request::Sync(_)) {
+                        &req
+                    } else {
+                        &sync
+                    };
                     self.forward(request_packet::write(s, xid, ask, Vec::new()));
                     if let Some(m) = self.member() {
                         m.gate.sync_forwarded(conn, xid, req);

@@ -457,7 +457,8 @@ impl Leader {
         if self.handlers.remove(&conn).is_some() {
             ctx.out.push(Action::Close { conn });
         }
-        self.pending_syncs.retain(|p| p.to != SyncFor::Learner(conn));
+        self.pending_syncs
+            .retain(|p| p.to != SyncFor::Learner(conn));
     }
 
     /// A learner connected to our quorum port.
@@ -481,7 +482,8 @@ impl Leader {
     /// A learner connection closed.
     pub fn on_disconnected(&mut self, _ctx: &mut Ctx<'_>, conn: ConnId) {
         self.handlers.remove(&conn);
-        self.pending_syncs.retain(|p| p.to != SyncFor::Learner(conn));
+        self.pending_syncs
+            .retain(|p| p.to != SyncFor::Learner(conn));
     }
 
     /// Something arrived from a learner. Learner misbehaviour only drops that learner.
@@ -644,12 +646,10 @@ impl Leader {
             T::Ack if kind == LearnerType::Participant => self.process_ack(ctx, sid, p.zxid),
             T::Ping => {
                 match packets::parse_sessions(&p) {
-                    Ok(sessions) if !sessions.is_empty() => {
-                        ctx.out.push(Action::SessionsTouched {
-                            from: sid,
-                            sessions,
-                        })
-                    }
+                    Ok(sessions) if !sessions.is_empty() => ctx.out.push(Action::SessionsTouched {
+                        from: sid,
+                        sessions,
+                    }),
                     Ok(_) => {}
                     Err(_) => return false,
                 }
@@ -782,7 +782,10 @@ impl Leader {
     /// answering in order never holds a ready sync back behind an unready one for long.)
     fn answer_syncs(&mut self, ctx: &mut Ctx<'_>) {
         while let Some(p) = self.pending_syncs.first() {
-            let committed = self.outstanding.first_key_value().is_none_or(|(z, _)| p.zxid < *z);
+            let committed = self
+                .outstanding
+                .first_key_value()
+                .is_none_or(|(z, _)| p.zxid < *z);
             if !committed {
                 return;
             }

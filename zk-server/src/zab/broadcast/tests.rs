@@ -550,7 +550,11 @@ fn a_sync_waits_for_a_quorum_to_answer_a_ping_sent_after_it() {
     }
     assert_eq!(sync_done(&pair.lout), 0, "answered without a quorum round");
     let after = sent(&mut pair.lout);
-    assert_eq!(after.len(), 2, "a PING per sync for its read index: {after:?}");
+    assert_eq!(
+        after.len(),
+        2,
+        "a PING per sync for its read index: {after:?}"
+    );
     // The follower answers the early PING: not enough.
     for m in early {
         let mut c = Ctx {
@@ -572,7 +576,11 @@ fn a_sync_waits_for_a_quorum_to_answer_a_ping_sent_after_it() {
         };
         pair.leader.on_message(&mut c, 7, m).unwrap();
     }
-    assert_eq!(sync_done(&pair.lout), 0, "an answer to an older PING counted");
+    assert_eq!(
+        sync_done(&pair.lout),
+        0,
+        "an answer to an older PING counted"
+    );
     assert!(packets(&pair.lout).is_empty());
     // Its answer to the PING sent after the syncs: both are answered, in order.
     for m in after {
