@@ -515,9 +515,12 @@ async fn registers_sets_and_ephemerals_stay_consistent_under_a_seeded_nemesis() 
     let mut views = Vec::new();
     for m in 0..ens.len() {
         let c = member_client(&ens, m).await;
-        let names: BTreeSet<String> = children_on(&c, &format!("{ROOT}/set"))
+        let dir = format!("{ROOT}/set");
+        let names: BTreeSet<String> = c
+            .get_children_synced(&dir)
             .await
-            .into_keys()
+            .unwrap_or_else(|e| panic!("children of {dir} on member {m}: {e}"))
+            .into_iter()
             .collect();
         let lost: Vec<&String> = set.acked.difference(&names).collect();
         assert!(
