@@ -476,6 +476,33 @@ impl ProcessEnsemble {
         }
     }
 
+    /// Stops member `i` with SIGSTOP (a stalled process: its sockets stay open and mute),
+    /// by its own pid; false when it is not running. [`ProcessEnsemble::resume`] continues
+    /// it; a stopped member is still killed on Drop (SIGKILL ends stopped processes too).
+    pub fn pause(&mut self, i: usize) -> bool {
+        self.signal(i, libc::SIGSTOP)
+    }
+
+    /// Continues member `i` after [`ProcessEnsemble::pause`] (SIGCONT).
+    pub fn resume(&mut self, i: usize) -> bool {
+        self.signal(i, libc::SIGCONT)
+    }
+
+    fn signal(&mut self, i: usize, sig: libc::c_int) -> bool {
+        let Some(c) = self.members.get_mut(i).and_then(|m| m.child.as_mut()) else {
+            return false;
+        };
+        // Not yet reaped (we hold the Child), so the pid cannot have been reused.
+        if !matches!(c.try_wait(), Ok(None)) {
+            return false;
+        }
+        let Ok(pid) = libc::pid_t::try_from(c.id()) else {
+            return false;
+        };
+        // SAFETY: kill(2) with our own child's pid and a valid signal number.
+        unsafe { libc::kill(pid, sig) == 0 }
+    }
+
     /// Member `i`'s stderr so far (all its runs).
     pub fn log_text(&self, i: usize) -> String {
         std::fs::read_to_string(&self.members[i].log).unwrap_or_default()

@@ -171,6 +171,10 @@ pub struct ServerConfig {
     /// `zookeeper.snapshotSizeFactor`: negative disables syncing learners from the txn
     /// log (they then get a SNAP when older than the committed log).
     pub snapshot_size_factor: f64,
+    /// `linearizableReads` (zk-server only, default false): an ensemble member serves
+    /// every read as if the client had sent a sync before it (a read index from the
+    /// leader, see `zab::broadcast::leader`), so plain reads are linearizable.
+    pub linearizable_reads: bool,
     /// `serverThreads` (zk-server only): worker threads of the `zk-server` binary's async
     /// runtime; 0 or 1 runs everything on one thread. `None` picks from the CPU count.
     pub server_threads: Option<usize>,
@@ -255,6 +259,7 @@ impl Default for ServerConfig {
             commit_log_count: 500,
             snapshot_size_factor: 0.33,
             server_threads: None,
+            linearizable_reads: false,
             admin: admin::AdminConfig::default(),
             metrics: None,
             initial_config: None,
@@ -950,6 +955,7 @@ impl ServerConfig {
             "snapshotSizeFactor" => self.snapshot_size_factor = parse_num(name, value, line)?,
             "reconfigEnabled" => self.reconfig_enabled = parse_bool(value),
             "serverThreads" => self.server_threads = Some(parse_num(name, value, line)?),
+            "linearizableReads" => self.linearizable_reads = parse_bool(value),
             k if k.starts_with("admin.") => {
                 let known = self
                     .admin
@@ -1141,6 +1147,26 @@ mod tests {
         assert!(c.warnings.iter().any(|w| w.contains("foo.bar")));
         let c = ServerConfig::parse("dataDir=/x\n4lw.commands.whitelist=*\n", &[]).unwrap();
         assert_eq!(c.four_letter_whitelist.len(), ALL_FOUR_LETTER_WORDS.len());
+    }
+
+    #[test]
+    fn linearizable_reads_from_file_or_property() {
+        assert!(
+            !ServerConfig::parse("dataDir=/x\n", &[])
+                .unwrap()
+                .linearizable_reads
+        );
+        let c = ServerConfig::parse("dataDir=/x\nlinearizableReads=true\n", &[]).unwrap();
+        assert!(c.linearizable_reads);
+        let props = vec![(
+            "zookeeper.linearizableReads".to_string(),
+            "true".to_string(),
+        )];
+        assert!(
+            ServerConfig::parse("dataDir=/x\n", &props)
+                .unwrap()
+                .linearizable_reads
+        );
     }
 
     #[test]

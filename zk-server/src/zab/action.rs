@@ -145,7 +145,8 @@ pub enum Action {
         valid: bool,
     },
     /// Learner side: the leader answered a forwarded sync; every txn committed before it
-    /// has been delivered.
+    /// has been delivered. Leader side: a sync of our own client (`Peer::local_sync`)
+    /// has its read index.
     SyncDone,
     /// A config was seen proposed and is not committed yet (Apache writes it to
     /// `<zoo.cfg>.dynamic.next`); its members must be reachable (election links).

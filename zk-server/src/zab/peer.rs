@@ -643,8 +643,21 @@ impl QuorumPeer {
         (r, out)
     }
 
+    /// Leader: a sync of one of our own clients; [`Action::SyncDone`] once everything
+    /// proposed before it is committed and a quorum confirmed this leader since.
+    pub fn local_sync(&mut self, now: Millis) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.with_role(now, &mut out, |role, ctx| {
+            if let Role::Leading(l) = role {
+                l.local_sync(ctx);
+            }
+            Ok(())
+        });
+        out
+    }
+
     /// Leader: answers a learner's forwarded sync once everything proposed before it is
-    /// committed.
+    /// committed and a quorum confirmed this leader since.
     pub fn sync_request(&mut self, now: Millis, conn: ConnId) -> Vec<Action> {
         let mut out = Vec::new();
         self.with_role(now, &mut out, |role, ctx| {

@@ -1581,12 +1581,32 @@ impl NodeTask {
                         return;
                     }
                 }
-                if let (Request::Sync(_), Some(s), false) = (&req, session, leading) {
+                // With linearizableReads a read waits for a read index as a sync does,
+                // and is itself what the gate releases when the leader answers.
+                let read_index = matches!(req, Request::Sync(_))
+                    || (self.config.linearizable_reads && is_read(&req));
+                if let (true, Some(s), false) = (read_index, session, leading) {
                     // A follower's sync goes through the leader: once it answers,
                     // everything committed before the sync has been applied here. Later
                     // requests of the connection wait behind it to keep replies in order.
-                    self.forward(request_packet::write(s, xid, &req, Vec::new()));
+                    let sync = Request::Sync(zk_proto::ops::PathRequest { path: "/".into() });
+                    let ask = if matches!(req, Request::Sync(_)) {
+                        &req
+                    } else {
+                        &sync
+                    };
+                    self.forward(request_packet::write(s, xid, ask, Vec::new()));
                     if let Some(m) = self.member() {
+                        m.gate.sync_forwarded(conn, xid, req);
+                    }
+                    return;
+                }
+                if let (true, Some(_), true) = (read_index, session, leading) {
+                    // The leader's own clients' syncs wait for a read index as learners'
+                    // do (zab::broadcast::leader): a deposed leader must not answer one.
+                    if let Some(m) = self.member() {
+                        let more = m.peer.local_sync(m.io.now());
+                        m.actions.extend(more);
                         m.gate.sync_forwarded(conn, xid, req);
                     }
                     return;
@@ -1760,4 +1780,19 @@ fn touch(p: &mut Processor, session: i64, timeout: i32, now: Now) -> bool {
     } else {
         p.touch_session(session, now)
     }
+}
+
+/// Reads that `linearizableReads` serves only after a read index.
+fn is_read(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::Exists(_)
+            | Request::GetData(_)
+            | Request::GetAcl(_)
+            | Request::GetChildren(_)
+            | Request::GetChildren2(_)
+            | Request::MultiRead(_)
+            | Request::GetEphemerals(_)
+            | Request::GetAllChildrenNumber(_)
+    )
 }

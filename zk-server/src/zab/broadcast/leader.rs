@@ -6,6 +6,13 @@
 //! quorum of NEWLEADER ACKs; each wait gives up after initLimit ticks. Once established
 //! the leader proposes, commits in zxid order on a quorum of ACKs, pings every half tick
 //! and steps down when fewer than a quorum of voters were heard within syncLimit ticks.
+//!
+//! A sync (a learner's, forwarded, or one of our own clients') is answered once everything
+//! proposed before it is committed *and* a quorum of voters answered a PING sent after it
+//! arrived (a read index): a leader that was cut off or stalled and has not yet noticed
+//! that a new leader took over cannot answer a sync from its stale state, so sync + read
+//! is linearizable (Apache answers at once: ZOOKEEPER-1675). Followers echo every PING
+//! once, in order, so the n-th answer on a connection is the answer to the n-th PING.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -59,6 +66,29 @@ struct Handler {
     forwarding: bool,
     /// Last zxid asked from the log for this learner's sync.
     log_upto: Zxid,
+    /// PINGs sent on this connection, and PINGs it answered.
+    pings_sent: u64,
+    pings_answered: u64,
+}
+
+/// Who a sync is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SyncFor {
+    /// A learner's forwarded sync: answered with SYNC on its connection.
+    Learner(ConnId),
+    /// A sync of one of our own clients: answered with [`Action::SyncDone`].
+    Local,
+}
+
+/// A sync waiting for its read index.
+#[derive(Debug, Clone)]
+struct PendingSync {
+    /// Last proposed when it arrived: committed before it is answered.
+    zxid: Zxid,
+    to: SyncFor,
+    /// Per participant connection: the count of answered PINGs that confirms us as
+    /// leader after the sync arrived.
+    need: Vec<(ConnId, u64)>,
 }
 
 #[derive(Debug, Clone)]
@@ -86,7 +116,7 @@ pub struct Leader {
     handlers: BTreeMap<ConnId, Handler>,
     outstanding: BTreeMap<Zxid, Outstanding>,
     last_proposed: Zxid,
-    pending_syncs: Vec<(Zxid, ConnId)>,
+    pending_syncs: Vec<PendingSync>,
     next_ping: Millis,
     next_check: Millis,
     /// False once this leader committed a reconfig designating another leader: it
@@ -411,6 +441,15 @@ impl Leader {
         if let Some(h) = self.handlers.get_mut(&conn) {
             h.stage = Stage::Active;
             Self::send(ctx, conn, simple(T::UpToDate, -1));
+            if h.kind == LearnerType::Participant {
+                // Its NEWLEADER ACK came after every pending sync arrived: it followed us
+                // since, which is what their PINGs ask (the connections those PINGs went
+                // out on may be gone, and the learner back on this one).
+                for p in &mut self.pending_syncs {
+                    p.need.push((conn, 0));
+                }
+                self.answer_syncs(ctx);
+            }
         }
     }
 
@@ -418,7 +457,8 @@ impl Leader {
         if self.handlers.remove(&conn).is_some() {
             ctx.out.push(Action::Close { conn });
         }
-        self.pending_syncs.retain(|(_, c)| *c != conn);
+        self.pending_syncs
+            .retain(|p| p.to != SyncFor::Learner(conn));
     }
 
     /// A learner connected to our quorum port.
@@ -433,6 +473,8 @@ impl Leader {
                 peer_last: -1,
                 forwarding: false,
                 log_upto: -1,
+                pings_sent: 0,
+                pings_answered: 0,
             },
         );
     }
@@ -440,7 +482,8 @@ impl Leader {
     /// A learner connection closed.
     pub fn on_disconnected(&mut self, _ctx: &mut Ctx<'_>, conn: ConnId) {
         self.handlers.remove(&conn);
-        self.pending_syncs.retain(|(_, c)| *c != conn);
+        self.pending_syncs
+            .retain(|p| p.to != SyncFor::Learner(conn));
     }
 
     /// Something arrived from a learner. Learner misbehaviour only drops that learner.
@@ -601,14 +644,20 @@ impl Leader {
         let (sid, kind) = (h.sid, h.kind);
         match p.packet_type {
             T::Ack if kind == LearnerType::Participant => self.process_ack(ctx, sid, p.zxid),
-            T::Ping => match packets::parse_sessions(&p) {
-                Ok(sessions) if !sessions.is_empty() => ctx.out.push(Action::SessionsTouched {
-                    from: sid,
-                    sessions,
-                }),
-                Ok(_) => {}
-                Err(_) => return false,
-            },
+            T::Ping => {
+                match packets::parse_sessions(&p) {
+                    Ok(sessions) if !sessions.is_empty() => ctx.out.push(Action::SessionsTouched {
+                        from: sid,
+                        sessions,
+                    }),
+                    Ok(_) => {}
+                    Err(_) => return false,
+                }
+                if let Some(h) = self.handlers.get_mut(&conn) {
+                    h.pings_answered += 1;
+                }
+                self.answer_syncs(ctx);
+            }
             T::Request => ctx.out.push(Action::LearnerRequest {
                 conn,
                 from: sid,
@@ -708,11 +757,54 @@ impl Leader {
                 };
                 Self::send(ctx, conn, pkt);
             }
-            let (ready, waiting): (Vec<_>, Vec<_>) =
-                self.pending_syncs.drain(..).partition(|(z, _)| *z <= zxid);
-            self.pending_syncs = waiting;
-            for (_, conn) in ready {
-                Self::send(ctx, conn, simple(T::Sync, 0));
+        }
+        self.answer_syncs(ctx);
+    }
+
+    /// Sends a PING on every active learner connection; the PING count each participant
+    /// must answer up to for a read index taken now.
+    fn ping_all(&mut self, ctx: &mut Ctx<'_>) -> Vec<(ConnId, u64)> {
+        let mut need = Vec::new();
+        for conn in self.in_stage(Stage::Active) {
+            if let Some(h) = self.handlers.get_mut(&conn) {
+                h.pings_sent += 1;
+                if h.kind == LearnerType::Participant {
+                    need.push((conn, h.pings_sent));
+                }
+            }
+            Self::send(ctx, conn, simple(T::Ping, self.last_proposed));
+        }
+        need
+    }
+
+    /// Answers, oldest first, the syncs whose proposals are committed and whose read
+    /// index a quorum confirmed. (A later sync's conditions imply an earlier one's, so
+    /// answering in order never holds a ready sync back behind an unready one for long.)
+    fn answer_syncs(&mut self, ctx: &mut Ctx<'_>) {
+        while let Some(p) = self.pending_syncs.first() {
+            let committed = self
+                .outstanding
+                .first_key_value()
+                .is_none_or(|(z, _)| p.zxid < *z);
+            if !committed {
+                return;
+            }
+            let mut confirmed: BTreeSet<Sid> = p
+                .need
+                .iter()
+                .filter_map(|(conn, n)| {
+                    let h = self.handlers.get(conn)?;
+                    (h.pings_answered >= *n).then_some(h.sid)
+                })
+                .collect();
+            confirmed.insert(self.me);
+            if !ctx.quorum_of_all(&confirmed) {
+                return;
+            }
+            let p = self.pending_syncs.remove(0);
+            match p.to {
+                SyncFor::Learner(conn) => Self::send(ctx, conn, simple(T::Sync, 0)),
+                SyncFor::Local => ctx.out.push(Action::SyncDone),
             }
         }
     }
@@ -885,13 +977,26 @@ impl Leader {
         Some(next)
     }
 
-    /// A learner's forwarded sync: answer once everything proposed so far is committed.
+    /// A learner's forwarded sync: answered once everything proposed so far is committed
+    /// and a quorum confirmed us as leader since (see the module docs).
     pub fn process_sync(&mut self, ctx: &mut Ctx<'_>, conn: ConnId) {
-        if self.outstanding.is_empty() {
-            Self::send(ctx, conn, simple(T::Sync, 0));
-        } else {
-            self.pending_syncs.push((self.last_proposed, conn));
-        }
+        self.queue_sync(ctx, SyncFor::Learner(conn));
+    }
+
+    /// A sync of one of our own clients: [`Action::SyncDone`] once everything proposed so
+    /// far is committed and a quorum confirmed us as leader since.
+    pub fn local_sync(&mut self, ctx: &mut Ctx<'_>) {
+        self.queue_sync(ctx, SyncFor::Local);
+    }
+
+    fn queue_sync(&mut self, ctx: &mut Ctx<'_>, to: SyncFor) {
+        let need = self.ping_all(ctx);
+        self.pending_syncs.push(PendingSync {
+            zxid: self.last_proposed,
+            to,
+            need,
+        });
+        self.answer_syncs(ctx);
     }
 
     /// Answers a learner's REVALIDATE.
@@ -975,9 +1080,7 @@ impl Leader {
         }
         if now >= self.next_ping {
             self.next_ping = now + (ctx.cfg.tick_time / 2).max(1);
-            for conn in self.in_stage(Stage::Active) {
-                Self::send(ctx, conn, simple(T::Ping, self.last_proposed));
-            }
+            self.ping_all(ctx);
         }
         if now >= self.next_check {
             self.next_check = now + ctx.cfg.tick_time;

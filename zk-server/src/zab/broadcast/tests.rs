@@ -510,3 +510,99 @@ fn an_exhausted_counter_is_never_issued_and_the_leader_steps_down_once_drained()
     let ended = pair.leader.tick(&mut ctx).expect_err("steps down");
     assert!(format!("{ended:?}").contains("exhausted"), "{ended:?}");
 }
+
+/// ZOOKEEPER-1675: a sync is answered only once a quorum answered a PING the leader sent
+/// after the sync arrived, so a deposed leader that has not noticed yet (stalled, cut
+/// off) cannot answer from stale state. An answer to a PING sent before the sync (still
+/// in the socket, say, from before a SIGSTOP) does not count.
+#[test]
+fn a_sync_waits_for_a_quorum_to_answer_a_ping_sent_after_it() {
+    let mut pair = Pair::new(disk(1, vec![p(1, 1)]), disk(1, vec![p(1, 1)]));
+    pair.pump();
+    pair.follower_fsync();
+    pair.pump();
+    assert!(pair.leader.is_established());
+    let sync_done = |out: &[Action]| out.iter().filter(|a| matches!(a, Action::SyncDone)).count();
+    let ctx = |pair: &mut Pair, now| {
+        let mut ctx = Ctx {
+            now,
+            cfg: &pair.lcfg,
+            history: &mut pair.lh,
+            views: &mut Views::default(),
+            out: &mut pair.lout,
+        };
+        pair.leader.tick(&mut ctx).unwrap();
+    };
+    // A routine PING goes out before the sync arrives and is not yet answered.
+    ctx(&mut pair, 10_000);
+    let early = sent(&mut pair.lout);
+    assert_eq!(early.len(), 1, "{early:?}");
+    {
+        let mut c = Ctx {
+            now: 10_001,
+            cfg: &pair.lcfg,
+            history: &mut pair.lh,
+            views: &mut Views::default(),
+            out: &mut pair.lout,
+        };
+        pair.leader.local_sync(&mut c);
+        pair.leader.process_sync(&mut c, 7);
+    }
+    assert_eq!(sync_done(&pair.lout), 0, "answered without a quorum round");
+    let after = sent(&mut pair.lout);
+    assert_eq!(
+        after.len(),
+        2,
+        "a PING per sync for its read index: {after:?}"
+    );
+    // The follower answers the early PING: not enough.
+    for m in early {
+        let mut c = Ctx {
+            now: 10_002,
+            cfg: &pair.fcfg,
+            history: &mut pair.fh,
+            views: &mut Views::default(),
+            out: &mut pair.fout,
+        };
+        pair.learner.on_message(&mut c, m).unwrap();
+    }
+    for m in sent(&mut pair.fout) {
+        let mut c = Ctx {
+            now: 10_003,
+            cfg: &pair.lcfg,
+            history: &mut pair.lh,
+            views: &mut Views::default(),
+            out: &mut pair.lout,
+        };
+        pair.leader.on_message(&mut c, 7, m).unwrap();
+    }
+    assert_eq!(
+        sync_done(&pair.lout),
+        0,
+        "an answer to an older PING counted"
+    );
+    assert!(packets(&pair.lout).is_empty());
+    // Its answer to the PING sent after the syncs: both are answered, in order.
+    for m in after {
+        let mut c = Ctx {
+            now: 10_004,
+            cfg: &pair.fcfg,
+            history: &mut pair.fh,
+            views: &mut Views::default(),
+            out: &mut pair.fout,
+        };
+        pair.learner.on_message(&mut c, m).unwrap();
+    }
+    for m in sent(&mut pair.fout) {
+        let mut c = Ctx {
+            now: 10_005,
+            cfg: &pair.lcfg,
+            history: &mut pair.lh,
+            views: &mut Views::default(),
+            out: &mut pair.lout,
+        };
+        pair.leader.on_message(&mut c, 7, m).unwrap();
+    }
+    assert_eq!(sync_done(&pair.lout), 1);
+    assert_eq!(packets(&pair.lout), [(T::Sync, 0)]);
+}
