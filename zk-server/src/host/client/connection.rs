@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::StreamExt;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::sync::{oneshot, Notify};
@@ -143,6 +144,33 @@ fn four_letter(b: &[u8; 4]) -> Option<&'static str> {
         .copied()
 }
 
+/// Bytes of replies gathered into one write at most.
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
+
+/// First capacity of a connection's read buffer.
+const READ_BUFFER_START: usize = 512;
+
+/// Writes `batch` (framed replies) with one write, then empties it: a lone frame as it
+/// is, several joined into one buffer freed right after.
+async fn write_batch<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    batch: &mut Vec<Bytes>,
+) -> std::io::Result<()> {
+    match batch.len() {
+        0 => {}
+        1 => w.write_all(&batch[0]).await?,
+        _ => {
+            let mut joined = Vec::with_capacity(batch.iter().map(Bytes::len).sum());
+            for b in batch.iter() {
+                joined.extend_from_slice(b);
+            }
+            w.write_all(&joined).await?;
+        }
+    }
+    batch.clear();
+    Ok(())
+}
+
 /// Serves one connection until either side closes it.
 pub async fn run<M: From<ClientMsg> + Send + 'static, S: ClientStream>(
     mut stream: S,
@@ -223,7 +251,9 @@ pub async fn run<M: From<ClientMsg> + Send + 'static, S: ClientStream>(
         }
     };
     let (rd, wr) = stream.split_io();
-    let mut frames = FramedRead::new(rd, FrameCodec::new(settings.max_frame));
+    // A small first buffer: it grows with the frames, and idle connections are many.
+    let mut frames =
+        FramedRead::with_capacity(rd, FrameCodec::new(settings.max_frame), READ_BUFFER_START);
     let (tx, mut rx) = mpsc::unbounded_channel::<ConnCmd>();
     let session_id = connect.session_id;
     if core
@@ -242,15 +272,26 @@ pub async fn run<M: From<ClientMsg> + Send + 'static, S: ClientStream>(
     }
     let (established_tx, established) = oneshot::channel::<()>();
     let writer = tokio::spawn(async move {
-        let mut w = BufWriter::with_capacity(64 * 1024, wr);
+        let mut w = wr;
         let mut established_tx = Some(established_tx);
+        // Replies queued together go out in one write. Nothing is buffered between
+        // bursts: an idle connection (most of them, with thousands of sessions) holds
+        // no write buffer.
+        let mut batch: Vec<Bytes> = Vec::new();
         'outer: while let Some(cmd) = rx.recv().await {
             let mut next = Some(cmd);
+            let mut close = false;
+            let mut bytes = 0;
             while let Some(cmd) = next {
                 match cmd {
                     ConnCmd::Frame(b) => {
-                        if w.write_all(&b).await.is_err() {
-                            break 'outer;
+                        bytes += b.len();
+                        batch.push(b);
+                        if bytes >= WRITE_BATCH_BYTES {
+                            if write_batch(&mut w, &mut batch).await.is_err() {
+                                break 'outer;
+                            }
+                            bytes = 0;
                         }
                     }
                     ConnCmd::Established => {
@@ -259,14 +300,20 @@ pub async fn run<M: From<ClientMsg> + Send + 'static, S: ClientStream>(
                         }
                     }
                     ConnCmd::Close => {
-                        let _ = w.flush().await;
-                        let _ = w.shutdown().await;
-                        break 'outer;
+                        close = true;
+                        break;
                     }
                 }
                 next = rx.try_recv().ok();
             }
-            if w.flush().await.is_err() {
+            if write_batch(&mut w, &mut batch).await.is_err() || w.flush().await.is_err() {
+                break;
+            }
+            if batch.capacity() > 64 {
+                batch = Vec::new();
+            }
+            if close {
+                let _ = w.shutdown().await;
                 break;
             }
         }
