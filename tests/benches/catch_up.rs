@@ -232,7 +232,12 @@ async fn fill(c: &Client, root: &str, count: usize) {
             async move {
                 let mut t = c.multi();
                 for i in p * FANOUT..((p + 1) * FANOUT).min(count) {
-                    t = t.create(&format!("{root}/p{p}/n{i}"), &data, acl, CreateMode::Persistent);
+                    t = t.create(
+                        &format!("{root}/p{p}/n{i}"),
+                        &data,
+                        acl,
+                        CreateMode::Persistent,
+                    );
                 }
                 t.commit().await.expect("fill multi");
             }
@@ -346,9 +351,14 @@ async fn measure(c: &mut dyn Cluster, n: usize, k: usize) -> (f64, CatchUp, Catc
     let w = client(&lhost).await;
     let started = Instant::now();
     fill(&w, "/catch", n).await;
-    w.create("/last", b"filled", &Acl::open_unsafe(), CreateMode::Persistent)
-        .await
-        .expect("create /last");
+    w.create(
+        "/last",
+        b"filled",
+        &Acl::open_unsafe(),
+        CreateMode::Persistent,
+    )
+    .await
+    .expect("create /last");
     let fill_s = started.elapsed().as_secs_f64();
     println!(
         "  {}: {n} znodes of 100 B in {fill_s:.1} s (leader {leader})",
@@ -370,12 +380,7 @@ async fn measure(c: &mut dyn Cluster, n: usize, k: usize) -> (f64, CatchUp, Catc
         .expect("write after the wipe");
     let snap = catch_up(c, f, leader, "/last", b"after the wipe").await;
     running[f] = true;
-    println!(
-        "  {}: SNAP {:.2} s ({})",
-        c.name(),
-        snap.serve_s,
-        snap.how
-    );
+    println!("  {}: SNAP {:.2} s ({})", c.name(), snap.serve_s, snap.how);
 
     // DIFF: a follower that missed K writes.
     let leader = wait_quorum(&ports, &running, Duration::from_secs(60));
@@ -386,12 +391,7 @@ async fn measure(c: &mut dyn Cluster, n: usize, k: usize) -> (f64, CatchUp, Catc
         .await
         .expect("write after the lag");
     let diff = catch_up(c, f, leader, "/last", b"after the lag").await;
-    println!(
-        "  {}: DIFF {:.2} s ({})",
-        c.name(),
-        diff.serve_s,
-        diff.how
-    );
+    println!("  {}: DIFF {:.2} s ({})", c.name(), diff.serve_s, diff.how);
     let _ = w.close().await;
     (fill_s, snap, diff)
 }
@@ -446,7 +446,10 @@ fn main() {
     println!();
     println!(
         "load average after: {}",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     println!();
     println!("| catch-up | measure | zk-server | Apache 3.8 | ratio |");
@@ -459,7 +462,11 @@ fn main() {
     );
     for (what, o, a) in [
         ("SNAP (wiped follower)", &ours.1, &apache.1),
-        (&format!("DIFF ({k} znodes behind)") as &str, &ours.2, &apache.2),
+        (
+            &format!("DIFF ({k} znodes behind)") as &str,
+            &ours.2,
+            &apache.2,
+        ),
     ] {
         println!("| {what} | synced by | {} | {} | |", o.how, a.how);
         println!(
@@ -488,7 +495,5 @@ fn main() {
         );
     }
     println!();
-    println!(
-        "command: cargo bench -p tests --bench catch_up -- --znodes {n} --diff {k}"
-    );
+    println!("command: cargo bench -p tests --bench catch_up -- --znodes {n} --diff {k}");
 }
