@@ -240,6 +240,11 @@ impl ApacheNode {
         self.spawn()
     }
 
+    /// The node's `dataDir` (myid, and `version-2` with snapshots and txn logs).
+    pub fn data_dir(&self) -> PathBuf {
+        self.cfg.with_file_name("data")
+    }
+
     /// `127.0.0.1:PORT`.
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.client_port)

@@ -439,6 +439,12 @@ impl ProcessEnsemble {
         self.members.get(i)?.child.as_ref().map(Child::id)
     }
 
+    /// Member `i`'s `dataDir` and `dataLogDir` (each gets its own `version-2`).
+    pub fn data_dirs(&self, i: usize) -> [PathBuf; 2] {
+        let dir = self.members[i].cfg.with_file_name("");
+        [dir.join("data"), dir.join("log")]
+    }
+
     /// Whether member `i` was started and not killed.
     pub fn is_running(&self, i: usize) -> bool {
         self.members.get(i).is_some_and(|m| m.child.is_some())

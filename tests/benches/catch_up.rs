@@ -1,0 +1,499 @@
+//! Follower catch-up, zk-server against Apache ZooKeeper 3.8 in one run (issue 12): a
+//! 3-member ensemble of each (processes, tickTime=2000), filled with N znodes of 100 B
+//! (pipelined multis from zk-client, many in flight). Two catch-ups per ensemble, of the
+//! same follower:
+//!
+//! - SNAP: the follower is stopped (SIGKILL), its `version-2` directories are wiped, one
+//!   more write goes through the others, and it is started again;
+//! - DIFF: the follower is stopped, K more znodes are written through the others, and it is
+//!   started again.
+//!
+//! The figure is the time from the restart to the follower serving the full tree: `srvr`
+//! says `follower` and a client pinned to it reads the last-written znode with its latest
+//! data. Also reported: the follower's and the leader's peak RSS (VmHWM; the leader's is
+//! reset through `/proc/PID/clear_refs` just before the restart, so it is the sync's peak)
+//! and the leader's CPU time from the restart to serving, and how the follower was synced
+//! (from its log).
+//!
+//! ```sh
+//! cargo bench -p tests --bench catch_up -- [--znodes 1000000] [--diff 10000]
+//! ```
+//!
+//! The zk-server binary is `ZK_SERVER_BIN`, else built in release mode into this bench's
+//! target directory; its members log at `ZK_PROCESSES_LOG` (default `info`), printed with
+//! `ZK_CATCHUP_SHOW_LOGS=1`. Apache runs with `-Xmx3g` and the JVM's own defaults (G1, full
+//! JIT) as `zkServer.sh` starts it, not the test kit's small-heap settings.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
+use tests::apache::{mode, ApacheEnsemble};
+use tests::zk_processes::{Options, ProcessEnsemble};
+use zk_client::{Acl, Client, CreateMode};
+
+/// Apache's JVM options here: a heap for 1M znodes on the leader (its snapshot serializer
+/// and the follower's deserialized tree), and the stock collector and JIT.
+const APACHE_JVM: &[&str] = &[
+    "-Xmx3g",
+    "-XX:-UseSerialGC",
+    "-XX:+UseG1GC",
+    "-XX:TieredStopAtLevel=4",
+];
+
+/// Children per parent znode (and creates per multi) in the fill.
+const FANOUT: usize = 1000;
+
+/// What the bench needs from an ensemble of either kind.
+trait Cluster {
+    fn name(&self) -> &'static str;
+    fn ports(&self) -> Vec<u16>;
+    fn pid(&self, i: usize) -> Option<u32>;
+    fn kill(&mut self, i: usize);
+    fn restart(&mut self, i: usize);
+    /// The member's directories holding `version-2`.
+    fn dirs(&self, i: usize) -> Vec<PathBuf>;
+    /// The member's log of its latest run.
+    fn last_log(&self, i: usize) -> String;
+}
+
+impl Cluster for ApacheEnsemble {
+    fn name(&self) -> &'static str {
+        "Apache 3.8"
+    }
+    fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(|n| n.client_port).collect()
+    }
+    fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].pid()
+    }
+    fn kill(&mut self, i: usize) {
+        self.nodes[i].kill();
+    }
+    fn restart(&mut self, i: usize) {
+        self.nodes[i].restart().expect("restart apache node");
+    }
+    fn dirs(&self, i: usize) -> Vec<PathBuf> {
+        vec![self.nodes[i].data_dir()]
+    }
+    fn last_log(&self, i: usize) -> String {
+        // The log file is truncated at each (re)start.
+        self.nodes[i].log()
+    }
+}
+
+impl Cluster for ProcessEnsemble {
+    fn name(&self) -> &'static str {
+        "zk-server"
+    }
+    fn ports(&self) -> Vec<u16> {
+        (0..self.len())
+            .map(|i| self.client_addr(i).port())
+            .collect()
+    }
+    fn pid(&self, i: usize) -> Option<u32> {
+        ProcessEnsemble::pid(self, i)
+    }
+    fn kill(&mut self, i: usize) {
+        self.kill9(i);
+    }
+    fn restart(&mut self, i: usize) {
+        ProcessEnsemble::restart(self, i).expect("restart zk-server member");
+    }
+    fn dirs(&self, i: usize) -> Vec<PathBuf> {
+        self.data_dirs(i).to_vec()
+    }
+    fn last_log(&self, i: usize) -> String {
+        self.last_run_log(i)
+    }
+}
+
+/// The release zk-server binary: `ZK_SERVER_BIN`, or built into this bench's target dir.
+fn zk_server_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("ZK_SERVER_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "zk-server",
+            "--bin",
+            "zk-server",
+        ])
+        .env(
+            "CARGO_TARGET_DIR",
+            profile_dir.parent().expect("target dir"),
+        )
+        .status()
+        .expect("cargo build zk-server");
+    assert!(status.success(), "building zk-server failed");
+    profile_dir.join("zk-server")
+}
+
+fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The leader's index once every running member serves.
+fn wait_quorum(ports: &[u16], running: &[bool], timeout: Duration) -> usize {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let modes: Vec<Option<String>> = ports
+            .iter()
+            .zip(running)
+            .map(|(p, r)| r.then(|| mode(*p)).flatten())
+            .collect();
+        let leaders: Vec<usize> = (0..ports.len())
+            .filter(|&i| modes[i].as_deref() == Some("leader"))
+            .collect();
+        let all_up = (0..ports.len())
+            .all(|i| !running[i] || matches!(modes[i].as_deref(), Some("leader" | "follower")));
+        if all_up && leaders.len() == 1 {
+            return leaders[0];
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no quorum within {timeout:?}: {modes:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// CPU time (user + system) of a process so far, in seconds.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): state is field 3.
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state.
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+/// A `/proc/PID/status` field in MiB (`VmHWM`, `VmRSS`).
+fn status_mib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// Resets a process's peak RSS (VmHWM) to its current RSS, so that a later VmHWM is the
+/// peak of what happened in between.
+fn reset_peak_rss(pid: u32) {
+    if let Err(e) = std::fs::write(format!("/proc/{pid}/clear_refs"), "5") {
+        eprintln!("could not reset VmHWM of {pid} ({e}): the leader's peak covers its whole run");
+    }
+}
+
+async fn client(hosts: &str) -> Client {
+    Client::builder(hosts)
+        .session_timeout(Duration::from_secs(30))
+        .retry_policy(zk_client::RetryPolicy::fixed(Duration::from_millis(10)))
+        .connect()
+        .await
+        .expect("session")
+}
+
+/// Creates `count` znodes of 100 B under `root` (parents of [`FANOUT`] children, one multi
+/// per parent, many in flight).
+async fn fill(c: &Client, root: &str, count: usize) {
+    let acl = Acl::open_unsafe();
+    c.create(root, b"", &acl, CreateMode::Persistent)
+        .await
+        .expect("create the fill's root");
+    let data = [b'x'; 100];
+    let parents = count.div_ceil(FANOUT);
+    let mut t = c.multi();
+    for p in 0..parents {
+        t = t.create(&format!("{root}/p{p}"), b"", &acl, CreateMode::Persistent);
+    }
+    t.commit().await.expect("create the fill's parents");
+    let results: Vec<()> = stream::iter(0..parents)
+        .map(|p| {
+            let acl = &acl;
+            async move {
+                let mut t = c.multi();
+                for i in p * FANOUT..((p + 1) * FANOUT).min(count) {
+                    t = t.create(
+                        &format!("{root}/p{p}/n{i}"),
+                        &data,
+                        acl,
+                        CreateMode::Persistent,
+                    );
+                }
+                t.commit().await.expect("fill multi");
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    assert_eq!(results.len(), parents);
+}
+
+/// Waits until member `i` says it follows and a client pinned to it reads `want` at `path`.
+async fn wait_serving(port: u16, path: &str, want: &[u8], timeout: Duration) -> Duration {
+    let t0 = Instant::now();
+    let host = format!("127.0.0.1:{port}");
+    let mut pinned: Option<Client> = None;
+    loop {
+        assert!(
+            t0.elapsed() < timeout,
+            "member on port {port} does not serve {path} within {timeout:?}"
+        );
+        let follows = tokio::task::spawn_blocking(move || mode(port))
+            .await
+            .expect("srvr")
+            .as_deref()
+            == Some("follower");
+        if follows && pinned.is_none() {
+            let connect = Client::builder(&host)
+                .session_timeout(Duration::from_secs(30))
+                .retry_policy(zk_client::RetryPolicy::fixed(Duration::from_millis(10)))
+                .connect();
+            if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(2), connect).await {
+                pinned = Some(c);
+            }
+        }
+        if let Some(c) = &pinned {
+            if let Ok(Ok((data, _))) =
+                tokio::time::timeout(Duration::from_secs(2), c.get_data(path, false)).await
+            {
+                if data.as_ref() == want {
+                    let took = t0.elapsed();
+                    let _ = c.close().await;
+                    return took;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// One catch-up's figures.
+struct CatchUp {
+    serve_s: f64,
+    follower_peak_mib: f64,
+    leader_peak_mib: f64,
+    leader_cpu_s: f64,
+    how: String,
+}
+
+/// How the follower's latest run was synced, from its log.
+fn sync_kind(log: &str) -> String {
+    let mut kinds: Vec<&str> = Vec::new();
+    for l in log.lines() {
+        let k = if l.contains("Getting a snapshot from leader") {
+            "SNAP"
+        } else if l.contains("Getting a diff from the leader") {
+            "DIFF"
+        } else if l.contains("Truncating log") || l.contains("Getting a truncate") {
+            "TRUNC"
+        } else {
+            continue;
+        };
+        kinds.push(k);
+    }
+    match kinds.is_empty() {
+        true => "?".into(),
+        false => kinds.join(", then "),
+    }
+}
+
+/// Restarts member `f` and waits for it to serve `want` at `path`, with the figures.
+async fn catch_up(
+    c: &mut dyn Cluster,
+    f: usize,
+    leader: usize,
+    path: &str,
+    want: &[u8],
+) -> CatchUp {
+    let port = c.ports()[f];
+    let lpid = c.pid(leader).expect("leader runs");
+    reset_peak_rss(lpid);
+    let cpu0 = cpu_secs(lpid);
+    c.restart(f);
+    let took = wait_serving(port, path, want, Duration::from_secs(300)).await;
+    let cpu1 = cpu_secs(lpid);
+    let fpid = c.pid(f).expect("follower runs");
+    CatchUp {
+        serve_s: took.as_secs_f64(),
+        follower_peak_mib: status_mib(fpid, "VmHWM:"),
+        leader_peak_mib: status_mib(lpid, "VmHWM:"),
+        leader_cpu_s: cpu1 - cpu0,
+        how: sync_kind(&c.last_log(f)),
+    }
+}
+
+/// Fill time and the SNAP and DIFF catch-ups of one ensemble.
+async fn measure(c: &mut dyn Cluster, n: usize, k: usize) -> (f64, CatchUp, CatchUp) {
+    let ports = c.ports();
+    let mut running = vec![true; ports.len()];
+    let leader = wait_quorum(&ports, &running, Duration::from_secs(60));
+    let lhost = format!("127.0.0.1:{}", ports[leader]);
+    let w = client(&lhost).await;
+    let started = Instant::now();
+    fill(&w, "/catch", n).await;
+    w.create(
+        "/last",
+        b"filled",
+        &Acl::open_unsafe(),
+        CreateMode::Persistent,
+    )
+    .await
+    .expect("create /last");
+    let fill_s = started.elapsed().as_secs_f64();
+    println!(
+        "  {}: {n} znodes of 100 B in {fill_s:.1} s (leader {leader})",
+        c.name()
+    );
+    let f = (0..ports.len()).find(|i| *i != leader).expect("a follower");
+
+    // SNAP: a follower with nothing on disk.
+    c.kill(f);
+    running[f] = false;
+    for d in c.dirs(f) {
+        let v2 = d.join("version-2");
+        if v2.exists() {
+            std::fs::remove_dir_all(&v2).expect("wipe version-2");
+        }
+    }
+    w.set_data("/last", b"after the wipe", None)
+        .await
+        .expect("write after the wipe");
+    let snap = catch_up(c, f, leader, "/last", b"after the wipe").await;
+    running[f] = true;
+    println!("  {}: SNAP {:.2} s ({})", c.name(), snap.serve_s, snap.how);
+
+    // DIFF: a follower that missed K writes.
+    let leader = wait_quorum(&ports, &running, Duration::from_secs(60));
+    c.kill(f);
+    running[f] = false;
+    fill(&w, "/lagged", k).await;
+    w.set_data("/last", b"after the lag", None)
+        .await
+        .expect("write after the lag");
+    let diff = catch_up(c, f, leader, "/last", b"after the lag").await;
+    println!("  {}: DIFF {:.2} s ({})", c.name(), diff.serve_s, diff.how);
+    let _ = w.close().await;
+    (fill_s, snap, diff)
+}
+
+fn main() {
+    let n: usize = arg("--znodes", 1_000_000);
+    let k: usize = arg("--diff", 10_000);
+    std::env::set_var("ZK_SERVER_BIN", zk_server_bin());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "3-member ensembles, tickTime=2000; {n} znodes of 100 B, {k} more while a follower is down; \
+         Apache {}; load average {}",
+        APACHE_JVM.join(" "),
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
+    let apache = rt.block_on(async {
+        let mut a = ApacheEnsemble::start_with(
+            3,
+            APACHE_JVM,
+            &["tickTime=2000", "initLimit=10", "syncLimit=5"],
+        )
+        .expect("apache ensemble");
+        let figures = measure(&mut a, n, k).await;
+        if std::env::var_os("ZK_CATCHUP_SHOW_LOGS").is_some() {
+            for i in 0..a.nodes.len() {
+                println!("--- Apache member {i}:\n{}", a.last_log(i));
+            }
+        }
+        figures
+    });
+    let ours = rt.block_on(async {
+        let mut z = ProcessEnsemble::start(Options {
+            tick_time: 2000,
+            ..Options::members(3)
+        })
+        .await
+        .expect("zk-server ensemble");
+        let figures = measure(&mut z, n, k).await;
+        if std::env::var_os("ZK_CATCHUP_SHOW_LOGS").is_some() {
+            for i in 0..z.len() {
+                println!("--- zk-server member {i}:\n{}", z.log_text(i));
+            }
+        }
+        figures
+    });
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!();
+    println!(
+        "load average after: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!();
+    println!("| catch-up | measure | zk-server | Apache 3.8 | ratio |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| fill | {n} znodes of 100 B, s | {:.1} | {:.1} | {:.2}x |",
+        ours.0,
+        apache.0,
+        ours.0 / apache.0
+    );
+    for (what, o, a) in [
+        ("SNAP (wiped follower)", &ours.1, &apache.1),
+        (
+            &format!("DIFF ({k} znodes behind)") as &str,
+            &ours.2,
+            &apache.2,
+        ),
+    ] {
+        println!("| {what} | synced by | {} | {} | |", o.how, a.how);
+        println!(
+            "| {what} | restart to serving, s | {:.2} | {:.2} | {:.2}x |",
+            o.serve_s,
+            a.serve_s,
+            o.serve_s / a.serve_s
+        );
+        println!(
+            "| {what} | follower peak RSS, MiB | {:.0} | {:.0} | {:.2}x |",
+            o.follower_peak_mib,
+            a.follower_peak_mib,
+            o.follower_peak_mib / a.follower_peak_mib
+        );
+        println!(
+            "| {what} | leader peak RSS during sync, MiB | {:.0} | {:.0} | {:.2}x |",
+            o.leader_peak_mib,
+            a.leader_peak_mib,
+            o.leader_peak_mib / a.leader_peak_mib
+        );
+        println!(
+            "| {what} | leader CPU during sync, s | {:.2} | {:.2} | {:.2}x |",
+            o.leader_cpu_s,
+            a.leader_cpu_s,
+            o.leader_cpu_s / a.leader_cpu_s
+        );
+    }
+    println!();
+    println!("command: cargo bench -p tests --bench catch_up -- --znodes {n} --diff {k}");
+}
