@@ -24,12 +24,13 @@
 //! `ZK_CATCHUP_SHOW_LOGS=1`. Apache runs with `-Xmx3g` and the JVM's own defaults (G1, full
 //! JIT) as `zkServer.sh` starts it, not the test kit's small-heap settings.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
 use tests::apache::{mode, ApacheEnsemble};
+use tests::bench::{
+    arg, cpu_secs, release_zk_server_bin, reset_peak_rss, status_mib, wait_quorum, Cluster,
+};
 use tests::zk_processes::{Options, ProcessEnsemble};
 use zk_client::{Acl, Client, CreateMode};
 
@@ -44,164 +45,6 @@ const APACHE_JVM: &[&str] = &[
 
 /// Children per parent znode (and creates per multi) in the fill.
 const FANOUT: usize = 1000;
-
-/// What the bench needs from an ensemble of either kind.
-trait Cluster {
-    fn name(&self) -> &'static str;
-    fn ports(&self) -> Vec<u16>;
-    fn pid(&self, i: usize) -> Option<u32>;
-    fn kill(&mut self, i: usize);
-    fn restart(&mut self, i: usize);
-    /// The member's directories holding `version-2`.
-    fn dirs(&self, i: usize) -> Vec<PathBuf>;
-    /// The member's log of its latest run.
-    fn last_log(&self, i: usize) -> String;
-}
-
-impl Cluster for ApacheEnsemble {
-    fn name(&self) -> &'static str {
-        "Apache 3.8"
-    }
-    fn ports(&self) -> Vec<u16> {
-        self.nodes.iter().map(|n| n.client_port).collect()
-    }
-    fn pid(&self, i: usize) -> Option<u32> {
-        self.nodes[i].pid()
-    }
-    fn kill(&mut self, i: usize) {
-        self.nodes[i].kill();
-    }
-    fn restart(&mut self, i: usize) {
-        self.nodes[i].restart().expect("restart apache node");
-    }
-    fn dirs(&self, i: usize) -> Vec<PathBuf> {
-        vec![self.nodes[i].data_dir()]
-    }
-    fn last_log(&self, i: usize) -> String {
-        // The log file is truncated at each (re)start.
-        self.nodes[i].log()
-    }
-}
-
-impl Cluster for ProcessEnsemble {
-    fn name(&self) -> &'static str {
-        "zk-server"
-    }
-    fn ports(&self) -> Vec<u16> {
-        (0..self.len())
-            .map(|i| self.client_addr(i).port())
-            .collect()
-    }
-    fn pid(&self, i: usize) -> Option<u32> {
-        ProcessEnsemble::pid(self, i)
-    }
-    fn kill(&mut self, i: usize) {
-        self.kill9(i);
-    }
-    fn restart(&mut self, i: usize) {
-        ProcessEnsemble::restart(self, i).expect("restart zk-server member");
-    }
-    fn dirs(&self, i: usize) -> Vec<PathBuf> {
-        self.data_dirs(i).to_vec()
-    }
-    fn last_log(&self, i: usize) -> String {
-        self.last_run_log(i)
-    }
-}
-
-/// The release zk-server binary: `ZK_SERVER_BIN`, or built into this bench's target dir.
-fn zk_server_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("ZK_SERVER_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target profile dir");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "zk-server",
-            "--bin",
-            "zk-server",
-        ])
-        .env(
-            "CARGO_TARGET_DIR",
-            profile_dir.parent().expect("target dir"),
-        )
-        .status()
-        .expect("cargo build zk-server");
-    assert!(status.success(), "building zk-server failed");
-    profile_dir.join("zk-server")
-}
-
-fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The leader's index once every running member serves.
-fn wait_quorum(ports: &[u16], running: &[bool], timeout: Duration) -> usize {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let modes: Vec<Option<String>> = ports
-            .iter()
-            .zip(running)
-            .map(|(p, r)| r.then(|| mode(*p)).flatten())
-            .collect();
-        let leaders: Vec<usize> = (0..ports.len())
-            .filter(|&i| modes[i].as_deref() == Some("leader"))
-            .collect();
-        let all_up = (0..ports.len())
-            .all(|i| !running[i] || matches!(modes[i].as_deref(), Some("leader" | "follower")));
-        if all_up && leaders.len() == 1 {
-            return leaders[0];
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no quorum within {timeout:?}: {modes:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// CPU time (user + system) of a process so far, in seconds.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces): state is field 3.
-    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state.
-    (ticks(11) + ticks(12)) as f64 / 100.0
-}
-
-/// A `/proc/PID/status` field in MiB (`VmHWM`, `VmRSS`).
-fn status_mib(pid: u32, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
-/// Resets a process's peak RSS (VmHWM) to its current RSS, so that a later VmHWM is the
-/// peak of what happened in between.
-fn reset_peak_rss(pid: u32) {
-    if let Err(e) = std::fs::write(format!("/proc/{pid}/clear_refs"), "5") {
-        eprintln!("could not reset VmHWM of {pid} ({e}): the leader's peak covers its whole run");
-    }
-}
 
 async fn client(hosts: &str) -> Client {
     Client::builder(hosts)
@@ -345,8 +188,7 @@ async fn catch_up(
 /// Fill time and the SNAP and DIFF catch-ups of one ensemble.
 async fn measure(c: &mut dyn Cluster, n: usize, k: usize) -> (f64, CatchUp, CatchUp) {
     let ports = c.ports();
-    let mut running = vec![true; ports.len()];
-    let leader = wait_quorum(&ports, &running, Duration::from_secs(60));
+    let leader = wait_quorum(c, Duration::from_secs(60));
     let lhost = format!("127.0.0.1:{}", ports[leader]);
     let w = client(&lhost).await;
     let started = Instant::now();
@@ -368,7 +210,6 @@ async fn measure(c: &mut dyn Cluster, n: usize, k: usize) -> (f64, CatchUp, Catc
 
     // SNAP: a follower with nothing on disk.
     c.kill(f);
-    running[f] = false;
     for d in c.dirs(f) {
         let v2 = d.join("version-2");
         if v2.exists() {
@@ -379,13 +220,11 @@ async fn measure(c: &mut dyn Cluster, n: usize, k: usize) -> (f64, CatchUp, Catc
         .await
         .expect("write after the wipe");
     let snap = catch_up(c, f, leader, "/last", b"after the wipe").await;
-    running[f] = true;
     println!("  {}: SNAP {:.2} s ({})", c.name(), snap.serve_s, snap.how);
 
     // DIFF: a follower that missed K writes.
-    let leader = wait_quorum(&ports, &running, Duration::from_secs(60));
+    let leader = wait_quorum(c, Duration::from_secs(60));
     c.kill(f);
-    running[f] = false;
     fill(&w, "/lagged", k).await;
     w.set_data("/last", b"after the lag", None)
         .await
@@ -399,7 +238,7 @@ async fn measure(c: &mut dyn Cluster, n: usize, k: usize) -> (f64, CatchUp, Catc
 fn main() {
     let n: usize = arg("--znodes", 1_000_000);
     let k: usize = arg("--diff", 10_000);
-    std::env::set_var("ZK_SERVER_BIN", zk_server_bin());
+    std::env::set_var("ZK_SERVER_BIN", release_zk_server_bin());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

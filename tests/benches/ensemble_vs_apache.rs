@@ -15,130 +15,14 @@
 //! The zk-server binary is taken from `ZK_SERVER_BIN`, else built in release mode into the
 //! target directory this bench runs in. Apache runs with JVM defaults (G1, full JIT) and `-Xmx1000m` as its start script.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tests::apache::{mode, ApacheEnsemble};
+use tests::apache::ApacheEnsemble;
+use tests::bench::{arg, release_zk_server_bin, wait_quorum, Cluster};
 use tests::zk_processes::{Options, ProcessEnsemble};
 use zk_client::{Acl, Client, CreateMode};
-
-/// What the bench needs from an ensemble of either kind.
-trait Cluster {
-    fn name(&self) -> &'static str;
-    fn ports(&self) -> Vec<u16>;
-    fn running(&self, i: usize) -> bool;
-    fn kill(&mut self, i: usize);
-    fn restart(&mut self, i: usize);
-}
-
-impl Cluster for ApacheEnsemble {
-    fn name(&self) -> &'static str {
-        "Apache ZooKeeper 3.8"
-    }
-    fn ports(&self) -> Vec<u16> {
-        self.nodes.iter().map(|n| n.client_port).collect()
-    }
-    fn running(&self, i: usize) -> bool {
-        self.nodes[i].is_running()
-    }
-    fn kill(&mut self, i: usize) {
-        self.nodes[i].kill();
-    }
-    fn restart(&mut self, i: usize) {
-        self.nodes[i].restart().expect("restart apache node");
-    }
-}
-
-impl Cluster for ProcessEnsemble {
-    fn name(&self) -> &'static str {
-        "zk-server"
-    }
-    fn ports(&self) -> Vec<u16> {
-        (0..self.len())
-            .map(|i| self.client_addr(i).port())
-            .collect()
-    }
-    fn running(&self, i: usize) -> bool {
-        self.is_running(i)
-    }
-    fn kill(&mut self, i: usize) {
-        self.kill9(i);
-    }
-    fn restart(&mut self, i: usize) {
-        ProcessEnsemble::restart(self, i).expect("restart zk-server member");
-    }
-}
-
-/// The release zk-server binary: `ZK_SERVER_BIN`, or built into this bench's target directory
-/// (the test kit would build a debug one).
-fn zk_server_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("ZK_SERVER_BIN") {
-        return PathBuf::from(p);
-    }
-    // This bench runs as <target>/release/deps/ensemble_vs_apache-<hash>.
-    let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target profile dir");
-    let bin = profile_dir.join("zk-server");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "zk-server",
-            "--bin",
-            "zk-server",
-        ])
-        .env(
-            "CARGO_TARGET_DIR",
-            profile_dir.parent().expect("target dir"),
-        )
-        .status()
-        .expect("cargo build zk-server");
-    assert!(status.success(), "building zk-server failed");
-    bin
-}
-
-/// Waits until every running member is leader or follower and exactly one leads; returns it.
-fn wait_quorum(c: &dyn Cluster, timeout: Duration) -> usize {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let ports = c.ports();
-        let modes: Vec<Option<String>> = (0..ports.len())
-            .map(|i| c.running(i).then(|| mode(ports[i])).flatten())
-            .collect();
-        let leaders: Vec<usize> = (0..ports.len())
-            .filter(|&i| modes[i].as_deref() == Some("leader"))
-            .collect();
-        let all_up = (0..ports.len()).all(|i| {
-            !c.running(i) || matches!(modes[i].as_deref(), Some("leader") | Some("follower"))
-        });
-        if all_up && leaders.len() == 1 {
-            return leaders[0];
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{}: no quorum within {timeout:?}: {modes:?}",
-            c.name()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
 
 fn hosts(ports: &[u16]) -> String {
     ports
@@ -323,7 +207,7 @@ fn main() {
     let sessions: usize = arg("--sessions", 9);
     let inflight: usize = arg("--inflight", 32);
     // The test kit starts members from ZK_SERVER_BIN; set before any thread starts.
-    std::env::set_var("ZK_SERVER_BIN", zk_server_bin());
+    std::env::set_var("ZK_SERVER_BIN", release_zk_server_bin());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -21,148 +21,14 @@
 //! target directory. Apache runs with `-Xmx1000m`, as its start script.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use tests::apache::{mode, ApacheEnsemble};
+use tests::apache::ApacheEnsemble;
+use tests::bench::{arg, cpu_secs, release_zk_server_bin, rss_mib, wait_quorum, Cluster};
 use tests::zk_processes::{Options, ProcessEnsemble};
 use zk_client::{Acl, Client, CreateMode, SessionState};
-
-/// What the bench needs from an ensemble of either kind.
-trait Cluster {
-    fn name(&self) -> &'static str;
-    fn ports(&self) -> Vec<u16>;
-    fn pid(&self, i: usize) -> Option<u32>;
-    fn kill(&mut self, i: usize);
-    fn restart(&mut self, i: usize);
-}
-
-impl Cluster for ApacheEnsemble {
-    fn name(&self) -> &'static str {
-        "Apache 3.8"
-    }
-    fn ports(&self) -> Vec<u16> {
-        self.nodes.iter().map(|n| n.client_port).collect()
-    }
-    fn pid(&self, i: usize) -> Option<u32> {
-        self.nodes[i].pid()
-    }
-    fn kill(&mut self, i: usize) {
-        self.nodes[i].kill();
-    }
-    fn restart(&mut self, i: usize) {
-        self.nodes[i].restart().expect("restart apache node");
-    }
-}
-
-impl Cluster for ProcessEnsemble {
-    fn name(&self) -> &'static str {
-        "zk-server"
-    }
-    fn ports(&self) -> Vec<u16> {
-        (0..self.len())
-            .map(|i| self.client_addr(i).port())
-            .collect()
-    }
-    fn pid(&self, i: usize) -> Option<u32> {
-        ProcessEnsemble::pid(self, i)
-    }
-    fn kill(&mut self, i: usize) {
-        self.kill9(i);
-    }
-    fn restart(&mut self, i: usize) {
-        ProcessEnsemble::restart(self, i).expect("restart zk-server member");
-    }
-}
-
-/// The release zk-server binary: `ZK_SERVER_BIN`, or built into this bench's target dir.
-fn zk_server_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("ZK_SERVER_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target profile dir");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "zk-server",
-            "--bin",
-            "zk-server",
-        ])
-        .env(
-            "CARGO_TARGET_DIR",
-            profile_dir.parent().expect("target dir"),
-        )
-        .status()
-        .expect("cargo build zk-server");
-    assert!(status.success(), "building zk-server failed");
-    profile_dir.join("zk-server")
-}
-
-fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The leader's index once every running member serves.
-fn wait_quorum(ports: &[u16], running: &[bool], timeout: Duration) -> usize {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let modes: Vec<Option<String>> = ports
-            .iter()
-            .zip(running)
-            .map(|(p, r)| r.then(|| mode(*p)).flatten())
-            .collect();
-        let leaders: Vec<usize> = (0..ports.len())
-            .filter(|&i| modes[i].as_deref() == Some("leader"))
-            .collect();
-        let all_up = (0..ports.len())
-            .all(|i| !running[i] || matches!(modes[i].as_deref(), Some("leader" | "follower")));
-        if all_up && leaders.len() == 1 {
-            return leaders[0];
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no quorum within {timeout:?}: {modes:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// CPU time (user + system) of a process so far, in seconds.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces): state is field 3.
-    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state.
-    (ticks(11) + ticks(12)) as f64 / 100.0
-}
-
-/// Resident memory of a process now, MiB.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
 
 struct Session {
     client: Client,
@@ -344,8 +210,7 @@ async fn measure(
     retry: Option<Duration>,
 ) -> Vec<Storm> {
     let ports = c.ports();
-    let mut running = vec![true; ports.len()];
-    let leader = wait_quorum(&ports, &running, Duration::from_secs(60));
+    let leader = wait_quorum(c, Duration::from_secs(60));
     let hosts = ports
         .iter()
         .map(|p| format!("127.0.0.1:{p}"))
@@ -367,8 +232,7 @@ async fn measure(
     let mut out = Vec::new();
     out.push(storm(c, &sessions, follower, "kill -9 the busiest follower").await);
     c.restart(follower);
-    running[follower] = true;
-    let leader = wait_quorum(&ports, &running, Duration::from_secs(60));
+    let leader = wait_quorum(c, Duration::from_secs(60));
     out.push(storm(c, &sessions, leader, "kill -9 the leader").await);
     join_all(sessions.iter().map(|s| s.client.close())).await;
     out
@@ -386,7 +250,7 @@ fn main() {
         0 => None,
         ms => Some(Duration::from_millis(ms)),
     };
-    std::env::set_var("ZK_SERVER_BIN", zk_server_bin());
+    std::env::set_var("ZK_SERVER_BIN", release_zk_server_bin());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

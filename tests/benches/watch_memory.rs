@@ -14,66 +14,15 @@
 //! socket per session and the container caps open files at 20,000 (the 50,000 need
 //! a higher limit and, past ~28,000, a second client address).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use tests::apache::{four_letter, ApacheServer};
+use tests::bench::{arg, release_zk_server_bin, rss_mib};
 use tests::raw::RawClient;
 use tests::zk_processes::ServerProcess;
 use zk_proto::ops::{CreateRequest, PathWatchRequest};
 use zk_proto::{ConnectRequest, CreateMode, Request};
-
-fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The release zk-server binary: `ZK_SERVER_BIN`, or built into this bench's target dir.
-fn zk_server_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("ZK_SERVER_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target profile dir");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "zk-server",
-            "--bin",
-            "zk-server",
-        ])
-        .env(
-            "CARGO_TARGET_DIR",
-            profile_dir.parent().expect("target dir"),
-        )
-        .status()
-        .expect("cargo build zk-server");
-    assert!(status.success(), "building zk-server failed");
-    profile_dir.join("zk-server")
-}
-
-/// Resident memory of a process now, MiB.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
 
 fn connect_request() -> ConnectRequest {
     ConnectRequest {
@@ -166,7 +115,7 @@ fn main() {
     let z: usize = arg("--znodes", 100_000);
     let s: usize = arg("--sessions", 15_000);
     let w: usize = arg("--watches", 1_000_000);
-    std::env::set_var("ZK_SERVER_BIN", zk_server_bin());
+    std::env::set_var("ZK_SERVER_BIN", release_zk_server_bin());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

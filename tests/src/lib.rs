@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod apache;
+pub mod bench;
 pub mod client;
 pub mod disk_faults;
 pub mod http;

@@ -1,0 +1,190 @@
+//! What the side-by-side benches (`tests/benches/*`) share: one view of a zk-server or
+//! Apache ensemble of processes, the release zk-server binary, command-line numbers, and
+//! a process's CPU time and memory read from `/proc`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::apache::{mode, ApacheEnsemble};
+use crate::zk_processes::ProcessEnsemble;
+
+/// What a bench needs from an ensemble of either kind, members numbered from 0.
+pub trait Cluster {
+    /// The server's name in result tables.
+    fn name(&self) -> &'static str;
+    /// Every member's client port.
+    fn ports(&self) -> Vec<u16>;
+    /// Member `i`'s process id while it runs.
+    fn pid(&self, i: usize) -> Option<u32>;
+    /// Whether member `i` runs (started and not killed).
+    fn running(&self, i: usize) -> bool;
+    /// `kill -9` of member `i`.
+    fn kill(&mut self, i: usize);
+    /// Starts member `i` again on its directories.
+    fn restart(&mut self, i: usize);
+    /// Member `i`'s directories holding `version-2`.
+    fn dirs(&self, i: usize) -> Vec<PathBuf>;
+    /// Member `i`'s log of its latest run.
+    fn last_log(&self, i: usize) -> String;
+}
+
+impl Cluster for ApacheEnsemble {
+    fn name(&self) -> &'static str {
+        "Apache 3.8"
+    }
+    fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(|n| n.client_port).collect()
+    }
+    fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].pid()
+    }
+    fn running(&self, i: usize) -> bool {
+        self.nodes[i].is_running()
+    }
+    fn kill(&mut self, i: usize) {
+        self.nodes[i].kill();
+    }
+    fn restart(&mut self, i: usize) {
+        self.nodes[i].restart().expect("restart apache node");
+    }
+    fn dirs(&self, i: usize) -> Vec<PathBuf> {
+        vec![self.nodes[i].data_dir()]
+    }
+    fn last_log(&self, i: usize) -> String {
+        // The log file is truncated at each (re)start.
+        self.nodes[i].log()
+    }
+}
+
+impl Cluster for ProcessEnsemble {
+    fn name(&self) -> &'static str {
+        "zk-server"
+    }
+    fn ports(&self) -> Vec<u16> {
+        (0..self.len())
+            .map(|i| self.client_addr(i).port())
+            .collect()
+    }
+    fn pid(&self, i: usize) -> Option<u32> {
+        ProcessEnsemble::pid(self, i)
+    }
+    fn running(&self, i: usize) -> bool {
+        self.is_running(i)
+    }
+    fn kill(&mut self, i: usize) {
+        self.kill9(i);
+    }
+    fn restart(&mut self, i: usize) {
+        ProcessEnsemble::restart(self, i).expect("restart zk-server member");
+    }
+    fn dirs(&self, i: usize) -> Vec<PathBuf> {
+        self.data_dirs(i).to_vec()
+    }
+    fn last_log(&self, i: usize) -> String {
+        self.last_run_log(i)
+    }
+}
+
+/// The release zk-server binary: `ZK_SERVER_BIN`, or built into the target directory of
+/// the bench running (`<target>/release/deps/<bench>`); the test kit would build a debug
+/// one.
+pub fn release_zk_server_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("ZK_SERVER_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "zk-server",
+            "--bin",
+            "zk-server",
+        ])
+        .env(
+            "CARGO_TARGET_DIR",
+            profile_dir.parent().expect("target dir"),
+        )
+        .status()
+        .expect("cargo build zk-server");
+    assert!(status.success(), "building zk-server failed");
+    profile_dir.join("zk-server")
+}
+
+/// The value after `name` on the command line, or `default`.
+pub fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Waits until every running member is leader or follower and exactly one leads; returns
+/// the leader's index. Panics after `timeout`.
+pub fn wait_quorum(c: &dyn Cluster, timeout: Duration) -> usize {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let ports = c.ports();
+        let modes: Vec<Option<String>> = (0..ports.len())
+            .map(|i| c.running(i).then(|| mode(ports[i])).flatten())
+            .collect();
+        let leaders: Vec<usize> = (0..ports.len())
+            .filter(|&i| modes[i].as_deref() == Some("leader"))
+            .collect();
+        let all_up = (0..ports.len())
+            .all(|i| !c.running(i) || matches!(modes[i].as_deref(), Some("leader" | "follower")));
+        if all_up && leaders.len() == 1 {
+            return leaders[0];
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: no quorum within {timeout:?}: {modes:?}",
+            c.name()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// CPU time (user + system) of a process so far, in seconds.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): the state is field 3.
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state.
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+/// A `/proc/PID/status` memory field in MiB (`VmRSS:`, `VmHWM:`); 0 when unreadable.
+pub fn status_mib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// Resident memory of a process now, MiB.
+pub fn rss_mib(pid: u32) -> f64 {
+    status_mib(pid, "VmRSS:")
+}
+
+/// Resets a process's peak RSS (VmHWM) to its current RSS, so that a later VmHWM is the
+/// peak of what happened in between.
+pub fn reset_peak_rss(pid: u32) {
+    if let Err(e) = std::fs::write(format!("/proc/{pid}/clear_refs"), "5") {
+        eprintln!("could not reset VmHWM of {pid} ({e}): its peak covers its whole run");
+    }
+}
