@@ -645,19 +645,7 @@ impl Processor {
         self.local.insert(session);
         self.bind(conn, session, out);
         tracing::debug!("session {session:#x}: local session opened (timeout {timeout} ms)");
-        out.push(Output::Connected {
-            conn,
-            resp: ConnectResponse {
-                protocol_version: 0,
-                timeout,
-                session_id: session,
-                passwd: session_password(session).to_vec().into(),
-                read_only: match self.conns.get(&conn) {
-                    Some(c) if c.old_client => None,
-                    _ => Some(false),
-                },
-            },
-        });
+        out.push(self.welcome(conn, session, timeout));
     }
 
     /// Follower: a new session gets its id here and is created through the leader; the
@@ -1475,15 +1463,10 @@ impl Processor {
 
     /// A new session's createSession txn (`zxid`) was applied: the handshake is answered
     /// and the requests pipelined behind it run.
-    fn answer_connect(
-        &mut self,
-        conn: ConnId,
-        session: i64,
-        timeout: i32,
-        zxid: i64,
-        out: &mut Vec<Output>,
-    ) {
-        out.push(Output::Connected {
+    /// The handshake's answer for a live read-write session (a client from before 3.4
+    /// gets no read-only flag, as Apache's).
+    fn welcome(&self, conn: ConnId, session: i64, timeout: i32) -> Output {
+        Output::Connected {
             conn,
             resp: ConnectResponse {
                 protocol_version: 0,
@@ -1495,7 +1478,18 @@ impl Processor {
                     _ => Some(false),
                 },
             },
-        });
+        }
+    }
+
+    fn answer_connect(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        timeout: i32,
+        zxid: i64,
+        out: &mut Vec<Output>,
+    ) {
+        out.push(self.welcome(conn, session, timeout));
         self.pop_write(session, zxid);
         self.drain_reads(session, out);
     }
