@@ -233,6 +233,21 @@ pub fn verify(
 
 /// Checks a handshake signature made with a v1 certificate's key (TLS 1.2: any of the
 /// provider's algorithms for the scheme that fits the key).
+/// A TLS 1.3 handshake signature by a v1 certificate's key.
+fn verify_tls13(
+    message: &[u8],
+    cert: &V1Cert<'_>,
+    dss: &DigitallySignedStruct,
+    algs: &WebPkiSupportedAlgorithms,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    rustls::crypto::verify_tls13_signature_with_raw_key(
+        message,
+        &SubjectPublicKeyInfoDer::from(cert.spki),
+        dss,
+        algs,
+    )
+}
+
 fn verify_tls12(
     message: &[u8],
     cert: &V1Cert<'_>,
@@ -316,12 +331,7 @@ impl ClientCertVerifier for ClientVerifier {
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         match parse(cert) {
-            Ok(v1) => rustls::crypto::verify_tls13_signature_with_raw_key(
-                message,
-                &SubjectPublicKeyInfoDer::from(v1.spki),
-                dss,
-                &self.algs,
-            ),
+            Ok(v1) => verify_tls13(message, &v1, dss, &self.algs),
             Err(_) => self.inner.verify_tls13_signature(message, cert, dss),
         }
     }
@@ -462,12 +472,7 @@ impl ServerCertVerifier for ServerVerifier {
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         match parse(cert) {
-            Ok(v1) => rustls::crypto::verify_tls13_signature_with_raw_key(
-                message,
-                &SubjectPublicKeyInfoDer::from(v1.spki),
-                dss,
-                &self.algs,
-            ),
+            Ok(v1) => verify_tls13(message, &v1, dss, &self.algs),
             Err(_) => self.inner.verify_tls13_signature(message, cert, dss),
         }
     }
