@@ -5,47 +5,20 @@
 //! ensemble member stops acknowledging, so a write lacking a durable quorum is never
 //! answered. In-process `zk_server::testkit` servers.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+mod log_capture;
+
 use std::time::Duration;
 
+use log_capture::{log, log_text};
 use zk_client::{Acl, CreateMode};
 use zk_server::testkit::{fail_txn_log_syncs_under, Ensemble, TestServer};
 use zk_server::zab::PeerState;
 
 const EIO: i32 = 5;
 
-/// Every log line of this test binary (its tests share one subscriber).
-fn log() -> Arc<Mutex<Vec<u8>>> {
-    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = buf.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(move || Capture(sink.clone()))
-            .try_init();
-        buf
-    })
-    .clone()
-}
-
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The ERROR lines about disk trouble with a txn log under `dir`.
 fn disk_errors(dir: &std::path::Path) -> Vec<String> {
-    let text = String::from_utf8_lossy(&log().lock().unwrap()).to_string();
+    let text = log_text();
     text.lines()
         .filter(|l| l.contains("ERROR") && l.contains("disk trouble"))
         .filter(|l| l.contains(&dir.display().to_string()))

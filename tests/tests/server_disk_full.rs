@@ -13,45 +13,19 @@
 //! (`zk_server::testkit::fill_disk_under`) and, where the machine allows mounting one, on a
 //! real 8 MiB tmpfs.
 
+mod log_capture;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use log_capture::{log, log_text};
 use zk_client::{Acl, Client, CreateMode, ErrorCode};
 use zk_server::testkit::{fill_disk_under, free_disk_under, Ensemble, TestServer};
 
-/// Every log line of this test binary (its tests share one subscriber).
-fn log() -> Arc<Mutex<Vec<u8>>> {
-    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = buf.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(move || Capture(sink.clone()))
-            .try_init();
-        buf
-    })
-    .clone()
-}
-
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Log lines containing `what` and naming `dir`.
 fn lines(what: &str, dir: &Path) -> Vec<String> {
-    let text = String::from_utf8_lossy(&log().lock().unwrap()).to_string();
+    let text = log_text();
     text.lines()
         .filter(|l| l.contains(what) && l.contains(&dir.display().to_string()))
         .map(str::to_string)
