@@ -154,7 +154,9 @@ async fn same_script(connect: &str, name: &str, script: &str) {
     let ours = zkcli(connect, &[], &script).await;
     wipe(connect).await;
     // Java prints watch events from its event thread, racing the main thread's output of
-    // the next commands: compare the command output in order and the events as a set.
+    // the next commands: compare the command output in order and the events as a set. Its
+    // printwatches flag is read when the event thread gets to an event, so scripts `sync`
+    // (whose answer comes through that thread) before they flip it.
     assert_eq!(
         split_events(&ours.out),
         split_events(&theirs.out),
@@ -330,9 +332,11 @@ removewatches /t/w -d
 ls -w /t
 removewatches /t -c
 removewatches /t/nowatch
+sync /t
 printwatches off
 get -w /t/w
 set /t/w silent
+sync /t
 get /t/w
 printwatches on
 printwatches
