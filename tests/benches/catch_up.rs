@@ -26,13 +26,13 @@
 
 use std::time::{Duration, Instant};
 
-use futures::stream::{self, StreamExt};
-use tests::apache::{mode, ApacheEnsemble};
+use tests::apache::ApacheEnsemble;
 use tests::bench::{
-    arg, cpu_secs, release_zk_server_bin, reset_peak_rss, status_mib, wait_quorum, Cluster,
+    arg, bench_client, cpu_secs, fill, release_zk_server_bin, reset_peak_rss, status_mib,
+    sync_kind, wait_quorum, wait_serving, Cluster,
 };
 use tests::zk_processes::{Options, ProcessEnsemble};
-use zk_client::{Acl, Client, CreateMode};
+use zk_client::{Acl, CreateMode};
 
 /// Apache's JVM options here: a heap for 1M znodes on the leader (its snapshot serializer
 /// and the follower's deserialized tree), and the stock collector and JIT.
@@ -43,93 +43,6 @@ const APACHE_JVM: &[&str] = &[
     "-XX:TieredStopAtLevel=4",
 ];
 
-/// Children per parent znode (and creates per multi) in the fill.
-const FANOUT: usize = 1000;
-
-async fn client(hosts: &str) -> Client {
-    Client::builder(hosts)
-        .session_timeout(Duration::from_secs(30))
-        .retry_policy(zk_client::RetryPolicy::fixed(Duration::from_millis(10)))
-        .connect()
-        .await
-        .expect("session")
-}
-
-/// Creates `count` znodes of 100 B under `root` (parents of [`FANOUT`] children, one multi
-/// per parent, many in flight).
-async fn fill(c: &Client, root: &str, count: usize) {
-    let acl = Acl::open_unsafe();
-    c.create(root, b"", &acl, CreateMode::Persistent)
-        .await
-        .expect("create the fill's root");
-    let data = [b'x'; 100];
-    let parents = count.div_ceil(FANOUT);
-    let mut t = c.multi();
-    for p in 0..parents {
-        t = t.create(&format!("{root}/p{p}"), b"", &acl, CreateMode::Persistent);
-    }
-    t.commit().await.expect("create the fill's parents");
-    let results: Vec<()> = stream::iter(0..parents)
-        .map(|p| {
-            let acl = &acl;
-            async move {
-                let mut t = c.multi();
-                for i in p * FANOUT..((p + 1) * FANOUT).min(count) {
-                    t = t.create(
-                        &format!("{root}/p{p}/n{i}"),
-                        &data,
-                        acl,
-                        CreateMode::Persistent,
-                    );
-                }
-                t.commit().await.expect("fill multi");
-            }
-        })
-        .buffer_unordered(32)
-        .collect()
-        .await;
-    assert_eq!(results.len(), parents);
-}
-
-/// Waits until member `i` says it follows and a client pinned to it reads `want` at `path`.
-async fn wait_serving(port: u16, path: &str, want: &[u8], timeout: Duration) -> Duration {
-    let t0 = Instant::now();
-    let host = format!("127.0.0.1:{port}");
-    let mut pinned: Option<Client> = None;
-    loop {
-        assert!(
-            t0.elapsed() < timeout,
-            "member on port {port} does not serve {path} within {timeout:?}"
-        );
-        let follows = tokio::task::spawn_blocking(move || mode(port))
-            .await
-            .expect("srvr")
-            .as_deref()
-            == Some("follower");
-        if follows && pinned.is_none() {
-            let connect = Client::builder(&host)
-                .session_timeout(Duration::from_secs(30))
-                .retry_policy(zk_client::RetryPolicy::fixed(Duration::from_millis(10)))
-                .connect();
-            if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(2), connect).await {
-                pinned = Some(c);
-            }
-        }
-        if let Some(c) = &pinned {
-            if let Ok(Ok((data, _))) =
-                tokio::time::timeout(Duration::from_secs(2), c.get_data(path, false)).await
-            {
-                if data.as_ref() == want {
-                    let took = t0.elapsed();
-                    let _ = c.close().await;
-                    return took;
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 /// One catch-up's figures.
 struct CatchUp {
     serve_s: f64,
@@ -137,27 +50,6 @@ struct CatchUp {
     leader_peak_mib: f64,
     leader_cpu_s: f64,
     how: String,
-}
-
-/// How the follower's latest run was synced, from its log.
-fn sync_kind(log: &str) -> String {
-    let mut kinds: Vec<&str> = Vec::new();
-    for l in log.lines() {
-        let k = if l.contains("Getting a snapshot from leader") {
-            "SNAP"
-        } else if l.contains("Getting a diff from the leader") {
-            "DIFF"
-        } else if l.contains("Truncating log") || l.contains("Getting a truncate") {
-            "TRUNC"
-        } else {
-            continue;
-        };
-        kinds.push(k);
-    }
-    match kinds.is_empty() {
-        true => "?".into(),
-        false => kinds.join(", then "),
-    }
 }
 
 /// Restarts member `f` and waits for it to serve `want` at `path`, with the figures.
@@ -173,7 +65,7 @@ async fn catch_up(
     reset_peak_rss(lpid);
     let cpu0 = cpu_secs(lpid);
     c.restart(f);
-    let took = wait_serving(port, path, want, Duration::from_secs(300)).await;
+    let took = wait_serving(port, "follower", path, want, Duration::from_secs(300)).await;
     let cpu1 = cpu_secs(lpid);
     let fpid = c.pid(f).expect("follower runs");
     CatchUp {
@@ -190,7 +82,7 @@ async fn measure(c: &mut dyn Cluster, n: usize, k: usize) -> (f64, CatchUp, Catc
     let ports = c.ports();
     let leader = wait_quorum(c, Duration::from_secs(60));
     let lhost = format!("127.0.0.1:{}", ports[leader]);
-    let w = client(&lhost).await;
+    let w = bench_client(&lhost).await;
     let started = Instant::now();
     fill(&w, "/catch", n).await;
     w.create(

@@ -250,6 +250,11 @@ impl ApacheNode {
         format!("127.0.0.1:{}", self.client_port)
     }
 
+    /// The server log's file (truncated at each (re)start).
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
     /// The server log so far (for failure messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

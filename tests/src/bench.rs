@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use futures::stream::{self, StreamExt};
+use zk_client::{Acl, Client, CreateMode};
+
 use crate::apache::{mode, ApacheEnsemble};
 use crate::zk_processes::ProcessEnsemble;
 
@@ -186,5 +189,122 @@ pub fn rss_mib(pid: u32) -> f64 {
 pub fn reset_peak_rss(pid: u32) {
     if let Err(e) = std::fs::write(format!("/proc/{pid}/clear_refs"), "5") {
         eprintln!("could not reset VmHWM of {pid} ({e}): its peak covers its whole run");
+    }
+}
+
+/// Children per parent znode (and creates per multi) in [`fill`].
+pub const FANOUT: usize = 1000;
+
+/// A zk-client session for a bench: 30 s timeout (the server may clamp it), a fixed
+/// 10 ms retry.
+pub async fn bench_client(hosts: &str) -> Client {
+    Client::builder(hosts)
+        .session_timeout(Duration::from_secs(30))
+        .retry_policy(zk_client::RetryPolicy::fixed(Duration::from_millis(10)))
+        .connect()
+        .await
+        .expect("session")
+}
+
+/// The path [`fill`] gives znode `i` under `root`.
+pub fn fill_path(root: &str, i: usize) -> String {
+    format!("{root}/p{}/n{i}", i / FANOUT)
+}
+
+/// Creates `count` znodes of 100 B under `root` (parents of [`FANOUT`] children, one multi
+/// per parent, 32 in flight).
+pub async fn fill(c: &Client, root: &str, count: usize) {
+    let acl = Acl::open_unsafe();
+    c.create(root, b"", &acl, CreateMode::Persistent)
+        .await
+        .expect("create the fill's root");
+    let data = [b'x'; 100];
+    let parents = count.div_ceil(FANOUT);
+    let mut t = c.multi();
+    for p in 0..parents {
+        t = t.create(&format!("{root}/p{p}"), b"", &acl, CreateMode::Persistent);
+    }
+    t.commit().await.expect("create the fill's parents");
+    let results: Vec<()> = stream::iter(0..parents)
+        .map(|p| {
+            let acl = &acl;
+            async move {
+                let mut t = c.multi();
+                for i in p * FANOUT..((p + 1) * FANOUT).min(count) {
+                    t = t.create(&fill_path(root, i), &data, acl, CreateMode::Persistent);
+                }
+                t.commit().await.expect("fill multi");
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    assert_eq!(results.len(), parents);
+}
+
+/// Waits until the server on `port` says `want_mode` in `srvr` and a client pinned to it
+/// reads `want` at `path`; the time that took. Panics after `timeout`.
+pub async fn wait_serving(
+    port: u16,
+    want_mode: &str,
+    path: &str,
+    want: &[u8],
+    timeout: Duration,
+) -> Duration {
+    let t0 = Instant::now();
+    let host = format!("127.0.0.1:{port}");
+    let mut pinned: Option<Client> = None;
+    loop {
+        assert!(
+            t0.elapsed() < timeout,
+            "server on port {port} does not serve {path} within {timeout:?}"
+        );
+        let serves = tokio::task::spawn_blocking(move || mode(port))
+            .await
+            .expect("srvr")
+            .is_some_and(|m| m == want_mode);
+        if serves && pinned.is_none() {
+            let connect = Client::builder(&host)
+                .session_timeout(Duration::from_secs(30))
+                .retry_policy(zk_client::RetryPolicy::fixed(Duration::from_millis(10)))
+                .connect();
+            if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(2), connect).await {
+                pinned = Some(c);
+            }
+        }
+        if let Some(c) = &pinned {
+            if let Ok(Ok((data, _))) =
+                tokio::time::timeout(Duration::from_secs(2), c.get_data(path, false)).await
+            {
+                if data.as_ref() == want {
+                    let took = t0.elapsed();
+                    let _ = c.close().await;
+                    return took;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// How a follower's latest run was synced, from its log (`SNAP`, `DIFF`, `TRUNC`, in
+/// order; `?` when the log says nothing), for zk-server's and Apache's logs alike.
+pub fn sync_kind(log: &str) -> String {
+    let mut kinds: Vec<&str> = Vec::new();
+    for l in log.lines() {
+        let k = if l.contains("Getting a snapshot from leader") {
+            "SNAP"
+        } else if l.contains("Getting a diff from the leader") {
+            "DIFF"
+        } else if l.contains("Truncating log") || l.contains("Getting a truncate") {
+            "TRUNC"
+        } else {
+            continue;
+        };
+        kinds.push(k);
+    }
+    match kinds.is_empty() {
+        true => "?".into(),
+        false => kinds.join(", then "),
     }
 }
