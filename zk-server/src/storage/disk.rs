@@ -134,6 +134,19 @@ struct Streaming {
     started: std::time::Instant,
 }
 
+/// A snapshot whose walk is complete, being assembled, synced and published on a thread
+/// of its own ([`NodeDisk::end_snapshot`]): copying a big tree's node records and syncing
+/// them takes seconds, and appends queued behind that on the disk thread would stall
+/// every write for as long.
+#[derive(Debug)]
+struct Finishing {
+    zxid: i64,
+    /// Set to give the file up (the log or the database is being replaced).
+    cancel: Arc<std::sync::atomic::AtomicBool>,
+    /// The snapshot's duration in ms when it was published.
+    thread: std::thread::JoinHandle<Option<u64>>,
+}
+
 /// The operator's line for a snapshot on disk: where, how big, how long it took.
 fn log_snapshot_written(path: &Path, zxid: i64, started: std::time::Instant) {
     let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
@@ -195,6 +208,11 @@ pub struct DiskData {
     incarnation: u64,
     /// The snapshot file being written, if any.
     streaming: Option<Streaming>,
+    /// The snapshot file being finished off the disk thread, if any.
+    finishing: Option<Finishing>,
+    /// Extra time each snapshot's finishing takes (tests, see
+    /// [`NodeDisk::set_snapshot_finish_delay`]).
+    finish_delay: std::time::Duration,
     /// `autopurge.*`: what purges keep and how often the driver runs them.
     autopurge: Autopurge,
     /// Purges run and files they removed.
@@ -210,6 +228,16 @@ pub struct DiskData {
     /// Set when txns were lost for good (more held than [`MAX_HELD_BYTES`], a SNAP that
     /// could not be written): no append is durable any more until a restart.
     lost: Option<String>,
+}
+
+impl Drop for DiskData {
+    fn drop(&mut self) {
+        // A disk going away (its server stopped) leaves no snapshot being written behind.
+        if let Some(f) = self.finishing.take() {
+            f.cancel.store(true, Ordering::SeqCst);
+            let _ = f.thread.join();
+        }
+    }
 }
 
 /// Most bytes of txns a full disk holds in memory for when space returns; beyond it the
@@ -257,6 +285,8 @@ impl Default for DiskData {
             timings: Default::default(),
             incarnation: 0,
             streaming: None,
+            finishing: None,
+            finish_delay: std::time::Duration::ZERO,
             autopurge: Autopurge::default(),
             purges: 0,
             files_purged: 0,
@@ -326,10 +356,38 @@ impl DiskData {
             || self.since_snapshot_bytes >= self.snapshot_size_due
     }
 
-    /// Abandons the snapshot file being written (the partial file goes).
+    /// Abandons the snapshot file being written (the partial file goes), and the one
+    /// being finished unless it is published already (waiting for its thread, which
+    /// stops at its next chunk or after its sync), so no file of the state being replaced
+    /// appears later.
     fn abandon_snapshot(&mut self) {
         if let Some(s) = self.streaming.take() {
             tracing::info!("snapshot {:#x} abandoned", s.zxid);
+        }
+        if let Some(f) = self.finishing.take() {
+            f.cancel.store(true, Ordering::SeqCst);
+            self.record_finished(f);
+        }
+    }
+
+    /// Records the snapshot finished off the disk thread, once its thread is done.
+    fn harvest_finished(&mut self) {
+        if self
+            .finishing
+            .as_ref()
+            .is_some_and(|f| f.thread.is_finished())
+        {
+            if let Some(f) = self.finishing.take() {
+                self.record_finished(f);
+            }
+        }
+    }
+
+    fn record_finished(&mut self, f: Finishing) {
+        match f.thread.join() {
+            Ok(Some(ms)) => self.timings.snapshot.record(ms),
+            Ok(None) => {}
+            Err(_) => tracing::error!("snapshot {:#x}: its writer panicked", f.zxid),
         }
     }
 
@@ -337,6 +395,7 @@ impl DiskData {
     /// bytes are framed as they are (they are the txns as the log holds them); only the
     /// in-memory log keeps decoded txns.
     fn append(&mut self, txns: &[Proposal]) -> Appended {
+        self.harvest_finished();
         if let Some(why) = &self.lost {
             tracing::error!(
                 "disk trouble in dataDir {}: txns {} not logged: {why}",
@@ -503,6 +562,8 @@ pub struct SnapshotFeed {
     jobs: DiskJobs,
     zxid: i64,
     ended: bool,
+    /// Pieces handed to the disk thread and not yet written.
+    backlog: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl SnapshotFeed {
@@ -522,13 +583,26 @@ impl SnapshotFeed {
             jobs: jobs.clone(),
             zxid,
             ended: false,
+            backlog: Arc::default(),
         }
     }
 
     /// Node records, as [`crate::storage::snapshot_walk::SnapshotWalk::step`] writes them.
     pub fn nodes(&self, records: bytes::Bytes) {
-        let (d, zxid) = (self.disk.clone(), self.zxid);
-        self.jobs.run(move || d.snapshot_nodes(zxid, &records));
+        let (d, zxid, backlog) = (self.disk.clone(), self.zxid, self.backlog.clone());
+        backlog.fetch_add(1, Ordering::SeqCst);
+        self.jobs.run(move || {
+            d.snapshot_nodes(zxid, &records);
+            backlog.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+
+    /// Pieces given to [`SnapshotFeed::nodes`] that the disk thread has not written yet.
+    /// The walk waits while there are a few: appends queue behind them on the disk
+    /// thread, and a walk running ahead of the disk would make every write wait for the
+    /// whole tree to reach the file.
+    pub fn backlog(&self) -> usize {
+        self.backlog.load(Ordering::SeqCst)
     }
 
     /// The walk is complete: the file gets its sessions (given at the start) and the ACL
@@ -923,6 +997,16 @@ impl NodeDisk {
             // Taken already, or the log was replaced since it was due.
             return;
         }
+        d.harvest_finished();
+        if let Some(f) = &d.finishing {
+            // As Apache's "Too busy to snap": the count starts again.
+            tracing::info!(
+                "snapshot {zxid:#x} skipped: snapshot {:#x} is still being written",
+                f.zxid
+            );
+            d.next_snapshot_due();
+            return;
+        }
         d.abandon_snapshot();
         d.next_snapshot_due();
         d.snapshots_taken += 1;
@@ -958,23 +1042,60 @@ impl NodeDisk {
     }
 
     /// Completes snapshot `zxid` with the ACL table its nodes refer to and publishes the
-    /// file.
+    /// file, on a thread of its own ([`Finishing`]): the disk thread goes on with the
+    /// appends meanwhile. Anything that replaces the log or the database waits for it or
+    /// gives it up first ([`DiskData::abandon_snapshot`]); a snapshot due before it is
+    /// done is skipped.
     pub fn end_snapshot(&self, zxid: i64, acls: &[(i64, Vec<zk_proto::Acl>)]) {
         let mut guard = self.lock();
         let d = &mut *guard;
         let Some(s) = d.streaming.take_if(|s| s.zxid == zxid) else {
             return;
         };
-        match s.stream.finish(&s.sessions, acls) {
-            Ok(p) => {
-                self.purge_clock
-                    .snapshots_written
-                    .fetch_add(1, Ordering::SeqCst);
-                log_snapshot_written(&p, zxid, s.started);
-                d.timings.snapshot.record(elapsed_ms(s.started));
+        d.harvest_finished();
+        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (clock, acls, delay) = (self.purge_clock.clone(), acls.to_vec(), d.finish_delay);
+        let stop = cancel.clone();
+        let spawned = std::thread::Builder::new()
+            .name("zk-snapshot".into())
+            .spawn(move || {
+                let paused = std::time::Instant::now();
+                while paused.elapsed() < delay && !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                match s.stream.finish_unless(&s.sessions, &acls, &stop) {
+                    Ok(p) => {
+                        clock.snapshots_written.fetch_add(1, Ordering::SeqCst);
+                        log_snapshot_written(&p, zxid, s.started);
+                        Some(elapsed_ms(s.started))
+                    }
+                    Err(_) if stop.load(Ordering::SeqCst) => {
+                        tracing::info!("snapshot {zxid:#x} abandoned");
+                        None
+                    }
+                    Err(e) => {
+                        tracing::error!("snapshot {zxid:#x} failed: {e}");
+                        None
+                    }
+                }
+            });
+        match spawned {
+            Ok(thread) => {
+                d.finishing = Some(Finishing {
+                    zxid,
+                    cancel,
+                    thread,
+                })
             }
-            Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
+            // The stream went with the closure, its partial file too.
+            Err(e) => tracing::error!("snapshot {zxid:#x} failed: no thread to finish it: {e}"),
         }
+    }
+
+    /// Makes each snapshot's finishing (see [`NodeDisk::end_snapshot`]) start `delay`
+    /// late (tests of what happens meanwhile).
+    pub fn set_snapshot_finish_delay(&self, delay: std::time::Duration) {
+        self.lock().finish_delay = delay;
     }
 
     /// Abandons snapshot `zxid` (its walk stopped: the database was replaced, or the
@@ -1171,7 +1292,9 @@ impl NodeDisk {
 
     /// What the disk timed so far (`fsynctime`, `snapshottime`).
     pub fn timings(&self) -> crate::admin::stats::DiskTimings {
-        self.lock().timings.clone()
+        let mut d = self.lock();
+        d.harvest_finished();
+        d.timings.clone()
     }
 
     /// Forgets the timings (`srst`).
@@ -1463,6 +1586,74 @@ mod tests {
         let (back, state) = disk.load(10);
         assert_eq!(state.last_zxid, 6);
         assert_eq!(back.tree.node_count(), db.tree.node_count() + 1);
+        assert!(tmp_files(&v2).is_empty(), "{:?}", tmp_files(&v2));
+    }
+
+    /// Walks `db` into a snapshot file the way the node task does (begin, nodes, end).
+    fn stream_snapshot(disk: &NodeDisk, db: &ZkDatabase) {
+        let round = disk.lock().due_round;
+        let mut snap = db.begin_snapshot();
+        disk.begin_snapshot(round, snap.last_zxid, snap.sessions.clone());
+        let mut nodes = BytesMut::new();
+        snap.walk.step(&db.tree, &mut nodes, usize::MAX);
+        disk.snapshot_nodes(snap.last_zxid, &nodes);
+        disk.end_snapshot(snap.last_zxid, &snap.walk.acl_table());
+    }
+
+    #[test]
+    fn appends_go_on_while_a_snapshot_is_finished_and_a_trunc_gives_it_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let v2 = dir.path().join("version-2");
+        let disk = NodeDisk::open(dir.path()).unwrap();
+        let mut db = ZkDatabase::new();
+        let ps: Vec<Proposal> = (1..=100).map(create).collect();
+        assert_eq!(disk.append_txns(None, &ps), Appended::Durable(None));
+        for e in decode_all(&ps) {
+            db.apply(&e);
+        }
+        // The file of snapshot 0x64 takes a long time to finish...
+        disk.set_snapshot_finish_delay(Duration::from_secs(60));
+        stream_snapshot(&disk, &db);
+        let taken = disk.stats().snapshots_taken;
+        // ...and appends do not wait for it.
+        let started = Instant::now();
+        assert_eq!(
+            disk.append_txns(None, &[create(101)]),
+            Appended::Durable(None)
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(!names(&v2).contains(&"snapshot.64".to_string()));
+        // A snapshot due meanwhile is skipped, not written beside it.
+        for e in decode_all(&[create(101)]) {
+            db.apply(&e);
+        }
+        stream_snapshot(&disk, &db);
+        assert_eq!(disk.stats().snapshots_taken, taken);
+        // A TRUNC gives it up at once: no file of the replaced state appears later.
+        let started = Instant::now();
+        let db = disk.truncate(100);
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(
+            !names(&v2).iter().any(|n| n.starts_with("snapshot.6")),
+            "{:?}",
+            names(&v2)
+        );
+        assert!(tmp_files(&v2).is_empty(), "{:?}", tmp_files(&v2));
+        // Finished promptly, it is published and counted, and a restart loads it.
+        disk.set_snapshot_finish_delay(Duration::ZERO);
+        let before = disk.snapshots_written();
+        stream_snapshot(&disk, &db);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while disk.snapshots_written() == before {
+            assert!(Instant::now() < deadline, "snapshot 0x64 not written");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(names(&v2).contains(&"snapshot.64".to_string()));
+        assert!(disk.timings().snapshot.count > 0);
+        disk.recover().unwrap();
+        let (back, state) = disk.load(10);
+        assert_eq!(state.last_zxid, 100);
+        assert_eq!(back.tree.node_count(), db.tree.node_count());
         assert!(tmp_files(&v2).is_empty(), "{:?}", tmp_files(&v2));
     }
 

@@ -417,6 +417,11 @@ impl SnapshotWriter {
     }
 }
 
+/// Bytes of a streamed snapshot copied into its file between two syncs of it: many small
+/// flushes rather than one of the whole file at the end, which would hold the txn log's
+/// syncs up behind gigabytes of writeback.
+const FINISH_SYNC_BYTES: usize = 32 << 20;
+
 /// A snapshot being written from a stream of node records; dropping it unfinished leaves
 /// no snapshot behind.
 #[derive(Debug)]
@@ -443,7 +448,18 @@ impl SnapshotStream {
     }
 
     /// Writes the snapshot file: header with `sessions` and `acls`, the nodes, the seals.
-    pub fn finish(mut self, sessions: &[(i64, i32)], acls: &[(i64, Vec<Acl>)]) -> Result<PathBuf> {
+    pub fn finish(self, sessions: &[(i64, i32)], acls: &[(i64, Vec<Acl>)]) -> Result<PathBuf> {
+        self.finish_unless(sessions, acls, &std::sync::atomic::AtomicBool::new(false))
+    }
+
+    /// [`SnapshotStream::finish`], given up (nothing published, the partial file removed)
+    /// if `cancel` is set before the nodes are all copied.
+    pub fn finish_unless(
+        mut self,
+        sessions: &[(i64, i32)],
+        acls: &[(i64, Vec<Acl>)],
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> Result<PathBuf> {
         use std::io::{Read, Seek};
         let body = self
             .body
@@ -460,12 +476,21 @@ impl SnapshotStream {
             write_head(&mut b, sessions, acls)?;
             out.put(&mut b)?;
             let mut chunk = vec![0u8; 1 << 20];
+            let mut unsynced = 0;
             loop {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(std::io::Error::other("abandoned"));
+                }
                 let n = body.read(&mut chunk)?;
                 if n == 0 {
                     break;
                 }
                 out.put_slice(&chunk[..n])?;
+                unsynced += n;
+                if unsynced >= FINISH_SYNC_BYTES {
+                    f.sync_data()?;
+                    unsynced = 0;
+                }
             }
             write_tail(out)
         })

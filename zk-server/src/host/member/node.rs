@@ -609,7 +609,10 @@ impl NodeTask {
                     self.snapshot_written();
                 }
             }
-            let busy = self.walks.is_busy();
+            // A snapshot file's walk keeps pace with the disk thread; while it waits the
+            // task looks again shortly rather than spinning.
+            let waits = self.walks.waits_for_disk();
+            let busy = self.walks.is_busy() && !waits;
             tokio::select! {
                 ev = self.repl.next() => match ev {
                     Some(ReplEvent::Quorum(ev)) => {
@@ -656,6 +659,7 @@ impl NodeTask {
                 _ = ticker.tick() => self.tick(),
                 // Walks go on while nothing else is ready.
                 _ = std::future::ready(()), if busy => {}
+                _ = tokio::time::sleep(Duration::from_millis(1)), if waits => {}
             }
             self.drive();
             if self.left {

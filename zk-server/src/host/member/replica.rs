@@ -26,6 +26,10 @@ pub use crate::storage::disk::{DiskStats, NodeDisk};
 /// node task does one slice between two of its events.
 pub const SLICE_BYTES: usize = 256 * 1024;
 
+/// Slices of a snapshot file handed to the disk thread and not yet written beyond which
+/// the walk waits ([`SnapshotFeed::backlog`]): an append waits for at most these.
+pub const MAX_FILE_BACKLOG: usize = 2;
+
 /// Where a walk's records go.
 enum Target {
     /// A SNAP body for a learner, sent whole once walked.
@@ -42,6 +46,13 @@ struct Walk {
     target: Target,
 }
 
+impl Walk {
+    /// A snapshot file's walk whose slices the disk thread has not caught up with.
+    fn waits_for_disk(&self) -> bool {
+        matches!(&self.target, Target::File(f) if f.backlog() >= MAX_FILE_BACKLOG)
+    }
+}
+
 /// The fuzzy snapshot walks in progress over the member's database. Each starts with
 /// every txn applied so far; txns applied during the walk may be in it too (a fuzzy
 /// snapshot, as Apache's: a learner replays the txns queued after its SNAP, a restart
@@ -55,6 +66,12 @@ impl Walks {
     /// Whether a walk has slices left.
     pub fn is_busy(&self) -> bool {
         !self.active.is_empty()
+    }
+
+    /// Whether every walk with slices left waits for the disk thread to write what it
+    /// was given ([`MAX_FILE_BACKLOG`]): [`Walks::step`] does nothing until then.
+    pub fn waits_for_disk(&self) -> bool {
+        self.is_busy() && self.active.iter().all(Walk::waits_for_disk)
     }
 
     /// Whether a snapshot file is being walked (one at a time).
@@ -86,11 +103,14 @@ impl Walks {
         });
     }
 
-    /// Walks one slice (about `slice` bytes) of the oldest walk over `db`, the database
-    /// every walk began on; finished walks deliver their body or complete their file.
-    /// True when a snapshot file was completed.
+    /// Walks one slice (about `slice` bytes) of the oldest walk over `db` that does not
+    /// wait for the disk, the database every walk began on; finished walks deliver their
+    /// body or complete their file. True when a snapshot file was completed.
     pub fn step(&mut self, db: &ZkDatabase, slice: usize) -> bool {
-        let Some(mut w) = self.active.pop_front() else {
+        let Some(i) = self.active.iter().position(|w| !w.waits_for_disk()) else {
+            return false;
+        };
+        let Some(mut w) = self.active.remove(i) else {
             return false;
         };
         let done = match &mut w.target {
@@ -281,6 +301,74 @@ mod tests {
             learner.apply(e);
         }
         assert_eq!(canon(&learner), leader);
+    }
+
+    #[test]
+    fn a_snapshot_file_walk_keeps_pace_with_the_disk_thread() {
+        use crate::storage::disk_thread::DiskThread;
+        let mut g = Gen::new(7);
+        for _ in 0..500 {
+            g.random_op();
+        }
+        let db = replay(&g.log);
+        let dir = tempfile::tempdir().unwrap();
+        let disk = NodeDisk::open(dir.path()).unwrap();
+        disk.set_snap_count(2);
+        let first = &g.log[0];
+        let mut data = BytesMut::new();
+        first.write(&mut data);
+        let logged = Proposal {
+            zxid: first.header.zxid,
+            data: data.freeze(),
+        };
+        let round = disk
+            .append(None, &[logged])
+            .expect("durable")
+            .expect("a snapshot is due");
+        let (events, _) = tokio::sync::mpsc::unbounded_channel();
+        let (durable, _) = tokio::sync::mpsc::unbounded_channel();
+        let thread =
+            DiskThread::start(Box::new(DiskAppender::new(disk.clone(), events)), durable).unwrap();
+        let jobs = thread.jobs();
+        // The disk thread is busy (a long sync, say) while the walk starts.
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        jobs.run(move || {
+            let _ = hold.recv();
+        });
+        let snap = db.begin_snapshot();
+        let sessions = snap.sessions.clone();
+        let feed = SnapshotFeed::begin(&disk, &jobs, round, snap.last_zxid, sessions);
+        let mut walks = Walks::default();
+        walks.to_file(snap, feed);
+        for _ in 0..50 {
+            assert!(!walks.step(&db, 100));
+        }
+        // It stopped after MAX_FILE_BACKLOG slices instead of queueing the whole tree
+        // ahead of the appends.
+        assert!(walks.is_busy());
+        assert!(walks.waits_for_disk());
+        release.send(()).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut steps = 0;
+        while walks.is_busy() {
+            assert!(std::time::Instant::now() < deadline, "the walk did not end");
+            if walks.waits_for_disk() {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            } else {
+                walks.step(&db, 100);
+                steps += 1;
+            }
+        }
+        assert!(steps > 50, "slices: {steps}");
+        while disk.snapshots_written() == 0 {
+            assert!(std::time::Instant::now() < deadline, "no snapshot file");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        drop(thread);
+        disk.recover().unwrap();
+        let (back, state) = disk.load(10);
+        assert_eq!(state.last_zxid, db.last_zxid());
+        assert_eq!(canon(&back), canon(&db));
     }
 
     #[test]
