@@ -44,14 +44,18 @@ use std::time::{Duration, Instant};
 
 use tests::apache::{ApacheEnsemble, ApacheServer};
 use tests::bench::{
-    arg, bench_client, fill, fill_path, release_zk_server_bin, reset_peak_rss, rss_mib,
-    status_mib, sync_kind, wait_quorum, wait_serving, Cluster,
+    arg, bench_client, fill, fill_path, release_zk_server_bin, reset_peak_rss, rss_mib, status_mib,
+    sync_kind, wait_quorum, wait_serving, Cluster,
 };
 use tests::zk_processes::{Options, ProcessEnsemble, ServerProcess};
 use zk_client::{Acl, Client, CreateMode};
 
 /// Apache's JVM options besides `-Xmx`: the stock collector and JIT.
-const APACHE_JVM: &[&str] = &["-XX:-UseSerialGC", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=4"];
+const APACHE_JVM: &[&str] = &[
+    "-XX:-UseSerialGC",
+    "-XX:+UseG1GC",
+    "-XX:TieredStopAtLevel=4",
+];
 
 /// The fill's root.
 const ROOT: &str = "/big";
@@ -424,9 +428,14 @@ async fn standalone(name: &str, s: &mut dyn Standalone, set: &Settings) -> Stand
     let w = bench_client(&host).await;
     let started = Instant::now();
     fill(&w, ROOT, set.n).await;
-    w.create("/last", b"filled", &Acl::open_unsafe(), CreateMode::Persistent)
-        .await
-        .expect("create /last");
+    w.create(
+        "/last",
+        b"filled",
+        &Acl::open_unsafe(),
+        CreateMode::Persistent,
+    )
+    .await
+    .expect("create /last");
     let fill_s = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let pid = s.pid();
@@ -512,9 +521,14 @@ async fn full_sync(c: &mut dyn Cluster, m: usize) -> SyncFigures {
     let w: Client = bench_client(&format!("127.0.0.1:{}", ports[leader])).await;
     let started = Instant::now();
     fill(&w, ROOT, m).await;
-    w.create("/last", b"synced", &Acl::open_unsafe(), CreateMode::Persistent)
-        .await
-        .expect("create /last");
+    w.create(
+        "/last",
+        b"synced",
+        &Acl::open_unsafe(),
+        CreateMode::Persistent,
+    )
+    .await
+    .expect("create /last");
     let fill_s = started.elapsed().as_secs_f64();
     println!(
         "  {}: {m} znodes of 100 B through 2 of 3 members in {fill_s:.1} s",
@@ -544,7 +558,10 @@ async fn full_sync(c: &mut dyn Cluster, m: usize) -> SyncFigures {
 
 fn loadavg() -> String {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    load.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn main() {
@@ -559,7 +576,10 @@ fn main() {
     // No snapshot due during the fill (N/1000 + 1 txns), one due 20,000 to 40,000 writes
     // into the window (at snapCount/2 + rand(snapCount/2) txns, on both servers).
     let snap_count: u64 = arg("--snap-count", 2 * (n as u64 / 1000) + 40_000);
-    let heap: u64 = arg("--apache-heap-mib", ((n as u64 * 1228) / 1_000_000).max(3072));
+    let heap: u64 = arg(
+        "--apache-heap-mib",
+        ((n as u64 * 1228) / 1_000_000).max(3072),
+    );
     let sync_heap: u64 = arg(
         "--apache-sync-heap-mib",
         ((m as u64 * 1536) / 1_000_000).max(3072),
@@ -644,7 +664,13 @@ fn main() {
     let (o1, o4) = (ours.as_ref().map(|x| &x.0), ours.as_ref().map(|x| &x.1));
     let (a1, a4) = (apache.as_ref().map(|x| &x.0), apache.as_ref().map(|x| &x.1));
     let fill = format!("fill {n}");
-    row(&fill, "time, s", o1.map(|x| x.fill_s), a1.map(|x| x.fill_s), 1);
+    row(
+        &fill,
+        "time, s",
+        o1.map(|x| x.fill_s),
+        a1.map(|x| x.fill_s),
+        1,
+    );
     row(
         &fill,
         "RSS after, MiB",
