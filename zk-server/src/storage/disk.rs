@@ -788,9 +788,15 @@ impl NodeDisk {
     /// the disk thread, after the snapshot queued before it is complete, and under the
     /// disk's lock, so no DIFF read or TRUNC sees a log vanish midway. A failure is
     /// logged, never fatal; in memory there is nothing to purge.
+    ///
+    /// A snapshot still being finished ([`NodeDisk::end_snapshot`]) is waited for first,
+    /// so the purge counts it: with autopurge on, appends queued meanwhile wait for it.
     pub fn purge(&self) -> Vec<PathBuf> {
         let mut guard = self.lock();
         let d = &mut *guard;
+        if let Some(f) = d.finishing.take() {
+            d.record_finished(f);
+        }
         let Log::Disk { storage, .. } = &mut d.log else {
             return Vec::new();
         };
