@@ -16,9 +16,12 @@
 //! ([`crate::storage::disk_thread::DiskThread`]): group-committed appends, the pieces of
 //! a fuzzy snapshot file the node task walks ([`NodeDisk::begin_snapshot`],
 //! [`NodeDisk::snapshot_nodes`], [`NodeDisk::end_snapshot`]) and autopurge
-//! ([`NodeDisk::purge`]), in the order the node task queued them. The lock only
-//! serialises that thread with the node task's reads and replacements of the log (DIFF,
-//! TRUNC, SNAP), which it does after waiting for the thread to drain.
+//! ([`NodeDisk::purge`]), in the order the node task queued them. The one exception is
+//! the end of a snapshot file (the copy of its node records into the file, its syncs and
+//! its publication), which takes seconds for a big tree and runs on a thread of its own
+//! so appends do not wait for it ([`NodeDisk::end_snapshot`]). The lock only
+//! serialises the disk thread with the node task's reads and replacements of the log
+//! (DIFF, TRUNC, SNAP), which it does after waiting for the thread to drain.
 //!
 //! A restart loads the newest snapshot and replays the log after it as it reads it; a
 //! SNAP from a leader replaces snapshot and log at once.
