@@ -167,8 +167,15 @@ impl Clients {
 
     /// Closes every connection.
     pub fn close_all(&self) {
-        for c in self.conns.values() {
-            let _ = c.tx.unbounded_send(ConnCmd::Close);
+        self.close_all_but(|_| false);
+    }
+
+    /// Closes every connection but those `keep` names.
+    pub fn close_all_but(&self, keep: impl Fn(ConnId) -> bool) {
+        for (conn, c) in &self.conns {
+            if !keep(*conn) {
+                let _ = c.tx.unbounded_send(ConnCmd::Close);
+            }
         }
     }
 
