@@ -1636,3 +1636,71 @@ async fn local_sessions_without_upgrading_refuse_ephemerals() {
         assert_eq!(mntr_num(&mntr, "zk_global_sessions"), 0, "member {m}");
     }
 }
+
+/// A handshake that reaches a member while it cannot serve (here: cut off, then healed)
+/// waits for it to serve and is answered on the same connection, as soon as it serves;
+/// Apache closes it at once and the client backs off and retries. Past the grace period
+/// (max(2 s, tickTime) after the member stopped serving) a cut-off member closes new
+/// handshakes at once, as Apache does, so clients move on to members that serve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_waits_for_the_member_to_serve_within_the_grace_period() {
+    init_tracing();
+    let mut ens = Ensemble::start(3).await.expect("ensemble");
+    let leader = ens.wait_for_leader(T).await.expect("leader");
+    let cut = (leader + 1) % 3;
+    let addr = ens.client_addr(cut).expect("member");
+    let not_serving = "This ZooKeeper instance is not currently serving requests\n";
+    let handshake = ConnectRequest {
+        timeout: 10_000,
+        passwd: vec![0u8; 16].into(),
+        ..Default::default()
+    };
+
+    ens.isolate(cut);
+    assert_eq!(
+        wait_word(addr.port(), "srvr", not_serving, T).await,
+        not_serving
+    );
+    let waiting = tokio::spawn(tests::raw::RawClient::handshake(addr, handshake.clone()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "held, neither answered nor closed");
+    let healed = std::time::Instant::now();
+    ens.heal();
+    let (mut c, resp) = tokio::time::timeout(T, waiting)
+        .await
+        .expect("answered in time")
+        .expect("task")
+        .expect("answered, not closed");
+    let waited = healed.elapsed();
+    assert!(resp.timeout > 0, "a session: {resp:?}");
+    assert_ne!(
+        word(addr.port(), "srvr").await,
+        not_serving,
+        "it serves now"
+    );
+    let r = c.call(create("/after-heal")).await;
+    assert_eq!(r.err(), ErrorCode::Ok, "the session works");
+    eprintln!("handshake answered {waited:?} after the heal");
+
+    // Cut off past the grace period: closed at once.
+    ens.isolate(cut);
+    assert_eq!(
+        wait_word(addr.port(), "srvr", not_serving, T).await,
+        not_serving
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let asked = std::time::Instant::now();
+    let refused = tokio::time::timeout(
+        Duration::from_secs(5),
+        tests::raw::RawClient::handshake(addr, handshake.clone()),
+    )
+    .await
+    .expect("not held past the grace period");
+    assert!(refused.is_err(), "closed, as Apache does");
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    ens.heal();
+}

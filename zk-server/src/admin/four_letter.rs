@@ -211,6 +211,7 @@ fn node_count(v: &View) -> usize {
 }
 
 fn latency_line(s: &ServerStats) -> String {
+    let s = &s.latency;
     format!(
         "Latency min/avg/max: {}/{}/{}\n",
         s.min_latency,
@@ -710,7 +711,7 @@ pub fn monitor(v: &View, r: Role) -> Vec<(String, MonitorValue)> {
     // Apache's keys come from a Java HashMap: a read-only server's (built from another
     // set of gauges) lists these two the other way round.
     let alive = ("num_alive_connections", int(v.conns.len()));
-    let avg = ("avg_latency", Float(st.avg_latency()));
+    let avg = ("avg_latency", Float(st.latency.avg_latency()));
     let pair = match r.mode {
         "read-only" => [avg, alive],
         _ => [alive, avg],
@@ -741,7 +742,7 @@ pub fn monitor(v: &View, r: Role) -> Vec<(String, MonitorValue)> {
         put("synced_non_voting_followers", int(0));
         put("synced_observers", int(l.observers));
     }
-    put("min_latency", int(st.min_latency));
+    put("min_latency", int(st.latency.min_latency));
     if let Some(n) = crate::admin::stats::max_file_descriptors() {
         put("max_file_descriptor_count", int(n));
     }
@@ -759,7 +760,7 @@ pub fn monitor(v: &View, r: Role) -> Vec<(String, MonitorValue)> {
     }
     put("local_sessions", int(local_sessions));
     put("uptime", int(v.uptime_ms));
-    put("max_latency", int(st.max_latency));
+    put("max_latency", int(st.latency.max_latency));
     if let Some((_, l)) = leader {
         put("learners", int(l.learners));
     }

@@ -102,14 +102,8 @@ pub struct ServerStats {
     pub packets_received: u64,
     /// Packets sent.
     pub packets_sent: u64,
-    /// Smallest request latency, ms.
-    pub min_latency: u64,
-    /// Largest request latency, ms.
-    pub max_latency: u64,
-    /// Sum of latencies, ms.
-    pub total_latency: u64,
-    /// Requests measured.
-    pub count: u64,
+    /// Min/max/average request latency (`srvr`, `stat`).
+    pub latency: Latency,
     /// Sizes of the replies sent to clients (`zk_*_client_response_size`).
     pub client_response: BufferStats,
     /// Handshakes received (`zk_connection_request_count`).
@@ -124,7 +118,22 @@ pub struct ServerStats {
     pub update_latency: Summary,
 }
 
-impl ServerStats {
+/// Smallest, largest and average request latency: the server's (`srvr`) and each
+/// connection's (`cons`). Connections keep only this, not the server's summaries: idle
+/// connections are many, and every byte here is multiplied by them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Latency {
+    /// Smallest request latency, ms.
+    pub min_latency: u64,
+    /// Largest request latency, ms.
+    pub max_latency: u64,
+    /// Sum of latencies, ms.
+    pub total_latency: u64,
+    /// Requests measured.
+    pub count: u64,
+}
+
+impl Latency {
     /// Records one request's latency.
     pub fn record_latency(&mut self, ms: u64) {
         if self.count == 0 || ms < self.min_latency {
@@ -143,7 +152,9 @@ impl ServerStats {
             self.total_latency as f64 / self.count as f64
         }
     }
+}
 
+impl ServerStats {
     /// `srst`.
     pub fn reset(&mut self) {
         *self = ServerStats::default();
@@ -303,8 +314,8 @@ pub struct ConnStats {
     pub last_op: &'static str,
     /// Last request's latency, ms.
     pub last_latency: u64,
-    /// Min/max/total latency and count for this connection.
-    pub latency: ServerStats,
+    /// Min/max/average latency of this connection's requests.
+    pub latency: Latency,
     /// When it connected, ms since the epoch.
     pub established: i64,
     /// Requests in flight.
@@ -326,7 +337,7 @@ impl ConnStats {
             last_cxid: -1,
             last_op: "NA",
             last_latency: 0,
-            latency: ServerStats::default(),
+            latency: Latency::default(),
             established: now,
             queued: 0,
             four_letter: false,
@@ -341,7 +352,7 @@ impl ConnStats {
         self.last_cxid = -1;
         self.last_op = "NA";
         self.last_latency = 0;
-        self.latency.reset();
+        self.latency = Latency::default();
     }
 }
 
@@ -375,12 +386,12 @@ mod tests {
     #[test]
     fn latency() {
         let mut s = ServerStats::default();
-        s.record_latency(4);
-        s.record_latency(2);
-        assert_eq!((s.min_latency, s.max_latency), (2, 4));
-        assert_eq!(s.avg_latency(), 3.0);
+        s.latency.record_latency(4);
+        s.latency.record_latency(2);
+        assert_eq!((s.latency.min_latency, s.latency.max_latency), (2, 4));
+        assert_eq!(s.latency.avg_latency(), 3.0);
         s.reset();
-        assert_eq!(s.count, 0);
+        assert_eq!(s.latency.count, 0);
     }
 
     #[test]

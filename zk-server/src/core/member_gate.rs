@@ -8,6 +8,12 @@
 //! - A handshake whose session is valid ensemble-wide but whose createSession is not
 //!   applied here yet waits for it, up to a deadline (so a client moving right after
 //!   creating its session is not told that it expired).
+//! - A handshake that reaches a member while it elects or syncs waits for it to serve,
+//!   up to the same grace period counted from when it stopped serving. Apache closes such
+//!   connections at once, and every client then backs off and retries while the election
+//!   runs; held here, a client is answered the moment the member serves. A member cut off
+//!   for longer than the grace period closes them at once, as Apache does, so clients move
+//!   on to members that serve.
 //! - A member LOOKING for longer than a grace period may serve read-only clients.
 
 use std::collections::{HashMap, VecDeque};
@@ -30,10 +36,15 @@ pub struct MemberGate {
     revalidating: HashMap<i64, VecDeque<(ConnId, ConnectRequest)>>,
     /// Handshakes waiting for their session's createSession, with their deadline.
     unapplied: Vec<(ConnId, ConnectRequest, i64)>,
-    /// LOOKING this long (ms) before serving read-only clients.
+    /// Handshakes that came while the member did not serve, with their deadline.
+    awaiting_serving: HashMap<ConnId, (ConnectRequest, i64)>,
+    /// LOOKING this long (ms) before serving read-only clients; also how long after the
+    /// member stopped serving handshakes are held for it.
     read_only_grace: i64,
     /// Since when the peer has been LOOKING (`None`: it is not).
     looking_since: Option<i64>,
+    /// Since when the member has not served (`None`: it serves).
+    not_serving_since: Option<i64>,
     /// Serving read-only clients while cut off from a quorum.
     read_only: bool,
 }
@@ -47,10 +58,18 @@ impl MemberGate {
             held: HashMap::new(),
             revalidating: HashMap::new(),
             unapplied: Vec::new(),
+            awaiting_serving: HashMap::new(),
             read_only_grace,
             looking_since: Some(now),
+            not_serving_since: Some(now),
             read_only: false,
         }
+    }
+
+    /// How long (ms) a member may be LOOKING before serving read-only clients, and holds
+    /// handshakes after it stopped serving.
+    pub fn grace(&self) -> i64 {
+        self.read_only_grace
     }
 
     /// Whether read-only clients are being served.
@@ -87,6 +106,50 @@ impl MemberGate {
     /// A connection closed: what it held goes.
     pub fn disconnected(&mut self, conn: ConnId) {
         self.held.remove(&conn);
+        self.awaiting_serving.remove(&conn);
+    }
+
+    /// A handshake reached the member while it does not serve: holds it until the member
+    /// serves, unless it has not served for the whole grace period already (then `false`:
+    /// the caller closes the connection and the client tries another member).
+    pub fn await_serving(&mut self, conn: ConnId, req: ConnectRequest, now: i64) -> bool {
+        let Some(since) = self.not_serving_since else {
+            return false;
+        };
+        let deadline = since + self.read_only_grace;
+        if now >= deadline {
+            return false;
+        }
+        self.awaiting_serving.insert(conn, (req, deadline));
+        true
+    }
+
+    /// Whether `conn`'s handshake waits for the member to serve.
+    pub fn awaits_serving(&self, conn: ConnId) -> bool {
+        self.awaiting_serving.contains_key(&conn)
+    }
+
+    /// The handshakes held for the member to serve, to answer now (it serves, or serves
+    /// read-only clients).
+    pub fn take_awaiting_serving(&mut self) -> Vec<(ConnId, ConnectRequest)> {
+        self.awaiting_serving
+            .drain()
+            .map(|(conn, (req, _))| (conn, req))
+            .collect()
+    }
+
+    /// Held handshakes whose deadline passed with the member still not serving: their
+    /// connections are to be closed.
+    pub fn awaiting_serving_due(&mut self, now: i64) -> Vec<ConnId> {
+        let mut due = Vec::new();
+        self.awaiting_serving.retain(|conn, (_, deadline)| {
+            let keep = now < *deadline;
+            if !keep {
+                due.push(*conn);
+            }
+            keep
+        });
+        due
     }
 
     /// A handshake waits for the leader to revalidate `session`.
@@ -151,6 +214,11 @@ impl MemberGate {
             (true, Some(t)) => Some(t),
             (true, None) => Some(now),
             (false, _) => None,
+        };
+        self.not_serving_since = match (serving, self.not_serving_since) {
+            (false, Some(t)) => Some(t),
+            (false, None) => Some(now),
+            (true, _) => None,
         };
         if !serving || was_read_only {
             self.syncs.clear();
@@ -219,6 +287,42 @@ mod tests {
         assert_eq!(conn, 2);
         assert_eq!(q.len(), 2);
         assert!(g.sync_done().is_none());
+    }
+
+    #[test]
+    fn handshakes_wait_for_the_member_to_serve_within_the_grace_period() {
+        let mut g = MemberGate::new(2000, 0);
+        // Starting up (not serving since 0): held until 2000.
+        assert!(g.await_serving(1, handshake(0, 4000), 100));
+        assert!(g.await_serving(2, handshake(0x10, 4000), 1500));
+        assert!(g.awaits_serving(1) && g.awaits_serving(2));
+        g.disconnected(2);
+        assert!(!g.awaits_serving(2));
+        assert!(g.awaiting_serving_due(1999).is_empty());
+        g.role_changed(false, true, 1800);
+        let mut served: Vec<_> = g
+            .take_awaiting_serving()
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect();
+        served.sort();
+        assert_eq!(served, vec![1], "released when the member serves");
+        // Serving: nothing is held.
+        assert!(!g.await_serving(3, handshake(0, 4000), 1900));
+
+        // The leader goes at 10,000: held until 12,000, then closed.
+        g.role_changed(true, false, 10_000);
+        assert!(g.await_serving(4, handshake(0, 4000), 10_100));
+        // Following but still syncing: still the same outage.
+        g.role_changed(false, false, 10_500);
+        assert!(g.await_serving(5, handshake(0, 4000), 11_000));
+        assert!(g.awaiting_serving_due(11_999).is_empty());
+        let mut due = g.awaiting_serving_due(12_000);
+        due.sort();
+        assert_eq!(due, vec![4, 5]);
+        // Cut off past the grace period: closed at once, as Apache does.
+        assert!(!g.await_serving(6, handshake(0, 4000), 12_001));
+        assert!(g.take_awaiting_serving().is_empty());
     }
 
     #[test]

@@ -10,7 +10,9 @@ use zk_proto::txn::TxnEntry;
 use super::autopurge::MIN_SNAP_RETAIN_COUNT;
 use super::file_names::{list, version_dir, DataFile, CORRUPT_PREFIX, LOG_PREFIX, SNAPSHOT_PREFIX};
 use super::fs_util::{create_dir, remove_file, rename_durably, sync_dir};
-use super::snapshot::{SnapshotCollector, SnapshotData, SnapshotWriter, TMP_SUFFIX};
+use super::snapshot::{
+    PreparedSnapshot, SnapshotCollector, SnapshotData, SnapshotWriter, TMP_SUFFIX,
+};
 use super::snapshot_reader::{load_snapshot, SnapshotSink};
 use super::txn_log::{self, LogWriter, SyncStats};
 use crate::error::{Result, ServerError};
@@ -235,6 +237,23 @@ impl Storage {
     /// The snapshot is the leader's SNAP body as received (see
     /// [`SnapshotWriter::write_body`]), so no decoded copy of the tree is needed.
     pub fn install_snapshot(&mut self, last_zxid: i64, body: &[u8]) -> Result<PathBuf> {
+        let prepared = self.prepare_snapshot(last_zxid, body)?;
+        self.install_prepared_snapshot(last_zxid, prepared)
+    }
+
+    /// Writes a leader's SNAP body to a complete, fsynced file under a scratch name,
+    /// touching nothing else: safe beside appends, and undone by dropping the result.
+    pub fn prepare_snapshot(&self, last_zxid: i64, body: &[u8]) -> Result<PreparedSnapshot> {
+        self.snapshots.prepare_body(last_zxid, body)
+    }
+
+    /// [`Storage::install_snapshot`] with the file already written by
+    /// [`Storage::prepare_snapshot`].
+    pub fn install_prepared_snapshot(
+        &mut self,
+        last_zxid: i64,
+        prepared: PreparedSnapshot,
+    ) -> Result<PathBuf> {
         self.log.roll();
         for l in list(&self.log_dir, LOG_PREFIX)? {
             remove_file(&l.path)?;
@@ -246,7 +265,7 @@ impl Storage {
         }
         sync_dir(&self.log_dir)?;
         sync_dir(&self.snap_dir)?;
-        let path = self.snapshots.write_body(last_zxid, body)?;
+        let path = prepared.commit()?;
         self.last_zxid = last_zxid;
         tracing::info!(
             zxid = format_args!("{:#x}", last_zxid),

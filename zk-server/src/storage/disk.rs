@@ -1231,12 +1231,37 @@ impl NodeDisk {
     /// them, so the member holds those bytes and the tree, not a decoded copy of every
     /// node. A body that does not decode changes nothing and is the error.
     pub fn install(&self, zxid: i64, body: &[u8]) -> std::result::Result<ZkDatabase, String> {
-        let db = read_snap_body(body, zxid, DatabaseBuilder::new()).map_err(|e| match e {
-            ReadError::Corrupt(reason) => reason,
-            ReadError::Io(e) => e.to_string(),
-        })?;
+        let decode = || {
+            read_snap_body(body, zxid, DatabaseBuilder::new()).map_err(|e| match e {
+                ReadError::Corrupt(reason) => reason,
+                ReadError::Io(e) => e.to_string(),
+            })
+        };
         let mut guard = self.lock();
         let d = &mut *guard;
+        let dir = d
+            .dir
+            .as_deref()
+            .map_or(String::new(), |p| p.display().to_string());
+        let (db, prepared) = match &d.log {
+            Log::Memory | Log::Broken => (decode()?, None),
+            Log::Disk { storage, .. } => {
+                // The tree is built while the file is written and fsynced (under a
+                // scratch name): each takes about as long as the other. A body that does
+                // not decode leaves the files as they were.
+                let storage = &**storage;
+                let (db, written) = std::thread::scope(|scope| {
+                    let writer = scope.spawn(|| storage.prepare_snapshot(zxid, body));
+                    let db = decode();
+                    let written = match writer.join() {
+                        Ok(r) => r.map_err(|e| e.to_string()),
+                        Err(_) => Err("the snapshot writer panicked".to_string()),
+                    };
+                    (db, written)
+                });
+                (db?, Some(written))
+            }
+        };
         d.abandon_snapshot();
         d.snapshots_installed += 1;
         d.next_snapshot_due();
@@ -1249,16 +1274,21 @@ impl NodeDisk {
                 *restored = None;
                 d.held.clear();
                 d.held_bytes = 0;
-                if let Err(e) = storage.install_snapshot(zxid, body) {
+                let installed = match prepared {
+                    Some(Ok(p)) => storage
+                        .install_prepared_snapshot(zxid, p)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                    Some(Err(e)) => Err(e),
+                    None => Ok(()),
+                };
+                if let Err(e) = installed {
                     // The old log is gone and the new snapshot is not there: logging on
                     // would leave a gap a restart replays over. Crash-stop instead.
                     let why = format!("the leader's snapshot {zxid:#x} could not be written: {e}");
                     tracing::error!(
-                        "disk trouble in dataDir {}: {why}; no write is acknowledged from \
-                         here on until the server restarts",
-                        d.dir
-                            .as_deref()
-                            .map_or(String::new(), |p| p.display().to_string())
+                        "disk trouble in dataDir {dir}: {why}; no write is acknowledged from \
+                         here on until the server restarts"
                     );
                     d.lost = Some(why);
                 }

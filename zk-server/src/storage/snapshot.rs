@@ -328,7 +328,14 @@ impl SnapshotWriter {
     /// file is the header, those bytes unchanged, and the seals. The caller has checked the
     /// body (e.g. by building the tree from it).
     pub fn write_body(&self, last_zxid: i64, body: &[u8]) -> Result<PathBuf> {
-        self.write_file(last_zxid, |f| {
+        self.prepare_body(last_zxid, body)?.commit()
+    }
+
+    /// [`SnapshotWriter::write_body`] up to the file being complete and fsynced under a
+    /// scratch name; [`PreparedSnapshot::commit`] puts it in place. Lets a follower write
+    /// a SNAP while it checks the body, and keep its files as they were if the body is bad.
+    pub fn prepare_body(&self, last_zxid: i64, body: &[u8]) -> Result<PreparedSnapshot> {
+        self.prepare_file(last_zxid, |f| {
             let mut out = SealedWriter::new(f);
             let mut b = BytesMut::new();
             FileHeader {
@@ -384,6 +391,14 @@ impl SnapshotWriter {
         last_zxid: i64,
         fill: impl FnOnce(&File) -> std::io::Result<()>,
     ) -> Result<PathBuf> {
+        self.prepare_file(last_zxid, fill)?.commit()
+    }
+
+    fn prepare_file(
+        &self,
+        last_zxid: i64,
+        fill: impl FnOnce(&File) -> std::io::Result<()>,
+    ) -> Result<PreparedSnapshot> {
         if last_zxid < 0 {
             // Apache could not parse the file name (and would ignore the snapshot).
             return Err(ServerError::Storage(format!(
@@ -409,11 +424,45 @@ impl SnapshotWriter {
                 e,
             ));
         }
-        rename_durably(&tmp, &path)?;
-        let len = std::fs::metadata(&path).map_or(0, |m| m.len());
-        super::fault::synced(&path, len, true);
-        tracing::debug!(zxid = format_args!("{:#x}", last_zxid), file = %path.display(), "snapshot written");
-        Ok(path)
+        Ok(PreparedSnapshot {
+            tmp: Some(tmp),
+            path,
+            last_zxid,
+        })
+    }
+}
+
+/// A snapshot file complete and fsynced under a scratch name; dropped uncommitted, it
+/// is removed.
+#[derive(Debug)]
+pub struct PreparedSnapshot {
+    tmp: Option<PathBuf>,
+    path: PathBuf,
+    last_zxid: i64,
+}
+
+impl PreparedSnapshot {
+    /// Renames it into place, durably.
+    pub fn commit(mut self) -> Result<PathBuf> {
+        let Some(tmp) = self.tmp.take() else {
+            return Ok(self.path.clone());
+        };
+        if let Err(e) = rename_durably(&tmp, &self.path) {
+            let _ = remove_file(&tmp);
+            return Err(e);
+        }
+        let len = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        super::fault::synced(&self.path, len, true);
+        tracing::debug!(zxid = format_args!("{:#x}", self.last_zxid), file = %self.path.display(), "snapshot written");
+        Ok(self.path.clone())
+    }
+}
+
+impl Drop for PreparedSnapshot {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = remove_file(&tmp);
+        }
     }
 }
 

@@ -9,18 +9,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use tokio::sync::mpsc::UnboundedSender;
 use zk_proto::{
     write_frame, ConnectResponse, ErrorCode, OpCode, Record, ReplyHeader, Response, WatcherEvent,
 };
 
 use super::connection::Throttle;
-use super::ConnCmd;
+use super::{ConnCmd, ConnTx};
 use crate::admin::stats::{ConnStats, ServerStats};
 use crate::core::processor::ConnId;
 
 struct Entry {
-    tx: UnboundedSender<ConnCmd>,
+    tx: ConnTx,
     stats: ConnStats,
 }
 
@@ -93,13 +92,7 @@ impl Clients {
     }
 
     /// A connection finished its handshake frame.
-    pub fn accepted(
-        &mut self,
-        conn: ConnId,
-        peer: SocketAddr,
-        tx: UnboundedSender<ConnCmd>,
-        now: i64,
-    ) {
+    pub fn accepted(&mut self, conn: ConnId, peer: SocketAddr, tx: ConnTx, now: i64) {
         tracing::debug!("connection {conn} from {peer} accepted");
         self.conns.insert(
             conn,
@@ -168,14 +161,21 @@ impl Clients {
     /// Asks a connection to close once what was queued for it is sent.
     pub fn close(&self, conn: ConnId) {
         if let Some(c) = self.conns.get(&conn) {
-            let _ = c.tx.send(ConnCmd::Close);
+            let _ = c.tx.unbounded_send(ConnCmd::Close);
         }
     }
 
     /// Closes every connection.
     pub fn close_all(&self) {
-        for c in self.conns.values() {
-            let _ = c.tx.send(ConnCmd::Close);
+        self.close_all_but(|_| false);
+    }
+
+    /// Closes every connection but those `keep` names.
+    pub fn close_all_but(&self, keep: impl Fn(ConnId) -> bool) {
+        for (conn, c) in &self.conns {
+            if !keep(*conn) {
+                let _ = c.tx.unbounded_send(ConnCmd::Close);
+            }
         }
     }
 
@@ -183,7 +183,7 @@ impl Clients {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stats.sent += 1;
             self.stats.packets_sent += 1;
-            let _ = c.tx.send(ConnCmd::Frame(frame.freeze()));
+            let _ = c.tx.unbounded_send(ConnCmd::Frame(frame.freeze()));
         }
     }
 
@@ -201,7 +201,7 @@ impl Clients {
         };
         if let Some((t, op)) = started {
             let ms = t.elapsed().as_millis() as u64;
-            self.stats.record_latency(ms);
+            self.stats.latency.record_latency(ms);
             // Apache's split: txns are updates, everything else (pings too) reads.
             match op.is_write() {
                 true => self.stats.update_latency.record(ms),
@@ -244,7 +244,7 @@ impl Clients {
         let created = self.creating.remove(&conn);
         if let (Some(t), true) = (created, resp.session_id != 0) {
             let ms = t.elapsed().as_millis() as u64;
-            self.stats.record_latency(ms);
+            self.stats.latency.record_latency(ms);
             self.stats.update_latency.record(ms);
         }
         if let (Some(c), true) = (self.conns.get(&conn), resp.session_id != 0) {
@@ -271,7 +271,7 @@ impl Clients {
         // handshake is never read.
         if resp.timeout > 0 {
             if let Some(c) = self.conns.get(&conn) {
-                let _ = c.tx.send(ConnCmd::Established);
+                let _ = c.tx.unbounded_send(ConnCmd::Established);
             }
         }
     }

@@ -6,17 +6,14 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{oneshot, Notify};
-use tokio_util::codec::FramedRead;
-use zk_proto::{
-    ConnectRequest, FrameCodec, Id, JuteReader, OpCode, ProtoError, Record, Request, RequestHeader,
-};
+use zk_proto::{ConnectRequest, Id, Record};
 
+use super::duplex::{Duplex, Link};
+use super::listener::ConnSlot;
 use super::ClientMsg;
 use super::ConnCmd;
 use crate::admin::stats::NetCounters;
@@ -87,7 +84,8 @@ impl Throttle {
         self.outstanding.load(Ordering::Acquire)
     }
 
-    async fn wait_below(&self, limit: usize) {
+    /// Returns once fewer than `limit` requests are in flight (0: no limit).
+    pub(super) async fn wait_below(&self, limit: usize) {
         while limit > 0 && self.current() >= limit {
             let n = self.notify.notified();
             if self.current() < limit {
@@ -144,44 +142,67 @@ fn four_letter(b: &[u8; 4]) -> Option<&'static str> {
         .copied()
 }
 
-/// Bytes of replies gathered into one write at most.
-const WRITE_BATCH_BYTES: usize = 64 * 1024;
-
-/// First capacity of a connection's read buffer.
-const READ_BUFFER_START: usize = 512;
-
-/// Writes `batch` (framed replies) with one write, then empties it: a lone frame as it
-/// is, several joined into one buffer freed right after.
-async fn write_batch<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    batch: &mut Vec<Bytes>,
-) -> std::io::Result<()> {
-    match batch.len() {
-        0 => {}
-        1 => w.write_all(&batch[0]).await?,
-        _ => {
-            let mut joined = Vec::with_capacity(batch.iter().map(Bytes::len).sum());
-            for b in batch.iter() {
-                joined.extend_from_slice(b);
-            }
-            w.write_all(&joined).await?;
-        }
-    }
-    batch.clear();
-    Ok(())
-}
-
-/// Serves one connection until either side closes it.
+/// Serves one connection: reads its handshake (or answers a four-letter word), then
+/// spawns the established connection as a task of its own, which holds `slot` until the
+/// connection ends.
 pub async fn run<M: From<ClientMsg> + Send + 'static, S: ClientStream>(
     mut stream: S,
     who: Peer,
     core: UnboundedSender<M>,
     settings: Arc<ConnSettings>,
     throttle: Arc<Throttle>,
+    slot: ConnSlot,
 ) {
+    let (conn, peer) = (who.conn, who.addr);
+    let Some((connect, auth)) = handshake(&mut stream, who, &core, &settings).await else {
+        return;
+    };
+    let (rd, wr) = stream.split_io();
+    let (tx, rx) = futures::channel::mpsc::unbounded::<ConnCmd>();
+    let session_id = connect.session_id;
+    if core
+        .send(M::from(ClientMsg::Accepted {
+            conn,
+            peer,
+            tx,
+            auth,
+        }))
+        .is_err()
+        || core
+            .send(M::from(ClientMsg::Connect { conn, req: connect }))
+            .is_err()
+    {
+        return;
+    }
+    // Its own task: what an idle connection costs is this task's size (a few hundred
+    // bytes), not that of the handshake's timers and buffers.
+    tokio::spawn(Duplex::new(
+        Link {
+            conn,
+            peer,
+            session_id,
+            slot,
+        },
+        rd,
+        wr,
+        rx,
+        core,
+        settings,
+        throttle,
+    ));
+}
+
+/// Reads the handshake, or answers a four-letter word; `None` when the connection is
+/// done with. On success the connection is announced to the core with its handshake.
+async fn handshake<M: From<ClientMsg> + Send + 'static, S: ClientStream>(
+    stream: &mut S,
+    who: Peer,
+    core: &UnboundedSender<M>,
+    settings: &ConnSettings,
+) -> Option<(ConnectRequest, Vec<Id>)> {
     let Peer {
         addr: peer,
-        conn,
+        conn: _,
         auth,
         tls,
     } = who;
@@ -198,8 +219,11 @@ pub async fn run<M: From<ClientMsg> + Send + 'static, S: ClientStream>(
     let mut first = [0u8; 4];
     match tokio::time::timeout(limit, stream.read_exact(&mut first)).await {
         Ok(Ok(_)) => {}
-        Ok(Err(_)) => return,
-        Err(_) => return expired(),
+        Ok(Err(_)) => return None,
+        Err(_) => {
+            expired();
+            return None;
+        }
     }
     NetCounters::add(&settings.counters.bytes_received, 4);
     if let Some(cmd) = four_letter(&first) {
@@ -213,7 +237,7 @@ pub async fn run<M: From<ClientMsg> + Send + 'static, S: ClientStream>(
                 }))
                 .is_err()
             {
-                return;
+                return None;
             }
             rx.await.unwrap_or_default()
         } else {
@@ -221,7 +245,7 @@ pub async fn run<M: From<ClientMsg> + Send + 'static, S: ClientStream>(
         };
         let _ = stream.write_all(text.as_bytes()).await;
         let _ = stream.shutdown().await;
-        return;
+        return None;
     }
     // The handshake frame is read by hand: its length prefix is already consumed.
     let len = i32::from_be_bytes(first);
@@ -230,167 +254,28 @@ pub async fn run<M: From<ClientMsg> + Send + 'static, S: ClientStream>(
             "closing {peer}: TLS handshake on the plaintext client port (connect to \
              secureClientPort, or set client.portUnification=true)"
         );
-        return;
+        return None;
     }
     if len < 0 || len as usize > settings.max_frame {
         tracing::info!("closing {peer}: handshake frame length {len}");
-        return;
+        return None;
     }
     let mut body = vec![0u8; len as usize];
     match tokio::time::timeout(limit, stream.read_exact(&mut body)).await {
         Ok(Ok(_)) => {}
-        Ok(Err(_)) => return,
-        Err(_) => return expired(),
+        Ok(Err(_)) => return None,
+        Err(_) => {
+            expired();
+            return None;
+        }
     }
     NetCounters::add(&settings.counters.bytes_received, len as u64);
     let connect = match ConnectRequest::decode(body.into()) {
         Ok(c) => c,
         Err(e) => {
             tracing::info!("bad connect request from {peer}: {e}");
-            return;
+            return None;
         }
     };
-    let (rd, wr) = stream.split_io();
-    // A small first buffer: it grows with the frames, and idle connections are many.
-    let mut frames =
-        FramedRead::with_capacity(rd, FrameCodec::new(settings.max_frame), READ_BUFFER_START);
-    let (tx, mut rx) = mpsc::unbounded_channel::<ConnCmd>();
-    let session_id = connect.session_id;
-    if core
-        .send(M::from(ClientMsg::Accepted {
-            conn,
-            peer,
-            tx,
-            auth,
-        }))
-        .is_err()
-        || core
-            .send(M::from(ClientMsg::Connect { conn, req: connect }))
-            .is_err()
-    {
-        return;
-    }
-    let (established_tx, established) = oneshot::channel::<()>();
-    let writer = tokio::spawn(async move {
-        let mut w = wr;
-        let mut established_tx = Some(established_tx);
-        // Replies queued together go out in one write. Nothing is buffered between
-        // bursts: an idle connection (most of them, with thousands of sessions) holds
-        // no write buffer.
-        let mut batch: Vec<Bytes> = Vec::new();
-        'outer: while let Some(cmd) = rx.recv().await {
-            let mut next = Some(cmd);
-            let mut close = false;
-            let mut bytes = 0;
-            while let Some(cmd) = next {
-                match cmd {
-                    ConnCmd::Frame(b) => {
-                        bytes += b.len();
-                        batch.push(b);
-                        if bytes >= WRITE_BATCH_BYTES {
-                            if write_batch(&mut w, &mut batch).await.is_err() {
-                                break 'outer;
-                            }
-                            bytes = 0;
-                        }
-                    }
-                    ConnCmd::Established => {
-                        if let Some(t) = established_tx.take() {
-                            let _ = t.send(());
-                        }
-                    }
-                    ConnCmd::Close => {
-                        close = true;
-                        break;
-                    }
-                }
-                next = rx.try_recv().ok();
-            }
-            if write_batch(&mut w, &mut batch).await.is_err() || w.flush().await.is_err() {
-                break;
-            }
-            if batch.capacity() > 64 {
-                batch = Vec::new();
-            }
-            if close {
-                let _ = w.shutdown().await;
-                break;
-            }
-        }
-    });
-    let reader = async {
-        // Requests pipelined behind the handshake wait in the socket until it is
-        // answered (see `ConnCmd::Established`): a learner revalidating the session
-        // with its leader has no session to run them against yet.
-        if established.await.is_err() {
-            tracing::debug!(
-                "connection {conn} from {peer} closed before its handshake \
-                 (session {session_id:#x}) got a live session"
-            );
-            return;
-        }
-        loop {
-            throttle.wait_below(settings.global_outstanding_limit).await;
-            let frame = match frames.next().await {
-                Some(Ok(f)) => f,
-                Some(Err(e)) => {
-                    tracing::info!("closing {peer}: {e}");
-                    break;
-                }
-                None => break,
-            };
-            NetCounters::add(&settings.counters.bytes_received, 4 + frame.len() as u64);
-            let mut r = JuteReader::new(frame);
-            let Ok(h) = RequestHeader::read(&mut r) else {
-                tracing::info!("closing {peer}: truncated request header");
-                break;
-            };
-            let msg = match h.opcode {
-                // Apache reads deleteContainer's body as the raw path bytes.
-                OpCode::DeleteContainer => ClientMsg::Request {
-                    conn,
-                    xid: h.xid,
-                    req: Request::DeleteContainer(zk_proto::ops::PathRequest {
-                        path: String::from_utf8_lossy(&r.take_rest()).into_owned(),
-                    }),
-                },
-                op => match Request::read(op, &mut r) {
-                    Ok(req) => ClientMsg::Request {
-                        conn,
-                        xid: h.xid,
-                        req,
-                    },
-                    Err(e) if !op.is_known() || op == OpCode::Notification => {
-                        tracing::info!("unknown opcode {} from {peer}: {e}", op.to_i32());
-                        ClientMsg::Unknown {
-                            conn,
-                            xid: h.xid,
-                            marshalling: false,
-                        }
-                    }
-                    Err(ProtoError::InvalidValue {
-                        what: "request opcode",
-                        ..
-                    }) => ClientMsg::Unknown {
-                        conn,
-                        xid: h.xid,
-                        marshalling: true,
-                    },
-                    Err(e) => {
-                        tracing::info!("closing {peer}: malformed {op:?} request: {e}");
-                        break;
-                    }
-                },
-            };
-            throttle.add();
-            if core.send(M::from(msg)).is_err() {
-                break;
-            }
-        }
-    };
-    tokio::select! {
-        _ = reader => {}
-        _ = async { let _ = writer.await; } => {}
-    }
-    let _ = core.send(M::from(ClientMsg::Disconnected { conn }));
+    Some((connect, auth))
 }

@@ -45,6 +45,22 @@ impl IpCounts {
     }
 }
 
+/// A connection's place under `maxClientCnxns` (per IP) and `maxCnxns`, given back
+/// when it is dropped: with the connection's task, however the connection ended.
+#[derive(Debug)]
+pub struct ConnSlot {
+    counts: Arc<IpCounts>,
+    settings: Arc<ConnSettings>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        self.counts.remove(self.ip);
+        self.settings.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// How a port speaks.
 #[derive(Debug, Clone)]
 pub enum PortKind {
@@ -223,12 +239,16 @@ async fn serve<M: From<ClientMsg> + Send + 'static>(
         }
         let _ = stream.set_nodelay(true);
         let id = ids.fetch_add(1, Ordering::Relaxed);
+        let slot = ConnSlot {
+            counts: counts.clone(),
+            settings: settings.clone(),
+            ip: peer.ip(),
+        };
         let core = core.clone();
         let settings = settings.clone();
-        let open_slot = settings.clone();
         let throttle = throttle.clone();
-        let counts = counts.clone();
         let kind = kind.clone();
+        // This task does the handshake; an established connection gets a task of its own.
         let fut = async move {
             let mut who = Peer {
                 addr: peer,
@@ -238,23 +258,21 @@ async fn serve<M: From<ClientMsg> + Send + 'static>(
             };
             match kind {
                 PortKind::Plain => {
-                    connection::run(stream, who, core, settings, throttle).await;
+                    connection::run(stream, who, core, settings, throttle, slot).await;
                 }
-                // Boxed: the TLS handshake's state is large, and inline it would make
-                // every connection's task that large (3.4 KB instead of under 1 KB),
-                // plaintext ones included.
+                // Boxed: the TLS handshake's state is large.
                 PortKind::Tls(ref ctx) | PortKind::Unified(ref ctx) => {
                     let unified = matches!(kind, PortKind::Unified(_));
                     let ctx = ctx.clone();
                     Box::pin(async move {
                         match secure(stream, peer, &ctx, unified, &settings.counters).await {
                             Some(Secured::Plain(s)) => {
-                                connection::run(s, who, core, settings, throttle).await
+                                connection::run(s, who, core, settings, throttle, slot).await
                             }
                             Some(Secured::Tls(s, auth)) => {
                                 who.auth = auth;
                                 who.tls = true;
-                                connection::run(*s, who, core, settings, throttle).await
+                                connection::run(*s, who, core, settings, throttle, slot).await
                             }
                             None => {}
                         }
@@ -262,8 +280,6 @@ async fn serve<M: From<ClientMsg> + Send + 'static>(
                     .await
                 }
             }
-            counts.remove(peer.ip());
-            open_slot.open.fetch_sub(1, Ordering::AcqRel);
         };
         tokio::spawn(fut);
     }

@@ -3,17 +3,22 @@
 
 pub mod clients;
 pub mod connection;
+mod duplex;
 pub mod listener;
 pub mod tls;
 
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 use zk_proto::{ConnectRequest, Id, Request};
 
 use crate::core::processor::ConnId;
+
+/// Where the core queues what a connection writes. futures' unbounded channel rather
+/// than tokio's: tokio allocates a 32-slot block per channel up front (1.8 KB with its
+/// header), futures a node per queued message, and most connections are idle.
+pub type ConnTx = futures::channel::mpsc::UnboundedSender<ConnCmd>;
 
 /// What the core tells a connection's writer.
 #[derive(Debug)]
@@ -41,7 +46,7 @@ pub enum ClientMsg {
         /// Peer.
         peer: SocketAddr,
         /// Where its output goes.
-        tx: UnboundedSender<ConnCmd>,
+        tx: ConnTx,
         /// Identities its transport proved (`x509`, and `super` for
         /// `X509AuthenticationProvider.superUser`), for [`crate::core::processor::Processor::transport_auth`].
         auth: Vec<Id>,

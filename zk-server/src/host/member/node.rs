@@ -1076,8 +1076,36 @@ impl NodeTask {
         };
         if !st.serving || was_read_only {
             // Our clients' requests would hang without a quorum, and read-only
-            // sessions end with read-only mode: let the clients move.
-            self.clients.close_all();
+            // sessions end with read-only mode: let the clients move. Handshakes held
+            // for the member to serve stay.
+            match &self.repl {
+                Replication::Member(m) => {
+                    let gate = &m.gate;
+                    self.clients.close_all_but(|conn| gate.awaits_serving(conn));
+                }
+                Replication::Standalone(_) => self.clients.close_all(),
+            }
+        }
+        if st.serving {
+            self.answer_awaiting_serving();
+        }
+    }
+
+    /// Answers the handshakes that waited for the member to serve (or to serve
+    /// read-only clients).
+    fn answer_awaiting_serving(&mut self) {
+        let Some(m) = self.member() else { return };
+        let held = m.gate.take_awaiting_serving();
+        if !held.is_empty() {
+            tracing::info!(
+                "answering {} handshakes that waited for this member to serve",
+                held.len()
+            );
+        }
+        for (conn, req) in held {
+            if self.clients.contains(conn) {
+                self.connect(conn, req);
+            }
         }
     }
 
@@ -1183,6 +1211,21 @@ impl NodeTask {
                 );
                 self.reset();
                 self.processor.set_write_mode(WriteMode::ReadOnly);
+                self.answer_awaiting_serving();
+            }
+        }
+        if let Some(m) = self.member() {
+            let due = m.gate.awaiting_serving_due(mono);
+            if !due.is_empty() {
+                tracing::info!(
+                    "closing {} connections whose handshake waited {} ms for this member \
+                     to serve: clients try other members",
+                    due.len(),
+                    m.gate.grace()
+                );
+            }
+            for conn in due {
+                self.clients.close(conn);
             }
         }
         if let Replication::Member(m) = &mut self.repl {
@@ -1434,7 +1477,14 @@ impl NodeTask {
         }
         let read_only = self.read_only();
         if !self.serving() && !read_only {
-            // Not part of an established quorum: the client tries another member.
+            // Not part of an established quorum (yet): wait for it to serve, for a while
+            // (see `MemberGate::await_serving`), else the client tries another member.
+            let now = self.mono();
+            if let Some(m) = self.member() {
+                if m.gate.await_serving(conn, req, now) {
+                    return;
+                }
+            }
             self.clients.close(conn);
             return;
         }
