@@ -342,6 +342,18 @@ impl Processor {
         }
     }
 
+    /// The transport identities of every open connection, for a processor rebuilt over
+    /// another database: a connection's certificate does not change with the tree, and a
+    /// handshake held while the member syncs is answered by the new processor.
+    pub fn take_transport_auth(&mut self) -> HashMap<ConnId, Vec<Id>> {
+        std::mem::take(&mut self.transport_auth)
+    }
+
+    /// Puts back what [`Processor::take_transport_auth`] took.
+    pub fn restore_transport_auth(&mut self, auth: HashMap<ConnId, Vec<Id>>) {
+        self.transport_auth = auth;
+    }
+
     /// What an ensemble leader knows for reconfig requests (`None` when not leading):
     /// set before preparing one.
     pub fn set_reconfig_context(&mut self, ctx: Option<crate::core::prep::ReconfigContext>) {

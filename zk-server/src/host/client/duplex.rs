@@ -152,6 +152,14 @@ where
                 self.unflushed = true;
             }
             if self.closing {
+                // TLS holds records until flushed: the last replies go before the close.
+                if self.unflushed {
+                    match Pin::new(&mut self.w).poll_flush(cx) {
+                        Poll::Ready(Ok(())) => self.unflushed = false,
+                        Poll::Ready(Err(_)) => return Poll::Ready(()),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
                 return match Pin::new(&mut self.w).poll_shutdown(cx) {
                     Poll::Pending => Poll::Pending,
                     Poll::Ready(_) => Poll::Ready(()),

@@ -1149,8 +1149,10 @@ impl NodeTask {
     /// clients are disconnected, and what it proposed as leader may never commit.
     fn reset(&mut self) {
         let empty = Processor::new(ZkDatabase::new(), self.settings.clone(), self.now());
-        let db = std::mem::replace(&mut self.processor, empty).into_db();
-        self.rebuild(db);
+        let mut old = std::mem::replace(&mut self.processor, empty);
+        self.processor
+            .restore_transport_auth(old.take_transport_auth());
+        self.rebuild(old.into_db());
     }
 
     /// Rebuilds the processor over `db` (after TRUNC / SNAP; clients are disconnected
@@ -1162,6 +1164,7 @@ impl NodeTask {
 
     fn rebuild(&mut self, db: ZkDatabase) {
         let mut p = Processor::new(db, self.settings.clone(), self.now());
+        p.restore_transport_auth(self.processor.take_transport_auth());
         p.set_write_mode(WriteMode::Forward);
         if let Replication::Member(m) = &self.repl {
             // As Apache's learners after a sync: the config in force, not the leader's.
