@@ -670,3 +670,61 @@ async fn five_members_serve_with_two_down_and_stop_without_quorum() {
     }
     let _ = c.close().await;
 }
+
+/// A TLS client with a certificate connecting to a member while it rejoins (cut off, then
+/// healed) is held until the member serves, and its session carries the certificate's
+/// `x509` identity: the member rebuilds its processor over the synced database meanwhile,
+/// and the connection's transport identity must survive that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_tls_handshake_keeps_its_certificate_identity() {
+    let _one = SERIAL.lock().await;
+    let pki = tests::tls::Pki::new();
+    let mut o = options(3);
+    o.proxied = true;
+    o.extra_cfg.push_str(&format!(
+        "client.portUnification=true\nssl.keyStore.location={}\nssl.trustStore.location={}\nssl.clientAuth=want\n",
+        pki.path("server.pem").display(),
+        pki.path("ca.pem").display()
+    ));
+    let mut ens = ProcessEnsemble::start(o).await.expect("ensemble");
+    let leader = ens.wait_for_leader(T).await.expect("a leader");
+    let cut = (leader + 1) % 3;
+    let not_serving = "This ZooKeeper instance is not currently serving requests\n";
+    ens.partition(cut);
+    let deadline = Instant::now() + T;
+    while ens.four_letter(cut, "srvr").await != not_serving {
+        assert!(Instant::now() < deadline, "the cut member kept serving");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let host = ens.client_addr(cut).to_string();
+    let tls = pki.ca.client("alice");
+    let connecting = tokio::spawn(async move {
+        Client::builder(&host)
+            .session_timeout(Duration::from_secs(10))
+            .tls(tls)
+            .connect()
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    ens.heal();
+    let c = tokio::time::timeout(T, connecting)
+        .await
+        .expect("connected in time")
+        .expect("task")
+        .expect("connected");
+    let ids: Vec<String> = c
+        .who_am_i()
+        .await
+        .expect("whoami")
+        .into_iter()
+        .filter(|i| i.auth_scheme == "x509")
+        .map(|i| i.user)
+        .collect();
+    assert_eq!(ids, ["CN=alice,O=zk-rs"]);
+    assert!(
+        ens.log_text(cut)
+            .contains("handshakes that waited for this member to serve"),
+        "the member logs the held handshake"
+    );
+    c.close().await.expect("close");
+}
