@@ -10,7 +10,8 @@
 //! - a follower whose version-2 was wiped serves within seconds of its SNAP even with
 //!   initLimit x tickTime = 20 s (it must not wait for the leader to drop it);
 //! - 5 members: two killed (the leader among them) still serve, a third leaves no quorum
-//!   (writes fail), one restarted serves again.
+//!   (writes fail), one restarted serves again;
+//! - a TLS client held while its member rejoins keeps its certificate's x509 identity.
 //!
 //! The tests run one at a time (the machine may have few cores; they time elections).
 
