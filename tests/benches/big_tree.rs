@@ -44,11 +44,11 @@ use std::time::{Duration, Instant};
 
 use tests::apache::{ApacheEnsemble, ApacheServer};
 use tests::bench::{
-    arg, bench_client, fill, fill_path, release_zk_server_bin, reset_peak_rss, rss_mib, status_mib,
-    sync_kind, wait_quorum, wait_serving, Cluster,
+    arg, bench_client, bench_runtime, fill_and_mark, fill_path, reset_peak_rss, rss_mib,
+    status_mib, sync_kind, wait_quorum, wait_serving, Cluster,
 };
 use tests::zk_processes::{Options, ProcessEnsemble, ServerProcess};
-use zk_client::{Acl, Client, CreateMode};
+use zk_client::Client;
 
 /// Apache's JVM options besides `-Xmx`: the stock collector and JIT.
 const APACHE_JVM: &[&str] = &[
@@ -426,17 +426,7 @@ struct StandaloneFigures {
 async fn standalone(name: &str, s: &mut dyn Standalone, set: &Settings) -> StandaloneFigures {
     let host = format!("127.0.0.1:{}", s.port());
     let w = bench_client(&host).await;
-    let started = Instant::now();
-    fill(&w, ROOT, set.n).await;
-    w.create(
-        "/last",
-        b"filled",
-        &Acl::open_unsafe(),
-        CreateMode::Persistent,
-    )
-    .await
-    .expect("create /last");
-    let fill_s = started.elapsed().as_secs_f64();
+    let fill_s = fill_and_mark(&w, ROOT, set.n, b"filled").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let pid = s.pid();
     let (fill_rss_mib, fill_peak_mib) = (rss_mib(pid), status_mib(pid, "VmHWM:"));
@@ -519,17 +509,7 @@ async fn full_sync(c: &mut dyn Cluster, m: usize) -> SyncFigures {
         }
     }
     let w: Client = bench_client(&format!("127.0.0.1:{}", ports[leader])).await;
-    let started = Instant::now();
-    fill(&w, ROOT, m).await;
-    w.create(
-        "/last",
-        b"synced",
-        &Acl::open_unsafe(),
-        CreateMode::Persistent,
-    )
-    .await
-    .expect("create /last");
-    let fill_s = started.elapsed().as_secs_f64();
+    let fill_s = fill_and_mark(&w, ROOT, m, b"synced").await;
     println!(
         "  {}: {m} znodes of 100 B through 2 of 3 members in {fill_s:.1} s",
         c.name()
@@ -585,12 +565,7 @@ fn main() {
         ((m as u64 * 1536) / 1_000_000).max(3072),
     );
     let only: String = arg("--only", String::new());
-    std::env::set_var("ZK_SERVER_BIN", release_zk_server_bin());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = bench_runtime();
     println!(
         "{n} znodes of 100 B (standalone), {m} in the 3-member ensemble; snapCount={snap_count}; \
          {} writers x {} in flight; Apache -Xmx{heap}m standalone, -Xmx{sync_heap}m per member, {}; \

@@ -24,15 +24,14 @@
 //! `ZK_CATCHUP_SHOW_LOGS=1`. Apache runs with `-Xmx3g` and the JVM's own defaults (G1, full
 //! JIT) as `zkServer.sh` starts it, not the test kit's small-heap settings.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tests::apache::ApacheEnsemble;
 use tests::bench::{
-    arg, bench_client, cpu_secs, fill, release_zk_server_bin, reset_peak_rss, status_mib,
+    arg, bench_client, bench_runtime, cpu_secs, fill, fill_and_mark, reset_peak_rss, status_mib,
     sync_kind, wait_quorum, wait_serving, Cluster,
 };
 use tests::zk_processes::{Options, ProcessEnsemble};
-use zk_client::{Acl, CreateMode};
 
 /// Apache's JVM options here: a heap for 1M znodes on the leader (its snapshot serializer
 /// and the follower's deserialized tree), and the stock collector and JIT.
@@ -83,17 +82,7 @@ async fn measure(c: &mut dyn Cluster, n: usize, k: usize) -> (f64, CatchUp, Catc
     let leader = wait_quorum(c, Duration::from_secs(60));
     let lhost = format!("127.0.0.1:{}", ports[leader]);
     let w = bench_client(&lhost).await;
-    let started = Instant::now();
-    fill(&w, "/catch", n).await;
-    w.create(
-        "/last",
-        b"filled",
-        &Acl::open_unsafe(),
-        CreateMode::Persistent,
-    )
-    .await
-    .expect("create /last");
-    let fill_s = started.elapsed().as_secs_f64();
+    let fill_s = fill_and_mark(&w, "/catch", n, b"filled").await;
     println!(
         "  {}: {n} znodes of 100 B in {fill_s:.1} s (leader {leader})",
         c.name()
@@ -130,12 +119,7 @@ async fn measure(c: &mut dyn Cluster, n: usize, k: usize) -> (f64, CatchUp, Catc
 fn main() {
     let n: usize = arg("--znodes", 1_000_000);
     let k: usize = arg("--diff", 10_000);
-    std::env::set_var("ZK_SERVER_BIN", release_zk_server_bin());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = bench_runtime();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "3-member ensembles, tickTime=2000; {n} znodes of 100 B, {k} more while a follower is down; \

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tests::apache::ApacheEnsemble;
-use tests::bench::{arg, release_zk_server_bin, wait_quorum, Cluster};
+use tests::bench::{arg, bench_runtime, wait_quorum, Cluster};
 use tests::zk_processes::{Options, ProcessEnsemble};
 use zk_client::{Acl, Client, CreateMode};
 
@@ -206,13 +206,7 @@ fn main() {
     let secs: f64 = arg("--secs", 5.0);
     let sessions: usize = arg("--sessions", 9);
     let inflight: usize = arg("--inflight", 32);
-    // The test kit starts members from ZK_SERVER_BIN; set before any thread starts.
-    std::env::set_var("ZK_SERVER_BIN", release_zk_server_bin());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = bench_runtime();
     println!("3-member ensembles, tickTime=2000; {sessions} sessions x {inflight} in flight, 100 B, {secs} s per workload; {rounds} failover rounds");
 
     let apache = rt.block_on(async {

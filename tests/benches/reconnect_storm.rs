@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use tests::apache::ApacheEnsemble;
-use tests::bench::{arg, cpu_secs, release_zk_server_bin, rss_mib, wait_quorum, Cluster};
+use tests::bench::{arg, bench_runtime, cpu_secs, rss_mib, wait_quorum, Cluster};
 use tests::zk_processes::{Options, ProcessEnsemble};
 use zk_client::{Acl, Client, CreateMode, SessionState};
 
@@ -250,12 +250,7 @@ fn main() {
         0 => None,
         ms => Some(Duration::from_millis(ms)),
     };
-    std::env::set_var("ZK_SERVER_BIN", release_zk_server_bin());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = bench_runtime();
     println!(
         "3-member ensembles, tickTime=2000; {n} sessions, a data watch each, reconnect jitter {} ms, retry {}",
         jitter.as_millis(),

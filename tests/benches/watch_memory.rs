@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use tests::apache::{four_letter, ApacheServer};
-use tests::bench::{arg, release_zk_server_bin, rss_mib};
+use tests::bench::{arg, bench_runtime, rss_mib};
 use tests::raw::RawClient;
 use tests::zk_processes::ServerProcess;
 use zk_proto::ops::{CreateRequest, PathWatchRequest};
@@ -115,12 +115,7 @@ fn main() {
     let z: usize = arg("--znodes", 100_000);
     let s: usize = arg("--sessions", 15_000);
     let w: usize = arg("--watches", 1_000_000);
-    std::env::set_var("ZK_SERVER_BIN", release_zk_server_bin());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = bench_runtime();
     println!("standalone servers; {z} znodes of 100 B, {s} sessions, {w} data watches");
 
     let dir = tempfile::tempdir().expect("tempdir");

@@ -308,3 +308,26 @@ pub fn sync_kind(log: &str) -> String {
         false => kinds.join(", then "),
     }
 }
+
+/// What every side-by-side bench starts with: `ZK_SERVER_BIN` pointing at a release build
+/// (the test kit starts members from it; set before any thread starts), and a 2-thread
+/// runtime, as the machine the figures are measured on has 2 cores.
+pub fn bench_runtime() -> tokio::runtime::Runtime {
+    std::env::set_var("ZK_SERVER_BIN", release_zk_server_bin());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// [`fill`], then `/last` created with `mark`: the znode a catch-up or a restart is timed
+/// by. Seconds the whole took.
+pub async fn fill_and_mark(c: &Client, root: &str, count: usize, mark: &[u8]) -> f64 {
+    let started = Instant::now();
+    fill(c, root, count).await;
+    c.create("/last", mark, &Acl::open_unsafe(), CreateMode::Persistent)
+        .await
+        .expect("create /last");
+    started.elapsed().as_secs_f64()
+}
