@@ -43,6 +43,7 @@ use crate::error::{Result, ServerError};
 use crate::state::database::{DatabaseImage, ZkDatabase};
 use crate::storage::database_builder::DatabaseBuilder;
 use crate::storage::disk_thread::DiskJobs;
+use crate::storage::snapshot::{FinishingSnapshot, PieceGuard};
 use crate::storage::snapshot_reader::{read_snap_body, ReadError};
 use crate::storage::{
     read_epoch_file, write_epoch_file, Autopurge, EpochFile, SnapshotData, SnapshotStream, Storage,
@@ -127,27 +128,22 @@ enum Log {
     Broken,
 }
 
-/// A fuzzy snapshot file being written from the pieces its walk sends.
+/// A fuzzy snapshot file being written, on a thread of its own, from the pieces its walk
+/// sends.
 #[derive(Debug)]
 struct Streaming {
-    stream: SnapshotStream,
+    /// Gives the snapshot's duration in ms once published.
+    stream: SnapshotStream<Option<u64>>,
     zxid: i64,
-    sessions: Vec<(i64, i32)>,
-    /// When the walk began, for the log line saying how long the snapshot took.
-    started: std::time::Instant,
 }
 
-/// A snapshot whose walk is complete, being assembled, synced and published on a thread
-/// of its own ([`NodeDisk::end_snapshot`]): copying a big tree's node records and syncing
-/// them takes seconds, and appends queued behind that on the disk thread would stall
-/// every write for as long.
+/// A snapshot whose walk is complete, being sealed, synced and published on its thread
+/// ([`NodeDisk::end_snapshot`]); the disk thread goes on with the appends meanwhile.
 #[derive(Debug)]
 struct Finishing {
     zxid: i64,
-    /// Set to give the file up (the log or the database is being replaced).
-    cancel: Arc<std::sync::atomic::AtomicBool>,
-    /// The snapshot's duration in ms when it was published.
-    thread: std::thread::JoinHandle<Option<u64>>,
+    /// Gives the snapshot's duration in ms once published.
+    file: FinishingSnapshot<Option<u64>>,
 }
 
 /// The operator's line for a snapshot on disk: where, how big, how long it took.
@@ -237,8 +233,7 @@ impl Drop for DiskData {
     fn drop(&mut self) {
         // A disk going away (its server stopped) leaves no snapshot being written behind.
         if let Some(f) = self.finishing.take() {
-            f.cancel.store(true, Ordering::SeqCst);
-            let _ = f.thread.join();
+            f.file.cancel();
         }
     }
 }
@@ -364,12 +359,11 @@ impl DiskData {
     /// stops at its next chunk or after its sync), so no file of the state being replaced
     /// appears later.
     fn abandon_snapshot(&mut self) {
-        if let Some(s) = self.streaming.take() {
-            tracing::info!("snapshot {:#x} abandoned", s.zxid);
-        }
+        // Its thread logs that it was abandoned.
+        self.streaming = None;
         if let Some(f) = self.finishing.take() {
-            f.cancel.store(true, Ordering::SeqCst);
-            self.record_finished(f);
+            let zxid = f.zxid;
+            self.record_outcome(zxid, f.file.cancel());
         }
     }
 
@@ -378,19 +372,20 @@ impl DiskData {
         if self
             .finishing
             .as_ref()
-            .is_some_and(|f| f.thread.is_finished())
+            .is_some_and(|f| f.file.is_finished())
         {
             if let Some(f) = self.finishing.take() {
-                self.record_finished(f);
+                let zxid = f.zxid;
+                self.record_outcome(zxid, f.file.join());
             }
         }
     }
 
-    fn record_finished(&mut self, f: Finishing) {
-        match f.thread.join() {
-            Ok(Some(ms)) => self.timings.snapshot.record(ms),
-            Ok(None) => {}
-            Err(_) => tracing::error!("snapshot {:#x}: its writer panicked", f.zxid),
+    fn record_outcome(&mut self, zxid: i64, outcome: Option<Option<u64>>) {
+        match outcome {
+            Some(Some(ms)) => self.timings.snapshot.record(ms),
+            Some(None) => {}
+            None => tracing::error!("snapshot {zxid:#x}: its writer panicked"),
         }
     }
 
@@ -557,30 +552,31 @@ pub struct NodeDisk {
 }
 
 /// Where the node task sends the pieces of a fuzzy snapshot file it walks: each goes to
-/// the disk thread, in order with the appends. Dropping it before [`SnapshotFeed::end`]
-/// abandons the file.
+/// the disk thread, in order with the appends, and from there to the file's own writer
+/// thread. Dropping it before [`SnapshotFeed::end`] abandons the file.
 #[derive(Debug)]
 pub struct SnapshotFeed {
     disk: NodeDisk,
     jobs: DiskJobs,
     zxid: i64,
     ended: bool,
-    /// Pieces handed to the disk thread and not yet written.
+    /// Pieces handed over and not yet written.
     backlog: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl SnapshotFeed {
     /// Starts snapshot `round` (see [`NodeDisk::begin_snapshot`]) of the database as of
-    /// `zxid` with its `sessions`.
+    /// `zxid` with its `sessions` and the ACL table `acls` its walk fixed at the start.
     pub fn begin(
         disk: &NodeDisk,
         jobs: &DiskJobs,
         round: u64,
         zxid: i64,
         sessions: Vec<(i64, i32)>,
+        acls: Vec<(i64, Vec<zk_proto::Acl>)>,
     ) -> SnapshotFeed {
         let d = disk.clone();
-        jobs.run(move || d.begin_snapshot(round, zxid, sessions));
+        jobs.run(move || d.begin_snapshot(round, zxid, sessions, acls));
         SnapshotFeed {
             disk: disk.clone(),
             jobs: jobs.clone(),
@@ -592,28 +588,25 @@ impl SnapshotFeed {
 
     /// Node records, as [`crate::storage::snapshot_walk::SnapshotWalk::step`] writes them.
     pub fn nodes(&self, records: bytes::Bytes) {
-        let (d, zxid, backlog) = (self.disk.clone(), self.zxid, self.backlog.clone());
-        backlog.fetch_add(1, Ordering::SeqCst);
-        self.jobs.run(move || {
-            d.snapshot_nodes(zxid, &records);
-            backlog.fetch_sub(1, Ordering::SeqCst);
-        });
+        let (d, zxid) = (self.disk.clone(), self.zxid);
+        let guard = PieceGuard::new(&self.backlog);
+        self.jobs
+            .run(move || d.snapshot_nodes(zxid, records, guard));
     }
 
-    /// Pieces given to [`SnapshotFeed::nodes`] that the disk thread has not written yet.
-    /// The walk waits while there are a few: appends queue behind them on the disk
-    /// thread, and a walk running ahead of the disk would make every write wait for the
-    /// whole tree to reach the file.
+    /// Pieces given to [`SnapshotFeed::nodes`] not written yet. The walk waits while
+    /// there are a few: appends queue behind them on the disk thread, and a walk running
+    /// ahead of the disk would hold the tree's records in memory and make the file's
+    /// writeback, and so the txn log's syncs, wait for more at once.
     pub fn backlog(&self) -> usize {
         self.backlog.load(Ordering::SeqCst)
     }
 
-    /// The walk is complete: the file gets its sessions (given at the start) and the ACL
-    /// table, and is published.
-    pub fn end(mut self, acls: Vec<(i64, Vec<zk_proto::Acl>)>) {
+    /// The walk is complete: the file is sealed and published.
+    pub fn end(mut self) {
         self.ended = true;
         let (d, zxid) = (self.disk.clone(), self.zxid);
-        self.jobs.run(move || d.end_snapshot(zxid, &acls));
+        self.jobs.run(move || d.end_snapshot(zxid));
     }
 }
 
@@ -793,12 +786,14 @@ impl NodeDisk {
     /// logged, never fatal; in memory there is nothing to purge.
     ///
     /// A snapshot still being finished ([`NodeDisk::end_snapshot`]) is waited for first,
-    /// so the purge counts it: with autopurge on, appends queued meanwhile wait for it.
+    /// so the purge counts it. That is its seal and last sync only (its data went to the
+    /// disk as it was written), so appends queued meanwhile wait a few ms at most.
     pub fn purge(&self) -> Vec<PathBuf> {
         let mut guard = self.lock();
         let d = &mut *guard;
         if let Some(f) = d.finishing.take() {
-            d.record_finished(f);
+            let zxid = f.zxid;
+            d.record_outcome(zxid, f.file.join());
         }
         let Log::Disk { storage, .. } = &mut d.log else {
             return Vec::new();
@@ -995,11 +990,19 @@ impl NodeDisk {
     /// Starts the fuzzy snapshot file `zxid` of snapshot `round` (from
     /// [`NodeDisk::append`]; nothing happens if that snapshot was taken already), for a
     /// walk the node task carries out a slice at a time between its other work: the log
-    /// rolls here, and [`NodeDisk::snapshot_nodes`] / [`NodeDisk::end_snapshot`] write the
-    /// pieces. Runs on the disk thread, in order with the appends. Txns keep being
-    /// applied during the walk; a restart replays the log from `zxid` over the file, as
-    /// Apache does with its fuzzy snapshots.
-    pub fn begin_snapshot(&self, round: u64, zxid: i64, sessions: Vec<(i64, i32)>) {
+    /// rolls here, in order with the appends (this runs on the disk thread), and the file
+    /// is written on a thread of its own: its header now (`sessions` and the ACL table
+    /// `acls`, fixed when the walk began), the pieces [`NodeDisk::snapshot_nodes`] hands
+    /// it, and the rest at [`NodeDisk::end_snapshot`]. Txns keep being applied during the
+    /// walk; a restart replays the log from `zxid` over the file, as Apache does with its
+    /// fuzzy snapshots.
+    pub fn begin_snapshot(
+        &self,
+        round: u64,
+        zxid: i64,
+        sessions: Vec<(i64, i32)>,
+        acls: Vec<(i64, Vec<zk_proto::Acl>)>,
+    ) {
         let mut guard = self.lock();
         let d = &mut *guard;
         if d.due_round != round {
@@ -1023,81 +1026,53 @@ impl NodeDisk {
             return;
         };
         storage.roll_log();
-        match storage.snapshot_writer().stream(zxid) {
-            Ok(stream) => {
-                d.streaming = Some(Streaming {
-                    stream,
-                    zxid,
-                    sessions,
-                    started: std::time::Instant::now(),
-                })
+        let started = std::time::Instant::now();
+        let clock = self.purge_clock.clone();
+        let done = move |res: Result<PathBuf>, given_up: bool| match res {
+            Ok(p) => {
+                clock.snapshots_written.fetch_add(1, Ordering::SeqCst);
+                log_snapshot_written(&p, zxid, started);
+                Some(elapsed_ms(started))
             }
+            Err(_) if given_up => {
+                tracing::info!("snapshot {zxid:#x} abandoned");
+                None
+            }
+            Err(e) => {
+                tracing::error!("snapshot {zxid:#x} failed: {e}");
+                None
+            }
+        };
+        let writer = storage.snapshot_writer();
+        match writer.stream(zxid, &sessions, &acls, d.finish_delay, done) {
+            Ok(stream) => d.streaming = Some(Streaming { stream, zxid }),
             Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
         }
     }
 
     /// Node records of snapshot `zxid`, as
-    /// [`crate::storage::snapshot_walk::SnapshotWalk::step`] writes them.
-    pub fn snapshot_nodes(&self, zxid: i64, records: &[u8]) {
-        let mut guard = self.lock();
-        let d = &mut *guard;
-        let Some(s) = d.streaming.as_mut().filter(|s| s.zxid == zxid) else {
-            return;
-        };
-        if let Err(e) = s.stream.nodes(records) {
-            tracing::error!("snapshot {zxid:#x} failed: {e}");
-            d.streaming = None;
+    /// [`crate::storage::snapshot_walk::SnapshotWalk::step`] writes them; `guard` counts
+    /// them until they are written (or dropped with a file given up).
+    pub fn snapshot_nodes(&self, zxid: i64, records: bytes::Bytes, guard: PieceGuard) {
+        let d = self.lock();
+        if let Some(s) = d.streaming.as_ref().filter(|s| s.zxid == zxid) {
+            s.stream.nodes(records, guard);
         }
     }
 
-    /// Completes snapshot `zxid` with the ACL table its nodes refer to and publishes the
-    /// file, on a thread of its own ([`Finishing`]): the disk thread goes on with the
-    /// appends meanwhile. Anything that replaces the log or the database waits for it or
-    /// gives it up first ([`DiskData::abandon_snapshot`]); a snapshot due before it is
-    /// done is skipped.
-    pub fn end_snapshot(&self, zxid: i64, acls: &[(i64, Vec<zk_proto::Acl>)]) {
+    /// Completes snapshot `zxid`: its thread seals, syncs and publishes the file while
+    /// the disk thread goes on with the appends. Anything that replaces the log or the
+    /// database waits for it or gives it up first ([`DiskData::abandon_snapshot`]); a
+    /// snapshot due before it is done is skipped.
+    pub fn end_snapshot(&self, zxid: i64) {
         let mut guard = self.lock();
         let d = &mut *guard;
         let Some(s) = d.streaming.take_if(|s| s.zxid == zxid) else {
             return;
         };
         d.harvest_finished();
-        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (clock, acls, delay) = (self.purge_clock.clone(), acls.to_vec(), d.finish_delay);
-        let stop = cancel.clone();
-        let spawned = std::thread::Builder::new()
-            .name("zk-snapshot".into())
-            .spawn(move || {
-                let paused = std::time::Instant::now();
-                while paused.elapsed() < delay && !stop.load(Ordering::SeqCst) {
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                match s.stream.finish_unless(&s.sessions, &acls, &stop) {
-                    Ok(p) => {
-                        clock.snapshots_written.fetch_add(1, Ordering::SeqCst);
-                        log_snapshot_written(&p, zxid, s.started);
-                        Some(elapsed_ms(s.started))
-                    }
-                    Err(_) if stop.load(Ordering::SeqCst) => {
-                        tracing::info!("snapshot {zxid:#x} abandoned");
-                        None
-                    }
-                    Err(e) => {
-                        tracing::error!("snapshot {zxid:#x} failed: {e}");
-                        None
-                    }
-                }
-            });
-        match spawned {
-            Ok(thread) => {
-                d.finishing = Some(Finishing {
-                    zxid,
-                    cancel,
-                    thread,
-                })
-            }
-            // The stream went with the closure, its partial file too.
-            Err(e) => tracing::error!("snapshot {zxid:#x} failed: no thread to finish it: {e}"),
+        if let Some(file) = s.stream.end() {
+            d.finishing = Some(Finishing { zxid, file });
         }
     }
 
@@ -1631,12 +1606,18 @@ mod tests {
     /// Walks `db` into a snapshot file the way the node task does (begin, nodes, end).
     fn stream_snapshot(disk: &NodeDisk, db: &ZkDatabase) {
         let round = disk.lock().due_round;
-        let mut snap = db.begin_snapshot();
-        disk.begin_snapshot(round, snap.last_zxid, snap.sessions.clone());
+        let mut snap = db.begin_file_snapshot();
+        disk.begin_snapshot(
+            round,
+            snap.last_zxid,
+            snap.sessions.clone(),
+            snap.walk.acl_table(),
+        );
         let mut nodes = BytesMut::new();
         snap.walk.step(&db.tree, &mut nodes, usize::MAX);
-        disk.snapshot_nodes(snap.last_zxid, &nodes);
-        disk.end_snapshot(snap.last_zxid, &snap.walk.acl_table());
+        let written = Arc::default();
+        disk.snapshot_nodes(snap.last_zxid, nodes.freeze(), PieceGuard::new(&written));
+        disk.end_snapshot(snap.last_zxid);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -271,6 +271,8 @@ pub(crate) fn check_order(nodes: &[(String, DataNodeRecord)]) -> std::result::Re
 struct SealedWriter<W: Write> {
     inner: BufWriter<W>,
     sum: Adler32,
+    /// Bytes put so far (buffered ones included).
+    written: u64,
 }
 
 impl<W: Write> SealedWriter<W> {
@@ -278,6 +280,7 @@ impl<W: Write> SealedWriter<W> {
         SealedWriter {
             inner: BufWriter::with_capacity(1 << 16, w),
             sum: Adler32::new(),
+            written: 0,
         }
     }
 
@@ -289,7 +292,12 @@ impl<W: Write> SealedWriter<W> {
 
     fn put_slice(&mut self, b: &[u8]) -> std::io::Result<()> {
         self.sum.update(b);
+        self.written += b.len() as u64;
         self.inner.write_all(b)
+    }
+
+    fn written(&self) -> u64 {
+        self.written
     }
 
     fn seal(&mut self) -> std::io::Result<()> {
@@ -320,7 +328,7 @@ impl SnapshotWriter {
     /// Writes `snapshot.<last_zxid hex>` atomically (temporary file, fsync, rename, fsync of
     /// the directory) and returns its path. A crash leaves either no file or a complete one.
     pub fn write(&self, snap: &SnapshotData) -> Result<PathBuf> {
-        self.write_file(snap.last_zxid, |f| snap.write_to(f))
+        self.write_file(snap.last_zxid, |f, _| snap.write_to(f))
     }
 
     /// Writes `snapshot.<last_zxid hex>` from a serialized database that already ends with
@@ -335,7 +343,7 @@ impl SnapshotWriter {
     /// scratch name; [`PreparedSnapshot::commit`] puts it in place. Lets a follower write
     /// a SNAP while it checks the body, and keep its files as they were if the body is bad.
     pub fn prepare_body(&self, last_zxid: i64, body: &[u8]) -> Result<PreparedSnapshot> {
-        self.prepare_file(last_zxid, |f| {
+        self.prepare_file(last_zxid, |f, _| {
             let mut out = SealedWriter::new(f);
             let mut b = BytesMut::new();
             FileHeader {
@@ -350,30 +358,92 @@ impl SnapshotWriter {
         })
     }
 
-    /// A snapshot written as its nodes come, a slice at a time (see
-    /// [`crate::storage::snapshot_walk::SnapshotWalk`]): node records go to a scratch file, and
-    /// [`SnapshotStream::finish`] writes the real file once the ACL cache the nodes refer
-    /// to is known (it precedes the nodes in the format).
-    pub fn stream(&self, last_zxid: i64) -> Result<SnapshotStream> {
-        let body_path = self.tmp_path(last_zxid, ".nodes");
-        // Read back by `finish`, so opened for both.
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&body_path)
-            .map_err(|e| {
-                ServerError::io(
-                    format!("create snapshot scratch {}", body_path.display()),
-                    e,
-                )
-            })?;
+    /// A snapshot file written as its nodes come, a slice at a time (see
+    /// [`crate::storage::snapshot_walk::SnapshotWalk::for_file`]), on a thread of its own:
+    /// the header with `sessions` and the ACL table `acls` (fixed when the walk began) is
+    /// written now, the node records as [`SnapshotStream::nodes`] hands them over, and
+    /// [`SnapshotStream::end`] seals, syncs and publishes the file. `done` runs on that
+    /// thread with the outcome once the file is published or not, and whether it was
+    /// given up meanwhile; what it returns is what [`SnapshotStream::end`]'s handle gives.
+    pub fn stream<T: Send + 'static>(
+        &self,
+        last_zxid: i64,
+        sessions: &[(i64, i32)],
+        acls: &[(i64, Vec<Acl>)],
+        finish_delay: std::time::Duration,
+        done: impl FnOnce(Result<PathBuf>, bool) -> T + Send + 'static,
+    ) -> Result<SnapshotStream<T>> {
+        let mut head = BytesMut::new();
+        write_head(&mut head, sessions, acls).map_err(|e| ServerError::io("snapshot header", e))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (writer, stop) = (self.clone(), cancel.clone());
+        let thread = std::thread::Builder::new()
+            .name("zk-snapshot".into())
+            .spawn(move || {
+                let res = writer.write_streamed(last_zxid, head, &rx, &stop, finish_delay);
+                done(res, stop.load(Ordering::SeqCst))
+            })
+            .map_err(|e| ServerError::io("start a snapshot writer thread", e))?;
         Ok(SnapshotStream {
-            writer: self.clone(),
-            last_zxid,
-            body: Some(BufWriter::with_capacity(1 << 16, f)),
-            body_path,
+            tx: Some(tx),
+            cancel,
+            thread: Some(thread),
+        })
+    }
+
+    /// The body of [`SnapshotWriter::stream`]'s thread.
+    fn write_streamed(
+        &self,
+        last_zxid: i64,
+        mut head: BytesMut,
+        rx: &std::sync::mpsc::Receiver<Piece>,
+        cancel: &AtomicBool,
+        finish_delay: std::time::Duration,
+    ) -> Result<PathBuf> {
+        let abandoned = || std::io::Error::other("abandoned");
+        self.write_file(last_zxid, |f, path| {
+            let mut out = SealedWriter::new(f);
+            out.put(&mut head)?;
+            let mut writeback = Writeback::new(f);
+            // Every piece is received (and dropped, which counts it written) whatever
+            // happens, so the walk feeding them never waits for a writer that failed.
+            let mut failed = None;
+            let ended = loop {
+                match rx.recv() {
+                    Ok(Piece::Nodes(records, _written)) => {
+                        if failed.is_some() {
+                            continue;
+                        }
+                        if cancel.load(Ordering::Relaxed) {
+                            failed = Some(abandoned());
+                        } else if let Some(e) = super::fault::write_fault(path) {
+                            failed = Some(e);
+                        } else if let Err(e) = out.put_slice(&records) {
+                            failed = Some(e);
+                        } else {
+                            let on_file = out.written() - out.inner.buffer().len() as u64;
+                            writeback.advance(on_file);
+                        }
+                    }
+                    Ok(Piece::End) => break true,
+                    Err(_) => break false,
+                }
+            };
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            if !ended {
+                return Err(abandoned());
+            }
+            let paused = std::time::Instant::now();
+            while paused.elapsed() < finish_delay && !cancel.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            if cancel.load(Ordering::SeqCst) {
+                return Err(abandoned());
+            }
+            write_tail(out)
         })
     }
 
@@ -389,7 +459,7 @@ impl SnapshotWriter {
     fn write_file(
         &self,
         last_zxid: i64,
-        fill: impl FnOnce(&File) -> std::io::Result<()>,
+        fill: impl FnOnce(&File, &Path) -> std::io::Result<()>,
     ) -> Result<PathBuf> {
         self.prepare_file(last_zxid, fill)?.commit()
     }
@@ -397,7 +467,7 @@ impl SnapshotWriter {
     fn prepare_file(
         &self,
         last_zxid: i64,
-        fill: impl FnOnce(&File) -> std::io::Result<()>,
+        fill: impl FnOnce(&File, &Path) -> std::io::Result<()>,
     ) -> Result<PreparedSnapshot> {
         if last_zxid < 0 {
             // Apache could not parse the file name (and would ignore the snapshot).
@@ -414,7 +484,7 @@ impl SnapshotWriter {
                 (&f).write_all(&[0x5a; 4096])?;
                 return Err(e);
             }
-            fill(&f)?;
+            fill(&f, &tmp)?;
             f.sync_all()
         })();
         if let Err(e) = res {
@@ -466,90 +536,153 @@ impl Drop for PreparedSnapshot {
     }
 }
 
-/// Bytes of a streamed snapshot copied into its file between two syncs of it: many small
-/// flushes rather than one of the whole file at the end, which would hold the txn log's
-/// syncs up behind gigabytes of writeback.
-const FINISH_SYNC_BYTES: usize = 32 << 20;
+/// Bytes of a streamed snapshot pushed to the disk at a time. Left to the kernel, a big
+/// file's data is written back gigabytes at once (or by one sync at the end), and the txn
+/// log's syncs wait behind it (ext4 orders a journal commit after the data it covers);
+/// a MiB at a time, with at most two in flight, they wait for a few ms at most.
+const WRITEBACK_STEP: u64 = 1 << 20;
 
-/// A snapshot being written from a stream of node records; dropping it unfinished leaves
-/// no snapshot behind.
-#[derive(Debug)]
-pub struct SnapshotStream {
-    writer: SnapshotWriter,
-    last_zxid: i64,
-    body: Option<BufWriter<File>>,
-    body_path: PathBuf,
+/// Pushes a file's data to the disk as it is written, [`WRITEBACK_STEP`] at a time.
+struct Writeback<'a> {
+    file: &'a File,
+    /// Bytes whose writeback was started.
+    started: u64,
 }
 
-impl SnapshotStream {
-    /// Appends node records (`ustring path; DataNode`), parents before children.
-    pub fn nodes(&mut self, records: &[u8]) -> Result<()> {
-        let body = self
-            .body
-            .as_mut()
-            .ok_or_else(|| ServerError::Storage("snapshot stream already finished".into()))?;
-        let ctx = || format!("write snapshot scratch {}", self.body_path.display());
-        if let Some(e) = super::fault::write_fault(&self.body_path) {
-            return Err(ServerError::io(ctx(), e));
-        }
-        body.write_all(records)
-            .map_err(|e| ServerError::io(ctx(), e))
+impl<'a> Writeback<'a> {
+    fn new(file: &'a File) -> Self {
+        Writeback { file, started: 0 }
     }
 
-    /// Writes the snapshot file: header with `sessions` and `acls`, the nodes, the seals.
-    pub fn finish(self, sessions: &[(i64, i32)], acls: &[(i64, Vec<Acl>)]) -> Result<PathBuf> {
-        self.finish_unless(sessions, acls, &std::sync::atomic::AtomicBool::new(false))
-    }
-
-    /// [`SnapshotStream::finish`], given up (nothing published, the partial file removed)
-    /// if `cancel` is set before the nodes are all copied.
-    pub fn finish_unless(
-        mut self,
-        sessions: &[(i64, i32)],
-        acls: &[(i64, Vec<Acl>)],
-        cancel: &std::sync::atomic::AtomicBool,
-    ) -> Result<PathBuf> {
-        use std::io::{Read, Seek};
-        let body = self
-            .body
-            .take()
-            .ok_or_else(|| ServerError::Storage("snapshot stream already finished".into()))?;
-        let mut body = body
-            .into_inner()
-            .map_err(|e| ServerError::io("flush snapshot scratch", e.into_error()))?;
-        body.seek(std::io::SeekFrom::Start(0))
-            .map_err(|e| ServerError::io("rewind snapshot scratch", e))?;
-        self.writer.write_file(self.last_zxid, |f| {
-            let mut out = SealedWriter::new(f);
-            let mut b = BytesMut::new();
-            write_head(&mut b, sessions, acls)?;
-            out.put(&mut b)?;
-            let mut chunk = vec![0u8; 1 << 20];
-            let mut unsynced = 0;
-            loop {
-                if cancel.load(Ordering::Relaxed) {
-                    return Err(std::io::Error::other("abandoned"));
-                }
-                let n = body.read(&mut chunk)?;
-                if n == 0 {
-                    break;
-                }
-                out.put_slice(&chunk[..n])?;
-                unsynced += n;
-                if unsynced >= FINISH_SYNC_BYTES {
-                    f.sync_data()?;
-                    unsynced = 0;
-                }
+    /// The file now holds `len` bytes: starts the writeback of each whole step written
+    /// since, and waits for the step before each (so two at most are in flight).
+    fn advance(&mut self, len: u64) {
+        while len - self.started >= WRITEBACK_STEP {
+            let from = self.started;
+            self.sync_range(from, libc::SYNC_FILE_RANGE_WRITE);
+            if from >= WRITEBACK_STEP {
+                self.sync_range(
+                    from - WRITEBACK_STEP,
+                    libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                        | libc::SYNC_FILE_RANGE_WRITE
+                        | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+                );
             }
-            write_tail(out)
+            self.started += WRITEBACK_STEP;
+        }
+    }
+
+    /// A hint only: the final sync makes the file durable, so a failure here (a
+    /// filesystem without the call) changes nothing but the pacing.
+    fn sync_range(&self, from: u64, flags: libc::c_uint) {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (
+            libc::off64_t::try_from(from),
+            libc::off64_t::try_from(WRITEBACK_STEP),
+        ) else {
+            return;
+        };
+        // SAFETY: a plain syscall on a file descriptor this thread holds open.
+        unsafe {
+            libc::sync_file_range(self.file.as_raw_fd(), offset, len, flags);
+        }
+    }
+}
+
+/// What a snapshot's walk hands to its writer thread.
+enum Piece {
+    /// Node records; the guard counts them written once dropped.
+    Nodes(Bytes, PieceGuard),
+    /// The walk is complete.
+    End,
+}
+
+/// Counts a piece of node records from the walk until its writer is done with it
+/// (written, or dropped unwritten because the file was given up), so the walk can keep
+/// pace with the disk (see [`SnapshotStream::nodes`]).
+#[derive(Debug)]
+pub struct PieceGuard(Arc<AtomicUsize>);
+
+impl PieceGuard {
+    /// A piece counted in `pending` until the guard is dropped.
+    pub fn new(pending: &Arc<AtomicUsize>) -> Self {
+        pending.fetch_add(1, Ordering::SeqCst);
+        PieceGuard(pending.clone())
+    }
+}
+
+impl Drop for PieceGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A snapshot file being written by its own thread from the node records of a walk (see
+/// [`SnapshotWriter::stream`]); dropped before [`SnapshotStream::end`], it is given up
+/// and its partial file removed.
+#[derive(Debug)]
+pub struct SnapshotStream<T> {
+    tx: Option<std::sync::mpsc::Sender<Piece>>,
+    cancel: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<T>>,
+}
+
+/// A [`SnapshotStream`] whose walk is complete, being sealed, synced and published.
+#[derive(Debug)]
+pub struct FinishingSnapshot<T> {
+    cancel: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<T>,
+}
+
+impl<T> FinishingSnapshot<T> {
+    /// Whether its thread is done (joining it will not wait).
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// Waits for the outcome; `None` if the thread panicked.
+    pub fn join(self) -> Option<T> {
+        self.thread.join().ok()
+    }
+
+    /// Gives the file up unless published already (its thread stops at its next step),
+    /// and waits for the outcome.
+    pub fn cancel(self) -> Option<T> {
+        self.cancel.store(true, Ordering::SeqCst);
+        self.join()
+    }
+}
+
+impl<T> SnapshotStream<T> {
+    /// Node records (`ustring path; DataNode`), parents before children; `guard` counts
+    /// them until written.
+    pub fn nodes(&self, records: Bytes, guard: PieceGuard) {
+        if let Some(tx) = &self.tx {
+            // A writer that is gone drops the piece, and so counts it.
+            let _ = tx.send(Piece::Nodes(records, guard));
+        }
+    }
+
+    /// The walk is complete: the file is sealed, synced and published.
+    pub fn end(mut self) -> Option<FinishingSnapshot<T>> {
+        let tx = self.tx.take()?;
+        let _ = tx.send(Piece::End);
+        let thread = self.thread.take()?;
+        Some(FinishingSnapshot {
+            cancel: self.cancel.clone(),
+            thread,
         })
     }
 }
 
-impl Drop for SnapshotStream {
+impl<T> Drop for SnapshotStream<T> {
     fn drop(&mut self) {
-        self.body = None;
-        let _ = remove_file(&self.body_path);
+        // Not ended: given up.
+        if let Some(t) = self.thread.take() {
+            self.cancel.store(true, Ordering::SeqCst);
+            self.tx = None;
+            let _ = t.join();
+        }
     }
 }
 
@@ -560,4 +693,161 @@ pub const TMP_SUFFIX: &str = ".tmp";
 /// [`load_snapshot`] to build something else from it as it is read).
 pub fn read_snapshot(path: &Path, file_zxid: i64) -> Result<SnapshotData> {
     load_snapshot(path, file_zxid, SnapshotCollector::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::database::ZkDatabase;
+    use std::time::Duration;
+
+    /// Nodes with their ACL lists resolved, so tables numbered differently compare equal.
+    fn resolved(snap: &SnapshotData) -> Vec<(String, Option<Bytes>, Vec<Acl>, StatPersisted)> {
+        let table: std::collections::HashMap<i64, Vec<Acl>> = snap.acls.iter().cloned().collect();
+        snap.nodes
+            .iter()
+            .map(|(p, n)| {
+                let acl = table.get(&n.acl).cloned().unwrap_or_else(Acl::open_unsafe);
+                (p.clone(), n.data.clone(), acl, n.stat.clone())
+            })
+            .collect()
+    }
+
+    fn big_db(nodes: usize) -> ZkDatabase {
+        let mut db = ZkDatabase::new();
+        let mut tr = Vec::new();
+        for i in 0..nodes {
+            let acl = if i % 7 == 0 {
+                vec![Acl::new(Perms::READ, "digest", "u:x")]
+            } else {
+                Acl::open_unsafe()
+            };
+            db.tree
+                .create_node(
+                    &format!("/n{i:06}"),
+                    Some(Bytes::from(vec![b'v'; 200])),
+                    acl,
+                    0,
+                    -1,
+                    i as i64 + 1,
+                    i as i64 + 1,
+                    &mut tr,
+                )
+                .unwrap();
+        }
+        db
+    }
+
+    fn leftovers(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with('.'))
+            .collect()
+    }
+
+    /// Several MiB in small pieces (so the writeback steps run many times) give the same
+    /// snapshot as the image written at once.
+    #[test]
+    fn a_streamed_snapshot_reads_back_as_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = big_db(30_000);
+        let mut snap = db.begin_file_snapshot();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let stream = SnapshotWriter::new(dir.path().to_path_buf())
+            .stream(
+                snap.last_zxid,
+                &snap.sessions,
+                &snap.walk.acl_table(),
+                Duration::ZERO,
+                |res, given_up| (res, given_up),
+            )
+            .unwrap();
+        loop {
+            let mut piece = BytesMut::new();
+            let done = snap.walk.step(&db.tree, &mut piece, 64 * 1024);
+            stream.nodes(piece.freeze(), PieceGuard::new(&pending));
+            if done {
+                break;
+            }
+        }
+        let (res, given_up) = stream.end().unwrap().join().unwrap();
+        assert!(!given_up);
+        let path = res.unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() > 6 << 20);
+        assert_eq!(pending.load(Ordering::SeqCst), 0);
+        let back = read_snapshot(&path, snap.last_zxid).unwrap();
+        let whole = crate::storage::disk::to_snapshot(&db.image());
+        assert_eq!(resolved(&back), resolved(&whole));
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
+    /// A write failing midway: the file is not published, nothing is left behind, and
+    /// every piece handed over is still counted done, so the walk does not wait forever.
+    #[test]
+    fn a_stream_whose_writes_fail_publishes_nothing_and_counts_every_piece() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = big_db(5_000);
+        let mut snap = db.begin_file_snapshot();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let stream = SnapshotWriter::new(dir.path().to_path_buf())
+            .stream(
+                snap.last_zxid,
+                &snap.sessions,
+                &snap.walk.acl_table(),
+                Duration::ZERO,
+                |res, given_up| (res, given_up),
+            )
+            .unwrap();
+        let mut pieces = 0;
+        loop {
+            let mut piece = BytesMut::new();
+            let done = snap.walk.step(&db.tree, &mut piece, 16 * 1024);
+            stream.nodes(piece.freeze(), PieceGuard::new(&pending));
+            pieces += 1;
+            if pieces == 3 {
+                super::super::fault::fail_writes_under(dir.path(), 28);
+            }
+            if done {
+                break;
+            }
+        }
+        assert!(pieces > 10);
+        let (res, given_up) = stream.end().unwrap().join().unwrap();
+        super::super::fault::clear_writes_under(dir.path());
+        assert!(!given_up);
+        let err = res.unwrap_err().to_string();
+        assert!(err.contains("write snapshot"), "{err}");
+        assert_eq!(pending.load(Ordering::SeqCst), 0);
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+    }
+
+    /// Dropped before its end (the walk was cancelled): given up, nothing left behind.
+    #[test]
+    fn a_stream_dropped_before_its_end_is_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = big_db(100);
+        let mut snap = db.begin_file_snapshot();
+        let outcome = Arc::new(std::sync::Mutex::new(None));
+        let seen = outcome.clone();
+        let stream = SnapshotWriter::new(dir.path().to_path_buf())
+            .stream(
+                snap.last_zxid,
+                &snap.sessions,
+                &snap.walk.acl_table(),
+                Duration::ZERO,
+                move |res: Result<PathBuf>, given_up| {
+                    *seen.lock().unwrap() = Some((res.is_ok(), given_up));
+                },
+            )
+            .unwrap();
+        let mut piece = BytesMut::new();
+        snap.walk.step(&db.tree, &mut piece, 1024);
+        let pending = Arc::new(AtomicUsize::new(0));
+        stream.nodes(piece.freeze(), PieceGuard::new(&pending));
+        drop(stream);
+        assert_eq!(*outcome.lock().unwrap(), Some((false, true)));
+        assert_eq!(pending.load(Ordering::SeqCst), 0);
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+    }
 }

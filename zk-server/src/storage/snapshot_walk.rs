@@ -7,12 +7,21 @@
 //! writes each node in Apache's pre-order, children in Apache's set order. A node created
 //! after the walk listed its parent is left to the log replay; a node deleted before its
 //! turn is skipped. Parents always precede their children in the output.
+//!
+//! The ACL table precedes the nodes in the format. A walk for a learner's SNAP (sent
+//! whole once walked) numbers the lists as it meets them and gives the table at the end;
+//! a walk for a snapshot file ([`SnapshotWalk::for_file`]) fixes the table at its start,
+//! so the file is written in one pass with no scratch copy. A list first used after that
+//! start got onto a node by a txn the log replay applies again: a node created since
+//! (with all below it) is left to the replay, and a node whose ACL a `setACL` changed
+//! since is written with [`locked_acl`] until the replay sets it back (fail closed should
+//! the replay ever not).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use zk_proto::{Acl, JuteWrite, Record};
+use zk_proto::{Acl, JuteWrite, Perms, Record};
 
 use crate::state::tree::data_tree::{DataTree, ROOT};
 
@@ -26,6 +35,28 @@ pub struct SnapshotWalk {
     acls: Vec<(i64, Arc<Vec<Acl>>)>,
     path: String,
     written: u64,
+    /// For a file: the table is fixed at the start (see the module doc).
+    fixed: Option<Fixed>,
+}
+
+/// A table fixed at the start of a file's walk.
+#[derive(Debug)]
+struct Fixed {
+    /// Zxid of the last txn applied when the walk started: the replay starts after it.
+    zxid: i64,
+    /// Index of [`locked_acl`] in the table.
+    locked: i64,
+    /// Index by encoded list, for a list equal to one in the table but not shared.
+    by_value: HashMap<bytes::Bytes, i64>,
+    /// Nodes written with [`locked_acl`] and nodes left to the replay.
+    locked_nodes: u64,
+    left_to_replay: u64,
+}
+
+/// What a node whose ACL changed during a file's walk gets until the log replay sets it:
+/// no permission for anyone.
+pub fn locked_acl() -> Vec<Acl> {
+    vec![Acl::new(Perms(0), "world", "anyone")]
 }
 
 impl SnapshotWalk {
@@ -37,7 +68,39 @@ impl SnapshotWalk {
             acls: Vec::new(),
             path: String::new(),
             written: 0,
+            fixed: None,
         }
+    }
+
+    /// A walk for a snapshot file of `tree` as of `zxid` (its last applied txn), with the
+    /// ACL table fixed now ([`SnapshotWalk::acl_table`] is what the file's header holds).
+    pub fn for_file(tree: &DataTree, zxid: i64) -> Self {
+        let mut w = Self::new(tree);
+        let mut by_value = HashMap::new();
+        for list in tree.acl_lists() {
+            let i = w.acls.len() as i64 + 1;
+            w.acl_ids.insert(Arc::as_ptr(&list) as usize, i);
+            by_value.insert(list.to_bytes(), i);
+            w.acls.push((i, list));
+        }
+        let locked = w.acls.len() as i64 + 1;
+        w.acls.push((locked, Arc::new(locked_acl())));
+        w.fixed = Some(Fixed {
+            zxid,
+            locked,
+            by_value,
+            locked_nodes: 0,
+            left_to_replay: 0,
+        });
+        w
+    }
+
+    /// For a file's walk: nodes written with [`locked_acl`] (their ACL changed during the
+    /// walk) and nodes left to the log replay (created during the walk with a new ACL).
+    pub fn deferred_to_replay(&self) -> (u64, u64) {
+        self.fixed
+            .as_ref()
+            .map_or((0, 0), |f| (f.locked_nodes, f.left_to_replay))
     }
 
     /// True once every node has been written.
@@ -62,9 +125,23 @@ impl SnapshotWalk {
                 continue; // deleted since its parent was listed
             };
             let key = Arc::as_ptr(&node.acl) as usize;
-            let acl = match self.acl_ids.get(&key) {
-                Some(i) => *i,
-                None => {
+            let acl = match (self.acl_ids.get(&key), &mut self.fixed) {
+                (Some(i), _) => *i,
+                (None, Some(f)) => match f.by_value.get(&node.acl.to_bytes()) {
+                    Some(i) => *i,
+                    // Created after the start, with a list first used after it: the
+                    // replay creates it and everything below it (all created later).
+                    None if node.stat.czxid > f.zxid => {
+                        f.left_to_replay += 1;
+                        continue;
+                    }
+                    // Here at the start, so only a later setACL gave it this list.
+                    None => {
+                        f.locked_nodes += 1;
+                        f.locked
+                    }
+                },
+                (None, None) => {
                     let i = self.acls.len() as i64 + 1;
                     self.acl_ids.insert(key, i);
                     self.acls.push((i, node.acl.clone()));
@@ -87,7 +164,8 @@ impl SnapshotWalk {
         self.stack.is_empty()
     }
 
-    /// The ACL cache the written nodes refer to (`index -> list`), for the file header.
+    /// The ACL cache the written nodes refer to (`index -> list`), for the header: all
+    /// of it once the walk is done, or for a file's walk the table fixed at its start.
     pub fn acl_table(&self) -> Vec<(i64, Vec<Acl>)> {
         self.acls.iter().map(|(i, a)| (*i, (**a).clone())).collect()
     }

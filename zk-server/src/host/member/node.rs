@@ -1185,9 +1185,16 @@ impl NodeTask {
         }
         self.claimed_round = round;
         if on_disk {
-            let snap = self.processor.db().begin_snapshot();
-            let sessions = snap.sessions.clone();
-            let feed = SnapshotFeed::begin(&self.disk, &self.jobs, round, snap.last_zxid, sessions);
+            let snap = self.processor.db().begin_file_snapshot();
+            let (sessions, acls) = (snap.sessions.clone(), snap.walk.acl_table());
+            let feed = SnapshotFeed::begin(
+                &self.disk,
+                &self.jobs,
+                round,
+                snap.last_zxid,
+                sessions,
+                acls,
+            );
             self.walks.to_file(snap, feed);
         } else {
             let db = self.processor.db();

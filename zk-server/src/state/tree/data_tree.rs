@@ -161,6 +161,19 @@ impl DataTree {
         a
     }
 
+    /// The shared ACL lists some node uses (a snapshot file's ACL table, see
+    /// [`crate::storage::snapshot_walk::SnapshotWalk::for_file`]).
+    /// In the order of their encoding, so equal trees give equal tables.
+    pub fn acl_lists(&self) -> Vec<Arc<Vec<Acl>>> {
+        let mut used: Vec<(&Bytes, &Arc<Vec<Acl>>)> = self
+            .acl_cache
+            .iter()
+            .filter(|(_, a)| Arc::strong_count(a) > 1)
+            .collect();
+        used.sort_by(|a, b| a.0.cmp(b.0));
+        used.into_iter().map(|(_, a)| a.clone()).collect()
+    }
+
     // ---- arena ----
 
     pub(crate) fn node_at(&self, id: u32) -> Option<&DataNode> {
