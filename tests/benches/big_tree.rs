@@ -8,7 +8,7 @@
 //!    random znodes of the fill to 100 B while `snapCount` (S, chosen so that no snapshot
 //!    is due during the fill but one is a few seconds into the writes) makes the server
 //!    take a snapshot of the whole tree. A snapshot runs from the moment its file (for
-//!    zk-server its scratch file of node records) appears in `version-2` to the moment
+//!    zk-server its temporary file `.snapshot.<zxid>.….tmp`) appears in `version-2` to the moment
 //!    it is complete: zk-server's final `snapshot.<zxid>` appears (renamed in after its
 //!    fsync), Apache logs `Snapshot taken in N ms`. The writes stop 3 s after the first
 //!    snapshot completes. Reported: p50/p99/p999/max of the writes issued while a snapshot
@@ -78,7 +78,7 @@ trait Standalone {
 /// How a snapshot's completion shows.
 #[derive(Clone)]
 enum SnapDone {
-    /// zk-server: node records go to `.snapshot.<zxid>.….nodes…` first, and the final
+    /// zk-server: the file is written as `.snapshot.<zxid>.….tmp` first, and the final
     /// `snapshot.<zxid>` is renamed in once complete and fsynced.
     RenamedIn,
     /// Apache: `snapshot.<zxid>` is written in place; the log says `Snapshot taken in`.
@@ -224,7 +224,7 @@ impl SnapWatch {
                         }
                         if let Some(rest) = name.strip_prefix(".snapshot.") {
                             let zxid = rest.split('.').next().unwrap_or("");
-                            if rest.contains(".nodes") && is_hex(zxid) {
+                            if rest.ends_with(".tmp") && is_hex(zxid) {
                                 begin(zxid, &mut snaps);
                             }
                         } else if let Some(rest) = name.strip_prefix("snapshot.") {
@@ -392,6 +392,28 @@ async fn write_window(s: &dyn Standalone, set: &Settings) -> WriteWindow {
             .iter()
             .any(|s| at >= s.start && at <= s.end.unwrap_or(now))
     };
+    // Where the slowest writes fall, for reading stalls: issued how long after the
+    // window's start, and relative to each snapshot's start and end.
+    let mut slowest: Vec<&(Instant, f64)> = samples.iter().collect();
+    slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
+    for (at, ms) in slowest.into_iter().take(5) {
+        let rel: Vec<String> = snaps
+            .iter()
+            .map(|s| {
+                let from_start = at.saturating_duration_since(s.start).as_secs_f64()
+                    - s.start.saturating_duration_since(*at).as_secs_f64();
+                let end = s.end.unwrap_or(now);
+                let from_end = at.saturating_duration_since(end).as_secs_f64()
+                    - end.saturating_duration_since(*at).as_secs_f64();
+                format!("snapshot start {from_start:+.3} s, end {from_end:+.3} s")
+            })
+            .collect();
+        println!(
+            "    slow write {ms:.1} ms issued at {:.3} s ({})",
+            at.duration_since(t0).as_secs_f64(),
+            rel.join("; ")
+        );
+    }
     let (mut during, mut outside) = (Vec::new(), Vec::new());
     for (at, ms) in &samples {
         match in_snapshot(*at) {

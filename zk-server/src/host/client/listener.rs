@@ -113,7 +113,7 @@ impl ClientPorts {
             let l = if retry {
                 crate::host::bind(addr).await
             } else {
-                TcpListener::bind(addr).await
+                crate::host::listen(addr)
             };
             l.map_err(|e| ServerError::io(format!("binding {addr}"), e))
         };
