@@ -1,7 +1,8 @@
 //! What followers and observers share (Apache's Learner): connecting, registering with
 //! FOLLOWERINFO / OBSERVERINFO, the epoch handshake, DIFF / TRUNC / SNAP sync, NEWLEADER
 //! acknowledged only once the synced txns are durable, UPTODATE, and the read timeouts
-//! (initLimit ticks until NEWLEADER is acked, syncLimit ticks after).
+//! (initLimit ticks until NEWLEADER is acked, syncLimit ticks after). Every txn from the
+//! leader is decoded before it is logged; one that does not decode ends the role.
 //!
 //! Broadcast-phase packets are handled by [`super::follower`] or [`super::observer`].
 
