@@ -370,6 +370,19 @@ impl Ensemble {
             .await
     }
 
+    /// Has the current leader act as a faulty one: it proposes `data` as its next txn,
+    /// unchecked (see [`crate::host::member::node::Node::propose_raw_txn`]). Returns the
+    /// zxid it got, or `None` when no established leader with nothing in flight took it.
+    pub async fn leader_proposes_raw(&self, data: bytes::Bytes) -> Option<i64> {
+        let i = self.leader()?;
+        self.members
+            .get(i)?
+            .node
+            .as_ref()?
+            .propose_raw_txn(data)
+            .await
+    }
+
     /// Stops member `i` like a crash (its disk stays for [`Ensemble::restart`]).
     pub fn kill(&mut self, i: usize) {
         if let Some(m) = self.members.get_mut(i) {

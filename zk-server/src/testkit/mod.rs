@@ -7,11 +7,13 @@
 //! - [`quorum_ensemble`]: quorum peers alone over a txn-list database, for protocol
 //!   tests of election and broadcast.
 //! - [`txn_list_snapshot`]: that database as a SNAP body.
+//! - [`txn_payload`]: the real txns those protocol tests replicate.
 
 pub mod ensemble;
 pub mod quorum_ensemble;
 pub mod server;
 pub mod txn_list_snapshot;
+pub mod txn_payload;
 
 pub use ensemble::Ensemble;
 pub use server::TestServer;

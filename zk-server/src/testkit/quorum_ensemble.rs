@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::net::TcpListener;
 
-use super::txn_list_snapshot;
+use super::{txn_list_snapshot, txn_payload};
 use crate::host::quorum::driver::{
     is_sync_request, IsolationSwitch, LogAppender, PeerAddrs, PeerStatus, PendingSnapshot, QuorumIo,
 };
@@ -220,10 +220,11 @@ impl PeerHandle {
         *self.status.borrow()
     }
 
-    /// Proposes a serialized txn (leader only); resolves once it is proposed.
-    pub async fn propose(&self, data: Bytes) -> Result<Zxid, ProposeError> {
+    /// Proposes a txn carrying `payload` (a `SetData` txn for the zxid it gets, see
+    /// [`txn_payload::set_data`]; leader only); resolves once it is proposed.
+    pub async fn propose(&self, payload: Bytes) -> Result<Zxid, ProposeError> {
         let (tx, rx) = oneshot::channel();
-        if self.proposals.send((data, tx)).is_err() {
+        if self.proposals.send((payload, tx)).is_err() {
             return Err(ProposeError::NotEstablished);
         }
         rx.await.unwrap_or(Err(ProposeError::NotEstablished))
@@ -258,8 +259,14 @@ impl PeerTask {
                     None => return,
                 },
                 p = proposals.recv() => match p {
-                    Some((data, reply)) => {
-                        let (r, out) = self.peer.propose(self.io.now(), data);
+                    Some((payload, reply)) => {
+                        // A real txn for the zxid it gets: learners decode what they log.
+                        let now = self.io.now();
+                        let (r, out) = match self.peer.next_zxid() {
+                            Some(z) => self.peer.propose_txn(now, z, txn_payload::set_data(z, &payload)),
+                            // Refused: the peer says why (not leading, counter used up).
+                            None => self.peer.propose(now, payload),
+                        };
                         let _ = reply.send(r);
                         out
                     }
@@ -493,10 +500,11 @@ impl TestEnsemble {
         }
     }
 
-    /// Proposes a txn on `sid` (must be the leader).
-    pub async fn propose(&self, sid: Sid, data: Bytes) -> Result<Zxid, ProposeError> {
+    /// Proposes a txn carrying `payload` on `sid` (must be the leader; see
+    /// [`PeerHandle::propose`]).
+    pub async fn propose(&self, sid: Sid, payload: Bytes) -> Result<Zxid, ProposeError> {
         match self.peers.get(&sid) {
-            Some(p) => p.propose(data).await,
+            Some(p) => p.propose(payload).await,
             None => Err(ProposeError::NotEstablished),
         }
     }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::{oneshot, watch};
@@ -98,6 +98,8 @@ enum Control {
     Stop(oneshot::Sender<()>),
     /// Test kit: move the zxid counter forward (see [`Node::seed_zxid_counter`]).
     SeedCounter(u32, oneshot::Sender<Option<Zxid>>),
+    /// Test kit: propose bytes as they are (see [`Node::propose_raw_txn`]).
+    ProposeRaw(Bytes, oneshot::Sender<Option<Zxid>>),
 }
 
 impl Drop for Node {
@@ -361,6 +363,15 @@ impl Node {
     pub async fn seed_zxid_counter(&self, counter: u32) -> Option<Zxid> {
         let (tx, rx) = oneshot::channel();
         self.control.send(Control::SeedCounter(counter, tx)).ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// Test kit: a faulty leader. An established leader with nothing in flight proposes
+    /// `data` as its next txn, unchecked (it need not decode), and logs it as it logs any
+    /// proposal. Returns its zxid, or `None` when this node did not propose it.
+    pub async fn propose_raw_txn(&self, data: Bytes) -> Option<Zxid> {
+        let (tx, rx) = oneshot::channel();
+        self.control.send(Control::ProposeRaw(data, tx)).ok()?;
         rx.await.ok().flatten()
     }
 
@@ -654,6 +665,9 @@ impl NodeTask {
                     }
                     Control::SeedCounter(counter, done) => {
                         let _ = done.send(self.seed_counter(counter));
+                    }
+                    Control::ProposeRaw(data, done) => {
+                        let _ = done.send(self.propose_raw(data));
                     }
                 },
                 _ = ticker.tick() => self.tick(),
@@ -1128,6 +1142,21 @@ impl NodeTask {
         };
         self.processor.set_next_zxid(next);
         Some(next)
+    }
+
+    /// [`Node::propose_raw_txn`]: the processor hands out the zxid after it, so later
+    /// writes follow on.
+    fn propose_raw(&mut self, data: Bytes) -> Option<Zxid> {
+        if self.processor.outstanding() > 0 || !self.leading() {
+            return None;
+        }
+        let zxid = self.processor.next_zxid();
+        let m = self.member()?;
+        let (r, more) = m.peer.propose_txn(m.io.now(), zxid, data);
+        m.actions.extend(more);
+        r.ok()?;
+        self.processor.set_next_zxid(zxid + 1);
+        Some(zxid)
     }
 
     /// Starts leading: proposals get zxids from `next_zxid` on.

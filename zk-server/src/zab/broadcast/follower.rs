@@ -1,6 +1,6 @@
-//! A follower in broadcast: logs and acks PROPOSALs once durable, applies COMMITs in
-//! order, answers PINGs with the sessions its clients touched, relays SYNC and REVALIDATE
-//! answers to the server core.
+//! A follower in broadcast: decodes and logs PROPOSALs, acks them once durable, applies
+//! COMMITs in order, answers PINGs with the sessions its clients touched, relays SYNC and
+//! REVALIDATE answers to the server core.
 
 use zk_proto::quorum::{QuorumPacket, QuorumPacketType as T};
 

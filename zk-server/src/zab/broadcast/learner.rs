@@ -1,7 +1,8 @@
 //! What followers and observers share (Apache's Learner): connecting, registering with
 //! FOLLOWERINFO / OBSERVERINFO, the epoch handshake, DIFF / TRUNC / SNAP sync, NEWLEADER
 //! acknowledged only once the synced txns are durable, UPTODATE, and the read timeouts
-//! (initLimit ticks until NEWLEADER is acked, syncLimit ticks after).
+//! (initLimit ticks until NEWLEADER is acked, syncLimit ticks after). Every txn from the
+//! leader is decoded before it is logged; one that does not decode ends the role.
 //!
 //! Broadcast-phase packets are handled by [`super::follower`] or [`super::observer`].
 
@@ -12,7 +13,9 @@ use zk_proto::quorum::{QuorumPacket, QuorumPacketType as T};
 use std::sync::Arc;
 
 use super::packets::{self, simple};
-use super::{end, parse_config, reconfig_of, Activation, Ctx, RoleResult};
+use super::{
+    decode_leader_txn, end, parse_config, reconfig_in, reconfig_of, Activation, Ctx, RoleResult,
+};
 use crate::zab::zxid::{epoch_of, hex, make_zxid};
 use crate::zab::QuorumConfig;
 use crate::zab::{Action, ConnId, LearnerType, Millis, Sid, ZabMessage, Zxid};
@@ -252,10 +255,30 @@ impl Learner {
         }
     }
 
+    /// Logs a txn the leader sent (and queues its ack, following), once it decodes: one
+    /// that does not is never logged or acked, and we leave the leader, as Apache's
+    /// Learner does when it cannot deserialize a txn.
     pub(super) fn log_proposal(&mut self, ctx: &mut Ctx<'_>, p: &QuorumPacket) -> RoleResult {
         let data = p.data.clone().unwrap_or_default();
+        let entry = match decode_leader_txn(p.zxid, &data) {
+            Ok(e) => e,
+            Err(e) => {
+                let why = format!(
+                    "leader {} sent an undecodable txn {} ({:?} while {:?}): {e}",
+                    self.leader,
+                    hex(p.zxid),
+                    p.packet_type,
+                    self.stage
+                );
+                tracing::error!(
+                    "learner {}: {why}; leaving the leader, the txn is not logged",
+                    ctx.cfg.my_sid
+                );
+                return end(why);
+            }
+        };
         if p.packet_type == T::Proposal && ctx.cfg.reconfig_enabled {
-            if let Some(qv) = reconfig_of(ctx.cfg, &data) {
+            if let Some(qv) = reconfig_in(ctx.cfg, &entry) {
                 ctx.views.see(ctx.cfg, qv, ctx.out);
             }
         }
@@ -294,7 +317,7 @@ impl Learner {
     ) -> RoleResult {
         let (designated, txn) = packets::parse_designated(p)?;
         let qv = reconfig_of(ctx.cfg, &txn);
-        let inner = packets::with_data(T::Inform, p.zxid, txn);
+        let inner = packets::with_data(T::InformAndActivate, p.zxid, txn);
         self.log_proposal(ctx, &inner)?;
         ctx.history.commit(p.zxid, ctx.out)?;
         self.activate(ctx, qv, designated);

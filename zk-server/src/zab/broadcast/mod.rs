@@ -32,7 +32,8 @@ use super::config::ConfigText;
 use super::{QuorumConfig, Sid, Zxid};
 
 /// A txn as replicated: its zxid and its serialized `TxnHeader` + txn record (+ digest),
-/// exactly the PROPOSAL / INFORM payload. The cores never look inside `data`.
+/// exactly the PROPOSAL / INFORM payload. Leaders never look inside `data`; learners
+/// decode it before logging it ([`decode_leader_txn`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Proposal {
     /// The txn's zxid.
@@ -163,11 +164,35 @@ pub fn reconfig_of(base: &QuorumConfig, data: &Bytes) -> Option<QuorumConfig> {
         return None;
     }
     let e = TxnEntry::decode(data.clone()).ok()?;
-    let Txn::SetData(s) = e.txn else {
+    reconfig_in(base, &e)
+}
+
+/// [`reconfig_of`] over a txn already decoded.
+pub fn reconfig_in(base: &QuorumConfig, e: &TxnEntry) -> Option<QuorumConfig> {
+    if e.header.txn_type != OpCode::Reconfig {
+        return None;
+    }
+    let Txn::SetData(s) = &e.txn else {
         return None;
     };
-    let text = String::from_utf8(s.data?.to_vec()).ok()?;
-    parse_config(base, &text)
+    let text = std::str::from_utf8(s.data.as_deref()?).ok()?;
+    parse_config(base, text)
+}
+
+/// Decodes a txn a leader sent for `zxid` (PROPOSAL, INFORM, INFORMANDACTIVATE, the txns
+/// of a DIFF) with the decoder the apply path uses, before it is logged: a txn that does
+/// not decode, or whose header names another zxid than its packet, could be neither
+/// applied nor read back from our log at restart. Apache's Learner deserializes the txn
+/// first too and drops the leader when that fails.
+pub fn decode_leader_txn(zxid: Zxid, data: &Bytes) -> Result<TxnEntry, String> {
+    let e = TxnEntry::decode(data.clone()).map_err(|e| e.to_string())?;
+    if e.header.zxid != zxid {
+        return Err(format!(
+            "its header's zxid is {}",
+            super::zxid::hex(e.header.zxid)
+        ));
+    }
+    Ok(e)
 }
 
 /// Config text (from a reconfig txn, NEWLEADER or a notification) read against `base`.

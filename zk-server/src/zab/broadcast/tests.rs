@@ -7,7 +7,7 @@ use zk_proto::quorum::QuorumPacketType as T;
 use super::leader::ProposeError;
 use super::*;
 use crate::zab::zxid::make_zxid;
-use crate::zab::{Action, LearnerType, QuorumConfig, QuorumServer, ZabMessage};
+use crate::zab::{Action, LearnerType, QuorumConfig, QuorumServer, ZabMessage, Zxid};
 
 fn cfg(me: i64) -> QuorumConfig {
     let servers =
@@ -15,10 +15,16 @@ fn cfg(me: i64) -> QuorumConfig {
     QuorumConfig::new(me, servers)
 }
 
+/// A real txn: learners decode what they log.
+fn txn(zxid: Zxid, payload: &str) -> Bytes {
+    crate::testkit::txn_payload::set_data(zxid, payload.as_bytes())
+}
+
 fn p(epoch: i64, n: i64) -> Proposal {
+    let zxid = make_zxid(epoch, n);
     Proposal {
-        zxid: make_zxid(epoch, n),
-        data: Bytes::from(format!("{epoch}.{n}")),
+        zxid,
+        data: txn(zxid, &format!("{epoch}.{n}")),
     }
 }
 
@@ -136,12 +142,28 @@ impl Pair {
 
     /// Exchanges messages until neither side sends; returns what the leader sent.
     fn pump(&mut self) -> Vec<(T, i64)> {
+        match self.exchange() {
+            (seen, None) => seen,
+            (_, Some(ended)) => panic!("the learner left the leader: {ended}"),
+        }
+    }
+
+    /// Like [`Pair::pump`], until the learner leaves the leader: what the learner read
+    /// (up to the packet it left on) and why it left.
+    fn pump_until_learner_leaves(&mut self) -> (Vec<(T, i64)>, RoleEnded) {
+        match self.exchange() {
+            (seen, Some(ended)) => (seen, ended),
+            (seen, None) => panic!("the learner stayed; it read {seen:?}"),
+        }
+    }
+
+    fn exchange(&mut self) -> (Vec<(T, i64)>, Option<RoleEnded>) {
         let mut seen = Vec::new();
         loop {
             let to_leader = sent(&mut self.fout);
             let to_learner = sent(&mut self.lout);
             if to_leader.is_empty() && to_learner.is_empty() {
-                return seen;
+                return (seen, None);
             }
             for m in to_leader {
                 let mut ctx = Ctx {
@@ -164,7 +186,9 @@ impl Pair {
                     views: &mut Views::default(),
                     out: &mut self.fout,
                 };
-                self.learner.on_message(&mut ctx, m).unwrap();
+                if let Err(ended) = self.learner.on_message(&mut ctx, m) {
+                    return (seen, Some(ended));
+                }
             }
         }
     }
@@ -225,7 +249,7 @@ fn diff_sync_acks_newleader_only_once_durable() {
             out: &mut pair.lout,
         };
         pair.leader
-            .propose(&mut ctx, Bytes::from_static(b"x"))
+            .propose(&mut ctx, txn(make_zxid(2, 1), "x"))
             .unwrap()
     };
     assert_eq!(zxid, make_zxid(2, 1));
@@ -413,7 +437,7 @@ fn a_txn_out_of_order_is_refused_not_renumbered() {
     // The server core's txn skips a zxid: nothing is proposed.
     assert_eq!(
         pair.leader
-            .propose_at(&mut ctx, next + 1, Bytes::from_static(b"x")),
+            .propose_at(&mut ctx, next + 1, txn(next + 1, "x")),
         Err(ProposeError::OutOfOrder {
             expected: next,
             got: next + 1
@@ -430,8 +454,7 @@ fn a_txn_out_of_order_is_refused_not_renumbered() {
         out: &mut pair.lout,
     };
     assert_eq!(
-        pair.leader
-            .propose_at(&mut ctx, next, Bytes::from_static(b"x")),
+        pair.leader.propose_at(&mut ctx, next, txn(next, "x")),
         Ok(next)
     );
     assert_eq!(packets(ctx.out), [(T::Proposal, next)]);
@@ -460,26 +483,29 @@ fn an_exhausted_counter_is_never_issued_and_the_leader_steps_down_once_drained()
         views: &mut Views::default(),
         out: &mut pair.lout,
     };
-    let last = pair.leader.propose(&mut ctx, Bytes::from_static(b"last"));
+    let last = pair
+        .leader
+        .propose(&mut ctx, txn(make_zxid(2, 0xffff_fffe), "last"));
     assert_eq!(last, Ok(make_zxid(2, 0xffff_fffe)));
     assert_eq!(pair.leader.next_zxid(), None);
     assert!(pair.leader.counter_exhausted());
     // Neither counter 0xffffffff nor the carry into epoch 3 is ever proposed.
     assert_eq!(
-        pair.leader.propose(&mut ctx, Bytes::from_static(b"x")),
+        pair.leader
+            .propose(&mut ctx, txn(make_zxid(2, 0xffff_ffff), "x")),
         Err(ProposeError::CounterExhausted)
     );
     assert_eq!(
         pair.leader.propose_at(
             &mut ctx,
             make_zxid(2, 0xffff_ffff),
-            Bytes::from_static(b"x")
+            txn(make_zxid(2, 0xffff_ffff), "x")
         ),
         Err(ProposeError::CounterExhausted)
     );
     assert_eq!(
         pair.leader
-            .propose_at(&mut ctx, make_zxid(3, 0), Bytes::from_static(b"x")),
+            .propose_at(&mut ctx, make_zxid(3, 0), txn(make_zxid(3, 0), "x")),
         Err(ProposeError::CounterExhausted)
     );
     assert_eq!(packets(ctx.out), [(T::Proposal, make_zxid(2, 0xffff_fffe))]);
@@ -605,4 +631,195 @@ fn a_sync_waits_for_a_quorum_to_answer_a_ping_sent_after_it() {
     }
     assert_eq!(sync_done(&pair.lout), 1);
     assert_eq!(packets(&pair.lout), [(T::Sync, 0)]);
+}
+
+/// What a learner's core did with the txn `zxid` it refused: nothing logged, nothing
+/// acked, and a reason naming the leader and the zxid.
+fn assert_refused(out: &[Action], history: &History, before: Zxid, ended: &RoleEnded, zxid: Zxid) {
+    assert!(
+        !out.iter().any(|a| matches!(a, Action::Persist(_))),
+        "logged: {out:?}"
+    );
+    assert_eq!(history.last_logged(), before, "appended to the history");
+    assert!(
+        !packets(out).iter().any(|(t, _)| *t == T::Ack),
+        "acked: {out:?}"
+    );
+    let why = ended.to_string();
+    assert!(why.contains("leader 3"), "{why}");
+    assert!(
+        why.contains(&crate::zab::zxid::hex(zxid)),
+        "{why} does not name {zxid:#x}"
+    );
+}
+
+/// Apache's Learner deserializes a txn before logging it and drops a leader whose txn
+/// does not decode: a follower that logged it could neither apply it nor restart from
+/// its own log.
+#[test]
+fn a_proposal_that_does_not_decode_is_not_logged_nor_acked_and_the_follower_leaves() {
+    let z = make_zxid(2, 1);
+    let truncated = txn(z, "x").slice(..30);
+    let wrong_zxid = txn(make_zxid(2, 7), "x");
+    let cases = [
+        ("arbitrary bytes", Bytes::from_static(b"2.1")),
+        ("a truncated txn", truncated),
+        ("an unknown txn type", {
+            let mut b = txn(z, "x").to_vec();
+            b[28..32].copy_from_slice(&77i32.to_be_bytes());
+            Bytes::from(b)
+        }),
+        ("another zxid in its header", wrong_zxid),
+        ("no data", Bytes::new()),
+    ];
+    for (what, data) in cases {
+        let mut pair = Pair::new(disk(1, vec![p(1, 1)]), disk(1, vec![p(1, 1)]));
+        pair.pump();
+        pair.follower_fsync();
+        pair.pump();
+        assert!(pair.leader.is_established() && pair.learner.is_serving());
+        let before = pair.fh.last_logged();
+        pair.fout.clear();
+        let mut ctx = Ctx {
+            now: 2,
+            cfg: &pair.fcfg,
+            history: &mut pair.fh,
+            views: &mut Views::default(),
+            out: &mut pair.fout,
+        };
+        let r = pair.learner.on_message(
+            &mut ctx,
+            ZabMessage::Packet(packets::with_data(T::Proposal, z, data)),
+        );
+        let ended = r.expect_err(what);
+        // Even once durable, nothing is acked.
+        pair.follower_fsync();
+        assert_refused(&pair.fout, &pair.fh, before, &ended, z);
+        // A good txn for the same zxid would have been taken.
+        let mut pair = Pair::new(disk(1, vec![p(1, 1)]), disk(1, vec![p(1, 1)]));
+        pair.pump();
+        pair.follower_fsync();
+        pair.pump();
+        let mut ctx = Ctx {
+            now: 2,
+            cfg: &pair.fcfg,
+            history: &mut pair.fh,
+            views: &mut Views::default(),
+            out: &mut pair.fout,
+        };
+        pair.learner
+            .on_message(
+                &mut ctx,
+                ZabMessage::Packet(packets::with_data(T::Proposal, z, txn(z, "x"))),
+            )
+            .unwrap();
+        pair.follower_fsync();
+        assert_eq!(pair.fh.last_logged(), z, "{what}");
+        assert_eq!(packets(&pair.fout), [(T::Ack, z)], "{what}");
+    }
+}
+
+/// The same for the txns of a DIFF: the learner leaves at the first one that does not
+/// decode, before logging it or acknowledging NEWLEADER.
+#[test]
+fn a_diff_with_a_txn_that_does_not_decode_is_refused_before_it_is_logged() {
+    let bad = Proposal {
+        zxid: make_zxid(1, 3),
+        data: Bytes::from_static(b"1.3"),
+    };
+    let mut pair = Pair::new(
+        disk(1, vec![p(1, 1), p(1, 2), bad, p(1, 4)]),
+        disk(1, vec![p(1, 1)]),
+    );
+    let (seen, ended) = pair.pump_until_learner_leaves();
+    assert_eq!(
+        seen,
+        [
+            (T::LeaderInfo, make_zxid(2, 0)),
+            (T::Diff, make_zxid(1, 4)),
+            (T::Proposal, make_zxid(1, 2)),
+            (T::Commit, make_zxid(1, 2)),
+            (T::Proposal, make_zxid(1, 3)),
+        ]
+    );
+    // The good txn before it is logged; the bad one and what follows are not.
+    assert_eq!(pair.fh.last_logged(), make_zxid(1, 2));
+    let persisted: Vec<Zxid> = pair
+        .fout
+        .iter()
+        .filter_map(|a| match a {
+            Action::Persist(p) => Some(p.zxid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(persisted, [make_zxid(1, 2)]);
+    pair.fout.retain(|a| !matches!(a, Action::Persist(_)));
+    pair.follower_fsync();
+    assert_refused(
+        &pair.fout,
+        &pair.fh,
+        make_zxid(1, 2),
+        &ended,
+        make_zxid(1, 3),
+    );
+    assert_eq!(pair.fh.current_epoch, 1, "NEWLEADER never taken");
+    assert!(!pair.leader.is_established());
+}
+
+/// Observers too: an INFORM or INFORMANDACTIVATE whose txn does not decode is not logged
+/// nor applied.
+#[test]
+fn an_observer_refuses_an_inform_that_does_not_decode() {
+    let z = make_zxid(2, 1);
+    let cases = [
+        (T::Inform, Bytes::from_static(b"2.1")),
+        (
+            T::InformAndActivate,
+            packets::designated_with(3, b"not a txn"),
+        ),
+    ];
+    for (ty, data) in cases {
+        let fcfg = cfg(1);
+        let mut fh = History::from_disk(disk(1, vec![p(1, 1)]), 100);
+        let mut out = Vec::new();
+        let mut views = Views::default();
+        let mut ctx = Ctx {
+            now: 0,
+            cfg: &fcfg,
+            history: &mut fh,
+            views: &mut views,
+            out: &mut out,
+        };
+        let mut learner = Learner::new(&mut ctx, LearnerType::Observer, 3, 7);
+        // Up to date, as after a sync.
+        learner.stage = learner::LearnerStage::Broadcast;
+        let ended = learner
+            .on_message(
+                &mut ctx,
+                ZabMessage::Packet(packets::with_data(ty, z, data)),
+            )
+            .expect_err("refused");
+        assert_refused(&out, &fh, make_zxid(1, 1), &ended, z);
+        assert_eq!(fh.applied(), make_zxid(1, 1), "{ty:?} applied");
+        assert!(!out.iter().any(|a| matches!(a, Action::Deliver(_))));
+        // A good one is logged and applied.
+        let mut ctx = Ctx {
+            now: 0,
+            cfg: &fcfg,
+            history: &mut fh,
+            views: &mut views,
+            out: &mut out,
+        };
+        let good = match ty {
+            T::Inform => txn(z, "x"),
+            _ => packets::designated_with(3, &txn(z, "x")),
+        };
+        learner
+            .on_message(
+                &mut ctx,
+                ZabMessage::Packet(packets::with_data(ty, z, good)),
+            )
+            .unwrap();
+        assert_eq!(fh.applied(), z, "{ty:?}");
+    }
 }

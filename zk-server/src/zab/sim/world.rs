@@ -35,6 +35,7 @@ use super::checker::{Checker, Entry};
 use super::rng::SimRng;
 use super::SimConfig;
 use crate::core::member_gate::MemberGate;
+use crate::testkit::txn_payload;
 use crate::zab::broadcast::{packets, DiskState, Proposal};
 use crate::zab::zxid::{counter_of, epoch_of};
 use crate::zab::{
@@ -929,15 +930,19 @@ impl World {
                 return;
             }
             self.writes += 1;
-            let data = Bytes::from(format!("w{}@{l}", self.writes));
+            let payload = format!("w{}@{l}", self.writes);
             if let Some(p) = self.nodes.get_mut(&l).and_then(|n| n.peer.as_mut()) {
                 let seed = i64::from(self.cfg.counter_seed);
                 if seed > 0 && p.next_zxid().is_some_and(|z| counter_of(z) < seed) {
                     self.stats.counter_seeds +=
                         u64::from(p.seed_counter(self.cfg.counter_seed).is_some());
                 }
-                let (_, out) = p.propose(now, data);
-                self.perform(l, out);
+                // A real txn for the zxid it gets: learners decode what they log.
+                if let Some(z) = p.next_zxid() {
+                    let data = txn_payload::set_data(z, payload.as_bytes());
+                    let (_, out) = p.propose_txn(now, z, data);
+                    self.perform(l, out);
+                }
             }
         }
         let d = self.rng.range(1, 2 * self.cfg.write_interval);
