@@ -6,13 +6,17 @@
 //! needs; `jcmd` cannot attach to it in this container to read the heap itself).
 //!
 //! ```sh
-//! cargo bench -p tests --bench watch_memory -- [--znodes 100000] [--sessions 15000] [--watches 1000000]
+//! cargo bench -p tests --bench watch_memory -- [--znodes 100000] [--sessions 15000] \
+//!     [--watches 1000000] [--detached 35000]
 //! ```
 //!
 //! Sessions are raw connections (a handshake, then pipelined getData-with-watch requests)
 //! so that the client side stays light; 15,000 by default because this process holds one
-//! socket per session and the container caps open files at 20,000 (the issue's 50,000 need
-//! a higher limit and, past ~28,000, a second client address).
+//! socket per session and the container caps open files at 20,000. The issue's 50,000
+//! sessions are reached by a last step: D more sessions opened and their connections
+//! closed without closing the session (as a client that lost its server does), so the
+//! server keeps them until their 600 s timeout; the server's count of sessions is read
+//! from `mntr` (`global_sessions`) after it.
 
 use std::time::{Duration, Instant};
 
@@ -57,13 +61,34 @@ async fn fill(addr: std::net::SocketAddr, z: usize) {
 }
 
 struct Figures {
-    rss: [f64; 3],
+    /// With the znodes, + sessions, + watches, + detached sessions.
+    rss: [f64; 4],
     watches_reported: String,
+    /// `global_sessions` in `mntr` at the end.
+    sessions_reported: String,
     secs: f64,
 }
 
+/// Opens `n` sessions and closes their connections at once, leaving the sessions to
+/// their timeout.
+async fn detach_sessions(addr: std::net::SocketAddr, n: usize) {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+        join_all(chunk.iter().map(|_| async {
+            RawClient::handshake(addr, connect_request())
+                .await
+                .expect("session");
+        }))
+        .await;
+    }
+}
+
 /// Fills, opens the sessions, sets the watches; reads the memory after each step.
-async fn measure(addr: std::net::SocketAddr, pid: u32, z: usize, s: usize, w: usize) -> Figures {
+async fn measure(
+    addr: std::net::SocketAddr,
+    pid: u32,
+    z: usize,
+    (s, w, d): (usize, usize, usize),
+) -> Figures {
     let started = Instant::now();
     fill(addr, z).await;
     let settle = || tokio::time::sleep(Duration::from_millis(500));
@@ -103,10 +128,23 @@ async fn measure(addr: std::net::SocketAddr, pid: u32, z: usize, s: usize, w: us
     let wchs = tokio::task::spawn_blocking(move || four_letter(port, "wchs"))
         .await
         .unwrap_or_default();
+    detach_sessions(addr, d).await;
+    settle().await;
+    let r3 = rss_mib(pid);
+    let mntr = tokio::task::spawn_blocking(move || four_letter(port, "mntr"))
+        .await
+        .unwrap_or_default();
+    let sessions_reported = mntr
+        .lines()
+        .find_map(|l| l.strip_prefix("zk_global_sessions"))
+        .unwrap_or("?")
+        .trim()
+        .to_string();
     drop(sessions);
     Figures {
-        rss: [r0, r1, r2],
+        rss: [r0, r1, r2, r3],
         watches_reported: wchs.lines().last().unwrap_or("").to_string(),
+        sessions_reported,
         secs: started.elapsed().as_secs_f64(),
     }
 }
@@ -115,8 +153,12 @@ fn main() {
     let z: usize = arg("--znodes", 100_000);
     let s: usize = arg("--sessions", 15_000);
     let w: usize = arg("--watches", 1_000_000);
+    let d: usize = arg("--detached", 35_000);
     let rt = bench_runtime();
-    println!("standalone servers; {z} znodes of 100 B, {s} sessions, {w} data watches");
+    println!(
+        "standalone servers; {z} znodes of 100 B, {s} sessions, {w} data watches, then \
+         {d} sessions whose connections closed"
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     let port = tests::ports::free_port().expect("port");
@@ -140,7 +182,7 @@ fn main() {
             std::thread::sleep(Duration::from_millis(50));
         }
         let pid = server.id().expect("pid");
-        measure(addr, pid, z, s, w).await
+        measure(addr, pid, z, (s, w, d)).await
     });
     let heap_mb = 4096;
     let apache = rt.block_on(async {
@@ -149,7 +191,7 @@ fn main() {
                 .expect("apache");
         let addr: std::net::SocketAddr = format!("127.0.0.1:{}", server.port()).parse().unwrap();
         let pid = server.node.pid().expect("pid");
-        measure(addr, pid, z, s, w).await
+        measure(addr, pid, z, (s, w, d)).await
     });
 
     println!();
@@ -172,9 +214,31 @@ fn main() {
         kib(ours.rss[1], ours.rss[2], w),
         kib(apache.rss[1], apache.rss[2], w),
     );
+    row(
+        &format!("RSS with {} sessions in all ({d} detached), MiB", s + d),
+        ours.rss[3],
+        apache.rss[3],
+    );
+    row(
+        "RSS per detached session, bytes",
+        kib(ours.rss[2], ours.rss[3], d.max(1)),
+        kib(apache.rss[2], apache.rss[3], d.max(1)),
+    );
+    let all = |f: &Figures| {
+        ((f.rss[1] - f.rss[0]) + (f.rss[3] - f.rss[2])) * 1024.0 * 1024.0 / (s + d) as f64
+    };
+    row(
+        &format!("RSS per session of the {}, bytes", s + d),
+        all(&ours),
+        all(&apache),
+    );
     println!(
         "| `wchs` total | {} | {} | |",
         ours.watches_reported, apache.watches_reported
+    );
+    println!(
+        "| `mntr` global_sessions at the end | {} | {} | |",
+        ours.sessions_reported, apache.sessions_reported
     );
     println!("| run time, s | {:.1} | {:.1} | |", ours.secs, apache.secs);
 }

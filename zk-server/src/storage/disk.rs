@@ -562,6 +562,8 @@ pub struct SnapshotFeed {
     ended: bool,
     /// Pieces handed over and not yet written.
     backlog: Arc<std::sync::atomic::AtomicUsize>,
+    /// Set when the disk writes no file for this walk (see [`SnapshotFeed::given_up`]).
+    given_up: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SnapshotFeed {
@@ -576,14 +578,27 @@ impl SnapshotFeed {
         acls: Vec<(i64, Vec<zk_proto::Acl>)>,
     ) -> SnapshotFeed {
         let d = disk.clone();
-        jobs.run(move || d.begin_snapshot(round, zxid, sessions, acls));
+        let given_up: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let flag = given_up.clone();
+        jobs.run(move || {
+            if !d.begin_snapshot(round, zxid, sessions, acls) {
+                flag.store(true, Ordering::SeqCst);
+            }
+        });
         SnapshotFeed {
             disk: disk.clone(),
             jobs: jobs.clone(),
             zxid,
             ended: false,
             backlog: Arc::default(),
+            given_up,
         }
+    }
+
+    /// Whether the disk writes no file for this walk (the snapshot was skipped or failed
+    /// to start): walking on would spend a core on records nobody writes.
+    pub fn given_up(&self) -> bool {
+        self.given_up.load(Ordering::SeqCst)
     }
 
     /// Node records, as [`crate::storage::snapshot_walk::SnapshotWalk::step`] writes them.
@@ -995,19 +1010,20 @@ impl NodeDisk {
     /// `acls`, fixed when the walk began), the pieces [`NodeDisk::snapshot_nodes`] hands
     /// it, and the rest at [`NodeDisk::end_snapshot`]. Txns keep being applied during the
     /// walk; a restart replays the log from `zxid` over the file, as Apache does with its
-    /// fuzzy snapshots.
+    /// fuzzy snapshots. False when no file is being written (taken already, skipped
+    /// because the last one is still being finished, or failed to start).
     pub fn begin_snapshot(
         &self,
         round: u64,
         zxid: i64,
         sessions: Vec<(i64, i32)>,
         acls: Vec<(i64, Vec<zk_proto::Acl>)>,
-    ) {
+    ) -> bool {
         let mut guard = self.lock();
         let d = &mut *guard;
         if d.due_round != round {
             // Taken already, or the log was replaced since it was due.
-            return;
+            return false;
         }
         d.harvest_finished();
         if let Some(f) = &d.finishing {
@@ -1017,13 +1033,13 @@ impl NodeDisk {
                 f.zxid
             );
             d.next_snapshot_due();
-            return;
+            return false;
         }
         d.abandon_snapshot();
         d.next_snapshot_due();
         d.snapshots_taken += 1;
         let Log::Disk { storage, .. } = &mut d.log else {
-            return;
+            return false;
         };
         storage.roll_log();
         let started = std::time::Instant::now();
@@ -1045,8 +1061,14 @@ impl NodeDisk {
         };
         let writer = storage.snapshot_writer();
         match writer.stream(zxid, &sessions, &acls, d.finish_delay, done) {
-            Ok(stream) => d.streaming = Some(Streaming { stream, zxid }),
-            Err(e) => tracing::error!("snapshot {zxid:#x} failed: {e}"),
+            Ok(stream) => {
+                d.streaming = Some(Streaming { stream, zxid });
+                true
+            }
+            Err(e) => {
+                tracing::error!("snapshot {zxid:#x} failed: {e}");
+                false
+            }
         }
     }
 

@@ -671,8 +671,10 @@ impl NodeTask {
                     }
                 },
                 _ = ticker.tick() => self.tick(),
-                // Walks go on while nothing else is ready.
-                _ = std::future::ready(()), if busy => {}
+                // Walks go on while nothing else is ready, yielding to the runtime between
+                // slices: a task that never returns Pending holds its worker thread, and
+                // the connection tasks it wakes wait in that worker's slot meanwhile.
+                _ = tokio::task::yield_now(), if busy => {}
                 _ = tokio::time::sleep(Duration::from_millis(1)), if waits => {}
             }
             self.drive();
