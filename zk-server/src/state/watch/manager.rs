@@ -3,8 +3,11 @@
 //!
 //! Each table keeps one mode per (path, watcher): registering again replaces the mode, as
 //! Apache's `WatcherModeManager` does. Persistent and recursive watches live in both tables.
+//! Each table also knows every watcher's paths (Apache's `watch2Paths`), so a connection
+//! that goes away costs its own watches, not a scan of every watched path.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use zk_proto::{EventType, KeeperState, WatcherEvent, WatcherType};
 
@@ -28,17 +31,22 @@ pub type WatchKind = WatchMode;
 
 #[derive(Debug, Clone, Default)]
 struct Table {
-    by_path: HashMap<String, BTreeMap<i64, WatchMode>>,
+    by_path: HashMap<Arc<str>, BTreeMap<i64, WatchMode>>,
+    /// The paths of each watcher's registrations (the keys of `by_path`, shared).
+    by_watcher: HashMap<i64, HashSet<Arc<str>>>,
     recursive: usize,
 }
 
 impl Table {
     fn add(&mut self, p: &str, w: i64, mode: WatchMode) {
-        let old = self
-            .by_path
-            .entry(p.to_string())
-            .or_default()
-            .insert(w, mode);
+        let key = match self.by_path.get_key_value(p) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(p),
+        };
+        let old = self.by_path.entry(key.clone()).or_default().insert(w, mode);
+        if old.is_none() {
+            self.by_watcher.entry(w).or_default().insert(key);
+        }
         if old == Some(WatchMode::PersistentRecursive) {
             self.recursive -= 1;
         }
@@ -49,6 +57,16 @@ impl Table {
 
     fn mode(&self, p: &str, w: i64) -> Option<WatchMode> {
         self.by_path.get(p).and_then(|m| m.get(&w)).copied()
+    }
+
+    /// Forgets that `w` watches `p` (its registration there is gone).
+    fn unindex(&mut self, p: &str, w: i64) {
+        if let Some(paths) = self.by_watcher.get_mut(&w) {
+            paths.remove(p);
+            if paths.is_empty() {
+                self.by_watcher.remove(&w);
+            }
+        }
     }
 
     fn remove(&mut self, p: &str, w: i64, only: Option<WatchMode>) -> bool {
@@ -66,18 +84,27 @@ impl Table {
         if removed == Some(WatchMode::PersistentRecursive) {
             self.recursive -= 1;
         }
+        if removed.is_some() {
+            self.unindex(p, w);
+        }
         removed.is_some()
     }
 
     fn remove_watcher(&mut self, w: i64) {
-        let mut gone = 0;
-        self.by_path.retain(|_, m| {
+        let Some(paths) = self.by_watcher.remove(&w) else {
+            return;
+        };
+        for p in paths {
+            let Some(m) = self.by_path.get_mut(&p) else {
+                continue;
+            };
             if m.remove(&w) == Some(WatchMode::PersistentRecursive) {
-                gone += 1;
+                self.recursive -= 1;
             }
-            !m.is_empty()
-        });
-        self.recursive -= gone;
+            if m.is_empty() {
+                self.by_path.remove(&p);
+            }
+        }
     }
 
     /// Apache's `WatchManager.triggerWatch`.
@@ -104,11 +131,14 @@ impl Table {
                         _ => {}
                     }
                 }
-                for w in consumed {
-                    m.remove(&w);
+                for w in &consumed {
+                    m.remove(w);
                 }
                 if m.is_empty() {
                     self.by_path.remove(cur);
+                }
+                for w in consumed {
+                    self.unindex(cur, w);
                 }
             }
             // Only recursive watches make ancestors relevant.
@@ -271,11 +301,11 @@ impl WatchManager {
     pub fn data_summary(&self) -> (usize, usize, usize) {
         // Counted without building `wchc`'s listing: with a million watches that took
         // seconds of the core task and a copy of every watched path.
-        let mut watchers: HashSet<i64> = HashSet::new();
-        for m in self.data.by_path.values() {
-            watchers.extend(m.keys().copied());
-        }
-        (watchers.len(), self.data.by_path.len(), self.data.len())
+        (
+            self.data.by_watcher.len(),
+            self.data.by_path.len(),
+            self.data.len(),
+        )
     }
 
     /// Paths in the data table by session (`wchc`).
@@ -283,7 +313,7 @@ impl WatchManager {
         let mut out: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
         for (p, m) in &self.data.by_path {
             for w in m.keys() {
-                out.entry(*w).or_default().insert(p.clone());
+                out.entry(*w).or_default().insert(p.to_string());
             }
         }
         out
@@ -294,7 +324,7 @@ impl WatchManager {
         self.data
             .by_path
             .iter()
-            .map(|(p, m)| (p.clone(), m.keys().copied().collect()))
+            .map(|(p, m)| (p.to_string(), m.keys().copied().collect()))
             .collect()
     }
 }
@@ -384,5 +414,92 @@ mod tests {
             sessions(m.trigger(&trig("/a", EventType::NodeDeleted))),
             vec![1]
         );
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    /// `by_watcher` as `by_path` implies it.
+    fn derived(t: &Table) -> BTreeMap<i64, BTreeSet<String>> {
+        let mut out: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+        for (p, m) in &t.by_path {
+            for w in m.keys() {
+                out.entry(*w).or_default().insert(p.to_string());
+            }
+        }
+        out
+    }
+
+    fn indexed(t: &Table) -> BTreeMap<i64, BTreeSet<String>> {
+        t.by_watcher
+            .iter()
+            .map(|(w, ps)| (*w, ps.iter().map(|p| p.to_string()).collect()))
+            .collect()
+    }
+
+    /// Whatever registers, fires, is removed or disconnects, each watcher's index is
+    /// exactly its registrations, so a disconnect removes all of them and nothing else.
+    #[test]
+    fn the_watcher_index_follows_every_change() {
+        let paths = ["/a", "/a/b", "/a/b/c", "/d", "/d/e"];
+        let events = [
+            EventType::NodeCreated,
+            EventType::NodeDeleted,
+            EventType::NodeDataChanged,
+            EventType::NodeChildrenChanged,
+        ];
+        for seed in 0..20 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut m = WatchManager::new();
+            for _ in 0..2_000 {
+                let p = paths[rng.gen_range(0..paths.len())];
+                let w = rng.gen_range(1..6);
+                match rng.gen_range(0..8) {
+                    0 | 1 => m.add_data(p, w),
+                    2 => m.add_child(p, w),
+                    3 => m.add_persistent(p, w, rng.gen_bool(0.5)),
+                    4 => {
+                        let t = [
+                            WatcherType::Children,
+                            WatcherType::Data,
+                            WatcherType::Any,
+                            WatcherType::Persistent,
+                            WatcherType::PersistentRecursive,
+                        ][rng.gen_range(0..5)];
+                        m.remove(p, t, w);
+                    }
+                    5 | 6 => {
+                        let e = events[rng.gen_range(0..events.len())];
+                        m.trigger(&Trigger {
+                            path: p.into(),
+                            event: e,
+                        });
+                    }
+                    _ => {
+                        let before = m.count();
+                        let had = derived(&m.data).get(&w).map_or(0, |s| s.len())
+                            + derived(&m.child).get(&w).map_or(0, |s| s.len());
+                        m.remove_watcher(w);
+                        assert_eq!(m.count(), before - had, "seed {seed}");
+                        assert!(!derived(&m.data).contains_key(&w));
+                        assert!(!derived(&m.child).contains_key(&w));
+                    }
+                }
+                for t in [&m.data, &m.child] {
+                    assert_eq!(indexed(t), derived(t), "seed {seed}");
+                    let recursive = t
+                        .by_path
+                        .values()
+                        .flat_map(|m| m.values())
+                        .filter(|mode| **mode == WatchMode::PersistentRecursive)
+                        .count();
+                    assert_eq!(t.recursive, recursive, "seed {seed}");
+                }
+            }
+        }
     }
 }
