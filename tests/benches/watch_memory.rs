@@ -69,39 +69,30 @@ struct Figures {
     secs: f64,
 }
 
-/// Opens `n` sessions and closes their connections once answered, leaving the sessions
-/// to their timeout. Each closed connection keeps its client port in TIME_WAIT for a
-/// minute, and one source address has ~28,000 ports, so they come from 127.0.0.2-5.
-async fn detach_sessions(addr: std::net::SocketAddr, n: usize) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut frame = bytes::BytesMut::new();
-    zk_proto::write_frame(&mut frame, |w| {
-        zk_proto::Record::write(&connect_request(), w)
-    });
-    let frame = frame.freeze();
+/// Opens `n` sessions from the addresses `sources` and closes their connections once
+/// answered, leaving the sessions to their timeout. Each closed connection keeps its
+/// client port in TIME_WAIT for a minute, and one address has ~28,000 ports.
+async fn detach_sessions(addr: std::net::SocketAddr, n: usize, sources: &[std::net::IpAddr]) {
     for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
-        join_all(chunk.iter().map(|i| {
-            let frame = frame.clone();
-            async move {
-                let source = std::net::SocketAddr::from(([127, 0, 0, 2 + (i % 4) as u8], 0));
-                let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-                socket.bind(source).expect("bind a source address");
-                let mut stream = socket.connect(addr).await.expect("connect");
-                stream.write_all(&frame).await.expect("handshake");
-                let mut len = [0u8; 4];
-                tokio::time::timeout(Duration::from_secs(30), stream.read_exact(&mut len))
-                    .await
-                    .expect("handshake answered in time")
-                    .expect("handshake answered");
-                let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-                stream
-                    .read_exact(&mut body)
-                    .await
-                    .expect("handshake answer");
-            }
+        join_all(chunk.iter().map(|i| async move {
+            let source = std::net::SocketAddr::new(sources[i % sources.len()], 0);
+            RawClient::handshake_from(source, addr, connect_request())
+                .await
+                .expect("session");
         }))
         .await;
     }
+}
+
+/// Local addresses for one server's connections: `127.0.0.<base>` for the sessions that
+/// stay, the next four for the detached ones (never the ports of the other server's run,
+/// still in TIME_WAIT).
+fn sources(base: u8) -> (std::net::SocketAddr, Vec<std::net::IpAddr>) {
+    let ip = |k: u8| std::net::IpAddr::from([127, 0, 0, base + k]);
+    (
+        std::net::SocketAddr::new(ip(0), 0),
+        (1..=4).map(ip).collect(),
+    )
 }
 
 /// Fills, opens the sessions, sets the watches; reads the memory after each step.
@@ -110,7 +101,9 @@ async fn measure(
     pid: u32,
     z: usize,
     (s, w, d): (usize, usize, usize),
+    base: u8,
 ) -> Figures {
+    let (stay, detached) = sources(base);
     let started = Instant::now();
     fill(addr, z).await;
     let settle = || tokio::time::sleep(Duration::from_millis(500));
@@ -119,7 +112,7 @@ async fn measure(
     let mut sessions = Vec::new();
     for chunk in (0..s).collect::<Vec<_>>().chunks(500) {
         let opened = join_all(chunk.iter().map(|_| async {
-            RawClient::handshake(addr, connect_request())
+            RawClient::handshake_from(stay, addr, connect_request())
                 .await
                 .expect("session")
                 .0
@@ -150,7 +143,7 @@ async fn measure(
     let wchs = tokio::task::spawn_blocking(move || four_letter(port, "wchs"))
         .await
         .unwrap_or_default();
-    detach_sessions(addr, d).await;
+    detach_sessions(addr, d, &detached).await;
     settle().await;
     let r3 = rss_mib(pid);
     let mntr = tokio::task::spawn_blocking(move || four_letter(port, "mntr"))
@@ -204,7 +197,7 @@ fn main() {
             std::thread::sleep(Duration::from_millis(50));
         }
         let pid = server.id().expect("pid");
-        measure(addr, pid, z, (s, w, d)).await
+        measure(addr, pid, z, (s, w, d), 10).await
     });
     let heap_mb = 4096;
     let apache = rt.block_on(async {
@@ -213,7 +206,7 @@ fn main() {
                 .expect("apache");
         let addr: std::net::SocketAddr = format!("127.0.0.1:{}", server.port()).parse().unwrap();
         let pid = server.node.pid().expect("pid");
-        measure(addr, pid, z, (s, w, d)).await
+        measure(addr, pid, z, (s, w, d), 20).await
     });
 
     println!();

@@ -147,7 +147,35 @@ impl RawClient {
         req: ConnectRequest,
         pipelined: &[(i32, Request)],
     ) -> Result<(RawClient, ConnectResponse), String> {
-        let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        Self::handshake_on(stream, req, pipelined).await
+    }
+
+    /// [`RawClient::handshake`] from the local address `source` (e.g. `127.0.0.7:0`): a
+    /// bench opening tens of thousands of connections needs more than one address's
+    /// ephemeral ports.
+    pub async fn handshake_from(
+        source: SocketAddr,
+        addr: SocketAddr,
+        req: ConnectRequest,
+    ) -> Result<(RawClient, ConnectResponse), String> {
+        let socket = match source {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }
+        .map_err(|e| e.to_string())?;
+        socket
+            .bind(source)
+            .map_err(|e| format!("bind {source}: {e}"))?;
+        let stream = socket.connect(addr).await.map_err(|e| e.to_string())?;
+        Self::handshake_on(stream, req, &[]).await
+    }
+
+    async fn handshake_on(
+        mut stream: TcpStream,
+        req: ConnectRequest,
+        pipelined: &[(i32, Request)],
+    ) -> Result<(RawClient, ConnectResponse), String> {
         let mut out = BytesMut::new();
         zk_proto::write_frame(&mut out, |w| req.write(w));
         for (xid, r) in pipelined {
