@@ -561,6 +561,7 @@ fn keep_to_rate(started: std::time::Instant, written: u64) {
 }
 
 /// Makes the calling thread (a snapshot's writer) yield the CPU to the request path.
+#[cfg(target_os = "linux")]
 fn lower_priority() {
     // SAFETY: plain syscalls on the calling thread; failure only leaves its priority.
     unsafe {
@@ -568,6 +569,10 @@ fn lower_priority() {
         libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
     }
 }
+
+/// Elsewhere a thread's priority is left as it is.
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
 
 /// Pushes a file's data to the disk as it is written, [`WRITEBACK_STEP`] at a time.
 struct Writeback<'a> {
@@ -583,6 +588,7 @@ impl<'a> Writeback<'a> {
 
     /// The file now holds `len` bytes: starts the writeback of each whole step written
     /// since, and waits for the step before each (so two at most are in flight).
+    #[cfg(target_os = "linux")]
     fn advance(&mut self, len: u64) {
         while len - self.started >= WRITEBACK_STEP {
             let from = self.started;
@@ -599,8 +605,15 @@ impl<'a> Writeback<'a> {
         }
     }
 
+    /// Elsewhere the kernel writes the data back as it sees fit (and the final sync).
+    #[cfg(not(target_os = "linux"))]
+    fn advance(&mut self, len: u64) {
+        let _ = (self.file, len, self.started);
+    }
+
     /// A hint only: the final sync makes the file durable, so a failure here (a
     /// filesystem without the call) changes nothing but the pacing.
+    #[cfg(target_os = "linux")]
     fn sync_range(&self, from: u64, flags: libc::c_uint) {
         use std::os::fd::AsRawFd;
         let (Ok(offset), Ok(len)) = (
