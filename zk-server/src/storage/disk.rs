@@ -362,8 +362,7 @@ impl DiskData {
         // Its thread logs that it was abandoned.
         self.streaming = None;
         if let Some(f) = self.finishing.take() {
-            let zxid = f.zxid;
-            self.record_outcome(zxid, f.file.cancel());
+            self.record_finished(f, true);
         }
     }
 
@@ -375,17 +374,23 @@ impl DiskData {
             .is_some_and(|f| f.file.is_finished())
         {
             if let Some(f) = self.finishing.take() {
-                let zxid = f.zxid;
-                self.record_outcome(zxid, f.file.join());
+                self.record_finished(f, false);
             }
         }
     }
 
-    fn record_outcome(&mut self, zxid: i64, outcome: Option<Option<u64>>) {
+    /// Waits for a snapshot being finished (first giving it up with `cancel`) and
+    /// records how long it took.
+    fn record_finished(&mut self, f: Finishing, cancel: bool) {
+        let outcome = if cancel {
+            f.file.cancel()
+        } else {
+            f.file.join()
+        };
         match outcome {
             Some(Some(ms)) => self.timings.snapshot.record(ms),
             Some(None) => {}
-            None => tracing::error!("snapshot {zxid:#x}: its writer panicked"),
+            None => tracing::error!("snapshot {:#x}: its writer panicked", f.zxid),
         }
     }
 
@@ -807,8 +812,7 @@ impl NodeDisk {
         let mut guard = self.lock();
         let d = &mut *guard;
         if let Some(f) = d.finishing.take() {
-            let zxid = f.zxid;
-            d.record_outcome(zxid, f.file.join());
+            d.record_finished(f, false);
         }
         let Log::Disk { storage, .. } = &mut d.log else {
             return Vec::new();

@@ -450,9 +450,10 @@ impl SnapshotWriter {
         })
     }
 
-    fn tmp_path(&self, zxid: i64, what: &str) -> PathBuf {
+    /// Where snapshot `zxid` is written before it is renamed into place.
+    fn tmp_path(&self, zxid: i64) -> PathBuf {
         self.dir.join(format!(
-            ".{}.{}.{}{what}{TMP_SUFFIX}",
+            ".{}.{}.{}{TMP_SUFFIX}",
             snapshot_name(zxid),
             std::process::id(),
             self.counter.fetch_add(1, Ordering::Relaxed)
@@ -479,7 +480,7 @@ impl SnapshotWriter {
             )));
         }
         let path = self.dir.join(snapshot_name(last_zxid));
-        let tmp = self.tmp_path(last_zxid, "");
+        let tmp = self.tmp_path(last_zxid);
         let res = (|| {
             let f = File::create(&tmp)?;
             if let Some(e) = super::fault::write_fault(&tmp) {
@@ -786,6 +787,45 @@ mod tests {
             .collect()
     }
 
+    /// A stream of `snap` into `dir`, its outcome given as `(result, given up)`.
+    fn stream_of(
+        dir: &Path,
+        snap: &crate::state::database::FuzzySnapshot,
+    ) -> SnapshotStream<(Result<PathBuf>, bool)> {
+        SnapshotWriter::new(dir.to_path_buf())
+            .stream(
+                snap.last_zxid,
+                &snap.sessions,
+                &snap.walk.acl_table(),
+                Duration::ZERO,
+                |res, given_up| (res, given_up),
+            )
+            .expect("stream")
+    }
+
+    /// Walks `db` into `stream` in pieces of `piece` bytes counted in `pending`; calls
+    /// `after` with each piece's number; returns how many pieces there were.
+    fn walk_into<T>(
+        stream: &SnapshotStream<T>,
+        snap: &mut crate::state::database::FuzzySnapshot,
+        db: &ZkDatabase,
+        piece: usize,
+        pending: &Arc<AtomicUsize>,
+        mut after: impl FnMut(usize),
+    ) -> usize {
+        let mut pieces = 0;
+        loop {
+            let mut records = BytesMut::new();
+            let done = snap.walk.step(&db.tree, &mut records, piece);
+            stream.nodes(records.freeze(), PieceGuard::new(pending));
+            pieces += 1;
+            after(pieces);
+            if done {
+                return pieces;
+            }
+        }
+    }
+
     /// Several MiB in small pieces (so the writeback steps run many times) give the same
     /// snapshot as the image written at once.
     #[test]
@@ -794,23 +834,8 @@ mod tests {
         let db = big_db(30_000);
         let mut snap = db.begin_file_snapshot();
         let pending = Arc::new(AtomicUsize::new(0));
-        let stream = SnapshotWriter::new(dir.path().to_path_buf())
-            .stream(
-                snap.last_zxid,
-                &snap.sessions,
-                &snap.walk.acl_table(),
-                Duration::ZERO,
-                |res, given_up| (res, given_up),
-            )
-            .unwrap();
-        loop {
-            let mut piece = BytesMut::new();
-            let done = snap.walk.step(&db.tree, &mut piece, 64 * 1024);
-            stream.nodes(piece.freeze(), PieceGuard::new(&pending));
-            if done {
-                break;
-            }
-        }
+        let stream = stream_of(dir.path(), &snap);
+        walk_into(&stream, &mut snap, &db, 64 * 1024, &pending, |_| {});
         let (res, given_up) = stream.end().unwrap().join().unwrap();
         assert!(!given_up);
         let path = res.unwrap();
@@ -830,28 +855,12 @@ mod tests {
         let db = big_db(5_000);
         let mut snap = db.begin_file_snapshot();
         let pending = Arc::new(AtomicUsize::new(0));
-        let stream = SnapshotWriter::new(dir.path().to_path_buf())
-            .stream(
-                snap.last_zxid,
-                &snap.sessions,
-                &snap.walk.acl_table(),
-                Duration::ZERO,
-                |res, given_up| (res, given_up),
-            )
-            .unwrap();
-        let mut pieces = 0;
-        loop {
-            let mut piece = BytesMut::new();
-            let done = snap.walk.step(&db.tree, &mut piece, 16 * 1024);
-            stream.nodes(piece.freeze(), PieceGuard::new(&pending));
-            pieces += 1;
-            if pieces == 3 {
+        let stream = stream_of(dir.path(), &snap);
+        let pieces = walk_into(&stream, &mut snap, &db, 16 * 1024, &pending, |n| {
+            if n == 3 {
                 super::super::fault::fail_writes_under(dir.path(), 28);
             }
-            if done {
-                break;
-            }
-        }
+        });
         assert!(pieces > 10);
         let (res, given_up) = stream.end().unwrap().join().unwrap();
         super::super::fault::clear_writes_under(dir.path());

@@ -179,18 +179,23 @@ impl Pair {
                 if let ZabMessage::Packet(p) = &m {
                     seen.push((p.packet_type, p.zxid));
                 }
-                let mut ctx = Ctx {
-                    now: self.now,
-                    cfg: &self.fcfg,
-                    history: &mut self.fh,
-                    views: &mut Views::default(),
-                    out: &mut self.fout,
-                };
-                if let Err(ended) = self.learner.on_message(&mut ctx, m) {
+                if let Err(ended) = self.send_learner(self.now, m) {
                     return (seen, Some(ended));
                 }
             }
         }
+    }
+
+    /// Hands the learner one message at time `now`.
+    fn send_learner(&mut self, now: crate::zab::Millis, m: ZabMessage) -> Result<(), RoleEnded> {
+        let mut ctx = Ctx {
+            now,
+            cfg: &self.fcfg,
+            history: &mut self.fh,
+            views: &mut Views::default(),
+            out: &mut self.fout,
+        };
+        self.learner.on_message(&mut ctx, m)
     }
 
     fn follower_fsync(&mut self) {
@@ -680,15 +685,8 @@ fn a_proposal_that_does_not_decode_is_not_logged_nor_acked_and_the_follower_leav
         assert!(pair.leader.is_established() && pair.learner.is_serving());
         let before = pair.fh.last_logged();
         pair.fout.clear();
-        let mut ctx = Ctx {
-            now: 2,
-            cfg: &pair.fcfg,
-            history: &mut pair.fh,
-            views: &mut Views::default(),
-            out: &mut pair.fout,
-        };
-        let r = pair.learner.on_message(
-            &mut ctx,
+        let r = pair.send_learner(
+            2,
             ZabMessage::Packet(packets::with_data(T::Proposal, z, data)),
         );
         let ended = r.expect_err(what);
@@ -700,19 +698,11 @@ fn a_proposal_that_does_not_decode_is_not_logged_nor_acked_and_the_follower_leav
         pair.pump();
         pair.follower_fsync();
         pair.pump();
-        let mut ctx = Ctx {
-            now: 2,
-            cfg: &pair.fcfg,
-            history: &mut pair.fh,
-            views: &mut Views::default(),
-            out: &mut pair.fout,
-        };
-        pair.learner
-            .on_message(
-                &mut ctx,
-                ZabMessage::Packet(packets::with_data(T::Proposal, z, txn(z, "x"))),
-            )
-            .unwrap();
+        pair.send_learner(
+            2,
+            ZabMessage::Packet(packets::with_data(T::Proposal, z, txn(z, "x"))),
+        )
+        .expect("a good txn is taken");
         pair.follower_fsync();
         assert_eq!(pair.fh.last_logged(), z, "{what}");
         assert_eq!(packets(&pair.fout), [(T::Ack, z)], "{what}");
