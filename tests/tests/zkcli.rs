@@ -91,20 +91,30 @@ fn mask(s: &str) -> String {
 }
 
 /// The output without its `WATCHER::` blocks (and blank lines, which those blocks are
-/// made of), and the blocks' event lines, sorted. Java prints a block as separate lines
-/// from its event thread, so they can land anywhere between the main thread's lines.
+/// made of), and the blocks' event lines, sorted. Java prints each line of a block as one
+/// `println("\n" + line)` from its event thread, so a block can land anywhere in the main
+/// thread's output, even inside a line that command prints piece by piece (`ls` prints
+/// `[`, then the names): cut the blocks out of the text, not out of its lines.
 /// Closed events are left out: `Run::closed` counts them.
 fn split_events(out: &str) -> (Vec<String>, Vec<String>) {
-    let (mut plain, mut events) = (Vec::new(), Vec::new());
-    for l in out.lines() {
-        if l.starts_with("WatchedEvent ") {
-            if !l.contains("state:Closed") {
-                events.push(l.to_owned());
-            }
-        } else if l != "WATCHER::" && !l.is_empty() {
-            plain.push(l.to_owned());
-        }
+    let mut text = format!("\n{out}\n");
+    let mut events = Vec::new();
+    while let Some(i) = text.find("\nWATCHER::\n") {
+        text.replace_range(i..i + "\nWATCHER::\n".len(), "");
     }
+    while let Some(i) = text.find("\nWatchedEvent ") {
+        let end = i + 1 + text[i + 1..].find('\n').expect("text ends with a newline");
+        let event = text[i + 1..end].to_owned();
+        if !event.contains("state:Closed") {
+            events.push(event);
+        }
+        text.replace_range(i..=end, "");
+    }
+    let plain = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
     events.sort();
     (plain, events)
 }
@@ -646,4 +656,19 @@ async fn zkcli_in_a_terminal_completes_and_recalls() {
     let left = tmux(&["list-sessions"]);
     assert!(!left.contains("zk:"), "zkcli did not quit: {left}");
     server.stop().await.expect("stop");
+}
+
+/// The CI failure this shape came from: Java's event thread printed its block between
+/// `ls`'s `[` and the names.
+#[test]
+fn split_events_cuts_a_block_out_of_a_line() {
+    let java = "Not connected\n[\nWATCHER::\np, q]\n\nWatchedEvent state:SyncConnected type:None path:null\nx";
+    let plain_order = "Not connected\n[p, q]\n\nWATCHER::\n\nWatchedEvent state:SyncConnected type:None path:null\nx";
+    let (plain, events) = split_events(java);
+    assert_eq!(plain, ["Not connected", "[p, q]", "x"]);
+    assert_eq!(
+        events,
+        ["WatchedEvent state:SyncConnected type:None path:null"]
+    );
+    assert_eq!(split_events(plain_order), (plain, events));
 }
