@@ -1110,10 +1110,12 @@ async fn zookeeper_client_sessions_with_watches_move_to_the_follower_they_pick()
     );
 }
 
-/// zk-client walks its seeded host list: sessions with watches on a member that dies land
-/// on the next member of their own list, follower or leader, and keep their watches.
+/// zk-client's seeded host list decides where a session goes: sessions with watches on a
+/// member that dies land on the member their own list draws after the server closed them
+/// (`HostList::scatter`, then round-robin past the dead one), follower or leader, and
+/// keep their watches.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn zk_client_sessions_with_watches_land_on_the_next_member_of_their_list() {
+async fn zk_client_sessions_with_watches_land_on_the_member_their_list_draws() {
     use zk_client::hosts::{ConnectString, HostList};
     init_tracing();
     const N: usize = 50;
@@ -1123,13 +1125,20 @@ async fn zk_client_sessions_with_watches_land_on_the_next_member_of_their_list()
     let cs = ens.connect_string();
     let hosts = ConnectString::parse(&cs).expect("connect string").hosts;
     let victim_host = ens.client_addr(victim).unwrap().to_string();
-    // Seeds whose shuffled list starts on the victim; each client's second host is the
-    // member it must land on.
+    // Seeds whose shuffled list starts on the victim; the walk after the scatter, past
+    // the victim, gives the member each client must land on.
     let picks: Vec<(u64, String)> = (0u64..)
         .filter_map(|seed| {
-            let order = HostList::new(hosts.clone(), seed);
-            let order = order.hosts();
-            (order[0].to_string() == victim_host).then(|| (seed, order[1].to_string()))
+            let mut list = HostList::new(hosts.clone(), seed);
+            let (first, _) = list.next_host()?;
+            if first.to_string() != victim_host {
+                return None;
+            }
+            list.scatter();
+            let lands = std::iter::from_fn(|| list.next_host())
+                .map(|(h, _)| h.to_string())
+                .find(|h| *h != victim_host)?;
+            Some((seed, lands))
         })
         .take(N)
         .collect();

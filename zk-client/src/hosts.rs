@@ -298,6 +298,22 @@ impl HostList {
         Some((self.hosts[i].clone(), self.next == 0))
     }
 
+    /// The server closed an established connection: the next attempt starts at a host
+    /// drawn from the whole list, the one just left included, and walks on from there.
+    ///
+    /// A member that loses its leader closes its clients, then holds their handshakes and
+    /// answers them once it serves again. Were each client to walk on to the next host of
+    /// its list, every survivor would get the other survivors' clients, and the spread
+    /// after a leader's death would be the spread before it, mirrored (24% / 76% in a
+    /// 5,000-session storm). Drawn from the whole list, each member gets its share in
+    /// expectation whatever the spread was. A dead member's port refuses the draw at once;
+    /// a silent one (a read timeout) does not come here, the walk goes on past it.
+    pub fn scatter(&mut self) {
+        if self.moving.is_none() && !self.hosts.is_empty() {
+            self.next = self.rng.gen_range(0..self.hosts.len());
+        }
+    }
+
     /// Makes `host` the next one tried (used when a read-write server was found).
     pub fn prefer(&mut self, host: &HostPort) {
         if let Some(i) = self.hosts.iter().position(|h| h == host) {
@@ -408,6 +424,36 @@ mod tests {
         let m = msg("h:1/bad/");
         assert!(m.contains("chroot"), "{m}");
         assert!(msg(" , ").contains("no hosts"));
+    }
+
+    /// After scatter the next host is uniform over the whole list, the current one
+    /// included, and the walk goes on round-robin from it.
+    #[test]
+    fn scatter_draws_the_next_host_from_the_whole_list() {
+        let hosts: Vec<HostPort> = (1..=3)
+            .map(|p| HostPort {
+                host: "h".into(),
+                port: p,
+            })
+            .collect();
+        let mut counts = [0usize; 3];
+        let mut l = HostList::new(hosts, 7);
+        for _ in 0..3000 {
+            l.scatter();
+            let (first, _) = l.next_host().unwrap();
+            let (second, _) = l.next_host().unwrap();
+            let i = l.hosts().iter().position(|h| *h == first).unwrap();
+            assert_eq!(
+                second,
+                l.hosts()[(i + 1) % 3],
+                "the walk goes on from the draw"
+            );
+            counts[usize::from(first.port - 1)] += 1;
+        }
+        assert!(
+            counts.iter().all(|c| (850..=1150).contains(c)),
+            "{counts:?}"
+        );
     }
 
     #[test]

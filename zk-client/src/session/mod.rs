@@ -551,10 +551,16 @@ impl<R> Session<R> {
         };
     }
 
-    /// The connection (or the attempt) failed or was closed by the peer.
+    /// The connection (or the attempt) failed or was closed by the peer. A server that
+    /// closes an established connection sends the client to a host drawn from the whole
+    /// list (see [`HostList::scatter`]); a failed attempt walks on round-robin.
     pub fn on_disconnected(&mut self, now: Instant) {
         match self.phase {
             Phase::Done | Phase::Idle { .. } => {}
+            Phase::Connected { .. } => {
+                self.hosts.scatter();
+                self.lose_connection(now, false);
+            }
             _ => self.lose_connection(now, false),
         }
     }

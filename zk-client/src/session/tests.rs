@@ -771,3 +771,64 @@ fn a_rebalancing_move_waits_for_in_flight_requests_and_keeps_the_session() {
     assert_eq!(req.session_id, 77);
     assert_eq!(h.s.hosts().len(), 2);
 }
+
+/// The host of the next `Connect` action at `ms`.
+fn next_connect(h: &mut Harness, ms: u64) -> HostPort {
+    h.s.tick(h.at(ms));
+    h.actions()
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Connect { host, .. } => Some(host),
+            _ => None,
+        })
+        .expect("a connection attempt")
+}
+
+/// Where clients go after their server closed an established connection: a third to
+/// each member of three, the one that closed included (it holds their handshakes once it
+/// serves again), so survivors of a leader's death share the clients evenly.
+#[test]
+fn a_server_closing_an_established_connection_sends_the_client_anywhere() {
+    let (mut same, mut next, mut other) = (0, 0, 0);
+    for seed in 0..600 {
+        let mut h = Harness::new(SessionConfig { seed, ..config(3) });
+        h.establish(0, 1);
+        h.actions();
+        let was = h.s.current_host().cloned().expect("connected");
+        let order = h.s.hosts().to_vec();
+        let i = order.iter().position(|x| *x == was).expect("listed");
+        h.s.on_disconnected(h.at(10));
+        let to = next_connect(&mut h, 110);
+        if to == was {
+            same += 1;
+        } else if to == order[(i + 1) % 3] {
+            next += 1;
+        } else {
+            other += 1;
+        }
+    }
+    for (what, n) in [("same", same), ("next", next), ("other", other)] {
+        assert!((140..=260).contains(&n), "{what}: {n} of 600");
+    }
+}
+
+/// A server gone silent (read timeout) may be down for good: the client walks on to the
+/// next host of its list, never back to it first.
+#[test]
+fn a_read_timeout_walks_on_to_the_next_host() {
+    for seed in 0..50 {
+        let mut h = Harness::new(SessionConfig { seed, ..config(3) });
+        h.establish(0, 1);
+        h.actions();
+        let was = h.s.current_host().cloned().expect("connected");
+        let order = h.s.hosts().to_vec();
+        let i = order.iter().position(|x| *x == was).expect("listed");
+        h.s.tick(h.at(2001));
+        assert!(h.actions().iter().any(|a| matches!(a, Action::Disconnect)));
+        assert_eq!(
+            next_connect(&mut h, 2101),
+            order[(i + 1) % 3],
+            "seed {seed}"
+        );
+    }
+}
