@@ -22,43 +22,11 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use tests::apache::{four_letter, ApacheServer};
-use tests::bench::{arg, bench_runtime, rss_mib};
+use tests::bench::{arg, bench_runtime, fill_znodes, long_session_request, rss_mib};
 use tests::raw::RawClient;
 use tests::zk_processes::ServerProcess;
-use zk_proto::ops::{CreateRequest, PathWatchRequest};
-use zk_proto::{ConnectRequest, CreateMode, Request};
-
-fn connect_request() -> ConnectRequest {
-    ConnectRequest {
-        timeout: 600_000,
-        passwd: vec![0u8; 16].into(),
-        ..Default::default()
-    }
-}
-
-/// Creates `/w/n0 .. /w/n{z-1}` with many requests in flight.
-async fn fill(addr: std::net::SocketAddr, z: usize) {
-    let (mut c, _) = RawClient::handshake(addr, connect_request())
-        .await
-        .expect("filler");
-    let create = |path: String| {
-        Request::Create(CreateRequest {
-            path,
-            data: Some(vec![b'x'; 100].into()),
-            acl: zk_proto::Acl::open_unsafe(),
-            flags: CreateMode::Persistent.to_flags(),
-        })
-    };
-    c.call(create("/w".into())).await;
-    for chunk in (0..z).collect::<Vec<_>>().chunks(1000) {
-        for i in chunk {
-            c.send(&create(format!("/w/n{i}"))).await;
-        }
-        for _ in chunk {
-            c.recv().await;
-        }
-    }
-}
+use zk_proto::ops::PathWatchRequest;
+use zk_proto::Request;
 
 struct Figures {
     /// With the znodes, + sessions, + watches, + detached sessions.
@@ -76,7 +44,7 @@ async fn detach_sessions(addr: std::net::SocketAddr, n: usize, sources: &[std::n
     for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
         join_all(chunk.iter().map(|i| async move {
             let source = std::net::SocketAddr::new(sources[i % sources.len()], 0);
-            RawClient::handshake_from(source, addr, connect_request())
+            RawClient::handshake_from(source, addr, long_session_request())
                 .await
                 .expect("session");
         }))
@@ -105,14 +73,14 @@ async fn measure(
 ) -> Figures {
     let (stay, detached) = sources(base);
     let started = Instant::now();
-    fill(addr, z).await;
+    fill_znodes(addr, z).await;
     let settle = || tokio::time::sleep(Duration::from_millis(500));
     settle().await;
     let r0 = rss_mib(pid);
     let mut sessions = Vec::new();
     for chunk in (0..s).collect::<Vec<_>>().chunks(500) {
         let opened = join_all(chunk.iter().map(|_| async {
-            RawClient::handshake_from(stay, addr, connect_request())
+            RawClient::handshake_from(stay, addr, long_session_request())
                 .await
                 .expect("session")
                 .0

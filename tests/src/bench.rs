@@ -331,3 +331,39 @@ pub async fn fill_and_mark(c: &Client, root: &str, count: usize, mark: &[u8]) ->
         .expect("create /last");
     started.elapsed().as_secs_f64()
 }
+
+/// A raw session's handshake for the memory benches: a 600 s timeout, so sessions that
+/// send nothing (not even pings) outlive the measurement.
+pub fn long_session_request() -> zk_proto::ConnectRequest {
+    zk_proto::ConnectRequest {
+        timeout: 600_000,
+        passwd: vec![0u8; 16].into(),
+        ..Default::default()
+    }
+}
+
+/// Creates `/w/n0 .. /w/n{z-1}` (100 B each) through `addr`, 1,000 requests in flight.
+pub async fn fill_znodes(addr: std::net::SocketAddr, z: usize) {
+    use zk_proto::ops::CreateRequest;
+    use zk_proto::Request;
+    let (mut c, _) = crate::raw::RawClient::handshake(addr, long_session_request())
+        .await
+        .expect("filler session");
+    let create = |path: String| {
+        Request::Create(CreateRequest {
+            path,
+            data: Some(vec![b'x'; 100].into()),
+            acl: zk_proto::Acl::open_unsafe(),
+            flags: zk_proto::CreateMode::Persistent.to_flags(),
+        })
+    };
+    c.call(create("/w".into())).await;
+    for chunk in (0..z).collect::<Vec<_>>().chunks(1000) {
+        for i in chunk {
+            c.send(&create(format!("/w/n{i}"))).await;
+        }
+        for _ in chunk {
+            c.recv().await;
+        }
+    }
+}

@@ -115,7 +115,8 @@ fn parse_host(item: &str) -> std::result::Result<HostPort, String> {
     })
 }
 
-/// The host list, shuffled once with a seeded generator and walked round-robin; after a
+/// The host list, shuffled once with a seeded generator and walked round-robin (from a
+/// drawn host after a server closed the connection, see [`HostList::scatter`]); after a
 /// membership change that asked this client to move, the next hosts are drawn between the
 /// kept and the added members (see [`rebalance`]) until a connection is made.
 #[derive(Debug, Clone)]
