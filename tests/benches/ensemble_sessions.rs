@@ -269,7 +269,11 @@ fn main() {
         "3-member ensembles; {z} znodes of 100 B, {s} sessions connected at once (a third on \
          each member), {w} data watches"
     );
-    let cfg = ["maxClientCnxns=0", "maxSessionTimeout=600000"];
+    let cfg = [
+        "maxClientCnxns=0",
+        "maxSessionTimeout=600000",
+        "4lw.commands.whitelist=*",
+    ];
     let heap = "-Xmx2048m";
     let mut runs = Vec::new();
     if only != "apache" {
