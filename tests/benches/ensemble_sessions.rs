@@ -26,12 +26,11 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use tests::apache::{four_letter, ApacheEnsemble};
 use tests::bench::{
-    arg, bench_runtime, fill_znodes, long_session_request, rss_mib, wait_quorum, Cluster,
+    arg, bench_runtime, fill_znodes, long_session_request, rss_mib, wait_quorum, watch_znodes,
+    Cluster,
 };
 use tests::raw::RawClient;
 use tests::zk_processes::{Options, ProcessEnsemble};
-use zk_proto::ops::PathWatchRequest;
-use zk_proto::Request;
 
 /// The child's side: opens `--count` sessions to `--hold` from `--source`, says
 /// `opened`; on a line from the parent sets `--per` watches per session (session `i`,
@@ -75,22 +74,7 @@ fn hold() {
     let mut line = String::new();
     let stdin = std::io::stdin();
     stdin.lock().read_line(&mut line).expect("from the parent");
-    rt.block_on(async {
-        for (ci, chunk) in sessions.chunks_mut(500).enumerate() {
-            join_all(chunk.iter_mut().enumerate().map(|(j, c)| async move {
-                let i = first + ci * 500 + j;
-                for k in 0..per {
-                    let path = format!("/w/n{}", (i * per + k) % z);
-                    c.send(&Request::GetData(PathWatchRequest { path, watch: true }))
-                        .await;
-                }
-                for _ in 0..per {
-                    c.recv().await;
-                }
-            }))
-            .await;
-        }
-    });
+    rt.block_on(watch_znodes(&mut sessions, first, per, z));
     writeln!(out, "watched")
         .and_then(|()| out.flush())
         .expect("to the parent");

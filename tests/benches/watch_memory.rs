@@ -22,11 +22,9 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use tests::apache::{four_letter, ApacheServer};
-use tests::bench::{arg, bench_runtime, fill_znodes, long_session_request, rss_mib};
+use tests::bench::{arg, bench_runtime, fill_znodes, long_session_request, rss_mib, watch_znodes};
 use tests::raw::RawClient;
 use tests::zk_processes::ServerProcess;
-use zk_proto::ops::PathWatchRequest;
-use zk_proto::Request;
 
 struct Figures {
     /// With the znodes, + sessions, + watches, + detached sessions.
@@ -91,20 +89,7 @@ async fn measure(
     settle().await;
     let r1 = rss_mib(pid);
     let per = w / s;
-    for (ci, chunk) in sessions.chunks_mut(500).enumerate() {
-        join_all(chunk.iter_mut().enumerate().map(|(j, c)| async move {
-            let i = ci * 500 + j;
-            for k in 0..per {
-                let path = format!("/w/n{}", (i * per + k) % z);
-                c.send(&Request::GetData(PathWatchRequest { path, watch: true }))
-                    .await;
-            }
-            for _ in 0..per {
-                c.recv().await;
-            }
-        }))
-        .await;
-    }
+    watch_znodes(&mut sessions, 0, per, z).await;
     settle().await;
     let r2 = rss_mib(pid);
     let port = addr.port();

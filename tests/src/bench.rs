@@ -367,3 +367,29 @@ pub async fn fill_znodes(addr: std::net::SocketAddr, z: usize) {
         }
     }
 }
+
+/// Sets `per` data watches on each of `sessions` (session `i`, counted from `first`,
+/// watches `/w/n{(i * per + k) % z}`), 500 sessions' requests in flight at once.
+pub async fn watch_znodes(
+    sessions: &mut [crate::raw::RawClient],
+    first: usize,
+    per: usize,
+    z: usize,
+) {
+    use zk_proto::ops::PathWatchRequest;
+    use zk_proto::Request;
+    for (ci, chunk) in sessions.chunks_mut(500).enumerate() {
+        futures::future::join_all(chunk.iter_mut().enumerate().map(|(j, c)| async move {
+            let i = first + ci * 500 + j;
+            for k in 0..per {
+                let path = format!("/w/n{}", (i * per + k) % z);
+                c.send(&Request::GetData(PathWatchRequest { path, watch: true }))
+                    .await;
+            }
+            for _ in 0..per {
+                c.recv().await;
+            }
+        }))
+        .await;
+    }
+}

@@ -772,6 +772,19 @@ fn a_rebalancing_move_waits_for_in_flight_requests_and_keeps_the_session() {
     assert_eq!(h.s.hosts().len(), 2);
 }
 
+/// A session of `seed` established on one of three hosts: the harness, that host and the
+/// one after it in the client's shuffled list.
+fn established_on_one_of_three(seed: u64) -> (Harness, HostPort, HostPort) {
+    let mut h = Harness::new(SessionConfig { seed, ..config(3) });
+    h.establish(0, 1);
+    h.actions();
+    let was = h.s.current_host().cloned().expect("connected");
+    let order = h.s.hosts();
+    let i = order.iter().position(|x| *x == was).expect("listed");
+    let next = order[(i + 1) % 3].clone();
+    (h, was, next)
+}
+
 /// The host of the next `Connect` action at `ms`.
 fn next_connect(h: &mut Harness, ms: u64) -> HostPort {
     h.s.tick(h.at(ms));
@@ -791,17 +804,12 @@ fn next_connect(h: &mut Harness, ms: u64) -> HostPort {
 fn a_server_closing_an_established_connection_sends_the_client_anywhere() {
     let (mut same, mut next, mut other) = (0, 0, 0);
     for seed in 0..600 {
-        let mut h = Harness::new(SessionConfig { seed, ..config(3) });
-        h.establish(0, 1);
-        h.actions();
-        let was = h.s.current_host().cloned().expect("connected");
-        let order = h.s.hosts().to_vec();
-        let i = order.iter().position(|x| *x == was).expect("listed");
+        let (mut h, was, next_in_list) = established_on_one_of_three(seed);
         h.s.on_disconnected(h.at(10));
         let to = next_connect(&mut h, 110);
         if to == was {
             same += 1;
-        } else if to == order[(i + 1) % 3] {
+        } else if to == next_in_list {
             next += 1;
         } else {
             other += 1;
@@ -817,18 +825,9 @@ fn a_server_closing_an_established_connection_sends_the_client_anywhere() {
 #[test]
 fn a_read_timeout_walks_on_to_the_next_host() {
     for seed in 0..50 {
-        let mut h = Harness::new(SessionConfig { seed, ..config(3) });
-        h.establish(0, 1);
-        h.actions();
-        let was = h.s.current_host().cloned().expect("connected");
-        let order = h.s.hosts().to_vec();
-        let i = order.iter().position(|x| *x == was).expect("listed");
+        let (mut h, _, next_in_list) = established_on_one_of_three(seed);
         h.s.tick(h.at(2001));
         assert!(h.actions().iter().any(|a| matches!(a, Action::Disconnect)));
-        assert_eq!(
-            next_connect(&mut h, 2101),
-            order[(i + 1) % 3],
-            "seed {seed}"
-        );
+        assert_eq!(next_connect(&mut h, 2101), next_in_list, "seed {seed}");
     }
 }
