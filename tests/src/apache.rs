@@ -106,6 +106,36 @@ pub fn java(jvm_args: &[&str], main_class: &str) -> Command {
     cmd
 }
 
+/// The Java CLI's output without its `WATCHER::` blocks (and without blank lines, which
+/// those blocks are made of), and the blocks' event lines, sorted. Java prints each line
+/// of a block as one `println("\n" + line)` from its event thread, so a block can land
+/// anywhere in the main thread's output, even inside a line that a command prints piece
+/// by piece (`ls` prints `[`, then the names), and other output can come between a
+/// block's two lines: the blocks are cut out of the text, not out of its lines.
+pub fn split_cli_events(out: &str) -> (Vec<String>, Vec<String>) {
+    const WATCHER: &str = "\nWATCHER::\n";
+    let mut text = format!("\n{out}\n");
+    while let Some(i) = text.find(WATCHER) {
+        text.replace_range(i..i + WATCHER.len(), "");
+    }
+    let mut events = Vec::new();
+    while let Some(i) = text.find("\nWatchedEvent ") {
+        // `text` ends with a newline, so every event line has its end.
+        let end = text[i + 1..]
+            .find('\n')
+            .map_or(text.len() - 1, |e| i + 1 + e);
+        events.push(text[i + 1..end].to_owned());
+        text.replace_range(i..=end, "");
+    }
+    let plain = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    events.sort();
+    (plain, events)
+}
+
 /// Apache's Java CLI (`ZooKeeperMain -server <connect>`), its logging off so that its
 /// output is only what the commands print (suites compare it between servers).
 pub fn cli_command(connect: &str) -> Command {

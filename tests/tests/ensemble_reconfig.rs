@@ -1213,10 +1213,8 @@ fn mask_cli(out: &str, specs: &[String], versions: &mut Vec<String>) -> Vec<Stri
         ports.insert(c.to_owned(), format!("c{}", i + 1));
     }
     let mut lines = Vec::new();
-    for l in out.lines() {
-        if l.is_empty() || l == "WATCHER::" || l.starts_with("WatchedEvent ") {
-            continue;
-        }
+    let (plain, _events) = tests::apache::split_cli_events(out);
+    for l in plain.iter().map(String::as_str) {
         if let Some(v) = l.strip_prefix("version=") {
             let k = match versions.iter().position(|x| x == v) {
                 Some(k) => k,

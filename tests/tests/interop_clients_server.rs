@@ -102,25 +102,10 @@ async fn java_cli_sees_the_same_server() {
     );
     // The CLI prints watch events from its event thread, so where they land among the
     // command output depends on timing: compare the events and the rest separately.
-    assert_eq!(split_watch_events(&mine), split_watch_events(&theirs));
-}
-
-/// The CLI's output without its `WATCHER::` blocks, and those blocks' events in order.
-fn split_watch_events(out: &str) -> (String, Vec<String>) {
-    const MARK: &str = "\nWATCHER::\n\n";
-    let mut rest = String::new();
-    let mut events = Vec::new();
-    let mut s = out;
-    while let Some(i) = s.find(MARK) {
-        rest.push_str(&s[..i]);
-        let after = &s[i + MARK.len()..];
-        // The block is printed as whole lines: `\nWATCHER::\n\n<event>\n`.
-        let end = after.find('\n').unwrap_or(after.len());
-        events.push(after[..end].to_string());
-        s = after.get(end + 1..).unwrap_or("");
-    }
-    rest.push_str(s);
-    (rest, events)
+    assert_eq!(
+        tests::apache::split_cli_events(&mine),
+        tests::apache::split_cli_events(&theirs)
+    );
 }
 
 async fn kazoo(port: u16) -> String {
@@ -252,11 +237,18 @@ async fn c_cli_sees_the_same_server() {
 fn watch_events_split_wherever_they_land() {
     let early = "3\ndata\n\nWATCHER::\n\nWatchedEvent path:/j\ncZxid = 0x2\nmZxid = 0x9\n";
     let late = "3\ndata\ncZxid = 0x2\n\nWATCHER::\n\nWatchedEvent path:/j\nmZxid = 0x9\n";
-    assert_eq!(split_watch_events(early), split_watch_events(late));
+    // Inside a line `ls` prints in pieces, and with output between the block's lines.
+    let inside = "3\ndata\ncZxid\nWATCHER::\n = 0x2\n\nWatchedEvent path:/j\nmZxid = 0x9";
+    let split = tests::apache::split_cli_events;
+    assert_eq!(split(early), split(late));
+    assert_eq!(split(early), split(inside));
     assert_eq!(
-        split_watch_events(early),
+        split(early),
         (
-            "3\ndata\ncZxid = 0x2\nmZxid = 0x9\n".to_string(),
+            vec!["3", "data", "cZxid = 0x2", "mZxid = 0x9"]
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<_>>(),
             vec!["WatchedEvent path:/j".to_string()]
         )
     );

@@ -90,32 +90,10 @@ fn mask(s: &str) -> String {
         .join("\n")
 }
 
-/// The output without its `WATCHER::` blocks (and blank lines, which those blocks are
-/// made of), and the blocks' event lines, sorted. Java prints each line of a block as one
-/// `println("\n" + line)` from its event thread, so a block can land anywhere in the main
-/// thread's output, even inside a line that command prints piece by piece (`ls` prints
-/// `[`, then the names): cut the blocks out of the text, not out of its lines.
-/// Closed events are left out: `Run::closed` counts them.
+/// [`tests::apache::split_cli_events`] without Closed events: `Run::closed` counts them.
 fn split_events(out: &str) -> (Vec<String>, Vec<String>) {
-    let mut text = format!("\n{out}\n");
-    let mut events = Vec::new();
-    while let Some(i) = text.find("\nWATCHER::\n") {
-        text.replace_range(i..i + "\nWATCHER::\n".len(), "");
-    }
-    while let Some(i) = text.find("\nWatchedEvent ") {
-        let end = i + 1 + text[i + 1..].find('\n').expect("text ends with a newline");
-        let event = text[i + 1..end].to_owned();
-        if !event.contains("state:Closed") {
-            events.push(event);
-        }
-        text.replace_range(i..=end, "");
-    }
-    let plain = text
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect();
-    events.sort();
+    let (plain, mut events) = tests::apache::split_cli_events(out);
+    events.retain(|e| !e.contains("state:Closed"));
     (plain, events)
 }
 
