@@ -23,13 +23,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futures::future::join_all;
 use tests::apache::{four_letter, ApacheEnsemble};
 use tests::bench::{
-    arg, bench_runtime, fill_znodes, long_session_request, rss_mib, wait_quorum, watch_znodes,
-    Cluster,
+    arg, bench_runtime, fill_znodes, mntr_value, open_raw_sessions, rss_mib, wait_quorum,
+    watch_znodes, Cluster,
 };
-use tests::raw::RawClient;
 use tests::zk_processes::{Options, ProcessEnsemble};
 
 /// The child's side: opens `--count` sessions to `--hold` from `--source`, says
@@ -54,20 +52,7 @@ fn hold() {
         .build()
         .expect("runtime");
     let mut out = std::io::stdout();
-    let mut sessions = rt.block_on(async {
-        let mut sessions = Vec::with_capacity(count);
-        for chunk in (0..count).collect::<Vec<_>>().chunks(500) {
-            let opened = join_all(chunk.iter().map(|_| async {
-                RawClient::handshake_from(SocketAddr::new(source, 0), addr, long_session_request())
-                    .await
-                    .expect("session")
-                    .0
-            }))
-            .await;
-            sessions.extend(opened);
-        }
-        sessions
-    });
+    let mut sessions = rt.block_on(open_raw_sessions(addr, SocketAddr::new(source, 0), count));
     writeln!(out, "opened")
         .and_then(|()| out.flush())
         .expect("to the parent");
@@ -151,14 +136,6 @@ struct Figures {
     watch_secs: f64,
 }
 
-/// The value of `key` in `mntr` of the member on `port`.
-fn mntr(port: u16, key: &str) -> String {
-    four_letter(port, "mntr")
-        .lines()
-        .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
-        .unwrap_or_else(|| "?".into())
-}
-
 /// `Zxid: 0x...` of `srvr`.
 fn zxid(port: u16) -> Option<String> {
     four_letter(port, "srvr")
@@ -166,15 +143,16 @@ fn zxid(port: u16) -> Option<String> {
         .find_map(|l| l.strip_prefix("Zxid: ").map(str::to_string))
 }
 
-fn measure(c: &dyn Cluster, z: usize, s: usize, w: usize, base: u8) -> Figures {
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    c: &dyn Cluster,
+    (z, s, w): (usize, usize, usize),
+    base: u8,
+) -> Figures {
     let ports = c.ports();
     let leader = wait_quorum(c, Duration::from_secs(60));
     let addr = |i: usize| -> SocketAddr { SocketAddr::from(([127, 0, 0, 1], ports[i])) };
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(fill_znodes(addr(leader), z));
+    rt.block_on(fill_znodes(addr(leader), z));
     // Every member has applied the fill.
     let deadline = Instant::now() + Duration::from_secs(60);
     while !ports
@@ -223,10 +201,10 @@ fn measure(c: &dyn Cluster, z: usize, s: usize, w: usize, base: u8) -> Figures {
     let watch_secs = t.elapsed().as_secs_f64();
     settle();
     let r2 = rss(c);
-    let global_sessions = mntr(ports[leader], "zk_global_sessions");
+    let global_sessions = mntr_value(ports[leader], "zk_global_sessions");
     let watches = ports
         .iter()
-        .map(|p| mntr(*p, "zk_watch_count").parse::<u64>().unwrap_or(0))
+        .map(|p| mntr_value(*p, "zk_watch_count").parse::<u64>().unwrap_or(0))
         .sum();
     drop(holders);
     Figures {
@@ -269,12 +247,12 @@ fn main() {
                 ..Options::members(3)
             }))
             .expect("zk-server ensemble");
-        runs.push(measure(&z_ens, z, s, w, 30));
+        runs.push(measure(&rt, &z_ens, (z, s, w), 30));
     }
     if only != "zk" {
         let a = ApacheEnsemble::start_with(3, &[heap], &[&cfg[..], &["tickTime=2000"]].concat())
             .expect("apache ensemble");
-        runs.push(measure(&a, z, s, w, 40));
+        runs.push(measure(&rt, &a, (z, s, w), 40));
     }
     println!();
     print!("| measure |");

@@ -22,7 +22,10 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use tests::apache::{four_letter, ApacheServer};
-use tests::bench::{arg, bench_runtime, fill_znodes, long_session_request, rss_mib, watch_znodes};
+use tests::bench::{
+    arg, bench_runtime, fill_znodes, long_session_request, mntr_value, open_raw_sessions, rss_mib,
+    watch_znodes,
+};
 use tests::raw::RawClient;
 use tests::zk_processes::ServerProcess;
 
@@ -75,17 +78,7 @@ async fn measure(
     let settle = || tokio::time::sleep(Duration::from_millis(500));
     settle().await;
     let r0 = rss_mib(pid);
-    let mut sessions = Vec::new();
-    for chunk in (0..s).collect::<Vec<_>>().chunks(500) {
-        let opened = join_all(chunk.iter().map(|_| async {
-            RawClient::handshake_from(stay, addr, long_session_request())
-                .await
-                .expect("session")
-                .0
-        }))
-        .await;
-        sessions.extend(opened);
-    }
+    let mut sessions = open_raw_sessions(addr, stay, s).await;
     settle().await;
     let r1 = rss_mib(pid);
     let per = w / s;
@@ -99,15 +92,10 @@ async fn measure(
     detach_sessions(addr, d, &detached).await;
     settle().await;
     let r3 = rss_mib(pid);
-    let mntr = tokio::task::spawn_blocking(move || four_letter(port, "mntr"))
-        .await
-        .unwrap_or_default();
-    let sessions_reported = mntr
-        .lines()
-        .find_map(|l| l.strip_prefix("zk_global_sessions"))
-        .unwrap_or("?")
-        .trim()
-        .to_string();
+    let sessions_reported =
+        tokio::task::spawn_blocking(move || mntr_value(port, "zk_global_sessions"))
+            .await
+            .unwrap_or_default();
     drop(sessions);
     Figures {
         rss: [r0, r1, r2, r3],

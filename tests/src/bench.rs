@@ -393,3 +393,33 @@ pub async fn watch_znodes(
         .await;
     }
 }
+
+/// Opens `n` raw sessions (see [`long_session_request`]) to `addr` from `source`, 500
+/// handshakes in flight at once.
+pub async fn open_raw_sessions(
+    addr: std::net::SocketAddr,
+    source: std::net::SocketAddr,
+    n: usize,
+) -> Vec<crate::raw::RawClient> {
+    let mut sessions = Vec::with_capacity(n);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+        let opened = futures::future::join_all(chunk.iter().map(|_| async {
+            crate::raw::RawClient::handshake_from(source, addr, long_session_request())
+                .await
+                .expect("session")
+                .0
+        }))
+        .await;
+        sessions.extend(opened);
+    }
+    sessions
+}
+
+/// The value of `key` (e.g. `zk_global_sessions`) in `mntr` of the server on `port`, or
+/// `?` when it is missing.
+pub fn mntr_value(port: u16, key: &str) -> String {
+    crate::apache::four_letter(port, "mntr")
+        .lines()
+        .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
+        .unwrap_or_else(|| "?".into())
+}
