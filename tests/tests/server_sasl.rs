@@ -190,6 +190,32 @@ async fn wrong_password_and_unknown_user_are_auth_failed() {
     }
 }
 
+/// Apache 3.8 keeps the user name of a DIGEST-MD5 login in one callback handler shared by
+/// every connection, so two logins at once can check one user's response against the
+/// other's password and refuse it (AUTHFAILED, "Mismatched response"; seen in the ACL
+/// matrix test). zk-server keeps each exchange's state on its connection: many logins of
+/// different users at once all succeed, each with its own identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_logins_of_different_users_each_get_their_own_identity() {
+    let (srv, _dir) = sasl_server(&[]).await;
+    let host = srv.addr().to_string();
+    let users = [("alice", "secret"), ("bob", "builder"), ("root", "toor")];
+    let logins = (0..60).map(|i| {
+        let (user, password) = users[i % users.len()];
+        let b = Client::builder(&host).sasl_digest(user, password);
+        async move {
+            let c = connect(b)
+                .await
+                .unwrap_or_else(|e| panic!("login {i} as {user}: {e}"));
+            assert_sasl_identity(&c, user).await;
+            c
+        }
+    });
+    for c in futures::future::join_all(logins).await {
+        c.close().await.expect("close");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sasl_login_is_replayed_after_the_connection_drops() {
     let (srv, _dir) = sasl_server(&[]).await;
