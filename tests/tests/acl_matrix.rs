@@ -338,10 +338,8 @@ type Matrix = BTreeMap<(String, String, String), String>;
 
 /// Sets the nodes up on one server and runs every cell; returns the answers.
 async fn matrix(side: &Side, pki: &Pki) -> Matrix {
-    // One login at a time: Apache's SASL callback handler is one object shared by every
-    // connection, holding the user name between a login's name and password callbacks, so two
-    // DIGEST-MD5 logins at once can check one user's response against the other's password
-    // ("digest response format violation. Mismatched response": AUTHFAILED, 1 run in ~16).
+    // One login at a time: Apache refuses some concurrent DIGEST-MD5 logins (its shared
+    // callback handler; see server_sasl's concurrent-logins test), 1 run in ~16 here.
     let mut clients = Vec::with_capacity(IDENTITIES.len());
     for (_, how) in IDENTITIES {
         clients.push(login(side, pki, *how).await);
